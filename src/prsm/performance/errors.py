@@ -1,0 +1,227 @@
+"""Every exception PRSM Performance raises, in one tree.
+
+::
+
+    PRSMError
+    ├── ConfigError (ValueError)          a bad setting or config file: .field, .source
+    ├── RequestValidationError (ValueError)  a malformed request: .field
+    ├── DependencyMissingError (ImportError) an optional extra is not installed: .package, .extra
+    ├── RoutingError
+    │   ├── NoCapableNodesError           nothing can serve it: .required, .offered
+    │   └── UnknownModelError             no node serves that model: .model, .available
+    ├── CircuitBreakerOpenError           the breaker refuses: .node_id, .retry_after
+    ├── DeadlineExceededError             the request's deadline passed: .deadline, .attempts
+    ├── UpstreamError                     an endpoint failed: .node_id, .status, .retryable
+    │   ├── UpstreamTimeoutError          it did not answer in time
+    │   └── UpstreamUnavailableError      could not connect / connection dropped
+    ├── OverloadedError                   a bounded queue is full: .retry_after
+    ├── RateLimitedError                  a tenant is over its limit: .tenant, .retry_after
+    ├── AuthenticationError               missing or wrong API key
+    ├── PayloadTooLargeError              body over the configured size: .size, .limit
+    ├── CacheError                        a cache tier failed (counted, skipped): .tier
+    │   └── CacheIntegrityError           an entry failed its integrity check: .key
+    ├── WorkerError                       a local model worker failed: .worker_id
+    └── NoGPUError                        a GPU path was asked for on a machine without one
+
+Every error carries the context a caller needs to act on it, and ``str(err)`` says it in
+one sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+
+class PRSMError(Exception):
+    """Base of every error raised by :mod:`prsm.performance`."""
+
+
+class ConfigError(PRSMError, ValueError):
+    """A setting or a config file is wrong; names the field and, for files, the file."""
+
+    def __init__(self, field: str, problem: str, *, source: str | None = None) -> None:
+        self.field = field
+        self.problem = problem
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{field}: {problem}")
+
+
+class RequestValidationError(PRSMError, ValueError):
+    """A request is malformed; names the field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class DependencyMissingError(PRSMError, ImportError):
+    """An optional dependency is not installed; says which extra brings it."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{purpose} needs the package {package!r}, which is not installed: "
+            f"pip install 'prsm-performance[{extra}]'"
+        )
+
+
+class RoutingError(PRSMError):
+    """No node could be chosen for a request."""
+
+
+class NoCapableNodesError(RoutingError):
+    """No registered node can serve the request right now."""
+
+    def __init__(
+        self,
+        required: Iterable[str],
+        offered: Mapping[str, Iterable[str]],
+        *,
+        reason: str = "no node offers every required capability",
+        excluded: Mapping[str, str] | None = None,
+    ) -> None:
+        self.required = frozenset(required)
+        self.offered = {node: frozenset(caps) for node, caps in offered.items()}
+        self.excluded = dict(excluded or {})
+        self.reason = reason
+        shown = ", ".join(
+            f"{node}: [{', '.join(sorted(caps))}]" for node, caps in list(self.offered.items())[:8]
+        )
+        more = f" (+{len(self.offered) - 8} more)" if len(self.offered) > 8 else ""
+        why = ""
+        if self.excluded:
+            why = "; excluded: " + ", ".join(
+                f"{n} ({r})" for n, r in list(self.excluded.items())[:8]
+            )
+        super().__init__(
+            f"{reason}: required [{', '.join(sorted(self.required))}]; "
+            f"nodes offer {{{shown}}}{more}{why}"
+        )
+
+
+class UnknownModelError(RoutingError):
+    """No node serves the requested model."""
+
+    def __init__(self, model: str, available: Iterable[str]) -> None:
+        self.model = model
+        self.available = sorted(set(available))
+        super().__init__(
+            f"unknown model {model!r}; available models: {', '.join(self.available) or 'none'}"
+        )
+
+
+class CircuitBreakerOpenError(PRSMError):
+    """A circuit breaker refused the call; ``retry_after`` is the time left in seconds."""
+
+    def __init__(self, node_id: str, retry_after: float, *, state: str = "open") -> None:
+        self.node_id = node_id
+        self.retry_after = max(0.0, retry_after)
+        self.state = state
+        super().__init__(
+            f"circuit breaker for {node_id!r} is {state}; retry in {self.retry_after:.3f}s"
+        )
+
+
+class DeadlineExceededError(PRSMError):
+    """The request's deadline passed before any node answered."""
+
+    def __init__(self, deadline: float, attempts: int, last_error: BaseException | None) -> None:
+        self.deadline = deadline
+        self.attempts = attempts
+        self.last_error = last_error
+        last = f"; last error: {last_error}" if last_error else ""
+        super().__init__(f"deadline exceeded after {attempts} attempt(s){last}")
+
+
+class UpstreamError(PRSMError):
+    """An endpoint failed to serve a request."""
+
+    def __init__(
+        self,
+        node_id: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = True,
+        body: bytes | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.status = status
+        self.retryable = retryable
+        self.body = body
+        code = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"upstream {node_id!r} failed{code}: {message}")
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """An endpoint did not answer within its timeout."""
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """An endpoint could not be reached, or dropped the connection."""
+
+
+class OverloadedError(PRSMError):
+    """A bounded queue is full; the request was rejected at once."""
+
+    def __init__(self, what: str, limit: int, *, retry_after: float = 1.0) -> None:
+        self.what = what
+        self.limit = limit
+        self.retry_after = retry_after
+        super().__init__(f"{what} is overloaded: queue holds its limit of {limit}; retry later")
+
+
+class RateLimitedError(PRSMError):
+    """A tenant went over its request or token rate."""
+
+    def __init__(self, tenant: str, limit: str, retry_after: float) -> None:
+        self.tenant = tenant
+        self.limit = limit
+        self.retry_after = max(0.0, retry_after)
+        super().__init__(
+            f"tenant {tenant!r} is over its {limit} limit; retry in {self.retry_after:.3f}s"
+        )
+
+
+class AuthenticationError(PRSMError):
+    """The API key is missing or wrong."""
+
+
+class PayloadTooLargeError(PRSMError):
+    """The request body is larger than allowed."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"request body of {size} bytes exceeds the limit of {limit} bytes")
+
+
+class CacheError(PRSMError):
+    """A cache tier failed; the caller skips it and counts it."""
+
+    def __init__(self, tier: str, message: str) -> None:
+        self.tier = tier
+        super().__init__(f"cache tier {tier!r}: {message}")
+
+
+class CacheIntegrityError(CacheError):
+    """A cached entry failed its integrity check and is treated as a miss."""
+
+    def __init__(self, tier: str, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(tier, f"entry {key!r}: {message}")
+
+
+class WorkerError(PRSMError):
+    """A local model worker failed or died."""
+
+    def __init__(self, worker_id: str, message: str) -> None:
+        self.worker_id = worker_id
+        super().__init__(f"worker {worker_id!r}: {message}")
+
+
+class NoGPUError(PRSMError):
+    """A GPU was asked for on a machine that has none (or no NVML)."""

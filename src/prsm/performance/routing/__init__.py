@@ -1,0 +1,1 @@
+"""Routing: nodes, their registry, the scoring strategies and the load balancer."""

@@ -1,0 +1,135 @@
+"""The values that flow through the engine: requests, node descriptions, results.
+
+These are plain data. Policies read them; drivers build and pass them on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .errors import RequestValidationError
+
+_ids = itertools.count(1)
+_prefix = f"{os.getpid():x}"
+
+
+def new_request_id() -> str:
+    """A process-unique request id (cheap: a counter, not a UUID)."""
+    return f"req-{_prefix}-{next(_ids)}"
+
+
+CACHE_MODES = ("default", "no-cache", "no-store")
+
+
+class RequestKind(str, Enum):
+    """What an OpenAI-compatible request asks for."""
+
+    CHAT = "chat"
+    COMPLETION = "completion"
+    EMBEDDING = "embedding"
+
+
+@dataclass(slots=True)
+class AIRequest:
+    """One request to a model endpoint.
+
+    ``required_capabilities`` is what the source post's balancer reads: every string in it
+    must be among a node's capabilities. ``model`` adds the capability ``model:<name>``
+    implicitly; ``context_tokens`` must fit the node's ``max_context``. ``timeout`` is the
+    request's budget in seconds from when it is handled (its deadline); ``priority`` is
+    larger-is-more-urgent. ``cache_mode`` is ``"default"`` (read and store),
+    ``"no-cache"`` (do not answer from cache, but store the answer) or ``"no-store"``
+    (neither read nor store).
+    """
+
+    model: str = ""
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    required_capabilities: frozenset[str] = frozenset()
+    kind: RequestKind = RequestKind.CHAT
+    tenant: str = "default"
+    priority: int = 0
+    timeout: float | None = None
+    context_tokens: int = 0
+    stream: bool = False
+    cache_mode: str = "default"
+    id: str = field(default_factory=new_request_id)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.required_capabilities, frozenset):
+            caps = self.required_capabilities
+            if isinstance(caps, str) or not hasattr(caps, "__iter__"):
+                raise RequestValidationError(
+                    "required_capabilities", f"must be a set of strings, not {caps!r}"
+                )
+            self.required_capabilities = frozenset(caps)
+        if self.timeout is not None and not self.timeout > 0:
+            raise RequestValidationError("timeout", f"must be > 0 seconds, got {self.timeout!r}")
+        if self.context_tokens < 0:
+            raise RequestValidationError(
+                "context_tokens", f"must be >= 0, got {self.context_tokens!r}"
+            )
+        if self.cache_mode not in CACHE_MODES:
+            raise RequestValidationError(
+                "cache_mode", f"must be one of {', '.join(CACHE_MODES)}, got {self.cache_mode!r}"
+            )
+        if not isinstance(self.kind, RequestKind):
+            try:
+                self.kind = RequestKind(self.kind)
+            except ValueError:
+                allowed = ", ".join(k.value for k in RequestKind)
+                raise RequestValidationError(
+                    "kind", f"unknown kind {self.kind!r}; allowed: {allowed}"
+                ) from None
+
+    @property
+    def capabilities_needed(self) -> frozenset[str]:
+        """Every capability a node must offer: the explicit ones plus ``model:<model>``."""
+        if self.model:
+            return self.required_capabilities | {f"model:{self.model}"}
+        return self.required_capabilities
+
+
+@dataclass(slots=True)
+class Response:
+    """What an upstream returned for one request.
+
+    ``content`` is the decoded answer (an OpenAI-shaped dict for HTTP upstreams, anything
+    for in-process callables); ``raw`` optionally keeps the exact bytes to pass through.
+    """
+
+    content: Any
+    status: int = 200
+    tokens: int = 0
+    raw: bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ExecutionResult:
+    """The outcome of running one request on one node (what ``update_performance_model`` reads).
+
+    ``latency`` is in seconds; ``error`` is set when ``ok`` is false; ``attempts`` counts
+    the nodes tried (``handle`` retries on the next node); ``cache`` names the tier that
+    answered, when one did.
+    """
+
+    request_id: str
+    node_id: str | None
+    ok: bool
+    latency: float
+    response: Response | None = None
+    error: BaseException | None = None
+    attempts: int = 1
+    cache: str | None = None
+    similarity: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def content(self) -> Any:
+        """The response content, or ``None`` when the call failed."""
+        return self.response.content if self.response is not None else None
