@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything PRSM Performance needs into ./.venv (idempotent; safe to re-run).
-#   system: redis-server (L2 cache, shared limits), chromium + chromium-driver (dashboard tests)
+#   system: redis-server (L2 cache, shared limits); PRSM_BROWSER=1 adds chromium +
+#           chromium-driver (for browser tests of the dashboard)
 #   python: torch 2.13.0 CPU (first, so nothing pulls a CUDA build), then the package with
 #           its extras. EXTRAS=all,bench to add the benchmark peers.
 set -euo pipefail
@@ -9,7 +10,7 @@ EXTRAS="${EXTRAS:-all}"
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-if [ "${PRSM_BROWSER:-1}" = "1" ]; then
+if [ "${PRSM_BROWSER:-0}" = "1" ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 fi

@@ -33,16 +33,22 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     root = _benchmarks_root()
     if root is None:
-        print("prsm-perf bench: the benchmarks/ folder ships with the source checkout; "
-              "run this from inside it", file=sys.stderr)
+        print(
+            "prsm-perf bench: the benchmarks/ folder ships with the source checkout; "
+            "run this from inside it",
+            file=sys.stderr,
+        )
         return 2
     script = root / "benchmarks" / f"{args.name}.py"
     if not script.is_file():
         names = sorted(p.stem for p in (root / "benchmarks").glob("[!_]*.py"))
-        print(f"prsm-perf bench: unknown benchmark {args.name!r}; available: {', '.join(names)}",
-              file=sys.stderr)
+        print(
+            f"prsm-perf bench: unknown benchmark {args.name!r}; available: {', '.join(names)}",
+            file=sys.stderr,
+        )
         return 2
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
-    return subprocess.call([sys.executable, "-m", f"benchmarks.{args.name}", *args.args],
-                           cwd=root, env=env)
+    return subprocess.call(
+        [sys.executable, "-m", f"benchmarks.{args.name}", *args.args], cwd=root, env=env
+    )

@@ -42,7 +42,9 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
         elif p.suffix in (".yaml", ".yml", ".json"):
             data = yaml.safe_load(text)
         else:
-            raise ConfigError("path", "unknown format: use .yaml, .yml, .toml or .json", source=source)
+            raise ConfigError(
+                "path", "unknown format: use .yaml, .yml, .toml or .json", source=source
+            )
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError("(file)", f"cannot parse: {exc}", source=source) from exc
     if data is None:
@@ -52,7 +54,9 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def env_overrides(environ: Mapping[str, str] | None = None, prefix: str = ENV_PREFIX) -> dict[str, Any]:
+def env_overrides(
+    environ: Mapping[str, str] | None = None, prefix: str = ENV_PREFIX
+) -> dict[str, Any]:
     """Nested overrides from ``PRSM_SECTION__FIELD=value`` variables (values parsed as YAML)."""
     env = os.environ if environ is None else environ
     out: dict[str, Any] = {}
@@ -160,9 +164,7 @@ def build(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
         raise ConfigError(
             f"{prefix}{unknown[0]}", f"unknown setting; allowed: {', '.join(sorted(fields))}"
         )
-    kwargs = {
-        name: _coerce(hints[name], value, f"{prefix}{name}") for name, value in data.items()
-    }
+    kwargs = {name: _coerce(hints[name], value, f"{prefix}{name}") for name, value in data.items()}
     try:
         return cls(**kwargs)
     except ConfigError as exc:

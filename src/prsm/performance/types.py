@@ -9,7 +9,7 @@ import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .errors import RequestValidationError
@@ -26,7 +26,7 @@ def new_request_id() -> str:
 CACHE_MODES = ("default", "no-cache", "no-store")
 
 
-class RequestKind(str, Enum):
+class RequestKind(StrEnum):
     """What an OpenAI-compatible request asks for."""
 
     CHAT = "chat"

@@ -9,7 +9,7 @@ labelled child (``family.labels(...)``) instead of looking it up per request.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -34,7 +34,7 @@ class MetricsRegistry:
         self.namespace = namespace
         self._families: dict[str, tuple[type, tuple[str, ...], Counter | Gauge | Histogram]] = {}
 
-    def _get(self, kind: type[_M], name: str, doc: str, labels: Sequence[str], **kw: object) -> _M:
+    def _get(self, kind: type[_M], name: str, doc: str, labels: Sequence[str], **kw: Any) -> _M:
         key = f"{self.namespace}_{name}"
         found = self._families.get(key)
         labels_t = tuple(labels)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ..errors import ConfigError
 
 
-class NodeState(str, Enum):
+class NodeState(StrEnum):
     """A node's administrative state. Draining nodes finish what they hold but get no new work."""
 
     ACTIVE = "active"
@@ -64,7 +64,8 @@ class NodeSpec:
             )
         if self.cost_per_1k_tokens < 0:
             raise ConfigError(
-                f"node[{self.id}].cost_per_1k_tokens", f"must be >= 0, got {self.cost_per_1k_tokens}"
+                f"node[{self.id}].cost_per_1k_tokens",
+                f"must be >= 0, got {self.cost_per_1k_tokens}",
             )
         if not self.weight > 0:
             raise ConfigError(f"node[{self.id}].weight", f"must be > 0, got {self.weight}")

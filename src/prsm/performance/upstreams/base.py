@@ -80,4 +80,3 @@ class CallableUpstream:
         if isinstance(out, Response):
             return out
         return Response(content=out)
-

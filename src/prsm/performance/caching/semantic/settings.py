@@ -1,0 +1,95 @@
+"""Settings of the semantic cache (imports only the standard library and errors.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ...errors import ConfigError
+
+IndexKind = Literal["auto", "flat", "hnsw"]
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticSettings:
+    """How the semantic cache matches, verifies, bounds and shares its entries.
+
+    * ``threshold``: cosine similarity a candidate must reach (the post's 0.85). With the
+      verifier on, candidates from ``candidate_threshold`` up are re-scored by it and its
+      probability must reach ``verifier_threshold`` (``None``: the value shipped with the
+      fitted model).
+    * ``top_k``: candidates taken from the index for the verifier to re-rank.
+    * ``index``: ``flat`` (exact), ``hnsw`` (approximate), or ``auto``: flat until a
+      namespace holds ``hnsw_min_entries`` entries, HNSW above.
+    * ``max_entries``: per-namespace bound (least recently used evicted); ``ttl``: seconds an
+      entry lives (``None``: forever).
+    * ``bypass_temperature_above``: requests with a higher temperature skip the cache (their
+      answers are meant to vary).
+    * ``adaptive``: per-entry thresholds learned from feedback, keeping the estimated
+      wrong-hit rate of each entry under ``max_wrong_hit_rate`` (vCache's idea).
+    * ``redis_url``: entries live in Redis and every process follows a stream of inserts;
+      without it they persist under ``data_dir`` (``None``: memory only).
+    """
+
+    enabled: bool = True
+    threshold: float = 0.85
+    top_k: int = 5
+    verifier: bool = True
+    verifier_path: str | None = None
+    verifier_threshold: float | None = None
+    candidate_threshold: float = 0.6
+    index: IndexKind = "auto"
+    hnsw_min_entries: int = 20_000
+    hnsw_connectivity: int = 16
+    hnsw_expansion_add: int = 128
+    hnsw_expansion_search: int = 64
+    max_entries: int = 100_000
+    ttl: float | None = 86_400.0
+    bypass_temperature_above: float = 0.7
+    adaptive: bool = False
+    max_wrong_hit_rate: float = 0.05
+    adaptive_confidence: float = 0.9
+    redis_url: str | None = None
+    redis_prefix: str = "prsm:semantic"
+    data_dir: str | None = None
+    embedding_batch: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "candidate_threshold"):
+            v = getattr(self, name)
+            if not -1.0 <= v <= 1.0:
+                raise ConfigError(name, f"must be a cosine similarity in [-1, 1], got {v}")
+        if self.verifier_threshold is not None and not 0.0 <= self.verifier_threshold <= 1.0:
+            raise ConfigError(
+                "verifier_threshold", f"must be a probability in [0, 1], got {self.verifier_threshold}"
+            )
+        for name in ("top_k", "hnsw_min_entries", "max_entries", "embedding_batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+        if self.hnsw_connectivity < 2:
+            raise ConfigError("hnsw_connectivity", f"must be >= 2, got {self.hnsw_connectivity}")
+        for name in ("hnsw_expansion_add", "hnsw_expansion_search"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+        if self.index not in ("auto", "flat", "hnsw"):
+            raise ConfigError("index", f"must be auto, flat or hnsw, got {self.index!r}")
+        if self.ttl is not None and not self.ttl > 0:
+            raise ConfigError("ttl", f"must be > 0 seconds or null, got {self.ttl}")
+        if self.bypass_temperature_above < 0:
+            raise ConfigError(
+                "bypass_temperature_above", f"must be >= 0, got {self.bypass_temperature_above}"
+            )
+        if not 0.0 < self.max_wrong_hit_rate < 1.0:
+            raise ConfigError(
+                "max_wrong_hit_rate", f"must be in (0, 1), got {self.max_wrong_hit_rate}"
+            )
+        if not 0.5 <= self.adaptive_confidence < 1.0:
+            raise ConfigError(
+                "adaptive_confidence", f"must be in [0.5, 1), got {self.adaptive_confidence}"
+            )
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError("redis_url", f"must be a redis://, rediss:// or unix:// URL, got {self.redis_url!r}")
+        if not self.redis_prefix:
+            raise ConfigError("redis_prefix", "must not be empty")

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prsm.performance.embeddings.model import EMBEDDING_DIM, model_path, model_zip
+
+
+def test_model_zip_is_found_without_importing_the_package() -> None:
+    import sys
+
+    assert model_zip().name == "model.zip"
+    assert "all_minilm_l6_v2" not in sys.modules
+
+
+def test_model_is_extracted_once(tmp_path: Path) -> None:
+    first = model_path(tmp_path)
+    assert (first / "modules.json").is_file()
+    stamp = (first / "config.json").stat().st_mtime_ns
+    assert model_path(tmp_path) == first
+    assert (first / "config.json").stat().st_mtime_ns == stamp
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".extract-")] == []
+
+
+@pytest.mark.integration
+def test_real_model_embeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRSM_CACHE_DIR", str(tmp_path))
+    from prsm.performance.embeddings.model import load_sentence_transformer
+
+    model = load_sentence_transformer("cpu")
+    vec = model.encode(["hello world"], normalize_embeddings=True)
+    assert vec.shape == (1, EMBEDDING_DIM)
+    assert abs(float((vec[0] ** 2).sum()) - 1.0) < 1e-4
