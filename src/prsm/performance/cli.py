@@ -18,6 +18,8 @@ from .errors import PRSMError
 SUBCOMMANDS: tuple[str, ...] = (
     ".demo",
     ".bench",
+    ".sim.commands",
+    ".gateway.commands",
 )
 
 

@@ -22,7 +22,14 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .caching.semantic.settings import SemanticSettings
+from .caching.settings import CacheSettings
 from .errors import ConfigError
+from .gateway.settings import GatewaySettings
+from .orchestrator_settings import OrchestratorSettings
+from .resilience.settings import BreakerSettings
+from .routing.settings import BalancerSettings
+from .workers.settings import WorkerSettings
 
 T = TypeVar("T")
 
@@ -182,6 +189,13 @@ class PRSMConfig:
     """
 
     nodes: tuple[dict[str, Any], ...] = ()
+    cache: CacheSettings = dataclasses.field(default_factory=CacheSettings)
+    semantic: SemanticSettings = dataclasses.field(default_factory=SemanticSettings)
+    gateway: GatewaySettings = dataclasses.field(default_factory=GatewaySettings)
+    routing: BalancerSettings = dataclasses.field(default_factory=BalancerSettings)
+    breaker: BreakerSettings = dataclasses.field(default_factory=BreakerSettings)
+    orchestrator: OrchestratorSettings = dataclasses.field(default_factory=OrchestratorSettings)
+    workers: WorkerSettings = dataclasses.field(default_factory=WorkerSettings)
 
 
 def load_config(

@@ -54,3 +54,10 @@ class ChainedResponseCache:
     async def store(self, request: AIRequest, response: Response) -> None:
         for cache in self.caches:
             await cache.store(request, response)
+
+    async def aclose(self) -> None:
+        """Close every cache that has ``aclose()``."""
+        for cache in self.caches:
+            close = getattr(cache, "aclose", None)
+            if close is not None:
+                await close()

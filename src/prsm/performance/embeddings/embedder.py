@@ -14,6 +14,7 @@ Importing this module does not import torch; the model loads on first use.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import zlib
 from collections.abc import Callable, Sequence
@@ -125,7 +126,9 @@ class SentenceTransformerEmbedder:
         while self._pending:
             batch: list[_Pending] = []
             size = 0
-            while self._pending and (not batch or size + len(self._pending[0][0]) <= self.max_batch):
+            while self._pending and (
+                not batch or size + len(self._pending[0][0]) <= self.max_batch
+            ):
                 item = self._pending.pop(0)
                 batch.append(item)
                 size += len(item[0])
@@ -173,7 +176,7 @@ class HashingEmbedder:
     def _features(self, text: str) -> list[tuple[str, float]]:
         words = _TOKEN.findall(text.lower())
         feats: list[tuple[str, float]] = [(f"w:{w}", 1.0) for w in words]
-        feats += [(f"b:{a}_{b}", 0.5) for a, b in zip(words, words[1:], strict=False)]
+        feats += [(f"b:{a}_{b}", 0.5) for a, b in itertools.pairwise(words)]
         for w in words:
             padded = f"<{w}>"
             feats += [

@@ -61,7 +61,9 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     messages = body.get("messages")
     if isinstance(messages, list):
         text = " ".join(
-            m.get("content", "") for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str)
+            m.get("content", "")
+            for m in messages
+            if isinstance(m, dict) and isinstance(m.get("content"), str)
         )
     else:
         prompt = body.get("prompt", "")
@@ -115,7 +117,7 @@ def completion_body(
 
 
 def stream_chunk(
-    kind: str, settings: SimSettings, model: str, request_no: int, now: int, i: int, last: bool
+    kind: str, settings: SimSettings, *, model: str, request_no: int, now: int, i: int, last: bool
 ) -> bytes:
     """One server-sent event of a streamed answer (token ``i``; ``last`` adds finish_reason)."""
     finish = "stop" if last else None

@@ -119,8 +119,9 @@ def apply_control(settings: SimSettings, changes: Any) -> SimSettings:
         )
     fields = {f.name: f.type for f in dataclasses.fields(SimSettings)}
     cast: dict[str, Any] = {}
-    for key, value in changes.items():
+    for key, raw in changes.items():
         kind = str(fields[key])
+        value = raw
         if kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(key, f"must be a number, got {value!r}")

@@ -14,17 +14,19 @@ IndexKind = Literal["auto", "flat", "hnsw"]
 class SemanticSettings:
     """How the semantic cache matches, verifies, bounds and shares its entries.
 
-    * ``threshold``: cosine similarity a candidate must reach (the post's 0.85). With the
-      verifier on, candidates from ``candidate_threshold`` up are re-scored by it and its
-      probability must reach ``verifier_threshold`` (``None``: the value shipped with the
-      fitted model).
+    * ``threshold``: cosine similarity the nearest entry must reach (the post's 0.85) when
+      the verifier is off. With the verifier on, candidates whose cosine reaches
+      ``candidate_threshold`` are re-scored by it and its probability must reach
+      ``verifier_threshold`` (``None`` for either: the values fitted on QQP dev and shipped
+      with the verifier).
     * ``top_k``: candidates taken from the index for the verifier to re-rank.
     * ``index``: ``flat`` (exact), ``hnsw`` (approximate), or ``auto``: flat until a
       namespace holds ``hnsw_min_entries`` entries, HNSW above.
     * ``max_entries``: per-namespace bound (least recently used evicted); ``ttl``: seconds an
       entry lives (``None``: forever).
     * ``bypass_temperature_above``: requests with a higher temperature skip the cache (their
-      answers are meant to vary).
+      answers are meant to vary); ``assume_temperature`` is taken for requests that give
+      none (OpenAI's default, 1.0: set it to 0 if your clients rely on a greedy default).
     * ``adaptive``: per-entry thresholds learned from feedback, keeping the estimated
       wrong-hit rate of each entry under ``max_wrong_hit_rate`` (vCache's idea).
     * ``redis_url``: entries live in Redis and every process follows a stream of inserts;
@@ -37,7 +39,7 @@ class SemanticSettings:
     verifier: bool = True
     verifier_path: str | None = None
     verifier_threshold: float | None = None
-    candidate_threshold: float = 0.6
+    candidate_threshold: float | None = None
     index: IndexKind = "auto"
     hnsw_min_entries: int = 20_000
     hnsw_connectivity: int = 16
@@ -46,6 +48,7 @@ class SemanticSettings:
     max_entries: int = 100_000
     ttl: float | None = 86_400.0
     bypass_temperature_above: float = 0.7
+    assume_temperature: float = 1.0
     adaptive: bool = False
     max_wrong_hit_rate: float = 0.05
     adaptive_confidence: float = 0.9
@@ -57,11 +60,12 @@ class SemanticSettings:
     def __post_init__(self) -> None:
         for name in ("threshold", "candidate_threshold"):
             v = getattr(self, name)
-            if not -1.0 <= v <= 1.0:
+            if v is not None and not -1.0 <= v <= 1.0:
                 raise ConfigError(name, f"must be a cosine similarity in [-1, 1], got {v}")
         if self.verifier_threshold is not None and not 0.0 <= self.verifier_threshold <= 1.0:
             raise ConfigError(
-                "verifier_threshold", f"must be a probability in [0, 1], got {self.verifier_threshold}"
+                "verifier_threshold",
+                f"must be a probability in [0, 1], got {self.verifier_threshold}",
             )
         for name in ("top_k", "hnsw_min_entries", "max_entries", "embedding_batch"):
             if getattr(self, name) < 1:
@@ -79,6 +83,8 @@ class SemanticSettings:
             raise ConfigError(
                 "bypass_temperature_above", f"must be >= 0, got {self.bypass_temperature_above}"
             )
+        if self.assume_temperature < 0:
+            raise ConfigError("assume_temperature", f"must be >= 0, got {self.assume_temperature}")
         if not 0.0 < self.max_wrong_hit_rate < 1.0:
             raise ConfigError(
                 "max_wrong_hit_rate", f"must be in (0, 1), got {self.max_wrong_hit_rate}"
@@ -90,6 +96,8 @@ class SemanticSettings:
         if self.redis_url is not None and not self.redis_url.startswith(
             ("redis://", "rediss://", "unix://")
         ):
-            raise ConfigError("redis_url", f"must be a redis://, rediss:// or unix:// URL, got {self.redis_url!r}")
+            raise ConfigError(
+                "redis_url", f"must be a redis://, rediss:// or unix:// URL, got {self.redis_url!r}"
+            )
         if not self.redis_prefix:
             raise ConfigError("redis_prefix", "must not be empty")

@@ -1,0 +1,221 @@
+"""A small, fast HTTP/1.1 load generator (raw asyncio + httptools), run in its own process.
+
+``python -m benchmarks._loadgen --url URL --body FILE --rate R --duration S`` sends POSTs at a
+fixed rate (open loop: request i is due at ``i / R`` seconds, and its latency is measured from
+when it was due, so a slow server cannot hide its queue), over a bounded pool of keep-alive
+connections; a request due while every connection is busy waits in a bounded queue, and is
+counted as ``dropped`` when that queue is full. ``--rate 0`` runs closed loop instead: every
+connection sends its next request as soon as the last one is answered (the saturated rate).
+Prints one JSON object: offered and achieved rates, latency percentiles, errors, and the
+``x-prsm-added-time`` the gateway reported, when it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import sys
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httptools
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = (len(s) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.added: list[float] = []
+        self.errors: collections.Counter[int] = collections.Counter()
+        self.dropped = 0
+        self.measuring = False
+
+
+class Conn(asyncio.Protocol):
+    def __init__(self, gen: Generator) -> None:
+        self.gen = gen
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: Any = None
+        self.due = 0.0
+        self.added: float | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.ready.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gen.lost(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"x-prsm-added-time":
+            self.added = float(value)
+
+    def on_message_complete(self) -> None:
+        self.gen.done(self, self.parser.get_status_code())
+
+    def send(self, due: float) -> None:
+        self.due = due
+        self.added = None
+        self.transport.write(self.gen.request)
+
+
+class Generator:
+    def __init__(self, url: str, body: bytes, headers: list[str], queue_limit: int) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        head = [f"POST {parts.path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}", *headers]
+        self.request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        self.idle: list[Conn] = []
+        self.queue: collections.deque[float] = collections.deque()
+        self.queue_limit = queue_limit
+        self.stats = Stats()
+        self.closed_loop = False
+        self.conns: list[Conn] = []
+
+    async def open(self, n: int) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(n):
+            _, conn = await loop.create_connection(lambda: Conn(self), self.host, self.port)
+            await conn.ready
+            self.conns.append(conn)
+            self.idle.append(conn)
+
+    def lost(self, conn: Conn) -> None:
+        if conn in self.idle:
+            self.idle.remove(conn)
+
+    def done(self, conn: Conn, status: int) -> None:
+        now = time.perf_counter()
+        st = self.stats
+        if st.measuring:
+            if status == 200:
+                st.latencies.append(now - conn.due)
+                if conn.added is not None:
+                    st.added.append(conn.added / 1e3)
+            else:
+                st.errors[status] += 1
+        if self.closed_loop:
+            conn.send(now)
+        elif self.queue:
+            conn.send(self.queue.popleft())
+        else:
+            self.idle.append(conn)
+
+    def fire(self, due: float) -> None:
+        if self.idle:
+            self.idle.pop().send(due)
+        elif len(self.queue) < self.queue_limit:
+            self.queue.append(due)
+        elif self.stats.measuring:
+            self.stats.dropped += 1
+
+    async def open_loop(self, rate: float, seconds: float) -> int:
+        start = time.perf_counter()
+        sent = 0
+        total = int(rate * seconds)
+        while sent < total:
+            now = time.perf_counter()
+            due_count = min(total, int((now - start) * rate) + 1)
+            while sent < due_count:
+                self.fire(start + sent / rate)
+                sent += 1
+            await asyncio.sleep(max(0.0, start + sent / rate - time.perf_counter()))
+        return sent
+
+    async def drain(self, timeout: float) -> None:
+        end = time.perf_counter() + timeout
+        while (self.queue or len(self.idle) < len(self.conns)) and time.perf_counter() < end:
+            await asyncio.sleep(0.005)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    body = open(args.body, "rb").read() if args.body else b"{}"
+    gen = Generator(args.url, body, args.header or [], args.queue_limit)
+    await gen.open(args.connections)
+    if args.warmup > 0:
+        if args.rate > 0:
+            await gen.open_loop(args.rate, args.warmup)
+        else:
+            gen.closed_loop = True
+            for c in list(gen.idle):
+                gen.idle.remove(c)
+                c.send(time.perf_counter())
+            await asyncio.sleep(args.warmup)
+    gen.stats.measuring = True
+    t0 = time.perf_counter()
+    if args.rate > 0:
+        sent = await gen.open_loop(args.rate, args.duration)
+        elapsed = time.perf_counter() - t0
+        gen.stats.measuring = True
+        await gen.drain(5.0)
+        offered = sent / elapsed
+    else:
+        if not gen.closed_loop:
+            gen.closed_loop = True
+            for c in list(gen.idle):
+                gen.idle.remove(c)
+                c.send(time.perf_counter())
+        await asyncio.sleep(args.duration)
+        elapsed = time.perf_counter() - t0
+        offered = None
+    gen.stats.measuring = False
+    st = gen.stats
+    done = len(st.latencies)
+    for c in gen.conns:
+        c.transport.close()
+    return {
+        "offered": offered,
+        "achieved": done / elapsed,
+        "completed": done,
+        "errors": dict(st.errors),
+        "dropped": st.dropped,
+        "p50": pct(st.latencies, 50),
+        "p90": pct(st.latencies, 90),
+        "p99": pct(st.latencies, 99),
+        "max": max(st.latencies) if st.latencies else None,
+        "added_p50": pct(st.added, 50),
+        "added_p99": pct(st.added, 99),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks._loadgen")
+    p.add_argument("--url", required=True)
+    p.add_argument("--body", default=None, help="file with the request body")
+    p.add_argument("--header", action="append", help="extra 'Name: value' header")
+    p.add_argument("--rate", type=float, default=0.0, help="requests/s; 0: closed loop")
+    p.add_argument("--duration", type=float, default=3.0)
+    p.add_argument("--warmup", type=float, default=0.5)
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--queue-limit", type=int, default=10_000)
+    args = p.parse_args()
+    try:
+        import uvloop
+    except ImportError:
+        out = asyncio.run(run(args))
+    else:
+        out = uvloop.run(run(args))
+    json.dump(out, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Benchmark ``gateway``: what ``prsm-perf serve`` adds in front of an upstream, against
+LiteLLM's proxy and against calling the upstream directly (the limit).
+
+Every server runs in its own process on loopback: the upstream simulator
+(``prsm-perf upstream-sim``, answering at once), our gateway (one worker), LiteLLM's proxy
+(``litellm --config FILE --num_workers 1``, same upstream, warmed up first). Load comes from
+a separate process (``benchmarks/_loadgen.py``: raw asyncio + httptools, keep-alive):
+
+* **peak**: the saturated rate, closed loop over 32 connections;
+* **added latency**: open loop at a fixed rate of half the target's own peak (a bounded
+  queue; latency counted from when each request was due), minus the direct upstream's
+  latency at the same rate; plus the gateway's own ``x-prsm-added-time`` figures.
+
+Rounds alternate the targets; figures are medians over rounds. Non-streaming and streaming
+(16 tokens as server-sent events) requests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks._harness import Report, parser
+
+MODEL = "bench-chat"
+GOAL = (
+    "added p50 <= 1 ms and p99 <= 5 ms at half our peak; peak >= 30x LiteLLM proxy's and "
+    ">= 40% of direct (non-streaming)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(port: int, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing answered 200 on 127.0.0.1:{port}{path} in {timeout}s")
+
+
+class Server:
+    def __init__(self, args: list[str], port: int, health: str, env: dict[str, str] | None = None,
+                 timeout: float = 30.0) -> None:  # fmt: skip
+        self.port = port
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        try:
+            wait_http(port, health, timeout)
+        except TimeoutError:
+            self.stop()
+            self.log.seek(0)
+            raise RuntimeError(
+                f"{args[:3]} did not start:\n{self.log.read().decode()[-3000:]}"
+            ) from None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def start_sim() -> Server:
+    port = free_port()
+    cmd = [sys.executable, "-m", "prsm.performance.cli", "upstream-sim", "--port", str(port),
+           "--models", MODEL, "--name", "bench"]  # fmt: skip
+    return Server(cmd, port, "/healthz")
+
+
+def start_ours(sim: Server, tmp: Path) -> Server:
+    port = free_port()
+    cfg = {
+        "nodes": [{"id": "sim", "url": f"http://127.0.0.1:{sim.port}/v1", "models": [MODEL]}],
+        "gateway": {"port": port},
+    }
+    path = tmp / "prsm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "prsm.performance.cli", "serve", "--config", str(path),
+           "--workers", "1"]  # fmt: skip
+    return Server(cmd, port, "/readyz")
+
+
+def start_litellm(sim: Server, tmp: Path) -> Server:
+    port = free_port()
+    cfg = {
+        "model_list": [
+            {
+                "model_name": MODEL,
+                "litellm_params": {
+                    "model": f"openai/{MODEL}",
+                    "api_base": f"http://127.0.0.1:{sim.port}/v1",
+                    "api_key": "sk-bench",
+                },
+            }
+        ],
+        "litellm_settings": {"telemetry": False, "set_verbose": False},
+    }
+    path = tmp / "litellm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    exe = str(Path(sys.executable).with_name("litellm"))
+    cmd = [exe, "--config", str(path), "--num_workers", "1", "--host", "127.0.0.1",
+           "--port", str(port)]  # fmt: skip
+    env = {
+        "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+    }
+    return Server(cmd, port, "/health/liveliness", env, timeout=120)
+
+
+def load(port: int, body: Path, *, rate: float, duration: float, warmup: float,
+         connections: int = 32) -> dict[str, Any]:  # fmt: skip
+    cmd = [sys.executable, "-m", "benchmarks._loadgen", "--url",
+           f"http://127.0.0.1:{port}/v1/chat/completions", "--body", str(body),
+           "--rate", str(rate), "--duration", str(duration), "--warmup", str(warmup),
+           "--connections", str(connections)]  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=root, timeout=120)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def ms(v: float | None) -> float | None:
+    return None if v is None else v * 1e3
+
+
+def med(values: list[float | None]) -> float | None:
+    vs = [v for v in values if v is not None]
+    return statistics.median(vs) if vs else None
+
+
+def main() -> None:
+    p = parser("gateway", __doc__ or "")
+    p.add_argument("--duration", type=float, default=None, help="seconds per measurement")
+    p.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
+    args = p.parse_args()
+    quick = args.quick
+    rounds = args.rounds or (1 if quick else 3)
+    duration = args.duration or (0.5 if quick else 3.0)
+    warmup = 0.2 if quick else 0.5
+    use_litellm = not (quick or args.no_litellm)
+    tmp = Path(tempfile.mkdtemp(prefix="prsm-bench-gw-"))
+    bodies = {}
+    for mode, stream in (("non-stream", False), ("stream", True)):
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello. " * 8}],
+                "max_tokens": 16, "stream": stream}  # fmt: skip
+        bodies[mode] = tmp / f"{mode}.json"
+        bodies[mode].write_text(json.dumps(body))
+    sim = start_sim()
+    servers = [sim]
+    try:
+        ours = start_ours(sim, tmp)
+        servers.append(ours)
+        targets = {"direct": sim.port, "prsm": ours.port}
+        if use_litellm:
+            ll = start_litellm(sim, tmp)
+            servers.append(ll)
+            targets["litellm"] = ll.port
+            for mode in bodies:  # its first requests are slow: warm it up
+                load(ll.port, bodies[mode], rate=0, duration=2.0, warmup=1.0, connections=4)
+        peaks: dict[tuple[str, str], list[float]] = {}
+        lat: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in range(rounds):
+            order = list(targets) if r % 2 == 0 else list(reversed(targets))
+            for mode, body in bodies.items():
+                for name in order:
+                    res = load(targets[name], body, rate=0, duration=duration, warmup=warmup)
+                    peaks.setdefault((name, mode), []).append(res["achieved"])
+                    print(f"round {r} {mode} {name}: peak {res['achieved']:.0f} req/s", flush=True)
+                for name in order:
+                    if name == "direct":
+                        continue
+                    rate = max(1.0, statistics.median(peaks[name, mode]) / 2)
+                    for who in (name, "direct"):
+                        res = load(targets[who], body, rate=rate, duration=duration, warmup=warmup)
+                        res["rate"] = rate
+                        lat.setdefault((f"{who}@{name}", mode), []).append(res)
+        report = Report("gateway", GOAL)
+        for mode in bodies:
+            for name in targets:
+                row: dict[str, Any] = {
+                    "target": name,
+                    "mode": mode,
+                    "peak_rps": med(peaks[name, mode]),
+                }
+                if name != "direct":
+                    mine = lat[f"{name}@{name}", mode]
+                    base = lat[f"direct@{name}", mode]
+                    row["rate_rps"] = mine[0]["rate"]
+                    row["p50_ms"] = ms(med([x["p50"] for x in mine]))
+                    row["p99_ms"] = ms(med([x["p99"] for x in mine]))
+                    row["direct_p50_ms"] = ms(med([x["p50"] for x in base]))
+                    row["direct_p99_ms"] = ms(med([x["p99"] for x in base]))
+                    row["added_p50_ms"] = ms(
+                        med([x["p50"] - y["p50"] for x, y in zip(mine, base, strict=True)])
+                    )
+                    row["added_p99_ms"] = ms(
+                        med([x["p99"] - y["p99"] for x, y in zip(mine, base, strict=True)])
+                    )
+                    row["header_added_p50_ms"] = ms(med([x["added_p50"] for x in mine]))
+                    row["header_added_p99_ms"] = ms(med([x["added_p99"] for x in mine]))
+                    row["dropped"] = sum(x["dropped"] for x in mine)
+                    row["errors"] = sum(sum(x["errors"].values()) for x in mine)
+                report.add(**row)
+        by = {(r["target"], r["mode"]): r for r in report.rows}
+        ours_ns = by["prsm", "non-stream"]
+        ratio: dict[str, float] = {}
+        meets: dict[str, bool] = {}
+        for mode in bodies:
+            ratio[f"vs_direct_{mode}"] = (
+                by["prsm", mode]["peak_rps"] / by["direct", mode]["peak_rps"]
+            )
+            if "litellm" in targets:
+                ratio[f"vs_litellm_{mode}"] = (
+                    by["prsm", mode]["peak_rps"] / by["litellm", mode]["peak_rps"]
+                )
+        meets["added_p50_le_1ms"] = (ours_ns["added_p50_ms"] or 0) <= 1.0
+        meets["added_p99_le_5ms"] = (ours_ns["added_p99_ms"] or 0) <= 5.0
+        meets["peak_ge_40pct_direct"] = ratio["vs_direct_non-stream"] >= 0.40
+        if "litellm" in targets:
+            meets["peak_ge_30x_litellm"] = ratio["vs_litellm_non-stream"] >= 30
+        report.ratio_vs_peer = ratio
+        report.meets_goal = meets
+        report.notes.append(
+            f"{rounds} round(s) of {duration}s per measurement; peak = closed loop over 32 "
+            "connections; latency = open loop at half the target's own peak; added = target "
+            "minus direct at the same rate; load generator in its own process"
+        )
+        if not use_litellm:
+            report.notes.append("LiteLLM proxy skipped (quick mode or --no-litellm)")
+        report.finish(args, plot)
+    finally:
+        for s in reversed(servers):
+            s.stop()
+
+
+def plot(report: Report, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, title in ((a1, "peak_rps", "peak requests/s (log)"),
+                           (a2, "added_p50_ms", "added p50 (ms, log)")):  # fmt: skip
+        rows = [r for r in report.rows if r.get(key) is not None]
+        labels = [f"{r['target']}\n{r['mode']}" for r in rows]
+        ax.bar(labels, [max(r[key], 1e-3) for r in rows], color="#4477aa")
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.tick_params(axis="x", labelsize=8)
+    fig.suptitle("gateway: prsm-perf serve vs LiteLLM proxy vs direct")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""L2 in Redis (or a Redis Cluster) through redis-py's asyncio client.
+
+Values live under ``<namespace>:v:<key>`` with Redis' own expiry (``PX``); each tag is a set
+``<namespace>:t:<tag>`` of the keys stored with it, whose expiry is stretched to the longest
+member's (``PEXPIRE NX`` then ``GT``, Redis ≥ 7.0). Every command has a short socket timeout
+and one reconnecting retry, so a dead Redis costs a request milliseconds, and any failure is
+raised as :class:`~prsm.performance.errors.CacheError` for the multi-tier cache to skip and
+count. In a cluster, multi-key commands are split by slot by redis-py and prefix scans visit
+every primary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import CacheError
+
+_GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+
+#: keys deleted per UNLINK when invalidating many
+_BATCH = 500
+
+
+class RedisTier:
+    """A tier in the Redis at ``url`` (``cluster=True`` for a Redis Cluster), or in the
+    given redis-py asyncio ``client``."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        cluster: bool = False,
+        namespace: str = "prsm",
+        timeout: float = 0.5,
+        name: str = "l2",
+    ) -> None:
+        self.name = name
+        self.url = url
+        if client is None:
+            if not url:
+                raise CacheError(name, "a Redis URL or client is needed")
+            client = _connect(url, cluster=cluster, timeout=timeout)
+        self.client = client
+        self._vp = f"{namespace}:v:"
+        self._tp = f"{namespace}:t:"
+        self._errors = _redis_errors()
+
+    def _fail(self, op: str, exc: BaseException) -> CacheError:
+        return CacheError(self.name, f"{op} failed: {exc!r}")
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            value = await self.client.get(self._vp + key)
+        except self._errors as exc:
+            raise self._fail("GET", exc) from exc
+        return None if value is None else bytes(value)
+
+    async def set(
+        self, key: str, value: bytes, ttl: float | None = None, tags: Sequence[str] = ()
+    ) -> None:
+        full = self._vp + key
+        ms = None if ttl is None else max(1, int(ttl * 1000))
+        try:
+            if not tags:
+                await self.client.set(full, value, px=ms)
+                return
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(full, value, px=ms)
+            for tag in tags:
+                tkey = self._tp + tag
+                pipe.sadd(tkey, full)
+                if ms is None:
+                    pipe.persist(tkey)
+                else:
+                    pipe.pexpire(tkey, ms, nx=True)
+                    pipe.pexpire(tkey, ms, gt=True)
+            await pipe.execute()
+        except self._errors as exc:
+            raise self._fail("SET", exc) from exc
+
+    async def delete(self, key: str) -> bool:
+        try:
+            return bool(await self.client.unlink(self._vp + key))
+        except self._errors as exc:
+            raise self._fail("UNLINK", exc) from exc
+
+    async def _unlink_all(self, keys: list[bytes | str]) -> int:
+        n = 0
+        for i in range(0, len(keys), _BATCH):
+            n += int(await self.client.unlink(*keys[i : i + _BATCH]))
+        return n
+
+    async def delete_prefix(self, prefix: str) -> int:
+        pattern = (self._vp + prefix).translate(_GLOB) + "*"
+        try:
+            keys = [k async for k in self.client.scan_iter(match=pattern, count=1000)]
+            return await self._unlink_all(keys)
+        except self._errors as exc:
+            raise self._fail("SCAN/UNLINK", exc) from exc
+
+    async def delete_tag(self, tag: str) -> int:
+        tkey = self._tp + tag
+        try:
+            members = list(await self.client.smembers(tkey))
+            n = await self._unlink_all(members)
+            await self.client.unlink(tkey)
+            return n
+        except self._errors as exc:
+            raise self._fail("SMEMBERS/UNLINK", exc) from exc
+
+    async def clear(self) -> None:
+        try:
+            for prefix in (self._vp, self._tp):
+                pattern = prefix.translate(_GLOB) + "*"
+                keys = [k async for k in self.client.scan_iter(match=pattern, count=1000)]
+                await self._unlink_all(keys)
+        except self._errors as exc:
+            raise self._fail("SCAN/UNLINK", exc) from exc
+
+    async def ping(self) -> bool:
+        """Whether Redis answers."""
+        try:
+            return bool(await self.client.ping())
+        except self._errors as exc:
+            raise self._fail("PING", exc) from exc
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError, TimeoutError)
+
+
+def _connect(url: str, *, cluster: bool, timeout: float) -> Any:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    common: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 1),
+        "decode_responses": False,
+    }
+    if cluster:
+        return RedisCluster.from_url(url, **common)
+    return Redis.from_url(url, **common)

@@ -1,0 +1,433 @@
+"""The gateway's ASGI app: OpenAI-compatible routes in front of a PerformanceOrchestrator.
+
+Written against raw ASGI (no framework) because the gateway's own share of a request has a
+budget of 1 ms at the median: parse and validate (msgspec), authenticate (hashed keys),
+rate-limit (token buckets), then ``perf.handle`` / ``perf.handle_stream``, whose upstream
+answer goes back as the raw bytes the node sent. Every response carries ``x-request-id`` and
+``x-prsm-added-time`` (milliseconds the gateway itself spent: its total minus the time spent
+on the upstream; for streams, the time before the request was handed to the upstream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from ..clock import Clock
+from ..errors import NoCapableNodesError, PayloadTooLargeError, PRSMError
+from ..monitoring.registry import MetricsRegistry
+from ..types import AIRequest, RequestKind, new_request_id
+from .admin import AdminApi
+from .auth import Authenticator, TenantLimiter
+from .models import parse_body
+from .ratelimit import MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore
+from .responses import error_body, error_reply
+from .settings import GatewaySettings, TenantSettings
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_RID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
+_JSON = (b"content-type", b"application/json")
+_SSE = (b"content-type", b"text/event-stream")
+_TEXT = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+_KINDS = {
+    "/v1/chat/completions": RequestKind.CHAT,
+    "/v1/completions": RequestKind.COMPLETION,
+    "/v1/embeddings": RequestKind.EMBEDDING,
+}
+
+
+def _cache_mode(value: bytes | None) -> str:
+    if not value:
+        return "default"
+    v = value.lower()
+    if b"no-store" in v:
+        return "no-store"
+    if b"no-cache" in v:
+        return "no-cache"
+    return "default"
+
+
+class _Head:
+    """What the gateway reads from a request's headers, in one pass."""
+
+    __slots__ = ("api_key", "auth", "cache_control", "length", "rid", "started", "t0")
+
+    def __init__(self, t0: float, headers: list[tuple[bytes, bytes]]) -> None:
+        self.t0 = t0
+        self.started = False
+        self.auth: bytes | None = None
+        self.api_key: bytes | None = None
+        self.cache_control: bytes | None = None
+        self.length: int | None = None
+        rid = None
+        for name, value in headers:
+            if name == b"authorization":
+                self.auth = value
+            elif name == b"content-length":
+                self.length = int(value) if value.isdigit() else None
+            elif name == b"x-request-id":
+                rid = value if _RID.fullmatch(value) else None
+            elif name == b"cache-control":
+                self.cache_control = value
+            elif name == b"x-api-key":
+                self.api_key = value
+        self.rid: bytes = rid or new_request_id().encode()
+
+
+class GatewayApp:
+    """The ASGI application. ``perf`` is a :class:`~prsm.performance.PerformanceOrchestrator`
+    (anything with its ``handle``/``handle_stream``/``models``/``snapshot`` API)."""
+
+    def __init__(
+        self,
+        perf: Any,
+        settings: GatewaySettings | None = None,
+        *,
+        limiter_store: RateLimitStore | None = None,
+        clock: Clock | None = None,
+        metrics: MetricsRegistry | None = None,
+    ) -> None:
+        self.perf = perf
+        self.settings = settings or GatewaySettings()
+        self.auth = Authenticator(self.settings)
+        if limiter_store is None:
+            limiter_store = (
+                RedisRateLimitStore(self.settings.redis_url, prefix=self.settings.ratelimit_prefix)
+                if self.settings.redis_url
+                else MemoryRateLimitStore()
+            )
+        self.limiter = TenantLimiter(limiter_store, clock)
+        self.metrics: MetricsRegistry = (
+            metrics or getattr(perf, "metrics", None) or MetricsRegistry()
+        )
+        self._requests = self.metrics.counter(
+            "gateway_requests", "Gateway requests, by route and status.", ["route", "status"]
+        )
+        self._added = self.metrics.histogram(
+            "gateway_added_seconds", "Time the gateway itself added to a request.", ["route"]
+        )
+        self._children: dict[tuple[str, int], Any] = {}
+        self._added_children: dict[str, Any] = {}
+        self.admin = AdminApi(perf)
+        self.shutting_down = False
+        self.in_flight = 0
+        self.has_cache = getattr(perf, "cache", None) is not None
+
+    # --- ASGI entry
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # reported to the server, which exits with it
+                    log.exception("gateway start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        start = getattr(self.perf, "start", None)
+        if start is not None:
+            await start()
+
+    async def shutdown(self) -> None:
+        """Refuse new work (``/readyz`` says so), then close the pipeline and the limiter."""
+        self.shutting_down = True
+        await self.perf.close()
+        await self.limiter.aclose()
+
+    # --- helpers
+    def _count(self, route: str, status: int, added: float | None) -> None:
+        child = self._children.get((route, status))
+        if child is None:
+            child = self._children[route, status] = self._requests.labels(route, str(status))
+        child.inc()
+        if added is not None:
+            h = self._added_children.get(route)
+            if h is None:
+                h = self._added_children[route] = self._added.labels(route)
+            h.observe(added)
+
+    @staticmethod
+    async def _reply(
+        send: Send,
+        status: int,
+        body: bytes,
+        rid: bytes,
+        added: float,
+        *,
+        extra: tuple[tuple[bytes, bytes], ...] | list[tuple[bytes, bytes]] = (),
+        ctype: tuple[bytes, bytes] = _JSON,
+    ) -> None:
+        headers = [
+            ctype,
+            (b"content-length", b"%d" % len(body)),
+            (b"x-request-id", rid),
+            (b"x-prsm-added-time", b"%.3f" % (added * 1e3)),
+        ]
+        headers.extend(extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _read_body(self, receive: Receive, length: int | None) -> bytes:
+        limit = self.settings.max_body_bytes
+        if length is not None and length > limit:
+            raise PayloadTooLargeError(length, limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ConnectionResetError("client went away while sending its body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(size, limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    # --- requests
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        t0 = time.perf_counter()
+        path: str = scope["path"]
+        method: str = scope["method"]
+        head = _Head(t0, scope["headers"])
+        rid = head.rid
+        kind = _KINDS.get(path)
+        try:
+            if kind is not None and method == "POST":
+                self.in_flight += 1
+                try:
+                    await self._model_call(kind, path, head, receive, send)
+                finally:
+                    self.in_flight -= 1
+                return
+            await self._other(path, method, head, receive, send)
+        except PRSMError as exc:
+            reply = error_reply(exc)
+            added = time.perf_counter() - t0
+            self._count(path if kind else "other", reply.status, None)
+            await self._reply(send, reply.status, reply.body, rid, added, extra=reply.headers)
+        except ConnectionResetError:
+            self._count(path if kind else "other", 499, None)
+        except Exception as exc:  # a bug, not bad input: logged, answered 500 if still possible
+            log.exception("request %s: unexpected error", rid.decode())
+            self._count(path if kind else "other", 500, None)
+            if not head.started:
+                body = error_body(f"internal error: {type(exc).__name__}", "server_error")
+                await self._reply(send, 500, body, rid, time.perf_counter() - t0)
+
+    async def _model_call(
+        self,
+        kind: RequestKind,
+        route: str,
+        head: _Head,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        t0, rid = head.t0, head.rid
+        tenant = self.auth.tenant(head.auth, head.api_key)
+        if not len(self.perf.registry):
+            raise NoCapableNodesError(
+                (),
+                {},
+                reason="no nodes are configured (list them under `nodes:` in the config "
+                "file, or add one with POST /admin/nodes)",
+            )
+        body = await self._read_body(receive, head.length)
+        payload, typed = parse_body(kind, body)
+        await self.limiter.check(tenant)
+        stream = bool(getattr(typed, "stream", False))
+        request = AIRequest(
+            model=typed.model,
+            payload=payload,
+            kind=kind,
+            tenant=tenant.name,
+            timeout=self.settings.request_timeout,
+            stream=stream,
+            cache_mode=_cache_mode(head.cache_control),
+            id=rid.decode(),
+        )
+        if stream:
+            await self._stream(request, route, head, receive, send, tenant=tenant)
+            return
+        t_call = time.perf_counter()
+        result = await self.perf.handle(request)
+        t_back = time.perf_counter()
+        response = result.response
+        raw = response.raw if response.raw is not None else orjson.dumps(response.content)
+        upstream_time = result.timings.get("upstream", 0.0)
+        added = (t_back - t0) - min(t_back - t_call, upstream_time)
+        extra = []
+        if result.node_id:
+            extra.append((b"x-prsm-node", result.node_id.encode()))
+        if self.has_cache or result.cache:
+            extra.append((b"x-prsm-cache", (result.cache or "miss").encode()))
+            if result.similarity is not None:
+                extra.append((b"x-prsm-cache-similarity", b"%.4f" % result.similarity))
+        added += time.perf_counter() - t_back
+        await self._reply(send, 200, raw, rid, added, extra=extra)
+        self._count(route, 200, added)
+        if response.tokens:
+            await self.limiter.charge(tenant, response.tokens)
+
+    async def _stream(
+        self,
+        request: AIRequest,
+        route: str,
+        head: _Head,
+        receive: Receive,
+        send: Send,
+        *,
+        tenant: TenantSettings,
+    ) -> None:
+        rid = head.rid
+        added = time.perf_counter() - head.t0
+        chunks = self.perf.handle_stream(request)
+        events = 0
+        try:
+            try:
+                first = await chunks.__anext__()
+            except StopAsyncIteration:
+                first = b""
+            headers = [
+                _SSE,
+                (b"cache-control", b"no-cache"),
+                (b"x-request-id", rid),
+                (b"x-prsm-added-time", b"%.3f" % (added * 1e3)),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            head.started = True
+            self._count(route, 200, added)
+            watcher = asyncio.ensure_future(_disconnected(receive))
+            try:
+                await send({"type": "http.response.body", "body": first, "more_body": True})
+                events += first.count(b"data:")
+                async for chunk in chunks:
+                    if watcher.done():
+                        log.info("request %s: client went away mid-stream", request.id)
+                        return
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    events += chunk.count(b"data:")
+            except PRSMError as exc:
+                log.warning("request %s: stream failed after it started: %s", request.id, exc)
+                reply = error_reply(exc)
+                event = b"data: " + reply.body + b"\n\n"
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            finally:
+                watcher.cancel()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await chunks.aclose()
+            if events:
+                await self.limiter.charge(tenant, events)
+
+    async def _other(
+        self,
+        path: str,
+        method: str,
+        head: _Head,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        auth, api_key = head.auth, head.api_key
+        status, body, ctype = 200, b"", _JSON
+        if path == "/healthz" and method == "GET":
+            body = b'{"status":"ok"}'
+        elif path == "/readyz" and method == "GET":
+            status, body = self._ready()
+        elif path == "/metrics" and method == "GET":
+            body, ctype = self.metrics.exposition(), _TEXT
+        elif path == "/v1/models" and method == "GET":
+            self.auth.tenant(auth, api_key)
+            now = int(time.time())
+            body = orjson.dumps(
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "created": now, "owned_by": "prsm"}
+                        for m in self.perf.models()
+                    ],
+                }
+            )
+        elif path.startswith("/admin/"):
+            tenant = self.auth.tenant(auth, api_key)
+            if not tenant.admin:
+                status = 403
+                body = error_body(
+                    f"tenant {tenant.name!r} may not use the admin API",
+                    "permission_error",
+                    code="forbidden",
+                )
+            else:
+                data = (
+                    await self._read_body(receive, head.length)
+                    if method in ("POST", "PUT")
+                    else b""
+                )
+                status, body = self.admin.handle(method, path, data)
+        elif path in _KINDS:
+            status = 405
+            body = error_body(
+                f"{path} takes POST", "invalid_request_error", code="method_not_allowed"
+            )
+        else:
+            status = 404
+            body = error_body(
+                f"no route {method} {path}", "invalid_request_error", code="not_found"
+            )
+        added = time.perf_counter() - head.t0
+        self._count("other", status, None)
+        await self._reply(send, status, body, head.rid, added, ctype=ctype)
+
+    def _ready(self) -> tuple[int, bytes]:
+        if self.shutting_down:
+            return 503, b'{"status":"shutting down"}'
+        nodes = len(self.perf.registry)
+        if nodes == 0:
+            return 503, b'{"status":"no nodes configured"}'
+        return 200, orjson.dumps({"status": "ready", "nodes": nodes, "in_flight": self.in_flight})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def create_app(
+    perf: Any,
+    settings: GatewaySettings | None = None,
+    *,
+    limiter_store: RateLimitStore | None = None,
+    clock: Clock | None = None,
+) -> GatewayApp:
+    """The gateway's ASGI app in front of ``perf`` (a PerformanceOrchestrator)."""
+    return GatewayApp(perf, settings, limiter_store=limiter_store, clock=clock)

@@ -1,0 +1,104 @@
+"""Building the gateway from a config, and running it on granian (one or more workers).
+
+:func:`build_orchestrator` turns :class:`~prsm.performance.config.PRSMConfig` into a
+:class:`~prsm.performance.orchestrator.PerformanceOrchestrator` whose upstream is an
+:class:`~prsm.performance.upstreams.http.HttpUpstream` over the configured nodes;
+:func:`app_from_config` puts the gateway app in front of it; :func:`serve` runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import PRSMConfig, load_config
+from ..routing.node import NodeSpec, node_from_mapping
+from ..upstreams.http import HttpUpstream, check_nodes
+from .app import GatewayApp
+
+log = logging.getLogger(__name__)
+
+#: environment variable through which worker processes find the config file
+CONFIG_ENV = "PRSM_GATEWAY_CONFIG_FILE"
+
+
+def config_nodes(config: PRSMConfig) -> list[NodeSpec]:
+    """The config's nodes as :class:`NodeSpec` (each checked: URL, API key variable)."""
+    nodes = [node_from_mapping(n) for n in config.nodes]
+    check_nodes(nodes)
+    return nodes
+
+
+def build_orchestrator(config: PRSMConfig) -> Any:
+    """The pipeline the gateway serves: the config's nodes behind an HTTP upstream."""
+    from ..orchestrator import PerformanceOrchestrator
+
+    gw = config.gateway
+    upstream = HttpUpstream(default_timeout=gw.upstream_timeout, connect_timeout=gw.connect_timeout)
+    options: dict[str, Any] = {}
+    for section, option in (
+        ("orchestrator", "settings"),
+        ("routing", "balancer_settings"),
+        ("resilience", "breaker_settings"),
+    ):
+        value = getattr(config, section, None)
+        if value is not None:
+            options[option] = value
+    return PerformanceOrchestrator(nodes=config_nodes(config), upstream=upstream, **options)
+
+
+def app_from_config(config: PRSMConfig) -> GatewayApp:
+    """The gateway app for ``config``."""
+    return GatewayApp(build_orchestrator(config), config.gateway)
+
+
+def app_factory() -> GatewayApp:
+    """What each server worker calls: the config file named by ``PRSM_GATEWAY_CONFIG_FILE``."""
+    path = os.environ.get(CONFIG_ENV) or None
+    return app_from_config(load_config(path))
+
+
+def serve(
+    config_path: str | Path | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> None:
+    """Load the config (failing at once, naming the file and field, if it is wrong) and run
+    the gateway on granian until SIGINT/SIGTERM, then shut down gracefully: stop accepting,
+    let in-flight requests and streams finish within ``shutdown_grace``, exit."""
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+
+    config = load_config(config_path)
+    gw = config.gateway
+    host = host or gw.host
+    port = gw.port if port is None else port
+    workers = workers or gw.workers
+    app_from_config(config)  # builds and checks everything here, before any worker starts
+    os.environ[CONFIG_ENV] = str(Path(config_path).resolve()) if config_path is not None else ""
+    where = f"http://{host}:{port}"
+    print(
+        f"prsm-perf serve: listening on {where} (OpenAI API at {where}/v1; "
+        f"{len(config.nodes)} node(s); {workers} worker(s); metrics at {where}/metrics)",
+        flush=True,
+    )
+    Granian(
+        "prsm.performance.gateway.server:app_factory",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        loop=Loops.uvloop,
+        websockets=False,
+        backlog=4096,
+        log_level=LogLevels.warning,
+        log_access=gw.access_log,
+        workers_kill_timeout=max(1, math.ceil(gw.shutdown_grace)),
+    ).serve()

@@ -1,0 +1,139 @@
+"""Settings of the gateway (config section ``gateway``): where it listens, limits, tenants.
+
+Imports only the standard library and :mod:`prsm.performance.errors`, so ``config.py`` can
+import it without a cycle. API keys are stored as SHA-256 hashes (``prsm-perf hash-key KEY``
+prints one); the gateway never holds a tenant's key in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def hash_key(key: str) -> str:
+    """The SHA-256 hex digest of an API key, as the config stores it."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _rate(name: str, value: float) -> None:
+    if not value >= 0:
+        raise ConfigError(name, f"must be >= 0 (0: unlimited), got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSettings:
+    """One tenant: its API keys (SHA-256 hex digests) and its limits.
+
+    ``requests_per_minute`` and ``tokens_per_minute`` are token-bucket rates (0: unlimited);
+    ``request_burst`` and ``token_burst`` are the buckets' sizes (0: one minute's worth).
+    Tokens are counted from each answer's ``usage`` and charged after it; a tenant whose
+    token bucket is empty is refused until it refills. ``admin`` tenants may use ``/admin``.
+    """
+
+    name: str
+    key_sha256: tuple[str, ...] = ()
+    requests_per_minute: float = 0.0
+    request_burst: float = 0.0
+    tokens_per_minute: float = 0.0
+    token_burst: float = 0.0
+    admin: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError("name", f"must be a non-empty string, got {self.name!r}")
+        if isinstance(self.key_sha256, str):
+            object.__setattr__(self, "key_sha256", (self.key_sha256,))
+        keys = tuple(k.lower().removeprefix("sha256:") for k in self.key_sha256)
+        for i, k in enumerate(keys):
+            if not _HEX64.match(k):
+                raise ConfigError(
+                    f"key_sha256[{i}]",
+                    "must be a SHA-256 hex digest (64 hex characters; "
+                    "`prsm-perf hash-key KEY` prints one), not a key in clear",
+                )
+        if not keys:
+            raise ConfigError("key_sha256", f"tenant {self.name!r} needs at least one key hash")
+        object.__setattr__(self, "key_sha256", keys)
+        for name in ("requests_per_minute", "request_burst", "tokens_per_minute", "token_burst"):
+            _rate(name, getattr(self, name))
+
+    @property
+    def request_bucket(self) -> tuple[float, float] | None:
+        """(rate per second, burst) of the request bucket, or ``None`` when unlimited."""
+        if self.requests_per_minute <= 0:
+            return None
+        return self.requests_per_minute / 60.0, self.request_burst or self.requests_per_minute
+
+    @property
+    def token_bucket(self) -> tuple[float, float] | None:
+        """(rate per second, burst) of the token bucket, or ``None`` when unlimited."""
+        if self.tokens_per_minute <= 0:
+            return None
+        return self.tokens_per_minute / 60.0, self.token_burst or self.tokens_per_minute
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """How ``prsm-perf serve`` runs.
+
+    With no ``tenants`` the gateway needs no API key (every request is tenant ``default``);
+    with tenants, every ``/v1`` and ``/admin`` request needs a key of one of them
+    (``Authorization: Bearer KEY``), and ``/admin`` a key of an ``admin`` tenant.
+    ``redis_url`` makes the rate limits shared by every gateway using the same Redis.
+    ``request_timeout`` is each request's deadline (retries included); ``upstream_timeout``
+    the default per-call timeout of a node without its own. ``shutdown_grace`` is how long
+    in-flight requests and streams may take to finish on shutdown.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    max_body_bytes: int = 1_048_576
+    request_timeout: float = 60.0
+    upstream_timeout: float = 60.0
+    connect_timeout: float = 5.0
+    tenants: tuple[TenantSettings, ...] = ()
+    redis_url: str | None = None
+    ratelimit_prefix: str = "prsm:ratelimit:"
+    shutdown_grace: float = 10.0
+    access_log: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("port", f"must be within [0, 65535], got {self.port}")
+        if self.workers < 1:
+            raise ConfigError("workers", f"must be >= 1, got {self.workers}")
+        if self.max_body_bytes < 1:
+            raise ConfigError("max_body_bytes", f"must be >= 1, got {self.max_body_bytes}")
+        for name in ("request_timeout", "upstream_timeout", "connect_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(name, f"must be > 0 seconds, got {getattr(self, name)!r}")
+        if not self.shutdown_grace >= 0:
+            raise ConfigError("shutdown_grace", f"must be >= 0, got {self.shutdown_grace!r}")
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError("redis_url", f"must be a redis:// URL, got {self.redis_url!r}")
+        seen_names: set[str] = set()
+        seen_keys: dict[str, str] = {}
+        for i, tenant in enumerate(self.tenants):
+            if tenant.name in seen_names:
+                raise ConfigError(f"tenants[{i}].name", f"duplicate tenant {tenant.name!r}")
+            seen_names.add(tenant.name)
+            for k in tenant.key_sha256:
+                if k in seen_keys:
+                    raise ConfigError(
+                        f"tenants[{i}].key_sha256",
+                        f"a key hash is also given to tenant {seen_keys[k]!r}",
+                    )
+                seen_keys[k] = tenant.name
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.tenants)

@@ -1,0 +1,27 @@
+"""GPU resources: NVML readings, memory-aware placement, scheduling, batching for local models.
+
+On a machine without a GPU (or without NVML) everything reports one line,
+``no GPU: <reason>; running on CPU``, and local models run on the CPU.
+"""
+
+from .manager import Allocation, GPUResourceManager
+from .memory import ConsolidationAdvice, GPUMemoryManager, Placement
+from .monitor import GPUMonitor
+from .nvml import NVML, FakeDevice, FakeNVML, GPUProcess, GPUReading, PyNVML
+from .scheduler import GPUScheduler
+
+__all__ = [
+    "NVML",
+    "Allocation",
+    "ConsolidationAdvice",
+    "FakeDevice",
+    "FakeNVML",
+    "GPUMemoryManager",
+    "GPUMonitor",
+    "GPUProcess",
+    "GPUReading",
+    "GPUResourceManager",
+    "GPUScheduler",
+    "Placement",
+    "PyNVML",
+]

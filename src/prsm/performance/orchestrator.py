@@ -1,0 +1,433 @@
+"""The orchestrator: the source post's ``PerformanceOrchestrator`` and the one-call pipeline.
+
+::
+
+    perf = PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent",
+                                   caching_strategy="multi_tier", monitoring_interval=1.0)
+    endpoint = await perf.select_optimal_endpoint(request)
+    result = await perf.execute_with_monitoring(endpoint, request)
+    await perf.update_performance_model(request, result)
+
+or ``await perf.handle(request)``: cache → route → execute with the node's breaker → on a
+retryable failure the next capable node, within the request's deadline → learn → store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+from typing import Any
+
+from ._awaiting import await_with_timeout
+from .caching.base import ResponseCache
+from .clock import Clock, SystemClock
+from .config import PRSMConfig
+from .errors import (
+    CircuitBreakerOpenError,
+    ConfigError,
+    DeadlineExceededError,
+    NoCapableNodesError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from .monitoring.registry import MetricsRegistry
+from .orchestrator_metrics import OrchestratorMetrics, orchestrator_snapshot, refresh_node_gauges
+from .orchestrator_settings import OrchestratorSettings, check_caching_strategy
+from .orchestrator_stream import stream_pipeline
+from .resilience.breaker import BreakerSet, CircuitBreaker, CircuitState
+from .resilience.settings import BreakerSettings
+from .routing.balancer import AILoadBalancer
+from .routing.node import NodeMetrics, NodeSpec, node_from_mapping
+from .routing.registry import NodeRegistry
+from .routing.settings import BalancerSettings, check_strategy
+from .routing.tracker import PerformanceTracker
+from .types import AIRequest, ExecutionResult, Response
+from .upstreams.base import StreamingUpstream, Upstream
+
+_Failure = UpstreamError | CircuitBreakerOpenError
+
+
+def _retryable(err: BaseException) -> bool:
+    if isinstance(err, CircuitBreakerOpenError):
+        return True
+    return isinstance(err, UpstreamError) and err.retryable
+
+
+class PerformanceOrchestrator:
+    """Routes, protects, executes and learns from AI requests (the source post's class).
+
+    ``load_balancing`` is one of :data:`~prsm.performance.routing.settings.ROUTING_STRATEGIES`;
+    ``caching_strategy`` one of ``none``, ``memory``, ``multi_tier``, ``semantic``,
+    ``multi_tier+semantic``; an unknown value raises :class:`ValueError`
+    (:class:`~prsm.performance.errors.ConfigError`) naming the option and the allowed values.
+    Options left as ``None`` come from ``settings`` / ``balancer_settings`` (whose defaults
+    are the post's: intelligent routing, no auto-scaling, a 1 s monitoring interval).
+
+    What is coming, not built here: ``auto_scaling=True`` is accepted and recorded in
+    :meth:`snapshot`; replicas are scaled by the scaling component once it lands. A
+    ``caching_strategy`` other than ``none`` without a ``cache`` is accepted; the tiers are
+    built by :meth:`_build_cache`, which the caching component wires (until then requests
+    are not cached unless ``cache=`` is given).
+
+    ``upstream`` executes requests (e.g. :class:`~prsm.performance.upstreams.CallableUpstream`);
+    without one, :meth:`handle` raises :class:`ConfigError`. ``metrics`` is the injected
+    registry every component records into (a private one if omitted, never the global one).
+    """
+
+    def __init__(
+        self,
+        auto_scaling: bool | None = None,
+        load_balancing: str | None = None,
+        caching_strategy: str | None = None,
+        monitoring_interval: float | None = None,
+        *,
+        nodes: Iterable[NodeSpec] = (),
+        upstream: Upstream | None = None,
+        cache: ResponseCache | None = None,
+        settings: OrchestratorSettings | None = None,
+        balancer_settings: BalancerSettings | None = None,
+        breaker_settings: BreakerSettings | None = None,
+        metrics: MetricsRegistry | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        s = settings or OrchestratorSettings()
+        changes: dict[str, Any] = {}
+        if auto_scaling is not None:
+            if not isinstance(auto_scaling, bool):
+                raise ConfigError("auto_scaling", f"must be True or False, got {auto_scaling!r}")
+            changes["auto_scaling"] = auto_scaling
+        if caching_strategy is not None:
+            changes["caching_strategy"] = check_caching_strategy(caching_strategy)
+        if monitoring_interval is not None:
+            changes["monitoring_interval"] = monitoring_interval
+        if changes:
+            s = OrchestratorSettings(**{**_fields(s), **changes})
+        self.settings = s
+        bs = balancer_settings or BalancerSettings()
+        if load_balancing is not None:
+            check_strategy(load_balancing, "load_balancing")
+            bs = BalancerSettings(**{**_fields(bs), "strategy": load_balancing})
+        self.balancer_settings = bs
+        self.breaker_settings = breaker_settings or BreakerSettings()
+        self.clock: Clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.metrics = metrics if metrics is not None else MetricsRegistry()
+        self._m = OrchestratorMetrics(self.metrics)
+        self.registry = NodeRegistry()
+        self.tracker = PerformanceTracker(bs)
+        self.balancer = AILoadBalancer(
+            self.registry, self.tracker, bs, rng=self.rng, clock=self.clock
+        )
+        self.breakers = BreakerSet(
+            self.breaker_settings, clock=self.clock, on_block=self.balancer.set_blocked
+        )
+        self.breakers.add_listener(self._on_breaker_change)
+        self.registry.add_listener(self._on_registry_change)
+        self.upstream = upstream
+        self.cache: ResponseCache | None = cache if cache is not None else self._build_cache()
+        self._monitor: asyncio.Task[None] | None = None
+        for spec in nodes:
+            self.registry.add(spec)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: PRSMConfig,
+        *,
+        upstream: Upstream | None = None,
+        cache: ResponseCache | None = None,
+        metrics: MetricsRegistry | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> PerformanceOrchestrator:
+        """An orchestrator from a loaded config: its ``orchestrator``, ``routing`` and
+        ``breaker`` sections and its ``nodes``."""
+        return cls(
+            nodes=[node_from_mapping(n) for n in config.nodes],
+            upstream=upstream,
+            cache=cache,
+            settings=config.orchestrator,
+            balancer_settings=config.routing,
+            breaker_settings=config.breaker,
+            metrics=metrics,
+            clock=clock,
+            rng=rng,
+        )
+
+    def _build_cache(self) -> ResponseCache | None:
+        """The response cache for ``settings.caching_strategy`` when none was passed in.
+
+        The caching component wires this (its factory builds the memory, multi-tier and
+        semantic caches); until it does, no cache is built and requests go to the nodes.
+        """
+        return None
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def add_node(self, spec: NodeSpec) -> None:
+        self.registry.add(spec)
+
+    def update_node(self, spec: NodeSpec) -> None:
+        self.registry.update(spec)
+
+    def drain_node(self, node_id: str) -> None:
+        self.registry.drain(node_id)
+
+    def activate_node(self, node_id: str) -> None:
+        self.registry.activate(node_id)
+
+    def remove_node(self, node_id: str) -> NodeSpec:
+        return self.registry.remove(node_id)
+
+    def update_node_metrics(self, node_id: str, metrics: NodeMetrics) -> None:
+        self.registry.update_metrics(node_id, metrics)
+
+    def models(self) -> list[str]:
+        """Every model some registered node serves, sorted."""
+        return self.registry.models()
+
+    def _on_registry_change(self, node_id: str, change: str) -> None:
+        if change == "removed":
+            self.breakers.remove(node_id)
+            self._m.forget(node_id)
+
+    def _on_breaker_change(
+        self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
+    ) -> None:
+        self._m.transitions.labels(breaker.name, new.value).inc()
+
+    # -- the post's three steps ------------------------------------------------------------
+
+    async def select_optimal_endpoint(self, request: AIRequest) -> NodeSpec:
+        """The node the balancer picks for ``request`` now (raises
+        :class:`NoCapableNodesError` or :class:`~prsm.performance.errors.UnknownModelError`)."""
+        node = self.balancer.pick(request, self.clock.monotonic())
+        self._m.node(node.id).picks.inc()
+        return node
+
+    async def execute_with_monitoring(self, node: NodeSpec, request: AIRequest) -> ExecutionResult:
+        """Run ``request`` once on ``node`` through its breaker, counting it in flight and
+        recording breaker outcome and metrics. Never raises for an upstream failure: the
+        result has ``ok=False`` and ``error`` (a refused breaker gives a
+        :class:`CircuitBreakerOpenError`)."""
+        upstream = self._need_upstream()
+        now = self.clock.monotonic()
+        budget = request.timeout or self.settings.default_timeout
+        return await self._attempt(upstream, node, request, now, now + budget)
+
+    async def update_performance_model(self, request: AIRequest, result: ExecutionResult) -> None:
+        """Teach the performance model (per-node EWMA latency and success rate, which feed the
+        scores) the outcome ``result``. Cache hits, refused breakers and client errors teach
+        nothing about the node."""
+        node_id = result.node_id
+        if node_id is None or result.cache is not None or node_id not in self.registry:
+            return
+        err = result.error
+        if err is not None and not result.ok and not _retryable(err):
+            return
+        if isinstance(err, CircuitBreakerOpenError):
+            return
+        self.tracker.record(node_id, result.latency, result.ok, self.clock.monotonic())
+
+    # -- one attempt -----------------------------------------------------------------------
+
+    def _need_upstream(self) -> Upstream:
+        if self.upstream is None:
+            raise ConfigError(
+                "upstream",
+                "no upstream configured: pass PerformanceOrchestrator(upstream=...), e.g. a "
+                "CallableUpstream, to execute requests",
+            )
+        return self.upstream
+
+    async def _attempt(
+        self, upstream: Upstream, node: NodeSpec, request: AIRequest, now: float, deadline: float
+    ) -> ExecutionResult:
+        node_id = node.id
+        breaker = self.breakers.get(node_id)
+        if not breaker.try_acquire(now):
+            return ExecutionResult(request.id, node_id, False, 0.0, error=breaker.open_error(now))
+        registry = self.registry
+        registry.acquire(node_id)
+        timeout = deadline - now
+        if node.timeout is not None and node.timeout < timeout:
+            timeout = node.timeout
+        error: UpstreamError | None = None
+        response: Response | None = None
+        try:
+            response = await await_with_timeout(upstream.execute(node, request), timeout)
+        except TimeoutError as exc:
+            error = UpstreamTimeoutError(node_id, f"no answer within {timeout:.3f}s")
+            error.__cause__ = exc
+        except UpstreamError as exc:
+            error = exc
+        except asyncio.CancelledError:
+            registry.release(node_id)
+            breaker.record_ignored()
+            raise
+        except Exception as exc:  # an upstream broke its protocol: counted as its failure
+            error = UpstreamError(node_id, f"{type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+        end = self.clock.monotonic()
+        registry.release(node_id)
+        latency = end - now
+        children = self._m.node(node_id)
+        children.latency.observe(latency)
+        if error is None:
+            breaker.record_success(end)
+            return ExecutionResult(request.id, node_id, True, latency, response=response)
+        if breaker.counts(error):
+            breaker.record_failure(end)
+            children.failures.inc()
+        else:
+            breaker.record_ignored(end)
+        return ExecutionResult(request.id, node_id, False, latency, error=error)
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    async def handle(self, request: AIRequest) -> ExecutionResult:
+        """Answer ``request``: from cache if it may, else from the best capable node,
+        retrying retryable failures on the next node within the deadline.
+
+        Raises :class:`NoCapableNodesError` / ``UnknownModelError`` when nothing can serve
+        it, :class:`DeadlineExceededError` when its deadline passes first, and the
+        :class:`UpstreamError` itself when it is not retryable (a client's 4xx) or when no
+        node or attempt is left. ``result.latency`` is the caller's total wait;
+        ``result.timings["upstream"]`` the answering node's time.
+        """
+        upstream = self._need_upstream()
+        clock = self.clock
+        m = self._m
+        start = clock.monotonic()
+        budget = request.timeout or self.settings.default_timeout
+        deadline = start + budget
+        cache = self.cache
+        if cache is not None and request.cache_mode == "default":
+            hit = await cache.lookup(request)
+            if hit is not None:
+                m.cache_hit.inc()
+                return ExecutionResult(
+                    request.id,
+                    None,
+                    True,
+                    clock.monotonic() - start,
+                    response=hit.response,
+                    attempts=0,
+                    cache=hit.tier,
+                    similarity=hit.similarity,
+                )
+        tried: list[str] | None = None
+        attempts = 0
+        last: _Failure | None = None
+        now = start
+        while True:
+            if now >= deadline:
+                m.error.inc()
+                raise DeadlineExceededError(budget, attempts, last)
+            try:
+                node = self.balancer.pick(request, now, tried)
+            except NoCapableNodesError:
+                m.error.inc()
+                if last is not None:
+                    raise last from None
+                raise
+            m.node(node.id).picks.inc()
+            attempts += 1
+            result = await self._attempt(upstream, node, request, now, deadline)
+            await self.update_performance_model(request, result)
+            if result.ok:
+                response = result.response
+                if cache is not None and request.cache_mode != "no-store" and response is not None:
+                    await cache.store(request, response)
+                total = clock.monotonic() - start
+                result.timings["upstream"] = result.latency
+                result.latency = total
+                result.attempts = attempts
+                m.ok.inc()
+                m.latency.observe(total)
+                return result
+            err = result.error
+            assert isinstance(err, (UpstreamError, CircuitBreakerOpenError))
+            if not _retryable(err) or attempts >= self.settings.max_attempts:
+                m.error.inc()
+                raise err
+            last = err
+            if tried is None:
+                tried = []
+            tried.append(node.id)
+            m.retries.inc()
+            now = clock.monotonic()
+
+    def handle_stream(self, request: AIRequest) -> AsyncIterator[bytes]:
+        """Stream ``request``'s answer (raw chunks as the node sends them).
+
+        Raises :class:`ConfigError` at once when the upstream cannot stream. Routing,
+        breakers and retries as in :meth:`handle`, except that a failure after the
+        first chunk has been yielded cannot move to another node: it is raised. Each wait for
+        a chunk is bounded by what is left of the deadline. Latency and outcome are recorded
+        when the stream ends.
+        """
+        upstream = self._need_upstream()
+        if not isinstance(upstream, StreamingUpstream):
+            raise ConfigError(
+                "upstream", f"{type(upstream).__name__} cannot stream (it has no stream())"
+            )
+        return stream_pipeline(self, upstream, request)
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Nodes with their metrics, scores, exclusions, breakers and learned figures, plus
+        the options (for admin APIs and dashboards)."""
+        return orchestrator_snapshot(self)
+
+    def refresh_gauges(self) -> None:
+        """Set the per-node gauges (in flight, score, breaker state) from the live state."""
+        refresh_node_gauges(self)
+
+    async def _monitor_loop(self) -> None:
+        while True:
+            self.refresh_gauges()
+            await self.clock.sleep(self.settings.monitoring_interval)
+
+    async def start(self) -> None:
+        """Start the monitoring loop (every ``monitoring_interval`` seconds)."""
+        if self._monitor is None or self._monitor.done():
+            self._monitor = asyncio.get_running_loop().create_task(self._monitor_loop())
+
+    async def close(self) -> None:
+        """Stop the loop; close the upstream and the cache if they have ``aclose()``."""
+        task, self._monitor = self._monitor, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
+        for part in (self.upstream, self.cache):
+            aclose = getattr(part, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def __aenter__(self) -> PerformanceOrchestrator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+__all__ = ["PerformanceOrchestrator"]

@@ -1,0 +1,89 @@
+"""Settings of the local model workers (the ``workers`` config section).
+
+Imports only ``errors`` and the batcher's settings, so ``config.py`` can import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..batching.settings import BatcherSettings
+from ..errors import ConfigError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How many local embedding workers run, on what, and how requests reach them.
+
+    ``enabled``: start workers at all (``prsm-perf serve`` starts them by default).
+    ``count``: worker processes, each holding its own copy of the model.
+    ``model``: the model name clients ask for; ``aliases`` are other names for it.
+    ``device``: ``auto`` (a GPU with room when NVML sees one, else the CPU), ``cpu``,
+    ``cuda`` or ``cuda:N``.
+    ``threads``: torch threads per worker; 0 shares the CPU cores out evenly.
+    ``gpu_memory_mb``: memory a worker reserves on a GPU when placed there.
+    ``start_timeout``: seconds a worker may take to load the model and report ready.
+    ``batch_timeout``: seconds one batch may take before the worker is deemed hung and killed.
+    ``health_interval`` / ``health_timeout``: seconds between pings / before a silent worker
+    is killed and restarted.
+    ``restart_backoff`` / ``max_restart_backoff``: first and longest pause before restarting
+    a crashed worker (doubling in between).
+    ``warmup_profile``: measure the batch-size curve at start-up instead of while serving.
+    ``batcher``: the dynamic batcher in front of each worker.
+    """
+
+    enabled: bool = True
+    count: int = 1
+    model: str = DEFAULT_MODEL
+    aliases: tuple[str, ...] = ("text-embedding-all-minilm-l6-v2",)
+    device: str = "auto"
+    threads: int = 0
+    gpu_memory_mb: int = 512
+    start_timeout: float = 180.0
+    batch_timeout: float = 120.0
+    health_interval: float = 5.0
+    health_timeout: float = 60.0
+    restart_backoff: float = 0.5
+    max_restart_backoff: float = 30.0
+    warmup_profile: bool = False
+    batcher: BatcherSettings = field(default_factory=BatcherSettings)
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ConfigError("workers.count", f"must be >= 0, got {self.count!r}")
+        if not self.model:
+            raise ConfigError("workers.model", "must be a non-empty model name")
+        if self.device not in DEVICES and not _is_cuda_index(self.device):
+            raise ConfigError(
+                "workers.device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}"
+            )
+        if self.threads < 0:
+            raise ConfigError("workers.threads", f"must be >= 0, got {self.threads!r}")
+        if self.gpu_memory_mb < 1:
+            raise ConfigError("workers.gpu_memory_mb", f"must be >= 1, got {self.gpu_memory_mb}")
+        for name in (
+            "start_timeout", "batch_timeout", "health_interval", "health_timeout",
+            "restart_backoff", "max_restart_backoff",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if not value > 0:
+                raise ConfigError(f"workers.{name}", f"must be > 0 seconds, got {value!r}")
+        if self.max_restart_backoff < self.restart_backoff:
+            raise ConfigError(
+                "workers.max_restart_backoff",
+                f"must be >= restart_backoff ({self.restart_backoff}), "
+                f"got {self.max_restart_backoff}",
+            )
+
+    @property
+    def served_models(self) -> tuple[str, ...]:
+        """The model name and its aliases, without duplicates."""
+        return tuple(dict.fromkeys((self.model, *self.aliases)))
+
+
+def _is_cuda_index(device: str) -> bool:
+    head, _, index = device.partition(":")
+    return head == "cuda" and index.isdigit()

@@ -1,0 +1,185 @@
+"""``LocalModelUpstream``: OpenAI ``/v1/embeddings`` requests, batched onto the local workers.
+
+``execute(node, request)`` validates the OpenAI body (``input``: a string or a list of
+strings; ``encoding_format``: ``float`` or ``base64``; ``dimensions``: only the model's own),
+sends every input text through the node's :class:`~prsm.performance.batching.DynamicBatcher`
+(one per worker, so texts from many requests share a batch) and returns the OpenAI-shaped
+answer. Failures map onto the upstream contract: a bad body is a non-retryable 400, a full
+queue a retryable 429, a dead or restarting worker a retryable 503
+(:class:`~prsm.performance.errors.UpstreamUnavailableError`) so the orchestrator tries the
+next worker.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..batching.batcher import DynamicBatcher
+from ..batching.settings import BatcherSettings
+from ..batching.tuner import CurvePoint
+from ..clock import Clock
+from ..embeddings.model import EMBEDDING_DIM
+from ..errors import OverloadedError, UpstreamError, UpstreamUnavailableError, WorkerError
+from ..monitoring.registry import MetricsRegistry
+from ..routing.node import NodeMetrics, NodeSpec
+from ..types import AIRequest, Response
+from .pool import LocalWorkerPool
+from .process import WorkerProcess
+
+MAX_INPUTS = 2048
+
+Item = tuple[np.ndarray[Any, np.dtype[np.float32]], int]
+
+
+class LocalModelUpstream:
+    """Serves embedding requests on a :class:`LocalWorkerPool`'s workers, batched per worker."""
+
+    def __init__(
+        self,
+        pool: LocalWorkerPool,
+        settings: BatcherSettings | None = None,
+        *,
+        metrics: MetricsRegistry | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings or pool.settings.batcher
+        self.batchers: dict[str, DynamicBatcher[str, Item]] = {
+            w.id: DynamicBatcher(
+                self._runner(w), self.settings, name=w.id, metrics=metrics, clock=clock
+            )
+            for w in pool.workers
+        }
+
+    @staticmethod
+    def _runner(worker: WorkerProcess) -> Any:
+        async def run(key: Hashable, texts: list[str]) -> Sequence[Item | BaseException]:
+            batch = await worker.embed(texts)
+            out: list[Item | BaseException] = []
+            for i in range(len(texts)):
+                if i in batch.errors:
+                    problem = f"input item: {batch.errors[i]}"
+                    out.append(UpstreamError(worker.id, problem, status=400, retryable=False))
+                else:
+                    out.append((batch.vectors[i], batch.tokens[i]))
+            return out
+
+        return run
+
+    async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
+        worker_id = str(node.meta.get("worker", node.id))
+        batcher = self.batchers.get(worker_id)
+        if batcher is None:
+            raise UpstreamError(
+                node.id, f"no local worker {worker_id!r} in this pool", status=404, retryable=False
+            )
+        payload = request.payload
+        model = request.model or str(payload.get("model", "") or "")
+        if model and model not in node.models:
+            raise UpstreamError(
+                node.id,
+                f"model {model!r} is not served here; serves {sorted(node.models)}",
+                status=404,
+                retryable=False,
+            )
+        texts, encoding = parse_embeddings_body(node.id, payload, self.pool.settings.model)
+        worker = self.pool.worker(worker_id)
+        if worker.state != "ready":
+            raise UpstreamUnavailableError(
+                node.id, f"worker is {worker.state} (restarting); try another", status=503
+            )
+        try:
+            items = await batcher.submit_many(texts, priority=request.priority)
+        except OverloadedError as exc:
+            raise UpstreamError(node.id, str(exc), status=429, retryable=True) from exc
+        except WorkerError as exc:
+            raise UpstreamUnavailableError(node.id, str(exc), status=503) from exc
+        content = embeddings_response(items, model or self.pool.settings.model, encoding)
+        return Response(content=content, tokens=content["usage"]["total_tokens"])
+
+    async def warm_up(
+        self, texts: Sequence[str], *, repeats: int | None = None
+    ) -> dict[str, list[CurvePoint]]:
+        """Measure each worker's batch-size curve up front (every bucket size, ``repeats``
+        times, on ``texts`` cycled); the batchers then start from the learned size."""
+        if not texts:
+            raise ValueError("texts: give at least one sentence to profile with")
+        curves = {}
+        for wid, batcher in self.batchers.items():
+            worker = self.pool.worker(wid)
+
+            async def run(size: int, worker: WorkerProcess = worker) -> None:
+                await worker.embed([texts[i % len(texts)] for i in range(size)])
+
+            curves[wid] = await batcher.tuner.profile(run, repeats=repeats)
+        return curves
+
+    def stats(self) -> dict[str, Any]:
+        """Per worker: its process state and its batcher's stats (chosen size, curve…)."""
+        workers = self.pool.stats()
+        return {wid: {**workers[wid], "batcher": b.stats()} for wid, b in self.batchers.items()}
+
+    def node_metrics(self) -> dict[str, NodeMetrics]:
+        """Live readings for the node registry: each worker's batching queue depth."""
+        return {
+            wid: NodeMetrics(queue_depth=b.stats()["queue_depth"])
+            for wid, b in self.batchers.items()
+        }
+
+    async def aclose(self) -> None:
+        for b in self.batchers.values():
+            await b.close()
+
+
+def parse_embeddings_body(
+    node_id: str, payload: Mapping[str, Any], model: str
+) -> tuple[list[str], str]:
+    """The input texts and the encoding format, or a 400 :class:`UpstreamError` naming the field."""
+
+    def bad(field: str, problem: str) -> UpstreamError:
+        return UpstreamError(node_id, f"{field}: {problem}", status=400, retryable=False)
+
+    raw = payload.get("input")
+    if isinstance(raw, str):
+        texts = [raw]
+    elif isinstance(raw, list) and raw and all(isinstance(t, str) for t in raw):
+        texts = list(raw)
+    elif isinstance(raw, list) and raw and all(isinstance(t, (int, list)) for t in raw):
+        raise bad("input", "token arrays are not supported here; send strings")
+    else:
+        raise bad("input", "must be a non-empty string or a non-empty list of strings")
+    if len(texts) > MAX_INPUTS:
+        raise bad("input", f"{len(texts)} items; at most {MAX_INPUTS} per request")
+    for i, text in enumerate(texts):
+        if not text:
+            raise bad(f"input[{i}]", "must not be empty")
+    encoding = payload.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise bad("encoding_format", f"must be float or base64, got {encoding!r}")
+    dims = payload.get("dimensions")
+    if dims is not None and dims != EMBEDDING_DIM:
+        raise bad("dimensions", f"{model} has {EMBEDDING_DIM} dimensions, got {dims!r}")
+    return texts, str(encoding)
+
+
+def embeddings_response(items: Sequence[Item], model: str, encoding: str) -> dict[str, Any]:
+    """The OpenAI ``/v1/embeddings`` answer for ``items`` (vector, tokens) in input order."""
+    data = []
+    for i, (vector, _) in enumerate(items):
+        value: Any
+        if encoding == "base64":
+            value = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+        else:
+            value = vector.tolist()
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    tokens = sum(t for _, t in items)
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

@@ -1,0 +1,319 @@
+"""Against real processes and sockets: Redis as L2 (round trip, Redis killed mid-run and
+restarted), and the IPFS blob store against a fake Kubo HTTP API on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from prsm.performance.caching import (
+    CacheSettings,
+    ContentAddressedTier,
+    ExactResponseCache,
+    KuboBlobStore,
+    MultiTierCache,
+    RedisTier,
+)
+from prsm.performance.clock import ManualClock
+from prsm.performance.errors import CacheError, CacheIntegrityError
+from prsm.performance.types import AIRequest, Response
+from tests.conftest import RedisServer
+
+pytestmark = pytest.mark.integration
+
+
+async def test_redis_tier_round_trip_ttl_prefix_and_tags(redis_server: RedisServer) -> None:
+    tier = RedisTier(redis_server.url, namespace="it-rt")
+    try:
+        await tier.clear()
+        await tier.set("a", b"\x00\x01", ttl=30, tags=["g"])
+        await tier.set("b:1", b"2", tags=["g", "h"])
+        await tier.set("b:2", b"3")
+        assert await tier.get("a") == b"\x00\x01"
+        ttl_ms = await tier.client.pttl("it-rt:v:a")
+        assert 0 < ttl_ms <= 30_000
+        assert await tier.client.pttl("it-rt:t:h") == -1  # a member without expiry
+        assert await tier.delete_prefix("b:") == 2
+        assert await tier.delete_tag("g") == 1
+        assert await tier.get("a") is None and await tier.delete("a") is False
+        await tier.set("c", b"4")
+        await tier.clear()
+        assert [k async for k in tier.client.scan_iter(match="it-rt:*")] == []
+    finally:
+        await tier.aclose()
+
+
+async def test_multi_tier_with_redis_l2_across_instances(
+    redis_server: RedisServer, clock: ManualClock
+) -> None:
+    settings = CacheSettings(redis_url=redis_server.url, l3="none", namespace="it-share")
+    one = MultiTierCache(settings, clock=clock)
+    two = MultiTierCache(settings, clock=clock)  # another gateway sharing the Redis
+    try:
+        await one.set("k", {"answer": 42}, ttl=60)
+        found = await two.get_entry("k")
+        assert found is not None and found[1] == "l2" and found[0].value == {"answer": 42}
+        await two.delete("k")
+        one.l1.clear_nowait()  # type: ignore[union-attr]
+        assert await one.get("k") is None
+        await one.set("bad", "x")
+        await one.tiers[0].client.set("it-share:v:bad", b"garbage")  # type: ignore[attr-defined]
+        one.l1.clear_nowait()  # type: ignore[union-attr]
+        assert await one.get("bad") is None
+        assert one.stats()["tiers"]["l2"]["corrupt"] == 1
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_requests_succeed_while_redis_is_dead_and_l2_recovers(
+    own_redis: RedisServer, clock: ManualClock
+) -> None:
+    settings = CacheSettings(
+        redis_url=own_redis.url, l3="none", tier_timeout=0.5, failure_backoff=1.0
+    )
+    exact = ExactResponseCache(MultiTierCache(settings, clock=clock))
+    cache = exact.cache
+
+    def req(text: str) -> AIRequest:
+        return AIRequest(model="m", payload={"messages": [{"role": "user", "content": text}]})
+
+    try:
+        await exact.store(req("before"), Response(content={"a": 1}))
+        own_redis.kill()
+        await exact.store(req("during"), Response(content={"a": 2}))  # L2 fails: skipped
+        hit = await exact.lookup(req("during"))
+        assert hit is not None and hit.tier == "l1"
+        assert await exact.lookup(req("never stored")) is None
+        assert (await exact.lookup(req("before"))).tier == "l1"  # type: ignore[union-attr]
+        st = cache.stats()["tiers"]["l2"]
+        assert st["write_errors"] == 1 and st["skipped"] >= 1 and st["up"] is False
+
+        own_redis.start()  # back, empty (no persistence)
+        clock.advance(1.0)
+        for _ in range(3):  # the first probe may meet a stale pooled connection
+            await exact.store(req("after"), Response(content={"a": 3}))
+            if cache.stats()["tiers"]["l2"]["up"]:
+                break
+            clock.advance(60)
+        assert cache.stats()["tiers"]["l2"]["up"] is True
+        cache.l1.clear_nowait()  # type: ignore[union-attr]
+        hit = await exact.lookup(req("after"))
+        assert hit is not None and hit.tier == "l2"
+    finally:
+        await exact.aclose()
+
+
+async def test_unreachable_redis_is_a_cache_error() -> None:
+    from tests.conftest import free_port
+
+    tier = RedisTier(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2)
+    try:
+        with pytest.raises(CacheError) as info:
+            await tier.get("k")
+        assert info.value.tier == "l2"
+    finally:
+        await tier.aclose()
+
+
+class FakeKubo:
+    """The three Kubo RPC endpoints the IPFS blob store uses, in memory."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.pinned: set[str] = set()
+        self.tamper = False
+        app = web.Application()
+        app.router.add_post("/api/v0/add", self.add)
+        app.router.add_post("/api/v0/cat", self.cat)
+        app.router.add_post("/api/v0/pin/rm", self.pin_rm)
+        self.runner = web.AppRunner(app)
+
+    async def add(self, request: web.Request) -> web.Response:
+        assert request.query["pin"] == "true"
+        reader = await request.multipart()
+        part = await reader.next()
+        assert part is not None
+        data = await part.read()  # type: ignore[union-attr]
+        cid = "bafkrei" + hashlib.sha256(data).hexdigest()[:40]
+        self.blobs[cid] = bytes(data)
+        self.pinned.add(cid)
+        return web.json_response({"Name": cid, "Hash": cid, "Size": str(len(data))})
+
+    async def cat(self, request: web.Request) -> web.Response:
+        cid = request.query["arg"]
+        if cid not in self.blobs:
+            return web.json_response(
+                {"Message": "block was not found locally (offline)", "Code": 0, "Type": "error"},
+                status=500,
+            )
+        data = self.blobs[cid]
+        return web.Response(body=b"X" + data[1:] if self.tamper else data)
+
+    async def pin_rm(self, request: web.Request) -> web.Response:
+        cid = request.query["arg"]
+        self.pinned.discard(cid)
+        self.blobs.pop(cid, None)  # stands in for the node's GC
+        return web.json_response({"Pins": [cid]})
+
+
+@pytest.fixture
+async def kubo() -> AsyncIterator[tuple[FakeKubo, str]]:
+    fake = FakeKubo()
+    await fake.runner.setup()
+    site = web.TCPSite(fake.runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = fake.runner.addresses[0][:2]
+    yield fake, f"http://{host}:{port}"
+    await fake.runner.cleanup()
+
+
+async def test_ipfs_blob_store_against_a_kubo_api(
+    kubo: tuple[FakeKubo, str], tmp_path: Path, clock: ManualClock
+) -> None:
+    fake, url = kubo
+    tier = ContentAddressedTier(tmp_path / "idx", blobs=KuboBlobStore(url), clock=clock)
+    try:
+        await tier.set("a", b"shared value")
+        await tier.set("b", b"shared value")
+        assert len(fake.blobs) == 1  # stored once
+        assert await tier.get("b") == b"shared value"
+        await tier.delete("a")
+        assert len(fake.pinned) == 1
+        await tier.delete("b")
+        assert fake.pinned == set()  # unpinned with the last key
+        await tier.set("c", b"value c")
+        fake.tamper = True
+        with pytest.raises(CacheIntegrityError):
+            await tier.get("c")
+        fake.tamper = False
+        fake.blobs.clear()
+        assert await tier.get("c") is None  # gone from the node: a miss
+    finally:
+        await tier.aclose()
+
+
+async def test_ipfs_settings_build_a_working_l3(
+    kubo: tuple[FakeKubo, str], tmp_path: Path, clock: ManualClock
+) -> None:
+    fake, url = kubo
+    settings = CacheSettings(data_dir=str(tmp_path), l2="none", l3="ipfs", ipfs_api_url=url)
+    cache = MultiTierCache(settings, clock=clock)
+    try:
+        await cache.set("k", {"v": 1})
+        cache.l1.clear_nowait()  # type: ignore[union-attr]
+        found = await cache.get_entry("k")
+        assert found is not None and found[1] == "l3" and len(fake.blobs) == 1
+    finally:
+        await cache.aclose()
+
+
+async def test_ipfs_node_down_is_a_cache_error(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    store = KuboBlobStore(f"http://127.0.0.1:{free_port()}", timeout=0.5)
+    try:
+        with pytest.raises(CacheError, match="ipfs"):
+            await store.put("d", b"x")
+    finally:
+        await store.aclose()
+
+
+def _cluster_ports(n: int) -> list[int]:
+    """Free ports whose cluster-bus ports (port + 10000) are free and valid too."""
+    import random
+    import socket
+
+    ports: list[int] = []
+    rng = random.Random()
+    while len(ports) < n:
+        port = rng.randrange(20000, 30000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[str]:
+    """A real three-primary Redis Cluster on free loopback ports."""
+    from tests.conftest import IN_CI, wait_for_port
+
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        if IN_CI:
+            pytest.fail("redis-server/redis-cli are not installed, and CI=true requires them")
+        pytest.skip("redis-server/redis-cli are not installed")
+    ports = _cluster_ports(3)
+    procs = []
+    try:
+        for port in ports:
+            workdir = tmp_path / str(port)
+            workdir.mkdir()
+            argv = [
+                server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no",
+                "--dir", str(workdir),
+            ]  # fmt: skip
+            procs.append(
+                subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        for port in ports:
+            wait_for_port(port)
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        deadline = time.monotonic() + 10
+        while (
+            b"cluster_state:ok"
+            not in subprocess.run(
+                [cli, "-p", str(ports[0]), "cluster", "info"], capture_output=True, check=True
+            ).stdout
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the Redis Cluster did not reach cluster_state:ok")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{ports[0]}/0"
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+
+
+async def test_redis_cluster_l2(redis_cluster: str, clock: ManualClock) -> None:
+    tier = RedisTier(redis_cluster, cluster=True, namespace="it-cl")
+    try:
+        for i in range(30):  # keys and tag sets spread over every primary's slots
+            await tier.set(f"p:{i}", b"v%d" % i, ttl=30, tags=["odd"] if i % 2 else [])
+        assert await tier.get("p:3") == b"v3"
+        assert await tier.delete_tag("odd") == 15
+        assert await tier.delete_prefix("p:") == 15
+        await tier.set("x", b"1")
+        await tier.clear()
+        assert await tier.get("x") is None
+    finally:
+        await tier.aclose()
+    settings = CacheSettings(redis_url=redis_cluster, redis_cluster=True, l3="none")
+    cache = MultiTierCache(settings, l1=False, clock=clock)
+    try:
+        await cache.set("k", {"a": 1})
+        found = await cache.get_entry("k")
+        assert found is not None and found[1] == "l2" and found[0].value == {"a": 1}
+    finally:
+        await cache.aclose()

@@ -1,0 +1,214 @@
+"""The ASGI app in process, in front of a real orchestrator with in-process upstreams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from prsm.performance.errors import UpstreamError
+from prsm.performance.gateway.app import GatewayApp
+from prsm.performance.gateway.settings import GatewaySettings, TenantSettings, hash_key
+from prsm.performance.orchestrator import PerformanceOrchestrator
+from prsm.performance.routing.node import NodeSpec
+from prsm.performance.types import AIRequest, Response
+
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+class FakeUpstream:
+    """Answers chat with the node id; streams three events; ``fail`` nodes raise."""
+
+    def __init__(self) -> None:
+        self.fail: dict[str, UpstreamError] = {}
+        self.seen: list[AIRequest] = []
+
+    async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
+        self.seen.append(request)
+        if node.id in self.fail:
+            raise self.fail[node.id]
+        body = {"id": "x", "node": node.id, "usage": {"total_tokens": 7}}
+        return Response(content=body, raw=orjson.dumps(body), tokens=7)
+
+    async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+        self.seen.append(request)
+        if node.id in self.fail:
+            raise self.fail[node.id]
+        for i in range(3):
+            yield b'data: {"i": %d}\n\n' % i
+        yield b"data: [DONE]\n\n"
+
+
+def _app(settings: GatewaySettings | None = None, nodes: int = 2) -> tuple[GatewayApp, Any]:
+    upstream = FakeUpstream()
+    specs = [NodeSpec(id=f"n{i}", models=["m"]) for i in range(nodes)]
+    perf = PerformanceOrchestrator(nodes=specs, upstream=upstream)
+    return GatewayApp(perf, settings), upstream
+
+
+def _client(app: GatewayApp) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+
+
+async def test_chat_passes_the_upstream_bytes_and_marks_headers() -> None:
+    app, upstream = _app()
+    async with _client(app) as c:
+        r = await c.post("/v1/chat/completions", json=CHAT, headers={"x-request-id": "abc-1"})
+    assert r.status_code == 200
+    assert r.json()["node"] in ("n0", "n1")
+    assert r.headers["x-request-id"] == "abc-1"
+    assert r.headers["x-prsm-node"] == r.json()["node"]
+    assert float(r.headers["x-prsm-added-time"]) >= 0
+    assert upstream.seen[0].payload == CHAT and upstream.seen[0].id == "abc-1"
+
+
+async def test_cache_control_sets_the_request_cache_mode() -> None:
+    app, upstream = _app()
+    async with _client(app) as c:
+        await c.post("/v1/chat/completions", json=CHAT, headers={"cache-control": "no-store"})
+        await c.post("/v1/chat/completions", json=CHAT, headers={"cache-control": "no-cache"})
+        await c.post("/v1/chat/completions", json=CHAT)
+    assert [r.cache_mode for r in upstream.seen] == ["no-store", "no-cache", "default"]
+
+
+async def test_stream_is_server_sent_events_in_order() -> None:
+    app, _ = _app()
+    async with _client(app) as c:
+        r = await c.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/event-stream"
+    assert r.text == 'data: {"i": 0}\n\ndata: {"i": 1}\n\ndata: {"i": 2}\n\ndata: [DONE]\n\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        (b"{not json", 400, None),
+        (b'{"model": "m", "messages": "hi"}', 422, "messages"),
+        (b'{"model": "other", "messages": [{"role": "user", "content": "x"}]}', 404, "model"),
+    ],
+)
+async def test_bad_requests(body: bytes, status: int, param: str | None) -> None:
+    app, _ = _app()
+    async with _client(app) as c:
+        r = await c.post("/v1/chat/completions", content=body)
+    assert r.status_code == status
+    err = r.json()["error"]
+    assert err["param"] == param
+    assert "x-request-id" in r.headers and "x-prsm-added-time" in r.headers
+
+
+async def test_body_over_the_limit_is_413() -> None:
+    app, _ = _app(GatewaySettings(max_body_bytes=100))
+    async with _client(app) as c:
+        r = await c.post("/v1/chat/completions", json={**CHAT, "pad": "x" * 200})
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_no_nodes_is_503_and_not_ready_but_healthy() -> None:
+    app, _ = _app(nodes=0)
+    async with _client(app) as c:
+        r = await c.post("/v1/chat/completions", json=CHAT)
+        assert r.status_code == 503
+        assert "no nodes are configured" in r.json()["error"]["message"]
+        assert (await c.get("/healthz")).status_code == 200
+        assert (await c.get("/readyz")).status_code == 503
+
+
+async def test_failing_nodes_are_retried_then_503() -> None:
+    app, upstream = _app()
+    upstream.fail["n0"] = UpstreamError("n0", "boom", status=500)
+    async with _client(app) as c:
+        for _ in range(4):
+            r = await c.post("/v1/chat/completions", json=CHAT)
+            assert r.status_code == 200 and r.json()["node"] == "n1"
+        upstream.fail["n1"] = UpstreamError("n1", "boom", status=500)
+        r = await c.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code in (502, 503)
+
+
+async def test_upstream_client_error_is_passed_on_unretried() -> None:
+    app, upstream = _app(nodes=1)
+    body = b'{"error": {"message": "too long", "type": "invalid_request_error"}}'
+    upstream.fail["n0"] = UpstreamError("n0", "400", status=400, retryable=False, body=body)
+    async with _client(app) as c:
+        r = await c.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 400 and r.content == body
+    assert len(upstream.seen) == 1
+
+
+def _tenants() -> GatewaySettings:
+    return GatewaySettings(
+        tenants=(
+            TenantSettings("admin", (hash_key("sk-admin"),), admin=True),
+            TenantSettings(
+                "small", (hash_key("sk-small"),), requests_per_minute=60, request_burst=2
+            ),
+        )
+    )
+
+
+async def test_auth_and_rate_limits() -> None:
+    app, _ = _app(_tenants())
+    async with _client(app) as c:
+        assert (await c.post("/v1/chat/completions", json=CHAT)).status_code == 401
+        bad = await c.post(
+            "/v1/chat/completions", json=CHAT, headers={"authorization": "Bearer no"}
+        )
+        assert bad.status_code == 401 and bad.json()["error"]["code"] == "invalid_api_key"
+        small = {"authorization": "Bearer sk-small"}
+        assert (await c.post("/v1/chat/completions", json=CHAT, headers=small)).status_code == 200
+        assert (await c.post("/v1/chat/completions", json=CHAT, headers=small)).status_code == 200
+        r = await c.post("/v1/chat/completions", json=CHAT, headers=small)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert (await c.get("/admin/nodes", headers=small)).status_code == 403
+        assert (await c.get("/v1/models", headers={"x-api-key": "sk-small"})).status_code == 200
+
+
+async def test_admin_api_adds_drains_and_removes_nodes() -> None:
+    app, _ = _app(_tenants())
+    h = {"authorization": "Bearer sk-admin"}
+    async with _client(app) as c:
+        r = await c.post("/admin/nodes", json={"id": "n9", "models": ["m2"]}, headers=h)
+        assert r.status_code == 201
+        models = (await c.get("/v1/models", headers=h)).json()["data"]
+        assert [m["id"] for m in models] == ["m", "m2"]
+        assert (await c.post("/admin/nodes/n9/drain", headers=h)).status_code == 200
+        nodes = (await c.get("/admin/nodes", headers=h)).json()["nodes"]
+        assert {n["id"]: n["state"] for n in nodes}["n9"] == "draining"
+        assert (await c.delete("/admin/nodes/n9", headers=h)).status_code == 200
+        assert (await c.delete("/admin/nodes/n9", headers=h)).status_code == 404
+        bad = await c.post("/admin/nodes", json={"id": "x", "weight": -1}, headers=h)
+        assert bad.status_code == 422 and "weight" in bad.json()["error"]["message"]
+        breakers = (await c.get("/admin/breakers", headers=h)).json()
+        assert "breakers" in breakers
+
+
+async def test_metrics_and_unknown_routes() -> None:
+    app, _ = _app()
+    async with _client(app) as c:
+        await c.post("/v1/chat/completions", json=CHAT)
+        text = (await c.get("/metrics")).text
+        assert 'prsm_gateway_requests_total{route="/v1/chat/completions",status="200"} 1.0' in text
+        assert (await c.get("/nope")).status_code == 404
+        assert (await c.get("/v1/chat/completions")).status_code == 405
+
+
+async def test_an_unexpected_error_is_logged_and_answered_500(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = _app()
+
+    async def broken(request: AIRequest) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(app.perf, "handle", broken)
+    async with _client(app) as c:
+        r = await c.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 500
+    assert r.json()["error"]["type"] == "server_error"
+    assert "unexpected error" in caplog.text

@@ -1,0 +1,75 @@
+"""await_with_timeout: same results as ``await``, the timer only when the coroutine suspends."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from prsm.performance._awaiting import await_with_timeout
+
+
+async def test_immediate_and_suspending_coroutines_give_their_value() -> None:
+    async def now() -> int:
+        return 1
+
+    async def later() -> int:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return 2
+
+    assert await await_with_timeout(now(), 1.0) == 1
+    assert await await_with_timeout(later(), 1.0) == 2
+
+
+async def test_errors_before_and_after_suspending_propagate() -> None:
+    async def early() -> None:
+        raise KeyError("early")
+
+    async def late() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("late")
+
+    with pytest.raises(KeyError, match="early"):
+        await await_with_timeout(early(), 1.0)
+    with pytest.raises(KeyError, match="late"):
+        await await_with_timeout(late(), 1.0)
+
+
+async def test_a_hang_times_out_and_the_coroutine_sees_the_cancellation() -> None:
+    cleaned: list[bool] = []
+
+    async def hang() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.append(True)
+
+    with pytest.raises(TimeoutError):
+        await await_with_timeout(hang(), 0.01)
+    assert cleaned == [True]
+
+
+async def test_outer_cancellation_reaches_the_coroutine() -> None:
+    started = asyncio.Event()
+    cleaned: list[bool] = []
+
+    async def hang() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.append(True)
+
+    task = asyncio.create_task(await_with_timeout(hang(), 60.0))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == [True]
+
+
+async def test_other_awaitables_work() -> None:
+    fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    fut.set_result(5)
+    assert await await_with_timeout(fut, 1.0) == 5

@@ -1,0 +1,142 @@
+"""The HTTP upstream against the real simulator on loopback: answers, streams, the error
+classes, API keys from the environment, pooled connections."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from prsm.performance.errors import (
+    ConfigError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from prsm.performance.routing.node import NodeSpec
+from prsm.performance.sim import SimSettings, UpstreamSimulator
+from prsm.performance.types import AIRequest, RequestKind
+from prsm.performance.upstreams.http import HttpUpstream, check_nodes
+from tests.conftest import free_port
+
+CHAT = {"model": "sim-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[tuple[UpstreamSimulator, NodeSpec]]:
+    s = UpstreamSimulator(SimSettings(port=0, name="s"))
+    port = await s.start()
+    yield s, NodeSpec(id="s", url=f"http://127.0.0.1:{port}/v1", models=["sim-chat"], timeout=2)
+    await s.close()
+
+
+def _req(**payload: object) -> AIRequest:
+    return AIRequest(model="sim-chat", payload={**CHAT, **payload})
+
+
+@pytest.mark.integration
+async def test_execute_returns_raw_bytes_content_and_tokens(
+    sim: tuple[UpstreamSimulator, NodeSpec],
+) -> None:
+    _s, node = sim
+    async with HttpUpstream() as up:
+        r1 = await up.execute(node, _req())
+        r2 = await up.execute(
+            node,
+            AIRequest(kind=RequestKind.COMPLETION, payload={"model": "sim-chat", "prompt": "x"}),
+        )
+        r3 = await up.execute(
+            node,
+            AIRequest(kind=RequestKind.EMBEDDING, payload={"model": "sim-embed", "input": "x"}),
+        )
+    assert r1.content["choices"][0]["message"]["content"] == "tok0 tok1 tok2 tok3"
+    assert r1.raw is not None and r1.raw.startswith(b'{"id":"chatcmpl-s-')
+    assert r1.tokens == r1.content["usage"]["total_tokens"]
+    assert r2.content["object"] == "text_completion"
+    assert r3.content["object"] == "list"
+
+
+@pytest.mark.integration
+async def test_connections_are_reused(sim: tuple[UpstreamSimulator, NodeSpec]) -> None:
+    s, node = sim
+    async with HttpUpstream() as up:
+        for _ in range(20):
+            await up.execute(node, _req())
+        assert s.stats.open_connections == 1
+
+
+@pytest.mark.integration
+async def test_stream_yields_chunks_as_sent(sim: tuple[UpstreamSimulator, NodeSpec]) -> None:
+    _s, node = sim
+    async with HttpUpstream() as up:
+        body = b"".join([c async for c in up.stream(node, _req(stream=True))])
+        again = b"".join([c async for c in up.stream(node, _req(stream=True))])
+    assert body.count(b"data: ") == 5 and body.endswith(b"data: [DONE]\n\n")
+    assert again.count(b"data: ") == 5
+
+
+@pytest.mark.integration
+async def test_server_errors_are_retryable_and_client_errors_are_not(
+    sim: tuple[UpstreamSimulator, NodeSpec],
+) -> None:
+    s, node = sim
+    async with HttpUpstream() as up:
+        with pytest.raises(UpstreamError) as err:
+            await up.execute(node, AIRequest(model="x", payload={"model": "nope"}))
+        assert err.value.status == 404 and not err.value.retryable
+        assert err.value.body is not None and b"model_not_found" in err.value.body
+        for kind, status in (("500", 500), ("429", 429)):
+            s.control({"error_rate": 1.0, "error_kinds": [kind]})
+            with pytest.raises(UpstreamUnavailableError) as err2:
+                await up.execute(node, _req())
+            assert err2.value.status == status and err2.value.retryable
+            with pytest.raises(UpstreamUnavailableError):
+                async for _ in up.stream(node, _req(stream=True)):
+                    pass
+        s.control({"error_kinds": ["drop"]})
+        with pytest.raises(UpstreamUnavailableError):
+            await up.execute(node, _req())
+        s.control({"error_kinds": ["timeout"]})
+        with pytest.raises(UpstreamTimeoutError):
+            await up.execute(node.with_changes(timeout=0.2), _req())
+        s.control({"error_rate": 0.0})
+        assert (await up.execute(node, _req())).status == 200
+
+
+@pytest.mark.integration
+async def test_unreachable_node_is_unavailable() -> None:
+    node = NodeSpec(id="gone", url=f"http://127.0.0.1:{free_port()}/v1", timeout=2)
+    async with HttpUpstream() as up:
+        with pytest.raises(UpstreamUnavailableError) as err:
+            await up.execute(node, _req())
+    assert err.value.retryable and err.value.node_id == "gone"
+
+
+@pytest.mark.integration
+async def test_api_key_comes_from_the_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = UpstreamSimulator(SimSettings(port=0, api_key="sk-secret-123"))
+    port = await s.start()
+    node = NodeSpec(id="k", url=f"http://127.0.0.1:{port}/v1", api_key_env="PRSM_TEST_UP_KEY")
+    try:
+        monkeypatch.setenv("PRSM_TEST_UP_KEY", "sk-secret-123")
+        async with HttpUpstream() as up:
+            assert (await up.execute(node, _req())).status == 200
+        monkeypatch.setenv("PRSM_TEST_UP_KEY", "wrong")
+        async with HttpUpstream() as up:
+            with pytest.raises(UpstreamError) as err:
+                await up.execute(node, _req())
+        assert err.value.status == 401 and "sk-secret-123" not in str(err.value)
+    finally:
+        await s.close()
+
+
+def test_check_nodes_names_the_node_and_field() -> None:
+    with pytest.raises(ConfigError) as err:
+        check_nodes([NodeSpec(id="a")])
+    assert err.value.field == "node[a].url"
+    with pytest.raises(ConfigError) as err:
+        check_nodes([NodeSpec(id="b", url="ftp://x")])
+    assert err.value.field == "node[b].url"
+    with pytest.raises(ConfigError) as err:
+        check_nodes([NodeSpec(id="c", url="http://x/v1", api_key_env="NOPE_X")], environ={})
+    assert err.value.field == "node[c].api_key_env" and "NOPE_X" in str(err.value)
