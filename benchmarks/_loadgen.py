@@ -18,6 +18,7 @@ import collections
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +41,7 @@ class Stats:
         self.added: list[float] = []
         self.errors: collections.Counter[int] = collections.Counter()
         self.dropped = 0
+        self.total = 0
         self.measuring = False
 
 
@@ -89,6 +91,7 @@ class Generator:
         self.stats = Stats()
         self.closed_loop = False
         self.conns: list[Conn] = []
+        self.drained: asyncio.Future[None] | None = None
 
     async def open(self, n: int) -> None:
         loop = asyncio.get_running_loop()
@@ -105,6 +108,7 @@ class Generator:
     def done(self, conn: Conn, status: int) -> None:
         now = time.perf_counter()
         st = self.stats
+        st.total += 1
         if st.measuring:
             if status == 200:
                 st.latencies.append(now - conn.due)
@@ -118,6 +122,9 @@ class Generator:
             conn.send(self.queue.popleft())
         else:
             self.idle.append(conn)
+            d = self.drained
+            if d is not None and not d.done() and len(self.idle) == len(self.conns):
+                d.set_result(None)
 
     def fire(self, due: float) -> None:
         if self.idle:
@@ -140,14 +147,18 @@ class Generator:
             await asyncio.sleep(max(0.0, start + sent / rate - time.perf_counter()))
         return sent
 
-    async def drain(self, timeout: float) -> None:
-        end = time.perf_counter() + timeout
-        while (self.queue or len(self.idle) < len(self.conns)) and time.perf_counter() < end:
-            await asyncio.sleep(0.005)
+    async def drain(self, seconds: float) -> None:
+        """Wait until every due request is answered (or ``seconds`` pass)."""
+        if self.queue or len(self.idle) < len(self.conns):
+            self.drained = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(seconds):
+                    await self.drained
+            except TimeoutError:
+                pass  # what is still out is not counted: it was not answered in time
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    body = open(args.body, "rb").read() if args.body else b"{}"
+async def run(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
     gen = Generator(args.url, body, args.header or [], args.queue_limit)
     await gen.open(args.connections)
     if args.warmup > 0:
@@ -185,6 +196,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "offered": offered,
         "achieved": done / elapsed,
         "completed": done,
+        "total_completed": st.total,
         "errors": dict(st.errors),
         "dropped": st.dropped,
         "p50": pct(st.latencies, 50),
@@ -207,12 +219,13 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--queue-limit", type=int, default=10_000)
     args = p.parse_args()
+    body = Path(args.body).read_bytes() if args.body else b"{}"
     try:
         import uvloop
     except ImportError:
-        out = asyncio.run(run(args))
+        out = asyncio.run(run(args, body))
     else:
-        out = uvloop.run(run(args))
+        out = uvloop.run(run(args, body))
     json.dump(out, sys.stdout)
     print()
 

@@ -12,10 +12,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks._qqp import Protocol, build_protocol, cached_embeddings, load_pairs
-from prsm.performance.caching.semantic.features import pair_features
+from prsm.performance.caching.semantic.features import FEATURE_NAMES, pair_features
 from prsm.performance.caching.semantic.verifier import DEFAULT_PATH, export_sklearn
 
 TOP_K = 5
+#: Binary features that may veto a pair outright; each is kept only if dev F1 allows it.
+RULES = ("direction_swap", "number_mismatch", "entity_swap", "negation_mismatch")
+RULE_TOLERANCE = 0.005
 
 
 @dataclass
@@ -117,6 +120,19 @@ def fit_verifier(dev: Split, out: Path = DEFAULT_PATH, folds: int = 5) -> dict[s
     for f in range(folds):
         m = _model().fit(x[fold_of != f], y[fold_of != f])
         oof[fold_of == f] = m.predict_proba(x[fold_of == f])[:, 1]
+    rules: list[str] = []
+    score, right = best_of(oof, dev)
+    f1 = prf(score >= choose_threshold(score, right, dev.answerable), right, dev.answerable)["f1"]
+    rule_log = {}
+    for rule in RULES:
+        fires = x[:, FEATURE_NAMES.index(rule)] > 0.5
+        trial = np.where(fires, 0.0, oof)
+        s2, r2 = best_of(trial, dev)
+        f2 = prf(s2 >= choose_threshold(s2, r2, dev.answerable), r2, dev.answerable)["f1"]
+        rule_log[rule] = {"fires": int(fires.sum()), "dev_f1_without": f1, "dev_f1_with": f2}
+        if f2 >= f1 - RULE_TOLERANCE:
+            rules.append(rule)
+            oof, f1 = trial, max(f1, f2)
     score, right = best_of(oof, dev)
     t_f1 = choose_threshold(score, right, dev.answerable)
     t_p80 = choose_threshold(score, right, dev.answerable, min_precision=0.80)
@@ -128,12 +144,15 @@ def fit_verifier(dev: Split, out: Path = DEFAULT_PATH, folds: int = 5) -> dict[s
         "top_k": k,
         "pairs": len(y),
         "threshold_best_f1": t_f1,
+        "rules": rule_log,
         "threshold_precision_0_80": t_p80,
         "dev_out_of_fold_best_f1": prf(score >= t_f1, right, dev.answerable),
         "dev_out_of_fold_precision_0_80": prf(score >= t_p80, right, dev.answerable),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    data = export_sklearn(final, threshold=t_f1, candidate_threshold=floor, meta=meta)
+    data = export_sklearn(
+        final, threshold=t_f1, candidate_threshold=floor, rules=rules, meta=meta
+    )
     out.write_text(json.dumps(data, separators=(",", ":")) + "\n")
     return meta
 

@@ -214,6 +214,33 @@ async def bench_l1_async(report: Report, keys: int, repeat: int, rounds: int) ->
     return o / p
 
 
+async def bench_key_and_lookup(report: Report, number: int, rounds: int) -> float:
+    """The request path's exact-cache step for a ~2 KB chat request: key + L1 hit."""
+    from prsm.performance.types import AIRequest, Response
+
+    system = {"role": "system", "content": "You are a helpful assistant. " * 10}
+    user = {"role": "user", "content": "Tell me about the weather in Paris and its history. " * 28}
+    payload = {"model": "m", "messages": [system, user], "temperature": 0.2, "max_tokens": 256}
+    request = AIRequest(model="m", payload=payload)
+    cache = ExactResponseCache(MultiTierCache(CacheSettings(), tiers=()))
+    await cache.store(request, Response(content=ANSWER))
+    size = len(orjson.dumps(payload))
+
+    async def run() -> float:
+        async def loop() -> None:
+            for _ in range(number):
+                await cache.lookup(request)
+
+        return await _aper_call(loop, number)
+
+    times = []
+    for _ in range(rounds):
+        times.append(await run())
+    t = median(times)
+    report.add(**_row(f"exact key + L1 lookup, {size} B chat request", t, "budget: 5 µs", 5e-6))
+    return t
+
+
 # -- L2 Redis -----------------------------------------------------------------------------
 
 
@@ -257,14 +284,20 @@ async def bench_l2_redis(
     ours = MultiTierCache(settings, l1=False)
     tier = ours.tiers[0]
     assert isinstance(tier, RedisTier)
-    bare = Redis.from_url(url)
+    bare = Redis.from_url(url)  # redis-py's defaults (a 5 s socket timeout)
+    floor = Redis.from_url(url, socket_timeout=None)  # no timeout at all: the floor
     peer = RedisCache(endpoint="127.0.0.1", port=port, namespace="aio")
     names = [f"k{i}" for i in range(keys)]
-    for k in names:
-        await ours.set(k, ANSWER)
+    blobs = [f"b{i}" for i in range(keys)]
+    answer_bytes = orjson.dumps(ANSWER)
+    for k, b in zip(names, blobs, strict=True):
+        await ours.set(k, ANSWER)  # JSON: decoded on every get
+        await ours.set(b, answer_bytes)  # bytes: returned as stored
         await peer.set(k, ANSWER)
     raw_keys = [f"bench:v:{k}" for k in names]
+    raw_blobs = [f"bench:v:{b}" for b in blobs]
     assert await bare.get(raw_keys[0]) == await tier.get(names[0])
+    assert await ours.get(blobs[0]) == answer_bytes
 
     async def run(get: Callable[[str], Awaitable[Any]], ks: list[str]) -> float:
         async def loop() -> None:
@@ -274,21 +307,36 @@ async def bench_l2_redis(
 
         return await _aper_call(loop, repeat * len(ks))
 
-    o, p, a = await _aalternate(
+    ob, pb, fb, oj, pj, aj = await _aalternate(
         rounds,
+        lambda: run(ours.get, blobs),
+        lambda: run(bare.get, raw_blobs),
+        lambda: run(floor.get, raw_blobs),
         lambda: run(ours.get, names),
         lambda: run(bare.get, raw_keys),
         lambda: run(peer.get, names),
     )
-    report.add(**_row("L2 Redis get via MultiTierCache", o, "bare redis-py GET, same bytes", p))
-    report.add(**_row("L2 Redis get via MultiTierCache", o, "aiocache RedisCache.get", a))
-    assert ours.stats()["tiers"]["l2"]["hits"] >= rounds * repeat * keys
+    bare_peer = "bare redis-py GET of the same bytes"
+    report.add(**_row("L2 Redis get via MultiTierCache, bytes value", ob, bare_peer, pb))
+    floor_peer = "bare redis-py GET, no socket timeout (floor)"
+    report.add(**_row("L2 Redis get via MultiTierCache, bytes value", ob, floor_peer, fb))
+    report.add(**_row("L2 Redis get via MultiTierCache, JSON value", oj, bare_peer, pj))
+    report.add(
+        **_row("L2 Redis get via MultiTierCache, JSON value", oj, "aiocache RedisCache.get", aj)
+    )
+    assert ours.stats()["tiers"]["l2"]["hits"] >= 2 * rounds * repeat * keys
     await ours.clear()
     await peer.clear()
     await peer.close()
     await bare.aclose()
+    await floor.aclose()
     await ours.aclose()
-    return {"l2_get_vs_bare_redis_get": o / p, "l2_get_vs_aiocache_redis": o / a}
+    return {
+        "l2_get_vs_bare_redis_get": ob / pb,
+        "l2_get_vs_bare_redis_get_no_timeout": ob / fb,
+        "l2_get_json_vs_bare_redis_get": oj / pj,
+        "l2_get_json_vs_aiocache_redis": oj / aj,
+    }
 
 
 # -- L2 disk, L3 CAS ----------------------------------------------------------------------
@@ -451,6 +499,8 @@ async def main_async(args: Any) -> Report:
     ratios: dict[str, float] = bench_l1(report, l1_keys, l1_repeat, rounds)
     ratios["l1_async_vs_aiocache_memory"] = await bench_l1_async(report, l1_keys, l1_repeat, rounds)
     meets: dict[str, bool] = {"l1_hit": ratios["l1_get_vs_cachetools"] <= 1.5}
+    lookup = await bench_key_and_lookup(report, 200 if quick else 5000, rounds)
+    report.extra["exact_key_and_l1_lookup_us"] = round(lookup * 1e6, 3)
     with tempfile.TemporaryDirectory(prefix="prsm-bench-cache-") as tmp:
         root = Path(tmp)
         started = _start_redis(root)

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ class Server:
     def __init__(self, args: list[str], port: int, health: str, env: dict[str, str] | None = None,
                  timeout: float = 30.0) -> None:  # fmt: skip
         self.port = port
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as the server
         self.proc = subprocess.Popen(
             args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
@@ -135,6 +136,25 @@ def start_litellm(sim: Server, tmp: Path) -> Server:
     return Server(cmd, port, "/health/liveliness", env, timeout=120)
 
 
+def tree_cpu(pid: int) -> float | None:
+    """CPU seconds used so far by ``pid`` and its direct children (Linux ``/proc``)."""
+    proc = Path("/proc")
+    if not (proc / str(pid) / "stat").exists():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        if entry.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def load(port: int, body: Path, *, rate: float, duration: float, warmup: float,
          connections: int = 32) -> dict[str, Any]:  # fmt: skip
     cmd = [sys.executable, "-m", "benchmarks._loadgen", "--url",
@@ -151,7 +171,7 @@ def ms(v: float | None) -> float | None:
     return None if v is None else v * 1e3
 
 
-def med(values: list[float | None]) -> float | None:
+def med(values: Sequence[float | None]) -> float | None:
     vs = [v for v in values if v is not None]
     return statistics.median(vs) if vs else None
 
@@ -160,6 +180,8 @@ def main() -> None:
     p = parser("gateway", __doc__ or "")
     p.add_argument("--duration", type=float, default=None, help="seconds per measurement")
     p.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
+    p.add_argument("--low-rate", type=float, default=200.0,
+                   help="also measure our added latency at this rate (req/s)")  # fmt: skip
     args = p.parse_args()
     quick = args.quick
     rounds = args.rounds or (1 if quick else 3)
@@ -167,32 +189,42 @@ def main() -> None:
     warmup = 0.2 if quick else 0.5
     use_litellm = not (quick or args.no_litellm)
     tmp = Path(tempfile.mkdtemp(prefix="prsm-bench-gw-"))
-    bodies = {}
+    bodies: dict[str, Path] = {}
     for mode, stream in (("non-stream", False), ("stream", True)):
-        body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello. " * 8}],
-                "max_tokens": 16, "stream": stream}  # fmt: skip
+        request = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello. " * 8}],
+                   "max_tokens": 16, "stream": stream}  # fmt: skip
         bodies[mode] = tmp / f"{mode}.json"
-        bodies[mode].write_text(json.dumps(body))
+        bodies[mode].write_text(json.dumps(request))
     sim = start_sim()
     servers = [sim]
     try:
         ours = start_ours(sim, tmp)
         servers.append(ours)
         targets = {"direct": sim.port, "prsm": ours.port}
+        pids = {"direct": sim.proc.pid, "prsm": ours.proc.pid}
         if use_litellm:
             ll = start_litellm(sim, tmp)
             servers.append(ll)
             targets["litellm"] = ll.port
-            for mode in bodies:  # its first requests are slow: warm it up
-                load(ll.port, bodies[mode], rate=0, duration=2.0, warmup=1.0, connections=4)
+            pids["litellm"] = ll.proc.pid
+            for body in bodies.values():  # its first requests are slow: warm it up
+                load(ll.port, body, rate=0, duration=2.0, warmup=1.0, connections=4)
         peaks: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], list[float]] = {}
         lat: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in range(rounds):
             order = list(targets) if r % 2 == 0 else list(reversed(targets))
             for mode, body in bodies.items():
                 for name in order:
+                    pid = pids[name]
+                    cpu0 = tree_cpu(pid)
                     res = load(targets[name], body, rate=0, duration=duration, warmup=warmup)
+                    cpu1 = tree_cpu(pid)
                     peaks.setdefault((name, mode), []).append(res["achieved"])
+                    if cpu0 is not None and cpu1 is not None and res["total_completed"]:
+                        cpu.setdefault((name, mode), []).append(
+                            (cpu1 - cpu0) / res["total_completed"]
+                        )
                     print(f"round {r} {mode} {name}: peak {res['achieved']:.0f} req/s", flush=True)
                 for name in order:
                     if name == "direct":
@@ -202,6 +234,10 @@ def main() -> None:
                         res = load(targets[who], body, rate=rate, duration=duration, warmup=warmup)
                         res["rate"] = rate
                         lat.setdefault((f"{who}@{name}", mode), []).append(res)
+                for who in ("prsm", "direct"):  # well below saturation: no queueing
+                    res = load(targets[who], body, rate=args.low_rate, duration=duration,
+                               warmup=warmup)  # fmt: skip
+                    lat.setdefault((f"{who}@low", mode), []).append(res)
         report = Report("gateway", GOAL)
         for mode in bodies:
             for name in targets:
@@ -209,6 +245,9 @@ def main() -> None:
                     "target": name,
                     "mode": mode,
                     "peak_rps": med(peaks[name, mode]),
+                    "cpu_us_per_req": None
+                    if not cpu.get((name, mode))
+                    else 1e6 * (med(cpu[name, mode]) or 0),
                 }
                 if name != "direct":
                     mine = lat[f"{name}@{name}", mode]
@@ -226,6 +265,15 @@ def main() -> None:
                     )
                     row["header_added_p50_ms"] = ms(med([x["added_p50"] for x in mine]))
                     row["header_added_p99_ms"] = ms(med([x["added_p99"] for x in mine]))
+                    if name == "prsm":
+                        low, low_base = lat["prsm@low", mode], lat["direct@low", mode]
+                        row["low_rate_rps"] = args.low_rate
+                        row["low_added_p50_ms"] = ms(
+                            med([x["p50"] - y["p50"] for x, y in zip(low, low_base, strict=True)])
+                        )
+                        row["low_added_p99_ms"] = ms(
+                            med([x["p99"] - y["p99"] for x, y in zip(low, low_base, strict=True)])
+                        )
                     row["dropped"] = sum(x["dropped"] for x in mine)
                     row["errors"] = sum(sum(x["errors"].values()) for x in mine)
                 report.add(**row)
@@ -251,7 +299,9 @@ def main() -> None:
         report.notes.append(
             f"{rounds} round(s) of {duration}s per measurement; peak = closed loop over 32 "
             "connections; latency = open loop at half the target's own peak; added = target "
-            "minus direct at the same rate; load generator in its own process"
+            "minus direct at the same rate; low_added = ours minus direct at --low-rate; "
+            "cpu_us_per_req = CPU time of the server's processes per answered request at peak; "
+            "load generator in its own process"
         )
         if not use_litellm:
             report.notes.append("LiteLLM proxy skipped (quick mode or --no-litellm)")

@@ -107,6 +107,18 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]
     server.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Persistent state written by tests (disk L2, CAS, indexes) goes to a temporary folder."""
+    old = os.environ.get("PRSM_DATA_DIR")
+    os.environ["PRSM_DATA_DIR"] = str(tmp_path_factory.mktemp("prsm-data"))
+    yield
+    if old is None:
+        os.environ.pop("PRSM_DATA_DIR", None)
+    else:
+        os.environ["PRSM_DATA_DIR"] = old
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()

@@ -42,6 +42,6 @@ def test_cache_benchmark_quick(tmp_path: Path) -> None:
     assert "l1_get_vs_cachetools" in data["ratio_vs_peer"]
     assert "l1_hit" in data["meets_goal"]
     if shutil.which("redis-server") is not None:
-        assert "L2 Redis get via MultiTierCache" in cases
+        assert "L2 Redis get via MultiTierCache, bytes value" in cases
         assert "l2_hit" in data["meets_goal"]
     assert all(row["ours_us"] > 0 for row in data["rows"])

@@ -3,6 +3,7 @@ restarted), and the IPFS blob store against a fake Kubo HTTP API on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import shutil
 import subprocess
@@ -121,6 +122,29 @@ async def test_unreachable_redis_is_a_cache_error() -> None:
         assert info.value.tier == "l2"
     finally:
         await tier.aclose()
+
+
+async def test_a_hung_redis_costs_at_most_the_timeout() -> None:
+    """A server that accepts connections and never answers (a partition, a stuck Redis)."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    tier = RedisTier(f"redis://127.0.0.1:{port}/0", timeout=0.2)
+    try:
+        with pytest.raises(CacheError, match="GET failed"):
+            await tier.get("k")
+        with pytest.raises(CacheError, match="SET failed"):
+            await tier.set("k", b"v", tags=["t"])
+    finally:
+        await tier.aclose()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
 
 
 class FakeKubo:

@@ -88,6 +88,9 @@ async def test_failures_and_odd_answers_are_not_stored(clock: ManualClock) -> No
     assert await cache.lookup(_req()) is None
     await cache.store(_req(), Response(content=object()))
     assert cache.unstorable == 1 and await cache.lookup(_req()) is None
+    odd = AIRequest(model="m", payload={"messages": [object()]})
+    await cache.store(odd, Response(content=COMPLETION))
+    assert await cache.lookup(odd) is None and cache.stats()["unkeyable"] == 2
     l2.down = True
     await cache.store(_req(), Response(content=COMPLETION))  # a tier failure never raises
     assert await cache.lookup(_req()) is not None

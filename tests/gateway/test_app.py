@@ -9,6 +9,7 @@ import httpx
 import orjson
 import pytest
 
+from prsm.performance.caching.base import CacheHit
 from prsm.performance.errors import UpstreamError
 from prsm.performance.gateway.app import GatewayApp
 from prsm.performance.gateway.settings import GatewaySettings, TenantSettings, hash_key
@@ -212,3 +213,77 @@ async def test_an_unexpected_error_is_logged_and_answered_500(
     assert r.status_code == 500
     assert r.json()["error"]["type"] == "server_error"
     assert "unexpected error" in caplog.text
+
+
+class DictCache:
+    """A response cache double: exact match on the payload's JSON."""
+
+    def __init__(self) -> None:
+        self.entries: dict[bytes, Response] = {}
+
+    async def lookup(self, request: AIRequest) -> CacheHit | None:
+        found = self.entries.get(orjson.dumps(request.payload))
+        return None if found is None else CacheHit(found, "l1")
+
+    async def store(self, request: AIRequest, response: Response) -> None:
+        self.entries[orjson.dumps(request.payload)] = response
+
+
+async def test_cache_headers_and_cache_control() -> None:
+    upstream = FakeUpstream()
+    perf = PerformanceOrchestrator(
+        nodes=[NodeSpec(id="n0", models=["m"])], upstream=upstream, cache=DictCache()
+    )
+    async with _client(GatewayApp(perf)) as c:
+        first = await c.post("/v1/chat/completions", json=CHAT)
+        second = await c.post("/v1/chat/completions", json=CHAT)
+        bypass = await c.post(
+            "/v1/chat/completions", json=CHAT, headers={"cache-control": "no-cache"}
+        )
+    assert first.headers["x-prsm-cache"] == "miss"
+    assert second.headers["x-prsm-cache"] == "l1" and second.content == first.content
+    assert bypass.headers["x-prsm-cache"] == "miss"
+    assert len(upstream.seen) == 2
+
+
+async def test_a_stream_failing_after_its_first_chunk_ends_with_an_error_event() -> None:
+    class Breaks(FakeUpstream):
+        async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+            yield b'data: {"i": 0}\n\n'
+            raise UpstreamError(node.id, "connection dropped")
+
+    perf = PerformanceOrchestrator(nodes=[NodeSpec(id="n0", models=["m"])], upstream=Breaks())
+    async with _client(GatewayApp(perf)) as c:
+        r = await c.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.status_code == 200
+    first, error = [e for e in r.text.split("\n\n") if e]
+    assert first == 'data: {"i": 0}'
+    assert "connection dropped" in orjson.loads(error.removeprefix("data: "))["error"]["message"]
+
+
+async def test_a_stream_failing_before_its_first_chunk_is_retried_elsewhere() -> None:
+    app, upstream = _app()
+    upstream.fail["n0"] = UpstreamError("n0", "down", status=503)
+    async with _client(app) as c:
+        for _ in range(3):
+            r = await c.post("/v1/chat/completions", json={**CHAT, "stream": True})
+            assert r.status_code == 200 and r.text.endswith("data: [DONE]\n\n")
+
+
+async def test_startup_and_shutdown_hooks_run_in_order() -> None:
+    calls: list[str] = []
+
+    async def add_local_node(app: GatewayApp) -> None:
+        calls.append("start")
+        app.perf.add_node(NodeSpec(id="local-0", models=["emb"], meta={"upstream": "local"}))
+
+    async def stop_workers(app: GatewayApp) -> None:
+        calls.append("stop")
+
+    app, _ = _app()
+    app.on_startup.append(add_local_node)
+    app.on_shutdown.append(stop_workers)
+    await app.startup()
+    assert "emb" in app.perf.models()
+    await app.shutdown()
+    assert calls == ["start", "stop"] and app.shutting_down

@@ -251,9 +251,18 @@ def test_serve_without_config_starts_with_defaults() -> None:
         gw.stop()
 
 
-def test_bad_config_file_fails_at_start_naming_file_and_field(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("gateway:\n  port: 8000\n  shutdown_grace: soon\n", "gateway.shutdown_grace"),
+        ("nodes:\n  - id: n1\n    url: http://127.0.0.1:9/v1\n    modles: [m]\n", "node[n1]"),
+    ],
+)
+def test_bad_config_file_fails_at_start_naming_file_and_field(
+    tmp_path: Path, text: str, field: str
+) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("gateway:\n  port: 8000\n  shutdown_grace: soon\n")
+    path.write_text(text)
     out = subprocess.run(
         [sys.executable, "-m", "prsm.performance.cli", "serve", "--config", str(path)],
         capture_output=True,
@@ -262,5 +271,5 @@ def test_bad_config_file_fails_at_start_naming_file_and_field(tmp_path: Path) ->
         check=False,
     )
     assert out.returncode == 2
-    assert str(path) in out.stderr and "gateway.shutdown_grace" in out.stderr
+    assert f"{path}: {field}" in out.stderr
     assert "Traceback" not in out.stderr

@@ -7,8 +7,14 @@ import pytest
 from prsm.performance.clock import ManualClock
 from prsm.performance.errors import ConfigError, RateLimitedError
 from prsm.performance.gateway.auth import TenantLimiter
-from prsm.performance.gateway.ratelimit import Bucket, MemoryRateLimitStore, admit
+from prsm.performance.gateway.ratelimit import (
+    Bucket,
+    MemoryRateLimitStore,
+    RedisRateLimitStore,
+    admit,
+)
 from prsm.performance.gateway.settings import TenantSettings, hash_key
+from tests.conftest import RedisServer, free_port
 
 
 def test_a_new_bucket_starts_full_and_admits_its_burst() -> None:
@@ -101,3 +107,34 @@ async def test_tenants_have_separate_buckets(clock: ManualClock) -> None:
     await limiter.check(b)
     with pytest.raises(RateLimitedError):
         await limiter.check(a)
+
+
+@pytest.mark.integration
+async def test_redis_lua_script_does_the_same_math_as_admit(redis_server: RedisServer) -> None:
+    store = RedisRateLimitStore(redis_server.url, prefix=f"t-{free_port()}:")
+    memory = MemoryRateLimitStore()
+    steps = [  # (now, need, cost)
+        (1000.0, 1.0, 1.0), (1000.0, 1.0, 1.0), (1000.0, 1.0, 1.0), (1000.0, 1.0, 1.0),
+        (1000.5, 1.0, 1.0), (1001.0, 1.0, 0.0), (1001.0, -1e300, 40.0), (1001.0, 1.0, 1.0),
+        (1010.0, 1.0, 1.0), (1009.0, 1.0, 1.0), (1200.0, 1.0, 1.0),
+    ]  # fmt: skip
+    try:
+        for now, need, cost in steps:
+            got = await store.admit("k", now, rate=2.0, burst=3.0, need=need, cost=cost)
+            want = await memory.admit("k", now, rate=2.0, burst=3.0, need=need, cost=cost)
+            assert got[0] == want[0], (now, need, cost)
+            assert got[1] == pytest.approx(want[1]), (now, need, cost)
+        assert store.errors == 0
+    finally:
+        await store.aclose()
+
+
+async def test_redis_unreachable_fails_open_and_counts(caplog: pytest.LogCaptureFixture) -> None:
+    store = RedisRateLimitStore(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        ok, wait = await store.admit("k", 0.0, rate=1.0, burst=1.0, need=1.0, cost=1.0)
+    finally:
+        await store.aclose()
+    assert ok and wait == 0.0
+    assert store.errors == 1
+    assert "rate limit store unavailable" in caplog.text

@@ -221,3 +221,29 @@ def test_incremental_picks_equal_the_pure_strategy(
             return
         assert i is not None
         assert got == cands[i].node_id
+        b.registry.acquire(got)  # the next pick sees the changed load (and the heap's update)
+
+
+def test_many_updates_keep_the_heap_equal_to_the_pure_choice() -> None:
+    b = _balancer(n=5)
+    b.registry.update(NodeSpec("n0", models={"m"}, max_concurrency=50))
+    rng = random.Random(7)
+    for step in range(400):
+        node_id = f"n{rng.randrange(5)}"
+        action = rng.random()
+        if action < 0.4:
+            b.registry.acquire(node_id)
+        elif action < 0.8:
+            b.registry.release(node_id)
+        else:
+            b.tracker.record(node_id, rng.uniform(0, 2), rng.random() < 0.8, float(step))
+        cands = b.candidates(REQ, 0.0)
+        i, _ = choose("intelligent", cands, StrategyState(), random.Random(0), b.settings)
+        try:
+            got = b.pick(REQ, 0.0).id
+        except NoCapableNodesError:
+            assert i is None
+            continue
+        assert i is not None and got == cands[i].node_id
+    group = next(iter(b._groups.values()))
+    assert group.heap is not None and len(group.heap) <= 2 * 5 + 16

@@ -43,6 +43,12 @@ async def test_routes_by_node_meta_and_falls_back_to_default() -> None:
     assert chunks == [b"data: 1\n\n", b"data: [DONE]\n\n"]
 
 
+async def test_routes_can_be_added_later() -> None:
+    up = DispatchUpstream({}, default=Streamer())
+    up.add_route("local", CallableUpstream(lambda node, req: "late"))
+    assert (await up.execute(LOCAL, AIRequest())).content == "late"
+
+
 async def test_unknown_tag_or_no_default_is_a_clear_non_retryable_error() -> None:
     up = DispatchUpstream({"local": CallableUpstream(lambda n, r: 1)})
     with pytest.raises(UpstreamError, match="'ray'") as err:

@@ -152,6 +152,14 @@ async def test_bad_bodies_are_client_errors_naming_the_field(
     assert f"{field}:" in str(err.value)
 
 
+async def test_chat_requests_are_refused(served: Any) -> None:
+    _, nodes, upstream = served
+    request = AIRequest(model=MODEL, kind=RequestKind.CHAT, payload={"messages": []})
+    with pytest.raises(UpstreamError, match="embeddings only") as err:
+        await upstream.execute(nodes[0], request)
+    assert err.value.status == 400
+
+
 async def test_unknown_model_is_not_found(served: Any) -> None:
     _, nodes, upstream = served
     request = AIRequest(model="gpt-4o", kind=RequestKind.EMBEDDING, payload={"input": "x"})

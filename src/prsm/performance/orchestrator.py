@@ -15,6 +15,7 @@ retryable failure the next capable node, within the request's deadline → learn
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
@@ -22,6 +23,7 @@ from typing import Any
 
 from ._awaiting import await_with_timeout
 from .caching.base import ResponseCache
+from .caching.settings import CacheSettings
 from .clock import Clock, SystemClock
 from .config import PRSMConfig
 from .errors import (
@@ -65,11 +67,10 @@ class PerformanceOrchestrator:
     Options left as ``None`` come from ``settings`` / ``balancer_settings`` (whose defaults
     are the post's: intelligent routing, no auto-scaling, a 1 s monitoring interval).
 
-    What is coming, not built here: ``auto_scaling=True`` is accepted and recorded in
-    :meth:`snapshot`; replicas are scaled by the scaling component once it lands. A
-    ``caching_strategy`` other than ``none`` without a ``cache`` is accepted; the tiers are
-    built by :meth:`_build_cache`, which the caching component wires (until then requests
-    are not cached unless ``cache=`` is given).
+    ``caching_strategy`` builds the response cache (exact tiers and/or the semantic cache,
+    configured by ``cache_settings`` / ``semantic_settings``) unless ``cache=`` is given.
+    Coming, not built here: ``auto_scaling=True`` is accepted and recorded in
+    :meth:`snapshot`; replicas are scaled by the scaling component once it lands.
 
     ``upstream`` executes requests (e.g. :class:`~prsm.performance.upstreams.CallableUpstream`);
     without one, :meth:`handle` raises :class:`ConfigError`. ``metrics`` is the injected
@@ -89,6 +90,8 @@ class PerformanceOrchestrator:
         settings: OrchestratorSettings | None = None,
         balancer_settings: BalancerSettings | None = None,
         breaker_settings: BreakerSettings | None = None,
+        cache_settings: CacheSettings | None = None,
+        semantic_settings: Any = None,
         metrics: MetricsRegistry | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -104,12 +107,12 @@ class PerformanceOrchestrator:
         if monitoring_interval is not None:
             changes["monitoring_interval"] = monitoring_interval
         if changes:
-            s = OrchestratorSettings(**{**_fields(s), **changes})
+            s = dataclasses.replace(s, **changes)
         self.settings = s
         bs = balancer_settings or BalancerSettings()
         if load_balancing is not None:
             check_strategy(load_balancing, "load_balancing")
-            bs = BalancerSettings(**{**_fields(bs), "strategy": load_balancing})
+            bs = dataclasses.replace(bs, strategy=load_balancing)
         self.balancer_settings = bs
         self.breaker_settings = breaker_settings or BreakerSettings()
         self.clock: Clock = clock or SystemClock()
@@ -127,6 +130,8 @@ class PerformanceOrchestrator:
         self.breakers.add_listener(self._on_breaker_change)
         self.registry.add_listener(self._on_registry_change)
         self.upstream = upstream
+        self.cache_settings = cache_settings or CacheSettings()
+        self._semantic_settings = semantic_settings
         self.cache: ResponseCache | None = cache if cache is not None else self._build_cache()
         self._monitor: asyncio.Task[None] | None = None
         for spec in nodes:
@@ -152,37 +157,51 @@ class PerformanceOrchestrator:
             settings=config.orchestrator,
             balancer_settings=config.routing,
             breaker_settings=config.breaker,
+            cache_settings=config.cache,
+            semantic_settings=getattr(config, "semantic", None),
             metrics=metrics,
             clock=clock,
             rng=rng,
         )
 
     def _build_cache(self) -> ResponseCache | None:
-        """The response cache for ``settings.caching_strategy`` when none was passed in.
+        """The response cache for ``settings.caching_strategy`` when none was passed in
+        (``None`` for ``none``): memory, multi-tier and semantic tiers from the caching
+        component's factory."""
+        from .caching.factory import build_response_cache
 
-        The caching component wires this (its factory builds the memory, multi-tier and
-        semantic caches); until it does, no cache is built and requests go to the nodes.
-        """
-        return None
+        return build_response_cache(
+            self.settings.caching_strategy,
+            self.cache_settings,
+            metrics=self.metrics,
+            clock=self.clock,
+            semantic_settings=self._semantic_settings,
+        )
 
     # -- nodes -----------------------------------------------------------------------------
 
     def add_node(self, spec: NodeSpec) -> None:
+        """Register a new node; it can be picked at once."""
         self.registry.add(spec)
 
     def update_node(self, spec: NodeSpec) -> None:
+        """Replace a node's spec (same id); its load, breaker and learned figures stay."""
         self.registry.update(spec)
 
     def drain_node(self, node_id: str) -> None:
+        """Send the node no new requests; those it holds finish."""
         self.registry.drain(node_id)
 
     def activate_node(self, node_id: str) -> None:
+        """Undo :meth:`drain_node`."""
         self.registry.activate(node_id)
 
     def remove_node(self, node_id: str) -> NodeSpec:
+        """Unregister the node, its breaker, learned figures and metric series."""
         return self.registry.remove(node_id)
 
     def update_node_metrics(self, node_id: str, metrics: NodeMetrics) -> None:
+        """Store the node's reported cpu, memory and queue depth (they feed its load)."""
         self.registry.update_metrics(node_id, metrics)
 
     def models(self) -> list[str]:
@@ -222,13 +241,14 @@ class PerformanceOrchestrator:
         """Teach the performance model (per-node EWMA latency and success rate, which feed the
         scores) the outcome ``result``. Cache hits, refused breakers and client errors teach
         nothing about the node."""
+        self._learn(result)
+
+    def _learn(self, result: ExecutionResult) -> None:
         node_id = result.node_id
         if node_id is None or result.cache is not None or node_id not in self.registry:
             return
         err = result.error
-        if err is not None and not result.ok and not _retryable(err):
-            return
-        if isinstance(err, CircuitBreakerOpenError):
+        if err is not None and (isinstance(err, CircuitBreakerOpenError) or not _retryable(err)):
             return
         self.tracker.record(node_id, result.latency, result.ok, self.clock.monotonic())
 
@@ -337,7 +357,7 @@ class PerformanceOrchestrator:
             m.node(node.id).picks.inc()
             attempts += 1
             result = await self._attempt(upstream, node, request, now, deadline)
-            await self.update_performance_model(request, result)
+            self._learn(result)
             if result.ok:
                 response = result.response
                 if cache is not None and request.cache_mode != "no-store" and response is not None:
@@ -375,7 +395,11 @@ class PerformanceOrchestrator:
             raise ConfigError(
                 "upstream", f"{type(upstream).__name__} cannot stream (it has no stream())"
             )
-        return stream_pipeline(self, upstream, request)
+        if self.cache is None:
+            return stream_pipeline(self, upstream, request)
+        from .caching.response_cache import CachedStream
+
+        return CachedStream(self.cache, request, lambda: stream_pipeline(self, upstream, request))
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -424,10 +448,6 @@ class PerformanceOrchestrator:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
 
 
 __all__ = ["PerformanceOrchestrator"]

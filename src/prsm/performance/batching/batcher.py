@@ -112,6 +112,7 @@ class DynamicBatcher(Generic[T, R]):
         self._timer_at = 0.0
         self._closed = False
         self._counts = {"batches": 0, "items": 0, "rejected": 0, "cancelled": 0, "failed": 0}
+        self._busy_seconds = 0.0
         self._size_counts: dict[int, int] = {}
         self._last_batch_seconds: float | None = None
         m = metrics or MetricsRegistry()
@@ -189,9 +190,13 @@ class DynamicBatcher(Generic[T, R]):
             "learning": self.settings.learn_batch_size,
             "max_batch_size": self.settings.max_batch_size,
             "chosen_batch_size": chosen or self.settings.max_batch_size,
+            "backlog_batch_size": self.tuner.backlog_size
+            if self.settings.learn_batch_size
+            else None,
             "queue_depth": self._depth(),
             "in_flight_batches": self._in_flight,
             "last_batch_seconds": self._last_batch_seconds,
+            "batch_seconds_total": self._busy_seconds,
             **self._counts,
             "batch_sizes": dict(sorted(self._size_counts.items())),
             "curve": [p.as_dict() for p in self.tuner.curve()],
@@ -275,8 +280,9 @@ class DynamicBatcher(Generic[T, R]):
         queue = self._queues[action.key]
         batch = queue.pop(action.size)
         self._m_depth_child.set(self._depth())
-        if not batch:
-            return
+        if not batch:  # depth said items wait but none do: a bookkeeping bug, say so loudly
+            queue.depth = 0
+            raise PRSMError(f"batcher {self.name!r}: key {action.key!r} had no waiting items")
         self._in_flight += 1
         self._m_chosen.set(self.tuner.chosen_size or self.settings.max_batch_size)
         task = asyncio.get_running_loop().create_task(self._run(action.key, batch))
@@ -307,6 +313,7 @@ class DynamicBatcher(Generic[T, R]):
         seconds = self._clock.monotonic() - t0
         self.tuner.observe(size, seconds)
         self._last_batch_seconds = seconds
+        self._busy_seconds += seconds
         self._counts["batches"] += 1
         self._counts["items"] += size
         self._size_counts[size] = self._size_counts.get(size, 0) + 1

@@ -29,8 +29,8 @@ class BatcherSettings:
     for the batch to fill (``None``: no such level).
     ``learn_batch_size``: let the tuner pick the size; off: always ``max_batch_size``.
     ``latency_budget``: seconds one batch may take for its size to be chosen.
-    ``throughput_tolerance``: the smallest size within this fraction of the best measured
-    throughput wins (smaller batches, lower latency, same work done).
+    ``throughput_tolerance``: the largest size whose measured throughput is within this
+    fraction of the best wins (same work per second, bursts drained in fewer batches).
     ``min_samples``: batches of a size measured before the tuner trusts it.
     ``reprobe_every``: every this many batches the tuner re-measures a neighbouring size, so the
     curve follows the load (0: never).

@@ -4,9 +4,17 @@ Sizes are grouped into buckets (powers of two up to ``max_batch_size``, plus tha
 each bucket the tuner keeps running means (EWMA) of the batch size and of the seconds a batch
 took. Throughput of a bucket is ``mean_size / mean_seconds``. :func:`best_batch_size` (pure)
 picks, among buckets measured at least ``min_samples`` times whose batches take at most
-``latency_budget``, the smallest whose throughput is within ``throughput_tolerance`` of the
-best — on a CPU throughput flattens early and large batches lose, so this is usually a small
-size; on a GPU it grows until the budget binds.
+``latency_budget``, the largest whose throughput is within ``throughput_tolerance`` of the
+best. Measured throughput is noisy and flat near its peak; of the sizes that do the same work
+per second, the largest drains a burst in the fewest batches (so a queue of N clients waits
+about one batch, not N / size). On a CPU throughput falls past a moderate size and that size
+wins; on a GPU it grows until the latency budget binds. When no size meets the budget, the one
+with the most throughput is chosen (nothing can meet it; the fastest drain is then best).
+
+The budget caps a batch's time while the queue is short. When more items wait than the
+budget's size and a larger measured size does more work per second (the budget binds), the
+tuner aims at that larger size (at most what waits): with a backlog, draining it fastest is
+what lowers everyone's latency, and a small budget size would only make the queue grow.
 
 :class:`BatchTuner` holds that state. :meth:`BatchTuner.target` tells the driver which size to
 aim at given how many items wait: an unmeasured bucket that the queue can fill is measured
@@ -79,17 +87,15 @@ def best_batch_size(
 ) -> int | None:
     """The size maximising throughput within the latency budget (``None``: nothing trusted).
 
-    When no trusted size fits the budget, the fastest trusted batch's size is returned.
+    When no trusted size fits the budget, the budget is ignored (nothing can meet it).
     """
     trusted = [p for p in points if p.batches >= min_samples]
     if not trusted:
         return None
-    within = [p for p in trusted if p.mean_seconds <= latency_budget]
-    if not within:
-        return min(trusted, key=lambda p: (p.mean_seconds, p.size)).size
+    within = [p for p in trusted if p.mean_seconds <= latency_budget] or trusted
     best = max(p.throughput for p in within)
     good = [p for p in within if p.throughput >= (1.0 - tolerance) * best]
-    return min(p.size for p in good)
+    return max(p.size for p in good)
 
 
 class BatchTuner:
@@ -103,6 +109,7 @@ class BatchTuner:
         self._probe: int | None = None
         self._probe_up = True
         self._chosen: int | None = None
+        self._unbounded: int | None = None
 
     # -- measurements ---------------------------------------------------------------------
     def observe(self, size: int, seconds: float) -> None:
@@ -124,9 +131,16 @@ class BatchTuner:
         self._batches += 1
         if self._probe is not None and bucket == self._probe:
             self._probe = None
+        curve = self.curve()
         self._chosen = best_batch_size(
-            self.curve(),
+            curve,
             latency_budget=self.settings.latency_budget,
+            tolerance=self.settings.throughput_tolerance,
+            min_samples=self.settings.min_samples,
+        )
+        self._unbounded = best_batch_size(
+            curve,
+            latency_budget=float("inf"),
             tolerance=self.settings.throughput_tolerance,
             min_samples=self.settings.min_samples,
         )
@@ -166,7 +180,18 @@ class BatchTuner:
             return self._probe
         if self._chosen is None:
             return fillable
+        if (
+            self._unbounded is not None
+            and self._unbounded > self._chosen
+            and available > self._chosen
+        ):
+            return min(self._unbounded, fillable)  # a backlog: drain it at the best rate
         return self._chosen
+
+    @property
+    def backlog_size(self) -> int | None:
+        """The size aimed at when a backlog waits (most throughput, ignoring the budget)."""
+        return self._unbounded
 
     def expected_seconds(self, size: int) -> float | None:
         """The measured mean time of a batch in ``size``'s bucket, if any."""
@@ -186,6 +211,7 @@ class BatchTuner:
         self._batches = 0
         self._probe = None
         self._chosen = None
+        self._unbounded = None
 
     # -- warm-up --------------------------------------------------------------------------
     async def profile(

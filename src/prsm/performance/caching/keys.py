@@ -7,13 +7,14 @@ not what to keep, means a parameter this code has never heard of (a new sampling
 still separates answers instead of silently sharing them. Integral floats at the top level
 are written as integers, so ``temperature: 1`` and ``temperature: 1.0`` share an entry.
 
-Keys read ``v1:<tenant>:<model>:<blake2b-128 hex>`` with tenant and model percent-encoded, so
+Keys read ``v1:<tenant>:<model>:<SHA-256/128 hex>`` with tenant and model percent-encoded, so
 one tenant's (or one tenant's model's) entries can be invalidated by prefix, and the tenant
 is inside the hash too: no tenant can read another tenant's entries.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from typing import Any
@@ -37,6 +38,7 @@ def _part(text: str) -> str:
     return quote(text, safe="")
 
 
+@functools.lru_cache(maxsize=4096)
 def tenant_prefix(tenant: str, model: str | None = None) -> str:
     """The key prefix of every entry of ``tenant`` (and of ``model``, when given)."""
     prefix = f"{KEY_VERSION}:{_part(tenant)}:"
@@ -54,20 +56,19 @@ class RequestKeyer:
     def material(self, request: AIRequest) -> bytes:
         """The canonical bytes the key hashes."""
         ignored = self.ignored
-        body: dict[str, Any] = {}
-        for name, value in request.payload.items():
-            if name in ignored:
-                continue
-            body[name] = int(value) if type(value) is float and value.is_integer() else value
-        model = request.model or str(request.payload.get("model", ""))
-        body["model"] = model
+        body: dict[str, Any] = {
+            name: int(value) if type(value) is float and value.is_integer() else value
+            for name, value in request.payload.items()
+            if name not in ignored
+        }
+        body["model"] = request.model or str(request.payload.get("model", ""))
         return orjson.dumps({"b": body, "k": request.kind.value, "t": request.tenant}, option=_OPTS)
 
     def key(self, request: AIRequest) -> str:
         """The cache key of ``request``."""
-        digest = hashlib.blake2b(self.material(request), digest_size=16).hexdigest()
+        digest = hashlib.sha256(self.material(request)).hexdigest()[:32]
         model = request.model or str(request.payload.get("model", ""))
-        return f"{tenant_prefix(request.tenant, model)}{digest}"
+        return tenant_prefix(request.tenant, model) + digest
 
 
 _default = RequestKeyer()

@@ -63,9 +63,10 @@ class MultiTierCache:
         self.settings = s = settings or CacheSettings()
         self.clock: Clock = clock or SystemClock()
         self.name = name
-        self._now: Callable[[], float] = (
-            time.monotonic if isinstance(self.clock, SystemClock) else self.clock.monotonic
-        )
+        system = isinstance(self.clock, SystemClock)
+        # the real clock's methods are time.monotonic/time.time: call those directly
+        self._now: Callable[[], float] = time.monotonic if system else self.clock.monotonic
+        self._wall: Callable[[], float] = time.time if system else self.clock.time
         self._codec = CacheCodec(s.signing_key)
         self.l1: MemoryTier[CacheEntry] | None = (
             MemoryTier(s.l1_max_entries, s.l1_max_bytes, clock=self.clock, name="l1")
@@ -124,7 +125,9 @@ class MultiTierCache:
         missed: list[TierSlot] = []
         for slot in self._slots:
             t0 = self._now()
-            if not (slot.clean() or await slot.ready()):
+            if (slot.health.failures or slot.pending or slot.needs_clear) and not (
+                await slot.ready()
+            ):
                 slot.stats.skipped += 1
                 continue
             try:
@@ -133,7 +136,8 @@ class MultiTierCache:
                 slot.failed("get", key, exc)
                 continue
             slot.stats.observe(self._now() - t0)
-            slot.succeeded()
+            if slot.health.failures:
+                slot.succeeded()
             if data is None:
                 slot.stats.miss += 1
                 missed.append(slot)
@@ -146,13 +150,15 @@ class MultiTierCache:
                 await self._delete_in(slot, key)
                 missed.append(slot)
                 continue
-            remaining = entry.remaining(self.clock.time())
+            expires = entry.expires
+            remaining = None if expires is None else expires - self._wall()
             if remaining is not None and remaining <= 0:
                 slot.stats.miss += 1
                 missed.append(slot)
                 continue
             slot.stats.hit += 1
-            await self._promote(key, entry, data, remaining, missed)
+            if self.l1 is not None or missed:
+                await self._promote(key, entry, data, remaining, missed)
             return entry, slot.name
         return None
 

@@ -45,15 +45,28 @@ class ExactResponseCache:
         self.cacheable_status = frozenset(cacheable_status)
         self.unstorable = 0
         self.malformed = 0
+        self.unkeyable = 0
 
     def key(self, request: AIRequest) -> str:
         """The cache key of ``request``."""
         return self.keyer.key(request)
 
+    def _key(self, request: AIRequest) -> str | None:
+        try:
+            return self.keyer.key(request)
+        except TypeError as exc:
+            # a library caller's payload that is not JSON cannot be keyed: not cached
+            self.unkeyable += 1
+            log.info("exact cache: request %s cannot be keyed: %s", request.id, exc)
+            return None
+
     async def lookup(self, request: AIRequest) -> CacheHit | None:
         if request.cache_mode != "default":
             return None
-        found = await self.cache.get_entry(self.keyer.key(request))
+        key = self._key(request)
+        if key is None:
+            return None
+        found = await self.cache.get_entry(key)
         if found is None:
             return None
         entry, tier = found
@@ -70,9 +83,12 @@ class ExactResponseCache:
     async def store(self, request: AIRequest, response: Response) -> None:
         if request.cache_mode == "no-store" or response.status not in self.cacheable_status:
             return
+        key = self._key(request)
+        if key is None:
+            return
         value: dict[str, Any] = {"c": response.content, "s": response.status, "t": response.tokens}
         try:
-            await self.cache.set(self.keyer.key(request), value, self.ttl)
+            await self.cache.set(key, value, self.ttl)
         except (TypeError, ValueError) as exc:
             # an answer that cannot be kept (not JSON, too large) is served, not cached
             self.unstorable += 1
@@ -104,8 +120,13 @@ class ExactResponseCache:
         return await self.cache.invalidate_prefix(tenant_prefix(tenant, model))
 
     def stats(self) -> dict[str, Any]:
-        """The multi-tier cache's stats plus answers not stored and entries not readable."""
-        return self.cache.stats() | {"unstorable": self.unstorable, "malformed": self.malformed}
+        """The multi-tier cache's stats plus answers not stored, entries not readable and
+        requests that could not be keyed."""
+        return self.cache.stats() | {
+            "unstorable": self.unstorable,
+            "malformed": self.malformed,
+            "unkeyable": self.unkeyable,
+        }
 
     async def aclose(self) -> None:
         await self.cache.aclose()

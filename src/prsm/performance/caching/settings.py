@@ -6,12 +6,12 @@ this module without a cycle.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError
+from ..paths import data_dir
 
 L2Backend = Literal["auto", "redis", "disk", "none"]
 L3Backend = Literal["cas", "ipfs", "none"]
@@ -21,9 +21,8 @@ _L3 = ("cas", "ipfs", "none")
 
 
 def default_data_dir() -> str:
-    """``$XDG_CACHE_HOME/prsm-performance`` (``~/.cache/prsm-performance`` when unset)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return str(Path(base) / "prsm-performance")
+    """The package's data directory (:func:`prsm.performance.paths.data_dir`)."""
+    return str(data_dir())
 
 
 def _positive(field: str, value: float | None, *, allow_none: bool = False) -> None:

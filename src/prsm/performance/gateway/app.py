@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -22,8 +21,20 @@ import orjson
 from ..clock import Clock
 from ..errors import NoCapableNodesError, PayloadTooLargeError, PRSMError
 from ..monitoring.registry import MetricsRegistry
-from ..types import AIRequest, RequestKind, new_request_id
+from ..types import AIRequest, RequestKind
 from .admin import AdminApi
+from .asgi import (
+    JSON,
+    KINDS,
+    SSE,
+    TEXT,
+    Receive,
+    RequestHead,
+    Scope,
+    Send,
+    cache_mode,
+    disconnected,
+)
 from .auth import Authenticator, TenantLimiter
 from .models import parse_body
 from .ratelimit import MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore
@@ -32,58 +43,8 @@ from .settings import GatewaySettings, TenantSettings
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-_RID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
-_JSON = (b"content-type", b"application/json")
-_SSE = (b"content-type", b"text/event-stream")
-_TEXT = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
-_KINDS = {
-    "/v1/chat/completions": RequestKind.CHAT,
-    "/v1/completions": RequestKind.COMPLETION,
-    "/v1/embeddings": RequestKind.EMBEDDING,
-}
-
-
-def _cache_mode(value: bytes | None) -> str:
-    if not value:
-        return "default"
-    v = value.lower()
-    if b"no-store" in v:
-        return "no-store"
-    if b"no-cache" in v:
-        return "no-cache"
-    return "default"
-
-
-class _Head:
-    """What the gateway reads from a request's headers, in one pass."""
-
-    __slots__ = ("api_key", "auth", "cache_control", "length", "rid", "started", "t0")
-
-    def __init__(self, t0: float, headers: list[tuple[bytes, bytes]]) -> None:
-        self.t0 = t0
-        self.started = False
-        self.auth: bytes | None = None
-        self.api_key: bytes | None = None
-        self.cache_control: bytes | None = None
-        self.length: int | None = None
-        rid = None
-        for name, value in headers:
-            if name == b"authorization":
-                self.auth = value
-            elif name == b"content-length":
-                self.length = int(value) if value.isdigit() else None
-            elif name == b"x-request-id":
-                rid = value if _RID.fullmatch(value) else None
-            elif name == b"cache-control":
-                self.cache_control = value
-            elif name == b"x-api-key":
-                self.api_key = value
-        self.rid: bytes = rid or new_request_id().encode()
+#: an ``on_startup`` / ``on_shutdown`` hook: called with the app
+Hook = Callable[["GatewayApp"], Awaitable[None]]
 
 
 class GatewayApp:
@@ -98,8 +59,12 @@ class GatewayApp:
         limiter_store: RateLimitStore | None = None,
         clock: Clock | None = None,
         metrics: MetricsRegistry | None = None,
+        on_startup: Sequence[Hook] = (),
+        on_shutdown: Sequence[Hook] = (),
     ) -> None:
         self.perf = perf
+        self.on_startup = list(on_startup)
+        self.on_shutdown = list(on_shutdown)
         self.settings = settings or GatewaySettings()
         self.auth = Authenticator(self.settings)
         if limiter_store is None:
@@ -150,15 +115,22 @@ class GatewayApp:
                 return
 
     async def startup(self) -> None:
+        """Start the pipeline's background loops, then run the ``on_startup`` hooks (e.g. one
+        that starts local model workers and adds their nodes)."""
         start = getattr(self.perf, "start", None)
         if start is not None:
             await start()
+        for hook in self.on_startup:
+            await hook(self)
 
     async def shutdown(self) -> None:
-        """Refuse new work (``/readyz`` says so), then close the pipeline and the limiter."""
+        """Refuse new work (``/readyz`` says so), close the pipeline (its upstreams and cache)
+        and the limiter, then run the ``on_shutdown`` hooks, last added first."""
         self.shutting_down = True
         await self.perf.close()
         await self.limiter.aclose()
+        for hook in reversed(self.on_shutdown):
+            await hook(self)
 
     # --- helpers
     def _count(self, route: str, status: int, added: float | None) -> None:
@@ -181,7 +153,7 @@ class GatewayApp:
         added: float,
         *,
         extra: tuple[tuple[bytes, bytes], ...] | list[tuple[bytes, bytes]] = (),
-        ctype: tuple[bytes, bytes] = _JSON,
+        ctype: tuple[bytes, bytes] = JSON,
     ) -> None:
         headers = [
             ctype,
@@ -217,9 +189,9 @@ class GatewayApp:
         t0 = time.perf_counter()
         path: str = scope["path"]
         method: str = scope["method"]
-        head = _Head(t0, scope["headers"])
+        head = RequestHead(t0, scope["headers"])
         rid = head.rid
-        kind = _KINDS.get(path)
+        kind = KINDS.get(path)
         try:
             if kind is not None and method == "POST":
                 self.in_flight += 1
@@ -247,7 +219,7 @@ class GatewayApp:
         self,
         kind: RequestKind,
         route: str,
-        head: _Head,
+        head: RequestHead,
         receive: Receive,
         send: Send,
     ) -> None:
@@ -271,7 +243,7 @@ class GatewayApp:
             tenant=tenant.name,
             timeout=self.settings.request_timeout,
             stream=stream,
-            cache_mode=_cache_mode(head.cache_control),
+            cache_mode=cache_mode(head.cache_control),
             id=rid.decode(),
         )
         if stream:
@@ -301,7 +273,7 @@ class GatewayApp:
         self,
         request: AIRequest,
         route: str,
-        head: _Head,
+        head: RequestHead,
         receive: Receive,
         send: Send,
         *,
@@ -317,7 +289,7 @@ class GatewayApp:
             except StopAsyncIteration:
                 first = b""
             headers = [
-                _SSE,
+                SSE,
                 (b"cache-control", b"no-cache"),
                 (b"x-request-id", rid),
                 (b"x-prsm-added-time", b"%.3f" % (added * 1e3)),
@@ -325,7 +297,7 @@ class GatewayApp:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             head.started = True
             self._count(route, 200, added)
-            watcher = asyncio.ensure_future(_disconnected(receive))
+            watcher = asyncio.ensure_future(disconnected(receive))
             try:
                 await send({"type": "http.response.body", "body": first, "more_body": True})
                 events += first.count(b"data:")
@@ -352,18 +324,18 @@ class GatewayApp:
         self,
         path: str,
         method: str,
-        head: _Head,
+        head: RequestHead,
         receive: Receive,
         send: Send,
     ) -> None:
         auth, api_key = head.auth, head.api_key
-        status, body, ctype = 200, b"", _JSON
+        status, body, ctype = 200, b"", JSON
         if path == "/healthz" and method == "GET":
             body = b'{"status":"ok"}'
         elif path == "/readyz" and method == "GET":
             status, body = self._ready()
         elif path == "/metrics" and method == "GET":
-            body, ctype = self.metrics.exposition(), _TEXT
+            body, ctype = self.metrics.exposition(), TEXT
         elif path == "/v1/models" and method == "GET":
             self.auth.tenant(auth, api_key)
             now = int(time.time())
@@ -392,7 +364,7 @@ class GatewayApp:
                     else b""
                 )
                 status, body = self.admin.handle(method, path, data)
-        elif path in _KINDS:
+        elif path in KINDS:
             status = 405
             body = error_body(
                 f"{path} takes POST", "invalid_request_error", code="method_not_allowed"
@@ -415,19 +387,21 @@ class GatewayApp:
         return 200, orjson.dumps({"status": "ready", "nodes": nodes, "in_flight": self.in_flight})
 
 
-async def _disconnected(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
 def create_app(
     perf: Any,
     settings: GatewaySettings | None = None,
     *,
     limiter_store: RateLimitStore | None = None,
     clock: Clock | None = None,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
 ) -> GatewayApp:
     """The gateway's ASGI app in front of ``perf`` (a PerformanceOrchestrator)."""
-    return GatewayApp(perf, settings, limiter_store=limiter_store, clock=clock)
+    return GatewayApp(
+        perf,
+        settings,
+        limiter_store=limiter_store,
+        clock=clock,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+    )

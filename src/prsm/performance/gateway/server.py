@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import PRSMConfig, load_config
+from ..errors import ConfigError
 from ..routing.node import NodeSpec, node_from_mapping
+from ..upstreams.dispatch import DispatchUpstream
 from ..upstreams.http import HttpUpstream, check_nodes
 from .app import GatewayApp
 
@@ -37,7 +39,9 @@ def build_orchestrator(config: PRSMConfig) -> Any:
     from ..orchestrator import PerformanceOrchestrator
 
     gw = config.gateway
-    upstream = HttpUpstream(default_timeout=gw.upstream_timeout, connect_timeout=gw.connect_timeout)
+    http = HttpUpstream(default_timeout=gw.upstream_timeout, connect_timeout=gw.connect_timeout)
+    # nodes tagged meta.upstream (e.g. local workers) go to the upstreams added as routes
+    upstream = DispatchUpstream({}, default=http)
     options: dict[str, Any] = {}
     for section, option in (
         ("orchestrator", "settings"),
@@ -80,7 +84,12 @@ def serve(
     host = host or gw.host
     port = gw.port if port is None else port
     workers = workers or gw.workers
-    app_from_config(config)  # builds and checks everything here, before any worker starts
+    try:  # build and check everything here, before any worker starts
+        app_from_config(config)
+    except ConfigError as exc:
+        if exc.source is None and config_path is not None:
+            raise ConfigError(exc.field, exc.problem, source=str(config_path)) from None
+        raise
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve()) if config_path is not None else ""
     where = f"http://{host}:{port}"
     print(

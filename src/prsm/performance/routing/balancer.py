@@ -2,10 +2,11 @@
 
 Each distinct request shape (model, required capabilities, context size) gets a *group*: its
 capable nodes and one key per node (see :mod:`.strategies`), kept up to date incrementally —
-a node's key is recomputed only when its load, state, learned performance or breaker changes,
-and an excluded node's key is ``-inf``. A pick is then a ``max``/``index`` over a list of
-floats (C loops) for the argmax strategies, and a cursor step for the round-robin ones, so it
-stays cheap at 1,000 nodes. Breaker exclusions that end at a known time (OPEN until its reset
+a node's key is recomputed (once, before the next pick) only when its load, state, learned
+performance or breaker changes, and an excluded node's key is ``-inf``. A pick reads the top
+of a lazy max-heap for the argmax strategies (``O(log n)`` per change, no scan) and steps a
+cursor for the round-robin ones, so it costs about the same at 10 and 1,000 nodes; no pick
+loops over the nodes in Python. Breaker exclusions that end at a known time (OPEN until its reset
 timeout) are lifted lazily on the first pick after that time.
 """
 
@@ -26,6 +27,7 @@ from .strategies import ARGMAX_STRATEGIES, Candidate, node_load, strategy_key, w
 from .tracker import PerformanceTracker
 
 _NEG_INF = -math.inf
+_POS_INF = math.inf
 
 
 def entry_load(e: NodeEntry, settings: BalancerSettings) -> float:
@@ -35,16 +37,52 @@ def entry_load(e: NodeEntry, settings: BalancerSettings) -> float:
 
 
 class _Group:
-    """The capable nodes of one request shape and their keys."""
+    """The capable nodes of one request shape and their keys.
 
-    __slots__ = ("cursor", "ids", "keys", "members", "schedule")
+    For the argmax strategies a lazy max-heap of ``(-key, index, version)`` sits beside the
+    keys: a changed key pushes a new entry and bumps the member's version; a pick pops stale
+    entries off the top. Ties go to the lowest index, as ``keys.index(max(keys))`` would.
+    """
 
-    def __init__(self, members: tuple[NodeEntry, ...], keys: list[float]) -> None:
+    __slots__ = ("cursor", "heap", "ids", "keys", "members", "schedule", "versions")
+
+    def __init__(self, members: tuple[NodeEntry, ...], keys: list[float], argmax: bool) -> None:
         self.members = members
         self.ids = [m.id for m in members]
         self.keys = keys
         self.cursor = 0
         self.schedule: tuple[int, ...] = ()
+        self.versions = [0] * len(members)
+        self.heap: list[tuple[float, int, int]] | None = [] if argmax else None
+        if argmax:
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        versions = self.versions
+        heap = [(-k, i, versions[i]) for i, k in enumerate(self.keys)]
+        heapq.heapify(heap)
+        self.heap = heap
+
+    def set_key(self, i: int, k: float) -> None:
+        self.keys[i] = k
+        heap = self.heap
+        if heap is not None:
+            v = self.versions[i] + 1
+            self.versions[i] = v
+            heapq.heappush(heap, (-k, i, v))
+            if len(heap) > 2 * len(self.keys) + 16:
+                self.rebuild()
+
+    def best(self) -> int:
+        """The index of the largest key (-1 if every member is excluded)."""
+        heap = self.heap
+        assert heap is not None
+        versions = self.versions
+        while True:
+            neg, i, v = heap[0]
+            if versions[i] == v:
+                return -1 if neg == _POS_INF else i
+            heapq.heappop(heap)
 
 
 class AILoadBalancer:
@@ -162,7 +200,7 @@ class AILoadBalancer:
         group0, i0 = places[0]
         k = self._key(group0.members[i0])
         for group, i in places:
-            group.keys[i] = k
+            group.set_key(i, k)
 
     def _on_registry(self, node_id: str, change: str) -> None:
         if change in ("added", "updated", "removed"):
@@ -204,7 +242,7 @@ class AILoadBalancer:
 
     def _group(self, key: GroupKey) -> _Group:
         members = self.registry.candidates(key)
-        g = _Group(members, [self._key(e) for e in members])
+        g = _Group(members, [self._key(e) for e in members], self.strategy in ARGMAX_STRATEGIES)
         if self.strategy == "weighted_round_robin":
             g.schedule = wrr_schedule([e.spec.weight for e in members])
         if len(self._groups) >= self.settings.max_cached_groups:
@@ -255,7 +293,9 @@ class AILoadBalancer:
             if strategy == "latency" and self.rng.random() < self.settings.latency_explore:
                 eligible = [i for i, k in enumerate(keys) if k != _NEG_INF]
                 return self.rng.choice(eligible) if eligible else -1
-            best = max(keys)
+            if keys is g.keys:
+                return g.best()
+            best = max(keys)  # a retry's exclusions: a one-off list
             return -1 if best == _NEG_INF else keys.index(best)
         n = len(keys)
         if strategy == "round_robin":

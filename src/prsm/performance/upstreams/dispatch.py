@@ -31,6 +31,11 @@ class DispatchUpstream:
         self.routes = dict(routes)
         self.default = default
 
+    def add_route(self, tag: str, upstream: Upstream) -> None:
+        """Serve nodes whose ``meta["upstream"]`` is ``tag`` with ``upstream`` from now on
+        (e.g. local workers that finished starting after the orchestrator was built)."""
+        self.routes[tag] = upstream
+
     def upstream_for(self, node: NodeSpec) -> Upstream:
         """The upstream that serves ``node`` (a non-retryable :class:`UpstreamError` if none)."""
         tag = node.meta.get(META_KEY)

@@ -36,9 +36,12 @@ _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 
 def check_nodes(nodes: Iterable[NodeSpec], environ: Mapping[str, str] | None = None) -> None:
-    """Fail at start-up, naming the node, when a node has no URL or its key variable is unset."""
+    """Fail at start-up, naming the node, when an HTTP node (one without a ``meta.upstream``
+    tag) has no usable URL or its key variable is unset."""
     env = os.environ if environ is None else environ
     for node in nodes:
+        if node.meta.get("upstream"):
+            continue  # served by another upstream (e.g. local workers), not over HTTP
         if not node.url:
             raise ConfigError(f"node[{node.id}].url", "an HTTP node needs its base URL")
         parts = urlsplit(node.url)

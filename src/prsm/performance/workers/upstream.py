@@ -13,6 +13,7 @@ next worker.
 from __future__ import annotations
 
 import base64
+import itertools
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ from ..embeddings.model import EMBEDDING_DIM
 from ..errors import OverloadedError, UpstreamError, UpstreamUnavailableError, WorkerError
 from ..monitoring.registry import MetricsRegistry
 from ..routing.node import NodeMetrics, NodeSpec
-from ..types import AIRequest, Response
+from ..types import AIRequest, RequestKind, Response
 from .pool import LocalWorkerPool
 from .process import WorkerProcess
 
@@ -77,6 +78,13 @@ class LocalModelUpstream:
             raise UpstreamError(
                 node.id, f"no local worker {worker_id!r} in this pool", status=404, retryable=False
             )
+        if request.kind is not RequestKind.EMBEDDING:
+            raise UpstreamError(
+                node.id,
+                f"local workers serve embeddings only, not {request.kind.value} requests",
+                status=400,
+                retryable=False,
+            )
         payload = request.payload
         model = request.model or str(payload.get("model", "") or "")
         if model and model not in node.models:
@@ -109,11 +117,13 @@ class LocalModelUpstream:
         if not texts:
             raise ValueError("texts: give at least one sentence to profile with")
         curves = {}
+        offset = itertools.count()
         for wid, batcher in self.batchers.items():
             worker = self.pool.worker(wid)
 
             async def run(size: int, worker: WorkerProcess = worker) -> None:
-                await worker.embed([texts[i % len(texts)] for i in range(size)])
+                # fresh sentences for every batch, so no size is measured on easier text
+                await worker.embed([texts[next(offset) % len(texts)] for _ in range(size)])
 
             curves[wid] = await batcher.tuner.profile(run, repeats=repeats)
         return curves

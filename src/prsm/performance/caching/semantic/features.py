@@ -173,9 +173,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     "negation_mismatch",
     "entity_only_max",
     "entity_only_sum",
+    "entity_swap",
     "wh_differs",
     "order_discordance",
     "same_bag_diff_order",
+    "direction_swap",
     "length_ratio",
     "length_diff",
     "seq_ratio",
@@ -207,6 +209,28 @@ def _discordance(a: list[str], b: list[str]) -> float:
             pairs += 1
             discordant += seq[i] > seq[j]
     return discordant / pairs
+
+
+def _around(words: list[str]) -> dict[str, tuple[set[str], set[str]]]:
+    """For each direction word: the two content words before it and the two after it."""
+    out: dict[str, tuple[set[str], set[str]]] = {}
+    for i, w in enumerate(words):
+        if w in DIRECTION and w not in out:
+            before = {x for x in words[max(0, i - 2) : i] if x not in DIRECTION}
+            after = {x for x in words[i + 1 : i + 3] if x not in DIRECTION}
+            out[w] = (before, after)
+    return out
+
+
+def _direction_swap(a: list[str], b: list[str]) -> bool:
+    """"X to Y" in one and "Y to X" in the other (also from/into/than/...)."""
+    around_b = _around(b)
+    for w, (before_a, after_a) in _around(a).items():
+        if w in around_b:
+            before_b, after_b = around_b[w]
+            if before_a & after_b and after_a & before_b:
+                return True
+    return False
 
 
 def _char3(text: str) -> set[str]:
@@ -266,9 +290,11 @@ def pair_features(
         float((negq > 0) != (negc > 0)),
         float(max(len(eq - ec), len(ec - eq))),
         float(len(eq ^ ec)),
+        float(bool(eq - ec) and bool(ec - eq)),
         float(whq != whc),
         _discordance(content_q, content_c),
         float(cq == cc and content_q != content_c and len(cq) > 1),
+        float(_direction_swap(content_q, content_c)),
         min(lq, lc) / max(lq, lc),
         float(abs(lq - lc)),
         SequenceMatcher(None, ql, cl, autojunk=False).ratio(),

@@ -2,7 +2,10 @@
 
 A small gradient-boosted tree model over :mod:`.features` (cosine, its gap to the best
 candidate, entity / number / negation / direction differences, overlap, length) scores each
-candidate; the most probable one is served if its probability passes the threshold. The
+candidate; the most probable one is served if its probability passes the threshold. On top
+of the model, *rules* veto a pair outright when a binary feature fires (an entity swapped,
+a number changed, a direction reversed, ...); which rules apply is decided on dev too (a rule
+is kept unless it costs more than 0.005 of dev F1). The
 model is fitted on QQP *dev* only (``python -m benchmarks.semantic --fit``) and shipped as
 JSON (``verifier.json`` beside this module; no pickle): every tree's nodes as flat arrays.
 Scoring walks all trees at once with numpy (a few hundred microseconds for five candidates).
@@ -37,6 +40,7 @@ class Verifier:
     roots: np.ndarray  # per tree: root node index
     depth: int
     baseline: float
+    rules: np.ndarray  # feature indices whose firing (> 0.5) vetoes the pair
     threshold: float  # probability a candidate must reach (chosen on dev)
     candidate_threshold: float  # cosine floor for candidates (chosen on dev)
     meta: dict[str, Any]
@@ -75,6 +79,7 @@ class Verifier:
             roots=np.asarray(roots, dtype=np.int64),
             depth=depth,
             baseline=float(data["baseline"]),
+            rules=np.asarray([FEATURE_NAMES.index(r) for r in data.get("rules", ())], dtype=np.int64),
             threshold=float(data["threshold"]),
             candidate_threshold=float(data["candidate_threshold"]),
             meta=dict(data.get("meta", {})),
@@ -103,6 +108,8 @@ class Verifier:
             node = np.where(go_left, self.left[node], self.right[node])
         raw = self.baseline + self.value[node].sum(axis=1)
         out: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
+        if len(self.rules):
+            out[(x[:, self.rules] > 0.5).any(axis=1)] = 0.0
         return out
 
     def score(
@@ -125,7 +132,7 @@ class Verifier:
 
 
 def export_sklearn(model: Any, *, threshold: float, candidate_threshold: float,
-                   meta: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+                   rules: Sequence[str] = (), meta: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """A fitted ``HistGradientBoostingClassifier`` as this module's JSON format."""
     trees = []
     for (predictor,) in model._predictors:
@@ -147,6 +154,7 @@ def export_sklearn(model: Any, *, threshold: float, candidate_threshold: float,
         "baseline": float(np.ravel(model._baseline_prediction)[0]),
         "threshold": threshold,
         "candidate_threshold": candidate_threshold,
+        "rules": list(rules),
         "trees": trees,
         "meta": meta,
     }

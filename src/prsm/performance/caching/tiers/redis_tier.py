@@ -2,15 +2,17 @@
 
 Values live under ``<namespace>:v:<key>`` with Redis' own expiry (``PX``); each tag is a set
 ``<namespace>:t:<tag>`` of the keys stored with it, whose expiry is stretched to the longest
-member's (``PEXPIRE NX`` then ``GT``, Redis ≥ 7.0). Every command has a short socket timeout
-and one reconnecting retry, so a dead Redis costs a request milliseconds, and any failure is
-raised as :class:`~prsm.performance.errors.CacheError` for the multi-tier cache to skip and
-count. In a cluster, multi-key commands are split by slot by redis-py and prefix scans visit
-every primary.
+member's (``PEXPIRE NX`` then ``GT``, Redis ≥ 7.0). Every call is bounded by one
+``asyncio.timeout`` (cheaper than redis-py's per-command socket timeout, which starts a task
+per command) and has one reconnecting retry, so a dead or hung Redis costs a request at most
+``timeout``, and any failure is raised as :class:`~prsm.performance.errors.CacheError` for
+the multi-tier cache to skip and count. In a cluster, multi-key commands are split by slot
+by redis-py and prefix scans visit every primary.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +22,9 @@ _GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 #: keys deleted per UNLINK when invalidating many
 _BATCH = 500
+
+#: bulk invalidations (scans) may take this many times the per-call timeout
+_SLOW = 20
 
 
 class RedisTier:
@@ -43,6 +48,7 @@ class RedisTier:
                 raise CacheError(name, "a Redis URL or client is needed")
             client = _connect(url, cluster=cluster, timeout=timeout)
         self.client = client
+        self.timeout = timeout
         self._vp = f"{namespace}:v:"
         self._tp = f"{namespace}:t:"
         self._errors = _redis_errors()
@@ -52,7 +58,8 @@ class RedisTier:
 
     async def get(self, key: str) -> bytes | None:
         try:
-            value = await self.client.get(self._vp + key)
+            async with asyncio.timeout(self.timeout):
+                value = await self.client.get(self._vp + key)
         except self._errors as exc:
             raise self._fail("GET", exc) from exc
         return None if value is None else bytes(value)
@@ -63,26 +70,28 @@ class RedisTier:
         full = self._vp + key
         ms = None if ttl is None else max(1, int(ttl * 1000))
         try:
-            if not tags:
-                await self.client.set(full, value, px=ms)
-                return
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(full, value, px=ms)
-            for tag in tags:
-                tkey = self._tp + tag
-                pipe.sadd(tkey, full)
-                if ms is None:
-                    pipe.persist(tkey)
-                else:
-                    pipe.pexpire(tkey, ms, nx=True)
-                    pipe.pexpire(tkey, ms, gt=True)
-            await pipe.execute()
+            async with asyncio.timeout(self.timeout):
+                if not tags:
+                    await self.client.set(full, value, px=ms)
+                    return
+                pipe = self.client.pipeline(transaction=False)
+                pipe.set(full, value, px=ms)
+                for tag in tags:
+                    tkey = self._tp + tag
+                    pipe.sadd(tkey, full)
+                    if ms is None:
+                        pipe.persist(tkey)
+                    else:
+                        pipe.pexpire(tkey, ms, nx=True)
+                        pipe.pexpire(tkey, ms, gt=True)
+                await pipe.execute()
         except self._errors as exc:
             raise self._fail("SET", exc) from exc
 
     async def delete(self, key: str) -> bool:
         try:
-            return bool(await self.client.unlink(self._vp + key))
+            async with asyncio.timeout(self.timeout):
+                return bool(await self.client.unlink(self._vp + key))
         except self._errors as exc:
             raise self._fail("UNLINK", exc) from exc
 
@@ -95,34 +104,38 @@ class RedisTier:
     async def delete_prefix(self, prefix: str) -> int:
         pattern = (self._vp + prefix).translate(_GLOB) + "*"
         try:
-            keys = [k async for k in self.client.scan_iter(match=pattern, count=1000)]
-            return await self._unlink_all(keys)
+            async with asyncio.timeout(self.timeout * _SLOW):
+                keys = [k async for k in self.client.scan_iter(match=pattern, count=1000)]
+                return await self._unlink_all(keys)
         except self._errors as exc:
             raise self._fail("SCAN/UNLINK", exc) from exc
 
     async def delete_tag(self, tag: str) -> int:
         tkey = self._tp + tag
         try:
-            members = list(await self.client.smembers(tkey))
-            n = await self._unlink_all(members)
-            await self.client.unlink(tkey)
-            return n
+            async with asyncio.timeout(self.timeout * _SLOW):
+                members = list(await self.client.smembers(tkey))
+                n = await self._unlink_all(members)
+                await self.client.unlink(tkey)
+                return n
         except self._errors as exc:
             raise self._fail("SMEMBERS/UNLINK", exc) from exc
 
     async def clear(self) -> None:
         try:
-            for prefix in (self._vp, self._tp):
-                pattern = prefix.translate(_GLOB) + "*"
-                keys = [k async for k in self.client.scan_iter(match=pattern, count=1000)]
-                await self._unlink_all(keys)
+            async with asyncio.timeout(self.timeout * _SLOW):
+                for prefix in (self._vp, self._tp):
+                    pattern = prefix.translate(_GLOB) + "*"
+                    keys = [k async for k in self.client.scan_iter(match=pattern, count=1000)]
+                    await self._unlink_all(keys)
         except self._errors as exc:
             raise self._fail("SCAN/UNLINK", exc) from exc
 
     async def ping(self) -> bool:
         """Whether Redis answers."""
         try:
-            return bool(await self.client.ping())
+            async with asyncio.timeout(self.timeout):
+                return bool(await self.client.ping())
         except self._errors as exc:
             raise self._fail("PING", exc) from exc
 
@@ -142,8 +155,10 @@ def _connect(url: str, *, cluster: bool, timeout: float) -> Any:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
+    # no socket timeout inside redis-py (it costs a task per command there); every call is
+    # bounded by one asyncio.timeout in RedisTier instead
     common: dict[str, Any] = {
-        "socket_timeout": timeout,
+        "socket_timeout": None,
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 1),
         "decode_responses": False,
