@@ -81,7 +81,7 @@ def sweep_size(
                   expansion_search=expansion_search)  # fmt: skip
     h.add(keys, data)
     build = time.perf_counter() - t0
-    row(f"usearch HNSW M={connectivity} ef={expansion_search}", build,
+    row(f"usearch HNSW M={connectivity} efC={expansion_add} ef={expansion_search}", build,
         *_lat(lambda q: h.search(q, 5), queries))  # fmt: skip
     if with_faiss:
         import faiss
@@ -99,5 +99,9 @@ def sweep_size(
             d, i = fi.search(q[None, :], 5)
             return d[0], i[0]
 
-        row(f"faiss HNSW M={connectivity} ef={expansion_search}", build, *_lat(fsearch, queries))
+        row(
+            f"faiss HNSW M={connectivity} efC={expansion_add} ef={expansion_search}",
+            build,
+            *_lat(fsearch, queries),
+        )
     return rows

@@ -17,7 +17,14 @@ from prsm.performance.caching.semantic.verifier import DEFAULT_PATH, export_skle
 
 TOP_K = 5
 #: Binary features that may veto a pair outright; each is kept only if dev F1 allows it.
-RULES = ("direction_swap", "number_mismatch", "entity_swap", "negation_mismatch")
+RULES = (
+    "direction_swap",
+    "number_mismatch",
+    "entity_only_swap",
+    "negation_only_diff",
+    "entity_swap",
+    "negation_mismatch",
+)
 RULE_TOLERANCE = 0.005
 
 
@@ -61,7 +68,8 @@ def features(split: Split) -> np.ndarray:
     p, k = split.proto, split.top.shape[1]
     rows = [
         pair_features(p.lookups[j], p.cached[split.top[j, r]], float(split.cos[j, r]),
-                      float(split.cos[j, 0]), r, float(split.cos[j, r + 1]) if r + 1 < k else None)
+                      float(split.cos[j, 0]), rank=r,
+                      next_cosine=float(split.cos[j, r + 1]) if r + 1 < k else None)
         for j in range(len(p.lookups))
         for r in range(k)
     ]  # fmt: skip
@@ -150,9 +158,7 @@ def fit_verifier(dev: Split, out: Path = DEFAULT_PATH, folds: int = 5) -> dict[s
         "dev_out_of_fold_precision_0_80": prf(score >= t_p80, right, dev.answerable),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    data = export_sklearn(
-        final, threshold=t_f1, candidate_threshold=floor, rules=rules, meta=meta
-    )
+    data = export_sklearn(final, threshold=t_f1, candidate_threshold=floor, rules=rules, meta=meta)
     out.write_text(json.dumps(data, separators=(",", ":")) + "\n")
     return meta
 

@@ -215,7 +215,8 @@ async def bench_l1_async(report: Report, keys: int, repeat: int, rounds: int) ->
 
 
 async def bench_key_and_lookup(report: Report, number: int, rounds: int) -> float:
-    """The request path's exact-cache step for a ~2 KB chat request: key + L1 hit."""
+    """The request path's exact-cache step for a ~2 KB chat request: key + L1 hit, in CPU
+    time (the budget is per core; wall time on a shared machine counts other jobs' turns)."""
     from prsm.performance.types import AIRequest, Response
 
     system = {"role": "system", "content": "You are a helpful assistant. " * 10}
@@ -227,17 +228,17 @@ async def bench_key_and_lookup(report: Report, number: int, rounds: int) -> floa
     size = len(orjson.dumps(payload))
 
     async def run() -> float:
-        async def loop() -> None:
-            for _ in range(number):
-                await cache.lookup(request)
-
-        return await _aper_call(loop, number)
+        t0 = time.process_time()
+        for _ in range(number):
+            await cache.lookup(request)
+        return (time.process_time() - t0) / number
 
     times = []
     for _ in range(rounds):
         times.append(await run())
     t = median(times)
-    report.add(**_row(f"exact key + L1 lookup, {size} B chat request", t, "budget: 5 µs", 5e-6))
+    case = f"exact key + L1 lookup, {size} B chat request (CPU time)"
+    report.add(**_row(case, t, "budget: 5 µs", 5e-6))
     return t
 
 

@@ -62,7 +62,7 @@ def test_a_backlog_grows_batches_past_the_budget_size_toward_the_best_rate() -> 
     assert tight.chosen_size == 8  # 8 takes 0.0116 s, 16 takes 0.0132 s
     assert tight.backlog_size == 64
     assert tight.target(5) == 8  # a short queue: wait for the budget's size
-    assert tight.target(40) == 40  # a backlog: take all of it in one batch
+    assert tight.target(40) == 64  # a backlog: aim at the best rate (fill for max_queue_delay)
     assert tight.target(500) == 64
 
 

@@ -97,6 +97,14 @@ def test_anything_that_changes_the_answer_changes_the_key(change: dict[str, obje
     assert request_key(_req()) != request_key(_req(**change))
 
 
+def test_the_request_model_is_what_counts_whether_or_not_the_body_names_it() -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    named = request_key(AIRequest(model="m", payload={"model": "m", "messages": messages}))
+    assert named == request_key(AIRequest(model="m", payload={"messages": messages}))
+    assert named == request_key(AIRequest(model="m", payload={"model": "x", "messages": messages}))
+    assert named != request_key(AIRequest(model="n", payload={"model": "m", "messages": messages}))
+
+
 def test_tenants_never_share_keys_even_with_colons() -> None:
     a = request_key(_req(tenant="a:b"))
     b = request_key(_req(tenant="a"))

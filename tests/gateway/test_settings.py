@@ -85,3 +85,17 @@ def test_config_file_with_tenants_loads(tmp_path: Path) -> None:
     assert cfg.gateway.port == 9000
     assert cfg.gateway.tenants[0].name == "team-a"
     assert cfg.gateway.tenants[0].requests_per_minute == 600.0
+
+
+def test_config_nodes_get_the_default_upstream_timeout(tmp_path: Path) -> None:
+    from prsm.performance.gateway.server import config_nodes
+
+    path = tmp_path / "prsm.yaml"
+    path.write_text(
+        "nodes:\n"
+        "  - {id: a, url: 'http://127.0.0.1:1/v1', models: [m]}\n"
+        "  - {id: b, url: 'http://127.0.0.1:2/v1', models: [m], timeout: 3}\n"
+        "gateway:\n  upstream_timeout: 7\n"
+    )
+    nodes = {n.id: n for n in config_nodes(load_config(path, environ={}))}
+    assert nodes["a"].timeout == 7.0 and nodes["b"].timeout == 3.0

@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clock import SystemClock
+from .clock import Clock, SystemClock
 from .errors import PRSMError, UpstreamError
 from .orchestrator import PerformanceOrchestrator
 from .resilience.settings import BreakerSettings
@@ -69,17 +68,21 @@ class DemoStats:
     errors: dict[str, int] = field(default_factory=dict)
 
 
-def build_demo(strategy: str, seed: int, duration: float) -> PerformanceOrchestrator:
-    """The orchestrator and nodes of the demo (breakers reopen fast so probes show)."""
+def build_demo(
+    strategy: str, seed: int, duration: float, clock: Clock | None = None
+) -> PerformanceOrchestrator:
+    """The orchestrator and nodes of the demo (breakers reopen fast so probes show); the
+    nodes and the breakers run on ``clock`` (the real one by default)."""
     from .upstreams.base import CallableUpstream
 
+    clock = clock or SystemClock()
     rng = random.Random(seed)
-    start = time.monotonic()
+    start = clock.monotonic()
 
     def handler(speed: float, fails_until: float) -> Any:
         async def answer(node: NodeSpec, request: AIRequest) -> dict[str, str]:
-            await asyncio.sleep(speed * rng.uniform(0.6, 1.6))
-            if time.monotonic() - start < fails_until * duration:
+            await clock.sleep(speed * rng.uniform(0.6, 1.6))
+            if clock.monotonic() - start < fails_until * duration:
                 raise UpstreamError(node.id, "simulated outage (HTTP 503)", status=503)
             return {"node": node.id}
 
@@ -98,7 +101,7 @@ def build_demo(strategy: str, seed: int, duration: float) -> PerformanceOrchestr
         upstream=upstream,
         breaker_settings=BreakerSettings(failure_threshold=3, reset_timeout=max(0.2, duration / 8)),
         rng=random.Random(seed),
-        clock=SystemClock(),
+        clock=clock,
     )
 
 
@@ -145,13 +148,21 @@ def render(perf: PerformanceOrchestrator, stats: DemoStats, sent: int, total: in
 
 
 async def run_demo(
-    requests: int, strategy: str, seed: int, duration: float, console: Any
+    requests: int,
+    strategy: str,
+    seed: int,
+    duration: float,
+    console: Any,
+    *,
+    clock: Clock | None = None,
 ) -> DemoStats:
     """Send ``requests`` requests in bursts of :data:`BURST` spread evenly over ``duration``
-    seconds (bursts fill the fast node, so the others get picked too); show the live table."""
+    seconds of ``clock`` (bursts fill the fast node, so the others get picked too); show the
+    live table."""
     from rich.live import Live
 
-    perf = build_demo(strategy, seed, duration)
+    clock = clock or SystemClock()
+    perf = build_demo(strategy, seed, duration, clock)
     stats = DemoStats()
     bursts = max(1, -(-requests // BURST))
     gap = duration / bursts
@@ -173,14 +184,14 @@ async def run_demo(
     tasks: set[asyncio.Task[None]] = set()
     async with perf:
         with Live(render(perf, stats, 0, requests), console=console, refresh_per_second=8) as live:
-            begin = time.monotonic()
+            begin = clock.monotonic()
             for b in range(bursts):
                 first = b * BURST
                 for i in range(first, min(requests, first + BURST)):
                     task = asyncio.create_task(one(i))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
-                await asyncio.sleep(max(0.0, begin + (b + 1) * gap - time.monotonic()))
+                await clock.sleep(begin + (b + 1) * gap - clock.monotonic())
                 live.update(render(perf, stats, min(requests, first + BURST), requests))
             while tasks:
                 await asyncio.gather(*tasks)
@@ -198,9 +209,14 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     stats = asyncio.run(run_demo(args.requests, args.strategy, args.seed, args.duration, console))
     console.print()
+    console.print(summary(stats))
+    return 0
+
+
+def summary(stats: DemoStats) -> str:
+    """The line printed when the demo ends."""
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(stats.errors.items())) or "none"
-    console.print(
+    return (
         f"done: {stats.ok} answered, {stats.failed} failed ({errors}); "
         f"{stats.retried} answered on a next node after a failure"
     )
-    return 0

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any
 
-from ._awaiting import await_with_timeout
 from .caching.base import ResponseCache
 from .caching.settings import CacheSettings
 from .clock import Clock, SystemClock
@@ -29,12 +28,10 @@ from .config import PRSMConfig
 from .errors import (
     CircuitBreakerOpenError,
     ConfigError,
-    DeadlineExceededError,
-    NoCapableNodesError,
     UpstreamError,
-    UpstreamTimeoutError,
 )
 from .monitoring.registry import MetricsRegistry
+from .orchestrator_attempt import Failure, attempt, next_node, retryable
 from .orchestrator_metrics import OrchestratorMetrics, orchestrator_snapshot, refresh_node_gauges
 from .orchestrator_settings import OrchestratorSettings, check_caching_strategy
 from .orchestrator_stream import stream_pipeline
@@ -45,16 +42,8 @@ from .routing.node import NodeMetrics, NodeSpec, node_from_mapping
 from .routing.registry import NodeRegistry
 from .routing.settings import BalancerSettings, check_strategy
 from .routing.tracker import PerformanceTracker
-from .types import AIRequest, ExecutionResult, Response
+from .types import AIRequest, ExecutionResult
 from .upstreams.base import StreamingUpstream, Upstream
-
-_Failure = UpstreamError | CircuitBreakerOpenError
-
-
-def _retryable(err: BaseException) -> bool:
-    if isinstance(err, CircuitBreakerOpenError):
-        return True
-    return isinstance(err, UpstreamError) and err.retryable
 
 
 class PerformanceOrchestrator:
@@ -235,7 +224,7 @@ class PerformanceOrchestrator:
         upstream = self._need_upstream()
         now = self.clock.monotonic()
         budget = request.timeout or self.settings.default_timeout
-        return await self._attempt(upstream, node, request, now, now + budget)
+        return await attempt(self, upstream, node, request, now, deadline=now + budget)
 
     async def update_performance_model(self, request: AIRequest, result: ExecutionResult) -> None:
         """Teach the performance model (per-node EWMA latency and success rate, which feed the
@@ -248,7 +237,7 @@ class PerformanceOrchestrator:
         if node_id is None or result.cache is not None or node_id not in self.registry:
             return
         err = result.error
-        if err is not None and (isinstance(err, CircuitBreakerOpenError) or not _retryable(err)):
+        if err is not None and (isinstance(err, CircuitBreakerOpenError) or not retryable(err)):
             return
         self.tracker.record(node_id, result.latency, result.ok, self.clock.monotonic())
 
@@ -262,49 +251,6 @@ class PerformanceOrchestrator:
                 "CallableUpstream, to execute requests",
             )
         return self.upstream
-
-    async def _attempt(
-        self, upstream: Upstream, node: NodeSpec, request: AIRequest, now: float, deadline: float
-    ) -> ExecutionResult:
-        node_id = node.id
-        breaker = self.breakers.get(node_id)
-        if not breaker.try_acquire(now):
-            return ExecutionResult(request.id, node_id, False, 0.0, error=breaker.open_error(now))
-        registry = self.registry
-        registry.acquire(node_id)
-        timeout = deadline - now
-        if node.timeout is not None and node.timeout < timeout:
-            timeout = node.timeout
-        error: UpstreamError | None = None
-        response: Response | None = None
-        try:
-            response = await await_with_timeout(upstream.execute(node, request), timeout)
-        except TimeoutError as exc:
-            error = UpstreamTimeoutError(node_id, f"no answer within {timeout:.3f}s")
-            error.__cause__ = exc
-        except UpstreamError as exc:
-            error = exc
-        except asyncio.CancelledError:
-            registry.release(node_id)
-            breaker.record_ignored()
-            raise
-        except Exception as exc:  # an upstream broke its protocol: counted as its failure
-            error = UpstreamError(node_id, f"{type(exc).__name__}: {exc}")
-            error.__cause__ = exc
-        end = self.clock.monotonic()
-        registry.release(node_id)
-        latency = end - now
-        children = self._m.node(node_id)
-        children.latency.observe(latency)
-        if error is None:
-            breaker.record_success(end)
-            return ExecutionResult(request.id, node_id, True, latency, response=response)
-        if breaker.counts(error):
-            breaker.record_failure(end)
-            children.failures.inc()
-        else:
-            breaker.record_ignored(end)
-        return ExecutionResult(request.id, node_id, False, latency, error=error)
 
     # -- the pipeline ----------------------------------------------------------------------
 
@@ -341,22 +287,14 @@ class PerformanceOrchestrator:
                 )
         tried: list[str] | None = None
         attempts = 0
-        last: _Failure | None = None
+        last: Failure | None = None
         now = start
         while True:
-            if now >= deadline:
-                m.error.inc()
-                raise DeadlineExceededError(budget, attempts, last)
-            try:
-                node = self.balancer.pick(request, now, tried)
-            except NoCapableNodesError:
-                m.error.inc()
-                if last is not None:
-                    raise last from None
-                raise
-            m.node(node.id).picks.inc()
+            node = next_node(
+                self, request, now, deadline, budget, tried=tried, attempts=attempts, last=last
+            )
             attempts += 1
-            result = await self._attempt(upstream, node, request, now, deadline)
+            result = await attempt(self, upstream, node, request, now, deadline=deadline)
             self._learn(result)
             if result.ok:
                 response = result.response
@@ -371,7 +309,7 @@ class PerformanceOrchestrator:
                 return result
             err = result.error
             assert isinstance(err, (UpstreamError, CircuitBreakerOpenError))
-            if not _retryable(err) or attempts >= self.settings.max_attempts:
+            if not retryable(err) or attempts >= self.settings.max_attempts:
                 m.error.inc()
                 raise err
             last = err

@@ -11,13 +11,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from .errors import (
-    CircuitBreakerOpenError,
-    DeadlineExceededError,
-    NoCapableNodesError,
-    UpstreamError,
-    UpstreamTimeoutError,
-)
+from .errors import UpstreamError, UpstreamTimeoutError
+from .orchestrator_attempt import Failure, next_node
 from .types import AIRequest
 from .upstreams.base import StreamingUpstream
 
@@ -52,22 +47,14 @@ async def stream_pipeline(
     deadline = start + budget
     tried: list[str] = []
     attempts = 0
-    last: UpstreamError | CircuitBreakerOpenError | None = None
+    last: Failure | None = None
     now = start
     while True:
-        if now >= deadline:
-            m.error.inc()
-            raise DeadlineExceededError(budget, attempts, last)
-        try:
-            node = perf.balancer.pick(request, now, tried)
-        except NoCapableNodesError:
-            m.error.inc()
-            if last is not None:
-                raise last from None
-            raise
+        node = next_node(
+            perf, request, now, deadline, budget, tried=tried, attempts=attempts, last=last
+        )
         node_id = node.id
         children = m.node(node_id)
-        children.picks.inc()
         attempts += 1
         breaker = perf.breakers.get(node_id)
         if not breaker.try_acquire(now):

@@ -16,19 +16,25 @@ from prsm.performance.errors import ConfigError
 
 
 def features(a: str, b: str) -> dict[str, float]:
-    return dict(zip(FEATURE_NAMES, pair_features(a, b, 0.95, 0.95, 0, 0.5), strict=True))
+    return dict(
+        zip(FEATURE_NAMES, pair_features(a, b, 0.95, 0.95, rank=0, next_cosine=0.5), strict=True)
+    )
 
 
 def test_features_see_what_cosine_misses() -> None:
-    f = features("How do I convert Celsius to Fahrenheit?", "How do I convert Fahrenheit to Celsius?")
+    f = features(
+        "How do I convert Celsius to Fahrenheit?", "How do I convert Fahrenheit to Celsius?"
+    )
     assert f["direction_swap"] == 1.0
-    assert features("What is the capital of France?", "What is the capital of Germany?")[
-        "entity_swap"
-    ] == 1.0
+    assert (
+        features("What is the capital of France?", "What is the capital of Germany?")["entity_swap"]
+        == 1.0
+    )
     assert features("What is 15% of 200?", "What is 25% of 200?")["number_mismatch"] == 1.0
-    assert features("Is coffee good for you?", "Is coffee not good for you?")[
-        "negation_mismatch"
-    ] == 1.0
+    assert (
+        features("Is coffee good for you?", "Is coffee not good for you?")["negation_mismatch"]
+        == 1.0
+    )
     para = features("How do I reset my iPhone?", "How can I reset my iPhone?")
     for name in ("direction_swap", "entity_swap", "number_mismatch", "negation_mismatch"):
         assert para[name] == 0.0

@@ -13,8 +13,8 @@ with the most throughput is chosen (nothing can meet it; the fastest drain is th
 
 The budget caps a batch's time while the queue is short. When more items wait than the
 budget's size and a larger measured size does more work per second (the budget binds), the
-tuner aims at that larger size (at most what waits): with a backlog, draining it fastest is
-what lowers everyone's latency, and a small budget size would only make the queue grow.
+tuner aims at that larger size: with a backlog, draining it fastest is what lowers everyone's
+latency, and a small budget size would only make the queue grow.
 
 :class:`BatchTuner` holds that state. :meth:`BatchTuner.target` tells the driver which size to
 aim at given how many items wait: an unmeasured bucket that the queue can fill is measured
@@ -185,7 +185,9 @@ class BatchTuner:
             and self._unbounded > self._chosen
             and available > self._chosen
         ):
-            return min(self._unbounded, fillable)  # a backlog: drain it at the best rate
+            # a backlog: drain it at the best rate (and let the batch fill to that size for up
+            # to max_queue_delay, so a burst arriving item by item leaves as one batch)
+            return self._unbounded
         return self._chosen
 
     @property

@@ -14,10 +14,11 @@ from typing import Protocol, runtime_checkable
 from ..types import AIRequest, Response
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CacheHit:
     """A cached answer: which tier gave it, and for semantic hits the similarity and the
-    query that was originally cached."""
+    query that was originally cached. (Built on every hit: not frozen, because a frozen
+    dataclass's ``__init__`` costs three times as much; treat it as read-only.)"""
 
     response: Response
     tier: str

@@ -112,16 +112,30 @@ class MultiTierCache:
 
     async def get_entry(self, key: str) -> tuple[CacheEntry, str] | None:
         """The entry under ``key`` and the name of the tier that had it, or ``None``."""
+        entry = self.get_l1(key)
+        if entry is not None:
+            return entry, "l1"
+        return await self.get_below_l1(key)
+
+    def get_l1(self, key: str) -> CacheEntry | None:
+        """The entry under ``key`` in L1 (counted there), without awaiting: the hit path.
+        ``None`` on a miss or without L1; :meth:`get_below_l1` then looks further."""
         l1 = self.l1
-        if l1 is not None:
-            t0 = self._now()
-            entry = l1.get_nowait(key)
-            st = self.l1_stats
-            st.observe(self._now() - t0)
-            if entry is not None:
-                st.hit += 1
-                return entry, "l1"
-            st.miss += 1
+        if l1 is None:
+            return None
+        t0 = self._now()
+        entry = l1.get_nowait(key)
+        st = self.l1_stats
+        st.observe(self._now() - t0)
+        if entry is not None:
+            st.hit += 1
+            return entry
+        st.miss += 1
+        return None
+
+    async def get_below_l1(self, key: str) -> tuple[CacheEntry, str] | None:
+        """The entry under ``key`` in the tiers below L1 (promoted into L1 and the tiers that
+        missed), with the name of the tier that had it, or ``None``."""
         missed: list[TierSlot] = []
         for slot in self._slots:
             t0 = self._now()

@@ -66,10 +66,14 @@ class ExactResponseCache:
         key = self._key(request)
         if key is None:
             return None
-        found = await self.cache.get_entry(key)
-        if found is None:
-            return None
-        entry, tier = found
+        cache = self.cache
+        entry = cache.get_l1(key)  # the hit path does not await
+        tier = "l1"
+        if entry is None:
+            found = await cache.get_below_l1(key)
+            if found is None:
+                return None
+            entry, tier = found
         value = entry.value
         if not isinstance(value, dict) or "c" not in value:
             self.malformed += 1
@@ -94,26 +98,19 @@ class ExactResponseCache:
             self.unstorable += 1
             log.info("exact cache: not storing the answer to %s: %s", request.id, exc)
 
-    async def record_stream(
+    def record_stream(
         self, request: AIRequest, stream: AsyncIterator[bytes]
     ) -> AsyncIterator[bytes]:
         """Pass ``stream``'s chunks through unchanged; when it finishes cleanly, store the
         complete answer it added up to (an interrupted or failed stream is not stored)."""
-        asm = SSEAssembler()
-        async for chunk in stream:
-            asm.feed(chunk)
-            yield chunk
-        result = asm.result()
-        if result is not None:
-            await self.store(request, Response(content=result))
+        return _record_answer(self, request, stream)
 
     @staticmethod
     def replay(hit: CacheHit, *, chunk_chars: int | None = None) -> Iterator[bytes]:
         """A cached chat completion (or text completion) as OpenAI server-sent events."""
-        content = hit.response.content
-        if not isinstance(content, dict) or "choices" not in content:
+        if not replayable(hit):
             raise TypeError("only an OpenAI completion object can be replayed as a stream")
-        return render_sse(content, chunk_chars=chunk_chars)
+        return render_sse(hit.response.content, chunk_chars=chunk_chars)
 
     async def invalidate_tenant(self, tenant: str, model: str | None = None) -> int:
         """Forget every answer kept for ``tenant`` (only for ``model``, when given)."""
@@ -136,6 +133,21 @@ def replayable(hit: CacheHit) -> bool:
     """Whether ``hit`` holds an OpenAI completion object that can be replayed as a stream."""
     content = hit.response.content
     return isinstance(content, dict) and isinstance(content.get("choices"), list)
+
+
+async def _record_answer(
+    cache: ResponseCache, request: AIRequest, stream: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """Pass ``stream``'s chunks through unchanged; when it finishes cleanly, store in
+    ``cache`` the complete answer it added up to (an interrupted or failed stream is not
+    stored)."""
+    asm = SSEAssembler()
+    async for chunk in stream:
+        asm.feed(chunk)
+        yield chunk
+    result = asm.result()
+    if result is not None:
+        await cache.store(request, Response(content=result))
 
 
 class CachedStream:
@@ -189,13 +201,8 @@ class CachedStream:
                 async for chunk in stream:
                     yield chunk
                 return
-            asm = SSEAssembler()
-            async for chunk in stream:
-                asm.feed(chunk)
+            async for chunk in _record_answer(self.cache, request, stream):
                 yield chunk
-            result = asm.result()
-            if result is not None:
-                await self.cache.store(request, Response(content=result))
         finally:
             close = getattr(stream, "aclose", None)
             if close is not None:

@@ -98,6 +98,10 @@ class SentenceTransformerEmbedder:
                 self._model = load_sentence_transformer(self._device)
         return self._model
 
+    async def warm(self) -> None:
+        """Load the model in the worker thread now, not on the first request."""
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._get_model)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed synchronously in the calling thread (batch jobs, benchmarks)."""
         if not texts:

@@ -33,8 +33,11 @@ def _not_found(what: str) -> tuple[int, bytes]:
 
 
 class AdminApi:
-    def __init__(self, perf: Any) -> None:
+    """Answers the admin routes; a node added without a ``timeout`` gets ``default_timeout``."""
+
+    def __init__(self, perf: Any, *, default_timeout: float | None = None) -> None:
         self.perf = perf
+        self.default_timeout = default_timeout
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         parts = [p for p in path.split("/") if p][1:]  # drop "admin"
@@ -69,6 +72,8 @@ class AdminApi:
             spec = node_from_mapping(data)
         except TypeError as exc:
             raise ConfigError("node", str(exc)) from None
+        if spec.timeout is None and self.default_timeout is not None:
+            spec = spec.with_changes(timeout=self.default_timeout)
         if spec.id in self.perf.registry:
             self.perf.update_node(spec)
             return 200, dumps({"updated": spec.id})

@@ -85,7 +85,7 @@ class GatewayApp:
         )
         self._children: dict[tuple[str, int], Any] = {}
         self._added_children: dict[str, Any] = {}
-        self.admin = AdminApi(perf)
+        self.admin = AdminApi(perf, default_timeout=self.settings.upstream_timeout)
         self.shutting_down = False
         self.in_flight = 0
         self.has_cache = getattr(perf, "cache", None) is not None

@@ -28,10 +28,17 @@ CONFIG_ENV = "PRSM_GATEWAY_CONFIG_FILE"
 
 
 def config_nodes(config: PRSMConfig) -> list[NodeSpec]:
-    """The config's nodes as :class:`NodeSpec` (each checked: URL, API key variable)."""
-    nodes = [node_from_mapping(n) for n in config.nodes]
+    """The config's nodes as :class:`NodeSpec` (each checked: URL, API key variable); a node
+    without its own ``timeout`` gets the gateway's ``upstream_timeout``."""
+    default = config.gateway.upstream_timeout
+    nodes = [with_default_timeout(node_from_mapping(n), default) for n in config.nodes]
     check_nodes(nodes)
     return nodes
+
+
+def with_default_timeout(spec: NodeSpec, seconds: float) -> NodeSpec:
+    """``spec``, with ``timeout=seconds`` if it has none."""
+    return spec if spec.timeout is not None else spec.with_changes(timeout=seconds)
 
 
 def build_orchestrator(config: PRSMConfig) -> Any:
@@ -39,7 +46,11 @@ def build_orchestrator(config: PRSMConfig) -> Any:
     from ..orchestrator import PerformanceOrchestrator
 
     gw = config.gateway
-    http = HttpUpstream(default_timeout=gw.upstream_timeout, connect_timeout=gw.connect_timeout)
+    http = HttpUpstream(  # the orchestrator bounds each call by node timeout and deadline
+        default_timeout=gw.upstream_timeout,
+        connect_timeout=gw.connect_timeout,
+        enforce_timeout=False,
+    )
     # nodes tagged meta.upstream (e.g. local workers) go to the upstreams added as routes
     upstream = DispatchUpstream({}, default=http)
     options: dict[str, Any] = {}

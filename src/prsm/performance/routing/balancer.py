@@ -150,10 +150,7 @@ class AILoadBalancer:
         if strategy in ("least_loaded", "power_of_two"):
 
             def key(e: NodeEntry) -> float:
-                m = e.metrics
-                return 1.0 - node_load(
-                    m.cpu, m.memory, m.queue_depth, e.in_flight, e.capacity, settings=s
-                )
+                return 1.0 - entry_load(e, s)
 
             return key
         if strategy == "latency":
@@ -376,14 +373,10 @@ class AILoadBalancer:
         )
         out = []
         for e in self.registry.candidates(key):
-            m = e.metrics
-            load = node_load(
-                m.cpu, m.memory, m.queue_depth, e.in_flight, e.capacity, settings=self.settings
-            )
             out.append(
                 Candidate(
                     node_id=e.id,
-                    load=load,
+                    load=entry_load(e, self.settings),
                     performance=self.tracker.performance(e.id),
                     latency=self.tracker.latency(e.id),
                     weight=e.spec.weight,
@@ -402,15 +395,10 @@ class AILoadBalancer:
 
     def intelligent_score(self, node_id: str) -> float:
         """The post's score for ``node_id`` whatever the active strategy."""
-        e = self.registry.entry(node_id)
-        m = e.metrics
-        load = node_load(
-            m.cpu, m.memory, m.queue_depth, e.in_flight, e.capacity, settings=self.settings
-        )
         return strategy_key(
             "intelligent",
             self.tracker.performance(node_id),
-            load,
+            entry_load(self.registry.entry(node_id), self.settings),
             self.tracker.latency(node_id),
             self.settings,
         )

@@ -284,6 +284,14 @@ class _SimProtocol(asyncio.Protocol):
             self._fail(decision.error, req.keep_alive)
             return
         request_no = stats.requests
+        if stream and decision.delay <= 0 and settings.tokens_per_second <= 0:
+            # nothing to pace: the whole stream in one write
+            parts = [_stream_head(req.keep_alive)]
+            parts.extend(_frames(kind, settings, body, request_no=request_no, now=now))
+            self.transport.write(b"".join(parts))  # type: ignore[union-attr]
+            if not req.keep_alive:
+                self._close()
+            return
         if stream:
             self.busy = True
             self.pending = asyncio.get_running_loop().create_task(
@@ -366,33 +374,47 @@ class _SimProtocol(asyncio.Protocol):
     ) -> None:
         transport = self.transport
         assert transport is not None
-        head = (
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-            b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n"
-        )
-        if not keep_alive:
-            head += b"connection: close\r\n"
-        transport.write(head + b"\r\n")
+        transport.write(_stream_head(keep_alive))
         if ttft > 0:
             await asyncio.sleep(ttft)
-        n = answer_tokens(settings, body, stream=True)
         gap = 1.0 / settings.tokens_per_second if settings.tokens_per_second > 0 else 0.0
-        model = str(body.get("model"))
-        for i in range(n):
+        frames = _frames(kind, settings, body, request_no=request_no, now=now)
+        last = len(frames) - 1
+        for i, frame in enumerate(frames):
             if self.closed:
                 return
-            chunk = stream_chunk(
-                kind, settings, model=model, request_no=request_no, now=now, i=i, last=i == n - 1
-            )
-            transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            if gap > 0 and i < n - 1:
+            transport.write(frame)
+            if gap > 0 and i < last - 1:  # the [DONE] event follows the last token at once
                 await asyncio.sleep(gap)
-        if self.closed:
-            return
-        transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(STREAM_DONE), STREAM_DONE))
         if not keep_alive:
             self._close()
         self._done()
+
+
+def _stream_head(keep_alive: bool) -> bytes:
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n"
+    )
+    if not keep_alive:
+        head += b"connection: close\r\n"
+    return head + b"\r\n"
+
+
+def _frames(
+    kind: str, settings: SimSettings, body: dict[str, Any], *, request_no: int, now: int
+) -> list[bytes]:
+    """A streamed answer as HTTP chunks: one per token, then ``[DONE]`` and the last chunk."""
+    n = answer_tokens(settings, body, stream=True)
+    model = str(body.get("model"))
+    out = []
+    for i in range(n):
+        event = stream_chunk(
+            kind, settings, model=model, request_no=request_no, now=now, i=i, last=i == n - 1
+        )
+        out.append(b"%x\r\n%s\r\n" % (len(event), event))
+    out.append(b"%x\r\n%s\r\n0\r\n\r\n" % (len(STREAM_DONE), STREAM_DONE))
+    return out
 
 
 def run_simulator(settings: SimSettings, *, announce: bool = True) -> None:

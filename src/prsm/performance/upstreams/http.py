@@ -69,15 +69,28 @@ class _Target:
 
 class HttpUpstream:
     """Executes and streams requests on OpenAI-compatible HTTP nodes (implements
-    :class:`~prsm.performance.upstreams.base.StreamingUpstream`)."""
+    :class:`~prsm.performance.upstreams.base.StreamingUpstream`).
 
-    def __init__(self, *, default_timeout: float = 60.0, connect_timeout: float = 5.0) -> None:
+    ``default_timeout`` bounds a call to a node without its own ``timeout`` (for streams:
+    each wait for a chunk); ``enforce_timeout=False`` leaves bounding ``execute`` to the
+    caller, as the orchestrator does already (saving a timer per request). Connecting is
+    bounded by ``connect_timeout`` either way.
+    """
+
+    def __init__(
+        self,
+        *,
+        default_timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        enforce_timeout: bool = True,
+    ) -> None:
         if not default_timeout > 0:
             raise ConfigError("default_timeout", f"must be > 0, got {default_timeout}")
         if not connect_timeout > 0:
             raise ConfigError("connect_timeout", f"must be > 0, got {connect_timeout}")
         self.default_timeout = default_timeout
         self.connect_timeout = connect_timeout
+        self.enforce_timeout = enforce_timeout
         self._pools: dict[str, HttpPool] = {}
         self._targets: dict[str, _Target] = {}
 
@@ -119,7 +132,10 @@ class HttpUpstream:
         data = content(target.heads[request.kind], orjson.dumps(request.payload))
         seconds = node.timeout or self.default_timeout
         try:
-            async with asyncio.timeout(seconds):
+            if self.enforce_timeout:
+                async with asyncio.timeout(seconds):
+                    status, raw = await target.pool.request(data)
+            else:  # the caller bounds the call (the orchestrator does, by node and deadline)
                 status, raw = await target.pool.request(data)
         except TimeoutError as exc:
             raise UpstreamTimeoutError(node.id, f"no answer within {seconds}s") from exc

@@ -2,11 +2,12 @@
 responses parsed by httptools (the parser uvicorn uses).
 
 It does what an OpenAI-compatible upstream needs and no more: ``POST`` a body, read a
-``Content-Length`` or chunked answer whole, or read it chunk by chunk as it arrives (server-
-sent events), TLS for ``https``. A request on a reused connection that the server had already
-closed (nothing received) is sent again once on a new connection. Measured against aiohttp's
-pooled client on this machine it spends about a third of the CPU per request (see the
-gateway section of the README), which is most of what a gateway adds.
+``Content-Length`` or chunked answer whole, or read it chunk by chunk as it arrives
+(server-sent events; chunks that arrived together are passed on together), TLS for
+``https``. A request on a reused connection that the server had already closed (nothing
+received) is sent again once on a new connection. Measured against aiohttp's pooled client
+on the upstream simulator it spends about a quarter of the CPU per request (33 µs against
+118-141 µs; see the gateway section of the README).
 """
 
 from __future__ import annotations
@@ -241,7 +242,12 @@ class HttpPool:
             chunks = conn.chunks
             while True:
                 if chunks:
-                    chunk = chunks.popleft()
+                    # what arrived together goes on together: the same bytes, fewer writes
+                    if len(chunks) == 1:
+                        chunk = chunks.popleft()
+                    else:
+                        chunk = b"".join(chunks)
+                        chunks.clear()
                     if conn.paused and len(chunks) < _MAX_QUEUED_CHUNKS // 4:
                         conn.paused = False
                         assert conn.transport is not None

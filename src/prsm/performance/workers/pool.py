@@ -208,7 +208,7 @@ class LocalWorkerPool:
             try:
                 await w.start()
                 backoff = self.settings.restart_backoff
-            except WorkerError as exc:
+            except (WorkerError, OSError) as exc:  # logged; the loop tries again, backing off
                 log.error("worker %s failed to restart: %s", w.id, exc)
                 backoff = min(backoff * 2, self.settings.max_restart_backoff)
             self._m_ready.set(len(self.ready()))

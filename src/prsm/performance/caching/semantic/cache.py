@@ -120,6 +120,7 @@ class SemanticCache:
         self._started = False
         self._start_lock = asyncio.Lock()
         self._follower: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
         self.store_errors = 0
         m = metrics or MetricsRegistry()
         lookups = m.counter("semantic_lookups", "Semantic cache lookups by outcome", ["outcome"])
@@ -133,13 +134,19 @@ class SemanticCache:
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Load the stored entries into the indexes and follow other writers (idempotent)."""
+        """Load the stored entries, follow other writers, start loading the embedding model.
+
+        Idempotent; the first lookup or store calls it when nobody did.
+        """
         async with self._start_lock:
             if self._started:
                 return
             for entry in await self.store.load(self.clock.time()):
                 self._insert(entry)
-            self._follower = asyncio.get_running_loop().create_task(self._follow())
+            loop = asyncio.get_running_loop()
+            self._follower = loop.create_task(self._follow())
+            if isinstance(self.embedder, SentenceTransformerEmbedder):
+                self._warming = loop.create_task(self.embedder.warm())
             self._started = True
 
     async def _follow(self) -> None:
@@ -158,6 +165,10 @@ class SemanticCache:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warming
         await self.store.aclose()
         if self._own_embedder and isinstance(self.embedder, SentenceTransformerEmbedder):
             self.embedder.close()

@@ -171,9 +171,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     "number_mismatch",
     "number_one_side",
     "negation_mismatch",
+    "negation_only_diff",
     "entity_only_max",
     "entity_only_sum",
     "entity_swap",
+    "entity_only_swap",
     "wh_differs",
     "order_discordance",
     "same_bag_diff_order",
@@ -223,7 +225,7 @@ def _around(words: list[str]) -> dict[str, tuple[set[str], set[str]]]:
 
 
 def _direction_swap(a: list[str], b: list[str]) -> bool:
-    """"X to Y" in one and "Y to X" in the other (also from/into/than/...)."""
+    """ "X to Y" in one and "Y to X" in the other (also from/into/than/...)."""
     around_b = _around(b)
     for w, (before_a, after_a) in _around(a).items():
         if w in around_b:
@@ -250,6 +252,7 @@ def pair_features(
     candidate: str,
     cosine: float,
     best_cosine: float,
+    *,
     rank: int,
     next_cosine: float | None = None,
 ) -> list[float]:
@@ -288,9 +291,11 @@ def pair_features(
         float(bool(nq) and bool(nc) and nq != nc),
         float(bool(nq) != bool(nc)),
         float((negq > 0) != (negc > 0)),
+        float((negq > 0) != (negc > 0) and (cq - NEGATIONS) == (cc - NEGATIONS)),
         float(max(len(eq - ec), len(ec - eq))),
         float(len(eq ^ ec)),
         float(bool(eq - ec) and bool(ec - eq)),
+        float(bool(eq - ec) and bool(ec - eq) and (cq - eq) == (cc - ec)),
         float(whq != whc),
         _discordance(content_q, content_c),
         float(cq == cc and content_q != content_c and len(cq) > 1),

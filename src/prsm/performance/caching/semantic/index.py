@@ -204,7 +204,7 @@ class HNSWIndex:
 class AutoIndex:
     """Exact (flat) while small; moves every entry into an HNSW at ``switch_at`` entries."""
 
-    def __init__(self, dim: int, *, switch_at: int = 20_000, **hnsw: Any) -> None:
+    def __init__(self, dim: int, *, switch_at: int = 5_000, **hnsw: Any) -> None:
         self.dim = dim
         self.switch_at = switch_at
         self._hnsw_params = hnsw
@@ -251,7 +251,7 @@ def make_index(
     kind: str,
     dim: int,
     *,
-    switch_at: int = 20_000,
+    switch_at: int = 5_000,
     connectivity: int = 16,
     expansion_add: int = 128,
     expansion_search: int = 64,

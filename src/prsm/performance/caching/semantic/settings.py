@@ -41,7 +41,7 @@ class SemanticSettings:
     verifier_threshold: float | None = None
     candidate_threshold: float | None = None
     index: IndexKind = "auto"
-    hnsw_min_entries: int = 20_000
+    hnsw_min_entries: int = 5_000
     hnsw_connectivity: int = 16
     hnsw_expansion_add: int = 128
     hnsw_expansion_search: int = 64

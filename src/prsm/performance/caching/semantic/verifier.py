@@ -79,7 +79,9 @@ class Verifier:
             roots=np.asarray(roots, dtype=np.int64),
             depth=depth,
             baseline=float(data["baseline"]),
-            rules=np.asarray([FEATURE_NAMES.index(r) for r in data.get("rules", ())], dtype=np.int64),
+            rules=np.asarray(
+                [FEATURE_NAMES.index(r) for r in data.get("rules", ())], dtype=np.int64
+            ),
             threshold=float(data["threshold"]),
             candidate_threshold=float(data["candidate_threshold"]),
             meta=dict(data.get("meta", {})),
@@ -125,7 +127,14 @@ class Verifier:
         cos = cosines.tolist()
         best = max(cos) if cos else 0.0
         feats = [
-            pair_features(query, cand, c, best, rank, cos[rank + 1] if rank + 1 < len(cos) else None)
+            pair_features(
+                query,
+                cand,
+                c,
+                best,
+                rank=rank,
+                next_cosine=cos[rank + 1] if rank + 1 < len(cos) else None,
+            )
             for rank, (cand, c) in enumerate(zip(candidates, cos, strict=True))
         ]
         return self.predict(np.asarray(feats, dtype=np.float64))
