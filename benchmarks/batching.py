@@ -125,8 +125,8 @@ def offline(model: Any, texts: list[str], sizes: list[int], duration: float) -> 
 
 async def run(args: Any) -> Report:
     quick = args.quick
-    rounds = args.rounds or (1 if quick else 3)
-    duration = args.duration or (0.5 if quick else 8.0)
+    rounds = args.rounds or (1 if quick else 5)
+    duration = args.duration or (0.5 if quick else 6.0)
     client_counts = [1, 8] if quick else [1, 8, 32, 128]
     ceiling = 8 if quick else 128
     offline_sizes = [1, 4, 8] if quick else [1, 4, 8, 16, 32, 64, 128]

@@ -64,6 +64,9 @@ def test_a_backlog_grows_batches_past_the_budget_size_toward_the_best_rate() -> 
     assert tight.target(5) == 8  # a short queue: wait for the budget's size
     assert tight.target(40) == 64  # a backlog: aim at the best rate (fill for max_queue_delay)
     assert tight.target(500) == 64
+    for _ in range(10):
+        tight.note_demand(40)  # batches have been leaving with ~40 items waiting
+    assert tight.target(1) == 64  # the backlog comes back item by item: still a backlog
 
 
 def test_tuner_explores_fillable_sizes_then_settles_on_the_best() -> None:

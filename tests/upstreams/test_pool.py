@@ -114,6 +114,29 @@ async def test_server_gone_mid_answer_is_a_connection_failure(
         await pool.aclose()
 
 
+async def test_answer_without_length_ends_when_the_server_closes(
+    server: Callable[..., object],
+) -> None:
+    async def unframed(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{"ok": ')
+        await w.drain()
+        await asyncio.sleep(0.01)
+        w.write(b"true}")
+        await w.drain()
+        w.close()
+
+    origin = await server(unframed)  # type: ignore[misc]
+    pool = HttpPool(origin)
+    try:
+        assert await pool.request(_req(origin)) == (200, b'{"ok": true}')
+        status: list[int] = []
+        parts = [c async for c in pool.stream(_req(origin), status=status)]
+        assert status == [200] and b"".join(parts) == b'{"ok": true}'
+    finally:
+        await pool.aclose()
+
+
 def test_origin_must_be_http() -> None:
     with pytest.raises(ValueError, match="origin"):
         HttpPool("ftp://x")

@@ -194,6 +194,7 @@ class DynamicBatcher(Generic[T, R]):
             if self.settings.learn_batch_size
             else None,
             "queue_depth": self._depth(),
+            "demand": round(self.tuner.demand, 2),
             "in_flight_batches": self._in_flight,
             "last_batch_seconds": self._last_batch_seconds,
             "batch_seconds_total": self._busy_seconds,
@@ -278,6 +279,7 @@ class DynamicBatcher(Generic[T, R]):
 
     def _dispatch(self, action: Flush) -> None:
         queue = self._queues[action.key]
+        self.tuner.note_demand(queue.depth)
         batch = queue.pop(action.size)
         self._m_depth_child.set(self._depth())
         if not batch:  # depth said items wait but none do: a bookkeeping bug, say so loudly

@@ -12,8 +12,9 @@ wins; on a GPU it grows until the latency budget binds. When no size meets the b
 with the most throughput is chosen (nothing can meet it; the fastest drain is then best).
 
 The budget caps a batch's time while the queue is short. When more items wait than the
-budget's size and a larger measured size does more work per second (the budget binds), the
-tuner aims at that larger size: with a backlog, draining it fastest is what lowers everyone's
+budget's size — now, or on average when recent batches left (:meth:`BatchTuner.note_demand`)
+— and a larger measured size does more work per second (the budget binds), the tuner aims at
+that larger size: with a backlog, draining it fastest is what lowers everyone's
 latency, and a small budget size would only make the queue grow.
 
 :class:`BatchTuner` holds that state. :meth:`BatchTuner.target` tells the driver which size to
@@ -110,6 +111,7 @@ class BatchTuner:
         self._probe_up = True
         self._chosen: int | None = None
         self._unbounded: int | None = None
+        self._demand = 0.0
 
     # -- measurements ---------------------------------------------------------------------
     def observe(self, size: int, seconds: float) -> None:
@@ -183,12 +185,24 @@ class BatchTuner:
         if (
             self._unbounded is not None
             and self._unbounded > self._chosen
-            and available > self._chosen
+            and max(available, self._demand) > self._chosen
         ):
             # a backlog: drain it at the best rate (and let the batch fill to that size for up
             # to max_queue_delay, so a burst arriving item by item leaves as one batch)
             return self._unbounded
         return self._chosen
+
+    def note_demand(self, waiting: int) -> None:
+        """Record how many items waited when a batch left (a running mean of the load), so a
+        backlog that returns item by item — closed-loop clients — is still seen as one."""
+        if waiting < 0:
+            raise ValueError(f"waiting: must be >= 0, got {waiting}")
+        self._demand += self.settings.ewma_alpha * (waiting - self._demand)
+
+    @property
+    def demand(self) -> float:
+        """Running mean of the items waiting when a batch left."""
+        return self._demand
 
     @property
     def backlog_size(self) -> int | None:
@@ -214,6 +228,7 @@ class BatchTuner:
         self._probe = None
         self._chosen = None
         self._unbounded = None
+        self._demand = 0.0
 
     # -- warm-up --------------------------------------------------------------------------
     async def profile(

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -46,6 +47,7 @@ def build_orchestrator(config: PRSMConfig) -> Any:
     from ..orchestrator import PerformanceOrchestrator
 
     gw = config.gateway
+    nodes = config_nodes(config)
     http = HttpUpstream(  # the orchestrator bounds each call by node timeout and deadline
         default_timeout=gw.upstream_timeout,
         connect_timeout=gw.connect_timeout,
@@ -53,16 +55,11 @@ def build_orchestrator(config: PRSMConfig) -> Any:
     )
     # nodes tagged meta.upstream (e.g. local workers) go to the upstreams added as routes
     upstream = DispatchUpstream({}, default=http)
-    options: dict[str, Any] = {}
-    for section, option in (
-        ("orchestrator", "settings"),
-        ("routing", "balancer_settings"),
-        ("resilience", "breaker_settings"),
-    ):
-        value = getattr(config, section, None)
-        if value is not None:
-            options[option] = value
-    return PerformanceOrchestrator(nodes=config_nodes(config), upstream=upstream, **options)
+    config = dataclasses.replace(config, nodes=())  # nodes are added checked, below
+    perf = PerformanceOrchestrator.from_config(config, upstream=upstream)
+    for spec in nodes:
+        perf.add_node(spec)
+    return perf
 
 
 def app_from_config(config: PRSMConfig) -> GatewayApp:

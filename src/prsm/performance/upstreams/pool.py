@@ -2,8 +2,8 @@
 responses parsed by httptools (the parser uvicorn uses).
 
 It does what an OpenAI-compatible upstream needs and no more: ``POST`` a body, read a
-``Content-Length`` or chunked answer whole, or read it chunk by chunk as it arrives
-(server-sent events; chunks that arrived together are passed on together), TLS for
+``Content-Length``, chunked or close-delimited answer whole, or read it chunk by chunk as it
+arrives (server-sent events; chunks that arrived together are passed on together), TLS for
 ``https``. A request on a reused connection that the server had already closed (nothing
 received) is sent again once on a new connection. Measured against aiohttp's pooled client
 on the upstream simulator it spends about a quarter of the CPU per request (33 µs against
@@ -50,6 +50,7 @@ class _Conn(asyncio.Protocol):
         self.paused = False
         self.waiter: asyncio.Future[None] | None = None
         self.headers_done = False
+        self.framed = False  # the answer says where it ends (Content-Length or chunked)
         self.error: ConnectionFailed | None = None
 
     # --- protocol
@@ -59,6 +60,11 @@ class _Conn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.forget(self)
+        if self.headers_done and not self.framed and not self.complete and exc is None:
+            self.complete = True  # an answer without a length ends when the server closes
+            self.keep_alive = False
+            self._wake()
+            return
         if not self.complete and self.error is None:
             why = f"connection closed by the server ({exc})" if exc else "connection closed"
             self.error = ConnectionFailed(why, received=self.received)
@@ -79,6 +85,11 @@ class _Conn(asyncio.Protocol):
         self._wake()
 
     # --- parser callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lower = name.lower()
+        if lower in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
         self.keep_alive = self.parser.should_keep_alive()
@@ -111,6 +122,7 @@ class _Conn(asyncio.Protocol):
         self.received = False
         self.complete = False
         self.headers_done = False
+        self.framed = False
         self.body = []
         self.chunks.clear()
         self.streaming = streaming
