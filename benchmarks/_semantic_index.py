@@ -8,6 +8,7 @@ lookup near an entry is. Exact top-1 comes from brute force (numpy) over the sam
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,7 @@ def _lat(fn: Any, queries: np.ndarray) -> tuple[list[float], list[int]]:
 
 def sweep_size(
     n: int, dim: int, nq: int, *, connectivity: int, expansion_add: int, expansion_search: int,
-    with_faiss: bool, with_flat: bool,
+    with_faiss: bool, with_flat: bool, more_efs: Sequence[int] = (),
 ) -> list[dict[str, Any]]:  # fmt: skip
     data = synthetic(n, dim)
     queries = queries_near(data, nq)
@@ -83,6 +84,10 @@ def sweep_size(
     build = time.perf_counter() - t0
     row(f"usearch HNSW M={connectivity} efC={expansion_add} ef={expansion_search}", build,
         *_lat(lambda q: h.search(q, 5), queries))  # fmt: skip
+    for ef in more_efs:
+        h.set_expansion_search(ef)
+        row(f"usearch HNSW M={connectivity} efC={expansion_add} ef={ef}", build,
+            *_lat(lambda q: h.search(q, 5), queries))  # fmt: skip
     if with_faiss:
         import faiss
 

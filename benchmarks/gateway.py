@@ -100,6 +100,7 @@ def start_ours(sim: Server, tmp: Path) -> Server:
     cfg = {
         "nodes": [{"id": "sim", "url": f"http://127.0.0.1:{sim.port}/v1", "models": [MODEL]}],
         "gateway": {"port": port},
+        "workers": {"enabled": False},  # no local embedding model in the gateway under test
     }
     path = tmp / "prsm.yaml"
     path.write_text(yaml.safe_dump(cfg))

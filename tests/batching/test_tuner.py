@@ -128,3 +128,16 @@ async def test_profile_measures_every_bucket_with_an_injected_timer() -> None:
     assert [p.size for p in curve] == [1, 2, 4, 8, 16]
     assert curve[-1].mean_seconds == pytest.approx(cpu_like(16))
     assert tuner.chosen_size is not None
+
+
+def test_on_the_idle_cpu_curve_of_benchmarks_md_the_tuner_picks_32() -> None:
+    """BENCHMARKS.md, measured on an idle core: sentences/s by batch size (4, 8, 16, 32 at
+    "about 155–160"; 2 is not listed there and is put between 1 and 4)."""
+    idle = {1: 78.0, 2: 120.0, 4: 155.0, 8: 157.0, 16: 160.0, 32: 158.0, 64: 123.0, 128: 114.0}
+    tuner = BatchTuner(BatcherSettings(max_batch_size=128))
+    for size, per_s in idle.items():
+        for _ in range(3):
+            tuner.observe(size, size / per_s)
+    assert tuner.chosen_size == 32
+    assert tuner.backlog_size == 32
+    assert tuner.target(128) == 32  # 128 clients: four batches of 32, not one of 128

@@ -71,6 +71,7 @@ def start_sim(name: str, *extra: str, wait: bool = True) -> Proc:
 def start_gateway(tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None) -> Proc:
     port = free_port()
     config = {**config, "gateway": {**config.get("gateway", {}), "port": port}}
+    config.setdefault("workers", {"enabled": False})  # no model load unless a test asks
     path = tmp / f"gateway-{port}.yaml"
     path.write_text(yaml.safe_dump(config))
     return Proc(["serve", "--config", str(path)], port, env)

@@ -19,23 +19,13 @@ from typing import Any
 import orjson
 
 from ..clock import Clock
-from ..errors import NoCapableNodesError, PayloadTooLargeError, PRSMError
+from ..errors import NoCapableNodesError, PRSMError
 from ..monitoring.registry import MetricsRegistry
 from ..types import AIRequest, RequestKind
 from .admin import AdminApi
-from .asgi import (
-    JSON,
-    KINDS,
-    SSE,
-    TEXT,
-    Receive,
-    RequestHead,
-    Scope,
-    Send,
-    cache_mode,
-    disconnected,
-)
+from .asgi import JSON, KINDS, SSE, TEXT, Receive, Scope, Send, cache_mode
 from .auth import Authenticator, TenantLimiter
+from .exchange import AsgiExchange, Exchange, Headers, RsgiExchange
 from .models import parse_body
 from .ratelimit import MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore
 from .responses import error_body, error_reply
@@ -90,13 +80,23 @@ class GatewayApp:
         self.in_flight = 0
         self.has_cache = getattr(perf, "cache", None) is not None
 
-    # --- ASGI entry
+    # --- ASGI and RSGI entries
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            await self._serve(AsgiExchange(scope, receive, send, time.perf_counter()))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        """granian's RSGI interface (what ``prsm-perf serve`` runs)."""
+        await self._serve(RsgiExchange(scope, proto, time.perf_counter()))
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_until_complete(self.startup())
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_until_complete(self.shutdown())
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -146,10 +146,9 @@ class GatewayApp:
 
     @staticmethod
     async def _reply(
-        send: Send,
+        x: Exchange,
         status: int,
         body: bytes,
-        rid: bytes,
         added: float,
         *,
         extra: tuple[tuple[bytes, bytes], ...] | list[tuple[bytes, bytes]] = (),
@@ -158,72 +157,43 @@ class GatewayApp:
         headers = [
             ctype,
             (b"content-length", b"%d" % len(body)),
-            (b"x-request-id", rid),
+            (b"x-request-id", x.head.rid),
             (b"x-prsm-added-time", b"%.3f" % (added * 1e3)),
+            *extra,
         ]
-        headers.extend(extra)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _read_body(self, receive: Receive, length: int | None) -> bytes:
-        limit = self.settings.max_body_bytes
-        if length is not None and length > limit:
-            raise PayloadTooLargeError(length, limit)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ConnectionResetError("client went away while sending its body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeError(size, limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        await x.reply(status, headers, body)
 
     # --- requests
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        t0 = time.perf_counter()
-        path: str = scope["path"]
-        method: str = scope["method"]
-        head = RequestHead(t0, scope["headers"])
-        rid = head.rid
+    async def _serve(self, x: Exchange) -> None:
+        path = x.path
+        head = x.head
         kind = KINDS.get(path)
         try:
-            if kind is not None and method == "POST":
+            if kind is not None and x.method == "POST":
                 self.in_flight += 1
                 try:
-                    await self._model_call(kind, path, head, receive, send)
+                    await self._model_call(kind, path, x)
                 finally:
                     self.in_flight -= 1
                 return
-            await self._other(path, method, head, receive, send)
+            await self._other(x)
         except PRSMError as exc:
             reply = error_reply(exc)
-            added = time.perf_counter() - t0
+            added = time.perf_counter() - head.t0
             self._count(path if kind else "other", reply.status, None)
-            await self._reply(send, reply.status, reply.body, rid, added, extra=reply.headers)
+            await self._reply(x, reply.status, reply.body, added, extra=reply.headers)
         except ConnectionResetError:
             self._count(path if kind else "other", 499, None)
         except Exception as exc:  # a bug, not bad input: logged, answered 500 if still possible
-            log.exception("request %s: unexpected error", rid.decode())
+            log.exception("request %s: unexpected error", head.rid.decode())
             self._count(path if kind else "other", 500, None)
             if not head.started:
                 body = error_body(f"internal error: {type(exc).__name__}", "server_error")
-                await self._reply(send, 500, body, rid, time.perf_counter() - t0)
+                await self._reply(x, 500, body, time.perf_counter() - head.t0)
 
-    async def _model_call(
-        self,
-        kind: RequestKind,
-        route: str,
-        head: RequestHead,
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        t0, rid = head.t0, head.rid
+    async def _model_call(self, kind: RequestKind, route: str, x: Exchange) -> None:
+        head = x.head
+        t0 = head.t0
         tenant = self.auth.tenant(head.auth, head.api_key)
         if not len(self.perf.registry):
             raise NoCapableNodesError(
@@ -232,7 +202,7 @@ class GatewayApp:
                 reason="no nodes are configured (list them under `nodes:` in the config "
                 "file, or add one with POST /admin/nodes)",
             )
-        body = await self._read_body(receive, head.length)
+        body = await x.body(self.settings.max_body_bytes)
         payload, typed = parse_body(kind, body)
         await self.limiter.check(tenant)
         stream = bool(getattr(typed, "stream", False))
@@ -244,10 +214,10 @@ class GatewayApp:
             timeout=self.settings.request_timeout,
             stream=stream,
             cache_mode=cache_mode(head.cache_control),
-            id=rid.decode(),
+            id=head.rid.decode(),
         )
         if stream:
-            await self._stream(request, route, head, receive, send, tenant=tenant)
+            await self._stream(request, route, x, tenant=tenant)
             return
         t_call = time.perf_counter()
         result = await self.perf.handle(request)
@@ -256,7 +226,7 @@ class GatewayApp:
         raw = response.raw if response.raw is not None else orjson.dumps(response.content)
         upstream_time = result.timings.get("upstream", 0.0)
         added = (t_back - t0) - min(t_back - t_call, upstream_time)
-        extra = []
+        extra: Headers = []
         if result.node_id:
             extra.append((b"x-prsm-node", result.node_id.encode()))
         if self.has_cache or result.cache:
@@ -264,23 +234,15 @@ class GatewayApp:
             if result.similarity is not None:
                 extra.append((b"x-prsm-cache-similarity", b"%.4f" % result.similarity))
         added += time.perf_counter() - t_back
-        await self._reply(send, 200, raw, rid, added, extra=extra)
+        await self._reply(x, 200, raw, added, extra=extra)
         self._count(route, 200, added)
         if response.tokens:
             await self.limiter.charge(tenant, response.tokens)
 
     async def _stream(
-        self,
-        request: AIRequest,
-        route: str,
-        head: RequestHead,
-        receive: Receive,
-        send: Send,
-        *,
-        tenant: TenantSettings,
+        self, request: AIRequest, route: str, x: Exchange, *, tenant: TenantSettings
     ) -> None:
-        rid = head.rid
-        added = time.perf_counter() - head.t0
+        added = time.perf_counter() - x.head.t0
         chunks = self.perf.handle_stream(request)
         events = 0
         try:
@@ -291,43 +253,38 @@ class GatewayApp:
             headers = [
                 SSE,
                 (b"cache-control", b"no-cache"),
-                (b"x-request-id", rid),
+                (b"x-request-id", x.head.rid),
                 (b"x-prsm-added-time", b"%.3f" % (added * 1e3)),
             ]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            head.started = True
+            await x.start(200, headers)
             self._count(route, 200, added)
-            watcher = asyncio.ensure_future(disconnected(receive))
+            watcher = asyncio.ensure_future(x.disconnected())
             try:
-                await send({"type": "http.response.body", "body": first, "more_body": True})
+                await x.write(first)
                 events += first.count(b"data:")
                 async for chunk in chunks:
                     if watcher.done():
                         log.info("request %s: client went away mid-stream", request.id)
                         return
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await x.write(chunk)
                     events += chunk.count(b"data:")
+            except ConnectionResetError:  # a write found the client gone (counted at start)
+                log.info("request %s: client went away mid-stream", request.id)
+                return
             except PRSMError as exc:
                 log.warning("request %s: stream failed after it started: %s", request.id, exc)
                 reply = error_reply(exc)
-                event = b"data: " + reply.body + b"\n\n"
-                await send({"type": "http.response.body", "body": event, "more_body": True})
+                await x.write(b"data: " + reply.body + b"\n\n")
             finally:
                 watcher.cancel()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await x.end()
         finally:
             await chunks.aclose()
             if events:
                 await self.limiter.charge(tenant, events)
 
-    async def _other(
-        self,
-        path: str,
-        method: str,
-        head: RequestHead,
-        receive: Receive,
-        send: Send,
-    ) -> None:
+    async def _other(self, x: Exchange) -> None:
+        path, method, head = x.path, x.method, x.head
         auth, api_key = head.auth, head.api_key
         status, body, ctype = 200, b"", JSON
         if path == "/healthz" and method == "GET":
@@ -358,11 +315,8 @@ class GatewayApp:
                     code="forbidden",
                 )
             else:
-                data = (
-                    await self._read_body(receive, head.length)
-                    if method in ("POST", "PUT")
-                    else b""
-                )
+                limit = self.settings.max_body_bytes
+                data = await x.body(limit) if method in ("POST", "PUT") else b""
                 status, body = self.admin.handle(method, path, data)
         elif path in KINDS:
             status = 405
@@ -376,7 +330,7 @@ class GatewayApp:
             )
         added = time.perf_counter() - head.t0
         self._count("other", status, None)
-        await self._reply(send, status, body, head.rid, added, ctype=ctype)
+        await self._reply(x, status, body, added, ctype=ctype)
 
     def _ready(self) -> tuple[int, bytes]:
         if self.shutting_down:

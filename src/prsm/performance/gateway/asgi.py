@@ -38,30 +38,66 @@ def cache_mode(value: bytes | None) -> str:
 
 
 class RequestHead:
-    """What the gateway reads from a request's headers, in one pass."""
+    """What the gateway reads from a request's headers: ``from_list`` (ASGI, one pass over
+    the list) or ``from_getter`` (RSGI, a lookup by name)."""
 
     __slots__ = ("api_key", "auth", "cache_control", "length", "rid", "started", "t0")
 
-    def __init__(self, t0: float, headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(
+        self,
+        t0: float,
+        *,
+        auth: bytes | None,
+        api_key: bytes | None,
+        cache_control: bytes | None,
+        length: bytes | None,
+        rid: bytes | None,
+    ) -> None:
         self.t0 = t0
         self.started = False
-        self.auth: bytes | None = None
-        self.api_key: bytes | None = None
-        self.cache_control: bytes | None = None
-        self.length: int | None = None
-        rid = None
+        self.auth = auth
+        self.api_key = api_key
+        self.cache_control = cache_control
+        self.length: int | None = int(length) if length is not None and length.isdigit() else None
+        if rid is not None and not RID.fullmatch(rid):
+            rid = None
+        self.rid: bytes = rid or new_request_id().encode()
+
+    @classmethod
+    def from_list(cls, t0: float, headers: list[tuple[bytes, bytes]]) -> RequestHead:
+        """From ASGI's header list (lower-case names; the last of repeated names wins)."""
+        auth = api_key = cache_control = length = rid = None
         for name, value in headers:
             if name == b"authorization":
-                self.auth = value
+                auth = value
             elif name == b"content-length":
-                self.length = int(value) if value.isdigit() else None
+                length = value
             elif name == b"x-request-id":
-                rid = value if RID.fullmatch(value) else None
+                rid = value
             elif name == b"cache-control":
-                self.cache_control = value
+                cache_control = value
             elif name == b"x-api-key":
-                self.api_key = value
-        self.rid: bytes = rid or new_request_id().encode()
+                api_key = value
+        return cls(
+            t0, auth=auth, api_key=api_key, cache_control=cache_control, length=length, rid=rid
+        )
+
+    @classmethod
+    def from_getter(cls, t0: float, get: Callable[[str], str | None]) -> RequestHead:
+        """From a header lookup by name returning ``str`` (granian's RSGI headers)."""
+
+        def value(name: str) -> bytes | None:
+            v = get(name)
+            return None if v is None else v.encode("utf-8", "surrogateescape")
+
+        return cls(
+            t0,
+            auth=value("authorization"),
+            api_key=value("x-api-key"),
+            cache_control=value("cache-control"),
+            length=value("content-length"),
+            rid=value("x-request-id"),
+        )
 
 
 async def disconnected(receive: Receive) -> None:

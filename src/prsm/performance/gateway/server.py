@@ -1,4 +1,5 @@
-"""Building the gateway from a config, and running it on granian (one or more workers).
+"""Building the gateway from a config, and running it on granian (one or more workers, on
+granian's RSGI interface; the app is also a plain ASGI app).
 
 :func:`build_orchestrator` turns :class:`~prsm.performance.config.PRSMConfig` into a
 :class:`~prsm.performance.orchestrator.PerformanceOrchestrator` whose upstream is an
@@ -21,6 +22,7 @@ from ..routing.node import NodeSpec, node_from_mapping
 from ..upstreams.dispatch import DispatchUpstream
 from ..upstreams.http import HttpUpstream, check_nodes
 from .app import GatewayApp
+from .local_workers import attach_local_workers
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,10 @@ def build_orchestrator(config: PRSMConfig) -> Any:
 
 
 def app_from_config(config: PRSMConfig) -> GatewayApp:
-    """The gateway app for ``config``."""
-    return GatewayApp(build_orchestrator(config), config.gateway)
+    """The gateway app for ``config``, with its local model workers (started with the app)."""
+    app = GatewayApp(build_orchestrator(config), config.gateway)
+    attach_local_workers(app, config.workers)
+    return app
 
 
 def app_factory() -> GatewayApp:
@@ -100,9 +104,11 @@ def serve(
         raise
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve()) if config_path is not None else ""
     where = f"http://{host}:{port}"
+    local = config.workers.count if config.workers.enabled else 0
     print(
         f"prsm-perf serve: listening on {where} (OpenAI API at {where}/v1; "
-        f"{len(config.nodes)} node(s); {workers} worker(s); metrics at {where}/metrics)",
+        f"{len(config.nodes)} configured node(s); {local} local embedding worker(s); "
+        f"{workers} server worker(s); metrics at {where}/metrics)",
         flush=True,
     )
     Granian(
@@ -110,7 +116,7 @@ def serve(
         factory=True,
         address=host,
         port=port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI,  # the app's __rsgi__: cheaper per request than ASGI
         workers=workers,
         loop=Loops.uvloop,
         websockets=False,

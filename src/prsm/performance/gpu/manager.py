@@ -30,7 +30,7 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
-class Allocation:
+class GPUAllocation:
     """Where a model runs: ``device`` is ``"cuda:N"`` or ``"cpu"``; ``reason`` says why."""
 
     name: str
@@ -79,18 +79,18 @@ class GPUResourceManager:
     def summary(self) -> str:
         return self.monitor.summary
 
-    async def allocate_gpu_resources(self, name: str, memory_mb: int) -> Allocation:
+    async def allocate_gpu_resources(self, name: str, memory_mb: int) -> GPUAllocation:
         """Reserve ``memory_mb`` on a GPU for ``name`` (best fit; waits in the queue while none
         has room: bound it with ``asyncio.timeout``); ``cpu`` on a machine without a GPU."""
         need = int(memory_mb * MiB)
         if not self.monitor.available:
             reason = no_gpu_line(self.monitor.reason or "unknown")
-            return Allocation(name, "cpu", 0, reason)
+            return GPUAllocation(name, "cpu", 0, reason)
         self.scheduler.refresh()
         placement = await self.scheduler.place(name, need)
         room = self.memory.room()[placement.device]
         reason = f"best fit: GPU {placement.device} has {room / MiB:.0f} MiB left after it"
-        return Allocation(name, placement.torch_device, need, reason)
+        return GPUAllocation(name, placement.torch_device, need, reason)
 
     def release(self, name: str) -> None:
         """Give ``name``'s GPU reservation back (queued allocations that now fit are placed)."""

@@ -28,7 +28,7 @@ from .nvml import GPUReading
 
 
 @dataclass(frozen=True, slots=True)
-class Placement:
+class GPUPlacement:
     """A reservation of ``bytes`` on GPU ``device`` for ``name``."""
 
     name: str
@@ -80,12 +80,12 @@ class GPUMemoryManager:
         self.consolidation_utilization = consolidation_utilization
         self._total: dict[int, int] = {}
         self._free: dict[int, int] = {}
-        self._placed: dict[str, Placement] = {}
+        self._placed: dict[str, GPUPlacement] = {}
         self._queue: list[tuple[str, int]] = []
         self.refresh(readings)
 
     # -- state ------------------------------------------------------------------------------
-    def refresh(self, readings: Iterable[GPUReading]) -> list[Placement]:
+    def refresh(self, readings: Iterable[GPUReading]) -> list[GPUPlacement]:
         """Take new NVML readings; returns queued reservations that now fit (and are placed)."""
         for r in readings:
             self._total[r.index] = r.total_bytes
@@ -100,7 +100,7 @@ class GPUMemoryManager:
         return {d: max(0, self._free[d] - self.reserved(d)) for d in self._total}
 
     @property
-    def placements(self) -> dict[str, Placement]:
+    def placements(self) -> dict[str, GPUPlacement]:
         return dict(self._placed)
 
     @property
@@ -109,7 +109,7 @@ class GPUMemoryManager:
         return list(self._queue)
 
     # -- requests ---------------------------------------------------------------------------
-    def request(self, name: str, need: int) -> Placement | None:
+    def request(self, name: str, need: int) -> GPUPlacement | None:
         """Place ``need`` bytes for ``name`` (best fit) or queue it and return ``None``."""
         if need <= 0:
             raise ValueError(f"need: must be > 0 bytes, got {need}")
@@ -125,11 +125,11 @@ class GPUMemoryManager:
             self._queue.append((name, need))
             placed = self._drain()
             return next((p for p in placed if p.name == name), None)
-        placement = Placement(name, device, need)
+        placement = GPUPlacement(name, device, need)
         self._placed[name] = placement
         return placement
 
-    def release(self, name: str) -> list[Placement]:
+    def release(self, name: str) -> list[GPUPlacement]:
         """Free ``name``'s reservation (or drop it from the queue); returns newly placed ones."""
         if self._placed.pop(name, None) is None:
             before = len(self._queue)
@@ -140,15 +140,15 @@ class GPUMemoryManager:
         # its memory is free in our books; NVML will show it once the process lets go
         return self._drain()
 
-    def _drain(self) -> list[Placement]:
-        placed: list[Placement] = []
+    def _drain(self) -> list[GPUPlacement]:
+        placed: list[GPUPlacement] = []
         waiting: list[tuple[str, int]] = []
         for name, need in self._queue:
             device = best_fit(self.room(), need)
             if device is None:
                 waiting.append((name, need))
                 continue
-            placement = Placement(name, device, need)
+            placement = GPUPlacement(name, device, need)
             self._placed[name] = placement
             placed.append(placement)
         self._queue = waiting

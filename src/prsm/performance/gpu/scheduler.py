@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from ..clock import Clock, SystemClock
-from .memory import GPUMemoryManager, Placement
+from .memory import GPUMemoryManager, GPUPlacement
 from .monitor import GPUMonitor
 
 
@@ -32,15 +32,15 @@ class GPUScheduler:
         self.memory = memory
         self.interval = interval
         self._clock = clock or SystemClock()
-        self._waiting: dict[str, asyncio.Future[Placement]] = {}
+        self._waiting: dict[str, asyncio.Future[GPUPlacement]] = {}
 
-    async def place(self, name: str, need: int) -> Placement:
+    async def place(self, name: str, need: int) -> GPUPlacement:
         """A placement for ``need`` bytes, waiting for room (bound it with ``asyncio.timeout``;
         a cancelled wait leaves the queue)."""
         placement = self.memory.request(name, need)
         if placement is not None:
             return placement
-        future: asyncio.Future[Placement] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[GPUPlacement] = asyncio.get_running_loop().create_future()
         self._waiting[name] = future
         try:
             return await future
@@ -54,7 +54,7 @@ class GPUScheduler:
         """Free ``name``'s reservation; queued work that now fits is placed."""
         self._deliver(self.memory.release(name))
 
-    def refresh(self) -> list[Placement]:
+    def refresh(self) -> list[GPUPlacement]:
         """Read the GPUs again; queued work that now fits is placed (and returned)."""
         placed = self.memory.refresh(self.monitor.read())
         self._deliver(placed)
@@ -66,7 +66,7 @@ class GPUScheduler:
             await self._clock.sleep(self.interval)
             self.refresh()
 
-    def _deliver(self, placed: list[Placement]) -> None:
+    def _deliver(self, placed: list[GPUPlacement]) -> None:
         for p in placed:
             future = self._waiting.pop(p.name, None)
             if future is not None and not future.done():

@@ -200,8 +200,13 @@ class HttpPool:
 
     async def request(self, data: bytes) -> tuple[int, bytes]:
         """Send a whole request (head and body bytes); returns (status, body)."""
+        idle = self.idle
         for attempt in (0, 1):
-            conn = await self._acquire()
+            conn = idle.pop() if idle else None  # the common case, without an await
+            if conn is None or conn.closed:
+                conn = await self._acquire()
+            else:
+                conn.reused = True
             conn.send(data, streaming=False)
             try:
                 while not conn.complete:

@@ -155,6 +155,11 @@ class HNSWIndex:
     def __len__(self) -> int:
         return len(self._index)
 
+    def set_expansion_search(self, ef: int) -> None:
+        """Candidates kept while searching (higher: better recall, slower)."""
+        self._params["expansion_search"] = ef
+        self._index.expansion_search = ef
+
     def add(self, keys: Sequence[int], vectors: np.ndarray) -> None:
         if len(keys) == 0:
             return
