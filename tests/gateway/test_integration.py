@@ -240,9 +240,11 @@ def test_graceful_shutdown_finishes_streams_then_exits(
         gw.stop()
 
 
-def test_serve_without_config_starts_with_defaults() -> None:
+def test_serve_without_config_or_nodes_says_so() -> None:
+    """No config file and local workers switched off (the defaults with workers are tested in
+    test_default_serve.py): /healthz answers and /v1/* says no nodes are configured."""
     port = free_port()
-    gw = Proc(["serve", "--port", str(port)], port)
+    gw = Proc(["serve", "--port", str(port)], port, {"PRSM_WORKERS__ENABLED": "false"})
     try:
         assert httpx.get(f"{gw.url}/healthz").status_code == 200
         r = httpx.post(f"{gw.url}/v1/chat/completions", json=chat())
