@@ -71,6 +71,9 @@ from .config import (
 from .embeddings import (
     EMBEDDING_DIM,
     MODEL_NAME,
+    Embedder,
+    HashingEmbedder,
+    SentenceTransformerEmbedder,
     load_sentence_transformer,
     model_path,
 )
@@ -222,6 +225,7 @@ __all__ = [
     "DispatchUpstream",
     "DynamicBatcher",
     "EmbedBatch",
+    "Embedder",
     "EntryStore",
     "ExactResponseCache",
     "ExecutionResult",
@@ -240,6 +244,7 @@ __all__ = [
     "GatewayApp",
     "GatewaySettings",
     "HNSWIndex",
+    "HashingEmbedder",
     "HttpUpstream",
     "InMemoryTier",
     "KuboBlobStore",
@@ -285,6 +290,7 @@ __all__ = [
     "SemanticMatch",
     "SemanticResponseCache",
     "SemanticSettings",
+    "SentenceTransformerEmbedder",
     "SimSettings",
     "SingleFlight",
     "StreamingUpstream",
