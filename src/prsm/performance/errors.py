@@ -59,12 +59,12 @@ class RequestValidationError(PRSMError, ValueError):
 class DependencyMissingError(PRSMError, ImportError):
     """An optional dependency is not installed; says which extra brings it."""
 
-    def __init__(self, package: str, extra: str, purpose: str) -> None:
+    def __init__(self, package: str, extra: str, purpose: str, *, install: str | None = None):
         self.package = package
         self.extra = extra
+        self.install = install or f"pip install 'prsm-performance[{extra}]'"
         super().__init__(
-            f"{purpose} needs the package {package!r}, which is not installed: "
-            f"pip install 'prsm-performance[{extra}]'"
+            f"{purpose} needs the package {package!r}, which is not installed: {self.install}"
         )
 
 

