@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import sys
 from typing import Any
 
 
@@ -42,24 +41,3 @@ def run_hash_key(args: argparse.Namespace) -> int:
     key = args.key if args.key is not None else getpass.getpass("API key: ")
     print(hash_key(key))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run this module's subcommands alone (``python -m`` this module), as ``prsm-perf`` does."""
-    from ..errors import PRSMError
-
-    parser = argparse.ArgumentParser(prog="prsm-perf")
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except PRSMError as exc:
-        print(f"prsm-perf {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from ..errors import ConfigError
@@ -68,24 +67,3 @@ def run(args: argparse.Namespace) -> int:
     )
     run_simulator(settings)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run this module's subcommands alone (``python -m`` this module), as ``prsm-perf`` does."""
-    from ..errors import PRSMError
-
-    parser = argparse.ArgumentParser(prog="prsm-perf")
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except PRSMError as exc:
-        print(f"prsm-perf {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
