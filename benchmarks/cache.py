@@ -118,25 +118,21 @@ def bench_l1(report: Report, keys: int, repeat: int, rounds: int) -> dict[str, f
         ours.set_nowait(k, value, 3600.0)
         peer[k] = value
 
-    def ours_get() -> float:
-        g = ours.get_nowait
+    def timed_gets(get: Callable[[str], object]) -> Callable[[], float]:
+        """Seconds per call of ``get`` over every name, ``repeat`` times."""
 
-        def loop() -> None:
-            for _ in range(repeat):
-                for k in names:
-                    g(k)
+        def measure() -> float:
+            def loop() -> None:
+                for _ in range(repeat):
+                    for k in names:
+                        get(k)
 
-        return _per_call(loop, repeat * keys)
+            return _per_call(loop, repeat * keys)
 
-    def peer_get() -> float:
-        g = peer.__getitem__
+        return measure
 
-        def loop() -> None:
-            for _ in range(repeat):
-                for k in names:
-                    g(k)
-
-        return _per_call(loop, repeat * keys)
+    ours_get = timed_gets(ours.get_nowait)
+    peer_get = timed_gets(peer.__getitem__)
 
     o, p = _alternate(rounds, ours_get, peer_get)
     report.add(**_row("L1 get (hit), TTL on", o, "cachetools LRUCache[k] (no TTL)", p))
@@ -146,15 +142,7 @@ def bench_l1(report: Report, keys: int, repeat: int, rounds: int) -> dict[str, f
     for k in names:
         ttl_peer[k] = value
 
-    def ttl_get() -> float:
-        g = ttl_peer.__getitem__
-
-        def loop() -> None:
-            for _ in range(repeat):
-                for k in names:
-                    g(k)
-
-        return _per_call(loop, repeat * keys)
+    ttl_get = timed_gets(ttl_peer.__getitem__)
 
     o2, p2 = _alternate(rounds, ours_get, ttl_get)
     report.add(**_row("L1 get (hit), TTL on", o2, "cachetools TTLCache[k]", p2))
