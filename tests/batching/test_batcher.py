@@ -75,6 +75,40 @@ async def test_a_partial_batch_leaves_after_the_delay(clock: ManualClock) -> Non
     assert await asyncio.gather(*tasks) == ["A", "B"]
 
 
+async def test_with_two_idle_workers_a_partial_batch_runs_as_two(clock: ManualClock) -> None:
+    model = Model(clock, hold=True)
+    b = DynamicBatcher(model, fixed(max_batch_size=8, max_concurrent_batches=2), clock=clock)
+    tasks = [asyncio.create_task(b.submit(x)) for x in "abcde"]
+    await settle()
+    clock.advance(0.01)
+    await settle()
+    assert model.batches == [["a", "b", "c"], ["d", "e"]]  # side by side, not 5 on one
+    assert b.stats()["in_flight_batches"] == 2
+    model.release()
+    model.release()
+    assert await asyncio.gather(*tasks) == ["A", "B", "C", "D", "E"]
+
+
+async def test_demand_counts_waiting_and_running_items(clock: ManualClock) -> None:
+    model = Model(clock, hold=True)
+    settings = fixed(max_batch_size=2, max_concurrent_batches=2, ewma_alpha=1.0)
+    b = DynamicBatcher(model, settings, clock=clock)
+    tasks = [asyncio.create_task(b.submit(x)) for x in "abcdef"]
+    await settle()
+    assert len(model.batches) == 2
+    # items arrive one by one: the second batch left with 2 waiting and 2 running
+    assert b.stats()["demand"] == 4
+    model.release()
+    await settle()
+    # the third left with 2 waiting and 2 running, but 6 were outstanding since the second
+    # left (before the first finished): the peak is the demand
+    assert len(model.batches) == 3 and b.stats()["demand"] == 6
+    for _ in range(2):
+        model.release()
+        await settle()
+    assert await asyncio.gather(*tasks) == list("ABCDEF")
+
+
 async def test_keys_never_share_a_batch(clock: ManualClock) -> None:
     model = Model(clock)
     b = DynamicBatcher(model, fixed(max_batch_size=2), clock=clock)

@@ -106,6 +106,7 @@ def test_priority_is_ignored_when_priorities_are_off() -> None:
         ("max_concurrent_batches", 0),
         ("latency_budget", 0.0),
         ("throughput_tolerance", 1.0),
+        ("latency_tolerance", -0.1),
         ("min_samples", 0),
         ("reprobe_every", -1),
         ("ewma_alpha", 0.0),
@@ -120,3 +121,18 @@ def test_bad_settings_name_the_field(field: str, value: object) -> None:
 def test_urgent_priority_needs_priorities() -> None:
     with pytest.raises(ConfigError, match="urgent_priority"):
         BatcherSettings(urgent_priority=3)
+
+
+def test_a_partial_batch_on_delay_is_split_across_free_slots() -> None:
+    two = BatcherSettings(max_batch_size=16, max_queue_delay=0.010, max_concurrent_batches=2)
+    k = KeySnapshot("m", depth=9, oldest_enqueued=0.0, target=16)
+    assert decide(snap(k), 0.010, two) == Flush("m", 5, "delay")  # two workers idle: 5 + 4
+    rest = KeySnapshot("m", depth=4, oldest_enqueued=0.0, target=16)
+    assert decide(snap(rest, in_flight=1), 0.010, two) == Flush("m", 4, "delay")
+    assert decide(snap(k), 0.004, two) == Wait(pytest.approx(0.006), "filling")
+
+
+def test_a_full_batch_is_never_split() -> None:
+    two = BatcherSettings(max_batch_size=16, max_concurrent_batches=2)
+    k = KeySnapshot("m", depth=20, oldest_enqueued=0.0, target=8)
+    assert decide(snap(k), 1.0, two) == Flush("m", 8, "full")

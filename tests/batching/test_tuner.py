@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from prsm.performance.batching import BatcherSettings, BatchTuner, CurvePoint
-from prsm.performance.batching.tuner import best_batch_size, bucket_of, bucket_sizes
+from prsm.performance.batching.tuner import (
+    best_batch_size,
+    bound_batch_size,
+    bucket_of,
+    bucket_sizes,
+)
 
 
 def cpu_like(size: int) -> float:
@@ -130,6 +137,25 @@ async def test_profile_measures_every_bucket_with_an_injected_timer() -> None:
     assert tuner.chosen_size is not None
 
 
+async def test_profile_runs_batches_side_by_side_and_times_each() -> None:
+    tuner = BatchTuner(BatcherSettings(max_batch_size=4, min_samples=1))
+    now = [0.0]
+    ran: list[int] = []
+
+    async def run(size: int) -> None:
+        ran.append(size)
+        await asyncio.sleep(0)  # both batches start before either ends
+        now[0] += size * 0.01
+
+    curve = await tuner.profile(run, parallel=2, timer=lambda: now[0])
+    assert ran == [1, 1, 2, 2, 4, 4]
+    assert [p.batches for p in curve] == [2, 2, 2]
+    # each batch's time runs from its own start, so the side-by-side one also counts the other
+    assert curve[0].mean_seconds == pytest.approx((0.01 + 0.02) / 2)
+    with pytest.raises(ValueError, match="parallel"):
+        await tuner.profile(run, parallel=0)
+
+
 def test_on_the_idle_cpu_curve_of_benchmarks_md_the_tuner_picks_32() -> None:
     """BENCHMARKS.md, measured on an idle core: sentences/s by batch size (4, 8, 16, 32 at
     "about 155–160"; 2 is not listed there and is put between 1 and 4)."""
@@ -141,3 +167,63 @@ def test_on_the_idle_cpu_curve_of_benchmarks_md_the_tuner_picks_32() -> None:
     assert tuner.chosen_size == 32
     assert tuner.backlog_size == 32
     assert tuner.target(128) == 32  # 128 clients: four batches of 32, not one of 128
+
+
+#: items/s by size on two single-threaded workers (flat to 8, 16 a little slower, then worse)
+TWO_WORKERS = {1: 60.0, 2: 110.0, 4: 190.0, 8: 188.0, 16: 175.0, 32: 150.0, 64: 120.0}
+
+
+def two_worker_points() -> list[CurvePoint]:
+    return [CurvePoint(s, 3, float(s), s / per_s) for s, per_s in TWO_WORKERS.items()]
+
+
+def test_bound_size_holds_every_outstanding_item_within_the_tolerance() -> None:
+    points = two_worker_points()
+    kw = {"slots": 2, "ceiling": 64, "latency_budget": 10.0, "tolerance": 0.10, "min_samples": 3}
+    # 32 outstanding on two slots: 2 x 16 hold them, and 16 is 8 % slower than the best
+    assert bound_batch_size(points, demand=32, **kw) == 16  # type: ignore[arg-type]
+    # 8 outstanding: 4 + 4, side by side (not 8 on one slot while the other idles)
+    assert bound_batch_size(points, demand=8, **kw) == 4  # type: ignore[arg-type]
+    # 128 outstanding: only 64 holds them, and it is 37 % slower: no size
+    assert bound_batch_size(points, demand=128, **kw) is None  # type: ignore[arg-type]
+    strict = {**kw, "tolerance": 0.05}
+    assert bound_batch_size(points, demand=32, **strict) is None  # type: ignore[arg-type]
+    # the exact share, not the bucket: 24 outstanding on two slots are two batches of 12
+    # (judged by 16's throughput, the smallest bucket that large)
+    assert bound_batch_size(points, demand=24, **kw) == 12  # type: ignore[arg-type]
+    one_slot = {**kw, "slots": 1}
+    assert bound_batch_size(points, demand=12.4, **one_slot) == 13  # type: ignore[arg-type]
+    assert bound_batch_size(points, demand=200, **kw) is None  # type: ignore[arg-type]
+    # a budget of 0.05 s leaves 1, 2, 4, 8 (16 takes 0.091 s): 16 is out of reach
+    tight = {**kw, "latency_budget": 0.05}
+    assert bound_batch_size(points, demand=32, **tight) is None  # type: ignore[arg-type]
+    assert bound_batch_size(points, demand=16, **tight) == 8  # type: ignore[arg-type]
+
+
+def test_tuner_aims_at_the_bound_size_under_closed_loop_demand() -> None:
+    settings = BatcherSettings(max_batch_size=64, max_concurrent_batches=2)
+    tuner = BatchTuner(settings)
+    for size, per_s in TWO_WORKERS.items():
+        for _ in range(3):
+            tuner.observe(size, size / per_s)
+    assert tuner.chosen_size == 8
+    for _ in range(20):
+        tuner.note_demand(32)  # 32 clients: 32 items waiting or running as batches leave
+    assert tuner.bound_size == 16
+    assert tuner.target(4) == 16
+    # a burst of 40 queued now counts too: only 2 x 32 would hold it, 21 % slower: keep 8
+    assert tuner.target(40) == 8
+    for _ in range(20):
+        tuner.note_demand(128)
+    assert tuner.bound_size is None
+    assert tuner.target(128) == 8  # 128 clients: the most throughput, the bound cannot hold
+    off = BatchTuner(BatcherSettings(max_batch_size=64, max_concurrent_batches=2,
+                                     latency_tolerance=0.0))  # fmt: skip
+    for size, per_s in TWO_WORKERS.items():
+        for _ in range(3):
+            off.observe(size, size / per_s)
+    for _ in range(20):
+        off.note_demand(32)
+    assert off.bound_size is None and off.target(32) == 8
+    with pytest.raises(ValueError, match="outstanding"):
+        off.note_demand(-1)

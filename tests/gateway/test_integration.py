@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import yaml
 
 from prsm.performance.gateway.settings import hash_key
 from tests.conftest import RedisServer, free_port
@@ -275,3 +276,26 @@ def test_bad_config_file_fails_at_start_naming_file_and_field(
     assert out.returncode == 2
     assert f"{path}: {field}" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_two_workers_share_the_port_and_stop_together(
+    sims: dict[str, Proc], tmp_path: Path
+) -> None:
+    port = free_port()
+    path = tmp_path / "two.yaml"
+    config = {"nodes": [node("a", sims["a"], ["sim-chat"])], "gateway": {"port": port},
+              "workers": {"enabled": False}}  # fmt: skip
+    path.write_text(yaml.safe_dump(config))
+    gw = Proc(["serve", "--config", str(path), "--workers", "2"], port)
+    try:
+        codes = {
+            httpx.post(f"{gw.url}/v1/chat/completions", json=chat()).status_code
+            for _ in range(8)  # a new connection each: the kernel spreads them
+        }
+        assert codes == {200}
+        gw.terminate()
+        assert gw.proc.wait(timeout=20) == 0
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{gw.url}/healthz")
+    finally:
+        gw.stop()

@@ -1,7 +1,8 @@
 """Real worker processes: vectors equal sentence-transformers', batching across requests,
 bad input, and a worker killed mid-request (failed clearly, restarted, serving again).
 
-One pool (one worker) is shared by the module; the model loads once there and once here.
+One pool (two single-threaded workers sharing one batcher, loading the model from its
+folder through ``model_dir``) is shared by the module; the reference model loads here.
 """
 
 from __future__ import annotations
@@ -63,8 +64,12 @@ def embedding_request(inputs: Any, **extra: Any) -> AIRequest:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def served() -> AsyncIterator[tuple[LocalWorkerPool, list[NodeSpec], LocalModelUpstream]]:
+    from prsm.performance.embeddings.model import model_path
+
     settings = WorkerSettings(
-        count=1,
+        count=2,
+        threads=1,
+        model_dir=str(model_path()),
         device="auto",
         restart_backoff=0.1,
         batcher=BatcherSettings(max_batch_size=32, max_queue_delay=0.002),
@@ -84,12 +89,13 @@ def reference() -> Any:
 
 async def test_nodes_offer_embeddings_for_the_model_and_alias(served: Any) -> None:
     pool, nodes, _ = served
-    assert [n.id for n in nodes] == ["local-embed-0"]
+    assert [n.id for n in nodes] == ["local-embed-0", "local-embed-1"]
     node = nodes[0]
     assert "embeddings" in node.capabilities
     assert {MODEL, "text-embedding-all-minilm-l6-v2"} <= node.models
     assert node.meta["upstream"] == "local"
-    assert pool.workers[0].device == "cpu"  # no GPU on this machine
+    assert [w.device for w in pool.workers] == ["cpu", "cpu"]  # no GPU on this machine
+    assert [w.threads for w in pool.workers] == [1, 1]
 
 
 async def test_vectors_equal_sentence_transformers(served: Any, reference: Any) -> None:
@@ -129,6 +135,19 @@ async def test_concurrent_requests_share_batches(served: Any) -> None:
     assert after["items"] - before["items"] == 24
     assert after["batches"] - before["batches"] < 24
     assert after["curve"], "the measured curve is visible in stats"
+
+
+async def test_batches_go_to_the_least_busy_worker(served: Any) -> None:
+    pool, nodes, upstream = served
+    before = [w.batches for w in pool.workers]
+    # two requests of a full batch each, both to the first node: the shared batcher runs
+    # batches side by side, on both workers
+    texts = [[f"request {r}, question {i}: why is water wet?" for i in range(32)] for r in (1, 2)]
+    await asyncio.gather(*(upstream.execute(nodes[0], embedding_request(t)) for t in texts))
+    assert all(w.batches > b for w, b in zip(pool.workers, before, strict=True))
+    stats = upstream.stats()
+    assert stats["local-embed-0"]["batcher"] == stats["local-embed-1"]["batcher"]
+    assert stats["local-embed-1"]["batches"] == pool.workers[1].batches
 
 
 @pytest.mark.parametrize(
@@ -172,30 +191,35 @@ async def test_through_the_orchestrator_with_dispatch(served: Any) -> None:
     _, nodes, upstream = served
     perf = PerformanceOrchestrator(nodes=nodes, upstream=DispatchUpstream({"local": upstream}))
     result = await perf.handle(embedding_request(["hello there"]))
-    assert result.ok and result.node_id == "local-embed-0"
+    assert result.ok and result.node_id in {"local-embed-0", "local-embed-1"}
     assert len(result.content["data"][0]["embedding"]) == 384
 
 
 async def test_a_worker_killed_mid_request_fails_it_clearly_and_restarts(served: Any) -> None:
     pool, nodes, upstream = served
-    worker = pool.workers[0]
+    long_texts = [f"{TEXTS[3]} Variation {i}." * 4 for i in range(32)]
+    task = asyncio.create_task(upstream.execute(nodes[0], embedding_request(long_texts)))
+    await until(lambda: any(w.in_flight > 0 for w in pool.workers), 30)
+    index = next(i for i, w in enumerate(pool.workers) if w.in_flight > 0)
+    worker, other = pool.workers[index], pool.workers[1 - index]
     first_pid = worker.pid
     assert first_pid is not None
-    long_texts = [f"{TEXTS[3]} Variation {i}." * 4 for i in range(64)]
-    task = asyncio.create_task(upstream.execute(nodes[0], embedding_request(long_texts)))
-    await until(lambda: worker.in_flight > 0, 30)
     os.kill(first_pid, signal.SIGKILL)
     with pytest.raises(UpstreamUnavailableError) as err:
         async with asyncio.timeout(30):
             await task
     assert err.value.retryable and err.value.status == 503
     assert "in flight" in str(err.value)
-    # while it restarts, new requests fail at once (retryable), never hang
+    # while it restarts, requests to its node fail at once (retryable), never hang...
     with pytest.raises(UpstreamUnavailableError, match="restarting"):
-        await upstream.execute(nodes[0], embedding_request("too early"))
+        await upstream.execute(nodes[index], embedding_request("too early"))
+    # ...and the other worker serves its node's requests meanwhile
+    served_by_other = other.batches
+    response = await upstream.execute(nodes[1 - index], embedding_request("meanwhile"))
+    assert len(response.content["data"]) == 1 and other.batches == served_by_other + 1
     await until(lambda: worker.state == "ready" and worker.pid != first_pid, 120)
     assert worker.starts == 2 and worker.last_exit == -signal.SIGKILL
-    response = await upstream.execute(nodes[0], embedding_request("back again"))
+    response = await upstream.execute(nodes[index], embedding_request("back again"))
     assert len(response.content["data"]) == 1
 
 

@@ -107,6 +107,8 @@ class DynamicBatcher(Generic[T, R]):
         self._queues: dict[Hashable, _KeyQueue[T, R]] = {}
         self._seq = itertools.count()
         self._in_flight = 0
+        self._in_flight_items = 0
+        self._peak_outstanding = 0  # most items waiting or running since the last batch left
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = 0.0
@@ -175,7 +177,9 @@ class DynamicBatcher(Generic[T, R]):
             queue.arrivals.append(entry)
             mine.append(entry)
         queue.depth += len(mine)
-        self._m_depth_child.set(self._depth())
+        depth = self._depth()
+        self._peak_outstanding = max(self._peak_outstanding, depth + self._in_flight_items)
+        self._m_depth_child.set(depth)
         self._pump()
         try:
             return [await entry.future for entry in mine]
@@ -184,15 +188,15 @@ class DynamicBatcher(Generic[T, R]):
 
     def stats(self) -> dict[str, Any]:
         """Chosen size, measured curve, queue depth, batch sizes seen, counters."""
-        chosen = self.tuner.chosen_size if self.settings.learn_batch_size else None
+        learning = self.settings.learn_batch_size
+        chosen = self.tuner.chosen_size if learning else None
         return {
             "name": self.name,
             "learning": self.settings.learn_batch_size,
             "max_batch_size": self.settings.max_batch_size,
             "chosen_batch_size": chosen or self.settings.max_batch_size,
-            "backlog_batch_size": self.tuner.backlog_size
-            if self.settings.learn_batch_size
-            else None,
+            "backlog_batch_size": self.tuner.backlog_size if learning else None,
+            "bound_batch_size": self.tuner.bound_size if learning else None,
             "queue_depth": self._depth(),
             "demand": round(self.tuner.demand, 2),
             "in_flight_batches": self._in_flight,
@@ -279,13 +283,18 @@ class DynamicBatcher(Generic[T, R]):
 
     def _dispatch(self, action: Flush) -> None:
         queue = self._queues[action.key]
-        self.tuner.note_demand(queue.depth)
+        # the peak since the last batch left: closed-loop clients of a finished batch come
+        # back one by one, and a batch may leave before all of them are back
+        outstanding = self._depth() + self._in_flight_items
+        self.tuner.note_demand(max(self._peak_outstanding, outstanding))
+        self._peak_outstanding = outstanding
         batch = queue.pop(action.size)
         self._m_depth_child.set(self._depth())
         if not batch:  # depth said items wait but none do: a bookkeeping bug, say so loudly
             queue.depth = 0
             raise PRSMError(f"batcher {self.name!r}: key {action.key!r} had no waiting items")
         self._in_flight += 1
+        self._in_flight_items += len(batch)
         self._m_chosen.set(self.tuner.chosen_size or self.settings.max_batch_size)
         task = asyncio.get_running_loop().create_task(self._run(action.key, batch))
         self._tasks.add(task)
@@ -310,6 +319,7 @@ class DynamicBatcher(Generic[T, R]):
             return
         finally:
             self._in_flight -= 1
+            self._in_flight_items -= size
             if not self._closed:
                 asyncio.get_running_loop().call_soon(self._pump)
         seconds = self._clock.monotonic() - t0

@@ -10,7 +10,9 @@ Rules (Triton's and Ray Serve's): a key's batch leaves when it holds its target 
 oldest item has waited ``max_queue_delay``, or (priorities on) when it holds an item at
 ``urgent_priority`` or above; among ready keys the one with the oldest item goes first; no
 batch leaves while ``max_concurrent_batches`` are running; past ``max_queue_size`` waiting
-items, new ones are rejected at once.
+items, new ones are rejected at once. A partial batch that leaves on its delay while several
+batch slots are free (several workers idle) is split evenly across them: the items then run
+side by side instead of one slot taking all of them while the others idle.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ def decide(snapshot: QueueSnapshot, now: float, settings: BatcherSettings) -> Fl
     """What the driver should do now with the queue ``snapshot``."""
     if snapshot.in_flight >= settings.max_concurrent_batches:
         return Wait(None, "busy")
+    free = settings.max_concurrent_batches - snapshot.in_flight
     ready: tuple[float, int, Flush] | None = None
     next_deadline: float | None = None
     urgent = settings.urgent_priority if settings.priorities else None
@@ -118,9 +121,12 @@ def decide(snapshot: QueueSnapshot, now: float, settings: BatcherSettings) -> Fl
             if next_deadline is None or due < next_deadline:
                 next_deadline = due
             continue
+        size = min(k.depth, target)
+        if reason != "full" and free > 1:
+            size = math.ceil(size / free)  # the other free slots take the rest next
         rank = (k.oldest_enqueued, index)
         if ready is None or rank < ready[:2]:
-            ready = (k.oldest_enqueued, index, Flush(k.key, min(k.depth, target), reason))
+            ready = (k.oldest_enqueued, index, Flush(k.key, size, reason))
     if ready is not None:
         return ready[2]
     if next_deadline is None:

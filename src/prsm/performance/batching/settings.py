@@ -31,6 +31,10 @@ class BatcherSettings:
     ``latency_budget``: seconds one batch may take for its size to be chosen.
     ``throughput_tolerance``: the largest size whose measured throughput is within this
     fraction of the best wins (same work per second, bursts drained in fewer batches).
+    ``latency_tolerance``: throughput (a fraction of the best) the tuner may give up so that
+    every waiting item fits in the batches that leave next — one batch per free slot — which
+    keeps p99 within ``max_queue_delay`` + 2 × batch time (a request waits at most for the
+    batch ahead of it, then its own); 0: never trade throughput for that.
     ``min_samples``: batches of a size measured before the tuner trusts it.
     ``reprobe_every``: every this many batches the tuner re-measures a neighbouring size, so the
     curve follows the load (0: never).
@@ -46,6 +50,7 @@ class BatcherSettings:
     learn_batch_size: bool = True
     latency_budget: float = 0.5
     throughput_tolerance: float = 0.05
+    latency_tolerance: float = 0.20
     min_samples: int = 3
     reprobe_every: int = 64
     ewma_alpha: float = 0.3
@@ -70,6 +75,10 @@ class BatcherSettings:
         if not 0 <= self.throughput_tolerance < 1:
             raise ConfigError(
                 "throughput_tolerance", f"must be within [0, 1), got {self.throughput_tolerance!r}"
+            )
+        if not 0 <= self.latency_tolerance < 1:
+            raise ConfigError(
+                "latency_tolerance", f"must be within [0, 1), got {self.latency_tolerance!r}"
             )
         if self.min_samples < 1:
             raise ConfigError("min_samples", f"must be >= 1, got {self.min_samples!r}")

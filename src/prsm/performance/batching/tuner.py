@@ -11,6 +11,17 @@ about one batch, not N / size). On a CPU throughput falls past a moderate size a
 wins; on a GPU it grows until the latency budget binds. When no size meets the budget, the one
 with the most throughput is chosen (nothing can meet it; the fastest drain is then best).
 
+**The p99 bound.** A request that finds every batch slot busy waits for the batch ahead of it,
+then runs in its own: ``max_queue_delay`` + 2 × batch time at most — if it gets into the next
+batches at all. With closed-loop clients the outstanding items (waiting plus running; a
+running mean, :meth:`BatchTuner.note_demand`, or the queue now if longer) come back together:
+when they outnumber what one batch per slot holds (``max_concurrent_batches`` × size) some
+wait two batches or more, and a batch larger than its share leaves other slots idle.
+:func:`bound_batch_size` (pure) then aims at ``ceil(outstanding / slots)`` — the next batches,
+one per slot, hold every outstanding item — when that size's measured throughput is within
+``latency_tolerance`` of the best; when it is not (e.g. 128 clients on two workers, where
+batches of 64 are much slower) the throughput choice stands.
+
 The budget caps a batch's time while the queue is short. When more items wait than the
 budget's size — now, or on average when recent batches left (:meth:`BatchTuner.note_demand`)
 — and a larger measured size does more work per second (the budget binds), the tuner aims at
@@ -19,13 +30,17 @@ latency, and a small budget size would only make the queue grow.
 
 :class:`BatchTuner` holds that state. :meth:`BatchTuner.target` tells the driver which size to
 aim at given how many items wait: an unmeasured bucket that the queue can fill is measured
-first (largest first), then the chosen size; every ``reprobe_every`` batches it re-measures a
+first (largest first); then the bound size if there is one, else the backlog size when a
+backlog waits, else the chosen size; every ``reprobe_every`` batches it re-measures a
 neighbour of the chosen size so the curve follows the load. :meth:`BatchTuner.profile` measures
-the curve up front (a warm-up) by running batches of every bucket size.
+the curve up front (a warm-up) by running batches of every bucket size (several at once when
+several workers serve one batcher).
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -99,6 +114,38 @@ def best_batch_size(
     return max(p.size for p in good)
 
 
+def bound_batch_size(
+    points: Sequence[CurvePoint],
+    *,
+    demand: float,
+    slots: int,
+    ceiling: int,
+    latency_budget: float,
+    tolerance: float,
+    min_samples: int,
+) -> int | None:
+    """``ceil(demand / slots)``: the size at which the next batches, one per slot, hold every
+    outstanding item — when it is at most ``ceiling`` and its measured throughput is within
+    ``tolerance`` of the best within the latency budget; ``None`` otherwise (e.g. only a much
+    slower size would hold them). A size between two buckets counts the slower of the two
+    (the trusted buckets within the budget just below and just above it; both must exist).
+    As in :func:`best_batch_size`, when no trusted size fits the budget it is ignored."""
+    need = max(1, math.ceil(demand / slots))
+    trusted = [p for p in points if p.batches >= min_samples]
+    if need > ceiling or not trusted:
+        return None
+    within = [p for p in trusted if p.mean_seconds <= latency_budget] or trusted
+    above = [p for p in within if p.size >= need]
+    below = [p for p in within if p.size <= need]
+    if not above or not below:
+        return None
+    slower = min(
+        min(above, key=lambda p: p.size).throughput, max(below, key=lambda p: p.size).throughput
+    )
+    best = max(p.throughput for p in within)
+    return need if slower >= (1.0 - tolerance) * best else None
+
+
 class BatchTuner:
     """Measures the (batch size → batch time) curve as batches run; chooses the size."""
 
@@ -111,6 +158,7 @@ class BatchTuner:
         self._probe_up = True
         self._chosen: int | None = None
         self._unbounded: int | None = None
+        self._curve: list[CurvePoint] = []
         self._demand = 0.0
 
     # -- measurements ---------------------------------------------------------------------
@@ -146,6 +194,7 @@ class BatchTuner:
             tolerance=self.settings.throughput_tolerance,
             min_samples=self.settings.min_samples,
         )
+        self._curve = curve
         every = self.settings.reprobe_every
         if every and self._chosen is not None and self._batches % every == 0:
             self._probe = self._neighbour(self._chosen)
@@ -182,6 +231,9 @@ class BatchTuner:
             return self._probe
         if self._chosen is None:
             return fillable
+        bound = self._bound_size(max(float(available), self._demand))
+        if bound is not None:
+            return bound  # every outstanding item in the next batches: p99 within its bound
         if (
             self._unbounded is not None
             and self._unbounded > self._chosen
@@ -192,17 +244,36 @@ class BatchTuner:
             return self._unbounded
         return self._chosen
 
-    def note_demand(self, waiting: int) -> None:
-        """Record how many items waited when a batch left (a running mean of the load), so a
-        backlog that returns item by item — closed-loop clients — is still seen as one."""
-        if waiting < 0:
-            raise ValueError(f"waiting: must be >= 0, got {waiting}")
-        self._demand += self.settings.ewma_alpha * (waiting - self._demand)
+    def note_demand(self, outstanding: int) -> None:
+        """Record how many items were outstanding (waiting or running) when a batch left (a
+        running mean of the load), so a backlog that returns item by item — closed-loop
+        clients — is still seen as one."""
+        if outstanding < 0:
+            raise ValueError(f"outstanding: must be >= 0, got {outstanding}")
+        self._demand += self.settings.ewma_alpha * (outstanding - self._demand)
+
+    def _bound_size(self, demand: float) -> int | None:
+        if self._chosen is None or not self.settings.latency_tolerance:
+            return None
+        return bound_batch_size(
+            self._curve,
+            demand=demand,
+            slots=self.settings.max_concurrent_batches,
+            ceiling=self.settings.max_batch_size,
+            latency_budget=self.settings.latency_budget,
+            tolerance=self.settings.latency_tolerance,
+            min_samples=self.settings.min_samples,
+        )
 
     @property
     def demand(self) -> float:
-        """Running mean of the items waiting when a batch left."""
+        """Running mean of the items outstanding (waiting or running) when a batch left."""
         return self._demand
+
+    @property
+    def bound_size(self) -> int | None:
+        """The size aimed at to keep p99 within its bound under the running demand, if any."""
+        return self._bound_size(self._demand)
 
     @property
     def backlog_size(self) -> int | None:
@@ -228,6 +299,7 @@ class BatchTuner:
         self._probe = None
         self._chosen = None
         self._unbounded = None
+        self._curve = []
         self._demand = 0.0
 
     # -- warm-up --------------------------------------------------------------------------
@@ -236,14 +308,24 @@ class BatchTuner:
         run: Callable[[int], Awaitable[object]],
         *,
         repeats: int | None = None,
+        parallel: int = 1,
         timer: Callable[[], float] = time.perf_counter,
     ) -> list[CurvePoint]:
         """Measure every bucket size ``repeats`` times (default ``min_samples``) by awaiting
-        ``run(size)``, which must run one batch of that many items; returns the curve."""
+        ``run(size)``, which must run one batch of that many items; returns the curve. With
+        ``parallel`` > 1 that many batches run at once each time (one per worker), each timed
+        on its own, as they compete for the hardware when serving."""
+        if parallel < 1:
+            raise ValueError(f"parallel: must be >= 1, got {parallel}")
         times = repeats or self.settings.min_samples
+
+        async def timed(size: int) -> float:
+            t0 = timer()
+            await run(size)
+            return timer() - t0
+
         for size in self.buckets:
             for _ in range(times):
-                t0 = timer()
-                await run(size)
-                self.observe(size, timer() - t0)
+                for seconds in await asyncio.gather(*(timed(size) for _ in range(parallel))):
+                    self.observe(size, seconds)
         return self.curve()

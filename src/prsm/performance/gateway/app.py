@@ -21,11 +21,12 @@ import orjson
 from ..clock import Clock
 from ..errors import NoCapableNodesError, PRSMError
 from ..monitoring.registry import MetricsRegistry
+from ..orchestrator_metrics import plain_family
 from ..types import AIRequest, RequestKind
 from .admin import AdminApi
 from .asgi import JSON, KINDS, SSE, TEXT, Receive, Scope, Send, cache_mode
 from .auth import Authenticator, TenantLimiter
-from .exchange import AsgiExchange, Exchange, Headers, RsgiExchange
+from .exchange import AsgiExchange, Exchange, Headers
 from .models import parse_body
 from .ratelimit import MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore
 from .responses import error_body, error_reply
@@ -67,12 +68,14 @@ class GatewayApp:
         self.metrics: MetricsRegistry = (
             metrics or getattr(perf, "metrics", None) or MetricsRegistry()
         )
-        self._requests = self.metrics.counter(
-            "gateway_requests", "Gateway requests, by route and status.", ["route", "status"]
-        )
-        self._added = self.metrics.histogram(
-            "gateway_added_seconds", "Time the gateway itself added to a request.", ["route"]
-        )
+        self._requests = plain_family(
+            self.metrics, "counter", "gateway_requests", "Gateway requests, by route and status.",
+            ["route", "status"],
+        )  # fmt: skip
+        self._added = plain_family(
+            self.metrics, "histogram", "gateway_added_seconds",
+            "Time the gateway itself added to a request.", ["route"],
+        )  # fmt: skip
         self._children: dict[tuple[str, int], Any] = {}
         self._added_children: dict[str, Any] = {}
         self.admin = AdminApi(perf, default_timeout=self.settings.upstream_timeout)
@@ -80,23 +83,13 @@ class GatewayApp:
         self.in_flight = 0
         self.has_cache = getattr(perf, "cache", None) is not None
 
-    # --- ASGI and RSGI entries
+    # --- the ASGI entry (``prsm-perf serve`` calls handle_exchange from its own server)
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._serve(AsgiExchange(scope, receive, send, time.perf_counter()))
+            await self.handle_exchange(AsgiExchange(scope, receive, send, time.perf_counter()))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
-
-    async def __rsgi__(self, scope: Any, proto: Any) -> None:
-        """granian's RSGI interface (what ``prsm-perf serve`` runs)."""
-        await self._serve(RsgiExchange(scope, proto, time.perf_counter()))
-
-    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.run_until_complete(self.startup())
-
-    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.run_until_complete(self.shutdown())
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -164,7 +157,8 @@ class GatewayApp:
         await x.reply(status, headers, body)
 
     # --- requests
-    async def _serve(self, x: Exchange) -> None:
+    async def handle_exchange(self, x: Exchange) -> None:
+        """Answer one request, whichever server brought it (ASGI, or our own)."""
         path = x.path
         head = x.head
         kind = KINDS.get(path)

@@ -38,8 +38,8 @@ def cache_mode(value: bytes | None) -> str:
 
 
 class RequestHead:
-    """What the gateway reads from a request's headers: ``from_list`` (ASGI, one pass over
-    the list) or ``from_getter`` (RSGI, a lookup by name)."""
+    """What the gateway reads from a request's headers (``from_list``: one pass over a list of
+    lower-case names and values)."""
 
     __slots__ = ("api_key", "auth", "cache_control", "length", "rid", "started", "t0")
 
@@ -80,23 +80,6 @@ class RequestHead:
                 api_key = value
         return cls(
             t0, auth=auth, api_key=api_key, cache_control=cache_control, length=length, rid=rid
-        )
-
-    @classmethod
-    def from_getter(cls, t0: float, get: Callable[[str], str | None]) -> RequestHead:
-        """From a header lookup by name returning ``str`` (granian's RSGI headers)."""
-
-        def value(name: str) -> bytes | None:
-            v = get(name)
-            return None if v is None else v.encode("utf-8", "surrogateescape")
-
-        return cls(
-            t0,
-            auth=value("authorization"),
-            api_key=value("x-api-key"),
-            cache_control=value("cache-control"),
-            length=value("content-length"),
-            rid=value("x-request-id"),
         )
 
 

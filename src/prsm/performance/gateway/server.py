@@ -1,5 +1,5 @@
-"""Building the gateway from a config, and running it on granian (one or more workers, on
-granian's RSGI interface; the app is also a plain ASGI app).
+"""Building the gateway from a config, and running it (one or more worker processes) on its
+own HTTP/1.1 server (:mod:`.http1`; the app is also a plain ASGI app).
 
 :func:`build_orchestrator` turns :class:`~prsm.performance.config.PRSMConfig` into a
 :class:`~prsm.performance.orchestrator.PerformanceOrchestrator` whose upstream is an
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ..upstreams.dispatch import DispatchUpstream
 from ..upstreams.http import HttpUpstream, check_nodes
 from .app import GatewayApp
 from .local_workers import attach_local_workers
+from .native_run import run_native, run_native_workers
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +85,18 @@ def serve(
     workers: int | None = None,
 ) -> None:
     """Load the config (failing at once, naming the file and field, if it is wrong) and run
-    the gateway on granian until SIGINT/SIGTERM, then shut down gracefully: stop accepting,
-    let in-flight requests and streams finish within ``shutdown_grace``, exit."""
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
-    from granian.log import LogLevels
-
+    the gateway on its own HTTP/1.1 server (:mod:`.http1`; ``workers`` processes) until
+    SIGINT/SIGTERM, then shut down gracefully: stop accepting, let in-flight requests and
+    streams finish within ``shutdown_grace``, exit."""
     config = load_config(config_path)
     gw = config.gateway
     host = host or gw.host
     port = gw.port if port is None else port
     workers = workers or gw.workers
+    if workers < 1:
+        raise ConfigError("workers", f"must be >= 1, got {workers}")
     try:  # build and check everything here, before any worker starts
-        app_from_config(config)
+        app = app_from_config(config)
     except ConfigError as exc:
         if exc.source is None and config_path is not None:
             raise ConfigError(exc.field, exc.problem, source=str(config_path)) from None
@@ -111,17 +110,7 @@ def serve(
         f"{workers} server worker(s); metrics at {where}/metrics)",
         flush=True,
     )
-    Granian(
-        "prsm.performance.gateway.server:app_factory",
-        factory=True,
-        address=host,
-        port=port,
-        interface=Interfaces.RSGI,  # the app's __rsgi__: cheaper per request than ASGI
-        workers=workers,
-        loop=Loops.uvloop,
-        websockets=False,
-        backlog=4096,
-        log_level=LogLevels.warning,
-        log_access=gw.access_log,
-        workers_kill_timeout=max(1, math.ceil(gw.shutdown_grace)),
-    ).serve()
+    if workers == 1:
+        run_native(app, host, port)
+    else:
+        run_native_workers(host, port, workers)

@@ -59,7 +59,7 @@ class DispatchUpstream:
     def execute(self, node: NodeSpec, request: AIRequest) -> Coroutine[Any, Any, Response]:
         # the chosen upstream's own coroutine, not one wrapped in another (one frame less a
         # request); a node naming an unknown upstream raises here, when called
-        return self.upstream_for(node).execute(node, request)  # type: ignore[return-value]
+        return self.upstream_for(node).execute(node, request)
 
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
         upstream = self.upstream_for(node)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ from .process import WorkerProcess
 
 if TYPE_CHECKING:
     from ..gpu import GPUResourceManager
-from .settings import WorkerSettings
+from .settings import WorkerSettings, usable_cores
 
 log = logging.getLogger("prsm.performance.workers")
 
@@ -57,12 +56,13 @@ class LocalWorkerPool:
         self._gpu = gpu
         self._allocated: list[str] = []
         self._clock = clock or SystemClock()
-        threads = self.settings.threads or max(1, (os.cpu_count() or 1) // max(1, count))
+        threads = self.settings.threads or max(1, usable_cores() // max(1, count))
         self.workers = [
             WorkerProcess(
                 f"local-embed-{i}",
                 device="cpu",
                 threads=threads,
+                model_dir=self.settings.model_dir,
                 start_timeout=self.settings.start_timeout,
                 batch_timeout=self.settings.batch_timeout,
             )
@@ -188,6 +188,8 @@ class LocalWorkerPool:
                 "starts": w.starts,
                 "last_exit": w.last_exit,
                 "in_flight_calls": w.in_flight,
+                "batches": w.batches,
+                "threads": w.threads,
             }
             for w in self.workers
         }

@@ -47,6 +47,7 @@ class WorkerProcess:
         *,
         device: str = "cpu",
         threads: int = 0,
+        model_dir: str | None = None,
         start_timeout: float = 180.0,
         batch_timeout: float = 120.0,
     ) -> None:
@@ -54,12 +55,14 @@ class WorkerProcess:
         self.requested_device = device
         self.device = device
         self.threads = threads
+        self.model_dir = model_dir
         self.start_timeout = start_timeout
         self.batch_timeout = batch_timeout
         self.state = "new"
         self.pid: int | None = None
         self.dim = 0
         self.starts = 0
+        self.batches = 0
         self.last_exit: int | None = None
         self.stderr_tail: deque[str] = deque(maxlen=20)
         self._proc: asyncio.subprocess.Process | None = None
@@ -79,11 +82,12 @@ class WorkerProcess:
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         if self.threads > 0:
             env["OMP_NUM_THREADS"] = str(self.threads)
+        model = ("--model-dir", self.model_dir) if self.model_dir is not None else ()
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "prsm.performance.workers.server",
                 "--fd", str(child.fileno()), "--device", self.requested_device,
-                "--threads", str(self.threads),
+                "--threads", str(self.threads), *model,
                 pass_fds=(child.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
@@ -156,6 +160,7 @@ class WorkerProcess:
     # -- calls ------------------------------------------------------------------------------
     async def embed(self, texts: list[str]) -> EmbedBatch:
         """Embed ``texts`` in one batch on this worker."""
+        self.batches += 1
         reply = await self._call({"op": "embed", "texts": texts}, self.batch_timeout)
         if not reply.get("ok"):
             raise WorkerError(self.id, f"batch failed: {reply.get('error')}")

@@ -1,9 +1,9 @@
 """A worker process: loads all-MiniLM-L6-v2 once, then embeds batches sent over its socket.
 
 Started by :class:`~prsm.performance.workers.LocalWorkerPool` as
-``python -m prsm.performance.workers.server --fd N [--device D] [--threads T]`` with one end
-of a socket pair inherited as file descriptor ``N``. It answers one message at a time (see
-:mod:`.protocol`), and exits when the socket closes or it is told to stop.
+``python -m prsm.performance.workers.server --fd N [--device D] [--threads T] [--model-dir P]``
+with one end of a socket pair inherited as file descriptor ``N``. It answers one message at a
+time (see :mod:`.protocol`), and exits when the socket closes or it is told to stop.
 
 A batch is encoded in one ``SentenceTransformer.encode`` call with ``batch_size`` equal to the
 batch, so the batch the batcher formed is the batch the model runs. If that call raises, each
@@ -40,13 +40,34 @@ def resolve_device(requested: str) -> tuple[str, str]:
     return "cpu", ""
 
 
+def load_model_dir(path: str, device: str) -> Any:
+    """The sentence-transformers model in directory ``path``, on ``device``, in float32 (a
+    half-precision copy is widened, so its vectors match a float32 reference)."""
+    from pathlib import Path
+
+    from sentence_transformers import SentenceTransformer
+
+    from ..errors import WorkerError
+
+    if not (Path(path) / "modules.json").is_file():
+        raise WorkerError(
+            "worker", f"model_dir {path!r} is not a sentence-transformers model (no modules.json)"
+        )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    return SentenceTransformer(path, device=device).float()
+
+
 class Embedder:
     """The model and the batch call."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, model_dir: str | None = None) -> None:
         from ..embeddings.model import EMBEDDING_DIM, load_sentence_transformer
 
-        self.model = load_sentence_transformer(device=device)
+        if model_dir is None:
+            self.model = load_sentence_transformer(device=device)
+        else:
+            self.model = load_model_dir(model_dir, device)
         self.dim = EMBEDDING_DIM
         self.max_len = int(self.model.max_seq_length or 256)
 
@@ -90,7 +111,7 @@ class Embedder:
         )
 
 
-def serve(sock: socket.socket, device: str, threads: int) -> int:
+def serve(sock: socket.socket, device: str, threads: int, model_dir: str | None = None) -> int:
     """Load the model, report ready, answer messages until the socket closes."""
     import torch
 
@@ -99,7 +120,7 @@ def serve(sock: socket.socket, device: str, threads: int) -> int:
     actual, note = resolve_device(device)
     if note:
         _log(note)
-    embedder = Embedder(actual)
+    embedder = Embedder(actual, model_dir)
     send_message(
         sock,
         {"op": "ready", "pid": os.getpid(), "device": actual, "dim": embedder.dim, "note": note},
@@ -129,10 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="inherited socket descriptor")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--model-dir", default=None, help="sentence-transformers model folder")
     args = parser.parse_args(argv)
     sock = socket.socket(fileno=args.fd)
     try:
-        return serve(sock, args.device, args.threads)
+        return serve(sock, args.device, args.threads, args.model_dir)
     except (BrokenPipeError, ConnectionResetError):
         return 0  # the pool went away: nothing left to answer
     finally:

@@ -2,10 +2,13 @@
 
 ``execute(node, request)`` validates the OpenAI body (``input``: a string or a list of
 strings; ``encoding_format``: ``float`` or ``base64``; ``dimensions``: only the model's own),
-sends every input text through the node's :class:`~prsm.performance.batching.DynamicBatcher`
-(one per worker, so texts from many requests share a batch) and returns the OpenAI-shaped
-answer. Failures map onto the upstream contract: a bad body is a non-retryable 400, a full
-queue a retryable 429, a dead or restarting worker a retryable 503
+sends every input text through a :class:`~prsm.performance.batching.DynamicBatcher` and
+returns the OpenAI-shaped answer. Workers on the same device share one batcher (texts from
+many requests share a batch whichever worker node the balancer picked); it runs up to
+``max_concurrent_batches`` batches per worker at once and sends each batch to the least busy
+ready worker, so two single-threaded workers run two batches side by side. Failures map onto
+the upstream contract: a bad body is a non-retryable 400, a full queue a retryable 429, a
+dead or restarting worker a retryable 503
 (:class:`~prsm.performance.errors.UpstreamUnavailableError`) so the orchestrator tries the
 next worker.
 """
@@ -15,7 +18,8 @@ from __future__ import annotations
 import base64
 import itertools
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -36,8 +40,24 @@ MAX_INPUTS = 2048
 Item = tuple[np.ndarray[Any, np.dtype[np.float32]], int]
 
 
+class _Busy(Protocol):
+    state: str
+
+    @property
+    def in_flight(self) -> int: ...
+
+
+W = TypeVar("W", bound=_Busy)
+
+
+def least_busy(workers: Sequence[W]) -> W | None:
+    """The ready worker with the fewest calls in flight (the first one on a tie)."""
+    ready = [w for w in workers if w.state == "ready"]
+    return min(ready, key=lambda w: w.in_flight) if ready else None
+
+
 class LocalModelUpstream:
-    """Serves embedding requests on a :class:`LocalWorkerPool`'s workers, batched per worker."""
+    """Serves embedding requests on a :class:`LocalWorkerPool`'s workers, batched per device."""
 
     def __init__(
         self,
@@ -49,16 +69,25 @@ class LocalModelUpstream:
     ) -> None:
         self.pool = pool
         self.settings = settings or pool.settings.batcher
-        self.batchers: dict[str, DynamicBatcher[str, Item]] = {
-            w.id: DynamicBatcher(
-                self._runner(w), self.settings, name=w.id, metrics=metrics, clock=clock
+        self.groups: dict[str, list[WorkerProcess]] = {}
+        for w in pool.workers:
+            self.groups.setdefault(w.device, []).append(w)
+        self._group_of = {w.id: w.device for w in pool.workers}
+        self.batchers: dict[str, DynamicBatcher[str, Item]] = {}
+        for device, workers in self.groups.items():
+            per_worker = self.settings.max_concurrent_batches
+            shared = replace(self.settings, max_concurrent_batches=per_worker * len(workers))
+            name = workers[0].id if len(workers) == 1 else f"local-{device}"
+            self.batchers[device] = DynamicBatcher(
+                self._runner(device, workers), shared, name=name, metrics=metrics, clock=clock
             )
-            for w in pool.workers
-        }
 
     @staticmethod
-    def _runner(worker: WorkerProcess) -> Any:
+    def _runner(device: str, workers: Sequence[WorkerProcess]) -> Any:
         async def run(key: Hashable, texts: list[str]) -> Sequence[Item | BaseException]:
+            worker = least_busy(workers)
+            if worker is None:
+                raise WorkerError(f"local-{device}", "no worker is ready (restarting)")
             batch = await worker.embed(texts)
             out: list[Item | BaseException] = []
             for i in range(len(texts)):
@@ -71,10 +100,17 @@ class LocalModelUpstream:
 
         return run
 
+    def batcher_for(self, worker_id: str) -> DynamicBatcher[str, Item]:
+        """The batcher that serves ``worker_id`` (shared by the workers on its device)."""
+        device = self._group_of.get(worker_id)
+        if device is None:
+            raise KeyError(worker_id)
+        return self.batchers[device]
+
     async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
         worker_id = str(node.meta.get("worker", node.id))
-        batcher = self.batchers.get(worker_id)
-        if batcher is None:
+        device = self._group_of.get(worker_id)
+        if device is None:
             raise UpstreamError(
                 node.id, f"no local worker {worker_id!r} in this pool", status=404, retryable=False
             )
@@ -101,7 +137,7 @@ class LocalModelUpstream:
                 node.id, f"worker is {worker.state} (restarting); try another", status=503
             )
         try:
-            items = await batcher.submit_many(texts, priority=request.priority)
+            items = await self.batchers[device].submit_many(texts, priority=request.priority)
         except OverloadedError as exc:
             raise UpstreamError(node.id, str(exc), status=429, retryable=True) from exc
         except WorkerError as exc:
@@ -112,32 +148,41 @@ class LocalModelUpstream:
     async def warm_up(
         self, texts: Sequence[str], *, repeats: int | None = None
     ) -> dict[str, list[CurvePoint]]:
-        """Measure each worker's batch-size curve up front (every bucket size, ``repeats``
-        times, on ``texts`` cycled); the batchers then start from the learned size."""
+        """Measure each device's batch-size curve up front (every bucket size, ``repeats``
+        times, on ``texts`` cycled); the batchers then start from the learned size. The
+        workers of a device run their batches at the same time, as they do when serving, so
+        each is measured while the others compete for the same cores or GPU."""
         if not texts:
             raise ValueError("texts: give at least one sentence to profile with")
         curves = {}
         offset = itertools.count()
-        for wid, batcher in self.batchers.items():
-            worker = self.pool.worker(wid)
+        for device, batcher in self.batchers.items():
+            workers = self.groups[device]
 
-            async def run(size: int, worker: WorkerProcess = worker) -> None:
+            async def run(size: int, workers: list[WorkerProcess] = workers) -> None:
+                worker = least_busy(workers)
+                if worker is None:
+                    raise WorkerError(workers[0].id, "no worker is ready to profile")
                 # fresh sentences for every batch, so no size is measured on easier text
                 await worker.embed([texts[next(offset) % len(texts)] for _ in range(size)])
 
-            curves[wid] = await batcher.tuner.profile(run, repeats=repeats)
+            curves[device] = await batcher.tuner.profile(
+                run, repeats=repeats, parallel=len(workers)
+            )
         return curves
 
     def stats(self) -> dict[str, Any]:
         """Per worker: its process state and its batcher's stats (chosen size, curve…)."""
         workers = self.pool.stats()
-        return {wid: {**workers[wid], "batcher": b.stats()} for wid, b in self.batchers.items()}
+        return {
+            wid: {**info, "batcher": self.batcher_for(wid).stats()} for wid, info in workers.items()
+        }
 
     def node_metrics(self) -> dict[str, NodeMetrics]:
-        """Live readings for the node registry: each worker's batching queue depth."""
+        """Live readings for the node registry: the queue depth of each worker's batcher."""
         return {
-            wid: NodeMetrics(queue_depth=b.stats()["queue_depth"])
-            for wid, b in self.batchers.items()
+            wid: NodeMetrics(queue_depth=self.batcher_for(wid).stats()["queue_depth"])
+            for wid in self._group_of
         }
 
     async def aclose(self) -> None:
