@@ -16,7 +16,10 @@ round between batchers in front of worker processes:
 Same run, same questions: ``unbatched`` (the floor) sends one question per call straight to a
 worker, one call at a time, on either layout (the better kept); ``offline`` (the limit) calls
 sentence-transformers in this process at several batch sizes, and (with several workers)
-keeps every worker busy with back-to-back batches of each size; the best of all is the limit.
+keeps every worker busy with back-to-back batches of each size (each call in the forward-pass
+chunks the workers use). The limit at 32 clients is the best of these that holds at most 32
+items in flight (what 32 closed-loop clients can keep busy: two workers x 16, or one call of
+32); the best overall (e.g. two workers x 128) is reported beside it.
 
 Goals (BENCHMARKS.md, CPU): ≥ 90 % of the offline limit at 32 clients; ≥ 1.3× fixed-128 at
 128 clients (where the fixed batcher really forms 128-item batches); p99 ≤ max_queue_delay +
@@ -131,15 +134,20 @@ async def unbatched(pool: LocalWorkerPool, texts: list[str], duration: float) ->
 
 
 def offline(model: Any, texts: list[str], sizes: list[int], duration: float) -> dict[int, float]:
-    """Sentences per second of back-to-back ``encode`` calls at each batch size."""
+    """Sentences per second of back-to-back ``encode`` calls at each batch size, each call
+    run in forward passes of the size the workers use on this device (sorted by length)."""
+    from prsm.performance.workers.server import CPU_ENCODE_BATCH
+
+    on_cpu = str(model.device) == "cpu"
     out = {}
     for size in sizes:
+        passes = min(size, CPU_ENCODE_BATCH) if on_cpu else size
         chunks = itertools.cycle(range(0, len(texts) - size + 1, size))
         done = 0
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < duration:
             start = next(chunks)
-            model.encode(texts[start : start + size], batch_size=size, show_progress_bar=False)
+            model.encode(texts[start : start + size], batch_size=passes, show_progress_bar=False)
             done += size
         out[size] = done / (time.perf_counter() - t0)
     return out
@@ -240,14 +248,21 @@ async def run(args: Any) -> Report:
             case="unbatched (floor)", clients=1, per_s=floor,
             p50_ms=floors[floor_name]["p50_ms"], p99_ms=floors[floor_name]["p99_ms"],
         )  # fmt: skip
+        mid = 32 if 32 in client_counts else max(client_counts)
         limit, best_size, best_how = 0.0, 0, ""
+        # what ``mid`` closed-loop clients can reach at most: they keep ``mid`` items in
+        # flight, so no offline layout holding more at once (n workers x batch > mid) counts
+        limit_mid, mid_size, mid_how = 0.0, 0, ""
         for how, runs in limit_runs.items():
+            parallel = 1 if how == "in process" else len(pool.workers)
             for size in offline_sizes:
                 per_s = statistics.median(run[size] for run in runs)
                 case = f"offline batch {size}" + ("" if how == "in process" else f", {how}")
                 report.add(case=case, clients=None, batch=size, per_s=per_s)
                 if per_s > limit:
                     limit, best_size, best_how = per_s, size, how
+                if size * parallel <= mid and per_s > limit_mid:
+                    limit_mid, mid_size, mid_how = per_s, size, how
         by_cell: dict[str, dict[str, int]] = {}
         for (mode, clients), results in cells.items():
             counts = by_cell.setdefault(f"{mode} @ {clients}", {})
@@ -263,17 +278,17 @@ async def run(args: Any) -> Report:
             )  # fmt: skip
         get = {(row["case"], row["clients"]): row for row in report.rows}
         top = max(client_counts)
-        mid = 32 if 32 in client_counts else top
         at_mid = get[(LEARNED, mid)]
         peer = max((m for m in modes if m != LEARNED), key=lambda m: float(get[(m, top)]["per_s"]))
         ratio_fixed = get[(LEARNED, top)]["per_s"] / get[(peer, top)]["per_s"]
         report.ratio_vs_peer = {
-            f"learned_vs_offline_limit_at_{mid}": round(at_mid["per_s"] / limit, 3),
+            f"learned_vs_offline_limit_at_{mid}": round(at_mid["per_s"] / limit_mid, 3),
+            f"learned_vs_best_offline_overall_at_{mid}": round(at_mid["per_s"] / limit, 3),
             f"learned_vs_fixed128_at_{top}": round(ratio_fixed, 3),
             f"learned_vs_unbatched_at_{mid}": round(at_mid["per_s"] / floor, 3),
         }
         report.meets_goal = {
-            "90pct_of_limit_at_32": at_mid["per_s"] >= 0.9 * limit,
+            "90pct_of_limit_at_32": at_mid["per_s"] >= 0.9 * limit_mid,
             "1.3x_fixed128_at_128": ratio_fixed >= 1.3,
             "p99_bound_at_32": at_mid["p99_ms"] <= at_mid["p99_bound_ms"],
         }
@@ -287,6 +302,10 @@ async def run(args: Any) -> Report:
         }
         report.extra["batch_sizes_by_cell"] = by_cell
         report.extra["offline_best"] = {"batch_size": best_size, "how": best_how}
+        report.extra[f"offline_limit_at_{mid}"] = {
+            "per_s": limit_mid, "batch_size": mid_size, "how": mid_how,
+            "rule": f"best offline layout with at most {mid} items in flight",
+        }  # fmt: skip
         report.extra["fixed128_peer_at_top"] = peer
         report.extra["settings"] = {
             "max_queue_delay": delay, "rounds": rounds, "duration_s": duration,

@@ -1,4 +1,4 @@
-"""await_with_timeout: same results as ``await``, the timer only when the coroutine suspends."""
+"""await_with_timeout: same results as ``await``; deadlines share one loop timer."""
 
 from __future__ import annotations
 
@@ -73,3 +73,42 @@ async def test_other_awaitables_work() -> None:
     fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     fut.set_result(5)
     assert await await_with_timeout(fut, 1.0) == 5
+
+
+async def test_many_deadlines_share_one_timer_and_fire_in_order() -> None:
+    from prsm.performance._awaiting import RESOLUTION
+
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+
+    async def hang(seconds: float) -> None:
+        start = loop.time()
+        try:
+            await await_with_timeout(asyncio.Event().wait(), seconds)
+        except TimeoutError:
+            fired.append(loop.time() - start)
+
+    quick = [asyncio.create_task(hang(0.01)) for _ in range(50)]
+    slow = asyncio.create_task(hang(0.03))
+    done = asyncio.create_task(await_with_timeout(asyncio.sleep(0, result=7), 0.01))
+    await asyncio.gather(*quick, slow)
+    assert await done == 7
+    assert len(fired) == 51
+    assert all(t >= 0.01 for t in fired[:50])  # never early
+    assert fired[-1] >= 0.03 and max(fired) < 0.03 + RESOLUTION + 0.5  # late by a tick at most
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+
+
+async def test_a_swallowed_timeout_leaves_the_task_uncancelled() -> None:
+    async def stubborn() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return "kept going"
+        return "unreachable"
+
+    assert await await_with_timeout(stubborn(), 0.0) == "kept going"
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0)  # no cancellation is left pending

@@ -91,7 +91,7 @@ async def test_with_two_idle_workers_a_partial_batch_runs_as_two(clock: ManualCl
 
 async def test_demand_counts_waiting_and_running_items(clock: ManualClock) -> None:
     model = Model(clock, hold=True)
-    settings = fixed(max_batch_size=2, max_concurrent_batches=2, ewma_alpha=1.0)
+    settings = fixed(max_batch_size=2, max_concurrent_batches=2, demand_alpha=1.0)
     b = DynamicBatcher(model, settings, clock=clock)
     tasks = [asyncio.create_task(b.submit(x)) for x in "abcdef"]
     await settle()
@@ -235,7 +235,11 @@ async def test_learned_size_stats_and_metrics(clock: ManualClock) -> None:
     settings = BatcherSettings(max_batch_size=8, max_queue_delay=0.01, min_samples=1)
     b = DynamicBatcher(model, settings, name="w0", metrics=metrics, clock=clock)
     for _ in range(6):
-        assert await b.submit_many([str(i) for i in range(8)]) == [str(i) for i in range(8)]
+        call = asyncio.ensure_future(b.submit_many([str(i) for i in range(8)]))
+        while not call.done():  # what a smaller target leaves behind waits for the delay
+            await settle()
+            clock.advance(0.01)
+        assert call.result() == [str(i) for i in range(8)]
     stats = b.stats()
     assert stats["learning"] is True
     assert {p["size"] for p in stats["curve"]} == {1, 2, 4, 8}

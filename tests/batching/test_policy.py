@@ -110,6 +110,7 @@ def test_priority_is_ignored_when_priorities_are_off() -> None:
         ("min_samples", 0),
         ("reprobe_every", -1),
         ("ewma_alpha", 0.0),
+        ("demand_alpha", 1.5),
     ],
 )
 def test_bad_settings_name_the_field(field: str, value: object) -> None:
@@ -136,3 +137,21 @@ def test_a_full_batch_is_never_split() -> None:
     two = BatcherSettings(max_batch_size=16, max_concurrent_batches=2)
     k = KeySnapshot("m", depth=20, oldest_enqueued=0.0, target=8)
     assert decide(snap(k), 1.0, two) == Flush("m", 8, "full")
+
+
+def test_items_that_waited_for_a_busy_slot_get_the_delay_once_one_frees() -> None:
+    """Four stragglers waited 80 ms while both slots were busy; a slot frees at t=1.0: they
+    wait up to max_queue_delay for the clients of the finished batch to join them."""
+    settings = BatcherSettings(max_batch_size=16, max_queue_delay=0.005, max_concurrent_batches=2)
+    k = KeySnapshot("m", depth=4, oldest_enqueued=0.92, target=16)
+    freed = QueueSnapshot(keys=[k], in_flight=1, free_since=1.0)
+    action = decide(freed, 1.001, settings)
+    assert isinstance(action, Wait)
+    assert action.seconds == pytest.approx(0.004)
+    joined = KeySnapshot("m", depth=20, oldest_enqueued=0.92, target=16)
+    assert decide(QueueSnapshot(keys=[joined], in_flight=1, free_since=1.0), 1.003, settings) == (
+        Flush("m", 16, "full")
+    )
+    assert decide(freed, 1.005, settings) == Flush("m", 4, "delay")
+    # without a recent free slot the delay counts from the oldest item, as before
+    assert decide(QueueSnapshot(keys=[k], in_flight=1), 1.001, settings) == Flush("m", 4, "delay")

@@ -227,3 +227,35 @@ def test_tuner_aims_at_the_bound_size_under_closed_loop_demand() -> None:
     assert off.bound_size is None and off.target(32) == 8
     with pytest.raises(ValueError, match="outstanding"):
         off.note_demand(-1)
+
+
+def test_no_probe_while_the_bound_size_holds_a_closed_loop() -> None:
+    """A probe of a neighbour (8 or 32) would leave half of a returning group of 16 waiting a
+    whole batch, or wait for items that are not coming: it waits until the bound lifts."""
+    settings = BatcherSettings(max_batch_size=64, max_concurrent_batches=2, reprobe_every=4)
+    tuner = BatchTuner(settings)
+    for size, per_s in TWO_WORKERS.items():
+        for _ in range(3):
+            tuner.observe(size, size / per_s)
+    for _ in range(20):
+        tuner.note_demand(32)
+    for _ in range(12):
+        assert tuner.target(4) == 16
+        tuner.observe(16, 16 / TWO_WORKERS[16])
+    for _ in range(20):
+        tuner.note_demand(2)  # the load fell: the bound lifts and the pending probe runs
+    assert tuner.bound_size is None
+    assert tuner.target(64) != tuner.chosen_size
+
+
+async def test_profile_repeats_small_sizes_until_min_items_ran() -> None:
+    tuner = BatchTuner(BatcherSettings(max_batch_size=8, min_samples=1))
+    ran: list[int] = []
+
+    async def run(size: int) -> None:
+        ran.append(size)
+
+    await tuner.profile(run, min_items=8, timer=lambda: 0.0)
+    assert ran == [1] * 8 + [2] * 4 + [4] * 2 + [8]
+    with pytest.raises(ValueError, match="min_items"):
+        await tuner.profile(run, min_items=-1)

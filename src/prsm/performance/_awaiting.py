@@ -1,62 +1,114 @@
-"""Awaiting with a deadline, without paying for a timer when the answer is immediate.
+"""Awaiting with a deadline, with one loop timer for every request in flight.
 
-``asyncio.timeout`` arms a loop timer (a few microseconds) on every call. An in-process
-upstream often answers without ever suspending; :func:`await_with_timeout` runs the
-coroutine's first step itself and arms the timer only if the coroutine suspends, then
-forwards the rest of its steps exactly as ``await`` would (``yield from`` semantics:
-values to the task, cancellations and other throws into the coroutine).
+``asyncio.timeout`` builds a context manager and arms (then cancels) a loop timer on every
+call: a few microseconds on a path that costs the gateway about a hundred. Upstream
+timeouts are seconds long and need not be exact to the microsecond, so
+:func:`await_with_timeout` files each deadline in a tick of :data:`RESOLUTION` seconds (a
+set insert and discard per call) and one loop timer, armed at the earliest tick that holds
+any, cancels the tasks whose deadline passed. A deadline fires at most one tick late, never
+early. The semantics are ``asyncio.timeout``'s: the awaited coroutine sees the cancellation,
+the caller gets :class:`TimeoutError`, and a cancellation from outside stays a cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine, Generator
-from types import CoroutineType
-from typing import Any, TypeVar, cast
+import heapq
+import math
+import weakref
+from collections.abc import Awaitable
+from typing import TypeVar
 
 R = TypeVar("R")
 
+#: seconds per tick: how late a deadline may fire at most
+RESOLUTION = 0.005
 
-class _Resumed(Awaitable[R]):
-    """The rest of a coroutine whose first step already ran and yielded ``pending``."""
 
-    __slots__ = ("_coro", "_pending")
+class _Entry:
+    __slots__ = ("fired", "task")
 
-    def __init__(self, coro: Coroutine[Any, Any, R], pending: Any) -> None:
-        self._coro = coro
-        self._pending = pending
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self.task = task
+        self.fired = False
 
-    def __await__(self) -> Generator[Any, None, R]:
-        coro = self._coro
-        pending = self._pending
-        while True:
-            try:
-                yield pending
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # forwarded into the coroutine, as ``await`` does
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return cast(R, stop.value)
-            else:
-                try:
-                    pending = coro.send(None)
-                except StopIteration as stop:
-                    return cast(R, stop.value)
+
+class _Sweeper:
+    """One per event loop: the deadlines of the calls in flight, grouped by tick."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)
+        self.ticks: dict[int, set[_Entry]] = {}
+        self.heap: list[int] = []  # the ticks that hold entries (or held: emptied lazily)
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_tick = 0
+
+    def add(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[object],
+            deadline: float) -> tuple[int, _Entry]:  # fmt: skip
+        tick = math.ceil(deadline / RESOLUTION)
+        entries = self.ticks.get(tick)
+        if entries is None:
+            entries = self.ticks[tick] = set()
+            heapq.heappush(self.heap, tick)
+            if self.timer is None or tick < self.timer_tick:
+                self._arm(loop, tick)
+        entry = _Entry(task)
+        entries.add(entry)
+        return tick, entry
+
+    def discard(self, tick: int, entry: _Entry) -> None:
+        entries = self.ticks.get(tick)
+        if entries is not None:
+            entries.discard(entry)  # an emptied tick is dropped when its time comes
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, tick: int) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_tick = tick
+        self.timer = loop.call_at(tick * RESOLUTION, self._fire)
+
+    def _fire(self) -> None:
+        self.timer = None
+        loop = self._loop()
+        if loop is None:
+            return
+        now = loop.time()
+        heap = self.heap
+        while heap and heap[0] * RESOLUTION <= now:
+            for entry in self.ticks.pop(heapq.heappop(heap), ()):
+                entry.fired = True
+                entry.task.cancel()
+        if heap:
+            self._arm(loop, heap[0])
+
+
+_sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def await_with_timeout(awaitable: Awaitable[R], seconds: float) -> R:
-    """``await awaitable``, raising :class:`TimeoutError` after ``seconds``; the
-    timer is armed only if the awaitable suspends."""
-    if type(awaitable) is not CoroutineType:
+    """``await awaitable``, raising :class:`TimeoutError` once ``seconds`` have passed (at
+    most :data:`RESOLUTION` later); the awaitable is cancelled then."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task(loop)
+    if task is None:  # not in a task (nothing to cancel): the standard way
         async with asyncio.timeout(seconds):
             return await awaitable
-    coro = cast(Coroutine[Any, Any, R], awaitable)
+    sweeper = _sweepers.get(loop)
+    if sweeper is None:
+        sweeper = _sweepers[loop] = _Sweeper(loop)
+    cancelling = task.cancelling()
+    tick, entry = sweeper.add(loop, task, loop.time() + seconds)
     try:
-        pending = coro.send(None)
-    except StopIteration as stop:
-        return cast(R, stop.value)
-    async with asyncio.timeout(seconds):
-        return await _Resumed(coro, pending)
+        return await awaitable
+    except asyncio.CancelledError:
+        if entry.fired:
+            entry.fired = False  # our cancellation, taken back here
+            if task.uncancel() <= cancelling:
+                raise TimeoutError(f"no answer within {seconds}s") from None
+        raise  # (also) cancelled from outside
+    finally:
+        sweeper.discard(tick, entry)
+        if entry.fired:  # it fired, but the awaitable swallowed the cancellation and returned
+            task.uncancel()

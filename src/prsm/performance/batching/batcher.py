@@ -108,6 +108,7 @@ class DynamicBatcher(Generic[T, R]):
         self._seq = itertools.count()
         self._in_flight = 0
         self._in_flight_items = 0
+        self._free_since = float("-inf")  # when a slot last came free after all were busy
         self._peak_outstanding = 0  # most items waiting or running since the last batch left
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None
@@ -250,7 +251,10 @@ class DynamicBatcher(Generic[T, R]):
             )
         target = self.tuner.chosen_size or self.settings.max_batch_size
         return QueueSnapshot(
-            keys=keys, in_flight=self._in_flight, batch_seconds=self.tuner.expected_seconds(target)
+            keys=keys,
+            in_flight=self._in_flight,
+            batch_seconds=self.tuner.expected_seconds(target),
+            free_since=self._free_since,
         )
 
     def _pump(self) -> None:
@@ -318,6 +322,8 @@ class DynamicBatcher(Generic[T, R]):
                     entry.future.set_exception(exc)
             return
         finally:
+            if self._in_flight == self.settings.max_concurrent_batches:
+                self._free_since = self._clock.monotonic()
             self._in_flight -= 1
             self._in_flight_items -= size
             if not self._closed:

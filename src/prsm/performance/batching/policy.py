@@ -7,12 +7,21 @@ happens), then carries the action out — the way tenacity's ``iter()`` returns 
 its loop to run. Nothing here reads a clock or does I/O, so tests drive it with plain numbers.
 
 Rules (Triton's and Ray Serve's): a key's batch leaves when it holds its target size, when its
-oldest item has waited ``max_queue_delay``, or (priorities on) when it holds an item at
-``urgent_priority`` or above; among ready keys the one with the oldest item goes first; no
-batch leaves while ``max_concurrent_batches`` are running; past ``max_queue_size`` waiting
-items, new ones are rejected at once. A partial batch that leaves on its delay while several
-batch slots are free (several workers idle) is split evenly across them: the items then run
-side by side instead of one slot taking all of them while the others idle.
+oldest item has waited ``max_queue_delay`` while a batch slot was free to take it, or
+(priorities on) when it holds an item at ``urgent_priority`` or above; among ready keys the
+one with the oldest item goes first; no batch leaves while ``max_concurrent_batches`` are
+running; past ``max_queue_size`` waiting items, new ones are rejected at once. A partial
+batch that leaves on its delay while several batch slots are free (several workers idle) is
+split evenly across them: the items then run side by side instead of one slot taking all of
+them while the others idle.
+
+The delay counts from when the oldest item arrived or a slot last came free, whichever is
+later: items that waited because every slot was busy get ``max_queue_delay`` for others to
+join them once one frees. Otherwise a few stragglers would leave alone the moment a slot
+frees, just before the clients of the batch that freed it send their next requests, and
+closed-loop clients split into ever smaller groups. A request still waits at most for the
+batch ahead of it, the delay, and its own batch: the ``max_queue_delay`` + 2 × batch time
+bound.
 """
 
 from __future__ import annotations
@@ -39,12 +48,14 @@ class KeySnapshot:
 
 @dataclass(frozen=True, slots=True)
 class QueueSnapshot:
-    """Every non-empty key's queue, how many batches run, and (when measured) how long a
-    batch of the target size takes (``batch_seconds``, used for ``retry_after``)."""
+    """Every non-empty key's queue, how many batches run, (when measured) how long a batch
+    of the target size takes (``batch_seconds``, used for ``retry_after``), and when a batch
+    slot last came free after all were busy (``free_since``, monotonic seconds)."""
 
     keys: Sequence[KeySnapshot]
     in_flight: int = 0
     batch_seconds: float | None = None
+    free_since: float = float("-inf")
 
     @property
     def depth(self) -> int:
@@ -110,7 +121,7 @@ def decide(snapshot: QueueSnapshot, now: float, settings: BatcherSettings) -> Fl
         if k.depth <= 0:
             continue
         target = max(1, min(k.target, settings.max_batch_size))
-        due = k.oldest_enqueued + settings.max_queue_delay
+        due = max(k.oldest_enqueued, snapshot.free_since) + settings.max_queue_delay
         if k.depth >= target:
             reason = "full"
         elif urgent is not None and k.top_priority >= urgent:

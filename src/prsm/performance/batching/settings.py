@@ -38,7 +38,11 @@ class BatcherSettings:
     ``min_samples``: batches of a size measured before the tuner trusts it.
     ``reprobe_every``: every this many batches the tuner re-measures a neighbouring size, so the
     curve follows the load (0: never).
-    ``ewma_alpha``: weight of a new batch in a size's running means.
+    ``ewma_alpha``: weight of a new batch in a size's running means (plain means until
+    ``1 / ewma_alpha`` batches were seen). Batch times vary with the texts in them (the
+    longest sets the time); a small weight keeps a few long batches from flipping the choice.
+    ``demand_alpha``: weight of a new reading in the running mean of outstanding items (the
+    load changes faster than the hardware's curve, so this follows it more closely).
     """
 
     max_batch_size: int = 64
@@ -53,7 +57,8 @@ class BatcherSettings:
     latency_tolerance: float = 0.20
     min_samples: int = 3
     reprobe_every: int = 64
-    ewma_alpha: float = 0.3
+    ewma_alpha: float = 0.1
+    demand_alpha: float = 0.3
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -86,6 +91,8 @@ class BatcherSettings:
             raise ConfigError("reprobe_every", f"must be >= 0, got {self.reprobe_every!r}")
         if not 0 < self.ewma_alpha <= 1:
             raise ConfigError("ewma_alpha", f"must be within (0, 1], got {self.ewma_alpha!r}")
+        if not 0 < self.demand_alpha <= 1:
+            raise ConfigError("demand_alpha", f"must be within (0, 1], got {self.demand_alpha!r}")
 
     def fixed(self, max_batch_size: int | None = None) -> BatcherSettings:
         """A copy that does not learn, always aiming at ``max_batch_size``."""

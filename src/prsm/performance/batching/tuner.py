@@ -30,11 +30,12 @@ latency, and a small budget size would only make the queue grow.
 
 :class:`BatchTuner` holds that state. :meth:`BatchTuner.target` tells the driver which size to
 aim at given how many items wait: an unmeasured bucket that the queue can fill is measured
-first (largest first); then the bound size if there is one, else the backlog size when a
-backlog waits, else the chosen size; every ``reprobe_every`` batches it re-measures a
-neighbour of the chosen size so the curve follows the load. :meth:`BatchTuner.profile` measures
+first (largest first); then the bound size if there is one (no probing meanwhile: a probe
+would split a returning group of closed-loop clients); else, every ``reprobe_every``
+batches, a neighbour of the chosen size, re-measured so the curve follows the load; else the
+backlog size when a backlog waits, else the chosen size. :meth:`BatchTuner.profile` measures
 the curve up front (a warm-up) by running batches of every bucket size (several at once when
-several workers serve one batcher).
+several workers serve one batcher; small sizes repeated until ``min_items`` ran).
 """
 
 from __future__ import annotations
@@ -227,13 +228,16 @@ class BatchTuner:
         ]
         if unmeasured:
             return max(unmeasured)
-        if self._probe is not None and self._probe <= fillable:
-            return self._probe
         if self._chosen is None:
             return fillable
         bound = self._bound_size(max(float(available), self._demand))
         if bound is not None:
-            return bound  # every outstanding item in the next batches: p99 within its bound
+            # every outstanding item in the next batches: p99 within its bound. No probe
+            # meanwhile: a smaller probe batch would leave the rest of a returning group
+            # waiting a whole batch, a larger one would wait for items that are not coming
+            return bound
+        if self._probe is not None and self._probe <= fillable:
+            return self._probe
         if (
             self._unbounded is not None
             and self._unbounded > self._chosen
@@ -250,7 +254,7 @@ class BatchTuner:
         clients — is still seen as one."""
         if outstanding < 0:
             raise ValueError(f"outstanding: must be >= 0, got {outstanding}")
-        self._demand += self.settings.ewma_alpha * (outstanding - self._demand)
+        self._demand += self.settings.demand_alpha * (outstanding - self._demand)
 
     def _bound_size(self, demand: float) -> int | None:
         if self._chosen is None or not self.settings.latency_tolerance:
@@ -309,15 +313,21 @@ class BatchTuner:
         *,
         repeats: int | None = None,
         parallel: int = 1,
+        min_items: int = 0,
         timer: Callable[[], float] = time.perf_counter,
     ) -> list[CurvePoint]:
         """Measure every bucket size ``repeats`` times (default ``min_samples``) by awaiting
         ``run(size)``, which must run one batch of that many items; returns the curve. With
         ``parallel`` > 1 that many batches run at once each time (one per worker), each timed
-        on its own, as they compete for the hardware when serving."""
+        on its own, as they compete for the hardware when serving. ``min_items``: small
+        sizes are repeated until at least that many items ran, so every size is measured on
+        as much text (a batch's time depends on its longest text: a few small batches are a
+        noisy estimate)."""
         if parallel < 1:
             raise ValueError(f"parallel: must be >= 1, got {parallel}")
-        times = repeats or self.settings.min_samples
+        if min_items < 0:
+            raise ValueError(f"min_items: must be >= 0, got {min_items}")
+        repeat = repeats or self.settings.min_samples
 
         async def timed(size: int) -> float:
             t0 = timer()
@@ -325,6 +335,7 @@ class BatchTuner:
             return timer() - t0
 
         for size in self.buckets:
+            times = max(repeat, math.ceil(min_items / (size * parallel)))
             for _ in range(times):
                 for seconds in await asyncio.gather(*(timed(size) for _ in range(parallel))):
                     self.observe(size, seconds)

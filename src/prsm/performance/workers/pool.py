@@ -63,6 +63,7 @@ class LocalWorkerPool:
                 device="cpu",
                 threads=threads,
                 model_dir=self.settings.model_dir,
+                encode_batch_size=self.settings.encode_batch_size,
                 start_timeout=self.settings.start_timeout,
                 batch_timeout=self.settings.batch_timeout,
             )

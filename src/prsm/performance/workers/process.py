@@ -48,6 +48,7 @@ class WorkerProcess:
         device: str = "cpu",
         threads: int = 0,
         model_dir: str | None = None,
+        encode_batch_size: int = 0,
         start_timeout: float = 180.0,
         batch_timeout: float = 120.0,
     ) -> None:
@@ -56,6 +57,7 @@ class WorkerProcess:
         self.device = device
         self.threads = threads
         self.model_dir = model_dir
+        self.encode_batch_size = encode_batch_size
         self.start_timeout = start_timeout
         self.batch_timeout = batch_timeout
         self.state = "new"
@@ -87,7 +89,8 @@ class WorkerProcess:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "prsm.performance.workers.server",
                 "--fd", str(child.fileno()), "--device", self.requested_device,
-                "--threads", str(self.threads), *model,
+                "--threads", str(self.threads),
+                "--encode-batch-size", str(self.encode_batch_size), *model,
                 pass_fds=(child.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,

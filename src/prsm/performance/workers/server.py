@@ -5,9 +5,14 @@ Started by :class:`~prsm.performance.workers.LocalWorkerPool` as
 with one end of a socket pair inherited as file descriptor ``N``. It answers one message at a
 time (see :mod:`.protocol`), and exits when the socket closes or it is told to stop.
 
-A batch is encoded in one ``SentenceTransformer.encode`` call with ``batch_size`` equal to the
-batch, so the batch the batcher formed is the batch the model runs. If that call raises, each
-item is encoded alone so that only the items that fail report an error.
+A batch is encoded in one ``SentenceTransformer.encode`` call, which sorts its texts by length
+and runs them in chunks of ``--encode-batch-size`` (default: :data:`CPU_ENCODE_BATCH` on a
+CPU, the whole batch on a GPU). On a CPU a forward pass is cheapest per text at about eight
+texts, and a chunk of similar lengths pads little: measured on one core with QQP questions, a
+batch of 32 embeds 130 texts/s in chunks of 8 against 87/s in one pass, and a batch's time
+varies less (its p99 1.35 × its mean against 1.46 ×). A GPU wants the whole batch in one
+pass. If that call raises, each item is encoded alone so that only the items that fail
+report an error.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from .protocol import recv_message, send_message
+
+#: texts per forward pass on a CPU (``--encode-batch-size`` 0: this on a CPU, all on a GPU)
+CPU_ENCODE_BATCH = 8
 
 
 def _log(line: str) -> None:
@@ -61,9 +69,11 @@ def load_model_dir(path: str, device: str) -> Any:
 class Embedder:
     """The model and the batch call."""
 
-    def __init__(self, device: str, model_dir: str | None = None) -> None:
+    def __init__(self, device: str, model_dir: str | None = None, encode_batch: int = 0) -> None:
         from ..embeddings.model import EMBEDDING_DIM, load_sentence_transformer
 
+        # 0: the whole batch in one pass on a GPU, chunks of CPU_ENCODE_BATCH on a CPU
+        self.encode_batch = encode_batch or (CPU_ENCODE_BATCH if device == "cpu" else 0)
         if model_dir is None:
             self.model = load_sentence_transformer(device=device)
         else:
@@ -105,13 +115,19 @@ class Embedder:
     def _encode(self, texts: list[str]) -> Any:
         return self.model.encode(
             texts,
-            batch_size=max(1, len(texts)),
+            batch_size=self.encode_batch or max(1, len(texts)),
             convert_to_numpy=True,
             show_progress_bar=False,
         )
 
 
-def serve(sock: socket.socket, device: str, threads: int, model_dir: str | None = None) -> int:
+def serve(
+    sock: socket.socket,
+    device: str,
+    threads: int,
+    model_dir: str | None = None,
+    encode_batch: int = 0,
+) -> int:
     """Load the model, report ready, answer messages until the socket closes."""
     import torch
 
@@ -120,7 +136,7 @@ def serve(sock: socket.socket, device: str, threads: int, model_dir: str | None 
     actual, note = resolve_device(device)
     if note:
         _log(note)
-    embedder = Embedder(actual, model_dir)
+    embedder = Embedder(actual, model_dir, encode_batch)
     send_message(
         sock,
         {"op": "ready", "pid": os.getpid(), "device": actual, "dim": embedder.dim, "note": note},
@@ -151,10 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--model-dir", default=None, help="sentence-transformers model folder")
+    parser.add_argument(
+        "--encode-batch-size", type=int, default=0, help="texts per forward pass (0: automatic)"
+    )
     args = parser.parse_args(argv)
+    if args.encode_batch_size < 0:
+        parser.error(f"--encode-batch-size: must be >= 0, got {args.encode_batch_size}")
     sock = socket.socket(fileno=args.fd)
     try:
-        return serve(sock, args.device, args.threads, args.model_dir)
+        return serve(sock, args.device, args.threads, args.model_dir, args.encode_batch_size)
     except (BrokenPipeError, ConnectionResetError):
         return 0  # the pool went away: nothing left to answer
     finally:

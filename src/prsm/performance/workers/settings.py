@@ -48,6 +48,9 @@ class WorkerSettings:
     ``device``: ``auto`` (a GPU with room when NVML sees one, else the CPU), ``cpu``,
     ``cuda`` or ``cuda:N``.
     ``threads``: torch threads per worker; 0 shares the usable cores out evenly.
+    ``encode_batch_size``: texts per forward pass inside a batch, which the worker sorts by
+    length first; 0: eight on a CPU (cheapest per text there, and little padding), the whole
+    batch on a GPU.
     ``gpu_memory_mb``: memory a worker reserves on a GPU when placed there.
     ``start_timeout``: seconds a worker may take to load the model and report ready.
     ``batch_timeout``: seconds one batch may take before the worker is deemed hung and killed.
@@ -66,6 +69,7 @@ class WorkerSettings:
     model_dir: str | None = None
     device: str = "auto"
     threads: int = 0
+    encode_batch_size: int = 0
     gpu_memory_mb: int = 512
     start_timeout: float = 180.0
     batch_timeout: float = 120.0
@@ -89,6 +93,10 @@ class WorkerSettings:
             )
         if self.threads < 0:
             raise ConfigError("workers.threads", f"must be >= 0, got {self.threads!r}")
+        if self.encode_batch_size < 0:
+            raise ConfigError(
+                "workers.encode_batch_size", f"must be >= 0, got {self.encode_batch_size!r}"
+            )
         if self.gpu_memory_mb < 1:
             raise ConfigError("workers.gpu_memory_mb", f"must be >= 1, got {self.gpu_memory_mb}")
         for name in (

@@ -155,19 +155,25 @@ class LocalModelUpstream:
         if not texts:
             raise ValueError("texts: give at least one sentence to profile with")
         curves = {}
-        offset = itertools.count()
         for device, batcher in self.batchers.items():
             workers = self.groups[device]
+            # every size runs through the same texts from the start (a batch's time depends on
+            # its longest text: sizes measured on different texts would not compare)
+            offsets: dict[int, itertools.count[int]] = {}
 
-            async def run(size: int, workers: list[WorkerProcess] = workers) -> None:
+            async def run(
+                size: int,
+                workers: list[WorkerProcess] = workers,
+                offsets: dict[int, itertools.count[int]] = offsets,
+            ) -> None:
                 worker = least_busy(workers)
                 if worker is None:
                     raise WorkerError(workers[0].id, "no worker is ready to profile")
-                # fresh sentences for every batch, so no size is measured on easier text
+                offset = offsets.setdefault(size, itertools.count())
                 await worker.embed([texts[next(offset) % len(texts)] for _ in range(size)])
 
             curves[device] = await batcher.tuner.profile(
-                run, repeats=repeats, parallel=len(workers)
+                run, repeats=repeats, parallel=len(workers), min_items=self.settings.max_batch_size
             )
         return curves
 
