@@ -13,10 +13,18 @@ a separate process (``benchmarks/_loadgen.py``: raw asyncio + httptools, keep-al
 
 Rounds alternate the targets; figures are medians over rounds. Non-streaming and streaming
 (16 tokens as server-sent events) requests.
+
+**Placement** (``--pin``, the default on two or more CPUs): the server under test gets CPU 0
+to itself, and everything that is not under test (the load generator, and for a gateway the
+simulator behind it) shares CPU 1 — so direct is the simulator on CPU 0 with the load on
+CPU 1, and a gateway is the gateway on CPU 0 with the simulator and the load on CPU 1. In
+production the clients and the model servers run elsewhere; unpinned, the three processes
+migrate between two cores and take turns on them. ``--no-pin`` lets the kernel place them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -156,14 +164,33 @@ def tree_cpu(pid: int) -> float | None:
     return total
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Put ``pid`` and its direct children (Linux ``/proc``) on ``cpus``."""
+    os.sched_setaffinity(pid, cpus)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[1] == str(pid):
+                    os.sched_setaffinity(int(entry.name), cpus)
+            except (OSError, IndexError):
+                continue  # it ended while we looked
+
+
 def load(port: int, body: Path, *, rate: float, duration: float, warmup: float,
-         connections: int = 32) -> dict[str, Any]:  # fmt: skip
+         connections: int = 32, cpus: set[int] | None = None) -> dict[str, Any]:  # fmt: skip
     cmd = [sys.executable, "-m", "benchmarks._loadgen", "--url",
            f"http://127.0.0.1:{port}/v1/chat/completions", "--body", str(body),
            "--rate", str(rate), "--duration", str(duration), "--warmup", str(warmup),
            "--connections", str(connections)]  # fmt: skip
     root = Path(__file__).resolve().parent.parent
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=root, timeout=120)
+
+    def on_cpus() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=root, timeout=120,
+                         preexec_fn=on_cpus)  # fmt: skip
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
@@ -183,6 +210,9 @@ def main() -> None:
     p.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
     p.add_argument("--low-rate", type=float, default=200.0,
                    help="also measure our added latency at this rate (req/s)")  # fmt: skip
+    p.add_argument("--pin", action=argparse.BooleanOptionalAction,
+                   default=len(os.sched_getaffinity(0)) >= 2,
+                   help="server under test on CPU 0, load and simulator on CPU 1")  # fmt: skip
     args = p.parse_args()
     quick = args.quick
     rounds = args.rounds or (1 if quick else 3)
@@ -210,6 +240,18 @@ def main() -> None:
             pids["litellm"] = ll.proc.pid
             for body in bodies.values():  # its first requests are slow: warm it up
                 load(ll.port, body, rate=0, duration=2.0, warmup=1.0, connections=4)
+        cpu0, cpu1 = sorted(os.sched_getaffinity(0))[:2] if args.pin else (0, 0)
+
+        def place(target: str) -> set[int] | None:
+            """Pin for a measurement of ``target``; the load generator's CPUs."""
+            if not args.pin:
+                return None
+            for name, pid in pids.items():
+                if name != "direct":
+                    pin(pid, {cpu0} if name == target else {cpu1})
+            pin(sim.proc.pid, {cpu0} if target == "direct" else {cpu1})
+            return {cpu1}
+
         peaks: dict[tuple[str, str], list[float]] = {}
         cpu: dict[tuple[str, str], list[float]] = {}
         lat: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -218,13 +260,15 @@ def main() -> None:
             for mode, body in bodies.items():
                 for name in order:
                     pid = pids[name]
-                    cpu0 = tree_cpu(pid)
-                    res = load(targets[name], body, rate=0, duration=duration, warmup=warmup)
-                    cpu1 = tree_cpu(pid)
+                    cpus = place(name)
+                    used0 = tree_cpu(pid)
+                    res = load(targets[name], body, rate=0, duration=duration, warmup=warmup,
+                               cpus=cpus)  # fmt: skip
+                    used1 = tree_cpu(pid)
                     peaks.setdefault((name, mode), []).append(res["achieved"])
-                    if cpu0 is not None and cpu1 is not None and res["total_completed"]:
+                    if used0 is not None and used1 is not None and res["total_completed"]:
                         cpu.setdefault((name, mode), []).append(
-                            (cpu1 - cpu0) / res["total_completed"]
+                            (used1 - used0) / res["total_completed"]
                         )
                     print(f"round {r} {mode} {name}: peak {res['achieved']:.0f} req/s", flush=True)
                 for name in order:
@@ -232,12 +276,13 @@ def main() -> None:
                         continue
                     rate = max(1.0, statistics.median(peaks[name, mode]) / 2)
                     for who in (name, "direct"):
-                        res = load(targets[who], body, rate=rate, duration=duration, warmup=warmup)
+                        res = load(targets[who], body, rate=rate, duration=duration,
+                                   warmup=warmup, cpus=place(who))  # fmt: skip
                         res["rate"] = rate
                         lat.setdefault((f"{who}@{name}", mode), []).append(res)
                 for who in ("prsm", "direct"):  # well below saturation: no queueing
                     res = load(targets[who], body, rate=args.low_rate, duration=duration,
-                               warmup=warmup)  # fmt: skip
+                               warmup=warmup, cpus=place(who))  # fmt: skip
                     lat.setdefault((f"{who}@low", mode), []).append(res)
         report = Report("gateway", GOAL)
         for mode in bodies:
@@ -302,8 +347,10 @@ def main() -> None:
             "connections; latency = open loop at half the target's own peak; added = target "
             "minus direct at the same rate; low_added = ours minus direct at --low-rate; "
             "cpu_us_per_req = CPU time of the server's processes per answered request at peak; "
-            "load generator in its own process"
-        )
+            "load generator in its own process; "
+            + ("placement: the server under test alone on one CPU, load generator and "
+               "simulator on the other" if args.pin else "placement: left to the kernel")
+        )  # fmt: skip
         if not use_litellm:
             report.notes.append("LiteLLM proxy skipped (quick mode or --no-litellm)")
         report.finish(args, plot)

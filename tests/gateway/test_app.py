@@ -222,11 +222,11 @@ class DictCache:
         self.entries: dict[bytes, Response] = {}
 
     async def lookup(self, request: AIRequest) -> CacheHit | None:
-        found = self.entries.get(orjson.dumps(request.payload))
+        found = self.entries.get(orjson.dumps(dict(request.payload)))
         return None if found is None else CacheHit(found, "l1")
 
     async def store(self, request: AIRequest, response: Response) -> None:
-        self.entries[orjson.dumps(request.payload)] = response
+        self.entries[orjson.dumps(dict(request.payload))] = response
 
 
 async def test_cache_headers_and_cache_control() -> None:

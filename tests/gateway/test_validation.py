@@ -21,14 +21,17 @@ from prsm.performance.errors import (
 )
 from prsm.performance.gateway.models import BODY, parse_body
 from prsm.performance.gateway.responses import error_reply
-from prsm.performance.types import RequestKind
+from prsm.performance.types import JSONBody, RequestKind
 
 
 def test_valid_chat_body_keeps_unknown_fields_for_the_upstream() -> None:
     body = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":7,"stream":true}'
-    payload, typed = parse_body(RequestKind.CHAT, body)
-    assert payload["seed"] == 7
+    typed = parse_body(RequestKind.CHAT, body)
     assert typed.model == "m" and typed.stream is True
+    payload = JSONBody(body)
+    assert payload.raw is body  # passed on as sent
+    assert payload["seed"] == 7 and payload.get("missing", 1) == 1 and "stream" in payload
+    assert dict(payload) == orjson.loads(body) and len(payload) == 4
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,10 @@ classes, API keys from the environment, pooled connections."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
 from prsm.performance.errors import (
@@ -15,7 +17,7 @@ from prsm.performance.errors import (
 )
 from prsm.performance.routing.node import NodeSpec
 from prsm.performance.sim import SimSettings, UpstreamSimulator
-from prsm.performance.types import AIRequest, RequestKind
+from prsm.performance.types import AIRequest, JSONBody, RequestKind
 from prsm.performance.upstreams.http import HttpUpstream, check_nodes
 from tests.conftest import free_port
 
@@ -54,6 +56,71 @@ async def test_execute_returns_raw_bytes_content_and_tokens(
     assert r1.tokens == r1.content["usage"]["total_tokens"]
     assert r2.content["object"] == "text_completion"
     assert r3.content["object"] == "list"
+
+
+async def _answering(answer: bytes, seen: list[bytes]) -> asyncio.Server:
+    """A loopback server answering every request ``200`` with ``answer``; bodies to ``seen``."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                seen.append(await reader.readexactly(length))
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(answer))
+                writer.write(answer)
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            pass  # the client closed the connection: done
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("answer", "tokens"),
+    [
+        (b'{"id":"a","usage":{"total_tokens":9}}', 9),
+        (b'{"id":"a","usage":{"total_tokens":"9"}}', 0),  # not the OpenAI shape: passed on
+        (b'[{"usage":1}]', 0),
+        (b'{"id":"a"}', 0),
+    ],
+)
+async def test_answers_pass_through_and_are_decoded_only_when_read(
+    answer: bytes, tokens: int
+) -> None:
+    seen: list[bytes] = []
+    server = await _answering(answer, seen)
+    port = server.sockets[0].getsockname()[1]
+    node = NodeSpec(id="f", url=f"http://127.0.0.1:{port}/v1", timeout=2)
+    sent = b'{"model":"sim-chat", "messages":[{"role":"user","content":"hi"}]}'
+    try:
+        async with HttpUpstream() as up:
+            r = await up.execute(node, AIRequest(model="sim-chat", payload=JSONBody(sent)))
+            r2 = await up.execute(node, _req())
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert seen == [sent, orjson.dumps(CHAT)]  # the client's bytes unchanged; a dict encoded
+    assert r.raw == answer and r.tokens == tokens and r2.tokens == tokens
+    assert r.content == orjson.loads(answer)
+
+
+@pytest.mark.integration
+async def test_a_200_that_is_not_json_is_the_nodes_error() -> None:
+    server = await _answering(b"<html>oops</html>", [])
+    port = server.sockets[0].getsockname()[1]
+    node = NodeSpec(id="f", url=f"http://127.0.0.1:{port}/v1", timeout=2)
+    try:
+        async with HttpUpstream() as up:
+            with pytest.raises(UpstreamError, match="not JSON") as err:
+                await up.execute(node, _req())
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert err.value.node_id == "f"
 
 
 @pytest.mark.integration

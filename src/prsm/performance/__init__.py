@@ -48,6 +48,7 @@ from .caching.semantic import (
     EntryStore,
     FlatIndex,
     HNSWIndex,
+    IVFIndex,
     MemoryStore,
     RedisStore,
     SemanticCache,
@@ -162,6 +163,7 @@ from .sim import (
 from .types import (
     AIRequest,
     ExecutionResult,
+    JSONBody,
     RequestKind,
     Response,
 )
@@ -246,7 +248,9 @@ __all__ = [
     "HNSWIndex",
     "HashingEmbedder",
     "HttpUpstream",
+    "IVFIndex",
     "InMemoryTier",
+    "JSONBody",
     "KuboBlobStore",
     "LocalBlobStore",
     "LocalModelUpstream",

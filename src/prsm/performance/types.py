@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from .errors import RequestValidationError
 
@@ -24,6 +26,47 @@ def new_request_id() -> str:
 
 
 CACHE_MODES = ("default", "no-cache", "no-store")
+
+
+class JSONBody(Mapping[str, Any]):
+    """A JSON object kept as the bytes it arrived as, decoded (orjson) only when read.
+
+    The gateway hands request bodies on as these: an HTTP upstream sends ``raw`` unchanged,
+    so a request that no cache or local worker reads is never decoded into Python objects
+    nor encoded again. ``raw`` must hold a JSON object (the gateway has validated it).
+    """
+
+    __slots__ = ("_data", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._data: dict[str, Any] | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The decoded object (decoded once)."""
+        data = self._data
+        if data is None:
+            data = self._data = orjson.loads(self.raw)
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return f"JSONBody({self.raw!r})"
 
 
 class RequestKind(StrEnum):
@@ -94,19 +137,63 @@ class AIRequest:
         return self.required_capabilities
 
 
-@dataclass(slots=True)
+_UNREAD: Any = object()
+
+
 class Response:
     """What an upstream returned for one request.
 
     ``content`` is the decoded answer (an OpenAI-shaped dict for HTTP upstreams, anything
     for in-process callables); ``raw`` optionally keeps the exact bytes to pass through.
+    Given ``raw`` without ``content``, the content is decoded from it (orjson) when first
+    read: a pass-through answer that nothing inspects is never decoded.
     """
 
-    content: Any
-    status: int = 200
-    tokens: int = 0
-    raw: bytes | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    __slots__ = ("_content", "headers", "raw", "status", "tokens")
+
+    def __init__(
+        self,
+        content: Any = _UNREAD,
+        status: int = 200,
+        tokens: int = 0,
+        raw: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if content is _UNREAD and raw is None:
+            raise TypeError("Response needs content, raw bytes, or both")
+        self._content = content
+        self.status = status
+        self.tokens = tokens
+        self.raw = raw
+        self.headers: Mapping[str, str] = {} if headers is None else headers
+
+    @property
+    def content(self) -> Any:
+        content = self._content
+        if content is _UNREAD:
+            assert self.raw is not None
+            content = self._content = orjson.loads(self.raw)
+        return content
+
+    @content.setter
+    def content(self, value: Any) -> None:
+        self._content = value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Response):
+            return NotImplemented
+        return (self.content, self.status, self.tokens, self.raw, dict(self.headers)) == (
+            other.content, other.status, other.tokens, other.raw, dict(other.headers)
+        )  # fmt: skip
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        content = "<unread>" if self._content is _UNREAD else repr(self._content)
+        return (
+            f"Response(content={content}, status={self.status}, tokens={self.tokens}, "
+            f"raw={'None' if self.raw is None else f'<{len(self.raw)} bytes>'})"
+        )
 
 
 @dataclass(slots=True)

@@ -67,6 +67,22 @@ async def test_ttl_expires_entries(clock: ManualClock) -> None:
     assert len(cache) == 0
 
 
+async def test_ivf_index_serves_the_cache_through_training_and_eviction(
+    clock: ManualClock,
+) -> None:
+    pytest.importorskip("faiss")
+    cache = make(clock, index="ivf", ivf_lists=4, ivf_probe=4, ivf_train_at=8, max_entries=20)
+    questions = [f"question number {i} about topic {i * 7 % 13} and item {i}" for i in range(30)]
+    for i, q in enumerate(questions):
+        await cache.cache_result(q, i)
+    index = cache._ns["default"].index
+    assert index.wait_trained(30) and index.kind == "ivf" and len(index) == 20  # 10 evicted
+    for i in (12, 25, 29):
+        match = await cache.get_similar(questions[i])
+        assert match is not None and match.result == i
+    assert await cache.get_similar(questions[0]) is None  # evicted: gone from the lists too
+
+
 async def test_size_bound_evicts_least_recently_used(clock: ManualClock) -> None:
     cache = make(clock, max_entries=2)
     await cache.cache_result("alpha beta gamma", 1)
@@ -124,7 +140,7 @@ async def test_given_vector_skips_embedding(clock: ManualClock) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("threshold", 1.5), ("top_k", 0), ("index", "ivf"), ("ttl", 0.0),
+    [("threshold", 1.5), ("top_k", 0), ("index", "annoy"), ("ttl", 0.0),
      ("max_wrong_hit_rate", 1.0), ("redis_url", "http://x"), ("bypass_temperature_above", -1.0)],
 )  # fmt: skip
 def test_bad_settings_name_the_field(field: str, value: object) -> None:

@@ -22,7 +22,7 @@ from ..clock import Clock
 from ..errors import NoCapableNodesError, PRSMError
 from ..monitoring.registry import MetricsRegistry
 from ..orchestrator_metrics import plain_family
-from ..types import AIRequest, RequestKind
+from ..types import AIRequest, JSONBody, RequestKind
 from .admin import AdminApi
 from .asgi import JSON, KINDS, SSE, TEXT, Receive, Scope, Send, cache_mode
 from .auth import Authenticator, TenantLimiter
@@ -197,12 +197,12 @@ class GatewayApp:
                 "file, or add one with POST /admin/nodes)",
             )
         body = await x.body(self.settings.max_body_bytes)
-        payload, typed = parse_body(kind, body)
+        typed = parse_body(kind, body)
         await self.limiter.check(tenant)
         stream = bool(getattr(typed, "stream", False))
         request = AIRequest(
             model=typed.model,
-            payload=payload,
+            payload=JSONBody(body),
             kind=kind,
             tenant=tenant.name,
             timeout=self.settings.request_timeout,

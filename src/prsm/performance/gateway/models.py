@@ -11,7 +11,6 @@ import re
 from typing import Annotated, Any
 
 import msgspec
-import orjson
 
 from ..errors import RequestValidationError
 from ..types import RequestKind
@@ -84,8 +83,9 @@ def _field_of(message: str) -> tuple[str, str]:
     return field, problem
 
 
-def parse_body(kind: RequestKind, body: bytes) -> tuple[dict[str, Any], Any]:
-    """Check ``body`` against the shape of ``kind``; returns (the JSON object, its typed view).
+def parse_body(kind: RequestKind, body: bytes) -> Any:
+    """Check ``body`` against the shape of ``kind``; returns its typed view (the body itself
+    goes on as :class:`~prsm.performance.types.JSONBody`, decoded only where it is read).
 
     Raises :class:`RequestValidationError` with ``field == BODY`` for a body that is not a
     JSON object, or naming the field that is wrong.
@@ -99,5 +99,4 @@ def parse_body(kind: RequestKind, body: bytes) -> tuple[dict[str, Any], Any]:
         raise RequestValidationError(field, problem) from None
     except msgspec.DecodeError as exc:
         raise RequestValidationError(BODY, f"malformed JSON: {exc}") from None
-    payload: dict[str, Any] = orjson.loads(body)
-    return payload, typed
+    return typed

@@ -20,11 +20,12 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import orjson
 
 from ..errors import ConfigError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
 from ..routing.node import NodeSpec
-from ..types import AIRequest, RequestKind, Response
+from ..types import AIRequest, JSONBody, RequestKind, Response
 from .pool import ConnectionFailed, HttpPool, content, request_head
 
 PATHS = {
@@ -33,6 +34,27 @@ PATHS = {
     RequestKind.EMBEDDING: "/embeddings",
 }
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+
+
+class _Usage(msgspec.Struct):
+    total_tokens: int = 0
+
+
+class _Answer(msgspec.Struct):
+    usage: _Usage | None = None
+
+
+#: checks that an answer is a JSON object and reads its token count, skipping (not building)
+#: everything else: the answer itself goes to the client as the bytes the node sent
+_ANSWER = msgspec.json.Decoder(_Answer)
+
+
+def _body(request: AIRequest) -> bytes:
+    """The request body to send: the client's own bytes when they were passed on unread."""
+    payload = request.payload
+    if type(payload) is JSONBody:
+        return payload.raw
+    return orjson.dumps(payload)
 
 
 def check_nodes(nodes: Iterable[NodeSpec], environ: Mapping[str, str] | None = None) -> None:
@@ -129,7 +151,7 @@ class HttpUpstream:
 
     async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
         target = self._target(node)
-        data = content(target.heads[request.kind], orjson.dumps(request.payload))
+        data = content(target.heads[request.kind], _body(request))
         seconds = node.timeout or self.default_timeout
         try:
             if self.enforce_timeout:
@@ -144,22 +166,19 @@ class HttpUpstream:
         if status != 200:
             raise _status_error(node.id, status, raw)
         try:
-            parsed: Any = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
+            answer = _ANSWER.decode(raw)
+        except msgspec.ValidationError:  # JSON, but not the OpenAI shape: decode it whole
+            return _loose_answer(node.id, status, raw)
+        except msgspec.DecodeError as exc:
             raise UpstreamError(
                 node.id, f"answered 200 with a body that is not JSON: {exc}"
             ) from exc
-        tokens = 0
-        if isinstance(parsed, dict):
-            usage = parsed.get("usage")
-            if isinstance(usage, dict):
-                total = usage.get("total_tokens")
-                tokens = total if isinstance(total, int) else 0
-        return Response(content=parsed, status=status, tokens=tokens, raw=raw)
+        usage = answer.usage
+        return Response(status=status, tokens=usage.total_tokens if usage else 0, raw=raw)
 
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
         target = self._target(node)
-        data = content(target.heads[request.kind], orjson.dumps(request.payload))
+        data = content(target.heads[request.kind], _body(request))
         seconds = node.timeout or self.default_timeout
         status: list[int] = []
         chunks = target.pool.stream(data, status=status)
@@ -192,6 +211,20 @@ class HttpUpstream:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _loose_answer(node_id: str, status: int, raw: bytes) -> Response:
+    """An answer that is JSON but not shaped as expected (``usage`` of another type, not an
+    object at all): passed on as it is, with the token count read where it can be."""
+    try:
+        parsed: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(node_id, f"answered 200 with a body that is not JSON: {exc}") from exc
+    tokens = 0
+    usage = parsed.get("usage") if isinstance(parsed, dict) else None
+    if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int):
+        tokens = usage["total_tokens"]
+    return Response(content=parsed, status=status, tokens=tokens, raw=raw)
 
 
 def _status_error(node_id: str, status: int, raw: bytes) -> UpstreamError:

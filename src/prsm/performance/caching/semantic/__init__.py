@@ -3,6 +3,7 @@
 from .cache import SemanticCache, SemanticMatch
 from .factory import build_semantic_cache
 from .index import AutoIndex, FlatIndex, HNSWIndex, VectorIndex
+from .index_ivf import IVFIndex
 from .response_cache import SemanticResponseCache
 from .settings import SemanticSettings
 from .store import EntryStore, MemoryStore, RedisStore, SQLiteStore
@@ -13,6 +14,7 @@ __all__ = [
     "EntryStore",
     "FlatIndex",
     "HNSWIndex",
+    "IVFIndex",
     "MemoryStore",
     "RedisStore",
     "SQLiteStore",

@@ -357,6 +357,9 @@ class SemanticCache:
                 connectivity=s.hnsw_connectivity,
                 expansion_add=s.hnsw_expansion_add,
                 expansion_search=s.hnsw_expansion_search,
+                ivf_lists=s.ivf_lists,
+                ivf_probe=s.ivf_probe,
+                ivf_train_at=s.ivf_train_at,
             )
             ns = self._ns[name] = _Namespace(index)
         return ns

@@ -5,6 +5,8 @@
 * :class:`HNSWIndex`: approximate search with usearch's HNSW graph (removal supported,
   save/load to a file). Measured against faiss' ``IndexHNSWFlat`` in ``benchmarks/semantic.py``.
 * :class:`AutoIndex`: flat until ``switch_at`` entries, then the same entries in an HNSW.
+* :class:`~.index_ivf.IVFIndex` (``index_ivf.py``): faiss inverted lists, for namespaces of
+  hundreds of thousands of entries and more.
 
 Keys are non-negative integers chosen by the caller.
 """
@@ -260,7 +262,10 @@ def make_index(
     connectivity: int = 16,
     expansion_add: int = 128,
     expansion_search: int = 64,
-) -> FlatIndex | HNSWIndex | AutoIndex:
+    ivf_lists: int = 4096,
+    ivf_probe: int = 16,
+    ivf_train_at: int | None = None,
+) -> VectorIndex:
     """The index named by a :class:`SemanticSettings` ``index`` value."""
     hnsw = dict(
         connectivity=connectivity, expansion_add=expansion_add, expansion_search=expansion_search
@@ -271,4 +276,8 @@ def make_index(
         return HNSWIndex(dim, **hnsw)
     if kind == "auto":
         return AutoIndex(dim, switch_at=switch_at, **hnsw)
-    raise ConfigError("index", f"must be auto, flat or hnsw, got {kind!r}")
+    if kind == "ivf":
+        from .index_ivf import IVFIndex
+
+        return IVFIndex(dim, lists=ivf_lists, probe=ivf_probe, train_at=ivf_train_at)
+    raise ConfigError("index", f"must be auto, flat, hnsw or ivf, got {kind!r}")

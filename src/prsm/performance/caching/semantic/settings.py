@@ -7,7 +7,7 @@ from typing import Literal
 
 from ...errors import ConfigError
 
-IndexKind = Literal["auto", "flat", "hnsw"]
+IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +21,9 @@ class SemanticSettings:
       with the verifier).
     * ``top_k``: candidates taken from the index for the verifier to re-rank.
     * ``index``: ``flat`` (exact), ``hnsw`` (approximate), or ``auto``: flat until a
-      namespace holds ``hnsw_min_entries`` entries, HNSW above.
+      namespace holds ``hnsw_min_entries`` entries, HNSW above; ``ivf``: faiss inverted
+      lists (``ivf_lists`` cells, ``ivf_probe`` scanned a query), exact until
+      ``ivf_train_at`` entries (default 40 per list), for namespaces of 200k entries and up.
     * ``max_entries``: per-namespace bound (least recently used evicted); ``ttl``: seconds an
       entry lives (``None``: forever).
     * ``bypass_temperature_above``: requests with a higher temperature skip the cache (their
@@ -45,6 +47,9 @@ class SemanticSettings:
     hnsw_connectivity: int = 16
     hnsw_expansion_add: int = 128
     hnsw_expansion_search: int = 64
+    ivf_lists: int = 4096
+    ivf_probe: int = 16
+    ivf_train_at: int | None = None
     max_entries: int = 100_000
     ttl: float | None = 86_400.0
     bypass_temperature_above: float = 0.7
@@ -75,8 +80,20 @@ class SemanticSettings:
         for name in ("hnsw_expansion_add", "hnsw_expansion_search"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
-        if self.index not in ("auto", "flat", "hnsw"):
-            raise ConfigError("index", f"must be auto, flat or hnsw, got {self.index!r}")
+        if self.index not in ("auto", "flat", "hnsw", "ivf"):
+            raise ConfigError("index", f"must be auto, flat, hnsw or ivf, got {self.index!r}")
+        if self.ivf_lists < 1:
+            raise ConfigError("ivf_lists", f"must be >= 1, got {self.ivf_lists}")
+        if not 1 <= self.ivf_probe <= self.ivf_lists:
+            raise ConfigError(
+                "ivf_probe", f"must be in [1, ivf_lists={self.ivf_lists}], got {self.ivf_probe}"
+            )
+        if self.ivf_train_at is not None and self.ivf_train_at < self.ivf_lists:
+            raise ConfigError(
+                "ivf_train_at",
+                f"must be >= ivf_lists={self.ivf_lists} (k-means needs a point per cell), "
+                f"got {self.ivf_train_at}",
+            )
         if self.ttl is not None and not self.ttl > 0:
             raise ConfigError("ttl", f"must be > 0 seconds or null, got {self.ttl}")
         if self.bypass_temperature_above < 0:
