@@ -32,6 +32,19 @@ log = logging.getLogger(__name__)
 _SAMPLE_PER_LIST = 64
 
 
+def check_ivf(lists: int, probe: int, train_at: int | None) -> None:
+    """Raise :class:`ConfigError` naming the ``ivf_*`` setting that is out of range."""
+    if lists < 1:
+        raise ConfigError("ivf_lists", f"must be >= 1, got {lists}")
+    if not 1 <= probe <= lists:
+        raise ConfigError("ivf_probe", f"must be in [1, ivf_lists={lists}], got {probe}")
+    if train_at is not None and train_at < lists:
+        raise ConfigError(
+            "ivf_train_at",
+            f"must be >= ivf_lists={lists} (k-means needs a point per cell), got {train_at}",
+        )
+
+
 class _Training:
     """k-means and the first fill of the lists, on copies, off the caller's thread."""
 
@@ -87,15 +100,8 @@ class IVFIndex:
             import faiss
         except ImportError as exc:
             raise DependencyMissingError("faiss", "embeddings", "the IVF vector index") from exc
-        if lists < 1:
-            raise ConfigError("ivf_lists", f"must be >= 1, got {lists}")
-        if not 1 <= probe <= lists:
-            raise ConfigError("ivf_probe", f"must be in [1, ivf_lists={lists}], got {probe}")
+        check_ivf(lists, probe, train_at)
         train_at = 40 * lists if train_at is None else train_at
-        if train_at < lists:
-            raise ConfigError(
-                "ivf_train_at", f"must be >= ivf_lists={lists} (k-means needs a point per cell)"
-            )
         self._faiss = faiss
         self.dim = dim
         self.lists, self.probe, self.train_at = lists, probe, train_at
@@ -119,8 +125,7 @@ class IVFIndex:
 
     def set_probe(self, probe: int) -> None:
         """Cells scanned per query."""
-        if not 1 <= probe <= self.lists:
-            raise ConfigError("ivf_probe", f"must be in [1, ivf_lists={self.lists}], got {probe}")
+        check_ivf(self.lists, probe, None)
         self.probe = probe
         if self._ivf is not None:
             self._ivf.nprobe = probe

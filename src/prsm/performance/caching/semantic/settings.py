@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ...errors import ConfigError
+from .index_ivf import check_ivf
 
 IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
 
@@ -82,18 +83,7 @@ class SemanticSettings:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
         if self.index not in ("auto", "flat", "hnsw", "ivf"):
             raise ConfigError("index", f"must be auto, flat, hnsw or ivf, got {self.index!r}")
-        if self.ivf_lists < 1:
-            raise ConfigError("ivf_lists", f"must be >= 1, got {self.ivf_lists}")
-        if not 1 <= self.ivf_probe <= self.ivf_lists:
-            raise ConfigError(
-                "ivf_probe", f"must be in [1, ivf_lists={self.ivf_lists}], got {self.ivf_probe}"
-            )
-        if self.ivf_train_at is not None and self.ivf_train_at < self.ivf_lists:
-            raise ConfigError(
-                "ivf_train_at",
-                f"must be >= ivf_lists={self.ivf_lists} (k-means needs a point per cell), "
-                f"got {self.ivf_train_at}",
-            )
+        check_ivf(self.ivf_lists, self.ivf_probe, self.ivf_train_at)
         if self.ttl is not None and not self.ttl > 0:
             raise ConfigError("ttl", f"must be > 0 seconds or null, got {self.ttl}")
         if self.bypass_temperature_above < 0:
