@@ -145,14 +145,11 @@ def start_litellm(sim: Server, tmp: Path) -> Server:
     return Server(cmd, port, "/health/liveliness", env, timeout=120)
 
 
-def tree_cpu(pid: int) -> float | None:
-    """CPU seconds used so far by ``pid`` and its direct children (Linux ``/proc``)."""
-    proc = Path("/proc")
-    if not (proc / str(pid) / "stat").exists():
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in proc.iterdir():
+def family(pid: int) -> dict[int, list[str]]:
+    """``pid`` and its direct children, each with its ``/proc/PID/stat`` fields after the
+    command name (Linux); empty when ``pid`` has ended."""
+    out: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -160,21 +157,26 @@ def tree_cpu(pid: int) -> float | None:
         except OSError:
             continue  # it ended while we looked
         if entry.name == str(pid) or fields[1] == str(pid):
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+            out[int(entry.name)] = fields
+    return out
+
+
+def tree_cpu(pid: int) -> float | None:
+    """CPU seconds used so far by ``pid`` and its direct children."""
+    procs = family(pid)
+    if pid not in procs:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum((int(f[11]) + int(f[12])) / tick for f in procs.values())
 
 
 def pin(pid: int, cpus: set[int]) -> None:
-    """Put ``pid`` and its direct children (Linux ``/proc``) on ``cpus``."""
-    os.sched_setaffinity(pid, cpus)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if fields[1] == str(pid):
-                    os.sched_setaffinity(int(entry.name), cpus)
-            except (OSError, IndexError):
-                continue  # it ended while we looked
+    """Put ``pid`` and its direct children on ``cpus``."""
+    for member in family(pid):
+        try:
+            os.sched_setaffinity(member, cpus)
+        except ProcessLookupError:
+            continue  # it ended since we looked
 
 
 def load(port: int, body: Path, *, rate: float, duration: float, warmup: float,
