@@ -4,10 +4,12 @@
 fixed rate (open loop: request i is due at ``i / R`` seconds, and its latency is measured from
 when it was due, so a slow server cannot hide its queue), over a bounded pool of keep-alive
 connections; a request due while every connection is busy waits in a bounded queue, and is
-counted as ``dropped`` when that queue is full. ``--rate 0`` runs closed loop instead: every
-connection sends its next request as soon as the last one is answered (the saturated rate).
-Prints one JSON object: offered and achieved rates, latency percentiles, errors, and the
-``x-prsm-added-time`` the gateway reported, when it did.
+counted as ``dropped`` when that queue is full. A Linux ``timerfd`` wakes the loop at each due
+time: event-loop timers round to whole milliseconds, so a shorter sleep spins the CPU, which a
+load generator sharing a core with the server under test must not do. ``--rate 0`` runs closed
+loop instead: every connection sends its next request as soon as the last one is answered (the
+saturated rate). Prints one JSON object: offered and achieved rates, latency percentiles,
+errors, and the ``x-prsm-added-time`` the gateway reported, when it did.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import ctypes
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +37,30 @@ def pct(values: list[float], q: float) -> float | None:
     lo = int(k)
     hi = min(lo + 1, len(s) - 1)
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+class _TimeSpec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _ITimerSpec(ctypes.Structure):
+    _fields_ = [("it_interval", _TimeSpec), ("it_value", _TimeSpec)]
+
+
+def periodic_timer(interval: float) -> int:
+    """A non-blocking Linux timerfd that becomes readable every ``interval`` seconds."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = int(libc.timerfd_create(1, 0o4000 | 0o2000000))  # MONOTONIC; NONBLOCK | CLOEXEC
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "timerfd_create failed")
+    ns = max(1000, round(interval * 1e9))
+    period = _TimeSpec(ns // 1_000_000_000, ns % 1_000_000_000)
+    spec = _ITimerSpec(period, period)
+    if libc.timerfd_settime(fd, 0, ctypes.byref(spec), None) != 0:
+        err = ctypes.get_errno()
+        os.close(fd)
+        raise OSError(err, "timerfd_settime failed")
+    return fd
 
 
 class Stats:
@@ -135,16 +163,36 @@ class Generator:
             self.stats.dropped += 1
 
     async def open_loop(self, rate: float, seconds: float) -> int:
+        """Send ``rate * seconds`` requests, request i due at ``i / rate``; return the count."""
+        loop = asyncio.get_running_loop()
+        total = int(rate * seconds)
+        finished: asyncio.Future[None] = loop.create_future()
         start = time.perf_counter()
         sent = 0
-        total = int(rate * seconds)
-        while sent < total:
-            now = time.perf_counter()
-            due_count = min(total, int((now - start) * rate) + 1)
+
+        def tick() -> None:
+            nonlocal sent
+            try:
+                os.read(fd, 8)  # the number of expirations; the clock says what is due
+            except BlockingIOError:
+                return
+            due_count = min(total, int((time.perf_counter() - start) * rate) + 1)
             while sent < due_count:
                 self.fire(start + sent / rate)
                 sent += 1
-            await asyncio.sleep(max(0.0, start + sent / rate - time.perf_counter()))
+            if sent >= total and not finished.done():
+                finished.set_result(None)
+
+        fd = periodic_timer(max(1.0 / rate, 5e-5))  # above 20k/s, several a wake-up
+        self.fire(start)
+        sent = 1
+        loop.add_reader(fd, tick)
+        try:
+            if sent < total:
+                await finished
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
         return sent
 
     async def drain(self, seconds: float) -> None:

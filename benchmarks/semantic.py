@@ -3,7 +3,7 @@
     python -m benchmarks.semantic            # full run (QQP test, GPTCache, 10k/100k/1M)
     python -m benchmarks.semantic --fit      # refit the verifier on QQP dev, write its JSON
     python -m benchmarks.semantic --quick    # tiny sizes (CI)
-    python -m benchmarks.semantic --label-audit  # QQP's labels at high cosine, on test
+    python -m benchmarks.semantic --label-audit  # QQP's labels, and the ceiling they set
 
 Protocol: ``../shared/data/README.md`` (cache every distinct ``a``, look up every distinct
 ``b``; thresholds and the verifier fitted on ``dev`` only; figures on ``test``). GPTCache
@@ -25,6 +25,7 @@ import numpy as np
 
 from benchmarks import _semantic_qqp as qqp
 from benchmarks._harness import Report, parser, percentile
+from benchmarks._semantic_audit import ceiling, label_audit, load_judged
 from benchmarks._semantic_index import real_sweep, sweep_size
 from prsm.performance.caching.semantic import SemanticCache, SemanticSettings, Verifier, adaptive
 from prsm.performance.embeddings.embedder import SentenceTransformerEmbedder
@@ -37,28 +38,6 @@ NEAR_MISS = Path(__file__).resolve().parent / "data" / "near_miss.jsonl"
 def _floored(probs: np.ndarray, split: qqp.Split, verifier: Verifier) -> np.ndarray:
     """As the cache does: candidates under the verifier's cosine floor never win."""
     return np.where(split.cos.reshape(-1) >= verifier.candidate_threshold, probs, -1.0)
-
-
-def _label_audit(split: qqp.Split, samples: int = 12) -> tuple[list[dict[str, Any]], list[str]]:
-    """How often the protocol counts a near-identical nearest question as *wrong*.
-
-    QQP labels only the pairs it sampled: two paraphrases that were never paired are in
-    different classes, so a hit on one for the other counts wrong. The share of "wrong"
-    top-1 neighbours at very high cosine is a floor on what no verifier can fix (it reads the
-    texts; the missing label is not in them). A few such pairs are kept for people to judge.
-    """
-    top1, right = split.cos[:, 0], split.right[:, 0]
-    rows: list[dict[str, Any]] = []
-    for lo, hi in ((0.98, 1.01), (0.95, 0.98), (0.90, 0.95), (0.85, 0.90)):
-        band = (top1 >= lo) & (top1 < hi)
-        wrong_share = float(1 - right[band].mean()) if band.any() else None
-        rows.append({"section": "label-audit", "top1_cosine": f"[{lo:.2f}, {min(hi, 1.0):.2f}]",
-                     "lookups": int(band.sum()), "counted_wrong": wrong_share})  # fmt: skip
-    wrong = np.flatnonzero((top1 >= 0.95) & ~right)
-    picked = np.random.default_rng(0).choice(wrong, size=min(samples, len(wrong)), replace=False)
-    notes = [f"counted wrong at cosine {top1[j]:.3f}: {split.proto.lookups[j]!r} -> "
-             f"{split.proto.cached[int(split.top[j, 0])]!r}" for j in picked.tolist()]  # fmt: skip
-    return rows, notes
 
 
 def _ours(split: qqp.Split, probs: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -239,8 +218,9 @@ def main(argv: list[str] | None = None) -> None:
     embedder = SentenceTransformerEmbedder()
     if args.label_audit:
         report = Report("semantic-audit", "how often near-identical hits are counted wrong")
-        rows, report.notes = _label_audit(qqp.load_split("test", embedder.encode, limit))
-        for row in rows:
+        test = qqp.load_split("test", embedder.encode, limit)
+        rows, report.notes = label_audit(test)
+        for row in rows + ceiling(test, load_judged()):
             report.add(**row)
         report.finish(args)
         return
@@ -286,8 +266,8 @@ def main(argv: list[str] | None = None) -> None:
             p50_ms=peer["p50_ms"],
             p99_ms=peer["p99_ms"],
         )
-    audit, audit_notes = _label_audit(test)
-    for row in audit:
+    audit, audit_notes = label_audit(test)
+    for row in audit + ceiling(test, load_judged()):
         report.add(**row)
     report.notes += audit_notes
     for row in asyncio.run(_near_miss(embedder, verifier, cos_t)):
