@@ -50,6 +50,8 @@ class _ITimerSpec(ctypes.Structure):
 def periodic_timer(interval: float) -> int:
     """A non-blocking Linux timerfd that becomes readable every ``interval`` seconds."""
     libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "timerfd_create"):
+        raise OSError(38, "open-loop pacing needs Linux's timerfd (use --rate 0 elsewhere)")
     fd = int(libc.timerfd_create(1, 0o4000 | 0o2000000))  # MONOTONIC; NONBLOCK | CLOEXEC
     if fd < 0:
         raise OSError(ctypes.get_errno(), "timerfd_create failed")
