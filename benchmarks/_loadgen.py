@@ -168,6 +168,8 @@ class Generator:
         """Send ``rate * seconds`` requests, request i due at ``i / rate``; return the count."""
         loop = asyncio.get_running_loop()
         total = int(rate * seconds)
+        if total == 0:
+            return 0
         finished: asyncio.Future[None] = loop.create_future()
         start = time.perf_counter()
         sent = 0
