@@ -99,13 +99,14 @@ def ceiling(split: qqp.Split, judged: Judged) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for (lo, hi), (same, n) in sorted(judged.items(), reverse=True):
         inside = (top1 >= lo) & (top1 < (hi if hi < 1.0 else 1.01))
+        interval = _wilson(same, n)
         b = {"correct": int((inside & right).sum()), "wrong": int((inside & ~right).sum()),
-             "share": same / n, "share_low": _wilson(same, n)[0]}  # fmt: skip
+             "share": same / n, "share_low": interval[0]}  # fmt: skip
         bands.append(b)
         rows.append({"section": "label-ceiling", "top1_cosine": f"[{lo:.2f}, {hi:.2f}]",
                      "counted_right": b["correct"], "counted_wrong": b["wrong"],
                      "judged": n, "paraphrase_share_of_wrong": b["share"],
-                     "share_95pct": list(_wilson(same, n))})  # fmt: skip
+                     "share_95pct": list(interval)})  # fmt: skip
     for label, key in (("estimate", "share"), ("judge's best case", "share_low")):
         rows.append({"section": "label-ceiling", "top1_cosine": f"perfect judge, {label}",
                      **curve(bands, key, split.answerable)})  # fmt: skip

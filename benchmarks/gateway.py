@@ -253,8 +253,9 @@ def main() -> None:
             return {cpu1}
 
         for name, port in targets.items():  # a fresh server's first seconds are slower
+            cpus = place(name)
             for body in bodies.values():
-                load(port, body, rate=0, duration=warmup * 6, warmup=0, cpus=place(name))
+                load(port, body, rate=0, duration=warmup * 6, warmup=0, cpus=cpus)
         peaks: dict[tuple[str, str], list[float]] = {}
         cpu: dict[tuple[str, str], list[float]] = {}
         lat: dict[tuple[str, str], list[dict[str, Any]]] = {}
