@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prsm.performance.paths import cache_dir
+from prsm.performance._paths import cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks._harness import percentile
-from prsm.performance.caching.semantic.index import FlatIndex, HNSWIndex
-from prsm.performance.caching.semantic.index_ivf import IVFIndex
+from prsm.performance.caching.semantic._index import FlatIndex, HNSWIndex
+from prsm.performance.caching.semantic._index_ivf import IVFIndex
 
 #: IVF is measured from this many entries up (below it flat and HNSW are the choices)
 IVF_FROM = 100_000

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks._qqp import Protocol, build_protocol, cached_embeddings, load_pairs
-from prsm.performance.caching.semantic.features import FEATURE_NAMES, pair_features
-from prsm.performance.caching.semantic.verifier import DEFAULT_PATH, export_sklearn
+from prsm.performance.caching.semantic._features import FEATURE_NAMES, pair_features
+from prsm.performance.caching.semantic._verifier import DEFAULT_PATH, export_sklearn
 
 TOP_K = 5
 #: Binary features that may veto a pair outright; each is kept only if dev F1 allows it.

@@ -41,10 +41,10 @@ from typing import Any
 from benchmarks._harness import Report, parser, percentile
 from benchmarks._qqp import load_pairs
 from prsm.performance.batching import BatcherSettings
-from prsm.performance.routing.node import NodeSpec
+from prsm.performance.routing._node import NodeSpec
 from prsm.performance.types import AIRequest, RequestKind
 from prsm.performance.workers import LocalModelUpstream, LocalWorkerPool, WorkerSettings
-from prsm.performance.workers.settings import usable_cores
+from prsm.performance.workers._settings import usable_cores
 
 NAME = "batching"
 MODEL = "all-MiniLM-L6-v2"
@@ -136,7 +136,7 @@ async def unbatched(pool: LocalWorkerPool, texts: list[str], duration: float) ->
 def offline(model: Any, texts: list[str], sizes: list[int], duration: float) -> dict[int, float]:
     """Sentences per second of back-to-back ``encode`` calls at each batch size, each call
     run in forward passes of the size the workers use on this device (sorted by length)."""
-    from prsm.performance.workers.server import CPU_ENCODE_BATCH
+    from prsm.performance.workers._server import CPU_ENCODE_BATCH
 
     on_cpu = str(model.device) == "cpu"
     out = {}
@@ -212,7 +212,7 @@ async def run(args: Any) -> Report:
         t0 = time.perf_counter()
         await learned.warm_up(texts[:512], repeats=2 if quick else 3)
         warm_s = time.perf_counter() - t0
-        from prsm.performance.embeddings.model import load_sentence_transformer
+        from prsm.performance.embeddings._model import load_sentence_transformer
 
         model = load_sentence_transformer(device=pool.workers[0].device)
         model.encode(texts[:16], show_progress_bar=False)  # first call pays for set-up

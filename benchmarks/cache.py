@@ -390,9 +390,9 @@ async def bench_disk_cas(report: Report, root: Path, keys: int, repeat: int, rou
 
 async def bench_gateway(report: Report, requests: int, rounds: int) -> float | None:
     try:
-        from prsm.performance.gateway.app import GatewayApp
-        from prsm.performance.orchestrator import PerformanceOrchestrator
-        from prsm.performance.routing.node import NodeSpec
+        from prsm.performance.gateway._app import GatewayApp
+        from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
+        from prsm.performance.routing._node import NodeSpec
         from prsm.performance.upstreams import CallableUpstream
     except ImportError as exc:
         report.notes.append(f"gateway row left out: {exc}")

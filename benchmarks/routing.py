@@ -31,7 +31,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm 
 
 from benchmarks._harness import Report, median, parser
 from prsm.performance import AIRequest, CallableUpstream, NodeMetrics, NodeSpec
-from prsm.performance.orchestrator import PerformanceOrchestrator
+from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
 
 GOAL = (
     "route (intelligent) at 100 nodes >= 50x faster than LiteLLM's fastest strategy and "

@@ -55,7 +55,7 @@ from prsm.performance.workers import (  # noqa: E402
     LocalWorkerPool,
     WorkerSettings,
 )
-from prsm.performance.workers.server import load_model_dir  # noqa: E402
+from prsm.performance.workers._server import load_model_dir  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
 DEFAULT_TEXTS = ROOT.parent / "shared" / "data" / "qqp_pairs_dev.jsonl"
@@ -128,7 +128,7 @@ async def check(args: argparse.Namespace) -> dict[str, Any]:
         sample = texts[:64]
         reference = load_model_dir(model_dir, "cpu") if model_dir else None
         if reference is None:
-            from prsm.performance.embeddings.model import load_sentence_transformer
+            from prsm.performance.embeddings._model import load_sentence_transformer
 
             reference = load_sentence_transformer(device="cpu").float()
         want = np.asarray(reference.encode(sample, convert_to_numpy=True), dtype=np.float32)
@@ -151,7 +151,7 @@ async def check(args: argparse.Namespace) -> dict[str, Any]:
         seconds = args.seconds
         model = load_model_dir(model_dir, worker.device) if model_dir else None
         if model is None:
-            from prsm.performance.embeddings.model import load_sentence_transformer
+            from prsm.performance.embeddings._model import load_sentence_transformer
 
             model = load_sentence_transformer(device=worker.device)
         model.encode(texts[:64], show_progress_bar=False)  # CUDA set-up, not measured

@@ -8,9 +8,9 @@ import io
 import pytest
 from rich.console import Console
 
+from prsm.performance._demo import run_demo, summary
 from prsm.performance.cli import main
 from prsm.performance.clock import ManualClock
-from prsm.performance.demo import run_demo, summary
 
 
 async def test_demo_runs_and_prints_the_table(clock: ManualClock) -> None:

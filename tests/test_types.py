@@ -4,7 +4,7 @@ import pytest
 
 from prsm.performance import AIRequest, NodeMetrics, NodeSpec, RequestKind, RequestValidationError
 from prsm.performance.errors import ConfigError
-from prsm.performance.routing.node import node_from_mapping
+from prsm.performance.routing._node import node_from_mapping
 
 
 def test_request_defaults_and_capabilities() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prsm.performance.batching import BatcherSettings, Flush, Reject, Wait
-from prsm.performance.batching.policy import KeySnapshot, QueueSnapshot, admit, decide
+from prsm.performance.batching._policy import KeySnapshot, QueueSnapshot, admit, decide
 from prsm.performance.errors import ConfigError
 
 S = BatcherSettings(max_batch_size=8, max_queue_delay=0.010, max_queue_size=20)

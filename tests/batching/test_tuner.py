@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from prsm.performance.batching import BatcherSettings, BatchTuner, CurvePoint
-from prsm.performance.batching.tuner import (
+from prsm.performance.batching._tuner import (
     best_batch_size,
     bound_batch_size,
     bucket_of,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from prsm.performance.caching.codec import CacheCodec, CacheEntry
-from prsm.performance.caching.keys import RequestKeyer, request_key, tenant_prefix
-from prsm.performance.caching.settings import CacheSettings
+from prsm.performance.caching._codec import CacheCodec, CacheEntry
+from prsm.performance.caching._keys import RequestKeyer, request_key, tenant_prefix
+from prsm.performance.caching._settings import CacheSettings
 from prsm.performance.config import load_config
 from prsm.performance.errors import CacheIntegrityError, ConfigError
 from prsm.performance.types import AIRequest, RequestKind

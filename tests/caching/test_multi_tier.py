@@ -7,7 +7,7 @@ import pytest
 
 from prsm.performance.caching import CacheSettings, InMemoryTier, MultiTierCache
 from prsm.performance.clock import ManualClock
-from prsm.performance.monitoring.registry import MetricsRegistry
+from prsm.performance.monitoring._registry import MetricsRegistry
 
 
 def _cache(

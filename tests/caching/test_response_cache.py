@@ -218,7 +218,7 @@ async def test_factory_builds_the_semantic_part_through_its_package(
     clock: ManualClock, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import prsm.performance.caching.semantic as semantic_pkg
-    from prsm.performance.caching import factory
+    from prsm.performance.caching import _factory as factory
 
     built: list[tuple[Any, Any, Any]] = []
     sem, _ = _exact(clock)

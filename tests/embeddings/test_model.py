@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from prsm.performance.embeddings.model import EMBEDDING_DIM, model_path, model_zip
+from prsm.performance.embeddings._model import EMBEDDING_DIM, model_path, model_zip
 
 
 def test_model_zip_is_found_without_importing_the_package() -> None:
@@ -26,7 +26,7 @@ def test_model_is_extracted_once(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_real_model_embeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRSM_CACHE_DIR", str(tmp_path))
-    from prsm.performance.embeddings.model import load_sentence_transformer
+    from prsm.performance.embeddings._model import load_sentence_transformer
 
     model = load_sentence_transformer("cpu")
     vec = model.encode(["hello world"], normalize_embeddings=True)

@@ -9,12 +9,12 @@ import httpx
 import orjson
 import pytest
 
-from prsm.performance.caching.base import CacheHit
+from prsm.performance.caching._base import CacheHit
 from prsm.performance.errors import UpstreamError
-from prsm.performance.gateway.app import GatewayApp
-from prsm.performance.gateway.settings import GatewaySettings, TenantSettings, hash_key
-from prsm.performance.orchestrator import PerformanceOrchestrator
-from prsm.performance.routing.node import NodeSpec
+from prsm.performance.gateway._app import GatewayApp
+from prsm.performance.gateway._settings import GatewaySettings, TenantSettings, hash_key
+from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
+from prsm.performance.routing._node import NodeSpec
 from prsm.performance.types import AIRequest, Response
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from prsm.performance.embeddings.model import load_sentence_transformer
+from prsm.performance.embeddings._model import load_sentence_transformer
 
 from .procs import start_gateway
 

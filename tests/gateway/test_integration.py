@@ -14,7 +14,7 @@ import openai
 import pytest
 import yaml
 
-from prsm.performance.gateway.settings import hash_key
+from prsm.performance.gateway._settings import hash_key
 from tests.conftest import RedisServer, free_port
 from tests.gateway.procs import Proc, node, start_gateway, start_sim
 

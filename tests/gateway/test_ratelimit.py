@@ -6,14 +6,14 @@ import pytest
 
 from prsm.performance.clock import ManualClock
 from prsm.performance.errors import ConfigError, RateLimitedError
-from prsm.performance.gateway.auth import TenantLimiter
-from prsm.performance.gateway.ratelimit import (
+from prsm.performance.gateway._auth import TenantLimiter
+from prsm.performance.gateway._ratelimit import (
     Bucket,
     MemoryRateLimitStore,
     RedisRateLimitStore,
     admit,
 )
-from prsm.performance.gateway.settings import TenantSettings, hash_key
+from prsm.performance.gateway._settings import TenantSettings, hash_key
 from tests.conftest import RedisServer, free_port
 
 

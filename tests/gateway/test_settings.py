@@ -8,7 +8,7 @@ import pytest
 
 from prsm.performance.config import load_config
 from prsm.performance.errors import ConfigError
-from prsm.performance.gateway.settings import GatewaySettings, TenantSettings, hash_key
+from prsm.performance.gateway._settings import GatewaySettings, TenantSettings, hash_key
 
 
 def test_defaults_listen_on_loopback_without_auth() -> None:
@@ -88,7 +88,7 @@ def test_config_file_with_tenants_loads(tmp_path: Path) -> None:
 
 
 def test_config_nodes_get_the_default_upstream_timeout(tmp_path: Path) -> None:
-    from prsm.performance.gateway.server import config_nodes
+    from prsm.performance.serve._build import config_nodes
 
     path = tmp_path / "prsm.yaml"
     path.write_text(

@@ -19,8 +19,8 @@ from prsm.performance.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from prsm.performance.gateway.models import BODY, parse_body
-from prsm.performance.gateway.responses import error_reply
+from prsm.performance.gateway._models import BODY, parse_body
+from prsm.performance.gateway._responses import error_reply
 from prsm.performance.types import JSONBody, RequestKind
 
 

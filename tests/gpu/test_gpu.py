@@ -20,8 +20,8 @@ from prsm.performance.gpu import (
     GPUScheduler,
     PyNVML,
 )
-from prsm.performance.gpu.memory import best_fit
-from prsm.performance.gpu.nvml import MiB
+from prsm.performance.gpu._memory import best_fit
+from prsm.performance.gpu._nvml import MiB
 
 GiB = 1024 * MiB
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from prsm.performance.clock import ManualClock
 from prsm.performance.errors import CircuitBreakerOpenError, ConfigError, UpstreamError
 from prsm.performance.resilience import BreakerSet, BreakerSettings, CircuitBreaker, CircuitState
-from prsm.performance.resilience.breaker import (
+from prsm.performance.resilience._breaker import (
     CLOSED_STATE,
     BreakerState,
     Event,

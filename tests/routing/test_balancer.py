@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prsm.performance.errors import NoCapableNodesError, UnknownModelError
-from prsm.performance.routing.balancer import AILoadBalancer
-from prsm.performance.routing.node import NodeMetrics, NodeSpec, NodeState
-from prsm.performance.routing.registry import NodeRegistry
-from prsm.performance.routing.settings import ROUTING_STRATEGIES, BalancerSettings
-from prsm.performance.routing.strategies import StrategyState, choose
+from prsm.performance.routing._balancer import AILoadBalancer
+from prsm.performance.routing._node import NodeMetrics, NodeSpec, NodeState
+from prsm.performance.routing._registry import NodeRegistry
+from prsm.performance.routing._settings import ROUTING_STRATEGIES, BalancerSettings
+from prsm.performance.routing._strategies import StrategyState, choose
 from prsm.performance.types import AIRequest
 
 

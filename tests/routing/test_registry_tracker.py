@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from prsm.performance.errors import ConfigError
-from prsm.performance.routing.node import NodeMetrics, NodeSpec, NodeState
-from prsm.performance.routing.registry import NodeRegistry
-from prsm.performance.routing.settings import BalancerSettings
-from prsm.performance.routing.tracker import NodeStats, PerformanceTracker, observe
+from prsm.performance.routing._node import NodeMetrics, NodeSpec, NodeState
+from prsm.performance.routing._registry import NodeRegistry
+from prsm.performance.routing._settings import BalancerSettings
+from prsm.performance.routing._tracker import NodeStats, PerformanceTracker, observe
 
 
 def _reg() -> NodeRegistry:

@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from prsm.performance.errors import ConfigError
-from prsm.performance.routing.settings import ROUTING_STRATEGIES, BalancerSettings
-from prsm.performance.routing.strategies import (
+from prsm.performance.routing._settings import ROUTING_STRATEGIES, BalancerSettings
+from prsm.performance.routing._strategies import (
     Candidate,
     StrategyState,
     choose,

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from prsm.performance.errors import UpstreamError
-from prsm.performance.routing.node import NodeSpec
+from prsm.performance.routing._node import NodeSpec
 from prsm.performance.types import AIRequest, Response
 from prsm.performance.upstreams import CallableUpstream
-from prsm.performance.upstreams.dispatch import DispatchUpstream
+from prsm.performance.upstreams._dispatch import DispatchUpstream
 
 
 class Streamer:

@@ -15,10 +15,10 @@ from prsm.performance.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from prsm.performance.routing.node import NodeSpec
-from prsm.performance.sim import SimSettings, UpstreamSimulator
+from prsm.performance.fakes import SimSettings, UpstreamSimulator
+from prsm.performance.routing._node import NodeSpec
 from prsm.performance.types import AIRequest, JSONBody, RequestKind
-from prsm.performance.upstreams.http import HttpUpstream, check_nodes
+from prsm.performance.upstreams._http import HttpUpstream, check_nodes
 from tests.conftest import free_port
 
 CHAT = {"model": "sim-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}

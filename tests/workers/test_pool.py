@@ -20,10 +20,10 @@ import pytest_asyncio
 
 from prsm.performance.batching import BatcherSettings
 from prsm.performance.errors import UpstreamError, UpstreamUnavailableError
-from prsm.performance.orchestrator import PerformanceOrchestrator
-from prsm.performance.routing.node import NodeSpec
+from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
+from prsm.performance.routing._node import NodeSpec
 from prsm.performance.types import AIRequest, RequestKind
-from prsm.performance.upstreams.dispatch import DispatchUpstream
+from prsm.performance.upstreams._dispatch import DispatchUpstream
 from prsm.performance.workers import (
     LocalModelUpstream,
     LocalWorkerPool,
@@ -64,7 +64,7 @@ def embedding_request(inputs: Any, **extra: Any) -> AIRequest:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def served() -> AsyncIterator[tuple[LocalWorkerPool, list[NodeSpec], LocalModelUpstream]]:
-    from prsm.performance.embeddings.model import model_path
+    from prsm.performance.embeddings._model import model_path
 
     settings = WorkerSettings(
         count=2,
@@ -82,7 +82,7 @@ async def served() -> AsyncIterator[tuple[LocalWorkerPool, list[NodeSpec], Local
 
 @pytest.fixture(scope="module")
 def reference() -> Any:
-    from prsm.performance.embeddings.model import load_sentence_transformer
+    from prsm.performance.embeddings._model import load_sentence_transformer
 
     return load_sentence_transformer(device="cpu")
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from prsm.performance.workers.protocol import (
+from prsm.performance.workers._protocol import (
     HEADER,
     FrameError,
     pack,

@@ -9,9 +9,9 @@ import pytest
 
 from prsm.performance.errors import ConfigError
 from prsm.performance.workers import LocalWorkerPool, WorkerSettings
-from prsm.performance.workers import pool as pool_module
-from prsm.performance.workers import settings as settings_module
-from prsm.performance.workers.upstream import LocalModelUpstream, least_busy
+from prsm.performance.workers import _pool as pool_module
+from prsm.performance.workers import _settings as settings_module
+from prsm.performance.workers._upstream import LocalModelUpstream, least_busy
 
 
 @pytest.mark.parametrize(("cores", "count"), [(1, 1), (2, 2), (3, 3), (16, 4)])

@@ -16,10 +16,10 @@ from .errors import PRSMError
 
 #: module (relative to this package) that registers each subcommand
 SUBCOMMANDS: tuple[str, ...] = (
-    ".demo",
-    ".bench",
-    ".sim.commands",
-    ".gateway.commands",
+    "._demo",
+    "._bench",
+    ".fakes._commands",
+    ".serve._commands",
 )
 
 

@@ -22,14 +22,14 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .caching.semantic.settings import SemanticSettings
-from .caching.settings import CacheSettings
+from .caching._settings import CacheSettings
+from .caching.semantic._settings import SemanticSettings
 from .errors import ConfigError
-from .gateway.settings import GatewaySettings
-from .orchestrator_settings import OrchestratorSettings
-from .resilience.settings import BreakerSettings
-from .routing.settings import BalancerSettings
-from .workers.settings import WorkerSettings
+from .gateway._settings import GatewaySettings
+from .orchestrator._settings import OrchestratorSettings
+from .resilience._settings import BreakerSettings
+from .routing._settings import BalancerSettings
+from .workers._settings import WorkerSettings
 
 T = TypeVar("T")
 
@@ -185,7 +185,7 @@ class PRSMConfig:
     """Everything ``prsm-perf serve`` reads: one section per component, plus the nodes.
 
     Sections are added by their components; each section's class documents its fields.
-    ``nodes`` are plain mappings turned into :class:`~prsm.performance.routing.node.NodeSpec`.
+    ``nodes`` are plain mappings turned into :class:`~prsm.performance.routing.NodeSpec`.
     """
 
     nodes: tuple[dict[str, Any], ...] = ()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prsm.performance.caching.semantic import adaptive
+from prsm.performance.caching.semantic import _adaptive as adaptive
 
 
 def test_no_evidence_explores() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from prsm.performance.embeddings.embedder import (
+from prsm.performance.embeddings._embedder import (
     Embedder,
     HashingEmbedder,
     SentenceTransformerEmbedder,

@@ -17,9 +17,9 @@ from prsm.performance.caching.semantic import (
     IVFIndex,
     SemanticSettings,
     VectorIndex,
-    index_ivf,
 )
-from prsm.performance.caching.semantic.index import make_index
+from prsm.performance.caching.semantic import _index_ivf as index_ivf
+from prsm.performance.caching.semantic._index import make_index
 from prsm.performance.errors import ConfigError
 
 

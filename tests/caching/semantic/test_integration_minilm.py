@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prsm.performance.caching.semantic import SemanticCache, SemanticSettings
-from prsm.performance.embeddings.embedder import SentenceTransformerEmbedder
+from prsm.performance.embeddings._embedder import SentenceTransformerEmbedder
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from prsm.performance.caching.semantic import RedisStore, SemanticCache, SemanticSettings
-from prsm.performance.embeddings.embedder import HashingEmbedder
+from prsm.performance.embeddings._embedder import HashingEmbedder
 from tests.conftest import RedisServer
 
 pytestmark = pytest.mark.integration

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prsm.performance.caching.base import ResponseCache
+from prsm.performance.caching._base import ResponseCache
 from prsm.performance.caching.semantic import (
     SemanticCache,
     SemanticResponseCache,
     SemanticSettings,
     build_semantic_cache,
 )
-from prsm.performance.caching.semantic.response_cache import namespace_of, request_text
+from prsm.performance.caching.semantic._response_cache import namespace_of, request_text
 from prsm.performance.clock import ManualClock
-from prsm.performance.embeddings.embedder import HashingEmbedder
+from prsm.performance.embeddings._embedder import HashingEmbedder
 from prsm.performance.types import AIRequest, RequestKind, Response
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from prsm.performance.caching.semantic import SemanticCache, SemanticSettings, SQLiteStore
 from prsm.performance.clock import ManualClock
-from prsm.performance.embeddings.embedder import HashingEmbedder
+from prsm.performance.embeddings._embedder import HashingEmbedder
 from prsm.performance.errors import ConfigError
 
 FRANCE = "What is the capital of France?"

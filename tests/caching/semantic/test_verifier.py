@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from prsm.performance.caching.semantic import SemanticCache, SemanticSettings, Verifier
-from prsm.performance.caching.semantic.features import FEATURE_NAMES, pair_features
-from prsm.performance.caching.semantic.verifier import FORMAT, export_sklearn
+from prsm.performance.caching.semantic._features import FEATURE_NAMES, pair_features
+from prsm.performance.caching.semantic._verifier import FORMAT, export_sklearn
 from prsm.performance.clock import ManualClock
-from prsm.performance.embeddings.embedder import HashingEmbedder
+from prsm.performance.embeddings._embedder import HashingEmbedder
 from prsm.performance.errors import ConfigError
 
 

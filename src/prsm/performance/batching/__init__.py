@@ -4,17 +4,6 @@ The policy's functions (:func:`.policy.admit`, :func:`.policy.decide`) and snaps
 the tuner's :func:`.tuner.best_batch_size`, are importable from their modules.
 """
 
-from .batcher import DynamicBatcher
-from .policy import Flush, Reject, Wait
-from .settings import BatcherSettings
-from .tuner import BatchTuner, CurvePoint
+import lazy_loader as _lazy
 
-__all__ = [
-    "BatchTuner",
-    "BatcherSettings",
-    "CurvePoint",
-    "DynamicBatcher",
-    "Flush",
-    "Reject",
-    "Wait",
-]
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

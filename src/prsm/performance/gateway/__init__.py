@@ -1,16 +1,9 @@
 """The OpenAI-compatible gateway (``prsm-perf serve``): settings, tenants, rate limits.
 
-The ASGI app itself is :func:`prsm.performance.gateway.app.create_app`; this package's
+The ASGI app itself is :func:`prsm.performance.gateway.create_app`; this package's
 ``__init__`` imports only what ``config.py`` may import without a cycle.
 """
 
-from .ratelimit import MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore
-from .settings import GatewaySettings, TenantSettings
+import lazy_loader as _lazy
 
-__all__ = [
-    "GatewaySettings",
-    "MemoryRateLimitStore",
-    "RateLimitStore",
-    "RedisRateLimitStore",
-    "TenantSettings",
-]
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -4,24 +4,6 @@ On a machine without a GPU (or without NVML) everything reports one line,
 ``no GPU: <reason>; running on CPU``, and local models run on the CPU.
 """
 
-from .manager import GPUAllocation, GPUResourceManager
-from .memory import ConsolidationAdvice, GPUMemoryManager, GPUPlacement
-from .monitor import GPUMonitor
-from .nvml import NVML, FakeDevice, FakeNVML, GPUProcess, GPUReading, PyNVML
-from .scheduler import GPUScheduler
+import lazy_loader as _lazy
 
-__all__ = [
-    "NVML",
-    "ConsolidationAdvice",
-    "FakeDevice",
-    "FakeNVML",
-    "GPUAllocation",
-    "GPUMemoryManager",
-    "GPUMonitor",
-    "GPUPlacement",
-    "GPUProcess",
-    "GPUReading",
-    "GPUResourceManager",
-    "GPUScheduler",
-    "PyNVML",
-]
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -1,5 +1,5 @@
 """Monitoring: the injected metrics registry (and, later, history, alerts and the dashboard)."""
 
-from .registry import LATENCY_BUCKETS, MetricsRegistry
+import lazy_loader as _lazy
 
-__all__ = ["LATENCY_BUCKETS", "MetricsRegistry"]
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -1,6 +1,5 @@
 """Resilience: circuit breakers (a pure state machine and its driver), one per node."""
 
-from .breaker import BreakerSet, BreakerState, CircuitBreaker, CircuitState
-from .settings import BreakerSettings
+import lazy_loader as _lazy
 
-__all__ = ["BreakerSet", "BreakerSettings", "BreakerState", "CircuitBreaker", "CircuitState"]
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -1,15 +1,5 @@
 """Routing: nodes, their registry, the scoring strategies and the load balancer."""
 
-from .balancer import AILoadBalancer
-from .registry import NodeRegistry
-from .settings import ROUTING_STRATEGIES, BalancerSettings
-from .tracker import NodeStats, PerformanceTracker
+import lazy_loader as _lazy
 
-__all__ = [
-    "ROUTING_STRATEGIES",
-    "AILoadBalancer",
-    "BalancerSettings",
-    "NodeRegistry",
-    "NodeStats",
-    "PerformanceTracker",
-]
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -2,8 +2,6 @@
 (``HttpUpstream`` over a pooled HTTP/1.1 client), and a dispatcher that sends each node to the
 upstream its ``meta.upstream`` names (e.g. local model workers)."""
 
-from .base import CallableUpstream, StreamingUpstream, Upstream
-from .dispatch import DispatchUpstream
-from .http import HttpUpstream
+import lazy_loader as _lazy
 
-__all__ = ["CallableUpstream", "DispatchUpstream", "HttpUpstream", "StreamingUpstream", "Upstream"]
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -5,17 +5,6 @@ starts, health-checks and restarts worker processes; :class:`LocalModelUpstream`
 OpenAI ``/v1/embeddings`` bodies on them through one dynamic batcher per worker.
 """
 
-from .pool import LocalWorkerPool
-from .process import EmbedBatch, WorkerProcess
-from .settings import WorkerSettings
-from .start import start_default_workers
-from .upstream import LocalModelUpstream
+import lazy_loader as _lazy
 
-__all__ = [
-    "EmbedBatch",
-    "LocalModelUpstream",
-    "LocalWorkerPool",
-    "WorkerProcess",
-    "WorkerSettings",
-    "start_default_workers",
-]
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

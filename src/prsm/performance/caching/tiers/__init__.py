@@ -1,20 +1,5 @@
 """The exact cache's tiers: memory (L1), Redis or disk (L2), content-addressed (L3)."""
 
-from .base import CacheTier
-from .cas import BlobStore, ContentAddressedTier, KuboBlobStore, LocalBlobStore
-from .disk import DiskTier
-from .memory import MemoryTier
-from .redis_tier import RedisTier
-from .testing import InMemoryTier
+import lazy_loader as _lazy
 
-__all__ = [
-    "BlobStore",
-    "CacheTier",
-    "ContentAddressedTier",
-    "DiskTier",
-    "InMemoryTier",
-    "KuboBlobStore",
-    "LocalBlobStore",
-    "MemoryTier",
-    "RedisTier",
-]
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

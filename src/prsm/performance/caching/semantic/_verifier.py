@@ -1,0 +1,169 @@
+"""The verification step after the vector search: is the cached question really the same?
+
+A small gradient-boosted tree model over :mod:`.features` (cosine, its gap to the best
+candidate, entity / number / negation / direction differences, overlap, length) scores each
+candidate; the most probable one is served if its probability passes the threshold. On top
+of the model, *rules* veto a pair outright when a binary feature fires (an entity swapped,
+a number changed, a direction reversed, ...); which rules apply is decided on dev too (a rule
+is kept unless it costs more than 0.005 of dev F1). The
+model is fitted on QQP *dev* only (``python -m benchmarks.semantic --fit``) and shipped as
+JSON (``verifier.json`` beside this module; no pickle): every tree's nodes as flat arrays.
+Scoring walks all trees at once with numpy (a few hundred microseconds for five candidates).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConfigError
+from ._features import FEATURE_NAMES, pair_features
+
+DEFAULT_PATH = Path(__file__).with_name("verifier.json")
+FORMAT = "prsm-semantic-verifier/1"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Verifier:
+    """A fitted tree ensemble: P(same question | pair features)."""
+
+    feature: np.ndarray  # per node: feature index (-1 at leaves)
+    threshold_at: np.ndarray  # per node: go left when x <= this
+    left: np.ndarray  # per node: left child (global node index; self at leaves)
+    right: np.ndarray
+    value: np.ndarray  # per node: leaf value (0 elsewhere)
+    roots: np.ndarray  # per tree: root node index
+    depth: int
+    baseline: float
+    rules: np.ndarray  # feature indices whose firing (> 0.5) vetoes the pair
+    threshold: float  # probability a candidate must reach (chosen on dev)
+    candidate_threshold: float  # cosine floor for candidates (chosen on dev)
+    meta: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "verifier") -> Verifier:
+        if data.get("format") != FORMAT:
+            raise ConfigError(where, f"not a {FORMAT} file (format={data.get('format')!r})")
+        if list(data.get("features", ())) != list(FEATURE_NAMES):
+            raise ConfigError(where, "fitted on other features; refit it with --fit")
+        feature: list[int] = []
+        left: list[int] = []
+        right: list[int] = []
+        roots: list[int] = []
+        thr: list[float] = []
+        value: list[float] = []
+        depth = 0
+        for tree in data["trees"]:
+            base = len(feature)
+            roots.append(base)
+            n = len(tree["feature"])
+            for i in range(n):
+                leaf = bool(tree["leaf"][i])
+                feature.append(-1 if leaf else int(tree["feature"][i]))
+                thr.append(float(tree["threshold"][i]))
+                left.append(base + i if leaf else base + int(tree["left"][i]))
+                right.append(base + i if leaf else base + int(tree["right"][i]))
+                value.append(float(tree["value"][i]) if leaf else 0.0)
+            depth = max(depth, int(tree["depth"]))
+        return cls(
+            feature=np.asarray(feature, dtype=np.int64),
+            threshold_at=np.asarray(thr, dtype=np.float64),
+            left=np.asarray(left, dtype=np.int64),
+            right=np.asarray(right, dtype=np.int64),
+            value=np.asarray(value, dtype=np.float64),
+            roots=np.asarray(roots, dtype=np.int64),
+            depth=depth,
+            baseline=float(data["baseline"]),
+            rules=np.asarray(
+                [FEATURE_NAMES.index(r) for r in data.get("rules", ())], dtype=np.int64
+            ),
+            threshold=float(data["threshold"]),
+            candidate_threshold=float(data["candidate_threshold"]),
+            meta=dict(data.get("meta", {})),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Verifier:
+        """The shipped model, or the one at ``path``."""
+        p = Path(path) if path is not None else DEFAULT_PATH
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("verifier_path", f"no such file: {p}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError("verifier_path", f"{p}: not JSON: {exc}") from exc
+        return cls.from_json(data, f"verifier_path ({p})")
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """P(same) for each row of ``features`` (columns in FEATURE_NAMES order)."""
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        rows = np.arange(len(x))[:, None]
+        node = np.broadcast_to(self.roots, (len(x), len(self.roots))).copy()
+        for _ in range(self.depth):
+            feat = self.feature[node]
+            go_left = x[rows, np.maximum(feat, 0)] <= self.threshold_at[node]
+            node = np.where(go_left, self.left[node], self.right[node])
+        raw = self.baseline + self.value[node].sum(axis=1)
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
+        if len(self.rules):
+            out[(x[:, self.rules] > 0.5).any(axis=1)] = 0.0
+        return out
+
+    def score(
+        self,
+        query: str,
+        query_vector: np.ndarray,
+        candidates: Sequence[str],
+        candidate_vectors: np.ndarray,
+        cosines: np.ndarray,
+    ) -> np.ndarray:
+        """P(same question) for each candidate, given best-first by cosine (all top-k)."""
+        del query_vector, candidate_vectors  # the shipped features read text and cosine only
+        cos = cosines.tolist()
+        best = max(cos) if cos else 0.0
+        feats = [
+            pair_features(
+                query,
+                cand,
+                c,
+                best,
+                rank=rank,
+                next_cosine=cos[rank + 1] if rank + 1 < len(cos) else None,
+            )
+            for rank, (cand, c) in enumerate(zip(candidates, cos, strict=True))
+        ]
+        return self.predict(np.asarray(feats, dtype=np.float64))
+
+
+def export_sklearn(model: Any, *, threshold: float, candidate_threshold: float,
+                   rules: Sequence[str] = (), meta: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """A fitted ``HistGradientBoostingClassifier`` as this module's JSON format."""
+    trees = []
+    for (predictor,) in model._predictors:
+        nodes = predictor.nodes
+        trees.append(
+            {
+                "feature": nodes["feature_idx"].tolist(),
+                "threshold": nodes["num_threshold"].tolist(),
+                "left": nodes["left"].tolist(),
+                "right": nodes["right"].tolist(),
+                "value": nodes["value"].tolist(),
+                "leaf": nodes["is_leaf"].astype(int).tolist(),
+                "depth": int(nodes["depth"].max()),
+            }
+        )
+    return {
+        "format": FORMAT,
+        "features": list(FEATURE_NAMES),
+        "baseline": float(np.ravel(model._baseline_prediction)[0]),
+        "threshold": threshold,
+        "candidate_threshold": candidate_threshold,
+        "rules": list(rules),
+        "trees": trees,
+        "meta": meta,
+    }

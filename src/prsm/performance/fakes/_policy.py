@@ -1,0 +1,203 @@
+"""What the upstream simulator decides for one request, and the OpenAI-shaped bodies it sends.
+
+Pure functions of the settings, the request and an injected :class:`random.Random`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ._settings import SimSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """``error`` (``None``, ``"500"``, ``"429"``, ``"timeout"``, ``"drop"``) and the delay
+    in seconds before the answer (before the first token, for streams)."""
+
+    error: str | None
+    delay: float
+
+
+def draw_latency(settings: SimSettings, rng: random.Random) -> float:
+    """One latency in seconds from the configured distribution (never negative)."""
+    mean, std = settings.latency, settings.latency_std
+    if settings.distribution == "fixed" or std <= 0:
+        return mean
+    if settings.distribution == "normal":
+        return max(0.0, rng.gauss(mean, std))
+    # lognormal with the given mean and standard deviation of the latency itself
+    sigma2 = math.log1p((std / mean) ** 2)
+    mu = math.log(mean) - sigma2 / 2
+    return rng.lognormvariate(mu, math.sqrt(sigma2))
+
+
+def decide(settings: SimSettings, rng: random.Random, *, stream: bool) -> Decision:
+    """Whether this request fails (and how), and how long it waits first."""
+    error = None
+    if settings.error_rate > 0 and rng.random() < settings.error_rate:
+        kinds = settings.error_kinds
+        error = kinds[0] if len(kinds) == 1 else rng.choice(kinds)
+    delay = settings.ttft if stream else draw_latency(settings, rng)
+    return Decision(error, delay)
+
+
+def answer_tokens(settings: SimSettings, body: dict[str, Any], *, stream: bool) -> int:
+    """How many tokens the answer has: the request's ``max_tokens`` or the default."""
+    wanted = body.get("max_tokens") or body.get("max_completion_tokens")
+    n = wanted if isinstance(wanted, int) and wanted > 0 else settings.completion_tokens
+    return min(n, settings.max_stream_tokens) if stream else n
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """A rough token count of the prompt (words), enough for usage figures."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        text = " ".join(
+            m.get("content", "")
+            for m in messages
+            if isinstance(m, dict) and isinstance(m.get("content"), str)
+        )
+    else:
+        prompt = body.get("prompt", "")
+        text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt))
+    return max(1, len(text.split()))
+
+
+def _word(i: int) -> str:
+    return f" tok{i}" if i else "tok0"
+
+
+def completion_body(
+    kind: str, settings: SimSettings, body: dict[str, Any], request_no: int, now: int
+) -> bytes:
+    """A full (non-streamed) answer to a chat (``kind="chat"``) or completion request."""
+    n = answer_tokens(settings, body, stream=False)
+    text = "".join(_word(i) for i in range(n))
+    p = prompt_tokens(body)
+    usage = {"prompt_tokens": p, "completion_tokens": n, "total_tokens": p + n}
+    model = body.get("model") or settings.models[0]
+    if kind == "chat":
+        return orjson.dumps(
+            {
+                "id": f"chatcmpl-{settings.name}-{request_no}",
+                "object": "chat.completion",
+                "created": now,
+                "model": model,
+                "system_fingerprint": settings.name,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+            }
+        )
+    return orjson.dumps(
+        {
+            "id": f"cmpl-{settings.name}-{request_no}",
+            "object": "text_completion",
+            "created": now,
+            "model": model,
+            "system_fingerprint": settings.name,
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+    )
+
+
+def stream_chunk(
+    kind: str, settings: SimSettings, *, model: str, request_no: int, now: int, i: int, last: bool
+) -> bytes:
+    """One server-sent event of a streamed answer (token ``i``; ``last`` adds finish_reason)."""
+    finish = "stop" if last else None
+    if kind == "chat":
+        delta: dict[str, Any] = {"content": _word(i)}
+        if i == 0:
+            delta["role"] = "assistant"
+        data = {
+            "id": f"chatcmpl-{settings.name}-{request_no}",
+            "object": "chat.completion.chunk",
+            "created": now,
+            "model": model,
+            "system_fingerprint": settings.name,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+    else:
+        data = {
+            "id": f"cmpl-{settings.name}-{request_no}",
+            "object": "text_completion",
+            "created": now,
+            "model": model,
+            "system_fingerprint": settings.name,
+            "choices": [{"index": 0, "text": _word(i), "logprobs": None, "finish_reason": finish}],
+        }
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+STREAM_DONE = b"data: [DONE]\n\n"
+
+
+def embedding_vector(text: str, dim: int, seed: int) -> list[float]:
+    """A deterministic unit vector for ``text`` (same text, same vector)."""
+    out: list[float] = []
+    counter = 0
+    key = f"{seed}:{text}".encode()
+    while len(out) < dim:
+        digest = hashlib.blake2b(key + counter.to_bytes(4, "little"), digest_size=64).digest()
+        out.extend(v / 2**31 - 1.0 for v in struct.unpack("<16I", digest))
+        counter += 1
+    vec = out[:dim]
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]
+
+
+def embeddings_body(settings: SimSettings, body: dict[str, Any]) -> bytes:
+    """An answer to an embeddings request (``input`` a string or a list of strings)."""
+    raw = body.get("input", "")
+    inputs = [raw] if isinstance(raw, str) else [str(x) for x in raw]
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": embedding_vector(text, settings.embedding_dim, settings.seed),
+        }
+        for i, text in enumerate(inputs)
+    ]
+    tokens = sum(max(1, len(t.split())) for t in inputs)
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": data,
+            "model": body.get("model") or settings.models[0],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+def models_body(settings: SimSettings, now: int) -> bytes:
+    """The answer to ``GET /v1/models``."""
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"id": m, "object": "model", "created": now, "owned_by": settings.name}
+                for m in settings.models
+            ],
+        }
+    )
+
+
+def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> bytes:
+    """An OpenAI-style error body."""
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})

@@ -1,0 +1,355 @@
+"""The gateway's ASGI app: OpenAI-compatible routes in front of a PerformanceOrchestrator.
+
+Written against raw ASGI (no framework) because the gateway's own share of a request has a
+budget of 1 ms at the median: parse and validate (msgspec), authenticate (hashed keys),
+rate-limit (token buckets), then ``perf.handle`` / ``perf.handle_stream``, whose upstream
+answer goes back as the raw bytes the node sent. Every response carries ``x-request-id`` and
+``x-prsm-added-time`` (milliseconds the gateway itself spent: its total minus the time spent
+on the upstream; for streams, the time before the request was handed to the upstream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+
+from ..clock import Clock
+from ..errors import NoCapableNodesError, PRSMError
+from ..monitoring._registry import MetricsRegistry
+from ..orchestrator._metrics import plain_family
+from ..types import AIRequest, JSONBody, RequestKind
+from ._admin import AdminApi
+from ._asgi import JSON, KINDS, SSE, TEXT, Receive, Scope, Send, cache_mode
+from ._auth import Authenticator, TenantLimiter
+from ._exchange import AsgiExchange, Exchange, Headers
+from ._models import parse_body
+from ._ratelimit import MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore
+from ._responses import error_body, error_reply
+from ._settings import GatewaySettings, TenantSettings
+
+log = logging.getLogger(__name__)
+
+#: an ``on_startup`` / ``on_shutdown`` hook: called with the app
+Hook = Callable[["GatewayApp"], Awaitable[None]]
+
+
+class GatewayApp:
+    """The ASGI application. ``perf`` is a :class:`~prsm.performance.PerformanceOrchestrator`
+    (anything with its ``handle``/``handle_stream``/``models``/``snapshot`` API)."""
+
+    def __init__(
+        self,
+        perf: Any,
+        settings: GatewaySettings | None = None,
+        *,
+        limiter_store: RateLimitStore | None = None,
+        clock: Clock | None = None,
+        metrics: MetricsRegistry | None = None,
+        on_startup: Sequence[Hook] = (),
+        on_shutdown: Sequence[Hook] = (),
+    ) -> None:
+        self.perf = perf
+        self.on_startup = list(on_startup)
+        self.on_shutdown = list(on_shutdown)
+        self.settings = settings or GatewaySettings()
+        self.auth = Authenticator(self.settings)
+        if limiter_store is None:
+            limiter_store = (
+                RedisRateLimitStore(self.settings.redis_url, prefix=self.settings.ratelimit_prefix)
+                if self.settings.redis_url
+                else MemoryRateLimitStore()
+            )
+        self.limiter = TenantLimiter(limiter_store, clock)
+        self.metrics: MetricsRegistry = (
+            metrics or getattr(perf, "metrics", None) or MetricsRegistry()
+        )
+        self._requests = plain_family(
+            self.metrics, "counter", "gateway_requests", "Gateway requests, by route and status.",
+            ["route", "status"],
+        )  # fmt: skip
+        self._added = plain_family(
+            self.metrics, "histogram", "gateway_added_seconds",
+            "Time the gateway itself added to a request.", ["route"],
+        )  # fmt: skip
+        self._children: dict[tuple[str, int], Any] = {}
+        self._added_children: dict[str, Any] = {}
+        self.admin = AdminApi(perf, default_timeout=self.settings.upstream_timeout)
+        self.shutting_down = False
+        self.in_flight = 0
+        self.has_cache = getattr(perf, "cache", None) is not None
+
+    # --- the ASGI entry (``prsm-perf serve`` calls handle_exchange from its own server)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.handle_exchange(AsgiExchange(scope, receive, send, time.perf_counter()))
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # reported to the server, which exits with it
+                    log.exception("gateway start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        """Start the pipeline's background loops, then run the ``on_startup`` hooks (e.g. one
+        that starts local model workers and adds their nodes)."""
+        start = getattr(self.perf, "start", None)
+        if start is not None:
+            await start()
+        for hook in self.on_startup:
+            await hook(self)
+
+    async def shutdown(self) -> None:
+        """Refuse new work (``/readyz`` says so), close the pipeline (its upstreams and cache)
+        and the limiter, then run the ``on_shutdown`` hooks, last added first."""
+        self.shutting_down = True
+        await self.perf.close()
+        await self.limiter.aclose()
+        for hook in reversed(self.on_shutdown):
+            await hook(self)
+
+    # --- helpers
+    def _count(self, route: str, status: int, added: float | None) -> None:
+        child = self._children.get((route, status))
+        if child is None:
+            child = self._children[route, status] = self._requests.labels(route, str(status))
+        child.inc()
+        if added is not None:
+            h = self._added_children.get(route)
+            if h is None:
+                h = self._added_children[route] = self._added.labels(route)
+            h.observe(added)
+
+    @staticmethod
+    async def _reply(
+        x: Exchange,
+        status: int,
+        body: bytes,
+        added: float,
+        *,
+        extra: tuple[tuple[bytes, bytes], ...] | list[tuple[bytes, bytes]] = (),
+        ctype: tuple[bytes, bytes] = JSON,
+    ) -> None:
+        headers = [
+            ctype,
+            (b"content-length", b"%d" % len(body)),
+            (b"x-request-id", x.head.rid),
+            (b"x-prsm-added-time", b"%.3f" % (added * 1e3)),
+            *extra,
+        ]
+        await x.reply(status, headers, body)
+
+    # --- requests
+    async def handle_exchange(self, x: Exchange) -> None:
+        """Answer one request, whichever server brought it (ASGI, or our own)."""
+        path = x.path
+        head = x.head
+        kind = KINDS.get(path)
+        try:
+            if kind is not None and x.method == "POST":
+                self.in_flight += 1
+                try:
+                    await self._model_call(kind, path, x)
+                finally:
+                    self.in_flight -= 1
+                return
+            await self._other(x)
+        except PRSMError as exc:
+            reply = error_reply(exc)
+            added = time.perf_counter() - head.t0
+            self._count(path if kind else "other", reply.status, None)
+            await self._reply(x, reply.status, reply.body, added, extra=reply.headers)
+        except ConnectionResetError:
+            self._count(path if kind else "other", 499, None)
+        except Exception as exc:  # a bug, not bad input: logged, answered 500 if still possible
+            log.exception("request %s: unexpected error", head.rid.decode())
+            self._count(path if kind else "other", 500, None)
+            if not head.started:
+                body = error_body(f"internal error: {type(exc).__name__}", "server_error")
+                await self._reply(x, 500, body, time.perf_counter() - head.t0)
+
+    async def _model_call(self, kind: RequestKind, route: str, x: Exchange) -> None:
+        head = x.head
+        t0 = head.t0
+        tenant = self.auth.tenant(head.auth, head.api_key)
+        if not len(self.perf.registry):
+            raise NoCapableNodesError(
+                (),
+                {},
+                reason="no nodes are configured (list them under `nodes:` in the config "
+                "file, or add one with POST /admin/nodes)",
+            )
+        body = await x.body(self.settings.max_body_bytes)
+        typed = parse_body(kind, body)
+        await self.limiter.check(tenant)
+        stream = bool(getattr(typed, "stream", False))
+        request = AIRequest(
+            model=typed.model,
+            payload=JSONBody(body),
+            kind=kind,
+            tenant=tenant.name,
+            timeout=self.settings.request_timeout,
+            stream=stream,
+            cache_mode=cache_mode(head.cache_control),
+            id=head.rid.decode(),
+        )
+        if stream:
+            await self._stream(request, route, x, tenant=tenant)
+            return
+        t_call = time.perf_counter()
+        result = await self.perf.handle(request)
+        t_back = time.perf_counter()
+        response = result.response
+        raw = response.raw if response.raw is not None else orjson.dumps(response.content)
+        upstream_time = result.timings.get("upstream", 0.0)
+        added = (t_back - t0) - min(t_back - t_call, upstream_time)
+        extra: Headers = []
+        if result.node_id:
+            extra.append((b"x-prsm-node", result.node_id.encode()))
+        if self.has_cache or result.cache:
+            extra.append((b"x-prsm-cache", (result.cache or "miss").encode()))
+            if result.similarity is not None:
+                extra.append((b"x-prsm-cache-similarity", b"%.4f" % result.similarity))
+        added += time.perf_counter() - t_back
+        await self._reply(x, 200, raw, added, extra=extra)
+        self._count(route, 200, added)
+        if response.tokens:
+            await self.limiter.charge(tenant, response.tokens)
+
+    async def _stream(
+        self, request: AIRequest, route: str, x: Exchange, *, tenant: TenantSettings
+    ) -> None:
+        added = time.perf_counter() - x.head.t0
+        chunks = self.perf.handle_stream(request)
+        events = 0
+        try:
+            try:
+                first = await chunks.__anext__()
+            except StopAsyncIteration:
+                first = b""
+            headers = [
+                SSE,
+                (b"cache-control", b"no-cache"),
+                (b"x-request-id", x.head.rid),
+                (b"x-prsm-added-time", b"%.3f" % (added * 1e3)),
+            ]
+            await x.start(200, headers)
+            self._count(route, 200, added)
+            watcher = asyncio.ensure_future(x.disconnected())
+            try:
+                await x.write(first)
+                events += first.count(b"data:")
+                async for chunk in chunks:
+                    if watcher.done():
+                        log.info("request %s: client went away mid-stream", request.id)
+                        return
+                    await x.write(chunk)
+                    events += chunk.count(b"data:")
+            except ConnectionResetError:  # a write found the client gone (counted at start)
+                log.info("request %s: client went away mid-stream", request.id)
+                return
+            except PRSMError as exc:
+                log.warning("request %s: stream failed after it started: %s", request.id, exc)
+                reply = error_reply(exc)
+                await x.write(b"data: " + reply.body + b"\n\n")
+            finally:
+                watcher.cancel()
+            await x.end()
+        finally:
+            await chunks.aclose()
+            if events:
+                await self.limiter.charge(tenant, events)
+
+    async def _other(self, x: Exchange) -> None:
+        path, method, head = x.path, x.method, x.head
+        auth, api_key = head.auth, head.api_key
+        status, body, ctype = 200, b"", JSON
+        if path == "/healthz" and method == "GET":
+            body = b'{"status":"ok"}'
+        elif path == "/readyz" and method == "GET":
+            status, body = self._ready()
+        elif path == "/metrics" and method == "GET":
+            body, ctype = self.metrics.exposition(), TEXT
+        elif path == "/v1/models" and method == "GET":
+            self.auth.tenant(auth, api_key)
+            now = int(time.time())
+            body = orjson.dumps(
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "created": now, "owned_by": "prsm"}
+                        for m in self.perf.models()
+                    ],
+                }
+            )
+        elif path.startswith("/admin/"):
+            tenant = self.auth.tenant(auth, api_key)
+            if not tenant.admin:
+                status = 403
+                body = error_body(
+                    f"tenant {tenant.name!r} may not use the admin API",
+                    "permission_error",
+                    code="forbidden",
+                )
+            else:
+                limit = self.settings.max_body_bytes
+                data = await x.body(limit) if method in ("POST", "PUT") else b""
+                status, body = self.admin.handle(method, path, data)
+        elif path in KINDS:
+            status = 405
+            body = error_body(
+                f"{path} takes POST", "invalid_request_error", code="method_not_allowed"
+            )
+        else:
+            status = 404
+            body = error_body(
+                f"no route {method} {path}", "invalid_request_error", code="not_found"
+            )
+        added = time.perf_counter() - head.t0
+        self._count("other", status, None)
+        await self._reply(x, status, body, added, ctype=ctype)
+
+    def _ready(self) -> tuple[int, bytes]:
+        if self.shutting_down:
+            return 503, b'{"status":"shutting down"}'
+        nodes = len(self.perf.registry)
+        if nodes == 0:
+            return 503, b'{"status":"no nodes configured"}'
+        return 200, orjson.dumps({"status": "ready", "nodes": nodes, "in_flight": self.in_flight})
+
+
+def create_app(
+    perf: Any,
+    settings: GatewaySettings | None = None,
+    *,
+    limiter_store: RateLimitStore | None = None,
+    clock: Clock | None = None,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+) -> GatewayApp:
+    """The gateway's ASGI app in front of ``perf`` (a PerformanceOrchestrator)."""
+    return GatewayApp(
+        perf,
+        settings,
+        limiter_store=limiter_store,
+        clock=clock,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+    )

@@ -1,0 +1,90 @@
+"""One request/response exchange: the interface the app's request logic is written against.
+
+The request's path, method and :class:`~.asgi.RequestHead`; read the body; answer whole;
+or start a stream, write chunks, end it; wait for the client to go away. ``prsm-perf
+serve`` runs the app on its own HTTP/1.1 server (:class:`~.http1.NativeExchange`); any
+ASGI server can run it as plain ASGI (:class:`AsgiExchange`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Protocol
+
+from ..errors import PayloadTooLargeError
+from ._asgi import Receive, RequestHead, Scope, Send, disconnected
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class AsgiExchange:
+    """An exchange over ASGI ``scope``, ``receive`` and ``send``."""
+
+    __slots__ = ("head", "method", "path", "receive", "send")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+        self.path: str = scope["path"]
+        self.method: str = scope["method"]
+        self.head = RequestHead.from_list(t0, scope["headers"])
+        self.receive = receive
+        self.send = send
+
+    async def body(self, limit: int) -> bytes:
+        """The whole request body; :class:`PayloadTooLargeError` past ``limit`` bytes,
+        :class:`ConnectionResetError` if the client goes away while sending it."""
+        length = self.head.length
+        if length is not None and length > limit:
+            raise PayloadTooLargeError(length, limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ConnectionResetError("client went away while sending its body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(size, limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def reply(self, status: int, headers: Headers, body: bytes) -> None:
+        """Answer whole (``headers`` include the content type and length)."""
+        send = self.send
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def start(self, status: int, headers: Headers) -> None:
+        """Start a streamed answer."""
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        self.head.started = True
+
+    async def write(self, chunk: bytes) -> None:
+        await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def end(self) -> None:
+        await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def disconnected(self) -> None:
+        """Return once the client has gone away."""
+        await disconnected(self.receive)
+
+
+class Exchange(Protocol):
+    """What the app's request logic uses: :class:`AsgiExchange`, or the gateway's own
+    server's :class:`~.http1.NativeExchange`."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def head(self) -> RequestHead: ...
+    async def body(self, limit: int) -> bytes: ...
+    async def reply(self, status: int, headers: Headers, body: bytes) -> None: ...
+    async def start(self, status: int, headers: Headers) -> None: ...
+    async def write(self, chunk: bytes) -> None: ...
+    async def end(self) -> None: ...
+    def disconnected(self) -> Awaitable[None]: ...

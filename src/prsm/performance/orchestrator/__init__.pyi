@@ -1,0 +1,7 @@
+from ._orchestrator import PerformanceOrchestrator as PerformanceOrchestrator
+from ._settings import (
+    CACHING_STRATEGIES as CACHING_STRATEGIES,
+)
+from ._settings import (
+    OrchestratorSettings as OrchestratorSettings,
+)

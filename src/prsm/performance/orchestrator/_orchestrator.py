@@ -1,0 +1,391 @@
+"""The orchestrator: the source post's ``PerformanceOrchestrator`` and the one-call pipeline.
+
+::
+
+    perf = PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent",
+                                   caching_strategy="multi_tier", monitoring_interval=1.0)
+    endpoint = await perf.select_optimal_endpoint(request)
+    result = await perf.execute_with_monitoring(endpoint, request)
+    await perf.update_performance_model(request, result)
+
+or ``await perf.handle(request)``: cache → route → execute with the node's breaker → on a
+retryable failure the next capable node, within the request's deadline → learn → store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+from typing import Any
+
+from ..caching._base import ResponseCache
+from ..caching._settings import CacheSettings
+from ..clock import Clock, SystemClock
+from ..config import PRSMConfig
+from ..errors import (
+    CircuitBreakerOpenError,
+    ConfigError,
+    UpstreamError,
+)
+from ..monitoring._registry import MetricsRegistry
+from ..resilience._breaker import BreakerSet, CircuitBreaker, CircuitState
+from ..resilience._settings import BreakerSettings
+from ..routing._balancer import AILoadBalancer
+from ..routing._node import NodeMetrics, NodeSpec, node_from_mapping
+from ..routing._registry import NodeRegistry
+from ..routing._settings import BalancerSettings, check_strategy
+from ..routing._tracker import PerformanceTracker
+from ..types import AIRequest, ExecutionResult
+from ..upstreams._base import StreamingUpstream, Upstream
+from ._attempt import Failure, attempt, next_node, retryable
+from ._metrics import OrchestratorMetrics, orchestrator_snapshot, refresh_node_gauges
+from ._settings import OrchestratorSettings, check_caching_strategy
+from ._stream import stream_pipeline
+
+
+class PerformanceOrchestrator:
+    """Routes, protects, executes and learns from AI requests (the source post's class).
+
+    ``load_balancing`` is one of :data:`~prsm.performance.routing.ROUTING_STRATEGIES`;
+    ``caching_strategy`` one of ``none``, ``memory``, ``multi_tier``, ``semantic``,
+    ``multi_tier+semantic``; an unknown value raises :class:`ValueError`
+    (:class:`~prsm.performance.errors.ConfigError`) naming the option and the allowed values.
+    Options left as ``None`` come from ``settings`` / ``balancer_settings`` (whose defaults
+    are the post's: intelligent routing, no auto-scaling, a 1 s monitoring interval).
+
+    ``caching_strategy`` builds the response cache (exact tiers and/or the semantic cache,
+    configured by ``cache_settings`` / ``semantic_settings``) unless ``cache=`` is given.
+    Coming, not built here: ``auto_scaling=True`` is accepted and recorded in
+    :meth:`snapshot`; replicas are scaled by the scaling component once it lands.
+
+    ``upstream`` executes requests (e.g. :class:`~prsm.performance.upstreams.CallableUpstream`);
+    without one, :meth:`handle` raises :class:`ConfigError`. ``metrics`` is the injected
+    registry every component records into (a private one if omitted, never the global one).
+    """
+
+    def __init__(
+        self,
+        auto_scaling: bool | None = None,
+        load_balancing: str | None = None,
+        caching_strategy: str | None = None,
+        monitoring_interval: float | None = None,
+        *,
+        nodes: Iterable[NodeSpec] = (),
+        upstream: Upstream | None = None,
+        cache: ResponseCache | None = None,
+        settings: OrchestratorSettings | None = None,
+        balancer_settings: BalancerSettings | None = None,
+        breaker_settings: BreakerSettings | None = None,
+        cache_settings: CacheSettings | None = None,
+        semantic_settings: Any = None,
+        metrics: MetricsRegistry | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        s = settings or OrchestratorSettings()
+        changes: dict[str, Any] = {}
+        if auto_scaling is not None:
+            if not isinstance(auto_scaling, bool):
+                raise ConfigError("auto_scaling", f"must be True or False, got {auto_scaling!r}")
+            changes["auto_scaling"] = auto_scaling
+        if caching_strategy is not None:
+            changes["caching_strategy"] = check_caching_strategy(caching_strategy)
+        if monitoring_interval is not None:
+            changes["monitoring_interval"] = monitoring_interval
+        if changes:
+            s = dataclasses.replace(s, **changes)
+        self.settings = s
+        bs = balancer_settings or BalancerSettings()
+        if load_balancing is not None:
+            check_strategy(load_balancing, "load_balancing")
+            bs = dataclasses.replace(bs, strategy=load_balancing)
+        self.balancer_settings = bs
+        self.breaker_settings = breaker_settings or BreakerSettings()
+        self.clock: Clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.metrics = metrics if metrics is not None else MetricsRegistry()
+        self._m = OrchestratorMetrics(self.metrics)
+        self.registry = NodeRegistry()
+        self.tracker = PerformanceTracker(bs)
+        self.balancer = AILoadBalancer(
+            self.registry, self.tracker, bs, rng=self.rng, clock=self.clock
+        )
+        self.breakers = BreakerSet(
+            self.breaker_settings, clock=self.clock, on_block=self.balancer.set_blocked
+        )
+        self.breakers.add_listener(self._on_breaker_change)
+        self.registry.add_listener(self._on_registry_change)
+        self.upstream = upstream
+        self.cache_settings = cache_settings or CacheSettings()
+        self._semantic_settings = semantic_settings
+        self.cache: ResponseCache | None = cache if cache is not None else self._build_cache()
+        self._monitor: asyncio.Task[None] | None = None
+        for spec in nodes:
+            self.registry.add(spec)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: PRSMConfig,
+        *,
+        upstream: Upstream | None = None,
+        cache: ResponseCache | None = None,
+        metrics: MetricsRegistry | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> PerformanceOrchestrator:
+        """An orchestrator from a loaded config: its ``orchestrator``, ``routing`` and
+        ``breaker`` sections and its ``nodes``."""
+        return cls(
+            nodes=[node_from_mapping(n) for n in config.nodes],
+            upstream=upstream,
+            cache=cache,
+            settings=config.orchestrator,
+            balancer_settings=config.routing,
+            breaker_settings=config.breaker,
+            cache_settings=config.cache,
+            semantic_settings=getattr(config, "semantic", None),
+            metrics=metrics,
+            clock=clock,
+            rng=rng,
+        )
+
+    def _build_cache(self) -> ResponseCache | None:
+        """The response cache for ``settings.caching_strategy`` when none was passed in
+        (``None`` for ``none``): memory, multi-tier and semantic tiers from the caching
+        component's factory."""
+        from ..caching._factory import build_response_cache
+
+        return build_response_cache(
+            self.settings.caching_strategy,
+            self.cache_settings,
+            metrics=self.metrics,
+            clock=self.clock,
+            semantic_settings=self._semantic_settings,
+        )
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def add_node(self, spec: NodeSpec) -> None:
+        """Register a new node; it can be picked at once."""
+        self.registry.add(spec)
+
+    def update_node(self, spec: NodeSpec) -> None:
+        """Replace a node's spec (same id); its load, breaker and learned figures stay."""
+        self.registry.update(spec)
+
+    def drain_node(self, node_id: str) -> None:
+        """Send the node no new requests; those it holds finish."""
+        self.registry.drain(node_id)
+
+    def activate_node(self, node_id: str) -> None:
+        """Undo :meth:`drain_node`."""
+        self.registry.activate(node_id)
+
+    def remove_node(self, node_id: str) -> NodeSpec:
+        """Unregister the node, its breaker, learned figures and metric series."""
+        return self.registry.remove(node_id)
+
+    def update_node_metrics(self, node_id: str, metrics: NodeMetrics) -> None:
+        """Store the node's reported cpu, memory and queue depth (they feed its load)."""
+        self.registry.update_metrics(node_id, metrics)
+
+    def models(self) -> list[str]:
+        """Every model some registered node serves, sorted."""
+        return self.registry.models()
+
+    def _on_registry_change(self, node_id: str, change: str) -> None:
+        if change == "removed":
+            self.breakers.remove(node_id)
+            self._m.forget(node_id)
+
+    def _on_breaker_change(
+        self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
+    ) -> None:
+        self._m.transitions.labels(breaker.name, new.value).inc()
+
+    # -- the post's three steps ------------------------------------------------------------
+
+    async def select_optimal_endpoint(self, request: AIRequest) -> NodeSpec:
+        """The node the balancer picks for ``request`` now (raises
+        :class:`NoCapableNodesError` or :class:`~prsm.performance.errors.UnknownModelError`)."""
+        node = self.balancer.pick(request, self.clock.monotonic())
+        self._m.node(node.id).picks.inc()
+        return node
+
+    async def execute_with_monitoring(self, node: NodeSpec, request: AIRequest) -> ExecutionResult:
+        """Run ``request`` once on ``node`` through its breaker, counting it in flight and
+        recording breaker outcome and metrics. Never raises for an upstream failure: the
+        result has ``ok=False`` and ``error`` (a refused breaker gives a
+        :class:`CircuitBreakerOpenError`)."""
+        upstream = self._need_upstream()
+        now = self.clock.monotonic()
+        budget = request.timeout or self.settings.default_timeout
+        return await attempt(self, upstream, node, request, now, deadline=now + budget)
+
+    async def update_performance_model(self, request: AIRequest, result: ExecutionResult) -> None:
+        """Teach the performance model (per-node EWMA latency and success rate, which feed the
+        scores) the outcome ``result``. Cache hits, refused breakers and client errors teach
+        nothing about the node."""
+        self._learn(result)
+
+    def _learn(self, result: ExecutionResult) -> None:
+        node_id = result.node_id
+        if node_id is None or result.cache is not None or node_id not in self.registry:
+            return
+        err = result.error
+        if err is not None and (isinstance(err, CircuitBreakerOpenError) or not retryable(err)):
+            return
+        self.tracker.record(node_id, result.latency, result.ok, self.clock.monotonic())
+
+    # -- one attempt -----------------------------------------------------------------------
+
+    def _need_upstream(self) -> Upstream:
+        if self.upstream is None:
+            raise ConfigError(
+                "upstream",
+                "no upstream configured: pass PerformanceOrchestrator(upstream=...), e.g. a "
+                "CallableUpstream, to execute requests",
+            )
+        return self.upstream
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    async def handle(self, request: AIRequest) -> ExecutionResult:
+        """Answer ``request``: from cache if it may, else from the best capable node,
+        retrying retryable failures on the next node within the deadline.
+
+        Raises :class:`NoCapableNodesError` / ``UnknownModelError`` when nothing can serve
+        it, :class:`DeadlineExceededError` when its deadline passes first, and the
+        :class:`UpstreamError` itself when it is not retryable (a client's 4xx) or when no
+        node or attempt is left. ``result.latency`` is the caller's total wait;
+        ``result.timings["upstream"]`` the answering node's time.
+        """
+        upstream = self._need_upstream()
+        clock = self.clock
+        m = self._m
+        start = clock.monotonic()
+        budget = request.timeout or self.settings.default_timeout
+        deadline = start + budget
+        cache = self.cache
+        if cache is not None and request.cache_mode == "default":
+            hit = await cache.lookup(request)
+            if hit is not None:
+                m.cache_hit.inc()
+                return ExecutionResult(
+                    request.id,
+                    None,
+                    True,
+                    clock.monotonic() - start,
+                    response=hit.response,
+                    attempts=0,
+                    cache=hit.tier,
+                    similarity=hit.similarity,
+                )
+        tried: list[str] | None = None
+        attempts = 0
+        last: Failure | None = None
+        now = start
+        while True:
+            node = next_node(
+                self, request, now, deadline, budget, tried=tried, attempts=attempts, last=last
+            )
+            attempts += 1
+            result = await attempt(self, upstream, node, request, now, deadline=deadline)
+            self._learn(result)
+            if result.ok:
+                response = result.response
+                if cache is not None and request.cache_mode != "no-store" and response is not None:
+                    await cache.store(request, response)
+                total = clock.monotonic() - start
+                result.timings["upstream"] = result.latency
+                result.latency = total
+                result.attempts = attempts
+                m.ok.inc()
+                m.latency.observe(total)
+                return result
+            err = result.error
+            assert isinstance(err, (UpstreamError, CircuitBreakerOpenError))
+            if not retryable(err) or attempts >= self.settings.max_attempts:
+                m.error.inc()
+                raise err
+            last = err
+            if tried is None:
+                tried = []
+            tried.append(node.id)
+            m.retries.inc()
+            now = clock.monotonic()
+
+    def handle_stream(self, request: AIRequest) -> AsyncIterator[bytes]:
+        """Stream ``request``'s answer (raw chunks as the node sends them).
+
+        Raises :class:`ConfigError` at once when the upstream cannot stream. Routing,
+        breakers and retries as in :meth:`handle`, except that a failure after the
+        first chunk has been yielded cannot move to another node: it is raised. Each wait for
+        a chunk is bounded by what is left of the deadline. Latency and outcome are recorded
+        when the stream ends.
+        """
+        upstream = self._need_upstream()
+        if not isinstance(upstream, StreamingUpstream):
+            raise ConfigError(
+                "upstream", f"{type(upstream).__name__} cannot stream (it has no stream())"
+            )
+        if self.cache is None:
+            return stream_pipeline(self, upstream, request)
+        from ..caching._response_cache import CachedStream
+
+        return CachedStream(self.cache, request, lambda: stream_pipeline(self, upstream, request))
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Nodes with their metrics, scores, exclusions, breakers and learned figures, plus
+        the options (for admin APIs and dashboards)."""
+        return orchestrator_snapshot(self)
+
+    def refresh_gauges(self) -> None:
+        """Set the per-node gauges (in flight, score, breaker state) from the live state."""
+        refresh_node_gauges(self)
+
+    async def _monitor_loop(self) -> None:
+        while True:
+            self.refresh_gauges()
+            await self.clock.sleep(self.settings.monitoring_interval)
+
+    async def start(self) -> None:
+        """Start the monitoring loop (every ``monitoring_interval`` seconds)."""
+        if self._monitor is None or self._monitor.done():
+            self._monitor = asyncio.get_running_loop().create_task(self._monitor_loop())
+
+    async def close(self) -> None:
+        """Stop the loop; close the upstream and the cache if they have ``aclose()``."""
+        task, self._monitor = self._monitor, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
+        for part in (self.upstream, self.cache):
+            aclose = getattr(part, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def __aenter__(self) -> PerformanceOrchestrator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+__all__ = ["PerformanceOrchestrator"]

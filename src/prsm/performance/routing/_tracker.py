@@ -1,0 +1,96 @@
+"""What the balancer learns from outcomes: per-node EWMA latency, success rate and a
+performance score in [0, 1].
+
+:func:`observe` is the pure update; :class:`PerformanceTracker` keeps one
+:class:`NodeStats` per node and tells a listener (the balancer) when a node's figures change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from ._settings import BalancerSettings
+
+
+class NodeStats(NamedTuple):
+    """One node's learned figures. ``latency`` is the EWMA of successful calls' seconds
+    (0 until the first one); ``success_rate`` the EWMA of outcomes (1 = success). A named
+    tuple: one is made per observed outcome, so it must be cheap to build."""
+
+    requests: int = 0
+    failures: int = 0
+    latency: float = 0.0
+    success_rate: float = 1.0
+    last_seen: float | None = None
+
+    def performance(self, latency_scale: float) -> float:
+        """``success_rate · latency_scale / (latency_scale + latency)``, in [0, 1]."""
+        return self.success_rate * latency_scale / (latency_scale + self.latency)
+
+
+def observe(stats: NodeStats, latency: float, ok: bool, now: float, alpha: float) -> NodeStats:
+    """The figures after one more outcome (pure). Failed calls do not move the latency EWMA:
+    a fast failure must not look like a fast node."""
+    if ok:
+        lat = (
+            latency
+            if stats.requests == stats.failures
+            else stats.latency + alpha * (latency - stats.latency)
+        )
+        rate = stats.success_rate + alpha * (1.0 - stats.success_rate)
+        return NodeStats(stats.requests + 1, stats.failures, lat, rate, now)
+    rate = stats.success_rate * (1.0 - alpha)
+    return NodeStats(stats.requests + 1, stats.failures + 1, stats.latency, rate, now)
+
+
+class PerformanceTracker:
+    """Per-node performance, updated by :meth:`record` (what ``update_performance_model``
+    calls)."""
+
+    def __init__(
+        self,
+        settings: BalancerSettings | None = None,
+        *,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings or BalancerSettings()
+        self._stats: dict[str, NodeStats] = {}
+        self._on_change = on_change
+        self._empty = NodeStats()
+
+    def set_listener(self, on_change: Callable[[str], None] | None) -> None:
+        """Call ``on_change(node_id)`` after every change of a node's figures."""
+        self._on_change = on_change
+
+    def record(self, node_id: str, latency: float, ok: bool, now: float) -> NodeStats:
+        """Learn one outcome of ``node_id``; returns its new figures."""
+        if latency < 0:
+            raise ValueError(f"latency: must be >= 0 seconds, got {latency!r}")
+        new = observe(
+            self._stats.get(node_id, self._empty), latency, ok, now, self.settings.ewma_alpha
+        )
+        self._stats[node_id] = new
+        if self._on_change is not None:
+            self._on_change(node_id)
+        return new
+
+    def stats(self, node_id: str) -> NodeStats:
+        """The node's figures (fresh ones for a node never seen)."""
+        return self._stats.get(node_id, self._empty)
+
+    def performance(self, node_id: str) -> float:
+        """The node's performance score in [0, 1] (1 for a node never seen)."""
+        return self.stats(node_id).performance(self.settings.latency_scale)
+
+    def latency(self, node_id: str) -> float:
+        """The node's EWMA latency in seconds (0 until measured)."""
+        return self.stats(node_id).latency
+
+    def forget(self, node_id: str) -> None:
+        """Drop what was learned about ``node_id`` (it was removed)."""
+        self._stats.pop(node_id, None)
+
+    def all(self) -> dict[str, NodeStats]:
+        """Every node's figures."""
+        return dict(self._stats)

@@ -1,0 +1,116 @@
+"""Building the gateway from a config, and running it (one or more worker processes) on its
+own HTTP/1.1 server (:mod:`.http1`; the app is also a plain ASGI app).
+
+:func:`build_orchestrator` turns :class:`~prsm.performance.config.PRSMConfig` into a
+:class:`~prsm.performance.orchestrator.PerformanceOrchestrator` whose upstream is an
+:class:`~prsm.performance.upstreams.HttpUpstream` over the configured nodes;
+:func:`app_from_config` puts the gateway app in front of it; :func:`serve` runs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import PRSMConfig, load_config
+from ..errors import ConfigError
+from ..gateway._app import GatewayApp
+from ..routing._node import NodeSpec, node_from_mapping
+from ..upstreams._dispatch import DispatchUpstream
+from ..upstreams._http import HttpUpstream, check_nodes
+from ._local_workers import attach_local_workers
+from ._processes import run_native, run_native_workers
+
+log = logging.getLogger(__name__)
+
+#: environment variable through which worker processes find the config file
+CONFIG_ENV = "PRSM_GATEWAY_CONFIG_FILE"
+
+
+def config_nodes(config: PRSMConfig) -> list[NodeSpec]:
+    """The config's nodes as :class:`NodeSpec` (each checked: URL, API key variable); a node
+    without its own ``timeout`` gets the gateway's ``upstream_timeout``."""
+    default = config.gateway.upstream_timeout
+    nodes = [with_default_timeout(node_from_mapping(n), default) for n in config.nodes]
+    check_nodes(nodes)
+    return nodes
+
+
+def with_default_timeout(spec: NodeSpec, seconds: float) -> NodeSpec:
+    """``spec``, with ``timeout=seconds`` if it has none."""
+    return spec if spec.timeout is not None else spec.with_changes(timeout=seconds)
+
+
+def build_orchestrator(config: PRSMConfig) -> Any:
+    """The pipeline the gateway serves: the config's nodes behind an HTTP upstream."""
+    from ..orchestrator._orchestrator import PerformanceOrchestrator
+
+    gw = config.gateway
+    nodes = config_nodes(config)
+    http = HttpUpstream(  # the orchestrator bounds each call by node timeout and deadline
+        default_timeout=gw.upstream_timeout,
+        connect_timeout=gw.connect_timeout,
+        enforce_timeout=False,
+    )
+    # nodes tagged meta.upstream (e.g. local workers) go to the upstreams added as routes
+    upstream = DispatchUpstream({}, default=http)
+    config = dataclasses.replace(config, nodes=())  # nodes are added checked, below
+    perf = PerformanceOrchestrator.from_config(config, upstream=upstream)
+    for spec in nodes:
+        perf.add_node(spec)
+    return perf
+
+
+def app_from_config(config: PRSMConfig) -> GatewayApp:
+    """The gateway app for ``config``, with its local model workers (started with the app)."""
+    app = GatewayApp(build_orchestrator(config), config.gateway)
+    attach_local_workers(app, config.workers)
+    return app
+
+
+def app_factory() -> GatewayApp:
+    """What each server worker calls: the config file named by ``PRSM_GATEWAY_CONFIG_FILE``."""
+    path = os.environ.get(CONFIG_ENV) or None
+    return app_from_config(load_config(path))
+
+
+def serve(
+    config_path: str | Path | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> None:
+    """Load the config (failing at once, naming the file and field, if it is wrong) and run
+    the gateway on its own HTTP/1.1 server (:mod:`.http1`; ``workers`` processes) until
+    SIGINT/SIGTERM, then shut down gracefully: stop accepting, let in-flight requests and
+    streams finish within ``shutdown_grace``, exit."""
+    config = load_config(config_path)
+    gw = config.gateway
+    host = host or gw.host
+    port = gw.port if port is None else port
+    workers = workers or gw.workers
+    if workers < 1:
+        raise ConfigError("workers", f"must be >= 1, got {workers}")
+    try:  # build and check everything here, before any worker starts
+        app = app_from_config(config)
+    except ConfigError as exc:
+        if exc.source is None and config_path is not None:
+            raise ConfigError(exc.field, exc.problem, source=str(config_path)) from None
+        raise
+    os.environ[CONFIG_ENV] = str(Path(config_path).resolve()) if config_path is not None else ""
+    where = f"http://{host}:{port}"
+    local = config.workers.count if config.workers.enabled else 0
+    print(
+        f"prsm-perf serve: listening on {where} (OpenAI API at {where}/v1; "
+        f"{len(config.nodes)} configured node(s); {local} local embedding worker(s); "
+        f"{workers} server worker(s); metrics at {where}/metrics)",
+        flush=True,
+    )
+    if workers == 1:
+        run_native(app, host, port)
+    else:
+        run_native_workers(host, port, workers)

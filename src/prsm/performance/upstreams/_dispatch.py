@@ -1,0 +1,82 @@
+"""``DispatchUpstream``: one upstream for the orchestrator, many behind it, chosen per node.
+
+Nodes say which upstream serves them in ``node.meta["upstream"]`` (local workers say
+``"local"``); nodes that say nothing go to ``default`` (typically the HTTP upstream)::
+
+    upstream = DispatchUpstream({"local": local_model_upstream}, default=http_upstream)
+
+Streaming goes to the chosen upstream's ``stream`` when it has one; otherwise it is a
+non-retryable error naming the node.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from typing import Any
+
+from ..errors import UpstreamError
+from ..routing._node import NodeSpec
+from ..types import AIRequest, Response
+from ._base import StreamingUpstream, Upstream
+
+META_KEY = "upstream"
+
+
+class DispatchUpstream:
+    """Routes each call to ``routes[node.meta["upstream"]]``, else to ``default``."""
+
+    def __init__(self, routes: Mapping[str, Upstream], *, default: Upstream | None = None):
+        if not routes and default is None:
+            raise ValueError("routes: give at least one upstream, or a default")
+        self.routes = dict(routes)
+        self.default = default
+
+    def add_route(self, tag: str, upstream: Upstream) -> None:
+        """Serve nodes whose ``meta["upstream"]`` is ``tag`` with ``upstream`` from now on
+        (e.g. local workers that finished starting after the orchestrator was built)."""
+        self.routes[tag] = upstream
+
+    def upstream_for(self, node: NodeSpec) -> Upstream:
+        """The upstream that serves ``node`` (a non-retryable :class:`UpstreamError` if none)."""
+        tag = node.meta.get(META_KEY)
+        if tag is not None:
+            found = self.routes.get(str(tag))
+            if found is not None:
+                return found
+            raise UpstreamError(
+                node.id,
+                f"node asks for upstream {tag!r}; known: {sorted(self.routes)}",
+                retryable=False,
+            )
+        if self.default is None:
+            raise UpstreamError(
+                node.id, f"node names no upstream and there is no default; known: "
+                f"{sorted(self.routes)}", retryable=False,
+            )  # fmt: skip
+        return self.default
+
+    def execute(self, node: NodeSpec, request: AIRequest) -> Coroutine[Any, Any, Response]:
+        # the chosen upstream's own coroutine, not one wrapped in another (one frame less a
+        # request); a node naming an unknown upstream raises here, when called
+        return self.upstream_for(node).execute(node, request)
+
+    async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+        upstream = self.upstream_for(node)
+        if not isinstance(upstream, StreamingUpstream):
+            raise UpstreamError(node.id, "this node's upstream cannot stream", retryable=False)
+        async for chunk in upstream.stream(node, request):
+            yield chunk
+
+    async def aclose(self) -> None:
+        """Close every upstream that has ``aclose`` (each once)."""
+        seen: set[int] = set()
+        for upstream in [*self.routes.values(), self.default]:
+            if upstream is None or id(upstream) in seen:
+                continue
+            seen.add(id(upstream))
+            close = getattr(upstream, "aclose", None)
+            if close is not None:
+                result = close()
+                if inspect.isawaitable(result):
+                    await result

@@ -1,0 +1,304 @@
+"""The gateway's own HTTP/1.1 server (``gateway/http1.py``) in process, on a loopback port,
+in front of the real app and orchestrator with an in-process upstream; the client side is
+raw bytes on a socket, read back with httptools."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httptools
+import orjson
+import pytest
+
+from prsm.performance.gateway._app import GatewayApp
+from prsm.performance.gateway._settings import GatewaySettings
+from prsm.performance.http._server import MAX_PIPELINED
+from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
+from prsm.performance.routing._node import NodeSpec
+from prsm.performance.serve._processes import NativeServer
+from prsm.performance.types import AIRequest, Response
+
+CHAT = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+STREAM = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                       "stream": True})  # fmt: skip
+
+
+class GatedUpstream:
+    """Answers chat with the request id; streams one event per ``release()``, then [DONE]."""
+
+    def __init__(self, events: int = 3) -> None:
+        self.events = events
+        self.gate: asyncio.Queue[None] = asyncio.Queue()
+
+    def release(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.gate.put_nowait(None)
+
+    async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
+        body = {"id": request.id, "usage": {"total_tokens": 1}}
+        return Response(content=body, raw=orjson.dumps(body), tokens=1)
+
+    async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+        for i in range(self.events):
+            await self.gate.get()
+            yield b'data: {"i": %d}\n\n' % i
+        yield b"data: [DONE]\n\n"
+
+
+class Answer:
+    """One parsed HTTP answer."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: dict[bytes, bytes] = {}
+        self.chunks: list[bytes] = []
+        self.complete = False
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+class Reader:
+    """Reads answers off a connection as they arrive (httptools' response parser)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.answers: list[Answer] = []
+        self.parser = httptools.HttpResponseParser(self)
+        self.eof = False
+
+    def on_message_begin(self) -> None:
+        self.answers.append(Answer())
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.answers[-1].headers[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        self.answers[-1].status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self.answers[-1].chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.answers[-1].complete = True
+
+    async def feed(self) -> None:
+        async with asyncio.timeout(10):  # fail, not hang, when an answer never comes
+            data = await self.reader.read(65536)
+        if not data:
+            self.eof = True
+            return
+        self.parser.feed_data(data)
+
+    async def until(self, done: int, chunks: int = 0) -> list[Answer]:
+        """Read until ``done`` answers are complete (or the last has ``chunks`` chunks)."""
+        while not self.eof:
+            complete = sum(a.complete for a in self.answers)
+            if complete >= done:
+                break
+            if chunks and self.answers and len(self.answers[-1].chunks) >= chunks:
+                break
+            await self.feed()
+        return self.answers
+
+
+def request(body: bytes, *, path: str = "/v1/chat/completions", extra: bytes = b"") -> bytes:
+    return (
+        b"POST %s HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n%s\r\n%s" % (path.encode(), len(body), extra, body)
+    )
+
+
+@asynccontextmanager
+async def running(
+    settings: GatewaySettings | None = None, upstream: GatedUpstream | None = None
+) -> AsyncIterator[tuple[NativeServer, int, GatedUpstream]]:
+    upstream = upstream or GatedUpstream()
+    perf = PerformanceOrchestrator(nodes=[NodeSpec(id="n0", models=["m"])], upstream=upstream)
+    app = GatewayApp(perf, settings)
+    server = NativeServer(app.handle_exchange, max_body=app.settings.max_body_bytes)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        yield server, port, upstream
+    finally:
+        await server.shutdown(0)
+        await app.shutdown()
+
+
+@asynccontextmanager
+async def connect(port: int) -> AsyncIterator[tuple[Reader, asyncio.StreamWriter]]:
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        yield Reader(r), w
+    finally:
+        w.close()
+
+
+async def test_keep_alive_serves_back_to_back_requests_on_one_connection() -> None:
+    async with running() as (server, port, _), connect(port) as (reader, w):
+        for i in range(3):
+            w.write(request(CHAT, extra=b"x-request-id: k-%d\r\n" % i))
+            answers = await reader.until(i + 1)
+            assert answers[i].status == 200
+            assert orjson.loads(answers[i].body)["id"] == f"k-{i}"
+            assert answers[i].headers[b"x-request-id"] == b"k-%d" % i
+            assert b"connection" not in answers[i].headers
+        assert len(server.connections) == 1
+
+
+async def test_pipelined_requests_are_answered_in_order() -> None:
+    rid = [b"r-%d" % i for i in range(5)]
+    async with running() as (_, port, _), connect(port) as (reader, w):
+        w.write(b"".join(request(CHAT, extra=b"x-request-id: %s\r\n" % r) for r in rid))
+        answers = await reader.until(len(rid))
+    assert [a.status for a in answers] == [200] * len(rid)
+    assert [a.headers[b"x-request-id"] for a in answers] == rid
+
+
+async def test_more_pipelined_requests_than_the_queue_holds_are_all_answered() -> None:
+    n = MAX_PIPELINED * 3
+    async with running() as (_, port, _), connect(port) as (reader, w):
+        w.write(request(CHAT) * n)
+        answers = await reader.until(n)
+    assert len(answers) == n and {a.status for a in answers} == {200}
+
+
+async def test_body_over_the_limit_is_413_and_the_connection_closes() -> None:
+    settings = GatewaySettings(max_body_bytes=64)
+    async with running(settings) as (_, port, _), connect(port) as (reader, w):
+        w.write(request(CHAT + b" " * 100))
+        answers = await reader.until(1)
+        assert answers[0].status == 413
+        assert orjson.loads(answers[0].body)["error"]["code"] == "payload_too_large"
+        assert answers[0].headers[b"connection"] == b"close"
+        await reader.until(2)
+        assert reader.eof
+
+
+async def test_chunked_body_over_the_limit_is_413() -> None:
+    settings = GatewaySettings(max_body_bytes=64)
+    body = CHAT + b" " * 100
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+    async with running(settings) as (_, port, _), connect(port) as (reader, w):
+        w.write(head + chunked)
+        answers = await reader.until(1)
+        assert answers[0].status == 413
+        await reader.until(2)
+        assert reader.eof
+
+
+async def test_chunked_body_within_the_limit_is_read_whole() -> None:
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+    parts = [CHAT[:10], CHAT[10:]]
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    async with running() as (_, port, _), connect(port) as (reader, w):
+        w.write(head + chunked)
+        answers = await reader.until(1)
+    assert answers[0].status == 200
+
+
+async def test_expect_100_continue_gets_a_go_ahead() -> None:
+    async with running() as (_, port, _), connect(port) as (reader, w):
+        head = request(CHAT, extra=b"Expect: 100-continue\r\n")
+        w.write(head[: -len(CHAT)])
+        async with asyncio.timeout(10):
+            line = await reader.reader.readuntil(b"\r\n\r\n")
+        assert line.startswith(b"HTTP/1.1 100 Continue")
+        w.write(CHAT)
+        answers = await reader.until(1)
+    assert answers[0].status == 200
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"NOT HTTP AT ALL\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+    ],
+)
+async def test_malformed_http_is_400_and_the_connection_closes(data: bytes) -> None:
+    async with running() as (_, port, _), connect(port) as (reader, w):
+        w.write(data)
+        answers = await reader.until(1)
+        assert answers[0].status == 400
+        assert answers[0].headers[b"connection"] == b"close"
+        assert orjson.loads(answers[0].body)["error"]["type"] == "invalid_request_error"
+        await reader.until(2)
+        assert reader.eof
+
+
+async def test_malformed_request_after_a_good_one_is_answered_after_it() -> None:
+    async with running() as (_, port, _), connect(port) as (reader, w):
+        w.write(request(CHAT) + b"GARBAGE\r\n\r\n")
+        answers = await reader.until(2)
+        assert [a.status for a in answers] == [200, 400]
+        await reader.until(3)
+        assert reader.eof
+
+
+async def test_head_answers_the_head_without_the_body() -> None:
+    async with running() as (_, port, _), connect(port) as (reader, w):
+        # the app routes HEAD nowhere (404); the server sends the head of that answer only
+        w.write(b"HEAD /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
+        w.write(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 2 or not data.endswith(b"}"):
+            async with asyncio.timeout(10):
+                data += await reader.reader.read(65536)
+    first, rest = data.split(b"\r\n\r\n", 1)
+    assert first.startswith(b"HTTP/1.1 404") and b"content-length: " in first
+    assert rest.startswith(b"HTTP/1.1 200") and rest.endswith(b'\r\n\r\n{"status":"ok"}')
+
+
+async def test_stream_is_passed_on_chunk_by_chunk() -> None:
+    async with running() as (_, port, upstream), connect(port) as (reader, w):
+        w.write(request(STREAM))
+        upstream.release()
+        answers = await reader.until(1, chunks=1)
+        assert answers[0].status == 200
+        assert answers[0].headers[b"transfer-encoding"] == b"chunked"
+        assert answers[0].body == b'data: {"i": 0}\n\n'  # before the next event exists
+        upstream.release()
+        answers = await reader.until(1, chunks=2)
+        assert answers[0].chunks[-1] == b'data: {"i": 1}\n\n'
+        upstream.release()
+        answers = await reader.until(1)
+        assert answers[0].body.endswith(b"data: [DONE]\n\n")
+        w.write(request(CHAT))  # the connection is kept after a stream
+        answers = await reader.until(2)
+        assert answers[1].status == 200
+
+
+async def test_shutdown_lets_an_in_flight_stream_finish_and_refuses_new_connections() -> None:
+    async with running() as (server, port, upstream), connect(port) as (reader, w):
+        w.write(request(STREAM))
+        upstream.release()
+        await reader.until(1, chunks=1)
+        async with connect(port) as (idle_reader, _):  # an idle keep-alive connection
+            stopping = asyncio.ensure_future(server.shutdown(30))
+            await idle_reader.until(1)
+            assert idle_reader.eof  # idle connections are closed at once
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", port)
+        assert not stopping.done()
+        upstream.release(2)
+        answers = await reader.until(1)
+        assert answers[0].complete and answers[0].body.endswith(b"data: [DONE]\n\n")
+        await stopping
+        await reader.until(2)
+        assert reader.eof  # closed once its answer was done
+
+
+async def test_shutdown_past_the_grace_period_cuts_the_stream() -> None:
+    async with running() as (server, port, upstream), connect(port) as (reader, w):
+        w.write(request(STREAM))
+        upstream.release()
+        await reader.until(1, chunks=1)
+        await server.shutdown(0)
+        answers = await reader.until(1)
+        assert reader.eof and not answers[0].complete
+        assert server.in_flight == 0
