@@ -11,7 +11,8 @@
     │   └── UnknownModelError             no node serves that model: .model, .available
     ├── CircuitBreakerOpenError           the breaker refuses: .node_id, .retry_after
     ├── DeadlineExceededError             the request's deadline passed: .deadline, .attempts
-    ├── UpstreamError                     an endpoint failed: .node_id, .status, .retryable
+    ├── UpstreamError                     an endpoint failed: .node_id, .status, .retryable,
+    │                                     .retry_after (its Retry-After, seconds)
     │   ├── UpstreamTimeoutError          it did not answer in time
     │   └── UpstreamUnavailableError      could not connect / connection dropped
     ├── OverloadedError                   a bounded queue is full: .retry_after
@@ -147,11 +148,13 @@ class UpstreamError(PRSMError):
         status: int | None = None,
         retryable: bool = True,
         body: bytes | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.node_id = node_id
         self.status = status
         self.retryable = retryable
         self.body = body
+        self.retry_after = retry_after  # seconds the node asked us to wait (its Retry-After)
         code = f" (HTTP {status})" if status is not None else ""
         super().__init__(f"upstream {node_id!r} failed{code}: {message}")
 
