@@ -24,11 +24,14 @@ from prsm.performance.errors import (
     UpstreamTimeoutError,
 )
 from prsm.performance.monitoring._registry import MetricsRegistry
+from prsm.performance.orchestrator import OrchestratorSettings
 from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
 from prsm.performance.resilience import BreakerSettings, CircuitState
 from prsm.performance.routing._node import NodeMetrics, NodeSpec, NodeState
 from prsm.performance.types import AIRequest, Response
 from prsm.performance.upstreams._base import CallableUpstream
+
+from .conftest import SleepRecordingClock
 
 
 def _sample(perf: PerformanceOrchestrator, name: str, **labels: str) -> float | None:
@@ -97,7 +100,7 @@ async def test_handle_retries_on_the_next_node(clock: ManualClock) -> None:
     result = await perf.handle(REQ)
     assert result.ok and result.node_id == "n1" and result.attempts == 2
     assert rec.calls == ["n0", "n1"]
-    assert _sample(perf, "orchestrator_retries_total") == 1.0
+    assert _sample(perf, "orchestrator_retries_total", reason="server_error") == 1.0
     assert _sample(perf, "node_failures_total", node="n0") == 1.0
     assert _sample(perf, "orchestrator_requests_total", outcome="ok") == 1.0
 
@@ -166,10 +169,16 @@ async def test_out_of_attempts_raises_the_last_upstream_error(clock: ManualClock
     with pytest.raises(UpstreamError, match="n2"):
         await perf.handle(REQ)
     assert rec.calls == ["n0", "n1", "n2"]
-    perf2 = _perf(clock, Recorder(), n=1)
-    perf2.upstream = CallableUpstream(lambda n, r: (_ for _ in ()).throw(RuntimeError("x")))
+
+async def test_the_only_node_is_retried_after_back_offs(auto_clock: SleepRecordingClock) -> None:
+    rec = Recorder()
+    perf = _perf(auto_clock, rec, n=1, settings=OrchestratorSettings(retry_jitter=0.0))
+    perf.upstream = CallableUpstream(lambda n, r: (_ for _ in ()).throw(RuntimeError("x")))
     with pytest.raises(UpstreamError, match="RuntimeError: x"):
-        await perf2.handle(REQ)  # the only node failed: nothing left to try
+        await perf.handle(REQ)  # the only node failed three times: attempts spent
+    assert auto_clock.slept == [0.1, 0.2]  # back-off between rounds: 0.1 s, then doubled
+    assert _sample(perf, "orchestrator_gave_up_total", reason="attempts") == 1.0
+    assert _sample(perf, "orchestrator_retries_total", reason="unavailable") == 2.0
 
 
 async def test_routing_errors(clock: ManualClock) -> None:

@@ -230,10 +230,16 @@ from .errors import (
     RoutingError as RoutingError,
 )
 from .errors import (
+    StreamTimeoutError as StreamTimeoutError,
+)
+from .errors import (
     UnknownModelError as UnknownModelError,
 )
 from .errors import (
     UpstreamError as UpstreamError,
+)
+from .errors import (
+    UpstreamRejectedError as UpstreamRejectedError,
 )
 from .errors import (
     UpstreamTimeoutError as UpstreamTimeoutError,
@@ -324,6 +330,21 @@ from .orchestrator import (
 )
 from .orchestrator import (
     PerformanceOrchestrator as PerformanceOrchestrator,
+)
+from .orchestrator import (
+    RetryPolicy as RetryPolicy,
+)
+from .orchestrator import (
+    RetryState as RetryState,
+)
+from .orchestrator import (
+    Sleep as Sleep,
+)
+from .orchestrator import (
+    Stop as Stop,
+)
+from .orchestrator import (
+    TryNode as TryNode,
 )
 from .resilience import (
     BreakerSet as BreakerSet,

@@ -10,10 +10,15 @@ Gauges refreshed by the monitoring loop stay prometheus_client gauges.
 Families (all prefixed ``prsm_``):
 
 * ``orchestrator_requests_total{outcome}`` — ``ok``, ``error``, ``cache_hit``;
-* ``orchestrator_request_latency_seconds`` — what ``handle()`` callers waited;
-* ``orchestrator_retries_total`` — attempts on a next node after a failure;
+* ``orchestrator_request_latency_seconds`` — what callers waited for the answer (for a
+  stream: for its first chunk);
+* ``orchestrator_retries_total{reason}`` — attempts after a failure, by what failed
+  (:func:`~._retry.failure_reason`: ``server_error``, ``timeout``, ``node_auth``, …);
+* ``orchestrator_gave_up_total{reason}`` — requests that stopped retrying and failed, by why
+  (:data:`~._retry.STOP_REASONS`);
 * ``node_picks_total{node}`` — the balancer chose the node;
-* ``node_latency_seconds{node}`` — each attempt's time on the node;
+* ``node_latency_seconds{node}`` — each attempt's time until the node answered (for a stream:
+  its first chunk, not the stream's length);
 * ``node_failures_total{node}`` — attempts that failed in a way that counts against the node;
 * ``breaker_transitions_total{node,state}`` — a node's breaker entered ``state``;
 * gauges refreshed by the monitoring loop: ``node_in_flight{node}``,
@@ -25,16 +30,17 @@ from __future__ import annotations
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ..errors import ConfigError
 from ..monitoring._registry import LATENCY_BUCKETS, MetricsRegistry
-
-if TYPE_CHECKING:
-    from ._orchestrator import PerformanceOrchestrator
+from ..resilience._breaker import BreakerSet
+from ..routing._balancer import AILoadBalancer
+from ..routing._registry import NodeRegistry
+from ..routing._tracker import PerformanceTracker
 
 BREAKER_STATE_VALUE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
@@ -181,8 +187,12 @@ class OrchestratorMetrics:
         ).labels()  # fmt: skip
         self.retries = plain_family(
             registry, "counter", "orchestrator_retries",
-            "Attempts on a next node after a retryable failure.",
-        ).labels()  # fmt: skip
+            "Attempts after a retryable failure, by what failed.", ["reason"],
+        )  # fmt: skip
+        self.gave_up = plain_family(
+            registry, "counter", "orchestrator_gave_up",
+            "Requests that stopped retrying and failed, by why.", ["reason"],
+        )  # fmt: skip
         self.picks = plain_family(
             registry, "counter", "node_picks", "Times the balancer chose a node.", ["node"]
         )
@@ -230,14 +240,33 @@ class OrchestratorMetrics:
             except KeyError:  # the monitoring loop never ran for it: there is no series
                 continue
 
+    def refresh(
+        self, registry: NodeRegistry, balancer: AILoadBalancer, breakers: BreakerSet
+    ) -> None:
+        """Set the per-node gauges (in flight, score, breaker state) from the live state."""
+        for entry in registry.entries():
+            self.in_flight.labels(entry.id).set(entry.in_flight)
+            self.score.labels(entry.id).set(balancer.intelligent_score(entry.id))
+            state = breakers.get(entry.id).state if entry.id in breakers else None
+            value = BREAKER_STATE_VALUE[state.value] if state else 0.0
+            self.breaker_state.labels(entry.id).set(value)
 
-def orchestrator_snapshot(perf: PerformanceOrchestrator) -> dict[str, Any]:
-    """What :meth:`PerformanceOrchestrator.snapshot` returns."""
-    now = perf.clock.monotonic()
+
+def node_snapshots(
+    registry: NodeRegistry,
+    tracker: PerformanceTracker,
+    balancer: AILoadBalancer,
+    breakers: BreakerSet,
+    *,
+    latency_scale: float,
+    now: float,
+) -> list[dict[str, Any]]:
+    """Each node with its metrics, score, exclusion, breaker and learned figures (what
+    :meth:`PerformanceOrchestrator.snapshot` lists)."""
     nodes = []
-    for entry in perf.registry.entries():
-        stats = perf.tracker.stats(entry.id)
-        breaker = perf.breakers.get(entry.id) if entry.id in perf.breakers else None
+    for entry in registry.entries():
+        stats = tracker.stats(entry.id)
+        breaker = breakers.get(entry.id) if entry.id in breakers else None
         m = entry.live_metrics()
         nodes.append(
             {
@@ -253,34 +282,16 @@ def orchestrator_snapshot(perf: PerformanceOrchestrator) -> dict[str, Any]:
                     "in_flight": m.in_flight,
                 },
                 "capacity": entry.capacity,
-                "score": perf.balancer.intelligent_score(entry.id),
-                "excluded": perf.balancer.exclusion(entry.id, now),
+                "score": balancer.intelligent_score(entry.id),
+                "excluded": balancer.exclusion(entry.id, now),
                 "breaker": breaker.describe(now) if breaker else {"state": "closed"},
                 "stats": {
                     "requests": stats.requests,
                     "failures": stats.failures,
                     "latency_ewma": stats.latency,
                     "success_rate": stats.success_rate,
-                    "performance": stats.performance(perf.balancer_settings.latency_scale),
+                    "performance": stats.performance(latency_scale),
                 },
             }
         )
-    return {
-        "strategy": perf.balancer.strategy,
-        "caching_strategy": perf.settings.caching_strategy,
-        "cache": type(perf.cache).__name__ if perf.cache is not None else None,
-        "auto_scaling": perf.settings.auto_scaling,
-        "monitoring_interval": perf.settings.monitoring_interval,
-        "nodes": nodes,
-        "breakers": {n: s.value for n, s in perf.breakers.states().items()},
-    }
-
-
-def refresh_node_gauges(perf: PerformanceOrchestrator) -> None:
-    """Set the per-node gauges (in flight, score, breaker state) from the live state."""
-    m = perf._m
-    for entry in perf.registry.entries():
-        m.in_flight.labels(entry.id).set(entry.in_flight)
-        m.score.labels(entry.id).set(perf.balancer.intelligent_score(entry.id))
-        state = perf.breakers.get(entry.id).state if entry.id in perf.breakers else None
-        m.breaker_state.labels(entry.id).set(BREAKER_STATE_VALUE[state.value] if state else 0.0)
+    return nodes
