@@ -170,6 +170,7 @@ async def test_out_of_attempts_raises_the_last_upstream_error(clock: ManualClock
         await perf.handle(REQ)
     assert rec.calls == ["n0", "n1", "n2"]
 
+
 async def test_the_only_node_is_retried_after_back_offs(auto_clock: SleepRecordingClock) -> None:
     rec = Recorder()
     perf = _perf(auto_clock, rec, n=1, settings=OrchestratorSettings(retry_jitter=0.0))

@@ -150,7 +150,7 @@ async def test_server_errors_are_retryable_and_client_errors_are_not(
     async with HttpUpstream() as up:
         with pytest.raises(UpstreamError) as err:
             await up.execute(node, AIRequest(model="x", payload={"model": "nope"}))
-        assert err.value.status == 404 and not err.value.retryable
+        assert err.value.status == 404 and err.value.retryable  # the node lacks the model
         assert err.value.body is not None and b"model_not_found" in err.value.body
         for kind, status in (("500", 500), ("429", 429)):
             s.control({"error_rate": 1.0, "error_kinds": [kind]})

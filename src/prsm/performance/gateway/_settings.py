@@ -86,8 +86,10 @@ class GatewaySettings:
     with tenants, every ``/v1`` and ``/admin`` request needs a key of one of them
     (``Authorization: Bearer KEY``), and ``/admin`` a key of an ``admin`` tenant.
     ``redis_url`` makes the rate limits shared by every gateway using the same Redis.
-    ``request_timeout`` is each request's deadline (retries included); ``upstream_timeout``
-    the default per-call timeout of a node without its own. ``shutdown_grace`` is how long
+    ``request_timeout``, when set, overrides the deadline of requests through the gateway;
+    unset, the ``orchestrator`` section's ``default_timeout`` applies (that section holds every
+    request-level timeout: deadline, retries, stream limits). ``upstream_timeout`` is the
+    default per-call timeout of a node without its own. ``shutdown_grace`` is how long
     in-flight requests and streams may take to finish on shutdown.
     """
 
@@ -95,7 +97,7 @@ class GatewaySettings:
     port: int = 8000
     workers: int = 1
     max_body_bytes: int = 1_048_576
-    request_timeout: float = 60.0
+    request_timeout: float | None = None
     upstream_timeout: float = 60.0
     connect_timeout: float = 5.0
     tenants: tuple[TenantSettings, ...] = ()
@@ -111,7 +113,11 @@ class GatewaySettings:
             raise ConfigError("workers", f"must be >= 1, got {self.workers}")
         if self.max_body_bytes < 1:
             raise ConfigError("max_body_bytes", f"must be >= 1, got {self.max_body_bytes}")
-        for name in ("request_timeout", "upstream_timeout", "connect_timeout"):
+        if self.request_timeout is not None and not self.request_timeout > 0:
+            raise ConfigError(
+                "request_timeout", f"must be > 0 seconds (or unset), got {self.request_timeout!r}"
+            )
+        for name in ("upstream_timeout", "connect_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be > 0 seconds, got {getattr(self, name)!r}")
         if not self.shutdown_grace >= 0:

@@ -104,8 +104,10 @@ async def run_stream(
                 wait, phase = idle, "idle"
                 left = ends_at - clock.monotonic()
                 if left < wait:
-                    wait, phase = max(left, 0.0), "total"
+                    wait, phase = left, "total"
                 try:
+                    if wait <= 0:  # past the total limit (on the injected clock): cut now
+                        raise TimeoutError
                     chunk = await await_with_timeout(agen.__anext__(), wait)
                 except StopAsyncIteration:
                     break
@@ -113,7 +115,7 @@ async def run_stream(
                     end = clock.monotonic()
                     limit = wait if total is None or phase == "idle" else total
                     err = _stream_error(node.id, exc, phase, limit, chunks)
-                    if isinstance(err, StreamTimeoutError) and err.phase == "total":
+                    if phase == "total" and isinstance(err, StreamTimeoutError):
                         att.succeed(end)  # the node was healthy: only our limit cut it
                     else:
                         att.fail(err, end)

@@ -23,10 +23,17 @@ from urllib.parse import urlsplit
 import msgspec
 import orjson
 
-from ..errors import ConfigError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
+from ..errors import (
+    ConfigError,
+    UpstreamError,
+    UpstreamRejectedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from ..http._client import ConnectionFailed, HttpPool, content, request_head
 from ..routing._node import NodeSpec
 from ..types import AIRequest, JSONBody, RequestKind, Response
+from ._base import node_detail, node_fault
 
 PATHS = {
     RequestKind.CHAT: "/chat/completions",
@@ -227,9 +234,30 @@ def _loose_answer(node_id: str, status: int, raw: bytes) -> Response:
     return Response(content=parsed, status=status, tokens=tokens, raw=raw)
 
 
-def _status_error(node_id: str, status: int, raw: bytes) -> UpstreamError:
-    snippet = raw[:200].decode("utf-8", "replace")
-    message = f"answered {status}: {snippet}"
+def _status_error(
+    node_id: str, status: int, raw: bytes, *, retry_after: float | None = None
+) -> UpstreamError:
+    """The error for a node's non-200 answer ``raw`` (``retry_after``: its ``Retry-After``,
+    seconds, when the caller read one).
+
+    5xx, 408, 409, 425 and 429: :class:`UpstreamUnavailableError` (retryable, counted against
+    the node). The node's own fault — its credentials refused (401, 403, 407), a model or path
+    it lacks (404, 405, 410), a redirect (3xx): :class:`UpstreamRejectedError` (counted against
+    it, the next node tried). Neither message quotes the node's answer (it may echo our key);
+    the answer stays in ``body`` for operators. Any other 4xx is about the client's own request:
+    not retried, not counted, and the message carries only what :func:`node_detail` keeps
+    of the node's answer (its error message, credentials redacted).
+    """
     if status >= 500 or status in _RETRYABLE_4XX:
-        return UpstreamUnavailableError(node_id, message, status=status, body=raw)
+        return UpstreamUnavailableError(
+            node_id, f"answered {status}", status=status, body=raw, retry_after=retry_after
+        )
+    fault = node_fault(status)
+    if fault is not None:
+        return UpstreamRejectedError(
+            node_id, f"answered {status}: {fault}", status=status, body=raw,
+            retry_after=retry_after,
+        )  # fmt: skip
+    detail = node_detail(raw)
+    message = f"rejected the request ({status})" + (f": {detail}" if detail else "")
     return UpstreamError(node_id, message, status=status, retryable=False, body=raw)
