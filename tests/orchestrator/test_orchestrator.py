@@ -4,6 +4,7 @@ metrics in the injected registry, node management, options."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -419,3 +420,17 @@ async def test_full_nodes_are_not_picked_and_in_flight_returns_to_zero(clock: Ma
     results = await asyncio.gather(*tasks)
     assert sorted(r.node_id or "" for r in results) == ["n0", "n0", "n1", "n1"]
     assert [e.in_flight for e in perf.registry.entries()] == [0, 0]
+
+
+def test_auto_scaling_logs_one_clear_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent")
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1
+    assert "auto_scaling=True" in warned[0].getMessage()
+    assert "nothing scales" in warned[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        PerformanceOrchestrator(auto_scaling=False)
+        PerformanceOrchestrator()
+    assert not caplog.records
