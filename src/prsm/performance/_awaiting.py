@@ -37,7 +37,7 @@ class _Sweeper:
     """One per event loop: the deadlines of the calls in flight, grouped by tick."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = weakref.ref(loop)
+        self.loop = weakref.ref(loop)
         self.ticks: dict[int, set[_Entry]] = {}
         self.heap: list[int] = []  # the ticks that hold entries (or held: emptied lazily)
         self.timer: asyncio.TimerHandle | None = None
@@ -69,7 +69,7 @@ class _Sweeper:
 
     def _fire(self) -> None:
         self.timer = None
-        loop = self._loop()
+        loop = self.loop()
         if loop is None:
             return
         now = loop.time()
@@ -85,6 +85,7 @@ class _Sweeper:
 _sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (
     weakref.WeakKeyDictionary()
 )
+_last: _Sweeper | None = None  # the sweeper of the loop that asked last
 
 
 async def await_with_timeout(awaitable: Awaitable[R], seconds: float) -> R:
@@ -95,9 +96,13 @@ async def await_with_timeout(awaitable: Awaitable[R], seconds: float) -> R:
     if task is None:  # not in a task (nothing to cancel): the standard way
         async with asyncio.timeout(seconds):
             return await awaitable
-    sweeper = _sweepers.get(loop)
-    if sweeper is None:
-        sweeper = _sweepers[loop] = _Sweeper(loop)
+    global _last  # noqa: PLW0603 (a one-entry cache: the loop's sweeper without a weakref lookup)
+    sweeper = _last
+    if sweeper is None or sweeper.loop() is not loop:
+        sweeper = _sweepers.get(loop)
+        if sweeper is None:
+            sweeper = _sweepers[loop] = _Sweeper(loop)
+        _last = sweeper
     cancelling = task.cancelling()
     tick, entry = sweeper.add(loop, task, loop.time() + seconds)
     try:

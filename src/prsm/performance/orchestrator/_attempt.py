@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 
-from ..clock import Clock
+from ..clock import Clock, SystemClock
 from ..errors import CircuitBreakerOpenError, RoutingError, UpstreamError
 from ..resilience._breaker import BreakerSet, CircuitBreaker
 from ..routing._balancer import AILoadBalancer
@@ -43,6 +44,7 @@ class Pipeline:
         "breakers",
         "clock",
         "metrics",
+        "monotonic",
         "policy",
         "registry",
         "settings",
@@ -63,6 +65,11 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self.clock = clock
+        #: the clock's ``monotonic``; the C function itself for the system clock (one Python
+        #: frame less per reading, three readings a request)
+        self.monotonic: Callable[[], float] = (
+            time.monotonic if type(clock) is SystemClock else clock.monotonic
+        )
         self.registry = registry
         self.tracker = tracker
         self.balancer = balancer
@@ -98,13 +105,13 @@ class Pipeline:
             isinstance(err, CircuitBreakerOpenError) or not self.breakers.get(node_id).counts(err)
         ):
             return
-        self.tracker.record(node_id, latency, ok, self.clock.monotonic())
+        self.tracker.record(node_id, latency, ok, self.monotonic())
 
 
 class Attempt:
     """One attempt in flight on one node (see the module's docstring)."""
 
-    __slots__ = ("breaker", "done", "latency", "learn", "node_id", "p", "start")
+    __slots__ = ("breaker", "children", "done", "latency", "learn", "node_id", "p", "start")
 
     def __init__(
         self, p: Pipeline, node_id: str, breaker: CircuitBreaker, start: float, learn: bool
@@ -114,26 +121,29 @@ class Attempt:
         self.breaker = breaker
         self.start = start
         self.learn = learn
+        self.children = p.metrics.node(node_id)
         self.latency = -1.0  # until the node answers
         self.done = False
 
     def answered(self, now: float) -> float:
         """The node answered at ``now`` (a stream: its first chunk); returns its latency."""
         latency = self.latency = now - self.start
-        self.p.metrics.node(self.node_id).latency.observe(latency)
+        self.children.latency.observe(latency)
         return latency
 
     def succeed(self, end: float) -> None:
         """The attempt ended well at ``end``."""
         p = self.p
         node_id = self.node_id
-        if self.latency < 0:
-            self.answered(end)
+        latency = self.latency
+        if latency < 0:  # a unary call: it answered as it ended
+            latency = self.latency = end - self.start
+            self.children.latency.observe(latency)
         self.done = True
         p.registry.release(node_id)
         self.breaker.record_success(end)
         if self.learn:
-            p.tracker.record(node_id, self.latency, True, end)
+            p.tracker.record(node_id, latency, True, end)
 
     def fail(self, err: UpstreamError, end: float) -> None:
         """The attempt failed at ``end`` with the node's ``err``."""
@@ -141,15 +151,16 @@ class Attempt:
         node_id = self.node_id
         self.done = True
         p.registry.release(node_id)
-        latency = self.latency if self.latency >= 0 else end - self.start
-        if self.latency < 0:
-            p.metrics.node(node_id).latency.observe(latency)
+        latency = self.latency
+        if latency < 0:
+            latency = end - self.start
+            self.children.latency.observe(latency)
         breaker = self.breaker
         if not breaker.counts(err):
             breaker.record_ignored(end)
             return
         breaker.record_failure(end)
-        p.metrics.node(node_id).failures.inc()
+        self.children.failures.inc()
         if self.learn and node_id in p.registry:
             p.tracker.record(node_id, latency, False, end)
 
@@ -207,7 +218,7 @@ async def next_node(
                 request.id, decision.reason, decision.seconds,
             )  # fmt: skip
             await p.clock.sleep(decision.seconds)
-            now = p.clock.monotonic()
+            now = p.monotonic()
             continue
         assert type(decision) is Stop
         m.error.inc()

@@ -41,11 +41,11 @@ from ..routing._settings import BalancerSettings, check_strategy
 from ..routing._tracker import PerformanceTracker
 from ..types import AIRequest, ExecutionResult
 from ..upstreams._base import StreamingUpstream, Upstream
-from ._attempt import Pipeline
+from ._attempt import Pipeline, first_node
 from ._metrics import OrchestratorMetrics, node_snapshots
 from ._settings import OrchestratorSettings, check_caching_strategy
 from ._stream import run_stream
-from ._unary import attempt_once, run_unary
+from ._unary import attempt_once, retry_unary
 
 log = logging.getLogger(__name__)
 
@@ -277,10 +277,13 @@ class PerformanceOrchestrator:
         deadline). ``result.latency`` is the caller's total wait; ``result.timings["upstream"]``
         the answering node's time.
         """
-        upstream = self._need_upstream()
-        clock = self.clock
+        upstream = self.upstream
+        if upstream is None:
+            upstream = self._need_upstream()
+        p = self._p
+        monotonic = p.monotonic
         m = self._m
-        start = clock.monotonic()
+        start = monotonic()
         cache = self.cache
         if cache is not None and request.cache_mode == "default":
             hit = await cache.lookup(request)
@@ -290,17 +293,20 @@ class PerformanceOrchestrator:
                     request.id,
                     None,
                     True,
-                    clock.monotonic() - start,
+                    monotonic() - start,
                     response=hit.response,
                     attempts=0,
                     cache=hit.tier,
                     similarity=hit.similarity,
                 )
-        result = await run_unary(self._p, upstream, request, start)
-        response = result.response
-        if cache is not None and request.cache_mode != "no-store" and response is not None:
-            await cache.store(request, response)
-        total = clock.monotonic() - start
+        deadline = start + (request.timeout or self.settings.default_timeout)
+        node = first_node(p, request, start)
+        result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
+        if not result.ok:
+            result = await retry_unary(p, upstream, request, result, deadline)
+        if cache is not None and request.cache_mode != "no-store" and result.response is not None:
+            await cache.store(request, result.response)
+        total = monotonic() - start
         result.timings["upstream"] = result.latency
         result.latency = total
         m.ok.inc()

@@ -50,10 +50,10 @@ async def run_stream(
     p: Pipeline, upstream: StreamingUpstream, request: AIRequest
 ) -> AsyncIterator[bytes]:
     """Yield the answer's chunks from the first node that starts one (see the module)."""
-    clock = p.clock
+    monotonic = p.monotonic
     s = p.settings
     m = p.metrics
-    start = clock.monotonic()
+    start = monotonic()
     budget = request.timeout or s.default_timeout
     deadline = start + budget
     now = start
@@ -79,17 +79,17 @@ async def run_stream(
                     att.abandon()
                     raise
                 err = _stream_error(node.id, exc, "first_token", wait, 0)
-                att.fail(err, clock.monotonic())
+                att.fail(err, monotonic())
             else:
                 break
         else:
             assert isinstance(begun, CircuitBreakerOpenError)
             err = begun
         state = state._replace(last_error=err)
-        node, state = await next_node(p, request, state, clock.monotonic())
-        now = clock.monotonic()
+        node, state = await next_node(p, request, state, monotonic())
+        now = monotonic()
 
-    answered = clock.monotonic()
+    answered = monotonic()
     att.answered(answered)
     m.latency.observe(answered - start)
     total = s.stream_total_timeout
@@ -102,7 +102,7 @@ async def run_stream(
             chunks = 1
             while True:
                 wait, phase = idle, "idle"
-                left = ends_at - clock.monotonic()
+                left = ends_at - monotonic()
                 if left < wait:
                     wait, phase = left, "total"
                 try:
@@ -112,7 +112,7 @@ async def run_stream(
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
-                    end = clock.monotonic()
+                    end = monotonic()
                     limit = wait if total is None or phase == "idle" else total
                     err = _stream_error(node.id, exc, phase, limit, chunks)
                     if phase == "total" and isinstance(err, StreamTimeoutError):
@@ -125,7 +125,7 @@ async def run_stream(
                     raise err from exc
                 yield chunk
                 chunks += 1
-        att.succeed(clock.monotonic())
+        att.succeed(monotonic())
         m.ok.inc()
     finally:
         att.abandon()  # cancelled, or the caller went away (no-op once an outcome is recorded)

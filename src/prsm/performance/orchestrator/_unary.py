@@ -1,9 +1,9 @@
 """The unary driver: one answer per request, retried as the policy decides.
 
-:func:`run_unary` is :meth:`PerformanceOrchestrator.handle` without the cache: the first
-attempt on the balancer's pick, then after each failure the retry policy's decision
-(:func:`~._attempt.next_node`), every attempt bounded by the deadline and the node's own
-timeout. :func:`attempt_once` is one attempt (also the post's ``execute_with_monitoring``).
+:meth:`PerformanceOrchestrator.handle` makes the first attempt (:func:`attempt_once`, also
+the post's ``execute_with_monitoring``) on the balancer's pick; after a failure,
+:func:`retry_unary` carries out the retry policy's decisions (:func:`~._attempt.next_node`).
+Every attempt is bounded by the deadline and the node's own timeout.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..errors import CircuitBreakerOpenError, UpstreamError, UpstreamTimeoutErro
 from ..routing._node import NodeSpec
 from ..types import AIRequest, ExecutionResult
 from ..upstreams._base import Upstream
-from ._attempt import Pipeline, as_upstream_error, first_node, is_cancel, next_node
+from ._attempt import Pipeline, as_upstream_error, is_cancel, next_node
 from ._retry import RetryState
 
 
@@ -49,36 +49,28 @@ async def attempt_once(
             err.__cause__ = exc
         else:
             err = as_upstream_error(node.id, exc)
-        end = p.clock.monotonic()
+        end = p.monotonic()
         att.fail(err, end)
         return ExecutionResult(request.id, node.id, False, end - now, error=err)
-    end = p.clock.monotonic()
+    end = p.monotonic()
     att.succeed(end)
     return ExecutionResult(request.id, node.id, True, end - now, response=response)
 
 
-async def run_unary(
-    p: Pipeline, upstream: Upstream, request: AIRequest, start: float
+async def retry_unary(
+    p: Pipeline, upstream: Upstream, request: AIRequest, failed: ExecutionResult, deadline: float
 ) -> ExecutionResult:
-    """The answering attempt's result (``attempts`` set), or the error the policy stopped
-    with: the node's, :class:`~prsm.performance.errors.DeadlineExceededError`, or a routing
-    error when no node can serve the request."""
+    """After the first attempt ``failed``: what the retry policy decides, until an attempt
+    answers (its result returned, ``attempts`` set) or the policy stops: the node's error,
+    :class:`~prsm.performance.errors.DeadlineExceededError` or a routing error, raised."""
     budget = request.timeout or p.settings.default_timeout
-    deadline = start + budget
-    node = first_node(p, request, start)
-    result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
-    if result.ok:
-        return result
-    state = RetryState(deadline, budget, 1, (node.id,))
+    state = RetryState(deadline, budget, 1, (failed.node_id or "",))
+    result = failed
     while True:
         err = result.error
         assert isinstance(err, (UpstreamError, CircuitBreakerOpenError))
-        node, state = await next_node(
-            p, request, state._replace(last_error=err), p.clock.monotonic()
-        )
-        result = await attempt_once(
-            p, upstream, node, request, p.clock.monotonic(), deadline=deadline
-        )
+        node, state = await next_node(p, request, state._replace(last_error=err), p.monotonic())
+        result = await attempt_once(p, upstream, node, request, p.monotonic(), deadline=deadline)
         if result.ok:
             result.attempts = state.attempts
             return result

@@ -264,6 +264,8 @@ class CircuitBreaker:
 
     def try_acquire(self, now: float | None = None) -> bool:
         """Ask to start a call: ``True`` if allowed (then report its outcome exactly once)."""
+        if self._st.state is CircuitState.CLOSED:  # what transition() says, without the calls
+            return True
         return self._apply(Event.ALLOW, self.clock.monotonic() if now is None else now)
 
     def acquire(self, now: float | None = None) -> None:
@@ -278,6 +280,13 @@ class CircuitBreaker:
         )
 
     def record_success(self, now: float | None = None) -> None:
+        st = self._st
+        if (
+            st.state is CircuitState.CLOSED
+            and not st.failures
+            and self.settings.failure_rate_threshold is None
+        ):
+            return  # nothing changes (as transition() says), and this is every healthy call
         self._apply(Event.SUCCESS, self.clock.monotonic() if now is None else now)
 
     def record_failure(self, now: float | None = None) -> None:

@@ -93,9 +93,9 @@ class CallableUpstream:
             raise
         except Exception as exc:  # wrapped, never swallowed: the caller sees the cause
             raise UpstreamError(node.id, f"{type(exc).__name__}: {exc}") from exc
-        if isinstance(out, Response):
+        if type(out) is Response or isinstance(out, Response):
             return out
-        return Response(content=out)
+        return Response(out)
 
 
 #: Statuses that are the node's own fault, not the client's, and what each says about it.
