@@ -1,14 +1,8 @@
 from ._base import CacheTier as CacheTier
 from ._cas import (
     BlobStore as BlobStore,
-)
-from ._cas import (
     ContentAddressedTier as ContentAddressedTier,
-)
-from ._cas import (
     KuboBlobStore as KuboBlobStore,
-)
-from ._cas import (
     LocalBlobStore as LocalBlobStore,
 )
 from ._disk import DiskTier as DiskTier
