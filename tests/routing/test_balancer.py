@@ -6,8 +6,7 @@ import math
 import random
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from prsm.performance.errors import NoCapableNodesError, UnknownModelError
 from prsm.performance.routing._balancer import AILoadBalancer

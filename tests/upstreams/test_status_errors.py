@@ -27,7 +27,7 @@ from prsm.performance.upstreams._http import _status_error
 
 KEY = "sk-live-0123456789abcdefghij"
 LEAKY = (
-    b'{"error": {"message": "Incorrect API key provided: ' + KEY.encode() + b'. You can find '
+    b'{"error": {"message": "Incorrect API key provided: ' + KEY.encode() + b". You can find "
     b'your key at https://example.com", "type": "invalid_request_error"}}'
 )
 
