@@ -8,7 +8,9 @@ Every attempt is bounded by the deadline and the node's own timeout.
 
 from __future__ import annotations
 
-from .._awaiting import await_with_timeout
+from asyncio import CancelledError
+
+from .._awaiting import arm, await_with_timeout, disarm, expired
 from ..errors import CircuitBreakerOpenError, UpstreamError, UpstreamTimeoutError
 from ..routing._node import NodeSpec
 from ..types import AIRequest, ExecutionResult
@@ -37,14 +39,21 @@ async def attempt_once(
     node_timeout = node.timeout
     if node_timeout is not None and node_timeout < timeout:
         timeout = node_timeout
+    call = upstream.execute(node, request)
+    armed = arm(timeout)  # the deadline, without a coroutine around the call
+    if armed is None:  # not in a task: the standard way
+        call = await_with_timeout(call, timeout)
     try:
-        response = await await_with_timeout(upstream.execute(node, request), timeout)
+        response = await call
     except BaseException as exc:
-        if is_cancel(exc):
+        timed_out = isinstance(exc, TimeoutError) or (
+            armed is not None and isinstance(exc, CancelledError) and expired(armed)
+        )
+        if not timed_out and is_cancel(exc):
             att.abandon()
             raise
         err: UpstreamError
-        if isinstance(exc, TimeoutError):
+        if timed_out:
             err = UpstreamTimeoutError(node.id, f"no answer within {timeout:.3f}s")
             err.__cause__ = exc
         else:
@@ -52,6 +61,9 @@ async def attempt_once(
         end = p.monotonic()
         att.fail(err, end)
         return ExecutionResult(request.id, node.id, False, end - now, error=err)
+    finally:
+        if armed is not None:
+            disarm(armed)
     end = p.monotonic()
     att.succeed(end)
     return ExecutionResult(request.id, node.id, True, end - now, response=response)
