@@ -142,7 +142,7 @@ class Attempt:
         self.done = True
         p.registry.release(node_id)
         self.breaker.record_success(end)
-        if self.learn:
+        if self.learn and node_id in p.registry:  # not if it was removed meanwhile
             p.tracker.record(node_id, latency, True, end)
 
     def fail(self, err: UpstreamError, end: float) -> None:

@@ -113,7 +113,7 @@ async def run_stream(
                     break
                 except Exception as exc:
                     end = monotonic()
-                    limit = wait if total is None or phase == "idle" else total
+                    limit = idle if phase == "idle" else ends_at - answered
                     err = _stream_error(node.id, exc, phase, limit, chunks)
                     if phase == "total" and isinstance(err, StreamTimeoutError):
                         att.succeed(end)  # the node was healthy: only our limit cut it
