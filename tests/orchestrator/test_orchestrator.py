@@ -434,3 +434,21 @@ def test_auto_scaling_logs_one_clear_warning(caplog: pytest.LogCaptureFixture) -
         PerformanceOrchestrator(auto_scaling=False)
         PerformanceOrchestrator()
     assert not caplog.records
+
+
+async def test_a_node_removed_mid_attempt_is_not_learned_again(clock: ManualClock) -> None:
+    gate = asyncio.Event()
+
+    async def slow(node: NodeSpec, request: AIRequest) -> str:
+        await gate.wait()
+        return node.id
+
+    perf = PerformanceOrchestrator(
+        nodes=[NodeSpec("a", models={"m"})], upstream=CallableUpstream(slow), clock=clock
+    )
+    task = asyncio.create_task(perf.handle(REQ))
+    await asyncio.sleep(0)
+    perf.remove_node("a")
+    gate.set()
+    assert (await task).ok
+    assert "a" not in perf.tracker.all()
