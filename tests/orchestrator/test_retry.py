@@ -289,3 +289,14 @@ async def test_streams_follow_the_same_policy(auto_clock: SleepRecordingClock) -
     assert chunks == [b"data: ok\n\n"]
     assert auto_clock.slept == [0.5, 1.0]
     assert _sample(perf, "orchestrator_retries_total", reason="server_error") == 2.0
+
+
+def test_the_orchestrator_section_is_the_one_source_of_request_timeouts() -> None:
+    from prsm.performance.gateway._settings import GatewaySettings
+
+    cfg = load_config(environ={"PRSM_ORCHESTRATOR__DEFAULT_TIMEOUT": "90"})
+    assert cfg.gateway.request_timeout is None  # the gateway defers to the orchestrator ...
+    assert cfg.orchestrator.default_timeout == 90.0
+    assert GatewaySettings(request_timeout=5).request_timeout == 5.0  # ... unless told
+    with pytest.raises(ConfigError, match="request_timeout"):
+        GatewaySettings(request_timeout=0)
