@@ -398,16 +398,21 @@ def test_from_config(tmp_path: Any) -> None:
     assert perf.registry.get("a").capabilities == {"chat"}
 
 
-async def test_full_nodes_are_not_picked_and_in_flight_returns_to_zero(clock: ManualClock) -> None:
-    gate = asyncio.Event()
+def gated(gate: asyncio.Event) -> CallableUpstream:
+    """An upstream whose every call waits for ``gate``, then answers its node's id."""
 
     async def slow(node: NodeSpec, request: AIRequest) -> str:
         await gate.wait()
         return node.id
 
+    return CallableUpstream(slow)
+
+
+async def test_full_nodes_are_not_picked_and_in_flight_returns_to_zero(clock: ManualClock) -> None:
+    gate = asyncio.Event()
     perf = PerformanceOrchestrator(
         nodes=[NodeSpec(f"n{i}", models={"m"}, max_concurrency=2) for i in range(2)],
-        upstream=CallableUpstream(slow),
+        upstream=gated(gate),
         clock=clock,
     )
     tasks = [asyncio.create_task(perf.handle(REQ)) for _ in range(4)]
@@ -438,14 +443,8 @@ def test_auto_scaling_logs_one_clear_warning(caplog: pytest.LogCaptureFixture) -
 
 async def test_a_node_removed_mid_attempt_is_not_learned_again(clock: ManualClock) -> None:
     gate = asyncio.Event()
-
-    async def slow(node: NodeSpec, request: AIRequest) -> str:
-        await gate.wait()
-        return node.id
-
-    perf = PerformanceOrchestrator(
-        nodes=[NodeSpec("a", models={"m"})], upstream=CallableUpstream(slow), clock=clock
-    )
+    perf = PerformanceOrchestrator(nodes=[NodeSpec("a", models={"m"})], upstream=gated(gate),
+                                   clock=clock)  # fmt: skip
     task = asyncio.create_task(perf.handle(REQ))
     await asyncio.sleep(0)
     perf.remove_node("a")
