@@ -1,6 +1,6 @@
-"""The gateway's own HTTP/1.1 server (``gateway/http1.py``) in process, on a loopback port,
-in front of the real app and orchestrator with an in-process upstream; the client side is
-raw bytes on a socket, read back with httptools."""
+"""The HTTP/1.1 server core (``http/``) in process, on a loopback port, in front of the real
+gateway app and orchestrator with an in-process upstream; the client side is raw bytes on a
+socket, read back with httptools."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import orjson
 import pytest
 
 from prsm.performance.gateway._app import GatewayApp
+from prsm.performance.gateway._asgi import RequestHead
 from prsm.performance.gateway._settings import GatewaySettings
-from prsm.performance.http._server import MAX_PIPELINED
+from prsm.performance.http._server import HttpServer
+from prsm.performance.http._settings import HttpServerSettings
 from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
 from prsm.performance.routing._node import NodeSpec
-from prsm.performance.serve._processes import NativeServer
+from prsm.performance.serve._processes import gateway_server
 from prsm.performance.types import AIRequest, Response
 
 CHAT = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
@@ -115,11 +117,11 @@ def request(body: bytes, *, path: str = "/v1/chat/completions", extra: bytes = b
 @asynccontextmanager
 async def running(
     settings: GatewaySettings | None = None, upstream: GatedUpstream | None = None
-) -> AsyncIterator[tuple[NativeServer, int, GatedUpstream]]:
+) -> AsyncIterator[tuple[HttpServer[RequestHead], int, GatedUpstream]]:
     upstream = upstream or GatedUpstream()
     perf = PerformanceOrchestrator(nodes=[NodeSpec(id="n0", models=["m"])], upstream=upstream)
     app = GatewayApp(perf, settings)
-    server = NativeServer(app.handle_exchange, max_body=app.settings.max_body_bytes)
+    server = gateway_server(app)
     port = await server.start("127.0.0.1", 0)
     try:
         yield server, port, upstream
@@ -159,7 +161,7 @@ async def test_pipelined_requests_are_answered_in_order() -> None:
 
 
 async def test_more_pipelined_requests_than_the_queue_holds_are_all_answered() -> None:
-    n = MAX_PIPELINED * 3
+    n = HttpServerSettings().max_pipelined * 3
     async with running() as (_, port, _), connect(port) as (reader, w):
         w.write(request(CHAT) * n)
         answers = await reader.until(n)

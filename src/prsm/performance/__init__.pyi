@@ -174,7 +174,15 @@ from .workers import (
 )
 
 __version__: str
-from .http import HttpPool as HttpPool
+from .http import (
+    ClientResponse as ClientResponse,
+    ConnectionFailed as ConnectionFailed,
+    HttpClientSettings as HttpClientSettings,
+    HttpPool as HttpPool,
+    HttpServer as HttpServer,
+    HttpServerSettings as HttpServerSettings,
+    ServerExchange as ServerExchange,
+)
 from .serve import (
     app_from_config as app_from_config,
     build_orchestrator as build_orchestrator,
