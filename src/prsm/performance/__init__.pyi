@@ -175,6 +175,7 @@ from .workers import (
 
 __version__: str
 from .http import (
+    ClientConnection as ClientConnection,
     ClientResponse as ClientResponse,
     ConnectionFailed as ConnectionFailed,
     HttpClientSettings as HttpClientSettings,

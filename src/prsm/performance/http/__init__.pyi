@@ -1,4 +1,5 @@
 from ._client import (
+    ClientConnection as ClientConnection,
     ClientResponse as ClientResponse,
     ConnectionFailed as ConnectionFailed,
     HttpPool as HttpPool,

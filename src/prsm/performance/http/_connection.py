@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import socket
+import struct
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -42,6 +45,7 @@ access = logging.getLogger("prsm.performance.http.access")
 #: how long a closing connection drops what the client still sends before it closes
 LINGER_SECONDS = 1.0
 IDLE, HEAD, BODY, DONE = 0, 1, 2, 3  # what is being read
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets the connection
 
 
 class _Reject(Exception):
@@ -381,10 +385,16 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
             self.transport.close()
 
     def abort(self) -> None:
+        """Drop the connection with a reset: what is still unsent (in our buffer and in the
+        kernel's, which can hold megabytes for a client that reads nothing) is discarded."""
         self.reading = False
         self.queue.clear()
         self.closed = True
         self.since = self.loop.time()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already gone: nothing left to discard
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         self.transport.abort()
 
     def _linger(self) -> None:
