@@ -47,7 +47,7 @@ def run_quick(
             **os.environ,
             "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT))),
             **(env or {}),
-        },  # fmt: skip
+        },
         capture_output=True,
         text=True,
         timeout=timeout,
