@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 import yaml
 
-from benchmarks.gateway import Server, free_port
+from benchmarks.gateway import Server, family, free_port
 from prsm.performance.http._server import raise_open_files
 
 MODEL = "hostile-chat"
@@ -105,19 +105,21 @@ class Servers:
             s.stop()
 
 
-def start_servers(tmp: Path, *, timeout: int) -> Servers:
+def start_servers(tmp: Path, *, timeout: int, peers: tuple[str, ...] = ("uvicorn",)) -> Servers:
     """The upstream simulator, ``prsm-perf serve`` with the HTTP timeouts set to ``timeout``
-    seconds (the write timeout one more), and uvicorn with ``--timeout-keep-alive`` the same,
-    both serving the app from one config file."""
+    seconds (the write timeout one more), and the ``peers`` (``uvicorn``, ``granian``) with
+    their own equivalents set the same (uvicorn: ``--timeout-keep-alive``; granian:
+    ``--http1-header-read-timeout``), every one serving the app from one config file."""
     raise_open_files(2 * 10_000 + 4096)  # the servers inherit it
     exe = [sys.executable, "-m", "prsm.performance.cli"]
     sim_port = free_port()
     sim = Server([*exe, "upstream-sim", "--port", str(sim_port), "--models", MODEL], sim_port,
                  "/healthz")  # fmt: skip
     procs = [sim]
+    targets: dict[str, Target] = {}
     try:
         _control(sim_port, {"max_stream_tokens": 100_000})
-        ours_port, uv_port = free_port(), free_port()
+        ours_port = free_port()
         http = {"header_timeout": timeout, "body_timeout": timeout,
                 "keep_alive_timeout": timeout, "write_timeout": timeout + 1}  # fmt: skip
         config = {
@@ -129,22 +131,31 @@ def start_servers(tmp: Path, *, timeout: int) -> Servers:
         path.write_text(yaml.safe_dump(config))
         ours = Server([*exe, "serve", "--config", str(path)], ours_port, "/readyz")
         procs.append(ours)
-        uv = Server(
-            [sys.executable, "-m", "uvicorn", "prsm.performance.serve._build:app_factory",
-             "--factory", "--host", "127.0.0.1", "--port", str(uv_port), "--loop", "uvloop",
-             "--http", "httptools", "--timeout-keep-alive", str(timeout), "--log-level",
-             "warning", "--no-access-log"],
-            uv_port, "/readyz", env={"PRSM_GATEWAY_CONFIG_FILE": str(path)},
-        )  # fmt: skip
-        procs.append(uv)
+        targets["prsm"] = Target("prsm", ours_port, ours.proc.pid)
+        env = {"PRSM_GATEWAY_CONFIG_FILE": str(path)}
+        factory = "prsm.performance.serve._build:app_factory"
+        for peer in peers:
+            port = free_port()
+            if peer == "uvicorn":
+                cmd = [sys.executable, "-m", "uvicorn", factory, "--factory", "--host",
+                       "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http",
+                       "httptools", "--timeout-keep-alive", str(timeout), "--log-level",
+                       "warning", "--no-access-log"]  # fmt: skip
+            elif peer == "granian":
+                cmd = [str(Path(sys.executable).with_name("granian")), "--interface", "asgi",
+                       "--factory", "--host", "127.0.0.1", "--port", str(port), "--loop",
+                       "uvloop", "--http", "1", "--workers", "1", "--http1-header-read-timeout",
+                       str(timeout * 1000), "--log-level", "warning", "--no-access-log",
+                       factory]  # fmt: skip
+            else:
+                raise ValueError(f"unknown peer {peer!r}: uvicorn or granian")
+            server = Server(cmd, port, "/readyz", env=env)
+            procs.append(server)
+            targets[peer] = Target(peer, port, server.proc.pid)
     except BaseException:
         for s in reversed(procs):
             s.stop()
         raise
-    targets = {
-        "prsm": Target("prsm", ours_port, ours.proc.pid),
-        "uvicorn": Target("uvicorn", uv_port, uv.proc.pid),
-    }
     return Servers(sim, targets, procs)
 
 
@@ -159,11 +170,15 @@ def _control(port: int, changes: dict[str, Any]) -> None:
 
 # --- measuring
 def rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` (MiB), from ``/proc``."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    """Resident memory of ``pid`` and its direct children (MiB: a server's workers count),
+    from ``/proc``."""
+    total = 0.0
+    for member in family(pid):
+        with contextlib.suppress(OSError):  # it ended while we looked
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+    return total
 
 
 @contextlib.contextmanager

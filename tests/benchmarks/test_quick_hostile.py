@@ -14,10 +14,12 @@ from .quick import need, run_quick
 @pytest.mark.integration
 def test_hostile_benchmark_quick(tmp_path: Path) -> None:
     need("uvicorn", extra="test")
-    data = run_quick("hostile", tmp_path, "--cases", "smuggling,pipeline_bad_middle,half_closed")
+    cases = "smuggling,pipeline_bad_middle,half_closed"
+    data = run_quick("hostile", tmp_path, "--cases", cases, "--peers", "uvicorn")
     assert {(r["case"], r["target"]) for r in data["rows"]} == {
         (case, target)
         for case in ("smuggling (CL + TE)", "pipeline, bad request 4th", "half-closed socket")
         for target in ("prsm", "uvicorn")
     }
     assert set(data["meets_goal"]) == {"ours_every_check", "at_least_uvicorn_every_case"}
+    assert data["ratio_vs_peer"]["checks"] == 12
