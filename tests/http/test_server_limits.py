@@ -57,6 +57,16 @@ async def _until(condition: Callable[[], bool]) -> None:
     raise AssertionError("the server did not get there within 5 s")
 
 
+async def _reads_nothing(port: int) -> asyncio.StreamWriter:
+    """A connection whose client never reads (with a 4 KiB receive buffer)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    _, w = await asyncio.open_connection(sock=sock)
+    return w
+
+
 def _error(answer_body: bytes) -> str:
     code: str = orjson.loads(answer_body)["error"]["code"]
     return code
@@ -240,11 +250,7 @@ async def test_a_client_that_reads_nothing_holds_a_bounded_buffer() -> None:
     upstream.execute = execute  # type: ignore[assignment,method-assign]
     settings = gw(keep_alive_timeout=30, write_timeout=30)
     async with running(settings, upstream) as (server, port, _):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        _, w = await asyncio.open_connection(sock=sock)
+        w = await _reads_nothing(port)
         try:
             w.write(request(CHAT) * 300)  # ~20 MB of answers, none of them read
             held = 0
@@ -267,11 +273,7 @@ async def test_a_stream_the_client_stops_reading_is_dropped_after_the_write_time
 
     upstream.stream = stream  # type: ignore[assignment,method-assign]
     async with running(gw(write_timeout=0.3), upstream) as (server, port, _):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        _, w = await asyncio.open_connection(sock=sock)
+        w = await _reads_nothing(port)
         try:
             w.write(request(STREAM))
             async with asyncio.timeout(5):
