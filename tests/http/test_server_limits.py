@@ -183,6 +183,12 @@ async def test_a_bad_request_in_a_pipeline_comes_after_the_good_ones() -> None:
         assert await _closed(rd)  # the request after the bad one is not answered
 
 
+async def test_reading_resumes_with_a_read_ahead_of_one() -> None:
+    async with running(gw(max_pipelined=1)) as (_, port, _), connect(port) as (rd, w):
+        w.write(request(CHAT) * 6)
+        assert [a.status for a in await rd.until(6)] == [200] * 6
+
+
 async def test_an_http_10_client_gets_a_close_delimited_stream() -> None:
     upstream = GatedUpstream(events=2)
     async with running(gw(), upstream) as (_, port, _), connect(port) as (rd, w):

@@ -321,7 +321,11 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
                     return
                 x = queue.popleft()
                 self.queued_bytes -= len(x.body_bytes)
-                if self.paused_reading and len(queue) < self.settings.max_pipelined // 2:
+                if (
+                    self.paused_reading
+                    and len(queue) <= self.settings.max_pipelined // 2
+                    and self.queued_bytes <= self.server.max_body // 2
+                ):
                     self.paused_reading = False
                     self.transport.resume_reading()
                 server.in_flight += 1
@@ -384,14 +388,15 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
             self.since = self.loop.time()
             self.transport.close()
 
-    def abort(self) -> None:
-        """Drop the connection with a reset: what is still unsent (in our buffer and in the
-        kernel's, which can hold megabytes for a client that reads nothing) is discarded."""
+    def abort(self, *, reset: bool = True) -> None:
+        """Drop the connection, what is still unsent with it. With ``reset`` the kernel's
+        buffer (megabytes, for a client that reads nothing) is discarded too and the client
+        sees a reset; without, it sees the connection end."""
         self.reading = False
         self.queue.clear()
         self.closed = True
         self.since = self.loop.time()
-        sock = self.transport.get_extra_info("socket")
+        sock = self.transport.get_extra_info("socket") if reset else None
         if sock is not None:
             with contextlib.suppress(OSError):  # already gone: nothing left to discard
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
@@ -430,7 +435,7 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         settings = self.settings
         if self.closed:  # an answer still leaving: bounded like any write
             if now - self.since > settings.write_timeout + LINGER_SECONDS:
-                self.transport.abort()
+                self.abort()
             return
         if self.write_paused and now - self.paused_since > settings.write_timeout:
             waited = now - self.paused_since

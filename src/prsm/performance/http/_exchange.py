@@ -136,8 +136,9 @@ class ServerExchange(Generic[H]):
         self.done = True
 
     def abort(self) -> None:
-        """Drop the connection without an answer (a fault a simulator injects)."""
-        self.conn.abort()
+        """Drop the connection without an answer (a fault a simulator injects): the client
+        sees it end."""
+        self.conn.abort(reset=False)
 
     @property
     def must_wait(self) -> bool:
