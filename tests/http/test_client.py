@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from prsm.performance.errors import ConnectionFailed
 from prsm.performance.http._client import (
     ClientResponse,
-    ConnectionFailed,
     HttpPool,
     content,
     request_head,

@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from prsm.performance.errors import UpstreamUnavailableError
+from prsm.performance.errors import ConnectionFailed, UpstreamUnavailableError
 from prsm.performance.fakes import SimSettings, UpstreamSimulator
-from prsm.performance.http._client import ConnectionFailed, HttpPool, content
+from prsm.performance.http._client import HttpPool, content
 from prsm.performance.http._proxy import Proxy, proxy_for
 from prsm.performance.http._settings import HttpClientSettings
 from prsm.performance.routing._node import NodeSpec

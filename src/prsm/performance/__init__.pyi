@@ -81,6 +81,7 @@ from .errors import (
     CacheIntegrityError as CacheIntegrityError,
     CircuitBreakerOpenError as CircuitBreakerOpenError,
     ConfigError as ConfigError,
+    ConnectionFailed as ConnectionFailed,
     DeadlineExceededError as DeadlineExceededError,
     DependencyMissingError as DependencyMissingError,
     NoCapableNodesError as NoCapableNodesError,
@@ -182,7 +183,6 @@ __version__: str
 from .http import (
     ClientConnection as ClientConnection,
     ClientResponse as ClientResponse,
-    ConnectionFailed as ConnectionFailed,
     HttpClientSettings as HttpClientSettings,
     HttpPool as HttpPool,
     HttpServer as HttpServer,

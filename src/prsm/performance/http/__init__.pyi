@@ -1,7 +1,6 @@
 from ._client import (
     ClientConnection as ClientConnection,
     ClientResponse as ClientResponse,
-    ConnectionFailed as ConnectionFailed,
     HttpPool as HttpPool,
 )
 from ._exchange import ServerExchange as ServerExchange

@@ -27,22 +27,13 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from ..errors import ConnectionFailed
 from ._proxy import Proxy, open_tunnel, proxy_for, tls_context
 from ._settings import HttpClientSettings
 
 _MAX_QUEUED_CHUNKS = 64
 _MAX_HEADERS = 100
 _MAX_HEADER_BYTES = 65536
-
-
-class ConnectionFailed(ConnectionError):
-    """The connection failed or closed. ``sent``: the request had been written (the server
-    may have acted on it); ``received``: part of an answer had come."""
-
-    def __init__(self, message: str, *, received: bool, sent: bool = True) -> None:
-        super().__init__(message)
-        self.received = received
-        self.sent = sent
 
 
 class ClientResponse:

@@ -31,8 +31,14 @@ from urllib.parse import urlsplit
 import msgspec
 import orjson
 
-from ..errors import ConfigError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
-from ..http._client import ClientResponse, ConnectionFailed, HttpPool, content
+from ..errors import (
+    ConfigError,
+    ConnectionFailed,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from ..http._client import ClientResponse, HttpPool, content
 from ..http._settings import HttpClientSettings
 from ..routing._node import NodeSpec
 from ..types import AIRequest, JSONBody, RequestKind, Response
