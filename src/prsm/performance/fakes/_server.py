@@ -43,7 +43,7 @@ _KIND_BY_PATH = {
     "/v1/completions": "completion",
     "/v1/embeddings": "embedding",
 }
-_JSON = b"application/json"
+_JSON_HEAD = b"content-type: application/json\r\ncontent-length: %d\r\n%s"
 _STREAM_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 #: the largest request body the simulator reads (larger: 413)
 MAX_BODY = 16 * 1024 * 1024
@@ -67,11 +67,8 @@ class SimStats:
         }
 
 
-def _reply(
-    x: Exchange, status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()
-) -> None:
-    headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(body)), *extra]
-    x.respond(status, headers, body)
+def _reply(x: Exchange, status: int, body: bytes, extra: bytes = b"") -> None:
+    x.respond(status, _JSON_HEAD % (len(body), extra), body)
 
 
 def _authorization(headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -138,7 +135,7 @@ class UpstreamSimulator:
         path = x.path
         stats.by_path[path] += 1
         now = int(time.time())
-        if x.too_large:
+        if x.size > MAX_BODY:
             _reply(x, 413, error_body("request body too large", "invalid_request_error"))
             return None
         if path == "/_control":
@@ -208,7 +205,7 @@ class UpstreamSimulator:
             _reply(x, 500, error_body("simulated server error", "server_error"))
         elif kind == "429":
             body = error_body("simulated rate limit", "rate_limit_error", "rate_limit_exceeded")
-            _reply(x, 429, body, ((b"retry-after", b"1"),))
+            _reply(x, 429, body, b"retry-after: 1\r\n")
         elif kind == "drop":
             x.abort()
         else:  # "timeout": never answer; the client gives up and closes

@@ -4,7 +4,8 @@ Reading: the URL, the header section (size and count) and the body are capped as
 (414, 431, and the app's 413); the head must arrive within ``header_timeout`` of its first
 byte and the body within ``body_timeout`` of the head (408); an idle connection closes after
 ``keep_alive_timeout``. The server's sweep (:meth:`ServerConnection.check`) enforces the
-times, so a request costs no timer.
+times against the clock it reads once a tick (a timeout fires at most two ticks late, never
+early), so a request costs no timer and no clock reading.
 
 Answering: pipelined requests are answered in order (reading pauses while too many wait);
 after an answer that the client has not read (its socket buffer full), the next waits for it,
@@ -62,23 +63,27 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
 
     __slots__ = ("_drain", "_lost", "begun", "body", "closed", "continue_pending", "eof",
                  "expect", "fail_after", "handler", "head", "head_bytes", "header_bytes",
-                 "header_count", "headers", "http10", "idle_since", "length", "loop", "names",
-                 "parser", "paused_reading", "paused_since", "phase", "queue", "queued_bytes",
-                 "reading", "refused", "server", "settings", "since", "size", "task",
-                 "transport", "url", "write_paused")  # fmt: skip
+                 "header_count", "headers", "http10", "idle_since", "keep_all", "length", "loop",
+                 "max_header_bytes", "max_headers", "names", "parser", "paused_reading",
+                 "paused_since", "phase", "queue", "queued_bytes", "reading", "refused", "server",
+                 "settings", "since", "size", "task", "transport", "url",
+                 "write_paused")  # fmt: skip
 
     def __init__(self, server: HttpServer[H]) -> None:
         self.server = server
         self.settings = server.settings
         self.handler = server.handler
-        self.names = server.header_names
+        self.names = server.header_names or frozenset()
+        self.keep_all = server.header_names is None
+        self.max_headers = server.settings.max_headers
+        self.max_header_bytes = server.settings.max_header_bytes
         self.loop = server.loop
         self.parser = httptools.HttpRequestParser(self)
         self.transport: Any = None
         self.closed = False  # no more answers: closing or gone
         self.reading = True  # False once nothing more is parsed (what arrives is dropped)
         self.eof = False  # the client shut its side
-        now = self.loop.time()
+        now = server.now
         self.phase = IDLE
         self.since = now  # when the phase began (when closing: when the close began)
         self.idle_since = now
@@ -137,7 +142,7 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        self.paused_since = self.loop.time()
+        self.paused_since = self.server.now
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -181,13 +186,13 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
     # --- httptools callbacks
     def on_message_begin(self) -> None:
         self.phase = HEAD
-        self.since = self.loop.time()
+        self.since = self.server.now
         self.begun += 1
         self.url = b""
         self.headers = []
         self.header_count = self.header_bytes = self.head_bytes = self.size = 0
         self.length = None
-        self.expect = False
+        self.expect = self.http10 = False
         self.body = []
 
     def on_url(self, url: bytes) -> None:
@@ -197,19 +202,18 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         self.url = url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_count += 1
-        self.header_bytes += len(name) + len(value)
-        settings = self.settings
-        if self.header_count > settings.max_headers:
-            raise _Reject(431, f"more than {settings.max_headers} request headers")
-        if self.header_bytes > settings.max_header_bytes:
-            raise _Reject(431, f"request headers over {settings.max_header_bytes} bytes")
+        count = self.header_count = self.header_count + 1
+        size = self.header_bytes = self.header_bytes + len(name) + len(value)
+        if count > self.max_headers or size > self.max_header_bytes:
+            raise _Reject(431, f"request headers over {self.max_headers} headers or "
+                          f"{self.max_header_bytes} bytes")  # fmt: skip
         n = name.lower()
-        names = self.names
-        if names is None or n in names:
+        if self.keep_all or n in self.names:
             self.headers.append((n, value))
         if n == b"content-length":
             self.length = value
+        elif n == b"connection":
+            self.http10 = True  # maybe: HTTP/1.0 keep-alive is asked for this way (checked later)
         elif n == b"expect" and value.lower() == b"100-continue":
             self.expect = True
 
@@ -217,13 +221,12 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         if not self.reading:
             return
         self.phase = BODY
-        self.since = self.loop.time()
-        self.http10 = self.parser.get_http_version() == "1.0"
+        self.since = self.server.now
         self.head = self.server.make_head(time.perf_counter(), self.headers)
         length = self.length
         if length is not None and length.isdigit() and int(length) > self.server.max_body:
             self._refuse(int(length))
-        elif self.expect and not self.http10:
+        elif self.expect and self.parser.get_http_version() != "1.0":
             if self.task is None and not self.queue:
                 self.transport.write(CONTINUE)
             else:  # an answer is still being written: the go-ahead follows it
@@ -250,18 +253,24 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
                 self._close()
             return
         body = self.body
+        keep_alive = self.parser.should_keep_alive()
+        # the version matters only to an HTTP/1.0 client: one that closes after the answer
+        # (no keep-alive) or asked to keep the connection (a Connection header)
+        if not keep_alive or self.http10:
+            self.http10 = self.parser.get_http_version() == "1.0"
         x = self.server.exchange(
             self,
             self.head,
             body[0] if len(body) == 1 else b"".join(body),
             self.size,
-            self.parser.should_keep_alive(),
+            keep_alive,
         )
         self._dispatch(x)
 
     def _refuse(self, size: int) -> None:
         """Hand a request whose body is over the limit to the handler now (it answers 413);
         the rest of the body is dropped and the connection closes."""
+        self.http10 = self.parser.get_http_version() == "1.0"
         x = self.server.exchange(self, self.head, b"", size, False)
         self.refused = x
         self._dispatch(x)
@@ -290,8 +299,14 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
             return
         if pending is None:  # answered at once
             server.in_flight -= 1
-            if self._answered(x):
+            if (
+                server.access_log or not (x.done and x.keep_alive) or self.eof
+            ) and not self._answered(x):
+                return
+            if self.fail_after is not None or self.continue_pending:
                 self._idle()
+            else:
+                self.idle_since = self.server.now
             return
         self.task = self.loop.create_task(self._run(x, pending))
 
@@ -349,7 +364,7 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
 
     def _idle(self) -> None:
         """Nothing left to answer: what was waiting for that happens now."""
-        self.idle_since = self.loop.time()
+        self.idle_since = self.server.now
         if self.fail_after is not None:
             data, self.fail_after = self.fail_after, None
             self.transport.write(data)
@@ -385,7 +400,7 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         self.queue.clear()
         if not self.closed:
             self.closed = True
-            self.since = self.loop.time()
+            self.since = self.server.now
             self.transport.close()
 
     def abort(self, *, reset: bool = True) -> None:
@@ -395,7 +410,7 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         self.reading = False
         self.queue.clear()
         self.closed = True
-        self.since = self.loop.time()
+        self.since = self.server.now
         sock = self.transport.get_extra_info("socket") if reset else None
         if sock is not None:
             with contextlib.suppress(OSError):  # already gone: nothing left to discard
@@ -410,7 +425,7 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         if self.closed:
             return
         self.closed = True
-        self.since = self.loop.time()
+        self.since = self.server.now
         transport = self.transport
         if self.paused_reading:
             self.paused_reading = False
@@ -430,30 +445,31 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         """No request in progress, none begun: may be closed to make room."""
         return not self.closed and self.phase == IDLE and self.task is None and not self.queue
 
-    def check(self, now: float) -> None:
-        """Enforce the timeouts (called by the server's sweep)."""
+    def check(self, now: float, late: float) -> None:
+        """Enforce the timeouts (called by the server's sweep; ``late``: how stale the times
+        read during the last tick may be)."""
         settings = self.settings
         if self.closed:  # an answer still leaving: bounded like any write
-            if now - self.since > settings.write_timeout + LINGER_SECONDS:
+            if now - self.since > settings.write_timeout + LINGER_SECONDS + late:
                 self.abort()
             return
-        if self.write_paused and now - self.paused_since > settings.write_timeout:
+        if self.write_paused and now - self.paused_since > settings.write_timeout + late:
             waited = now - self.paused_since
             log.info("dropping a connection whose client read nothing for %.1fs", waited)
             self.abort()
             return
         phase = self.phase
         if phase == HEAD:
-            if now - self.since > settings.header_timeout:
+            if now - self.since > settings.header_timeout + late:
                 self.fail(408, f"request head not received within {settings.header_timeout}s")
         elif phase == BODY:
-            if now - self.since > settings.body_timeout:
+            if now - self.since > settings.body_timeout + late:
                 self.fail(408, f"request body not received within {settings.body_timeout}s")
         elif (
             phase == IDLE
             and self.task is None
             and not self.queue
-            and now - self.idle_since > settings.keep_alive_timeout
+            and now - self.idle_since > settings.keep_alive_timeout + late
         ):
             if self.transport.get_write_buffer_size():
                 self.abort()  # an answer the client never read

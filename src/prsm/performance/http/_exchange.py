@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ._connection import ServerConnection
 
 H = TypeVar("H")
+_METHODS = {m.encode(): m for m in ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
 class ServerExchange(Generic[H]):
@@ -41,7 +42,8 @@ class ServerExchange(Generic[H]):
         keep_alive: bool,
     ) -> None:
         self.conn = conn
-        self.method: str = conn.parser.get_method().decode("latin-1")
+        method = conn.parser.get_method()
+        self.method: str = _METHODS.get(method) or method.decode("latin-1")
         path, _, query = conn.url.partition(b"?")
         self.path: str = path.decode("latin-1")
         self.query: bytes = query
@@ -80,10 +82,16 @@ class ServerExchange(Generic[H]):
         return conn
 
     # --- answers that never wait
-    def respond(self, status: int, headers: Headers, body: bytes) -> None:
-        """Answer whole, in one write (``headers`` include the content type and length)."""
-        conn = self._check()
-        data = head(status, headers, close=self._closing(), keep_alive_10=self.http10)
+    def respond(self, status: int, headers: Headers | bytes, body: bytes) -> None:
+        """Answer whole, in one write (``headers`` include the content type and length; as
+        pairs, or as header lines already made)."""
+        conn = self.conn
+        if conn.closed:
+            raise ConnectionResetError("client went away before its answer")
+        close = not self.keep_alive or conn.server.closing
+        if close:
+            self.keep_alive = False
+        data = head(status, headers, close=close, keep_alive_10=self.http10)
         transport = conn.transport
         if self.method == "HEAD":
             transport.write(data)  # the length of what a GET would answer, no body

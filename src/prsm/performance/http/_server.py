@@ -87,6 +87,8 @@ class HttpServer(Generic[H]):
         self.evicted = 0  # idle connections closed to make room
         self.refused = 0  # connections answered 503 at the cap
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # at start
+        #: the loop's clock as read by the last sweep (connections stamp times with it)
+        self.now = 0.0
         self._server: asyncio.AbstractServer | None = None
         self._idle: asyncio.Future[None] | None = None
         self._sweeper: asyncio.TimerHandle | None = None
@@ -103,6 +105,7 @@ class HttpServer(Generic[H]):
     ) -> int:
         """Listen on ``host``:``port``; returns the port (useful with port 0)."""
         self.loop = loop = asyncio.get_running_loop()
+        self.now = loop.time()
         soft = raise_open_files(self.settings.max_connections + FD_RESERVE)
         if soft - FD_RESERVE < self.max_connections:
             self.max_connections = max(1, soft - FD_RESERVE)
@@ -138,8 +141,9 @@ class HttpServer(Generic[H]):
 
     def _sweep(self) -> None:
         now = self.loop.time()
+        late, self.now = now - self.now, now  # how stale a time stamped since then may be
         for conn in list(self.connections):
-            conn.check(now)
+            conn.check(now, late)
         self._sweeper = self.loop.call_later(self.tick, self._sweep)
 
     # --- shutting down

@@ -26,17 +26,22 @@ OWN_ERRORS = {
 }
 
 
-def head(status: int, headers: Headers, *, close: bool, keep_alive_10: bool = False) -> bytes:
-    """A response head (status line, headers, blank line). ``close`` adds
-    ``connection: close``; ``keep_alive_10`` adds ``connection: keep-alive`` (an HTTP/1.0
-    client keeps the connection only when told)."""
-    lines = [b"%s: %s\r\n" % kv for kv in headers]
+def head(
+    status: int, headers: Headers | bytes, *, close: bool, keep_alive_10: bool = False
+) -> bytes:
+    """A response head (status line, headers, blank line). ``headers`` are pairs, or lines
+    already made (``b"name: value\\r\\n"`` each). ``close`` adds ``connection: close``;
+    ``keep_alive_10`` adds ``connection: keep-alive`` (an HTTP/1.0 client keeps the connection
+    only when told)."""
+    if isinstance(headers, bytes):
+        lines = headers
+    else:
+        lines = b"".join([b"%s: %s\r\n" % kv for kv in headers])
     if close:
-        lines.append(CLOSE)
+        lines += CLOSE
     elif keep_alive_10:
-        lines.append(KEEP_ALIVE)
-    reason = REASONS.get(status, b"Unknown")
-    return b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, reason, b"".join(lines))
+        lines += KEEP_ALIVE
+    return b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, REASONS.get(status, b"Unknown"), lines)
 
 
 def chunk(data: bytes) -> bytes:
