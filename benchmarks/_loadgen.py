@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from prsm.performance.http._client import ClientConnection, open_connection
+from prsm.performance.http._client_connection import ClientConnection, open_connection
 
 
 def pct(values: list[float], q: float) -> float | None:

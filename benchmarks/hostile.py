@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._harness import Report, parser
-from benchmarks._hostile import CASES, MODEL, Outcome, Servers, run_case, start_servers
+from benchmarks._hostile import CASES, Outcome, run_case
+from benchmarks._hostile_servers import MODEL, Servers, start_servers
 from benchmarks.gateway import load, pin, tree_cpu
 
 GOAL = "ours meets every check of every case, and at least every peer's score on each"

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 import uvloop
-from benchmarks._hostile import CASES, Servers, Target, run_case, start_servers
+from benchmarks._hostile import CASES, run_case
+from benchmarks._hostile_servers import Servers, Target, start_servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,12 +10,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from prsm.performance.errors import ConnectionFailed
-from prsm.performance.http._client import (
-    ClientResponse,
-    HttpPool,
-    content,
-    request_head,
-)
+from prsm.performance.http._client import HttpPool, content, request_head
+from prsm.performance.http._client_connection import ClientResponse
 from prsm.performance.http._settings import HttpClientSettings
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
-from ._client import (
+from ._client import HttpPool as HttpPool
+from ._client_connection import (
     ClientConnection as ClientConnection,
     ClientResponse as ClientResponse,
-    HttpPool as HttpPool,
 )
 from ._exchange import ServerExchange as ServerExchange
 from ._server import HttpServer as HttpServer

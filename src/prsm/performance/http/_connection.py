@@ -16,6 +16,9 @@ HTTP/1.0 client's is ignored). A client that half-closes (sends its request, the
 side) still gets its answers, then the connection closes. Closing after an error first
 half-closes and drops what the client still sends for a moment, so it reads the answer
 rather than a reset.
+
+(One protocol class, in one file of about 500 lines: every method reads and changes the same
+per-connection state, which is easier to check kept together.)
 """
 
 from __future__ import annotations

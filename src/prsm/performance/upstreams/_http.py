@@ -38,7 +38,8 @@ from ..errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from ..http._client import ClientResponse, HttpPool, content
+from ..http._client import HttpPool, content
+from ..http._client_connection import ClientResponse
 from ..http._settings import HttpClientSettings
 from ..routing._node import NodeSpec
 from ..types import AIRequest, JSONBody, RequestKind, Response
