@@ -15,6 +15,8 @@ import orjson
 import pytest
 
 from prsm.performance.gateway._settings import GatewaySettings
+from prsm.performance.http._exchange import ServerExchange
+from prsm.performance.http._server import HttpServer
 from prsm.performance.http._settings import HttpServerSettings
 from prsm.performance.types import Response
 
@@ -181,6 +183,24 @@ async def test_a_bad_request_in_a_pipeline_comes_after_the_good_ones() -> None:
         assert [a.headers[b"x-request-id"] for a in answers[:3]] == rid
         assert answers[3].headers[b"connection"] == b"close"
         assert await _closed(rd)  # the request after the bad one is not answered
+
+
+async def test_the_exchange_names_its_client() -> None:
+    seen: list[str | None] = []
+
+    def handler(x: ServerExchange[object]) -> None:
+        seen.append(x.client)
+        x.respond(200, [(b"content-length", b"0")], b"")
+
+    server: HttpServer[object] = HttpServer(handler)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        async with connect(port) as (rd, w):
+            w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await rd.until(1))[0].status == 200
+    finally:
+        await server.shutdown(0)
+    assert seen == ["127.0.0.1"]
 
 
 async def test_reading_resumes_with_a_read_ahead_of_one() -> None:

@@ -58,6 +58,12 @@ class ServerExchange(Generic[H]):
         self._pending = b""  # a stream's head, not yet written
 
     @property
+    def client(self) -> str | None:
+        """The client's address (as the socket names its peer), or ``None``."""
+        peer = self.conn.transport.get_extra_info("peername")
+        return str(peer[0]) if peer else None
+
+    @property
     def too_large(self) -> bool:
         """The body is over the server's ``max_body`` (it was not kept)."""
         return self.size > self.conn.server.max_body
