@@ -58,6 +58,37 @@ async def server() -> AsyncIterator[Callable[..., object]]:
     await asyncio.sleep(0)
 
 
+def _answers(raw: bytes) -> Handler:
+    """A server handler that reads one request, writes ``raw`` and closes."""
+
+    async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(raw)
+        await w.drain()
+        w.close()
+
+    return answer
+
+
+def _echo(connections: list[int], gate: asyncio.Event | None = None) -> Handler:
+    """A keep-alive server handler answering each request with its body (after ``gate``);
+    each connection appends to ``connections``."""
+
+    async def echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        try:
+            while True:
+                body = await _read_request(r)
+                if gate is not None:
+                    await gate.wait()
+                w.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+                await w.drain()
+        except asyncio.IncompleteReadError:
+            w.close()
+
+    return echo
+
+
 def _req(origin: str, body: bytes = b"{}") -> bytes:
     return content(request_head("/v1/x", origin.split("//")[1]), body)
 
@@ -121,13 +152,7 @@ async def test_chunked_answer_is_read_whole_and_streamed(server: Callable[..., o
 async def test_server_gone_mid_answer_is_a_connection_failure(
     server: Callable[..., object],
 ) -> None:
-    async def half(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await _read_request(r)
-        w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
-        await w.drain()
-        w.close()
-
-    origin = await server(half)  # type: ignore[misc]
+    origin = await server(_answers(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial"))  # type: ignore[misc]
     pool = HttpPool(origin)
     try:
         with pytest.raises(ConnectionFailed) as err:
@@ -222,28 +247,16 @@ async def test_a_stream_that_fails_after_sending_is_raised_not_sent_again(
 async def test_an_idle_connection_past_idle_timeout_is_not_reused(
     server: Callable[..., object],
 ) -> None:
-    connections = 0
-
-    async def keep_alive(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        try:
-            while True:
-                body = await _read_request(r)
-                w.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
-                await w.drain()
-        except asyncio.IncompleteReadError:
-            w.close()
-
-    origin = await server(keep_alive)  # type: ignore[misc]
+    connections: list[int] = []
+    origin = await server(_echo(connections))  # type: ignore[misc]
     pool = HttpPool(origin, HttpClientSettings(idle_timeout=0.05))
     try:
         await pool.request(_req(origin))
         await pool.request(_req(origin))  # reused at once
-        assert connections == 1
+        assert len(connections) == 1
         await asyncio.sleep(0.1)
         await pool.request(_req(origin))  # idle too long: a new connection
-        assert connections == 2
+        assert len(connections) == 2
     finally:
         await pool.aclose()
 
@@ -251,22 +264,9 @@ async def test_an_idle_connection_past_idle_timeout_is_not_reused(
 async def test_the_connection_cap_makes_requests_wait_for_a_free_connection(
     server: Callable[..., object],
 ) -> None:
-    connections = 0
+    connections: list[int] = []
     release = asyncio.Event()
-
-    async def slow(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        try:
-            while True:
-                body = await _read_request(r)
-                await release.wait()
-                w.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
-                await w.drain()
-        except asyncio.IncompleteReadError:
-            w.close()
-
-    origin = await server(slow)  # type: ignore[misc]
+    origin = await server(_echo(connections, release))  # type: ignore[misc]
     pool = HttpPool(origin, HttpClientSettings(max_connections=2))
     try:
         calls = [asyncio.ensure_future(pool.request(_req(origin, b"%d" % i))) for i in range(5)]
@@ -278,7 +278,7 @@ async def test_the_connection_cap_makes_requests_wait_for_a_free_connection(
         release.set()
         await pool.aclose()
     assert sorted(a.body for a in answers) == [b"%d" % i for i in range(5)]
-    assert connections == 2
+    assert len(connections) == 2
 
 
 async def test_read_timeout_bounds_the_wait_for_a_silent_server(
@@ -298,13 +298,8 @@ async def test_read_timeout_bounds_the_wait_for_a_silent_server(
 
 
 async def test_answer_headers_are_exposed(server: Callable[..., object]) -> None:
-    async def limited(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await _read_request(r)
-        w.write(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\ncontent-length: 2\r\n\r\n{}")
-        await w.drain()
-        w.close()
-
-    origin = await server(limited)  # type: ignore[misc]
+    limited = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\ncontent-length: 2\r\n\r\n{}"
+    origin = await server(_answers(limited))  # type: ignore[misc]
     pool = HttpPool(origin)
     try:
         answer = await pool.request(_req(origin))
