@@ -116,7 +116,7 @@ class Generator:
             if status == 200:
                 st.latencies.append(now - conn.tag)
                 for name, value in conn.headers:
-                    if name == b"x-prsm-added-time":
+                    if len(name) == 17 and name.lower() == b"x-prsm-added-time":
                         st.added.append(float(value) / 1e3)
             else:
                 st.errors[status] += 1

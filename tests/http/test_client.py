@@ -317,3 +317,18 @@ async def test_connecting_to_nothing_is_a_failure_before_sending() -> None:
     with pytest.raises(ConnectionFailed) as err:
         await pool.request(_req(origin))
     assert not err.value.sent
+
+
+async def test_an_endless_answer_head_is_a_failure_not_a_memory_leak(
+    server: Callable[..., object],
+) -> None:
+    endless = b"HTTP/1.1 200 OK\r\n" + b"".join(
+        b"X-%d: %s\r\n" % (i, b"v" * 100) for i in range(2000)
+    )
+    origin = await server(_answers(endless))  # type: ignore[misc]
+    pool = HttpPool(origin)
+    try:
+        with pytest.raises(ConnectionFailed, match="header section is too large"):
+            await pool.request(_req(origin))
+    finally:
+        await pool.aclose()

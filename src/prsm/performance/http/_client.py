@@ -57,6 +57,13 @@ class HttpPool:
         self.opening = 0  # connections being opened (they count against the cap)
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._ssl = tls_context(s.verify, s.ca_bundle) if self.tls else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _clock(self) -> float:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop.time()
 
     def request_head(self, path: str, headers: dict[str, str] | None = None) -> tuple[bytes, bytes]:
         """The start of a ``POST`` request's head to ``path``, and its end (put
@@ -121,10 +128,16 @@ class HttpPool:
         idle = self.idle
         if not idle:
             return None
-        now = asyncio.get_running_loop().time()
+        now = self._clock()
+        limit = self.settings.idle_timeout
         while idle:
             conn = idle.pop()
-            if conn.reusable and now - conn.idle_since < self.settings.idle_timeout:
+            if (
+                conn.keep_alive
+                and not conn.closed
+                and not conn.eof
+                and now - conn.idle_since < limit
+            ):
                 return conn
             conn.close()
         return None
@@ -155,12 +168,19 @@ class HttpPool:
                 return
 
     def _release(self, conn: ClientConnection) -> None:
-        if not conn.complete or not conn.reusable or len(self.idle) >= self.settings.max_idle:
-            conn.close()
-        else:
-            conn.idle_since = asyncio.get_running_loop().time()
+        if (
+            conn.complete
+            and conn.keep_alive
+            and not conn.closed
+            and not conn.eof
+            and len(self.idle) < self.settings.max_idle
+        ):
+            conn.idle_since = self._clock()
             self.idle.append(conn)
-        self._wake_one()
+        else:
+            conn.close()
+        if self.waiters:
+            self._wake_one()
 
     def forget(self, conn: ClientConnection) -> None:
         if conn in self.connections:

@@ -19,12 +19,15 @@ if TYPE_CHECKING:
     from ._client import HttpPool
 
 MAX_QUEUED_CHUNKS = 64
+_FRAMING = (b"content-length", b"transfer-encoding")
+_FRAMING_LENGTHS = frozenset(len(n) for n in _FRAMING)
 _MAX_HEADERS = 100
 _MAX_HEADER_BYTES = 65536
 
 
 class ClientResponse:
-    """An answer's status, headers (lower-case names, in order) and body."""
+    """An answer's status, headers (as sent, in order; :meth:`header` finds one by its
+    lower-case name) and body."""
 
     __slots__ = ("body", "headers", "status")
 
@@ -36,9 +39,9 @@ class ClientResponse:
         self.body = body
 
     def header(self, name: bytes) -> bytes | None:
-        """The last value of header ``name`` (lower case), or ``None``."""
+        """The last value of header ``name`` (give it in lower case), or ``None``."""
         for n, v in reversed(self.headers):
-            if n == name:
+            if len(n) == len(name) and n.lower() == name:
                 return v
         return None
 
@@ -109,8 +112,14 @@ class ClientConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail("the server switched protocols")
+            return
         except httptools.HttpParserError as exc:
             self._fail(f"malformed HTTP answer: {exc}")
+            return
+        if not self.headers_done:  # a head still coming: bounded (a server may not end it)
+            self.header_bytes += len(data)
+            if self.header_bytes > _MAX_HEADER_BYTES or len(self.headers) > _MAX_HEADERS:
+                self._fail("the answer's header section is too large")
 
     def _fail(self, message: str) -> None:
         self.error = ConnectionFailed(message, received=True)
@@ -119,13 +128,9 @@ class ClientConnection(asyncio.Protocol):
 
     # --- parser callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        lower = name.lower()
-        self.headers.append((lower, value))
-        self.header_bytes += len(name) + len(value)
-        if lower in (b"content-length", b"transfer-encoding"):
+        self.headers.append((name, value))  # as sent: lower-cased when looked up
+        if len(name) in _FRAMING_LENGTHS and name.lower() in _FRAMING:
             self.framed = True
-        if len(self.headers) > _MAX_HEADERS or self.header_bytes > _MAX_HEADER_BYTES:
-            raise ValueError("the answer's header section is too large")
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -158,7 +163,7 @@ class ClientConnection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return not self.closed and not self.eof and self.keep_alive
+        return self.keep_alive and not self.closed and not self.eof
 
     def send(self, data: bytes, *, streaming: bool = False) -> None:
         """Write a whole request (head and body)."""
