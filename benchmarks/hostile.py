@@ -27,7 +27,7 @@ from typing import Any
 from benchmarks._harness import Report, parser
 from benchmarks._hostile import CASES, Outcome, run_case
 from benchmarks._hostile_servers import MODEL, Servers, start_servers
-from benchmarks.gateway import load, pin, tree_cpu
+from benchmarks.gateway import family, load, tree_cpu
 
 GOAL = "ours meets every check of every case, and at least every peer's score on each"
 
@@ -47,10 +47,26 @@ async def run_all(
     return outcomes
 
 
+def pin_threads(pid: int, cpus: set[int]) -> None:
+    """Put every thread of ``pid`` and of its direct children on ``cpus`` (granian's Rust
+    runtime runs threads of its own: pinning the process alone would leave them free)."""
+    for member in family(pid):
+        try:
+            tasks = [int(t.name) for t in Path(f"/proc/{member}/task").iterdir()]
+        except OSError:
+            continue  # it ended while we looked
+        for tid in tasks:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                continue  # the thread ended since we looked
+
+
 def peak(servers: Servers, *, rounds: int, duration: float) -> list[dict[str, Any]]:
     """Each target's saturated rate (closed loop, 32 connections) and CPU time per answered
-    request, non-streaming; the server under test alone on one CPU, the load generator and
-    the simulator on the other (as the gateway benchmark places them); rounds alternate."""
+    request, non-streaming; the server under test (every thread of it) alone on one CPU, the
+    load generator and the simulator on the other (as the gateway benchmark places them);
+    rounds alternate."""
     body = Path(tempfile.mkdtemp(prefix="prsm-hostile-peak-")) / "chat.json"
     messages = [{"role": "user", "content": "Say hello. " * 8}]
     body.write_text(json.dumps({"model": MODEL, "max_tokens": 16, "messages": messages}))
@@ -62,8 +78,8 @@ def peak(servers: Servers, *, rounds: int, duration: float) -> list[dict[str, An
         names = list(servers.targets) if r % 2 == 0 else list(reversed(servers.targets))
         for name in names:
             for other, t in servers.targets.items():
-                pin(t.pid, {cpu0} if other == name else {cpu1})
-            pin(servers.sim.proc.pid, {cpu1})
+                pin_threads(t.pid, {cpu0} if other == name else {cpu1})
+            pin_threads(servers.sim.proc.pid, {cpu1})
             pid, port = servers.targets[name].pid, servers.targets[name].port
             if r == 0:  # a fresh server's first seconds are slower
                 load(port, body, rate=0, duration=duration, warmup=0, cpus={cpu1})
