@@ -81,6 +81,7 @@ from .errors import (
     CacheIntegrityError as CacheIntegrityError,
     CircuitBreakerOpenError as CircuitBreakerOpenError,
     ConfigError as ConfigError,
+    ConnectionFailed as ConnectionFailed,
     DeadlineExceededError as DeadlineExceededError,
     DependencyMissingError as DependencyMissingError,
     NoCapableNodesError as NoCapableNodesError,
@@ -186,7 +187,15 @@ from .workers import (
 )
 
 __version__: str
-from .http import HttpPool as HttpPool
+from .http import (
+    ClientConnection as ClientConnection,
+    ClientResponse as ClientResponse,
+    HttpClientSettings as HttpClientSettings,
+    HttpPool as HttpPool,
+    HttpServer as HttpServer,
+    HttpServerSettings as HttpServerSettings,
+    ServerExchange as ServerExchange,
+)
 from .serve import (
     app_from_config as app_from_config,
     build_orchestrator as build_orchestrator,

@@ -23,6 +23,7 @@
     ├── RateLimitedError                  a tenant is over its limit: .tenant, .retry_after
     ├── AuthenticationError               missing or wrong API key
     ├── PayloadTooLargeError              body over the configured size: .size, .limit
+    ├── ConnectionFailed (ConnectionError)  the HTTP client's connection failed: .sent, .received
     ├── CacheError                        a cache tier failed (counted, skipped): .tier
     │   └── CacheIntegrityError           an entry failed its integrity check: .key
     ├── WorkerError                       a local model worker failed: .worker_id
@@ -235,6 +236,17 @@ class PayloadTooLargeError(PRSMError):
         self.size = size
         self.limit = limit
         super().__init__(f"request body of {size} bytes exceeds the limit of {limit} bytes")
+
+
+class ConnectionFailed(PRSMError, ConnectionError):
+    """The HTTP client's connection failed or closed. ``sent``: the request had been written
+    (the server may have acted on it, so it is not sent again); ``received``: part of an
+    answer had come."""
+
+    def __init__(self, message: str, *, received: bool, sent: bool = True) -> None:
+        super().__init__(message)
+        self.received = received
+        self.sent = sent
 
 
 class CacheError(PRSMError):

@@ -1,17 +1,18 @@
 """Settings of the gateway (config section ``gateway``): where it listens, limits, tenants.
 
-Imports only the standard library and :mod:`prsm.performance.errors`, so ``config.py`` can
-import it without a cycle. API keys are stored as SHA-256 hashes (``prsm-perf hash-key KEY``
-prints one); the gateway never holds a tenant's key in clear.
+Imports only the standard library, :mod:`prsm.performance.errors` and the HTTP settings, so
+``config.py`` can import it without a cycle. API keys are stored as SHA-256 hashes
+(``prsm-perf hash-key KEY`` prints one); the gateway never holds a tenant's key in clear.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..http._settings import HttpServerSettings
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -90,7 +91,8 @@ class GatewaySettings:
     unset, the ``orchestrator`` section's ``default_timeout`` applies (that section holds every
     request-level timeout: deadline, retries, stream limits). ``upstream_timeout`` is the
     default per-call timeout of a node without its own. ``shutdown_grace`` is how long
-    in-flight requests and streams may take to finish on shutdown.
+    in-flight requests and streams may take to finish on shutdown. ``http`` holds the HTTP
+    server's limits and timeouts (:class:`~prsm.performance.http.HttpServerSettings`).
     """
 
     host: str = "127.0.0.1"
@@ -105,6 +107,7 @@ class GatewaySettings:
     ratelimit_prefix: str = "prsm:ratelimit:"
     shutdown_grace: float = 10.0
     access_log: bool = False
+    http: HttpServerSettings = field(default_factory=HttpServerSettings)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -28,6 +28,10 @@ class NodeSpec:
     more may wait (0: none); a node with ``in_flight >= max_concurrency + queue_size`` is
     full. ``cost_per_1k_tokens`` feeds cost-aware decisions; ``weight`` feeds weighted
     round robin. ``url`` and ``api_key_env`` are used by HTTP upstreams; ``meta`` is free.
+    HTTP nodes also take ``tls_verify`` (check the TLS certificate), ``ca_bundle`` (a PEM file
+    of authorities to trust), ``max_connections`` (open connections to it at most; ``None``:
+    no cap), ``connect_timeout`` and ``read_timeout`` (seconds without a byte while an answer
+    is awaited; ``None``: the gateway's defaults).
     """
 
     id: str
@@ -41,6 +45,11 @@ class NodeSpec:
     url: str | None = None
     api_key_env: str | None = None
     timeout: float | None = None
+    tls_verify: bool = True
+    ca_bundle: str | None = None
+    max_connections: int | None = None
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -69,8 +78,14 @@ class NodeSpec:
             )
         if not self.weight > 0:
             raise ConfigError(f"node[{self.id}].weight", f"must be > 0, got {self.weight}")
-        if self.timeout is not None and not self.timeout > 0:
-            raise ConfigError(f"node[{self.id}].timeout", f"must be > 0, got {self.timeout}")
+        for name in ("timeout", "connect_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"node[{self.id}].{name}", f"must be > 0, got {value}")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ConfigError(
+                f"node[{self.id}].max_connections", f"must be >= 1, got {self.max_connections}"
+            )
 
     @property
     def all_capabilities(self) -> frozenset[str]:

@@ -1,22 +1,32 @@
 """The HTTP upstream: any OpenAI-compatible server (vLLM, Ollama, llama.cpp, a hosted API).
 
 Each node's ``url`` is its OpenAI base URL (e.g. ``http://127.0.0.1:8000/v1``); requests go
-over a pool of keep-alive connections per origin (:class:`~.pool.HttpPool`). A node's
-``timeout`` bounds a call (for streams: the wait for each chunk); ``api_key_env`` names the
-environment variable holding its API key, read once and sent as a bearer token (never logged,
-never put in metrics or errors). Bodies are passed through as raw bytes.
+over a pool of keep-alive connections per origin and client settings
+(:class:`~prsm.performance.http.HttpPool`: TLS checks or a CA bundle, a proxy from
+``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, a connection cap, connect and read timeouts, all
+from the node's config). A node's ``timeout`` bounds a call (for streams: the wait for each
+chunk); ``api_key_env`` names the environment variable holding its API key, read once and
+sent as a bearer token (never logged, never put in metrics or errors). Bodies are passed
+through as raw bytes. A request is never sent twice here: a connection failure after it was
+written is raised, and the caller's retry policy decides (and counts) what happens next.
 
-Failures become :class:`~prsm.performance.errors.UpstreamError`: 5xx, 408 and 429 answers
-and connection failures are retryable (:class:`UpstreamUnavailableError`), a timeout is
-:class:`UpstreamTimeoutError`, other 4xx answers are the client's fault (``retryable=False``,
-status and body kept so the gateway can pass them on).
+Failures become :class:`~prsm.performance.errors.UpstreamError`: 5xx, 408, 409, 425 and 429
+answers and connection failures are retryable (:class:`UpstreamUnavailableError`), a timeout
+is :class:`UpstreamTimeoutError`; the node's own faults (its key refused, a model or path it
+lacks, a redirect) are :class:`UpstreamRejectedError` (counted against it, the next node
+tried); other 4xx answers are the client's fault (``retryable=False``, status kept, the node's
+message passed on with credentials redacted). A node's ``Retry-After`` (seconds or an HTTP
+date) becomes the error's ``retry_after``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import os
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,12 +35,15 @@ import orjson
 
 from ..errors import (
     ConfigError,
+    ConnectionFailed,
     UpstreamError,
     UpstreamRejectedError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from ..http._client import ConnectionFailed, HttpPool, content, request_head
+from ..http._client import HttpPool, content
+from ..http._client_connection import ClientResponse
+from ..http._settings import HttpClientSettings
 from ..routing._node import NodeSpec
 from ..types import AIRequest, JSONBody, RequestKind, Response
 from ._base import node_detail, node_fault
@@ -83,15 +96,54 @@ def check_nodes(nodes: Iterable[NodeSpec], environ: Mapping[str, str] | None = N
                 f"node[{node.id}].api_key_env",
                 f"the environment variable {node.api_key_env} is not set",
             )
+        if node.ca_bundle is not None and not Path(node.ca_bundle).is_file():
+            raise ConfigError(f"node[{node.id}].ca_bundle", f"no such file: {node.ca_bundle!r}")
+
+
+def retry_after(value: bytes | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` value asks to wait (delta seconds or an HTTP date), or
+    ``None`` when absent or unreadable."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _answer_error(node_id: str, response: ClientResponse) -> UpstreamError:
+    """The error for a non-200 answer, with the node's ``Retry-After``."""
+    return _status_error(
+        node_id,
+        response.status,
+        response.body,
+        retry_after=retry_after(response.header(b"retry-after")),
+    )
+
+
+def _connection_error(node_id: str, exc: ConnectionFailed | OSError) -> UpstreamError:
+    if isinstance(exc, ConnectionFailed) and exc.sent:
+        why = f"{exc} (after the request was sent: the node may have acted on it)"
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+    return UpstreamUnavailableError(node_id, why)
 
 
 class _Target:
     """What is prepared once per node: its pool and the head of each kind of request."""
 
-    __slots__ = ("heads", "pool", "url")
+    __slots__ = ("heads", "node", "pool")
 
-    def __init__(self, url: str, pool: HttpPool, heads: dict[RequestKind, tuple[bytes, bytes]]):
-        self.url = url
+    def __init__(
+        self, node: NodeSpec, pool: HttpPool, heads: dict[RequestKind, tuple[bytes, bytes]]
+    ):
+        self.node = node
         self.pool = pool
         self.heads = heads
 
@@ -101,9 +153,9 @@ class HttpUpstream:
     :class:`~prsm.performance.upstreams.StreamingUpstream`).
 
     ``default_timeout`` bounds a call to a node without its own ``timeout`` (for streams:
-    each wait for a chunk); ``enforce_timeout=False`` leaves bounding ``execute`` to the
-    caller, as the orchestrator does already (saving a timer per request). Connecting is
-    bounded by ``connect_timeout`` either way.
+    each wait for a chunk); ``enforce_timeout=False`` leaves bounding calls and chunk waits to
+    the caller, as the orchestrator does already (its deadline, first-token and idle limits;
+    saving a timer per request). Connecting is bounded by ``connect_timeout`` either way.
     """
 
     def __init__(
@@ -120,22 +172,32 @@ class HttpUpstream:
         self.default_timeout = default_timeout
         self.connect_timeout = connect_timeout
         self.enforce_timeout = enforce_timeout
-        self._pools: dict[str, HttpPool] = {}
+        self._pools: dict[tuple[str, HttpClientSettings], HttpPool] = {}
         self._targets: dict[str, _Target] = {}
+
+    def client_settings(self, node: NodeSpec) -> HttpClientSettings:
+        """How the client talks to ``node``: its own options, else this upstream's."""
+        return HttpClientSettings(
+            connect_timeout=node.connect_timeout or self.connect_timeout,
+            read_timeout=node.read_timeout,
+            max_connections=node.max_connections or 0,
+            verify=node.tls_verify,
+            ca_bundle=node.ca_bundle,
+        )
 
     def _target(self, node: NodeSpec) -> _Target:
         target = self._targets.get(node.id)
-        if target is not None and target.url == node.url:
+        if target is not None and target.node is node:
             return target
         if not node.url:
             raise UpstreamError(node.id, "node has no url", retryable=True)
         parts = urlsplit(node.url)
-        origin = f"{parts.scheme}://{parts.netloc}"
+        origin = (f"{parts.scheme}://{parts.netloc}", self.client_settings(node))
         pool = self._pools.get(origin)
         if pool is None:
             try:
-                pool = self._pools[origin] = HttpPool(origin, connect_timeout=self.connect_timeout)
-            except ValueError as exc:
+                pool = self._pools[origin] = HttpPool(*origin)
+            except (ValueError, ConfigError) as exc:
                 raise UpstreamError(node.id, str(exc), retryable=True) from None
         headers: dict[str, str] = {}
         if node.api_key_env:
@@ -148,8 +210,8 @@ class HttpUpstream:
                 )
             headers["Authorization"] = f"Bearer {key}"
         base = parts.path.rstrip("/")
-        heads = {kind: request_head(base + p, parts.netloc, headers) for kind, p in PATHS.items()}
-        target = self._targets[node.id] = _Target(node.url, pool, heads)
+        heads = {kind: pool.request_head(base + p, headers) for kind, p in PATHS.items()}
+        target = self._targets[node.id] = _Target(node, pool, heads)
         return target
 
     def forget_node(self, node_id: str) -> None:
@@ -163,15 +225,16 @@ class HttpUpstream:
         try:
             if self.enforce_timeout:
                 async with asyncio.timeout(seconds):
-                    status, raw = await target.pool.request(data)
+                    response = await target.pool.request(data)
             else:  # the caller bounds the call (the orchestrator does, by node and deadline)
-                status, raw = await target.pool.request(data)
+                response = await target.pool.request(data)
         except TimeoutError as exc:
             raise UpstreamTimeoutError(node.id, f"no answer within {seconds}s") from exc
         except (ConnectionFailed, OSError) as exc:
-            raise UpstreamUnavailableError(node.id, f"{type(exc).__name__}: {exc}") from exc
+            raise _connection_error(node.id, exc) from exc
+        status, raw = response.status, response.body
         if status != 200:
-            raise _status_error(node.id, status, raw)
+            raise _answer_error(node.id, response)
         try:
             answer = _ANSWER.decode(raw)
         except msgspec.ValidationError:  # JSON, but not the OpenAI shape: decode it whole
@@ -187,22 +250,23 @@ class HttpUpstream:
         target = self._target(node)
         data = content(target.heads[request.kind], _body(request))
         seconds = node.timeout or self.default_timeout
-        status: list[int] = []
-        chunks = target.pool.stream(data, status=status)
+        response = ClientResponse()
+        chunks = target.pool.stream(data, response)
+        limit = seconds if self.enforce_timeout else None
         try:
             while True:
                 try:
-                    async with asyncio.timeout(seconds):
+                    async with asyncio.timeout(limit):
                         chunk = await chunks.__anext__()
                 except StopAsyncIteration:
                     return
-                if status[0] != 200:
-                    raise _status_error(node.id, status[0], chunk)
+                if response.status != 200:
+                    raise _answer_error(node.id, response)
                 yield chunk
         except TimeoutError as exc:
             raise UpstreamTimeoutError(node.id, f"no chunk within {seconds}s") from exc
         except (ConnectionFailed, OSError) as exc:
-            raise UpstreamUnavailableError(node.id, f"{type(exc).__name__}: {exc}") from exc
+            raise _connection_error(node.id, exc) from exc
         finally:
             await chunks.aclose()
 
