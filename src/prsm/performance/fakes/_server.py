@@ -4,6 +4,12 @@ A fast, small OpenAI-compatible server (``/v1/chat/completions``, ``/v1/completi
 ``/v1/embeddings``, ``/v1/models``; streams as server-sent events) whose latency, pace and
 failures follow :class:`SimSettings`; ``GET``/``POST /_control`` reads and changes them
 while it runs. Requests on one connection are answered in order.
+
+``GET /metrics`` publishes its load under vLLM's names, from its real state:
+``vllm:num_requests_running`` (requests being answered: waiting out their latency or
+streaming) and ``vllm:num_requests_waiting`` (requests queued behind another on their
+connection), so the gateway's node poller reads it as it reads a vLLM server. It has no KV
+cache, so it publishes no cache use.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from typing import Any
 
 import httptools
 import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ..errors import ConfigError
 from ._policy import (
@@ -41,6 +49,7 @@ _REASONS = {
     429: b"Too Many Requests",
     500: b"Internal Server Error",
 }
+_METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _KIND_BY_PATH = {
     b"/v1/chat/completions": "chat",
     b"/v1/completions": "completion",
@@ -74,6 +83,17 @@ class UpstreamSimulator:
         self.rng = random.Random(self.settings.seed)
         self.stats = SimStats()
         self._server: asyncio.base_events.Server | None = None
+        self.connections: set[_SimProtocol] = set()
+        self.metrics = CollectorRegistry(auto_describe=False)
+        self.metrics.register(_LoadCollector(self))
+
+    def load(self) -> tuple[int, int]:
+        """(requests being answered, requests queued behind another on their connection)."""
+        running = waiting = 0
+        for conn in self.connections:
+            running += conn.busy
+            waiting += len(conn.queue)
+        return running, waiting
 
     def control(self, changes: Any) -> SimSettings:
         """Apply run-time changes (a new ``seed`` re-seeds the randomness)."""
@@ -115,6 +135,29 @@ class _Req:
     keep_alive: bool
 
 
+class _LoadCollector:
+    """The simulator's load under vLLM's metric names."""
+
+    def __init__(self, sim: UpstreamSimulator) -> None:
+        self.sim = sim
+
+    def collect(self) -> list[Metric]:
+        running, waiting = self.sim.load()
+        labels = ["engine", "model_name"]
+        values = ["0", self.sim.settings.models[0]]
+        run = GaugeMetricFamily(
+            "vllm:num_requests_running", "Number of requests in model execution batches.",
+            labels=labels,
+        )  # fmt: skip
+        run.add_metric(values, running)
+        wait = GaugeMetricFamily(
+            "vllm:num_requests_waiting", "Number of requests waiting to be processed.",
+            labels=labels,
+        )  # fmt: skip
+        wait.add_metric(values, waiting)
+        return [run, wait]
+
+
 class _SimProtocol(asyncio.Protocol):
     def __init__(self, sim: UpstreamSimulator) -> None:
         self.sim = sim
@@ -132,10 +175,12 @@ class _SimProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.sim.stats.open_connections += 1
+        self.sim.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.sim.stats.open_connections -= 1
+        self.sim.connections.discard(self)
         if self.pending is not None:
             self.pending.cancel()
 
@@ -213,6 +258,9 @@ class _SimProtocol(asyncio.Protocol):
 
     def _handle(self, req: _Req) -> None:
         sim = self.sim
+        if req.path == b"/metrics" and req.method == b"GET":  # a scrape is not a request served
+            self._write(200, generate_latest(sim.metrics), req.keep_alive, ctype=_METRICS_TYPE)
+            return
         settings = sim.settings
         stats = sim.stats
         stats.requests += 1

@@ -252,8 +252,9 @@ def orchestrator_snapshot(perf: PerformanceOrchestrator) -> dict[str, Any]:
                     "queue_depth": m.queue_depth,
                     "in_flight": m.in_flight,
                 },
+                "load": perf.balancer.load_report(entry.id, now),
                 "capacity": entry.capacity,
-                "score": perf.balancer.intelligent_score(entry.id),
+                "score": perf.balancer.intelligent_score(entry.id, now),
                 "excluded": perf.balancer.exclusion(entry.id, now),
                 "breaker": breaker.describe(now) if breaker else {"state": "closed"},
                 "stats": {

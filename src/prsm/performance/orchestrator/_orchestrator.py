@@ -31,6 +31,7 @@ from ..errors import (
     UpstreamError,
 )
 from ..monitoring._registry import MetricsRegistry
+from ..nodeload._poller import NodePoller
 from ..resilience._breaker import BreakerSet, CircuitBreaker, CircuitState
 from ..resilience._settings import BreakerSettings
 from ..routing._balancer import AILoadBalancer
@@ -123,6 +124,10 @@ class PerformanceOrchestrator:
         self._semantic_settings = semantic_settings
         self.cache: ResponseCache | None = cache if cache is not None else self._build_cache()
         self._monitor: asyncio.Task[None] | None = None
+        self.poller = NodePoller(  # nodes' load readings, polled from the monitoring loop
+            self.registry, bs, interval=s.monitoring_interval, metrics=self.metrics,
+            clock=self.clock, rng=self.rng,
+        )  # fmt: skip
         for spec in nodes:
             self.registry.add(spec)
 
@@ -353,6 +358,7 @@ class PerformanceOrchestrator:
     async def _monitor_loop(self) -> None:
         while True:
             self.refresh_gauges()
+            self.poller.tick()
             await self.clock.sleep(self.settings.monitoring_interval)
 
     async def start(self) -> None:
@@ -370,6 +376,7 @@ class PerformanceOrchestrator:
             except asyncio.CancelledError:
                 if not task.cancelled():
                     raise
+        await self.poller.aclose()
         for part in (self.upstream, self.cache):
             aclose = getattr(part, "aclose", None)
             if aclose is not None:
