@@ -44,6 +44,7 @@ from ._settings import BalancerSettings, check_strategy
 from ._tracker import PerformanceTracker
 
 _POS_INF = math.inf
+_DRAINING = NodeState.DRAINING
 _LOAD_STRATEGIES = frozenset({"intelligent", "least_loaded", "power_of_two"})
 
 
@@ -86,6 +87,9 @@ class _Group:
         if heap is not None:
             v = self.versions[i] + 1
             self.versions[i] = v
+            if heap and heap[0][1] == i:  # the top's own key changed (a pick's node): replace
+                heapq.heapreplace(heap, (-k, i, v))
+                return
             heapq.heappush(heap, (-k, i, v))
             if len(heap) > 2 * len(self.keys) + 16:
                 self.rebuild()
@@ -152,7 +156,8 @@ class AILoadBalancer:
         self._where: dict[str, list[tuple[_Group, int]]] = {}
         self._version = self.registry.version
         self._blocked: dict[str, float] = {}
-        self._signal_at: dict[str, float] = {}
+        self._signal_at: dict[str, float] = {}  # node → its reading's next weight change
+        self._timed: dict[str, float] = {}  # node → the reading whose next change is timed
         self._timers: list[tuple[float, str]] = []
         self._next_timer = math.inf
         self._now = 0.0
@@ -191,19 +196,21 @@ class AILoadBalancer:
         return None
 
     def _key(self, e: NodeEntry) -> float:
+        now = self._now
         if (
-            e.state is NodeState.DRAINING
+            e.state is _DRAINING
             or e.in_flight >= e.capacity
-            or self._blocked.get(e.id, 0.0) > self._now
+            or (self._blocked and self._blocked.get(e.id, 0.0) > now)
         ):
             return EXCLUDED
         reported_at = e.reported_at
-        if reported_at is not None and self._uses_load:
-            at = signal_next_change(reported_at, self._now, self.settings)
-            if at != math.inf and self._signal_at.get(e.id) != at:
+        if reported_at is not None and self._uses_load and self._timed.get(e.id) != reported_at:
+            self._timed[e.id] = reported_at  # this reading's next step is (or will be) timed
+            at = signal_next_change(reported_at, now, self.settings)
+            if at != math.inf:
                 self._signal_at[e.id] = at
                 self._wake(at, e.id)
-        return self._keyfn(e, self._now)
+        return self._keyfn(e, now)
 
     def _refresh(self, node_id: str) -> None:
         """Note that ``node_id``'s key must be recomputed before the next pick (several
@@ -220,10 +227,11 @@ class AILoadBalancer:
         places = self._where.get(node_id)
         if not places:
             return
-        group0, i0 = places[0]
-        entry = group0.members[i0]
-        assert entry is not None
-        k = self._key(entry)
+        group, i = places[0]
+        k = self._key(group.members[i])  # type: ignore[arg-type]  # never a tombstone here
+        if len(places) == 1:
+            group.set_key(i, k)
+            return
         for group, i in places:
             group.set_key(i, k)
 
@@ -236,6 +244,7 @@ class AILoadBalancer:
         if change == "removed":
             self._blocked.pop(node_id, None)
             self._signal_at.pop(node_id, None)
+            self._timed.pop(node_id, None)
             self._dirty.pop(node_id, None)
             self.tracker.forget(node_id)
         if change == "updated" or self.registry.version != self._version:
@@ -308,6 +317,7 @@ class AILoadBalancer:
             at, node_id = heapq.heappop(timers)
             if self._signal_at.get(node_id) == at:
                 del self._signal_at[node_id]
+                self._timed.pop(node_id, None)  # the recomputation times the next step
                 self._dirty[node_id] = None
             elif self._blocked.get(node_id) == at:
                 self._dirty[node_id] = None

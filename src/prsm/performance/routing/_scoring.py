@@ -111,10 +111,17 @@ def signal_state(weight: float, reported: bool) -> str:
 def entry_load(e: NodeEntry, now: float, settings: BalancerSettings) -> float:
     """The load of a registered node at ``now``: its reported readings blended by their age
     with what this process sees (see the module's docstring)."""
-    busy = e.in_flight / e.concurrency
-    busy = min(busy, 1.0)
+    in_flight = e.in_flight
+    busy = in_flight / e.concurrency if in_flight < e.concurrency else 1.0
     m = e.metrics
-    w = signal_weight(e.reported_at, now, settings) if e.reported_at is not None else 0.0
+    at = e.reported_at
+    w = (
+        0.0
+        if at is None
+        else 1.0
+        if now < at + settings.signal_ttl
+        else signal_weight(at, now, settings)
+    )
     if w == 0.0:
         cpu = memory = busy
         waiting = 0.0
@@ -123,7 +130,7 @@ def entry_load(e: NodeEntry, now: float, settings: BalancerSettings) -> float:
         cpu = busy if m.cpu is None else w * m.cpu + rest * busy
         memory = busy if m.memory is None else w * m.memory + rest * busy
         waiting = 0.0 if m.queue_depth is None else w * m.queue_depth
-    queue = (waiting + e.in_flight) / e.capacity
+    queue = (waiting + in_flight) / e.capacity
     return node_load(cpu, memory, queue if queue < 1.0 else 1.0, settings=settings)
 
 
