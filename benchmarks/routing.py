@@ -129,11 +129,13 @@ def make_cases(
     ]
 
 
-async def per_call(fn: Callable[[], Awaitable[Any]], number: int) -> float:
-    t0 = time.perf_counter()
+async def per_call(fn: Callable[[], Awaitable[Any]], number: int) -> tuple[float, float]:
+    """Seconds per call: wall-clock and this process's CPU time (on a shared machine the
+    second is what the call costs, the first also what other jobs took)."""
+    w0, c0 = time.perf_counter(), time.process_time()
     for _ in range(number):
         await fn()
-    return (time.perf_counter() - t0) / number
+    return (time.perf_counter() - w0) / number, (time.process_time() - c0) / number
 
 
 # -- churn -----------------------------------------------------------------------------------
@@ -329,9 +331,12 @@ async def measure(args: Any) -> Report:
         for _, _, fn, number in cases:  # warm up every path (LiteLLM's first call is slow)
             await per_call(fn, max(3, number // 10))
         samples: dict[str, list[float]] = {name: [] for _, name, _, _ in cases}
+        cpu: dict[str, list[float]] = {name: [] for _, name, _, _ in cases}
         for _ in range(rounds):  # alternate: every case once per round
             for _, name, fn, number in cases:
-                samples[name].append(await per_call(fn, number))
+                wall, used = await per_call(fn, number)
+                samples[name].append(wall)
+                cpu[name].append(used)
         for op, name, _, number in cases:
             med = median(samples[name])
             figures[(n, op, name)] = med
@@ -340,6 +345,7 @@ async def measure(args: Any) -> Report:
                 operation=op,
                 implementation=name,
                 median_us=med * 1e6,
+                cpu_us=median(cpu[name]) * 1e6,
                 rounds=rounds,
                 calls_per_round=number,
             )
@@ -351,7 +357,12 @@ async def measure(args: Any) -> Report:
         min(figures[(churn_n, "churn", SHUFFLE)], figures[(churn_n, "churn", LATENCY)])
         / churn_ours_s
     )
+    static_ratio = (
+        min(figures[(ref, "route", SHUFFLE)], figures[(ref, "route", LATENCY)])
+        / figures[(ref, "route", OURS)]
+    )
     report.ratio_vs_peer = {
+        f"route@{ref}": round(static_ratio, 1),
         f"route_churn@{churn_n}": round(churn_ratio, 1),
         f"handle@{ref}": round(handle_ratio, 1),
     }
@@ -374,9 +385,10 @@ async def measure(args: Any) -> Report:
         }
     report.extra["load_average"] = os.getloadavg()
     report.notes.append(
-        "static rows: medians of per-round means, rounds alternate ours and LiteLLM on the same "
-        "node count; churn rows: medians and p99 of single timed calls, virtual time; LiteLLM "
-        "'fastest strategy' is the faster of simple-shuffle and latency-based routing"
+        "static rows: medians of per-round means (wall clock, and cpu_us: this process's CPU "
+        "time), rounds alternate ours and LiteLLM on the same node count; churn rows: medians "
+        "and p99 of single timed calls, virtual time; LiteLLM 'fastest strategy' is the faster "
+        "of simple-shuffle and latency-based routing"
     )
     if args.quick:
         report.notes.append("quick run: tiny sizes, checks that it runs, figures mean nothing")

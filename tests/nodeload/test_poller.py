@@ -3,6 +3,7 @@ and back-off, nodes that publish nothing, staleness, local sources and the gauge
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Mapping
 
@@ -66,8 +67,8 @@ async def test_failures_back_off_and_the_reading_goes_stale_visibly() -> None:
         await poller.poll_once()
         if len(fetcher.calls) > before:
             polled_at.append(clock.monotonic())
-    gaps = [b - a for a, b in zip(polled_at, polled_at[1:], strict=False)]
-    assert all(later >= earlier for earlier, later in zip(gaps, gaps[1:], strict=False))
+    gaps = [b - a for a, b in itertools.pairwise(polled_at)]
+    assert all(later >= earlier for earlier, later in itertools.pairwise(gaps))
     assert gaps[-1] >= 2.0  # backed off: far fewer polls than ticks
     assert len(polled_at) < 10
     report = balancer.load_report("v")
@@ -139,7 +140,7 @@ class _Workers:
 
 async def test_local_sources_report_every_tick_and_removed_nodes_lose_their_series() -> None:
     source = _Workers()
-    poller, balancer, clock, metrics = _world(
+    poller, balancer, _, metrics = _world(
         StaticMetricsFetcher(), NodeSpec("w0", models={"m"}), NodeSpec("w1", models={"m"})
     )
     poller.add_source(source, "worker")

@@ -38,8 +38,11 @@ def _poller(*nodes: NodeSpec, timeout: float = 2.0) -> NodePoller:
 
 
 async def _until(condition: Callable[[], bool], limit: float) -> None:
+    """Poll ``condition`` (a real process and loop change state on their own)."""
     async with asyncio.timeout(limit):
-        while not condition():
+        while True:
+            if condition():
+                return
             await asyncio.sleep(0.02)
 
 
