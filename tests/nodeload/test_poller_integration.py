@@ -1,6 +1,6 @@
 """The poller against the real upstream simulator process on loopback: it reads the
 simulator's live running and waiting counts, notices a refused port and a node that never
-answers, and the orchestrator's monitoring loop drives it."""
+answers, the orchestrator's monitoring loop drives it, and a real gateway lists the result."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from prsm.performance.http._client import HttpPool, content, request_head
@@ -18,7 +20,7 @@ from prsm.performance.routing._node import NodeSpec
 from prsm.performance.routing._registry import NodeRegistry
 from prsm.performance.routing._settings import BalancerSettings
 from tests.conftest import free_port
-from tests.gateway.procs import Proc, start_sim
+from tests.gateway.procs import Proc, node, start_gateway, start_sim
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +106,34 @@ async def test_the_orchestrators_monitoring_loop_polls(sim: Proc) -> None:
         assert (load["source"], load["state"]) == ("vllm", "fresh")
         assert load["reported"]["running"] == 0
     assert perf.poller.describe()["polling"] == []
+
+
+def test_the_gateway_lists_each_nodes_polled_load(sim: Proc, tmp_path: Path) -> None:
+    gone = free_port()  # a node nobody serves: its polls fail, visibly
+    gw = start_gateway(
+        tmp_path,
+        {
+            "orchestrator": {"monitoring_interval": 0.1},
+            "routing": {"poll_timeout": 0.5},
+            "nodes": [
+                node("sim", sim, ["sim-chat"]),
+                {"id": "gone", "url": f"http://127.0.0.1:{gone}/v1", "models": ["sim-chat"]},
+            ],
+        },
+    )
+    try:
+        deadline = time.monotonic() + 15.0
+        while True:
+            listed = httpx.get(f"{gw.url}/admin/nodes", timeout=5.0).json()["nodes"]
+            loads = {n["id"]: n["load"] for n in listed}
+            if loads["sim"]["source"] == "vllm" and loads["gone"]["poll_failures"] > 0:
+                break
+            assert time.monotonic() < deadline, loads
+            time.sleep(0.1)
+        assert loads["sim"]["state"] == "fresh" and loads["sim"]["poll_error"] is None
+        assert loads["gone"]["state"] == "none" and "Connect" in loads["gone"]["poll_error"]
+        exposition = httpx.get(f"{gw.url}/metrics", timeout=5.0).text
+        assert 'prsm_node_load_signal_weight{node="sim"} 1.0' in exposition
+        assert 'prsm_node_load_polls_total{node="gone",outcome="error"}' in exposition
+    finally:
+        gw.stop()
