@@ -196,6 +196,16 @@ from .http import (
     HttpServerSettings as HttpServerSettings,
     ServerExchange as ServerExchange,
 )
+from .nodeload import (
+    HttpMetricsFetcher as HttpMetricsFetcher,
+    LoadReading as LoadReading,
+    LoadSource as LoadSource,
+    MetricsFetcher as MetricsFetcher,
+    NodePoller as NodePoller,
+    StaticMetricsFetcher as StaticMetricsFetcher,
+    metrics_url as metrics_url,
+    read_exposition as read_exposition,
+)
 from .serve import (
     app_from_config as app_from_config,
     build_orchestrator as build_orchestrator,

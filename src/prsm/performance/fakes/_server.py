@@ -6,6 +6,12 @@ A fast, small OpenAI-compatible server (``/v1/chat/completions``, ``/v1/completi
 failures follow :class:`SimSettings`; ``GET``/``POST /_control`` reads and changes them
 while it runs. An answer due at once is written from the parser's callback (no task); a
 delayed one or a paced stream runs as the connection's task.
+
+``GET /metrics`` publishes its load under vLLM's names, from its real state:
+``vllm:num_requests_running`` (requests being answered: waiting out their latency or
+streaming) and ``vllm:num_requests_waiting`` (requests queued behind another on their
+connection), so the gateway's node poller reads it as it reads a vLLM server. It has no KV
+cache, so it publishes no cache use.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ..errors import ConfigError
 from ..http._exchange import ServerExchange
@@ -37,6 +45,7 @@ from ._policy import (
 from ._settings import SimSettings, apply_control
 
 Exchange = ServerExchange[list[tuple[bytes, bytes]]]
+_METRICS_HEAD = b"content-type: text/plain; version=0.0.4; charset=utf-8\r\ncontent-length: %d\r\n"
 
 _KIND_BY_PATH = {
     "/v1/chat/completions": "chat",
@@ -92,6 +101,16 @@ class UpstreamSimulator:
             header_names=(b"authorization",),
         )
         self._serving: asyncio.Future[None] | None = None
+        self.metrics = CollectorRegistry(auto_describe=False)
+        self.metrics.register(_LoadCollector(self))
+
+    def load(self) -> tuple[int, int]:
+        """(requests being answered, requests queued behind another on their connection)."""
+        running = waiting = 0
+        for conn in self.server.connections:
+            running += conn.task is not None
+            waiting += len(conn.queue)
+        return running, waiting
 
     @property
     def stats(self) -> SimStats:
@@ -129,6 +148,10 @@ class UpstreamSimulator:
     def handle(self, x: Exchange) -> Awaitable[None] | None:
         """Answer one request: at once (``None``), or later (an awaitable that answers)."""
         sim = self
+        if x.path == "/metrics" and x.method == "GET":  # a scrape is not a request served
+            text = generate_latest(self.metrics)
+            x.respond(200, _METRICS_HEAD % len(text), text)
+            return None
         settings = sim.settings
         stats = sim._stats
         stats.requests += 1
@@ -227,6 +250,29 @@ class UpstreamSimulator:
         out = {"settings": self.settings.as_dict(), "stats": self.stats.as_dict()}
         _reply(x, 200, orjson.dumps(out))
         return None
+
+
+class _LoadCollector:
+    """The simulator's load under vLLM's metric names."""
+
+    def __init__(self, sim: UpstreamSimulator) -> None:
+        self.sim = sim
+
+    def collect(self) -> list[Metric]:
+        running, waiting = self.sim.load()
+        labels = ["engine", "model_name"]
+        values = ["0", self.sim.settings.models[0]]
+        run = GaugeMetricFamily(
+            "vllm:num_requests_running", "Number of requests in model execution batches.",
+            labels=labels,
+        )  # fmt: skip
+        run.add_metric(values, running)
+        wait = GaugeMetricFamily(
+            "vllm:num_requests_waiting", "Number of requests waiting to be processed.",
+            labels=labels,
+        )  # fmt: skip
+        wait.add_metric(values, waiting)
+        return [run, wait]
 
 
 async def _later(x: Exchange, delay: float, payload: bytes) -> None:

@@ -281,8 +281,9 @@ def node_snapshots(
                     "queue_depth": m.queue_depth,
                     "in_flight": m.in_flight,
                 },
+                "load": balancer.load_report(entry.id, now),
                 "capacity": entry.capacity,
-                "score": balancer.intelligent_score(entry.id),
+                "score": balancer.intelligent_score(entry.id, now),
                 "excluded": balancer.exclusion(entry.id, now),
                 "breaker": breaker.describe(now) if breaker else {"state": "closed"},
                 "stats": {

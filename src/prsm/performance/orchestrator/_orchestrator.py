@@ -32,6 +32,7 @@ from ..clock import Clock, SystemClock
 from ..config import PRSMConfig
 from ..errors import ConfigError
 from ..monitoring._registry import MetricsRegistry
+from ..nodeload._poller import NodePoller
 from ..resilience._breaker import BreakerSet, CircuitBreaker, CircuitState
 from ..resilience._settings import BreakerSettings
 from ..routing._balancer import AILoadBalancer
@@ -144,6 +145,10 @@ class PerformanceOrchestrator:
         self._semantic_settings = semantic_settings
         self.cache: ResponseCache | None = cache if cache is not None else self._build_cache()
         self._monitor: asyncio.Task[None] | None = None
+        self.poller = NodePoller(  # nodes' load readings, polled from the monitoring loop
+            self.registry, bs, interval=s.monitoring_interval, metrics=self.metrics,
+            clock=self.clock, rng=self.rng,
+        )  # fmt: skip
         for spec in nodes:
             self.registry.add(spec)
 
@@ -366,6 +371,7 @@ class PerformanceOrchestrator:
     async def _monitor_loop(self) -> None:
         while True:
             self.refresh_gauges()
+            self.poller.tick()
             await self.clock.sleep(self.settings.monitoring_interval)
 
     async def start(self) -> None:
@@ -383,6 +389,7 @@ class PerformanceOrchestrator:
             except asyncio.CancelledError:
                 if not task.cancelled():
                     raise
+        await self.poller.aclose()
         for part in (self.upstream, self.cache):
             aclose = getattr(part, "aclose", None)
             if aclose is not None:
