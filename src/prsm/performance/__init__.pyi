@@ -124,7 +124,12 @@ from .gpu import (
 )
 from .monitoring import (
     LATENCY_BUCKETS as LATENCY_BUCKETS,
+    HistogramView as HistogramView,
     MetricsRegistry as MetricsRegistry,
+    PlainCounter as PlainCounter,
+    PlainFamily as PlainFamily,
+    PlainHistogram as PlainHistogram,
+    plain_family as plain_family,
 )
 from .orchestrator import (
     CACHING_STRATEGIES as CACHING_STRATEGIES,

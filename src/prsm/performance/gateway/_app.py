@@ -20,8 +20,7 @@ import orjson
 
 from ..clock import Clock
 from ..errors import NoCapableNodesError, PRSMError
-from ..monitoring._registry import MetricsRegistry
-from ..orchestrator._metrics import plain_family
+from ..monitoring._registry import MetricsRegistry, plain_family
 from ..types import AIRequest, JSONBody, RequestKind
 from ._admin import AdminApi
 from ._asgi import JSON, KINDS, SSE, TEXT, Receive, Scope, Send, cache_mode
