@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
+from itertools import pairwise
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -74,7 +75,7 @@ def check_bounds(bounds: Sequence[float], what: str) -> tuple[float, ...]:
     out = tuple(float(b) for b in bounds)
     if not out:
         raise ValueError(f"{what}: needs at least one bucket bound")
-    if any(b >= c for b, c in zip(out, out[1:], strict=False)):
+    if any(b >= c for b, c in pairwise(out)):
         raise ValueError(f"{what}: bucket bounds must increase strictly, got {list(out)}")
     if out[-1] == float("inf"):
         raise ValueError(f"{what}: +Inf is implicit; leave it out of the bounds")
