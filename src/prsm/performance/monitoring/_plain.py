@@ -18,7 +18,7 @@ every exported bound is one of the recorded bounds, the exported counts are exac
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -164,7 +164,7 @@ class HistogramView(Collector):
         name: str,
         doc: str,
         bounds: Sequence[float],
-        labels: dict[str, Callable[[tuple[str, ...]], str]],
+        labels: Mapping[str, Callable[[tuple[str, ...]], str]],
     ) -> None:
         if source.kind != "histogram":
             raise ValueError(f"{name}: a view needs a histogram family, not {source.kind}")
@@ -205,9 +205,9 @@ class HistogramView(Collector):
             if found is None:
                 groups[key] = (counts, child.sum)
             else:
-                total = [a + b for a, b in zip(found[0], counts, strict=True)]
-                groups[key] = (total, found[1] + child.sum)
+                added = [a + b for a, b in zip(found[0], counts, strict=True)]
+                groups[key] = (added, found[1] + child.sum)
         hist = HistogramMetricFamily(self.name, self.doc, labels=names)
-        for key, (counts, total) in groups.items():
-            hist.add_metric(list(key), cumulative(self._le, counts), total)
+        for key, (counts, observed) in groups.items():
+            hist.add_metric(list(key), cumulative(self._le, counts), observed)
         yield hist

@@ -84,6 +84,12 @@ class MetricsRegistry:
         self._families[full] = (kind, labels_t, family)
         return family
 
+    def get(self, name: str) -> Any:
+        """The family registered under the full ``name`` (e.g. ``prsm_node_latency_seconds``),
+        or ``None``."""
+        found = self._families.get(name)
+        return found[2] if found is not None else None
+
     def register(self, name: str, collector: Collector) -> None:
         """Register a custom collector exporting the family ``name`` (once per name)."""
         if name in self._families:
@@ -119,3 +125,6 @@ def plain_family(
 ) -> PlainFamily:
     """``registry.plain(kind, name, doc, labels)``: the plain family kept in that registry."""
     return registry.plain(kind, name, doc, labels)
+
+
+__all__ = ["LATENCY_BUCKETS", "NAMESPACE", "MetricsRegistry", "plain_family"]
