@@ -66,14 +66,15 @@ class NativeExchange:
     """One request on a :class:`GatewayProtocol` connection (the app's exchange interface)."""
 
     __slots__ = ("_body", "_pending", "conn", "done", "head", "keep_alive", "method", "path",
-                 "size", "status")  # fmt: skip
+                 "query", "size", "status")  # fmt: skip
 
     def __init__(
         self, conn: GatewayProtocol, head: RequestHead, body: bytes, size: int, keep_alive: bool
     ) -> None:
         self.conn = conn
         self.method: str = conn.parser.get_method().decode("latin-1")
-        self.path: str = conn.url.split(b"?", 1)[0].decode("latin-1")
+        path, _, self.query = conn.url.partition(b"?")
+        self.path: str = path.decode("latin-1")
         self.head = head
         self._body = body
         self.size = size  # bytes of body announced or received (over the limit: refused)

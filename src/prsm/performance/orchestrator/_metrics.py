@@ -123,6 +123,7 @@ def orchestrator_snapshot(perf: PerformanceOrchestrator) -> dict[str, Any]:
                 "models": sorted(entry.spec.models),
                 "capabilities": sorted(entry.spec.capabilities),
                 "url": entry.spec.url,
+                "cost_per_1k_tokens": entry.spec.cost_per_1k_tokens,
                 "state": entry.state.value,
                 "metrics": {
                     "cpu": m.cpu,

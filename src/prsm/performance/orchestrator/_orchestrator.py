@@ -28,9 +28,14 @@ from ..config import PRSMConfig
 from ..errors import (
     CircuitBreakerOpenError,
     ConfigError,
+    PRSMError,
     UpstreamError,
 )
+from ..monitoring._monitor import PerformanceMonitor
+from ..monitoring._record import record_failure, record_result, recorded_stream
+from ..monitoring._recorder import RequestRecorder
 from ..monitoring._registry import MetricsRegistry
+from ..monitoring._settings import MonitoringSettings
 from ..resilience._breaker import BreakerSet, CircuitBreaker, CircuitState
 from ..resilience._settings import BreakerSettings
 from ..routing._balancer import AILoadBalancer
@@ -82,6 +87,7 @@ class PerformanceOrchestrator:
         cache_settings: CacheSettings | None = None,
         semantic_settings: Any = None,
         metrics: MetricsRegistry | None = None,
+        monitoring: MonitoringSettings | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -108,6 +114,18 @@ class PerformanceOrchestrator:
         self.rng = rng or random.Random()
         self.metrics = metrics if metrics is not None else MetricsRegistry()
         self._m = OrchestratorMetrics(self.metrics)
+        ms = monitoring or MonitoringSettings()
+        self.recorder = RequestRecorder(
+            self.metrics,
+            latency_objective=ms.latency_objective,
+            label_limit=ms.label_limit,
+            provider=ms.provider,
+        )
+        #: the monitoring loop (collect_metrics every monitoring_interval); the gateway
+        #: replaces it with one that keeps history and runs alert rules
+        self.monitor = PerformanceMonitor(
+            self.recorder, self, settings=ms, interval=s.monitoring_interval, clock=self.clock
+        )
         self.registry = NodeRegistry()
         self.tracker = PerformanceTracker(bs)
         self.balancer = AILoadBalancer(
@@ -149,6 +167,7 @@ class PerformanceOrchestrator:
             cache_settings=config.cache,
             semantic_settings=getattr(config, "semantic", None),
             metrics=metrics,
+            monitoring=config.monitoring,
             clock=clock,
             rng=rng,
         )
@@ -258,6 +277,21 @@ class PerformanceOrchestrator:
         """Answer ``request``: from cache if it may, else from the best capable node,
         retrying retryable failures on the next node within the deadline.
 
+        Recorded (outcome, latency, stages, tokens) in :attr:`recorder`.
+        """
+        start = self.clock.monotonic()
+        try:
+            result = await self._handle(request)
+        except PRSMError as exc:
+            record_failure(self.recorder, request, exc, self.clock.monotonic() - start)
+            raise
+        cached = self.cache is not None and request.cache_mode == "default"
+        record_result(self.recorder, request, result, cached=cached)
+        return result
+
+    async def _handle(self, request: AIRequest) -> ExecutionResult:
+        """:meth:`handle`, unrecorded.
+
         Raises :class:`NoCapableNodesError` / ``UnknownModelError`` when nothing can serve
         it, :class:`DeadlineExceededError` when its deadline passes first, and the
         :class:`UpstreamError` itself when it is not retryable (a client's 4xx) or when no
@@ -271,8 +305,10 @@ class PerformanceOrchestrator:
         budget = request.timeout or self.settings.default_timeout
         deadline = start + budget
         cache = self.cache
+        cache_s = -1.0
         if cache is not None and request.cache_mode == "default":
             hit = await cache.lookup(request)
+            cache_s = clock.monotonic() - start
             if hit is not None:
                 m.cache_hit.inc()
                 return ExecutionResult(
@@ -284,16 +320,20 @@ class PerformanceOrchestrator:
                     attempts=0,
                     cache=hit.tier,
                     similarity=hit.similarity,
+                    timings={"cache": cache_s},
                 )
         tried: list[str] | None = None
         attempts = 0
         last: Failure | None = None
         now = start
+        route_s = 0.0
         while True:
+            picking = clock.monotonic()
             node = next_node(
                 self, request, now, deadline, budget, tried=tried, attempts=attempts, last=last
             )
             attempts += 1
+            route_s += clock.monotonic() - picking
             result = await attempt(self, upstream, node, request, now, deadline=deadline)
             self._learn(result)
             if result.ok:
@@ -302,6 +342,9 @@ class PerformanceOrchestrator:
                     await cache.store(request, response)
                 total = clock.monotonic() - start
                 result.timings["upstream"] = result.latency
+                result.timings["route"] = route_s
+                if cache_s >= 0.0:
+                    result.timings["cache"] = cache_s
                 result.latency = total
                 result.attempts = attempts
                 m.ok.inc()
@@ -334,10 +377,11 @@ class PerformanceOrchestrator:
                 "upstream", f"{type(upstream).__name__} cannot stream (it has no stream())"
             )
         if self.cache is None:
-            return stream_pipeline(self, upstream, request)
+            return recorded_stream(self.recorder, request, stream_pipeline(self, upstream, request))
         from ..caching._response_cache import CachedStream
 
-        return CachedStream(self.cache, request, lambda: stream_pipeline(self, upstream, request))
+        cached = CachedStream(self.cache, request, lambda: stream_pipeline(self, upstream, request))
+        return recorded_stream(self.recorder, request, cached)
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -356,12 +400,16 @@ class PerformanceOrchestrator:
             await self.clock.sleep(self.settings.monitoring_interval)
 
     async def start(self) -> None:
-        """Start the monitoring loop (every ``monitoring_interval`` seconds)."""
+        """Start the monitoring loops (every ``monitoring_interval`` seconds)."""
         if self._monitor is None or self._monitor.done():
             self._monitor = asyncio.get_running_loop().create_task(self._monitor_loop())
+        if self.monitor.settings.enabled:
+            await self.monitor.start()
 
     async def close(self) -> None:
-        """Stop the loop; close the upstream and the cache if they have ``aclose()``."""
+        """Stop the loops (the monitor flushes its history); close the upstream and the cache
+        if they have ``aclose()``."""
+        await self.monitor.close()
         task, self._monitor = self._monitor, None
         if task is not None:
             task.cancel()
