@@ -146,7 +146,7 @@ def test_every_grafana_metric_exists_in_a_real_gateways_metrics(gateway: Proc) -
 
 _FUNCS = {
     "sum", "avg", "max", "min", "rate", "histogram_quantile", "by", "ignoring", "group_left",
-    "on", "without", "count", "increase", "irate",
+    "on", "without", "count", "increase", "irate", "and", "or", "unless",
 }  # fmt: skip
 
 

@@ -43,7 +43,7 @@ PROMQL: dict[str, str] = {
         "(rate(prsm_request_duration_seconds_bucket{sel}" + _RATE + ")))"
     ),
     "application.cache_hit_rate": (
-        'sum(rate(prsm_cache_lookups_total{result!="miss"}' + _RATE + "))"
+        'sum(rate(prsm_cache_lookups_total{{result!="miss"}}' + _RATE + "))"
         " / sum(rate(prsm_cache_lookups_total" + _RATE + "))"
     ),
     "application.in_flight": "sum{by}(prsm_node_in_flight{sel})",
