@@ -2,9 +2,10 @@
 
 One table of series (metric, labels as canonical JSON) and one table of buckets per tier
 (``WITHOUT ROWID``, keyed by series and bucket start: a chart's range query is one index
-range scan). A write is one transaction: the samples go into a temporary table, and one
-``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` per tier folds them into that tier's
-buckets, all in SQLite's C code. WAL with ``synchronous=NORMAL`` makes each committed write
+range scan). A write is one transaction: the samples are folded into each tier's buckets in
+Python (:func:`rollup`), then one ``INSERT … ON CONFLICT DO UPDATE`` per bucket adds them to
+what the tier holds (measured faster than an ``INSERT … SELECT … GROUP BY`` over a temporary
+table, whose window function sorts the batch once per tier). WAL with ``synchronous=NORMAL`` makes each committed write
 survive the process being killed (a power cut may lose the last commits); readers never
 block the writer. ``auto_vacuum=INCREMENTAL`` hands the space of forgotten buckets back.
 
@@ -46,16 +47,7 @@ def _table(tier: HistoryTier) -> str:
 
 _UPSERT = """
 INSERT INTO {table} (series, ts, n, total, lo, hi, last_ts, last)
-SELECT series, b, count(*), sum(value), min(value), max(value), max(ts),
-       sum(CASE WHEN rn = 1 THEN value END)
-FROM (
-    SELECT series, ts, value, CAST(ts / :step AS INTEGER) * :step AS b,
-           row_number() OVER (
-               PARTITION BY series, CAST(ts / :step AS INTEGER) ORDER BY ts DESC, rowid DESC
-           ) AS rn
-    FROM temp.batch
-) WHERE true
-GROUP BY series, b
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (series, ts) DO UPDATE SET
     n = n + excluded.n,
     total = total + excluded.total,
@@ -64,6 +56,31 @@ ON CONFLICT (series, ts) DO UPDATE SET
     last = CASE WHEN excluded.last_ts >= last_ts THEN excluded.last ELSE last END,
     last_ts = max(last_ts, excluded.last_ts)
 """
+
+
+def rollup(rows: list[tuple[int, float, float]], step: float) -> list[tuple[Any, ...]]:
+    """``(series, ts, value)`` rows folded into ``step``-wide buckets: ``(series, bucket
+    start, count, sum, min, max, last time, last value)``; on equal times the later row is
+    the last."""
+    buckets: dict[tuple[int, float], list[Any]] = {}
+    floor = math.floor
+    for sid, ts, value in rows:
+        key = (sid, floor(ts / step) * step)
+        b = buckets.get(key)
+        if b is None:
+            buckets[key] = [1, value, value, value, ts, value]
+            continue
+        b[0] += 1
+        b[1] += value
+        if value < b[2]:
+            b[2] = value
+        if value > b[3]:
+            b[3] = value
+        if ts >= b[4]:
+            b[4] = ts
+            b[5] = value
+    return [(sid, start, *b) for (sid, start), b in buckets.items()]
+
 
 _AGG_SQL = {
     "avg": "sum(total) / sum(n)",
@@ -111,6 +128,7 @@ class SQLiteMetricsStore:
         if str(mode).lower() != "wal":
             raise OSError(f"{self.path}: SQLite could not use WAL mode (got {mode!r})")
         db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA journal_size_limit = 8388608")  # the WAL shrinks back to 8 MiB
         db.execute("PRAGMA temp_store = MEMORY")
         db.execute(
             "CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, metric TEXT NOT NULL, "
@@ -162,11 +180,8 @@ class SQLiteMetricsStore:
                         self.dropped += 1
                         continue
                     rows.append((sid, s.ts, s.value))
-                if rows:
-                    db.execute("DELETE FROM temp.batch")
-                    db.executemany("INSERT INTO temp.batch VALUES (?, ?, ?)", rows)
-                    for tier in self.tiers:
-                        db.execute(_UPSERT.format(table=_table(tier)), {"step": tier.step})
+                for tier in self.tiers:
+                    db.executemany(_UPSERT.format(table=_table(tier)), rollup(rows, tier.step))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -266,6 +281,7 @@ class SQLiteMetricsStore:
                 db.execute("ROLLBACK")
                 raise
             db.execute("PRAGMA incremental_vacuum")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._ids.clear()
             self._labels.clear()
             self._load_series()

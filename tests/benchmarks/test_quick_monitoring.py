@@ -1,0 +1,21 @@
+"""``benchmarks/monitoring.py --quick`` runs (recording, the history stores, the gateway peak
+with monitoring on and off)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks.quick import need, run_quick
+
+pytestmark = pytest.mark.integration
+
+
+def test_quick_monitoring(tmp_path: Path) -> None:
+    need("duckdb", "pandas", extra="bench")
+    data = run_quick("monitoring", tmp_path, "--duration", "0.5")
+    parts = {row["part"] for row in data["rows"]}
+    assert parts == {"record", "store", "peak"}
+    assert set(data["meets_goal"]) == {"record", "week_query", "peak_drop"}
+    assert data["stores"]["sqlite"]["week_points"] > 0
