@@ -5,9 +5,10 @@ One table of series (metric, labels as canonical JSON) and one table of buckets 
 range scan). A write is one transaction: the samples are folded into each tier's buckets in
 Python (:func:`rollup`), then one ``INSERT … ON CONFLICT DO UPDATE`` per bucket adds them to
 what the tier holds (measured faster than an ``INSERT … SELECT … GROUP BY`` over a temporary
-table, whose window function sorts the batch once per tier). WAL with ``synchronous=NORMAL`` makes each committed write
-survive the process being killed (a power cut may lose the last commits); readers never
-block the writer. ``auto_vacuum=INCREMENTAL`` hands the space of forgotten buckets back.
+table, whose window function sorts the batch once per tier). WAL with ``synchronous=NORMAL``
+makes each committed write survive the process being killed (a power cut may lose the last
+commits); readers never block the writer. ``auto_vacuum=INCREMENTAL`` hands the space of
+forgotten buckets back.
 
 Why SQLite and not DuckDB: ``benchmarks/monitoring.py`` measures both on the same schema
 and queries (a week of 1 s samples for 50 series); see the README's Monitoring section.
@@ -72,10 +73,8 @@ def rollup(rows: list[tuple[int, float, float]], step: float) -> list[tuple[Any,
             continue
         b[0] += 1
         b[1] += value
-        if value < b[2]:
-            b[2] = value
-        if value > b[3]:
-            b[3] = value
+        b[2] = min(b[2], value)
+        b[3] = max(b[3], value)
         if ts >= b[4]:
             b[4] = ts
             b[5] = value

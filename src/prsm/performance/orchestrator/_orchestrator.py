@@ -243,7 +243,13 @@ class PerformanceOrchestrator:
         upstream = self._need_upstream()
         now = self.clock.monotonic()
         budget = request.timeout or self.settings.default_timeout
-        return await attempt(self, upstream, node, request, now, deadline=now + budget)
+        result = await attempt(self, upstream, node, request, now, deadline=now + budget)
+        if result.ok:
+            result.timings.setdefault("upstream", result.latency)
+            record_result(self.recorder, request, result, cached=False)
+        elif result.error is not None:
+            record_failure(self.recorder, request, result.error, result.latency)
+        return result
 
     async def update_performance_model(self, request: AIRequest, result: ExecutionResult) -> None:
         """Teach the performance model (per-node EWMA latency and success rate, which feed the
