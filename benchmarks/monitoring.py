@@ -6,6 +6,8 @@ off, and the history store (SQLite, ours, vs DuckDB) at a week of 1 s samples fo
 * **record**: what one request pays to be recorded (the pipeline's ``RequestRecorder.request``
   with its stages, the gateway's stages, and the extra clock reads), and the ``Server-Timing``
   header; plus an in-process ``handle()`` with recording and with it replaced by a no-op.
+  These take the best of at least 7 rounds (on a shared machine the other rounds include time
+  the process was not running).
 * **peak**: ``prsm-perf serve`` closed-loop saturated (server on CPU 0, load and simulator on
   CPU 1), monitoring fully on (collection every second, SQLite history, the example alert
   rules and SLOs, ``Server-Timing``, one dashboard polling ``/admin/metrics/current`` and a
@@ -72,10 +74,12 @@ def bench_record(report: Report, *, number: int, rounds: int) -> dict[str, float
         r.gateway_stages(4e-5, 2e-6, 2e-5)
 
     stages = [4.1e-5, 2e-6, 3e-6, 2e-6, -1.0, 0.0123, 2e-5]
-    record = median(time_per_call(one, number=number, rounds=rounds))
-    header = median(time_per_call(lambda: server_timing(stages, 0.0124), number=number,
-                                  rounds=rounds))  # fmt: skip
-    base = median(time_per_call(lambda: None, number=number, rounds=rounds))
+    # the best round: on a shared machine the others include time the process was not running
+    rounds = max(rounds, 7)
+    record = min(time_per_call(one, number=number, rounds=rounds))
+    header = min(time_per_call(lambda: server_timing(stages, 0.0124), number=number,
+                               rounds=rounds))  # fmt: skip
+    base = min(time_per_call(lambda: None, number=number, rounds=rounds))
     record -= base
     header -= base
     report.add(part="record", what="recording one request (pipeline + gateway)",
@@ -103,12 +107,12 @@ async def _handle_cost(number: int, rounds: int) -> tuple[float, float]:
 
     async def measure() -> float:
         out = []
-        for _ in range(rounds):
+        for _ in range(max(rounds, 7)):
             t0 = time.perf_counter()
             for _ in range(number):
                 await perf.handle(request)
             out.append((time.perf_counter() - t0) / number)
-        return median(out)
+        return min(out)  # the best round, as for the recording
 
     recorded = await measure()
     real = perf.recorder.request

@@ -183,3 +183,16 @@ def test_both_stores_agree_with_a_brute_force_rollup(
             assert [t for t, _ in got.points] == [t for t, _ in want]
             assert [v for _, v in got.points] == pytest.approx([v for _, v in want], abs=1e-6)
             store.close()
+
+
+def test_aggregate_over_a_range_and_every_matching_series(make: Factory) -> None:
+    store = make()
+    store.write([sample("req", T0 + i, 2.0, instance=g) for i in range(30) for g in ("g0", "g1")])
+    assert store.aggregate("req", since=T0 + 10, until=T0 + 19) == 40.0  # both instances
+    assert store.aggregate("req", {"instance": "g0"}, since=T0, until=T0 + 29) == 60.0
+    assert store.aggregate("req", since=T0, until=T0 + 29, agg="count") == 60.0
+    assert store.aggregate("req", since=T0, until=T0 + 29, agg="avg") == 2.0
+    assert store.aggregate("req", since=T0 + 100, until=T0 + 200) is None
+    assert store.aggregate("other", since=T0, until=T0 + 1) is None
+    with pytest.raises(ValueError, match="agg"):
+        store.aggregate("req", since=T0, until=T0 + 1, agg="last")

@@ -112,10 +112,8 @@ def error_ratio(
     start = now - window
 
     def total(metric: str) -> float:
-        s = 0.0
-        for series in store.query(metric, labels, since=start, until=now, agg="sum", now=now):
-            s += sum(v for t, v in series.points if t >= start)
-        return s
+        found = store.aggregate(metric, labels, since=start, until=now, agg="sum", now=now)
+        return found or 0.0
 
     return total(bad_metric), total(prefix + "requests")
 

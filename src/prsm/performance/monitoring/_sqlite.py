@@ -29,7 +29,7 @@ from typing import Any
 
 from .._paths import data_dir
 from ._settings import DEFAULT_TIERS, HistoryTier, check_tiers
-from ._store import QueryPlan, Sample, Series, bucket, labels_key, matches
+from ._store import AGGREGATES, QueryPlan, Sample, Series, bucket, labels_key, matches
 
 log = logging.getLogger("prsm.performance.monitoring")
 
@@ -247,6 +247,46 @@ class SQLiteMetricsStore:
                 f"SELECT {b} AS b, {_AGG_SQL[agg]} FROM {table} WHERE {where} GROUP BY b ORDER BY b"
             )
         return [(float(t), float(v)) for t, v in db.execute(sql, args)]
+
+    def aggregate(
+        self,
+        metric: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        since: float,
+        until: float,
+        agg: str = "sum",
+        now: float | None = None,
+    ) -> float | None:
+        if agg not in AGGREGATES:
+            raise ValueError(f"agg: must be one of {', '.join(AGGREGATES)}, got {agg!r}")
+        plan = QueryPlan(self.tiers, since, until, step=None, agg="sum", now=now)
+        want = labels_key(labels)
+        column = {"sum": "sum(total)", "count": "sum(n)", "min": "min(lo)", "max": "max(hi)",
+                  "avg": "sum(total) / sum(n)"}[agg]  # fmt: skip
+        sql = (
+            f"SELECT {column}, sum(n) FROM {_table(plan.tier)} "
+            "WHERE series = ? AND ts >= ? AND ts <= ?"
+        )
+        with self._lock:
+            ids = [
+                sid
+                for sid, (name, lab) in self._labels.items()
+                if name == metric and matches(labels_key(lab), want, False)
+            ]
+            parts = [self._db.execute(sql, (sid, since, until)).fetchone() for sid in ids]
+        found = [(v, n) for v, n in parts if n]
+        if not found:
+            return None
+        values = [float(v) for v, _ in found]
+        if agg in ("sum", "count"):
+            return sum(values)
+        if agg == "min":
+            return min(values)
+        if agg == "max":
+            return max(values)
+        count = sum(n for _, n in found)
+        return float(sum(v * n for v, n in found) / count)  # avg: weighted by samples
 
     def metrics(self) -> list[str]:
         with self._lock:

@@ -28,6 +28,8 @@ from ._settings import DEFAULT_TIERS, HistoryTier, check_tiers
 
 #: How buckets are combined into a query's step.
 AGGREGATIONS: tuple[str, ...] = ("avg", "sum", "min", "max", "last", "count")
+#: What :meth:`MetricsStore.aggregate` computes over a range.
+AGGREGATES: tuple[str, ...] = ("sum", "count", "min", "max", "avg")
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -95,6 +97,22 @@ class MetricsStore(Protocol):
         """Every matching series' points in ``[since, until]``, ``step`` apart (default and
         minimum: the step of the finest tier still holding ``since`` as of ``now``, default
         ``until``), buckets combined by ``agg`` (one of :data:`AGGREGATIONS`)."""
+        ...
+
+    def aggregate(
+        self,
+        metric: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        since: float,
+        until: float,
+        agg: str = "sum",
+        now: float | None = None,
+    ) -> float | None:
+        """One figure over ``[since, until]`` and every matching series (e.g. the requests
+        of the last hour, all gateways together): ``sum``, ``count``, ``min``, ``max`` or
+        ``avg`` of the samples, from the finest tier still holding ``since`` (buckets that
+        start in the range); ``None`` when there is no sample."""
         ...
 
     def metrics(self) -> list[str]:
@@ -281,6 +299,34 @@ class MemoryMetricsStore:
             if points:
                 out.append(Series(metric, dict(have), plan.step, points))
         return out
+
+    def aggregate(
+        self,
+        metric: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        since: float,
+        until: float,
+        agg: str = "sum",
+        now: float | None = None,
+    ) -> float | None:
+        if agg not in AGGREGATES:
+            raise ValueError(f"agg: must be one of {', '.join(AGGREGATES)}, got {agg!r}")
+        plan = QueryPlan(self.tiers, since, until, step=None, agg="sum", now=now)
+        index = self.tiers.index(plan.tier)
+        want = labels_key(labels)
+        total: Bucket | None = None
+        for (name, have), tiers in self._series.items():
+            if name != metric or not matches(have, want, False):
+                continue
+            for start, b in tiers[index].items():
+                if since <= start <= until:
+                    if total is None:
+                        total = Bucket(b.last_ts, b.last)
+                        total.n, total.total, total.lo, total.hi = b.n, b.total, b.lo, b.hi
+                    else:
+                        total.merge(b)
+        return None if total is None else total.value(agg)
 
     def metrics(self) -> list[str]:
         return sorted({name for name, _ in self._series})
