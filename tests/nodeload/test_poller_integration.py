@@ -132,8 +132,12 @@ def test_the_gateway_lists_each_nodes_polled_load(sim: Proc, tmp_path: Path) -> 
             time.sleep(0.1)
         assert loads["sim"]["state"] == "fresh" and loads["sim"]["poll_error"] is None
         assert loads["gone"]["state"] == "none" and "Connect" in loads["gone"]["poll_error"]
-        exposition = httpx.get(f"{gw.url}/metrics", timeout=5.0).text
-        assert 'prsm_node_load_signal_weight{node="sim"} 1.0' in exposition
+        while True:  # the gauges follow at the next tick of the monitoring loop
+            exposition = httpx.get(f"{gw.url}/metrics", timeout=5.0).text
+            if 'prsm_node_load_signal_weight{node="sim"} 1.0' in exposition:
+                break
+            assert time.monotonic() < deadline, exposition
+            time.sleep(0.1)
         assert 'prsm_node_load_polls_total{node="gone",outcome="error"}' in exposition
     finally:
         gw.stop()

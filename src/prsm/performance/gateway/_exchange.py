@@ -34,10 +34,11 @@ class NativeExchange(ServerExchange[RequestHead]):
 class AsgiExchange:
     """An exchange over ASGI ``scope``, ``receive`` and ``send``."""
 
-    __slots__ = ("head", "method", "path", "receive", "send")
+    __slots__ = ("head", "method", "path", "query", "receive", "send")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
         self.path: str = scope["path"]
+        self.query: bytes = scope.get("query_string", b"")
         self.method: str = scope["method"]
         self.head = RequestHead.from_list(t0, scope["headers"])
         self.receive = receive

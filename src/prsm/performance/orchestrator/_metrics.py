@@ -1,11 +1,9 @@
 """The orchestrator's metrics and snapshot.
 
-The per-request series are plain Python counters and histograms (:class:`PlainFamily`),
-turned into Prometheus families only when the registry is scraped: recording one costs an
-attribute add (a histogram also one ``bisect``) instead of prometheus_client's locked value
-objects, about ten times less. They live on the event loop's thread (the gateway and the
-orchestrator record from it; a scrape from another thread reads consistent-enough values).
-Gauges refreshed by the monitoring loop stay prometheus_client gauges.
+The per-request series are plain Python counters and histograms
+(:class:`~prsm.performance.monitoring.PlainFamily`, kept in the injected registry), turned
+into Prometheus families only when the registry is scraped. Gauges refreshed by the
+monitoring loop stay prometheus_client gauges.
 
 Families (all prefixed ``prsm_``):
 
@@ -27,135 +25,15 @@ Families (all prefixed ``prsm_``):
 
 from __future__ import annotations
 
-import weakref
-from bisect import bisect_left
-from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
-
-from ..errors import ConfigError
-from ..monitoring._registry import LATENCY_BUCKETS, MetricsRegistry
+from ..monitoring._registry import MetricsRegistry, plain_family
 from ..resilience._breaker import BreakerSet
 from ..routing._balancer import AILoadBalancer
 from ..routing._registry import NodeRegistry
 from ..routing._tracker import PerformanceTracker
 
 BREAKER_STATE_VALUE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
-
-
-class PlainCounter:
-    """A counter child: ``inc()`` adds to a float."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def inc(self, amount: float = 1.0) -> None:
-        self.value += amount
-
-
-class PlainHistogram:
-    """A histogram child: per-bucket counts (not cumulative until scraped) and the sum."""
-
-    __slots__ = ("bounds", "counts", "sum")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # the last one: +Inf
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1  # le: value <= bound
-        self.sum += value
-
-
-class PlainFamily(Collector):
-    """A labelled family of :class:`PlainCounter` or :class:`PlainHistogram` children,
-    exposed as a Prometheus counter or histogram when its registry is collected."""
-
-    def __init__(
-        self,
-        kind: str,
-        name: str,
-        doc: str,
-        labelnames: tuple[str, ...],
-        bounds: tuple[float, ...] = LATENCY_BUCKETS,
-    ) -> None:
-        self.kind = kind
-        self.name = name
-        self.doc = doc
-        self.labelnames = labelnames
-        self.bounds = bounds
-        self.children: dict[tuple[str, ...], Any] = {}
-        self._le = [repr(float(b)) for b in bounds] + ["+Inf"]  # as prometheus_client
-
-    def labels(self, *values: str) -> Any:
-        """The child for these label values (created at first use)."""
-        child = self.children.get(values)
-        if child is None:
-            if len(values) != len(self.labelnames):
-                raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
-            child = PlainCounter() if self.kind == "counter" else PlainHistogram(self.bounds)
-            self.children[values] = child
-        return child
-
-    def inc(self, amount: float = 1.0) -> None:
-        """For a family without labels."""
-        self.labels().inc(amount)
-
-    def observe(self, value: float) -> None:
-        """For a family without labels."""
-        self.labels().observe(value)
-
-    def remove(self, *values: str) -> None:
-        self.children.pop(values, None)
-
-    def collect(self) -> Iterator[Metric]:
-        labels = list(self.labelnames)
-        if self.kind == "counter":
-            counter = CounterMetricFamily(self.name, self.doc, labels=labels)
-            for values, child in self.children.items():
-                counter.add_metric(list(values), child.value)
-            yield counter
-            return
-        hist = HistogramMetricFamily(self.name, self.doc, labels=labels)
-        for values, child in self.children.items():
-            total = 0
-            buckets = []
-            for le, count in zip(self._le, child.counts, strict=True):
-                total += count
-                buckets.append((le, float(total)))
-            hist.add_metric(list(values), buckets, child.sum)
-        yield hist
-
-
-_PLAIN: weakref.WeakKeyDictionary[MetricsRegistry, dict[str, PlainFamily]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def plain_family(
-    registry: MetricsRegistry, kind: str, name: str, doc: str, labels: Sequence[str] = ()
-) -> PlainFamily:
-    """The plain ``counter`` (``prsm_<name>_total``) or ``histogram`` (latency buckets) named
-    ``name`` in ``registry``, created and registered once; asking again with the same kind
-    and labels shares it."""
-    families = _PLAIN.setdefault(registry, {})
-    full = f"{registry.namespace}_{name}"
-    family = families.get(full)
-    if family is None:
-        family = families[full] = PlainFamily(kind, full, doc, tuple(labels))
-        registry.registry.register(family)
-    elif family.kind != kind or family.labelnames != tuple(labels):
-        raise ConfigError(
-            f"metric {full}",
-            f"already registered as {family.kind}{list(family.labelnames)}, "
-            f"asked for {kind}{list(labels)}",
-        )
-    return family
 
 
 class NodeChildren:
@@ -283,6 +161,7 @@ def node_snapshots(
                 },
                 "load": balancer.load_report(entry.id, now),
                 "capacity": entry.capacity,
+                "cost_per_1k_tokens": entry.spec.cost_per_1k_tokens,
                 "score": balancer.intelligent_score(entry.id, now),
                 "excluded": balancer.exclusion(entry.id, now),
                 "breaker": breaker.describe(now) if breaker else {"state": "closed"},

@@ -30,8 +30,12 @@ from ..caching._base import ResponseCache
 from ..caching._settings import CacheSettings
 from ..clock import Clock, SystemClock
 from ..config import PRSMConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, PRSMError
+from ..monitoring._monitor import PerformanceMonitor
+from ..monitoring._record import record_failure, record_result, recorded_stream
+from ..monitoring._recorder import RequestRecorder
 from ..monitoring._registry import MetricsRegistry
+from ..monitoring._settings import MonitoringSettings
 from ..nodeload._poller import NodePoller
 from ..resilience._breaker import BreakerSet, CircuitBreaker, CircuitState
 from ..resilience._settings import BreakerSettings
@@ -92,6 +96,7 @@ class PerformanceOrchestrator:
         cache_settings: CacheSettings | None = None,
         semantic_settings: Any = None,
         metrics: MetricsRegistry | None = None,
+        monitoring: MonitoringSettings | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -120,6 +125,18 @@ class PerformanceOrchestrator:
         self.rng = rng or random.Random()
         self.metrics = metrics if metrics is not None else MetricsRegistry()
         self._m = OrchestratorMetrics(self.metrics)
+        ms = monitoring or MonitoringSettings()
+        self.recorder = RequestRecorder(
+            self.metrics,
+            latency_objective=ms.latency_objective,
+            label_limit=ms.label_limit,
+            provider=ms.provider,
+        )
+        #: the monitoring loop (collect_metrics every monitoring_interval); the gateway
+        #: replaces it with one that keeps history and runs alert rules
+        self.monitor = PerformanceMonitor(
+            self.recorder, self, settings=ms, interval=s.monitoring_interval, clock=self.clock
+        )
         self.registry = NodeRegistry()
         self.tracker = PerformanceTracker(bs)
         self.balancer = AILoadBalancer(
@@ -175,6 +192,7 @@ class PerformanceOrchestrator:
             cache_settings=config.cache,
             semantic_settings=getattr(config, "semantic", None),
             metrics=metrics,
+            monitoring=config.monitoring,
             clock=clock,
             rng=rng,
         )
@@ -249,9 +267,15 @@ class PerformanceOrchestrator:
         upstream = self._need_upstream()
         now = self.clock.monotonic()
         budget = request.timeout or self.settings.default_timeout
-        return await attempt_once(
+        result = await attempt_once(
             self._p, upstream, node, request, now, deadline=now + budget, learn=False
         )
+        if result.ok:
+            result.timings.setdefault("upstream", result.latency)
+            record_result(self.recorder, request, result, cached=False)
+        elif result.error is not None:
+            record_failure(self.recorder, request, result.error, result.latency)
+        return result
 
     async def update_performance_model(self, request: AIRequest, result: ExecutionResult) -> None:
         """Teach the performance model (per-node EWMA latency and success rate, which feed the
@@ -275,6 +299,21 @@ class PerformanceOrchestrator:
         """Answer ``request``: from cache if it may, else from the best capable node,
         retrying retryable failures as the retry policy decides, within the deadline.
 
+        Recorded (outcome, latency, stages, tokens) in :attr:`recorder`.
+        """
+        start = self.clock.monotonic()
+        try:
+            result = await self._handle(request)
+        except PRSMError as exc:
+            record_failure(self.recorder, request, exc, self.clock.monotonic() - start)
+            raise
+        cached = self.cache is not None and request.cache_mode == "default"
+        record_result(self.recorder, request, result, cached=cached)
+        return result
+
+    async def _handle(self, request: AIRequest) -> ExecutionResult:
+        """:meth:`handle`, unrecorded.
+
         Raises :class:`NoCapableNodesError` / ``UnknownModelError`` when nothing can serve
         it, :class:`DeadlineExceededError` when its deadline passes first, and the
         :class:`UpstreamError` itself when it is not retryable (a client's 4xx) or when the
@@ -290,8 +329,10 @@ class PerformanceOrchestrator:
         m = self._m
         start = monotonic()
         cache = self.cache
+        cache_s = -1.0
         if cache is not None and request.cache_mode == "default":
             hit = await cache.lookup(request)
+            cache_s = monotonic() - start
             if hit is not None:
                 m.cache_hit.inc()
                 return ExecutionResult(
@@ -303,16 +344,23 @@ class PerformanceOrchestrator:
                     attempts=0,
                     cache=hit.tier,
                     similarity=hit.similarity,
+                    timings={"cache": cache_s},
                 )
         deadline = start + (request.timeout or self.settings.default_timeout)
-        node = first_node(p, request, start)
+        picking = monotonic()
+        node = first_node(p, request, picking)
+        route_s = monotonic() - picking
         result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
         if not result.ok:
             result = await retry_unary(p, upstream, request, result, deadline)
         if cache is not None and request.cache_mode != "no-store" and result.response is not None:
             await cache.store(request, result.response)
         total = monotonic() - start
-        result.timings["upstream"] = result.latency
+        timings = result.timings
+        timings["upstream"] = result.latency
+        timings["route"] = route_s
+        if cache_s >= 0.0:
+            timings["cache"] = cache_s
         result.latency = total
         m.ok.inc()
         m.latency.observe(total)
@@ -335,10 +383,11 @@ class PerformanceOrchestrator:
             )
         p = self._p
         if self.cache is None:
-            return run_stream(p, upstream, request)
+            return recorded_stream(self.recorder, request, run_stream(p, upstream, request))
         from ..caching._response_cache import CachedStream
 
-        return CachedStream(self.cache, request, lambda: run_stream(p, upstream, request))
+        cached = CachedStream(self.cache, request, lambda: run_stream(p, upstream, request))
+        return recorded_stream(self.recorder, request, cached)
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -375,12 +424,16 @@ class PerformanceOrchestrator:
             await self.clock.sleep(self.settings.monitoring_interval)
 
     async def start(self) -> None:
-        """Start the monitoring loop (every ``monitoring_interval`` seconds)."""
+        """Start the monitoring loops (every ``monitoring_interval`` seconds)."""
         if self._monitor is None or self._monitor.done():
             self._monitor = asyncio.get_running_loop().create_task(self._monitor_loop())
+        if self.monitor.settings.enabled:
+            await self.monitor.start()
 
     async def close(self) -> None:
-        """Stop the loop; close the upstream and the cache if they have ``aclose()``."""
+        """Stop the loops (the monitor flushes its history); close the upstream and the cache
+        if they have ``aclose()``."""
+        await self.monitor.close()
         task, self._monitor = self._monitor, None
         if task is not None:
             task.cancel()

@@ -58,6 +58,8 @@ _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 class _Usage(msgspec.Struct):
     total_tokens: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class _Answer(msgspec.Struct):
@@ -244,7 +246,12 @@ class HttpUpstream:
                 node.id, f"answered 200 with a body that is not JSON: {exc}"
             ) from exc
         usage = answer.usage
-        return Response(status=status, tokens=usage.total_tokens if usage else 0, raw=raw)
+        if usage is None:
+            return Response(status=status, raw=raw)
+        return Response(
+            status=status, tokens=usage.total_tokens, raw=raw,
+            input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
+        )  # fmt: skip
 
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
         target = self._target(node)
