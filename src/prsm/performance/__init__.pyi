@@ -87,6 +87,7 @@ from .errors import (
     NoGPUError as NoGPUError,
     OverloadedError as OverloadedError,
     PayloadTooLargeError as PayloadTooLargeError,
+    PermissionDeniedError as PermissionDeniedError,
     PRSMError as PRSMError,
     RateLimitedError as RateLimitedError,
     RequestValidationError as RequestValidationError,

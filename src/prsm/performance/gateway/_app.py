@@ -23,7 +23,7 @@ from ..errors import NoCapableNodesError, PRSMError
 from ..monitoring._registry import MetricsRegistry
 from ..orchestrator._metrics import plain_family
 from ..types import AIRequest, JSONBody, RequestKind
-from ._admin import AdminApi
+from ._admin import AdminApi, NodeKeyPolicy
 from ._asgi import JSON, KINDS, SSE, TEXT, Receive, Scope, Send, cache_mode
 from ._auth import Authenticator, TenantLimiter
 from ._exchange import AsgiExchange, Exchange, Headers
@@ -78,7 +78,11 @@ class GatewayApp:
         )  # fmt: skip
         self._children: dict[tuple[str, int], Any] = {}
         self._added_children: dict[str, Any] = {}
-        self.admin = AdminApi(perf, default_timeout=self.settings.upstream_timeout)
+        self.admin = AdminApi(
+            perf,
+            default_timeout=self.settings.upstream_timeout,
+            policy=NodeKeyPolicy(self.settings.node_keys, perf.registry),
+        )
         self.shutting_down = False
         self.in_flight = 0
         self.has_cache = getattr(perf, "cache", None) is not None
@@ -299,19 +303,14 @@ class GatewayApp:
                     ],
                 }
             )
-        elif path.startswith("/admin/"):
-            tenant = self.auth.tenant(auth, api_key)
-            if not tenant.admin:
-                status = 403
-                body = error_body(
-                    f"tenant {tenant.name!r} may not use the admin API",
-                    "permission_error",
-                    code="forbidden",
-                )
-            else:
-                limit = self.settings.max_body_bytes
-                data = await x.body(limit) if method in ("POST", "PUT") else b""
-                status, body = self.admin.handle(method, path, data)
+        elif path == "/admin" or path.startswith("/admin/"):
+            # every admin path: the key (or, with none configured, a local caller) first
+            self.auth.admin(
+                auth, api_key, host=head.host, origin=head.origin, client=getattr(x, "client", None)
+            )
+            limit = self.settings.max_body_bytes
+            data = await x.body(limit) if method in ("POST", "PUT") else b""
+            status, body = self.admin.handle(method, path, data)
         elif path in KINDS:
             status = 405
             body = error_body(

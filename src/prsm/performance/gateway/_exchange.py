@@ -20,9 +20,11 @@ Headers = list[tuple[bytes, bytes]]
 class AsgiExchange:
     """An exchange over ASGI ``scope``, ``receive`` and ``send``."""
 
-    __slots__ = ("head", "method", "path", "receive", "send")
+    __slots__ = ("client", "head", "method", "path", "receive", "send")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+        peer = scope.get("client")
+        self.client: str | None = str(peer[0]) if peer else None  # the caller's address
         self.path: str = scope["path"]
         self.method: str = scope["method"]
         self.head = RequestHead.from_list(t0, scope["headers"])

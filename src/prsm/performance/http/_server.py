@@ -42,8 +42,9 @@ Handler = Callable[[Exchange], Awaitable[None]]
 
 _REASONS = {int(s): s.phrase.encode("latin-1") for s in HTTPStatus}
 _WANTED = frozenset(
-    {b"authorization", b"x-api-key", b"cache-control", b"content-length", b"x-request-id"}
-)
+    {b"authorization", b"x-api-key", b"cache-control", b"content-length", b"x-request-id",
+     b"host", b"origin"}  # host, origin: the admin API's local-caller check
+)  # fmt: skip
 #: pipelined requests waiting on one connection before it stops reading
 MAX_PIPELINED = 32
 #: how long the rest of a refused (too large) body is read and dropped before closing

@@ -17,8 +17,10 @@ from typing import Any
 
 from ..config import PRSMConfig, load_config
 from ..errors import ConfigError
+from ..gateway._admin import node_spec
 from ..gateway._app import GatewayApp
-from ..routing._node import NodeSpec, node_from_mapping
+from ..gateway._settings import check_exposure
+from ..routing._node import NodeSpec
 from ..upstreams._dispatch import DispatchUpstream
 from ..upstreams._http import HttpUpstream, check_nodes
 from ._local_workers import attach_local_workers
@@ -34,7 +36,7 @@ def config_nodes(config: PRSMConfig) -> list[NodeSpec]:
     """The config's nodes as :class:`NodeSpec` (each checked: URL, API key variable); a node
     without its own ``timeout`` gets the gateway's ``upstream_timeout``."""
     default = config.gateway.upstream_timeout
-    nodes = [with_default_timeout(node_from_mapping(n), default) for n in config.nodes]
+    nodes = [with_default_timeout(node_spec(n), default) for n in config.nodes]
     check_nodes(nodes)
     return nodes
 
@@ -96,6 +98,7 @@ def serve(
     if workers < 1:
         raise ConfigError("workers", f"must be >= 1, got {workers}")
     try:  # build and check everything here, before any worker starts
+        check_exposure(gw, host)  # no open admin API beyond loopback
         app = app_from_config(config)
     except ConfigError as exc:
         if exc.source is None and config_path is not None:
