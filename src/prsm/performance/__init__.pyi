@@ -106,10 +106,13 @@ from .gateway import (
     GatewayApp as GatewayApp,
     GatewaySettings as GatewaySettings,
     MemoryRateLimitStore as MemoryRateLimitStore,
+    NodeKeyPolicy as NodeKeyPolicy,
+    NodeKeySettings as NodeKeySettings,
     RateLimitStore as RateLimitStore,
     RedisRateLimitStore as RedisRateLimitStore,
     TenantSettings as TenantSettings,
     create_app as create_app,
+    validate_node as validate_node,
 )
 from .gpu import (
     NVML as NVML,
@@ -182,6 +185,8 @@ from .workers import (
 __version__: str
 from .http import HttpPool as HttpPool
 from .serve import (
+    PoolHost as PoolHost,
+    SharedPoolUpstream as SharedPoolUpstream,
     app_from_config as app_from_config,
     build_orchestrator as build_orchestrator,
 )

@@ -25,6 +25,7 @@ from ..upstreams._dispatch import DispatchUpstream
 from ..upstreams._http import HttpUpstream, check_nodes
 from ._local_workers import attach_local_workers
 from ._processes import run_native, run_native_workers
+from ._shared_pool import POOL_SOCKET_ENV, PoolHost
 
 log = logging.getLogger(__name__)
 
@@ -115,5 +116,15 @@ def serve(
     )
     if workers == 1:
         run_native(app, host, port)
-    else:
+        return
+    host_pool = PoolHost(config.workers) if local else None
+    if host_pool is not None:  # one model pool for every gateway process (they connect)
+        host_pool.start()
+        os.environ[POOL_SOCKET_ENV] = host_pool.path
+        print(f"prsm-perf serve: local model pool shared at unix:{host_pool.path}", flush=True)
+    try:
         run_native_workers(host, port, workers)
+    finally:
+        if host_pool is not None:
+            os.environ.pop(POOL_SOCKET_ENV, None)
+            host_pool.stop()
