@@ -279,6 +279,10 @@ class _SimProtocol(asyncio.Protocol):
             return
         stream = bool(body.get("stream")) and kind != "embedding"
         decision = decide(settings, sim.rng, stream=stream)
+        if decision.error == "truncate":
+            stats.errors["truncate"] += 1
+            self._truncate(kind, settings, body, stream=stream, request_no=stats.requests, now=now)
+            return
         if decision.error is not None:
             stats.errors[decision.error] += 1
             self._fail(decision.error, req.keep_alive)
@@ -321,6 +325,34 @@ class _SimProtocol(asyncio.Protocol):
             self._done()
 
         self.pending = asyncio.get_running_loop().call_later(decision.delay, later)
+
+    def _truncate(
+        self,
+        kind: str,
+        settings: SimSettings,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        request_no: int,
+        now: int,
+    ) -> None:
+        """Send the head and half of the answer (or of the stream's chunks), then close."""
+        transport = self.transport
+        assert transport is not None
+        if stream:
+            frames = _frames(kind, settings, body, request_no=request_no, now=now)
+            transport.write(_stream_head(True) + b"".join(frames[: len(frames) // 2]))
+        else:
+            if kind == "embedding":
+                payload = embeddings_body(settings, body)
+            else:
+                payload = completion_body(kind, settings, body, request_no, now)
+            head = (
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+            )
+            transport.write(head % len(payload) + payload[: len(payload) // 2])
+        transport.abort()
+        self.closed = True
 
     def _fail(self, kind: str, keep_alive: bool) -> None:
         if kind == "500":
