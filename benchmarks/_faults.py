@@ -9,6 +9,7 @@ Every server is a real process on 127.0.0.1 and a free port; nothing leaves the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -299,10 +300,10 @@ def kill_one_worker(gateway_pid: int) -> int | None:
     return None
 
 
-def tree_usage(pid: int) -> tuple[int, int]:
-    """Resident memory (bytes) and open file descriptors of ``pid`` and its descendants."""
+def tree_usage(pid: int, *, tree: bool = True) -> tuple[int, int]:
+    """Resident memory (bytes) and open file descriptors of ``pid`` (and its descendants)."""
     rss = fds = 0
-    for member in [pid, *descendants(pid)]:
+    for member in [pid, *(descendants(pid) if tree else ())]:
         try:
             for line in (Path("/proc") / str(member) / "status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -338,6 +339,8 @@ class Load:
     embeddings: bool = False
     timeout: float = 30.0
     body_for: Callable[[int], dict[str, Any]] | None = None
+    arrivals: Sequence[float] | None = None  # due times (seconds) instead of a fixed rate
+    path_for: Callable[[int], str] | None = None
     outcomes: list[Outcome] = field(default_factory=list)
 
     def _body(self, i: int) -> tuple[str, dict[str, Any], bool]:
@@ -347,12 +350,15 @@ class Load:
                 {"model": EMBED_MODEL, "input": [f"question number {i}?"]},
                 False,
             )
+        path = self.path_for(i) if self.path_for else "/v1/chat/completions"
+        if path == "/v1/embeddings" and self.body_for:
+            return path, self.body_for(i), False
         stream = self.stream_every > 0 and i % self.stream_every == 0
         body = self.body_for(i) if self.body_for else {
             "model": MODEL, "max_tokens": 16,
             "messages": [{"role": "user", "content": f"Say hello to request {i}."}],
         }  # fmt: skip
-        return "/v1/chat/completions", {**body, "stream": stream}, stream
+        return path, {**body, "stream": stream}, stream
 
     async def open(self) -> None:
         """Make the client (before the clock starts: that takes a while on a busy machine)."""
@@ -367,8 +373,9 @@ class Load:
         start = t0 if t0 is not None else loop.time()
         tasks = []
         try:
-            for i in range(int(self.rate * self.duration)):
-                due = start + i / self.rate
+            dues = self.arrivals or [i / self.rate for i in range(int(self.rate * self.duration))]
+            for i, offset in enumerate(dues):
+                due = start + offset
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -424,6 +431,7 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     n = len(outcomes)
     ok = [o for o in outcomes if o.result == "ok"]
     lat = [o.latency for o in ok]
+    details = collections.Counter(o.detail.split(":", 1)[0] for o in outcomes if o.result != "ok")
     return {
         "requests": n,
         "ok": len(ok),
@@ -432,4 +440,5 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "success_pct": 100.0 * len(ok) / n if n else None,
         "p50_ms": None if not lat else 1e3 * (pct(lat, 50) or 0),
         "p99_ms": None if not lat else 1e3 * (pct(lat, 99) or 0),
+        "why_not_ok": ", ".join(f"{d or '?'} x{k}" for d, k in details.most_common(2)),
     }

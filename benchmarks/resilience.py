@@ -327,7 +327,7 @@ def main() -> None:
     p.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
     args = p.parse_args()
     quick = args.quick
-    args.rate = args.rate or (20.0 if quick else 30.0)
+    args.rate = args.rate or (20.0 if quick else 10.0)
     if args.workers is None:
         args.workers = 0 if quick else 2
     use_litellm = not (quick or args.no_litellm)
