@@ -28,6 +28,8 @@ from typing import Any
 import httpx
 import yaml
 
+from benchmarks._loadgen import pct
+
 MODEL = "bench-chat"
 EMBED_MODEL = "all-MiniLM-L6-v2"
 ROOT = Path(__file__).resolve().parent.parent
@@ -415,16 +417,6 @@ class Load:
             result, detail = "lost", f"{type(exc).__name__}: {exc}"
         latency = loop.time() - (start + due)
         self.outcomes.append(Outcome(due, latency, result, status, detail))
-
-
-def pct(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    k = (len(s) - 1) * q / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from benchmarks._faults import descendants
 
 from prsm.performance.serve._shared_pool import SharedPoolUpstream
 from tests.conftest import free_port
@@ -24,31 +25,6 @@ from tests.conftest import free_port
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WORKER_MODULE = "prsm.performance.workers._server"
-
-
-def _descendants(pid: int) -> dict[int, str]:
-    """Every live descendant of ``pid``: its command line."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # it ended while we looked
-        children.setdefault(ppid, []).append(int(entry.name))
-    out: dict[int, str] = {}
-    todo = list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        try:
-            out[child] = (
-                (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            )
-        except OSError:
-            continue
-        todo.extend(children.get(child, []))
-    return out
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 240.0) -> None:
@@ -81,11 +57,11 @@ def test_gateway_processes_share_one_model_pool(tmp_path: Path) -> None:
         # both gateway processes up: each answers /readyz on its own connection
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            gateways = [p for p, c in _descendants(proc.pid).items() if "multiprocessing" in c]
+            gateways = [p for p, c in descendants(proc.pid).items() if "multiprocessing" in c]
             if len(gateways) == 2:
                 break
             time.sleep(0.5)
-        family = _descendants(proc.pid)
+        family = descendants(proc.pid)
         models = [p for p, cmd in family.items() if WORKER_MODULE in cmd]
         assert len(models) == 1, f"one model worker for two gateway processes: {family}"
 
@@ -126,5 +102,5 @@ def test_gateway_processes_share_one_model_pool(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
         log.close()
-    left = [p for p, c in _descendants(proc.pid).items() if WORKER_MODULE in c]
+    left = [p for p, c in descendants(proc.pid).items() if WORKER_MODULE in c]
     assert left == []

@@ -6,9 +6,8 @@ Before the fix, ``POST /admin/nodes`` with ``url`` pointing at the attacker and
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,6 +16,7 @@ import pytest
 
 from prsm.performance.gateway._settings import hash_key
 from tests.gateway.procs import node, start_gateway, start_sim
+from tests.security.servers import serving
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +39,8 @@ class _Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def attacker() -> Iterator[str]:
     _Recorder.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(_Recorder) as url:
+        yield url
 
 
 def test_admin_api_cannot_send_a_secret_to_another_host(tmp_path: Path, attacker: str) -> None:

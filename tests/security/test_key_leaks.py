@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ from prsm.performance.gateway._settings import hash_key
 from prsm.performance.types import AIRequest, JSONBody
 from tests.conftest import free_port, wait_for_port
 from tests.gateway.procs import start_sim
+from tests.security.servers import serving
 
 pytestmark = pytest.mark.integration
 
@@ -53,12 +53,8 @@ class _EchoesItsKey(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def echo_upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoesItsKey)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(_EchoesItsKey) as url:
+        yield url
 
 
 class Gateway:
