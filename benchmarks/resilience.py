@@ -336,7 +336,6 @@ def main() -> None:
     report = Report("resilience", GOAL)
     overall: dict[str, dict[str, Any]] = {}
     timeline: dict[str, list[tuple[float, float, str]]] = {}
-    counters: dict[str, list[tuple[float, str, int | None]]] = {}
     try:
         targets = ["prsm", "litellm"] if use_litellm else ["prsm"]
         for target in targets:
@@ -361,11 +360,10 @@ def main() -> None:
             rows, overall[target] = rows_for(target, result)
             for row in rows:
                 report.add(**row)
-            timeline[target] = [(o.due, o.latency, o.result) for o in result["chat"]]
-            counters[target] = result["counts"]
+            timeline[target] = [(round(o.due, 3), round(o.latency, 4), o.result)
+                                for o in result["chat"]]  # fmt: skip
             report.extra["phases"] = [{"name": ph.name, "t0": ph.t0, "seconds": ph.seconds,
                                        "victim": ph.victim} for ph in result["phases"]]  # fmt: skip
-            report.extra.setdefault("breaker_states", {})[target] = result["states"]
     finally:
         bench.close()
     ours = overall["prsm"]
@@ -402,7 +400,6 @@ def main() -> None:
                         f"{LATENCY * 1e3:.0f} ms; breakers: {THRESHOLD} failures, "
                         f"{RESET:.0f} s")  # fmt: skip
     report.extra["timeline"] = timeline
-    report.extra["simulator_requests"] = counters
     report.finish(args, plot)
 
 
