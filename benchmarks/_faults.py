@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import yaml
 
@@ -363,9 +364,12 @@ class Load:
         return path, {**body, "stream": stream}, stream
 
     async def open(self) -> None:
-        """Make the client (before the clock starts: that takes a while on a busy machine)."""
-        limits = httpx.Limits(max_connections=1024, max_keepalive_connections=128)
-        self.client = httpx.AsyncClient(base_url=self.url, limits=limits, timeout=self.timeout)
+        """Make the client (before the clock starts: that takes a while on a busy machine).
+        aiohttp, not httpx: httpx's pool spends time quadratic in the requests waiting for a
+        connection, so a burst of arrivals made the client itself the bottleneck."""
+        connector = aiohttp.TCPConnector(limit=512, limit_per_host=512)
+        timeout = aiohttp.ClientTimeout(total=2 * self.timeout, sock_read=self.timeout)
+        self.client = aiohttp.ClientSession(self.url, connector=connector, timeout=timeout)
 
     async def run(self, t0: float | None = None) -> list[Outcome]:
         if getattr(self, "client", None) is None:
@@ -384,36 +388,31 @@ class Load:
                 tasks.append(asyncio.create_task(self._one(client, i, due - start, start)))
             await asyncio.gather(*tasks)
         finally:
-            await client.aclose()
+            await client.close()
         return self.outcomes
 
-    async def _one(self, client: httpx.AsyncClient, i: int, due: float, start: float) -> None:
+    async def _one(self, client: aiohttp.ClientSession, i: int, due: float, start: float) -> None:
         loop = asyncio.get_running_loop()
         path, body, stream = self._body(i)
         result, status, detail = "ok", 0, ""
         try:
-            if stream:
-                async with client.stream("POST", path, json=body) as r:
-                    status = r.status_code
-                    text = (await r.aread()).decode(errors="replace")
-                if status != 200:
-                    result, detail = "failed", text[:200]
-                else:
-                    events = [e for e in text.split("\n\n") if e.startswith("data:")]
-                    if not events or events[-1].strip() != "data: [DONE]":
-                        result, detail = "lost", "stream did not end with [DONE]"
-                    elif any('"error"' in e for e in events):
-                        result, detail = "lost", "stream carried an error event"
+            async with client.post(path, json=body) as r:
+                status = r.status
+                raw = await r.read()
+            text = raw.decode(errors="replace")
+            if status != 200:
+                result, detail = "failed", text[:200]
+            elif stream:
+                events = [e for e in text.split("\n\n") if e.startswith("data:")]
+                if not events or events[-1].strip() != "data: [DONE]":
+                    result, detail = "lost", "stream did not end with [DONE]"
+                elif any('"error"' in e for e in events):
+                    result, detail = "lost", "stream carried an error event"
             else:
-                r = await client.post(path, json=body)
-                status = r.status_code
-                if status != 200:
-                    result, detail = "failed", r.text[:200]
-                else:
-                    data = json.loads(r.content)
-                    if "choices" not in data and "data" not in data:
-                        result, detail = "lost", "answer without choices"
-        except (httpx.HTTPError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                data = json.loads(raw)
+                if "choices" not in data and "data" not in data:
+                    result, detail = "lost", "answer without choices"
+        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
             result, detail = "lost", f"{type(exc).__name__}: {exc}"
         latency = loop.time() - (start + due)
         self.outcomes.append(Outcome(due, latency, result, status, detail))
