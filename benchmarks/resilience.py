@@ -162,6 +162,18 @@ class Bench:
         return {"phases": phases, "chat": chat.outcomes, "states": states,
                 "embed": embed.outcomes if embed else [], "counts": counts}  # fmt: skip
 
+    async def _act(self, phase: Phase, step: str, victim: Proc | None) -> None:
+        """Run one fault action; one that fails is reported (printed and in the notes)."""
+        action = getattr(phase, step)
+        if action is None:
+            return
+        try:
+            await asyncio.to_thread(action, victim)
+        except (OSError, RuntimeError, TimeoutError, httpx.HTTPError) as exc:
+            note = f"phase {phase.name}: its {step} action failed: {type(exc).__name__}: {exc}"
+            print(note, flush=True)
+            self.notes.append(note)
+
     async def _schedule(self, phases: list[Phase], t0: float, counts: Counts) -> None:
         loop = asyncio.get_running_loop()
         at = 0.0
@@ -172,15 +184,13 @@ class Bench:
             if phase.upstream:
                 phase.victim = busiest(counts, loop.time() - t0)
                 victim = self.sims[phase.victim]
-            if phase.start:
-                await asyncio.to_thread(phase.start, victim)
+            await self._act(phase, "start", victim)
             if phase.middle:
                 await asyncio.sleep(max(0.0, t0 + at + phase.seconds / 2 - loop.time()))
-                await asyncio.to_thread(phase.middle, victim)
+                await self._act(phase, "middle", victim)
             at += phase.seconds
             await asyncio.sleep(max(0.0, t0 + at - loop.time()))
-            if phase.end:
-                await asyncio.to_thread(phase.end, victim)
+            await self._act(phase, "end", victim)
             print(f"  phase {phase.name} ({phase.victim or '-'}) done at "
                   f"{loop.time() - t0:.1f}s", flush=True)  # fmt: skip
 

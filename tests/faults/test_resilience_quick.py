@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.quick import run_quick
+from tests.benchmarks.quick import ROOT, run_quick
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+#: the benchmark's servers run this checkout's sources, whatever is installed
+SOURCES = {"PYTHONPATH": f"{ROOT}:{ROOT / 'src'}"}
 
 
 def test_resilience_benchmark_quick(tmp_path: Path) -> None:
-    data = run_quick("resilience", tmp_path, timeout=300)
+    data = run_quick("resilience", tmp_path, timeout=300, env=SOURCES)
     phases = [r["phase"] for r in data["rows"] if r["target"] == "prsm"]
     assert phases[:2] == ["healthy", "down"] and phases[-1] == "all"
     assert {"slow", "errors", "truncate", "redis", "disk"} <= set(phases)
