@@ -57,6 +57,8 @@ GOAL = (
 )
 LATENCY = 0.02  # the simulators' answer time (and time to first token), seconds
 THRESHOLD, RESET = 3, 5.0  # failures to open a breaker / seconds before it probes
+#: (due, latency, outcome) of every request, per target: what --plot draws
+TIMELINE: dict[str, list[tuple[float, float, str]]] = {}
 
 
 @dataclass
@@ -307,7 +309,7 @@ def plot(report: Report, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = report.extra.get("timeline", {})
+    series = TIMELINE
     fig, axes = plt.subplots(len(series), 1, figsize=(11, 3.2 * len(series)), squeeze=False)
     colours = {"ok": "tab:green", "failed": "tab:orange", "lost": "tab:red"}
     for ax, (target, points) in zip(axes[:, 0], series.items(), strict=True):
@@ -409,7 +411,7 @@ def main() -> None:
     report.notes.append(f"rate {args.rate} req/s chat (every 2nd streamed), simulators answer in "
                         f"{LATENCY * 1e3:.0f} ms; breakers: {THRESHOLD} failures, "
                         f"{RESET:.0f} s")  # fmt: skip
-    report.extra["timeline"] = timeline
+    TIMELINE.update(timeline)  # for the chart only: thousands of points, not in the JSON
     report.finish(args, plot)
 
 
