@@ -20,5 +20,5 @@ def test_soak_benchmark_quick(tmp_path: Path) -> None:
     series = {r["series"]: r for r in data["rows"]}
     assert set(series) == {"requests", "gateway_rss", "gateway_fds", "tree_rss", "tree_fds"}
     assert series["requests"]["requests"] > 0 and series["gateway_rss"]["start"] > 0
-    assert len(data["samples"]) >= 20  # one a second
+    assert data["samples_taken"] >= 20  # one a second
     assert set(data["meets_goal"]) == {f"{s}_flat" for s in series if s != "requests"}
