@@ -88,6 +88,7 @@ from .errors import (
     NoGPUError as NoGPUError,
     OverloadedError as OverloadedError,
     PayloadTooLargeError as PayloadTooLargeError,
+    PermissionDeniedError as PermissionDeniedError,
     PRSMError as PRSMError,
     RateLimitedError as RateLimitedError,
     RequestValidationError as RequestValidationError,
@@ -108,10 +109,13 @@ from .gateway import (
     GatewayApp as GatewayApp,
     GatewaySettings as GatewaySettings,
     MemoryRateLimitStore as MemoryRateLimitStore,
+    NodeKeyPolicy as NodeKeyPolicy,
+    NodeKeySettings as NodeKeySettings,
     RateLimitStore as RateLimitStore,
     RedisRateLimitStore as RedisRateLimitStore,
     TenantSettings as TenantSettings,
     create_app as create_app,
+    validate_node as validate_node,
 )
 from .gpu import (
     NVML as NVML,
@@ -252,6 +256,8 @@ from .nodeload import (
     read_exposition as read_exposition,
 )
 from .serve import (
+    PoolHost as PoolHost,
+    SharedPoolUpstream as SharedPoolUpstream,
     app_from_config as app_from_config,
     build_orchestrator as build_orchestrator,
 )

@@ -22,6 +22,7 @@
     ├── OverloadedError                   a bounded queue is full: .retry_after
     ├── RateLimitedError                  a tenant is over its limit: .tenant, .retry_after
     ├── AuthenticationError               missing or wrong API key
+    ├── PermissionDeniedError             a known caller may not do this (the admin API)
     ├── PayloadTooLargeError              body over the configured size: .size, .limit
     ├── ConnectionFailed (ConnectionError)  the HTTP client's connection failed: .sent, .received
     ├── CacheError                        a cache tier failed (counted, skipped): .tier
@@ -227,6 +228,10 @@ class RateLimitedError(PRSMError):
 
 class AuthenticationError(PRSMError):
     """The API key is missing or wrong."""
+
+
+class PermissionDeniedError(PRSMError):
+    """The caller is known (or local) but may not do this, e.g. use the admin API."""
 
 
 class PayloadTooLargeError(PRSMError):

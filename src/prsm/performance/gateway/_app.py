@@ -26,7 +26,7 @@ from ..monitoring._recorder import (
 )
 from ..monitoring._registry import MetricsRegistry, plain_family
 from ..types import AIRequest, JSONBody, RequestKind
-from ._admin import AdminApi
+from ._admin import AdminApi, NodeKeyPolicy
 from ._asgi import JSON, KINDS, SSE, TEXT, Receive, Scope, Send, cache_mode
 from ._auth import Authenticator, TenantLimiter
 from ._exchange import AsgiExchange, Exchange, Headers
@@ -89,7 +89,11 @@ class GatewayApp:
         self.server_timing = monitor.settings.server_timing if monitor is not None else True
         #: an OpenTelemetry :class:`~prsm.performance.monitoring.RequestTracer`, or None (off)
         self.tracer: Any = None
-        self.admin = AdminApi(perf, default_timeout=self.settings.upstream_timeout)
+        self.admin = AdminApi(
+            perf,
+            default_timeout=self.settings.upstream_timeout,
+            policy=NodeKeyPolicy(self.settings.node_keys, perf.registry),
+        )
         self.shutting_down = False
         self.in_flight = 0
         self.has_cache = getattr(perf, "cache", None) is not None
@@ -358,23 +362,18 @@ class GatewayApp:
                     ],
                 }
             )
-        elif path.startswith("/admin/"):
-            tenant = self.auth.tenant(auth, api_key)
-            if not tenant.admin:
-                status = 403
-                body = error_body(
-                    f"tenant {tenant.name!r} may not use the admin API",
-                    "permission_error",
-                    code="forbidden",
-                )
+        elif path == "/admin" or path.startswith("/admin/"):
+            # every admin path: the key (or, with none configured, a local caller) first
+            self.auth.admin(
+                auth, api_key, host=head.host, origin=head.origin, client=getattr(x, "client", None)
+            )
+            found = await self.admin.monitoring(method, path, getattr(x, "query", b""))
+            if found is not None:
+                status, body = found
             else:
-                found = await self.admin.monitoring(method, path, getattr(x, "query", b""))
-                if found is not None:
-                    status, body = found
-                else:
-                    limit = self.settings.max_body_bytes
-                    data = await x.body(limit) if method in ("POST", "PUT") else b""
-                    status, body = self.admin.handle(method, path, data)
+                limit = self.settings.max_body_bytes
+                data = await x.body(limit) if method in ("POST", "PUT") else b""
+                status, body = self.admin.handle(method, path, data)
         elif path in KINDS:
             status = 405
             body = error_body(
