@@ -59,7 +59,7 @@ def _as_matrix(vectors: np.ndarray, dim: int, n: int) -> np.ndarray:
 class FlatIndex:
     """Exact inner-product search over a growing numpy matrix."""
 
-    def __init__(self, dim: int, *, capacity: int = 1024) -> None:
+    def __init__(self, dim: int, *, capacity: int = 8) -> None:
         if dim < 1:
             raise ConfigError("dim", f"must be >= 1, got {dim}")
         self.dim = dim
