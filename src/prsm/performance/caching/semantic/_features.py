@@ -14,6 +14,7 @@ pairwise are capped at :data:`MAX_DIFF` a side, and nothing is quadratic in the 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -84,6 +85,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "sub_one_hypernym",
     "sub_one_other",
     "sub_one_unknown",
+    "sub_small",
+    "sub_small_contrast",
+    "sub_small_unknown",
     "pair_antonym",
     "pair_sibling",
     "pair_unknown",
@@ -102,6 +106,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "same_bag_diff_order",
     "role_flip",
     "swap_around_relation",
+    "exchange",
     "length_ratio",
     "length_diff",
     "lcs_ratio",
@@ -119,7 +124,7 @@ class Parsed:
     low: tuple[str, ...]  # lower-cased
     keys: tuple[str, ...]  # content words as dictionary forms, in order
     key_at: tuple[str, ...]  # per token: its content key, or "" for other words
-    qualifiers: frozenset[str]
+    qualifiers: tuple[str, ...]
     numbers: frozenset[str]
     negations: int
     entities: frozenset[str]
@@ -152,7 +157,7 @@ def parse(text: str, lexicon: Lexicon) -> Parsed:
         low=tuple(low),
         keys=tuple(keys),
         key_at=tuple(key_at.get(i, "") for i in range(len(low))),
-        qualifiers=frozenset(w for w in low if w in QUALIFIERS),
+        qualifiers=tuple(w for w in low if w in QUALIFIERS),
         numbers=frozenset(w for w in low if _NUMBER.fullmatch(w)),
         negations=sum(w in NEGATIONS or w.endswith("n't") for w in low),
         entities=frozenset(entities),
@@ -197,16 +202,23 @@ def _roles(low: list[str], key_at: dict[int, str]) -> list[tuple[str, str]]:
 _FLIP = {("src", "tgt"), ("tgt", "src"), ("left", "right"), ("right", "left")}
 
 
+def _role_map(p: Parsed) -> dict[str, str]:
+    """Each content word's role, for the words with exactly one ("to convert X to Y" gives
+    "convert" two: it is left out)."""
+    seen: dict[str, set[str]] = {}
+    for k, r in p.roles:
+        seen.setdefault(k, set()).add(r)
+    return {k: next(iter(rs)) for k, rs in seen.items() if len(rs) == 1}
+
+
 def _role_flip(a: Parsed, b: Parsed, same: dict[str, str]) -> bool:
-    """A word that is the source (or the larger) on one side and the target on the other."""
-    rb: dict[str, set[str]] = {}
-    for k, r in b.roles:
-        rb.setdefault(k, set()).add(r)
-    for k, r in a.roles:
-        for rr in rb.get(same.get(k, k), ()):
-            if (r, rr) in _FLIP:
-                return True
-    return False
+    """Two words that trade roles: the source (or the larger) on one side is the target on
+    the other, and another word goes the other way ("Celsius to Fahrenheit" / "Fahrenheit
+    into Celsius"; "X heavier than Y" / "Y heavier than X")."""
+    ra, rb = _role_map(a), _role_map(b)
+    flips = {(r, rb[same.get(k, k)]) for k, r in ra.items() if same.get(k, k) in rb}
+    flips &= _FLIP
+    return any((rr, r) in flips for r, rr in flips)
 
 
 def _discordance(a: tuple[str, ...], b: tuple[str, ...]) -> float:
@@ -230,31 +242,53 @@ def _discordance(a: tuple[str, ...], b: tuple[str, ...]) -> float:
 
 
 def _swap_around_relation(a: Parsed, b: Parsed) -> bool:
-    """Two content words in reversed order with a non-symmetric link word between them
-    ("miles in km" / "km in miles", "X beats Y"), unless both keep their roles ("from Paris
-    to London" / "to London from Paris")."""
-    pos_b: dict[str, int] = {}
-    for i, k in enumerate(b.key_at):
-        if k:
-            pos_b.setdefault(k, i)
-    roles_a, roles_b = dict(a.roles), dict(b.roles)
-    content = [(i, k) for i, k in enumerate(a.key_at) if k and k in pos_b][:16]
-    for x in range(len(content)):
-        for y in range(x + 1, len(content)):
-            (i, u), (j, v) = content[x], content[y]
-            if u == v or pos_b[u] < pos_b[v]:
-                continue
-            if (
-                u in roles_a
-                and v in roles_a
-                and (roles_a[u], roles_a[v]) == (roles_b.get(u), roles_b.get(v))
-            ):
-                continue
-            between_a = a.low[i + 1 : j]
-            between_b = b.low[pos_b[v] + 1 : pos_b[u]]
-            if any(_relational(w) for w in (*between_a, *between_b)):
-                return True
+    """ "X <link> Y" on one side and "Y <link> X" on the other, the two words close (at most
+    three words between, none of them content words) and the link not symmetric: "miles in
+    km" / "km in miles". A phrase moved whole ("in Excel, how do I ..." / "how do I ... in
+    Excel") does not fire: content words stand between."""
+    pa, pb = _tight_pairs(a), _tight_pairs(b)
+    ra, rb = _role_map(a), _role_map(b)
+    for (x, y), link in pa.items():
+        if (y, x) not in pb or not (link or pb[y, x]):
+            continue
+        if x in ra and y in ra and (ra[x], ra[y]) == (rb.get(x), rb.get(y)):
+            continue  # both keep their roles: "from Paris to London" / "to London from Paris"
+        return True
     return False
+
+
+def _tight_pairs(p: Parsed) -> dict[tuple[str, str], bool]:
+    """Content-word pairs with at most three function words between them: whether a
+    non-symmetric relational word is among those."""
+    out: dict[tuple[str, str], bool] = {}
+    at = [i for i, k in enumerate(p.key_at) if k]
+    for i, j in itertools.pairwise(at):
+        between = p.low[i + 1 : j]
+        if 0 < len(between) <= 3 and not any(w in SYMMETRIC for w in between):
+            key = (p.key_at[i], p.key_at[j])
+            out[key] = out.get(key, False) or any(_relational(w) for w in between)
+    return out
+
+
+def _exchange(a: Parsed, b: Parsed) -> bool:
+    """Two content words trade places and nothing else moves, with no symmetric link
+    ("and", "or", "vs") between them: "Why did Google acquire YouTube?" / "Why did YouTube
+    acquire Google?", but not "TCP and UDP" / "UDP and TCP"."""
+    if len(a.keys) != len(b.keys) or a.keys == b.keys:
+        return False
+    diff = [i for i, (x, y) in enumerate(zip(a.keys, b.keys, strict=True)) if x != y]
+    if len(diff) != 2:
+        return False
+    i, j = diff
+    x, y = a.keys[i], a.keys[j]
+    if (x, y) != (b.keys[j], b.keys[i]):
+        return False
+    ra, rb = _role_map(a), _role_map(b)
+    if x in ra and y in ra and (ra[x], ra[y]) == (rb.get(x), rb.get(y)):
+        return False  # "convert X to Y" / "convert to Y from X": the roles are kept
+    pos = [t for t, k in enumerate(a.key_at) if k]
+    between = a.low[pos[i] + 1 : pos[j]]
+    return not any(w in SYMMETRIC for w in between)
 
 
 def _relational(word: str) -> bool:
@@ -300,7 +334,9 @@ def pair_features(
     rels = [lexicon.relation(w, v) for w in only_q for v in only_c]
     one = len(only_q) == 1 and len(only_c) == 1
     rel_one = rels[0] if one else ""
-    qual_q, qual_c = q.qualifiers - c.qualifiers, c.qualifiers - q.qualifiers
+    small = 1 <= len(only_q) <= 2 and 1 <= len(only_c) <= 2
+    cqq, cqc = Counter(q.qualifiers), Counter(c.qualifiers)
+    qual_q, qual_c = set(cqq - cqc), set(cqc - cqq)
     eq, ec = q.entities, c.entities
     negq, negc = q.negations > 0, c.negations > 0
     disc = _discordance(q.keys, c.keys)
@@ -323,6 +359,9 @@ def pair_features(
         float(rel_one == HYPERNYM),
         float(one and rel_one not in (ANTONYM, SIBLING, HYPERNYM, UNKNOWN)),
         float(rel_one == UNKNOWN),
+        float(small),
+        float(small and (ANTONYM in rels or SIBLING in rels)),
+        float(small and UNKNOWN in rels),
         float(ANTONYM in rels),
         float(SIBLING in rels),
         float(UNKNOWN in rels),
@@ -341,6 +380,7 @@ def pair_features(
         float(Counter(q.keys) == Counter(c.keys) and q.keys != c.keys and len(kq) > 1),
         float(_role_flip(q, c, same)),
         float(_swap_around_relation(q, c)),
+        float(_exchange(q, c)),
         min(lq, lc) / max(lq, lc),
         float(abs(lq - lc)),
         lcs,

@@ -31,10 +31,15 @@ SAME = "same"
 SYNONYM = "synonym"  # a shared synset, an adjective cluster, or one derivation family
 ANTONYM = "antonym"
 HYPERNYM = "hypernym"  # one is a kind of the other (up to three levels)
-SIBLING = "sibling"  # two kinds of one thing (nouns with a shared parent or grandparent)
+SIBLING = "sibling"  # two kinds of one thing (nouns with a specific shared parent/grandparent)
 OTHER = "other"  # both known, none of the above
 UNKNOWN = "unknown"  # at least one word is not in WordNet
 RELATIONS = (SAME, SYNONYM, ANTONYM, HYPERNYM, SIBLING, OTHER, UNKNOWN)
+#: a shared ancestor this far from the top is a kind ("dish", "feline"), not a category
+#: too broad to make two words siblings ("communication", "time period")
+SIBLING_DEPTH = 5
+#: an adjective cluster this large is a category ("chromatic": every colour), not a meaning
+CLUSTER_SIZE = 45
 
 #: irregular forms WordNet's exception lists would give (the bundled data has none)
 IRREGULAR = {
@@ -78,9 +83,11 @@ class Lexicon:
         for k, v in data["head"].items():
             head[int(k)] = v
         self._head = head
+        self._cluster = np.bincount(head, minlength=len(head))  # satellites per head (+1)
         self._ant = {(int(a), int(b)) for a, b in data["ant"]}
         self._family = np.asarray(data["family"], dtype=np.int32)
         self._verbs_from = int(data["pos_start"]["v"])  # nouns are the synsets before it
+        self._depth = np.asarray(data["depth"], dtype=np.int16)
         self.relation = lru_cache(maxsize=65_536)(self._relation)
         self.lemmas = lru_cache(maxsize=65_536)(self._lemmas)
 
@@ -133,6 +140,8 @@ class Lexicon:
         """One of :data:`RELATIONS` for two words (symmetric)."""
         if a.lower() == b.lower():
             return SAME
+        if _morphological_opposites(a.lower(), b.lower(), self._index):
+            return ANTONYM
         la, lb = self.lemmas(a), self.lemmas(b)
         if not la or not lb:
             return UNKNOWN
@@ -143,17 +152,48 @@ class Lexicon:
             return SYNONYM
         ha = {int(self._head[s]) for s in sa}
         hb = {int(self._head[s]) for s in sb}
-        if ha & hb or self._families(la) & self._families(lb):
-            return SYNONYM
         if any((min(x, y), max(x, y)) in self._ant for x in ha | sa for y in hb | sb):
             return ANTONYM
+        if ha & sb or hb & sa or self._families(la) & self._families(lb):
+            return SYNONYM  # one is "similar to" the other ("quick" ~ "fast"), or one stem
+        if ha & hb:  # two satellites of one head: near-synonyms, unless the cluster is a
+            big = any(self._cluster[h] > CLUSTER_SIZE for h in ha & hb)  # whole category
+            return SIBLING if big else SYNONYM
         up_a, up_b = self._ancestors(sa, 3), self._ancestors(sb, 3)
         if sa & set().union(*up_b) or sb & set().union(*up_a):
             return HYPERNYM
         shared = (up_a[0] | up_a[1]) & (up_b[0] | up_b[1])
-        if any(s < self._verbs_from for s in shared):  # verbs' shallow trees say little
+        if any(s < self._verbs_from and self._depth[s] >= SIBLING_DEPTH for s in shared):
             return SIBLING
         return OTHER
+
+
+#: negating prefixes ("mute" / "unmute") and prefix pairs ("encrypt" / "decrypt",
+#: "upload" / "download"): English morphology, a closed set
+_NEGATING = ("un", "non", "anti", "counter")
+#: these also start many unrelated words ("inform", "depart"): trusted only for words
+#: WordNet does not know ("dislike" is known, "disinstall" is not)
+_NEGATING_WEAK = ("dis", "de", "in", "im", "il", "ir")
+_PREFIX_PAIRS = (
+    ("en", "de"), ("up", "down"), ("in", "out"), ("over", "under"), ("im", "ex"), ("pre", "post"),
+)  # fmt: skip
+
+
+def _morphological_opposites(a: str, b: str, known: dict[str, int]) -> bool:
+    """ "mute" / "unmute", "install" / "uninstall", "encrypt" / "decrypt", "upload" /
+    "download", "import" / "export" (the stem left must be a word of 3+ letters)."""
+    for x, y in ((a, b), (b, a)):
+        for pre in _NEGATING:
+            if y == pre + x and len(x) >= 3:
+                return True
+        for pre in _NEGATING_WEAK:
+            if y == pre + x and len(x) >= 3 and y not in known:
+                return True
+        for p, q in _PREFIX_PAIRS:
+            stem = x[len(p) :]
+            if x.startswith(p) and y.startswith(q) and stem == y[len(q) :] and len(stem) >= 3:
+                return True
+    return False
 
 
 def _undouble(stem: str) -> str:
