@@ -36,6 +36,7 @@ RULES = (
     "pair_antonym",
     "sub_small_contrast",
     "sub_small_unknown",
+    "sub_one_other_noun",
     "sub_one_other",
     "sub_one_unknown",
     "pair_sibling",

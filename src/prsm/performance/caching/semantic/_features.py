@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from ._lexicon import ANTONYM, HYPERNYM, SAME, SIBLING, SYNONYM, UNKNOWN, Lexicon
+from ._lexicon import ANTONYM, HYPERNYM, OTHER, SAME, SIBLING, SYNONYM, UNKNOWN, Lexicon
 
 MAX_WORDS = 64
 MAX_DIFF = 6
@@ -84,6 +84,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "sub_one_sibling",
     "sub_one_hypernym",
     "sub_one_other",
+    "sub_one_other_noun",
     "sub_one_unknown",
     "sub_small",
     "sub_small_contrast",
@@ -148,7 +149,9 @@ def parse(text: str, lexicon: Lexicon) -> Parsed:
         key = lemmas[0] if lemmas else w
         keys.append(key)
         key_at[i] = key
-    entities = {w.lower() for w in raw[1:] if w[:1].isupper() and w.lower() not in FUNCTION}
+    entities = {
+        w.lower() for w in raw[1:] if any(ch.isupper() for ch in w) and w.lower() not in FUNCTION
+    }
     entities |= {w for w in raw if _NUMBER.fullmatch(w)}
     t = " ".join(low)[:MAX_CHARS]
     padded = f" {t} "
@@ -358,6 +361,7 @@ def pair_features(
         float(rel_one == SIBLING),
         float(rel_one == HYPERNYM),
         float(one and rel_one not in (ANTONYM, SIBLING, HYPERNYM, UNKNOWN)),
+        float(rel_one == OTHER and all(lexicon.mostly_noun(w) for w in (*only_q, *only_c))),
         float(rel_one == UNKNOWN),
         float(small),
         float(small and (ANTONYM in rels or SIBLING in rels)),

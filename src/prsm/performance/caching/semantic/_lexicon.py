@@ -120,6 +120,11 @@ class Lexicon:
             out.update(self._senses[1][self._senses[0][i] : self._senses[0][i + 1]].tolist())
         return out
 
+    def mostly_noun(self, word: str) -> bool:
+        """Whether most of the word's senses are nouns ("laptop", "phone"; not "local")."""
+        senses = self._synsets(self.lemmas(word))
+        return bool(senses) and 2 * sum(s < self._verbs_from for s in senses) > len(senses)
+
     def _families(self, lemmas: tuple[str, ...]) -> set[int]:
         return {int(f) for w in lemmas if (f := self._family[self._index[w]]) >= 0}
 
