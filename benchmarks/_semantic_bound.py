@@ -40,7 +40,7 @@ def stream(
     *,
     feedback: float = 0.5,
     explore: float = 0.05,
-    confidence: float = 0.9,
+    confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Any]:
     p = probs.reshape(split.top.shape)

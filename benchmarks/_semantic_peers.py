@@ -10,6 +10,7 @@ classes closed over both files).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import shutil
 import socket
@@ -39,31 +40,34 @@ def gptcache(split: Split, cosine: float, lookups: Sequence[int]) -> tuple[np.nd
     vec = {t: split.cached_vecs[i] for i, t in enumerate(split.proto.cached)}
     vec.update({split.proto.lookups[j]: split.lookup_vecs[j] for j in lookups})
     n = len(split.proto.cached)
-    with tempfile.TemporaryDirectory(prefix="gptcache-") as tmp:
-        dm = get_data_manager(
-            CacheBase("sqlite", sql_url=f"sqlite:///{tmp}/gptcache.db"),
-            VectorBase("faiss", dimension=split.cached_vecs.shape[1],
-                       index_path=f"{tmp}/faiss.index"),
-            max_size=n + 10,
-        )  # fmt: skip
-        c = Cache()
-        c.init(
-            pre_embedding_func=get_prompt,
-            embedding_func=lambda text, **_: vec[text],
-            data_manager=dm,
-            similarity_evaluation=SearchDistanceEvaluation(),
-            config=Config(similarity_threshold=(cosine + 1) / 2),
-        )
-        for i, text in enumerate(split.proto.cached):
-            put(text, str(i), cache_obj=c)
-        served = np.full(len(lookups), -1)
-        times = []
-        for r, j in enumerate(lookups):
-            t0 = time.perf_counter()
-            got = get(split.proto.lookups[j], cache_obj=c)
-            times.append(time.perf_counter() - t0)
-            if got is not None:
-                served[r] = int(got)
+    # GPTCache writes its faiss index at exit: its directory is removed after that (atexit
+    # runs the last registered first, and GPTCache registers in Cache.init below)
+    tmp = tempfile.mkdtemp(prefix="gptcache-")
+    atexit.register(shutil.rmtree, tmp, True)
+    dm = get_data_manager(
+        CacheBase("sqlite", sql_url=f"sqlite:///{tmp}/gptcache.db"),
+        VectorBase("faiss", dimension=split.cached_vecs.shape[1],
+                   index_path=f"{tmp}/faiss.index"),
+        max_size=n + 10,
+    )  # fmt: skip
+    c = Cache()
+    c.init(
+        pre_embedding_func=get_prompt,
+        embedding_func=lambda text, **_: vec[text],
+        data_manager=dm,
+        similarity_evaluation=SearchDistanceEvaluation(),
+        config=Config(similarity_threshold=(cosine + 1) / 2),
+    )
+    for i, text in enumerate(split.proto.cached):
+        put(text, str(i), cache_obj=c)
+    served = np.full(len(lookups), -1)
+    times = []
+    for r, j in enumerate(lookups):
+        t0 = time.perf_counter()
+        got = get(split.proto.lookups[j], cache_obj=c)
+        times.append(time.perf_counter() - t0)
+        if got is not None:
+            served[r] = int(got)
     return served, times
 
 

@@ -85,6 +85,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "sub_one_hypernym",
     "sub_one_other",
     "sub_one_other_noun",
+    "sub_one_other_polar",
     "sub_one_unknown",
     "sub_small",
     "sub_small_contrast",
@@ -274,24 +275,31 @@ def _tight_pairs(p: Parsed) -> dict[tuple[str, str], bool]:
 
 
 def _exchange(a: Parsed, b: Parsed) -> bool:
-    """Two content words trade places and nothing else moves, with no symmetric link
+    """Two words or phrases trade places and nothing else moves, with no symmetric link
     ("and", "or", "vs") between them: "Why did Google acquire YouTube?" / "Why did YouTube
-    acquire Google?", but not "TCP and UDP" / "UDP and TCP"."""
-    if len(a.keys) != len(b.keys) or a.keys == b.keys:
+    acquire Google?", "Whole Foods" / "Amazon" too, but not "TCP and UDP" / "UDP and TCP"."""
+    ka, kb = a.keys, b.keys
+    if len(ka) != len(kb) or ka == kb or sorted(ka) != sorted(kb):
         return False
-    diff = [i for i, (x, y) in enumerate(zip(a.keys, b.keys, strict=True)) if x != y]
-    if len(diff) != 2:
-        return False
-    i, j = diff
-    x, y = a.keys[i], a.keys[j]
-    if (x, y) != (b.keys[j], b.keys[i]):
-        return False
-    ra, rb = _role_map(a), _role_map(b)
-    if x in ra and y in ra and (ra[x], ra[y]) == (rb.get(x), rb.get(y)):
-        return False  # "convert X to Y" / "convert to Y from X": the roles are kept
-    pos = [t for t, k in enumerate(a.key_at) if k]
-    between = a.low[pos[i] + 1 : pos[j]]
-    return not any(w in SYMMETRIC for w in between)
+    lo = next(i for i, (x, y) in enumerate(zip(ka, kb, strict=True)) if x != y)
+    hi = len(ka) - next(
+        i for i, (x, y) in enumerate(zip(ka[::-1], kb[::-1], strict=True)) if x != y
+    )
+    ma, mb = ka[lo:hi], kb[lo:hi]
+    n = len(ma)
+    for lx in range(1, min(n, 4)):
+        for ly in range(1, min(n - lx, 4) + 1):
+            x, y, mid = ma[:lx], ma[n - ly :], ma[lx : n - ly]
+            if not mid and (lx > 1 or ly > 1):
+                continue  # a phrase moved to the other end ("in Excel, ..."), not a swap
+            if mb[:ly] == y and mb[n - lx :] == x and mb[ly : n - lx] == mid:
+                ra, rb = _role_map(a), _role_map(b)
+                if all(k in ra and ra[k] == rb.get(k) for k in (*x, *y)):
+                    return False  # "convert X to Y" / "convert to Y from X": roles kept
+                pos = [t for t, k in enumerate(a.key_at) if k]
+                between = a.low[pos[lo + lx - 1] + 1 : pos[lo + n - ly]]
+                return not any(w in SYMMETRIC for w in between)
+    return False
 
 
 def _relational(word: str) -> bool:
@@ -362,6 +370,7 @@ def pair_features(
         float(rel_one == HYPERNYM),
         float(one and rel_one not in (ANTONYM, SIBLING, HYPERNYM, UNKNOWN)),
         float(rel_one == OTHER and all(lexicon.mostly_noun(w) for w in (*only_q, *only_c))),
+        float(rel_one == OTHER and all(lexicon.polar(w) for w in (*only_q, *only_c))),
         float(rel_one == UNKNOWN),
         float(small),
         float(small and (ANTONYM in rels or SIBLING in rels)),

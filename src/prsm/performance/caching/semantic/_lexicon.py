@@ -85,6 +85,7 @@ class Lexicon:
         self._head = head
         self._cluster = np.bincount(head, minlength=len(head))  # satellites per head (+1)
         self._ant = {(int(a), int(b)) for a, b in data["ant"]}
+        self._polar = {x for pair in self._ant for x in pair}
         self._family = np.asarray(data["family"], dtype=np.int32)
         self._verbs_from = int(data["pos_start"]["v"])  # nouns are the synsets before it
         self._depth = np.asarray(data["depth"], dtype=np.int16)
@@ -119,6 +120,13 @@ class Lexicon:
             i = self._index[w]
             out.update(self._senses[1][self._senses[0][i] : self._senses[0][i + 1]].tolist())
         return out
+
+    def polar(self, word: str) -> bool:
+        """Whether the word sits on a scale WordNet knows an opposite end of ("local",
+        "remote", "calm": they have antonyms), so another such word in its place likely
+        moves along the scale."""
+        senses = self._synsets(self.lemmas(word))
+        return any(s in self._polar or int(self._head[s]) in self._polar for s in senses)
 
     def mostly_noun(self, word: str) -> bool:
         """Whether most of the word's senses are nouns ("laptop", "phone"; not "local")."""

@@ -79,7 +79,7 @@ class SemanticSettings:
     assume_temperature: float = 1.0
     max_error_rate: float | None = None
     error_bounds: Mapping[str, float] = field(default_factory=dict)
-    error_confidence: float = 0.9
+    error_confidence: float = 0.95
     explore_rate: float = 0.05
     long_prompt_words: int = 150
     question_max_words: int = 80
