@@ -221,6 +221,32 @@ def _rules(  # noqa: PLR0917
     return rules, oof, set_oof
 
 
+#: one word replaced by one WordNet cannot relate to it ("local" / "remote", "debug" /
+#: "troubleshoot"): the structure of both near misses and paraphrases, so it needs more
+#: confidence than the rest
+UNCERTAIN = ("sub_one_other", "sub_one_unknown")
+
+
+def _gate(x: np.ndarray, oof: np.ndarray, dev: Split, sets: SetRows,
+          set_oof: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, dict[str, Any]]:  # fmt: skip
+    """The bar for uncertain pairs: midway between the most confident near miss and the least
+    confident paraphrase of the fitting split among such pairs (out of fold)."""
+    cols = [FEATURE_NAMES.index(u) for u in UNCERTAIN]
+    fires_set = (sets.x[:, cols] > 0.5).any(axis=1)
+    near = set_oof[fires_set & (sets.y == 0) & (set_oof > 0)]
+    para = set_oof[fires_set & (sets.y == 1) & (set_oof > 0)]
+    top_near = float(near.max()) if len(near) else 0.0
+    low_para = float(np.quantile(para, 0.1)) if len(para) else 1.0
+    gate = round((top_near + max(low_para, top_near)) / 2, 4)
+    f1 = _f1_at_best(oof, dev)
+    fires = (x[:, cols] > 0.5).any(axis=1)
+    oof = np.where(fires & (oof < gate), 0.0, oof)
+    set_oof = np.where(fires_set & (set_oof < gate), 0.0, set_oof)
+    log = {"threshold": gate, "set_top_near_miss": top_near, "set_paraphrase_p10": low_para,
+           "dev_f1_before": f1, "dev_f1_with": _f1_at_best(oof, dev)}  # fmt: skip
+    return gate, oof, set_oof, log
+
+
 def fit_verifier(dev: Split, sets: SetRows, out: Path = DEFAULT_PATH,
                  folds: int = 5) -> dict[str, Any]:  # fmt: skip
     """Fit the verifier on dev and the sets' fitting split; thresholds from out-of-fold
@@ -244,6 +270,7 @@ def fit_verifier(dev: Split, sets: SetRows, out: Path = DEFAULT_PATH,
     oof, set_oof = oof_all[: len(y)], oof_all[len(y) :]
     rule_log: dict[str, Any] = {}
     rules, oof, set_oof = _rules(x, oof, dev, sets, set_oof, rule_log)
+    gate, oof, set_oof, gate_log = _gate(x, oof, dev, sets, set_oof)
     score, right = best_of(oof, dev)
     t_f1 = choose_threshold(score, right, dev.answerable)
     t_p80 = choose_threshold(score, right, dev.answerable, min_precision=0.80)
@@ -258,6 +285,7 @@ def fit_verifier(dev: Split, sets: SetRows, out: Path = DEFAULT_PATH,
         "set_weight": SET_WEIGHT,
         "threshold_best_f1": t_f1,
         "rules": rule_log,
+        "uncertain_gate": gate_log,
         "threshold_precision_0_80": t_p80,
         "dev_out_of_fold_best_f1": prf(score >= t_f1, right, dev.answerable),
         "dev_out_of_fold_precision_0_80": prf(score >= t_p80, right, dev.answerable),
@@ -267,7 +295,8 @@ def fit_verifier(dev: Split, sets: SetRows, out: Path = DEFAULT_PATH,
         },
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    data = export_sklearn(final, threshold=t_f1, candidate_threshold=floor, rules=rules, meta=meta)
+    data = export_sklearn(final, threshold=t_f1, candidate_threshold=floor, rules=rules, meta=meta,
+                          uncertain=UNCERTAIN, uncertain_threshold=gate)  # fmt: skip
     out.write_text(json.dumps(data, separators=(",", ":")) + "\n")
     return meta
 

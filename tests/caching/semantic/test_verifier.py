@@ -65,6 +65,14 @@ def features(a: str, b: str) -> dict[str, float]:
         ("What is 15% of 200?", "What is 25% of 200?", "number_mismatch"),
         ("Which birds can fly?", "Which birds cannot fly?", "negation_only_diff"),
         ("What is the capital of France?", "What is the capital of Germany?", "entity_only_swap"),
+        ("Why did Amazon acquire Whole Foods?", "Why did Whole Foods acquire Amazon?", "exchange"),
+        ("How do I mute myself on Zoom?", "How do I unmute myself on Zoom?", "sub_one_antonym"),
+        (
+            "How do I turn on Bluetooth on Windows?",
+            "How do I turn off Bluetooth on Windows?",
+            "qualifier_flip",
+        ),
+        ("Is the iPhone worth buying?", "Is the Pixel worth buying?", "entity_only_swap"),
     ],
 )
 def test_features_see_what_cosine_misses(a: str, b: str, fires: str) -> None:

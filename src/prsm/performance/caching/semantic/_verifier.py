@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,10 @@ class Verifier:
     threshold: float  # probability a candidate must reach (chosen on dev)
     candidate_threshold: float  # cosine floor for candidates (chosen on dev)
     meta: dict[str, Any]
+    #: pairs where one of these fires (one word replaced by one WordNet cannot relate to it)
+    #: must reach ``uncertain_threshold``; below it their probability is 0
+    uncertain: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    uncertain_threshold: float = 0.0
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str = "verifier") -> Verifier:
@@ -89,6 +93,10 @@ class Verifier:
             threshold=float(data["threshold"]),
             candidate_threshold=float(data["candidate_threshold"]),
             meta=dict(data.get("meta", {})),
+            uncertain=np.asarray(
+                [FEATURE_NAMES.index(u) for u in data.get("uncertain", ())], dtype=np.int64
+            ),
+            uncertain_threshold=float(data.get("uncertain_threshold", 0.0)),
         )
 
     @classmethod
@@ -116,6 +124,9 @@ class Verifier:
         out: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
         if len(self.rules):
             out[(x[:, self.rules] > 0.5).any(axis=1)] = 0.0
+        if len(self.uncertain):
+            gated = (x[:, self.uncertain] > 0.5).any(axis=1) & (out < self.uncertain_threshold)
+            out[gated] = 0.0
         return out
 
     @property
@@ -158,7 +169,9 @@ class Verifier:
 
 
 def export_sklearn(model: Any, *, threshold: float, candidate_threshold: float,
-                   rules: Sequence[str] = (), meta: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+                   rules: Sequence[str] = (), meta: dict[str, Any],
+                   uncertain: Sequence[str] = (),
+                   uncertain_threshold: float = 0.0) -> dict[str, Any]:  # fmt: skip
     """A fitted ``HistGradientBoostingClassifier`` as this module's JSON format."""
     trees = []
     for (predictor,) in model._predictors:
@@ -181,6 +194,8 @@ def export_sklearn(model: Any, *, threshold: float, candidate_threshold: float,
         "threshold": threshold,
         "candidate_threshold": candidate_threshold,
         "rules": list(rules),
+        "uncertain": list(uncertain),
+        "uncertain_threshold": uncertain_threshold,
         "trees": trees,
         "meta": meta,
     }
