@@ -229,21 +229,22 @@ UNCERTAIN = ("sub_one_other", "sub_one_unknown")
 
 def _gate(x: np.ndarray, oof: np.ndarray, dev: Split, sets: SetRows,
           set_oof: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, dict[str, Any]]:  # fmt: skip
-    """The bar for uncertain pairs: midway between the most confident near miss and the least
-    confident paraphrase of the fitting split among such pairs (out of fold)."""
+    """The bar for uncertain pairs: the highest (of 0.30, 0.35, ... 0.90) that costs at most
+    :data:`RULE_TOLERANCE` of out-of-fold dev F1 — the safety QQP allows for free."""
     cols = [FEATURE_NAMES.index(u) for u in UNCERTAIN]
-    fires_set = (sets.x[:, cols] > 0.5).any(axis=1)
-    near = set_oof[fires_set & (sets.y == 0) & (set_oof > 0)]
-    para = set_oof[fires_set & (sets.y == 1) & (set_oof > 0)]
-    top_near = float(near.max()) if len(near) else 0.0
-    low_para = float(np.quantile(para, 0.1)) if len(para) else 1.0
-    gate = round((top_near + max(low_para, top_near)) / 2, 4)
+    fires, fires_set = (x[:, cols] > 0.5).any(axis=1), (sets.x[:, cols] > 0.5).any(axis=1)
     f1 = _f1_at_best(oof, dev)
-    fires = (x[:, cols] > 0.5).any(axis=1)
+    gate, log = 0.0, {"dev_f1_before": f1}
+    for g in np.arange(0.30, 0.901, 0.05):
+        f2 = _f1_at_best(np.where(fires & (oof < g), 0.0, oof), dev)
+        log[f"dev_f1_at_{g:.2f}"] = f2
+        if f2 >= f1 - RULE_TOLERANCE:
+            gate = round(float(g), 2)
     oof = np.where(fires & (oof < gate), 0.0, oof)
+    stopped = int((fires_set & (sets.y == 0) & (set_oof > 0) & (set_oof < gate)).sum())
+    lost = int((fires_set & (sets.y == 1) & (set_oof > 0) & (set_oof < gate)).sum())
     set_oof = np.where(fires_set & (set_oof < gate), 0.0, set_oof)
-    log = {"threshold": gate, "set_top_near_miss": top_near, "set_paraphrase_p10": low_para,
-           "dev_f1_before": f1, "dev_f1_with": _f1_at_best(oof, dev)}  # fmt: skip
+    log.update(threshold=gate, set_near_misses_stopped=stopped, set_paraphrases_lost=lost)
     return gate, oof, set_oof, log
 
 
