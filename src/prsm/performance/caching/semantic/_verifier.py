@@ -121,7 +121,7 @@ class Verifier:
             go_left = x[rows, np.maximum(feat, 0)] <= self.threshold_at[node]
             node = np.where(go_left, self.left[node], self.right[node])
         raw = self.baseline + self.value[node].sum(axis=1)
-        out: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
+        out: np.ndarray = 0.5 * (1.0 + np.tanh(raw / 2.0))  # the logistic, without overflow
         if len(self.rules):
             out[(x[:, self.rules] > 0.5).any(axis=1)] = 0.0
         if len(self.uncertain):
