@@ -21,29 +21,38 @@ import re
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.?!])\s+")
+_WORD = re.compile(r"\S+")
+_SPACE = re.compile(r"\s+")
 #: joins a namespace and a context hash (a character no tenant or model name holds)
 SEP = "\x1f"
 
 
 def context_hash(context: str, position: str) -> str:
-    folded = " ".join(context.split())
+    folded = _SPACE.sub(" ", context).strip()  # one string, not a list of every word
     return hashlib.sha256(f"{position}\x00{folded}".encode()).hexdigest()[:20]
+
+
+def _more_words_than(text: str, n: int) -> bool:
+    """Whether ``text`` has more than ``n`` words, reading at most ``n + 1`` of them."""
+    if len(text) <= n:
+        return False
+    return any(i >= n for i, _ in enumerate(_WORD.finditer(text)))  # stops at the n+1-th
 
 
 def split_prompt(text: str, *, long_words: int, question_words: int) -> tuple[str | None, str]:
     """``(context hash, question)`` of a long prompt; ``(None, text)`` of a short one."""
-    words = text.split()
-    if len(words) <= long_words:
+    if not _more_words_than(text, long_words):
         return None, text
     paragraphs = [p.strip() for p in _PARAGRAPH.split(text.strip()) if p.strip()]
-    if len(paragraphs) > 1 and len(paragraphs[-1].split()) <= question_words:
+    if len(paragraphs) > 1 and not _more_words_than(paragraphs[-1], question_words):
         return context_hash("\n\n".join(paragraphs[:-1]), "last"), paragraphs[-1]
-    if len(paragraphs) > 1 and len(paragraphs[0].split()) <= question_words:
+    if len(paragraphs) > 1 and not _more_words_than(paragraphs[0], question_words):
         return context_hash("\n\n".join(paragraphs[1:]), "first"), paragraphs[0]
-    last = _SENTENCE.split(paragraphs[-1])[-1]
+    tail = text.rstrip()[-question_words * 40 :]  # enough characters for the last sentence
+    last = _SENTENCE.split(tail)[-1]
     question = " ".join(last.split()[-question_words:])
-    context = " ".join(words[: len(words) - len(question.split())])
-    return context_hash(context, "tail"), question
+    cut = text.rstrip().rfind(question.split()[0], 0, len(text.rstrip()) - len(question) + 1)
+    return context_hash(text[: max(cut, 0)], "tail"), question
 
 
 def scoped(namespace: str, context: str | None) -> str:
