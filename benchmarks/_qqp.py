@@ -65,6 +65,15 @@ class Protocol:
         return sum(1 for j in range(len(self.lookups)) if self.lookup_class(j) in classes)
 
 
+def find_root(parent: dict[str, str], x: str) -> str:
+    """Union-find's root of ``x`` in ``parent`` (with path halving)."""
+    parent.setdefault(x, x)
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
 def build_protocol(
     pairs: Sequence[tuple[str, str, int]], also_join: Sequence[tuple[str, str, int]] = ()
 ) -> Protocol:
@@ -73,11 +82,7 @@ def build_protocol(
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+        return find_root(parent, x)
 
     for a, b, label in (*pairs, *also_join):
         fa, fb = find(fold(a)), find(fold(b))

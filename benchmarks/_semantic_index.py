@@ -148,6 +148,18 @@ def sweep_size(
     return rows
 
 
+def _timed_top1(fn: Any, queries: np.ndarray, best: np.ndarray) -> tuple[list[float], np.ndarray]:
+    """Seconds of each search, and whether its top score reached the exact best (ties count:
+    QQP repeats questions, and an equal score is the right answer)."""
+    times, ok = [], []
+    for q, b in zip(queries, best, strict=True):
+        t0 = time.perf_counter()
+        scores, _ = fn(q)
+        times.append(time.perf_counter() - t0)
+        ok.append(len(scores) > 0 and scores[0] >= b - 1e-5)
+    return times, np.asarray(ok)
+
+
 def qqp_vectors() -> np.ndarray | None:
     """Every MiniLM embedding of a QQP question the QQP part has cached (dev and test), shuffled;
     ``None`` when they have not been computed yet."""
@@ -227,13 +239,7 @@ def real_looking_sweep(n: int, probes: Sequence[int], nq: int = 2000, floor: flo
     faiss.omp_set_num_threads(1)
     for probe in probes:
         ivf.set_probe(probe)
-        times, ok = [], []
-        for q, best in zip(queries, truth, strict=True):
-            t1 = time.perf_counter()
-            scores, _ = ivf.search(q, 5)
-            times.append(time.perf_counter() - t1)
-            ok.append(len(scores) > 0 and scores[0] >= best - 1e-5)
-        hit = np.asarray(ok)
+        times, hit = _timed_top1(lambda q: ivf.search(q, 5), queries, truth)
         for name, mask in (("real-looking: all", np.ones(nq, bool)),
                            (f"real-looking: nearest >= {floor}", servable)):  # fmt: skip
             rows.append({
@@ -279,13 +285,7 @@ def real_sweep(nq: int = 2000, floor: float = 0.72, lists: int = 1024,
     rows: list[dict[str, Any]] = []
 
     def measure(index: str, build: float, fn: Any) -> None:
-        times, right = [], []
-        for q, b in zip(queries, best, strict=True):
-            t0 = time.perf_counter()
-            scores, _ = fn(q)
-            times.append(time.perf_counter() - t0)
-            right.append(len(scores) > 0 and scores[0] >= b - 1e-5)
-        ok = np.asarray(right)
+        times, ok = _timed_top1(fn, queries, best)
         for name, mask in (("real: all", np.ones(nq, bool)),
                            (f"real: nearest >= {floor}", in_range)):  # fmt: skip
             rows.append({

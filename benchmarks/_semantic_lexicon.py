@@ -36,6 +36,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchmarks._qqp import find_root
 from prsm.performance._paths import cache_dir
 from prsm.performance.caching.semantic._lexicon import DEFAULT_PATH, FORMAT
 
@@ -134,11 +135,7 @@ def build(folder: Path | None = None, out: Path = DEFAULT_PATH) -> dict[str, int
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+        return find_root(parent, x)
 
     def norm(w: str) -> str | None:
         w = re.sub(r"\(.*\)$", "", w).lower()  # adjective markers: "long(a)"
