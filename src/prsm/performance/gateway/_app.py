@@ -362,6 +362,10 @@ class GatewayApp:
                     ],
                 }
             )
+        elif path == "/v1/cache/feedback" and method == "POST":
+            tenant = self.auth.tenant(auth, api_key)
+            data = await x.body(self.settings.max_body_bytes)
+            status, body = await self._cache_feedback(tenant.name, data)
         elif path == "/admin" or path.startswith("/admin/"):
             # every admin path: the key (or, with none configured, a local caller) first
             self.auth.admin(
@@ -387,6 +391,33 @@ class GatewayApp:
         added = time.perf_counter() - head.t0
         self._count("other", status, None)
         await self._reply(x, status, body, added, ctype=ctype)
+
+    async def _cache_feedback(self, tenant: str, data: bytes) -> tuple[int, bytes]:
+        """``POST /v1/cache/feedback`` ``{"request_id": "<x-request-id>", "correct": false}``:
+        the application's verdict on a semantic hit it was served (teaches the error bound)."""
+        try:
+            req = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            req = None
+        if not (isinstance(req, dict) and isinstance(req.get("request_id"), str)
+                and isinstance(req.get("correct"), bool)):  # fmt: skip
+            msg = 'the body must be {"request_id": "<x-request-id of the hit>", "correct": bool}'
+            return 400, error_body(msg, "invalid_request_error", code="invalid_body")
+        cache = getattr(self.perf, "cache", None)
+        target = next(
+            (c for c in (cache, *getattr(cache, "caches", ())) if hasattr(c, "feedback")), None
+        )
+        if target is None:
+            msg = "no semantic cache is configured"
+            return 404, error_body(msg, "invalid_request_error", code="not_found")
+        rid = req["request_id"]
+        learned = await target.feedback(rid, tenant, correct=req["correct"])
+        if learned is None:
+            msg = f"no semantic hit was served to request {rid!r} (or it is too old)"
+            return 404, error_body(msg, "invalid_request_error", code="not_found")
+        reply = {"object": "cache.feedback", "request_id": rid, "correct": req["correct"],
+                 "learned": learned}  # fmt: skip
+        return 200, orjson.dumps(reply)
 
     def _ready(self) -> tuple[int, bytes]:
         if self.shutting_down:
