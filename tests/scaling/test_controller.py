@@ -25,6 +25,8 @@ from prsm.performance.scaling import (
     ScalingLoop,
 )
 
+from .helpers import until
+
 
 def test_plan_per_deployment_bounded_by_min_and_max() -> None:
     c = ScalingController(settings=ControllerSettings(min_replicas=2, max_replicas=8))
@@ -62,8 +64,7 @@ async def test_a_failed_action_is_retried_with_backoff_then_reported() -> None:
     backend.fail_next(2)
     task = asyncio.create_task(c.scale_to(3))
     for wait in (1.0, 2.0):  # back-off doubles
-        while clock.sleepers == 0:
-            await asyncio.sleep(0)
+        await until(lambda: clock.sleepers > 0)
         clock.advance(wait)
     report = await task
     assert report.ok and report.attempts == 3 and backend.calls == [3, 3, 3]
@@ -159,8 +160,7 @@ async def test_the_loop_keeps_running_when_a_step_fails() -> None:
     )
     loop.start()
     for _ in range(3):
-        while clock.sleepers == 0:
-            await asyncio.sleep(0)
+        await until(lambda: clock.sleepers > 0)
         clock.advance(15.0)
     await loop.close()
     assert "prsm_scaling_loop_errors_total" in metrics.exposition().decode()

@@ -16,6 +16,8 @@ from prsm.performance.types import AIRequest, RequestKind
 from prsm.performance.upstreams._dispatch import DispatchUpstream
 from prsm.performance.workers import WorkerSettings, start_default_workers
 
+from .helpers import until
+
 pytest.importorskip("sentence_transformers")
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -76,9 +78,9 @@ async def test_scale_down_drains_the_worker_first(
         f"A long question about the history of the Roman Empire, number {i}." * 6 for i in range(64)
     ]
     requests = [asyncio.create_task(perf.handle(embed(long))) for _ in range(4)]
-    async with asyncio.timeout(30):
-        while sum(perf.registry.entry(n.id).in_flight for n in perf.registry.nodes()) < 4:
-            await asyncio.sleep(0.005)
+    await until(
+        lambda: sum(perf.registry.entry(n.id).in_flight for n in perf.registry.nodes()) >= 4, 30
+    )
     status = await backend.scale_to(1)
     assert status.desired == 1 and status.draining == 1
     results = await asyncio.gather(*requests)

@@ -51,7 +51,7 @@ def policy(**kw: Any) -> PredictivePolicy:
 
 def test_without_history_it_serves_what_is_in_the_system() -> None:
     p = policy()
-    decision, state = p.decide(ctx(10.0, in_flight=1, queued=4), p.initial_state())
+    decision, _ = p.decide(ctx(10.0, in_flight=1, queued=4), p.initial_state())
     assert decision.target == 5 and decision.action is ScalingAction.SCALE_UP
     assert "no forecast" in decision.reason and decision.details["reactive_replicas"] == 5
 

@@ -20,6 +20,7 @@ from prsm.performance.types import AIRequest
 from prsm.performance.upstreams import HttpUpstream
 
 from ..benchmarks.quick import need
+from .helpers import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -95,9 +96,7 @@ async def test_scaling_down_drains_without_losing_the_request_in_flight(
         await backend.scale_to(2)
     victim = list(backend._actors)[-1]  # the newest goes first
     in_flight = [asyncio.create_task(perf.handle(chat())) for _ in range(4)]
-    async with asyncio.timeout(10):
-        while perf.registry.entry(victim).in_flight == 0:
-            await asyncio.sleep(0.01)
+    await until(lambda: perf.registry.entry(victim).in_flight > 0)
     status = await backend.scale_to(1)
     assert status.desired == 1 and status.draining == 1
     results = await asyncio.gather(*in_flight)

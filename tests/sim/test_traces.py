@@ -83,7 +83,7 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
         read_trace(tmp_path / "missing.csv")
     bad = tmp_path / "bad.csv"
     bad.write_text("minute,requests\n0,lots\n")
-    with pytest.raises(ConfigError, match="bad.csv:2"):
+    with pytest.raises(ConfigError, match=r"bad\.csv:2"):
         read_trace(bad)
 
 

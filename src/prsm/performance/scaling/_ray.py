@@ -27,8 +27,7 @@ from ..clock import Clock, SystemClock
 from ..errors import DependencyMissingError, ScalingError
 from ..routing._node import NodeSpec
 from ..routing._registry import NodeRegistry
-from ._controller import ReplicaStatus
-from ._drain import drain_node, forget_node
+from ._drain import NodeReplicas
 from ._types import check_positive
 
 log = logging.getLogger("prsm.performance.scaling")
@@ -111,7 +110,7 @@ def _ray() -> Any:
     return ray
 
 
-class RayBackend:
+class RayBackend(NodeReplicas):
     """See the module docstring. ``node`` is the template of every replica's node (models,
     capabilities, limits); each gets its own id and url. ``address`` is passed to
     ``ray.init`` when Ray is not initialised yet (``None``: a local instance, sized by
@@ -139,9 +138,8 @@ class RayBackend:
         if not command:
             raise ScalingError("ray", "command: give the server command each replica runs")
         check_positive("ready_timeout", ready_timeout)
-        check_positive("drain_timeout", drain_timeout)
+        super().__init__(registry, clock or SystemClock(), drain_timeout=drain_timeout, poll=poll)
         self.command = list(command)
-        self.registry = registry
         self.template = node
         self.actor_options = dict(actor_options or {"num_cpus": 1})
         self.host = host
@@ -149,15 +147,10 @@ class RayBackend:
         self.address = address
         self.init_options = dict(init_options or {})
         self.ready_timeout = ready_timeout
-        self.drain_timeout = drain_timeout
-        self.poll = poll
-        self.clock = clock or SystemClock()
         self.prefix = prefix
         self._ids = itertools.count()
         self._actors: dict[str, Any] = {}  # node id -> actor handle (serving)
-        self._starting = 0
-        self._draining: dict[str, asyncio.Task[None]] = {}
-        self._lock = asyncio.Lock()
+        self._stopping: dict[str, Any] = {}  # node id -> actor handle (draining)
         self._actor_class: Any = None
 
     def _ensure_ray(self) -> Any:
@@ -168,30 +161,16 @@ class RayBackend:
             self._actor_class = ray.remote(ReplicaServer)
         return ray
 
-    async def status(self) -> ReplicaStatus:
-        serving = tuple(self._actors)
-        return ReplicaStatus(
-            ready=len(serving),
-            starting=self._starting,
-            draining=len(self._draining),
-            target=len(serving) + self._starting,
-            replicas=serving,
-        )
+    def _serving(self) -> list[str]:
+        return list(self._actors)
 
-    async def scale_to(self, replicas: int) -> ReplicaStatus:
-        async with self._lock:
-            have = len(self._actors)
-            if replicas > have:
-                await self._add(replicas - have)
-            elif replicas < have:
-                for node_id in list(self._actors)[have - replicas :][::-1]:
-                    actor = self._actors.pop(node_id)
-                    self._draining[node_id] = asyncio.create_task(
-                        self._drain(node_id, actor), name=f"drain {node_id}"
-                    )
-        return await self.status()
+    def _victims(self, n: int) -> list[str]:
+        newest = list(self._actors)[-n:][::-1]
+        for node_id in newest:
+            self._stopping[node_id] = self._actors.pop(node_id)
+        return newest
 
-    async def _start_one(self) -> tuple[str, Any, NodeSpec]:
+    async def _start_one(self) -> str:
         ray = self._ensure_ray()
         node_id = f"{self.prefix}-{next(self._ids)}"
         actor = self._actor_class.options(**self.actor_options).remote(
@@ -210,49 +189,18 @@ class RayBackend:
             url=f"http://{address}:{port}/v1",
             meta={**self.template.meta, "upstream": "http", "ray_actor": node_id},
         )
-        return node_id, actor, spec
+        self._actors[node_id] = actor
+        self.registry.upsert(spec)
+        return node_id
 
-    async def _add(self, n: int) -> None:
-        self._starting += n
-        try:
-            results = await asyncio.gather(
-                *(self._start_one() for _ in range(n)), return_exceptions=True
-            )
-        finally:
-            self._starting -= n
-        errors = []
-        for r in results:
-            if isinstance(r, BaseException):
-                if not isinstance(r, ScalingError):
-                    raise r
-                errors.append(str(r))
-                continue
-            node_id, actor, spec = r
-            self._actors[node_id] = actor
-            self.registry.upsert(spec)
-            log.info("scaled up: Ray replica %s serves at %s", node_id, spec.url)
-        if errors:
-            raise ScalingError(self.name, f"{len(errors)} of {n} replicas failed: {errors[0]}")
-
-    async def _drain(self, node_id: str, actor: Any) -> None:
+    async def _stop(self, node_id: str) -> None:
         ray = _ray()
+        actor = self._stopping.pop(node_id)
         try:
-            await drain_node(
-                self.registry, node_id, self.clock, limit=self.drain_timeout, poll=self.poll
-            )
-            try:
-                await actor.stop.remote()
-            except ray.exceptions.RayError as exc:  # already dead: nothing left to stop
-                log.warning("Ray replica %s: stopping its server failed: %s", node_id, exc)
-            ray.kill(actor)
-            forget_node(self.registry, node_id)
-            log.info("scaled down: Ray replica %s drained and stopped", node_id)
-        finally:
-            self._draining.pop(node_id, None)
-
-    async def wait_drained(self) -> None:
-        while self._draining:
-            await asyncio.gather(*list(self._draining.values()), return_exceptions=True)
+            await actor.stop.remote()
+        except ray.exceptions.RayError as exc:  # the actor is gone already: nothing to stop
+            log.warning("Ray replica %s: stopping its server failed: %s", node_id, exc)
+        ray.kill(actor)
 
     async def close(self) -> None:
         """Drain and stop every replica."""

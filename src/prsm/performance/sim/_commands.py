@@ -10,7 +10,6 @@ from typing import Any
 
 from ..errors import ConfigError
 
-
 #: the summary table's columns: (row key, header)
 COLUMNS = (
     ("policy", "policy"),
