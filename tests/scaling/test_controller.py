@@ -23,6 +23,7 @@ from prsm.performance.scaling import (
     ScalingAction,
     ScalingController,
     ScalingLoop,
+    load_from_store,
 )
 
 from .helpers import until
@@ -180,3 +181,37 @@ async def test_predict_and_scale_returns_the_posts_dict() -> None:
     assert out["scaling_actions"][0].action is ScalingAction.SCALE_UP
     assert (await scaler.controller.status()).desired == 3
     await scaler.close()
+
+
+class _Store:
+    """A stand-in for the monitoring history store's ``query`` (buckets may be missing)."""
+
+    def __init__(self, points: list[tuple[float, float]]) -> None:
+        self.points = points
+        self.asked: dict[str, Any] = {}
+
+    def query(self, metric: str, labels: Any = None, **kw: Any) -> list[Any]:
+        self.asked = {"metric": metric, **kw}
+        return [self]
+
+
+def test_load_from_the_history_store_fills_missing_steps_with_zero() -> None:
+    store = _Store([(60.0, 4.0), (180.0, 2.0), (300.0, 9.0)])
+    load = load_from_store(store, since=60.0, until=300.0)
+    assert load.start == 60.0 and load.values.tolist() == [4.0, 0.0, 2.0, 0.0]
+    assert store.asked["metric"] == "slo.requests" and store.asked["agg"] == "sum"
+
+
+async def test_the_loop_reads_history_from_the_store_off_the_event_loop() -> None:
+    clock = ManualClock(wall_offset=0.0)
+    store = _Store([(0.0, 5.0)])
+    loop = ScalingLoop(
+        HPAPolicy(),
+        ScalingController(InMemoryBackend(clock=clock), clock=clock),
+        LoadTracker(clock=clock),
+        clock=clock,
+        load_history=lambda now: load_from_store(store, since=now - 3600.0, until=now),
+    )
+    clock.advance(120.0)
+    step = await loop.step()
+    assert step.context.load is not None and step.context.load.values.sum() == 5.0

@@ -234,6 +234,7 @@ from .scaling import (
     SeasonalNaive as SeasonalNaive,
     fit_predictor as fit_predictor,
     kubernetes_api_client as kubernetes_api_client,
+    load_from_store as load_from_store,
     replicas_for as replicas_for,
     score_signals as score_signals,
 )

@@ -29,6 +29,7 @@ from .gateway._settings import GatewaySettings
 from .orchestrator._settings import OrchestratorSettings
 from .resilience._settings import BreakerSettings
 from .routing._settings import BalancerSettings
+from .scaling._predictive import PredictiveSettings
 from .workers._settings import WorkerSettings
 
 T = TypeVar("T")
@@ -196,6 +197,7 @@ class PRSMConfig:
     breaker: BreakerSettings = dataclasses.field(default_factory=BreakerSettings)
     orchestrator: OrchestratorSettings = dataclasses.field(default_factory=OrchestratorSettings)
     workers: WorkerSettings = dataclasses.field(default_factory=WorkerSettings)
+    scaling: PredictiveSettings = dataclasses.field(default_factory=PredictiveSettings)
 
 
 def load_config(

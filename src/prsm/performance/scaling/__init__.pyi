@@ -7,6 +7,7 @@ from ._controller import (
     ScalingBackend as ScalingBackend,
     ScalingController as ScalingController,
 )
+from ._history import load_from_store as load_from_store
 from ._kube_fake import FakeKubernetesAPI as FakeKubernetesAPI
 from ._kubernetes import (
     KubernetesBackend as KubernetesBackend,

@@ -1,5 +1,6 @@
 """``ScalingLoop``: the live driver. Every ``policy.interval`` it takes a snapshot (the
-tracker's load, the backend's replicas, the measured start-up time), asks the policy — the
+tracker's load — or ``load_history(now)``, e.g. :func:`load_from_store` on the monitoring
+history —, the backend's replicas, the measured start-up time), asks the policy — the
 same pure function the simulator calls — in a worker thread (a refit of the forecast never
 blocks the request path), and has the controller carry out the target.
 
@@ -25,7 +26,14 @@ from ..monitoring._registry import MetricsRegistry
 from ._controller import DEFAULT_DEPLOYMENT, ActionReport, ReplicaStatus, ScalingController
 from ._score import ScoreSettings, score_signals, signal_readings
 from ._tracker import LoadTracker
-from ._types import ScalingContext, ScalingDecision, ScalingPolicy, ScalingSignals, check_positive
+from ._types import (
+    LoadSeries,
+    ScalingContext,
+    ScalingDecision,
+    ScalingPolicy,
+    ScalingSignals,
+    check_positive,
+)
 
 log = logging.getLogger("prsm.performance.scaling")
 
@@ -81,6 +89,7 @@ class ScalingLoop:
         concurrency: int = 1,
         startup_time: float = 60.0,
         signals: Callable[[], ScalingSignals | None] | None = None,
+        load_history: Callable[[float], LoadSeries] | None = None,
         score: ScoreSettings | None = None,
         clock: Clock | None = None,
         metrics: MetricsRegistry | None = None,
@@ -95,6 +104,7 @@ class ScalingLoop:
         self.concurrency = concurrency
         self.startup_time = startup_time
         self.signals = signals
+        self.load_history = load_history
         self.score_settings = score or ScoreSettings()
         self.clock = clock or SystemClock()
         self.state: Any = policy.initial_state()
@@ -125,7 +135,9 @@ class ScalingLoop:
         elif status.desired < target:
             self._pending_up = None  # scaled down meanwhile: nothing to measure
 
-    def context(self, status: ReplicaStatus) -> tuple[ScalingContext, dict[str, Any] | None]:
+    def context(
+        self, status: ReplicaStatus, load: LoadSeries | None = None
+    ) -> tuple[ScalingContext, dict[str, Any] | None]:
         now = self.clock.time()
         window = self.tracker.take_window()
         outside = self.signals() if self.signals is not None else None
@@ -157,7 +169,7 @@ class ScalingLoop:
             concurrency=self.concurrency,
             service_time=self.tracker.service_time,
             startup_time=self.startup_time,
-            load=self.tracker.load(),
+            load=load if load is not None else self.tracker.load(),
             signals=signals,
         )
         score = score_signals(signal_readings(signals, self.score_settings), self.score_settings)
@@ -168,7 +180,10 @@ class ScalingLoop:
         status = await self.controller.status(self.deployment)
         now = self.clock.time()
         self._measure_startup(now, status)
-        ctx, score = self.context(status)
+        load = None
+        if self.load_history is not None:  # the history store blocks: off the loop
+            load = await asyncio.to_thread(self.load_history, now)
+        ctx, score = self.context(status, load)
         decision, self.state = await asyncio.to_thread(self.policy.decide, ctx, self.state)
         plan = self.controller.plan(
             {self.deployment: status.desired}, {self.deployment: decision.target}, decision.reason

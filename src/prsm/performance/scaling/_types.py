@@ -175,7 +175,8 @@ def clamp(value: int, low: int, high: int) -> int:
 
 
 def check_replica_bounds(min_replicas: int, max_replicas: int) -> None:
-    """A :class:`ConfigError` unless ``1 <= min_replicas <= max_replicas`` (whole numbers)."""
+    """A :class:`ConfigError` unless ``0 <= min_replicas <= max_replicas`` and
+    ``max_replicas >= 1`` (whole numbers)."""
     if not isinstance(min_replicas, int) or isinstance(min_replicas, bool) or min_replicas < 0:
         raise ConfigError("min_replicas", f"must be a whole number >= 0, got {min_replicas!r}")
     if not isinstance(max_replicas, int) or isinstance(max_replicas, bool) or max_replicas < 1:
