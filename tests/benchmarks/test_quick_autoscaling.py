@@ -3,6 +3,7 @@ figures)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ def test_autoscaling_benchmark_quick(tmp_path: Path) -> None:
         "azure_llm_2023_conv.csv",
     ):
         need_file(TRACES / name)
-    data = run_quick("autoscaling", tmp_path)
+    # this checkout's sources first (the installed package may be another checkout's)
+    src = f"{ROOT}{os.pathsep}{ROOT / 'src'}"
+    data = run_quick("autoscaling", tmp_path, env={"PYTHONPATH": src})
     got = {(row["scenario"], row["policy"]) for row in data["rows"]}
     for scenario in ("alibaba", "twitter", "azure"):
         assert {(scenario, p) for p in ("hpa", "kpa", "ray", "predictive", "oracle")} <= got
