@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from ..clock import Clock, SystemClock
 from ..errors import ConfigError, ScalingError
 from ..monitoring._registry import MetricsRegistry
-from ._types import ScalingAction, check_positive, check_replica_bounds, clamp
+from ._types import ScalingAction, check_positive, check_replica_bounds, check_whole, clamp
 
 log = logging.getLogger("prsm.performance.scaling")
 
@@ -159,11 +159,9 @@ class ControllerSettings:
 
     def __post_init__(self) -> None:
         check_replica_bounds(self.min_replicas, self.max_replicas)
-        if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
-            raise ConfigError("retries", f"must be a whole number >= 0, got {self.retries!r}")
+        check_whole("retries", self.retries, 0)
         check_positive("retry_backoff", self.retry_backoff, allow_zero=True)
-        if not isinstance(self.history, int) or self.history < 1:
-            raise ConfigError("history", f"must be a whole number >= 1, got {self.history!r}")
+        check_whole("history", self.history, 1)
 
 
 class ScalingController:

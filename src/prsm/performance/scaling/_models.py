@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ConfigError
+from ._types import check_whole
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -64,11 +65,6 @@ class Model(Protocol):
     def fit(self, y: FloatArray) -> Fitted: ...
 
 
-def _check_int(name: str, value: int, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(name, f"must be a whole number >= {low}, got {value!r}")
-
-
 # -- seasonal naive ------------------------------------------------------------------------
 
 
@@ -81,8 +77,8 @@ class SeasonalNaive:
     seasons: int = 1
 
     def __post_init__(self) -> None:
-        _check_int("period", self.period, 1)
-        _check_int("seasons", self.seasons, 1)
+        check_whole("period", self.period, 1)
+        check_whole("seasons", self.seasons, 1)
 
     @property
     def name(self) -> str:
@@ -130,7 +126,7 @@ class LinearTrend:
     window: int = 12
 
     def __post_init__(self) -> None:
-        _check_int("window", self.window, 2)
+        check_whole("window", self.window, 2)
 
     @property
     def name(self) -> str:
@@ -251,10 +247,10 @@ class HoltWinters:
     max_fit_points: int = 4032
 
     def __post_init__(self) -> None:
-        _check_int("period", self.period, 2)
+        check_whole("period", self.period, 2)
         if self.transform not in ("none", "sqrt"):
             raise ConfigError("transform", f"must be none or sqrt, got {self.transform!r}")
-        _check_int("max_fit_points", self.max_fit_points, 2 * self.period + 2)
+        check_whole("max_fit_points", self.max_fit_points, 2 * self.period + 2)
 
     @property
     def name(self) -> str:

@@ -38,6 +38,7 @@ from ._types import (
     ScalingDecision,
     check_positive,
     check_replica_bounds,
+    check_whole,
     clamp,
 )
 
@@ -79,10 +80,8 @@ class PredictiveSettings:
         check_positive("lead", self.lead, allow_zero=True)
         check_positive("scale_up_window", self.scale_up_window, allow_zero=True)
         check_positive("scale_down_window", self.scale_down_window, allow_zero=True)
-        for name in ("max_step_up", "max_step_down"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(name, f"must be a whole number >= 1, got {v!r}")
+        check_whole("max_step_up", self.max_step_up, 1)
+        check_whole("max_step_down", self.max_step_down, 1)
         check_positive("max_step_up_percent", self.max_step_up_percent, allow_zero=True)
         check_positive("cost_per_replica_hour", self.cost_per_replica_hour, allow_zero=True)
         if self.cost_limit_per_hour is not None:

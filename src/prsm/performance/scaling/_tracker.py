@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..clock import Clock, SystemClock
-from ..errors import ConfigError
-from ._types import LoadSeries, check_positive
+from ._types import LoadSeries, check_positive, check_whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +45,7 @@ class LoadTracker:
     ) -> None:
         check_positive("step", step)
         check_positive("history", history)
-        if not isinstance(service_window, int) or service_window < 1:
-            raise ConfigError(
-                "service_window", f"must be a whole number >= 1, got {service_window!r}"
-            )
+        check_whole("service_window", service_window, 1)
         self.step = step
         self.clock = clock or SystemClock()
         self._size = max(2, int(history // step))

@@ -177,12 +177,16 @@ def clamp(value: int, low: int, high: int) -> int:
 def check_replica_bounds(min_replicas: int, max_replicas: int) -> None:
     """A :class:`ConfigError` unless ``0 <= min_replicas <= max_replicas`` and
     ``max_replicas >= 1`` (whole numbers)."""
-    if not isinstance(min_replicas, int) or isinstance(min_replicas, bool) or min_replicas < 0:
-        raise ConfigError("min_replicas", f"must be a whole number >= 0, got {min_replicas!r}")
-    if not isinstance(max_replicas, int) or isinstance(max_replicas, bool) or max_replicas < 1:
-        raise ConfigError("max_replicas", f"must be a whole number >= 1, got {max_replicas!r}")
+    check_whole("min_replicas", min_replicas, 0)
+    check_whole("max_replicas", max_replicas, 1)
     if min_replicas > max_replicas:
         raise ConfigError("min_replicas", f"{min_replicas} is above max_replicas ({max_replicas})")
+
+
+def check_whole(name: str, value: object, low: int) -> None:
+    """A :class:`ConfigError` naming ``name`` unless ``value`` is a whole number >= ``low``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(name, f"must be a whole number >= {low}, got {value!r}")
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:

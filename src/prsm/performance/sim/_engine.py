@@ -29,6 +29,7 @@ from ..scaling._types import (
     ScalingSignals,
     check_positive,
     check_replica_bounds,
+    check_whole,
     clamp,
 )
 from ._result import SimulationResult
@@ -67,19 +68,13 @@ class SimulationSettings:
 
     def __post_init__(self) -> None:
         check_replica_bounds(self.min_replicas, self.max_replicas)
-        if not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise ConfigError(
-                "concurrency", f"must be a whole number >= 1, got {self.concurrency!r}"
-            )
+        check_whole("concurrency", self.concurrency, 1)
         check_positive("startup_time", self.startup_time, allow_zero=True)
         check_positive("slo", self.slo)
         check_positive("load_step", self.load_step)
         check_positive("tail", self.tail, allow_zero=True)
         check_positive("start", self.start, allow_zero=True)
-        if not isinstance(self.service_window, int) or self.service_window < 1:
-            raise ConfigError(
-                "service_window", f"must be a whole number >= 1, got {self.service_window!r}"
-            )
+        check_whole("service_window", self.service_window, 1)
         if not self.min_replicas <= self.initial_replicas <= self.max_replicas:
             raise ConfigError(
                 "initial_replicas",
