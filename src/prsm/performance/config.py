@@ -30,6 +30,7 @@ from .monitoring._settings import AlertSettings, HistorySettings, MonitoringSett
 from .orchestrator._settings import OrchestratorSettings
 from .resilience._settings import BreakerSettings
 from .routing._settings import BalancerSettings
+from .scaling._predictive import PredictiveSettings
 from .workers._settings import WorkerSettings
 
 T = TypeVar("T")
@@ -200,6 +201,7 @@ class PRSMConfig:
     monitoring: MonitoringSettings = dataclasses.field(default_factory=MonitoringSettings)
     history: HistorySettings = dataclasses.field(default_factory=HistorySettings)
     alerts: AlertSettings = dataclasses.field(default_factory=AlertSettings)
+    scaling: PredictiveSettings = dataclasses.field(default_factory=PredictiveSettings)
 
 
 def load_config(

@@ -28,7 +28,9 @@
     ├── CacheError                        a cache tier failed (counted, skipped): .tier
     │   └── CacheIntegrityError           an entry failed its integrity check: .key
     ├── WorkerError                       a local model worker failed: .worker_id
-    └── NoGPUError                        a GPU path was asked for on a machine without one
+    ├── NoGPUError                        a GPU path was asked for on a machine without one
+    └── ScalingError                      a scaling backend refused or failed an action:
+                                          .backend, .status (an HTTP status, where any)
 
 Every error carries the context a caller needs to act on it, and ``str(err)`` says it in
 one sentence.
@@ -280,3 +282,14 @@ class WorkerError(PRSMError):
 
 class NoGPUError(PRSMError):
     """A GPU was asked for on a machine that has none (or no NVML)."""
+
+
+class ScalingError(PRSMError):
+    """A scaling backend (local processes, Ray, Kubernetes) failed to carry out an action;
+    the controller retries it and reports the outcome."""
+
+    def __init__(self, backend: str, message: str, *, status: int | None = None) -> None:
+        self.backend = backend
+        self.status = status
+        code = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"scaling backend {backend!r}{code}: {message}")
