@@ -179,3 +179,26 @@ from .serve import (
     app_from_config as app_from_config,
     build_orchestrator as build_orchestrator,
 )
+
+# resource allocation (optimize/)
+from .errors import (
+    AllocationError as AllocationError,
+    AllocationTimeoutError as AllocationTimeoutError,
+    InfeasibleAllocationError as InfeasibleAllocationError,
+)
+from .optimize import (
+    Allocation as Allocation,
+    Conflict as Conflict,
+    ConstraintSolver as ConstraintSolver,
+    CostConstraints as CostConstraints,
+    CostOptimizer as CostOptimizer,
+    KindPerformance as KindPerformance,
+    OptimizerSettings as OptimizerSettings,
+    ReplicaPlan as ReplicaPlan,
+    ResourceOptimizer as ResourceOptimizer,
+    ResourceType as ResourceType,
+    ResourceUsage as ResourceUsage,
+    WorkloadAllocation as WorkloadAllocation,
+    WorkloadProfile as WorkloadProfile,
+    WorkloadProfiler as WorkloadProfiler,
+)

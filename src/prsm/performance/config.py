@@ -26,6 +26,7 @@ from .caching._settings import CacheSettings
 from .caching.semantic._settings import SemanticSettings
 from .errors import ConfigError
 from .gateway._settings import GatewaySettings
+from .optimize._settings import OptimizerSettings
 from .orchestrator._settings import OrchestratorSettings
 from .resilience._settings import BreakerSettings
 from .routing._settings import BalancerSettings
@@ -196,6 +197,7 @@ class PRSMConfig:
     breaker: BreakerSettings = dataclasses.field(default_factory=BreakerSettings)
     orchestrator: OrchestratorSettings = dataclasses.field(default_factory=OrchestratorSettings)
     workers: WorkerSettings = dataclasses.field(default_factory=WorkerSettings)
+    optimize: OptimizerSettings = dataclasses.field(default_factory=OptimizerSettings)
 
 
 def load_config(
