@@ -35,8 +35,11 @@ from .tiers import (
     ContentAddressedTier as ContentAddressedTier,
     DiskTier as DiskTier,
     InMemoryTier as InMemoryTier,
+    IPFSCache as IPFSCache,
     KuboBlobStore as KuboBlobStore,
     LocalBlobStore as LocalBlobStore,
+    MemoryCache as MemoryCache,
     MemoryTier as MemoryTier,
+    RedisCache as RedisCache,
     RedisTier as RedisTier,
 )

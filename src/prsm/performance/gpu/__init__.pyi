@@ -16,4 +16,8 @@ from ._nvml import (
     GPUReading as GPUReading,
     PyNVML as PyNVML,
 )
+from ._requirements import (
+    GPURequirements as GPURequirements,
+    ModelFootprint as ModelFootprint,
+)
 from ._scheduler import GPUScheduler as GPUScheduler

@@ -7,5 +7,10 @@ from ._cas import (
 )
 from ._disk import DiskTier as DiskTier
 from ._memory import MemoryTier as MemoryTier
+from ._post import (
+    IPFSCache as IPFSCache,
+    MemoryCache as MemoryCache,
+    RedisCache as RedisCache,
+)
 from ._redis_tier import RedisTier as RedisTier
 from ._testing import InMemoryTier as InMemoryTier
