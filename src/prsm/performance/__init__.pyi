@@ -76,6 +76,8 @@ from .embeddings import (
     model_path as model_path,
 )
 from .errors import (
+    AllocationError as AllocationError,
+    AllocationTimeoutError as AllocationTimeoutError,
     AuthenticationError as AuthenticationError,
     CacheError as CacheError,
     CacheIntegrityError as CacheIntegrityError,
@@ -83,6 +85,7 @@ from .errors import (
     ConfigError as ConfigError,
     DeadlineExceededError as DeadlineExceededError,
     DependencyMissingError as DependencyMissingError,
+    InfeasibleAllocationError as InfeasibleAllocationError,
     NoCapableNodesError as NoCapableNodesError,
     NoGPUError as NoGPUError,
     OverloadedError as OverloadedError,
@@ -130,6 +133,22 @@ from .gpu import (
 from .monitoring import (
     LATENCY_BUCKETS as LATENCY_BUCKETS,
     MetricsRegistry as MetricsRegistry,
+)
+from .optimize import (
+    Allocation as Allocation,
+    Conflict as Conflict,
+    ConstraintSolver as ConstraintSolver,
+    CostConstraints as CostConstraints,
+    CostOptimizer as CostOptimizer,
+    KindPerformance as KindPerformance,
+    OptimizerSettings as OptimizerSettings,
+    ReplicaPlan as ReplicaPlan,
+    ResourceOptimizer as ResourceOptimizer,
+    ResourceType as ResourceType,
+    ResourceUsage as ResourceUsage,
+    WorkloadAllocation as WorkloadAllocation,
+    WorkloadProfile as WorkloadProfile,
+    WorkloadProfiler as WorkloadProfiler,
 )
 from .orchestrator import (
     CACHING_STRATEGIES as CACHING_STRATEGIES,
@@ -183,27 +202,4 @@ from .http import HttpPool as HttpPool
 from .serve import (
     app_from_config as app_from_config,
     build_orchestrator as build_orchestrator,
-)
-
-# resource allocation (optimize/)
-from .errors import (
-    AllocationError as AllocationError,
-    AllocationTimeoutError as AllocationTimeoutError,
-    InfeasibleAllocationError as InfeasibleAllocationError,
-)
-from .optimize import (
-    Allocation as Allocation,
-    Conflict as Conflict,
-    ConstraintSolver as ConstraintSolver,
-    CostConstraints as CostConstraints,
-    CostOptimizer as CostOptimizer,
-    KindPerformance as KindPerformance,
-    OptimizerSettings as OptimizerSettings,
-    ReplicaPlan as ReplicaPlan,
-    ResourceOptimizer as ResourceOptimizer,
-    ResourceType as ResourceType,
-    ResourceUsage as ResourceUsage,
-    WorkloadAllocation as WorkloadAllocation,
-    WorkloadProfile as WorkloadProfile,
-    WorkloadProfiler as WorkloadProfiler,
 )

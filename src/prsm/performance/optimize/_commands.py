@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
         "the README's 'Resource allocation' section for its format.",
     )
     p.add_argument("file", type=Path, help="allocation file (.yaml, .yml or .json)")
-    p.add_argument("--json", type=Path, default=None, help="JSON output (default: STEM.allocation.json)")
+    p.add_argument(
+        "--json", type=Path, default=None, help="JSON output (default: STEM.allocation.json)"
+    )
     p.add_argument("--png", type=Path, default=None, help="chart (default: STEM.allocation.png)")
     p.add_argument("--no-png", action="store_true", help="do not draw the chart")
     p.add_argument("--budget", type=float, default=None, help="$/hour limit (overrides the file)")
@@ -113,12 +115,17 @@ def _print(allocation: Any, rows: int) -> None:
         res.add_column(col, justify="right" if col != "resource" else "left")
     for r in sorted(allocation.resources, key=lambda r: -r.cost_per_hour):
         res.add_row(
-            r.resource, str(r.units), str(r.available), f"{r.cost_per_hour:,.2f}",
-            _frac(r.cpu_used, r.cpu_capacity), _frac(r.memory_gb_used, r.memory_gb_capacity),
+            r.resource,
+            str(r.units),
+            str(r.available),
+            f"{r.cost_per_hour:,.2f}",
+            _frac(r.cpu_used, r.cpu_capacity),
+            _frac(r.memory_gb_used, r.memory_gb_capacity),
             _frac(r.gpus_used, r.gpus_capacity),
         )
     console.print(res)
-    work = Table(title=f"placement ({min(rows, len(allocation.workloads))} of {len(allocation.workloads)} workloads)")
+    shown = min(rows, len(allocation.workloads))
+    work = Table(title=f"placement ({shown} of {len(allocation.workloads)} workloads)")
     for col in ("workload", "replicas on", "latency ms", "SLO headroom"):
         work.add_column(col)
     for w in allocation.workloads[:rows]:

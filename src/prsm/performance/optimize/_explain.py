@@ -15,6 +15,7 @@ Two kinds of conflict:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -23,7 +24,7 @@ import scipy.sparse as sp
 from ._highs import solve_lp, solve_milp
 from ._matrix import Matrix, build_matrix
 from ._model import WorkloadProfile
-from ._problem import Problem
+from ._problem import IntArray, Problem
 from ._result import Conflict
 
 
@@ -85,101 +86,108 @@ def _with_slo(w: WorkloadProfile, slo: float) -> WorkloadProfile:
 
 
 def elastic_conflicts(p: Problem, *, time_limit: float) -> tuple[list[Conflict], bool]:
-    """The capacity and budget conflicts of ``p`` and whether the amounts are exact."""
-    m = build_matrix(p, unit_bound=_fill_bound(p))
-    e = _elastic(p, m)
+    """The capacity and budget conflicts of ``p`` and whether the amounts are exact.
+
+    First the units: the elastic program without the budget says which types are short and
+    by how many units. Then the budget: the cheapest allocation (with those extra units, if
+    any) says what budget would do."""
     P, R = p.n_pairs, p.n_types
-    res = solve_milp(e, time_limit=time_limit, gap=1e-6)
-    exact = res.z is not None and res.status == "optimal"
-    z = res.z
-    if z is None:
-        lp = solve_lp(e)
-        if lp.status != "optimal":
-            raise AssertionError("the elastic allocation program has no solution")
-        z = lp.z
-    n = z[P : P + R]
-    stretch_units = z[P + R : P + 2 * R]
-    stretch_budget = float(z[P + 2 * R]) if p.budget is not None else 0.0
-    short = np.flatnonzero(stretch_units > 1e-6)
-    short_set = set(short.tolist())
+    free = dataclasses.replace(p, budget=None)
+    fill = _fill_bound(p)
+    e = _elastic(free, build_matrix(free, unit_bound=fill))
+    z, exact = _solve(e, time_limit)
+    stretch = np.round(z[P + R : P + 2 * R], 6)
+    short = np.flatnonzero(stretch > 1e-6)
     out = []
     for t in short.tolist():
-        bound = _bound_to(p, t, short_set)
+        bound = _bound_to(p, t, set(short.tolist()))
         r = p.resources[t]
-        needed = float(p.available[t] + stretch_units[t])
+        needed = float(p.available[t] + stretch[t])
         out.append(
             Conflict(
                 f"available units of {r.name}",
                 float(r.available),
-                round(needed, 3) if not exact else float(round(needed)),
+                needed if not exact else float(round(needed)),
                 "units",
                 bound,
                 "the workloads it binds can only run on types that are short" if bound else "",
             )
         )
-    if stretch_budget > 1e-6 and p.budget is not None:
-        cost = float(p.cost @ n)
-        out.append(
-            Conflict(
-                "budget",
-                p.budget,
-                round(p.budget + stretch_budget, 4),
-                "$/h",
-                (),
-                f"the cheapest allocation that meets every SLO costs {cost:.2f} $/h",
+    if p.budget is not None:
+        cheapest = dataclasses.replace(free, cost_weight=1.0, performance_weight=0.0)
+        units = np.minimum(fill, p.available + np.ceil(stretch - 1e-9).astype(np.int64))
+        m = build_matrix(cheapest, unit_bound=units)
+        res = solve_milp(m, time_limit=time_limit, gap=1e-6)
+        cost = -res.bound if res.status != "optimal" else -res.objective
+        exact = exact and res.status == "optimal"
+        if cost > p.budget + 1e-6:
+            more = " with the extra units above" if out else ""
+            out.append(
+                Conflict(
+                    "budget",
+                    p.budget,
+                    round(cost, 4),
+                    "$/h",
+                    (),
+                    f"the cheapest allocation that meets every SLO{more} costs {cost:.2f} $/h",
+                )
             )
-        )
     return out, exact
 
 
-def _fill_bound(p: Problem) -> np.ndarray:
+def _solve(m: Matrix, time_limit: float) -> tuple[np.ndarray, bool]:
+    """The elastic program's point: exact (MILP) if it finishes, else the LP's (a bound)."""
+    res = solve_milp(m, time_limit=time_limit, gap=1e-6)
+    if res.z is not None and res.status == "optimal":
+        return res.z, True
+    lp = solve_lp(m)
+    if lp.status != "optimal":
+        raise AssertionError("the elastic allocation program has no solution")
+    return lp.z, False
+
+
+def _fill_bound(p: Problem) -> IntArray:
     full = np.zeros((p.n_types, p.cap.shape[1]))
     np.add.at(full, p.pair_type, p.unit_demand * p.var_ub[:, None])
     fill = full / np.where(p.cap > 0, p.cap, np.inf)
-    return np.maximum(np.ceil(fill.max(axis=1) - 1e-9), p.available).astype(np.int64)
+    out: IntArray = np.maximum(np.ceil(fill.max(axis=1) - 1e-9), p.available).astype(np.int64)
+    return out
 
 
 def _elastic(p: Problem, m: Matrix) -> Matrix:
-    """``m`` plus a stretch column per type (extra units, priced at the unit price) and for
-    the budget (priced at a dollar), and the rows that let them stretch."""
+    """``m`` (built without a budget) plus a stretch column per type, extra units priced at
+    the unit price, and the rows ``n_r - stretch_r <= available_r``."""
     P, R = p.n_pairs, p.n_types
-    nb = 1 if p.budget is not None else 0
-    rows_old = m.A.shape[0]
-    A = m.A.tolil(copy=True)
-    A.resize((rows_old, P + 2 * R + nb))
-    if m.budget_row >= 0:
-        A[m.budget_row, P + 2 * R] = -1.0  # cost - stretch <= budget
-    avail = sp.hstack(
+    A = sp.vstack(
         [
-            sp.csr_matrix((R, P)),
-            sp.identity(R, format="csr"),
-            -sp.identity(R, format="csr"),
-            sp.csr_matrix((R, nb)),
+            sp.hstack([m.A, sp.csr_matrix((m.A.shape[0], R))]),
+            sp.hstack(
+                [sp.csr_matrix((R, P)), sp.identity(R, format="csr"), -sp.identity(R, format="csr")]
+            ),
         ]
-    )
-    A2 = sp.vstack([A.tocsr(), avail]).tocsr()
+    ).tocsr()
     fill = m.ub[P:]
-    c = np.concatenate([np.zeros(P + R), p.cost, np.ones(nb)])
-    c = c + np.concatenate([np.zeros(P), 1e-6 * p.cost, np.zeros(R + nb)])  # then cheapest
+    # the stretch first, then the cheapest units
+    c = np.concatenate([np.zeros(P), 1e-6 * p.cost, p.cost])
     return Matrix(
         c=c,
         offset=0.0,
-        lb=np.zeros(P + 2 * R + nb),
-        ub=np.concatenate([m.ub[:P], fill, fill, np.full(nb, np.inf)]),
-        integer=np.concatenate([np.ones(P + 2 * R, dtype=np.uint8), np.zeros(nb, dtype=np.uint8)]),
-        A=A2,
+        lb=np.zeros(P + 2 * R),
+        ub=np.concatenate([m.ub[:P], fill, fill]),
+        integer=np.ones(P + 2 * R, dtype=np.uint8),
+        A=A,
         row_lo=np.concatenate([m.row_lo, np.full(R, -np.inf)]),
         row_hi=np.concatenate([m.row_hi, p.available.astype(np.float64)]),
         row_names=m.row_names + tuple(f"available units of {r.name}" for r in p.resources),
         n_pairs=P,
         cap_row=m.cap_row,
-        budget_row=m.budget_row,
+        budget_row=-1,
     )
 
 
 def _bound_to(p: Problem, t: int, short: set[int]) -> tuple[str, ...]:
     """Workloads that may run on type ``t`` and on no type outside the short ones."""
-    names = []
+    names: list[str] = []
     for c in np.unique(p.pair_class[p.pair_type == t]).tolist():
         types = set(p.pair_type[p.pair_class == c].tolist())
         if types <= short:

@@ -45,7 +45,8 @@ class Assignment:
     @staticmethod
     def _units(load: FloatArray, cap: FloatArray) -> IntArray:
         u = np.ceil((load / cap).max(axis=-1) - 1e-9)
-        return np.maximum(u, 0).astype(np.int64)
+        out: IntArray = np.maximum(u, 0).astype(np.int64)
+        return out
 
     # ------------------------------------------------------------------ state
     @property

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ Progress = Callable[[float, float, "FloatArray | None"], bool]
 _quiet: list[bool] = []  # non-empty once the banner was swallowed
 
 
-def _highspy():  # type: ignore[no-untyped-def]
+def _highspy() -> Any:
     """``highspy``, its one-time banner (printed by C++ on the first ``Highs()``) swallowed."""
     try:
         import highspy
@@ -41,14 +42,14 @@ def _highspy():  # type: ignore[no-untyped-def]
         try:
             with open(os.devnull, "wb") as null:
                 os.dup2(null.fileno(), 1)
-                highspy.Highs()
+                highspy.Highs()  # type: ignore[no-untyped-call]  # the banner goes to /dev/null
         finally:
             os.dup2(saved, 1)
             os.close(saved)
     return highspy
 
 
-def make_highs(m: Matrix, *, integer: bool, threads: int | None = None):  # type: ignore[no-untyped-def]
+def make_highs(m: Matrix, *, integer: bool, threads: int | None = None) -> Any:
     """A silent ``highspy.Highs`` holding ``m`` (as an LP unless ``integer``)."""
     highspy = _highspy()
     h = highspy.Highs()
@@ -78,7 +79,7 @@ def make_highs(m: Matrix, *, integer: bool, threads: int | None = None):  # type
     return h
 
 
-def _optimal(h) -> bool:  # type: ignore[no-untyped-def]
+def _optimal(h: Any) -> bool:
     return bool(h.getModelStatus() == _highspy().HighsModelStatus.kOptimal)
 
 
@@ -90,7 +91,7 @@ class LPResult:
     status: str
     bound: float
     z: FloatArray
-    highs: object
+    highs: Any
 
 
 def solve_lp(m: Matrix, *, threads: int | None = None) -> LPResult:
@@ -213,13 +214,13 @@ def solve_milp(
     stop = False
     if progress is not None:
 
-        def on_improve(e):  # type: ignore[no-untyped-def]
+        def on_improve(e: Any) -> None:
             nonlocal stop
             d = e.data_out
             z = np.array(d.mip_solution)
             stop = bool(progress(-d.objective_function_value, -d.mip_dual_bound, z))
 
-        def on_tick(e):  # type: ignore[no-untyped-def]
+        def on_tick(e: Any) -> None:
             nonlocal stop
             d = e.data_out
             if not stop:

@@ -83,4 +83,6 @@ def parse_allocation(data: dict[str, Any]) -> AllocationInput:
     if not isinstance(settings, dict):
         raise ConfigError("settings", "must be a mapping of optimize settings")
     build(OptimizerSettings, settings, "settings")  # validated here, applied by the caller
-    return AllocationInput(workloads, resources, None if budget is None else float(budget), settings)
+    return AllocationInput(
+        workloads, resources, None if budget is None else float(budget), settings
+    )

@@ -100,9 +100,9 @@ def build_matrix(p: Problem, *, unit_bound: IntArray | None = None) -> Matrix:
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(row, P + R)
     )
     ub_n = p.unit_bound if unit_bound is None else unit_bound
-    c = np.concatenate([-p.performance_weight * p.unit_perf, p.cost_weight * p.cost])
+    cost = np.concatenate([-p.performance_weight * p.unit_perf, p.cost_weight * p.cost])
     return Matrix(
-        c=c,
+        c=cost,
         offset=p.performance_weight * p.perf_offset,
         lb=np.zeros(P + R),
         ub=np.concatenate([p.var_ub.astype(float), ub_n.astype(float)]),

@@ -288,12 +288,15 @@ def check_names(
         raise ConfigError("workloads", "must hold at least one workload")
     if not rs:
         raise ConfigError("resources", "must hold at least one resource type")
-    for what, items in (("workloads", ws), ("resources", rs)):
+    for what, names_in in (
+        ("workloads", [w.name for w in ws]),
+        ("resources", [r.name for r in rs]),
+    ):
         seen: set[str] = set()
-        for i, item in enumerate(items):
-            if item.name in seen:
-                raise ConfigError(f"{what}[{i}].name", f"duplicate name {item.name!r}")
-            seen.add(item.name)
+        for i, name in enumerate(names_in):
+            if name in seen:
+                raise ConfigError(f"{what}[{i}].name", f"duplicate name {name!r}")
+            seen.add(name)
     names = {r.name for r in rs}
     for i, w in enumerate(ws):
         unknown = sorted(w.allowed_resources - names)

@@ -48,7 +48,11 @@ def plot_allocation(
     ax_rep.set_xlabel("replicas")
     ax_rep.set_title("replicas by workload kind")
     ax_rep.legend(fontsize=7, loc="lower right")
-    shown = "" if len(allocation.resources) <= top else f" (top {top} of {len(allocation.resources)} types)"
+    shown = (
+        ""
+        if len(allocation.resources) <= top
+        else f" (top {top} of {len(allocation.resources)} types)"
+    )
     fig.suptitle(
         f"{len(allocation.workloads)} workloads: {allocation.cost_per_hour:,.2f} $/h, "
         f"objective {allocation.objective:,.1f}, gap {allocation.gap:.2%} "

@@ -25,7 +25,11 @@ with ``cover = q / R`` and ``perf(v) = sum_c count_c p_c hmax_c + sum unit_perf_
 latency / SLO`` of the share each type serves (``hmax``: the best headroom the workload could
 get). Every ``unit_perf`` is ≤ 0, so serving more than the whole traffic never pays. With
 whole placements this is the plain assignment model (``x = v q / R`` ∈ {0, 1}); its LP
-relaxation is the same either way. The latency SLO is a constraint by construction: a pair
+relaxation is the same either way. Capacity is pooled per type, a replica counting as the
+share of a unit that holds a whole number of such replicas (3 cores on 8-core units count as
+4; a replica's GPUs are a power of two, as are units' GPUs), so units that hold one kind of
+replica pack exactly; :func:`pack_units` packs mixed ones unit by unit (each answer's units
+are the larger of the two counts). The latency SLO is a constraint by construction: a pair
 exists only where the latency meets it.
 """
 
@@ -75,6 +79,7 @@ class Problem:
     var_ub: IntArray
     cover: FloatArray
     unit_demand: FloatArray
+    replica_demand: FloatArray
     unit_perf: FloatArray
     headroom: FloatArray
     latency_ms: FloatArray
@@ -115,12 +120,14 @@ class Problem:
 
     def coverage(self, v: FloatArray) -> FloatArray:
         """Workloads' worth of traffic served per class by pair steps ``v``."""
-        return np.bincount(self.pair_class, self.cover * v, minlength=self.n_classes)
+        counts = np.bincount(self.pair_class, self.cover * v, minlength=self.n_classes)
+        return np.asarray(counts, dtype=np.float64)
 
     def units_needed(self, v: FloatArray) -> IntArray:
         """The fewest units of each type that hold the load of ``v``."""
         need = self.loads(v) / np.where(self.cap > 0, self.cap, np.inf)
-        return np.ceil(need.max(axis=1) - 1e-9).clip(min=0).astype(np.int64)
+        out: IntArray = np.ceil(need.max(axis=1) - 1e-9).clip(min=0).astype(np.int64)
+        return out
 
     def class_pairs(self, c: int) -> IntArray:
         """The pairs of class ``c`` (they are contiguous)."""
@@ -198,8 +205,8 @@ def compile_problem(
     hmax = np.where(ok, head, -np.inf).max(axis=1)
 
     no_home: dict[str, dict[str, str]] = {}
-    for i in np.flatnonzero(~ok.any(axis=1)):
-        w = ws[int(i)]
+    for i in np.flatnonzero(~ok.any(axis=1)).tolist():
+        w = ws[i]
         no_home[w.name] = {r.name: str(placement(w, r)) for r in rs}
 
     # classes: workloads that take the same on every type
@@ -240,7 +247,14 @@ def compile_problem(
     per_replica = np.stack(
         [w_cpu[rep_w], mem_rep[rep_w, pt], gpus_rep[rep_w, pt].astype(np.float64)], axis=1
     )
-    unit_demand = per_replica * q[:, None]
+    cap = np.stack([r_cpu, r_mem, r_gpus.astype(np.float64)], axis=1)
+    # a replica counts as the share of a unit that holds a whole number of such replicas
+    # (3 cores on 8-core units count as 4): units holding one kind of replica pack exactly
+    cap_p = cap[pt]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_unit = np.floor(cap_p / np.where(per_replica > 0, per_replica, 1.0) + 1e-9)
+        slot = np.where(per_replica > 0, cap_p / np.maximum(per_unit, 1.0), 0.0)
+    unit_demand = (slot * q[:, None]).astype(np.float64)
     cover = q / R
     prio_p = prio[rep_w]
     head_p = head[rep_w, pt]
@@ -248,7 +262,6 @@ def compile_problem(
     has_home = np.isfinite(hmax[first])
     perf_offset = float((count * prio[first] * np.where(has_home, hmax[first], 0.0)).sum())
 
-    cap = np.stack([r_cpu, r_mem, r_gpus.astype(np.float64)], axis=1)
     available = np.array([r.available for r in rs], dtype=np.int64)
     var_ub = (count[pc] * R) // q
     full = np.zeros((nr, len(DIMENSIONS)))  # everything eligible placed on each type
@@ -270,6 +283,7 @@ def compile_problem(
         var_ub=var_ub.astype(np.int64),
         cover=cover,
         unit_demand=unit_demand,
+        replica_demand=per_replica,
         unit_perf=unit_perf,
         headroom=head_p,
         latency_ms=lat_w[rep_w, pt],
@@ -280,6 +294,35 @@ def compile_problem(
         unit_bound=np.maximum(unit_bound, 0),
         no_home=no_home,
     )
+
+
+def pack_units(p: Problem, v: IntArray) -> IntArray:
+    """Units of each type that hold the replicas of ``v`` when packed first-fit decreasing,
+    unit by unit, with their real footprints (the pooled model's count is a lower bound)."""
+    out = np.zeros(p.n_types, dtype=np.int64)
+    replicas = v * p.step
+    for t in np.unique(p.pair_type[replicas > 0]).tolist():
+        cap = p.cap[t]
+        pairs = np.flatnonzero((p.pair_type == t) & (replicas > 0))
+        size = (p.replica_demand[pairs] / np.where(cap > 0, cap, np.inf)).max(axis=1)
+        free = np.zeros((0, cap.size))
+        for j in pairs[np.argsort(-size)].tolist():
+            d = p.replica_demand[j]
+            need = int(replicas[j])
+            dims = d > 0
+            if free.shape[0]:
+                fit = np.floor((free[:, dims] / d[dims]).min(axis=1) + 1e-9).astype(np.int64)
+                take = np.minimum(fit, np.maximum(need - (np.cumsum(fit) - fit), 0))
+                free -= take[:, None] * d
+                need -= int(take.sum())
+            if need > 0:
+                per = int(np.floor((cap[dims] / d[dims]).min() + 1e-9))
+                new = -(-need // per)
+                fill = np.full(new, per)
+                fill[-1] = need - per * (new - 1)
+                free = np.vstack([free, cap - fill[:, None] * d])
+        out[t] = free.shape[0]
+    return out
 
 
 def gap(objective: float, bound: float) -> float:

@@ -162,11 +162,11 @@ def build_allocation(p: Problem, out: Outcome) -> Allocation:
         queue = iter(members)  # several alike: each step is one whole workload
         for j in range(lo, hi):
             for _ in range(int(v[j])):
-                w = next(queue, None)
-                if w is None:
+                one = next(queue, None)
+                if one is None:
                     break
                 name = p.resources[int(p.pair_type[j])].name
-                workloads[w] = _workload(p, w, {name: int(p.step[j])}, {j: 1.0})
+                workloads[one] = _workload(p, one, {name: int(p.step[j])}, {j: 1.0})
     missing = [p.workloads[i].name for i, w in enumerate(workloads) if w is None]
     if missing:
         raise AssertionError(f"allocation leaves workloads unplaced: {missing[:5]}")

@@ -26,7 +26,7 @@ import numpy as np
 from ._heuristics import Assignment, greedy, improve, round_lp
 from ._highs import MILPResult, dive, solve_lp, solve_milp
 from ._matrix import Matrix, build_matrix
-from ._problem import FloatArray, IntArray, Problem, gap
+from ._problem import FloatArray, IntArray, Problem, gap, pack_units
 
 ExactSolver = Literal["highs", "cp-sat", "scipy", "none"]
 
@@ -116,26 +116,25 @@ class _Search:
             )
 
     def offer(self, a: Assignment, phase: str) -> None:
-        """Keep ``a`` if it is feasible and better than the best so far."""
-        if not a.feasible():
+        """Keep ``a`` if it is feasible, still so once packed unit by unit, and better."""
+        if not a.complete():
             self.log(phase, -math.inf)
             return
         a.trim()
-        self.log(phase, a.objective)
-        if a.objective > self.best + 1e-9:
-            self.best, self.v, self.n, self.method = a.objective, a.v.copy(), a.n.copy(), phase
+        n = np.maximum(a.n, pack_units(self.p, a.v))
+        p = self.p
+        cost = float(p.cost @ n)
+        objective = -p.cost_weight * cost + p.performance_weight * a.perf
+        ok = bool((n <= p.available).all()) and (p.budget is None or cost <= p.budget + 1e-6)
+        self.log(phase, objective if ok else -math.inf)
+        if ok and objective > self.best + 1e-9:
+            self.best, self.v, self.n, self.method = objective, a.v.copy(), n, phase
             self.emit(phase, True)
 
     def offer_point(self, z: FloatArray | None, phase: str) -> None:
-        """Keep an exact solver's point (all columns) if it is better."""
-        if z is None:
-            return
-        P = self.p.n_pairs
-        v = np.round(z[:P]).astype(np.int64)
-        a = Assignment(self.p, v)
-        if a.feasible() and a.objective > self.best + 1e-9:
-            self.best, self.v, self.n, self.method = a.objective, a.v.copy(), a.n.copy(), phase
-            self.emit(phase, True)
+        """Offer an exact solver's point (all columns)."""
+        if z is not None:
+            self.offer(Assignment(self.p, np.round(z[: self.p.n_pairs]).astype(np.int64)), phase)
 
     def on_progress(self, phase: str) -> Callable[[float, float, FloatArray | None], bool]:
         def progress(objective: float, bound: float, z: FloatArray | None) -> bool:
