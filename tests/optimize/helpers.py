@@ -62,3 +62,10 @@ def llm(name: str, rps: float) -> WorkloadProfile:
         memory_gb=8,
         gpu_memory_gb=16,
     )
+
+
+def need(module: str) -> None:
+    """Skip (fail under CI) unless ``module`` from the ``optimize`` extra is installed."""
+    from tests.benchmarks.quick import need as _need
+
+    _need(module, extra="optimize")

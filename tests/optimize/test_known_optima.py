@@ -10,7 +10,7 @@ from prsm.performance.optimize import OptimizerSettings, ResourceOptimizer
 from prsm.performance.optimize._heuristics import greedy
 from prsm.performance.optimize._problem import compile_problem
 
-from .helpers import cores, gpu, llm, small, svc
+from .helpers import cores, gpu, llm, need, small, svc
 
 EXACT = OptimizerSettings(in_process=True, target_gap=0.0, time_limit=20)
 
@@ -95,6 +95,7 @@ async def test_sla_is_respected() -> None:
 
 
 async def test_every_solver_finds_the_same_optimum() -> None:
+    need("ortools")
     spec = small()
     found = {}
     for solver in ("highs", "scipy", "cp-sat"):

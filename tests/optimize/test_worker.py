@@ -17,7 +17,7 @@ from prsm.performance.optimize import OptimizerSettings, ResourceOptimizer
 from prsm.performance.optimize._solve import Event
 from prsm.performance.optimize._worker import SolverWorker, _stopped
 
-from .helpers import SMALL, small
+from .helpers import SMALL, need, small
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +77,7 @@ def test_a_stopped_solve_returns_the_best_reported_answer() -> None:
 
 
 def test_cli_writes_table_json_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    need("matplotlib")
     out_json, out_png = tmp_path / "a.json", tmp_path / "a.png"
     code = main(
         [

@@ -125,6 +125,11 @@ class ConstraintSolver:
             return await asyncio.to_thread(elastic_conflicts, problem, time_limit=0.0)
         return result
 
+    async def start(self) -> None:
+        """Start the worker process now (else the first solve pays for its start-up)."""
+        if not self.settings.in_process:
+            await self._worker.start()
+
     async def aclose(self) -> None:
         self._worker.close()
 
@@ -200,6 +205,10 @@ class ResourceOptimizer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    async def start(self) -> None:
+        """Start the solver's worker process ahead of the first solve."""
+        await self.constraint_solver.start()
 
     async def aclose(self) -> None:
         """Stop the solver's worker process."""

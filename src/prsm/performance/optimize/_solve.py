@@ -30,6 +30,9 @@ from ._problem import FloatArray, IntArray, Problem, gap, pack_units
 
 ExactSolver = Literal["highs", "cp-sat", "scipy", "none"]
 
+#: LP diving runs on instances with at least this many (class, type) pairs
+DIVE_FROM_PAIRS = 3000
+
 
 @dataclass(frozen=True, slots=True)
 class SolveOptions:
@@ -173,12 +176,14 @@ def solve(p: Problem, opts: SolveOptions, report: Callable[[Event], None] | None
     v_lp, n_lp = m.split(lp.z)
     if opts.heuristics:
         s.offer(greedy(p), "greedy")
-        slice_ = max(0.05, 0.1 * opts.time_limit)
+        # local search and diving pay off on large instances; small ones go to the exact
+        # solver soon (their LP bound is weaker, and the MILP is quick)
+        slice_ = min(0.1 * opts.time_limit, 0.05 + 2e-5 * p.n_pairs)
         s.offer(
             round_lp(p, v_lp, n_lp, deadline=min(s.deadline, time.perf_counter() + slice_)),
             "lp-rounding",
         )
-        if not s.done():
+        if not s.done() and p.n_pairs >= DIVE_FROM_PAIRS:
             z = dive(p, m, lp, deadline=min(s.deadline, time.perf_counter() + 2 * slice_))
             if z is None:
                 s.log("lp-dive", -math.inf)

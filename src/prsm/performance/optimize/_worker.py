@@ -113,13 +113,25 @@ class SolverWorker:
             return _stopped(self._best, self._last, opts.time_limit + self.grace)
         return found  # type: ignore[no-any-return]
 
-    async def call(self, func: Callable[..., Any], args: tuple[Any, ...], time_limit: float) -> Any:
-        """``func(*args)`` in the worker; raises :class:`TimeoutError` past ``time_limit``
-        (+ ``grace``), the worker then stopped. ``func`` must be importable by name."""
-        found = await self._run(func, args, False, time_limit, None)
+    async def call(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        time_limit: float,
+        on_event: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """``func(*args)`` in the worker (``func`` importable by name); with ``on_event``,
+        ``func`` also gets ``report=`` and what it reports is passed on as it comes. Raises
+        :class:`TimeoutError` past ``time_limit`` (+ ``grace``), the worker then stopped."""
+        found = await self._run(func, args, on_event is not None, time_limit, on_event)
         if found is _STOPPED:
             raise TimeoutError(f"{func.__name__} ran past {time_limit:g}s")
         return found
+
+    async def start(self) -> None:
+        """Start the worker now rather than on the first solve (it takes an interpreter's
+        start-up and the solver's imports)."""
+        await self.call(_ready, (), 60.0)
 
     async def _run(
         self,
@@ -142,7 +154,8 @@ class SolverWorker:
     ) -> Any:
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
-        loop.add_reader(conn.fileno(), ready.set)
+        fd = conn.fileno()
+        loop.add_reader(fd, ready.set)
         t0 = time.perf_counter()
         hard = t0 + time_limit + self.grace
         self._best = self._last = None
@@ -164,13 +177,14 @@ class SolverWorker:
                         return payload
                     if kind == "error":
                         raise RuntimeError(f"the solver worker failed: {payload}")
-                    self._last = payload
-                    if payload.v is not None:
-                        self._best = payload
+                    if isinstance(payload, Event):
+                        self._last = payload
+                        if payload.v is not None:
+                            self._best = payload
                     if on_event is not None:
                         on_event(payload)
         finally:
-            loop.remove_reader(conn.fileno())
+            loop.remove_reader(fd)
         log.warning(
             "solver worker ran past its time limit of %.1fs (+%.1fs grace); stopping it",
             time_limit,
@@ -178,6 +192,14 @@ class SolverWorker:
         )
         self.close()
         return _STOPPED
+
+
+def _ready() -> bool:
+    from . import _solve  # noqa: F401  (imports numpy, scipy and the solver modules)
+    from ._highs import _highspy
+
+    _highspy()
+    return True
 
 
 def _stopped(best: Event | None, last: Event | None, seconds: float) -> Outcome:
