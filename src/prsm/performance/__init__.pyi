@@ -136,6 +136,7 @@ from .monitoring import (
 )
 from .optimize import (
     Allocation as Allocation,
+    AllocationInput as AllocationInput,
     Conflict as Conflict,
     ConstraintSolver as ConstraintSolver,
     CostConstraints as CostConstraints,
@@ -149,6 +150,7 @@ from .optimize import (
     WorkloadAllocation as WorkloadAllocation,
     WorkloadProfile as WorkloadProfile,
     WorkloadProfiler as WorkloadProfiler,
+    load_allocation_file as load_allocation_file,
 )
 from .orchestrator import (
     CACHING_STRATEGIES as CACHING_STRATEGIES,

@@ -1,3 +1,7 @@
+from ._io import (
+    AllocationInput as AllocationInput,
+    load_allocation_file as load_allocation_file,
+)
 from ._model import (
     KindPerformance as KindPerformance,
     ResourceType as ResourceType,

@@ -16,14 +16,13 @@ Two kinds of conflict:
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._highs import solve_lp, solve_milp
 from ._matrix import Matrix, build_matrix
-from ._model import WorkloadProfile
+from ._model import WorkloadProfile, placement
 from ._problem import IntArray, Problem
 from ._result import Conflict
 
@@ -56,16 +55,12 @@ def structural_conflicts(p: Problem) -> list[Conflict]:
 def _slo_conflict(w: WorkloadProfile, p: Problem) -> Conflict | None:
     """The SLO conflict of ``w`` if only its latency SLO keeps it off every type that could
     otherwise run it: the SLO it would need."""
-    from ._model import KindPerformance, placement
-
-    fits = []
-    for r in p.resources:
-        perf = r.performance.get(w.kind)
-        if perf is None:
-            continue
-        relaxed = placement(_with_slo(w, math.inf), r)
-        if not isinstance(relaxed, str) and isinstance(perf, KindPerformance):
-            fits.append((perf.latency_ms, r.name))
+    relaxed = dataclasses.replace(w, latency_slo_ms=1e300)  # any latency meets it
+    fits = [
+        (r.performance[w.kind].latency_ms, r.name)
+        for r in p.resources
+        if not isinstance(placement(relaxed, r), str)
+    ]
     if not fits:
         return None
     fastest, where = min(fits)
@@ -77,12 +72,6 @@ def _slo_conflict(w: WorkloadProfile, p: Problem) -> Conflict | None:
         (w.name,),
         f"the fastest type it may run on is {where} at {fastest:g} ms",
     )
-
-
-def _with_slo(w: WorkloadProfile, slo: float) -> WorkloadProfile:
-    from dataclasses import replace
-
-    return replace(w, latency_slo_ms=slo if math.isfinite(slo) else 1e300)
 
 
 def elastic_conflicts(p: Problem, *, time_limit: float) -> tuple[list[Conflict], bool]:
