@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from .quick import need, run_quick
+from .quick import ROOT, need, run_quick
 
 
 @pytest.mark.slow
 def test_optimizer_benchmark_quick(tmp_path: Path) -> None:
     need("ortools", "matplotlib", extra="optimize")
-    data = run_quick("optimizer", tmp_path, "--plot")
+    # this checkout's sources first (the venv may hold another checkout's package)
+    path = os.pathsep.join([str(ROOT), str(ROOT / "src")])
+    data = run_quick("optimizer", tmp_path, "--plot", env={"PYTHONPATH": path})
     solvers = {row["solver"] for row in data["rows"]}
     assert {"greedy", "LP bound", "ours", "highs", "cp-sat", "scipy"} <= solvers
     ours = [row for row in data["rows"] if row["solver"] == "ours"]
