@@ -76,6 +76,8 @@ from .embeddings import (
     model_path as model_path,
 )
 from .errors import (
+    AllocationError as AllocationError,
+    AllocationTimeoutError as AllocationTimeoutError,
     AuthenticationError as AuthenticationError,
     CacheError as CacheError,
     CacheIntegrityError as CacheIntegrityError,
@@ -84,6 +86,7 @@ from .errors import (
     ConnectionFailed as ConnectionFailed,
     DeadlineExceededError as DeadlineExceededError,
     DependencyMissingError as DependencyMissingError,
+    InfeasibleAllocationError as InfeasibleAllocationError,
     NoCapableNodesError as NoCapableNodesError,
     NoGPUError as NoGPUError,
     OverloadedError as OverloadedError,
@@ -182,6 +185,24 @@ from .monitoring import (
     sign_webhook as sign_webhook,
     slo_burn_rate as slo_burn_rate,
     webhook_payload as webhook_payload,
+)
+from .optimize import (
+    Allocation as Allocation,
+    AllocationInput as AllocationInput,
+    Conflict as Conflict,
+    ConstraintSolver as ConstraintSolver,
+    CostConstraints as CostConstraints,
+    CostOptimizer as CostOptimizer,
+    KindPerformance as KindPerformance,
+    OptimizerSettings as OptimizerSettings,
+    ReplicaPlan as ReplicaPlan,
+    ResourceOptimizer as ResourceOptimizer,
+    ResourceType as ResourceType,
+    ResourceUsage as ResourceUsage,
+    WorkloadAllocation as WorkloadAllocation,
+    WorkloadProfile as WorkloadProfile,
+    WorkloadProfiler as WorkloadProfiler,
+    load_allocation_file as load_allocation_file,
 )
 from .orchestrator import (
     CACHING_STRATEGIES as CACHING_STRATEGIES,

@@ -27,6 +27,7 @@ from .caching.semantic._settings import SemanticSettings
 from .errors import ConfigError
 from .gateway._settings import GatewaySettings
 from .monitoring._settings import AlertSettings, HistorySettings, MonitoringSettings
+from .optimize._settings import OptimizerSettings
 from .orchestrator._settings import OrchestratorSettings
 from .resilience._settings import BreakerSettings
 from .routing._settings import BalancerSettings
@@ -202,6 +203,7 @@ class PRSMConfig:
     history: HistorySettings = dataclasses.field(default_factory=HistorySettings)
     alerts: AlertSettings = dataclasses.field(default_factory=AlertSettings)
     scaling: PredictiveSettings = dataclasses.field(default_factory=PredictiveSettings)
+    optimize: OptimizerSettings = dataclasses.field(default_factory=OptimizerSettings)
 
 
 def load_config(
