@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import yaml
 
-from benchmarks.gateway import Server, family, free_port
+from benchmarks._gateway_peers import Server, family, free_port
 from prsm.performance.http._server import raise_open_files
 
 MODEL = "hostile-chat"

@@ -24,10 +24,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks._gateway_peers import family, load, tree_cpu
 from benchmarks._harness import Report, parser
 from benchmarks._hostile import CASES, Outcome, run_case
 from benchmarks._hostile_servers import MODEL, Servers, start_servers
-from benchmarks.gateway import family, load, tree_cpu
 
 GOAL = "ours meets every check of every case, and at least every peer's score on each"
 

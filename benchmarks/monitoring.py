@@ -40,8 +40,8 @@ from typing import Any
 
 import yaml
 
+from benchmarks._gateway_peers import MODEL, Server, free_port, load, pin, start_sim, tree_cpu
 from benchmarks._harness import Report, median, parser, time_per_call
-from benchmarks.gateway import MODEL, Server, free_port, load, pin, start_sim, tree_cpu
 from prsm.performance.monitoring import (
     HistoryTier,
     MetricsRegistry,
