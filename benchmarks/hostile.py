@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks._gateway_peers import family, load, tree_cpu
+from benchmarks._gateway_peers import load, pin, tree_cpu
 from benchmarks._harness import Report, parser
 from benchmarks._hostile import CASES, Outcome, run_case
 from benchmarks._hostile_servers import MODEL, Servers, start_servers
@@ -47,21 +47,6 @@ async def run_all(
     return outcomes
 
 
-def pin_threads(pid: int, cpus: set[int]) -> None:
-    """Put every thread of ``pid`` and of its direct children on ``cpus`` (granian's Rust
-    runtime runs threads of its own: pinning the process alone would leave them free)."""
-    for member in family(pid):
-        try:
-            tasks = [int(t.name) for t in Path(f"/proc/{member}/task").iterdir()]
-        except OSError:
-            continue  # it ended while we looked
-        for tid in tasks:
-            try:
-                os.sched_setaffinity(tid, cpus)
-            except OSError:
-                continue  # the thread ended since we looked
-
-
 def peak(servers: Servers, *, rounds: int, duration: float) -> list[dict[str, Any]]:
     """Each target's saturated rate (closed loop, 32 connections) and CPU time per answered
     request, non-streaming; the server under test (every thread of it) alone on one CPU, the
@@ -78,8 +63,8 @@ def peak(servers: Servers, *, rounds: int, duration: float) -> list[dict[str, An
         names = list(servers.targets) if r % 2 == 0 else list(reversed(servers.targets))
         for name in names:
             for other, t in servers.targets.items():
-                pin_threads(t.pid, {cpu0} if other == name else {cpu1})
-            pin_threads(servers.sim.proc.pid, {cpu1})
+                pin(t.pid, {cpu0} if other == name else {cpu1})
+            pin(servers.sim.proc.pid, {cpu1})
             pid, port = servers.targets[name].pid, servers.targets[name].port
             if r == 0:  # a fresh server's first seconds are slower
                 load(port, body, rate=0, duration=duration, warmup=0, cpus={cpu1})
