@@ -45,7 +45,7 @@ from ..routing._registry import NodeRegistry
 from ..routing._settings import BalancerSettings, check_strategy
 from ..routing._tracker import PerformanceTracker
 from ..types import AIRequest, ExecutionResult
-from ..upstreams._base import StreamingUpstream, Upstream
+from ..upstreams._base import Upstream, can_stream
 from ._attempt import Pipeline, first_node
 from ._metrics import OrchestratorMetrics, node_snapshots
 from ._settings import OrchestratorSettings, check_caching_strategy
@@ -377,7 +377,7 @@ class PerformanceOrchestrator:
         node's latency is its time to the first chunk.
         """
         upstream = self._need_upstream()
-        if not isinstance(upstream, StreamingUpstream):
+        if not can_stream(upstream):
             raise ConfigError(
                 "upstream", f"{type(upstream).__name__} cannot stream (it has no stream())"
             )

@@ -19,7 +19,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from types import CoroutineType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import orjson
 
@@ -44,6 +44,21 @@ class StreamingUpstream(Upstream, Protocol):
     def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
         """Yield the answer's chunks as the node sends them."""
         ...
+
+
+_STREAMING: dict[type, bool] = {}
+
+
+def can_stream(upstream: Upstream) -> TypeGuard[StreamingUpstream]:
+    """``isinstance(upstream, StreamingUpstream)``, remembered per class: a runtime Protocol
+    check looks up every member on each call (profiled: about 5 % of the gateway's CPU on
+    streamed requests, which check it twice each). Upstreams define ``stream`` on the class,
+    so the answer is the class's."""
+    kind = type(upstream)
+    known = _STREAMING.get(kind)
+    if known is None:
+        known = _STREAMING[kind] = isinstance(upstream, StreamingUpstream)
+    return known
 
 
 Handler = Callable[[NodeSpec, AIRequest], Any]

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import UpstreamError, UpstreamRejectedError
 from ..routing._node import NodeSpec
 from ..types import AIRequest, Response
-from ._base import StreamingUpstream, Upstream
+from ._base import Upstream, can_stream
 
 META_KEY = "upstream"
 
@@ -62,7 +62,7 @@ class DispatchUpstream:
 
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
         upstream = self.upstream_for(node)
-        if not isinstance(upstream, StreamingUpstream):
+        if not can_stream(upstream):
             raise UpstreamError(node.id, "this node's upstream cannot stream", retryable=False)
         async for chunk in upstream.stream(node, request):
             yield chunk
