@@ -111,11 +111,15 @@ async def test_circuit_breaker_as_the_post_builds_and_calls_it() -> None:
     assert await breaker.call(func, 1, 2, model="m") == {"args": (1, 2), "kwargs": {"model": "m"}}
 
 
-def test_auto_scaling_says_that_nothing_scales_yet(caplog: Any) -> None:
+async def test_auto_scaling_as_the_post_writes_it(caplog: Any) -> None:
     import logging
 
+    from prsm.performance import InMemoryBackend, PredictiveScaler
+
+    perf = PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent",
+                                   caching_strategy="multi_tier", monitoring_interval=1.0,
+                                   scaler=PredictiveScaler(InMemoryBackend()))  # fmt: skip
     with caplog.at_level(logging.WARNING):
-        PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent",
-                                caching_strategy="multi_tier", monitoring_interval=1.0)  # fmt: skip
-    assert [r.levelno for r in caplog.records] == [logging.WARNING]
-    assert "nothing scales" in caplog.records[0].getMessage()
+        async with perf:
+            assert perf.snapshot()["scaling"]["running"] is True
+    assert not [r for r in caplog.records if r.name.startswith("prsm.performance.orch")]

@@ -61,6 +61,7 @@ class LoopStep:
             "ready": self.status.ready,
             "starting": self.status.starting,
             "draining": self.status.draining,
+            "arrivals": ctx.arrivals,
             "in_flight": ctx.in_flight,
             "queued": ctx.queued,
             "mean_ongoing": round(ctx.mean_ongoing, 4),
