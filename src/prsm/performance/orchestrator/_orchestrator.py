@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._awaiting import stop_task
 from ..caching._base import ResponseCache
 from ..caching._settings import CacheSettings
 from ..clock import Clock, SystemClock
@@ -459,13 +460,7 @@ class PerformanceOrchestrator:
             await self.scaler.close()
         await self.monitor.close()
         task, self._monitor = self._monitor, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
+        await stop_task(task)
         await self.poller.aclose()
         for part in (self.upstream, self.cache):
             aclose = getattr(part, "aclose", None)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._awaiting import stop_task
 from ..clock import Clock, SystemClock
 from ..errors import ScalingError
 from ..monitoring._registry import MetricsRegistry
@@ -228,9 +229,7 @@ class ScalingLoop:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await stop_task(task)
 
     def snapshot(self, last: int = 50) -> dict[str, Any]:
         """What ``/admin/scaling`` shows: the policy and its parameters, the last steps."""
