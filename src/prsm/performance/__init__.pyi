@@ -66,6 +66,14 @@ from .config import (
     PRSMConfig as PRSMConfig,
     load_config as load_config,
 )
+from .dashboard import (
+    Dashboard as Dashboard,
+    DashboardReply as DashboardReply,
+    TopView as TopView,
+    fetch_top_view as fetch_top_view,
+    render_top as render_top,
+    run_top as run_top,
+)
 from .embeddings import (
     EMBEDDING_DIM as EMBEDDING_DIM,
     MODEL_NAME as MODEL_NAME,
@@ -76,6 +84,7 @@ from .embeddings import (
     model_path as model_path,
 )
 from .errors import (
+    AdminApiError as AdminApiError,
     AllocationError as AllocationError,
     AllocationTimeoutError as AllocationTimeoutError,
     AuthenticationError as AuthenticationError,

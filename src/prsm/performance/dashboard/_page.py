@@ -1,0 +1,113 @@
+"""The live page and its static files, as the gateway serves them under ``/dashboard``.
+
+The files ship in the package (``static/``): the page (``index.html``), its script and style,
+and uPlot's built files (see ``scripts/vendor_uplot.py``). They are read once; each asset's
+URL in the page carries the first 16 hex digits of its SHA-256 (``?v=…``), so an asset asked
+for with its current digest may be cached for a year (``immutable``), while the page itself is
+never cached. Every answer carries a Content-Security-Policy that allows this origin only and
+no inline script or style, so the page can reach nothing but the gateway that served it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from urllib.parse import parse_qs
+
+#: where the gateway serves the page (and, under it, ``/static/NAME``)
+PREFIX = "/dashboard"
+STATIC = f"{PREFIX}/static/"
+PAGE = "index.html"
+#: the files the page is made of (a missing one is a broken install)
+FILES = ("index.html", "dashboard.js", "dashboard.css", "uPlot.iife.min.js", "uPlot.min.css",
+         "uPlot.LICENSE")  # fmt: skip
+CONTENT_TYPES = {
+    ".html": b"text/html; charset=utf-8",
+    ".js": b"text/javascript; charset=utf-8",
+    ".css": b"text/css; charset=utf-8",
+}
+TEXT = b"text/plain; charset=utf-8"
+#: this origin only; no inline script or style, no frames, no forms posted elsewhere
+CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CSP),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+)
+NO_STORE = (b"cache-control", b"no-store")
+IMMUTABLE = (b"cache-control", b"private, max-age=31536000, immutable")
+REVALIDATE = (b"cache-control", b"no-cache")
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardReply:
+    """One answer: status, body, content type and the other headers."""
+
+    status: int
+    body: bytes
+    content_type: tuple[bytes, bytes]
+    headers: tuple[tuple[bytes, bytes], ...]
+
+
+def digest(body: bytes) -> str:
+    """The version an asset's URL carries: 16 hex digits of its SHA-256."""
+    return hashlib.sha256(body).hexdigest()[:16]
+
+
+def read_files() -> dict[str, bytes]:
+    """The packaged files (``static/``), or :class:`FileNotFoundError` naming the missing one."""
+    root = resources.files(__package__ or "prsm.performance.dashboard").joinpath("static")
+    out = {}
+    for name in FILES:
+        item = root.joinpath(name)
+        if not item.is_file():
+            raise FileNotFoundError(
+                f"the dashboard's file {name!r} is missing from the installed package ({root})"
+            )
+        out[name] = item.read_bytes()
+    return out
+
+
+class Dashboard:
+    """Answers ``GET /dashboard`` and ``GET /dashboard/static/NAME`` (``files`` default to the
+    packaged ones). Who may see it is the gateway's decision, made before :meth:`answer`."""
+
+    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+        files = dict(files if files is not None else read_files())
+        if PAGE not in files:
+            raise FileNotFoundError(f"the dashboard needs {PAGE!r}")
+        self.versions = {name: digest(body) for name, body in files.items() if name != PAGE}
+        page = files.pop(PAGE).decode("utf-8")
+        for name, version in self.versions.items():
+            page = page.replace("{{" + name + "}}", version)
+        if "{{" in page:
+            raise ValueError(f"the dashboard page names an asset that is not there: {page!r}")
+        self.page = page.encode("utf-8")
+        self.assets = files
+
+    @staticmethod
+    def handles(path: str) -> bool:
+        """Whether ``path`` is the page's or one of its assets'."""
+        return path in (PREFIX, PREFIX + "/") or path.startswith(STATIC)
+
+    def answer(self, path: str, query: bytes = b"") -> DashboardReply | None:
+        """The page or asset at ``path`` (a GET), or ``None`` when there is none."""
+        if path in (PREFIX, PREFIX + "/"):
+            return DashboardReply(200, self.page, (b"content-type", CONTENT_TYPES[".html"]),
+                                  (NO_STORE, *SECURITY_HEADERS))  # fmt: skip
+        name = path[len(STATIC) :] if path.startswith(STATIC) else ""
+        body = self.assets.get(name)
+        if body is None:
+            return None
+        version = self.versions[name]
+        asked = parse_qs(query.decode("latin-1")).get("v", [""])[-1]
+        cache = IMMUTABLE if asked == version else REVALIDATE
+        ctype = CONTENT_TYPES.get(name[name.rfind(".") :], TEXT)
+        etag = (b"etag", f'"{version}"'.encode())
+        return DashboardReply(200, body, (b"content-type", ctype), (cache, etag, *SECURITY_HEADERS))
