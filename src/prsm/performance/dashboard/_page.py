@@ -28,6 +28,25 @@ CONTENT_TYPES = {
     ".css": b"text/css; charset=utf-8",
 }
 TEXT = b"text/plain; charset=utf-8"
+#: the vendored uPlot (npm ``uplot``, MIT): its version, the npm tarball's integrity, and the
+#: SHA-256 of each file taken from it (``scripts/vendor_uplot.py`` fetches and checks them)
+UPLOT_VERSION = "1.6.32"
+UPLOT_INTEGRITY = "sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw=="
+#: packaged name -> (path in the npm tarball, SHA-256)
+UPLOT_FILES = {
+    "uPlot.iife.min.js": (
+        "package/dist/uPlot.iife.min.js",
+        "19c8d4c6ad88929a79f4ae49d6f7161566dfd0ba3d15cc495e974f787eb78f1f",
+    ),
+    "uPlot.min.css": (
+        "package/dist/uPlot.min.css",
+        "df630c6a8d6f8eeaff264b50f73ce5b114f646ffd9a0bb74f049b0a00135fa04",
+    ),
+    "uPlot.LICENSE": (
+        "package/LICENSE",
+        "8f989229699b4fe2f1a0432d0e9edc338a8a911e250e2d1b01ecd770a5f5b1bd",
+    ),
+}
 #: this origin only; no inline script or style, no frames, no forms posted elsewhere
 CSP = (
     b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
