@@ -9,9 +9,18 @@ import httpx
 import pytest
 
 from prsm.performance.dashboard import Dashboard
-from prsm.performance.dashboard._page import CSP, FILES, PREFIX, UPLOT_FILES, read_files
+from prsm.performance.dashboard._page import (
+    CSP,
+    FILES,
+    HISTORY_BACKFILL,
+    POLLED_ROUTES,
+    PREFIX,
+    UPLOT_FILES,
+    read_files,
+)
 from prsm.performance.gateway._app import GatewayApp
 from prsm.performance.gateway._settings import GatewaySettings, TenantSettings, hash_key
+from prsm.performance.monitoring._recorder import STAGES
 from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
 from prsm.performance.routing._node import NodeSpec
 
@@ -38,6 +47,17 @@ def test_the_page_names_each_asset_with_its_digest_and_holds_no_inline_script() 
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     for name in ("dashboard.js", "dashboard.css"):
         assert b"http://" not in d.assets[name] and b"https://" not in d.assets[name]
+
+
+def test_the_script_polls_and_backfills_what_the_room_says() -> None:
+    """The benchmark's stand-in for an open page (benchmarks/monitoring.py) reads these."""
+    js = read_files()["dashboard.js"].decode()
+    for route in (*POLLED_ROUTES, "/admin/scaling"):
+        assert f'"{route}"' in js, route
+    metrics = set(re.findall(r'metric: "([a-z_.0-9]+)"', js))
+    assert metrics == {m for m, _ in HISTORY_BACKFILL}
+    stages = re.search(r"var STAGES = \[([^\]]*)\]", js)
+    assert stages is not None and stages.group(1) == ", ".join(f'"{s}"' for s in STAGES)
 
 
 def test_page_is_never_cached_and_carries_a_self_only_policy() -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import parse_qs
 
+from ..monitoring._recorder import STAGES
+
 #: where the gateway serves the page (and, under it, ``/static/NAME``)
 PREFIX = "/dashboard"
 STATIC = f"{PREFIX}/static/"
@@ -22,6 +24,19 @@ PAGE = "index.html"
 #: the files the page is made of (a missing one is a broken install)
 FILES = ("index.html", "dashboard.js", "dashboard.css", "uPlot.iife.min.js", "uPlot.min.css",
          "uPlot.LICENSE")  # fmt: skip
+#: what an open page asks for every monitoring interval (``/admin/scaling`` too while it
+#: answers; after a 404, every 30th interval)
+POLLED_ROUTES = ("/admin/metrics/current", "/admin/alerts", "/admin/nodes")
+#: the history each chart starts from when the page opens (metric, labels): the last 15 min
+HISTORY_BACKFILL = (
+    ("application.request_rate", ""), ("business.tokens_per_s", ""),
+    ("application.response_time_p50", ""), ("application.response_time_p95", ""),
+    ("application.response_time_p99", ""),
+    *(("stage.mean", f"stage={s}") for s in STAGES),
+    ("application.error_rate", ""), ("application.cache_hit_rate", ""),
+    ("business.sla_compliance", ""), ("application.queue_depth", ""),
+    ("application.in_flight", ""), ("business.cost_per_s", ""),
+)  # fmt: skip
 CONTENT_TYPES = {
     ".html": b"text/html; charset=utf-8",
     ".js": b"text/javascript; charset=utf-8",
@@ -31,7 +46,10 @@ TEXT = b"text/plain; charset=utf-8"
 #: the vendored uPlot (npm ``uplot``, MIT): its version, the npm tarball's integrity, and the
 #: SHA-256 of each file taken from it (``scripts/vendor_uplot.py`` fetches and checks them)
 UPLOT_VERSION = "1.6.32"
-UPLOT_INTEGRITY = "sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw=="
+UPLOT_INTEGRITY = (
+    "sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IK"
+    "TXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw=="
+)
 #: packaged name -> (path in the npm tarball, SHA-256)
 UPLOT_FILES = {
     "uPlot.iife.min.js": (

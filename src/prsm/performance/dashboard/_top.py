@@ -22,10 +22,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import AdminApiError
+from ..monitoring._recorder import STAGES
 
 #: the admin routes one frame reads
 ROUTES = ("/admin/metrics/current", "/admin/alerts", "/admin/nodes", "/admin/scaling")
-STAGES = ("parse", "auth", "cache", "route", "queue", "upstream", "respond")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +182,11 @@ def _alerts(alerts: dict[str, Any]) -> Table:
     for col in ("alert", "state", "severity", "value"):
         t.add_column(col)
     for a in alerts.get("active", []):
-        labels = ",".join(f"{k}={v}" for k, v in (a.get("labels") or {}).items())
+        labels = ",".join(
+            f"{k}={v}"
+            for k, v in (a.get("labels") or {}).items()
+            if k not in ("alertname", "severity")  # in their own columns
+        )
         style = "bold red" if a["state"] == "firing" else "yellow"
         value = f"{a['value']:.4g}" if _ok(a.get("value")) else "–"
         t.add_row(a["name"] + (f"{{{labels}}}" if labels else ""),

@@ -292,7 +292,9 @@
 
   function renderAlerts(alerts) {
     var rows = (alerts.active || []).map(function (a) {
-      var tr = document.createElement("tr"), labels = Object.keys(a.labels || {}).map(function (k) { return k + "=" + a.labels[k]; });
+      var tr = document.createElement("tr"), labels = Object.keys(a.labels || {}).filter(function (k) {
+        return k !== "alertname" && k !== "severity"; // already in their own columns
+      }).map(function (k) { return k + "=" + a.labels[k]; });
       tr.title = a.summary || "";
       cell(tr, a.name + (labels.length ? " {" + labels.join(", ") + "}" : ""));
       cell(tr, badge(a.state, a.state === "firing" ? "bad" : "warn"));
@@ -315,9 +317,21 @@
     poll();
   }
 
+  // auto-scaling off (404): asked again only every SCALING_RECHECK polls, not each interval
+  var SCALING_RECHECK = 30, scalingSkips = 0;
+  var NO_SCALING = Promise.resolve({ status: 404, body: null });
+
+  function scalingReply() {
+    if (scalingSkips > 0) { scalingSkips--; return NO_SCALING; }
+    return getJSON("/admin/scaling").then(function (r) {
+      if (r.status === 404) scalingSkips = SCALING_RECHECK;
+      return r;
+    });
+  }
+
   function poll() {
-    var paths = ["/admin/metrics/current", "/admin/alerts", "/admin/nodes", "/admin/scaling"];
-    Promise.all(paths.map(getJSON)).then(function (r) {
+    var paths = ["/admin/metrics/current", "/admin/alerts", "/admin/nodes"];
+    Promise.all(paths.map(getJSON).concat([scalingReply()])).then(function (r) {
       var current = r[0];
       if (current.status === 401 || current.status === 403) {
         stop();
