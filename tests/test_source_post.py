@@ -143,9 +143,9 @@ async def test_semantic_cache_get_similar_and_cache_result() -> None:
     await cache.cache_result("What is the capital of France?", "Paris")
     match = await cache.get_similar("what is the capital of france")
     assert match is not None
-    result, similarity = match["result"], match["similarity"]  # the post reads it as a dict
-    assert result == "Paris" and similarity > 0.99
-    assert match.original_query == "What is the capital of France?"
+    # the post reads it as a dict
+    assert match["result"] == "Paris" and match["similarity_score"] > 0.99
+    assert match["original_query"] == "What is the capital of France?"
     assert await cache.get_similar("How do I bake sourdough bread?") is None
 
 

@@ -308,71 +308,77 @@ class PerformanceOrchestrator:
         """Answer ``request``: from cache if it may, else from the best capable node,
         retrying retryable failures as the retry policy decides, within the deadline.
 
-        Recorded (outcome, latency, stages, tokens) in :attr:`recorder`.
-        """
-        start = self.clock.monotonic()
-        try:
-            result = await self._handle(request)
-        except PRSMError as exc:
-            record_failure(self.recorder, request, exc, self.clock.monotonic() - start)
-            raise
-        cached = self.cache is not None and request.cache_mode == "default"
-        record_result(self.recorder, request, result, cached=cached)
-        return result
-
-    async def _handle(self, request: AIRequest) -> ExecutionResult:
-        """:meth:`handle`, unrecorded.
-
         Raises :class:`NoCapableNodesError` / ``UnknownModelError`` when nothing can serve
         it, :class:`DeadlineExceededError` when its deadline passes first, and the
         :class:`UpstreamError` itself when it is not retryable (a client's 4xx) or when the
         policy stops (attempts spent, no node left, a back-off or ``Retry-After`` past the
         deadline). ``result.latency`` is the caller's total wait; ``result.timings["upstream"]``
-        the answering node's time.
+        the answering node's time. Either way it is recorded (outcome, latency, stages,
+        tokens) in :attr:`recorder`.
         """
-        upstream = self.upstream
-        if upstream is None:
-            upstream = self._need_upstream()
         p = self._p
         monotonic = p.monotonic
-        m = self._m
         start = monotonic()
         cache = self.cache
-        cache_s = -1.0
-        if cache is not None and request.cache_mode == "default":
-            hit = await cache.lookup(request)
-            cache_s = monotonic() - start
-            if hit is not None:
-                m.cache_hit.inc()
-                return ExecutionResult(
-                    request.id,
-                    None,
-                    True,
-                    monotonic() - start,
-                    response=hit.response,
-                    attempts=0,
-                    cache=hit.tier,
-                    similarity=hit.similarity,
-                    timings={"cache": cache_s},
-                )
-        deadline = start + (request.timeout or self.settings.default_timeout)
-        picking = monotonic()
-        node = first_node(p, request, picking)
-        route_s = monotonic() - picking
-        result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
-        if not result.ok:
-            result = await retry_unary(p, upstream, request, result, deadline)
-        if cache is not None and request.cache_mode != "no-store" and result.response is not None:
-            await cache.store(request, result.response)
+        consulted = cache is not None and request.cache_mode == "default"
+        try:
+            upstream = self.upstream
+            if upstream is None:
+                upstream = self._need_upstream()
+            m = self._m
+            cache_s = -1.0
+            if consulted:
+                assert cache is not None
+                hit = await cache.lookup(request)
+                cache_s = monotonic() - start
+                if hit is not None:
+                    m.cache_hit.inc()
+                    result = ExecutionResult(
+                        request.id,
+                        None,
+                        True,
+                        monotonic() - start,
+                        response=hit.response,
+                        attempts=0,
+                        cache=hit.tier,
+                        similarity=hit.similarity,
+                        timings={"cache": cache_s},
+                    )
+                    record_result(self.recorder, request, result, cached=True)
+                    return result
+            deadline = start + (request.timeout or self.settings.default_timeout)
+            picking = monotonic()
+            node = first_node(p, request, picking)
+            route_s = monotonic() - picking
+            result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
+            if not result.ok:
+                result = await retry_unary(p, upstream, request, result, deadline)
+            response = result.response
+            if cache is not None and request.cache_mode != "no-store" and response is not None:
+                await cache.store(request, response)
+        except PRSMError as exc:
+            record_failure(self.recorder, request, exc, monotonic() - start)
+            raise
         total = monotonic() - start
+        upstream_s = result.latency
         timings = result.timings
-        timings["upstream"] = result.latency
+        timings["upstream"] = upstream_s
         timings["route"] = route_s
         if cache_s >= 0.0:
             timings["cache"] = cache_s
         result.latency = total
         m.ok.inc()
         m.latency.observe(total)
+        if response is None:
+            tokens_in = tokens_out = 0
+        else:
+            tokens_in = response.input_tokens
+            tokens_out = response.output_tokens or (0 if tokens_in else response.tokens)
+        self.recorder.request(
+            request.kind.value, request.model, request.tenant, result.node_id, "ok", "",
+            total, upstream_s, tokens_in, tokens_out, "miss" if consulted else None, cache_s,
+            route_s,
+        )  # fmt: skip  (record_result's, with the figures at hand)
         return result
 
     def handle_stream(self, request: AIRequest) -> AsyncIterator[bytes]:
