@@ -420,6 +420,24 @@ from .workers import (
 )
 
 __version__: str
+from .analytics import (
+    PROFILES as PROFILES,
+)
+from .analytics import (
+    NabProfile as NabProfile,
+)
+from .analytics import (
+    NabResult as NabResult,
+)
+from .analytics import (
+    NabSeries as NabSeries,
+)
+from .analytics import (
+    load_nab as load_nab,
+)
+from .analytics import (
+    score_corpus as score_corpus,
+)
 from .http import HttpPool as HttpPool
 from .serve import (
     app_from_config as app_from_config,
