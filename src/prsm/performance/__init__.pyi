@@ -424,6 +424,12 @@ from .analytics import (
     PROFILES as PROFILES,
 )
 from .analytics import (
+    AnomalyDetector as AnomalyDetector,
+)
+from .analytics import (
+    AnomalySettings as AnomalySettings,
+)
+from .analytics import (
     NabProfile as NabProfile,
 )
 from .analytics import (

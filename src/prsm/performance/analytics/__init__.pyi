@@ -1,3 +1,5 @@
+from ._detector import AnomalyDetector as AnomalyDetector
+from ._detector import AnomalySettings as AnomalySettings
 from ._nab import PROFILES as PROFILES
 from ._nab import NabProfile as NabProfile
 from ._nab import NabResult as NabResult
