@@ -1,4 +1,5 @@
-"""A small, fast HTTP/1.1 load generator (raw asyncio + httptools), run in its own process.
+"""A small, fast HTTP/1.1 load generator on the project's HTTP client connections
+(:class:`prsm.performance.http.ClientConnection`: asyncio + httptools), run in its own process.
 
 ``python -m benchmarks._loadgen --url URL --body FILE --rate R --duration S`` sends POSTs at a
 fixed rate (open loop: request i is due at ``i / R`` seconds, and its latency is measured from
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httptools
+from prsm.performance.http._client_connection import ClientConnection, open_connection
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -75,38 +76,6 @@ class Stats:
         self.measuring = False
 
 
-class Conn(asyncio.Protocol):
-    def __init__(self, gen: Generator) -> None:
-        self.gen = gen
-        self.parser = httptools.HttpResponseParser(self)
-        self.transport: Any = None
-        self.due = 0.0
-        self.added: float | None = None
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.ready.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.gen.lost(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"x-prsm-added-time":
-            self.added = float(value)
-
-    def on_message_complete(self) -> None:
-        self.gen.done(self, self.parser.get_status_code())
-
-    def send(self, due: float) -> None:
-        self.due = due
-        self.added = None
-        self.transport.write(self.gen.request)
-
-
 class Generator:
     def __init__(self, url: str, body: bytes, headers: list[str], queue_limit: int) -> None:
         parts = urlsplit(url)
@@ -115,41 +84,46 @@ class Generator:
         head = [f"POST {parts.path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         head += ["Content-Type: application/json", f"Content-Length: {len(body)}", *headers]
         self.request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
-        self.idle: list[Conn] = []
+        self.idle: list[ClientConnection] = []
         self.queue: collections.deque[float] = collections.deque()
         self.queue_limit = queue_limit
         self.stats = Stats()
         self.closed_loop = False
-        self.conns: list[Conn] = []
+        self.conns: list[ClientConnection] = []
         self.drained: asyncio.Future[None] | None = None
 
     async def open(self, n: int) -> None:
-        loop = asyncio.get_running_loop()
         for _ in range(n):
-            _, conn = await loop.create_connection(lambda: Conn(self), self.host, self.port)
-            await conn.ready
+            conn = await open_connection(self.host, self.port, on_done=self.done)
             self.conns.append(conn)
             self.idle.append(conn)
 
-    def lost(self, conn: Conn) -> None:
-        if conn in self.idle:
-            self.idle.remove(conn)
+    def send(self, conn: ClientConnection, due: float) -> None:
+        conn.tag = due  # when the request was due: its latency counts from then
+        conn.send(self.request)
 
-    def done(self, conn: Conn, status: int) -> None:
+    def done(self, conn: ClientConnection) -> None:
+        """An answer is complete (or the connection failed): count it, send the next."""
+        if conn.error is not None:
+            if conn in self.idle:
+                self.idle.remove(conn)
+            return
         now = time.perf_counter()
         st = self.stats
         st.total += 1
         if st.measuring:
+            status = conn.status
             if status == 200:
-                st.latencies.append(now - conn.due)
-                if conn.added is not None:
-                    st.added.append(conn.added / 1e3)
+                st.latencies.append(now - conn.tag)
+                for name, value in conn.headers:
+                    if len(name) == 17 and name.lower() == b"x-prsm-added-time":
+                        st.added.append(float(value) / 1e3)
             else:
                 st.errors[status] += 1
         if self.closed_loop:
-            conn.send(now)
+            self.send(conn, now)
         elif self.queue:
-            conn.send(self.queue.popleft())
+            self.send(conn, self.queue.popleft())
         else:
             self.idle.append(conn)
             d = self.drained
@@ -158,7 +132,7 @@ class Generator:
 
     def fire(self, due: float) -> None:
         if self.idle:
-            self.idle.pop().send(due)
+            self.send(self.idle.pop(), due)
         elif len(self.queue) < self.queue_limit:
             self.queue.append(due)
         elif self.stats.measuring:
@@ -220,7 +194,7 @@ async def run(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
             gen.closed_loop = True
             for c in list(gen.idle):
                 gen.idle.remove(c)
-                c.send(time.perf_counter())
+                gen.send(c, time.perf_counter())
             await asyncio.sleep(args.warmup)
     gen.stats.measuring = True
     t0 = time.perf_counter()
@@ -235,7 +209,7 @@ async def run(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
             gen.closed_loop = True
             for c in list(gen.idle):
                 gen.idle.remove(c)
-                c.send(time.perf_counter())
+                gen.send(c, time.perf_counter())
         await asyncio.sleep(args.duration)
         elapsed = time.perf_counter() - t0
         offered = None
@@ -243,7 +217,7 @@ async def run(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
     st = gen.stats
     done = len(st.latencies)
     for c in gen.conns:
-        c.transport.close()
+        c.close()
     return {
         "offered": offered,
         "achieved": done / elapsed,

@@ -27,8 +27,12 @@ from benchmarks import _semantic_qqp as qqp
 from benchmarks._harness import Report, parser, percentile
 from benchmarks._semantic_audit import ceiling, label_audit, load_judged
 from benchmarks._semantic_index import real_sweep, sweep_size
-from prsm.performance.caching.semantic import SemanticCache, SemanticSettings, Verifier
-from prsm.performance.caching.semantic import _adaptive as adaptive
+from prsm.performance.caching.semantic import (
+    SemanticCache,
+    SemanticSettings,
+    Verifier,
+    _adaptive as adaptive,
+)
 from prsm.performance.embeddings._embedder import SentenceTransformerEmbedder
 
 GOAL = ("precision >= 0.80 at recall >= 0.50; F1 >= 0.70; index recall >= 0.99 of brute "

@@ -10,12 +10,14 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from prsm.performance.clock import ManualClock
+from tests.kubo import FakeKubo
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -122,3 +124,15 @@ def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture
+async def kubo() -> AsyncIterator[tuple[FakeKubo, str]]:
+    """A fake Kubo RPC API on a free loopback port: the fake and its base URL."""
+    fake = FakeKubo()
+    await fake.runner.setup()
+    site = web.TCPSite(fake.runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = fake.runner.addresses[0][:2]
+    yield fake, f"http://{host}:{port}"
+    await fake.runner.cleanup()

@@ -42,7 +42,12 @@ def run_quick(
     proc = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(out), *args],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        # this checkout's sources first (a worktree's, not the installed copy's)
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT))),
+            **(env or {}),
+        },
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -4,15 +4,13 @@ restarted), and the IPFS blob store against a fake Kubo HTTP API on loopback."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from prsm.performance.caching import (
     CacheSettings,
@@ -26,6 +24,7 @@ from prsm.performance.clock import ManualClock
 from prsm.performance.errors import CacheError, CacheIntegrityError
 from prsm.performance.types import AIRequest, Response
 from tests.conftest import RedisServer
+from tests.kubo import FakeKubo
 
 pytestmark = pytest.mark.integration
 
@@ -145,58 +144,6 @@ async def test_a_hung_redis_costs_at_most_the_timeout() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
-
-
-class FakeKubo:
-    """The three Kubo RPC endpoints the IPFS blob store uses, in memory."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-        self.pinned: set[str] = set()
-        self.tamper = False
-        app = web.Application()
-        app.router.add_post("/api/v0/add", self.add)
-        app.router.add_post("/api/v0/cat", self.cat)
-        app.router.add_post("/api/v0/pin/rm", self.pin_rm)
-        self.runner = web.AppRunner(app)
-
-    async def add(self, request: web.Request) -> web.Response:
-        assert request.query["pin"] == "true"
-        reader = await request.multipart()
-        part = await reader.next()
-        assert part is not None
-        data = await part.read()  # type: ignore[union-attr]
-        cid = "bafkrei" + hashlib.sha256(data).hexdigest()[:40]
-        self.blobs[cid] = bytes(data)
-        self.pinned.add(cid)
-        return web.json_response({"Name": cid, "Hash": cid, "Size": str(len(data))})
-
-    async def cat(self, request: web.Request) -> web.Response:
-        cid = request.query["arg"]
-        if cid not in self.blobs:
-            return web.json_response(
-                {"Message": "block was not found locally (offline)", "Code": 0, "Type": "error"},
-                status=500,
-            )
-        data = self.blobs[cid]
-        return web.Response(body=b"X" + data[1:] if self.tamper else data)
-
-    async def pin_rm(self, request: web.Request) -> web.Response:
-        cid = request.query["arg"]
-        self.pinned.discard(cid)
-        self.blobs.pop(cid, None)  # stands in for the node's GC
-        return web.json_response({"Pins": [cid]})
-
-
-@pytest.fixture
-async def kubo() -> AsyncIterator[tuple[FakeKubo, str]]:
-    fake = FakeKubo()
-    await fake.runner.setup()
-    site = web.TCPSite(fake.runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = fake.runner.addresses[0][:2]
-    yield fake, f"http://{host}:{port}"
-    await fake.runner.cleanup()
 
 
 async def test_ipfs_blob_store_against_a_kubo_api(

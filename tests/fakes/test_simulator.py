@@ -128,3 +128,25 @@ async def test_api_key_is_required_when_set() -> None:
             assert ok.status_code == 200
     finally:
         await sim.close()
+
+
+@pytest.mark.integration
+async def test_paced_streams_delays_and_http_limits_on_the_server_core() -> None:
+    from prsm.performance.http._settings import HttpServerSettings
+
+    limits = HttpServerSettings(max_url_bytes=256)
+    sim = UpstreamSimulator(SimSettings(port=0, ttft=0.01, tokens_per_second=500, http=limits))
+    port = await sim.start()
+    chat = {"model": "sim-chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 3}
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            async with c.stream("POST", "/v1/chat/completions", json={**chat, "stream": True}) as s:
+                pieces = [p async for p in s.aiter_raw()]
+            assert b"".join(pieces).count(b"data: ") == 4 and len(pieces) >= 2  # paced
+            await c.post("/_control", json={"latency": 0.01})
+            r = await c.post("/v1/chat/completions", json=chat)
+            assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
+            assert (await c.get("/" + "a" * 300)).status_code == 414  # the core's limits
+            assert sim.stats.open_connections >= 1
+    finally:
+        await sim.close()

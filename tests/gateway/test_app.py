@@ -138,7 +138,9 @@ async def test_upstream_client_error_is_passed_on_unretried() -> None:
     upstream.fail["n0"] = UpstreamError("n0", "400", status=400, retryable=False, body=body)
     async with _client(app) as c:
         r = await c.post("/v1/chat/completions", json=CHAT)
-    assert r.status_code == 400 and r.content == body
+    # the node's status and its message, in our error shape (never the node's raw answer)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "upstream_rejected"
+    assert r.json()["error"]["message"].endswith(": too long")
     assert len(upstream.seen) == 1
 
 

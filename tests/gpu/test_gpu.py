@@ -9,19 +9,23 @@ import pytest
 
 from prsm.performance.batching import BatcherSettings, BatchTuner
 from prsm.performance.clock import ManualClock
-from prsm.performance.errors import ConfigError
+from prsm.performance.errors import ConfigError, RequestValidationError
 from prsm.performance.gpu import (
     FakeDevice,
     FakeNVML,
     GPUMemoryManager,
     GPUMonitor,
     GPUProcess,
+    GPURequirements,
     GPUResourceManager,
     GPUScheduler,
+    ModelFootprint,
     PyNVML,
 )
 from prsm.performance.gpu._memory import best_fit
 from prsm.performance.gpu._nvml import MiB
+from prsm.performance.gpu._requirements import parameters_in_name
+from prsm.performance.types import AIRequest
 
 GiB = 1024 * MiB
 
@@ -79,7 +83,9 @@ def test_real_nvml_on_this_machine_reports_no_gpu_or_reads_devices() -> None:
 
 async def test_allocation_without_a_gpu_runs_on_cpu() -> None:
     manager = GPUResourceManager(FakeNVML(unavailable="no NVIDIA driver"))
-    alloc = await manager.allocate_gpu_resources("worker-0", 512)
+    alloc = await manager.allocate_gpu_resources(
+        AIRequest(model="m"), GPURequirements(512, name="worker-0")
+    )
     assert alloc.device == "cpu" and not alloc.on_gpu
     assert alloc.reason == "no GPU: no NVIDIA driver; running on CPU"
     manager.release("worker-0")  # nothing to give back: no error
@@ -87,11 +93,17 @@ async def test_allocation_without_a_gpu_runs_on_cpu() -> None:
 
 async def test_allocation_is_best_fit_across_gpus() -> None:
     manager = GPUResourceManager(fake(10, 3, 5))
-    alloc = await manager.allocate_gpu_resources("small", 2 * 1024)
+    alloc = await manager.allocate_gpu_resources(
+        AIRequest(model="m"), GPURequirements(2 * 1024, name="small")
+    )
     assert alloc.device == "cuda:1" and alloc.on_gpu
-    alloc = await manager.allocate_gpu_resources("medium", 4 * 1024)
+    alloc = await manager.allocate_gpu_resources(
+        AIRequest(model="m"), GPURequirements(4 * 1024, name="medium")
+    )
     assert alloc.device == "cuda:2"
-    alloc = await manager.allocate_gpu_resources("big", 8 * 1024)
+    alloc = await manager.allocate_gpu_resources(
+        AIRequest(model="m"), GPURequirements(8 * 1024, name="big")
+    )
     assert alloc.device == "cuda:0"
 
 
@@ -203,9 +215,7 @@ async def test_a_cancelled_placement_leaves_the_queue(clock: ManualClock) -> Non
 
 
 def test_dynamic_batching_groups_by_key_at_the_learned_size() -> None:
-    manager = GPUResourceManager(
-        FakeNVML(unavailable="none"), batcher_settings=BatcherSettings(max_batch_size=4)
-    )
+    manager = GPUResourceManager(FakeNVML(unavailable="none"), max_batch_size=4)
     reqs = [("a", i) for i in range(6)] + [("b", i) for i in range(3)]
     batches = manager.dynamic_batching(reqs, key=lambda r: r[0])
     assert [len(b) for b in batches] == [4, 2, 3]
@@ -218,7 +228,7 @@ def test_dynamic_batching_groups_by_key_at_the_learned_size() -> None:
 
 
 def test_dynamic_batching_caps_batches_to_gpu_memory() -> None:
-    manager = GPUResourceManager(fake(1), batcher_settings=BatcherSettings(max_batch_size=64))
+    manager = GPUResourceManager(fake(1), max_batch_size=64)
     batches = manager.dynamic_batching(list(range(40)), per_item_mb=100)
     assert [len(b) for b in batches] == [10, 10, 10, 10]  # 1 GiB room / 100 MiB per item
 
@@ -229,3 +239,52 @@ def test_status_reports_placements_and_advice() -> None:
     status = manager.status()
     assert status["available"] and status["placements"]["w0"]["device"] == 0
     assert {"fragmentation", "utilization", "consolidate", "advice", "moves"} <= set(status)
+
+
+async def test_the_post_call_derives_requirements_from_the_request() -> None:
+    """``allocate_gpu_resources(ai_request)`` with one argument, as the post calls it."""
+    manager = GPUResourceManager(fake(24, 8, total_gib=40))
+    alloc = await manager.allocate_gpu_resources(AIRequest(model="meta-llama/Llama-3.1-8B"))
+    # 8e9 parameters x 2 bytes x 1.2 = 18,310 MiB: only the 24 GiB device fits it
+    assert alloc.device == "cuda:0"
+    assert abs(alloc.bytes / 2**20 - 8e9 * 2 * 1.2 / 2**20) < 1.0
+    assert "8B parameters in the name" in alloc.reason
+
+
+def test_requirements_from_a_footprint_grow_with_the_context() -> None:
+    manager = GPUResourceManager(FakeNVML(unavailable="none"))
+    manager.register_model(ModelFootprint("tiny-chat", 1e8, layers=4, kv_width=256))
+    short = manager.analyze_requirements(AIRequest(model="tiny-chat", context_tokens=10))
+    long = manager.analyze_requirements(AIRequest(model="tiny-chat", context_tokens=10_010))
+    per_token = 2 * 4 * 256 * 2
+    assert abs((long.memory_mb - short.memory_mb) * 2**20 - 10_000 * per_token) < 1e-3
+    assert short.source == "footprint of tiny-chat"
+    minilm = manager.analyze_requirements(AIRequest(model="all-MiniLM-L6-v2"))
+    assert 100 < minilm.memory_mb < 120  # 22.7M fp32 weights + 20 % + one token
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("meta-llama/Llama-3.1-8B-Instruct", 8e9),
+        ("Qwen2.5-72B", 72e9),
+        ("mistralai/Mixtral-8x7B-v0.1", 56e9),
+        ("bge-reranker-335m", 335e6),
+        ("gemma-2-9b-it", 9e9),
+        ("gpt-4o", None),
+        ("phi-3-mini-4k", None),
+    ],
+)
+def test_parameter_count_read_from_the_name(name: str, params: float | None) -> None:
+    assert parameters_in_name(name) == params
+
+
+def test_unknown_model_is_refused_naming_the_field() -> None:
+    manager = GPUResourceManager(FakeNVML(unavailable="none"))
+    with pytest.raises(RequestValidationError) as err:
+        manager.analyze_requirements(AIRequest(model="gpt-4o"))
+    assert err.value.field == "model" and "register its footprint" in str(err.value)
+    with pytest.raises(ConfigError, match="memory_mb"):
+        GPURequirements(0)
+    with pytest.raises(ConfigError, match="max_batch_size"):
+        GPUResourceManager(FakeNVML(unavailable="none"), max_batch_size=0)

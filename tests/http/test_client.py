@@ -1,5 +1,6 @@
 """The pooled HTTP/1.1 client against small real servers on loopback: keep-alive reuse, a
-connection the server closed while idle, chunked answers, a server that goes away mid-answer."""
+connection the server closed while idle, chunked answers, a server that goes away mid-answer,
+nothing sent twice, the connection cap, the read timeout, response headers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from prsm.performance.http._client import ConnectionFailed, HttpPool, content, request_head
+from prsm.performance.errors import ConnectionFailed
+from prsm.performance.http._client import HttpPool, content, request_head
+from prsm.performance.http._client_connection import ClientResponse
+from prsm.performance.http._settings import HttpClientSettings
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +31,18 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
 @pytest.fixture
 async def server() -> AsyncIterator[Callable[..., object]]:
     servers: list[asyncio.Server] = []
+    writers: list[asyncio.StreamWriter] = []
+    tasks: list[asyncio.Task[object]] = []
 
     async def start(handler: Handler) -> str:
-        srv = await asyncio.start_server(handler, "127.0.0.1", 0)  # type: ignore[arg-type]
+        async def tracked(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            writers.append(w)
+            task = asyncio.current_task()
+            assert task is not None
+            tasks.append(task)
+            await handler(r, w)  # type: ignore[misc]
+
+        srv = await asyncio.start_server(tracked, "127.0.0.1", 0)
         servers.append(srv)
         return f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
 
@@ -37,6 +50,43 @@ async def server() -> AsyncIterator[Callable[..., object]]:
     for srv in servers:
         srv.close()
         await srv.wait_closed()
+    for task in tasks:
+        task.cancel()
+    for w in writers:
+        w.close()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(0)
+
+
+def _answers(raw: bytes) -> Handler:
+    """A server handler that reads one request, writes ``raw`` and closes."""
+
+    async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(raw)
+        await w.drain()
+        w.close()
+
+    return answer
+
+
+def _echo(connections: list[int], gate: asyncio.Event | None = None) -> Handler:
+    """A keep-alive server handler answering each request with its body (after ``gate``);
+    each connection appends to ``connections``."""
+
+    async def echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        try:
+            while True:
+                body = await _read_request(r)
+                if gate is not None:
+                    await gate.wait()
+                w.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+                await w.drain()
+        except asyncio.IncompleteReadError:
+            w.close()
+
+    return echo
 
 
 def _req(origin: str, body: bytes = b"{}") -> bytes:
@@ -57,9 +107,11 @@ async def test_keep_alive_then_server_closes_idle_connection(server: Callable[..
     origin = await server(once_per_connection)  # type: ignore[misc]
     pool = HttpPool(origin)
     try:
-        assert await pool.request(_req(origin, b'{"a":1}')) == (200, b'{"a":1}')
-        await asyncio.sleep(0.05)
-        assert await pool.request(_req(origin, b'{"b":2}')) == (200, b'{"b":2}')
+        first = await pool.request(_req(origin, b'{"a":1}'))
+        assert (first.status, first.body) == (200, b'{"a":1}')
+        await asyncio.sleep(0.05)  # the server's close reaches the pooled connection
+        second = await pool.request(_req(origin, b'{"b":2}'))
+        assert (second.status, second.body) == (200, b'{"b":2}')
     finally:
         await pool.aclose()
     assert connections == 2
@@ -85,10 +137,12 @@ async def test_chunked_answer_is_read_whole_and_streamed(server: Callable[..., o
     origin = await server(chunked)  # type: ignore[misc]
     pool = HttpPool(origin)
     try:
-        assert await pool.request(_req(origin)) == (200, b"data: 1\n\ndata: 2\n\n")
-        status: list[int] = []
-        parts = [c async for c in pool.stream(_req(origin), status=status)]
-        assert status == [200] and b"".join(parts) == b"data: 1\n\ndata: 2\n\n"
+        whole = await pool.request(_req(origin))
+        assert (whole.status, whole.body) == (200, b"data: 1\n\ndata: 2\n\n")
+        answer = ClientResponse()
+        parts = [c async for c in pool.stream(_req(origin), answer)]
+        assert answer.status == 200 and b"".join(parts) == b"data: 1\n\ndata: 2\n\n"
+        assert answer.header(b"transfer-encoding") == b"chunked"
         assert len(parts) == 2
         assert len(pool.connections) == 1  # both requests used one keep-alive connection
     finally:
@@ -98,13 +152,7 @@ async def test_chunked_answer_is_read_whole_and_streamed(server: Callable[..., o
 async def test_server_gone_mid_answer_is_a_connection_failure(
     server: Callable[..., object],
 ) -> None:
-    async def half(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await _read_request(r)
-        w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
-        await w.drain()
-        w.close()
-
-    origin = await server(half)  # type: ignore[misc]
+    origin = await server(_answers(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial"))  # type: ignore[misc]
     pool = HttpPool(origin)
     try:
         with pytest.raises(ConnectionFailed) as err:
@@ -129,10 +177,11 @@ async def test_answer_without_length_ends_when_the_server_closes(
     origin = await server(unframed)  # type: ignore[misc]
     pool = HttpPool(origin)
     try:
-        assert await pool.request(_req(origin)) == (200, b'{"ok": true}')
-        status: list[int] = []
-        parts = [c async for c in pool.stream(_req(origin), status=status)]
-        assert status == [200] and b"".join(parts) == b'{"ok": true}'
+        whole = await pool.request(_req(origin))
+        assert (whole.status, whole.body) == (200, b'{"ok": true}')
+        answer = ClientResponse()
+        parts = [c async for c in pool.stream(_req(origin), answer)]
+        assert answer.status == 200 and b"".join(parts) == b'{"ok": true}'
     finally:
         await pool.aclose()
 
@@ -140,3 +189,146 @@ async def test_answer_without_length_ends_when_the_server_closes(
 def test_origin_must_be_http() -> None:
     with pytest.raises(ValueError, match="origin"):
         HttpPool("ftp://x")
+
+
+async def test_a_failure_after_the_request_was_sent_is_raised_not_sent_again(
+    server: Callable[..., object],
+) -> None:
+    """Defect 5 of issue 14: on a reused connection, a failure before the first byte of the
+    answer used to be re-sent on a new connection, so the server ran the request twice."""
+    received: list[bytes] = []
+
+    async def answers_once_then_drops(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        body = await _read_request(r)
+        received.append(body)
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await w.drain()
+        received.append(await _read_request(r))  # the second request arrives: it is "run"
+        w.transport.abort()  # ... and the server dies before answering
+
+    origin = await server(answers_once_then_drops)  # type: ignore[misc]
+    pool = HttpPool(origin)
+    try:
+        assert (await pool.request(_req(origin, b'{"n":1}'))).status == 200
+        with pytest.raises(ConnectionFailed) as err:
+            await pool.request(_req(origin, b'{"n":2}'))
+        assert err.value.sent and not err.value.received
+        await asyncio.sleep(0.05)
+    finally:
+        await pool.aclose()
+    assert received == [b'{"n":1}', b'{"n":2}']  # the second request reached it once
+
+
+async def test_a_stream_that_fails_after_sending_is_raised_not_sent_again(
+    server: Callable[..., object],
+) -> None:
+    received: list[bytes] = []
+
+    async def drops_the_second(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        received.append(await _read_request(r))
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await w.drain()
+        received.append(await _read_request(r))
+        w.transport.abort()
+
+    origin = await server(drops_the_second)  # type: ignore[misc]
+    pool = HttpPool(origin)
+    try:
+        await pool.request(_req(origin))
+        with pytest.raises(ConnectionFailed):
+            async for _ in pool.stream(_req(origin), ClientResponse()):
+                pass
+        await asyncio.sleep(0.05)
+    finally:
+        await pool.aclose()
+    assert len(received) == 2
+
+
+async def test_an_idle_connection_past_idle_timeout_is_not_reused(
+    server: Callable[..., object],
+) -> None:
+    connections: list[int] = []
+    origin = await server(_echo(connections))  # type: ignore[misc]
+    pool = HttpPool(origin, HttpClientSettings(idle_timeout=0.05))
+    try:
+        await pool.request(_req(origin))
+        await pool.request(_req(origin))  # reused at once
+        assert len(connections) == 1
+        await asyncio.sleep(0.1)
+        await pool.request(_req(origin))  # idle too long: a new connection
+        assert len(connections) == 2
+    finally:
+        await pool.aclose()
+
+
+async def test_the_connection_cap_makes_requests_wait_for_a_free_connection(
+    server: Callable[..., object],
+) -> None:
+    connections: list[int] = []
+    release = asyncio.Event()
+    origin = await server(_echo(connections, release))  # type: ignore[misc]
+    pool = HttpPool(origin, HttpClientSettings(max_connections=2))
+    try:
+        calls = [asyncio.ensure_future(pool.request(_req(origin, b"%d" % i))) for i in range(5)]
+        await asyncio.sleep(0.05)
+        assert len(pool.connections) == 2 and len(pool.waiters) == 3
+        release.set()
+        answers = await asyncio.gather(*calls)
+    finally:
+        release.set()
+        await pool.aclose()
+    assert sorted(a.body for a in answers) == [b"%d" % i for i in range(5)]
+    assert len(connections) == 2
+
+
+async def test_read_timeout_bounds_the_wait_for_a_silent_server(
+    server: Callable[..., object],
+) -> None:
+    async def silent(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        await asyncio.sleep(5)
+
+    origin = await server(silent)  # type: ignore[misc]
+    pool = HttpPool(origin, HttpClientSettings(read_timeout=0.05))
+    try:
+        with pytest.raises(TimeoutError, match="no byte"):
+            await pool.request(_req(origin))
+    finally:
+        await pool.aclose()
+
+
+async def test_answer_headers_are_exposed(server: Callable[..., object]) -> None:
+    limited = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\ncontent-length: 2\r\n\r\n{}"
+    origin = await server(_answers(limited))  # type: ignore[misc]
+    pool = HttpPool(origin)
+    try:
+        answer = await pool.request(_req(origin))
+    finally:
+        await pool.aclose()
+    assert answer.status == 429 and answer.header(b"retry-after") == b"7"
+    assert answer.header(b"x-missing") is None
+
+
+async def test_connecting_to_nothing_is_a_failure_before_sending() -> None:
+    from tests.conftest import free_port
+
+    origin = f"http://127.0.0.1:{free_port()}"
+    pool = HttpPool(origin)
+    with pytest.raises(ConnectionFailed) as err:
+        await pool.request(_req(origin))
+    assert not err.value.sent
+
+
+async def test_an_endless_answer_head_is_a_failure_not_a_memory_leak(
+    server: Callable[..., object],
+) -> None:
+    endless = b"HTTP/1.1 200 OK\r\n" + b"".join(
+        b"X-%d: %s\r\n" % (i, b"v" * 100) for i in range(2000)
+    )
+    origin = await server(_answers(endless))  # type: ignore[misc]
+    pool = HttpPool(origin)
+    try:
+        with pytest.raises(ConnectionFailed, match="header section is too large"):
+            await pool.request(_req(origin))
+    finally:
+        await pool.aclose()

@@ -4,6 +4,7 @@ metrics in the injected registry, node management, options."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,11 +25,14 @@ from prsm.performance.errors import (
     UpstreamTimeoutError,
 )
 from prsm.performance.monitoring._registry import MetricsRegistry
+from prsm.performance.orchestrator import OrchestratorSettings
 from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
 from prsm.performance.resilience import BreakerSettings, CircuitState
 from prsm.performance.routing._node import NodeMetrics, NodeSpec, NodeState
 from prsm.performance.types import AIRequest, Response
 from prsm.performance.upstreams._base import CallableUpstream
+
+from .conftest import SleepRecordingClock
 
 
 def _sample(perf: PerformanceOrchestrator, name: str, **labels: str) -> float | None:
@@ -97,7 +101,7 @@ async def test_handle_retries_on_the_next_node(clock: ManualClock) -> None:
     result = await perf.handle(REQ)
     assert result.ok and result.node_id == "n1" and result.attempts == 2
     assert rec.calls == ["n0", "n1"]
-    assert _sample(perf, "orchestrator_retries_total") == 1.0
+    assert _sample(perf, "orchestrator_retries_total", reason="server_error") == 1.0
     assert _sample(perf, "node_failures_total", node="n0") == 1.0
     assert _sample(perf, "orchestrator_requests_total", outcome="ok") == 1.0
 
@@ -166,10 +170,17 @@ async def test_out_of_attempts_raises_the_last_upstream_error(clock: ManualClock
     with pytest.raises(UpstreamError, match="n2"):
         await perf.handle(REQ)
     assert rec.calls == ["n0", "n1", "n2"]
-    perf2 = _perf(clock, Recorder(), n=1)
-    perf2.upstream = CallableUpstream(lambda n, r: (_ for _ in ()).throw(RuntimeError("x")))
+
+
+async def test_the_only_node_is_retried_after_back_offs(auto_clock: SleepRecordingClock) -> None:
+    rec = Recorder()
+    perf = _perf(auto_clock, rec, n=1, settings=OrchestratorSettings(retry_jitter=0.0))
+    perf.upstream = CallableUpstream(lambda n, r: (_ for _ in ()).throw(RuntimeError("x")))
     with pytest.raises(UpstreamError, match="RuntimeError: x"):
-        await perf2.handle(REQ)  # the only node failed: nothing left to try
+        await perf.handle(REQ)  # the only node failed three times: attempts spent
+    assert auto_clock.slept == [0.1, 0.2]  # back-off between rounds: 0.1 s, then doubled
+    assert _sample(perf, "orchestrator_gave_up_total", reason="attempts") == 1.0
+    assert _sample(perf, "orchestrator_retries_total", reason="unavailable") == 2.0
 
 
 async def test_routing_errors(clock: ManualClock) -> None:
@@ -387,16 +398,21 @@ def test_from_config(tmp_path: Any) -> None:
     assert perf.registry.get("a").capabilities == {"chat"}
 
 
-async def test_full_nodes_are_not_picked_and_in_flight_returns_to_zero(clock: ManualClock) -> None:
-    gate = asyncio.Event()
+def gated(gate: asyncio.Event) -> CallableUpstream:
+    """An upstream whose every call waits for ``gate``, then answers its node's id."""
 
     async def slow(node: NodeSpec, request: AIRequest) -> str:
         await gate.wait()
         return node.id
 
+    return CallableUpstream(slow)
+
+
+async def test_full_nodes_are_not_picked_and_in_flight_returns_to_zero(clock: ManualClock) -> None:
+    gate = asyncio.Event()
     perf = PerformanceOrchestrator(
         nodes=[NodeSpec(f"n{i}", models={"m"}, max_concurrency=2) for i in range(2)],
-        upstream=CallableUpstream(slow),
+        upstream=gated(gate),
         clock=clock,
     )
     tasks = [asyncio.create_task(perf.handle(REQ)) for _ in range(4)]
@@ -409,3 +425,29 @@ async def test_full_nodes_are_not_picked_and_in_flight_returns_to_zero(clock: Ma
     results = await asyncio.gather(*tasks)
     assert sorted(r.node_id or "" for r in results) == ["n0", "n0", "n1", "n1"]
     assert [e.in_flight for e in perf.registry.entries()] == [0, 0]
+
+
+def test_auto_scaling_logs_one_clear_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent")
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1
+    assert "auto_scaling=True" in warned[0].getMessage()
+    assert "nothing scales" in warned[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        PerformanceOrchestrator(auto_scaling=False)
+        PerformanceOrchestrator()
+    assert not caplog.records
+
+
+async def test_a_node_removed_mid_attempt_is_not_learned_again(clock: ManualClock) -> None:
+    gate = asyncio.Event()
+    perf = PerformanceOrchestrator(nodes=[NodeSpec("a", models={"m"})], upstream=gated(gate),
+                                   clock=clock)  # fmt: skip
+    task = asyncio.create_task(perf.handle(REQ))
+    await asyncio.sleep(0)
+    perf.remove_node("a")
+    gate.set()
+    assert (await task).ok
+    assert "a" not in perf.tracker.all()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from prsm.performance.clock import ManualClock
 from prsm.performance.errors import CircuitBreakerOpenError, ConfigError, UpstreamError
@@ -256,3 +255,33 @@ def test_transitions_follow_the_state_machine(
             assert event is Event.ALLOW and state.state is CircuitState.HALF_OPEN
         if state.state is CircuitState.OPEN:
             assert not transition(state, Event.ALLOW, state.opened_at + reset * 0.999, s)[1]
+
+
+async def test_the_source_posts_breaker_works_as_written() -> None:
+    clock = ManualClock()
+    breaker = CircuitBreaker(failure_threshold=5, reset_timeout=60, clock=clock)
+    assert breaker.settings.failure_threshold == 5 and breaker.settings.reset_timeout == 60.0
+
+    async def func(x: int, *, y: int) -> int:
+        return x + y
+
+    assert await breaker.call(func, 1, y=2) == 3
+
+    async def down() -> None:
+        raise ConnectionError("refused")
+
+    for _ in range(5):
+        with pytest.raises(ConnectionError):
+            await breaker.call(down)
+    with pytest.raises(CircuitBreakerOpenError) as info:
+        await breaker.call(func, 1, y=2)
+    assert info.value.retry_after == pytest.approx(60.0)
+    clock.advance(60)
+    assert await breaker.call(func, 1, y=2) == 3  # the half-open probe closes it
+    assert breaker.state is CircuitState.CLOSED
+    tight = CircuitBreaker("api", BreakerSettings(success_threshold=2), failure_threshold=1)
+    assert tight.settings.failure_threshold == 1 and tight.settings.success_threshold == 2
+    with pytest.raises(ConfigError, match="failure_threshold"):
+        CircuitBreaker(failure_threshold=0)
+    with pytest.raises(TypeError, match="keyword"):
+        CircuitBreaker(5, 60)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""The load balancer: exclusions, errors, agreement with the pure strategies, properties."""
+"""The load balancer: exclusions, errors, signal ages, and agreement with the brute-force
+reference (``reference.py``) under random sequences of events."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ import math
 import random
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
+from prsm.performance.clock import ManualClock
 from prsm.performance.errors import NoCapableNodesError, UnknownModelError
 from prsm.performance.routing._balancer import AILoadBalancer
-from prsm.performance.routing._node import NodeMetrics, NodeSpec, NodeState
+from prsm.performance.routing._node import NodeMetrics, NodeSpec
 from prsm.performance.routing._registry import NodeRegistry
 from prsm.performance.routing._settings import ROUTING_STRATEGIES, BalancerSettings
-from prsm.performance.routing._strategies import StrategyState, choose
 from prsm.performance.types import AIRequest
+
+from .reference import Reference, capable, choose, eligible, key
 
 
 def _balancer(strategy: str = "intelligent", n: int = 4, **kw: object) -> AILoadBalancer:
@@ -114,119 +116,230 @@ async def test_route_request_is_the_posts_call() -> None:
     assert (await b.route_request(REQ)).id == "n0"
 
 
-# -- properties ---------------------------------------------------------------------------
+def test_stale_readings_fade_into_what_the_gateway_sees() -> None:
+    clock = ManualClock()
+    reg = NodeRegistry([NodeSpec(f"n{i}", models={"m"}, max_concurrency=4) for i in range(2)])
+    s = BalancerSettings(strategy="least_loaded", signal_ttl=5.0, signal_decay=10.0)
+    b = AILoadBalancer(reg, settings=s, clock=clock)
+    reg.update_metrics("n0", NodeMetrics(cpu=1.0, memory=1.0, queue_depth=3))  # stamped at 0
+    reg.acquire("n1")  # n1: idle by its own account (it reports nothing), one in flight here
+    assert b.pick(REQ, clock.monotonic()).id == "n1"
+    report = b.load_report("n0")
+    assert (report["state"], report["weight"], report["source"]) == ("fresh", 1.0, "reported")
+    clock.advance(16.0)  # n0's reading is stale: both are scored from what we see
+    assert b.load_report("n0")["state"] == "stale"
+    assert b.pick(REQ, clock.monotonic()).id == "n0"  # no timer missed: its key was recomputed
+    reg.poll_failed("n0", "timeout after 2.0s", clock.monotonic())
+    report = b.load_report("n0")
+    assert (report["poll_error"], report["poll_failures"]) == ("timeout after 2.0s", 1)
+    assert report["age"] == pytest.approx(16.0)
+    assert b.load_report("n1")["state"] == "none"
+
+
+def test_registry_adopts_the_balancers_clock() -> None:
+    clock = ManualClock(start=100.0)
+    reg = NodeRegistry([NodeSpec("a", models={"m"})])
+    AILoadBalancer(reg, clock=clock)
+    reg.update_metrics("a", NodeMetrics(cpu=0.5))
+    assert reg.entry("a").reported_at == 100.0
+    own = NodeRegistry(clock=ManualClock(start=7.0))
+    AILoadBalancer(own, clock=clock)
+    assert own.clock.monotonic() == 7.0
+
+
+def test_added_and_removed_nodes_edit_groups_in_place() -> None:
+    b = _balancer("least_loaded", n=3)
+    assert b.pick(REQ, 0.0).id == "n0"
+    group = next(iter(b._groups.values()))
+    b.registry.add(NodeSpec("n9", models={"m"}, max_concurrency=2))
+    b.registry.remove("n0")
+    assert next(iter(b._groups.values())) is group  # no rebuild
+    assert group.ids == [None, "n1", "n2", "n9"]
+    assert b.pick(REQ, 0.0).id == "n1"
+    for i in range(20):  # many removals: the group is compacted (rebuilt) at some point
+        b.registry.add(NodeSpec(f"x{i}", models={"m"}))
+        b.registry.remove(f"x{i}")
+    assert b.pick(REQ, 0.0).id == "n1"
+    assert len(next(iter(b._groups.values())).ids) < 24
+
+
+# -- agreement with the reference -------------------------------------------------------------
 
 CAPS = ("chat", "tools", "vision")
 MODELS = ("m1", "m2")
+DETERMINISTIC = ("intelligent", "least_loaded", "latency", "round_robin", "weighted_round_robin")
 
 
 @st.composite
-def worlds(draw: st.DrawFn) -> tuple[AILoadBalancer, list[AIRequest], float]:
-    n = draw(st.integers(1, 12))
-    specs = []
-    for i in range(n):
-        specs.append(
-            NodeSpec(
-                f"n{i}",
-                models=frozenset(draw(st.sets(st.sampled_from(MODELS)))),
-                capabilities=frozenset(draw(st.sets(st.sampled_from(CAPS)))),
-                max_context=draw(st.sampled_from([0, 4096, 32768])),
-                max_concurrency=draw(st.integers(1, 3)),
-                queue_size=draw(st.integers(0, 1)),
-                weight=draw(st.sampled_from([0.5, 1.0, 3.0])),
-            )
-        )
-    strategy = draw(st.sampled_from(ROUTING_STRATEGIES))
-    b = AILoadBalancer(
-        NodeRegistry(specs),
-        settings=BalancerSettings(strategy=strategy),
-        rng=random.Random(draw(st.integers(0, 1000))),
+def node_specs(draw: st.DrawFn, name: str) -> NodeSpec:
+    return NodeSpec(
+        name,
+        models=frozenset(draw(st.sets(st.sampled_from(MODELS), min_size=1))),
+        capabilities=frozenset(draw(st.sets(st.sampled_from(CAPS)))),
+        max_context=draw(st.sampled_from([0, 4096, 32768])),
+        max_concurrency=draw(st.integers(1, 3)),
+        queue_size=draw(st.integers(0, 1)),
+        weight=draw(st.sampled_from([0.5, 1.0, 3.0])),
     )
-    now = draw(st.floats(0, 100))
-    for spec in specs:
-        if draw(st.booleans()):
-            b.registry.drain(spec.id)
-        for _ in range(draw(st.integers(0, 4))):
-            b.registry.acquire(spec.id)
-        b.registry.update_metrics(
-            spec.id, NodeMetrics(cpu=draw(st.floats(0, 1)), memory=draw(st.floats(0, 1)))
-        )
-        b.set_blocked(spec.id, draw(st.sampled_from([0.0, math.inf, now - 1, now + 1])))
-        if draw(st.booleans()):
-            b.tracker.record(spec.id, draw(st.floats(0, 5)), draw(st.booleans()), now)
-    requests = [
-        AIRequest(
-            model=draw(st.sampled_from(("", *MODELS))),
-            required_capabilities=frozenset(draw(st.sets(st.sampled_from(CAPS)))),
-            context_tokens=draw(st.sampled_from([0, 1000, 8000, 100_000])),
-        )
-        for _ in range(draw(st.integers(1, 6)))
+
+
+requests = st.builds(
+    AIRequest,
+    model=st.sampled_from(("", *MODELS)),
+    required_capabilities=st.frozensets(st.sampled_from(CAPS), max_size=2),
+    context_tokens=st.sampled_from([0, 1000, 8000, 100_000]),
+)
+fraction = st.floats(0, 1)
+events = st.one_of(
+    st.tuples(st.just("pick"), st.integers(0, 3), st.sets(st.integers(0, 15), max_size=2)),
+    st.tuples(st.just("acquire"), st.integers(0, 15)),
+    st.tuples(st.just("release"), st.integers(0, 15)),
+    st.tuples(
+        st.just("report"),
+        st.integers(0, 15),
+        fraction,
+        st.one_of(st.none(), fraction),
+        st.one_of(st.none(), st.integers(0, 5)),
+    ),
+    st.tuples(st.just("report"), st.integers(0, 15), st.none(), st.none(), st.none()),
+    st.tuples(st.just("advance"), st.sampled_from([0.5, 2.5, 4.0, 7.0, 30.0])),
+    st.tuples(st.just("block"), st.integers(0, 15), st.sampled_from([0.0, math.inf, 1.0, 9.0])),
+    st.tuples(st.just("learn"), st.integers(0, 15), st.floats(0, 5), st.booleans()),
+    st.tuples(st.just("drain"), st.integers(0, 15), st.booleans()),
+    st.tuples(st.just("add"), node_specs("new")),
+    st.tuples(st.just("remove"), st.integers(0, 15)),
+    st.tuples(st.just("update"), st.integers(0, 15), node_specs("upd")),
+)
+
+
+def _pick_or_none(
+    b: AILoadBalancer, request: AIRequest, now: float, exclude: set[str]
+) -> str | None:
+    try:
+        return b.pick(request, now, exclude=exclude).id
+    except (NoCapableNodesError, UnknownModelError):
+        return None
+
+
+def _check_power_of_two(
+    ref: Reference, b: AILoadBalancer, request: AIRequest, now: float, exclude: set[str]
+) -> str | None:
+    got = _pick_or_none(b, request, now, exclude)
+    ok = [
+        e for e in b.registry.entries() if capable(b, e, request) and eligible(ref, e, now, exclude)
     ]
-    return b, requests, now
+    if got is None:
+        assert not ok
+        return None
+    assert got in {e.id for e in ok}
+    keys = sorted(key(b, e, now, "power_of_two") for e in ok)
+    if len(keys) >= 2 and keys[0] < keys[1]:  # one strictly worst: never the winner of two
+        assert key(b, b.registry.entry(got), now, "power_of_two") > keys[0]
+    return got
 
 
-def _eligible(b: AILoadBalancer, node_id: str, request: AIRequest, now: float) -> bool:
-    e = b.registry.entry(node_id)
-    if not request.capabilities_needed <= e.caps:
-        return False
-    if (
-        request.context_tokens
-        and e.spec.max_context
-        and e.spec.max_context < request.context_tokens
-    ):
-        return False
-    return (
-        e.state is NodeState.ACTIVE
-        and e.in_flight < e.capacity
-        and b.exclusion(node_id, now) is None
-        and (b._blocked.get(node_id, 0.0) <= now)
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(node_specs("n"), min_size=1, max_size=8),
+    st.sampled_from(ROUTING_STRATEGIES),
+    st.lists(requests, min_size=1, max_size=4),
+    st.lists(events, min_size=5, max_size=60),
+    st.integers(0, 1000),
+)
+def test_balancer_equals_the_brute_force_reference(
+    specs: list[NodeSpec],
+    strategy: str,
+    reqs: list[AIRequest],
+    script: list[tuple[object, ...]],
+    seed: int,
+) -> None:
+    clock = ManualClock()
+    specs = [s.with_changes(id=f"n{i}") for i, s in enumerate(specs)]
+    reg = NodeRegistry(specs)
+    settings_ = BalancerSettings(
+        strategy=strategy, latency_explore=0.0, signal_ttl=5.0, signal_decay=10.0
     )
+    b = AILoadBalancer(reg, settings=settings_, rng=random.Random(seed), clock=clock)
+    ref = Reference()
+    version = reg.version
+    added = 0
+
+    def check(request: AIRequest, now: float, exclude: set[str]) -> str | None:
+        if strategy == "power_of_two":
+            return _check_power_of_two(ref, b, request, now, exclude)
+        want = choose(ref, b, request, now, exclude)
+        got = _pick_or_none(b, request, now, exclude)
+        assert got == want, (strategy, request, now, exclude)
+        return got
+
+    def node(i: object) -> str | None:
+        ids = [e.id for e in reg.entries()]
+        return ids[int(i) % len(ids)] if ids else None  # type: ignore[call-overload]
+
+    for event in script:
+        op, *args = event
+        now = clock.monotonic()
+        target = node(args[0]) if args and isinstance(args[0], int) else None
+        if op == "pick":
+            request = reqs[int(args[0]) % len(reqs)]  # type: ignore[call-overload]
+            exclude = {n for i in args[1] if (n := node(i)) is not None}  # type: ignore[attr-defined]
+            got = check(request, now, exclude)
+            if got is not None:
+                reg.acquire(got)  # picks change loads and fill nodes
+        elif op == "advance":
+            clock.advance(float(args[0]))  # type: ignore[arg-type]
+        elif op == "add":
+            spec = args[0].with_changes(id=f"a{added}")  # type: ignore[attr-defined]
+            added += 1
+            reg.add(spec)
+            ref.membership_changed(reg.entry(spec.id), reg)
+        elif target is None:
+            continue
+        elif op == "acquire":
+            reg.acquire(target)
+        elif op == "release":
+            reg.release(target)
+        elif op == "report":
+            reg.update_metrics(
+                target,
+                NodeMetrics(cpu=args[1], memory=args[2], queue_depth=args[3]),  # type: ignore[arg-type]
+            )
+        elif op == "block":
+            until = float(args[1])  # type: ignore[arg-type]
+            until = until if until in (0.0, math.inf) else now + until
+            b.set_blocked(target, until)
+            ref.block(target, until)
+        elif op == "learn":
+            b.tracker.record(target, float(args[1]), bool(args[2]), now)  # type: ignore[arg-type]
+        elif op == "drain":
+            (reg.drain if args[1] else reg.activate)(target)
+        elif op == "remove":
+            entry = reg.entry(target)
+            reg.remove(target)
+            ref.block(target, 0.0)
+            ref.membership_changed(entry, reg)
+        elif op == "update":
+            reg.update(args[1].with_changes(id=target))  # type: ignore[attr-defined]
+        if reg.version != version:  # the request shapes changed: schedules are drawn again
+            version = reg.version
+            ref.redraw_schedules()
+        for request in reqs:  # after every event, every request shape agrees
+            check(request, clock.monotonic(), set())
 
 
-@settings(max_examples=150, deadline=None)
-@given(worlds())
-def test_never_picks_an_incapable_draining_full_or_open_node(
-    world: tuple[AILoadBalancer, list[AIRequest], float],
-) -> None:
-    b, requests, now = world
-    for request in requests:
-        for _ in range(3):
-            try:
-                node = b.pick(request, now)
-            except (NoCapableNodesError, UnknownModelError):
-                assert not any(_eligible(b, e.id, request, now) for e in b.registry.entries())
-                break
-            assert _eligible(b, node.id, request, now)
-            b.registry.acquire(node.id)  # picks change loads and fill nodes
+@settings(max_examples=60, deadline=None)
+@given(st.lists(node_specs("n"), min_size=2, max_size=10), st.integers(0, 100))
+def test_round_robin_serves_every_eligible_node_in_turn(specs: list[NodeSpec], seed: int) -> None:
+    specs = [s.with_changes(id=f"n{i}", models=frozenset({"m"})) for i, s in enumerate(specs)]
+    b = AILoadBalancer(NodeRegistry(specs), settings=BalancerSettings(strategy="round_robin"))
+    picks = [b.pick(REQ, 0.0).id for _ in range(2 * len(specs))]
+    assert picks == [s.id for s in specs] * 2
 
 
-@settings(max_examples=100, deadline=None)
-@given(worlds(), st.sampled_from(["intelligent", "least_loaded", "latency", "round_robin",
-                                  "weighted_round_robin"]))  # fmt: skip
-def test_incremental_picks_equal_the_pure_strategy(
-    world: tuple[AILoadBalancer, list[AIRequest], float], strategy: str
-) -> None:
-    b, requests, now = world
-    b.settings = BalancerSettings(strategy=strategy, latency_explore=0.0)
-    b.set_strategy(strategy)
-    request = requests[0]
-    state = StrategyState()
-    for _ in range(4):
-        cands = b.candidates(request, now)
-        i, state = choose(strategy, cands, state, random.Random(0), b.settings)
-        try:
-            got = b.pick(request, now).id
-        except (NoCapableNodesError, UnknownModelError):
-            assert i is None
-            return
-        assert i is not None
-        assert got == cands[i].node_id
-        b.registry.acquire(got)  # the next pick sees the changed load (and the heap's update)
-
-
-def test_many_updates_keep_the_heap_equal_to_the_pure_choice() -> None:
+def test_many_updates_keep_the_heap_equal_to_the_reference() -> None:
     b = _balancer(n=5)
     b.registry.update(NodeSpec("n0", models={"m"}, max_concurrency=50))
+    ref = Reference()
     rng = random.Random(7)
     for step in range(400):
         node_id = f"n{rng.randrange(5)}"
@@ -237,13 +350,6 @@ def test_many_updates_keep_the_heap_equal_to_the_pure_choice() -> None:
             b.registry.release(node_id)
         else:
             b.tracker.record(node_id, rng.uniform(0, 2), rng.random() < 0.8, float(step))
-        cands = b.candidates(REQ, 0.0)
-        i, _ = choose("intelligent", cands, StrategyState(), random.Random(0), b.settings)
-        try:
-            got = b.pick(REQ, 0.0).id
-        except NoCapableNodesError:
-            assert i is None
-            continue
-        assert i is not None and got == cands[i].node_id
+        assert _pick_or_none(b, REQ, 0.0, set()) == choose(ref, b, REQ, 0.0)
     group = next(iter(b._groups.values()))
     assert group.heap is not None and len(group.heap) <= 2 * 5 + 16

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from prsm.performance.errors import UpstreamError
+from prsm.performance.errors import UpstreamError, UpstreamRejectedError
 from prsm.performance.routing._node import NodeSpec
 from prsm.performance.types import AIRequest, Response
 from prsm.performance.upstreams import CallableUpstream
@@ -49,12 +49,12 @@ async def test_routes_can_be_added_later() -> None:
     assert (await up.execute(LOCAL, AIRequest())).content == "late"
 
 
-async def test_unknown_tag_or_no_default_is_a_clear_non_retryable_error() -> None:
+async def test_unknown_tag_or_no_default_is_the_nodes_fault() -> None:
     up = DispatchUpstream({"local": CallableUpstream(lambda n, r: 1)})
-    with pytest.raises(UpstreamError, match="'ray'") as err:
+    with pytest.raises(UpstreamRejectedError, match="'ray'") as err:
         await up.execute(ODD, AIRequest())
-    assert err.value.retryable is False
-    with pytest.raises(UpstreamError, match="no default"):
+    assert err.value.retryable is True  # a misconfigured node: counted, the next one tried
+    with pytest.raises(UpstreamRejectedError, match="no default"):
         await up.execute(REMOTE, AIRequest())
 
 

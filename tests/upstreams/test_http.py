@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -18,7 +19,7 @@ from prsm.performance.errors import (
 from prsm.performance.fakes import SimSettings, UpstreamSimulator
 from prsm.performance.routing._node import NodeSpec
 from prsm.performance.types import AIRequest, JSONBody, RequestKind
-from prsm.performance.upstreams._http import HttpUpstream, check_nodes
+from prsm.performance.upstreams._http import HttpUpstream, check_nodes, retry_after
 from tests.conftest import free_port
 
 CHAT = {"model": "sim-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -150,13 +151,15 @@ async def test_server_errors_are_retryable_and_client_errors_are_not(
     async with HttpUpstream() as up:
         with pytest.raises(UpstreamError) as err:
             await up.execute(node, AIRequest(model="x", payload={"model": "nope"}))
-        assert err.value.status == 404 and not err.value.retryable
+        assert err.value.status == 404 and err.value.retryable  # the node lacks the model
         assert err.value.body is not None and b"model_not_found" in err.value.body
         for kind, status in (("500", 500), ("429", 429)):
             s.control({"error_rate": 1.0, "error_kinds": [kind]})
             with pytest.raises(UpstreamUnavailableError) as err2:
                 await up.execute(node, _req())
             assert err2.value.status == status and err2.value.retryable
+            # the node's Retry-After (the simulator sends 1 with its 429s) reaches the policy
+            assert err2.value.retry_after == (1.0 if status == 429 else None)
             with pytest.raises(UpstreamUnavailableError):
                 async for _ in up.stream(node, _req(stream=True)):
                     pass
@@ -207,3 +210,59 @@ def test_check_nodes_names_the_node_and_field() -> None:
     with pytest.raises(ConfigError) as err:
         check_nodes([NodeSpec(id="c", url="http://x/v1", api_key_env="NOPE_X")], environ={})
     assert err.value.field == "node[c].api_key_env" and "NOPE_X" in str(err.value)
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    assert retry_after(b"7") == 7.0
+    assert retry_after(None) is None and retry_after(b"") is None
+    assert retry_after(b"soon") is None
+    date = b"Wed, 21 Oct 2015 07:28:00 GMT"
+    assert retry_after(date, now=1445412470.0) == 10.0  # 07:27:50 then
+    assert retry_after(date, now=1445412490.0) == 0.0  # already past
+
+
+@pytest.mark.integration
+async def test_retry_after_of_a_stream_and_of_an_http_date() -> None:
+    seen: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        seen.append(await reader.readexactly(length))
+        when = b"Wed, 21 Oct 2099 07:28:00 GMT"
+        writer.write(b"HTTP/1.1 503 Unavailable\r\nRetry-After: %s\r\n" % when)
+        writer.write(b"content-length: 2\r\nconnection: close\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    node = NodeSpec(id="f", url=f"http://127.0.0.1:{port}/v1", timeout=2)
+    try:
+        async with HttpUpstream() as up:
+            with pytest.raises(UpstreamUnavailableError) as err:
+                async for _ in up.stream(node, _req(stream=True)):
+                    pass
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert err.value.status == 503
+    assert err.value.retry_after is not None and err.value.retry_after > 1e9
+
+
+def test_node_http_options_are_validated_and_reach_the_client(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        NodeSpec(id="n", connect_timeout=0)
+    assert err.value.field == "node[n].connect_timeout"
+    with pytest.raises(ConfigError) as err:
+        NodeSpec(id="n", max_connections=0)
+    assert err.value.field == "node[n].max_connections"
+    with pytest.raises(ConfigError) as err:
+        check_nodes([NodeSpec(id="t", url="https://x/v1", ca_bundle=str(tmp_path / "none.pem"))])
+    assert err.value.field == "node[t].ca_bundle"
+    node = NodeSpec(id="t", url="https://x/v1", tls_verify=False, max_connections=4,
+                    connect_timeout=1.5, read_timeout=9.0)  # fmt: skip
+    settings = HttpUpstream(connect_timeout=3).client_settings(node)
+    assert (settings.verify, settings.max_connections) == (False, 4)
+    assert (settings.connect_timeout, settings.read_timeout) == (1.5, 9.0)
+    assert HttpUpstream(connect_timeout=3).client_settings(NodeSpec(id="d")).connect_timeout == 3

@@ -98,6 +98,18 @@ async def test_nodes_offer_embeddings_for_the_model_and_alias(served: Any) -> No
     assert [w.threads for w in pool.workers] == [1, 1]
 
 
+async def test_ready_workers_report_their_process_load(served: Any) -> None:
+    pool, _, upstream = served
+    upstream.node_metrics()  # the first reading of a process has no cpu interval
+    await upstream.execute(pool.nodes()[0], embedding_request(TEXTS))
+    readings = upstream.node_metrics()
+    assert set(readings) == {w.id for w in pool.ready()}
+    for reading in readings.values():
+        assert reading.cpu is not None and 0.0 <= reading.cpu <= 1.0
+        assert reading.memory is not None and 0.0 < reading.memory < 1.0  # a model is loaded
+        assert reading.queue_depth == 0
+
+
 async def test_vectors_equal_sentence_transformers(served: Any, reference: Any) -> None:
     _, nodes, upstream = served
     response = await upstream.execute(nodes[0], embedding_request(TEXTS))

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 import pytest
 
 from prsm.performance.errors import ConfigError
-from prsm.performance.workers import LocalWorkerPool, WorkerSettings
-from prsm.performance.workers import _pool as pool_module
-from prsm.performance.workers import _settings as settings_module
+from prsm.performance.workers import (
+    LocalWorkerPool,
+    WorkerSettings,
+    _pool as pool_module,
+    _settings as settings_module,
+)
 from prsm.performance.workers._upstream import LocalModelUpstream, least_busy
 
 

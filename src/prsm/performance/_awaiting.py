@@ -8,6 +8,11 @@ set insert and discard per call) and one loop timer, armed at the earliest tick 
 any, cancels the tasks whose deadline passed. A deadline fires at most one tick late, never
 early. The semantics are ``asyncio.timeout``'s: the awaited coroutine sees the cancellation,
 the caller gets :class:`TimeoutError`, and a cancellation from outside stays a cancellation.
+
+A hot path can skip the wrapping coroutine: :func:`arm` a deadline for the running task,
+``await`` the call itself, ask :func:`expired` in the ``except`` whether a
+``CancelledError`` was the deadline's (then treat it as a timeout), and :func:`disarm` in the
+``finally`` (what :func:`await_with_timeout` does for one awaitable).
 """
 
 from __future__ import annotations
@@ -25,11 +30,16 @@ R = TypeVar("R")
 RESOLUTION = 0.005
 
 
-class _Entry:
-    __slots__ = ("fired", "task")
+class Armed:
+    """A deadline armed for one task (:func:`arm`)."""
 
-    def __init__(self, task: asyncio.Task[object]) -> None:
+    __slots__ = ("cancelling", "fired", "sweeper", "task", "tick")
+
+    def __init__(self, sweeper: _Sweeper, task: asyncio.Task[object], tick: int) -> None:
+        self.sweeper = sweeper
         self.task = task
+        self.tick = tick
+        self.cancelling = task.cancelling()
         self.fired = False
 
 
@@ -37,14 +47,14 @@ class _Sweeper:
     """One per event loop: the deadlines of the calls in flight, grouped by tick."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = weakref.ref(loop)
-        self.ticks: dict[int, set[_Entry]] = {}
+        self.loop = weakref.ref(loop)
+        self.ticks: dict[int, set[Armed]] = {}
         self.heap: list[int] = []  # the ticks that hold entries (or held: emptied lazily)
         self.timer: asyncio.TimerHandle | None = None
         self.timer_tick = 0
 
     def add(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[object],
-            deadline: float) -> tuple[int, _Entry]:  # fmt: skip
+            deadline: float) -> Armed:  # fmt: skip
         tick = math.ceil(deadline / RESOLUTION)
         entries = self.ticks.get(tick)
         if entries is None:
@@ -52,14 +62,9 @@ class _Sweeper:
             heapq.heappush(self.heap, tick)
             if self.timer is None or tick < self.timer_tick:
                 self._arm(loop, tick)
-        entry = _Entry(task)
+        entry = Armed(self, task, tick)
         entries.add(entry)
-        return tick, entry
-
-    def discard(self, tick: int, entry: _Entry) -> None:
-        entries = self.ticks.get(tick)
-        if entries is not None:
-            entries.discard(entry)  # an emptied tick is dropped when its time comes
+        return entry
 
     def _arm(self, loop: asyncio.AbstractEventLoop, tick: int) -> None:
         if self.timer is not None:
@@ -69,7 +74,7 @@ class _Sweeper:
 
     def _fire(self) -> None:
         self.timer = None
-        loop = self._loop()
+        loop = self.loop()
         if loop is None:
             return
         now = loop.time()
@@ -85,30 +90,59 @@ class _Sweeper:
 _sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (
     weakref.WeakKeyDictionary()
 )
+_last: _Sweeper | None = None  # the sweeper of the loop that asked last
+
+
+def arm(seconds: float) -> Armed | None:
+    """Arm a deadline ``seconds`` from now for the running task: once it passes (at most
+    :data:`RESOLUTION` later) the task is cancelled. ``None`` when no task runs (nothing to
+    cancel: use :func:`await_with_timeout`)."""
+    global _last  # noqa: PLW0603 (a one-entry cache: the loop's sweeper without a weakref lookup)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task(loop)
+    if task is None:
+        return None
+    sweeper = _last
+    if sweeper is None or sweeper.loop() is not loop:
+        sweeper = _sweepers.get(loop)
+        if sweeper is None:
+            sweeper = _sweepers[loop] = _Sweeper(loop)
+        _last = sweeper
+    return sweeper.add(loop, task, loop.time() + seconds)
+
+
+def expired(armed: Armed) -> bool:
+    """In an ``except CancelledError``: whether the cancellation was this deadline's alone
+    (then it is taken back: raise a timeout instead); ``False`` when it came (also) from
+    outside and must stay a cancellation."""
+    if not armed.fired:
+        return False
+    armed.fired = False
+    return armed.task.uncancel() <= armed.cancelling
+
+
+def disarm(armed: Armed) -> None:
+    """The awaited call is over (in a ``finally``): forget the deadline; if it fired but the
+    call swallowed the cancellation and returned, take the cancellation back."""
+    entries = armed.sweeper.ticks.get(armed.tick)
+    if entries is not None:
+        entries.discard(armed)  # an emptied tick is dropped when its time comes
+    if armed.fired:
+        armed.task.uncancel()
 
 
 async def await_with_timeout(awaitable: Awaitable[R], seconds: float) -> R:
     """``await awaitable``, raising :class:`TimeoutError` once ``seconds`` have passed (at
     most :data:`RESOLUTION` later); the awaitable is cancelled then."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task(loop)
-    if task is None:  # not in a task (nothing to cancel): the standard way
+    armed = arm(seconds)
+    if armed is None:  # not in a task (nothing to cancel): the standard way
         async with asyncio.timeout(seconds):
             return await awaitable
-    sweeper = _sweepers.get(loop)
-    if sweeper is None:
-        sweeper = _sweepers[loop] = _Sweeper(loop)
-    cancelling = task.cancelling()
-    tick, entry = sweeper.add(loop, task, loop.time() + seconds)
     try:
         return await awaitable
     except asyncio.CancelledError:
-        if entry.fired:
-            entry.fired = False  # our cancellation, taken back here
-            if task.uncancel() <= cancelling:
-                raise TimeoutError(f"no answer within {seconds}s") from None
-        raise  # (also) cancelled from outside
+        if expired(armed):
+            raise TimeoutError(f"no answer within {seconds}s") from None
+        raise
     finally:
-        sweeper.discard(tick, entry)
-        if entry.fired:  # it fired, but the awaitable swallowed the cancellation and returned
-            task.uncancel()
+        disarm(armed)

@@ -20,6 +20,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "._bench",
     ".fakes._commands",
     ".serve._commands",
+    ".monitoring._commands",
 )
 
 

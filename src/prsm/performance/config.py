@@ -26,6 +26,7 @@ from .caching._settings import CacheSettings
 from .caching.semantic._settings import SemanticSettings
 from .errors import ConfigError
 from .gateway._settings import GatewaySettings
+from .monitoring._settings import AlertSettings, HistorySettings, MonitoringSettings
 from .orchestrator._settings import OrchestratorSettings
 from .resilience._settings import BreakerSettings
 from .routing._settings import BalancerSettings
@@ -196,6 +197,9 @@ class PRSMConfig:
     breaker: BreakerSettings = dataclasses.field(default_factory=BreakerSettings)
     orchestrator: OrchestratorSettings = dataclasses.field(default_factory=OrchestratorSettings)
     workers: WorkerSettings = dataclasses.field(default_factory=WorkerSettings)
+    monitoring: MonitoringSettings = dataclasses.field(default_factory=MonitoringSettings)
+    history: HistorySettings = dataclasses.field(default_factory=HistorySettings)
+    alerts: AlertSettings = dataclasses.field(default_factory=AlertSettings)
 
 
 def load_config(

@@ -14,11 +14,16 @@
     ├── UpstreamError                     an endpoint failed: .node_id, .status, .retryable,
     │                                     .retry_after (its Retry-After, seconds)
     │   ├── UpstreamTimeoutError          it did not answer in time
-    │   └── UpstreamUnavailableError      could not connect / connection dropped
+    │   │   └── StreamTimeoutError        a stream missed a limit: .phase (first_token, idle,
+    │   │                                 total), .seconds, .chunks
+    │   ├── UpstreamUnavailableError      could not connect / connection dropped / 5xx, 429
+    │   └── UpstreamRejectedError         the node refused for its own reason (its credentials,
+    │                                     a model or path it lacks, a redirect): 401/403/404/3xx
     ├── OverloadedError                   a bounded queue is full: .retry_after
     ├── RateLimitedError                  a tenant is over its limit: .tenant, .retry_after
     ├── AuthenticationError               missing or wrong API key
     ├── PayloadTooLargeError              body over the configured size: .size, .limit
+    ├── ConnectionFailed (ConnectionError)  the HTTP client's connection failed: .sent, .received
     ├── CacheError                        a cache tier failed (counted, skipped): .tier
     │   └── CacheIntegrityError           an entry failed its integrity check: .key
     ├── WorkerError                       a local model worker failed: .worker_id
@@ -163,8 +168,39 @@ class UpstreamTimeoutError(UpstreamError):
     """An endpoint did not answer within its timeout."""
 
 
+class StreamTimeoutError(UpstreamTimeoutError):
+    """A stream missed one of its limits.
+
+    ``phase`` says which: ``first_token`` (no first chunk in time: the node is counted as
+    failed and, nothing having been sent yet, the next node is tried), ``idle`` (the stream
+    stalled between two chunks: counted against the node) or ``total`` (the stream ran past
+    its optional total limit: the node was healthy, nothing is counted against it, and
+    ``retryable`` is false). ``seconds`` is the limit that was missed, ``chunks`` how many
+    chunks had arrived.
+    """
+
+    def __init__(self, node_id: str, phase: str, seconds: float, chunks: int, setting: str):
+        self.phase = phase
+        self.seconds = seconds
+        self.chunks = chunks
+        if phase == "first_token":
+            what = f"no first chunk within {seconds:.3f}s"
+        elif phase == "idle":
+            what = f"stream stalled: no chunk for {seconds:.3f}s after {chunks} chunk(s)"
+        else:
+            what = f"stream cut after {chunks} chunk(s): it ran past its {seconds:.3f}s limit"
+        super().__init__(node_id, f"{what} ({setting})", retryable=phase != "total")
+
+
 class UpstreamUnavailableError(UpstreamError):
-    """An endpoint could not be reached, or dropped the connection."""
+    """An endpoint could not be reached, dropped the connection, or answered 5xx or 429."""
+
+
+class UpstreamRejectedError(UpstreamError):
+    """An endpoint refused the request for a reason of its own, not the client's: it did not
+    accept our credentials (401, 403), lacks the model or path (404, 405, 410) or redirected
+    (3xx). Counted against the node and retried on the next one; the node's answer is kept in
+    ``body`` for operators and never shown to clients."""
 
 
 class OverloadedError(PRSMError):
@@ -200,6 +236,17 @@ class PayloadTooLargeError(PRSMError):
         self.size = size
         self.limit = limit
         super().__init__(f"request body of {size} bytes exceeds the limit of {limit} bytes")
+
+
+class ConnectionFailed(PRSMError, ConnectionError):
+    """The HTTP client's connection failed or closed. ``sent``: the request had been written
+    (the server may have acted on it, so it is not sent again); ``received``: part of an
+    answer had come."""
+
+    def __init__(self, message: str, *, received: bool, sent: bool = True) -> None:
+        super().__init__(message)
+        self.received = received
+        self.sent = sent
 
 
 class CacheError(PRSMError):

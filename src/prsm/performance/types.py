@@ -149,7 +149,7 @@ class Response:
     read: a pass-through answer that nothing inspects is never decoded.
     """
 
-    __slots__ = ("_content", "headers", "raw", "status", "tokens")
+    __slots__ = ("_content", "headers", "input_tokens", "output_tokens", "raw", "status", "tokens")
 
     def __init__(
         self,
@@ -158,6 +158,9 @@ class Response:
         tokens: int = 0,
         raw: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
     ) -> None:
         if content is _UNREAD and raw is None:
             raise TypeError("Response needs content, raw bytes, or both")
@@ -166,6 +169,9 @@ class Response:
         self.tokens = tokens
         self.raw = raw
         self.headers: Mapping[str, str] = {} if headers is None else headers
+        #: the answer's ``usage.prompt_tokens`` and ``completion_tokens`` when it gave them
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
 
     @property
     def content(self) -> Any:

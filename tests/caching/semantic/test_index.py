@@ -17,8 +17,8 @@ from prsm.performance.caching.semantic import (
     IVFIndex,
     SemanticSettings,
     VectorIndex,
+    _index_ivf as index_ivf,
 )
-from prsm.performance.caching.semantic import _index_ivf as index_ivf
 from prsm.performance.caching.semantic._index import make_index
 from prsm.performance.errors import ConfigError
 

@@ -234,6 +234,11 @@ class DynamicBatcher(Generic[T, R]):
     def _depth(self) -> int:
         return sum(q.depth for q in self._queues.values())
 
+    @property
+    def queue_depth(self) -> int:
+        """Items waiting to be batched (what a worker node reports as its queue)."""
+        return self._depth()
+
     def _snapshot(self) -> QueueSnapshot:
         keys = []
         for key, queue in list(self._queues.items()):

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..clock import Clock, SystemClock
-from ..errors import CacheIntegrityError
+from ..errors import CacheIntegrityError, ConfigError
 from ..monitoring._registry import MetricsRegistry
 from ._codec import CacheCodec, CacheEntry
 from ._settings import CacheSettings
@@ -29,6 +29,7 @@ from ._stats import TierStats, register_source
 from ._tier_slot import TierSlot
 from .tiers._base import CacheTier
 from .tiers._memory import MemoryTier
+from .tiers._post import MemoryCache
 
 log = logging.getLogger("prsm.performance.cache")
 
@@ -42,24 +43,33 @@ def _cap(ttl: float | None, cap: float | None) -> float | None:
 
 
 class MultiTierCache:
-    """A tiered exact cache built from ``settings`` (defaults: the post's L1 of 1,000
-    entries, an embedded disk L2 and a content-addressed L3 under the data directory).
+    """A tiered exact cache built from ``settings`` (defaults: the post's L1
+    :class:`~.tiers.MemoryCache` of 1,000 entries, an embedded disk L2 and a content-addressed
+    L3 under the data directory; with ``redis_url`` / ``l3: ipfs`` set, Redis and IPFS).
 
-    ``tiers`` replaces the lower tiers built from ``settings`` (``()``: L1 only); ``l1=False``
-    leaves out the in-process tier. Values returned from L1 are shared: treat them as
-    read-only.
+    The post's form takes any tiers: ``MultiTierCache(l1=MemoryCache(), l2=RedisCache(),
+    l3=IPFSCache())``; ``l1`` is a memory tier, ``True`` (built from ``settings``) or
+    ``False`` (none), and giving ``l2`` or ``l3`` replaces the lower tiers built from
+    ``settings`` with the ones given. ``tiers`` does the same for any number of lower tiers
+    (``()``: L1 only). Values returned from L1 are shared: treat them as read-only.
     """
 
     def __init__(
         self,
         settings: CacheSettings | None = None,
         *,
+        l1: MemoryTier[CacheEntry] | bool = True,
+        l2: CacheTier | None = None,
+        l3: CacheTier | None = None,
         tiers: Sequence[CacheTier] | None = None,
-        l1: bool = True,
         metrics: MetricsRegistry | None = None,
         clock: Clock | None = None,
         name: str = "exact",
     ) -> None:
+        if tiers is not None and (l2 is not None or l3 is not None):
+            raise ConfigError("tiers", "give either tiers= or l2=/l3=, not both")
+        if l2 is not None or l3 is not None:
+            tiers = [t for t in (l2, l3) if t is not None]
         self.settings = s = settings or CacheSettings()
         self.clock: Clock = clock or SystemClock()
         self.name = name
@@ -68,11 +78,13 @@ class MultiTierCache:
         self._now: Callable[[], float] = time.monotonic if system else self.clock.monotonic
         self._wall: Callable[[], float] = time.time if system else self.clock.time
         self._codec = CacheCodec(s.signing_key)
-        self.l1: MemoryTier[CacheEntry] | None = (
-            MemoryTier(s.l1_max_entries, s.l1_max_bytes, clock=self.clock, name="l1")
-            if l1
-            else None
-        )
+        self.l1: MemoryTier[CacheEntry] | None
+        if isinstance(l1, MemoryTier):
+            self.l1 = l1
+        else:
+            self.l1 = (
+                MemoryCache(s.l1_max_entries, s.l1_max_bytes, clock=self.clock) if l1 else None
+            )
         self.l1_stats = TierStats()
         if tiers is None:
             from ._factory import build_tiers

@@ -1,9 +1,17 @@
-"""The upstream simulator's HTTP server: raw asyncio protocol + httptools, keep-alive.
+"""The upstream simulator's server: its request handler on the project's HTTP/1.1 server core
+(:class:`~prsm.performance.http.HttpServer`: keep-alive, pipelining, limits and timeouts).
 
 A fast, small OpenAI-compatible server (``/v1/chat/completions``, ``/v1/completions``,
 ``/v1/embeddings``, ``/v1/models``; streams as server-sent events) whose latency, pace and
 failures follow :class:`SimSettings`; ``GET``/``POST /_control`` reads and changes them
-while it runs. Requests on one connection are answered in order.
+while it runs. An answer due at once is written from the parser's callback (no task); a
+delayed one or a paced stream runs as the connection's task.
+
+``GET /metrics`` publishes its load under vLLM's names, from its real state:
+``vllm:num_requests_running`` (requests being answered: waiting out their latency or
+streaming) and ``vllm:num_requests_waiting`` (requests queued behind another on their
+connection), so the gateway's node poller reads it as it reads a vLLM server. It has no KV
+cache, so it publishes no cache use.
 """
 
 from __future__ import annotations
@@ -11,14 +19,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import ssl as _ssl
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httptools
 import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ..errors import ConfigError
+from ..http._exchange import ServerExchange
+from ..http._server import HttpServer
 from ._policy import (
     STREAM_DONE,
     answer_tokens,
@@ -31,21 +44,18 @@ from ._policy import (
 )
 from ._settings import SimSettings, apply_control
 
-_REASONS = {
-    200: b"OK",
-    400: b"Bad Request",
-    401: b"Unauthorized",
-    404: b"Not Found",
-    405: b"Method Not Allowed",
-    422: b"Unprocessable Entity",
-    429: b"Too Many Requests",
-    500: b"Internal Server Error",
-}
+Exchange = ServerExchange[list[tuple[bytes, bytes]]]
+_METRICS_HEAD = b"content-type: text/plain; version=0.0.4; charset=utf-8\r\ncontent-length: %d\r\n"
+
 _KIND_BY_PATH = {
-    b"/v1/chat/completions": "chat",
-    b"/v1/completions": "completion",
-    b"/v1/embeddings": "embedding",
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completion",
+    "/v1/embeddings": "embedding",
 }
+_JSON_HEAD = b"content-type: application/json\r\ncontent-length: %d\r\n%s"
+_STREAM_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+#: the largest request body the simulator reads (larger: 413)
+MAX_BODY = 16 * 1024 * 1024
 
 
 @dataclass
@@ -66,14 +76,46 @@ class SimStats:
         }
 
 
+def _reply(x: Exchange, status: int, body: bytes, extra: bytes = b"") -> None:
+    x.respond(status, _JSON_HEAD % (len(body), extra), body)
+
+
+def _authorization(headers: list[tuple[bytes, bytes]]) -> bytes:
+    for name, value in headers:
+        if name == b"authorization":
+            return value
+    return b""
+
+
 class UpstreamSimulator:
     """The simulator's state: settings (changeable at run time), seeded randomness, stats."""
 
     def __init__(self, settings: SimSettings | None = None) -> None:
         self.settings = settings or SimSettings()
         self.rng = random.Random(self.settings.seed)
-        self.stats = SimStats()
-        self._server: asyncio.base_events.Server | None = None
+        self._stats = SimStats()
+        self.server: HttpServer[list[tuple[bytes, bytes]]] = HttpServer(
+            self.handle,
+            self.settings.http,
+            max_body=MAX_BODY,
+            header_names=(b"authorization",),
+        )
+        self._serving: asyncio.Future[None] | None = None
+        self.metrics = CollectorRegistry(auto_describe=False)
+        self.metrics.register(_LoadCollector(self))
+
+    def load(self) -> tuple[int, int]:
+        """(requests being answered, requests queued behind another on their connection)."""
+        running = waiting = 0
+        for conn in self.server.connections:
+            running += conn.task is not None
+            waiting += len(conn.queue)
+        return running, waiting
+
+    @property
+    def stats(self) -> SimStats:
+        self._stats.open_connections = len(self.server.connections)
+        return self._stats
 
     def control(self, changes: Any) -> SimSettings:
         """Apply run-time changes (a new ``seed`` re-seeds the randomness)."""
@@ -83,342 +125,199 @@ class UpstreamSimulator:
         self.settings = new
         return new
 
-    async def start(self) -> int:
-        """Listen on the configured host and port; returns the port (useful with port 0)."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _SimProtocol(self), self.settings.host, self.settings.port, backlog=4096
-        )
-        sock = self._server.sockets[0]
-        return int(sock.getsockname()[1])
+    async def start(self, *, ssl: _ssl.SSLContext | None = None) -> int:
+        """Listen on the configured host and port (TLS with ``ssl``); returns the port."""
+        return await self.server.start(self.settings.host, self.settings.port, ssl=ssl)
 
     async def serve_forever(self) -> None:
-        if self._server is None:
+        """Serve until cancelled, then close."""
+        if self.server.loop is None:
             await self.start()
-        assert self._server is not None
-        async with self._server:
-            await self._server.serve_forever()
+        self._serving = asyncio.get_running_loop().create_future()
+        try:
+            await self._serving
+        finally:
+            await self.close()
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-
-@dataclass(slots=True)
-class _Req:
-    method: bytes
-    path: bytes
-    headers: dict[bytes, bytes]
-    body: bytes
-    keep_alive: bool
-
-
-class _SimProtocol(asyncio.Protocol):
-    def __init__(self, sim: UpstreamSimulator) -> None:
-        self.sim = sim
-        self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.url = b""
-        self.headers: dict[bytes, bytes] = {}
-        self.body: list[bytes] = []
-        self.queue: collections.deque[_Req] = collections.deque()
-        self.busy = False
-        self.closed = False
-        self.pending: asyncio.Handle | asyncio.Task[None] | None = None
-
-    # --- asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.sim.stats.open_connections += 1
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.sim.stats.open_connections -= 1
-        if self.pending is not None:
-            self.pending.cancel()
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            self._write(400, error_body("malformed HTTP request", "invalid_request_error"), False)
-            self._close()
-
-    # --- httptools callbacks
-    def on_message_begin(self) -> None:
-        self.url = b""
-        self.headers = {}
-        self.body = []
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.lower()] = value
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        path = self.url.split(b"?", 1)[0]
-        req = _Req(
-            self.parser.get_method(),
-            path,
-            self.headers,
-            b"".join(self.body),
-            self.parser.should_keep_alive(),
-        )
-        self.queue.append(req)
-        if not self.busy:
-            self._next()
+        """Stop: close every connection (what is in flight is cut)."""
+        if not self.server.closing:
+            await self.server.shutdown(0)
 
     # --- answering
-    def _next(self) -> None:
-        while self.queue and not self.busy and not self.closed:
-            self._handle(self.queue.popleft())
-
-    def _done(self) -> None:
-        self.busy = False
-        self.pending = None
-        self._next()
-
-    def _close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-    def _write(
-        self,
-        status: int,
-        body: bytes,
-        keep_alive: bool,
-        extra: bytes = b"",
-        ctype: bytes = b"application/json",
-    ) -> None:
-        assert self.transport is not None
-        head = b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s" % (
-            status,
-            _REASONS.get(status, b"Unknown"),
-            ctype,
-            len(body),
-            extra,
-        )
-        if not keep_alive:
-            head += b"connection: close\r\n"
-        self.transport.write(head + b"\r\n" + body)
-        if not keep_alive:
-            self._close()
-
-    def _handle(self, req: _Req) -> None:
-        sim = self.sim
+    def handle(self, x: Exchange) -> Awaitable[None] | None:
+        """Answer one request: at once (``None``), or later (an awaitable that answers)."""
+        sim = self
+        if x.path == "/metrics" and x.method == "GET":  # a scrape is not a request served
+            text = generate_latest(self.metrics)
+            x.respond(200, _METRICS_HEAD % len(text), text)
+            return None
         settings = sim.settings
-        stats = sim.stats
+        stats = sim._stats
         stats.requests += 1
-        path = req.path.decode("latin-1")
+        path = x.path
         stats.by_path[path] += 1
         now = int(time.time())
-        if req.path == b"/_control":
-            self._control(req)
-            return
-        if req.path == b"/v1/models" and req.method == b"GET":
-            self._write(200, models_body(settings, now), req.keep_alive)
-            return
-        if req.path == b"/healthz":
-            self._write(200, b'{"status":"ok"}', req.keep_alive)
-            return
-        kind = _KIND_BY_PATH.get(req.path)
+        if x.size > MAX_BODY:
+            _reply(x, 413, error_body("request body too large", "invalid_request_error"))
+            return None
+        if path == "/_control":
+            self._control(x)
+            return None
+        if path == "/v1/models" and x.method == "GET":
+            _reply(x, 200, models_body(settings, now))
+            return None
+        if path == "/healthz":
+            _reply(x, 200, b'{"status":"ok"}')
+            return None
+        kind = _KIND_BY_PATH.get(path)
         if kind is None:
-            self._write(
-                404, error_body(f"no route {path}", "invalid_request_error"), req.keep_alive
-            )
-            return
-        if req.method != b"POST":
-            self._write(405, error_body("use POST", "invalid_request_error"), req.keep_alive)
-            return
-        if settings.api_key is not None:
-            got = req.headers.get(b"authorization", b"")
-            if got != b"Bearer " + settings.api_key.encode():
-                stats.errors["401"] += 1
-                self._write(
-                    401,
-                    error_body("invalid API key", "invalid_request_error", "invalid_api_key"),
-                    req.keep_alive,
-                )
-                return
+            _reply(x, 404, error_body(f"no route {path}", "invalid_request_error"))
+            return None
+        if x.method != "POST":
+            _reply(x, 405, error_body("use POST", "invalid_request_error"))
+            return None
+        key = settings.api_key
+        if key is not None and _authorization(x.head) != b"Bearer " + key.encode():
+            stats.errors["401"] += 1
+            body = error_body("invalid API key", "invalid_request_error", "invalid_api_key")
+            _reply(x, 401, body)
+            return None
         try:
-            body = orjson.loads(req.body)
+            body = orjson.loads(x.body_bytes)
         except orjson.JSONDecodeError as exc:
             stats.errors["400"] += 1
-            self._write(
-                400, error_body(f"malformed JSON: {exc}", "invalid_request_error"), req.keep_alive
-            )
-            return
+            _reply(x, 400, error_body(f"malformed JSON: {exc}", "invalid_request_error"))
+            return None
         if not isinstance(body, dict):
             stats.errors["400"] += 1
-            self._write(
-                400,
-                error_body("body must be a JSON object", "invalid_request_error"),
-                req.keep_alive,
-            )
-            return
+            _reply(x, 400, error_body("body must be a JSON object", "invalid_request_error"))
+            return None
         model = body.get("model")
         if model not in settings.models:
             stats.errors["404"] += 1
-            self._write(
-                404,
-                error_body(
-                    f"model {model!r} not served here",
-                    "invalid_request_error",
-                    "model_not_found",
-                    "model",
-                ),
-                req.keep_alive,
-            )
-            return
+            message = f"model {model!r} not served here"
+            _reply(x, 404, error_body(message, "invalid_request_error", "model_not_found", "model"))
+            return None
         stream = bool(body.get("stream")) and kind != "embedding"
         decision = decide(settings, sim.rng, stream=stream)
         if decision.error is not None:
             stats.errors[decision.error] += 1
-            self._fail(decision.error, req.keep_alive)
-            return
+            return self._fail(x, decision.error)
         request_no = stats.requests
-        if stream and decision.delay <= 0 and settings.tokens_per_second <= 0:
-            # nothing to pace: the whole stream in one write
-            parts = [_stream_head(req.keep_alive)]
-            parts.extend(_frames(kind, settings, body, request_no=request_no, now=now))
-            self.transport.write(b"".join(parts))  # type: ignore[union-attr]
-            if not req.keep_alive:
-                self._close()
-            return
         if stream:
-            self.busy = True
-            self.pending = asyncio.get_running_loop().create_task(
-                self._stream(
-                    kind,
-                    settings,
-                    body,
-                    ttft=decision.delay,
-                    request_no=request_no,
-                    now=now,
-                    keep_alive=req.keep_alive,
-                )
-            )
-            return
+            frames = _frames(kind, settings, body, request_no=request_no, now=now)
+            if decision.delay <= 0 and settings.tokens_per_second <= 0:
+                x.begin(200, _STREAM_HEADERS)  # nothing to pace: the whole stream in one write
+                x.send_all(frames)
+                x.finish()
+                return None
+            gap = 1.0 / settings.tokens_per_second if settings.tokens_per_second > 0 else 0.0
+            return _stream(x, frames, ttft=decision.delay, gap=gap)
         if kind == "embedding":
             payload = embeddings_body(settings, body)
         else:
             payload = completion_body(kind, settings, body, request_no, now)
         if decision.delay <= 0:
-            self._write(200, payload, req.keep_alive)
-            return
-        self.busy = True
+            _reply(x, 200, payload)
+            return None
+        return _later(x, decision.delay, payload)
 
-        def later() -> None:
-            if not self.closed:
-                self._write(200, payload, req.keep_alive)
-            self._done()
-
-        self.pending = asyncio.get_running_loop().call_later(decision.delay, later)
-
-    def _fail(self, kind: str, keep_alive: bool) -> None:
+    def _fail(self, x: Exchange, kind: str) -> Awaitable[None] | None:
         if kind == "500":
-            self._write(500, error_body("simulated server error", "server_error"), keep_alive)
+            _reply(x, 500, error_body("simulated server error", "server_error"))
         elif kind == "429":
-            self._write(
-                429,
-                error_body("simulated rate limit", "rate_limit_error", "rate_limit_exceeded"),
-                keep_alive,
-                b"retry-after: 1\r\n",
-            )
+            body = error_body("simulated rate limit", "rate_limit_error", "rate_limit_exceeded")
+            _reply(x, 429, body, b"retry-after: 1\r\n")
         elif kind == "drop":
-            assert self.transport is not None
-            self.transport.abort()
-            self.closed = True
+            x.abort()
         else:  # "timeout": never answer; the client gives up and closes
-            self.busy = True
+            return x.disconnected()
+        return None
 
-    def _control(self, req: _Req) -> None:
-        sim = self.sim
-        if req.method == b"POST":
+    def _control(self, x: Exchange) -> None:
+        if x.method == "POST":
             try:
-                sim.control(orjson.loads(req.body or b"{}"))
+                self.control(orjson.loads(x.body_bytes or b"{}"))
             except orjson.JSONDecodeError as exc:
-                self._write(
-                    400,
-                    error_body(f"malformed JSON: {exc}", "invalid_request_error"),
-                    req.keep_alive,
-                )
-                return
+                body = error_body(f"malformed JSON: {exc}", "invalid_request_error")
+                _reply(x, 400, body)
+                return None
             except ConfigError as exc:
-                self._write(
-                    422,
-                    error_body(str(exc), "invalid_request_error", None, exc.field),
-                    req.keep_alive,
-                )
-                return
-        out = {"settings": sim.settings.as_dict(), "stats": sim.stats.as_dict()}
-        self._write(200, orjson.dumps(out), req.keep_alive)
+                body = error_body(str(exc), "invalid_request_error", None, exc.field)
+                _reply(x, 422, body)
+                return None
+        out = {"settings": self.settings.as_dict(), "stats": self.stats.as_dict()}
+        _reply(x, 200, orjson.dumps(out))
+        return None
 
-    async def _stream(
-        self,
-        kind: str,
-        settings: SimSettings,
-        body: dict[str, Any],
-        *,
-        ttft: float,
-        request_no: int,
-        now: int,
-        keep_alive: bool,
-    ) -> None:
-        transport = self.transport
-        assert transport is not None
-        transport.write(_stream_head(keep_alive))
+
+class _LoadCollector:
+    """The simulator's load under vLLM's metric names."""
+
+    def __init__(self, sim: UpstreamSimulator) -> None:
+        self.sim = sim
+
+    def collect(self) -> list[Metric]:
+        running, waiting = self.sim.load()
+        labels = ["engine", "model_name"]
+        values = ["0", self.sim.settings.models[0]]
+        run = GaugeMetricFamily(
+            "vllm:num_requests_running", "Number of requests in model execution batches.",
+            labels=labels,
+        )  # fmt: skip
+        run.add_metric(values, running)
+        wait = GaugeMetricFamily(
+            "vllm:num_requests_waiting", "Number of requests waiting to be processed.",
+            labels=labels,
+        )  # fmt: skip
+        wait.add_metric(values, waiting)
+        return [run, wait]
+
+
+async def _later(x: Exchange, delay: float, payload: bytes) -> None:
+    await asyncio.sleep(delay)
+    if not x.conn.closed:
+        _reply(x, 200, payload)
+
+
+async def _stream(x: Exchange, frames: list[bytes], *, ttft: float, gap: float) -> None:
+    """A paced stream: its head at once, the first token after ``ttft``, then one token every
+    ``gap`` seconds (the ``[DONE]`` event follows the last token at once)."""
+    try:
+        x.begin(200, _STREAM_HEADERS)
+        x.send(b"")
         if ttft > 0:
             await asyncio.sleep(ttft)
-        gap = 1.0 / settings.tokens_per_second if settings.tokens_per_second > 0 else 0.0
-        frames = _frames(kind, settings, body, request_no=request_no, now=now)
         last = len(frames) - 1
         for i, frame in enumerate(frames):
-            if self.closed:
-                return
-            transport.write(frame)
-            if gap > 0 and i < last - 1:  # the [DONE] event follows the last token at once
+            await x.write(frame)
+            if gap > 0 and i < last - 1:
                 await asyncio.sleep(gap)
-        if not keep_alive:
-            self._close()
-        self._done()
-
-
-def _stream_head(keep_alive: bool) -> bytes:
-    head = (
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-        b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n"
-    )
-    if not keep_alive:
-        head += b"connection: close\r\n"
-    return head + b"\r\n"
+        x.finish()
+    except ConnectionResetError:
+        return  # the client went away mid-stream
 
 
 def _frames(
     kind: str, settings: SimSettings, body: dict[str, Any], *, request_no: int, now: int
 ) -> list[bytes]:
-    """A streamed answer as HTTP chunks: one per token, then ``[DONE]`` and the last chunk."""
+    """A streamed answer's events: one per token, then ``[DONE]``."""
     n = answer_tokens(settings, body, stream=True)
     model = str(body.get("model"))
-    out = []
-    for i in range(n):
-        event = stream_chunk(
+    out = [
+        stream_chunk(
             kind, settings, model=model, request_no=request_no, now=now, i=i, last=i == n - 1
         )
-        out.append(b"%x\r\n%s\r\n" % (len(event), event))
-    out.append(b"%x\r\n%s\r\n0\r\n\r\n" % (len(STREAM_DONE), STREAM_DONE))
+        for i in range(n)
+    ]
+    out.append(STREAM_DONE)
     return out
 
 
 def run_simulator(settings: SimSettings, *, announce: bool = True) -> None:
-    """Run a simulator until interrupted (uvloop when installed)."""
+    """Run a simulator until interrupted (uvloop)."""
+    import uvloop
 
     async def main() -> None:
         sim = UpstreamSimulator(settings)
@@ -432,8 +331,6 @@ def run_simulator(settings: SimSettings, *, announce: bool = True) -> None:
         await sim.serve_forever()
 
     try:
-        import uvloop
-    except ImportError:  # the standard loop works, only slower
-        asyncio.run(main())
-    else:
         uvloop.run(main())
+    except KeyboardInterrupt:
+        return

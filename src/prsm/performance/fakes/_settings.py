@@ -4,10 +4,11 @@ changeable through its control endpoint)."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..http._settings import HttpServerSettings
 
 DISTRIBUTIONS = ("fixed", "normal", "lognormal")
 ERROR_KINDS = ("500", "429", "timeout", "drop")
@@ -45,6 +46,7 @@ class SimSettings:
     error_kinds: tuple[str, ...] = ("500",)
     api_key: str | None = None
     seed: int = 0
+    http: HttpServerSettings = field(default_factory=HttpServerSettings)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

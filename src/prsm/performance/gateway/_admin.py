@@ -2,7 +2,9 @@
 
 ``GET /admin/nodes``, ``POST /admin/nodes`` (a node as in the config file; an existing id
 is updated), ``DELETE /admin/nodes/{id}``, ``POST /admin/nodes/{id}/drain``,
-``GET /admin/breakers``.
+``GET /admin/breakers``; monitoring: ``GET /admin/metrics/current``,
+``GET /admin/metrics/history?metric=&labels=&since=&until=&step=&agg=``, ``GET /admin/alerts``
+(see :mod:`prsm.performance.monitoring._admin`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import orjson
 
 from ..errors import ConfigError, RequestValidationError
+from ..monitoring._admin import monitoring_route
 from ..routing._node import node_from_mapping
 from ._responses import error_body
 
@@ -60,6 +63,10 @@ class AdminApi:
             self.perf.drain_node(node_id)
             return 200, dumps({"draining": node_id})
         return _not_found(f"no admin route {method} {path}")
+
+    async def monitoring(self, method: str, path: str, query: bytes) -> tuple[int, bytes] | None:
+        """The monitoring routes' answer (JSON for the dashboard), or ``None`` for others."""
+        return await monitoring_route(getattr(self.perf, "monitor", None), method, path, query)
 
     def _upsert(self, body: bytes) -> tuple[int, bytes]:
         try:

@@ -20,8 +20,11 @@ import orjson
 
 from ..clock import Clock
 from ..errors import NoCapableNodesError, PRSMError
-from ..monitoring._registry import MetricsRegistry
-from ..orchestrator._metrics import plain_family
+from ..monitoring._recorder import (
+    RequestRecorder,
+    server_timing,
+)
+from ..monitoring._registry import MetricsRegistry, plain_family
 from ..types import AIRequest, JSONBody, RequestKind
 from ._admin import AdminApi
 from ._asgi import JSON, KINDS, SSE, TEXT, Receive, Scope, Send, cache_mode
@@ -78,6 +81,14 @@ class GatewayApp:
         )  # fmt: skip
         self._children: dict[tuple[str, int], Any] = {}
         self._added_children: dict[str, Any] = {}
+        recorder = getattr(perf, "recorder", None)
+        self.recorder: RequestRecorder = (
+            recorder if isinstance(recorder, RequestRecorder) else RequestRecorder(self.metrics)
+        )
+        monitor = getattr(perf, "monitor", None)
+        self.server_timing = monitor.settings.server_timing if monitor is not None else True
+        #: an OpenTelemetry :class:`~prsm.performance.monitoring.RequestTracer`, or None (off)
+        self.tracer: Any = None
         self.admin = AdminApi(perf, default_timeout=self.settings.upstream_timeout)
         self.shutting_down = False
         self.in_flight = 0
@@ -122,6 +133,8 @@ class GatewayApp:
         self.shutting_down = True
         await self.perf.close()
         await self.limiter.aclose()
+        if self.tracer is not None:
+            self.tracer.shutdown()
         for hook in reversed(self.on_shutdown):
             await hook(self)
 
@@ -189,6 +202,7 @@ class GatewayApp:
         head = x.head
         t0 = head.t0
         tenant = self.auth.tenant(head.auth, head.api_key)
+        t_auth = time.perf_counter()
         if not len(self.perf.registry):
             raise NoCapableNodesError(
                 (),
@@ -198,6 +212,7 @@ class GatewayApp:
             )
         body = await x.body(self.settings.max_body_bytes)
         typed = parse_body(kind, body)
+        t_parsed = time.perf_counter()
         await self.limiter.check(tenant)
         stream = bool(getattr(typed, "stream", False))
         request = AIRequest(
@@ -210,10 +225,12 @@ class GatewayApp:
             cache_mode=cache_mode(head.cache_control),
             id=head.rid.decode(),
         )
-        if stream:
-            await self._stream(request, route, x, tenant=tenant)
-            return
         t_call = time.perf_counter()
+        parse_s = t_parsed - t_auth
+        auth_s = (t_auth - t0) + (t_call - t_parsed)
+        if stream:
+            await self._stream(request, route, x, tenant=tenant, stages=(parse_s, auth_s))
+            return
         result = await self.perf.handle(request)
         t_back = time.perf_counter()
         response = result.response
@@ -227,16 +244,50 @@ class GatewayApp:
             extra.append((b"x-prsm-cache", (result.cache or "miss").encode()))
             if result.similarity is not None:
                 extra.append((b"x-prsm-cache-similarity", b"%.4f" % result.similarity))
+        timings = result.timings
+        if self.server_timing:
+            stages = [
+                parse_s, auth_s, timings.get("cache", -1.0), timings.get("route", -1.0),
+                timings.get("queue", -1.0), upstream_time, time.perf_counter() - t_back,
+            ]  # fmt: skip
+            extra.append((b"server-timing", server_timing(stages, time.perf_counter() - t0)))
         added += time.perf_counter() - t_back
         await self._reply(x, 200, raw, added, extra=extra)
+        t_end = time.perf_counter()
         self._count(route, 200, added)
+        self.recorder.gateway_stages(parse_s, auth_s, t_end - t_back)
+        if self.tracer is not None:
+            self._trace(request, result, t_end - t0, [
+                parse_s, auth_s, timings.get("cache", -1.0), timings.get("route", -1.0),
+                timings.get("queue", -1.0), upstream_time, t_end - t_back,
+            ])  # fmt: skip
         if response.tokens:
             await self.limiter.charge(tenant, response.tokens)
 
+    def _trace(self, request: AIRequest, result: Any, total: float, stages: list[float]) -> None:
+        response = result.response
+        self.tracer.request(
+            request_id=request.id,
+            kind=request.kind.value,
+            model=request.model,
+            duration=total,
+            stages=stages,
+            node=result.node_id,
+            input_tokens=getattr(response, "input_tokens", 0),
+            output_tokens=getattr(response, "output_tokens", 0),
+        )
+
     async def _stream(
-        self, request: AIRequest, route: str, x: Exchange, *, tenant: TenantSettings
+        self,
+        request: AIRequest,
+        route: str,
+        x: Exchange,
+        *,
+        tenant: TenantSettings,
+        stages: tuple[float, float],
     ) -> None:
         added = time.perf_counter() - x.head.t0
+        t_call = time.perf_counter()
         chunks = self.perf.handle_stream(request)
         events = 0
         try:
@@ -250,6 +301,12 @@ class GatewayApp:
                 (b"x-request-id", x.head.rid),
                 (b"x-prsm-added-time", b"%.3f" % (added * 1e3)),
             ]
+            if self.server_timing:  # the upstream stage: until the first chunk
+                first_s = time.perf_counter() - t_call
+                timing = [stages[0], stages[1], -1.0, -1.0, -1.0, first_s, -1.0]
+                headers.append(
+                    (b"server-timing", server_timing(timing, time.perf_counter() - x.head.t0))
+                )
             await x.start(200, headers)
             self._count(route, 200, added)
             watcher = asyncio.ensure_future(x.disconnected())
@@ -271,7 +328,9 @@ class GatewayApp:
                 await x.write(b"data: " + reply.body + b"\n\n")
             finally:
                 watcher.cancel()
+            t_back = time.perf_counter()
             await x.end()
+            self.recorder.gateway_stages(stages[0], stages[1], time.perf_counter() - t_back)
         finally:
             await chunks.aclose()
             if events:
@@ -309,9 +368,13 @@ class GatewayApp:
                     code="forbidden",
                 )
             else:
-                limit = self.settings.max_body_bytes
-                data = await x.body(limit) if method in ("POST", "PUT") else b""
-                status, body = self.admin.handle(method, path, data)
+                found = await self.admin.monitoring(method, path, getattr(x, "query", b""))
+                if found is not None:
+                    status, body = found
+                else:
+                    limit = self.settings.max_body_bytes
+                    data = await x.body(limit) if method in ("POST", "PUT") else b""
+                    status, body = self.admin.handle(method, path, data)
         elif path in KINDS:
             status = 405
             body = error_body(

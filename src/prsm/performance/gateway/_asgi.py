@@ -18,6 +18,10 @@ RID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 JSON = (b"content-type", b"application/json")
 SSE = (b"content-type", b"text/event-stream")
 TEXT = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+#: the request headers :class:`RequestHead` reads (the server core keeps only these)
+HEAD_NAMES = frozenset(
+    {b"authorization", b"x-api-key", b"cache-control", b"content-length", b"x-request-id"}
+)
 KINDS = {
     "/v1/chat/completions": RequestKind.CHAT,
     "/v1/completions": RequestKind.COMPLETION,

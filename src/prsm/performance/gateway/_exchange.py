@@ -1,9 +1,10 @@
 """One request/response exchange: the interface the app's request logic is written against.
 
-The request's path, method and :class:`~.asgi.RequestHead`; read the body; answer whole;
+The request's path, method and :class:`~._asgi.RequestHead`; read the body; answer whole;
 or start a stream, write chunks, end it; wait for the client to go away. ``prsm-perf
-serve`` runs the app on its own HTTP/1.1 server (:class:`~.http1.NativeExchange`); any
-ASGI server can run it as plain ASGI (:class:`AsgiExchange`).
+serve`` runs the app on the project's HTTP/1.1 server core (:mod:`prsm.performance.http`),
+whose exchanges are :class:`NativeExchange`; any ASGI server can run it as plain ASGI
+(:class:`AsgiExchange`).
 """
 
 from __future__ import annotations
@@ -12,18 +13,32 @@ from collections.abc import Awaitable
 from typing import Protocol
 
 from ..errors import PayloadTooLargeError
+from ..http._exchange import ServerExchange
 from ._asgi import Receive, RequestHead, Scope, Send, disconnected
 
 Headers = list[tuple[bytes, bytes]]
 
 
+class NativeExchange(ServerExchange[RequestHead]):
+    """An exchange on the server core (its head is the gateway's :class:`RequestHead`, built
+    from the headers in :data:`~._asgi.HEAD_NAMES` as they are parsed)."""
+
+    __slots__ = ()
+
+    async def start(self, status: int, headers: Headers) -> None:
+        """Start a streamed answer (after which an error can no longer be answered whole)."""
+        self.begin(status, headers)
+        self.head.started = True
+
+
 class AsgiExchange:
     """An exchange over ASGI ``scope``, ``receive`` and ``send``."""
 
-    __slots__ = ("head", "method", "path", "receive", "send")
+    __slots__ = ("head", "method", "path", "query", "receive", "send")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
         self.path: str = scope["path"]
+        self.query: bytes = scope.get("query_string", b"")
         self.method: str = scope["method"]
         self.head = RequestHead.from_list(t0, scope["headers"])
         self.receive = receive
@@ -73,8 +88,8 @@ class AsgiExchange:
 
 
 class Exchange(Protocol):
-    """What the app's request logic uses: :class:`AsgiExchange`, or the gateway's own
-    server's :class:`~.http1.NativeExchange`."""
+    """What the app's request logic uses: :class:`AsgiExchange`, or the server core's
+    :class:`NativeExchange`."""
 
     @property
     def path(self) -> str: ...

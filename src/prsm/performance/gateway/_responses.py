@@ -22,6 +22,7 @@ from ..errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from ..upstreams._base import node_detail
 from ._models import BODY
 
 
@@ -80,17 +81,23 @@ def error_reply(exc: PRSMError) -> ErrorReply:
         return ErrorReply(504, error_body(msg, "timeout", code="upstream_timeout"))
     if isinstance(exc, UpstreamError):
         if not exc.retryable and exc.status is not None and 400 <= exc.status < 500:
-            # the client's fault, as the upstream said it: pass its answer on
-            body = exc.body if exc.body and exc.body.startswith(b"{") else None
+            # the client's own request, as the node judged it: the node's status, our body
+            # with the node's message only (credentials redacted), never its raw answer
+            detail = node_detail(exc.body)
+            said = f": {detail}" if detail else ""
             return ErrorReply(
                 exc.status,
-                body or error_body(msg, "invalid_request_error", code="upstream_rejected"),
+                error_body(
+                    f"the model server rejected the request (HTTP {exc.status}){said}",
+                    "invalid_request_error",
+                    code="upstream_rejected",
+                ),
             )
         if exc.status == 429:
             return ErrorReply(
                 429,
                 error_body(msg, "rate_limit_error", code="upstream_rate_limited"),
-                _retry_after(1),
+                _retry_after(exc.retry_after or 1),
             )
         if exc.status is None:  # could not reach any node that serves it
             return ErrorReply(503, error_body(msg, "service_unavailable", code="no_healthy_node"))

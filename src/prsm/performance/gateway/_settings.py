@@ -1,17 +1,18 @@
 """Settings of the gateway (config section ``gateway``): where it listens, limits, tenants.
 
-Imports only the standard library and :mod:`prsm.performance.errors`, so ``config.py`` can
-import it without a cycle. API keys are stored as SHA-256 hashes (``prsm-perf hash-key KEY``
-prints one); the gateway never holds a tenant's key in clear.
+Imports only the standard library, :mod:`prsm.performance.errors` and the HTTP settings, so
+``config.py`` can import it without a cycle. API keys are stored as SHA-256 hashes
+(``prsm-perf hash-key KEY`` prints one); the gateway never holds a tenant's key in clear.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..http._settings import HttpServerSettings
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -86,16 +87,19 @@ class GatewaySettings:
     with tenants, every ``/v1`` and ``/admin`` request needs a key of one of them
     (``Authorization: Bearer KEY``), and ``/admin`` a key of an ``admin`` tenant.
     ``redis_url`` makes the rate limits shared by every gateway using the same Redis.
-    ``request_timeout`` is each request's deadline (retries included); ``upstream_timeout``
-    the default per-call timeout of a node without its own. ``shutdown_grace`` is how long
-    in-flight requests and streams may take to finish on shutdown.
+    ``request_timeout``, when set, overrides the deadline of requests through the gateway;
+    unset, the ``orchestrator`` section's ``default_timeout`` applies (that section holds every
+    request-level timeout: deadline, retries, stream limits). ``upstream_timeout`` is the
+    default per-call timeout of a node without its own. ``shutdown_grace`` is how long
+    in-flight requests and streams may take to finish on shutdown. ``http`` holds the HTTP
+    server's limits and timeouts (:class:`~prsm.performance.http.HttpServerSettings`).
     """
 
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
     max_body_bytes: int = 1_048_576
-    request_timeout: float = 60.0
+    request_timeout: float | None = None
     upstream_timeout: float = 60.0
     connect_timeout: float = 5.0
     tenants: tuple[TenantSettings, ...] = ()
@@ -103,6 +107,7 @@ class GatewaySettings:
     ratelimit_prefix: str = "prsm:ratelimit:"
     shutdown_grace: float = 10.0
     access_log: bool = False
+    http: HttpServerSettings = field(default_factory=HttpServerSettings)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -111,7 +116,11 @@ class GatewaySettings:
             raise ConfigError("workers", f"must be >= 1, got {self.workers}")
         if self.max_body_bytes < 1:
             raise ConfigError("max_body_bytes", f"must be >= 1, got {self.max_body_bytes}")
-        for name in ("request_timeout", "upstream_timeout", "connect_timeout"):
+        if self.request_timeout is not None and not self.request_timeout > 0:
+            raise ConfigError(
+                "request_timeout", f"must be > 0 seconds (or unset), got {self.request_timeout!r}"
+            )
+        for name in ("upstream_timeout", "connect_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be > 0 seconds, got {getattr(self, name)!r}")
         if not self.shutdown_grace >= 0:

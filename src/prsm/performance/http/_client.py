@@ -1,260 +1,228 @@
-"""A small, fast HTTP/1.1 client: pooled keep-alive connections on asyncio protocols, with
-responses parsed by httptools (the parser uvicorn uses).
+"""The one HTTP/1.1 client: :class:`~._client_connection.ClientConnection` (asyncio protocols,
+answers parsed by httptools, the parser uvicorn uses), pooled per origin with keep-alive.
 
-It does what an OpenAI-compatible upstream needs and no more: ``POST`` a body, read a
-``Content-Length``, chunked or close-delimited answer whole, or read it chunk by chunk as it
-arrives (server-sent events; chunks that arrived together are passed on together), TLS for
-``https``. A request on a reused connection that the server had already closed (nothing
-received) is sent again once on a new connection. Measured against aiohttp's pooled client
-on the upstream simulator it spends about a quarter of the CPU per request (33 µs against
-118-141 µs; see the gateway section of the README).
+It does what an OpenAI-compatible upstream and a load generator need and no more: send a
+whole request, read a ``Content-Length``, chunked or close-delimited answer whole (status,
+headers, body), or read it chunk by chunk as it arrives (server-sent events; chunks that
+arrived together are passed on together, and reading pauses while 64 wait). TLS for
+``https`` (the system's authorities, a CA bundle, or no checks), through an HTTP proxy
+(``CONNECT`` for ``https``; ``HTTP(S)_PROXY``/``NO_PROXY``), a cap on connections per origin,
+connect and read timeouts (:class:`~._settings.HttpClientSettings`).
+
+**Nothing is sent twice.** A pooled connection found closed (or half-closed by the server, or
+idle longer than ``idle_timeout``) before the request is written is not used; once a request
+is written, any failure is raised (:class:`~prsm.performance.errors.ConnectionFailed`,
+``sent=True``) for the caller's
+retry policy to decide and count: the server may have started on it. Measured against
+aiohttp's pooled client on the upstream simulator it spends about a quarter of the CPU per
+request (see the gateway section of the README).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import ssl as _ssl
 from collections.abc import AsyncGenerator
 from urllib.parse import urlsplit
 
-import httptools
-
-_MAX_QUEUED_CHUNKS = 64
-
-
-class ConnectionFailed(ConnectionError):
-    """The connection failed or closed; ``received`` says whether any answer came first."""
-
-    def __init__(self, message: str, *, received: bool) -> None:
-        super().__init__(message)
-        self.received = received
-
-
-class _Conn(asyncio.Protocol):
-    """One keep-alive connection carrying one request at a time."""
-
-    def __init__(self, pool: HttpPool) -> None:
-        self.pool = pool
-        self.parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.reused = False
-        self.status = 0
-        self.keep_alive = True
-        self.received = False
-        self.complete = False
-        self.body: list[bytes] = []
-        self.streaming = False
-        self.chunks: collections.deque[bytes] = collections.deque()
-        self.paused = False
-        self.waiter: asyncio.Future[None] | None = None
-        self.headers_done = False
-        self.framed = False  # the answer says where it ends (Content-Length or chunked)
-        self.error: ConnectionFailed | None = None
-
-    # --- protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.pool.forget(self)
-        if self.headers_done and not self.framed and not self.complete and exc is None:
-            self.complete = True  # an answer without a length ends when the server closes
-            self.keep_alive = False
-            self._wake()
-            return
-        if not self.complete and self.error is None:
-            why = f"connection closed by the server ({exc})" if exc else "connection closed"
-            self.error = ConnectionFailed(why, received=self.received)
-            self._wake()
-
-    def data_received(self, data: bytes) -> None:
-        self.received = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail("the server switched protocols")
-        except httptools.HttpParserError as exc:
-            self._fail(f"malformed HTTP answer: {exc}")
-
-    def _fail(self, message: str) -> None:
-        self.error = ConnectionFailed(message, received=True)
-        self.close()
-        self._wake()
-
-    # --- parser callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        lower = name.lower()
-        if lower in (b"content-length", b"transfer-encoding"):
-            self.framed = True
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        self.keep_alive = self.parser.should_keep_alive()
-        self.headers_done = True
-        if self.streaming:
-            self._wake()
-
-    def on_body(self, body: bytes) -> None:
-        if self.streaming and self.status == 200:
-            self.chunks.append(body)
-            if len(self.chunks) > _MAX_QUEUED_CHUNKS and not self.paused and self.transport:
-                self.transport.pause_reading()
-                self.paused = True
-            self._wake()
-        else:
-            self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-        self._wake()
-
-    # --- use
-    def _wake(self) -> None:
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def send(self, data: bytes, *, streaming: bool) -> None:
-        self.status = 0
-        self.received = False
-        self.complete = False
-        self.headers_done = False
-        self.framed = False
-        self.body = []
-        self.chunks.clear()
-        self.streaming = streaming
-        self.error = None
-        assert self.transport is not None
-        self.transport.write(data)
-
-    async def wait(self) -> None:
-        """Until something happens (headers, a chunk, the end, a failure)."""
-        self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+from ..errors import ConnectionFailed
+from ._client_connection import ClientConnection, ClientResponse
+from ._proxy import Proxy, open_tunnel, proxy_for, tls_context
+from ._settings import HttpClientSettings
 
 
 class HttpPool:
     """Keep-alive connections to one origin (``scheme://host:port``)."""
 
-    def __init__(self, origin: str, *, max_idle: int = 256, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        origin: str,
+        settings: HttpClientSettings | None = None,
+        *,
+        environ: dict[str, str] | None = None,
+    ) -> None:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"origin: must be http(s)://host[:port], got {origin!r}")
+        self.settings = s = settings or HttpClientSettings()
         self.host = parts.hostname
         self.tls = parts.scheme == "https"
         self.port = parts.port or (443 if self.tls else 80)
-        self.max_idle = max_idle
-        self.connect_timeout = connect_timeout
-        self.idle: list[_Conn] = []
-        self.connections: set[_Conn] = set()
-        self._ssl: _ssl.SSLContext | None = _ssl.create_default_context() if self.tls else None
+        self.netloc = parts.netloc
+        self.proxy: Proxy | None = proxy_for(
+            parts.scheme, self.host, explicit=s.proxy, trust_env=s.trust_env, environ=environ
+        )
+        self.idle: list[ClientConnection] = []
+        self.connections: set[ClientConnection] = set()
+        self.opening = 0  # connections being opened (they count against the cap)
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._ssl = tls_context(s.verify, s.ca_bundle) if self.tls else None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def _connect(self) -> _Conn:
+    def _clock(self) -> float:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop.time()
+
+    def request_head(self, path: str, headers: dict[str, str] | None = None) -> tuple[bytes, bytes]:
+        """The start of a ``POST`` request's head to ``path``, and its end (put
+        ``Content-Length: N`` between): the absolute form through a plain-HTTP proxy."""
+        target = path
+        extra = dict(headers or {})
+        if self.proxy is not None and not self.tls:
+            target = f"http://{self.netloc}{path}"
+            if self.proxy.authorization:
+                extra["Proxy-Authorization"] = self.proxy.authorization.decode("latin-1")
+        return request_head(target, self.netloc, extra)
+
+    async def _connect(self) -> ClientConnection:
         loop = asyncio.get_running_loop()
+        s = self.settings
+        proxy = self.proxy
+        self.opening += 1
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: _Conn(self),
-                    self.host,
-                    self.port,
-                    ssl=self._ssl,
-                    server_hostname=self.host if self.tls else None,
-                )
+            async with asyncio.timeout(s.connect_timeout):
+                if proxy is None:
+                    _, conn = await loop.create_connection(
+                        lambda: ClientConnection(self),
+                        self.host,
+                        self.port,
+                        ssl=self._ssl,
+                        server_hostname=self.host if self.tls else None,
+                    )
+                elif self.tls:  # a CONNECT tunnel, then TLS with the origin through it
+                    raw = await open_tunnel(proxy, self.host, self.port)
+                    conn = ClientConnection(self)
+                    assert self._ssl is not None
+                    try:
+                        tls = await loop.start_tls(raw, conn, self._ssl, server_hostname=self.host)
+                    except BaseException:
+                        raw.close()
+                        raise
+                    conn.connection_made(tls)  # type: ignore[arg-type]
+                else:
+                    _, conn = await loop.create_connection(
+                        lambda: ClientConnection(self), proxy.host, proxy.port
+                    )
         except TimeoutError:
+            via = f" through proxy {proxy.host}:{proxy.port}" if proxy else ""
             raise ConnectionFailed(
-                f"could not connect to {self.host}:{self.port} within {self.connect_timeout}s",
+                f"could not connect to {self.host}:{self.port}{via} within {s.connect_timeout}s",
                 received=False,
+                sent=False,
             ) from None
+        except OSError as exc:  # refused, unreachable, TLS failed, proxy refused
+            raise ConnectionFailed(
+                f"could not connect to {self.host}:{self.port}: {exc}", received=False, sent=False
+            ) from exc
+        finally:
+            self.opening -= 1
+            if self.waiters:
+                self._wake_one()  # a failed attempt frees its place under the cap
         self.connections.add(conn)
         return conn
 
-    async def _acquire(self) -> _Conn:
-        while self.idle:
-            conn = self.idle.pop()
-            if not conn.closed:
-                conn.reused = True
+    def _take_idle(self) -> ClientConnection | None:
+        """A pooled connection still fit to carry a request, if any (the others close)."""
+        idle = self.idle
+        if not idle:
+            return None
+        now = self._clock()
+        limit = self.settings.idle_timeout
+        while idle:
+            conn = idle.pop()
+            if (
+                conn.keep_alive
+                and not conn.closed
+                and not conn.eof
+                and now - conn.idle_since < limit
+            ):
+                return conn
+            conn.close()
+        return None
+
+    async def _acquire(self) -> ClientConnection:
+        conn = self._take_idle()
+        if conn is not None:
+            return conn
+        cap = self.settings.max_connections
+        while cap and len(self.connections) + self.opening >= cap:
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
+            conn = self._take_idle()
+            if conn is not None:
                 return conn
         return await self._connect()
 
-    def _release(self, conn: _Conn) -> None:
-        if conn.closed or not conn.complete or not conn.keep_alive:
-            conn.close()
-        elif len(self.idle) < self.max_idle:
+    def _wake_one(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _release(self, conn: ClientConnection) -> None:
+        if (
+            conn.complete
+            and conn.keep_alive
+            and not conn.closed
+            and not conn.eof
+            and len(self.idle) < self.settings.max_idle
+        ):
+            conn.idle_since = self._clock()
             self.idle.append(conn)
         else:
             conn.close()
+        if self.waiters:
+            self._wake_one()
 
-    def forget(self, conn: _Conn) -> None:
-        self.connections.discard(conn)
+    def forget(self, conn: ClientConnection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self._wake_one()
 
-    async def request(self, data: bytes) -> tuple[int, bytes]:
-        """Send a whole request (head and body bytes); returns (status, body)."""
-        idle = self.idle
-        for attempt in (0, 1):
-            conn = idle.pop() if idle else None  # the common case, without an await
-            if conn is None or conn.closed:
-                conn = await self._acquire()
-            else:
-                conn.reused = True
-            conn.send(data, streaming=False)
-            try:
-                while not conn.complete:
-                    if conn.error is not None:
-                        raise conn.error
-                    await conn.wait()
-            except ConnectionFailed as exc:
-                conn.close()
-                if attempt == 0 and conn.reused and not exc.received:
-                    continue  # the server had closed this idle connection: use a new one
-                raise
-            except BaseException:
-                conn.close()  # cancelled or timed out mid-answer: the connection is unusable
-                raise
-            self._release(conn)
-            body = conn.body
-            return conn.status, body[0] if len(body) == 1 else b"".join(body)
-        raise AssertionError("unreachable")
-
-    async def stream(self, data: bytes, *, status: list[int]) -> AsyncGenerator[bytes, None]:
-        """Send a request and yield the answer's body as it arrives. ``status`` receives the
-        status code before the first chunk; a non-200 answer yields its whole body once."""
-        for attempt in (0, 1):
-            conn = await self._acquire()
-            conn.send(data, streaming=True)
-            try:
-                while not conn.headers_done:
-                    if conn.error is not None:
-                        raise conn.error
-                    await conn.wait()
-            except ConnectionFailed as exc:
-                conn.close()
-                if attempt == 0 and conn.reused and not exc.received:
-                    continue
-                raise
-            except BaseException:
-                conn.close()
-                raise
-            break
-        status.append(conn.status)
+    async def request(self, data: bytes) -> ClientResponse:
+        """Send a whole request (head and body bytes); the whole answer."""
+        conn = self._take_idle() or await self._acquire()
+        timeout = self.settings.read_timeout
+        conn.send(data)
         try:
+            while not conn.complete:
+                if conn.error is not None:
+                    raise conn.error
+                await conn.wait(timeout)
+        except BaseException:
+            conn.close()  # failed, cancelled or timed out mid-answer: unusable
+            raise
+        self._release(conn)
+        return conn.response()
+
+    async def stream(self, data: bytes, response: ClientResponse) -> AsyncGenerator[bytes, None]:
+        """Send a request and yield the answer's body as it arrives. ``response`` gets the
+        status and headers before the first chunk; a non-200 answer yields its body once."""
+        conn = self._take_idle() or await self._acquire()
+        timeout = self.settings.read_timeout
+        conn.send(data, streaming=True)
+        try:
+            while not conn.headers_done:
+                if conn.error is not None:
+                    raise conn.error
+                await conn.wait(timeout)
+            response.status, response.headers = conn.status, conn.headers
             if conn.status != 200:
                 while not conn.complete:
                     if conn.error is not None:
                         raise conn.error
-                    await conn.wait()
-                yield b"".join(conn.body)
+                    await conn.wait(timeout)
+                response.body = b"".join(conn.body)
                 self._release(conn)
+                yield response.body
                 return
             chunks = conn.chunks
             while True:
@@ -265,17 +233,14 @@ class HttpPool:
                     else:
                         chunk = b"".join(chunks)
                         chunks.clear()
-                    if conn.paused and len(chunks) < _MAX_QUEUED_CHUNKS // 4:
-                        conn.paused = False
-                        assert conn.transport is not None
-                        conn.transport.resume_reading()
+                    conn.resume()
                     yield chunk
                     continue
                 if conn.complete:
                     break
                 if conn.error is not None:
                     raise conn.error
-                await conn.wait()
+                await conn.wait(timeout)
             self._release(conn)
         finally:
             if not conn.complete:
@@ -286,6 +251,12 @@ class HttpPool:
             conn.close()
         self.idle.clear()
         self.connections.clear()
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_exception(
+                    ConnectionFailed("the pool closed", received=False, sent=False)
+                )
+        self.waiters.clear()
         await asyncio.sleep(0)
 
 

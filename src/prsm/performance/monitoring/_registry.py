@@ -4,6 +4,11 @@
 global default) and hands out metric families by name, creating each once; two components
 asking for the same name with the same kind and labels share it. Hot paths should keep the
 labelled child (``family.labels(...)``) instead of looking it up per request.
+
+Two kinds of family: prometheus_client's own (:meth:`~MetricsRegistry.counter`,
+:meth:`~MetricsRegistry.gauge`, :meth:`~MetricsRegistry.histogram`: for values set off the
+request path) and plain ones (:meth:`~MetricsRegistry.plain`: for the request path, see
+:mod:`._plain`). Both live in the registry instance, in one table of names.
 """
 
 from __future__ import annotations
@@ -12,16 +17,12 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.registry import Collector
 
 from ..errors import ConfigError
+from ._plain import LATENCY_BUCKETS, PlainFamily
 
 NAMESPACE = "prsm"
-
-#: Latency buckets (seconds) fitted to a gateway: 50 µs to 60 s.
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-)  # fmt: skip
 
 _M = TypeVar("_M", Counter, Gauge, Histogram)
 
@@ -32,26 +33,69 @@ class MetricsRegistry:
     def __init__(self, registry: CollectorRegistry | None = None, *, namespace: str = NAMESPACE):
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.namespace = namespace
-        self._families: dict[str, tuple[type, tuple[str, ...], Counter | Gauge | Histogram]] = {}
+        #: every family handed out, by full name: (kind, label names, family)
+        self._families: dict[str, tuple[str, tuple[str, ...], Any]] = {}
+
+    def _found(self, key: str, kind: str, labels: tuple[str, ...]) -> Any:
+        found = self._families.get(key)
+        if found is None:
+            return None
+        f_kind, f_labels, family = found
+        if f_kind != kind or f_labels != labels:
+            raise ConfigError(
+                f"metric {key}",
+                f"already registered as {f_kind}{list(f_labels)}, asked for {kind}{list(labels)}",
+            )
+        return family
 
     def _get(self, kind: type[_M], name: str, doc: str, labels: Sequence[str], **kw: Any) -> _M:
         key = f"{self.namespace}_{name}"
-        found = self._families.get(key)
         labels_t = tuple(labels)
+        found = self._found(key, kind.__name__, labels_t)
         if found is not None:
-            f_kind, f_labels, family = found
-            if f_kind is not kind or f_labels != labels_t:
-                raise ConfigError(
-                    f"metric {key}",
-                    f"already registered as {f_kind.__name__}{list(f_labels)}, "
-                    f"asked for {kind.__name__}{list(labels_t)}",
-                )
-            return family  # type: ignore[return-value]
+            return found  # type: ignore[no-any-return]
         family = kind(
             name, doc, labelnames=labels_t, namespace=self.namespace, registry=self.registry, **kw
         )
-        self._families[key] = (kind, labels_t, family)
+        self._families[key] = (kind.__name__, labels_t, family)
         return family
+
+    def plain(
+        self,
+        kind: str,
+        name: str,
+        doc: str,
+        labels: Sequence[str] = (),
+        bounds: Sequence[float] = LATENCY_BUCKETS,
+        *,
+        namespaced: bool = True,
+    ) -> PlainFamily:
+        """The plain ``counter`` (``prsm_<name>_total``) or ``histogram`` (``bounds``, latency
+        buckets by default) named ``name``, created and registered once; asking again with the
+        same kind and labels shares it. ``namespaced=False`` keeps ``name`` as given (for
+        names fixed by a convention, e.g. OpenTelemetry's ``gen_ai_*``)."""
+        full = f"{self.namespace}_{name}" if namespaced else name
+        labels_t = tuple(labels)
+        found = self._found(full, kind, labels_t)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        family = PlainFamily(kind, full, doc, labels_t, tuple(bounds))
+        self.registry.register(family)
+        self._families[full] = (kind, labels_t, family)
+        return family
+
+    def get(self, name: str) -> Any:
+        """The family registered under the full ``name`` (e.g. ``prsm_node_latency_seconds``),
+        or ``None``."""
+        found = self._families.get(name)
+        return found[2] if found is not None else None
+
+    def register(self, name: str, collector: Collector) -> None:
+        """Register a custom collector exporting the family ``name`` (once per name)."""
+        if name in self._families:
+            raise ConfigError(f"metric {name}", "already registered")
+        self.registry.register(collector)
+        self._families[name] = ("collector", (), collector)
 
     def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
         """A counter ``prsm_<name>_total``."""
@@ -74,3 +118,13 @@ class MetricsRegistry:
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format (what ``/metrics`` serves)."""
         return generate_latest(self.registry)
+
+
+def plain_family(
+    registry: MetricsRegistry, kind: str, name: str, doc: str, labels: Sequence[str] = ()
+) -> PlainFamily:
+    """``registry.plain(kind, name, doc, labels)``: the plain family kept in that registry."""
+    return registry.plain(kind, name, doc, labels)
+
+
+__all__ = ["LATENCY_BUCKETS", "NAMESPACE", "MetricsRegistry", "plain_family"]

@@ -1,7 +1,12 @@
 from ._orchestrator import PerformanceOrchestrator as PerformanceOrchestrator
-from ._settings import (
-    CACHING_STRATEGIES as CACHING_STRATEGIES,
+from ._retry import (
+    RetryPolicy as RetryPolicy,
+    RetryState as RetryState,
+    Sleep as Sleep,
+    Stop as Stop,
+    TryNode as TryNode,
 )
 from ._settings import (
+    CACHING_STRATEGIES as CACHING_STRATEGIES,
     OrchestratorSettings as OrchestratorSettings,
 )

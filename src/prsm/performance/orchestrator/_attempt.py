@@ -1,120 +1,241 @@
-"""What :meth:`~prsm.performance.orchestrator.PerformanceOrchestrator.handle` and the stream
-pipeline share: picking the next node within the deadline, and one attempt on a node through
-its breaker.
+"""One attempt of a request on one node: the bookkeeping the unary and streaming drivers share.
+
+:class:`Pipeline` holds the parts an attempt touches (registry, balancer, breakers, tracker,
+metrics, clock, retry policy, settings), so the drivers need nothing from the orchestrator
+itself. :meth:`Pipeline.begin` asks the node's breaker and counts the request in flight;
+the :class:`Attempt` it returns then records exactly one outcome:
+
+* :meth:`Attempt.answered` — the node answered (a stream: its first chunk); the time it took
+  is the node's latency (histogram, and what the router learns);
+* :meth:`Attempt.succeed` — done: released, breaker success, learned;
+* :meth:`Attempt.fail` — the node failed: released, and if the error counts against the
+  node (the breaker's predicate: not a client's 4xx, not a stream's total limit) breaker
+  failure, ``node_failures_total`` and a failure learned; else ignored by the breaker;
+* :meth:`Attempt.abandon` — cancelled, or the caller went away: released, ignored.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING
+import logging
+import random
+import time
+from collections.abc import Callable, Collection
 
-from .._awaiting import await_with_timeout
-from ..errors import (
-    CircuitBreakerOpenError,
-    DeadlineExceededError,
-    NoCapableNodesError,
-    UpstreamError,
-    UpstreamTimeoutError,
-)
+from ..clock import Clock, SystemClock
+from ..errors import CircuitBreakerOpenError, RoutingError, UpstreamError
+from ..resilience._breaker import BreakerSet, CircuitBreaker
+from ..routing._balancer import AILoadBalancer
 from ..routing._node import NodeSpec
-from ..types import AIRequest, ExecutionResult, Response
-from ..upstreams._base import Upstream
+from ..routing._registry import NodeRegistry
+from ..routing._tracker import PerformanceTracker
+from ..types import AIRequest
+from ._metrics import OrchestratorMetrics
+from ._retry import RetryPolicy, RetryState, Sleep, Stop, TryNode
+from ._settings import OrchestratorSettings
 
-if TYPE_CHECKING:
-    from ._orchestrator import PerformanceOrchestrator
-
-#: Why an attempt failed: the node's error, or its breaker refusing the call.
-Failure = UpstreamError | CircuitBreakerOpenError
-
-
-def retryable(err: BaseException) -> bool:
-    """Whether another node may be tried after ``err`` (a refused breaker, or an upstream
-    error marked retryable: 5xx, 429, timeouts, connection errors)."""
-    if isinstance(err, CircuitBreakerOpenError):
-        return True
-    return isinstance(err, UpstreamError) and err.retryable
+log = logging.getLogger("prsm.performance.orchestrator")
 
 
-def next_node(
-    perf: PerformanceOrchestrator,
-    request: AIRequest,
-    now: float,
-    deadline: float,
-    budget: float,
-    *,
-    tried: list[str] | None,
-    attempts: int,
-    last: Failure | None,
-) -> NodeSpec:
-    """The node to try next (its pick counted), excluding ``tried``.
+class Pipeline:
+    """The parts one request goes through, shared by the orchestrator and its drivers."""
 
-    Raises :class:`DeadlineExceededError` once ``deadline`` has passed; when no capable node
-    is left, the ``last`` failure, or :class:`NoCapableNodesError` / ``UnknownModelError``
-    when nothing was tried. Both count as the request's error.
-    """
-    m = perf._m
-    if now >= deadline:
-        m.error.inc()
-        raise DeadlineExceededError(budget, attempts, last)
-    try:
-        node = perf.balancer.pick(request, now, tried)
-    except NoCapableNodesError:
-        m.error.inc()
-        if last is not None:
-            raise last from None
-        raise
-    m.node(node.id).picks.inc()
-    return node
+    __slots__ = (
+        "balancer",
+        "breakers",
+        "clock",
+        "metrics",
+        "monotonic",
+        "policy",
+        "registry",
+        "settings",
+        "tracker",
+    )
+
+    def __init__(
+        self,
+        *,
+        settings: OrchestratorSettings,
+        clock: Clock,
+        registry: NodeRegistry,
+        tracker: PerformanceTracker,
+        balancer: AILoadBalancer,
+        breakers: BreakerSet,
+        metrics: OrchestratorMetrics,
+        rng: random.Random,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        #: the clock's ``monotonic``; the C function itself for the system clock (one Python
+        #: frame less per reading, three readings a request)
+        self.monotonic: Callable[[], float] = (
+            time.monotonic if type(clock) is SystemClock else clock.monotonic
+        )
+        self.registry = registry
+        self.tracker = tracker
+        self.balancer = balancer
+        self.breakers = breakers
+        self.metrics = metrics
+        self.policy = RetryPolicy.from_settings(settings, rng)
+
+    def pick(self, request: AIRequest, now: float, exclude: Collection[str] | None) -> NodeSpec:
+        """The balancer's node for ``request`` (its pick counted); raises its routing error."""
+        node = self.balancer.pick(request, now, exclude)
+        self.metrics.node(node.id).picks.inc()
+        return node
+
+    def begin(
+        self, node: NodeSpec, now: float, *, learn: bool = True
+    ) -> Attempt | CircuitBreakerOpenError:
+        """Start an attempt on ``node`` at ``now``: the attempt, or the breaker's refusal.
+        ``learn=False`` leaves teaching the router to the caller (the post's
+        ``update_performance_model``)."""
+        node_id = node.id
+        breaker = self.breakers.get(node_id)
+        if not breaker.try_acquire(now):
+            return breaker.open_error(now)
+        self.registry.acquire(node_id)
+        return Attempt(self, node_id, breaker, now, learn)
+
+    def learn(self, node_id: str, latency: float, ok: bool, err: BaseException | None) -> None:
+        """Teach the router one outcome of ``node_id``, unless it says nothing about the node
+        (a refused breaker, an error the breaker does not count, a removed node)."""
+        if node_id not in self.registry:
+            return
+        if err is not None and (
+            isinstance(err, CircuitBreakerOpenError) or not self.breakers.get(node_id).counts(err)
+        ):
+            return
+        self.tracker.record(node_id, latency, ok, self.monotonic())
 
 
-async def attempt(
-    perf: PerformanceOrchestrator,
-    upstream: Upstream,
-    node: NodeSpec,
-    request: AIRequest,
-    now: float,
-    *,
-    deadline: float,
-) -> ExecutionResult:
-    """Run ``request`` once on ``node`` through its breaker, counted in flight, bounded by
-    ``deadline`` and the node's own timeout; its latency, failures and breaker outcome
-    recorded. Never raises for an upstream failure: the result has ``ok=False``."""
-    node_id = node.id
-    breaker = perf.breakers.get(node_id)
-    if not breaker.try_acquire(now):
-        return ExecutionResult(request.id, node_id, False, 0.0, error=breaker.open_error(now))
-    registry = perf.registry
-    registry.acquire(node_id)
-    timeout = deadline - now
-    if node.timeout is not None and node.timeout < timeout:
-        timeout = node.timeout
-    error: UpstreamError | None = None
-    response: Response | None = None
-    try:
-        response = await await_with_timeout(upstream.execute(node, request), timeout)
-    except TimeoutError as exc:
-        error = UpstreamTimeoutError(node_id, f"no answer within {timeout:.3f}s")
-        error.__cause__ = exc
-    except UpstreamError as exc:
-        error = exc
-    except asyncio.CancelledError:
-        registry.release(node_id)
-        breaker.record_ignored()
-        raise
-    except Exception as exc:  # an upstream broke its protocol: counted as its failure
-        error = UpstreamError(node_id, f"{type(exc).__name__}: {exc}")
-        error.__cause__ = exc
-    end = perf.clock.monotonic()
-    registry.release(node_id)
-    latency = end - now
-    children = perf._m.node(node_id)
-    children.latency.observe(latency)
-    if error is None:
-        breaker.record_success(end)
-        return ExecutionResult(request.id, node_id, True, latency, response=response)
-    if breaker.counts(error):
+class Attempt:
+    """One attempt in flight on one node (see the module's docstring)."""
+
+    __slots__ = ("breaker", "children", "done", "latency", "learn", "node_id", "p", "start")
+
+    def __init__(
+        self, p: Pipeline, node_id: str, breaker: CircuitBreaker, start: float, learn: bool
+    ) -> None:
+        self.p = p
+        self.node_id = node_id
+        self.breaker = breaker
+        self.start = start
+        self.learn = learn
+        self.children = p.metrics.node(node_id)
+        self.latency = -1.0  # until the node answers
+        self.done = False
+
+    def answered(self, now: float) -> float:
+        """The node answered at ``now`` (a stream: its first chunk); returns its latency."""
+        latency = self.latency = now - self.start
+        self.children.latency.observe(latency)
+        return latency
+
+    def succeed(self, end: float) -> None:
+        """The attempt ended well at ``end``."""
+        p = self.p
+        node_id = self.node_id
+        latency = self.latency
+        if latency < 0:  # a unary call: it answered as it ended
+            latency = self.latency = end - self.start
+            self.children.latency.observe(latency)
+        self.done = True
+        p.registry.release(node_id)
+        self.breaker.record_success(end)
+        if self.learn and node_id in p.registry:  # not if it was removed meanwhile
+            p.tracker.record(node_id, latency, True, end)
+
+    def fail(self, err: UpstreamError, end: float) -> None:
+        """The attempt failed at ``end`` with the node's ``err``."""
+        p = self.p
+        node_id = self.node_id
+        self.done = True
+        p.registry.release(node_id)
+        latency = self.latency
+        if latency < 0:
+            latency = end - self.start
+            self.children.latency.observe(latency)
+        breaker = self.breaker
+        if not breaker.counts(err):
+            breaker.record_ignored(end)
+            return
         breaker.record_failure(end)
-        children.failures.inc()
-    else:
-        breaker.record_ignored(end)
-    return ExecutionResult(request.id, node_id, False, latency, error=error)
+        self.children.failures.inc()
+        if self.learn and node_id in p.registry:
+            p.tracker.record(node_id, latency, False, end)
+
+    def abandon(self) -> None:
+        """Cancelled, or the caller went away: the outcome says nothing about the node."""
+        if self.done:
+            return
+        self.done = True
+        self.p.registry.release(self.node_id)
+        self.breaker.record_ignored()
+
+
+def as_upstream_error(node_id: str, exc: BaseException) -> UpstreamError:
+    """``exc`` as the node's :class:`UpstreamError`: itself, or wrapping what an upstream
+    raised against its protocol (counted as the node's failure, its cause kept)."""
+    if isinstance(exc, UpstreamError):
+        return exc
+    err = UpstreamError(node_id, f"{type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+def is_cancel(exc: BaseException) -> bool:
+    """A cancellation, a generator closed from outside, an interrupt: never the node's
+    failure (every ``BaseException`` that is not an ``Exception``)."""
+    return not isinstance(exc, Exception)
+
+
+async def next_node(
+    p: Pipeline, request: AIRequest, state: RetryState, now: float
+) -> tuple[NodeSpec, RetryState]:
+    """Carry out the retry policy after ``state.last_error``: sleep through its back-offs and
+    return the node it tries next (the retry counted by reason and logged at debug level),
+    or raise the error it stops with (counted as the request's error, by why it stopped)."""
+    policy = p.policy
+    m = p.metrics
+
+    def pick(exclude: Collection[str]) -> NodeSpec:
+        return p.pick(request, now, exclude)
+
+    while True:
+        decision, state = policy.decide(state, now, pick)
+        if type(decision) is TryNode:
+            m.retries.labels(decision.reason).inc()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "request %s: attempt %d on %s after %s (%s)",
+                    request.id, state.attempts, decision.node.id, decision.reason,
+                    state.last_error,
+                )  # fmt: skip
+            return decision.node, state
+        if type(decision) is Sleep:
+            log.debug(
+                "request %s: every capable node failed (%s); backing off %.3fs",
+                request.id, decision.reason, decision.seconds,
+            )  # fmt: skip
+            await p.clock.sleep(decision.seconds)
+            now = p.monotonic()
+            continue
+        assert type(decision) is Stop
+        m.error.inc()
+        m.gave_up.labels(decision.reason).inc()
+        log.debug(
+            "request %s: giving up after %d attempt(s) (%s): %s",
+            request.id, state.attempts, decision.reason, decision.error,
+        )  # fmt: skip
+        raise decision.error
+
+
+def first_node(p: Pipeline, request: AIRequest, now: float) -> NodeSpec:
+    """The first attempt's node (the policy's first decision, taken directly: nothing to
+    decide yet); a routing error is counted as the request's error and raised."""
+    try:
+        return p.pick(request, now, None)
+    except RoutingError:
+        p.metrics.error.inc()
+        p.metrics.gave_up.labels("no_node").inc()
+        raise

@@ -1,19 +1,22 @@
 """The orchestrator's metrics and snapshot.
 
-The per-request series are plain Python counters and histograms (:class:`PlainFamily`),
-turned into Prometheus families only when the registry is scraped: recording one costs an
-attribute add (a histogram also one ``bisect``) instead of prometheus_client's locked value
-objects, about ten times less. They live on the event loop's thread (the gateway and the
-orchestrator record from it; a scrape from another thread reads consistent-enough values).
-Gauges refreshed by the monitoring loop stay prometheus_client gauges.
+The per-request series are plain Python counters and histograms
+(:class:`~prsm.performance.monitoring.PlainFamily`, kept in the injected registry), turned
+into Prometheus families only when the registry is scraped. Gauges refreshed by the
+monitoring loop stay prometheus_client gauges.
 
 Families (all prefixed ``prsm_``):
 
 * ``orchestrator_requests_total{outcome}`` — ``ok``, ``error``, ``cache_hit``;
-* ``orchestrator_request_latency_seconds`` — what ``handle()`` callers waited;
-* ``orchestrator_retries_total`` — attempts on a next node after a failure;
+* ``orchestrator_request_latency_seconds`` — what callers waited for the answer (for a
+  stream: for its first chunk);
+* ``orchestrator_retries_total{reason}`` — attempts after a failure, by what failed
+  (:func:`~._retry.failure_reason`: ``server_error``, ``timeout``, ``node_auth``, …);
+* ``orchestrator_gave_up_total{reason}`` — requests that stopped retrying and failed, by why
+  (:data:`~._retry.STOP_REASONS`);
 * ``node_picks_total{node}`` — the balancer chose the node;
-* ``node_latency_seconds{node}`` — each attempt's time on the node;
+* ``node_latency_seconds{node}`` — each attempt's time until the node answered (for a stream:
+  its first chunk, not the stream's length);
 * ``node_failures_total{node}`` — attempts that failed in a way that counts against the node;
 * ``breaker_transitions_total{node,state}`` — a node's breaker entered ``state``;
 * gauges refreshed by the monitoring loop: ``node_in_flight{node}``,
@@ -22,134 +25,15 @@ Families (all prefixed ``prsm_``):
 
 from __future__ import annotations
 
-import weakref
-from bisect import bisect_left
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
-
-from ..errors import ConfigError
-from ..monitoring._registry import LATENCY_BUCKETS, MetricsRegistry
-
-if TYPE_CHECKING:
-    from ._orchestrator import PerformanceOrchestrator
+from ..monitoring._registry import MetricsRegistry, plain_family
+from ..resilience._breaker import BreakerSet
+from ..routing._balancer import AILoadBalancer
+from ..routing._registry import NodeRegistry
+from ..routing._tracker import PerformanceTracker
 
 BREAKER_STATE_VALUE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
-
-
-class PlainCounter:
-    """A counter child: ``inc()`` adds to a float."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def inc(self, amount: float = 1.0) -> None:
-        self.value += amount
-
-
-class PlainHistogram:
-    """A histogram child: per-bucket counts (not cumulative until scraped) and the sum."""
-
-    __slots__ = ("bounds", "counts", "sum")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # the last one: +Inf
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1  # le: value <= bound
-        self.sum += value
-
-
-class PlainFamily(Collector):
-    """A labelled family of :class:`PlainCounter` or :class:`PlainHistogram` children,
-    exposed as a Prometheus counter or histogram when its registry is collected."""
-
-    def __init__(
-        self,
-        kind: str,
-        name: str,
-        doc: str,
-        labelnames: tuple[str, ...],
-        bounds: tuple[float, ...] = LATENCY_BUCKETS,
-    ) -> None:
-        self.kind = kind
-        self.name = name
-        self.doc = doc
-        self.labelnames = labelnames
-        self.bounds = bounds
-        self.children: dict[tuple[str, ...], Any] = {}
-        self._le = [repr(float(b)) for b in bounds] + ["+Inf"]  # as prometheus_client
-
-    def labels(self, *values: str) -> Any:
-        """The child for these label values (created at first use)."""
-        child = self.children.get(values)
-        if child is None:
-            if len(values) != len(self.labelnames):
-                raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
-            child = PlainCounter() if self.kind == "counter" else PlainHistogram(self.bounds)
-            self.children[values] = child
-        return child
-
-    def inc(self, amount: float = 1.0) -> None:
-        """For a family without labels."""
-        self.labels().inc(amount)
-
-    def observe(self, value: float) -> None:
-        """For a family without labels."""
-        self.labels().observe(value)
-
-    def remove(self, *values: str) -> None:
-        self.children.pop(values, None)
-
-    def collect(self) -> Iterator[Metric]:
-        labels = list(self.labelnames)
-        if self.kind == "counter":
-            counter = CounterMetricFamily(self.name, self.doc, labels=labels)
-            for values, child in self.children.items():
-                counter.add_metric(list(values), child.value)
-            yield counter
-            return
-        hist = HistogramMetricFamily(self.name, self.doc, labels=labels)
-        for values, child in self.children.items():
-            total = 0
-            buckets = []
-            for le, count in zip(self._le, child.counts, strict=True):
-                total += count
-                buckets.append((le, float(total)))
-            hist.add_metric(list(values), buckets, child.sum)
-        yield hist
-
-
-_PLAIN: weakref.WeakKeyDictionary[MetricsRegistry, dict[str, PlainFamily]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def plain_family(
-    registry: MetricsRegistry, kind: str, name: str, doc: str, labels: Sequence[str] = ()
-) -> PlainFamily:
-    """The plain ``counter`` (``prsm_<name>_total``) or ``histogram`` (latency buckets) named
-    ``name`` in ``registry``, created and registered once; asking again with the same kind
-    and labels shares it."""
-    families = _PLAIN.setdefault(registry, {})
-    full = f"{registry.namespace}_{name}"
-    family = families.get(full)
-    if family is None:
-        family = families[full] = PlainFamily(kind, full, doc, tuple(labels))
-        registry.registry.register(family)
-    elif family.kind != kind or family.labelnames != tuple(labels):
-        raise ConfigError(
-            f"metric {full}",
-            f"already registered as {family.kind}{list(family.labelnames)}, "
-            f"asked for {kind}{list(labels)}",
-        )
-    return family
 
 
 class NodeChildren:
@@ -181,8 +65,12 @@ class OrchestratorMetrics:
         ).labels()  # fmt: skip
         self.retries = plain_family(
             registry, "counter", "orchestrator_retries",
-            "Attempts on a next node after a retryable failure.",
-        ).labels()  # fmt: skip
+            "Attempts after a retryable failure, by what failed.", ["reason"],
+        )  # fmt: skip
+        self.gave_up = plain_family(
+            registry, "counter", "orchestrator_gave_up",
+            "Requests that stopped retrying and failed, by why.", ["reason"],
+        )  # fmt: skip
         self.picks = plain_family(
             registry, "counter", "node_picks", "Times the balancer chose a node.", ["node"]
         )
@@ -230,14 +118,33 @@ class OrchestratorMetrics:
             except KeyError:  # the monitoring loop never ran for it: there is no series
                 continue
 
+    def refresh(
+        self, registry: NodeRegistry, balancer: AILoadBalancer, breakers: BreakerSet
+    ) -> None:
+        """Set the per-node gauges (in flight, score, breaker state) from the live state."""
+        for entry in registry.entries():
+            self.in_flight.labels(entry.id).set(entry.in_flight)
+            self.score.labels(entry.id).set(balancer.intelligent_score(entry.id))
+            state = breakers.get(entry.id).state if entry.id in breakers else None
+            value = BREAKER_STATE_VALUE[state.value] if state else 0.0
+            self.breaker_state.labels(entry.id).set(value)
 
-def orchestrator_snapshot(perf: PerformanceOrchestrator) -> dict[str, Any]:
-    """What :meth:`PerformanceOrchestrator.snapshot` returns."""
-    now = perf.clock.monotonic()
+
+def node_snapshots(
+    registry: NodeRegistry,
+    tracker: PerformanceTracker,
+    balancer: AILoadBalancer,
+    breakers: BreakerSet,
+    *,
+    latency_scale: float,
+    now: float,
+) -> list[dict[str, Any]]:
+    """Each node with its metrics, score, exclusion, breaker and learned figures (what
+    :meth:`PerformanceOrchestrator.snapshot` lists)."""
     nodes = []
-    for entry in perf.registry.entries():
-        stats = perf.tracker.stats(entry.id)
-        breaker = perf.breakers.get(entry.id) if entry.id in perf.breakers else None
+    for entry in registry.entries():
+        stats = tracker.stats(entry.id)
+        breaker = breakers.get(entry.id) if entry.id in breakers else None
         m = entry.live_metrics()
         nodes.append(
             {
@@ -252,35 +159,19 @@ def orchestrator_snapshot(perf: PerformanceOrchestrator) -> dict[str, Any]:
                     "queue_depth": m.queue_depth,
                     "in_flight": m.in_flight,
                 },
+                "load": balancer.load_report(entry.id, now),
                 "capacity": entry.capacity,
-                "score": perf.balancer.intelligent_score(entry.id),
-                "excluded": perf.balancer.exclusion(entry.id, now),
+                "cost_per_1k_tokens": entry.spec.cost_per_1k_tokens,
+                "score": balancer.intelligent_score(entry.id, now),
+                "excluded": balancer.exclusion(entry.id, now),
                 "breaker": breaker.describe(now) if breaker else {"state": "closed"},
                 "stats": {
                     "requests": stats.requests,
                     "failures": stats.failures,
                     "latency_ewma": stats.latency,
                     "success_rate": stats.success_rate,
-                    "performance": stats.performance(perf.balancer_settings.latency_scale),
+                    "performance": stats.performance(latency_scale),
                 },
             }
         )
-    return {
-        "strategy": perf.balancer.strategy,
-        "caching_strategy": perf.settings.caching_strategy,
-        "cache": type(perf.cache).__name__ if perf.cache is not None else None,
-        "auto_scaling": perf.settings.auto_scaling,
-        "monitoring_interval": perf.settings.monitoring_interval,
-        "nodes": nodes,
-        "breakers": {n: s.value for n, s in perf.breakers.states().items()},
-    }
-
-
-def refresh_node_gauges(perf: PerformanceOrchestrator) -> None:
-    """Set the per-node gauges (in flight, score, breaker state) from the live state."""
-    m = perf._m
-    for entry in perf.registry.entries():
-        m.in_flight.labels(entry.id).set(entry.in_flight)
-        m.score.labels(entry.id).set(perf.balancer.intelligent_score(entry.id))
-        state = perf.breakers.get(entry.id).state if entry.id in perf.breakers else None
-        m.breaker_state.labels(entry.id).set(BREAKER_STATE_VALUE[state.value] if state else 0.0)
+    return nodes

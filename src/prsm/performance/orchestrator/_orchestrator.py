@@ -9,13 +9,18 @@
     await perf.update_performance_model(request, result)
 
 or ``await perf.handle(request)``: cache → route → execute with the node's breaker → on a
-retryable failure the next capable node, within the request's deadline → learn → store.
+retryable failure what the retry policy decides (the next capable node, or a back-off), within
+the request's deadline → learn → store.
+
+The room's modules depend one way: this class and its drivers (``_unary``, ``_stream``) →
+``_attempt`` (the bookkeeping both drivers share) → ``_retry``, ``_metrics``, ``_settings``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
@@ -25,12 +30,13 @@ from ..caching._base import ResponseCache
 from ..caching._settings import CacheSettings
 from ..clock import Clock, SystemClock
 from ..config import PRSMConfig
-from ..errors import (
-    CircuitBreakerOpenError,
-    ConfigError,
-    UpstreamError,
-)
+from ..errors import ConfigError, PRSMError
+from ..monitoring._monitor import PerformanceMonitor
+from ..monitoring._record import record_failure, record_result, recorded_stream
+from ..monitoring._recorder import RequestRecorder
 from ..monitoring._registry import MetricsRegistry
+from ..monitoring._settings import MonitoringSettings
+from ..nodeload._poller import NodePoller
 from ..resilience._breaker import BreakerSet, CircuitBreaker, CircuitState
 from ..resilience._settings import BreakerSettings
 from ..routing._balancer import AILoadBalancer
@@ -40,10 +46,18 @@ from ..routing._settings import BalancerSettings, check_strategy
 from ..routing._tracker import PerformanceTracker
 from ..types import AIRequest, ExecutionResult
 from ..upstreams._base import StreamingUpstream, Upstream
-from ._attempt import Failure, attempt, next_node, retryable
-from ._metrics import OrchestratorMetrics, orchestrator_snapshot, refresh_node_gauges
+from ._attempt import Pipeline, first_node
+from ._metrics import OrchestratorMetrics, node_snapshots
 from ._settings import OrchestratorSettings, check_caching_strategy
-from ._stream import stream_pipeline
+from ._stream import run_stream
+from ._unary import attempt_once, retry_unary
+
+log = logging.getLogger(__name__)
+
+AUTO_SCALING_WARNING = (
+    "auto_scaling=True: nothing scales replicas yet in this version (the scaling component "
+    "has not landed); requests are served by the registered nodes as they are"
+)
 
 
 class PerformanceOrchestrator:
@@ -58,8 +72,8 @@ class PerformanceOrchestrator:
 
     ``caching_strategy`` builds the response cache (exact tiers and/or the semantic cache,
     configured by ``cache_settings`` / ``semantic_settings``) unless ``cache=`` is given.
-    Coming, not built here: ``auto_scaling=True`` is accepted and recorded in
-    :meth:`snapshot`; replicas are scaled by the scaling component once it lands.
+    ``auto_scaling=True`` is accepted and recorded in :meth:`snapshot`, and logs one warning
+    that nothing scales yet (the scaling component will replace it).
 
     ``upstream`` executes requests (e.g. :class:`~prsm.performance.upstreams.CallableUpstream`);
     without one, :meth:`handle` raises :class:`ConfigError`. ``metrics`` is the injected
@@ -82,6 +96,7 @@ class PerformanceOrchestrator:
         cache_settings: CacheSettings | None = None,
         semantic_settings: Any = None,
         metrics: MetricsRegistry | None = None,
+        monitoring: MonitoringSettings | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -98,6 +113,8 @@ class PerformanceOrchestrator:
         if changes:
             s = dataclasses.replace(s, **changes)
         self.settings = s
+        if s.auto_scaling:
+            log.warning(AUTO_SCALING_WARNING)
         bs = balancer_settings or BalancerSettings()
         if load_balancing is not None:
             check_strategy(load_balancing, "load_balancing")
@@ -108,6 +125,18 @@ class PerformanceOrchestrator:
         self.rng = rng or random.Random()
         self.metrics = metrics if metrics is not None else MetricsRegistry()
         self._m = OrchestratorMetrics(self.metrics)
+        ms = monitoring or MonitoringSettings()
+        self.recorder = RequestRecorder(
+            self.metrics,
+            latency_objective=ms.latency_objective,
+            label_limit=ms.label_limit,
+            provider=ms.provider,
+        )
+        #: the monitoring loop (collect_metrics every monitoring_interval); the gateway
+        #: replaces it with one that keeps history and runs alert rules
+        self.monitor = PerformanceMonitor(
+            self.recorder, self, settings=ms, interval=s.monitoring_interval, clock=self.clock
+        )
         self.registry = NodeRegistry()
         self.tracker = PerformanceTracker(bs)
         self.balancer = AILoadBalancer(
@@ -118,11 +147,25 @@ class PerformanceOrchestrator:
         )
         self.breakers.add_listener(self._on_breaker_change)
         self.registry.add_listener(self._on_registry_change)
+        self._p = Pipeline(
+            settings=s,
+            clock=self.clock,
+            registry=self.registry,
+            tracker=self.tracker,
+            balancer=self.balancer,
+            breakers=self.breakers,
+            metrics=self._m,
+            rng=self.rng,
+        )
         self.upstream = upstream
         self.cache_settings = cache_settings or CacheSettings()
         self._semantic_settings = semantic_settings
         self.cache: ResponseCache | None = cache if cache is not None else self._build_cache()
         self._monitor: asyncio.Task[None] | None = None
+        self.poller = NodePoller(  # nodes' load readings, polled from the monitoring loop
+            self.registry, bs, interval=s.monitoring_interval, metrics=self.metrics,
+            clock=self.clock, rng=self.rng,
+        )  # fmt: skip
         for spec in nodes:
             self.registry.add(spec)
 
@@ -149,6 +192,7 @@ class PerformanceOrchestrator:
             cache_settings=config.cache,
             semantic_settings=getattr(config, "semantic", None),
             metrics=metrics,
+            monitoring=config.monitoring,
             clock=clock,
             rng=rng,
         )
@@ -212,36 +256,33 @@ class PerformanceOrchestrator:
     async def select_optimal_endpoint(self, request: AIRequest) -> NodeSpec:
         """The node the balancer picks for ``request`` now (raises
         :class:`NoCapableNodesError` or :class:`~prsm.performance.errors.UnknownModelError`)."""
-        node = self.balancer.pick(request, self.clock.monotonic())
-        self._m.node(node.id).picks.inc()
-        return node
+        return self._p.pick(request, self.clock.monotonic(), None)
 
     async def execute_with_monitoring(self, node: NodeSpec, request: AIRequest) -> ExecutionResult:
         """Run ``request`` once on ``node`` through its breaker, counting it in flight and
         recording breaker outcome and metrics. Never raises for an upstream failure: the
         result has ``ok=False`` and ``error`` (a refused breaker gives a
-        :class:`CircuitBreakerOpenError`)."""
+        :class:`CircuitBreakerOpenError`). What the router learns is left to
+        :meth:`update_performance_model`."""
         upstream = self._need_upstream()
         now = self.clock.monotonic()
         budget = request.timeout or self.settings.default_timeout
-        return await attempt(self, upstream, node, request, now, deadline=now + budget)
+        result = await attempt_once(
+            self._p, upstream, node, request, now, deadline=now + budget, learn=False
+        )
+        if result.ok:
+            result.timings.setdefault("upstream", result.latency)
+            record_result(self.recorder, request, result, cached=False)
+        elif result.error is not None:
+            record_failure(self.recorder, request, result.error, result.latency)
+        return result
 
     async def update_performance_model(self, request: AIRequest, result: ExecutionResult) -> None:
         """Teach the performance model (per-node EWMA latency and success rate, which feed the
-        scores) the outcome ``result``. Cache hits, refused breakers and client errors teach
-        nothing about the node."""
-        self._learn(result)
-
-    def _learn(self, result: ExecutionResult) -> None:
-        node_id = result.node_id
-        if node_id is None or result.cache is not None or node_id not in self.registry:
-            return
-        err = result.error
-        if err is not None and (isinstance(err, CircuitBreakerOpenError) or not retryable(err)):
-            return
-        self.tracker.record(node_id, result.latency, result.ok, self.clock.monotonic())
-
-    # -- one attempt -----------------------------------------------------------------------
+        scores) the outcome ``result``. Cache hits, refused breakers and errors that do not
+        count against the node (a client's 4xx) teach nothing about the node."""
+        if result.node_id is not None and result.cache is None:
+            self._p.learn(result.node_id, result.latency, result.ok, result.error)
 
     def _need_upstream(self) -> Upstream:
         if self.upstream is None:
@@ -256,112 +297,143 @@ class PerformanceOrchestrator:
 
     async def handle(self, request: AIRequest) -> ExecutionResult:
         """Answer ``request``: from cache if it may, else from the best capable node,
-        retrying retryable failures on the next node within the deadline.
+        retrying retryable failures as the retry policy decides, within the deadline.
+
+        Recorded (outcome, latency, stages, tokens) in :attr:`recorder`.
+        """
+        start = self.clock.monotonic()
+        try:
+            result = await self._handle(request)
+        except PRSMError as exc:
+            record_failure(self.recorder, request, exc, self.clock.monotonic() - start)
+            raise
+        cached = self.cache is not None and request.cache_mode == "default"
+        record_result(self.recorder, request, result, cached=cached)
+        return result
+
+    async def _handle(self, request: AIRequest) -> ExecutionResult:
+        """:meth:`handle`, unrecorded.
 
         Raises :class:`NoCapableNodesError` / ``UnknownModelError`` when nothing can serve
         it, :class:`DeadlineExceededError` when its deadline passes first, and the
-        :class:`UpstreamError` itself when it is not retryable (a client's 4xx) or when no
-        node or attempt is left. ``result.latency`` is the caller's total wait;
-        ``result.timings["upstream"]`` the answering node's time.
+        :class:`UpstreamError` itself when it is not retryable (a client's 4xx) or when the
+        policy stops (attempts spent, no node left, a back-off or ``Retry-After`` past the
+        deadline). ``result.latency`` is the caller's total wait; ``result.timings["upstream"]``
+        the answering node's time.
         """
-        upstream = self._need_upstream()
-        clock = self.clock
+        upstream = self.upstream
+        if upstream is None:
+            upstream = self._need_upstream()
+        p = self._p
+        monotonic = p.monotonic
         m = self._m
-        start = clock.monotonic()
-        budget = request.timeout or self.settings.default_timeout
-        deadline = start + budget
+        start = monotonic()
         cache = self.cache
+        cache_s = -1.0
         if cache is not None and request.cache_mode == "default":
             hit = await cache.lookup(request)
+            cache_s = monotonic() - start
             if hit is not None:
                 m.cache_hit.inc()
                 return ExecutionResult(
                     request.id,
                     None,
                     True,
-                    clock.monotonic() - start,
+                    monotonic() - start,
                     response=hit.response,
                     attempts=0,
                     cache=hit.tier,
                     similarity=hit.similarity,
+                    timings={"cache": cache_s},
                 )
-        tried: list[str] | None = None
-        attempts = 0
-        last: Failure | None = None
-        now = start
-        while True:
-            node = next_node(
-                self, request, now, deadline, budget, tried=tried, attempts=attempts, last=last
-            )
-            attempts += 1
-            result = await attempt(self, upstream, node, request, now, deadline=deadline)
-            self._learn(result)
-            if result.ok:
-                response = result.response
-                if cache is not None and request.cache_mode != "no-store" and response is not None:
-                    await cache.store(request, response)
-                total = clock.monotonic() - start
-                result.timings["upstream"] = result.latency
-                result.latency = total
-                result.attempts = attempts
-                m.ok.inc()
-                m.latency.observe(total)
-                return result
-            err = result.error
-            assert isinstance(err, (UpstreamError, CircuitBreakerOpenError))
-            if not retryable(err) or attempts >= self.settings.max_attempts:
-                m.error.inc()
-                raise err
-            last = err
-            if tried is None:
-                tried = []
-            tried.append(node.id)
-            m.retries.inc()
-            now = clock.monotonic()
+        deadline = start + (request.timeout or self.settings.default_timeout)
+        picking = monotonic()
+        node = first_node(p, request, picking)
+        route_s = monotonic() - picking
+        result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
+        if not result.ok:
+            result = await retry_unary(p, upstream, request, result, deadline)
+        if cache is not None and request.cache_mode != "no-store" and result.response is not None:
+            await cache.store(request, result.response)
+        total = monotonic() - start
+        timings = result.timings
+        timings["upstream"] = result.latency
+        timings["route"] = route_s
+        if cache_s >= 0.0:
+            timings["cache"] = cache_s
+        result.latency = total
+        m.ok.inc()
+        m.latency.observe(total)
+        return result
 
     def handle_stream(self, request: AIRequest) -> AsyncIterator[bytes]:
         """Stream ``request``'s answer (raw chunks as the node sends them).
 
         Raises :class:`ConfigError` at once when the upstream cannot stream. Routing,
-        breakers and retries as in :meth:`handle`, except that a failure after the
-        first chunk has been yielded cannot move to another node: it is raised. Each wait for
-        a chunk is bounded by what is left of the deadline. Latency and outcome are recorded
-        when the stream ends.
+        breakers and the retry policy as in :meth:`handle`, except that a failure after the
+        first chunk has been yielded cannot move to another node: it is raised. The deadline
+        bounds the wait for the first chunk; after it the stream limits apply
+        (``stream_idle_timeout`` between chunks, optional ``stream_total_timeout``). The
+        node's latency is its time to the first chunk.
         """
         upstream = self._need_upstream()
         if not isinstance(upstream, StreamingUpstream):
             raise ConfigError(
                 "upstream", f"{type(upstream).__name__} cannot stream (it has no stream())"
             )
+        p = self._p
         if self.cache is None:
-            return stream_pipeline(self, upstream, request)
+            return recorded_stream(self.recorder, request, run_stream(p, upstream, request))
         from ..caching._response_cache import CachedStream
 
-        return CachedStream(self.cache, request, lambda: stream_pipeline(self, upstream, request))
+        cached = CachedStream(self.cache, request, lambda: run_stream(p, upstream, request))
+        return recorded_stream(self.recorder, request, cached)
 
     # -- inspection ------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """Nodes with their metrics, scores, exclusions, breakers and learned figures, plus
         the options (for admin APIs and dashboards)."""
-        return orchestrator_snapshot(self)
+        s = self.settings
+        nodes = node_snapshots(
+            self.registry,
+            self.tracker,
+            self.balancer,
+            self.breakers,
+            latency_scale=self.balancer_settings.latency_scale,
+            now=self.clock.monotonic(),
+        )
+        return {
+            "strategy": self.balancer.strategy,
+            "caching_strategy": s.caching_strategy,
+            "cache": type(self.cache).__name__ if self.cache is not None else None,
+            "auto_scaling": s.auto_scaling,
+            "monitoring_interval": s.monitoring_interval,
+            "nodes": nodes,
+            "breakers": {n: st.value for n, st in self.breakers.states().items()},
+        }
 
     def refresh_gauges(self) -> None:
         """Set the per-node gauges (in flight, score, breaker state) from the live state."""
-        refresh_node_gauges(self)
+        self._m.refresh(self.registry, self.balancer, self.breakers)
 
     async def _monitor_loop(self) -> None:
         while True:
             self.refresh_gauges()
+            self.poller.tick()
             await self.clock.sleep(self.settings.monitoring_interval)
 
     async def start(self) -> None:
-        """Start the monitoring loop (every ``monitoring_interval`` seconds)."""
+        """Start the monitoring loops (every ``monitoring_interval`` seconds)."""
         if self._monitor is None or self._monitor.done():
             self._monitor = asyncio.get_running_loop().create_task(self._monitor_loop())
+        if self.monitor.settings.enabled:
+            await self.monitor.start()
 
     async def close(self) -> None:
-        """Stop the loop; close the upstream and the cache if they have ``aclose()``."""
+        """Stop the loops (the monitor flushes its history); close the upstream and the cache
+        if they have ``aclose()``."""
+        await self.monitor.close()
         task, self._monitor = self._monitor, None
         if task is not None:
             task.cancel()
@@ -370,6 +442,7 @@ class PerformanceOrchestrator:
             except asyncio.CancelledError:
                 if not task.cancelled():
                     raise
+        await self.poller.aclose()
         for part in (self.upstream, self.cache):
             aclose = getattr(part, "aclose", None)
             if aclose is not None:

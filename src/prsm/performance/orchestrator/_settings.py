@@ -2,11 +2,13 @@
 section ``orchestrator``).
 
 Imports only the standard library and :mod:`prsm.performance.errors`, so ``config.py`` can
-import it without a cycle.
+import it without a cycle. This section is the one source of every request-level timeout:
+the deadline (``default_timeout``), retries and back-off, and the three limits of a stream.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -29,36 +31,89 @@ def check_caching_strategy(value: object, field: str = "caching_strategy") -> st
     return value
 
 
+def _seconds(name: str, value: object, *, optional: bool = False, zero: bool = False) -> None:
+    if optional and value is None:
+        return
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 if zero else value > 0)
+    )
+    if not ok:
+        bound = ">= 0" if zero else "> 0"
+        none = " (or unset)" if optional else ""
+        raise ConfigError(name, f"must be a number of seconds {bound}{none}, got {value!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class OrchestratorSettings:
     """The request pipeline's settings.
 
-    ``default_timeout`` is a request's deadline in seconds when it sets none;
-    ``max_attempts`` bounds the nodes one request is tried on (first try plus retries on the
-    next capable node). ``monitoring_interval`` is how often the background loop (running
-    between :meth:`~prsm.performance.orchestrator.PerformanceOrchestrator.start` and ``close``)
-    refreshes the per-node gauges. ``caching_strategy`` and ``auto_scaling`` are accepted and
-    validated; what they build comes with the caching and scaling components (see the
-    orchestrator's docstring).
+    ``default_timeout`` is a request's deadline in seconds when it sets none: every attempt,
+    retry and back-off of a unary call happens within it; for a stream it bounds everything
+    before the first chunk (the stream limits below take over once it has started).
+    ``max_attempts`` bounds the attempts one request makes (the first try included).
+
+    Retries: after a retryable failure the next capable node not tried yet is tried at once;
+    when every capable node has been tried, the policy sleeps a back-off and tries them again:
+    ``retry_backoff`` seconds the first time, times ``retry_backoff_multiplier`` each time
+    after, at most ``retry_backoff_max``; ``retry_jitter`` is the fraction of each back-off
+    drawn at random (0: none; 1: anywhere from 0 to the full back-off). A node's
+    ``Retry-After`` lengthens the back-off; when it (or the back-off) reaches past the
+    deadline, the request stops at once with the node's error.
+
+    Streams: ``stream_first_token_timeout`` bounds each attempt's wait for its first chunk
+    (with the deadline and the node's ``timeout``; a node that misses it is counted as failed
+    and the next one is tried); ``stream_idle_timeout`` bounds each wait between two chunks
+    (a stalled stream is cut and counted against its node); ``stream_total_timeout``, when
+    set, bounds a stream's whole duration (cut, but never counted against the node).
+
+    ``monitoring_interval`` is how often the background loop (running between
+    :meth:`~prsm.performance.orchestrator.PerformanceOrchestrator.start` and ``close``)
+    refreshes the per-node gauges. ``caching_strategy`` picks the response cache that is built.
+    ``auto_scaling`` is accepted and validated; nothing scales yet (a warning says so).
     """
 
     auto_scaling: bool = False
     caching_strategy: str = "none"
     monitoring_interval: float = 1.0
-    default_timeout: float = 30.0
+    default_timeout: float = 60.0
     max_attempts: int = 3
+    retry_backoff: float = 0.1
+    retry_backoff_multiplier: float = 2.0
+    retry_backoff_max: float = 5.0
+    retry_jitter: float = 0.5
+    stream_first_token_timeout: float = 30.0
+    stream_idle_timeout: float = 30.0
+    stream_total_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.auto_scaling, bool):
             raise ConfigError("auto_scaling", f"must be true or false, got {self.auto_scaling!r}")
         check_caching_strategy(self.caching_strategy)
-        if not self.monitoring_interval > 0:
+        for name in (
+            "monitoring_interval",
+            "default_timeout",
+            "stream_first_token_timeout",
+            "stream_idle_timeout",
+        ):
+            _seconds(name, getattr(self, name))
+        _seconds("stream_total_timeout", self.stream_total_timeout, optional=True)
+        attempts = self.max_attempts
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+            raise ConfigError("max_attempts", f"must be an integer >= 1, got {attempts!r}")
+        _seconds("retry_backoff", self.retry_backoff, zero=True)
+        _seconds("retry_backoff_max", self.retry_backoff_max, zero=True)
+        if self.retry_backoff_max < self.retry_backoff:
             raise ConfigError(
-                "monitoring_interval", f"must be > 0 seconds, got {self.monitoring_interval!r}"
+                "retry_backoff_max",
+                f"must be >= retry_backoff ({self.retry_backoff!r}), got "
+                f"{self.retry_backoff_max!r}",
             )
-        if not self.default_timeout > 0:
-            raise ConfigError(
-                "default_timeout", f"must be > 0 seconds, got {self.default_timeout!r}"
-            )
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ConfigError("max_attempts", f"must be an integer >= 1, got {self.max_attempts!r}")
+        mult = self.retry_backoff_multiplier
+        if not isinstance(mult, (int, float)) or isinstance(mult, bool) or not 1.0 <= mult < 1e6:
+            raise ConfigError("retry_backoff_multiplier", f"must be within [1, 1e6), got {mult!r}")
+        jitter = self.retry_jitter
+        if not isinstance(jitter, (int, float)) or isinstance(jitter, bool) or not 0 <= jitter <= 1:
+            raise ConfigError("retry_jitter", f"must be within [0, 1], got {jitter!r}")

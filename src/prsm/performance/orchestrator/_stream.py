@@ -1,34 +1,32 @@
-"""The streaming pipeline behind :meth:`PerformanceOrchestrator.handle_stream`.
+"""The streaming driver behind :meth:`PerformanceOrchestrator.handle_stream`.
 
-Same routing, breakers and retries as ``handle()``, with one rule more: once the first chunk
-has gone to the caller, the request is committed to that node, and a later failure is raised
-instead of retried.
+Same routing, breakers and retry policy as the unary driver, with three limits of its own
+(settings ``stream_first_token_timeout``, ``stream_idle_timeout``, ``stream_total_timeout``)
+and one rule more: once the first chunk has gone to the caller the request is committed to
+that node, and a later failure is raised instead of retried.
+
+* Before the first chunk, each attempt waits at most the first-token timeout (and what is left
+  of the deadline, and the node's ``timeout``); a miss is the node's failure and the policy
+  tries the next node.
+* The node's latency — in its histogram and in what the router learns — is the time to the
+  first chunk, never the stream's length.
+* After it, each wait between chunks is bounded by the idle timeout (a stall: the node's
+  failure, raised), and the whole stream by the optional total limit (cut and raised, but
+  the node is recorded as healthy). The request's deadline no longer applies: a long,
+  healthy stream is never cut by it and never counts against its node.
 """
 
 from __future__ import annotations
 
-import asyncio
+import math
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
-from ..errors import UpstreamError, UpstreamTimeoutError
+from .._awaiting import await_with_timeout
+from ..errors import CircuitBreakerOpenError, StreamTimeoutError, UpstreamError
 from ..types import AIRequest
 from ..upstreams._base import StreamingUpstream
-from ._attempt import Failure, next_node
-
-if TYPE_CHECKING:
-    from ._orchestrator import PerformanceOrchestrator
-
-
-def _as_upstream_error(node_id: str, exc: BaseException, wait: float) -> UpstreamError:
-    if isinstance(exc, UpstreamError):
-        return exc
-    if isinstance(exc, TimeoutError):
-        err: UpstreamError = UpstreamTimeoutError(node_id, f"no chunk within {wait:.3f}s")
-    else:
-        err = UpstreamError(node_id, f"{type(exc).__name__}: {exc}")
-    err.__cause__ = exc
-    return err
+from ._attempt import Attempt, Pipeline, as_upstream_error, first_node, is_cancel, next_node
+from ._retry import RetryState
 
 
 async def _close(agen: AsyncIterator[bytes]) -> None:
@@ -37,110 +35,98 @@ async def _close(agen: AsyncIterator[bytes]) -> None:
         await aclose()
 
 
-async def stream_pipeline(
-    perf: PerformanceOrchestrator, upstream: StreamingUpstream, request: AIRequest
-) -> AsyncIterator[bytes]:
-    clock = perf.clock
-    m = perf._m
-    start = clock.monotonic()
-    budget = request.timeout or perf.settings.default_timeout
-    deadline = start + budget
-    tried: list[str] = []
-    attempts = 0
-    last: Failure | None = None
-    now = start
-    while True:
-        node = next_node(
-            perf, request, now, deadline, budget, tried=tried, attempts=attempts, last=last
+def _stream_error(node_id: str, exc: BaseException, phase: str, seconds: float,
+                   chunks: int) -> UpstreamError:  # fmt: skip
+    if isinstance(exc, TimeoutError):
+        err: UpstreamError = StreamTimeoutError(
+            node_id, phase, seconds, chunks, f"orchestrator.stream_{phase}_timeout"
         )
-        node_id = node.id
-        children = m.node(node_id)
-        attempts += 1
-        breaker = perf.breakers.get(node_id)
-        if not breaker.try_acquire(now):
-            last = breaker.open_error(now)
-            tried.append(node_id)
-            now = clock.monotonic()
-            continue
-        perf.registry.acquire(node_id)
-        released = False
-        committed = False
-        agen = upstream.stream(node, request)
-        try:
-            wait = deadline - now
+        err.__cause__ = exc
+        return err
+    return as_upstream_error(node_id, exc)
+
+
+async def run_stream(
+    p: Pipeline, upstream: StreamingUpstream, request: AIRequest
+) -> AsyncIterator[bytes]:
+    """Yield the answer's chunks from the first node that starts one (see the module)."""
+    monotonic = p.monotonic
+    s = p.settings
+    m = p.metrics
+    start = monotonic()
+    budget = request.timeout or s.default_timeout
+    deadline = start + budget
+    now = start
+    node = first_node(p, request, now)
+    state = RetryState(deadline, budget, 1, (node.id,))
+    while True:  # until a node sends its first chunk (or the policy stops)
+        err: UpstreamError | CircuitBreakerOpenError
+        begun = p.begin(node, now)
+        if type(begun) is Attempt:
+            att = begun
+            agen = upstream.stream(node, request)
+            wait = min(deadline - now, s.stream_first_token_timeout)
             if node.timeout is not None and node.timeout < wait:
                 wait = node.timeout
-            first: bytes | None
             try:
-                async with asyncio.timeout(wait):
-                    first = await agen.__anext__()
+                first: bytes | None = await await_with_timeout(agen.__anext__(), wait)
             except StopAsyncIteration:
                 first = None
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                err = _as_upstream_error(node_id, exc, wait)
+                break
+            except BaseException as exc:
                 await _close(agen)
-                end = clock.monotonic()
-                perf.registry.release(node_id)
-                released = True
-                children.latency.observe(end - now)
-                if breaker.counts(err):
-                    breaker.record_failure(end)
-                    children.failures.inc()
-                    perf.tracker.record(node_id, end - now, False, end)
-                else:
-                    breaker.record_ignored(end)
-                if not err.retryable or attempts >= perf.settings.max_attempts:
+                if is_cancel(exc):
+                    att.abandon()
+                    raise
+                err = _stream_error(node.id, exc, "first_token", wait, 0)
+                att.fail(err, monotonic())
+            else:
+                break
+        else:
+            assert isinstance(begun, CircuitBreakerOpenError)
+            err = begun
+        state = state._replace(last_error=err)
+        node, state = await next_node(p, request, state, monotonic())
+        now = monotonic()
+
+    answered = monotonic()
+    att.answered(answered)
+    m.latency.observe(answered - start)
+    total = s.stream_total_timeout
+    ends_at = math.inf if total is None else answered + total
+    idle = s.stream_idle_timeout
+    chunks = 0
+    try:
+        if first is not None:
+            yield first
+            chunks = 1
+            while True:
+                wait, phase = idle, "idle"
+                left = ends_at - monotonic()
+                if left < wait:
+                    wait, phase = left, "total"
+                try:
+                    if wait <= 0:  # past the total limit (on the injected clock): cut now
+                        raise TimeoutError
+                    chunk = await await_with_timeout(agen.__anext__(), wait)
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:
+                    end = monotonic()
+                    limit = idle if phase == "idle" else ends_at - answered
+                    err = _stream_error(node.id, exc, phase, limit, chunks)
+                    if phase == "total" and isinstance(err, StreamTimeoutError):
+                        att.succeed(end)  # the node was healthy: only our limit cut it
+                    else:
+                        att.fail(err, end)
                     m.error.inc()
+                    if err is exc:
+                        raise
                     raise err from exc
-                last = err
-                tried.append(node_id)
-                m.retries.inc()
-                now = end
-                continue
-            committed = True
-            if first is not None:
-                yield first
-                while True:
-                    wait = deadline - clock.monotonic()
-                    try:
-                        async with asyncio.timeout(wait if wait > 0 else 0):
-                            chunk = await agen.__anext__()
-                    except StopAsyncIteration:
-                        break
-                    yield chunk
-        except (asyncio.CancelledError, GeneratorExit):
-            if not released:
-                perf.registry.release(node_id)
-                released = True
-                breaker.record_ignored()
-            await _close(agen)
-            raise
-        except Exception as exc:
-            if released:
-                raise
-            err = _as_upstream_error(node_id, exc, deadline - now)
-            end = clock.monotonic()
-            perf.registry.release(node_id)
-            released = True
-            children.latency.observe(end - now)
-            breaker.record_exception(err, end)
-            if breaker.counts(err):
-                children.failures.inc()
-                perf.tracker.record(node_id, end - now, False, end)
-            m.error.inc()
-            await _close(agen)
-            if err is exc:
-                raise
-            raise err from exc
-        if committed and not released:
-            end = clock.monotonic()
-            perf.registry.release(node_id)
-            children.latency.observe(end - now)
-            breaker.record_success(end)
-            perf.tracker.record(node_id, end - now, True, end)
-            total = end - start
-            m.ok.inc()
-            m.latency.observe(total)
-        return
+                yield chunk
+                chunks += 1
+        att.succeed(monotonic())
+        m.ok.inc()
+    finally:
+        att.abandon()  # cancelled, or the caller went away (no-op once an outcome is recorded)
+        await _close(agen)

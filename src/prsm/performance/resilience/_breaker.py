@@ -17,6 +17,7 @@ decorator).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Awaitable, Callable
@@ -175,10 +176,15 @@ StateListener = Callable[["CircuitBreaker", CircuitState, CircuitState], None]
 class CircuitBreaker:
     """One circuit breaker (the source post's ``CircuitBreaker``), usually one per node.
 
-    >>> breaker = CircuitBreaker("api")
-    >>> @breaker
+    >>> breaker = CircuitBreaker(failure_threshold=5, reset_timeout=60)  # as the post writes it
+    >>> named = CircuitBreaker("api")
+    >>> @named
     ... async def fetch() -> int:
     ...     return 1
+
+    ``failure_threshold`` and ``reset_timeout`` (keywords, as the post passes them) override
+    those of ``settings``; a bad value raises :class:`~prsm.performance.errors.ConfigError`
+    naming it.
 
     ``await breaker.call(fn, *args)`` runs ``fn`` if the breaker allows, else raises
     :class:`CircuitBreakerOpenError` (with the name and the seconds left). Exceptions of
@@ -193,13 +199,25 @@ class CircuitBreaker:
         name: str = "breaker",
         settings: BreakerSettings | None = None,
         *,
+        failure_threshold: int | None = None,
+        reset_timeout: float | None = None,
         clock: Clock | None = None,
         excluded: tuple[type[BaseException], ...] = (),
         is_failure: Callable[[BaseException], bool] = client_errors_do_not_count,
         on_block: Callable[[str, float], None] | None = None,
     ) -> None:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"name: expected a string, got {name!r}; pass thresholds by keyword, e.g. "
+                "CircuitBreaker(failure_threshold=5, reset_timeout=60)"
+            )
         self.name = name
-        self.settings = settings or BreakerSettings()
+        base = settings or BreakerSettings()
+        if failure_threshold is not None:
+            base = dataclasses.replace(base, failure_threshold=failure_threshold)
+        if reset_timeout is not None:
+            base = dataclasses.replace(base, reset_timeout=reset_timeout)
+        self.settings = base
         self.clock = clock or SystemClock()
         self.excluded = tuple(excluded)
         self.is_failure = is_failure
@@ -246,6 +264,8 @@ class CircuitBreaker:
 
     def try_acquire(self, now: float | None = None) -> bool:
         """Ask to start a call: ``True`` if allowed (then report its outcome exactly once)."""
+        if self._st.state is CircuitState.CLOSED:  # what transition() says, without the calls
+            return True
         return self._apply(Event.ALLOW, self.clock.monotonic() if now is None else now)
 
     def acquire(self, now: float | None = None) -> None:
@@ -260,6 +280,13 @@ class CircuitBreaker:
         )
 
     def record_success(self, now: float | None = None) -> None:
+        st = self._st
+        if (
+            st.state is CircuitState.CLOSED
+            and not st.failures
+            and self.settings.failure_rate_threshold is None
+        ):
+            return  # nothing changes (as transition() says), and this is every healthy call
         self._apply(Event.SUCCESS, self.clock.monotonic() if now is None else now)
 
     def record_failure(self, now: float | None = None) -> None:

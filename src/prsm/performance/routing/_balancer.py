@@ -1,56 +1,74 @@
 """The load balancer: capability filter → exclusion (draining, full, breaker open) → strategy.
 
+This is the one implementation of every routing strategy (their math is in :mod:`.scoring`;
+the tests check it against a brute-force reference that lives with them).
+
 Each distinct request shape (model, required capabilities, context size) gets a *group*: its
-capable nodes and one key per node (see :mod:`.strategies`), kept up to date incrementally —
-a node's key is recomputed (once, before the next pick) only when its load, state, learned
-performance or breaker changes, and an excluded node's key is ``-inf``. A pick reads the top
-of a lazy max-heap for the argmax strategies (``O(log n)`` per change, no scan) and steps a
-cursor for the round-robin ones, so it costs about the same at 10 and 1,000 nodes; no pick
-loops over the nodes in Python. Breaker exclusions that end at a known time (OPEN until its reset
-timeout) are lifted lazily on the first pick after that time.
+capable nodes and one key per node, kept up to date incrementally — a node's key is
+recomputed (once, before the next pick) only when its load, state, learned performance or
+breaker changes, or when the weight of its reported load steps down with age (a timer), and
+an excluded node's key is ``-inf``. A node added to the registry is appended to the groups it
+belongs to; a removed one leaves a tombstone (key ``-inf``) until the group is compacted. A
+pick reads the top of a lazy max-heap for the argmax strategies (``O(log n)`` per change, no
+scan) and steps a cursor for the round-robin ones, so it costs about the same at 10 and 1,000
+nodes; no pick loops over the nodes in Python. Breaker exclusions that end at a known time
+(OPEN until its reset timeout) are lifted lazily on the first pick after that time.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Collection
+from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..errors import NoCapableNodesError, UnknownModelError
 from ..types import AIRequest
 from ._node import NodeSpec, NodeState
 from ._registry import GroupKey, NodeEntry, NodeRegistry
+from ._scoring import (
+    ARGMAX_STRATEGIES,
+    EXCLUDED,
+    entry_load,
+    intelligent_score,
+    make_key,
+    signal_next_change,
+    signal_state,
+    signal_weight,
+    wrr_schedule,
+)
 from ._settings import BalancerSettings, check_strategy
-from ._strategies import ARGMAX_STRATEGIES, Candidate, node_load, strategy_key, wrr_schedule
 from ._tracker import PerformanceTracker
 
-_NEG_INF = -math.inf
 _POS_INF = math.inf
-
-
-def entry_load(e: NodeEntry, settings: BalancerSettings) -> float:
-    """The post's load of a registered node (its reported metrics and our in-flight)."""
-    m = e.metrics
-    return node_load(m.cpu, m.memory, m.queue_depth, e.in_flight, e.capacity, settings=settings)
+_DRAINING = NodeState.DRAINING
+_LOAD_STRATEGIES = frozenset({"intelligent", "least_loaded", "power_of_two"})
 
 
 class _Group:
     """The capable nodes of one request shape and their keys.
 
-    For the argmax strategies a lazy max-heap of ``(-key, index, version)`` sits beside the
-    keys: a changed key pushes a new entry and bumps the member's version; a pick pops stale
-    entries off the top. Ties go to the lowest index, as ``keys.index(max(keys))`` would.
+    ``members`` keeps registration order; a removed member becomes ``None`` (a tombstone with
+    key ``-inf``) so indices stay stable. For the argmax strategies a lazy max-heap of
+    ``(-key, index, version)`` sits beside the keys: a changed key pushes a new entry and
+    bumps the member's version; a pick pops stale entries off the top. Ties go to the lowest
+    index, as ``keys.index(max(keys))`` would.
     """
 
-    __slots__ = ("cursor", "heap", "ids", "keys", "members", "schedule", "versions")
+    __slots__ = ("cursor", "dead", "heap", "ids", "key", "keys", "members", "schedule", "versions")
 
-    def __init__(self, members: tuple[NodeEntry, ...], keys: list[float], argmax: bool) -> None:
-        self.members = members
-        self.ids = [m.id for m in members]
+    def __init__(
+        self, key: GroupKey, members: list[NodeEntry], keys: list[float], argmax: bool
+    ) -> None:
+        self.key = key
+        self.members: list[NodeEntry | None] = list(members)
+        self.ids: list[str | None] = [m.id for m in members]
         self.keys = keys
         self.cursor = 0
+        self.dead = 0
         self.schedule: tuple[int, ...] = ()
         self.versions = [0] * len(members)
         self.heap: list[tuple[float, int, int]] | None = [] if argmax else None
@@ -69,20 +87,40 @@ class _Group:
         if heap is not None:
             v = self.versions[i] + 1
             self.versions[i] = v
+            if heap and heap[0][1] == i:  # the top's own key changed (a pick's node): replace
+                heapq.heapreplace(heap, (-k, i, v))
+                return
             heapq.heappush(heap, (-k, i, v))
             if len(heap) > 2 * len(self.keys) + 16:
                 self.rebuild()
+
+    def append(self, entry: NodeEntry, k: float) -> int:
+        i = len(self.members)
+        self.members.append(entry)
+        self.ids.append(entry.id)
+        self.keys.append(k)
+        self.versions.append(0)
+        if self.heap is not None:
+            heapq.heappush(self.heap, (-k, i, 0))
+        return i
+
+    def kill(self, i: int) -> None:
+        self.members[i] = None
+        self.ids[i] = None
+        self.dead += 1
+        self.set_key(i, EXCLUDED)
 
     def best(self) -> int:
         """The index of the largest key (-1 if every member is excluded)."""
         heap = self.heap
         assert heap is not None
         versions = self.versions
-        while True:
+        while heap:
             neg, i, v = heap[0]
             if versions[i] == v:
                 return -1 if neg == _POS_INF else i
             heapq.heappop(heap)
+        return -1
 
 
 class AILoadBalancer:
@@ -93,6 +131,9 @@ class AILoadBalancer:
     required capability, are draining, are full (in-flight at capacity) or whose breaker
     refuses calls are never picked; when none is left, :class:`NoCapableNodesError` names the
     required and offered capabilities and why each capable node was excluded.
+
+    The registry adopts the balancer's clock unless it has its own, so the age of a reading
+    is measured on the clock picks are made with.
     """
 
     def __init__(
@@ -109,16 +150,22 @@ class AILoadBalancer:
         self.tracker = tracker if tracker is not None else PerformanceTracker(self.settings)
         self.rng = rng or random.Random()
         self.clock = clock or SystemClock()
+        self.registry.adopt_clock(self.clock)
         self.strategy = self.settings.strategy
         self._groups: dict[GroupKey, _Group] = {}
         self._where: dict[str, list[tuple[_Group, int]]] = {}
+        self._version = self.registry.version
         self._blocked: dict[str, float] = {}
-        self._unblock_heap: list[tuple[float, str]] = []
-        self._next_unblock = math.inf
+        self._signal_at: dict[str, float] = {}  # node → its reading's next weight change
+        self._timed: dict[str, float] = {}  # node → the reading whose next change is timed
+        self._timers: list[tuple[float, str]] = []
+        self._next_timer = math.inf
         self._now = 0.0
-        self._dirty: set[str] = set()
-        self._keyfn = self._make_keyfn()
+        self._dirty: dict[str, None] = {}
+        self._rr_last: dict[GroupKey, int] = {}  # round robin: the last pick's registration no.
+        self._set_keyfn()
         self.registry.add_listener(self._on_registry)
+        self.registry.watch_load(self._refresh)
         self.tracker.set_listener(self._refresh)
 
     # -- configuration ---------------------------------------------------------------------
@@ -126,36 +173,13 @@ class AILoadBalancer:
     def set_strategy(self, strategy: str) -> None:
         """Switch strategy (keys are rebuilt on the next pick)."""
         self.strategy = check_strategy(strategy)
-        self._keyfn = self._make_keyfn()
+        self._set_keyfn()
         self._drop_groups()
+        self._rr_last.clear()
 
-    def _make_keyfn(self) -> Callable[[NodeEntry], float]:
-        s = self.settings
-        strategy = self.strategy
-        tracker = self.tracker
-        cw, mw, qw = s.cpu_weight, s.memory_weight, s.queue_weight
-        pw, lw, scale = s.performance_weight, s.load_weight, s.latency_scale
-
-        if strategy == "intelligent":
-
-            def key(e: NodeEntry) -> float:
-                m = e.metrics
-                q = (m.queue_depth + e.in_flight) / e.capacity
-                load = cw * m.cpu + mw * m.memory + qw * (q if q < 1.0 else 1.0)
-                st = tracker.stats(e.id)
-                perf = st.success_rate * scale / (scale + st.latency)
-                return pw * perf + lw * (1.0 - load)
-
-            return key
-        if strategy in ("least_loaded", "power_of_two"):
-
-            def key(e: NodeEntry) -> float:
-                return 1.0 - entry_load(e, s)
-
-            return key
-        if strategy == "latency":
-            return lambda e: -tracker.latency(e.id)
-        return lambda e: 0.0
+    def _set_keyfn(self) -> None:
+        self._keyfn = make_key(self.strategy, self.settings, self.tracker)
+        self._uses_load = self.strategy in _LOAD_STRATEGIES
 
     # -- keeping keys current --------------------------------------------------------------
 
@@ -172,46 +196,102 @@ class AILoadBalancer:
         return None
 
     def _key(self, e: NodeEntry) -> float:
+        now = self._now
         if (
-            e.state is NodeState.DRAINING
+            e.state is _DRAINING
             or e.in_flight >= e.capacity
-            or self._blocked.get(e.id, 0.0) > self._now
+            or (self._blocked and self._blocked.get(e.id, 0.0) > now)
         ):
-            return _NEG_INF
-        return self._keyfn(e)
+            return EXCLUDED
+        reported_at = e.reported_at
+        if reported_at is not None and self._uses_load and self._timed.get(e.id) != reported_at:
+            self._timed[e.id] = reported_at  # this reading's next step is (or will be) timed
+            at = signal_next_change(reported_at, now, self.settings)
+            if at != math.inf:
+                self._signal_at[e.id] = at
+                self._wake(at, e.id)
+        return self._keyfn(e, now)
 
     def _refresh(self, node_id: str) -> None:
         """Note that ``node_id``'s key must be recomputed before the next pick (several
         changes between two picks — sent, answered, learned — cost one recomputation)."""
-        self._dirty.add(node_id)
+        self._dirty[node_id] = None
 
     def _flush(self) -> None:
         dirty = self._dirty
-        while dirty:
-            self._recompute(dirty.pop())
+        for node_id in dirty:
+            self._recompute(node_id)
+        dirty.clear()  # a dict, not a set: set.pop() crawls a table that once held many
 
     def _recompute(self, node_id: str) -> None:
         places = self._where.get(node_id)
         if not places:
             return
-        group0, i0 = places[0]
-        k = self._key(group0.members[i0])
+        group, i = places[0]
+        k = self._key(group.members[i])  # type: ignore[arg-type]  # never a tombstone here
+        if len(places) == 1:
+            group.set_key(i, k)
+            return
         for group, i in places:
             group.set_key(i, k)
 
     def _on_registry(self, node_id: str, change: str) -> None:
-        if change in ("added", "updated", "removed"):
-            if change == "removed":
-                self._blocked.pop(node_id, None)
-                self.tracker.forget(node_id)
-            self._drop_groups()
-        else:
+        if change == "state":
             self._refresh(node_id)
+            return
+        if change == "metrics":
+            return  # the load watcher saw it
+        if change == "removed":
+            self._blocked.pop(node_id, None)
+            self._signal_at.pop(node_id, None)
+            self._timed.pop(node_id, None)
+            self._dirty.pop(node_id, None)
+            self.tracker.forget(node_id)
+        if change == "updated" or self.registry.version != self._version:
+            self._drop_groups()
+        elif change == "added":
+            self._add_member(self.registry.entry(node_id))
+        elif change == "removed":
+            self._remove_member(node_id)
+
+    def _add_member(self, entry: NodeEntry) -> None:
+        for key, g in list(self._groups.items()):
+            if not NodeRegistry.matches(key, entry):
+                continue
+            if self.strategy == "weighted_round_robin":  # a new schedule
+                self._drop_group(g)
+                continue
+            i = g.append(entry, self._key(entry))
+            self._where.setdefault(entry.id, []).append((g, i))
+
+    def _remove_member(self, node_id: str) -> None:
+        for g, i in self._where.pop(node_id, ()):
+            wrr = self.strategy == "weighted_round_robin"
+            if wrr or g.dead + 1 > len(g.members) // 2 + 8:
+                self._drop_group(g)  # a new schedule, or compaction of the tombstones
+            else:
+                g.kill(i)
+
+    def _drop_group(self, g: _Group) -> None:
+        if self._groups.get(g.key) is not g:
+            return
+        del self._groups[g.key]
+        for node_id in g.ids:
+            if node_id is None:
+                continue
+            places = self._where.get(node_id)
+            if places is not None:
+                kept = [p for p in places if p[0] is not g]
+                if kept:
+                    self._where[node_id] = kept
+                else:
+                    del self._where[node_id]
 
     def _drop_groups(self) -> None:
         self._groups = {}
         self._where = {}
         self._dirty.clear()
+        self._version = self.registry.version
 
     def set_blocked(self, node_id: str, until: float) -> None:
         """Exclude ``node_id`` until ``until`` (monotonic seconds; ``inf``: until told
@@ -224,24 +304,35 @@ class AILoadBalancer:
                 return
             self._blocked[node_id] = until
             if until != math.inf:
-                heapq.heappush(self._unblock_heap, (until, node_id))
-                self._next_unblock = min(self._next_unblock, until)
+                self._wake(until, node_id)
         self._refresh(node_id)
 
-    def _lift_expired(self, now: float) -> None:
-        heap = self._unblock_heap
-        self._now = now
-        while heap and heap[0][0] <= now:
-            until, node_id = heapq.heappop(heap)
-            if self._blocked.get(node_id) == until:
-                self._dirty.add(node_id)
-        self._next_unblock = heap[0][0] if heap else math.inf
+    def _wake(self, at: float, node_id: str) -> None:
+        heapq.heappush(self._timers, (at, node_id))
+        self._next_timer = min(self._next_timer, at)
+
+    def _fire_timers(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            at, node_id = heapq.heappop(timers)
+            if self._signal_at.get(node_id) == at:
+                del self._signal_at[node_id]
+                self._timed.pop(node_id, None)  # the recomputation times the next step
+                self._dirty[node_id] = None
+            elif self._blocked.get(node_id) == at:
+                self._dirty[node_id] = None
+        self._next_timer = timers[0][0] if timers else math.inf
 
     def _group(self, key: GroupKey) -> _Group:
-        members = self.registry.candidates(key)
-        g = _Group(members, [self._key(e) for e in members], self.strategy in ARGMAX_STRATEGIES)
+        members = list(self.registry.candidates(key))
+        g = _Group(
+            key, members, [self._key(e) for e in members], self.strategy in ARGMAX_STRATEGIES
+        )
         if self.strategy == "weighted_round_robin":
             g.schedule = wrr_schedule([e.spec.weight for e in members])
+        last = self._rr_last.get(key)
+        if last is not None:  # a rebuilt group's rotation goes on after the last node picked
+            g.cursor = bisect.bisect_right([e.seq for e in members], last)
         if len(self._groups) >= self.settings.max_cached_groups:
             self._drop_groups()
         self._groups[key] = g
@@ -259,10 +350,9 @@ class AILoadBalancer:
         self, request: AIRequest, now: float, exclude: Collection[str] | None = None
     ) -> NodeSpec:
         """The node ``request`` goes to at time ``now``, never one in ``exclude``."""
-        if now >= self._next_unblock:
-            self._lift_expired(now)
-        else:
-            self._now = now
+        self._now = now
+        if now >= self._next_timer:
+            self._fire_timers(now)
         if self._dirty:
             self._flush()
         ctx = request.context_tokens
@@ -276,11 +366,13 @@ class AILoadBalancer:
             g = self._group(key)
         keys = g.keys
         if exclude:
-            keys = [_NEG_INF if nid in exclude else k for nid, k in zip(g.ids, keys, strict=True)]
+            keys = [EXCLUDED if nid in exclude else k for nid, k in zip(g.ids, keys, strict=True)]
         i = self._choose(g, keys)
         if i < 0:
             raise self._no_capable(request, g, exclude)
-        return g.members[i].spec
+        entry = g.members[i]
+        assert entry is not None
+        return entry.spec
 
     def _choose(self, g: _Group, keys: list[float]) -> int:
         strategy = self.strategy
@@ -288,19 +380,23 @@ class AILoadBalancer:
             if not keys:
                 return -1
             if strategy == "latency" and self.rng.random() < self.settings.latency_explore:
-                eligible = [i for i, k in enumerate(keys) if k != _NEG_INF]
+                eligible = [i for i, k in enumerate(keys) if k != EXCLUDED]
                 return self.rng.choice(eligible) if eligible else -1
             if keys is g.keys:
                 return g.best()
             best = max(keys)  # a retry's exclusions: a one-off list
-            return -1 if best == _NEG_INF else keys.index(best)
+            return -1 if best == EXCLUDED else keys.index(best)
         n = len(keys)
         if strategy == "round_robin":
             start = g.cursor
             for step in range(n):
                 i = (start + step) % n
-                if keys[i] != _NEG_INF:
+                if keys[i] != EXCLUDED:
                     g.cursor = i + 1
+                    rr_last = self._rr_last
+                    if len(rr_last) > 2 * self.settings.max_cached_groups:
+                        rr_last.clear()
+                    rr_last[g.key] = g.members[i].seq  # type: ignore[union-attr]
                     return i
             return -1
         if strategy == "weighted_round_robin":
@@ -310,25 +406,29 @@ class AILoadBalancer:
             for step in range(m):
                 pos = (start + step) % m
                 i = schedule[pos]
-                if keys[i] != _NEG_INF:
+                if keys[i] != EXCLUDED:
                     g.cursor = pos + 1
                     return i
             return -1
-        # power_of_two: two random eligible members, the less loaded wins.
+        return self._power_of_two(keys)
+
+    def _power_of_two(self, keys: list[float]) -> int:
+        """Two random eligible members; the less loaded wins (the first drawn on a tie)."""
+        n = len(keys)
         if n == 0:
             return -1
         rand = self.rng.randrange
         a = b = -1
         for _ in range(8):
             j = rand(n)
-            if keys[j] != _NEG_INF and j != a:
+            if keys[j] != EXCLUDED and j != a:
                 if a < 0:
                     a = j
                 else:
                     b = j
                     break
         if b < 0:
-            eligible = [i for i, k in enumerate(keys) if k != _NEG_INF and i != a]
+            eligible = [i for i, k in enumerate(keys) if k != EXCLUDED and i != a]
             if a < 0 and not eligible:
                 return -1
             if not eligible:
@@ -345,7 +445,8 @@ class AILoadBalancer:
         self, request: AIRequest, g: _Group, exclude: Collection[str] | None
     ) -> NoCapableNodesError | UnknownModelError:
         required = request.capabilities_needed
-        if not g.members:
+        live = [e for e in g.members if e is not None]
+        if not live:
             if request.model and not self.registry.serves_model(request.model):
                 return UnknownModelError(request.model, self.registry.models())
             reason = "no node offers every required capability"
@@ -353,37 +454,17 @@ class AILoadBalancer:
                 reason += f" with a context of {request.context_tokens} tokens"
             return NoCapableNodesError(required, self.registry.offered(), reason=reason)
         excluded: dict[str, str] = {}
-        for e in g.members:
+        for e in live:
             why = "already tried" if exclude and e.id in exclude else self._excluded(e, self._now)
             excluded[e.id] = why or "excluded"
         return NoCapableNodesError(
             required,
-            {e.id: e.caps for e in g.members},
+            {e.id: e.caps for e in live},
             reason="every capable node is excluded",
             excluded=excluded,
         )
 
     # -- inspection ------------------------------------------------------------------------
-
-    def candidates(self, request: AIRequest, now: float) -> list[Candidate]:
-        """The strategy's view of ``request``'s capable nodes at ``now`` (for the pure
-        :func:`~prsm.performance.routing.choose`, the simulator and admin pages)."""
-        key = self.registry.group_key(
-            request.model, request.required_capabilities, request.context_tokens
-        )
-        out = []
-        for e in self.registry.candidates(key):
-            out.append(
-                Candidate(
-                    node_id=e.id,
-                    load=entry_load(e, self.settings),
-                    performance=self.tracker.performance(e.id),
-                    latency=self.tracker.latency(e.id),
-                    weight=e.spec.weight,
-                    eligible=self._excluded(e, now) is None,
-                )
-            )
-        return out
 
     def score(self, node_id: str) -> float:
         """The node's current key under the active strategy (``-inf`` when excluded)."""
@@ -393,12 +474,37 @@ class AILoadBalancer:
         """Why ``node_id`` cannot be picked at ``now`` (``None`` if it can)."""
         return self._excluded(self.registry.entry(node_id), now)
 
-    def intelligent_score(self, node_id: str) -> float:
+    def load(self, node_id: str, now: float | None = None) -> float:
+        """The node's load at ``now`` (default: the clock's now) as routing sees it."""
+        at = self.clock.monotonic() if now is None else now
+        return entry_load(self.registry.entry(node_id), at, self.settings)
+
+    def intelligent_score(self, node_id: str, now: float | None = None) -> float:
         """The post's score for ``node_id`` whatever the active strategy."""
-        return strategy_key(
-            "intelligent",
-            self.tracker.performance(node_id),
-            entry_load(self.registry.entry(node_id), self.settings),
-            self.tracker.latency(node_id),
-            self.settings,
+        return intelligent_score(
+            self.tracker.performance(node_id), self.load(node_id, now), self.settings
         )
+
+    def load_report(self, node_id: str, now: float | None = None) -> dict[str, Any]:
+        """What routing knows of the node's load at ``now``: the load it uses, the last
+        reading (its source, age, weight and state: fresh, aging, stale or none) and the
+        failed polls since, for snapshots and admin pages."""
+        at = self.clock.monotonic() if now is None else now
+        e = self.registry.entry(node_id)
+        m = e.metrics
+        weight = signal_weight(e.reported_at, at, self.settings)
+        return {
+            "load": entry_load(e, at, self.settings),
+            "source": e.source,
+            "state": signal_state(weight, e.reported_at is not None),
+            "age": None if e.reported_at is None else at - e.reported_at,
+            "weight": weight,
+            "reported": {
+                "cpu": m.cpu,
+                "memory": m.memory,
+                "queue_depth": m.queue_depth,
+                "running": m.running,
+            },
+            "poll_error": e.poll_error,
+            "poll_failures": e.poll_failures,
+        }

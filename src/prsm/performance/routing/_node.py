@@ -28,6 +28,13 @@ class NodeSpec:
     more may wait (0: none); a node with ``in_flight >= max_concurrency + queue_size`` is
     full. ``cost_per_1k_tokens`` feeds cost-aware decisions; ``weight`` feeds weighted
     round robin. ``url`` and ``api_key_env`` are used by HTTP upstreams; ``meta`` is free.
+    HTTP nodes also take ``tls_verify`` (check the TLS certificate), ``ca_bundle`` (a PEM file
+    of authorities to trust), ``max_connections`` (open connections to it at most; ``None``:
+    no cap), ``connect_timeout`` and ``read_timeout`` (seconds without a byte while an answer
+    is awaited; ``None``: the gateway's defaults).
+    ``metrics_url`` is where the node publishes Prometheus metrics (vLLM, TGI, the upstream
+    simulator); ``None`` derives it from ``url`` (its origin + ``/metrics``), ``""`` means the
+    node publishes none (it is scored from what this process sees of it).
     """
 
     id: str
@@ -41,7 +48,13 @@ class NodeSpec:
     url: str | None = None
     api_key_env: str | None = None
     timeout: float | None = None
+    tls_verify: bool = True
+    ca_bundle: str | None = None
+    max_connections: int | None = None
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    metrics_url: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -69,8 +82,21 @@ class NodeSpec:
             )
         if not self.weight > 0:
             raise ConfigError(f"node[{self.id}].weight", f"must be > 0, got {self.weight}")
+        for name in ("timeout", "connect_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"node[{self.id}].{name}", f"must be > 0, got {value}")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ConfigError(
+                f"node[{self.id}].max_connections", f"must be >= 1, got {self.max_connections}"
+            )
         if self.timeout is not None and not self.timeout > 0:
             raise ConfigError(f"node[{self.id}].timeout", f"must be > 0, got {self.timeout}")
+        if self.metrics_url and not self.metrics_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"node[{self.id}].metrics_url",
+                f"must be an http(s) URL or empty, got {self.metrics_url!r}",
+            )
 
     @property
     def all_capabilities(self) -> frozenset[str]:
@@ -89,26 +115,29 @@ class NodeSpec:
 
 @dataclass(frozen=True, slots=True)
 class NodeMetrics:
-    """Live readings of a node, each in [0, 1] except the counts.
+    """A node's reported load: what it says of itself, each field ``None`` when not reported.
 
-    ``cpu`` and ``memory`` are utilisation fractions; ``queue_depth`` is requests waiting on
-    the node itself (as the node reports it); ``in_flight`` is what this process has sent it
-    and not yet heard back from.
+    ``cpu`` and ``memory`` are utilisation fractions in [0, 1] (for a model server: compute
+    slots busy and KV-cache use; for a local worker: its process's cpu and memory);
+    ``queue_depth`` is requests waiting on the node itself, ``running`` those it is working
+    on (both as the node reports them, other clients' included); ``in_flight`` is what this
+    process has sent it and not yet heard back from (the registry fills it in).
     """
 
-    cpu: float = 0.0
-    memory: float = 0.0
-    queue_depth: int = 0
+    cpu: float | None = None
+    memory: float | None = None
+    queue_depth: int | None = None
     in_flight: int = 0
+    running: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("cpu", "memory"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
+            if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"metrics.{name}", f"must be within [0, 1], got {value!r}")
-        for name in ("queue_depth", "in_flight"):
+        for name in ("queue_depth", "in_flight", "running"):
             value = getattr(self, name)
-            if value < 0:
+            if value is not None and value < 0:
                 raise ConfigError(f"metrics.{name}", f"must be >= 0, got {value!r}")
 
 

@@ -3,8 +3,19 @@
 Nodes are added, updated, drained and removed at run time. The registry keeps a capability
 index (capability → node ids) and caches the candidate list per distinct request shape
 (model, required capabilities, context size), so finding the capable nodes of a request is a
-dictionary lookup; the cache is dropped whenever a node is added, removed or changes its
-capabilities. Listeners (the balancer) hear of every change.
+dictionary lookup. Adding or removing a node edits the cached lists in place (the node is
+appended to, or dropped from, the lists it belongs to); only a change of the set of context
+sizes or an update of a node's spec drops the cache and bumps :attr:`NodeRegistry.version`.
+
+Two kinds of observers: *listeners* hear of membership, state and reported-load changes
+(``listener(node_id, change)``); *load watchers* hear, with nothing else to decide, that a
+node's load changed (a reading arrived, or a request was sent or answered) — the balancer is
+one, and this is the path every request takes twice, so it is kept to a call.
+
+Readings carry their time: :meth:`NodeRegistry.update_metrics` stamps them with the
+registry's clock (the balancer's, when the registry was made without one), and the poller
+records failed polls (:meth:`NodeRegistry.poll_failed`), so a stale or failing node shows as
+such (:mod:`.scoring` says how age weighs).
 """
 
 from __future__ import annotations
@@ -13,30 +24,71 @@ import bisect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
+from ..clock import Clock, SystemClock
 from ..errors import ConfigError
 from ._node import NodeMetrics, NodeSpec, NodeState
 
-#: What changed: a node was "added", "updated" (its spec), "removed", or its "state",
-#: "metrics" or "in_flight" changed.
+#: What changed: a node was "added", "updated" (its spec), "removed", or its "state" or
+#: reported "metrics" changed.
 Listener = Callable[[str, str], None]
+
+#: Told ``node_id`` whenever the node's load changed (a reading, a request sent or answered).
+LoadWatcher = Callable[[str], None]
 
 #: Group key: (model, required capabilities, context threshold).
 GroupKey = tuple[str, frozenset[str], int]
 
+_NO_READING = NodeMetrics()
+
+#: Cached candidate lists kept at most (distinct request shapes); beyond, the cache restarts.
+MAX_CACHED_KEYS = 4096
+
 
 class NodeEntry:
-    """One registered node: its spec, admin state, reported metrics and in-flight count."""
+    """One registered node: its spec, admin state, reported load and in-flight count.
 
-    __slots__ = ("capacity", "caps", "id", "in_flight", "metrics", "spec", "state")
+    ``metrics`` is the last good reading, taken at ``reported_at`` (monotonic seconds;
+    ``None``: never) from ``source`` (``"reported"`` for readings pushed by callers,
+    ``"worker"``, ``"vllm"``, ``"tgi"``…). ``poll_error`` and ``poll_failures`` describe the
+    last failed polls since the last good one; ``polled_at`` is the last poll's time.
+    ``seq`` orders nodes by registration.
+    """
 
-    def __init__(self, spec: NodeSpec) -> None:
+    __slots__ = (
+        "capacity",
+        "caps",
+        "concurrency",
+        "id",
+        "in_flight",
+        "metrics",
+        "poll_error",
+        "poll_failures",
+        "polled_at",
+        "reported_at",
+        "seq",
+        "source",
+        "spec",
+        "state",
+    )
+
+    def __init__(self, spec: NodeSpec, seq: int = 0) -> None:
         self.id = spec.id
+        self.seq = seq
+        self.state = NodeState.ACTIVE
+        self.metrics = _NO_READING
+        self.reported_at: float | None = None
+        self.source = "none"
+        self.poll_error: str | None = None
+        self.poll_failures = 0
+        self.polled_at: float | None = None
+        self.in_flight = 0
+        self.set_spec(spec)
+
+    def set_spec(self, spec: NodeSpec) -> None:
         self.spec = spec
         self.caps = spec.all_capabilities
         self.capacity = spec.capacity
-        self.state = NodeState.ACTIVE
-        self.metrics = NodeMetrics()
-        self.in_flight = 0
+        self.concurrency = spec.max_concurrency
 
     @property
     def full(self) -> bool:
@@ -44,28 +96,54 @@ class NodeEntry:
         return self.in_flight >= self.capacity
 
     def live_metrics(self) -> NodeMetrics:
-        """Its reported metrics with this process's in-flight count."""
+        """Its last reported metrics with this process's in-flight count."""
         return replace(self.metrics, in_flight=self.in_flight)
 
 
 class NodeRegistry:
     """Every node this process may route to."""
 
-    def __init__(self, nodes: Iterable[NodeSpec] = ()) -> None:
+    def __init__(self, nodes: Iterable[NodeSpec] = (), *, clock: Clock | None = None) -> None:
         self._entries: dict[str, NodeEntry] = {}
         self._by_cap: dict[str, set[str]] = {}
+        self._context_count: dict[int, int] = {}
         self._contexts: list[int] = []
         self._candidates: dict[GroupKey, tuple[NodeEntry, ...]] = {}
         self._listeners: list[Listener] = []
+        self._watchers: list[LoadWatcher] = []
+        self._seq = 0
+        self._clock = clock
         self.version = 0
         for spec in nodes:
             self.add(spec)
 
-    # -- listeners -------------------------------------------------------------------------
+    # -- time ------------------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        """The clock readings are stamped with (the system clock unless one was given or
+        adopted)."""
+        if self._clock is None:
+            self._clock = SystemClock()
+        return self._clock
+
+    def adopt_clock(self, clock: Clock) -> None:
+        """Use ``clock`` unless the registry was made with one (the balancer calls this, so
+        readings and ages use the same clock)."""
+        if self._clock is None:
+            self._clock = clock
+
+    # -- observers -------------------------------------------------------------------------
 
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(node_id, change)`` after every change."""
+        """Call ``listener(node_id, change)`` after every membership, state or reading
+        change."""
         self._listeners.append(listener)
+
+    def watch_load(self, watcher: LoadWatcher) -> None:
+        """Call ``watcher(node_id)`` after every change of a node's load (readings and
+        in-flight requests)."""
+        self._watchers.append(watcher)
 
     def _notify(self, node_id: str, change: str) -> None:
         for listener in self._listeners:
@@ -79,17 +157,28 @@ class NodeRegistry:
             raise TypeError(f"spec: expected a NodeSpec, got {type(spec).__name__}")
         if spec.id in self._entries:
             raise ConfigError(f"node[{spec.id}]", "a node with this id is already registered")
-        self._entries[spec.id] = NodeEntry(spec)
-        self._reindex()
+        entry = NodeEntry(spec, self._seq)
+        self._seq += 1
+        self._entries[spec.id] = entry
+        self._index(entry)
+        if self._count_context(spec.max_context, +1):
+            self._reset()
+        else:
+            for key, members in self._candidates.items():
+                if self.matches(key, entry):
+                    self._candidates[key] = (*members, entry)
         self._notify(spec.id, "added")
 
     def update(self, spec: NodeSpec) -> None:
-        """Replace a registered node's spec (same id); its state, metrics and in-flight stay."""
+        """Replace a registered node's spec (same id); its state, readings and in-flight
+        stay."""
         entry = self.entry(spec.id)
-        entry.spec = spec
-        entry.caps = spec.all_capabilities
-        entry.capacity = spec.capacity
-        self._reindex()
+        self._unindex(entry)
+        self._count_context(entry.spec.max_context, -1)
+        entry.set_spec(spec)
+        self._index(entry)
+        self._count_context(spec.max_context, +1)
+        self._reset()
         self._notify(spec.id, "updated")
 
     def upsert(self, spec: NodeSpec) -> None:
@@ -103,7 +192,13 @@ class NodeRegistry:
         """Unregister a node at once (requests it holds finish; nothing new is sent)."""
         entry = self.entry(node_id)
         del self._entries[node_id]
-        self._reindex()
+        self._unindex(entry)
+        if self._count_context(entry.spec.max_context, -1):
+            self._reset()
+        else:
+            for key, members in self._candidates.items():
+                if entry in members:
+                    self._candidates[key] = tuple(m for m in members if m is not entry)
         self._notify(node_id, "removed")
         return entry.spec
 
@@ -121,39 +216,88 @@ class NodeRegistry:
             entry.state = state
             self._notify(node_id, "state")
 
-    def _reindex(self) -> None:
-        by_cap: dict[str, set[str]] = {}
-        for entry in self._entries.values():
-            for cap in entry.caps:
-                by_cap.setdefault(cap, set()).add(entry.id)
-        self._by_cap = by_cap
-        self._contexts = sorted({e.spec.max_context for e in self._entries.values()} - {0})
+    def _index(self, entry: NodeEntry) -> None:
+        for cap in entry.caps:
+            self._by_cap.setdefault(cap, set()).add(entry.id)
+
+    def _unindex(self, entry: NodeEntry) -> None:
+        for cap in entry.caps:
+            ids = self._by_cap.get(cap)
+            if ids is not None:
+                ids.discard(entry.id)
+                if not ids:
+                    del self._by_cap[cap]
+
+    def _count_context(self, ctx: int, delta: int) -> bool:
+        """Count one more (or less) node with context ``ctx``; True when the set of
+        limited context sizes changed (the group keys change with it)."""
+        if not ctx:
+            return False
+        n = self._context_count.get(ctx, 0) + delta
+        if n > 0:
+            self._context_count[ctx] = n
+            if n > 1 or delta < 0:
+                return False
+            bisect.insort(self._contexts, ctx)
+            return True
+        self._context_count.pop(ctx, None)
+        self._contexts.remove(ctx)
+        return True
+
+    def _reset(self) -> None:
         self._candidates = {}
         self.version += 1
 
     # -- live readings ---------------------------------------------------------------------
 
-    def update_metrics(self, node_id: str, metrics: NodeMetrics) -> None:
-        """Store the node's latest reported cpu, memory and queue depth (its ``in_flight``
-        field is ignored: this registry counts in-flight requests itself)."""
+    def update_metrics(
+        self,
+        node_id: str,
+        metrics: NodeMetrics,
+        *,
+        source: str = "reported",
+        now: float | None = None,
+    ) -> None:
+        """Store the node's latest reading (cpu, memory, queue depth, running), taken at
+        ``now`` (default: the registry's clock) from ``source``; its ``in_flight`` field is
+        ignored (this registry counts in-flight requests itself). A good reading clears the
+        node's poll failures."""
         if not isinstance(metrics, NodeMetrics):
             raise TypeError(f"metrics: expected NodeMetrics, got {type(metrics).__name__}")
-        self.entry(node_id).metrics = metrics
+        entry = self.entry(node_id)
+        entry.metrics = metrics
+        entry.reported_at = self.clock.monotonic() if now is None else now
+        entry.source = source
+        entry.poll_error = None
+        entry.poll_failures = 0
+        for watcher in self._watchers:
+            watcher(node_id)
         self._notify(node_id, "metrics")
+
+    def poll_failed(self, node_id: str, error: str, now: float) -> None:
+        """Record that reading the node's load failed at ``now`` (its last good reading, if
+        any, keeps ageing)."""
+        entry = self._entries.get(node_id)
+        if entry is not None:
+            entry.poll_error = error
+            entry.poll_failures += 1
+            entry.polled_at = now
 
     def acquire(self, node_id: str) -> None:
         """Count one more request sent to the node."""
         entry = self._entries.get(node_id)
         if entry is not None:
             entry.in_flight += 1
-            self._notify(node_id, "in_flight")
+            for watcher in self._watchers:
+                watcher(node_id)
 
     def release(self, node_id: str) -> None:
         """Count one request the node finished (a removed node is ignored)."""
         entry = self._entries.get(node_id)
         if entry is not None and entry.in_flight > 0:
             entry.in_flight -= 1
-            self._notify(node_id, "in_flight")
+            for watcher in self._watchers:
+                watcher(node_id)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -173,7 +317,7 @@ class NodeRegistry:
         return self.entry(node_id).state
 
     def metrics(self, node_id: str) -> NodeMetrics:
-        """The node's reported metrics with the in-flight count kept here."""
+        """The node's last reported metrics with the in-flight count kept here."""
         return self.entry(node_id).live_metrics()
 
     def nodes(self) -> list[NodeSpec]:
@@ -215,17 +359,30 @@ class NodeRegistry:
     def group_key(self, model: str, required: frozenset[str], context_tokens: int) -> GroupKey:
         return (model, required, self.context_threshold(context_tokens))
 
+    @staticmethod
+    def matches(key: GroupKey, entry: NodeEntry) -> bool:
+        """Whether ``entry`` offers everything ``key`` asks."""
+        model, required, threshold = key
+        if model and f"model:{model}" not in entry.caps:
+            return False
+        if not required <= entry.caps:
+            return False
+        ctx = entry.spec.max_context
+        return not (threshold and ctx and (threshold == -1 or ctx < threshold))
+
     def candidates(self, key: GroupKey) -> tuple[NodeEntry, ...]:
         """The nodes that offer everything ``key`` asks (any state, any load), in
-        registration order; cached until membership or capabilities change."""
+        registration order; cached, and kept current as nodes come and go."""
         found = self._candidates.get(key)
         if found is None:
             found = self._compute_candidates(key)
+            if len(self._candidates) >= MAX_CACHED_KEYS:
+                self._candidates = {}
             self._candidates[key] = found
         return found
 
     def _compute_candidates(self, key: GroupKey) -> tuple[NodeEntry, ...]:
-        model, required, threshold = key
+        model, required, _ = key
         needed = set(required)
         if model:
             needed.add(f"model:{model}")
@@ -237,12 +394,8 @@ class NodeRegistry:
             ids = set(have) if ids is None else ids & have
             if not ids:
                 return ()
-        out = []
-        for entry in self._entries.values():
-            if ids is not None and entry.id not in ids:
-                continue
-            ctx = entry.spec.max_context
-            if threshold and ctx and (threshold == -1 or ctx < threshold):
-                continue
-            out.append(entry)
-        return tuple(out)
+        return tuple(
+            e
+            for e in self._entries.values()
+            if (ids is None or e.id in ids) and self.matches(key, e)
+        )

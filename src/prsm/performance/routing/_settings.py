@@ -51,6 +51,16 @@ class BalancerSettings:
     random capable node instead of the fastest one, so a node that was slow once is measured
     again. ``max_cached_groups`` bounds the cache of candidate lists (one per distinct set of
     required capabilities).
+
+    Load signals (what a node reports: cpu, memory, its own queue) count fully for
+    ``signal_ttl`` seconds after they were read, then fade in steps over ``signal_decay``
+    seconds into what this process sees of the node (its in-flight requests over its
+    ``max_concurrency``), after which the node is *stale* (see :mod:`.scoring`). The poller
+    (:class:`~prsm.performance.nodeload.NodePoller`) reads remote nodes' metrics with a
+    ``poll_timeout``, at most ``poll_concurrency`` at once; a node whose poll fails is polled
+    again after an exponential back-off capped at ``poll_max_backoff`` seconds, and one that
+    publishes no load metrics (e.g. a hosted API) is asked again every ``poll_recheck``
+    seconds.
     """
 
     strategy: str = "intelligent"
@@ -63,6 +73,12 @@ class BalancerSettings:
     latency_scale: float = 1.0
     latency_explore: float = 0.05
     max_cached_groups: int = 1024
+    signal_ttl: float = 5.0
+    signal_decay: float = 10.0
+    poll_timeout: float = 2.0
+    poll_concurrency: int = 32
+    poll_max_backoff: float = 60.0
+    poll_recheck: float = 300.0
 
     def __post_init__(self) -> None:
         check_strategy(self.strategy)
@@ -93,3 +109,11 @@ class BalancerSettings:
             raise ConfigError("latency_scale", f"must be > 0 seconds, got {self.latency_scale!r}")
         if self.max_cached_groups < 1:
             raise ConfigError("max_cached_groups", f"must be >= 1, got {self.max_cached_groups!r}")
+        for name in ("signal_ttl", "poll_timeout", "poll_max_backoff", "poll_recheck"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 < value < math.inf):
+                raise ConfigError(name, f"must be a positive number of seconds, got {value!r}")
+        if not (isinstance(self.signal_decay, (int, float)) and 0 <= self.signal_decay < math.inf):
+            raise ConfigError("signal_decay", f"must be >= 0 seconds, got {self.signal_decay!r}")
+        if self.poll_concurrency < 1:
+            raise ConfigError("poll_concurrency", f"must be >= 1, got {self.poll_concurrency!r}")

@@ -65,10 +65,46 @@ def build_orchestrator(config: PRSMConfig) -> Any:
 
 
 def app_from_config(config: PRSMConfig) -> GatewayApp:
-    """The gateway app for ``config``, with its local model workers (started with the app)."""
-    app = GatewayApp(build_orchestrator(config), config.gateway)
+    """The gateway app for ``config``, with its local model workers (started with the app)
+    and its monitoring (history, alerts, traces as the config says)."""
+    perf = build_orchestrator(config)
+    attach_monitoring(perf, config)
+    app = GatewayApp(perf, config.gateway)
+    if config.monitoring.traces:
+        from ..monitoring._otel import RequestTracer
+
+        app.tracer = RequestTracer(
+            service_name=config.monitoring.service_name,
+            provider_name=config.monitoring.provider,
+            endpoint=config.monitoring.otlp_endpoint,
+        )
     attach_local_workers(app, config.workers)
     return app
+
+
+def attach_monitoring(perf: Any, config: PRSMConfig) -> None:
+    """Give ``perf`` the monitor of the config's ``monitoring``, ``history`` and ``alerts``.
+
+    With several gateway processes (``serve --workers N``) they share one history file, each
+    series labelled with its process (``instance="gateway-K"``), and only the first evaluates
+    alert rules (one notification per alert, not N)."""
+    import multiprocessing
+
+    from ..monitoring._monitor import build_monitor
+
+    name = multiprocessing.current_process().name
+    worker = name.startswith("gateway-")
+    perf.monitor = build_monitor(
+        perf.recorder,
+        perf,
+        monitoring=config.monitoring,
+        history=config.history,
+        alerts=config.alerts,
+        interval=config.orchestrator.monitoring_interval,
+        labels=(("instance", name),) if worker else (),
+        evaluate_alerts=not worker or name == "gateway-0",
+        clock=perf.clock,
+    )
 
 
 def app_factory() -> GatewayApp:

@@ -33,6 +33,7 @@ def attach_local_workers(app: GatewayApp, settings: WorkerSettings) -> None:
         if not isinstance(upstream, DispatchUpstream):
             raise TypeError(f"local workers need a DispatchUpstream, got {type(upstream).__name__}")
         upstream.add_route("local", local)
+        app.perf.poller.add_source(local, "worker")  # cpu, memory, queue of each worker
         for node in nodes:
             app.perf.add_node(node)
 

@@ -1,6 +1,7 @@
-"""Running the app on the gateway's own server (:mod:`.http1`): :class:`NativeServer`
-listens and shuts down gracefully; one process, or several worker processes sharing the
-port (``SO_REUSEPORT``: the kernel spreads connections).
+"""Running the app on the project's HTTP/1.1 server core
+(:class:`~prsm.performance.http.HttpServer`, which listens, enforces its limits and shuts
+down gracefully): one process, or several worker processes sharing the port
+(``SO_REUSEPORT``: the kernel spreads connections).
 
 Each worker runs uvloop, starts the app (its pipeline and ``on_startup`` hooks), listens,
 and on SIGTERM or SIGINT marks the app as shutting down (``/readyz`` answers 503), stops
@@ -23,7 +24,9 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ..http._server import GatewayProtocol, Handler
+from ..gateway._asgi import HEAD_NAMES, RequestHead
+from ..gateway._exchange import NativeExchange
+from ..http._server import HttpServer
 
 if TYPE_CHECKING:
     from ..gateway._app import GatewayApp
@@ -31,69 +34,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class NativeServer:
-    """Listens, accepts :class:`GatewayProtocol` connections, and shuts down gracefully."""
-
-    def __init__(self, handler: Handler, *, max_body: int, access_log: bool = False) -> None:
-        self.handler = handler
-        self.max_body = max_body
-        self.access_log = access_log
-        self.connections: set[GatewayProtocol] = set()
-        self.closing = False
-        self.in_flight = 0
-        self._server: asyncio.AbstractServer | None = None
-        self._idle: asyncio.Future[None] | None = None
-
-    async def start(
-        self, host: str, port: int, *, reuse_port: bool = False, backlog: int = 4096
-    ) -> int:
-        """Listen on ``host``:``port``; returns the port (useful with port 0)."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: GatewayProtocol(self),
-            host,
-            port,
-            backlog=backlog,
-            reuse_port=reuse_port or None,
-        )
-        sock: socket.socket = self._server.sockets[0]
-        return int(sock.getsockname()[1])
-
-    def request_done(self) -> None:
-        if self.closing:
-            self._close_idle()
-            waiter = self._idle
-            if waiter is not None and not waiter.done() and not self._busy():
-                waiter.set_result(None)
-
-    def _busy(self) -> list[GatewayProtocol]:
-        return [c for c in self.connections if c.task is not None]
-
-    def _close_idle(self) -> None:
-        for conn in list(self.connections):
-            if conn.task is None and conn.refused is None:
-                conn._close()
-
-    async def shutdown(self, grace: float) -> None:
-        """Stop accepting, close idle connections, let requests and streams in flight finish
-        within ``grace`` seconds, then close every connection that is left."""
-        self.closing = True
-        if self._server is not None:
-            self._server.close()
-        self._close_idle()
-        if self._busy():
-            self._idle = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._idle), grace)
-            except TimeoutError:
-                left = self._busy()
-                log.warning("shutdown: %d request(s) still in flight after %ss", len(left), grace)
-                for conn in left:
-                    if conn.task is not None:
-                        conn.task.cancel()
-        for conn in list(self.connections):
-            conn._close()
-        await asyncio.sleep(0)
+def gateway_server(app: GatewayApp) -> HttpServer[RequestHead]:
+    """The server core set up for ``app``: its limits, its body size, its request heads."""
+    settings = app.settings
+    return HttpServer(
+        app.handle_exchange,
+        settings.http,
+        max_body=settings.max_body_bytes,
+        make_head=RequestHead.from_list,
+        header_names=HEAD_NAMES,
+        exchange=NativeExchange,
+        access_log=settings.access_log,
+    )
 
 
 async def serve_app(app: GatewayApp, host: str, port: int, *, reuse_port: bool = False) -> None:
@@ -103,9 +55,7 @@ async def serve_app(app: GatewayApp, host: str, port: int, *, reuse_port: bool =
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     settings = app.settings
-    server = NativeServer(
-        app.handle_exchange, max_body=settings.max_body_bytes, access_log=settings.access_log
-    )
+    server = gateway_server(app)
     await app.startup()
     gc.freeze()  # what start-up made stays: later collections need not walk it
     try:
@@ -127,7 +77,7 @@ def run_native(app: GatewayApp, host: str, port: int, *, reuse_port: bool = Fals
 
 
 def _access_log_to_stderr() -> None:
-    access = logging.getLogger("prsm.performance.http._server")
+    access = logging.getLogger("prsm.performance.http.access")
     access.setLevel(logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))

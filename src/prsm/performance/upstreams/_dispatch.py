@@ -15,7 +15,7 @@ import inspect
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any
 
-from ..errors import UpstreamError
+from ..errors import UpstreamError, UpstreamRejectedError
 from ..routing._node import NodeSpec
 from ..types import AIRequest, Response
 from ._base import StreamingUpstream, Upstream
@@ -38,21 +38,20 @@ class DispatchUpstream:
         self.routes[tag] = upstream
 
     def upstream_for(self, node: NodeSpec) -> Upstream:
-        """The upstream that serves ``node`` (a non-retryable :class:`UpstreamError` if none)."""
+        """The upstream that serves ``node``; when there is none the node is misconfigured:
+        an :class:`UpstreamRejectedError` (counted against it, the next node tried)."""
         tag = node.meta.get(META_KEY)
         if tag is not None:
             found = self.routes.get(str(tag))
             if found is not None:
                 return found
-            raise UpstreamError(
-                node.id,
-                f"node asks for upstream {tag!r}; known: {sorted(self.routes)}",
-                retryable=False,
+            raise UpstreamRejectedError(
+                node.id, f"node asks for upstream {tag!r}; known: {sorted(self.routes)}"
             )
         if self.default is None:
-            raise UpstreamError(
+            raise UpstreamRejectedError(
                 node.id, f"node names no upstream and there is no default; known: "
-                f"{sorted(self.routes)}", retryable=False,
+                f"{sorted(self.routes)}",
             )  # fmt: skip
         return self.default
 

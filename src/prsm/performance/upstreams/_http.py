@@ -1,32 +1,52 @@
 """The HTTP upstream: any OpenAI-compatible server (vLLM, Ollama, llama.cpp, a hosted API).
 
 Each node's ``url`` is its OpenAI base URL (e.g. ``http://127.0.0.1:8000/v1``); requests go
-over a pool of keep-alive connections per origin (:class:`~.pool.HttpPool`). A node's
-``timeout`` bounds a call (for streams: the wait for each chunk); ``api_key_env`` names the
-environment variable holding its API key, read once and sent as a bearer token (never logged,
-never put in metrics or errors). Bodies are passed through as raw bytes.
+over a pool of keep-alive connections per origin and client settings
+(:class:`~prsm.performance.http.HttpPool`: TLS checks or a CA bundle, a proxy from
+``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, a connection cap, connect and read timeouts, all
+from the node's config). A node's ``timeout`` bounds a call (for streams: the wait for each
+chunk); ``api_key_env`` names the environment variable holding its API key, read once and
+sent as a bearer token (never logged, never put in metrics or errors). Bodies are passed
+through as raw bytes. A request is never sent twice here: a connection failure after it was
+written is raised, and the caller's retry policy decides (and counts) what happens next.
 
-Failures become :class:`~prsm.performance.errors.UpstreamError`: 5xx, 408 and 429 answers
-and connection failures are retryable (:class:`UpstreamUnavailableError`), a timeout is
-:class:`UpstreamTimeoutError`, other 4xx answers are the client's fault (``retryable=False``,
-status and body kept so the gateway can pass them on).
+Failures become :class:`~prsm.performance.errors.UpstreamError`: 5xx, 408, 409, 425 and 429
+answers and connection failures are retryable (:class:`UpstreamUnavailableError`), a timeout
+is :class:`UpstreamTimeoutError`; the node's own faults (its key refused, a model or path it
+lacks, a redirect) are :class:`UpstreamRejectedError` (counted against it, the next node
+tried); other 4xx answers are the client's fault (``retryable=False``, status kept, the node's
+message passed on with credentials redacted). A node's ``Retry-After`` (seconds or an HTTP
+date) becomes the error's ``retry_after``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import os
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 import orjson
 
-from ..errors import ConfigError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
-from ..http._client import ConnectionFailed, HttpPool, content, request_head
+from ..errors import (
+    ConfigError,
+    ConnectionFailed,
+    UpstreamError,
+    UpstreamRejectedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from ..http._client import HttpPool, content
+from ..http._client_connection import ClientResponse
+from ..http._settings import HttpClientSettings
 from ..routing._node import NodeSpec
 from ..types import AIRequest, JSONBody, RequestKind, Response
+from ._base import node_detail, node_fault
 
 PATHS = {
     RequestKind.CHAT: "/chat/completions",
@@ -38,6 +58,8 @@ _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 class _Usage(msgspec.Struct):
     total_tokens: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class _Answer(msgspec.Struct):
@@ -76,15 +98,54 @@ def check_nodes(nodes: Iterable[NodeSpec], environ: Mapping[str, str] | None = N
                 f"node[{node.id}].api_key_env",
                 f"the environment variable {node.api_key_env} is not set",
             )
+        if node.ca_bundle is not None and not Path(node.ca_bundle).is_file():
+            raise ConfigError(f"node[{node.id}].ca_bundle", f"no such file: {node.ca_bundle!r}")
+
+
+def retry_after(value: bytes | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` value asks to wait (delta seconds or an HTTP date), or
+    ``None`` when absent or unreadable."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _answer_error(node_id: str, response: ClientResponse) -> UpstreamError:
+    """The error for a non-200 answer, with the node's ``Retry-After``."""
+    return _status_error(
+        node_id,
+        response.status,
+        response.body,
+        retry_after=retry_after(response.header(b"retry-after")),
+    )
+
+
+def _connection_error(node_id: str, exc: ConnectionFailed | OSError) -> UpstreamError:
+    if isinstance(exc, ConnectionFailed) and exc.sent:
+        why = f"{exc} (after the request was sent: the node may have acted on it)"
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+    return UpstreamUnavailableError(node_id, why)
 
 
 class _Target:
     """What is prepared once per node: its pool and the head of each kind of request."""
 
-    __slots__ = ("heads", "pool", "url")
+    __slots__ = ("heads", "node", "pool")
 
-    def __init__(self, url: str, pool: HttpPool, heads: dict[RequestKind, tuple[bytes, bytes]]):
-        self.url = url
+    def __init__(
+        self, node: NodeSpec, pool: HttpPool, heads: dict[RequestKind, tuple[bytes, bytes]]
+    ):
+        self.node = node
         self.pool = pool
         self.heads = heads
 
@@ -94,9 +155,9 @@ class HttpUpstream:
     :class:`~prsm.performance.upstreams.StreamingUpstream`).
 
     ``default_timeout`` bounds a call to a node without its own ``timeout`` (for streams:
-    each wait for a chunk); ``enforce_timeout=False`` leaves bounding ``execute`` to the
-    caller, as the orchestrator does already (saving a timer per request). Connecting is
-    bounded by ``connect_timeout`` either way.
+    each wait for a chunk); ``enforce_timeout=False`` leaves bounding calls and chunk waits to
+    the caller, as the orchestrator does already (its deadline, first-token and idle limits;
+    saving a timer per request). Connecting is bounded by ``connect_timeout`` either way.
     """
 
     def __init__(
@@ -113,22 +174,32 @@ class HttpUpstream:
         self.default_timeout = default_timeout
         self.connect_timeout = connect_timeout
         self.enforce_timeout = enforce_timeout
-        self._pools: dict[str, HttpPool] = {}
+        self._pools: dict[tuple[str, HttpClientSettings], HttpPool] = {}
         self._targets: dict[str, _Target] = {}
+
+    def client_settings(self, node: NodeSpec) -> HttpClientSettings:
+        """How the client talks to ``node``: its own options, else this upstream's."""
+        return HttpClientSettings(
+            connect_timeout=node.connect_timeout or self.connect_timeout,
+            read_timeout=node.read_timeout,
+            max_connections=node.max_connections or 0,
+            verify=node.tls_verify,
+            ca_bundle=node.ca_bundle,
+        )
 
     def _target(self, node: NodeSpec) -> _Target:
         target = self._targets.get(node.id)
-        if target is not None and target.url == node.url:
+        if target is not None and target.node is node:
             return target
         if not node.url:
             raise UpstreamError(node.id, "node has no url", retryable=True)
         parts = urlsplit(node.url)
-        origin = f"{parts.scheme}://{parts.netloc}"
+        origin = (f"{parts.scheme}://{parts.netloc}", self.client_settings(node))
         pool = self._pools.get(origin)
         if pool is None:
             try:
-                pool = self._pools[origin] = HttpPool(origin, connect_timeout=self.connect_timeout)
-            except ValueError as exc:
+                pool = self._pools[origin] = HttpPool(*origin)
+            except (ValueError, ConfigError) as exc:
                 raise UpstreamError(node.id, str(exc), retryable=True) from None
         headers: dict[str, str] = {}
         if node.api_key_env:
@@ -141,8 +212,8 @@ class HttpUpstream:
                 )
             headers["Authorization"] = f"Bearer {key}"
         base = parts.path.rstrip("/")
-        heads = {kind: request_head(base + p, parts.netloc, headers) for kind, p in PATHS.items()}
-        target = self._targets[node.id] = _Target(node.url, pool, heads)
+        heads = {kind: pool.request_head(base + p, headers) for kind, p in PATHS.items()}
+        target = self._targets[node.id] = _Target(node, pool, heads)
         return target
 
     def forget_node(self, node_id: str) -> None:
@@ -156,15 +227,16 @@ class HttpUpstream:
         try:
             if self.enforce_timeout:
                 async with asyncio.timeout(seconds):
-                    status, raw = await target.pool.request(data)
+                    response = await target.pool.request(data)
             else:  # the caller bounds the call (the orchestrator does, by node and deadline)
-                status, raw = await target.pool.request(data)
+                response = await target.pool.request(data)
         except TimeoutError as exc:
             raise UpstreamTimeoutError(node.id, f"no answer within {seconds}s") from exc
         except (ConnectionFailed, OSError) as exc:
-            raise UpstreamUnavailableError(node.id, f"{type(exc).__name__}: {exc}") from exc
+            raise _connection_error(node.id, exc) from exc
+        status, raw = response.status, response.body
         if status != 200:
-            raise _status_error(node.id, status, raw)
+            raise _answer_error(node.id, response)
         try:
             answer = _ANSWER.decode(raw)
         except msgspec.ValidationError:  # JSON, but not the OpenAI shape: decode it whole
@@ -174,28 +246,34 @@ class HttpUpstream:
                 node.id, f"answered 200 with a body that is not JSON: {exc}"
             ) from exc
         usage = answer.usage
-        return Response(status=status, tokens=usage.total_tokens if usage else 0, raw=raw)
+        if usage is None:
+            return Response(status=status, raw=raw)
+        return Response(
+            status=status, tokens=usage.total_tokens, raw=raw,
+            input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
+        )  # fmt: skip
 
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
         target = self._target(node)
         data = content(target.heads[request.kind], _body(request))
         seconds = node.timeout or self.default_timeout
-        status: list[int] = []
-        chunks = target.pool.stream(data, status=status)
+        response = ClientResponse()
+        chunks = target.pool.stream(data, response)
+        limit = seconds if self.enforce_timeout else None
         try:
             while True:
                 try:
-                    async with asyncio.timeout(seconds):
+                    async with asyncio.timeout(limit):
                         chunk = await chunks.__anext__()
                 except StopAsyncIteration:
                     return
-                if status[0] != 200:
-                    raise _status_error(node.id, status[0], chunk)
+                if response.status != 200:
+                    raise _answer_error(node.id, response)
                 yield chunk
         except TimeoutError as exc:
             raise UpstreamTimeoutError(node.id, f"no chunk within {seconds}s") from exc
         except (ConnectionFailed, OSError) as exc:
-            raise UpstreamUnavailableError(node.id, f"{type(exc).__name__}: {exc}") from exc
+            raise _connection_error(node.id, exc) from exc
         finally:
             await chunks.aclose()
 
@@ -227,9 +305,30 @@ def _loose_answer(node_id: str, status: int, raw: bytes) -> Response:
     return Response(content=parsed, status=status, tokens=tokens, raw=raw)
 
 
-def _status_error(node_id: str, status: int, raw: bytes) -> UpstreamError:
-    snippet = raw[:200].decode("utf-8", "replace")
-    message = f"answered {status}: {snippet}"
+def _status_error(
+    node_id: str, status: int, raw: bytes, *, retry_after: float | None = None
+) -> UpstreamError:
+    """The error for a node's non-200 answer ``raw`` (``retry_after``: its ``Retry-After``,
+    seconds, when the caller read one).
+
+    5xx, 408, 409, 425 and 429: :class:`UpstreamUnavailableError` (retryable, counted against
+    the node). The node's own fault — its credentials refused (401, 403, 407), a model or path
+    it lacks (404, 405, 410), a redirect (3xx): :class:`UpstreamRejectedError` (counted against
+    it, the next node tried). Neither message quotes the node's answer (it may echo our key);
+    the answer stays in ``body`` for operators. Any other 4xx is about the client's own request:
+    not retried, not counted, and the message carries only what :func:`node_detail` keeps
+    of the node's answer (its error message, credentials redacted).
+    """
     if status >= 500 or status in _RETRYABLE_4XX:
-        return UpstreamUnavailableError(node_id, message, status=status, body=raw)
+        return UpstreamUnavailableError(
+            node_id, f"answered {status}", status=status, body=raw, retry_after=retry_after
+        )
+    fault = node_fault(status)
+    if fault is not None:
+        return UpstreamRejectedError(
+            node_id, f"answered {status}: {fault}", status=status, body=raw,
+            retry_after=retry_after,
+        )  # fmt: skip
+    detail = node_detail(raw)
+    message = f"rejected the request ({status})" + (f": {detail}" if detail else "")
     return UpstreamError(node_id, message, status=status, retryable=False, body=raw)

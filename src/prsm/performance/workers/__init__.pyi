@@ -1,8 +1,6 @@
 from ._pool import LocalWorkerPool as LocalWorkerPool
 from ._process import (
     EmbedBatch as EmbedBatch,
-)
-from ._process import (
     WorkerProcess as WorkerProcess,
 )
 from ._settings import WorkerSettings as WorkerSettings

@@ -15,9 +15,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock, SystemClock
+from ..embeddings._model import MODEL_NAME
 from ..errors import WorkerError
+from ..gpu._requirements import GPURequirements
 from ..monitoring._registry import MetricsRegistry
 from ..routing._node import NodeSpec
+from ..types import AIRequest, RequestKind
 from ._process import WorkerProcess
 
 if TYPE_CHECKING:
@@ -129,7 +132,8 @@ class LocalWorkerPool:
             try:
                 async with asyncio.timeout(min(10.0, self.settings.start_timeout)):
                     alloc = await self._gpu.allocate_gpu_resources(
-                        w.id, self.settings.gpu_memory_mb
+                        AIRequest(model=MODEL_NAME, kind=RequestKind.EMBEDDING),
+                        GPURequirements(self.settings.gpu_memory_mb, name=w.id, source="workers"),
                     )
             except TimeoutError:
                 log.warning(

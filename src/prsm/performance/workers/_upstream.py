@@ -32,8 +32,10 @@ from ..errors import OverloadedError, UpstreamError, UpstreamUnavailableError, W
 from ..monitoring._registry import MetricsRegistry
 from ..routing._node import NodeMetrics, NodeSpec
 from ..types import AIRequest, RequestKind, Response
+from ._load import ProcessLoad
 from ._pool import LocalWorkerPool
 from ._process import WorkerProcess
+from ._settings import usable_cores
 
 MAX_INPUTS = 2048
 
@@ -73,6 +75,7 @@ class LocalModelUpstream:
         for w in pool.workers:
             self.groups.setdefault(w.device, []).append(w)
         self._group_of = {w.id: w.device for w in pool.workers}
+        self._load = ProcessLoad()
         self.batchers: dict[str, DynamicBatcher[str, Item]] = {}
         for device, workers in self.groups.items():
             per_worker = self.settings.max_concurrent_batches
@@ -185,11 +188,24 @@ class LocalModelUpstream:
         }
 
     def node_metrics(self) -> dict[str, NodeMetrics]:
-        """Live readings for the node registry: the queue depth of each worker's batcher."""
-        return {
-            wid: NodeMetrics(queue_depth=self.batcher_for(wid).stats()["queue_depth"])
-            for wid in self._group_of
-        }
+        """Live readings of every ready worker for the node registry (a
+        :class:`~prsm.performance.nodeload.LoadSource`): its process's cpu and memory
+        (:class:`ProcessLoad`), its batcher's queue depth and the batches it is running."""
+        out = {}
+        pids = set()
+        for w in self.pool.workers:
+            if w.state != "ready" or w.pid is None:
+                continue  # a lost or restarting worker reports nothing: its last reading ages
+            pids.add(w.pid)
+            cpu, memory = self._load.read(w.pid, w.threads or usable_cores())
+            out[w.id] = NodeMetrics(
+                cpu=cpu,
+                memory=memory,
+                queue_depth=self.batcher_for(w.id).queue_depth,
+                running=w.in_flight,
+            )
+        self._load.keep(pids)
+        return out
 
     async def aclose(self) -> None:
         for b in self.batchers.values():

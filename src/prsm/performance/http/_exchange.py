@@ -1,0 +1,181 @@
+"""One request and its answer on the server core: :class:`ServerExchange`.
+
+The request's method, path, parsed head and whole body (buffered by the connection up to
+the server's ``max_body``); the answer whole (:meth:`~ServerExchange.respond`), or as a
+stream (:meth:`~ServerExchange.begin`, :meth:`~ServerExchange.send`,
+:meth:`~ServerExchange.finish`). Those never wait: a handler that answers at once needs no
+task. The ``async`` forms (``reply``, ``start``, ``write``, ``end``) are the gateway's exchange
+interface; ``write`` waits while the client's socket buffer is full (back-pressure).
+
+A stream to an HTTP/1.1 client is chunked; an HTTP/1.0 client knows no chunks, so its stream
+is close-delimited (no length, ``connection: close``, the connection closes at its end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from ..errors import PayloadTooLargeError
+from ._wire import CHUNKED, LAST_CHUNK, Headers, chunk, head
+
+if TYPE_CHECKING:
+    from ._connection import ServerConnection
+
+H = TypeVar("H")
+_METHODS = {m.encode(): m for m in ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")}
+
+
+class ServerExchange(Generic[H]):
+    """One request on a :class:`~._connection.ServerConnection`, and its answer."""
+
+    __slots__ = ("_pending", "body_bytes", "chunked", "conn", "done", "head", "http10",
+                 "keep_alive", "method", "path", "query", "size", "status")  # fmt: skip
+
+    def __init__(
+        self,
+        conn: ServerConnection[H],
+        head: H,
+        body: bytes,
+        size: int,
+        keep_alive: bool,
+    ) -> None:
+        self.conn = conn
+        method = conn.parser.get_method()
+        self.method: str = _METHODS.get(method) or method.decode("latin-1")
+        path, _, query = conn.url.partition(b"?")
+        self.path: str = path.decode("latin-1")
+        self.query: bytes = query
+        self.head: H = head
+        self.body_bytes = body
+        self.size = size  # bytes of body announced or received (over max_body: refused)
+        self.keep_alive = keep_alive
+        self.http10: bool = conn.http10
+        self.done = False  # a whole answer (or a stream's end) was written
+        self.status = 0
+        self.chunked = False
+        self._pending = b""  # a stream's head, not yet written
+
+    @property
+    def client(self) -> str | None:
+        """The client's address (as the socket names its peer), or ``None``."""
+        peer = self.conn.transport.get_extra_info("peername")
+        return str(peer[0]) if peer else None
+
+    @property
+    def too_large(self) -> bool:
+        """The body is over the server's ``max_body`` (it was not kept)."""
+        return self.size > self.conn.server.max_body
+
+    async def body(self, limit: int) -> bytes:
+        """The whole request body; :class:`PayloadTooLargeError` past ``limit`` bytes."""
+        if self.size > limit:
+            raise PayloadTooLargeError(self.size, limit)
+        return self.body_bytes
+
+    def _closing(self) -> bool:
+        """Whether the connection closes after this answer (then it says so)."""
+        if not self.keep_alive or self.conn.server.closing:
+            self.keep_alive = False
+            return True
+        return False
+
+    def _check(self) -> ServerConnection[H]:
+        conn = self.conn
+        if conn.closed:
+            raise ConnectionResetError("client went away before its answer was done")
+        return conn
+
+    # --- answers that never wait
+    def respond(self, status: int, headers: Headers | bytes, body: bytes) -> None:
+        """Answer whole, in one write (``headers`` include the content type and length; as
+        pairs, or as header lines already made)."""
+        conn = self.conn
+        if conn.closed:
+            raise ConnectionResetError("client went away before its answer")
+        close = not self.keep_alive or conn.server.closing
+        if close:
+            self.keep_alive = False
+        data = head(status, headers, close=close, keep_alive_10=self.http10)
+        transport = conn.transport
+        if self.method == "HEAD":
+            transport.write(data)  # the length of what a GET would answer, no body
+        elif len(body) < 65536:
+            transport.write(data + body)
+        else:
+            transport.writelines((data, body))
+        self.status = status
+        self.done = True
+
+    def begin(self, status: int, headers: Headers) -> None:
+        """Start a streamed answer; its head leaves with the first chunk."""
+        self._check()
+        if self.http10:  # close-delimited: the end of the stream is the end of the connection
+            self.keep_alive = False
+            self._pending = head(status, headers, close=True)
+        else:
+            self.chunked = self.method != "HEAD"
+            self._pending = head(status, [*headers, CHUNKED], close=self._closing())
+        self.status = status
+
+    def send(self, data: bytes) -> None:
+        """Send one piece of a stream as it is (one chunk)."""
+        conn = self._check()
+        if self.method == "HEAD":
+            data = b""
+        out = chunk(data) if self.chunked else data
+        if self._pending:
+            out = self._pending + out
+            self._pending = b""
+        if out:
+            conn.transport.write(out)
+
+    def send_all(self, pieces: Iterable[bytes]) -> None:
+        """Send several pieces of a stream, one chunk each, in one write."""
+        conn = self._check()
+        parts = [self._pending]
+        self._pending = b""
+        if self.method != "HEAD":
+            parts.extend(chunk(p) if self.chunked else p for p in pieces)
+        conn.transport.write(b"".join(parts))
+
+    def finish(self) -> None:
+        """End a stream (an HTTP/1.0 client's connection then closes)."""
+        conn = self._check()
+        data = self._pending + (LAST_CHUNK if self.chunked else b"")
+        self._pending = b""
+        if data:
+            conn.transport.write(data)
+        self.done = True
+
+    def abort(self) -> None:
+        """Drop the connection without an answer (a fault a simulator injects): the client
+        sees it end."""
+        self.conn.abort(reset=False)
+
+    @property
+    def must_wait(self) -> bool:
+        """The client's socket buffer is full: a writer should wait (:meth:`write` does)."""
+        return self.conn.write_paused
+
+    # --- the gateway's exchange interface
+    async def reply(self, status: int, headers: Headers, body: bytes) -> None:
+        self.respond(status, headers, body)
+
+    async def start(self, status: int, headers: Headers) -> None:
+        self.begin(status, headers)
+
+    async def write(self, chunk: bytes) -> None:
+        """Send one chunk; waits while the client's socket buffer is full."""
+        self.send(chunk)
+        conn = self.conn
+        if conn.write_paused:
+            await conn.drained()
+
+    async def end(self) -> None:
+        self.finish()
+
+    def disconnected(self) -> asyncio.Future[None]:
+        """A future done once the client has gone away (cheaper than a task per stream)."""
+        return self.conn.lost()

@@ -1,0 +1,349 @@
+"""The embedded metrics history: SQLite in WAL mode, in the data directory.
+
+One table of series (metric, labels as canonical JSON) and one table of buckets per tier
+(``WITHOUT ROWID``, keyed by series and bucket start: a chart's range query is one index
+range scan). A write is one transaction: the samples are folded into each tier's buckets in
+Python (:func:`rollup`), then one ``INSERT … ON CONFLICT DO UPDATE`` per bucket adds them to
+what the tier holds (measured faster than an ``INSERT … SELECT … GROUP BY`` over a temporary
+table, whose window function sorts the batch once per tier). WAL with ``synchronous=NORMAL``
+makes each committed write survive the process being killed (a power cut may lose the last
+commits); readers never block the writer. ``auto_vacuum=INCREMENTAL`` hands the space of
+forgotten buckets back.
+
+Why SQLite and not DuckDB: ``benchmarks/monitoring.py`` measures both on the same schema
+and queries (a week of 1 s samples for 50 series); see the README's Monitoring section.
+SQLite also ships with Python (no dependency) and allows several gateway processes to share
+one file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._paths import data_dir
+from ._settings import DEFAULT_TIERS, HistoryTier, check_tiers
+from ._store import AGGREGATES, QueryPlan, Sample, Series, bucket, labels_key, matches
+
+log = logging.getLogger("prsm.performance.monitoring")
+
+#: The history file's name in the data directory.
+FILE_NAME = "metrics-history.sqlite3"
+
+
+def default_path() -> Path:
+    """``<data dir>/metrics-history.sqlite3``."""
+    return data_dir() / FILE_NAME
+
+
+def _table(tier: HistoryTier) -> str:
+    return "points_" + format(tier.step, "g").replace(".", "_").replace("-", "_")
+
+
+_UPSERT = """
+INSERT INTO {table} (series, ts, n, total, lo, hi, last_ts, last)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (series, ts) DO UPDATE SET
+    n = n + excluded.n,
+    total = total + excluded.total,
+    lo = min(lo, excluded.lo),
+    hi = max(hi, excluded.hi),
+    last = CASE WHEN excluded.last_ts >= last_ts THEN excluded.last ELSE last END,
+    last_ts = max(last_ts, excluded.last_ts)
+"""
+
+
+def rollup(rows: list[tuple[int, float, float]], step: float) -> list[tuple[Any, ...]]:
+    """``(series, ts, value)`` rows folded into ``step``-wide buckets: ``(series, bucket
+    start, count, sum, min, max, last time, last value)``; on equal times the later row is
+    the last."""
+    buckets: dict[tuple[int, float], list[Any]] = {}
+    floor = math.floor
+    for sid, ts, value in rows:
+        key = (sid, floor(ts / step) * step)
+        b = buckets.get(key)
+        if b is None:
+            buckets[key] = [1, value, value, value, ts, value]
+            continue
+        b[0] += 1
+        b[1] += value
+        b[2] = min(b[2], value)
+        b[3] = max(b[3], value)
+        if ts >= b[4]:
+            b[4] = ts
+            b[5] = value
+    return [(sid, start, *b) for (sid, start), b in buckets.items()]
+
+
+_AGG_SQL = {
+    "avg": "sum(total) / sum(n)",
+    "sum": "sum(total)",
+    "min": "min(lo)",
+    "max": "max(hi)",
+    "count": "sum(n)",
+}
+
+
+class SQLiteMetricsStore:
+    """A :class:`~._store.MetricsStore` in one SQLite file (default: in the data directory).
+
+    Thread-safe (one connection behind a lock): the monitor writes from a worker thread while
+    admin requests query from another.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        tiers: tuple[HistoryTier, ...] = DEFAULT_TIERS,
+        *,
+        max_series: int = 5000,
+        busy_timeout: float = 5.0,
+    ) -> None:
+        check_tiers(tiers)
+        self.tiers = tiers
+        self.max_series = max_series
+        self.path = Path(path) if path is not None else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, timeout=busy_timeout, check_same_thread=False, isolation_level=None
+        )
+        self._setup()
+        self._ids: dict[tuple[str, str], int] = {}
+        self._labels: dict[int, tuple[str, dict[str, str]]] = {}
+        self._load_series()
+
+    def _setup(self) -> None:
+        db = self._db
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise OSError(f"{self.path}: SQLite could not use WAL mode (got {mode!r})")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA journal_size_limit = 8388608")  # the WAL shrinks back to 8 MiB
+        db.execute("PRAGMA temp_store = MEMORY")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, metric TEXT NOT NULL, "
+            "labels TEXT NOT NULL, UNIQUE (metric, labels))"
+        )
+        for tier in self.tiers:
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {_table(tier)} (series INTEGER NOT NULL, "
+                "ts REAL NOT NULL, n INTEGER NOT NULL, total REAL NOT NULL, lo REAL NOT NULL, "
+                "hi REAL NOT NULL, last_ts REAL NOT NULL, last REAL NOT NULL, "
+                "PRIMARY KEY (series, ts)) WITHOUT ROWID"
+            )
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS batch (series INTEGER, ts REAL, value REAL)")
+
+    def _load_series(self) -> None:
+        for sid, metric, labels in self._db.execute("SELECT id, metric, labels FROM series"):
+            self._ids[metric, labels] = sid
+            self._labels[sid] = (metric, json.loads(labels))
+
+    def _series_id(self, metric: str, labels: tuple[tuple[str, str], ...]) -> int | None:
+        text = json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
+        sid = self._ids.get((metric, text))
+        if sid is not None:
+            return sid
+        if len(self._ids) >= self.max_series:
+            if self.dropped == 0:
+                log.warning(
+                    "history %s: %d series already; new series are dropped (history."
+                    "max_series)", self.path, self.max_series,
+                )  # fmt: skip
+            return None
+        cur = self._db.execute("INSERT INTO series (metric, labels) VALUES (?, ?)", (metric, text))
+        sid = int(cur.lastrowid or 0)
+        self._ids[metric, text] = sid
+        self._labels[sid] = (metric, dict(labels))
+        return sid
+
+    # -- MetricsStore ----------------------------------------------------------------------
+
+    def write(self, samples: Iterable[Sample]) -> int:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = []
+                for s in samples:
+                    sid = self._series_id(s.metric, s.labels)
+                    if sid is None or not math.isfinite(s.value):
+                        self.dropped += 1
+                        continue
+                    rows.append((sid, s.ts, s.value))
+                for tier in self.tiers:
+                    db.executemany(_UPSERT.format(table=_table(tier)), rollup(rows, tier.step))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                self._ids.clear()
+                self._labels.clear()
+                self._load_series()  # series inserted in the rolled-back transaction are gone
+                raise
+            return len(rows)
+
+    def query(
+        self,
+        metric: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        since: float,
+        until: float,
+        step: float | None = None,
+        agg: str = "avg",
+        exact: bool = False,
+        now: float | None = None,
+    ) -> list[Series]:
+        plan = QueryPlan(self.tiers, since, until, step=step, agg=agg, now=now)
+        want = labels_key(labels)
+        with self._lock:
+            chosen = [
+                (sid, lab)
+                for sid, (name, lab) in self._labels.items()
+                if name == metric and matches(labels_key(lab), want, exact)
+            ]
+            if not chosen:
+                return []
+            table = _table(plan.tier)
+            start = bucket(since, plan.tier.step)
+            out = []
+            for sid, lab in sorted(chosen, key=lambda c: sorted(c[1].items())):
+                points = self._points(table, sid, start=start, until=until, plan=plan, agg=agg)
+                if points:
+                    out.append(Series(metric, dict(lab), plan.step, points))
+            return out
+
+    def _points(
+        self, table: str, sid: int, *, start: float, until: float, plan: QueryPlan, agg: str
+    ) -> list[tuple[float, float]]:
+        db = self._db
+        args = {"sid": sid, "start": start, "until": until, "step": plan.step}
+        where = "series = :sid AND ts >= :start AND ts <= :until"
+        if plan.step == plan.tier.step:
+            column = {
+                "avg": "total / n", "sum": "total", "min": "lo", "max": "hi",
+                "count": "CAST(n AS REAL)", "last": "last",
+            }[agg]  # fmt: skip
+            sql = f"SELECT ts, {column} FROM {table} WHERE {where} ORDER BY ts"
+            return [(float(t), float(v)) for t, v in db.execute(sql, args)]
+        b = "CAST(ts / :step AS INTEGER) * :step"
+        if agg == "last":
+            # the last value of each wider bucket: its latest bucket's last
+            sql = (
+                f"SELECT {b} AS b, last FROM (SELECT ts, last, row_number() OVER "
+                f"(PARTITION BY {b} ORDER BY last_ts DESC) AS rn FROM {table} WHERE {where}) "
+                "WHERE rn = 1 ORDER BY b"
+            )
+        else:
+            sql = (
+                f"SELECT {b} AS b, {_AGG_SQL[agg]} FROM {table} WHERE {where} GROUP BY b ORDER BY b"
+            )
+        return [(float(t), float(v)) for t, v in db.execute(sql, args)]
+
+    def aggregate(
+        self,
+        metric: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        since: float,
+        until: float,
+        agg: str = "sum",
+        now: float | None = None,
+    ) -> float | None:
+        if agg not in AGGREGATES:
+            raise ValueError(f"agg: must be one of {', '.join(AGGREGATES)}, got {agg!r}")
+        plan = QueryPlan(self.tiers, since, until, step=None, agg="sum", now=now)
+        want = labels_key(labels)
+        column = {"sum": "sum(total)", "count": "sum(n)", "min": "min(lo)", "max": "max(hi)",
+                  "avg": "sum(total) / sum(n)"}[agg]  # fmt: skip
+        sql = (
+            f"SELECT {column}, sum(n) FROM {_table(plan.tier)} "
+            "WHERE series = ? AND ts >= ? AND ts <= ?"
+        )
+        with self._lock:
+            ids = [
+                sid
+                for sid, (name, lab) in self._labels.items()
+                if name == metric and matches(labels_key(lab), want, False)
+            ]
+            parts = [self._db.execute(sql, (sid, since, until)).fetchone() for sid in ids]
+        found = [(v, n) for v, n in parts if n]
+        if not found:
+            return None
+        values = [float(v) for v, _ in found]
+        if agg in ("sum", "count"):
+            return sum(values)
+        if agg == "min":
+            return min(values)
+        if agg == "max":
+            return max(values)
+        count = sum(n for _, n in found)
+        return float(sum(v * n for v, n in found) / count)  # avg: weighted by samples
+
+    def metrics(self) -> list[str]:
+        with self._lock:
+            return sorted({name for name, _ in self._labels.values()})
+
+    def label_sets(self, metric: str) -> list[dict[str, str]]:
+        with self._lock:
+            found = [dict(lab) for name, lab in self._labels.values() if name == metric]
+        return sorted(found, key=lambda d: sorted(d.items()))
+
+    def compact(self, now: float) -> None:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = list(self._labels)
+                for tier in self.tiers:
+                    horizon = now - tier.retention - tier.step  # buckets ending by then go
+                    db.executemany(
+                        f"DELETE FROM {_table(tier)} WHERE series = ? AND ts <= ?",
+                        [(sid, horizon) for sid in ids],
+                    )
+                # every sample is also in the coarsest tier, which is kept the longest
+                coarsest = _table(self.tiers[-1])
+                db.execute(
+                    f"DELETE FROM series WHERE NOT EXISTS "
+                    f"(SELECT 1 FROM {coarsest} WHERE {coarsest}.series = series.id)"
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("PRAGMA incremental_vacuum")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._ids.clear()
+            self._labels.clear()
+            self._load_series()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            db = self._db
+            buckets = {
+                f"{tier.step:g}s": db.execute(f"SELECT count(*) FROM {_table(tier)}").fetchone()[0]
+                for tier in self.tiers
+            }
+            size = sum(
+                p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists()
+            )
+            return {
+                "backend": "sqlite",
+                "path": str(self.path),
+                "series": len(self._ids),
+                "buckets": buckets,
+                "dropped": self.dropped,
+                "bytes": size,
+            }
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,23 @@
+"""``benchmarks/monitoring.py --quick`` runs (recording, the history stores, the gateway peak
+with monitoring on and off)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks.quick import ROOT, need, run_quick
+
+pytestmark = pytest.mark.integration
+
+
+def test_quick_monitoring(tmp_path: Path) -> None:
+    need("duckdb", "pandas", extra="bench")
+    sources = f"{ROOT}{os.pathsep}{ROOT / 'src'}"  # this checkout's package, not an installed one
+    data = run_quick("monitoring", tmp_path, "--duration", "0.5", env={"PYTHONPATH": sources})
+    parts = {row["part"] for row in data["rows"]}
+    assert parts == {"record", "store", "peak"}
+    assert set(data["meets_goal"]) == {"record", "week_query", "peak_drop"}
+    assert data["stores"]["sqlite"]["week_points"] > 0
