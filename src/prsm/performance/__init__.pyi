@@ -239,6 +239,9 @@ from .analytics import (
     NabProfile as NabProfile,
     NabResult as NabResult,
     NabSeries as NabSeries,
+    Trend as Trend,
+    TrendDetector as TrendDetector,
+    TrendSettings as TrendSettings,
     load_nab as load_nab,
     score_corpus as score_corpus,
 )
