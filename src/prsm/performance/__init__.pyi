@@ -242,8 +242,13 @@ from .analytics import (
     Trend as Trend,
     TrendDetector as TrendDetector,
     TrendSettings as TrendSettings,
+    UslFit as UslFit,
+    erlang_c as erlang_c,
+    fit_usl as fit_usl,
     load_nab as load_nab,
+    replicas_for_slo as replicas_for_slo,
     score_corpus as score_corpus,
+    wait_quantile as wait_quantile,
 )
 from .http import (
     ClientConnection as ClientConnection,

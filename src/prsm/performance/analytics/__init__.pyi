@@ -1,3 +1,10 @@
+from ._capacity import (
+    UslFit as UslFit,
+    erlang_c as erlang_c,
+    fit_usl as fit_usl,
+    replicas_for_slo as replicas_for_slo,
+    wait_quantile as wait_quantile,
+)
 from ._detector import AnomalyDetector as AnomalyDetector, AnomalySettings as AnomalySettings
 from ._nab import (
     PROFILES as PROFILES,
