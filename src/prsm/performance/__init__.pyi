@@ -234,11 +234,13 @@ from .workers import (
 __version__: str
 from .analytics import (
     PROFILES as PROFILES,
+    AnalyticsSettings as AnalyticsSettings,
     AnomalyDetector as AnomalyDetector,
     AnomalySettings as AnomalySettings,
     NabProfile as NabProfile,
     NabResult as NabResult,
     NabSeries as NabSeries,
+    PerformanceAnalytics as PerformanceAnalytics,
     Trend as Trend,
     TrendDetector as TrendDetector,
     TrendSettings as TrendSettings,

@@ -1,3 +1,4 @@
+from ._analytics import PerformanceAnalytics as PerformanceAnalytics
 from ._capacity import (
     UslFit as UslFit,
     erlang_c as erlang_c,
@@ -14,4 +15,5 @@ from ._nab import (
     load_nab as load_nab,
     score_corpus as score_corpus,
 )
+from ._settings import AnalyticsSettings as AnalyticsSettings
 from ._trend import Trend as Trend, TrendDetector as TrendDetector, TrendSettings as TrendSettings
