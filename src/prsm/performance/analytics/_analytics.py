@@ -168,6 +168,7 @@ class PerformanceAnalytics:
             info["utilization"] = info["rate_now"] / info["capacity"] if info["capacity"] else None
             nodes[node] = info
         out: dict[str, Any] = {"replicas": replicas, "nodes": nodes}
+        out["node_rate_total"] = sum(n["rate_now"] for n in nodes.values())
         if rate is None or not nodes:
             return out
         caps = [n["capacity"] for n in nodes.values() if n["capacity"] > 0]

@@ -252,8 +252,8 @@ def _recommend(ins: Mapping[str, Any], s: AnalyticsSettings) -> dict[str, Any] |
     if kind == "rising_error_rate":
         node = ev.get("node") or {}
         labels = ins["labels"]
-        if "node" in labels and node.get("rate_now") and cap.get("arrival_rate_now"):
-            share = node["rate_now"] / cap["arrival_rate_now"]
+        if "node" in labels and node.get("rate_now") and cap.get("node_rate_total"):
+            share = node["rate_now"] / cap["node_rate_total"]
             impact = {
                 "node": labels["node"],
                 "traffic_share": share,

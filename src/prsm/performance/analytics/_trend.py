@@ -80,6 +80,7 @@ class Trend:
             "direction": self.direction,
             "slope_per_s": self.slope,
             "slope_ci": [self.slope_low, self.slope_high],
+            "intercept": self.intercept,
             "p_value": self.p_value,
             "n": self.n,
             "seasonal": self.seasonal,
