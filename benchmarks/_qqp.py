@@ -65,17 +65,26 @@ class Protocol:
         return sum(1 for j in range(len(self.lookups)) if self.lookup_class(j) in classes)
 
 
-def build_protocol(pairs: Sequence[tuple[str, str, int]]) -> Protocol:
+def find_root(parent: dict[str, str], x: str) -> str:
+    """Union-find's root of ``x`` in ``parent`` (with path halving)."""
+    parent.setdefault(x, x)
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+def build_protocol(
+    pairs: Sequence[tuple[str, str, int]], also_join: Sequence[tuple[str, str, int]] = ()
+) -> Protocol:
+    """The protocol over ``pairs``; the label-1 pairs of ``also_join`` (the other file, for
+    the variant "classes closed over both files") join classes too."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+        return find_root(parent, x)
 
-    for a, b, label in pairs:
+    for a, b, label in (*pairs, *also_join):
         fa, fb = find(fold(a)), find(fold(b))
         if label == 1 and fa != fb:
             parent[fa] = fb

@@ -22,6 +22,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     ".serve._commands",
     ".monitoring._commands",
     ".analytics._commands",
+    ".sim._commands",
+    ".optimize._commands",
 )
 
 

@@ -28,9 +28,11 @@ from .caching.semantic._settings import SemanticSettings
 from .errors import ConfigError
 from .gateway._settings import GatewaySettings
 from .monitoring._settings import AlertSettings, HistorySettings, MonitoringSettings
+from .optimize._settings import OptimizerSettings
 from .orchestrator._settings import OrchestratorSettings
 from .resilience._settings import BreakerSettings
 from .routing._settings import BalancerSettings
+from .scaling._predictive import PredictiveSettings
 from .workers._settings import WorkerSettings
 
 T = TypeVar("T")
@@ -202,6 +204,8 @@ class PRSMConfig:
     history: HistorySettings = dataclasses.field(default_factory=HistorySettings)
     alerts: AlertSettings = dataclasses.field(default_factory=AlertSettings)
     analytics: AnalyticsSettings = dataclasses.field(default_factory=AnalyticsSettings)
+    scaling: PredictiveSettings = dataclasses.field(default_factory=PredictiveSettings)
+    optimize: OptimizerSettings = dataclasses.field(default_factory=OptimizerSettings)
 
 
 def load_config(

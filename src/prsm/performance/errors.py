@@ -22,12 +22,20 @@
     ├── OverloadedError                   a bounded queue is full: .retry_after
     ├── RateLimitedError                  a tenant is over its limit: .tenant, .retry_after
     ├── AuthenticationError               missing or wrong API key
+    ├── PermissionDeniedError             a known caller may not do this (the admin API)
     ├── PayloadTooLargeError              body over the configured size: .size, .limit
     ├── ConnectionFailed (ConnectionError)  the HTTP client's connection failed: .sent, .received
     ├── CacheError                        a cache tier failed (counted, skipped): .tier
     │   └── CacheIntegrityError           an entry failed its integrity check: .key
     ├── WorkerError                       a local model worker failed: .worker_id
-    └── NoGPUError                        a GPU path was asked for on a machine without one
+    ├── NoGPUError                        a GPU path was asked for on a machine without one
+    ├── ScalingError                      a scaling backend refused or failed an action:
+    │                                     .backend, .status (an HTTP status, where any)
+    └── AllocationError                   the resource optimiser gives no allocation
+        ├── InfeasibleAllocationError     no allocation meets every constraint: .conflicts
+        │                                 (which constraints, by how much), .exact
+        └── AllocationTimeoutError        none found within the time limit: .time_limit,
+                                          .bound
 
 Every error carries the context a caller needs to act on it, and ``str(err)`` says it in
 one sentence.
@@ -35,7 +43,7 @@ one sentence.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 
 class PRSMError(Exception):
@@ -229,6 +237,10 @@ class AuthenticationError(PRSMError):
     """The API key is missing or wrong."""
 
 
+class PermissionDeniedError(PRSMError):
+    """The caller is known (or local) but may not do this, e.g. use the admin API."""
+
+
 class PayloadTooLargeError(PRSMError):
     """The request body is larger than allowed."""
 
@@ -275,3 +287,45 @@ class WorkerError(PRSMError):
 
 class NoGPUError(PRSMError):
     """A GPU was asked for on a machine that has none (or no NVML)."""
+
+
+class ScalingError(PRSMError):
+    """A scaling backend (local processes, Ray, Kubernetes) failed to carry out an action;
+    the controller retries it and reports the outcome."""
+
+    def __init__(self, backend: str, message: str, *, status: int | None = None) -> None:
+        self.backend = backend
+        self.status = status
+        code = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"scaling backend {backend!r}{code}: {message}")
+
+
+class AllocationError(PRSMError):
+    """The resource optimiser could not give an allocation."""
+
+
+class InfeasibleAllocationError(AllocationError):
+    """No allocation meets every constraint. ``conflicts`` are the constraints that must give
+    way and by how much (each one's ``str()`` says it); ``exact``: the amounts are the least
+    that would do (else lower bounds from the LP relaxation)."""
+
+    def __init__(self, conflicts: Sequence[object], *, exact: bool = True) -> None:
+        self.conflicts = tuple(conflicts)
+        self.exact = exact
+        shown = "; ".join(str(c) for c in self.conflicts[:6])
+        more = f"; (+{len(self.conflicts) - 6} more)" if len(self.conflicts) > 6 else ""
+        note = "" if exact else " (amounts are lower bounds from the LP relaxation)"
+        super().__init__(f"no allocation meets every constraint{note}: {shown}{more}")
+
+
+class AllocationTimeoutError(AllocationError):
+    """The time limit passed before any allocation was found (infeasibility not proven);
+    ``bound`` is the best bound on the objective proven meanwhile."""
+
+    def __init__(self, time_limit: float, bound: float) -> None:
+        self.time_limit = time_limit
+        self.bound = bound
+        super().__init__(
+            f"no allocation found within the time limit of {time_limit:g}s "
+            f"(nor proven infeasible); raise optimize.time_limit"
+        )

@@ -94,19 +94,70 @@ async def test_size_bound_evicts_least_recently_used(clock: ManualClock) -> None
     assert cache.stats()["default"]["evictions"] == 1
 
 
-async def test_adaptive_explores_then_serves_and_learns_from_wrong_answers(
+async def test_error_bound_explores_then_serves_and_learns_from_feedback(
     clock: ManualClock,
 ) -> None:
-    cache = make(clock, adaptive=True, max_wrong_hit_rate=0.2, adaptive_confidence=0.8)
+    cache = make(clock, max_error_rate=0.2, error_confidence=0.8, explore_rate=0.0)
     await cache.cache_result(FRANCE, "Paris")
     # nothing learned yet: the cache explores (a miss) and learns from the stored answer
     assert await cache.get_similar(FRANCE_2) is None
     assert cache.stats()["default"]["explored"] == 1
-    for _ in range(12):
+    for _ in range(30):
         if await cache.get_similar(FRANCE_2) is None:
             await cache.cache_result(FRANCE_2, "Paris")
     served = await cache.get_similar(FRANCE_2)
     assert served is not None and served.result == "Paris"
+    assert cache.thresholds()[""] <= served.score
+    # the application says that hit was wrong: this entry is not served at that score again
+    assert await cache.feedback(served, correct=False)
+    assert await cache.get_similar(FRANCE_2) is None
+
+
+async def test_error_bounds_per_namespace_prefix(clock: ManualClock) -> None:
+    cache = make(clock, error_bounds={"acme/": 0.01})
+    await cache.cache_result(FRANCE, "Paris", "acme/m")
+    await cache.cache_result(FRANCE, "Paris", "other/m")
+    assert await cache.get_similar(FRANCE_2, "acme/m") is None  # bounded: explores first
+    assert await cache.get_similar(FRANCE_2, "other/m") is not None  # fixed threshold
+
+
+async def test_get_similar_returns_the_posts_mapping(clock: ManualClock) -> None:
+    cache = make(clock)
+    await cache.cache_result(FRANCE, "Paris")
+    hit = await cache.get_similar(FRANCE_2)
+    assert hit is not None
+    assert hit["result"] == "Paris" and hit["original_query"] == FRANCE
+    assert hit["similarity_score"] == hit.similarity > 0.99
+    assert dict(hit)["result"] == "Paris" and "similarity_score" in hit
+    with pytest.raises(KeyError):
+        hit["nope"]
+
+
+async def test_long_prompts_hit_only_with_the_same_context(clock: ManualClock) -> None:
+    cache = make(clock)
+    doc = "\n\n".join(f"Section {i}. " + "Caches keep answers near their users. " * 20
+                       for i in range(4))  # fmt: skip
+    await cache.cache_result(doc + "\n\nSummarize the text above.", "summary")
+    hit = await cache.get_similar(doc + "\n\nsummarize the text above")
+    assert hit is not None and hit.result == "summary"
+    assert hit.original_query == "Summarize the text above."
+    other_doc = doc.replace("Section 2", "Section 9")
+    assert await cache.get_similar(other_doc + "\n\nSummarize the text above.") is None
+    assert await cache.get_similar(doc + "\n\nTranslate the text above.") is None
+    assert await cache.invalidate("default") == 1
+
+
+async def test_total_entries_bound_evicts_least_recently_used_namespaces(
+    clock: ManualClock,
+) -> None:
+    cache = make(clock, max_total_entries=3)
+    for i, ns in enumerate(("a", "b", "c")):
+        await cache.cache_result(f"question {i} about rivers", i, ns)
+    assert await cache.get_similar("question 0 about rivers", "a") is not None  # "a" is recent
+    await cache.cache_result("question 3 about lakes", 3, "d")
+    assert len(cache) == 3
+    assert await cache.get_similar("question 1 about rivers", "b") is None  # evicted
+    assert await cache.get_similar("question 0 about rivers", "a") is not None
 
 
 async def test_sqlite_store_survives_restart(clock: ManualClock, tmp_path: object) -> None:
@@ -141,9 +192,10 @@ async def test_given_vector_skips_embedding(clock: ManualClock) -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("threshold", 1.5), ("top_k", 0), ("index", "annoy"), ("ttl", 0.0),
-     ("max_wrong_hit_rate", 1.0), ("redis_url", "http://x"), ("bypass_temperature_above", -1.0)],
+     ("max_error_rate", 1.0), ("redis_url", "http://x"), ("bypass_temperature_above", -1.0),
+     ("error_bounds", {"acme/": 2.0}), ("explore_rate", 1.0), ("long_prompt_words", 0)],
 )  # fmt: skip
 def test_bad_settings_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError) as err:
         SemanticSettings(**{field: value})  # type: ignore[arg-type]
-    assert err.value.field == field
+    assert err.value.field.split(".")[0] == field

@@ -71,8 +71,9 @@ class RequestKeyer:
             for value in payload.values():
                 if type(value) is float and value.is_integer():
                     break
-            else:
-                return payload
+            else:  # a gateway body (JSONBody) is hashed as its decoded object
+                data = getattr(payload, "data", payload)
+                return data if isinstance(data, dict) else dict(payload)
         ignored = self.ignored
         body: dict[str, Any] = {
             name: int(value) if type(value) is float and value.is_integer() else value

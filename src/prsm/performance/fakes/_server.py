@@ -201,6 +201,12 @@ class UpstreamSimulator:
             return None
         stream = bool(body.get("stream")) and kind != "embedding"
         decision = decide(settings, sim.rng, stream=stream)
+        if decision.error == "truncate":
+            stats.errors["truncate"] += 1
+            self._truncate(
+                x, kind, settings, body, stream=stream, request_no=stats.requests, now=now
+            )
+            return None
         if decision.error is not None:
             stats.errors[decision.error] += 1
             return self._fail(x, decision.error)
@@ -222,6 +228,32 @@ class UpstreamSimulator:
             _reply(x, 200, payload)
             return None
         return _later(x, decision.delay, payload)
+
+    def _truncate(
+        self,
+        x: Exchange,
+        kind: str,
+        settings: SimSettings,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        request_no: int,
+        now: int,
+    ) -> None:
+        """Send the head and half of the answer (or of the stream's chunks), then drop the
+        connection."""
+        if stream:
+            frames = _frames(kind, settings, body, request_no=request_no, now=now)
+            x.begin(200, _STREAM_HEADERS)
+            x.send_all(frames[: len(frames) // 2])
+        else:
+            if kind == "embedding":
+                payload = embeddings_body(settings, body)
+            else:
+                payload = completion_body(kind, settings, body, request_no, now)
+            head = b"HTTP/1.1 200 OK\r\n" + _JSON_HEAD % (len(payload), b"") + b"\r\n"
+            x.conn.transport.write(head + payload[: len(payload) // 2])
+        x.abort()
 
     def _fail(self, x: Exchange, kind: str) -> Awaitable[None] | None:
         if kind == "500":

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..http._settings import HttpServerSettings
 
 DISTRIBUTIONS = ("fixed", "normal", "lognormal")
-ERROR_KINDS = ("500", "429", "timeout", "drop")
+ERROR_KINDS = ("500", "429", "timeout", "drop", "truncate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,8 @@ class SimSettings:
     ``ttft`` before its first token and then sends ``tokens_per_second`` tokens (0: as fast
     as it can). ``error_rate`` of the requests fail with a kind drawn uniformly from
     ``error_kinds``: ``500``, ``429`` (with ``Retry-After``), ``timeout`` (the server never
-    answers) or ``drop`` (it closes the connection). ``completion_tokens`` is how many
+    answers), ``drop`` (it closes the connection) or ``truncate`` (it sends the head and half
+    of the answer or stream, then closes the connection). ``completion_tokens`` is how many
     tokens an answer has when the request gives no ``max_tokens``. ``api_key``, when set,
     must come as ``Authorization: Bearer <key>``. ``name`` marks every answer
     (``system_fingerprint``) so tests can see which server answered.

@@ -1,3 +1,7 @@
+from ._admin import (
+    NodeKeyPolicy as NodeKeyPolicy,
+    validate_node as validate_node,
+)
 from ._app import (
     GatewayApp as GatewayApp,
     create_app as create_app,
@@ -9,5 +13,6 @@ from ._ratelimit import (
 )
 from ._settings import (
     GatewaySettings as GatewaySettings,
+    NodeKeySettings as NodeKeySettings,
     TenantSettings as TenantSettings,
 )

@@ -4,19 +4,140 @@
 is updated), ``DELETE /admin/nodes/{id}``, ``POST /admin/nodes/{id}/drain``,
 ``GET /admin/breakers``; monitoring: ``GET /admin/metrics/current``,
 ``GET /admin/metrics/history?metric=&labels=&since=&until=&step=&agg=``, ``GET /admin/alerts``
-(see :mod:`prsm.performance.monitoring._admin`).
+(see :mod:`prsm.performance.monitoring._admin`). Who may call it is the app's
+:meth:`Authenticator.admin` check, made before any admin route runs.
+
+A node posted here is checked as one from the config file is (:func:`validate_node`: typed
+fields, a usable ``http(s)`` URL, its key variable set) and more: it may take its API key only
+from a variable the config allows, towards a host allowed for that variable
+(:class:`NodeKeyPolicy`), so the admin API cannot be made to send a secret elsewhere.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from ..errors import ConfigError, RequestValidationError
 from ..monitoring._admin import monitoring_route
-from ..routing._node import node_from_mapping
+from ..routing._node import NodeSpec
+from ..upstreams._http import check_nodes
 from ._responses import error_body
+from ._settings import NodeKeySettings
+
+#: the node field that names another upstream than HTTP (local workers: ``"local"``)
+UPSTREAM_TAG = "upstream"
+
+
+def _origin(url: str | None) -> tuple[str, str]:
+    """``(host, host:port)`` of ``url`` (lower case; the scheme's port when none is given)."""
+    if not url:
+        return "", ""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number: check_nodes names it
+        return host, host
+    return host, f"{host}:{port}"
+
+
+def _allowed(url: str | None, patterns: Iterable[str]) -> bool:
+    host, origin = _origin(url)
+    for pattern in patterns:
+        if pattern in ("*", host, origin):
+            return True
+        if pattern.startswith("*.") and host.endswith(pattern[1:]):
+            return True
+    return False
+
+
+class NodeKeyPolicy:
+    """Which environment variables nodes may take API keys from, and where each key may go.
+
+    ``rules`` come from ``gateway.node_keys`` (host names, ``host:port``, ``*.domain`` or
+    ``*``); every ``trusted`` node (those of the config file) adds its own variable towards
+    its own host and port.
+    """
+
+    def __init__(self, rules: Iterable[NodeKeySettings], trusted: Iterable[NodeSpec] = ()):
+        self.hosts: dict[str, set[str]] = {}
+        for rule in rules:
+            self.hosts.setdefault(rule.env, set()).update(rule.hosts)
+        for node in trusted:
+            host, origin = _origin(node.url)
+            if node.api_key_env and host:
+                self.hosts.setdefault(node.api_key_env, set()).add(origin)
+
+    def check(self, spec: NodeSpec) -> None:
+        """A :class:`ConfigError` naming the field unless ``spec``'s key may go to its URL."""
+        env = spec.api_key_env
+        if not env:
+            return
+        allowed = self.hosts.get(env)
+        if allowed is None:
+            raise ConfigError(
+                f"node[{spec.id}].api_key_env",
+                f"{env} is not a variable nodes may take API keys from (allowed: "
+                f"{sorted(self.hosts) or 'none'}); list it under gateway.node_keys",
+            )
+        if not _allowed(spec.url, allowed):
+            raise ConfigError(
+                f"node[{spec.id}].url",
+                f"the key in {env} may be sent only to {sorted(allowed)}, "
+                f"not to {_origin(spec.url)[1]!r}",
+            )
+
+
+def node_spec(data: Any) -> NodeSpec:
+    """A :class:`NodeSpec` from a config-file or admin mapping, every field type-checked
+    (a :class:`ConfigError` naming ``node[ID].FIELD`` otherwise)."""
+    from ..config import build
+
+    if not isinstance(data, Mapping):
+        raise ConfigError("node", f"must be a mapping describing a node, got {type(data).__name__}")
+    ident = data.get("id")
+    where = f"node[{ident}]" if isinstance(ident, str) and ident else "node"
+    if "id" not in data:
+        raise ConfigError(f"{where}.id", "is required")
+    try:
+        return build(NodeSpec, data, where)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(where, str(exc)) from None
+
+
+def validate_node(
+    data: Any,
+    policy: NodeKeyPolicy,
+    *,
+    default_timeout: float | None = None,
+    routes: Iterable[str] = (),
+    http: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> NodeSpec:
+    """The node ``data`` describes, checked as the gateway checks a config file's nodes (a
+    :class:`ConfigError` naming the field otherwise). A node tagged with another upstream
+    (``meta.upstream``) must name one the gateway has (``routes``); ``http``: untagged nodes
+    are called over HTTP (so need a usable URL, and their key variable set)."""
+    spec = node_spec(data)
+    if spec.timeout is None and default_timeout is not None:
+        spec = spec.with_changes(timeout=default_timeout)
+    tag = spec.meta.get(UPSTREAM_TAG)
+    if tag is not None and str(tag) not in set(routes):
+        raise ConfigError(
+            f"node[{spec.id}].meta.{UPSTREAM_TAG}",
+            f"no upstream {tag!r} here (have: {sorted(routes)}); leave it out for an HTTP node",
+        )
+    if http:
+        check_nodes([spec], os.environ if environ is None else environ)
+    policy.check(spec)
+    return spec
 
 
 def _jsonable(value: Any) -> Any:
@@ -36,11 +157,32 @@ def _not_found(what: str) -> tuple[int, bytes]:
 
 
 class AdminApi:
-    """Answers the admin routes; a node added without a ``timeout`` gets ``default_timeout``."""
+    """Answers the admin routes; a node added without a ``timeout`` gets ``default_timeout``;
+    ``policy`` says which key variables posted nodes may use (by default: those of the nodes
+    ``perf`` has now, each towards its own host)."""
 
-    def __init__(self, perf: Any, *, default_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        perf: Any,
+        *,
+        default_timeout: float | None = None,
+        policy: NodeKeyPolicy | None = None,
+    ) -> None:
         self.perf = perf
         self.default_timeout = default_timeout
+        self.policy = policy if policy is not None else NodeKeyPolicy((), perf.registry)
+
+    def routes(self) -> list[str]:
+        """The upstream tags nodes may name (those of the pipeline's dispatching upstream)."""
+        return sorted(getattr(self.perf.upstream, "routes", None) or ())
+
+    def serves_http(self) -> bool:
+        """Whether untagged nodes go over HTTP (the pipeline ``prsm-perf serve`` builds)."""
+        from ..upstreams._http import HttpUpstream
+
+        upstream = getattr(self.perf, "upstream", None)
+        default = getattr(upstream, "default", upstream)
+        return isinstance(default, HttpUpstream)
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         parts = [p for p in path.split("/") if p][1:]  # drop "admin"
@@ -75,12 +217,13 @@ class AdminApi:
             raise RequestValidationError("(body)", f"malformed JSON: {exc}") from None
         if not isinstance(data, dict):
             raise RequestValidationError("(body)", "must be a JSON object describing a node")
-        try:
-            spec = node_from_mapping(data)
-        except TypeError as exc:
-            raise ConfigError("node", str(exc)) from None
-        if spec.timeout is None and self.default_timeout is not None:
-            spec = spec.with_changes(timeout=self.default_timeout)
+        spec = validate_node(
+            data,
+            self.policy,
+            default_timeout=self.default_timeout,
+            routes=self.routes(),
+            http=self.serves_http(),
+        )
         if spec.id in self.perf.registry:
             self.perf.update_node(spec)
             return 200, dumps({"updated": spec.id})

@@ -26,7 +26,7 @@ from ..monitoring._recorder import (
 )
 from ..monitoring._registry import MetricsRegistry, plain_family
 from ..types import AIRequest, JSONBody, RequestKind
-from ._admin import AdminApi
+from ._admin import AdminApi, NodeKeyPolicy
 from ._asgi import JSON, KINDS, SSE, TEXT, Receive, Scope, Send, cache_mode
 from ._auth import Authenticator, TenantLimiter
 from ._exchange import AsgiExchange, Exchange, Headers
@@ -89,7 +89,11 @@ class GatewayApp:
         self.server_timing = monitor.settings.server_timing if monitor is not None else True
         #: an OpenTelemetry :class:`~prsm.performance.monitoring.RequestTracer`, or None (off)
         self.tracer: Any = None
-        self.admin = AdminApi(perf, default_timeout=self.settings.upstream_timeout)
+        self.admin = AdminApi(
+            perf,
+            default_timeout=self.settings.upstream_timeout,
+            policy=NodeKeyPolicy(self.settings.node_keys, perf.registry),
+        )
         self.shutting_down = False
         self.in_flight = 0
         self.has_cache = getattr(perf, "cache", None) is not None
@@ -358,23 +362,22 @@ class GatewayApp:
                     ],
                 }
             )
-        elif path.startswith("/admin/"):
+        elif path == "/v1/cache/feedback" and method == "POST":
             tenant = self.auth.tenant(auth, api_key)
-            if not tenant.admin:
-                status = 403
-                body = error_body(
-                    f"tenant {tenant.name!r} may not use the admin API",
-                    "permission_error",
-                    code="forbidden",
-                )
+            data = await x.body(self.settings.max_body_bytes)
+            status, body = await self._cache_feedback(tenant.name, data)
+        elif path == "/admin" or path.startswith("/admin/"):
+            # every admin path: the key (or, with none configured, a local caller) first
+            self.auth.admin(
+                auth, api_key, host=head.host, origin=head.origin, client=getattr(x, "client", None)
+            )
+            found = await self.admin.monitoring(method, path, getattr(x, "query", b""))
+            if found is not None:
+                status, body = found
             else:
-                found = await self.admin.monitoring(method, path, getattr(x, "query", b""))
-                if found is not None:
-                    status, body = found
-                else:
-                    limit = self.settings.max_body_bytes
-                    data = await x.body(limit) if method in ("POST", "PUT") else b""
-                    status, body = self.admin.handle(method, path, data)
+                limit = self.settings.max_body_bytes
+                data = await x.body(limit) if method in ("POST", "PUT") else b""
+                status, body = self.admin.handle(method, path, data)
         elif path in KINDS:
             status = 405
             body = error_body(
@@ -388,6 +391,33 @@ class GatewayApp:
         added = time.perf_counter() - head.t0
         self._count("other", status, None)
         await self._reply(x, status, body, added, ctype=ctype)
+
+    async def _cache_feedback(self, tenant: str, data: bytes) -> tuple[int, bytes]:
+        """``POST /v1/cache/feedback`` ``{"request_id": "<x-request-id>", "correct": false}``:
+        the application's verdict on a semantic hit it was served (teaches the error bound)."""
+        try:
+            req = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            req = None
+        if not (isinstance(req, dict) and isinstance(req.get("request_id"), str)
+                and isinstance(req.get("correct"), bool)):  # fmt: skip
+            msg = 'the body must be {"request_id": "<x-request-id of the hit>", "correct": bool}'
+            return 400, error_body(msg, "invalid_request_error", code="invalid_body")
+        cache = getattr(self.perf, "cache", None)
+        target = next(
+            (c for c in (cache, *getattr(cache, "caches", ())) if hasattr(c, "feedback")), None
+        )
+        if target is None:
+            msg = "no semantic cache is configured"
+            return 404, error_body(msg, "invalid_request_error", code="not_found")
+        rid = req["request_id"]
+        learned = await target.feedback(rid, tenant, correct=req["correct"])
+        if learned is None:
+            msg = f"no semantic hit was served to request {rid!r} (or it is too old)"
+            return 404, error_body(msg, "invalid_request_error", code="not_found")
+        reply = {"object": "cache.feedback", "request_id": rid, "correct": req["correct"],
+                 "learned": learned}  # fmt: skip
+        return 200, orjson.dumps(reply)
 
     def _ready(self) -> tuple[int, bytes]:
         if self.shutting_down:

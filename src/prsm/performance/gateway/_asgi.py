@@ -20,8 +20,9 @@ SSE = (b"content-type", b"text/event-stream")
 TEXT = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
 #: the request headers :class:`RequestHead` reads (the server core keeps only these)
 HEAD_NAMES = frozenset(
-    {b"authorization", b"x-api-key", b"cache-control", b"content-length", b"x-request-id"}
-)
+    {b"authorization", b"x-api-key", b"cache-control", b"content-length", b"x-request-id",
+     b"host", b"origin"}  # host, origin: the admin API's local-caller check
+)  # fmt: skip
 KINDS = {
     "/v1/chat/completions": RequestKind.CHAT,
     "/v1/completions": RequestKind.COMPLETION,
@@ -45,7 +46,9 @@ class RequestHead:
     """What the gateway reads from a request's headers (``from_list``: one pass over a list of
     lower-case names and values)."""
 
-    __slots__ = ("api_key", "auth", "cache_control", "length", "rid", "started", "t0")
+    __slots__ = (
+        "api_key", "auth", "cache_control", "host", "length", "origin", "rid", "started", "t0",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -56,8 +59,12 @@ class RequestHead:
         cache_control: bytes | None,
         length: bytes | None,
         rid: bytes | None,
+        host: bytes | None = None,
+        origin: bytes | None = None,
     ) -> None:
         self.t0 = t0
+        self.host = host  # Host and Origin: the admin API's local-caller check
+        self.origin = origin
         self.started = False
         self.auth = auth
         self.api_key = api_key
@@ -70,7 +77,7 @@ class RequestHead:
     @classmethod
     def from_list(cls, t0: float, headers: list[tuple[bytes, bytes]]) -> RequestHead:
         """From ASGI's header list (lower-case names; the last of repeated names wins)."""
-        auth = api_key = cache_control = length = rid = None
+        auth = api_key = cache_control = length = rid = host = origin = None
         for name, value in headers:
             if name == b"authorization":
                 auth = value
@@ -82,9 +89,14 @@ class RequestHead:
                 cache_control = value
             elif name == b"x-api-key":
                 api_key = value
+            elif name == b"host":
+                host = value
+            elif name == b"origin":
+                origin = value
         return cls(
-            t0, auth=auth, api_key=api_key, cache_control=cache_control, length=length, rid=rid
-        )
+            t0, auth=auth, api_key=api_key, cache_control=cache_control, length=length, rid=rid,
+            host=host, origin=origin,
+        )  # fmt: skip
 
 
 async def disconnected(receive: Receive) -> None:

@@ -34,9 +34,11 @@ class NativeExchange(ServerExchange[RequestHead]):
 class AsgiExchange:
     """An exchange over ASGI ``scope``, ``receive`` and ``send``."""
 
-    __slots__ = ("head", "method", "path", "query", "receive", "send")
+    __slots__ = ("client", "head", "method", "path", "query", "receive", "send")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+        peer = scope.get("client")
+        self.client: str | None = str(peer[0]) if peer else None  # the caller's address
         self.path: str = scope["path"]
         self.query: bytes = scope.get("query_string", b"")
         self.method: str = scope["method"]

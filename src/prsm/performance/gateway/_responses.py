@@ -14,6 +14,7 @@ from ..errors import (
     DeadlineExceededError,
     OverloadedError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     PRSMError,
     RateLimitedError,
     RequestValidationError,
@@ -56,6 +57,8 @@ def error_reply(exc: PRSMError) -> ErrorReply:
         )
     if isinstance(exc, AuthenticationError):
         return ErrorReply(401, error_body(msg, "authentication_error", code="invalid_api_key"))
+    if isinstance(exc, PermissionDeniedError):
+        return ErrorReply(403, error_body(msg, "permission_error", code="forbidden"))
     if isinstance(exc, PayloadTooLargeError):
         return ErrorReply(413, error_body(msg, "invalid_request_error", code="payload_too_large"))
     if isinstance(exc, UnknownModelError):

@@ -1,13 +1,16 @@
-"""Settings of the gateway (config section ``gateway``): where it listens, limits, tenants.
+"""Settings of the gateway (config section ``gateway``): where it listens, limits, tenants,
+who may use the admin API and which variables nodes may take their API keys from.
 
 Imports only the standard library, :mod:`prsm.performance.errors` and the HTTP settings, so
 ``config.py`` can import it without a cycle. API keys are stored as SHA-256 hashes
-(``prsm-perf hash-key KEY`` prints one); the gateway never holds a tenant's key in clear.
+(``prsm-perf hash-key KEY`` prints one); the gateway never holds a tenant's or an admin's key
+in clear.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -15,6 +18,36 @@ from ..errors import ConfigError
 from ..http._settings import HttpServerSettings
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HOST_PATTERN = re.compile(r"^(\*|(\*\.)?[A-Za-z0-9._:\[\]-]+)$")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name to listen on, or a ``Host`` header's name) is on
+    the loopback interface only: ``localhost``, 127.0.0.0/8 or ``::1``."""
+    name = host.strip().lower().removeprefix("[").removesuffix("]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def key_hashes(field: str, values: tuple[str, ...] | str) -> tuple[str, ...]:
+    """``values`` as lower-case SHA-256 hex digests (``sha256:`` prefix allowed), or a
+    :class:`ConfigError` naming ``field[i]`` for one that is not a digest."""
+    if isinstance(values, str):
+        values = (values,)
+    keys = tuple(str(k).lower().removeprefix("sha256:") for k in values)
+    for i, k in enumerate(keys):
+        if not _HEX64.match(k):
+            raise ConfigError(
+                f"{field}[{i}]",
+                "must be a SHA-256 hex digest (64 hex characters; "
+                "`prsm-perf hash-key KEY` prints one), not a key in clear",
+            )
+    return keys
 
 
 def hash_key(key: str) -> str:
@@ -48,16 +81,7 @@ class TenantSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError("name", f"must be a non-empty string, got {self.name!r}")
-        if isinstance(self.key_sha256, str):
-            object.__setattr__(self, "key_sha256", (self.key_sha256,))
-        keys = tuple(k.lower().removeprefix("sha256:") for k in self.key_sha256)
-        for i, k in enumerate(keys):
-            if not _HEX64.match(k):
-                raise ConfigError(
-                    f"key_sha256[{i}]",
-                    "must be a SHA-256 hex digest (64 hex characters; "
-                    "`prsm-perf hash-key KEY` prints one), not a key in clear",
-                )
+        keys = key_hashes("key_sha256", self.key_sha256)
         if not keys:
             raise ConfigError("key_sha256", f"tenant {self.name!r} needs at least one key hash")
         object.__setattr__(self, "key_sha256", keys)
@@ -80,12 +104,54 @@ class TenantSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeKeySettings:
+    """An environment variable that nodes may take their API key from, and the hosts that
+    key may be sent to.
+
+    ``hosts`` are host names (``api.openai.com``, any port), ``host:port``,
+    ``*.example.com`` for any host under a domain, or ``*`` for any host at all (say so only
+    on purpose: the key then goes wherever an admin points a node). Nodes in the config file
+    may always use the variable they name, towards their own host and port; a node added
+    through the admin API may use only a variable listed here (or one a config-file node
+    uses), towards a host allowed for it.
+    """
+
+    env: str
+    hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env, str) or not _ENV_NAME.match(self.env):
+            raise ConfigError("env", f"must be an environment variable name, got {self.env!r}")
+        if isinstance(self.hosts, str):
+            object.__setattr__(self, "hosts", (self.hosts,))
+        hosts = tuple(str(h).strip().lower() for h in self.hosts)
+        if not hosts:
+            raise ConfigError(
+                "hosts", f"name the hosts the key in {self.env} may be sent to ('*': any host)"
+            )
+        for i, h in enumerate(hosts):
+            if not _HOST_PATTERN.match(h):
+                raise ConfigError(
+                    f"hosts[{i}]", f"must be a host name, host:port, *.domain or *, got {h!r}"
+                )
+        object.__setattr__(self, "hosts", hosts)
+
+
+@dataclass(frozen=True, slots=True)
 class GatewaySettings:
     """How ``prsm-perf serve`` runs.
 
-    With no ``tenants`` the gateway needs no API key (every request is tenant ``default``);
-    with tenants, every ``/v1`` and ``/admin`` request needs a key of one of them
-    (``Authorization: Bearer KEY``), and ``/admin`` a key of an ``admin`` tenant.
+    With no ``tenants`` the gateway needs no API key on ``/v1`` (every request is tenant
+    ``default``); with tenants, every ``/v1`` request needs a key of one of them
+    (``Authorization: Bearer KEY``).
+
+    The admin API (every path under ``/admin``) needs an admin key: one whose hash is in
+    ``admin_key_sha256``, or a key of an ``admin`` tenant. With no admin key configured it
+    answers only local callers of a gateway that listens on loopback (``host`` 127.0.0.1,
+    ::1 or localhost; a ``Host``/``Origin`` naming another host is refused, which stops
+    browser pages from reaching it); a gateway listening beyond loopback without an admin
+    key refuses to start. ``node_keys`` lists the variables nodes added at run time may take
+    their API keys from, and the hosts each key may go to (:class:`NodeKeySettings`).
     ``redis_url`` makes the rate limits shared by every gateway using the same Redis.
     ``request_timeout``, when set, overrides the deadline of requests through the gateway;
     unset, the ``orchestrator`` section's ``default_timeout`` applies (that section holds every
@@ -108,6 +174,8 @@ class GatewaySettings:
     shutdown_grace: float = 10.0
     access_log: bool = False
     http: HttpServerSettings = field(default_factory=HttpServerSettings)
+    admin_key_sha256: tuple[str, ...] = ()
+    node_keys: tuple[NodeKeySettings, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -142,7 +210,36 @@ class GatewaySettings:
                         f"a key hash is also given to tenant {seen_keys[k]!r}",
                     )
                 seen_keys[k] = tenant.name
+        object.__setattr__(
+            self, "admin_key_sha256", key_hashes("admin_key_sha256", self.admin_key_sha256)
+        )
+        envs = [rule.env for rule in self.node_keys]
+        for i, env in enumerate(envs):
+            if env in envs[:i]:
+                raise ConfigError(f"node_keys[{i}].env", f"{env} is listed twice")
+        check_exposure(self, self.host)
 
     @property
     def auth_enabled(self) -> bool:
         return bool(self.tenants)
+
+    @property
+    def admin_keys(self) -> frozenset[str]:
+        """Every key hash that may use the admin API (``admin_key_sha256`` and the keys of
+        ``admin`` tenants)."""
+        return frozenset(self.admin_key_sha256).union(
+            *(t.key_sha256 for t in self.tenants if t.admin)
+        )
+
+
+def check_exposure(settings: GatewaySettings, host: str) -> None:
+    """Refuse a gateway that would listen on ``host``, beyond loopback, with no admin key
+    (its admin API would be open to the network)."""
+    if not is_loopback(host) and not settings.admin_keys:
+        raise ConfigError(
+            "gateway.admin_key_sha256",
+            f"the gateway would listen on {host!r}, beyond loopback, with no admin key: anyone "
+            "who reaches it could add nodes and read out their API keys. Set "
+            "gateway.admin_key_sha256 to the hash of an admin key (`prsm-perf hash-key KEY`), "
+            "or give a tenant `admin: true`, or listen on 127.0.0.1",
+        )

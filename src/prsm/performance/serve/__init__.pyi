@@ -2,3 +2,7 @@ from ._build import (
     app_from_config as app_from_config,
     build_orchestrator as build_orchestrator,
 )
+from ._shared_pool import (
+    PoolHost as PoolHost,
+    SharedPoolUpstream as SharedPoolUpstream,
+)

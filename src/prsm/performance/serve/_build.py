@@ -17,12 +17,15 @@ from typing import Any
 
 from ..config import PRSMConfig, load_config
 from ..errors import ConfigError
+from ..gateway._admin import node_spec
 from ..gateway._app import GatewayApp
-from ..routing._node import NodeSpec, node_from_mapping
+from ..gateway._settings import check_exposure
+from ..routing._node import NodeSpec
 from ..upstreams._dispatch import DispatchUpstream
 from ..upstreams._http import HttpUpstream, check_nodes
 from ._local_workers import attach_local_workers
 from ._processes import run_native, run_native_workers
+from ._shared_pool import POOL_SOCKET_ENV, PoolHost
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ def config_nodes(config: PRSMConfig) -> list[NodeSpec]:
     """The config's nodes as :class:`NodeSpec` (each checked: URL, API key variable); a node
     without its own ``timeout`` gets the gateway's ``upstream_timeout``."""
     default = config.gateway.upstream_timeout
-    nodes = [with_default_timeout(node_from_mapping(n), default) for n in config.nodes]
+    nodes = [with_default_timeout(node_spec(n), default) for n in config.nodes]
     check_nodes(nodes)
     return nodes
 
@@ -132,6 +135,7 @@ def serve(
     if workers < 1:
         raise ConfigError("workers", f"must be >= 1, got {workers}")
     try:  # build and check everything here, before any worker starts
+        check_exposure(gw, host)  # no open admin API beyond loopback
         app = app_from_config(config)
     except ConfigError as exc:
         if exc.source is None and config_path is not None:
@@ -148,5 +152,15 @@ def serve(
     )
     if workers == 1:
         run_native(app, host, port)
-    else:
+        return
+    host_pool = PoolHost(config.workers) if local else None
+    if host_pool is not None:  # one model pool for every gateway process (they connect)
+        host_pool.start()
+        os.environ[POOL_SOCKET_ENV] = host_pool.path
+        print(f"prsm-perf serve: local model pool shared at unix:{host_pool.path}", flush=True)
+    try:
         run_native_workers(host, port, workers)
+    finally:
+        if host_pool is not None:
+            os.environ.pop(POOL_SOCKET_ENV, None)
+            host_pool.stop()

@@ -4,6 +4,10 @@ With ``workers.enabled`` (the default) the gateway starts ``workers.count`` work
 holding the bundled embedding model when the app starts, adds one node per worker (tagged
 ``meta.upstream = "local"``) and routes those nodes to the batching
 :class:`~prsm.performance.workers.LocalModelUpstream`; everything else still goes over HTTP.
+
+Under ``prsm-perf serve --workers N`` (N > 1) the serving parent starts that pool once and
+every gateway process reaches it over a Unix socket (:mod:`.shared_pool`; the socket is named
+by ``PRSM_LOCAL_POOL_SOCKET``): one pool, one batcher per device, for all N processes.
 """
 
 from __future__ import annotations
@@ -12,15 +16,30 @@ from typing import TYPE_CHECKING
 
 from ..upstreams._dispatch import DispatchUpstream
 from ..workers._settings import WorkerSettings
+from ._shared_pool import SharedPoolUpstream, pool_socket
 
 if TYPE_CHECKING:
     from ..gateway._app import GatewayApp
     from ..workers._pool import LocalWorkerPool
 
+LOCAL = "local"
+
+
+def _dispatcher(app: GatewayApp) -> DispatchUpstream:
+    upstream = app.perf.upstream
+    if not isinstance(upstream, DispatchUpstream):
+        raise TypeError(f"local workers need a DispatchUpstream, got {type(upstream).__name__}")
+    return upstream
+
 
 def attach_local_workers(app: GatewayApp, settings: WorkerSettings) -> None:
-    """Add start/stop hooks to ``app`` that run the local worker pool (no-op when disabled)."""
+    """Add start/stop hooks to ``app`` that run the local worker pool, or reach the one the
+    serving parent shares (no-op when disabled)."""
     if not settings.enabled or settings.count <= 0:
+        return
+    shared = pool_socket()
+    if shared is not None:
+        _attach_shared(app, shared, settings)
         return
     held: list[LocalWorkerPool] = []
 
@@ -29,10 +48,7 @@ def attach_local_workers(app: GatewayApp, settings: WorkerSettings) -> None:
 
         pool, nodes, local = await start_default_workers(settings, metrics=app.perf.metrics)
         held.append(pool)
-        upstream = app.perf.upstream
-        if not isinstance(upstream, DispatchUpstream):
-            raise TypeError(f"local workers need a DispatchUpstream, got {type(upstream).__name__}")
-        upstream.add_route("local", local)
+        _dispatcher(app).add_route(LOCAL, local)
         app.perf.poller.add_source(local, "worker")  # cpu, memory, queue of each worker
         for node in nodes:
             app.perf.add_node(node)
@@ -44,3 +60,14 @@ def attach_local_workers(app: GatewayApp, settings: WorkerSettings) -> None:
 
     app.on_startup.append(start_workers)
     app.on_shutdown.append(stop_workers)
+
+
+def _attach_shared(app: GatewayApp, path: str, settings: WorkerSettings) -> None:
+    async def join_pool(app: GatewayApp) -> None:
+        upstream = SharedPoolUpstream(path, timeout=settings.batch_timeout)
+        nodes = await upstream.connect()
+        _dispatcher(app).add_route(LOCAL, upstream)
+        for node in nodes:
+            app.perf.add_node(node)
+
+    app.on_startup.append(join_pool)  # closed with the other upstreams by perf.close()

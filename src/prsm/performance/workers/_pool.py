@@ -74,6 +74,8 @@ class LocalWorkerPool:
         ]
         self._by_id = {w.id: w for w in self.workers}
         self._tasks: list[asyncio.Task[None]] = []
+        self._tasks_of: dict[str, list[asyncio.Task[None]]] = {}
+        self._next_index = count
         self._closing = False
         self._started = False
         m = metrics or MetricsRegistry()
@@ -98,8 +100,61 @@ class LocalWorkerPool:
             raise WorkerError("pool", f"start failed: {first!r}") from first
         self._m_ready.set(len(self.workers))
         for w in self.workers:
-            self._tasks.append(asyncio.create_task(self._supervise(w), name=f"supervise {w.id}"))
-            self._tasks.append(asyncio.create_task(self._health(w), name=f"health {w.id}"))
+            self._watch(w)
+
+    def _watch(self, w: WorkerProcess) -> None:
+        tasks = [
+            asyncio.create_task(self._supervise(w), name=f"supervise {w.id}"),
+            asyncio.create_task(self._health(w), name=f"health {w.id}"),
+        ]
+        self._tasks.extend(tasks)
+        self._tasks_of[w.id] = tasks
+
+    async def add_worker(self, device: str | None = None) -> WorkerProcess:
+        """Start one more worker (a new id) on ``device`` (default: the settings' device,
+        the CPU for ``auto``), wait until it is ready and supervise it like the others;
+        :class:`WorkerError` if it cannot start (nothing is added then)."""
+        if not self._started or self._closing:
+            raise WorkerError("pool", "start the pool before adding workers")
+        place = device or (self.settings.device if self.settings.device != "auto" else "cpu")
+        w = WorkerProcess(
+            f"local-embed-{self._next_index}",
+            device=place,
+            threads=self.settings.threads or max(1, usable_cores() // (len(self.workers) + 1)),
+            model_dir=self.settings.model_dir,
+            encode_batch_size=self.settings.encode_batch_size,
+            start_timeout=self.settings.start_timeout,
+            batch_timeout=self.settings.batch_timeout,
+        )
+        self._next_index += 1
+        try:
+            await w.start()
+        except (WorkerError, OSError) as exc:
+            await w.stop()
+            if isinstance(exc, WorkerError):
+                raise
+            raise WorkerError(w.id, f"start failed: {exc!r}") from exc
+        self.workers.append(w)
+        self._by_id[w.id] = w
+        self._watch(w)
+        self._m_ready.set(len(self.ready()))
+        return w
+
+    async def remove_worker(self, worker_id: str, *, grace: float = 5.0) -> None:
+        """Stop supervising ``worker_id`` and stop its process (callers drain it first: what
+        it still runs fails with :class:`WorkerError`)."""
+        w = self.worker(worker_id)
+        tasks = self._tasks_of.pop(worker_id, [])
+        for task in tasks:
+            task.cancel()
+            if task in self._tasks:
+                self._tasks.remove(task)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await w.stop(grace)
+        self.workers.remove(w)
+        del self._by_id[worker_id]
+        self._m_ready.set(len(self.ready()))
 
     async def close(self) -> None:
         """Stop supervising and stop every worker."""

@@ -77,13 +77,41 @@ class LocalModelUpstream:
         self._group_of = {w.id: w.device for w in pool.workers}
         self._load = ProcessLoad()
         self.batchers: dict[str, DynamicBatcher[str, Item]] = {}
+        self._metrics = metrics
+        self._clock = clock
         for device, workers in self.groups.items():
-            per_worker = self.settings.max_concurrent_batches
-            shared = replace(self.settings, max_concurrent_batches=per_worker * len(workers))
-            name = workers[0].id if len(workers) == 1 else f"local-{device}"
-            self.batchers[device] = DynamicBatcher(
-                self._runner(device, workers), shared, name=name, metrics=metrics, clock=clock
-            )
+            self._add_batcher(device, workers)
+
+    def _add_batcher(self, device: str, workers: list[WorkerProcess]) -> None:
+        per_worker = self.settings.max_concurrent_batches
+        shared = replace(self.settings, max_concurrent_batches=per_worker * len(workers))
+        name = workers[0].id if len(workers) == 1 else f"local-{device}"
+        self.batchers[device] = DynamicBatcher(
+            self._runner(device, workers),
+            shared,
+            name=name,
+            metrics=self._metrics,
+            clock=self._clock,
+        )
+
+    def attach(self, worker: WorkerProcess) -> None:
+        """Serve on a worker added to the pool after this upstream was built (it joins its
+        device's shared batcher; a new device gets a batcher of its own)."""
+        group = self.groups.get(worker.device)
+        if group is None:
+            self.groups[worker.device] = group = [worker]
+            self._add_batcher(worker.device, group)
+        elif worker not in group:
+            group.append(worker)
+        self._group_of[worker.id] = worker.device
+
+    def detach(self, worker_id: str) -> None:
+        """Send no more batches to ``worker_id`` (what it runs finishes; its device's
+        batcher goes on serving on the others)."""
+        device = self._group_of.pop(worker_id, None)
+        if device is not None:
+            group = self.groups[device]  # the batcher's runner holds this very list
+            group[:] = [w for w in group if w.id != worker_id]
 
     @staticmethod
     def _runner(device: str, workers: Sequence[WorkerProcess]) -> Any:

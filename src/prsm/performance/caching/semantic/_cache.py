@@ -1,17 +1,20 @@
 """The semantic cache: embed the query, search the namespace's index, verify, answer.
 
-``get_similar(query, namespace)`` returns a :class:`SemanticMatch` (the cached result, the
-cosine similarity, the original query) or ``None``; ``cache_result(query, result, namespace)``
-keeps a new answer. Namespaces are opaque strings; :class:`SemanticResponseCache` builds them
-from tenant, model and the parameters that change an answer, so entries never cross them.
+``get_similar(query, namespace)`` returns a :class:`SemanticMatch` — a mapping with the
+source post's keys (``hit["result"]``, ``hit["similarity_score"]``,
+``hit["original_query"]``) and the same as attributes — or ``None``;
+``cache_result(query, result, namespace)`` keeps a new answer. Namespaces are opaque strings;
+:class:`SemanticResponseCache` builds them from tenant, model, the parameters that change an
+answer and the conversation so far, so entries never cross them.
 
-Lookup: the embedding (micro-batched with concurrent lookups) → top-k candidates from the
-namespace's index → expired ones dropped → with the verifier on, every candidate over the
-verifier's cosine floor is re-scored by it and the most probable one wins if its probability
-passes the threshold; without it, the nearest one wins if its cosine passes ``threshold``.
-With ``adaptive`` on, a winner is served only when its own evidence says its wrong-hit rate is
-under the bound; otherwise the lookup explores (a miss whose upstream answer is compared with
-the cached one when it is stored).
+Lookup: a long prompt is split (:mod:`._prompt`: its context must match exactly, its question
+is compared) → the embedding (micro-batched with concurrent lookups) → top-k candidates from
+the namespace's index → expired ones dropped → with the verifier on, every candidate over the
+verifier's cosine floor is scored by it **in a worker thread** (never on the event loop) and
+the most probable one wins if it passes the threshold; without it, the nearest one wins if its
+cosine passes ``threshold``. With an error bound (``max_error_rate``/``error_bounds``) the
+threshold is learned online (:mod:`._bound`): unsure lookups explore (a miss whose upstream
+answer is compared with the cached one when it is stored) and feedback on served hits counts.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,18 +36,23 @@ from ...clock import Clock, SystemClock
 from ...embeddings._embedder import Embedder, SentenceTransformerEmbedder, normalise
 from ...errors import CacheError
 from ...monitoring._registry import MetricsRegistry
-from . import _adaptive as adaptive
+from . import _bound as bound
 from ._index import make_index
+from ._prompt import SEP, scoped, split_prompt
 from ._settings import SemanticSettings
 from ._store import Entry, EntryStore, MemoryStore, RedisStore, SQLiteStore
 from ._verifier import Verifier
 
 log = logging.getLogger(__name__)
 
+_KEYS = ("result", "similarity_score", "original_query", "similarity", "score", "namespace", "key")
+
 
 @dataclass(frozen=True, slots=True)
-class SemanticMatch:
-    """A semantic hit: the cached result, its cosine similarity and the query it answered."""
+class SemanticMatch(Mapping[str, Any]):
+    """A semantic hit: the cached result, its cosine similarity, the query it answered, and
+    the verifier's probability. Also a mapping, as the source post returns it:
+    ``hit["result"]``, ``hit["similarity_score"]``, ``hit["original_query"]``."""
 
     result: Any
     similarity: float
@@ -50,6 +60,21 @@ class SemanticMatch:
     namespace: str
     key: int
     score: float
+
+    @property
+    def similarity_score(self) -> float:
+        return self.similarity
+
+    def __getitem__(self, name: str) -> Any:
+        if name in _KEYS:
+            return getattr(self, name)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_KEYS)
+
+    def __len__(self) -> int:
+        return len(_KEYS)
 
 
 @dataclass(slots=True)
@@ -71,7 +96,7 @@ class _Namespace:
 
 
 def same_answer(a: Any, b: Any) -> bool:
-    """Default judge for adaptive feedback: equal after folding case and white space."""
+    """Default judge for explored lookups: equal after folding case and white space."""
 
     def norm(x: Any) -> Any:
         return " ".join(x.lower().split()) if isinstance(x, str) else x
@@ -80,7 +105,7 @@ def same_answer(a: Any, b: Any) -> bool:
 
 
 class SemanticCache:
-    """Near-duplicate answers by meaning, namespaced, bounded, shared through Redis if set."""
+    """Near-duplicate answers by meaning, namespaced, bounded, shared through a store."""
 
     def __init__(
         self,
@@ -92,6 +117,7 @@ class SemanticCache:
         metrics: MetricsRegistry | None = None,
         clock: Clock | None = None,
         judge: Callable[[Any, Any], bool] = same_answer,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = s = settings or SemanticSettings()
         self._own_embedder = embedder is None
@@ -99,28 +125,28 @@ class SemanticCache:
             max_batch=s.embedding_batch
         )
         self.dim = self.embedder.dim
+        self.clock = clock or SystemClock()
         if store is None:
             if s.redis_url:
                 store = RedisStore(s.redis_url, prefix=s.redis_prefix, dim=self.dim)
             elif s.data_dir:
-                store = SQLiteStore(s.data_dir, dim=self.dim)
+                store = SQLiteStore(s.data_dir, dim=self.dim, sleep=self.clock.sleep)
             else:
                 store = MemoryStore()
         self.store = store
         if verifier is None and s.verifier:
             verifier = Verifier.load(s.verifier_path)
         self.verifier = verifier if s.verifier else None
-        self.clock = clock or SystemClock()
         self.judge = judge
-        self._ns: dict[str, _Namespace] = {}
+        self.rng = rng or random.Random(0)
+        self._verify_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prsm-verify")
+        self._ns: OrderedDict[str, _Namespace] = OrderedDict()  # least recently used first
         self._where: dict[int, str] = {}
-        self._pooled = adaptive.PooledEvidence()
-        self._evidence: dict[int, adaptive.EntryEvidence] = {}
+        self._bounds: dict[str, bound.BoundState] = {}
         self._pending: OrderedDict[tuple[str, str], tuple[int, float, Any]] = OrderedDict()
         self._started = False
         self._start_lock = asyncio.Lock()
-        self._follower: asyncio.Task[None] | None = None
-        self._warming: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.store_errors = 0
         m = metrics or MetricsRegistry()
         lookups = m.counter("semantic_lookups", "Semantic cache lookups by outcome", ["outcome"])
@@ -131,10 +157,11 @@ class SemanticCache:
         self._m_embed = stage.labels("embed")
         self._m_search = stage.labels("search")
         self._m_errors = m.counter("semantic_store_errors", "Semantic store failures")
+        self._m_feedback = m.counter("semantic_feedback", "Feedback on served hits", ["verdict"])
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Load the stored entries, follow other writers, start loading the embedding model.
+        """Load the stored entries, follow other writers, start loading the models.
 
         Idempotent; the first lookup or store calls it when nobody did.
         """
@@ -144,10 +171,15 @@ class SemanticCache:
             for entry in await self.store.load(self.clock.time()):
                 self._insert(entry)
             loop = asyncio.get_running_loop()
-            self._follower = loop.create_task(self._follow())
+            self._tasks.append(loop.create_task(self._follow()))
             if isinstance(self.embedder, SentenceTransformerEmbedder):
-                self._warming = loop.create_task(self.embedder.warm())
+                self._tasks.append(loop.create_task(self.embedder.warm()))
+            if self.verifier is not None:
+                self._tasks.append(loop.create_task(self._in_pool(self.verifier.warm)))
             self._started = True
+
+    async def _in_pool(self, fn: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._verify_pool, fn)
 
     async def _follow(self) -> None:
         while True:
@@ -161,34 +193,45 @@ class SemanticCache:
                 await self.clock.sleep(1.0)
 
     async def aclose(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-        if self._warming is not None and not self._warming.done():
-            self._warming.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._warming
+                await task
+        self._tasks.clear()
         await self.store.aclose()
+        self._verify_pool.shutdown(wait=True)
         if self._own_embedder and isinstance(self.embedder, SentenceTransformerEmbedder):
             self.embedder.close()
 
     # -- the post's API -----------------------------------------------------------------
+    def key_of(self, query: str, namespace: str = "default") -> tuple[str, str]:
+        """``(namespace, text)`` the cache compares for ``query``: for a long prompt, the
+        namespace scoped to its context's hash and the question alone."""
+        s = self.settings
+        context, text = split_prompt(
+            query, long_words=s.long_prompt_words, question_words=s.question_max_words
+        )
+        return scoped(namespace, context), text
+
     async def get_similar(
         self, query: str, namespace: str = "default", *, vector: np.ndarray | None = None
     ) -> SemanticMatch | None:
-        """The cached answer of the most similar verified query in ``namespace``, or None."""
+        """The cached answer of the most similar verified query in ``namespace``, or None.
+        (``vector``, if given, is the embedding of :meth:`key_of`'s text.)"""
         if not self._started:
             await self.start()
+        namespace, text = self.key_of(query, namespace)
         ns = self._ns.get(namespace)
         if ns is None or not ns.entries:
             if ns is not None:
                 ns.stats.misses += 1
             self._m_miss.inc()
             return None
-        q = await self._vector(query, vector)
+        self._ns.move_to_end(namespace)
+        q = await self._vector(text, vector)
         t0 = time.perf_counter()
-        match = await self._match(query, q, namespace, ns)
+        match = await self._match(text, q, namespace, ns)
         self._m_search.observe(time.perf_counter() - t0)
         return match
 
@@ -204,12 +247,12 @@ class SemanticCache:
         """Keep ``result`` as the answer to ``query`` in ``namespace``; returns its key."""
         if not self._started:
             await self.start()
-        explored = self._pending.pop((namespace, query), None)
+        namespace, text = self.key_of(query, namespace)
+        explored = self._pending.pop((namespace, text), None)
         if explored is not None:
             key, score, cached = explored
-            evidence = self._evidence.setdefault(key, adaptive.EntryEvidence())
-            adaptive.observe(self._pooled, evidence, score, self.judge(cached, result))
-        q = await self._vector(query, vector)
+            self._learn(namespace, key, score, self.judge(cached, result))
+        q = await self._vector(text, vector)
         now = self.clock.time()
         life = ttl if ttl is not None else self.settings.ttl
         try:
@@ -217,7 +260,7 @@ class SemanticCache:
         except Exception as exc:
             self._store_failed("next_key", exc)
             raise CacheError("semantic", f"cannot allocate an entry key: {exc}") from exc
-        entry = Entry(key, namespace, query, result, q, now, None if life is None else now + life)
+        entry = Entry(key, namespace, text, result, q, now, None if life is None else now + life)
         evicted = self._insert(entry)
         self._ns[namespace].stats.stores += 1
         try:
@@ -228,15 +271,19 @@ class SemanticCache:
             self._store_failed("put", exc)
         return key
 
+    async def feedback(self, match: SemanticMatch, *, correct: bool) -> bool:
+        """The application's verdict on a served hit; teaches the namespace's error bound.
+        Returns whether a bound learned from it (``False`` when none is set)."""
+        self._m_feedback.labels("right" if correct else "wrong").inc()
+        return self._learn(match.namespace, match.key, match.score, correct)
+
     async def invalidate(self, namespace: str) -> int:
-        """Forget every entry of ``namespace``; returns how many."""
-        ns = self._ns.pop(namespace, None)
-        if ns is None:
-            return 0
-        keys = list(ns.entries)
-        for k in keys:
-            self._where.pop(k, None)
-            self._evidence.pop(k, None)
+        """Forget every entry of ``namespace`` (and of its long-prompt contexts)."""
+        names = [n for n in self._ns if n == namespace or n.startswith(namespace + SEP)]
+        keys = [k for n in names for k in self._ns[n].entries]
+        self._forget(keys)
+        for n in names:
+            self._ns.pop(n, None)
         try:
             await self.store.delete(keys)
         except Exception as exc:
@@ -251,6 +298,10 @@ class SemanticCache:
             out[name] = {k: getattr(ns.stats, k) for k in NamespaceStats.__slots__}
         return out
 
+    def thresholds(self) -> dict[str, float]:
+        """The threshold each error bound has learned (by the prefix that sets it)."""
+        return {prefix: st.threshold for prefix, st in self._bounds.items()}
+
     def __len__(self) -> int:
         return len(self._where)
 
@@ -264,17 +315,18 @@ class SemanticCache:
         self._m_embed.observe(time.perf_counter() - t0)
         return q
 
-    async def _match(
-        self, query: str, q: np.ndarray, namespace: str, ns: _Namespace
-    ) -> SemanticMatch | None:
+    def _floor(self) -> float:
         s = self.settings
-        scores, keys = ns.index.search(q, s.top_k)
+        if self.verifier is None:
+            return s.threshold
+        return s.candidate_threshold if s.candidate_threshold is not None else (
+            self.verifier.candidate_threshold)  # fmt: skip
+
+    async def _candidates(self, q: np.ndarray, ns: _Namespace) -> list[tuple[float, Entry]]:
+        scores, keys = ns.index.search(q, self.settings.top_k)
         now = self.clock.time()
         cands: list[tuple[float, Entry]] = []
         expired: list[int] = []
-        floor = self.verifier.candidate_threshold if self.verifier else s.threshold
-        if self.verifier and s.candidate_threshold is not None:
-            floor = s.candidate_threshold
         for score, key in zip(scores.tolist(), keys.tolist(), strict=True):
             entry = ns.entries.get(int(key))
             if entry is None:
@@ -289,39 +341,34 @@ class SemanticCache:
                 await self.store.delete(expired)
             except Exception as exc:
                 self._store_failed("delete", exc)
-        if not cands or cands[0][0] < floor:
+        return cands
+
+    async def _match(
+        self, query: str, q: np.ndarray, namespace: str, ns: _Namespace
+    ) -> SemanticMatch | None:
+        s = self.settings
+        floor = self._floor()
+        cands = [(c, e) for c, e in await self._candidates(q, ns) if c >= floor]
+        if not cands:
             self._miss(ns)
             return None
         if self.verifier is not None:
-            cosines = np.array([c for c, _ in cands], dtype=np.float32)
-            probs = self.verifier.score(
-                query,
-                q,
-                [e.query for _, e in cands],
-                np.stack([e.vector for _, e in cands]),
-                cosines,
-            )
-            probs = np.where(cosines >= floor, probs, -1.0)
+            verifier = self.verifier
+            texts = [e.query for _, e in cands]
+            cosines = [c for c, _ in cands]
+            probs = await self._in_pool(lambda: verifier.score(query, texts, cosines))
             best = int(np.argmax(probs))
             confidence = float(probs[best])
-            bar = (
-                s.verifier_threshold
-                if s.verifier_threshold is not None
-                else self.verifier.threshold
-            )
+            bar = s.verifier_threshold if s.verifier_threshold is not None else (
+                verifier.threshold)  # fmt: skip
         else:
-            best = 0
-            confidence = cands[0][0]
-            bar = s.threshold
+            best, confidence, bar = 0, cands[0][0], s.threshold
         cosine, entry = cands[best]
-        if s.adaptive:
-            if not adaptive.should_serve(
-                self._pooled,
-                self._evidence.get(entry.key),
-                confidence,
-                max_wrong_rate=s.max_wrong_hit_rate,
-                confidence=s.adaptive_confidence,
-            ):
+        setting = s.bound_for(namespace)
+        if setting is not None:
+            state = self._bound_state(*setting)
+            if not bound.decide(state, entry.key, confidence, explore_rate=s.explore_rate,
+                                rng=self.rng):  # fmt: skip
                 ns.stats.explored += 1
                 self._m_explore.inc()
                 self._pending[(namespace, query)] = (entry.key, confidence, entry.result)
@@ -335,6 +382,20 @@ class SemanticCache:
         ns.stats.hits += 1
         self._m_hit.inc()
         return SemanticMatch(entry.result, cosine, entry.query, namespace, entry.key, confidence)
+
+    def _bound_state(self, prefix: str, rate: float) -> bound.BoundState:
+        state = self._bounds.get(prefix)
+        if state is None:
+            state = self._bounds[prefix] = bound.BoundState(rate)
+        return state
+
+    def _learn(self, namespace: str, key: int, score: float, right: bool) -> bool:
+        setting = self.settings.bound_for(namespace)
+        if setting is None:
+            return False
+        state = self._bound_state(*setting)
+        bound.observe(state, key, score, right, confidence=self.settings.error_confidence)
+        return True
 
     def _on_remote_add(self, entry: Entry) -> None:
         self._insert(entry)
@@ -362,10 +423,17 @@ class SemanticCache:
                 ivf_train_at=s.ivf_train_at,
             )
             ns = self._ns[name] = _Namespace(index)
+            if len(self._ns) > self.settings.max_total_entries:  # drop idle empty namespaces
+                idle = [n for n, x in self._ns.items() if not x.entries and n != name]
+                for n in idle[: len(self._ns) // 2]:
+                    del self._ns[n]
+        self._ns.move_to_end(name)
         return ns
 
     def _insert(self, entry: Entry) -> list[int]:
-        """Put ``entry`` in its namespace's index; returns the keys evicted to make room."""
+        """Put ``entry`` in its namespace's index; returns the keys evicted to make room (the
+        namespace's least recently used beyond ``max_entries``; beyond ``max_total_entries``,
+        those of the least recently used namespaces)."""
         ns = self._namespace(entry.namespace)
         ns.index.add([entry.key], entry.vector[None, :])
         ns.entries[entry.key] = entry
@@ -373,13 +441,23 @@ class SemanticCache:
         self._where[entry.key] = entry.namespace
         evicted: list[int] = []
         while len(ns.entries) > self.settings.max_entries:
-            old, _ = ns.entries.popitem(last=False)
-            ns.index.remove([old])
-            self._where.pop(old, None)
-            self._evidence.pop(old, None)
-            ns.stats.evictions += 1
-            evicted.append(old)
+            evicted.append(self._evict(ns))
+        while len(self._where) > self.settings.max_total_entries:
+            name, oldest = next(iter(self._ns.items()))
+            if not oldest.entries:
+                self._ns.pop(name)
+                continue
+            evicted.append(self._evict(oldest))
         return evicted
+
+    def _evict(self, ns: _Namespace) -> int:
+        old, _ = ns.entries.popitem(last=False)
+        ns.index.remove([old])
+        self._where.pop(old, None)
+        for state in self._bounds.values():
+            bound.forget(state, [old])
+        ns.stats.evictions += 1
+        return old
 
     def _forget(self, keys: Sequence[int]) -> list[int]:
         gone = []
@@ -390,8 +468,9 @@ class SemanticCache:
             ns = self._ns[name]
             ns.entries.pop(int(key), None)
             ns.index.remove([int(key)])
-            self._evidence.pop(int(key), None)
             gone.append(int(key))
+        for state in self._bounds.values():
+            bound.forget(state, gone)
         return gone
 
     def _store_failed(self, op: str, exc: BaseException) -> None:

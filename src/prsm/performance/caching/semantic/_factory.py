@@ -25,4 +25,4 @@ def build_semantic_cache(
         clock=clock,
         judge=same_answer_text,
     )
-    return SemanticResponseCache(cache)
+    return SemanticResponseCache(cache, metrics=metrics)

@@ -1,21 +1,34 @@
 """Features of a (query, cached question) pair for the verifier: what cosine misses.
 
-Cosine similarity of sentence embeddings says two questions are about the same thing; it
-does not see that they differ in an entity ("capital of France" / "of Germany"), a number,
-a negation or a direction ("Celsius to Fahrenheit" / "Fahrenheit to Celsius"). These
-features measure exactly those differences, plus lexical overlap and length, and are cheap
-(tens of microseconds a pair).
+Cosine similarity of sentence embeddings says two questions are about the same thing; it does
+not see that one word was replaced by its opposite ("scroll up" / "scroll down"), by another
+of its kind ("boil an egg" / "boil a potato"), that a direction was reversed ("Celsius to
+Fahrenheit" / "turning Fahrenheit into Celsius"), or that a number, a name or a negation
+changed. These features find the words that differ between the two texts and ask the
+:mod:`._lexicon` (WordNet) how they relate, so they work for words nobody listed.
+
+Cost is bounded: each side is cut to :data:`MAX_WORDS` words, the differing words compared
+pairwise are capped at :data:`MAX_DIFF` a side, and nothing is quadratic in the text's length
+(tens of microseconds a pair; the verifier runs off the event loop anyway).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections import Counter
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-import numpy as np
+from ._lexicon import ANTONYM, HYPERNYM, OTHER, SAME, SIBLING, SYNONYM, UNKNOWN, Lexicon
+
+MAX_WORDS = 64
+MAX_DIFF = 6
+MAX_CHARS = 400
 
 _WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_ARROW = re.compile(r"\s*(?:->|→|=>|⇒)\s*")
 
 
 def _words(text: str) -> frozenset[str]:
@@ -27,18 +40,33 @@ NEGATIONS = _words(
     "doesn't didn't isn't aren't wasn't weren't won't wouldn't shouldn't couldn't hasn't "
     "haven't hadn't mustn't"
 )
-STOPWORDS = _words(
-    "a an the of to in on for at by with from and or but is are was were be been being am "
-    "do does did doing have has had having i me my we our you your he she it its they them "
-    "their this that these those what which who whom whose how why when where there here "
-    "can could should would will shall may might must if then than so as about into over "
-    "after before some any all most more very much many such just also only own same other "
-    "s t get got best good way ways"
+#: closed-class words: they carry the grammar, not what is asked about
+FUNCTION = _words(
+    "a an the of for at by with and or but nor so yet is are was were be been being am do does "
+    "did doing have has having i me my mine myself we us our ours you your yours he him his she "
+    "her hers it its they them their theirs this that these those there here what which who "
+    "whom whose how why when where can could should would will shall may might must if then as "
+    "about s t ll ve re d m please thanks thank any some such just also very really actually "
+    "ever one ones someone something anyone anything way ways possible is it's i'm what's "
+    "how's where's there's let's via using use"
 )
+#: closed-class opposites (WordNet lists few of them); a swap of one for its pair flips meaning
+QUALIFIER_PAIRS = (
+    ("up", "down"), ("in", "out"), ("on", "off"), ("over", "under"), ("above", "below"),
+    ("before", "after"), ("inside", "outside"), ("forward", "backward"),
+    ("forwards", "backwards"), ("upward", "downward"), ("upstairs", "downstairs"),
+    ("into", "out"), ("more", "less"), ("more", "fewer"), ("most", "least"), ("with", "without"),
+    ("always", "never"), ("all", "none"), ("everything", "nothing"), ("same", "different"),
+)  # fmt: skip
+QUALIFIERS = frozenset(w for pair in QUALIFIER_PAIRS for w in pair)
+_OPPOSITE = {frozenset(p) for p in QUALIFIER_PAIRS}
+#: words that give the phrase after them a role: where from, where to, compared with what
+SOURCE = frozenset({"from"})
+TARGET = frozenset({"to", "into", "onto", "toward", "towards"})
+THAN = "than"
+#: symmetric links: "X and Y", "X vs Y" ask the same as "Y and X", "Y vs X"
+SYMMETRIC = _words("and or vs versus between with compared compare difference differences")
 WH = ("what", "how", "why", "when", "where", "which", "who", "whom", "whose")
-DIRECTION = frozenset(
-    ["to", "from", "into", "than", "versus", "vs", "over", "under", "before", "after"]
-)
 
 FEATURE_NAMES: tuple[str, ...] = (
     "cosine",
@@ -47,9 +75,26 @@ FEATURE_NAMES: tuple[str, ...] = (
     "rank",
     "jaccard_words",
     "jaccard_content",
-    "content_only_min",
-    "content_only_max",
-    "content_only_sum_frac",
+    "only_min",
+    "only_max",
+    "only_frac",
+    "synonym_pairs",
+    "sub_one",
+    "sub_one_antonym",
+    "sub_one_sibling",
+    "sub_one_hypernym",
+    "sub_one_other",
+    "sub_one_other_noun",
+    "sub_one_other_polar",
+    "sub_one_unknown",
+    "sub_small",
+    "sub_small_contrast",
+    "sub_small_unknown",
+    "pair_antonym",
+    "pair_sibling",
+    "pair_unknown",
+    "qualifier_flip",
+    "qualifier_one_side",
     "number_mismatch",
     "number_one_side",
     "negation_mismatch",
@@ -61,29 +106,134 @@ FEATURE_NAMES: tuple[str, ...] = (
     "wh_differs",
     "order_discordance",
     "same_bag_diff_order",
-    "direction_swap",
+    "role_flip",
+    "swap_around_relation",
+    "exchange",
     "length_ratio",
     "length_diff",
-    "seq_ratio",
+    "lcs_ratio",
     "char3_jaccard",
     "first_word_same",
     "last_word_same",
 )
 
 
-def _tokens(text: str) -> list[str]:
-    return _WORD.findall(text)
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """One text, tokenised once (the query's parse is reused for every candidate)."""
+
+    raw: tuple[str, ...]  # word tokens as written (capped)
+    low: tuple[str, ...]  # lower-cased
+    keys: tuple[str, ...]  # content words as dictionary forms, in order
+    key_at: tuple[str, ...]  # per token: its content key, or "" for other words
+    qualifiers: tuple[str, ...]
+    numbers: frozenset[str]
+    negations: int
+    entities: frozenset[str]
+    roles: tuple[tuple[str, str], ...]  # (content key, "src" | "tgt" | "left" | "right")
+    char3: frozenset[str]
+    wh: str
 
 
-def _discordance(a: list[str], b: list[str]) -> float:
-    """Fraction of shared-word pairs whose order differs between ``a`` and ``b``."""
+def parse(text: str, lexicon: Lexicon) -> Parsed:
+    """Tokenise ``text`` (its first :data:`MAX_WORDS` words) for :func:`pair_features`."""
+    raw = _WORD.findall(_ARROW.sub(" to ", text[: MAX_WORDS * 12]))[:MAX_WORDS]
+    low = [w.lower() for w in raw]
+    keys: list[str] = []
+    key_at: dict[int, str] = {}
+    for i, w in enumerate(low):
+        if w in FUNCTION or w in QUALIFIERS or w in NEGATIONS or w in SOURCE or w in TARGET:
+            continue
+        if w == THAN or _NUMBER.fullmatch(w):
+            continue
+        lemmas = lexicon.lemmas(w)
+        key = lemmas[0] if lemmas else w
+        keys.append(key)
+        key_at[i] = key
+    entities = {
+        w.lower() for w in raw[1:] if any(ch.isupper() for ch in w) and w.lower() not in FUNCTION
+    }
+    entities |= {w for w in raw if _NUMBER.fullmatch(w)}
+    t = " ".join(low)[:MAX_CHARS]
+    padded = f" {t} "
+    return Parsed(
+        raw=tuple(raw),
+        low=tuple(low),
+        keys=tuple(keys),
+        key_at=tuple(key_at.get(i, "") for i in range(len(low))),
+        qualifiers=tuple(w for w in low if w in QUALIFIERS),
+        numbers=frozenset(w for w in low if _NUMBER.fullmatch(w)),
+        negations=sum(w in NEGATIONS or w.endswith("n't") for w in low),
+        entities=frozenset(entities),
+        roles=tuple(_roles(low, key_at)),
+        char3=frozenset(padded[i : i + 3] for i in range(len(padded) - 2)),
+        wh=next((w for w in low if w in WH), ""),
+    )
+
+
+def _phrase(key_at: dict[int, str], start: int, step: int, low: list[str]) -> list[str]:
+    """Up to three content keys from ``start`` going ``step`` (+1/-1), stopping at a
+    function word, a role word or the end."""
+    out: list[str] = []
+    i = start
+    while 0 <= i < len(low) and len(out) < 3:
+        if i in key_at:
+            out.append(key_at[i])
+        elif low[i] not in ("a", "an", "the", "my", "your", "our", "their", "his", "her", "its"):
+            break
+        i += step
+    return out
+
+
+def _roles(low: list[str], key_at: dict[int, str]) -> list[tuple[str, str]]:
+    roles: list[tuple[str, str]] = []
+    has_from = any(w in SOURCE for w in low)
+    for i, w in enumerate(low):
+        if w in SOURCE:
+            roles += [(k, "src") for k in _phrase(key_at, i + 1, 1, low)]
+            roles += [(k, "tgt") for k in _phrase(key_at, i - 1, -1, low)] if not any(
+                x in TARGET for x in low[:i]) else []  # "Fahrenheit from Celsius"  # fmt: skip
+        elif w in TARGET:
+            roles += [(k, "tgt") for k in _phrase(key_at, i + 1, 1, low)]
+            if not has_from:
+                roles += [(k, "src") for k in _phrase(key_at, i - 1, -1, low)]
+        elif w == THAN:
+            roles += [(k, "left") for k in _phrase(key_at, i - 1, -1, low)]
+            roles += [(k, "right") for k in _phrase(key_at, i + 1, 1, low)]
+    return roles
+
+
+_FLIP = {("src", "tgt"), ("tgt", "src"), ("left", "right"), ("right", "left")}
+
+
+def _role_map(p: Parsed) -> dict[str, str]:
+    """Each content word's role, for the words with exactly one ("to convert X to Y" gives
+    "convert" two: it is left out)."""
+    seen: dict[str, set[str]] = {}
+    for k, r in p.roles:
+        seen.setdefault(k, set()).add(r)
+    return {k: next(iter(rs)) for k, rs in seen.items() if len(rs) == 1}
+
+
+def _role_flip(a: Parsed, b: Parsed, same: dict[str, str]) -> bool:
+    """Two words that trade roles: the source (or the larger) on one side is the target on
+    the other, and another word goes the other way ("Celsius to Fahrenheit" / "Fahrenheit
+    into Celsius"; "X heavier than Y" / "Y heavier than X")."""
+    ra, rb = _role_map(a), _role_map(b)
+    flips = {(r, rb[same.get(k, k)]) for k, r in ra.items() if same.get(k, k) in rb}
+    flips &= _FLIP
+    return any((rr, r) in flips for r, rr in flips)
+
+
+def _discordance(a: tuple[str, ...], b: tuple[str, ...]) -> float:
+    """Share of the pairs of shared words (the first 16) that come in another order."""
     pos_a: dict[str, int] = {}
     for i, w in enumerate(a):
         pos_a.setdefault(w, i)
     pos_b: dict[str, int] = {}
     for i, w in enumerate(b):
         pos_b.setdefault(w, i)
-    shared = [w for w in pos_a if w in pos_b]
+    shared = [w for w in pos_a if w in pos_b][:16]
     if len(shared) < 2:
         return 0.0
     seq = [pos_b[w] for w in sorted(shared, key=pos_a.__getitem__)]
@@ -95,104 +245,159 @@ def _discordance(a: list[str], b: list[str]) -> float:
     return discordant / pairs
 
 
-def _around(words: list[str]) -> dict[str, tuple[set[str], set[str]]]:
-    """For each direction word: the two content words before it and the two after it."""
-    out: dict[str, tuple[set[str], set[str]]] = {}
-    for i, w in enumerate(words):
-        if w in DIRECTION and w not in out:
-            before = {x for x in words[max(0, i - 2) : i] if x not in DIRECTION}
-            after = {x for x in words[i + 1 : i + 3] if x not in DIRECTION}
-            out[w] = (before, after)
-    return out
-
-
-def _direction_swap(a: list[str], b: list[str]) -> bool:
-    """ "X to Y" in one and "Y to X" in the other (also from/into/than/...)."""
-    around_b = _around(b)
-    for w, (before_a, after_a) in _around(a).items():
-        if w in around_b:
-            before_b, after_b = around_b[w]
-            if before_a & after_b and after_a & before_b:
-                return True
+def _swap_around_relation(a: Parsed, b: Parsed) -> bool:
+    """ "X <link> Y" on one side and "Y <link> X" on the other, the two words close (at most
+    three words between, none of them content words) and the link not symmetric: "miles in
+    km" / "km in miles". A phrase moved whole ("in Excel, how do I ..." / "how do I ... in
+    Excel") does not fire: content words stand between."""
+    pa, pb = _tight_pairs(a), _tight_pairs(b)
+    ra, rb = _role_map(a), _role_map(b)
+    for (x, y), link in pa.items():
+        if (y, x) not in pb or not (link or pb[y, x]):
+            continue
+        if x in ra and y in ra and (ra[x], ra[y]) == (rb.get(x), rb.get(y)):
+            continue  # both keep their roles: "from Paris to London" / "to London from Paris"
+        return True
     return False
 
 
-def _char3(text: str) -> set[str]:
-    t = f" {text} "
-    return {t[i : i + 3] for i in range(len(t) - 2)}
-
-
-def _entities(raw: list[str]) -> set[str]:
-    """Capitalised words past the first (names, places) and numbers, lower-cased."""
-    out = {w.lower() for w in raw[1:] if w[:1].isupper() and w.lower() not in STOPWORDS}
-    out |= {w for w in raw if _NUMBER.fullmatch(w)}
+def _tight_pairs(p: Parsed) -> dict[tuple[str, str], bool]:
+    """Content-word pairs with at most three function words between them: whether a
+    non-symmetric relational word is among those."""
+    out: dict[tuple[str, str], bool] = {}
+    at = [i for i, k in enumerate(p.key_at) if k]
+    for i, j in itertools.pairwise(at):
+        between = p.low[i + 1 : j]
+        if 0 < len(between) <= 3 and not any(w in SYMMETRIC for w in between):
+            key = (p.key_at[i], p.key_at[j])
+            out[key] = out.get(key, False) or any(_relational(w) for w in between)
     return out
 
 
+def _exchange(a: Parsed, b: Parsed) -> bool:
+    """Two words or phrases trade places and nothing else moves, with no symmetric link
+    ("and", "or", "vs") between them: "Why did Google acquire YouTube?" / "Why did YouTube
+    acquire Google?", "Whole Foods" / "Amazon" too, but not "TCP and UDP" / "UDP and TCP"."""
+    ka, kb = a.keys, b.keys
+    if len(ka) != len(kb) or ka == kb or sorted(ka) != sorted(kb):
+        return False
+    lo = next(i for i, (x, y) in enumerate(zip(ka, kb, strict=True)) if x != y)
+    hi = len(ka) - next(
+        i for i, (x, y) in enumerate(zip(ka[::-1], kb[::-1], strict=True)) if x != y
+    )
+    ma, mb = ka[lo:hi], kb[lo:hi]
+    n = len(ma)
+    for lx in range(1, min(n, 4)):
+        for ly in range(1, min(n - lx, 4) + 1):
+            x, y, mid = ma[:lx], ma[n - ly :], ma[lx : n - ly]
+            if not mid and (lx > 1 or ly > 1):
+                continue  # a phrase moved to the other end ("in Excel, ..."), not a swap
+            if mb[:ly] == y and mb[n - lx :] == x and mb[ly : n - lx] == mid:
+                ra, rb = _role_map(a), _role_map(b)
+                if all(k in ra and ra[k] == rb.get(k) for k in (*x, *y)):
+                    return False  # "convert X to Y" / "convert to Y from X": roles kept
+                pos = [t for t, k in enumerate(a.key_at) if k]
+                between = a.low[pos[lo + lx - 1] + 1 : pos[lo + n - ly]]
+                return not any(w in SYMMETRIC for w in between)
+    return False
+
+
+def _relational(word: str) -> bool:
+    return word not in SYMMETRIC and (
+        word in SOURCE or word in TARGET or word in ("than", "in", "on", "for", "per", "over")
+    )
+
+
+def _align(a: Parsed, b: Parsed, lex: Lexicon) -> tuple[list[str], list[str], dict[str, str], int]:
+    """Content words only on each side after pairing off synonyms; the pairing; its size."""
+    ca, cb = Counter(a.keys), Counter(b.keys)
+    only_a = list((ca - cb).elements())[:MAX_DIFF]
+    only_b = list((cb - ca).elements())[:MAX_DIFF]
+    same = {k: k for k in a.keys}
+    synonyms = 0
+    for w in list(only_a):
+        for v in only_b:
+            if lex.relation(w, v) in (SAME, SYNONYM):
+                only_a.remove(w)
+                only_b.remove(v)
+                same[w] = v
+                synonyms += 1
+                break
+    return only_a, only_b, same, synonyms
+
+
 def pair_features(
-    query: str,
-    candidate: str,
+    query: Parsed,
+    candidate: Parsed,
     cosine: float,
     best_cosine: float,
+    lexicon: Lexicon,
     *,
     rank: int,
     next_cosine: float | None = None,
 ) -> list[float]:
-    """The hand-made features of one pair, in :data:`FEATURE_NAMES` order."""
-    raw_q, raw_c = _tokens(query), _tokens(candidate)
-    q = [w.lower() for w in raw_q]
-    c = [w.lower() for w in raw_c]
-    sq, sc = set(q), set(c)
-    cq = {w for w in sq if w not in STOPWORDS}
-    cc = {w for w in sc if w not in STOPWORDS}
-    union = sq | sc
-    cunion = cq | cc
-    only_q, only_c = len(cq - cc), len(cc - cq)
-    nq = {w for w in q if _NUMBER.fullmatch(w)}
-    nc = {w for w in c if _NUMBER.fullmatch(w)}
-    negq = sum(w in NEGATIONS or w.endswith("n't") for w in q)
-    negc = sum(w in NEGATIONS or w.endswith("n't") for w in c)
-    eq, ec = _entities(raw_q), _entities(raw_c)
-    whq = next((w for w in q if w in WH), "")
-    whc = next((w for w in c if w in WH), "")
-    ql, cl = query.lower().strip(), candidate.lower().strip()
-    c3q, c3c = _char3(ql), _char3(cl)
-    lq, lc = max(1, len(q)), max(1, len(c))
-    content_q = [w for w in q if w not in STOPWORDS or w in DIRECTION]
-    content_c = [w for w in c if w not in STOPWORDS or w in DIRECTION]
+    """The features of one pair, in :data:`FEATURE_NAMES` order."""
+    q, c = query, candidate
+    sq, sc = set(q.low), set(c.low)
+    kq, kc = set(q.keys), set(c.keys)
+    union, kunion = sq | sc, kq | kc
+    only_q, only_c, same, synonyms = _align(q, c, lexicon)
+    rels = [lexicon.relation(w, v) for w in only_q for v in only_c]
+    one = len(only_q) == 1 and len(only_c) == 1
+    rel_one = rels[0] if one else ""
+    small = 1 <= len(only_q) <= 2 and 1 <= len(only_c) <= 2
+    cqq, cqc = Counter(q.qualifiers), Counter(c.qualifiers)
+    qual_q, qual_c = set(cqq - cqc), set(cqc - cqq)
+    eq, ec = q.entities, c.entities
+    negq, negc = q.negations > 0, c.negations > 0
+    disc = _discordance(q.keys, c.keys)
+    lq, lc = max(1, len(q.low)), max(1, len(c.low))
+    lcs = SequenceMatcher(None, q.keys, c.keys, autojunk=False).ratio() if q.keys or c.keys else 1.0
     return [
         cosine,
         best_cosine - cosine,
         cosine - next_cosine if next_cosine is not None else 1.0,
         float(rank),
         len(sq & sc) / len(union) if union else 1.0,
-        len(cq & cc) / len(cunion) if cunion else 1.0,
-        float(min(only_q, only_c)),
-        float(max(only_q, only_c)),
-        (only_q + only_c) / max(1, len(cunion)),
-        float(bool(nq) and bool(nc) and nq != nc),
-        float(bool(nq) != bool(nc)),
-        float((negq > 0) != (negc > 0)),
-        float((negq > 0) != (negc > 0) and (cq - NEGATIONS) == (cc - NEGATIONS)),
+        len(kq & kc) / len(kunion) if kunion else 1.0,
+        float(min(len(only_q), len(only_c))),
+        float(max(len(only_q), len(only_c))),
+        (len(only_q) + len(only_c)) / max(1, len(kunion)),
+        float(synonyms),
+        float(one),
+        float(rel_one == ANTONYM),
+        float(rel_one == SIBLING),
+        float(rel_one == HYPERNYM),
+        float(one and rel_one not in (ANTONYM, SIBLING, HYPERNYM, UNKNOWN)),
+        float(rel_one == OTHER and all(lexicon.mostly_noun(w) for w in (*only_q, *only_c))),
+        float(rel_one == OTHER and all(lexicon.polar(w) for w in (*only_q, *only_c))),
+        float(rel_one == UNKNOWN),
+        float(small),
+        float(small and (ANTONYM in rels or SIBLING in rels)),
+        float(small and UNKNOWN in rels),
+        float(ANTONYM in rels),
+        float(SIBLING in rels),
+        float(UNKNOWN in rels),
+        float(any(frozenset((x, y)) in _OPPOSITE for x in qual_q for y in qual_c)),
+        float(bool(qual_q) != bool(qual_c)),
+        float(bool(q.numbers) and bool(c.numbers) and q.numbers != c.numbers),
+        float(bool(q.numbers) != bool(c.numbers)),
+        float(negq != negc),
+        float(negq != negc and kq == kc),
         float(max(len(eq - ec), len(ec - eq))),
         float(len(eq ^ ec)),
         float(bool(eq - ec) and bool(ec - eq)),
-        float(bool(eq - ec) and bool(ec - eq) and (cq - eq) == (cc - ec)),
-        float(whq != whc),
-        _discordance(content_q, content_c),
-        float(cq == cc and content_q != content_c and len(cq) > 1),
-        float(_direction_swap(content_q, content_c)),
+        float(bool(eq - ec) and bool(ec - eq) and (kq - eq) == (kc - ec)),
+        float(q.wh != c.wh),
+        disc,
+        float(Counter(q.keys) == Counter(c.keys) and q.keys != c.keys and len(kq) > 1),
+        float(_role_flip(q, c, same)),
+        float(_swap_around_relation(q, c)),
+        float(_exchange(q, c)),
         min(lq, lc) / max(lq, lc),
         float(abs(lq - lc)),
-        SequenceMatcher(None, ql, cl, autojunk=False).ratio(),
-        len(c3q & c3c) / max(1, len(c3q | c3c)),
-        float(bool(q) and bool(c) and q[0] == c[0]),
-        float(bool(q) and bool(c) and q[-1] == c[-1]),
+        lcs,
+        len(q.char3 & c.char3) / max(1, len(q.char3 | c.char3)),
+        float(bool(q.low) and bool(c.low) and q.low[0] == c.low[0]),
+        float(bool(q.low) and bool(c.low) and q.low[-1] == c.low[-1]),
     ]
-
-
-def embedding_features(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Element-wise product and absolute difference of two unit vectors (rows)."""
-    u2 = np.atleast_2d(u)
-    v2 = np.atleast_2d(v)
-    return np.hstack([u2 * v2, np.abs(u2 - v2)]).astype(np.float32)

@@ -59,7 +59,7 @@ def _as_matrix(vectors: np.ndarray, dim: int, n: int) -> np.ndarray:
 class FlatIndex:
     """Exact inner-product search over a growing numpy matrix."""
 
-    def __init__(self, dim: int, *, capacity: int = 1024) -> None:
+    def __init__(self, dim: int, *, capacity: int = 8) -> None:
         if dim < 1:
             raise ConfigError("dim", f"must be >= 1, got {dim}")
         self.dim = dim
@@ -77,6 +77,9 @@ class FlatIndex:
 
     def add(self, keys: Sequence[int], vectors: np.ndarray) -> None:
         v = _as_matrix(vectors, self.dim, len(keys))
+        if len(keys) > 64 and not any(int(k) in self._row for k in keys):
+            self._add_new(keys, v)
+            return
         for key, row in zip(keys, v, strict=True):
             k = int(key)
             at = self._row.get(k)
@@ -90,6 +93,21 @@ class FlatIndex:
                 self._row[k] = at
                 self._keys[at] = k
             self._vecs[at] = row
+
+    def _add_new(self, keys: Sequence[int], v: np.ndarray) -> None:
+        """Many new keys at once: one copy, not one per row."""
+        ks = np.asarray(keys, dtype=np.int64)
+        if len(np.unique(ks)) != len(ks):
+            raise ValueError("keys: duplicates in one add")
+        need = self._n + len(ks)
+        if need > len(self._keys):
+            grow = max(need, 2 * len(self._keys))
+            self._vecs = np.resize(self._vecs, (grow, self.dim))
+            self._keys = np.resize(self._keys, grow)
+        self._vecs[self._n : need] = v
+        self._keys[self._n : need] = ks
+        self._row.update(zip(ks.tolist(), range(self._n, need), strict=True))
+        self._n = need
 
     def remove(self, keys: Sequence[int]) -> None:
         for key in keys:

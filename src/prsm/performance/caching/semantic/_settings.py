@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ...errors import ConfigError
@@ -42,8 +43,17 @@ class SemanticSettings:
     * ``bypass_temperature_above``: requests with a higher temperature skip the cache (their
       answers are meant to vary); ``assume_temperature`` is taken for requests that give
       none (OpenAI's default, 1.0: set it to 0 if your clients rely on a greedy default).
-    * ``adaptive``: per-entry thresholds learned from feedback, keeping the estimated
-      wrong-hit rate of each entry under ``max_wrong_hit_rate`` (vCache's idea).
+    * ``max_error_rate``: the wrong-hit rate a user accepts (``None``: the fixed threshold
+      decides). With a bound, each lookup's threshold is learned online from outcomes (the
+      verifier's or the application's feedback, ``explore_rate`` of would-be hits checked
+      against the upstream) so that the served hits stay under it with ``error_confidence``;
+      ``error_bounds`` sets a bound per namespace prefix (``{"acme/": 0.01}``; the longest
+      matching prefix wins).
+    * ``long_prompt_words``: a prompt longer than this is split into its shared context
+      (which must match exactly, by hash) and its question (at most ``question_max_words``
+      words: the last or the first short paragraph), which alone is compared.
+    * ``tool_requests``: let requests that carry tool calls or tool results use the semantic
+      cache (by default they bypass it); ``max_total_entries`` bounds all namespaces together.
     * ``redis_url``: entries live in Redis and every process follows a stream of inserts;
       without it they persist under ``data_dir`` (``None``: memory only).
     """
@@ -67,9 +77,14 @@ class SemanticSettings:
     ttl: float | None = 86_400.0
     bypass_temperature_above: float = 0.7
     assume_temperature: float = 1.0
-    adaptive: bool = False
-    max_wrong_hit_rate: float = 0.05
-    adaptive_confidence: float = 0.9
+    max_error_rate: float | None = None
+    error_bounds: Mapping[str, float] = field(default_factory=dict)
+    error_confidence: float = 0.95
+    explore_rate: float = 0.05
+    long_prompt_words: int = 150
+    question_max_words: int = 80
+    tool_requests: bool = False
+    max_total_entries: int = 1_000_000
     redis_url: str | None = None
     redis_prefix: str = "prsm:semantic"
     data_dir: str | None = None
@@ -85,7 +100,8 @@ class SemanticSettings:
                 "verifier_threshold",
                 f"must be a probability in [0, 1], got {self.verifier_threshold}",
             )
-        for name in ("top_k", "hnsw_min_entries", "max_entries", "embedding_batch"):
+        for name in ("top_k", "hnsw_min_entries", "max_entries", "embedding_batch",
+                     "long_prompt_words", "question_max_words", "max_total_entries"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
         if self.hnsw_connectivity < 2:
@@ -104,14 +120,17 @@ class SemanticSettings:
             )
         if self.assume_temperature < 0:
             raise ConfigError("assume_temperature", f"must be >= 0, got {self.assume_temperature}")
-        if not 0.0 < self.max_wrong_hit_rate < 1.0:
+        if self.max_error_rate is not None and not 0.0 < self.max_error_rate < 1.0:
+            raise ConfigError("max_error_rate", f"must be in (0, 1), got {self.max_error_rate}")
+        for prefix, bound in self.error_bounds.items():
+            if not isinstance(bound, (int, float)) or not 0.0 < bound < 1.0:
+                raise ConfigError(f"error_bounds.{prefix}", f"must be in (0, 1), got {bound!r}")
+        if not 0.5 <= self.error_confidence < 1.0:
             raise ConfigError(
-                "max_wrong_hit_rate", f"must be in (0, 1), got {self.max_wrong_hit_rate}"
+                "error_confidence", f"must be in [0.5, 1), got {self.error_confidence}"
             )
-        if not 0.5 <= self.adaptive_confidence < 1.0:
-            raise ConfigError(
-                "adaptive_confidence", f"must be in [0.5, 1), got {self.adaptive_confidence}"
-            )
+        if not 0.0 <= self.explore_rate < 1.0:
+            raise ConfigError("explore_rate", f"must be in [0, 1), got {self.explore_rate}")
         if self.redis_url is not None and not self.redis_url.startswith(
             ("redis://", "rediss://", "unix://")
         ):
@@ -120,3 +139,10 @@ class SemanticSettings:
             )
         if not self.redis_prefix:
             raise ConfigError("redis_prefix", "must not be empty")
+
+    def bound_for(self, namespace: str) -> tuple[str, float] | None:
+        """``(the prefix that sets it, the bound)`` for ``namespace``, or ``None``."""
+        best = max((p for p in self.error_bounds if namespace.startswith(p)), key=len, default=None)
+        if best is not None:
+            return best, float(self.error_bounds[best])
+        return ("", self.max_error_rate) if self.max_error_rate is not None else None

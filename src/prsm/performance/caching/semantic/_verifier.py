@@ -1,31 +1,35 @@
 """The verification step after the vector search: is the cached question really the same?
 
-A small gradient-boosted tree model over :mod:`.features` (cosine, its gap to the best
-candidate, entity / number / negation / direction differences, overlap, length) scores each
-candidate; the most probable one is served if its probability passes the threshold. On top
-of the model, *rules* veto a pair outright when a binary feature fires (an entity swapped,
-a number changed, a direction reversed, ...); which rules apply is decided on dev too (a rule
-is kept unless it costs more than 0.005 of dev F1). The
-model is fitted on QQP *dev* only (``python -m benchmarks.semantic --fit``) and shipped as
-JSON (``verifier.json`` beside this module; no pickle): every tree's nodes as flat arrays.
-Scoring walks all trees at once with numpy (a few hundred microseconds for five candidates).
+A small gradient-boosted tree model over :mod:`._features` (cosine, its gap to the best
+candidate, how the differing words relate by WordNet, direction and role swaps, number /
+negation / entity differences, overlap, length) scores each candidate; the most probable one
+is served if its probability passes the threshold. On top of the model, *rules* veto a pair
+outright when a binary feature fires (a word replaced by its antonym or a sibling, a
+direction reversed, a number changed, ...); which rules apply is decided at fitting time.
+The model is fitted on QQP *dev* and the fitting split of the project's own near-miss and
+paraphrase sets only (``python -m benchmarks.semantic --fit``) and shipped as JSON
+(``verifier.json`` beside this module; no pickle): every tree's nodes as flat arrays.
+Scoring walks all trees at once with numpy; the features' cost is capped per pair, so a
+lookup's verification is bounded whatever the prompt's length (the cache runs it in a worker
+thread, never on the event loop).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...errors import ConfigError
-from ._features import FEATURE_NAMES, pair_features
+from ._features import FEATURE_NAMES, Parsed, pair_features, parse
+from ._lexicon import Lexicon, load_lexicon
 
 DEFAULT_PATH = Path(__file__).with_name("verifier.json")
-FORMAT = "prsm-semantic-verifier/1"
+FORMAT = "prsm-semantic-verifier/2"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -44,6 +48,10 @@ class Verifier:
     threshold: float  # probability a candidate must reach (chosen on dev)
     candidate_threshold: float  # cosine floor for candidates (chosen on dev)
     meta: dict[str, Any]
+    #: pairs where one of these fires (one word replaced by one WordNet cannot relate to it)
+    #: must reach ``uncertain_threshold``; below it their probability is 0
+    uncertain: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    uncertain_threshold: float = 0.0
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str = "verifier") -> Verifier:
@@ -85,6 +93,10 @@ class Verifier:
             threshold=float(data["threshold"]),
             candidate_threshold=float(data["candidate_threshold"]),
             meta=dict(data.get("meta", {})),
+            uncertain=np.asarray(
+                [FEATURE_NAMES.index(u) for u in data.get("uncertain", ())], dtype=np.int64
+            ),
+            uncertain_threshold=float(data.get("uncertain_threshold", 0.0)),
         )
 
     @classmethod
@@ -109,39 +121,57 @@ class Verifier:
             go_left = x[rows, np.maximum(feat, 0)] <= self.threshold_at[node]
             node = np.where(go_left, self.left[node], self.right[node])
         raw = self.baseline + self.value[node].sum(axis=1)
-        out: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
+        out: np.ndarray = 0.5 * (1.0 + np.tanh(raw / 2.0))  # the logistic, without overflow
         if len(self.rules):
             out[(x[:, self.rules] > 0.5).any(axis=1)] = 0.0
+        if len(self.uncertain):
+            gated = (x[:, self.uncertain] > 0.5).any(axis=1) & (out < self.uncertain_threshold)
+            out[gated] = 0.0
         return out
 
-    def score(
-        self,
-        query: str,
-        query_vector: np.ndarray,
-        candidates: Sequence[str],
-        candidate_vectors: np.ndarray,
-        cosines: np.ndarray,
-    ) -> np.ndarray:
-        """P(same question) for each candidate, given best-first by cosine (all top-k)."""
-        del query_vector, candidate_vectors  # the shipped features read text and cosine only
-        cos = cosines.tolist()
+    @property
+    def lexicon(self) -> Lexicon:
+        """The WordNet extract the features read (loaded once per process, on first use)."""
+        return load_lexicon(self.meta.get("lexicon_path"))
+
+    def warm(self) -> None:
+        """Load the lexicon now (the cache does it in its worker thread at start)."""
+        load_lexicon(self.meta.get("lexicon_path"))
+
+    def parse(self, text: str) -> Parsed:
+        return parse(text, self.lexicon)
+
+    def features(self, query: str | Parsed, candidates: Sequence[str | Parsed],
+                 cosines: Sequence[float]) -> np.ndarray:  # fmt: skip
+        """The feature rows of ``query`` against each candidate (best-first by cosine)."""
+        lex = self.lexicon
+        q = query if isinstance(query, Parsed) else parse(query, lex)
+        cos = [float(c) for c in cosines]
         best = max(cos) if cos else 0.0
-        feats = [
+        rows = [
             pair_features(
-                query,
-                cand,
+                q,
+                cand if isinstance(cand, Parsed) else parse(cand, lex),
                 c,
                 best,
+                lex,
                 rank=rank,
                 next_cosine=cos[rank + 1] if rank + 1 < len(cos) else None,
             )
             for rank, (cand, c) in enumerate(zip(candidates, cos, strict=True))
         ]
-        return self.predict(np.asarray(feats, dtype=np.float64))
+        return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
+
+    def score(self, query: str | Parsed, candidates: Sequence[str | Parsed],
+              cosines: Sequence[float]) -> np.ndarray:  # fmt: skip
+        """P(same question) for each candidate, given best-first by cosine (all top-k)."""
+        return self.predict(self.features(query, candidates, cosines))
 
 
 def export_sklearn(model: Any, *, threshold: float, candidate_threshold: float,
-                   rules: Sequence[str] = (), meta: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+                   rules: Sequence[str] = (), meta: dict[str, Any],
+                   uncertain: Sequence[str] = (),
+                   uncertain_threshold: float = 0.0) -> dict[str, Any]:  # fmt: skip
     """A fitted ``HistGradientBoostingClassifier`` as this module's JSON format."""
     trees = []
     for (predictor,) in model._predictors:
@@ -164,6 +194,8 @@ def export_sklearn(model: Any, *, threshold: float, candidate_threshold: float,
         "threshold": threshold,
         "candidate_threshold": candidate_threshold,
         "rules": list(rules),
+        "uncertain": list(uncertain),
+        "uncertain_threshold": uncertain_threshold,
         "trees": trees,
         "meta": meta,
     }

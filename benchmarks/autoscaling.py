@@ -1,0 +1,325 @@
+"""Autoscaling benchmark: our predictive policy against Kubernetes HPA, Knative KPA, Ray Serve's
+default policy and an oracle, on real traces replayed in virtual time (``prsm.performance.sim``).
+
+Main scenario (BENCHMARKS.md, row ``autoscaling``): ``alibaba_genai_lora_requests.csv``;
+parameters are fitted and chosen on the first 14 days (to 2024-11-29 00:00) and figures
+reported on the rest (≈ 9.7 days); each request's service time from the trace; one request at
+a time per replica; start-up 120 s; SLO: queueing delay ≤ 30 s; 1–20 replicas; a violation
+minute is a minute in which any arriving request waits longer than the SLO. Also the Twitter
+trace (rate ×1/60, service 2 s mean, log-normal cv 1, one at a time, start-up 60 s, SLO 5 s;
+fit 14 days, report the rest) and the Azure LLM 2023 conversation trace (one hour: a burst
+test; service from tokens, 8 at a time per replica, start-up 60 s, SLO 2 s).
+
+Goal, main scenario: violation minutes ≤ 50 % of the best of HPA/KPA/Ray Serve at no more
+replica-hours than that peer, and replica-hours ≤ 1.15 × the oracle's.
+
+    python -m benchmarks.autoscaling                 # all three traces, tuned parameters
+    python -m benchmarks.autoscaling --tune          # re-choose ours on the fitting period
+    python -m benchmarks.autoscaling --quick --plot  # CI smoke run (short slices)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._harness import Report, parser
+from prsm.performance.sim import (
+    Scenario,
+    ServiceModel,
+    SimulationResult,
+    SimulationSettings,
+    TokenModel,
+    read_alibaba_lora,
+    read_azure_llm,
+    read_counts_per_minute,
+    run_policies,
+)
+
+TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
+GOAL = (
+    "main scenario: SLO-violation minutes <= 50% of the best of HPA/KPA/Ray Serve at <= that "
+    "peer's replica-hours, and replica-hours <= 1.15x the oracle's"
+)
+PEERS = ("hpa", "kpa", "ray")
+POLICIES = (*PEERS, "predictive", "oracle")
+FIT_END = "2024-11-29 00:00"
+#: where the tuning simulation reports from (the trace's first days carry almost no load)
+TUNE_FROM = "2024-11-19 00:00"
+
+#: ours per trace, chosen by ``--tune`` on each trace's fitting period (the JSON's ``tuning``
+#: has the grid); the Azure hour has no fitting period and runs the library's defaults
+TUNED: dict[str, dict[str, Any]] = {
+    "alibaba": {"wait_probability": 0.5, "scale_down_window": 60.0},
+    "twitter": {"wait_probability": 0.2, "scale_down_window": 180.0},
+    "azure": {},
+}
+GRID: list[dict[str, Any]] = [
+    {"wait_probability": w, "scale_down_window": d}
+    for w in (0.2, 0.3, 0.5)
+    for d in (60.0, 120.0, 180.0, 300.0)
+]
+
+
+def alibaba(traces: Path, quick: bool) -> tuple[Scenario, Scenario]:
+    """The main scenario and its fitting-period twin (for tuning)."""
+    trace = read_alibaba_lora(traces / "alibaba_genai_lora_requests.csv")
+    split = trace.at(FIT_END)
+    if quick:
+        settings = SimulationSettings(
+            startup_time=120.0, slo=30.0, start=split - 6 * 3600, end=split + 12 * 3600
+        )
+        main = Scenario(trace, settings, report_start=split, report_end=split + 12 * 3600)
+    else:
+        settings = SimulationSettings(startup_time=120.0, slo=30.0, start=split - 86400)
+        main = Scenario(trace, settings, report_start=split)
+    tune_from = trace.at(TUNE_FROM)
+    fit = Scenario(
+        trace,
+        SimulationSettings(startup_time=120.0, slo=30.0, start=tune_from - 86400, end=split),
+        report_start=tune_from,
+        report_end=split,
+    )
+    return main, fit
+
+
+def twitter(traces: Path, quick: bool) -> tuple[Scenario, Scenario]:
+    """The Twitter scenario and its fitting-period twin (the fitting period's last two days)."""
+    service = ServiceModel(mean=2.0, cv=1.0, seed=7)
+    trace = read_counts_per_minute(
+        traces / "twitter_requests_per_minute.csv", scale=1 / 60, service=service
+    )
+    split = 14 * 86400.0
+    if quick:
+        s = SimulationSettings(startup_time=60.0, slo=5.0, start=split - 1800, end=split + 3600)
+        main = Scenario(trace, s, report_start=split, report_end=split + 3600)
+    else:
+        s = SimulationSettings(startup_time=60.0, slo=5.0, start=split - 3600)
+        main = Scenario(trace, s, report_start=split)
+    tune_from = split - 2 * 86400.0
+    fit = Scenario(
+        trace,
+        SimulationSettings(startup_time=60.0, slo=5.0, start=tune_from - 3600, end=split),
+        report_start=tune_from,
+        report_end=split,
+    )
+    return main, fit
+
+
+def azure(traces: Path, quick: bool) -> Scenario:
+    trace = read_azure_llm(
+        traces / "azure_llm_2023_conv.csv",
+        TokenModel(prefill_tokens_per_s=5000.0, decode_tokens_per_s=50.0, overhead=0.05),
+    )
+    end = 900.0 if quick else None
+    s = SimulationSettings(concurrency=8, startup_time=60.0, slo=2.0, end=end)
+    return Scenario(trace, s, report_end=end)
+
+
+def predictive_params(tuned: dict[str, Any], quick: bool) -> dict[str, Any]:
+    params = dict(tuned)
+    if quick:  # fewer refits: the quick run checks that it runs, not its figures
+        params["predictor.refit_interval"] = 86400.0
+    return params
+
+
+def tune(fit: Scenario, quick: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Choose ours on the fitting period: the fewest violation minutes among the settings
+    that use no more replica-hours than the best peer there and ≤ 1.15× the oracle."""
+    base = run_policies(fit, POLICIES if not quick else ("hpa", "oracle"))
+    rows = {n: r.summary(fit.report_start, fit.report_end) for n, r in base.items()}
+    peers = [rows[p] for p in PEERS if p in rows]
+    best = min(peers, key=lambda r: (r["violation_minutes"], r["replica_hours"]))
+    budget = min(best["replica_hours"], 1.15 * rows["oracle"]["replica_hours"])
+    tried = []
+    grid = GRID[:2] if quick else GRID
+    for params in grid:
+        res = run_policies(
+            fit, ["predictive"], params={"predictive": predictive_params(params, quick)}
+        )
+        sm = res["predictive"].summary(fit.report_start, fit.report_end)
+        tried.append(
+            {
+                **params,
+                "replica_hours": sm["replica_hours"],
+                "violation_minutes": sm["violation_minutes"],
+            }
+        )
+        print(
+            f"tune {params}: {sm['replica_hours']} replica-h, "
+            f"{sm['violation_minutes']} violation-min",
+            flush=True,
+        )
+    within = [t for t in tried if t["replica_hours"] <= budget]
+    pool = within or tried
+    choice = (
+        min(pool, key=lambda t: (t["violation_minutes"], t["replica_hours"]))
+        if within
+        else min(pool, key=lambda t: t["replica_hours"])
+    )
+    chosen = {k: choice[k] for k in GRID[0]}
+    peer_rows = [
+        {"policy": n, **{k: v for k, v in r.items() if k != "policy"}} for n, r in rows.items()
+    ]
+    return chosen, [
+        {"budget_replica_hours": round(budget, 2), "best_peer": best["policy"]},
+        *peer_rows,
+        *tried,
+    ]
+
+
+def run_scenario(
+    name: str, scenario: Scenario, params: dict[str, Any]
+) -> dict[str, SimulationResult]:
+    t = time.perf_counter()
+    results = run_policies(scenario, POLICIES, params={"predictive": params})
+    print(
+        f"{name}: simulated {len(POLICIES)} policies in {time.perf_counter() - t:.0f} s", flush=True
+    )
+    return results
+
+
+def judge(rows: dict[str, dict[str, Any]]) -> tuple[dict[str, float], dict[str, bool], str]:
+    peers = [rows[p] for p in PEERS]
+    best = min(peers, key=lambda r: (r["violation_minutes"], r["replica_hours"]))
+    ours, oracle = rows["predictive"], rows["oracle"]
+    v_ratio = ours["violation_minutes"] / max(1, best["violation_minutes"])
+    h_ratio = ours["replica_hours"] / best["replica_hours"]
+    o_ratio = ours["replica_hours"] / oracle["replica_hours"]
+    ratios = {
+        "violation_minutes_vs_best_peer": round(v_ratio, 3),
+        "replica_hours_vs_best_peer": round(h_ratio, 3),
+        "replica_hours_vs_oracle": round(o_ratio, 3),
+    }
+    meets = {
+        "violations_half_of_best_peer_at_no_more_hours": (
+            ours["violation_minutes"] <= 0.5 * best["violation_minutes"] and h_ratio <= 1.0
+        ),
+        "hours_within_1.15x_oracle": o_ratio <= 1.15,
+    }
+    return ratios, meets, str(best["policy"])
+
+
+def plot_all(
+    report: Report, png: Path, results: dict[str, tuple[Scenario, dict[str, SimulationResult]]]
+) -> None:
+    from prsm.performance.sim import plot_comparison
+
+    for name, (scenario, res) in results.items():
+        out = png if name == "alibaba" else png.with_name(f"{png.stem}-{name}.png")
+        plot_comparison(
+            res,
+            out,
+            start=scenario.report_start,
+            end=scenario.report_end,
+            title=f"{name}: {scenario.trace.description}",
+        )
+        if out != png:
+            print(f"wrote {out}")
+    for name, rows in (report.extra.get("tuning") or {}).items():
+        out = png.with_name(f"{png.stem}-{name}-frontier.png")
+        plot_frontier(rows, out, name)
+        print(f"wrote {out}")
+
+
+def plot_frontier(rows: list[dict[str, Any]], out: Path, name: str) -> None:
+    """Violation minutes against replica-hours on the fitting period: ours at every grid
+    point, the peers and the oracle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    grid = [r for r in rows if "wait_probability" in r]
+    ax.plot(
+        [r["replica_hours"] for r in grid],
+        [r["violation_minutes"] for r in grid],
+        "o",
+        color="#d62728",
+        label="predictive (grid)",
+    )
+    for r in grid:
+        label = f"ε={r['wait_probability']:g}, {r['scale_down_window']:g}s"
+        ax.annotate(label, (r["replica_hours"], r["violation_minutes"]), fontsize=7)
+    for r in rows:
+        if r.get("policy") in (*PEERS, "oracle"):
+            color = {"hpa": "#1f77b4", "kpa": "#ff7f0e", "ray": "#2ca02c"}.get(r["policy"], "black")
+            ax.plot(r["replica_hours"], r["violation_minutes"], "s", color=color, label=r["policy"])
+    ax.set_xlabel("replica-hours (fitting period)")
+    ax.set_ylabel("SLO-violation minutes (fitting period)")
+    ax.set_title(f"{name}: the trade-off on the fitting period")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser("autoscaling", __doc__ or "")
+    p.add_argument("--traces", type=Path, default=TRACES, help="folder of the shared traces")
+    p.add_argument(
+        "--tune", action="store_true", help="re-choose our parameters on each fitting period"
+    )
+    p.add_argument("--only", choices=("alibaba", "twitter", "azure"), action="append", default=None)
+    args: argparse.Namespace = p.parse_args(argv)
+    report = Report("autoscaling", GOAL)
+    ali, ali_fit = alibaba(args.traces, args.quick)
+    tw, tw_fit = twitter(args.traces, args.quick)
+    scenarios = {"alibaba": ali, "twitter": tw, "azure": azure(args.traces, args.quick)}
+    fits = {"alibaba": ali_fit, "twitter": tw_fit}
+    wanted = args.only or list(scenarios)
+    tuned = {k: dict(v) for k, v in TUNED.items()}
+    if args.tune:
+        tuning = {}
+        for name in wanted:
+            if name in fits:
+                tuned[name], tuning[name] = tune(fits[name], args.quick)
+                report.notes.append(f"{name}: chosen on its fitting period: {tuned[name]}")
+        report.extra["tuning"] = tuning
+    report.extra["ours"] = {name: tuned[name] for name in wanted}
+    all_results = {}
+    parameters: dict[str, Any] = {}
+    for name in wanted:
+        scenario = scenarios[name]
+        results = run_scenario(name, scenario, predictive_params(tuned[name], args.quick))
+        all_results[name] = (scenario, results)
+        rows = {}
+        for policy, res in results.items():
+            row = res.summary(scenario.report_start, scenario.report_end)
+            rows[policy] = row
+            report.add(scenario=name, **row)
+        parameters[name] = {
+            "trace": scenario.trace.source,
+            "description": scenario.trace.description,
+            "settings": {
+                k: getattr(scenario.settings, k) for k in scenario.settings.__dataclass_fields__
+            },
+            "report_start": scenario.report_start,
+            "report_end": scenario.report_end,
+            "policies": {n: r.parameters for n, r in results.items()},
+        }
+        if name == "alibaba":
+            ratios, meets, best = judge(rows)
+            report.ratio_vs_peer = ratios
+            report.meets_goal = meets
+            report.notes.append(
+                f"best peer on the main scenario (fewest violation minutes): {best}"
+            )
+    report.extra["scenarios"] = parameters
+    report.notes.append(
+        "peers as documented: HPA (15 s sync, tolerance 0.1, up max(+4, +100%)/15 s, down "
+        "stabilisation 300 s; metric in-flight+queued per pod, target = the concurrency per "
+        "replica), KPA (2 s tick, 60 s stable / 6 s panic window, target 70% of the container "
+        "concurrency, panic at 200%, at most halving), Ray Serve (target_ongoing_requests = the "
+        "concurrency per replica, upscale 30 s, downscale 600 s, 30 s look-back; control loop "
+        "run every 1 s of virtual time); oracle: peak demand over start-up + 60 s look-ahead"
+    )
+    report.finish(args, plot=lambda r, png: plot_all(r, png, all_results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""Benchmark ``soak``: does the gateway stay flat under hours-like load? Ten minutes of
+open-loop load replaying the arrivals of ``azure_llm_2023_conv.csv`` (time-scaled to
+``--rate`` requests/s on average) through ``prsm-perf serve`` with its caches (L1, Redis L2,
+content-addressed L3) and local embedding workers on, with each request's body sized from
+the trace (``ContextTokens`` words of prompt, ``GeneratedTokens`` as ``max_tokens``); every
+third chat request streams, one in ten requests is an embedding, and three in ten repeat an
+earlier prompt (cache hits). The resident memory and open file descriptors of the gateway
+process (and of its whole tree, workers included) are sampled every second.
+
+Goal: flat after warm-up: no series grows by more than 5 % over the last eight minutes
+(medians of ten seconds at each end of that window, so one sample's noise does not count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import random
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._faults import (
+    EMBED_MODEL,
+    MODEL,
+    Load,
+    Redis,
+    start_ours,
+    start_sim,
+    summarize,
+    tree_usage as _tree_usage,
+)
+from benchmarks._harness import Report, parser
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+TRACE = SHARED / "data" / "traces" / "azure_llm_2023_conv.csv"
+#: one dict a second (t, rss, fds, tree_rss, tree_fds): what --plot draws
+SAMPLES: list[dict[str, Any]] = []
+GOAL = "RSS and open fds flat after warm-up: <= 5 % growth over the soak's last eight minutes"
+WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+]
+
+
+def read_trace(path: Path, rate: float, duration: float) -> list[tuple[float, int, int]]:
+    """``(due seconds, context tokens, generated tokens)`` for every request of the trace that
+    falls within ``duration`` once its arrivals are scaled to ``rate`` per second on average."""
+    rows = []
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            ts = dt.datetime.fromisoformat(row["TIMESTAMP"][:26])
+            rows.append((ts, int(row["ContextTokens"]), int(row["GeneratedTokens"])))
+    rows.sort()
+    span = (rows[-1][0] - rows[0][0]).total_seconds()
+    speed = rate * span / len(rows)  # trace seconds per replayed second
+    out = []
+    for ts, ctx, gen in rows:
+        due = (ts - rows[0][0]).total_seconds() / speed
+        if due >= duration:
+            break
+        out.append((due, ctx, gen))
+    return out
+
+
+def growth(samples: list[tuple[float, int]], start: float, end: float) -> dict[str, float]:
+    """Medians of ten seconds at ``start`` and at ``end``, and the growth between them (%)."""
+    first = [v for t, v in samples if start <= t < start + 10]
+    last = [v for t, v in samples if end - 10 <= t <= end]
+    a, b = statistics.median(first), statistics.median(last)
+    return {"start": a, "end": b, "growth_pct": 100.0 * (b - a) / a if a else 0.0}
+
+
+def plot(report: Report, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = SAMPLES
+    window = report.extra["window"]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    t = [s["t"] for s in samples]
+    ax1.plot(t, [s["rss"] / 2**20 for s in samples], label="gateway process")
+    ax1.plot(t, [s["tree_rss"] / 2**20 for s in samples], label="with its workers")
+    ax1.set_ylabel("resident memory (MiB)")
+    ax2.plot(t, [s["fds"] for s in samples], label="gateway process")
+    ax2.plot(t, [s["tree_fds"] for s in samples], label="with its workers")
+    ax2.set_ylabel("open file descriptors")
+    ax2.set_xlabel("seconds")
+    for ax in (ax1, ax2):
+        ax.axvspan(window[0], window[1], color="grey", alpha=0.1, label="judged window")
+        ax.legend(fontsize=8)
+        ax.set_ylim(bottom=0)
+    fig.suptitle("soak: " + ", ".join(f"{r['series']} {r['growth_pct']:+.1f}%"
+                                      for r in report.rows if "growth_pct" in r))  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    p = parser("soak", __doc__ or "")
+    p.add_argument("--duration", type=float, default=None, help="seconds of load (600)")
+    p.add_argument("--rate", type=float, default=None, help="mean requests/s of the replay")
+    p.add_argument("--warmup", type=float, default=None, help="seconds not judged (120)")
+    p.add_argument("--workers", type=int, default=1, help="local embedding workers")
+    p.add_argument("--trace", type=Path, default=TRACE)
+    args = p.parse_args()
+    quick = args.quick
+    duration = args.duration or (30.0 if quick else 600.0)
+    warmup = args.warmup if args.warmup is not None else (8.0 if quick else 120.0)
+    rate = args.rate or (10.0 if quick else 20.0)
+    if duration - warmup < 20:  # two ten-second medians
+        raise SystemExit("--duration must leave at least 20 s after --warmup to judge")
+    trace = read_trace(args.trace, rate, duration)
+    rng = random.Random(7)
+    prompt_of = [i if rng.random() > 0.3 or i == 0 else rng.randrange(i) for i in range(len(trace))]
+
+    def text(i: int, words: int) -> str:
+        r = random.Random(prompt_of[i])
+        return " ".join(r.choice(WORDS) for _ in range(max(1, words)))
+
+    def body_for(i: int) -> dict[str, Any]:
+        _, ctx, gen = trace[i]
+        if i % 10 == 9:
+            return {"model": EMBED_MODEL, "input": [text(i, min(ctx, 200))]}
+        return {"model": MODEL, "max_tokens": max(1, min(gen, 512)),
+                "messages": [{"role": "user", "content": text(i, ctx)}]}  # fmt: skip
+
+    def path_for(i: int) -> str:
+        return "/v1/embeddings" if i % 10 == 9 and args.workers > 0 else "/v1/chat/completions"
+
+    tmp = Path(tempfile.mkdtemp(prefix="prsm-bench-soak-"))
+    sims = [start_sim(name, latency=0.02) for name in ("A", "B")]
+    redis = Redis(tmp)
+    redis.start()
+    samples: list[dict[str, Any]] = []
+    try:
+        gw = start_ours(sims, tmp, redis=redis, data_dir=tmp / "data", workers=args.workers,
+                        reset_timeout=5.0, failure_threshold=3)  # fmt: skip
+        try:
+            load = Load(f"http://127.0.0.1:{gw.port}", rate, duration, stream_every=3,
+                        body_for=body_for, path_for=path_for,
+                        arrivals=[due for due, _, _ in trace])  # fmt: skip
+            stop = threading.Event()
+            t0 = time.monotonic()
+
+            def sample() -> None:
+                while not stop.is_set():
+                    rss, fds = _tree_usage(gw.pid, tree=False)
+                    tree_rss, tree_fds = _tree_usage(gw.pid)
+                    samples.append({"t": time.monotonic() - t0, "rss": rss, "fds": fds,
+                                    "tree_rss": tree_rss, "tree_fds": tree_fds})  # fmt: skip
+                    stop.wait(1.0)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            print(f"soak: {len(trace)} requests over {duration:.0f}s", flush=True)
+            outcomes = asyncio.run(load.run())
+            stop.set()
+            sampler.join()
+        finally:
+            gw.stop()
+    finally:
+        for sim in sims:
+            sim.stop()
+        redis.stop()
+    report = Report("soak", GOAL)
+    report.add(series="requests", **summarize(outcomes))
+    end = min(duration, samples[-1]["t"])
+    window = (max(warmup, end - 480.0), end)
+    meets = {}
+    for key, label in (("rss", "gateway_rss"), ("fds", "gateway_fds"),
+                       ("tree_rss", "tree_rss"), ("tree_fds", "tree_fds")):  # fmt: skip
+        g = growth([(s["t"], s[key]) for s in samples], *window)
+        report.add(series=label, **g)
+        meets[f"{label}_flat"] = g["growth_pct"] <= 5.0
+    report.meets_goal = meets
+    report.notes.append(f"replay of {args.trace.name} at {rate} req/s mean for {duration:.0f}s; "
+                        f"judged from {window[0]:.0f}s to {window[1]:.0f}s")  # fmt: skip
+    SAMPLES.extend(samples)  # for the chart only; the JSON keeps the figures
+    report.extra["samples_taken"] = len(samples)
+    report.extra["window"] = window
+    report.finish(args, plot)
+
+
+if __name__ == "__main__":
+    main()

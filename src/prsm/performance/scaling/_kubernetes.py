@@ -1,0 +1,156 @@
+"""``KubernetesBackend``: replicas are a Deployment's pods; scaling patches its ``scale``
+subresource with the official ``kubernetes`` client
+(``pip install 'prsm-performance[kubernetes]'``).
+
+``scale_to(n)`` sends ``PATCH /apis/apps/v1/namespaces/NS/deployments/NAME/scale`` with the
+merge patch ``{"spec": {"replicas": n}}`` (content type ``application/merge-patch+json``,
+set explicitly: the client would otherwise label a dict body a JSON patch, which an API server
+rejects). ``status()`` reads the Deployment: ``spec.replicas`` asked for, ``status.readyReplicas``
+serving, the difference starting. Kubernetes itself drains removed pods (they leave the
+Service's endpoints, get SIGTERM and their ``terminationGracePeriodSeconds``): give the
+serving container a ``preStop`` hook or graceful shutdown so that what it holds finishes.
+
+The client is synchronous: calls run in a worker thread. Its :class:`ApiException` and
+connection errors become :class:`~prsm.performance.errors.ScalingError` (with the HTTP status),
+which the controller retries. On a real cluster, RBAC must allow ``get`` on
+``deployments`` and ``get``, ``patch`` on ``deployments/scale`` in the namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..errors import DependencyMissingError, ScalingError
+from ._controller import ReplicaStatus
+
+T = TypeVar("T")
+
+
+def _kubernetes() -> Any:
+    try:
+        import kubernetes
+    except ImportError as exc:
+        raise DependencyMissingError(
+            "kubernetes", "kubernetes", "the Kubernetes scaling backend"
+        ) from exc
+    return kubernetes
+
+
+def kubernetes_api_client(
+    *,
+    host: str | None = None,
+    token: str | None = None,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    in_cluster: bool = False,
+    verify_ssl: bool = True,
+) -> Any:
+    """A ``kubernetes.client.ApiClient``: in the cluster (a service account), from a
+    kubeconfig (``kubeconfig``/``context``; default ``~/.kube/config``), or for ``host``
+    with a bearer ``token``."""
+    k8s = _kubernetes()
+    if in_cluster:
+        k8s.config.load_incluster_config()
+        return k8s.client.ApiClient()
+    if host is None:
+        config = k8s.client.Configuration()
+        k8s.config.load_kube_config(
+            config_file=kubeconfig, context=context, client_configuration=config
+        )
+        return k8s.client.ApiClient(config)
+    config = k8s.client.Configuration()
+    config.host = host
+    config.verify_ssl = verify_ssl
+    if token is not None:
+        # the client (v36+) reads the token and its prefix under "BearerToken"
+        config.api_key = {"BearerToken": token}
+        config.api_key_prefix = {"BearerToken": "Bearer"}
+    return k8s.client.ApiClient(config)
+
+
+class KubernetesBackend:
+    """See the module docstring. ``client`` is a ``kubernetes.client.ApiClient`` (see
+    :func:`kubernetes_api_client`); ``timeout`` bounds each API call (seconds)."""
+
+    def __init__(
+        self,
+        deployment: str,
+        namespace: str = "default",
+        *,
+        client: Any = None,
+        timeout: float = 10.0,
+    ) -> None:
+        if not deployment:
+            raise ScalingError("kubernetes", "deployment: give the Deployment's name")
+        k8s = _kubernetes()
+        self.deployment = deployment
+        self.namespace = namespace
+        self.timeout = timeout
+        self._client = client if client is not None else kubernetes_api_client()
+        self._apps = k8s.client.AppsV1Api(self._client)
+        self._api_exception = k8s.client.exceptions.ApiException
+        import urllib3
+
+        # connection refused, reset, time-outs: urllib3's errors are not all OSErrors
+        self._transport_errors: tuple[type[BaseException], ...] = (
+            OSError,
+            TimeoutError,
+            urllib3.exceptions.HTTPError,
+        )
+
+    @property
+    def name(self) -> str:
+        return f"kubernetes:{self.namespace}/{self.deployment}"
+
+    async def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(fn)
+        except self._api_exception as exc:
+            reason = getattr(exc, "reason", "") or ""
+            raise ScalingError(
+                self.name, f"{what}: {reason} {exc.body or ''}".strip(), status=exc.status
+            ) from exc
+        except self._transport_errors as exc:
+            raise ScalingError(self.name, f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    async def status(self) -> ReplicaStatus:
+        dep = await self._call(
+            "read deployment",
+            lambda: self._apps.read_namespaced_deployment(
+                self.deployment, self.namespace, _request_timeout=self.timeout
+            ),
+        )
+        return _status(dep)
+
+    async def scale_to(self, replicas: int) -> ReplicaStatus:
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ScalingError(self.name, f"replicas must be a whole number >= 0, got {replicas!r}")
+        await self._call(
+            f"patch scale to {replicas}",
+            lambda: self._apps.patch_namespaced_deployment_scale(
+                self.deployment,
+                self.namespace,
+                {"spec": {"replicas": replicas}},
+                _content_type="application/merge-patch+json",
+                _request_timeout=self.timeout,
+            ),
+        )
+        return await self.status()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+
+def _status(dep: Any) -> ReplicaStatus:
+    spec = int(dep.spec.replicas or 0)
+    st = dep.status
+    ready = int((st.ready_replicas if st is not None else 0) or 0)
+    total = int((st.replicas if st is not None else 0) or 0)
+    return ReplicaStatus(
+        ready=min(ready, spec),
+        starting=max(0, spec - ready),
+        draining=max(0, total - spec),
+        target=spec,
+    )

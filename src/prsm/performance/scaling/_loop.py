@@ -1,0 +1,259 @@
+"""``ScalingLoop``: the live driver. Every ``policy.interval`` it takes a snapshot (the
+tracker's load — or ``load_history(now)``, e.g. :func:`load_from_store` on the monitoring
+history —, the backend's replicas, the measured start-up time), asks the policy — the
+same pure function the simulator calls — in a worker thread (a refit of the forecast never
+blocks the request path), and has the controller carry out the target.
+
+Each step is kept (:attr:`history`, for ``/admin/scaling``) and exported as metrics:
+``prsm_scaling_decision_target``, ``prsm_scaling_forecast_rps`` (point and upper),
+``prsm_scaling_score``, ``prsm_scaling_ready_replicas`` and the controller's action counters.
+Start-up time is measured: from a scale-up until the backend reports the replicas ready,
+averaged (EWMA) into the ``startup_time`` the next snapshots carry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..clock import Clock, SystemClock
+from ..errors import ScalingError
+from ..monitoring._registry import MetricsRegistry
+from ._controller import DEFAULT_DEPLOYMENT, ActionReport, ReplicaStatus, ScalingController
+from ._score import ScoreSettings, score_signals, signal_readings
+from ._tracker import LoadTracker
+from ._types import (
+    LoadSeries,
+    ScalingContext,
+    ScalingDecision,
+    ScalingPolicy,
+    ScalingSignals,
+    check_positive,
+)
+
+log = logging.getLogger("prsm.performance.scaling")
+
+
+@dataclass(frozen=True, slots=True)
+class LoopStep:
+    """One iteration: when, what it saw, what the policy decided, what was done."""
+
+    at: float
+    context: ScalingContext
+    status: ReplicaStatus
+    decision: ScalingDecision
+    reports: list[ActionReport]
+    score: dict[str, Any] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        ctx = self.context
+        details = {
+            k: (round(v, 6) if isinstance(v, float) else v)
+            for k, v in self.decision.details.items()
+            if isinstance(v, (int, float, str, bool)) or v is None
+        }
+        return {
+            "at": self.at,
+            "ready": self.status.ready,
+            "starting": self.status.starting,
+            "draining": self.status.draining,
+            "in_flight": ctx.in_flight,
+            "queued": ctx.queued,
+            "mean_ongoing": round(ctx.mean_ongoing, 4),
+            "service_time": ctx.service_time,
+            "startup_time": ctx.startup_time,
+            "target": self.decision.target,
+            "action": self.decision.action.value,
+            "reason": self.decision.reason,
+            "details": details,
+            "score": self.score,
+            "actions": [r.as_dict() for r in self.reports],
+        }
+
+
+class ScalingLoop:
+    """See the module docstring. ``signals`` returns the multi-signal reading (cpu, memory,
+    latency, errors; the tracker fills in what it knows)."""
+
+    def __init__(
+        self,
+        policy: ScalingPolicy[Any],
+        controller: ScalingController,
+        tracker: LoadTracker,
+        *,
+        deployment: str = DEFAULT_DEPLOYMENT,
+        concurrency: int = 1,
+        startup_time: float = 60.0,
+        signals: Callable[[], ScalingSignals | None] | None = None,
+        load_history: Callable[[float], LoadSeries] | None = None,
+        score: ScoreSettings | None = None,
+        clock: Clock | None = None,
+        metrics: MetricsRegistry | None = None,
+        history: int = 500,
+    ) -> None:
+        check_positive("startup_time", startup_time, allow_zero=True)
+        check_positive("concurrency", concurrency)
+        self.policy = policy
+        self.controller = controller
+        self.tracker = tracker
+        self.deployment = deployment
+        self.concurrency = concurrency
+        self.startup_time = startup_time
+        self.signals = signals
+        self.load_history = load_history
+        self.score_settings = score or ScoreSettings()
+        self.clock = clock or SystemClock()
+        self.state: Any = policy.initial_state()
+        self.history: deque[LoopStep] = deque(maxlen=history)
+        self._task: asyncio.Task[None] | None = None
+        self._pending_up: tuple[float, int] | None = None  # (asked at, target) of a scale-up
+        m = metrics or MetricsRegistry()
+        labels = ["deployment"]
+        self._m_target = m.gauge("scaling_decision_target", "Replicas the policy wants", labels)
+        self._m_ready = m.gauge("scaling_ready_replicas", "Replicas serving", labels)
+        self._m_forecast = m.gauge(
+            "scaling_forecast_rps", "LoadForecast request rate", ["deployment", "kind"]
+        )
+        self._m_score = m.gauge("scaling_score", "Multi-signal score (0-1)", labels)
+        self._m_startup = m.gauge("scaling_startup_seconds", "Measured replica start-up", labels)
+        self._m_errors = m.counter("scaling_loop_errors", "Scaling steps that failed", labels)
+
+    # -- one step --------------------------------------------------------------------------
+    def _measure_startup(self, now: float, status: ReplicaStatus) -> None:
+        if self._pending_up is None:
+            return
+        asked, target = self._pending_up
+        if status.ready >= target:
+            took = now - asked
+            self.startup_time = 0.7 * self.startup_time + 0.3 * took
+            self._m_startup.labels(self.deployment).set(self.startup_time)
+            self._pending_up = None
+        elif status.desired < target:
+            self._pending_up = None  # scaled down meanwhile: nothing to measure
+
+    def context(
+        self, status: ReplicaStatus, load: LoadSeries | None = None
+    ) -> tuple[ScalingContext, dict[str, Any] | None]:
+        now = self.clock.time()
+        window = self.tracker.take_window()
+        outside = self.signals() if self.signals is not None else None
+        ready = max(status.ready, 0)
+        own = ScalingSignals(
+            cpu=window.mean_busy / (ready * self.concurrency) if ready else None,
+            latency=window.mean_wait,
+            queue_depth=self.tracker.queued / max(1, ready),
+            error_rate=window.error_rate,
+        )
+        signals = own if outside is None else ScalingSignals(
+            cpu=_first(outside.cpu, own.cpu),
+            memory=outside.memory,
+            latency=_first(outside.latency, own.latency),
+            queue_depth=_first(outside.queue_depth, own.queue_depth),
+            error_rate=_first(outside.error_rate, own.error_rate),
+        )  # fmt: skip
+        ctx = ScalingContext(
+            now=now,
+            ready_replicas=status.ready,
+            starting_replicas=status.starting,
+            target_replicas=status.desired,
+            in_flight=self.tracker.in_flight,
+            queued=self.tracker.queued,
+            mean_ongoing=window.mean_ongoing,
+            mean_busy=window.mean_busy,
+            interval=window.interval,
+            arrivals=window.arrivals,
+            concurrency=self.concurrency,
+            service_time=self.tracker.service_time,
+            startup_time=self.startup_time,
+            load=load if load is not None else self.tracker.load(),
+            signals=signals,
+        )
+        score = score_signals(signal_readings(signals, self.score_settings), self.score_settings)
+        return ctx, score.as_dict()
+
+    async def step(self) -> LoopStep:
+        """Snapshot → decision → action; kept in :attr:`history` and returned."""
+        status = await self.controller.status(self.deployment)
+        now = self.clock.time()
+        self._measure_startup(now, status)
+        load = None
+        if self.load_history is not None:  # the history store blocks: off the loop
+            load = await asyncio.to_thread(self.load_history, now)
+        ctx, score = self.context(status, load)
+        decision, self.state = await asyncio.to_thread(self.policy.decide, ctx, self.state)
+        plan = self.controller.plan(
+            {self.deployment: status.desired}, {self.deployment: decision.target}, decision.reason
+        )
+        reports = await self.controller.execute(plan)
+        for r in reports:
+            if r.ok and r.action.change > 0:
+                self._pending_up = (now, r.action.target)
+        step = LoopStep(now, ctx, status, decision, reports, score)
+        self.history.append(step)
+        self._export(step)
+        return step
+
+    def _export(self, step: LoopStep) -> None:
+        d = self.deployment
+        self._m_target.labels(d).set(step.decision.target)
+        self._m_ready.labels(d).set(step.status.ready)
+        if step.score is not None:
+            self._m_score.labels(d).set(step.score["score"])
+        fc = step.decision.details.get("forecast")
+        if isinstance(fc, float):
+            self._m_forecast.labels(d, "point").set(fc)
+            up = step.decision.details.get("forecast_upper", fc)
+            self._m_forecast.labels(d, "upper").set(float(up))
+
+    # -- the loop --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Step every ``policy.interval`` seconds until cancelled; a failed step is logged,
+        counted and the loop goes on."""
+        while True:
+            try:
+                await self.step()
+            except (ScalingError, OSError, TimeoutError) as exc:
+                self._m_errors.labels(self.deployment).inc()
+                log.error("scaling step for %s failed: %s", self.deployment, exc)
+            await self.clock.sleep(self.policy.interval)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name=f"scaling loop {self.deployment}")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def snapshot(self, last: int = 50) -> dict[str, Any]:
+        """What ``/admin/scaling`` shows: the policy and its parameters, the last steps."""
+        return {
+            "deployment": self.deployment,
+            "policy": self.policy.name,
+            "parameters": _plain(self.policy.parameters()),
+            "interval": self.policy.interval,
+            "startup_time": self.startup_time,
+            "running": self._task is not None,
+            "steps": [s.as_dict() for s in list(self.history)[-last:]],
+            "actions": [r.as_dict() for r in list(self.controller.history)[-last:]],
+        }
+
+
+def _first(a: float | None, b: float | None) -> float | None:
+    return a if a is not None else b
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return repr(value)

@@ -1,0 +1,260 @@
+"""Our policy: forecast the request rate, size for its upper quantile ahead of the start-up
+time, never below what runs now, and scale down slowly.
+
+Each decision (a pure function of the snapshot and the previous state):
+
+1. **LoadForecast.** The arrival history (``ctx.load``) feeds a :class:`FittedPredictor`, refitted
+   every ``predictor.refit_interval`` (inside the decision: the live loop runs decisions in a
+   worker thread, off the request path); between fits, new steps move the models' states on.
+2. **Predictive target.** The upper forecast (``predictor.quantile``) over the steps that
+   replicas asked for now will serve — ``[now + startup, now + startup + lead]`` — gives the
+   replicas for which a request waits longer than the SLO with probability at most
+   ``wait_probability`` (Erlang C), each replica's capacity learned from the measured service
+   time and its concurrency.
+3. **Reactive target.** Every request in the system now gets a slot:
+   ``ceil(ongoing / (concurrency · reactive_utilization))``; with ``use_score`` and a
+   multi-signal reading, the post's score adds its say: above its scale-up threshold one
+   replica more than now, between the thresholds no fewer than now.
+4. The larger of the two, within ``[min_replicas, max_replicas]`` and the replicas the cost
+   limit per hour pays for; scale-up at once (stabilisation window ``scale_up_window``),
+   scale-down to the highest target of the last ``scale_down_window`` seconds; each step at
+   most ``max_step_up`` (or ``max_step_up_percent``) up and ``max_step_down`` down.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..errors import ConfigError
+from ._predictor import FittedPredictor, LoadForecast, PredictorSettings, fit_predictor
+from ._queueing import replicas_for
+from ._score import LatencyMetric, ScoreSettings, default_metrics, score_signals, signal_readings
+from ._types import (
+    LoadSeries,
+    ScalingAction,
+    ScalingContext,
+    ScalingDecision,
+    check_positive,
+    check_replica_bounds,
+    check_whole,
+    clamp,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictiveSettings:
+    """See the module docstring; every field is validated."""
+
+    min_replicas: int = 1
+    max_replicas: int = 20
+    interval: float = 15.0
+    slo: float = 30.0
+    wait_probability: float = 0.05
+    reactive_utilization: float = 1.0
+    lead: float = 60.0
+    scale_up_window: float = 0.0
+    scale_down_window: float = 600.0
+    max_step_up: int = 4
+    max_step_up_percent: float = 100.0
+    max_step_down: int = 1
+    cost_per_replica_hour: float = 1.0
+    cost_limit_per_hour: float | None = None
+    default_service_time: float = 1.0
+    use_score: bool = True
+    predictor: PredictorSettings = field(default_factory=PredictorSettings)
+
+    def __post_init__(self) -> None:
+        check_replica_bounds(self.min_replicas, self.max_replicas)
+        check_positive("interval", self.interval)
+        check_positive("slo", self.slo)
+        if not 0 < self.wait_probability < 1:
+            raise ConfigError(
+                "wait_probability", f"must be in (0, 1), got {self.wait_probability!r}"
+            )
+        if not 0 < self.reactive_utilization <= 1:
+            raise ConfigError(
+                "reactive_utilization", f"must be in (0, 1], got {self.reactive_utilization!r}"
+            )
+        check_positive("lead", self.lead, allow_zero=True)
+        check_positive("scale_up_window", self.scale_up_window, allow_zero=True)
+        check_positive("scale_down_window", self.scale_down_window, allow_zero=True)
+        check_whole("max_step_up", self.max_step_up, 1)
+        check_whole("max_step_down", self.max_step_down, 1)
+        check_positive("max_step_up_percent", self.max_step_up_percent, allow_zero=True)
+        check_positive("cost_per_replica_hour", self.cost_per_replica_hour, allow_zero=True)
+        if self.cost_limit_per_hour is not None:
+            check_positive("cost_limit_per_hour", self.cost_limit_per_hour)
+            if self.cost_per_replica_hour * self.min_replicas > self.cost_limit_per_hour:
+                raise ConfigError(
+                    "cost_limit_per_hour",
+                    f"{self.cost_limit_per_hour} does not pay for min_replicas "
+                    f"({self.min_replicas} × {self.cost_per_replica_hour}/h)",
+                )
+        check_positive("default_service_time", self.default_service_time)
+        if not isinstance(self.use_score, bool):
+            raise ConfigError("use_score", f"must be true or false, got {self.use_score!r}")
+
+    def score_settings(self) -> ScoreSettings:
+        """The post's weights and thresholds, latency judged against this SLO."""
+        metrics = default_metrics()
+        metrics["latency"] = LatencyMetric(full=self.slo)
+        return ScoreSettings(metrics)
+
+    @property
+    def affordable_replicas(self) -> int:
+        """The most replicas the cost limit pays for (``max_replicas`` without a limit)."""
+        if self.cost_limit_per_hour is None or self.cost_per_replica_hour == 0:
+            return self.max_replicas
+        return min(self.max_replicas, int(self.cost_limit_per_hour // self.cost_per_replica_hour))
+
+
+@dataclass(frozen=True, slots=True)
+class PredictiveState:
+    """The fitted predictor, its models' states and how many forecast steps they have
+    seen, and the recent targets ``(time, replicas)`` the stabilisation windows look at."""
+
+    fitted: FittedPredictor | None = None
+    states: tuple[Any, ...] | None = None
+    seen: int = 0
+    recommendations: tuple[tuple[float, int], ...] = ()
+    fit_error: str | None = None
+    last: LoadForecast | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PredictivePolicy:
+    """See the module docstring."""
+
+    settings: PredictiveSettings = field(default_factory=PredictiveSettings)
+    name: str = "predictive"
+    _score: ScoreSettings = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_score", self.settings.score_settings())
+
+    @property
+    def interval(self) -> float:
+        return self.settings.interval
+
+    def initial_state(self) -> PredictiveState:
+        return PredictiveState()
+
+    def parameters(self) -> dict[str, Any]:
+        s = asdict(self.settings)
+        return {"policy": "PRSM predictive (forecast + Erlang C + reactive floor)", **s}
+
+    # -- forecasting -----------------------------------------------------------------------
+    def forecast(
+        self, load: LoadSeries | None, state: PredictiveState
+    ) -> tuple[LoadForecast | None, PredictiveState]:
+        """Refit when due, move the models on by the new steps, forecast the horizon (only
+        when a step has completed since the last call; otherwise the last forecast)."""
+        p = self.settings.predictor
+        if load is None or len(load) == 0:
+            return None, state
+        k = round(p.step / load.step)
+        if k < 1 or abs(k * load.step - p.step) > 1e-9 * p.step:
+            raise ConfigError(
+                "predictor.step",
+                f"{p.step:g} s is not a whole multiple of the history's {load.step:g} s",
+            )
+        steps = len(load) // k
+        end = load.start + steps * p.step
+        fitted, states, seen, error = state.fitted, state.states, state.seen, state.fit_error
+        due = fitted is None or end - fitted.fitted_at >= p.refit_interval
+        if not due and steps == seen and state.last is not None:
+            return state.last, state
+        if due and (state.fit_error is None or steps > seen):
+            try:
+                fitted = fit_predictor(load, p)
+                states, seen, error = None, 0, None
+            except ConfigError as exc:  # history too short yet: reactive only until it grows
+                error, seen = str(exc), steps
+        if fitted is None:
+            return None, replace(state, seen=seen, fit_error=error)
+        if states is None:
+            states = fitted.filter(load.resample(p.step).values[-int(p.max_history // p.step) :])
+        elif steps > seen:
+            new = load.values[seen * k : steps * k].reshape(-1, k).sum(axis=1)
+            states = fitted.update(states, new)
+        fc = fitted.forecast(states, p.horizon_steps, end)
+        return fc, PredictiveState(fitted, states, steps, state.recommendations, error, fc)
+
+    # -- the decision ----------------------------------------------------------------------
+    def decide(
+        self, ctx: ScalingContext, state: PredictiveState
+    ) -> tuple[ScalingDecision, PredictiveState]:
+        s = self.settings
+        now = ctx.now
+        fc, state = self.forecast(ctx.load, state)
+        service = ctx.service_time if ctx.service_time else s.default_service_time
+        conc = max(1, ctx.concurrency)
+        capacity = conc / service  # requests/s one replica serves
+        lead_from = now + ctx.startup_time
+        lead_to = lead_from + s.lead + s.interval
+        point_rate = upper_rate = 0.0
+        predicted = 0
+        if fc is not None:
+            point_rate, upper_rate = fc.window(lead_from, lead_to)
+            predicted = replicas_for(
+                upper_rate,
+                service,
+                conc,
+                wait=s.slo,
+                probability=s.wait_probability,
+                max_replicas=s.max_replicas,
+            )
+        reactive = math.ceil(ctx.ongoing / (conc * s.reactive_utilization))
+        current = ctx.target_replicas
+        score = None
+        if s.use_score and ctx.signals is not None:
+            score = score_signals(signal_readings(ctx.signals, self._score), self._score)
+            if score.action is ScalingAction.SCALE_UP:
+                reactive = max(reactive, current + 1)
+            elif score.action is ScalingAction.MAINTAIN:
+                reactive = max(reactive, min(current, ctx.ready_replicas))
+        cap = s.affordable_replicas
+        raw = clamp(max(predicted, reactive), s.min_replicas, cap)
+        up_rec = down_rec = raw
+        for t, rec in state.recommendations:
+            if t > now - s.scale_up_window:
+                up_rec = min(up_rec, rec)
+            if t > now - s.scale_down_window:
+                down_rec = max(down_rec, rec)
+        desired = min(max(current, up_rec), down_rec)
+        if desired > current:
+            step = max(s.max_step_up, math.ceil(current * s.max_step_up_percent / 100.0))
+            desired = min(desired, current + step)
+        elif desired < current:
+            desired = max(desired, current - s.max_step_down)
+        desired = clamp(desired, s.min_replicas, cap)
+        keep = max(s.scale_up_window, s.scale_down_window)
+        recs = (*(r for r in state.recommendations if r[0] > now - keep), (now, raw))
+        new_state = replace(state, recommendations=recs)
+        details: dict[str, Any] = {
+            "predicted_replicas": predicted,
+            "reactive_replicas": reactive,
+            "recommendation": raw,
+            "capacity_rps_per_replica": round(capacity, 6),
+            "service_time": round(service, 4),
+            "expected_cost_per_hour": round(desired * s.cost_per_replica_hour, 4),
+        }
+        if score is not None:
+            details.update(score=round(score.score, 4), score_action=score.action.value)
+        if fc is not None:
+            details.update(
+                forecast=point_rate,
+                forecast_upper=upper_rate,
+                forecast_model=fc.model,
+                forecast_window=(lead_from, lead_to),
+            )
+        reason = (
+            f"forecast p{round(s.predictor.quantile * 100)} {upper_rate:.3f} req/s → {predicted}, "
+            f"ongoing {ctx.ongoing} → {reactive}"
+            if fc is not None
+            else f"no forecast yet ({state.fit_error or 'no history'}); "
+            f"ongoing {ctx.ongoing} → {reactive}"
+        )
+        return ScalingDecision.relative(desired, current, reason, **details), new_state

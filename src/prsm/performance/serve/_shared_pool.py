@@ -1,0 +1,320 @@
+"""One local model pool for every gateway process of ``prsm-perf serve --workers N``.
+
+Each gateway process used to start its own pool: N × ``workers.count`` copies of the model,
+and no batching across processes. Now the serving parent starts the pool once
+(:class:`PoolHost`: an event loop in a thread of the parent, holding the
+:class:`~prsm.performance.workers.LocalWorkerPool`, its supervisor and the batching
+:class:`~prsm.performance.workers.LocalModelUpstream`) and listens on a Unix socket in a
+private folder (mode 0700: only the same user can connect). Each gateway process reaches it
+with a :class:`SharedPoolUpstream` (the ``local`` route of its dispatcher): one connection,
+many calls in flight, matched by id. Texts from every gateway process share one batcher per
+device, so batches fill across processes as they do within one.
+
+The wire is the workers' own framing (:mod:`prsm.performance.workers._protocol`:
+length-prefixed MessagePack). Gateway → host: ``{"op": "hello"}`` (answered with the pool's
+nodes), ``{"op": "execute", "id", "node", "kind", "model", "priority", "body"}`` (``body``:
+the request's JSON bytes), ``{"op": "stats", "id"}``. Host → gateway: ``{"id", "ok": true,
+"body", "tokens"}`` or ``{"id", "ok": false, "status", "retryable", "message"}``. If the
+connection drops, calls in flight fail as a retryable 503 (the orchestrator tries another
+node) and the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import PRSMError, UpstreamError, UpstreamUnavailableError, WorkerError
+from ..routing._node import NodeSpec
+from ..types import AIRequest, JSONBody, RequestKind, Response
+from ..workers._protocol import FrameError, pack, read_message
+from ..workers._settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+#: the environment variable through which gateway processes find the shared pool's socket
+POOL_SOCKET_ENV = "PRSM_LOCAL_POOL_SOCKET"
+
+
+def _node_dict(node: NodeSpec) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "models": sorted(node.models),
+        "capabilities": sorted(node.capabilities),
+        "max_concurrency": node.max_concurrency,
+        "meta": dict(node.meta),
+    }
+
+
+def _error_reply(ident: int, exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, UpstreamError):
+        return {"id": ident, "ok": False, "status": exc.status, "message": str(exc),
+                "retryable": exc.retryable}  # fmt: skip
+    retryable = isinstance(exc, (WorkerError, OSError))
+    return {"id": ident, "ok": False, "status": 503 if retryable else 500,
+            "message": f"{type(exc).__name__}: {exc}", "retryable": retryable}  # fmt: skip
+
+
+class PoolHost:
+    """Runs the local worker pool in a thread of this process and serves it on a Unix socket.
+
+    ``start()`` blocks until every worker is ready (or raises what stopped them);
+    ``stop()`` closes the socket, the batchers and the workers.
+    """
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.folder = Path(tempfile.mkdtemp(prefix="prsm-pool-"))  # 0700
+        self.path = str(self.folder / "pool.sock")
+        self.clients = 0
+        self.calls = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._failed: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._nodes: list[NodeSpec] = []
+        self._local: Any = None
+        self._pool: Any = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prsm-pool-host", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._failed is not None:
+            self.stop()
+            raise self._failed
+
+    def stop(self) -> None:
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended already
+                loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _run(self) -> None:
+        import uvloop
+
+        try:
+            uvloop.run(self._main())
+        except BaseException as exc:  # handed to start(), which raises it in the parent
+            if not self._ready.is_set():
+                self._failed = exc
+            else:
+                log.exception("the shared local model pool stopped")
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from ..workers import start_default_workers
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        pool, nodes, local = await start_default_workers(self.settings)
+        self._pool, self._nodes, self._local = pool, nodes, local
+        server = await asyncio.start_unix_server(self._serve, path=self.path)
+        os.chmod(self.path, 0o600)
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            server.close()
+            await local.aclose()
+            await pool.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.clients += 1
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                message = await read_message(reader)
+                op = message.get("op")
+                if op == "hello":
+                    nodes = [_node_dict(n) for n in self._nodes]
+                    writer.write(pack({"op": "nodes", "nodes": nodes}))
+                elif op == "stats":
+                    writer.write(pack({"id": message.get("id"), "ok": True,
+                                       "stats": self.stats()}))  # fmt: skip
+                elif op == "execute":
+                    task = asyncio.create_task(self._execute(message, writer))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                else:
+                    problem = ValueError(f"unknown op {op!r}")
+                    writer.write(pack({**_error_reply(int(message.get("id", 0)), problem),
+                                       "status": 400}))  # fmt: skip
+        except (asyncio.IncompleteReadError, ConnectionError, FrameError):
+            pass  # the gateway process went away: its calls are cancelled below
+        finally:
+            self.clients -= 1
+            for task in tasks:
+                task.cancel()
+            writer.close()
+
+    async def _execute(self, message: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        ident = int(message.get("id", 0))
+        self.calls += 1
+        try:
+            node = next(n for n in self._nodes if n.id == message.get("node"))
+        except StopIteration:
+            missing = f"no local worker {message.get('node')!r} in the shared pool"
+            reply = {"id": ident, "ok": False, "status": 404, "retryable": False,
+                     "message": missing}  # fmt: skip
+        else:
+            request = AIRequest(
+                model=str(message.get("model") or ""),
+                payload=JSONBody(bytes(message.get("body") or b"{}")),
+                kind=RequestKind(str(message.get("kind", "embedding"))),
+                priority=int(message.get("priority") or 0),
+            )
+            try:
+                response = await self._local.execute(node, request)
+            except (PRSMError, OSError) as exc:
+                reply = _error_reply(ident, exc)
+            else:
+                raw = response.raw if response.raw is not None else orjson.dumps(response.content)
+                reply = {"id": ident, "ok": True, "body": raw, "tokens": response.tokens}
+        if not writer.is_closing():
+            writer.write(pack(reply))
+
+    def stats(self) -> dict[str, Any]:
+        """Clients connected, calls served, and the pool's own stats (per worker)."""
+        local = self._local
+        return {"clients": self.clients, "calls": self.calls,
+                "workers": local.stats() if local is not None else {}}  # fmt: skip
+
+
+class SharedPoolUpstream:
+    """The ``local`` upstream of a gateway process whose pool lives in the serving parent."""
+
+    def __init__(self, path: str, *, timeout: float = 120.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._connecting: asyncio.Lock | None = None
+        self._hello: asyncio.Future[dict[str, Any]] | None = None
+
+    async def connect(self) -> list[NodeSpec]:
+        """Connect (again) and return the pool's nodes, tagged for the ``local`` route."""
+        reader, writer = await asyncio.open_unix_connection(self.path)
+        self._hello = asyncio.get_running_loop().create_future()
+        self._writer = writer
+        self._reader_task = asyncio.create_task(self._read(reader))
+        writer.write(pack({"op": "hello"}))
+        await writer.drain()
+        hello = await asyncio.wait_for(self._hello, self.timeout)
+        return [NodeSpec(**n) for n in hello.get("nodes", [])]
+
+    async def _ensure(self) -> asyncio.StreamWriter:
+        if self._writer is not None and not self._writer.is_closing():
+            return self._writer
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._writer is None or self._writer.is_closing():
+                await self.connect()
+        assert self._writer is not None
+        return self._writer
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        why = "closed"
+        try:
+            while True:
+                message = await read_message(reader)
+                if message.get("op") == "nodes":
+                    if self._hello is not None and not self._hello.done():
+                        self._hello.set_result(message)
+                    continue
+                future = self._pending.pop(int(message.get("id", -1)), None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+        except (asyncio.IncompleteReadError, ConnectionError, FrameError) as exc:
+            why = type(exc).__name__
+        finally:
+            self._lost(why)
+
+    def _lost(self, why: str) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None
+        pending, self._pending = self._pending, {}
+        error = ConnectionResetError(f"the shared model pool's connection was lost ({why})")
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(error)
+        if self._hello is not None and not self._hello.done():
+            self._hello.set_exception(error)
+
+    async def call(self, message: dict[str, Any], limit: float | None = None) -> dict[str, Any]:
+        """Send ``message`` (an ``id`` is added) and wait for its answer."""
+        writer = await self._ensure()
+        ident = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[ident] = future
+        try:
+            writer.write(pack({**message, "id": ident}))
+            await writer.drain()
+            return await asyncio.wait_for(future, limit or self.timeout)
+        finally:
+            self._pending.pop(ident, None)
+
+    async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
+        payload = request.payload
+        body = payload.raw if isinstance(payload, JSONBody) else orjson.dumps(dict(payload))
+        message = {"op": "execute", "node": str(node.meta.get("worker", node.id)),
+                   "kind": request.kind.value, "model": request.model,
+                   "priority": request.priority, "body": body}  # fmt: skip
+        try:
+            reply = await self.call(message, node.timeout)
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamUnavailableError(
+                node.id, f"shared model pool unreachable: {exc}", status=503
+            ) from exc
+        if not reply.get("ok"):
+            status = reply.get("status")
+            message_text = str(reply.get("message", "shared pool call failed"))
+            if status == 503:
+                raise UpstreamUnavailableError(node.id, message_text, status=503)
+            raise UpstreamError(
+                node.id,
+                message_text,
+                status=int(status) if status is not None else None,
+                retryable=bool(reply.get("retryable")),
+            )
+        raw = bytes(reply["body"])
+        return Response(raw=raw, tokens=int(reply.get("tokens") or 0))
+
+    async def stats(self) -> dict[str, Any]:
+        reply = await self.call({"op": "stats"})
+        stats: dict[str, Any] = reply.get("stats", {})
+        return stats
+
+    async def aclose(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        task = self._reader_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def pool_socket(environ: Callable[[str], str | None] = os.environ.get) -> str | None:
+    """The shared pool's socket this gateway process was given, if any."""
+    return environ(POOL_SOCKET_ENV) or None

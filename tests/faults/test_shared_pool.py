@@ -1,0 +1,106 @@
+"""Defect 6 (the pool part): ``prsm-perf serve --workers N`` with local model workers.
+
+Every gateway process used to start its own pool (N × the workers, no batching across
+them). Now the serving parent starts one pool and every gateway process reaches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from benchmarks._faults import descendants
+
+from prsm.performance.serve._shared_pool import SharedPoolUpstream
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+WORKER_MODULE = "prsm.performance.workers._server"
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url}/readyz did not answer 200 within {timeout}s")
+
+
+def test_gateway_processes_share_one_model_pool(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "prsm.yaml"
+    config.write_text(yaml.safe_dump({"gateway": {"port": port}, "workers": {"count": 1}}))
+    log = (tmp_path / "serve.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prsm.performance.cli", "serve", "--config", str(config),
+         "--workers", "2"],
+        stdout=log, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        # both gateway processes up: each answers /readyz on its own connection
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            gateways = [p for p, c in descendants(proc.pid).items() if "multiprocessing" in c]
+            if len(gateways) == 2:
+                break
+            time.sleep(0.5)
+        family = descendants(proc.pid)
+        models = [p for p, cmd in family.items() if WORKER_MODULE in cmd]
+        assert len(models) == 1, f"one model worker for two gateway processes: {family}"
+
+        text = "How do I convert Celsius to Fahrenheit?"
+        body = {"model": "all-MiniLM-L6-v2", "input": [text]}
+
+        def one(_: int) -> list[float]:
+            r = httpx.post(f"{url}/v1/embeddings", json=body, timeout=120)  # a new connection
+            assert r.status_code == 200, r.text
+            vector: list[float] = r.json()["data"][0]["embedding"]
+            return vector
+
+        with ThreadPoolExecutor(8) as ex:
+            vectors = list(ex.map(one, range(24)))
+        assert all(v == vectors[0] for v in vectors) and len(vectors[0]) == 384
+
+        log.seek(0)
+        found = re.search(r"shared at unix:(\S+)", log.read())
+        assert found, "serve names the shared pool's socket"
+
+        async def stats() -> dict[str, object]:
+            client = SharedPoolUpstream(found.group(1), timeout=30)
+            nodes = await client.connect()
+            assert [n.id for n in nodes] == ["local-embed-0"]
+            try:
+                return await client.stats()
+            finally:
+                await client.aclose()
+
+        seen = asyncio.run(stats())
+        assert seen["clients"] == 3  # the two gateway processes, and this test
+        assert seen["calls"] == 24
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    left = [p for p, c in descendants(proc.pid).items() if WORKER_MODULE in c]
+    assert left == []

@@ -1,0 +1,24 @@
+"""The soak benchmark runs (``--quick``: 30 s; checks that it runs and samples, not flatness)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks.quick import ROOT, need_file, run_quick
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+#: the benchmark's servers run this checkout's sources, whatever is installed
+SOURCES = {"PYTHONPATH": f"{ROOT}:{ROOT / 'src'}"}
+TRACE = Path(__file__).resolve().parents[3] / "shared/data/traces/azure_llm_2023_conv.csv"
+
+
+def test_soak_benchmark_quick(tmp_path: Path) -> None:
+    need_file(TRACE)
+    data = run_quick("soak", tmp_path, timeout=300, env=SOURCES)
+    series = {r["series"]: r for r in data["rows"]}
+    assert set(series) == {"requests", "gateway_rss", "gateway_fds", "tree_rss", "tree_fds"}
+    assert series["requests"]["requests"] > 0 and series["gateway_rss"]["start"] > 0
+    assert data["samples_taken"] >= 20  # one a second
+    assert set(data["meets_goal"]) == {f"{s}_flat" for s in series if s != "requests"}
