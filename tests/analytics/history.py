@@ -39,6 +39,8 @@ def write_day(store: MetricsStore, now: float, *, seed: int = 0, load: float = 1
     put("application.cache_hit_rate", hit)
     put("application.error_rate", err_b / 2)
     put("business.cost_per_request", 0.002 + rng.normal(0, 0.00002, len(t)))
+    put("model.response_time_p95", 0.3 + 0.4 * frac + rng.normal(0, 0.01, len(t)), model="m1")
+    put("model.response_time_p95", 0.3 + rng.normal(0, 0.01, len(t)), model="m2")
     for node in ("a", "b"):
         conc = rng.integers(1, 40, len(t)).astype(float)
         put("node.in_flight", conc, node=node)

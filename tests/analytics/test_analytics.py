@@ -37,6 +37,8 @@ async def test_the_posts_dict_with_trends_anomalies_and_insights() -> None:
     assert {"performance_degradation", "rising_error_rate", "cache_hit_rate_collapse"} <= types
     assert all(i["severity"] in ("critical", "high", "medium", "low") for i in insights)
     assert "cost_creep" not in types  # cost per request is flat
+    slow = [i for i in insights if i["metric"] == "model.response_time_p95"]
+    assert [i["labels"] for i in slow] == [{"model": "m1"}]  # per model: m1 slowed, m2 did not
 
 
 async def test_capacity_and_bottleneck_are_fitted_from_the_history() -> None:

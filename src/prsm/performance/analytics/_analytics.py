@@ -42,6 +42,8 @@ WATCH: dict[str, str | None] = {
     "node.latency_p95": "up",
     "node.error_rate": "up",
     "node.request_rate": None,
+    "model.response_time_p95": "up",
+    "model.error_rate": "up",
 }
 CAPACITY_METRICS = ("node.in_flight", "node.latency_p50", "stage.mean")
 

@@ -28,6 +28,8 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "business.sla_compliance": ("performance_degradation", "down", True),
     "application.error_rate": ("rising_error_rate", "up", True),
     "node.error_rate": ("rising_error_rate", "up", True),
+    "model.response_time_p95": ("performance_degradation", "up", False),
+    "model.error_rate": ("rising_error_rate", "up", True),
     "application.cache_hit_rate": ("cache_hit_rate_collapse", "down", True),
     "business.cost_per_request": ("cost_creep", "up", False),
 }
