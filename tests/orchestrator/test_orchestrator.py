@@ -427,18 +427,53 @@ async def test_full_nodes_are_not_picked_and_in_flight_returns_to_zero(clock: Ma
     assert [e.in_flight for e in perf.registry.entries()] == [0, 0]
 
 
-def test_auto_scaling_logs_one_clear_warning(caplog: pytest.LogCaptureFixture) -> None:
+ORCH_LOG = "prsm.performance.orchestrator._orchestrator"
+
+
+async def test_auto_scaling_without_a_scaler_logs_one_clear_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    perf = PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent")
     with caplog.at_level(logging.WARNING):
-        PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent")
-    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warned) == 1
-    assert "auto_scaling=True" in warned[0].getMessage()
-    assert "nothing scales" in warned[0].getMessage()
+        async with perf:
+            pass
+    warned = [r for r in caplog.records if r.name == ORCH_LOG]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+    assert "auto_scaling=True but no scaler" in warned[0].getMessage()
+    assert "scaler=PredictiveScaler(backend)" in warned[0].getMessage()
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        PerformanceOrchestrator(auto_scaling=False)
-        PerformanceOrchestrator()
-    assert not caplog.records
+        async with PerformanceOrchestrator(auto_scaling=False):
+            pass
+        async with PerformanceOrchestrator():
+            pass
+    assert not [r for r in caplog.records if r.name == ORCH_LOG]
+
+
+async def test_an_attached_scaler_runs_with_the_orchestrator(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from prsm.performance.scaling import InMemoryBackend, PredictiveScaler, PredictiveSettings
+
+    clock = ManualClock()
+    backend = InMemoryBackend(clock=clock, initial=1)
+    scaler = PredictiveScaler(backend, PredictiveSettings(min_replicas=2, max_replicas=4),
+                              clock=clock)  # fmt: skip
+    perf = PerformanceOrchestrator(auto_scaling=True, scaler=scaler, clock=clock)
+    assert perf.snapshot()["scaling"]["running"] is False
+    with caplog.at_level(logging.WARNING):
+        async with perf:
+            assert scaler.loop._task is not None  # started with the orchestrator
+            out = await scaler.predict_and_scale()  # one step, as the loop takes them
+            assert out["decision"].target >= 2  # the floor
+            shown = perf.snapshot()["scaling"]
+            assert shown["running"] is True and shown["policy"] == "predictive"
+            assert shown["steps"] and shown["steps"][-1]["target"] >= 2  # the floor
+            with pytest.raises(ConfigError, match="already attached"):
+                perf.attach_scaler(scaler)
+        assert scaler.loop._task is None  # closed with it
+    assert not [r for r in caplog.records if r.name == ORCH_LOG]
+    assert backend.calls and backend.calls[0] == 2  # scaled up to the floor through the backend
 
 
 async def test_a_node_removed_mid_attempt_is_not_learned_again(clock: ManualClock) -> None:

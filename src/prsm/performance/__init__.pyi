@@ -348,6 +348,7 @@ from .scaling import (
     ScoreResult as ScoreResult,
     ScoreSettings as ScoreSettings,
     SeasonalNaive as SeasonalNaive,
+    TrackedUpstream as TrackedUpstream,
     fit_predictor as fit_predictor,
     kubernetes_api_client as kubernetes_api_client,
     load_from_store as load_from_store,

@@ -2,7 +2,8 @@
 
 ``GET /admin/nodes``, ``POST /admin/nodes`` (a node as in the config file; an existing id
 is updated), ``DELETE /admin/nodes/{id}``, ``POST /admin/nodes/{id}/drain``,
-``GET /admin/breakers``; monitoring: ``GET /admin/metrics/current``,
+``GET /admin/breakers``, ``GET /admin/scaling`` (the scaler's policy, steps and actions);
+monitoring: ``GET /admin/metrics/current``,
 ``GET /admin/metrics/history?metric=&labels=&since=&until=&step=&agg=``, ``GET /admin/alerts``
 (see :mod:`prsm.performance.monitoring._admin`). Who may call it is the app's
 :meth:`Authenticator.admin` check, made before any admin route runs.
@@ -190,6 +191,11 @@ class AdminApi:
             return 200, dumps({"nodes": self.perf.snapshot().get("nodes")})
         if parts == ["breakers"] and method == "GET":
             return 200, dumps({"breakers": self.perf.breakers.states()})
+        if parts == ["scaling"] and method == "GET":
+            scaler = getattr(self.perf, "scaler", None)
+            if scaler is None:
+                return _not_found("auto-scaling is off here (orchestrator.auto_scaling: false)")
+            return 200, dumps({"scaling": scaler.snapshot()})
         if parts == ["nodes"] and method == "POST":
             return self._upsert(body)
         if len(parts) == 2 and parts[0] == "nodes" and method == "DELETE":

@@ -123,13 +123,13 @@ class GatewayApp:
                 return
 
     async def startup(self) -> None:
-        """Start the pipeline's background loops, then run the ``on_startup`` hooks (e.g. one
-        that starts local model workers and adds their nodes)."""
+        """Run the ``on_startup`` hooks (e.g. one that starts local model workers, adds their
+        nodes and attaches their scaler), then start the pipeline's background loops."""
+        for hook in self.on_startup:
+            await hook(self)
         start = getattr(self.perf, "start", None)
         if start is not None:
             await start()
-        for hook in self.on_startup:
-            await hook(self)
 
     async def shutdown(self) -> None:
         """Refuse new work (``/readyz`` says so), close the pipeline (its upstreams and cache)

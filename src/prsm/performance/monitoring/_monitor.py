@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .._awaiting import stop_task
 from ..clock import Clock, SystemClock
 from ._alerts import AlertManager
 from ._collector import MetricsCollector, MonitoredPipeline
@@ -206,13 +207,7 @@ class PerformanceMonitor:
     async def close(self) -> None:
         """Stop the loop, flush what is pending, close the store and the notifiers."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
+        await stop_task(task)
         if self.store is not None:
             await self.flush()
             await self._off_loop(self.store.close)

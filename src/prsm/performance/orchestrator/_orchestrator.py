@@ -24,8 +24,9 @@ import logging
 import random
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._awaiting import stop_task
 from ..caching._base import ResponseCache
 from ..caching._settings import CacheSettings
 from ..clock import Clock, SystemClock
@@ -52,11 +53,16 @@ from ._settings import OrchestratorSettings, check_caching_strategy
 from ._stream import run_stream
 from ._unary import attempt_once, retry_unary
 
+if TYPE_CHECKING:
+    from ..scaling._scaler import PredictiveScaler
+
 log = logging.getLogger(__name__)
 
 AUTO_SCALING_WARNING = (
-    "auto_scaling=True: nothing scales replicas yet in this version (the scaling component "
-    "has not landed); requests are served by the registered nodes as they are"
+    "auto_scaling=True but no scaler: nothing scales replicas here; pass "
+    "scaler=PredictiveScaler(backend) (a LocalProcessBackend, RayBackend or KubernetesBackend), "
+    "or run `prsm-perf serve`, which scales its local workers (not with --workers N, whose "
+    "shared pool is not scaled)"
 )
 
 
@@ -72,8 +78,10 @@ class PerformanceOrchestrator:
 
     ``caching_strategy`` builds the response cache (exact tiers and/or the semantic cache,
     configured by ``cache_settings`` / ``semantic_settings``) unless ``cache=`` is given.
-    ``auto_scaling=True`` is accepted and recorded in :meth:`snapshot`, and logs one warning
-    that nothing scales yet (the scaling component will replace it).
+    ``scaler`` (a :class:`~prsm.performance.scaling.PredictiveScaler` over a replica backend)
+    runs from :meth:`start` to :meth:`close`, and :meth:`snapshot` shows it; the gateway
+    attaches one over its local workers when ``auto_scaling`` is on. ``auto_scaling=True``
+    with no scaler at :meth:`start` logs one warning that nothing scales.
 
     ``upstream`` executes requests (e.g. :class:`~prsm.performance.upstreams.CallableUpstream`);
     without one, :meth:`handle` raises :class:`ConfigError`. ``metrics`` is the injected
@@ -97,6 +105,7 @@ class PerformanceOrchestrator:
         semantic_settings: Any = None,
         metrics: MetricsRegistry | None = None,
         monitoring: MonitoringSettings | None = None,
+        scaler: PredictiveScaler | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -113,8 +122,8 @@ class PerformanceOrchestrator:
         if changes:
             s = dataclasses.replace(s, **changes)
         self.settings = s
-        if s.auto_scaling:
-            log.warning(AUTO_SCALING_WARNING)
+        #: replicas scaled ahead of demand (None: none here); see :meth:`attach_scaler`
+        self.scaler: PredictiveScaler | None = scaler
         bs = balancer_settings or BalancerSettings()
         if load_balancing is not None:
             check_strategy(load_balancing, "load_balancing")
@@ -408,6 +417,7 @@ class PerformanceOrchestrator:
             "caching_strategy": s.caching_strategy,
             "cache": type(self.cache).__name__ if self.cache is not None else None,
             "auto_scaling": s.auto_scaling,
+            "scaling": self.scaler.snapshot(last=1) if self.scaler is not None else None,
             "monitoring_interval": s.monitoring_interval,
             "nodes": nodes,
             "breakers": {n: st.value for n, st in self.breakers.states().items()},
@@ -424,24 +434,33 @@ class PerformanceOrchestrator:
             await self.clock.sleep(self.settings.monitoring_interval)
 
     async def start(self) -> None:
-        """Start the monitoring loops (every ``monitoring_interval`` seconds)."""
+        """Start the monitoring loops (every ``monitoring_interval`` seconds) and the scaler."""
         if self._monitor is None or self._monitor.done():
             self._monitor = asyncio.get_running_loop().create_task(self._monitor_loop())
         if self.monitor.settings.enabled:
             await self.monitor.start()
+        if self.scaler is not None:
+            self.scaler.start()
+        elif self.settings.auto_scaling:
+            log.warning(AUTO_SCALING_WARNING)
+
+    def attach_scaler(self, scaler: PredictiveScaler) -> None:
+        """Scale with ``scaler`` from now on (started if this orchestrator runs, closed with
+        it); replaces none that is already attached."""
+        if self.scaler is not None:
+            raise ConfigError("scaler", "a scaler is already attached")
+        self.scaler = scaler
+        if self._monitor is not None:
+            scaler.start()
 
     async def close(self) -> None:
         """Stop the loops (the monitor flushes its history); close the upstream and the cache
-        if they have ``aclose()``."""
+        if they have ``aclose()``; the scaler first (its loop stops, its backend is closed)."""
+        if self.scaler is not None:
+            await self.scaler.close()
         await self.monitor.close()
         task, self._monitor = self._monitor, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
+        await stop_task(task)
         await self.poller.aclose()
         for part in (self.upstream, self.cache):
             aclose = getattr(part, "aclose", None)

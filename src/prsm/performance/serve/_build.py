@@ -81,7 +81,8 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
             provider_name=config.monitoring.provider,
             endpoint=config.monitoring.otlp_endpoint,
         )
-    attach_local_workers(app, config.workers)
+    scaling = config.scaling if config.orchestrator.auto_scaling else None
+    attach_local_workers(app, config.workers, scaling)
     return app
 
 
