@@ -266,6 +266,26 @@ from .workers import (
 )
 
 __version__: str
+from .analytics import (
+    PROFILES as PROFILES,
+    AnalyticsSettings as AnalyticsSettings,
+    AnomalyDetector as AnomalyDetector,
+    AnomalySettings as AnomalySettings,
+    NabProfile as NabProfile,
+    NabResult as NabResult,
+    NabSeries as NabSeries,
+    PerformanceAnalytics as PerformanceAnalytics,
+    Trend as Trend,
+    TrendDetector as TrendDetector,
+    TrendSettings as TrendSettings,
+    UslFit as UslFit,
+    erlang_c as erlang_c,
+    fit_usl as fit_usl,
+    load_nab as load_nab,
+    replicas_for_slo as replicas_for_slo,
+    score_corpus as score_corpus,
+    wait_quantile as wait_quantile,
+)
 from .http import (
     ClientConnection as ClientConnection,
     ClientResponse as ClientResponse,

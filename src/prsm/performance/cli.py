@@ -22,6 +22,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     ".serve._commands",
     ".monitoring._commands",
     ".dashboard._commands",
+    ".analytics._commands",
     ".sim._commands",
     ".optimize._commands",
 )

@@ -374,11 +374,12 @@ class PerformanceOrchestrator:
         else:
             tokens_in = response.input_tokens
             tokens_out = response.output_tokens or (0 if tokens_in else response.tokens)
+        # record_result's call, with the figures at hand
         self.recorder.request(
             request.kind.value, request.model, request.tenant, result.node_id, "ok", "",
             total, upstream_s, tokens_in, tokens_out, "miss" if consulted else None, cache_s,
             route_s,
-        )  # fmt: skip  (record_result's, with the figures at hand)
+        )  # fmt: skip
         return result
 
     def handle_stream(self, request: AIRequest) -> AsyncIterator[bytes]:

@@ -73,6 +73,7 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
     perf = build_orchestrator(config)
     attach_monitoring(perf, config)
     app = GatewayApp(perf, config.gateway)
+    app.admin.analytics = config.analytics
     if config.monitoring.traces:
         from ..monitoring._otel import RequestTracer
 
