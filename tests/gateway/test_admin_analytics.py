@@ -32,8 +32,7 @@ async def test_analytics_reads_the_history() -> None:
     store = MemoryMetricsStore()
     # latency climbing steadily over the hour: a rising trend the analysis must see
     store.write(
-        Sample("application.response_time_p95", (), T0 + 60 * i, 0.1 + 0.01 * i)
-        for i in range(60)
+        Sample("application.response_time_p95", (), T0 + 60 * i, 0.1 + 0.01 * i) for i in range(60)
     )
     async with _client(_app(store)) as c:
         r = await c.get("/admin/analytics", params={"since": "1h"})
