@@ -486,3 +486,15 @@ async def test_a_node_removed_mid_attempt_is_not_learned_again(clock: ManualCloc
     gate.set()
     assert (await task).ok
     assert "a" not in perf.tracker.all()
+
+
+async def test_a_nodes_own_queue_time_is_the_queue_stage() -> None:
+    async def answer(node: NodeSpec, request: AIRequest) -> Response:
+        return Response(content={"ok": True}, queue_seconds=0.25)
+
+    perf = PerformanceOrchestrator(nodes=[NodeSpec("a", models={"m"})],
+                                   upstream=CallableUpstream(answer))  # fmt: skip
+    result = await perf.handle(REQ)
+    assert result.timings["queue"] == 0.25
+    text = perf.metrics.exposition().decode()
+    assert 'prsm_request_stage_seconds_count{stage="queue"} 1.0' in text

@@ -34,7 +34,7 @@ from ..config import PRSMConfig
 from ..errors import ConfigError, PRSMError
 from ..monitoring._monitor import PerformanceMonitor
 from ..monitoring._record import record_failure, record_result, recorded_stream
-from ..monitoring._recorder import RequestRecorder
+from ..monitoring._recorder import QUEUE, RequestRecorder
 from ..monitoring._registry import MetricsRegistry
 from ..monitoring._settings import MonitoringSettings
 from ..nodeload._poller import NodePoller
@@ -374,6 +374,10 @@ class PerformanceOrchestrator:
         else:
             tokens_in = response.input_tokens
             tokens_out = response.output_tokens or (0 if tokens_in else response.tokens)
+            queue_s = response.queue_seconds
+            if queue_s >= 0.0:  # the node's own queue (a local batcher) said how long
+                timings["queue"] = queue_s
+                self.recorder.stage(QUEUE, queue_s)
         # record_result's call, with the figures at hand
         self.recorder.request(
             request.kind.value, request.model, request.tenant, result.node_id, "ok", "",
