@@ -498,3 +498,24 @@ async def test_a_nodes_own_queue_time_is_the_queue_stage() -> None:
     assert result.timings["queue"] == 0.25
     text = perf.metrics.exposition().decode()
     assert 'prsm_request_stage_seconds_count{stage="queue"} 1.0' in text
+
+
+async def test_the_scalers_last_step_is_collected_into_the_history() -> None:
+    from prsm.performance.monitoring import MemoryMetricsStore
+    from prsm.performance.monitoring._flatten import flatten_metrics
+    from prsm.performance.scaling import InMemoryBackend, PredictiveScaler, PredictiveSettings
+
+    clock = ManualClock()
+    scaler = PredictiveScaler(InMemoryBackend(clock=clock), PredictiveSettings(min_replicas=2),
+                              clock=clock)  # fmt: skip
+    perf = PerformanceOrchestrator(scaler=scaler, clock=clock)
+    assert "scaling" not in await perf.monitor.collect_metrics()  # no step yet
+    await scaler.predict_and_scale()
+    collected = await perf.monitor.collect_metrics()
+    assert collected["scaling"]["target"] == 2 and collected["scaling"]["ready"] == 1
+    names = {s.metric for s in flatten_metrics(collected)}
+    assert {"scaling.target", "scaling.ready", "scaling.score"} <= names
+    store = MemoryMetricsStore()
+    store.write(flatten_metrics(collected))
+    assert store.query("scaling.target", since=0, until=clock.time() + 1)[0].points[0][1] == 2
+    await perf.close()

@@ -83,6 +83,7 @@ class PerformanceMonitor:
                 provider=s.provider,
             )
         self.recorder = recorder
+        self.pipeline = pipeline
         self.metrics_collector = MetricsCollector(
             recorder, pipeline, active_users_window=s.active_users_window
         )
@@ -131,7 +132,9 @@ class PerformanceMonitor:
 
     async def collect_metrics(self) -> dict[str, Any]:
         """One collection: ``{"timestamp", "interval", "system", "application",
-        "business"}`` (see :mod:`._collector` for each section's keys)."""
+        "business"}`` (see :mod:`._collector` for each section's keys), and ``"scaling"``
+        (the scaler's last step: ready and target replicas, forecast, score) when the
+        pipeline has a scaler."""
         system = await self.collect_system_metrics()
         now = self.clock.monotonic()
         last = self.metrics_collector._last
@@ -143,6 +146,9 @@ class PerformanceMonitor:
             "application": application,
             "business": business,
         }
+        scaling = scaling_figures(getattr(self.pipeline, "scaler", None))
+        if scaling is not None:
+            metrics["scaling"] = scaling
         self.latest = metrics
         self.collections += 1
         self._gauges.update(metrics)
@@ -308,3 +314,24 @@ def build_monitor(
         labels=labels,
         clock=clock,
     )
+
+
+def scaling_figures(scaler: Any) -> dict[str, float | None] | None:
+    """The last scaling step's figures (``None`` without a scaler or before its first step):
+    what the history keeps as ``scaling.ready``, ``scaling.target``, ``scaling.forecast``,
+    ``scaling.forecast_upper`` and ``scaling.score``."""
+    if scaler is None:
+        return None
+    steps = scaler.snapshot(last=1)["steps"]
+    if not steps:
+        return None
+    step = steps[-1]
+    details = step.get("details") or {}
+    score = step.get("score") or {}
+    return {
+        "ready": step.get("ready"),
+        "target": step.get("target"),
+        "forecast": details.get("forecast"),
+        "forecast_upper": details.get("forecast_upper"),
+        "score": score.get("score"),
+    }
