@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
+from benchmarks._gateway_peers import MODEL, Server, free_port, load, pin
 from benchmarks._harness import Report, parser
-from benchmarks.gateway import MODEL, Server, free_port, load, pin
 from prsm.performance.analytics import fit_usl
 
 NAME = "capacity"
