@@ -250,6 +250,8 @@ class PerformanceOrchestrator:
         self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
     ) -> None:
         self._m.transitions.labels(breaker.name, new.value).inc()
+        if old is CircuitState.HALF_OPEN and new is CircuitState.CLOSED:
+            self.tracker.restore(breaker.name)  # the probe succeeded: its score comes back
 
     # -- the post's three steps ------------------------------------------------------------
 

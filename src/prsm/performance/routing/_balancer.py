@@ -123,13 +123,20 @@ class _Group:
         return -1
 
 
+#: The key of a node whose breaker is due a probe: it is picked before any other, so the
+#: probe is sent as soon as the open interval ends, whatever the node's learned score (a node
+#: scored low by its failures would otherwise never be picked, and its breaker never closed).
+PROBE = math.inf
+
+
 class AILoadBalancer:
     """Routes requests to nodes (the source post's ``AILoadBalancer``).
 
     ``route_request(request)`` returns the chosen :class:`NodeSpec`; ``pick(request, now)``
     is the same without ``await`` for drivers that already hold ``now``. Nodes that lack a
     required capability, are draining, are full (in-flight at capacity) or whose breaker
-    refuses calls are never picked; when none is left, :class:`NoCapableNodesError` names the
+    refuses calls are never picked (and a node whose breaker is due a probe is picked before any
+    other, see :meth:`set_blocked`); when none is left, :class:`NoCapableNodesError` names the
     required and offered capabilities and why each capable node was excluded.
 
     The registry adopts the balancer's clock unless it has its own, so the age of a reading
@@ -156,6 +163,7 @@ class AILoadBalancer:
         self._where: dict[str, list[tuple[_Group, int]]] = {}
         self._version = self.registry.version
         self._blocked: dict[str, float] = {}
+        self._probe: dict[str, None] = {}  # breaker open then due a probe: picked first
         self._signal_at: dict[str, float] = {}  # node → its reading's next weight change
         self._timed: dict[str, float] = {}  # node → the reading whose next change is timed
         self._timers: list[tuple[float, str]] = []
@@ -203,6 +211,8 @@ class AILoadBalancer:
             or (self._blocked and self._blocked.get(e.id, 0.0) > now)
         ):
             return EXCLUDED
+        if self._probe and e.id in self._probe:
+            return PROBE
         reported_at = e.reported_at
         if reported_at is not None and self._uses_load and self._timed.get(e.id) != reported_at:
             self._timed[e.id] = reported_at  # this reading's next step is (or will be) timed
@@ -243,6 +253,7 @@ class AILoadBalancer:
             return  # the load watcher saw it
         if change == "removed":
             self._blocked.pop(node_id, None)
+            self._probe.pop(node_id, None)
             self._signal_at.pop(node_id, None)
             self._timed.pop(node_id, None)
             self._dirty.pop(node_id, None)
@@ -295,11 +306,15 @@ class AILoadBalancer:
 
     def set_blocked(self, node_id: str, until: float) -> None:
         """Exclude ``node_id`` until ``until`` (monotonic seconds; ``inf``: until told
-        otherwise, ``0``: not excluded). The breakers call this on every state change."""
+        otherwise, ``0``: not excluded). The breakers call this on every state change. A node
+        once excluded is picked first (key :data:`PROBE`) when its exclusion ends, until it is
+        excluded again or told ``0`` (its breaker closed): that pick is the breaker's probe."""
         if until <= 0.0:
+            self._probe.pop(node_id, None)
             if self._blocked.pop(node_id, None) is None:
                 return
         else:
+            self._probe[node_id] = None
             if self._blocked.get(node_id) == until:
                 return
             self._blocked[node_id] = until
