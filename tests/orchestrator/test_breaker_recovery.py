@@ -92,7 +92,8 @@ def test_the_probe_pick_comes_first_and_ends_when_the_breaker_closes() -> None:
     assert lb.pick(request, 1.0).id == "b"
     lb.set_blocked("a", 6.0)  # its breaker opened until t = 6
     assert lb.pick(request, 5.9).id == "b"
-    assert lb.pick(request, 6.0).id == "a"  # due a probe: picked first
+    assert lb.pick(AIRequest(model="m", stream=True), 6.0).id == "b"  # a stream is no probe
+    assert lb.pick(request, 6.0).id == "a"  # due a probe: the next unary request probes
     lb.set_blocked("a", float("inf"))  # half-open, the probe in flight
     assert lb.pick(request, 6.1).id == "b"
     lb.set_blocked("a", 0.0)  # closed

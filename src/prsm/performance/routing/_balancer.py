@@ -123,9 +123,10 @@ class _Group:
         return -1
 
 
-#: The key of a node whose breaker is due a probe: it is picked before any other, so the
-#: probe is sent as soon as the open interval ends, whatever the node's learned score (a node
-#: scored low by its failures would otherwise never be picked, and its breaker never closed).
+#: The key of a node whose breaker is due a probe: it is picked before any other by the next
+#: unary request, so the probe is sent as soon as the open interval ends, whatever the node's
+#: learned score (a node scored low by its failures would otherwise never be picked, and its
+#: breaker never closed).
 PROBE = math.inf
 
 
@@ -382,6 +383,14 @@ class AILoadBalancer:
         keys = g.keys
         if exclude:
             keys = [EXCLUDED if nid in exclude else k for nid, k in zip(g.ids, keys, strict=True)]
+        if request.stream and self._probe and PROBE in keys:
+            # A stream is not made the probe: once its first chunk has gone out it cannot
+            # move to another node, so a failed probe would cut it. It ranks the node by its
+            # ordinary key; the next unary request (retried elsewhere if it fails) probes.
+            keys = [
+                self._keyfn(m, now) if k == PROBE and m is not None else k
+                for m, k in zip(g.members, keys, strict=True)
+            ]
         i = self._choose(g, keys)
         if i < 0:
             raise self._no_capable(request, g, exclude)
