@@ -10,8 +10,9 @@ off, and the history store (SQLite, ours, vs DuckDB) at a week of 1 s samples fo
   the process was not running).
 * **peak**: ``prsm-perf serve`` closed-loop saturated (server on CPU 0, load and simulator on
   CPU 1), monitoring fully on (collection every second, SQLite history, the example alert
-  rules and SLOs, ``Server-Timing``, one dashboard polling ``/admin/metrics/current`` and a
-  history query every second) vs off (no collection, no history, no rules, no header), in
+  rules and SLOs, ``Server-Timing``, one open dashboard: the page, its files and its charts'
+  history once, then the current metrics, alerts and nodes every second, as the page polls)
+  vs off (no collection, no history, no rules, no header), in
   alternating rounds of the same run. Request recording itself is always on (it is what
   ``/metrics`` shows); its cost is the *record* figure.
 * **store**: each store written as the monitor writes (50 samples a flush), in bulk (an hour
@@ -29,6 +30,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -318,22 +320,53 @@ def start_gateway(sim: Server, tmp: Path, *, on: bool) -> Server:
 
 
 class Dashboard(threading.Thread):
-    """One open dashboard: the current metrics and one history query every second."""
+    """One open dashboard, as the page (``/dashboard``) behaves: it loads the page and its
+    files and each chart's last 15 minutes of history once, then asks for what the page polls
+    (``POLLED_ROUTES``: the current metrics, alerts and nodes) every second."""
 
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
         self.port = port
         self.stop = threading.Event()
         self.polls = 0
+        self.loaded = 0  # requests of the page's opening: page, files, history
+        self.error: BaseException | None = None
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            body: bytes = r.read()
+        return body
 
     def run(self) -> None:
-        base = f"http://127.0.0.1:{self.port}/admin"
+        try:
+            self._open_and_poll()
+        except BaseException as exc:  # raised again by finish(), in the benchmark's thread
+            self.error = exc
+
+    def _open_and_poll(self) -> None:
+        from urllib.parse import urlencode
+
+        from prsm.performance.dashboard._page import HISTORY_BACKFILL, POLLED_ROUTES
+
+        page = self.get("/dashboard").decode()
+        opening = re.findall(r'(?:src|href)="(/dashboard/static/[^"]+)"', page)
+        for metric, labels in HISTORY_BACKFILL:
+            query = {"metric": metric, "since": "900", **({"labels": labels} if labels else {})}
+            opening.append(f"/admin/metrics/history?{urlencode(query)}")
+        for path in opening:
+            self.get(path)
+        self.loaded = 1 + len(opening)
         while not self.stop.wait(1.0):
-            for path in ("/metrics/current",
-                         "/metrics/history?metric=application.request_rate&since=15m"):  # fmt: skip
-                with urllib.request.urlopen(base + path, timeout=5) as r:
-                    r.read()
+            for path in POLLED_ROUTES:
+                self.get(path)
             self.polls += 1
+
+    def finish(self) -> None:
+        """Stop polling; raise what went wrong in the thread, if anything did."""
+        self.stop.set()
+        self.join(timeout=10)
+        if self.error is not None:
+            raise RuntimeError(f"the dashboard stand-in failed: {self.error}") from self.error
 
 
 def bench_peak(report: Report, *, rounds: int, duration: float, pin_cpus: bool) -> dict[str, Any]:
@@ -370,7 +403,7 @@ def bench_peak(report: Report, *, rounds: int, duration: float, pin_cpus: bool) 
                 done = out["completed"]
                 if done:
                     cpu_per[mode].append(spent / done)
-        dashboard.stop.set()
+        dashboard.finish()
         on, off = median(peaks["on"]), median(peaks["off"])
         drop = 1.0 - on / off if off else float("nan")
         report.add(part="peak", what="gateway peak, monitoring on vs off (req/s)",
@@ -384,7 +417,8 @@ def bench_peak(report: Report, *, rounds: int, duration: float, pin_cpus: bool) 
                        ours=round(min(cpu_per["on"]) * 1e6, 1),
                        peer=round(min(cpu_per["off"]) * 1e6, 1), unit="µs", goal="")  # fmt: skip
         return {"peak_on": on, "peak_off": off, "drop": drop, "rounds": peaks,
-                "cpu_per_request": cpu_per, "dashboard_polls": dashboard.polls}  # fmt: skip
+                "cpu_per_request": cpu_per, "dashboard_polls": dashboard.polls,
+                "dashboard_opening_requests": dashboard.loaded}  # fmt: skip
     finally:
         for s in reversed(servers):
             s.stop()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from prsm.performance._awaiting import await_with_timeout
+from prsm.performance._awaiting import await_with_timeout, stop_task
 
 
 async def test_immediate_and_suspending_coroutines_give_their_value() -> None:
@@ -112,3 +112,27 @@ async def test_a_swallowed_timeout_leaves_the_task_uncancelled() -> None:
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0
     await asyncio.sleep(0)  # no cancellation is left pending
+
+
+async def test_stop_task_cancels_and_waits_and_raises_the_tasks_own_failure() -> None:
+    ended = asyncio.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ended.set()
+
+    task = asyncio.create_task(forever())
+    await asyncio.sleep(0)
+    await stop_task(task)
+    assert task.cancelled() and ended.is_set()
+    await stop_task(None)
+
+    async def fails() -> None:
+        raise ValueError("boom")
+
+    failed = asyncio.create_task(fails())
+    await asyncio.sleep(0)
+    with pytest.raises(ValueError, match="boom"):
+        await stop_task(failed)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from prsm.performance import (
     AILoadBalancer,
     AIRequest,
@@ -17,13 +19,24 @@ from prsm.performance import (
     FakeDevice,
     FakeNVML,
     GPUResourceManager,
+    HashingEmbedder,
+    InMemoryBackend,
     IPFSCache,
     MemoryCache,
+    MultiDimensionalScaler,
     MultiTierCache,
     NodeRegistry,
     NodeSpec,
+    OptimizerSettings,
+    PerformanceMonitor,
     PerformanceOrchestrator,
+    PredictiveScaler,
     RedisCache,
+    ResourceOptimizer,
+    ScalingAction,
+    ScalingSignals,
+    SemanticCache,
+    SemanticSettings,
 )
 from tests.conftest import RedisServer
 from tests.kubo import FakeKubo
@@ -111,11 +124,60 @@ async def test_circuit_breaker_as_the_post_builds_and_calls_it() -> None:
     assert await breaker.call(func, 1, 2, model="m") == {"args": (1, 2), "kwargs": {"model": "m"}}
 
 
-def test_auto_scaling_says_that_nothing_scales_yet(caplog: Any) -> None:
+async def test_auto_scaling_as_the_post_writes_it(caplog: Any) -> None:
     import logging
 
+    from prsm.performance import InMemoryBackend, PredictiveScaler
+
+    perf = PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent",
+                                   caching_strategy="multi_tier", monitoring_interval=1.0,
+                                   scaler=PredictiveScaler(InMemoryBackend()))  # fmt: skip
     with caplog.at_level(logging.WARNING):
-        PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent",
-                                caching_strategy="multi_tier", monitoring_interval=1.0)  # fmt: skip
-    assert [r.levelno for r in caplog.records] == [logging.WARNING]
-    assert "nothing scales" in caplog.records[0].getMessage()
+        async with perf:
+            assert perf.snapshot()["scaling"]["running"] is True
+    assert not [r for r in caplog.records if r.name.startswith("prsm.performance.orch")]
+
+
+async def test_semantic_cache_get_similar_and_cache_result() -> None:
+    cache = SemanticCache(SemanticSettings(verifier=False), embedder=HashingEmbedder())
+    await cache.cache_result("What is the capital of France?", "Paris")
+    match = await cache.get_similar("what is the capital of france")
+    assert match is not None
+    # the post reads it as a dict
+    assert match["result"] == "Paris" and match["similarity_score"] > 0.99
+    assert match["original_query"] == "What is the capital of France?"
+    assert await cache.get_similar("How do I bake sourdough bread?") is None
+
+
+async def test_predictive_scaler_predict_and_scale() -> None:
+    scaler = PredictiveScaler(InMemoryBackend(initial=1))
+    out = await scaler.predict_and_scale()
+    assert set(out) >= {"predicted_load", "scaling_actions", "expected_cost"}
+    assert out["expected_cost"] == out["decision"].target * scaler.settings.cost_per_replica_hour
+    await scaler.close()
+
+
+async def test_multi_dimensional_scaler_determine_scaling_action() -> None:
+    scaler = MultiDimensionalScaler()
+    hot = ScalingSignals(cpu=0.95, memory=0.9, latency=3.0, queue_depth=1.0, error_rate=0.2)
+    assert await scaler.determine_scaling_action(hot) is ScalingAction.SCALE_UP
+    idle = ScalingSignals(cpu=0.0, memory=0.0, latency=0.0, queue_depth=0.0, error_rate=0.0)
+    assert await scaler.determine_scaling_action(idle) is ScalingAction.SCALE_DOWN
+
+
+async def test_resource_optimizer_optimize_allocation() -> None:
+    from tests.optimize.helpers import small
+
+    spec = small()
+    optimizer = ResourceOptimizer(OptimizerSettings(in_process=True, target_gap=0.0))
+    allocation = await optimizer.optimize_allocation(spec.workloads, spec.resources)
+    assert allocation.cost_per_hour == pytest.approx(3.30)  # the optimum (helpers.small)
+    assert allocation.gap == pytest.approx(0.0, abs=1e-9)
+
+
+async def test_performance_monitor_collect_metrics() -> None:
+    monitor = PerformanceMonitor()
+    metrics = await monitor.collect_metrics()
+    assert {"system", "application", "business"} <= set(metrics)
+    assert metrics["system"]["cpu_usage"] is not None
+    await monitor.close()

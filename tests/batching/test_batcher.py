@@ -260,3 +260,15 @@ async def test_close_fails_waiting_items_clearly(clock: ManualClock) -> None:
         await task
     with pytest.raises(PRSMError, match="closed"):
         await b.submit("b")
+
+
+async def test_waits_report_each_items_time_in_the_queue(clock: ManualClock) -> None:
+    model = Model(clock, cost=0.5)  # the batch's own run time is not queueing
+    b = DynamicBatcher(model, fixed(), clock=clock)
+    waits: list[float] = []
+    task = asyncio.create_task(b.submit_many(["a", "b"], waits=waits))
+    await settle()
+    clock.advance(0.011)  # past max_queue_delay: the partial batch leaves
+    await settle()
+    assert await task == ["A", "B"]
+    assert waits == [pytest.approx(0.011), pytest.approx(0.011)]

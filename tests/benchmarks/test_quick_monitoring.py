@@ -21,3 +21,5 @@ def test_quick_monitoring(tmp_path: Path) -> None:
     assert parts == {"record", "store", "peak"}
     assert set(data["meets_goal"]) == {"record", "week_query", "peak_drop"}
     assert data["stores"]["sqlite"]["week_points"] > 0
+    # the open dashboard loaded the page, its files and each chart's history
+    assert data["peak"]["dashboard_opening_requests"] > 20

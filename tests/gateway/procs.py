@@ -34,7 +34,7 @@ class Proc:
 
     def wait_ready(self) -> None:
         try:
-            wait_for_port(self.port, timeout=20)
+            wait_for_port(self.port, timeout=60)
         except TimeoutError:
             self.stop()
             out = self.proc.stdout.read().decode() if self.proc.stdout else ""

@@ -41,6 +41,7 @@ def test_one_request_lands_in_our_families_and_the_genai_ones() -> None:
     assert get("prsm_cache_lookups_total", {"result": "miss"}) == 1.0
     assert get("prsm_request_stage_seconds_count", {"stage": "cache"}) == 1.0
     assert get("prsm_request_stage_seconds_count", {"stage": "route"}) == 1.0
+    assert get("prsm_request_stage_seconds_sum", {"stage": "upstream"}) == pytest.approx(0.2)
     genai = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai",
              "gen_ai_request_model": "m"}  # fmt: skip
     assert get("gen_ai_server_request_duration_seconds_count", {**genai, "error_type": ""}) == 1

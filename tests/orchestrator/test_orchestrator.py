@@ -427,18 +427,53 @@ async def test_full_nodes_are_not_picked_and_in_flight_returns_to_zero(clock: Ma
     assert [e.in_flight for e in perf.registry.entries()] == [0, 0]
 
 
-def test_auto_scaling_logs_one_clear_warning(caplog: pytest.LogCaptureFixture) -> None:
+ORCH_LOG = "prsm.performance.orchestrator._orchestrator"
+
+
+async def test_auto_scaling_without_a_scaler_logs_one_clear_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    perf = PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent")
     with caplog.at_level(logging.WARNING):
-        PerformanceOrchestrator(auto_scaling=True, load_balancing="intelligent")
-    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warned) == 1
-    assert "auto_scaling=True" in warned[0].getMessage()
-    assert "nothing scales" in warned[0].getMessage()
+        async with perf:
+            pass
+    warned = [r for r in caplog.records if r.name == ORCH_LOG]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+    assert "auto_scaling=True but no scaler" in warned[0].getMessage()
+    assert "scaler=PredictiveScaler(backend)" in warned[0].getMessage()
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        PerformanceOrchestrator(auto_scaling=False)
-        PerformanceOrchestrator()
-    assert not caplog.records
+        async with PerformanceOrchestrator(auto_scaling=False):
+            pass
+        async with PerformanceOrchestrator():
+            pass
+    assert not [r for r in caplog.records if r.name == ORCH_LOG]
+
+
+async def test_an_attached_scaler_runs_with_the_orchestrator(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from prsm.performance.scaling import InMemoryBackend, PredictiveScaler, PredictiveSettings
+
+    clock = ManualClock()
+    backend = InMemoryBackend(clock=clock, initial=1)
+    scaler = PredictiveScaler(backend, PredictiveSettings(min_replicas=2, max_replicas=4),
+                              clock=clock)  # fmt: skip
+    perf = PerformanceOrchestrator(auto_scaling=True, scaler=scaler, clock=clock)
+    assert perf.snapshot()["scaling"]["running"] is False
+    with caplog.at_level(logging.WARNING):
+        async with perf:
+            assert scaler.loop._task is not None  # started with the orchestrator
+            out = await scaler.predict_and_scale()  # one step, as the loop takes them
+            assert out["decision"].target >= 2  # the floor
+            shown = perf.snapshot()["scaling"]
+            assert shown["running"] is True and shown["policy"] == "predictive"
+            assert shown["steps"] and shown["steps"][-1]["target"] >= 2  # the floor
+            with pytest.raises(ConfigError, match="already attached"):
+                perf.attach_scaler(scaler)
+        assert scaler.loop._task is None  # closed with it
+    assert not [r for r in caplog.records if r.name == ORCH_LOG]
+    assert backend.calls and backend.calls[0] == 2  # scaled up to the floor through the backend
 
 
 async def test_a_node_removed_mid_attempt_is_not_learned_again(clock: ManualClock) -> None:
@@ -451,3 +486,36 @@ async def test_a_node_removed_mid_attempt_is_not_learned_again(clock: ManualCloc
     gate.set()
     assert (await task).ok
     assert "a" not in perf.tracker.all()
+
+
+async def test_a_nodes_own_queue_time_is_the_queue_stage() -> None:
+    async def answer(node: NodeSpec, request: AIRequest) -> Response:
+        return Response(content={"ok": True}, queue_seconds=0.25)
+
+    perf = PerformanceOrchestrator(nodes=[NodeSpec("a", models={"m"})],
+                                   upstream=CallableUpstream(answer))  # fmt: skip
+    result = await perf.handle(REQ)
+    assert result.timings["queue"] == 0.25
+    text = perf.metrics.exposition().decode()
+    assert 'prsm_request_stage_seconds_count{stage="queue"} 1.0' in text
+
+
+async def test_the_scalers_last_step_is_collected_into_the_history() -> None:
+    from prsm.performance.monitoring import MemoryMetricsStore
+    from prsm.performance.monitoring._flatten import flatten_metrics
+    from prsm.performance.scaling import InMemoryBackend, PredictiveScaler, PredictiveSettings
+
+    clock = ManualClock()
+    scaler = PredictiveScaler(InMemoryBackend(clock=clock), PredictiveSettings(min_replicas=2),
+                              clock=clock)  # fmt: skip
+    perf = PerformanceOrchestrator(scaler=scaler, clock=clock)
+    assert "scaling" not in await perf.monitor.collect_metrics()  # no step yet
+    await scaler.predict_and_scale()
+    collected = await perf.monitor.collect_metrics()
+    assert collected["scaling"]["target"] == 2 and collected["scaling"]["ready"] == 1
+    names = {s.metric for s in flatten_metrics(collected)}
+    assert {"scaling.target", "scaling.ready", "scaling.score"} <= names
+    store = MemoryMetricsStore()
+    store.write(flatten_metrics(collected))
+    assert store.query("scaling.target", since=0, until=clock.time() + 1)[0].points[0][1] == 2
+    await perf.close()

@@ -19,7 +19,9 @@ from prsm.performance.scaling import (
     kubernetes_api_client,
 )
 
-pytest.importorskip("kubernetes")
+from ..benchmarks.quick import need
+
+need("kubernetes", extra="kubernetes")  # under CI=true its absence fails
 pytestmark = pytest.mark.integration
 
 TOKEN = "test-token"

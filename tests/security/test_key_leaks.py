@@ -150,11 +150,6 @@ def test_keys_never_reach_logs_metrics_or_error_bodies(tmp_path: Path) -> None:
     assert _leaks(logs) == [], logs[-3000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 defect 4 (orchestrator/ and gateway/_responses.py, another helper's): a "
-    "node's 401 body is passed to the client unchanged, and it may quote the node's key",
-)
 def test_a_node_quoting_its_key_does_not_leak_it(tmp_path: Path, echo_upstream: str) -> None:
     sim = start_sim("keyed", "--models", "m", "--api-key", UPSTREAM_KEY)
     gw = Gateway(tmp_path, _config(f"{sim.url}/v1", echo_upstream))

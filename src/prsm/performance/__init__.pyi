@@ -66,6 +66,14 @@ from .config import (
     PRSMConfig as PRSMConfig,
     load_config as load_config,
 )
+from .dashboard import (
+    Dashboard as Dashboard,
+    DashboardReply as DashboardReply,
+    TopView as TopView,
+    fetch_top_view as fetch_top_view,
+    render_top as render_top,
+    run_top as run_top,
+)
 from .embeddings import (
     EMBEDDING_DIM as EMBEDDING_DIM,
     MODEL_NAME as MODEL_NAME,
@@ -76,6 +84,7 @@ from .embeddings import (
     model_path as model_path,
 )
 from .errors import (
+    AdminApiError as AdminApiError,
     AllocationError as AllocationError,
     AllocationTimeoutError as AllocationTimeoutError,
     AuthenticationError as AuthenticationError,
@@ -257,6 +266,26 @@ from .workers import (
 )
 
 __version__: str
+from .analytics import (
+    PROFILES as PROFILES,
+    AnalyticsSettings as AnalyticsSettings,
+    AnomalyDetector as AnomalyDetector,
+    AnomalySettings as AnomalySettings,
+    NabProfile as NabProfile,
+    NabResult as NabResult,
+    NabSeries as NabSeries,
+    PerformanceAnalytics as PerformanceAnalytics,
+    Trend as Trend,
+    TrendDetector as TrendDetector,
+    TrendSettings as TrendSettings,
+    UslFit as UslFit,
+    erlang_c as erlang_c,
+    fit_usl as fit_usl,
+    load_nab as load_nab,
+    replicas_for_slo as replicas_for_slo,
+    score_corpus as score_corpus,
+    wait_quantile as wait_quantile,
+)
 from .http import (
     ClientConnection as ClientConnection,
     ClientResponse as ClientResponse,
@@ -328,6 +357,7 @@ from .scaling import (
     ScoreResult as ScoreResult,
     ScoreSettings as ScoreSettings,
     SeasonalNaive as SeasonalNaive,
+    TrackedUpstream as TrackedUpstream,
     fit_predictor as fit_predictor,
     kubernetes_api_client as kubernetes_api_client,
     load_from_store as load_from_store,

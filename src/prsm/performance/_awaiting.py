@@ -146,3 +146,16 @@ async def await_with_timeout(awaitable: Awaitable[R], seconds: float) -> R:
         raise
     finally:
         disarm(armed)
+
+
+async def stop_task(task: asyncio.Task[object] | None) -> None:
+    """Cancel a background ``task`` and wait for it to end. Its own failure is raised; a
+    cancellation of the caller (not of ``task``) goes on as a cancellation."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise

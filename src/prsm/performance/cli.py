@@ -21,6 +21,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     ".fakes._commands",
     ".serve._commands",
     ".monitoring._commands",
+    ".dashboard._commands",
+    ".analytics._commands",
     ".sim._commands",
     ".optimize._commands",
 )

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .analytics._settings import AnalyticsSettings
 from .caching._settings import CacheSettings
 from .caching.semantic._settings import SemanticSettings
 from .errors import ConfigError
@@ -202,6 +203,7 @@ class PRSMConfig:
     monitoring: MonitoringSettings = dataclasses.field(default_factory=MonitoringSettings)
     history: HistorySettings = dataclasses.field(default_factory=HistorySettings)
     alerts: AlertSettings = dataclasses.field(default_factory=AlertSettings)
+    analytics: AnalyticsSettings = dataclasses.field(default_factory=AnalyticsSettings)
     scaling: PredictiveSettings = dataclasses.field(default_factory=PredictiveSettings)
     optimize: OptimizerSettings = dataclasses.field(default_factory=OptimizerSettings)
 

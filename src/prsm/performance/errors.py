@@ -31,6 +31,8 @@
     ├── NoGPUError                        a GPU path was asked for on a machine without one
     ├── ScalingError                      a scaling backend refused or failed an action:
     │                                     .backend, .status (an HTTP status, where any)
+    ├── AdminApiError                     a gateway's admin API could not be read (prsm-perf
+    │                                     top): .url, .status (an HTTP status, where any)
     └── AllocationError                   the resource optimiser gives no allocation
         ├── InfeasibleAllocationError     no allocation meets every constraint: .conflicts
         │                                 (which constraints, by how much), .exact
@@ -298,6 +300,17 @@ class ScalingError(PRSMError):
         self.status = status
         code = f" (HTTP {status})" if status is not None else ""
         super().__init__(f"scaling backend {backend!r}{code}: {message}")
+
+
+class AdminApiError(PRSMError):
+    """A gateway's admin API could not be read (unreachable, refused the key, or not
+    monitoring): ``prsm-perf top`` says so and exits."""
+
+    def __init__(self, url: str, message: str, *, status: int | None = None) -> None:
+        self.url = url
+        self.status = status
+        code = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"{url}{code}: {message}")
 
 
 class AllocationError(PRSMError):

@@ -149,7 +149,8 @@ class Response:
     read: a pass-through answer that nothing inspects is never decoded.
     """
 
-    __slots__ = ("_content", "headers", "input_tokens", "output_tokens", "raw", "status", "tokens")
+    __slots__ = ("_content", "headers", "input_tokens", "output_tokens", "queue_seconds", "raw",
+                 "status", "tokens")  # fmt: skip
 
     def __init__(
         self,
@@ -161,6 +162,7 @@ class Response:
         *,
         input_tokens: int = 0,
         output_tokens: int = 0,
+        queue_seconds: float = -1.0,
     ) -> None:
         if content is _UNREAD and raw is None:
             raise TypeError("Response needs content, raw bytes, or both")
@@ -172,6 +174,9 @@ class Response:
         #: the answer's ``usage.prompt_tokens`` and ``completion_tokens`` when it gave them
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
+        #: how long the request waited in the node's own queue (a local batcher's), when the
+        #: upstream knows; negative: unknown
+        self.queue_seconds = queue_seconds
 
     @property
     def content(self) -> Any:

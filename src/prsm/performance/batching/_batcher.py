@@ -39,7 +39,7 @@ _WAITING, _RUNNING, _GONE = 0, 1, 2
 
 
 class _Item(Generic[T, R]):
-    __slots__ = ("enqueued", "future", "payload", "priority", "state")
+    __slots__ = ("enqueued", "future", "payload", "priority", "started", "state")
 
     def __init__(self, payload: T, priority: int, enqueued: float, future: asyncio.Future[R]):
         self.payload = payload
@@ -47,6 +47,7 @@ class _Item(Generic[T, R]):
         self.enqueued = enqueued
         self.future = future
         self.state = _WAITING
+        self.started = -1.0  # when its batch began to run
 
 
 class _KeyQueue(Generic[T, R]):
@@ -143,12 +144,18 @@ class DynamicBatcher(Generic[T, R]):
         return (await self.submit_many([item], key=key, priority=priority))[0]
 
     async def submit_many(
-        self, items: Sequence[T], *, key: Hashable = None, priority: int = 0
+        self,
+        items: Sequence[T],
+        *,
+        key: Hashable = None,
+        priority: int = 0,
+        waits: list[float] | None = None,
     ) -> list[R]:
         """Queue several items (all admitted or none) and wait for all their results.
 
         The first item that fails raises its error; the request's other waiting items leave
-        the queue then.
+        the queue then. ``waits``, when given, receives each item's time in the queue (from
+        its arrival until its batch began to run), in the items' order.
         """
         if self._closed:
             raise PRSMError(f"batcher {self.name!r} is closed")
@@ -183,9 +190,12 @@ class DynamicBatcher(Generic[T, R]):
         self._m_depth_child.set(depth)
         self._pump()
         try:
-            return [await entry.future for entry in mine]
+            results = [await entry.future for entry in mine]
         finally:
             self._abandon(mine, key)
+        if waits is not None:
+            waits.extend(entry.started - entry.enqueued for entry in mine)
+        return results
 
     def stats(self) -> dict[str, Any]:
         """Chosen size, measured curve, queue depth, batch sizes seen, counters."""
@@ -312,6 +322,8 @@ class DynamicBatcher(Generic[T, R]):
     async def _run(self, key: Hashable, batch: list[_Item[T, R]]) -> None:
         size = len(batch)
         t0 = self._clock.monotonic()
+        for entry in batch:
+            entry.started = t0
         try:
             results = await self._run_batch(key, [entry.payload for entry in batch])
             if len(results) != size:

@@ -2,7 +2,9 @@
 
 ``GET /admin/nodes``, ``POST /admin/nodes`` (a node as in the config file; an existing id
 is updated), ``DELETE /admin/nodes/{id}``, ``POST /admin/nodes/{id}/drain``,
-``GET /admin/breakers``; monitoring: ``GET /admin/metrics/current``,
+``GET /admin/breakers``, ``GET /admin/scaling`` (the scaler's policy, steps and actions),
+``GET /admin/analytics?since=24h`` (trends, anomalies, insights, recommendations);
+monitoring: ``GET /admin/metrics/current``,
 ``GET /admin/metrics/history?metric=&labels=&since=&until=&step=&agg=``, ``GET /admin/alerts``
 (see :mod:`prsm.performance.monitoring._admin`). Who may call it is the app's
 :meth:`Authenticator.admin` check, made before any admin route runs.
@@ -22,8 +24,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from ..analytics._settings import AnalyticsSettings
 from ..errors import ConfigError, RequestValidationError
-from ..monitoring._admin import monitoring_route
+from ..monitoring._admin import monitoring_route, parse_duration
 from ..routing._node import NodeSpec
 from ..upstreams._http import check_nodes
 from ._responses import error_body
@@ -171,6 +174,8 @@ class AdminApi:
         self.perf = perf
         self.default_timeout = default_timeout
         self.policy = policy if policy is not None else NodeKeyPolicy((), perf.registry)
+        #: settings of ``/admin/analytics`` (the config's ``analytics`` section)
+        self.analytics: AnalyticsSettings | None = None
 
     def routes(self) -> list[str]:
         """The upstream tags nodes may name (those of the pipeline's dispatching upstream)."""
@@ -190,6 +195,11 @@ class AdminApi:
             return 200, dumps({"nodes": self.perf.snapshot().get("nodes")})
         if parts == ["breakers"] and method == "GET":
             return 200, dumps({"breakers": self.perf.breakers.states()})
+        if parts == ["scaling"] and method == "GET":
+            scaler = getattr(self.perf, "scaler", None)
+            if scaler is None:
+                return _not_found("auto-scaling is off here (orchestrator.auto_scaling: false)")
+            return 200, dumps({"scaling": scaler.snapshot()})
         if parts == ["nodes"] and method == "POST":
             return self._upsert(body)
         if len(parts) == 2 and parts[0] == "nodes" and method == "DELETE":
@@ -207,8 +217,33 @@ class AdminApi:
         return _not_found(f"no admin route {method} {path}")
 
     async def monitoring(self, method: str, path: str, query: bytes) -> tuple[int, bytes] | None:
-        """The monitoring routes' answer (JSON for the dashboard), or ``None`` for others."""
-        return await monitoring_route(getattr(self.perf, "monitor", None), method, path, query)
+        """The monitoring and analytics routes' answer (JSON for the dashboard), or ``None``
+        for others."""
+        monitor = getattr(self.perf, "monitor", None)
+        if path == "/admin/analytics":
+            return await self._analytics(monitor, method, query)
+        return await monitoring_route(monitor, method, path, query)
+
+    async def _analytics(self, monitor: Any, method: str, query: bytes) -> tuple[int, bytes]:
+        """``GET /admin/analytics?since=24h``: the post's ``analyze_performance_trends`` over
+        the monitoring history (trends, anomalies, insights, recommendations, bottleneck)."""
+        from urllib.parse import parse_qs
+
+        from ..analytics._analytics import PerformanceAnalytics
+
+        if method != "GET":
+            raise RequestValidationError("(method)", "/admin/analytics takes GET")
+        store = getattr(monitor, "store", None)
+        if store is None:
+            body = {"error": {"message": "no metrics history here (history.enabled: false)",
+                              "type": "unavailable"}}  # fmt: skip
+            return 503, dumps(body)
+        given = parse_qs(query.decode("latin-1")).get("since")
+        seconds = parse_duration(given[0], "since") if given else None
+        if seconds is not None and not seconds > 0:
+            raise RequestValidationError("since", f"must be a duration > 0, got {given!r}")
+        analytics = PerformanceAnalytics(store, self.analytics, clock=monitor.clock)
+        return 200, dumps(await analytics.analyze_performance_trends(seconds))
 
     def _upsert(self, body: bytes) -> tuple[int, bytes]:
         try:

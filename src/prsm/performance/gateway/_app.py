@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from ..clock import Clock
+from ..dashboard._page import Dashboard
 from ..errors import NoCapableNodesError, PRSMError
 from ..monitoring._recorder import (
     RequestRecorder,
@@ -97,6 +98,7 @@ class GatewayApp:
         self.shutting_down = False
         self.in_flight = 0
         self.has_cache = getattr(perf, "cache", None) is not None
+        self._dashboard: Dashboard | None = None  # read from the package on first use
 
     # --- the ASGI entry (``prsm-perf serve`` calls handle_exchange from its own server)
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,13 +125,13 @@ class GatewayApp:
                 return
 
     async def startup(self) -> None:
-        """Start the pipeline's background loops, then run the ``on_startup`` hooks (e.g. one
-        that starts local model workers and adds their nodes)."""
+        """Run the ``on_startup`` hooks (e.g. one that starts local model workers, adds their
+        nodes and attaches their scaler), then start the pipeline's background loops."""
+        for hook in self.on_startup:
+            await hook(self)
         start = getattr(self.perf, "start", None)
         if start is not None:
             await start()
-        for hook in self.on_startup:
-            await hook(self)
 
     async def shutdown(self) -> None:
         """Refuse new work (``/readyz`` says so), close the pipeline (its upstreams and cache)
@@ -366,6 +368,9 @@ class GatewayApp:
             tenant = self.auth.tenant(auth, api_key)
             data = await x.body(self.settings.max_body_bytes)
             status, body = await self._cache_feedback(tenant.name, data)
+        elif Dashboard.handles(path):
+            await self._dashboard_page(x)
+            return
         elif path == "/admin" or path.startswith("/admin/"):
             # every admin path: the key (or, with none configured, a local caller) first
             self.auth.admin(
@@ -391,6 +396,36 @@ class GatewayApp:
         added = time.perf_counter() - head.t0
         self._count("other", status, None)
         await self._reply(x, status, body, added, ctype=ctype)
+
+    async def _dashboard_page(self, x: Exchange) -> None:
+        """``GET /dashboard`` and its static files. With no admin key configured, the admin
+        API's own check (a local caller only); with admin keys, the page is served without
+        one, since a browser's navigation cannot send it: the page holds no data and no
+        secret, and each figure it shows comes from ``/admin`` with the key it asks for."""
+        head = x.head
+        if not self.auth.admin_keys:
+            self.auth.admin(
+                head.auth, head.api_key, host=head.host, origin=head.origin,
+                client=getattr(x, "client", None),
+            )  # fmt: skip
+        if x.method != "GET":
+            body = error_body(f"{x.path} takes GET", "invalid_request_error",
+                              code="method_not_allowed")  # fmt: skip
+            self._count("dashboard", 405, None)
+            await self._reply(x, 405, body, time.perf_counter() - head.t0)
+            return
+        if self._dashboard is None:
+            self._dashboard = Dashboard()
+        found = self._dashboard.answer(x.path, getattr(x, "query", b""))
+        if found is None:
+            body = error_body(f"no dashboard file {x.path}", "invalid_request_error",
+                              code="not_found")  # fmt: skip
+            self._count("dashboard", 404, None)
+            await self._reply(x, 404, body, time.perf_counter() - head.t0)
+            return
+        self._count("dashboard", found.status, None)
+        await self._reply(x, found.status, found.body, time.perf_counter() - head.t0,
+                          extra=found.headers, ctype=found.content_type)  # fmt: skip
 
     async def _cache_feedback(self, tenant: str, data: bytes) -> tuple[int, bytes]:
         """``POST /v1/cache/feedback`` ``{"request_id": "<x-request-id>", "correct": false}``:

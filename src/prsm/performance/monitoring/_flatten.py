@@ -11,7 +11,8 @@ values (``None``: nothing to measure in that interval) are left out, never writt
 The SLO counts the burn-rate rules read are written per interval: ``slo.requests``,
 ``slo.errors`` (failed) and ``slo.slow`` (answered, but slower than the latency objective),
 and per model ``slo.model_requests{model}``, ``slo.model_errors{model}``,
-``slo.model_slow{model}``.
+``slo.model_slow{model}``. With a scaler, its last step: ``scaling.ready``,
+``scaling.target``, ``scaling.forecast``, ``scaling.forecast_upper``, ``scaling.score``.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def flatten_metrics(metrics: Mapping[str, Any], extra: Labels = ()) -> list[Samp
         put("slo.model_requests", requests, model=model)
         put("slo.model_errors", errors, model=model)
         put("slo.model_slow", (values.get("sla_violations") or 0) - errors, model=model)
+    scalars("scaling", metrics.get("scaling") or {})
     requests = app.get("requests") or 0
     errors = app.get("errors") or 0
     put("slo.requests", requests)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .._awaiting import stop_task
 from ..clock import Clock, SystemClock
 from ._alerts import AlertManager
 from ._collector import MetricsCollector, MonitoredPipeline
@@ -82,6 +83,7 @@ class PerformanceMonitor:
                 provider=s.provider,
             )
         self.recorder = recorder
+        self.pipeline = pipeline
         self.metrics_collector = MetricsCollector(
             recorder, pipeline, active_users_window=s.active_users_window
         )
@@ -130,7 +132,9 @@ class PerformanceMonitor:
 
     async def collect_metrics(self) -> dict[str, Any]:
         """One collection: ``{"timestamp", "interval", "system", "application",
-        "business"}`` (see :mod:`._collector` for each section's keys)."""
+        "business"}`` (see :mod:`._collector` for each section's keys), and ``"scaling"``
+        (the scaler's last step: ready and target replicas, forecast, score) when the
+        pipeline has a scaler."""
         system = await self.collect_system_metrics()
         now = self.clock.monotonic()
         last = self.metrics_collector._last
@@ -142,6 +146,9 @@ class PerformanceMonitor:
             "application": application,
             "business": business,
         }
+        scaling = scaling_figures(getattr(self.pipeline, "scaler", None))
+        if scaling is not None:
+            metrics["scaling"] = scaling
         self.latest = metrics
         self.collections += 1
         self._gauges.update(metrics)
@@ -206,13 +213,7 @@ class PerformanceMonitor:
     async def close(self) -> None:
         """Stop the loop, flush what is pending, close the store and the notifiers."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
+        await stop_task(task)
         if self.store is not None:
             await self.flush()
             await self._off_loop(self.store.close)
@@ -313,3 +314,24 @@ def build_monitor(
         labels=labels,
         clock=clock,
     )
+
+
+def scaling_figures(scaler: Any) -> dict[str, float | None] | None:
+    """The last scaling step's figures (``None`` without a scaler or before its first step):
+    what the history keeps as ``scaling.ready``, ``scaling.target``, ``scaling.forecast``,
+    ``scaling.forecast_upper`` and ``scaling.score``."""
+    if scaler is None:
+        return None
+    steps = scaler.snapshot(last=1)["steps"]
+    if not steps:
+        return None
+    step = steps[-1]
+    details = step.get("details") or {}
+    score = step.get("score") or {}
+    return {
+        "ready": step.get("ready"),
+        "target": step.get("target"),
+        "forecast": details.get("forecast"),
+        "forecast_upper": details.get("forecast_upper"),
+        "score": score.get("score"),
+    }

@@ -28,26 +28,29 @@ def record_result(
     ``cached`` says whether the cache was consulted (``None``: when ``result.cache`` is set)."""
     timings = result.timings
     response = result.response
-    tokens_in = getattr(response, "input_tokens", 0) or 0
-    tokens_out = getattr(response, "output_tokens", 0) or 0
-    if not (tokens_in or tokens_out) and response is not None:
-        tokens_out = response.tokens  # only a total is known
+    if response is None:
+        tokens_in = tokens_out = 0
+    else:
+        tokens_in = response.input_tokens
+        tokens_out = response.output_tokens
+        if not (tokens_in or tokens_out):
+            tokens_out = response.tokens  # only a total is known
     tier = result.cache
-    lookup = tier if tier is not None else ("miss" if cached else None)
+    get = timings.get
     recorder.request(
         request.kind.value,
         request.model,
         request.tenant,
         result.node_id,
-        "cache_hit" if tier is not None else "ok",
+        "ok" if tier is None else "cache_hit",
         "",
         result.latency,
-        timings.get("upstream", 0.0),
+        get("upstream", 0.0),
         tokens_in,
         tokens_out,
-        lookup,
-        timings.get("cache", -1.0),
-        timings.get("route", -1.0),
+        tier if tier is not None else ("miss" if cached else None),
+        get("cache", -1.0),
+        get("route", -1.0),
     )
 
 

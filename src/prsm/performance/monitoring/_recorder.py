@@ -341,6 +341,9 @@ class RequestRecorder:
         if u is not None:
             u.counts[_bisect(u.bounds, upstream)] += 1
             u.sum += upstream
+            h = self.stage_children[UPSTREAM]
+            h.counts[_bisect(h.bounds, upstream)] += 1
+            h.sum += upstream
         if input_tokens:
             h = c.tokens_in
             h.counts[_bisect(h.bounds, input_tokens)] += 1

@@ -34,6 +34,16 @@ def register(sub: Any) -> None:
     p.add_argument("--solver", choices=["highs", "cp-sat", "scipy", "none"], default=None)
     p.add_argument("--rows", type=int, default=30, help="workloads shown in the table")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument(
+        "--from-history",
+        default=None,
+        metavar="SINCE",
+        help="take each workload's requests/s from the monitoring history over this window "
+        "(e.g. 24h, 7d): the --quantile of its per-minute rate, matched by workload name to "
+        "model.request_rate{model}",
+    )
+    p.add_argument("--quantile", type=float, default=0.95, help="with --from-history (0.95)")
+    p.add_argument("--config", default=None, help="config file (where the history is kept)")
     p.set_defaults(func=run)
 
 
@@ -44,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from ._settings import OptimizerSettings
 
     spec = load_allocation_file(args.file)
+    if args.from_history is not None:
+        spec = dataclasses.replace(spec, workloads=tuple(_from_history(args, spec.workloads)))
     overrides: dict[str, Any] = dict(spec.settings)
     for flag, key in (("time_limit", "time_limit"), ("gap", "target_gap"), ("solver", "solver")):
         if getattr(args, flag) is not None:
@@ -103,6 +115,31 @@ def run(args: argparse.Namespace) -> int:
         except DependencyMissingError as exc:
             err.print(f"chart skipped: {exc}")
     return 0
+
+
+def _from_history(args: argparse.Namespace, workloads: Any) -> list[Any]:
+    """The file's workloads at the rates the history measured (notes on stderr)."""
+    import time
+
+    from rich.console import Console
+
+    from ..config import load_config
+    from ..monitoring._admin import parse_time
+    from ..monitoring._monitor import build_store
+    from ._history import measured_rates, with_measured_rates
+
+    now = time.time()
+    since = parse_time(args.from_history, "from-history", now)
+    store = build_store(load_config(args.config).history)
+    try:
+        rates = measured_rates(store, since=since, until=now, quantile=args.quantile)
+    finally:
+        store.close()
+    out, notes = with_measured_rates(workloads, rates)
+    err = Console(stderr=True)
+    for note in notes:
+        err.print(f"history: {note}")
+    return out
 
 
 def _print(allocation: Any, rows: int) -> None:

@@ -24,8 +24,9 @@ import logging
 import random
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._awaiting import stop_task
 from ..caching._base import ResponseCache
 from ..caching._settings import CacheSettings
 from ..clock import Clock, SystemClock
@@ -33,7 +34,7 @@ from ..config import PRSMConfig
 from ..errors import ConfigError, PRSMError
 from ..monitoring._monitor import PerformanceMonitor
 from ..monitoring._record import record_failure, record_result, recorded_stream
-from ..monitoring._recorder import RequestRecorder
+from ..monitoring._recorder import QUEUE, RequestRecorder
 from ..monitoring._registry import MetricsRegistry
 from ..monitoring._settings import MonitoringSettings
 from ..nodeload._poller import NodePoller
@@ -52,11 +53,16 @@ from ._settings import OrchestratorSettings, check_caching_strategy
 from ._stream import run_stream
 from ._unary import attempt_once, retry_unary
 
+if TYPE_CHECKING:
+    from ..scaling._scaler import PredictiveScaler
+
 log = logging.getLogger(__name__)
 
 AUTO_SCALING_WARNING = (
-    "auto_scaling=True: nothing scales replicas yet in this version (the scaling component "
-    "has not landed); requests are served by the registered nodes as they are"
+    "auto_scaling=True but no scaler: nothing scales replicas here; pass "
+    "scaler=PredictiveScaler(backend) (a LocalProcessBackend, RayBackend or KubernetesBackend), "
+    "or run `prsm-perf serve`, which scales its local workers (not with --workers N, whose "
+    "shared pool is not scaled)"
 )
 
 
@@ -72,8 +78,10 @@ class PerformanceOrchestrator:
 
     ``caching_strategy`` builds the response cache (exact tiers and/or the semantic cache,
     configured by ``cache_settings`` / ``semantic_settings``) unless ``cache=`` is given.
-    ``auto_scaling=True`` is accepted and recorded in :meth:`snapshot`, and logs one warning
-    that nothing scales yet (the scaling component will replace it).
+    ``scaler`` (a :class:`~prsm.performance.scaling.PredictiveScaler` over a replica backend)
+    runs from :meth:`start` to :meth:`close`, and :meth:`snapshot` shows it; the gateway
+    attaches one over its local workers when ``auto_scaling`` is on. ``auto_scaling=True``
+    with no scaler at :meth:`start` logs one warning that nothing scales.
 
     ``upstream`` executes requests (e.g. :class:`~prsm.performance.upstreams.CallableUpstream`);
     without one, :meth:`handle` raises :class:`ConfigError`. ``metrics`` is the injected
@@ -97,6 +105,7 @@ class PerformanceOrchestrator:
         semantic_settings: Any = None,
         metrics: MetricsRegistry | None = None,
         monitoring: MonitoringSettings | None = None,
+        scaler: PredictiveScaler | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -113,8 +122,8 @@ class PerformanceOrchestrator:
         if changes:
             s = dataclasses.replace(s, **changes)
         self.settings = s
-        if s.auto_scaling:
-            log.warning(AUTO_SCALING_WARNING)
+        #: replicas scaled ahead of demand (None: none here); see :meth:`attach_scaler`
+        self.scaler: PredictiveScaler | None = scaler
         bs = balancer_settings or BalancerSettings()
         if load_balancing is not None:
             check_strategy(load_balancing, "load_balancing")
@@ -301,71 +310,82 @@ class PerformanceOrchestrator:
         """Answer ``request``: from cache if it may, else from the best capable node,
         retrying retryable failures as the retry policy decides, within the deadline.
 
-        Recorded (outcome, latency, stages, tokens) in :attr:`recorder`.
-        """
-        start = self.clock.monotonic()
-        try:
-            result = await self._handle(request)
-        except PRSMError as exc:
-            record_failure(self.recorder, request, exc, self.clock.monotonic() - start)
-            raise
-        cached = self.cache is not None and request.cache_mode == "default"
-        record_result(self.recorder, request, result, cached=cached)
-        return result
-
-    async def _handle(self, request: AIRequest) -> ExecutionResult:
-        """:meth:`handle`, unrecorded.
-
         Raises :class:`NoCapableNodesError` / ``UnknownModelError`` when nothing can serve
         it, :class:`DeadlineExceededError` when its deadline passes first, and the
         :class:`UpstreamError` itself when it is not retryable (a client's 4xx) or when the
         policy stops (attempts spent, no node left, a back-off or ``Retry-After`` past the
         deadline). ``result.latency`` is the caller's total wait; ``result.timings["upstream"]``
-        the answering node's time.
+        the answering node's time. Either way it is recorded (outcome, latency, stages,
+        tokens) in :attr:`recorder`.
         """
-        upstream = self.upstream
-        if upstream is None:
-            upstream = self._need_upstream()
         p = self._p
         monotonic = p.monotonic
-        m = self._m
         start = monotonic()
         cache = self.cache
-        cache_s = -1.0
-        if cache is not None and request.cache_mode == "default":
-            hit = await cache.lookup(request)
-            cache_s = monotonic() - start
-            if hit is not None:
-                m.cache_hit.inc()
-                return ExecutionResult(
-                    request.id,
-                    None,
-                    True,
-                    monotonic() - start,
-                    response=hit.response,
-                    attempts=0,
-                    cache=hit.tier,
-                    similarity=hit.similarity,
-                    timings={"cache": cache_s},
-                )
-        deadline = start + (request.timeout or self.settings.default_timeout)
-        picking = monotonic()
-        node = first_node(p, request, picking)
-        route_s = monotonic() - picking
-        result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
-        if not result.ok:
-            result = await retry_unary(p, upstream, request, result, deadline)
-        if cache is not None and request.cache_mode != "no-store" and result.response is not None:
-            await cache.store(request, result.response)
+        consulted = cache is not None and request.cache_mode == "default"
+        try:
+            upstream = self.upstream
+            if upstream is None:
+                upstream = self._need_upstream()
+            m = self._m
+            cache_s = -1.0
+            if consulted:
+                assert cache is not None
+                hit = await cache.lookup(request)
+                cache_s = monotonic() - start
+                if hit is not None:
+                    m.cache_hit.inc()
+                    result = ExecutionResult(
+                        request.id,
+                        None,
+                        True,
+                        monotonic() - start,
+                        response=hit.response,
+                        attempts=0,
+                        cache=hit.tier,
+                        similarity=hit.similarity,
+                        timings={"cache": cache_s},
+                    )
+                    record_result(self.recorder, request, result, cached=True)
+                    return result
+            deadline = start + (request.timeout or self.settings.default_timeout)
+            picking = monotonic()
+            node = first_node(p, request, picking)
+            route_s = monotonic() - picking
+            result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
+            if not result.ok:
+                result = await retry_unary(p, upstream, request, result, deadline)
+            response = result.response
+            if cache is not None and request.cache_mode != "no-store" and response is not None:
+                await cache.store(request, response)
+        except PRSMError as exc:
+            record_failure(self.recorder, request, exc, monotonic() - start)
+            raise
         total = monotonic() - start
+        upstream_s = result.latency
         timings = result.timings
-        timings["upstream"] = result.latency
+        timings["upstream"] = upstream_s
         timings["route"] = route_s
         if cache_s >= 0.0:
             timings["cache"] = cache_s
         result.latency = total
         m.ok.inc()
         m.latency.observe(total)
+        if response is None:
+            tokens_in = tokens_out = 0
+        else:
+            tokens_in = response.input_tokens
+            tokens_out = response.output_tokens or (0 if tokens_in else response.tokens)
+            queue_s = response.queue_seconds
+            if queue_s >= 0.0:  # the node's own queue (a local batcher) said how long
+                timings["queue"] = queue_s
+                self.recorder.stage(QUEUE, queue_s)
+        # record_result's call, with the figures at hand
+        self.recorder.request(
+            request.kind.value, request.model, request.tenant, result.node_id, "ok", "",
+            total, upstream_s, tokens_in, tokens_out, "miss" if consulted else None, cache_s,
+            route_s,
+        )  # fmt: skip
         return result
 
     def handle_stream(self, request: AIRequest) -> AsyncIterator[bytes]:
@@ -410,6 +430,7 @@ class PerformanceOrchestrator:
             "caching_strategy": s.caching_strategy,
             "cache": type(self.cache).__name__ if self.cache is not None else None,
             "auto_scaling": s.auto_scaling,
+            "scaling": self.scaler.snapshot(last=1) if self.scaler is not None else None,
             "monitoring_interval": s.monitoring_interval,
             "nodes": nodes,
             "breakers": {n: st.value for n, st in self.breakers.states().items()},
@@ -426,24 +447,33 @@ class PerformanceOrchestrator:
             await self.clock.sleep(self.settings.monitoring_interval)
 
     async def start(self) -> None:
-        """Start the monitoring loops (every ``monitoring_interval`` seconds)."""
+        """Start the monitoring loops (every ``monitoring_interval`` seconds) and the scaler."""
         if self._monitor is None or self._monitor.done():
             self._monitor = asyncio.get_running_loop().create_task(self._monitor_loop())
         if self.monitor.settings.enabled:
             await self.monitor.start()
+        if self.scaler is not None:
+            self.scaler.start()
+        elif self.settings.auto_scaling:
+            log.warning(AUTO_SCALING_WARNING)
+
+    def attach_scaler(self, scaler: PredictiveScaler) -> None:
+        """Scale with ``scaler`` from now on (started if this orchestrator runs, closed with
+        it); replaces none that is already attached."""
+        if self.scaler is not None:
+            raise ConfigError("scaler", "a scaler is already attached")
+        self.scaler = scaler
+        if self._monitor is not None:
+            scaler.start()
 
     async def close(self) -> None:
         """Stop the loops (the monitor flushes its history); close the upstream and the cache
-        if they have ``aclose()``."""
+        if they have ``aclose()``; the scaler first (its loop stops, its backend is closed)."""
+        if self.scaler is not None:
+            await self.scaler.close()
         await self.monitor.close()
         task, self._monitor = self._monitor, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
+        await stop_task(task)
         await self.poller.aclose()
         for part in (self.upstream, self.cache):
             aclose = getattr(part, "aclose", None)

@@ -59,6 +59,7 @@ from ._score import (
     ScoreSettings as ScoreSettings,
     score_signals as score_signals,
 )
+from ._tracked import TrackedUpstream as TrackedUpstream
 from ._tracker import LoadTracker as LoadTracker, LoadWindow as LoadWindow
 from ._types import (
     LoadSeries as LoadSeries,

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._awaiting import stop_task
 from ..clock import Clock, SystemClock
 from ..errors import ScalingError
 from ..monitoring._registry import MetricsRegistry
@@ -61,6 +62,7 @@ class LoopStep:
             "ready": self.status.ready,
             "starting": self.status.starting,
             "draining": self.status.draining,
+            "arrivals": ctx.arrivals,
             "in_flight": ctx.in_flight,
             "queued": ctx.queued,
             "mean_ongoing": round(ctx.mean_ongoing, 4),
@@ -227,9 +229,7 @@ class ScalingLoop:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await stop_task(task)
 
     def snapshot(self, last: int = 50) -> dict[str, Any]:
         """What ``/admin/scaling`` shows: the policy and its parameters, the last steps."""

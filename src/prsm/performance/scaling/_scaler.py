@@ -114,5 +114,7 @@ class PredictiveScaler:
         await self.loop.close()
         await self.controller.close()
 
-    def snapshot(self) -> dict[str, Any]:
-        return self.loop.snapshot()
+    def snapshot(self, last: int = 50) -> dict[str, Any]:
+        """The loop's policy, parameters and last ``last`` steps and actions (what
+        ``/admin/scaling`` shows)."""
+        return self.loop.snapshot(last)

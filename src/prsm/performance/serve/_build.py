@@ -73,6 +73,7 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
     perf = build_orchestrator(config)
     attach_monitoring(perf, config)
     app = GatewayApp(perf, config.gateway)
+    app.admin.analytics = config.analytics
     if config.monitoring.traces:
         from ..monitoring._otel import RequestTracer
 
@@ -81,7 +82,8 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
             provider_name=config.monitoring.provider,
             endpoint=config.monitoring.otlp_endpoint,
         )
-    attach_local_workers(app, config.workers)
+    scaling = config.scaling if config.orchestrator.auto_scaling else None
+    attach_local_workers(app, config.workers, scaling)
     return app
 
 

@@ -167,14 +167,21 @@ class LocalModelUpstream:
             raise UpstreamUnavailableError(
                 node.id, f"worker is {worker.state} (restarting); try another", status=503
             )
+        waits: list[float] = []
         try:
-            items = await self.batchers[device].submit_many(texts, priority=request.priority)
+            items = await self.batchers[device].submit_many(
+                texts, priority=request.priority, waits=waits
+            )
         except OverloadedError as exc:
             raise UpstreamError(node.id, str(exc), status=429, retryable=True) from exc
         except WorkerError as exc:
             raise UpstreamUnavailableError(node.id, str(exc), status=503) from exc
         content = embeddings_response(items, model or self.pool.settings.model, encoding)
-        return Response(content=content, tokens=content["usage"]["total_tokens"])
+        return Response(
+            content=content,
+            tokens=content["usage"]["total_tokens"],
+            queue_seconds=max(waits) if waits else -1.0,
+        )
 
     async def warm_up(
         self, texts: Sequence[str], *, repeats: int | None = None

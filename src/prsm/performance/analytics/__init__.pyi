@@ -1,0 +1,19 @@
+from ._analytics import PerformanceAnalytics as PerformanceAnalytics
+from ._capacity import (
+    UslFit as UslFit,
+    erlang_c as erlang_c,
+    fit_usl as fit_usl,
+    replicas_for_slo as replicas_for_slo,
+    wait_quantile as wait_quantile,
+)
+from ._detector import AnomalyDetector as AnomalyDetector, AnomalySettings as AnomalySettings
+from ._nab import (
+    PROFILES as PROFILES,
+    NabProfile as NabProfile,
+    NabResult as NabResult,
+    NabSeries as NabSeries,
+    load_nab as load_nab,
+    score_corpus as score_corpus,
+)
+from ._settings import AnalyticsSettings as AnalyticsSettings
+from ._trend import Trend as Trend, TrendDetector as TrendDetector, TrendSettings as TrendSettings

@@ -1,0 +1,48 @@
+"""``TrackedUpstream``: the request path's hooks into a :class:`LoadTracker`.
+
+Wraps the upstream that serves the scaled replicas (the gateway's local workers): each call
+is one arrival, in service at once (the replicas' own queue, e.g. a batcher, is inside the
+call), and finished with its duration and whether it failed — the three O(1) calls the
+tracker takes. Anything else the inner upstream has (``aclose``, readings for the node
+poller) is reached through :attr:`inner`.
+"""
+
+from __future__ import annotations
+
+from ..clock import Clock, SystemClock
+from ..errors import UpstreamError
+from ..routing._node import NodeSpec
+from ..types import AIRequest, Response
+from ..upstreams._base import Upstream
+from ._tracker import LoadTracker
+
+
+class TrackedUpstream:
+    """Feeds ``tracker`` from every :meth:`execute` of ``inner``."""
+
+    def __init__(self, inner: Upstream, tracker: LoadTracker, *, clock: Clock | None = None):
+        self.inner = inner
+        self.tracker = tracker
+        self.clock = clock or SystemClock()
+
+    async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
+        tracker = self.tracker
+        tracker.arrived()
+        tracker.started()
+        start = self.clock.monotonic()
+        try:
+            response = await self.inner.execute(node, request)
+        except UpstreamError as exc:
+            # a client's bad request is not the replicas' load failing; anything else is
+            tracker.finished(self.clock.monotonic() - start, error=exc.retryable)
+            raise
+        except BaseException:  # cancelled (the caller's deadline): it left service, unfinished
+            tracker.finished(self.clock.monotonic() - start, error=True)
+            raise
+        tracker.finished(self.clock.monotonic() - start)
+        return response
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.inner, "aclose", None)
+        if aclose is not None:
+            await aclose()
