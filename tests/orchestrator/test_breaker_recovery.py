@@ -34,13 +34,13 @@ class Outage:
         return node.id
 
 
-def _perf(clock: ManualClock, up: Outage) -> PerformanceOrchestrator:
+def _perf(clock: ManualClock, up: Outage, threshold: int = 1) -> PerformanceOrchestrator:
     return PerformanceOrchestrator(
         load_balancing="intelligent",
         nodes=[NodeSpec(n, models=frozenset({"m"})) for n in ("a", "b", "c")],
         upstream=CallableUpstream(up),
         settings=OrchestratorSettings(retry_jitter=0.0),
-        breaker_settings=BreakerSettings(failure_threshold=1, reset_timeout=RESET),
+        breaker_settings=BreakerSettings(failure_threshold=threshold, reset_timeout=RESET),
         clock=clock,
         rng=random.Random(0),
     )
@@ -111,3 +111,23 @@ def test_restore_leaves_an_unknown_or_trusted_node_alone() -> None:
     before = tracker.stats("a")
     tracker.restore("a")
     assert tracker.stats("a") is before
+
+
+async def test_a_node_avoided_before_its_breaker_opened_is_probed_too(
+    clock: ManualClock,
+) -> None:
+    up = Outage()
+    perf = _perf(clock, up, threshold=3)
+    await _send(perf, 5, clock)
+    first = up.calls[-1]
+    up.down.add(first)
+    await _send(perf, 10, clock)  # one failure: the router turns away before three
+    assert up.calls.count(first) < 5 + 3
+    assert perf.breakers.get(first).state is CircuitState.CLOSED
+    up.down.clear()
+    clock.advance(RESET)
+    up.calls.clear()
+    await _send(perf, 1, clock)
+    assert up.calls == [first]  # the probe, one open interval after its last failure
+    await _send(perf, 30, clock)
+    assert up.calls.count(first) >= 5  # it is trusted again: traffic returned

@@ -165,6 +165,11 @@ class AILoadBalancer:
         self._version = self.registry.version
         self._blocked: dict[str, float] = {}
         self._probe: dict[str, None] = {}  # breaker open then due a probe: picked first
+        #: seconds after a node's last outcome at which a node that has failed (learned
+        #: success rate below 1) is due a probe, as if its breaker had opened (None: never)
+        self.probe_after: float | None = None
+        self._probe_timer: dict[str, float] = {}  # node → when it is due a probe
+        self._probing: dict[str, None] = {}  # nodes picked as a probe, outcome not known
         self._signal_at: dict[str, float] = {}  # node → its reading's next weight change
         self._timed: dict[str, float] = {}  # node → the reading whose next change is timed
         self._timers: list[tuple[float, str]] = []
@@ -214,6 +219,15 @@ class AILoadBalancer:
             return EXCLUDED
         if self._probe and e.id in self._probe:
             return PROBE
+        if self.probe_after is not None:
+            learned = self.tracker.stats(e.id)
+            if learned.success_rate < 1.0 and learned.last_seen is not None:
+                due = learned.last_seen + self.probe_after
+                if now >= due:
+                    return PROBE
+                if self._probe_timer.get(e.id) != due:
+                    self._probe_timer[e.id] = due
+                    self._wake(due, e.id)
         reported_at = e.reported_at
         if reported_at is not None and self._uses_load and self._timed.get(e.id) != reported_at:
             self._timed[e.id] = reported_at  # this reading's next step is (or will be) timed
@@ -255,6 +269,8 @@ class AILoadBalancer:
         if change == "removed":
             self._blocked.pop(node_id, None)
             self._probe.pop(node_id, None)
+            self._probe_timer.pop(node_id, None)
+            self._probing.pop(node_id, None)
             self._signal_at.pop(node_id, None)
             self._timed.pop(node_id, None)
             self._dirty.pop(node_id, None)
@@ -337,6 +353,9 @@ class AILoadBalancer:
                 self._dirty[node_id] = None
             elif self._blocked.get(node_id) == at:
                 self._dirty[node_id] = None
+            elif self._probe_timer.get(node_id) == at:
+                del self._probe_timer[node_id]
+                self._dirty[node_id] = None
         self._next_timer = timers[0][0] if timers else math.inf
 
     def _group(self, key: GroupKey) -> _Group:
@@ -396,7 +415,14 @@ class AILoadBalancer:
             raise self._no_capable(request, g, exclude)
         entry = g.members[i]
         assert entry is not None
+        if keys[i] == PROBE:
+            self._probing[entry.id] = None
         return entry.spec
+
+    def end_probe(self, node_id: str) -> bool:
+        """Whether ``node_id``'s last pick was a probe (forgotten once asked): the caller
+        restores the node's learned figures when that probe succeeded."""
+        return self._probing.pop(node_id, 0) is None
 
     def _choose(self, g: _Group, keys: list[float]) -> int:
         strategy = self.strategy
