@@ -26,14 +26,26 @@ class Reference:
     shape, the registration number after which round robin continues."""
 
     blocked: dict[str, float] = field(default_factory=dict)
+    probe: set[str] = field(default_factory=set)  # once blocked, not yet told 0: due a probe
     cursor: dict[GroupKey, int] = field(default_factory=dict)
     wrr_pos: dict[GroupKey, int] = field(default_factory=dict)
 
     def block(self, node_id: str, until: float) -> None:
         if until <= 0:
             self.blocked.pop(node_id, None)
+            self.probe.discard(node_id)
         else:
             self.blocked[node_id] = until
+            self.probe.add(node_id)
+
+    def key(
+        self, b: AILoadBalancer, e: NodeEntry, now: float, strategy: str, request: AIRequest
+    ) -> float:
+        """The node's key for ``request``: infinite when it is due a probe (never for a
+        stream), else the strategy's."""
+        if e.id in self.probe and not request.stream:
+            return math.inf
+        return key(b, e, now, strategy)
 
     def redraw_schedules(self) -> None:
         """The registry's request shapes changed (a spec update, a new set of context
@@ -115,7 +127,7 @@ def choose(
     best_id, best_key = None, -math.inf
     for e, good in zip(members, ok, strict=True):
         if good:
-            k = key(b, e, now, strategy)
+            k = ref.key(b, e, now, strategy, request)
             if best_id is None or k > best_key:
                 best_id, best_key = e.id, k
     return best_id

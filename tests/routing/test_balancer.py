@@ -17,7 +17,7 @@ from prsm.performance.routing._registry import NodeRegistry
 from prsm.performance.routing._settings import ROUTING_STRATEGIES, BalancerSettings
 from prsm.performance.types import AIRequest
 
-from .reference import Reference, capable, choose, eligible, key
+from .reference import Reference, capable, choose, eligible
 
 
 def _balancer(strategy: str = "intelligent", n: int = 4, **kw: object) -> AILoadBalancer:
@@ -232,9 +232,9 @@ def _check_power_of_two(
         assert not ok
         return None
     assert got in {e.id for e in ok}
-    keys = sorted(key(b, e, now, "power_of_two") for e in ok)
+    keys = sorted(ref.key(b, e, now, "power_of_two", request) for e in ok)
     if len(keys) >= 2 and keys[0] < keys[1]:  # one strictly worst: never the winner of two
-        assert key(b, b.registry.entry(got), now, "power_of_two") > keys[0]
+        assert ref.key(b, b.registry.entry(got), now, "power_of_two", request) > keys[0]
     return got
 
 

@@ -8,12 +8,18 @@ A streamed OpenAI answer (server-sent events of ``chat.completion.chunk`` or str
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 
 DONE = b"data: [DONE]\n\n"
+
+# An event ends at the first blank line, whichever line ending the stream uses. The regex finds
+# the leftmost separator in one pass (at one position at most one alternative can match).
+_SEPARATOR = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_LONGEST_SEPARATOR = 4
 
 
 def _event(obj: dict[str, Any]) -> bytes:
@@ -94,7 +100,9 @@ class SSEAssembler:
     builds the complete ``chat.completion`` / ``text_completion`` object they add up to."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._start = 0  # where the unconsumed bytes of the buffer begin
+        self._scan = 0  # no separator starts before this offset
         self._done = False
         self._meta: dict[str, Any] = {}
         self._choices: dict[int, dict[str, Any]] = {}
@@ -108,15 +116,25 @@ class SSEAssembler:
         return self._done
 
     def feed(self, chunk: bytes) -> None:
-        """Add the next bytes of the stream."""
-        self._buffer += chunk
+        """Add the next bytes of the stream.
+
+        Linear in the stream's length however it is split: only the bytes that could hold a
+        separator not seen yet (the new ones and the last few before them) are searched, and
+        consumed events are dropped once per call."""
+        buf = self._buffer
+        buf += chunk
         while True:
-            cut = _boundary(self._buffer)
-            if cut is None:
-                return
-            end, skip = cut
-            event, self._buffer = self._buffer[:end], self._buffer[end + skip :]
+            match = _SEPARATOR.search(buf, self._scan)
+            if match is None:
+                self._scan = max(self._start, len(buf) - (_LONGEST_SEPARATOR - 1))
+                break
+            event = bytes(buf[self._start : match.start()])
+            self._start = self._scan = match.end()
             self._event(event)
+        if self._start:
+            del buf[: self._start]
+            self._scan -= self._start
+            self._start = 0
 
     def _event(self, raw: bytes) -> None:
         data = b"".join(line[5:].lstrip() for line in raw.splitlines() if line.startswith(b"data:"))
@@ -225,16 +243,6 @@ class SSEAssembler:
         if self._usage is not None:
             out["usage"] = self._usage
         return out
-
-
-def _boundary(buf: bytes) -> tuple[int, int] | None:
-    """Where the first complete event in ``buf`` ends, and the separator's length."""
-    best: tuple[int, int] | None = None
-    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
-        i = buf.find(sep)
-        if i >= 0 and (best is None or i < best[0]):
-            best = (i, len(sep))
-    return best
 
 
 def assemble_sse(chunks: Iterable[bytes]) -> dict[str, Any] | None:

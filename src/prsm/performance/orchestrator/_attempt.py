@@ -142,6 +142,8 @@ class Attempt:
         self.done = True
         p.registry.release(node_id)
         self.breaker.record_success(end)
+        if p.balancer.end_probe(node_id):
+            p.tracker.restore(node_id)  # a probe succeeded: the node is trusted again
         if self.learn and node_id in p.registry:  # not if it was removed meanwhile
             p.tracker.record(node_id, latency, True, end)
 
@@ -160,6 +162,7 @@ class Attempt:
             breaker.record_ignored(end)
             return
         breaker.record_failure(end)
+        p.balancer.end_probe(node_id)
         self.children.failures.inc()
         if self.learn and node_id in p.registry:
             p.tracker.record(node_id, latency, False, end)

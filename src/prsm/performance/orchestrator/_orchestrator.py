@@ -155,6 +155,9 @@ class PerformanceOrchestrator:
             self.breaker_settings, clock=self.clock, on_block=self.balancer.set_blocked
         )
         self.breakers.add_listener(self._on_breaker_change)
+        # a node the router stopped picking after failures (before its breaker opened) is
+        # probed after the breakers' open interval, as if its breaker had opened
+        self.balancer.probe_after = self.breaker_settings.reset_timeout
         self.registry.add_listener(self._on_registry_change)
         self._p = Pipeline(
             settings=s,
@@ -259,6 +262,8 @@ class PerformanceOrchestrator:
         self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
     ) -> None:
         self._m.transitions.labels(breaker.name, new.value).inc()
+        if old is CircuitState.HALF_OPEN and new is CircuitState.CLOSED:
+            self.tracker.restore(breaker.name)  # the probe succeeded: its score comes back
 
     # -- the post's three steps ------------------------------------------------------------
 

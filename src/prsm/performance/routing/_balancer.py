@@ -123,13 +123,21 @@ class _Group:
         return -1
 
 
+#: The key of a node whose breaker is due a probe: it is picked before any other by the next
+#: unary request, so the probe is sent as soon as the open interval ends, whatever the node's
+#: learned score (a node scored low by its failures would otherwise never be picked, and its
+#: breaker never closed).
+PROBE = math.inf
+
+
 class AILoadBalancer:
     """Routes requests to nodes (the source post's ``AILoadBalancer``).
 
     ``route_request(request)`` returns the chosen :class:`NodeSpec`; ``pick(request, now)``
     is the same without ``await`` for drivers that already hold ``now``. Nodes that lack a
     required capability, are draining, are full (in-flight at capacity) or whose breaker
-    refuses calls are never picked; when none is left, :class:`NoCapableNodesError` names the
+    refuses calls are never picked (and a node whose breaker is due a probe is picked before any
+    other, see :meth:`set_blocked`); when none is left, :class:`NoCapableNodesError` names the
     required and offered capabilities and why each capable node was excluded.
 
     The registry adopts the balancer's clock unless it has its own, so the age of a reading
@@ -156,6 +164,12 @@ class AILoadBalancer:
         self._where: dict[str, list[tuple[_Group, int]]] = {}
         self._version = self.registry.version
         self._blocked: dict[str, float] = {}
+        self._probe: dict[str, None] = {}  # breaker open then due a probe: picked first
+        #: seconds after a node's last outcome at which a node that has failed (learned
+        #: success rate below 1) is due a probe, as if its breaker had opened (None: never)
+        self.probe_after: float | None = None
+        self._probe_timer: dict[str, float] = {}  # node → when it is due a probe
+        self._probing: dict[str, None] = {}  # nodes picked as a probe, outcome not known
         self._signal_at: dict[str, float] = {}  # node → its reading's next weight change
         self._timed: dict[str, float] = {}  # node → the reading whose next change is timed
         self._timers: list[tuple[float, str]] = []
@@ -203,6 +217,17 @@ class AILoadBalancer:
             or (self._blocked and self._blocked.get(e.id, 0.0) > now)
         ):
             return EXCLUDED
+        if self._probe and e.id in self._probe:
+            return PROBE
+        if self.probe_after is not None:
+            learned = self.tracker.stats(e.id)
+            if learned.success_rate < 1.0 and learned.last_seen is not None:
+                due = learned.last_seen + self.probe_after
+                if now >= due:
+                    return PROBE
+                if self._probe_timer.get(e.id) != due:
+                    self._probe_timer[e.id] = due
+                    self._wake(due, e.id)
         reported_at = e.reported_at
         if reported_at is not None and self._uses_load and self._timed.get(e.id) != reported_at:
             self._timed[e.id] = reported_at  # this reading's next step is (or will be) timed
@@ -243,6 +268,9 @@ class AILoadBalancer:
             return  # the load watcher saw it
         if change == "removed":
             self._blocked.pop(node_id, None)
+            self._probe.pop(node_id, None)
+            self._probe_timer.pop(node_id, None)
+            self._probing.pop(node_id, None)
             self._signal_at.pop(node_id, None)
             self._timed.pop(node_id, None)
             self._dirty.pop(node_id, None)
@@ -295,11 +323,15 @@ class AILoadBalancer:
 
     def set_blocked(self, node_id: str, until: float) -> None:
         """Exclude ``node_id`` until ``until`` (monotonic seconds; ``inf``: until told
-        otherwise, ``0``: not excluded). The breakers call this on every state change."""
+        otherwise, ``0``: not excluded). The breakers call this on every state change. A node
+        once excluded is picked first (key :data:`PROBE`) when its exclusion ends, until it is
+        excluded again or told ``0`` (its breaker closed): that pick is the breaker's probe."""
         if until <= 0.0:
+            self._probe.pop(node_id, None)
             if self._blocked.pop(node_id, None) is None:
                 return
         else:
+            self._probe[node_id] = None
             if self._blocked.get(node_id) == until:
                 return
             self._blocked[node_id] = until
@@ -320,6 +352,9 @@ class AILoadBalancer:
                 self._timed.pop(node_id, None)  # the recomputation times the next step
                 self._dirty[node_id] = None
             elif self._blocked.get(node_id) == at:
+                self._dirty[node_id] = None
+            elif self._probe_timer.get(node_id) == at:
+                del self._probe_timer[node_id]
                 self._dirty[node_id] = None
         self._next_timer = timers[0][0] if timers else math.inf
 
@@ -367,12 +402,27 @@ class AILoadBalancer:
         keys = g.keys
         if exclude:
             keys = [EXCLUDED if nid in exclude else k for nid, k in zip(g.ids, keys, strict=True)]
+        if request.stream and self._probe and PROBE in keys:
+            # A stream is not made the probe: once its first chunk has gone out it cannot
+            # move to another node, so a failed probe would cut it. It ranks the node by its
+            # ordinary key; the next unary request (retried elsewhere if it fails) probes.
+            keys = [
+                self._keyfn(m, now) if k == PROBE and m is not None else k
+                for m, k in zip(g.members, keys, strict=True)
+            ]
         i = self._choose(g, keys)
         if i < 0:
             raise self._no_capable(request, g, exclude)
         entry = g.members[i]
         assert entry is not None
+        if keys[i] == PROBE:
+            self._probing[entry.id] = None
         return entry.spec
+
+    def end_probe(self, node_id: str) -> bool:
+        """Whether ``node_id``'s last pick was a probe (forgotten once asked): the caller
+        restores the node's learned figures when that probe succeeded."""
+        return self._probing.pop(node_id, 0) is None
 
     def _choose(self, g: _Group, keys: list[float]) -> int:
         strategy = self.strategy

@@ -87,6 +87,18 @@ class PerformanceTracker:
         """The node's EWMA latency in seconds (0 until measured)."""
         return self.stats(node_id).latency
 
+    def restore(self, node_id: str) -> None:
+        """Trust ``node_id`` again (its breaker closed after a successful probe): the success
+        rate goes back to 1, the latency and counts are kept. Without it the failures that
+        opened the breaker would keep the node's score at the bottom, so it would not be
+        picked, and would never earn its rate back."""
+        stats = self._stats.get(node_id)
+        if stats is None or stats.success_rate == 1.0:
+            return
+        self._stats[node_id] = stats._replace(success_rate=1.0)
+        if self._on_change is not None:
+            self._on_change(node_id)
+
     def forget(self, node_id: str) -> None:
         """Drop what was learned about ``node_id`` (it was removed)."""
         self._stats.pop(node_id, None)
