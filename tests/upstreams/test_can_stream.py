@@ -12,7 +12,7 @@ from prsm.performance.upstreams._base import _STREAMING, can_stream
 
 class _Plain:
     async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
-        raise NotImplementedError
+        return Response(content={"node": node.id})
 
 
 class _Streams(_Plain):

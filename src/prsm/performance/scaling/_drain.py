@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 
 from ..clock import Clock
 from ..errors import ScalingError
@@ -38,7 +39,7 @@ async def drain_node(
     return True
 
 
-class NodeReplicas:
+class NodeReplicas(ABC):
     """A backend whose replicas are registered nodes. Subclasses say which replicas serve
     (:meth:`_serving`), how one starts and registers its node (:meth:`_start_one`, raising
     one of :attr:`start_errors` when it cannot), which to remove (:meth:`_victims`) and how
@@ -61,20 +62,24 @@ class NodeReplicas:
         self._draining: dict[str, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
 
+    @abstractmethod
     def _serving(self) -> list[str]:
-        raise NotImplementedError
+        """The ids of the replicas that serve (not draining)."""
 
     def _ready(self) -> int:
         return len(self._serving())
 
+    @abstractmethod
     async def _start_one(self) -> str:
-        raise NotImplementedError
+        """Start one replica, register its node; its id."""
 
+    @abstractmethod
     def _victims(self, n: int) -> list[str]:
-        raise NotImplementedError
+        """The ``n`` serving replicas to remove."""
 
+    @abstractmethod
     async def _stop(self, node_id: str) -> None:
-        raise NotImplementedError
+        """Stop a drained replica."""
 
     async def status(self) -> ReplicaStatus:
         serving = self._serving()
