@@ -8,41 +8,19 @@ it off the event loop (:class:`ScalingLoop` does).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping
 
 import numpy as np
 
+from ..monitoring._store import MetricsStore
 from ._types import LoadSeries, check_positive
 
 #: the monitor's per-interval request count
 REQUESTS_METRIC = "slo.requests"
 
 
-class _Series(Protocol):
-    @property
-    def points(self) -> Sequence[tuple[float, float]]: ...
-
-
-class SeriesStore(Protocol):
-    """The part of the monitoring history store this reads."""
-
-    def query(
-        self,
-        metric: str,
-        labels: Mapping[str, str] | None = None,
-        *,
-        since: float,
-        until: float,
-        step: float | None = None,
-        agg: str = "avg",
-        exact: bool = False,
-        now: float | None = None,
-    ) -> Sequence[Any]: ...
-
-
 def load_from_store(
-    store: SeriesStore,
+    store: MetricsStore,
     *,
     since: float,
     until: float,
