@@ -84,17 +84,20 @@ class Server:
         self.log.close()
 
 
-def start_sim() -> Server:
+def start_sim(*extra: str) -> Server:
+    """The upstream simulator (``extra``: more of its options, e.g. ``--latency 0.005``)."""
     port = free_port()
     cmd = [sys.executable, "-m", "prsm.performance.cli", "upstream-sim", "--port", str(port),
-           "--models", MODEL, "--name", "bench"]  # fmt: skip
+           "--models", MODEL, "--name", "bench", *extra]  # fmt: skip
     return Server(cmd, port, "/healthz")
 
 
-def start_ours(sim: Server, tmp: Path) -> Server:
+def start_ours(sim: Server, tmp: Path, **node: Any) -> Server:
+    """One gateway process in front of ``sim`` (``node``: more fields of its node)."""
     port = free_port()
+    spec = {"id": "sim", "url": f"http://127.0.0.1:{sim.port}/v1", "models": [MODEL], **node}
     cfg = {
-        "nodes": [{"id": "sim", "url": f"http://127.0.0.1:{sim.port}/v1", "models": [MODEL]}],
+        "nodes": [spec],
         "gateway": {"port": port},
         "workers": {"enabled": False},  # no local embedding model in the gateway under test
     }

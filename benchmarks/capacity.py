@@ -20,9 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from benchmarks._gateway_peers import MODEL, Server, free_port, load, pin
+from benchmarks._gateway_peers import MODEL, load, pin, start_ours, start_sim
 from benchmarks._harness import Report, parser
 from prsm.performance.analytics import fit_usl
 
@@ -36,31 +34,6 @@ KNEE_SHARE = 0.9
 
 def ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
-
-
-def start_sim(latency: float) -> Server:
-    import sys
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "prsm.performance.cli", "upstream-sim", "--port", str(port),
-           "--models", MODEL, "--name", "capacity", "--latency", str(latency)]  # fmt: skip
-    return Server(cmd, port, "/healthz")
-
-
-def start_gateway(sim: Server, tmp: Path) -> Server:
-    """One gateway process; the node may take any number of requests at once (the sweep
-    measures the gateway, not the node's configured cap)."""
-    import sys
-
-    port = free_port()
-    node = {"id": "sim", "url": f"http://127.0.0.1:{sim.port}/v1", "models": [MODEL],
-            "max_concurrency": 100_000}  # fmt: skip
-    cfg = {"nodes": [node], "gateway": {"port": port}, "workers": {"enabled": False}}
-    path = tmp / "prsm.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, "-m", "prsm.performance.cli", "serve", "--config", str(path),
-           "--workers", "1"]  # fmt: skip
-    return Server(cmd, port, "/readyz")
 
 
 def predicted_knee(fit: Any, ceiling: float, limit: float = 1e6) -> float | None:
@@ -104,10 +77,12 @@ def main() -> None:
     report = Report(NAME, GOAL)
     measured: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        sim = start_sim(args.latency)
+        sim = start_sim("--latency", str(args.latency))
         gw = None
         try:
-            gw = start_gateway(sim, Path(tmp))
+            # the node may take any number of requests at once: the sweep measures the
+            # gateway, not the node's configured cap
+            gw = start_ours(sim, Path(tmp), max_concurrency=100_000)
             pin(gw.proc.pid, {0})
             pin(sim.proc.pid, {1})
             body = Path(tmp) / "body.json"
