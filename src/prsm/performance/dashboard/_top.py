@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
@@ -80,19 +81,27 @@ def _ok(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def to_fixed(x: float, digits: int) -> str:
+    """``x`` with ``digits`` decimals as JavaScript's ``toFixed`` writes it (a tie on the
+    exact binary value rounds up, where Python's format rounds to even), so the terminal and
+    the page show the same figure."""
+    return str(Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
 def fixed(v: Any, digits: int) -> str:
-    return f"{v:.{digits}f}" if _ok(v) else "–"
+    return to_fixed(v, digits) if _ok(v) else "–"
 
 
 def ms(v: Any) -> str:
     if not _ok(v):
         return "–"
     x = v * 1000
-    return f"{x:.0f} ms" if x >= 100 else f"{x:.1f} ms" if x >= 1 else f"{x:.3f} ms"
+    digits = 0 if x >= 100 else 1 if x >= 1 else 3
+    return f"{to_fixed(x, digits)} ms"
 
 
 def pct(v: Any) -> str:
-    return f"{v * 100:.1f} %" if _ok(v) else "–"
+    return f"{to_fixed(v * 100, 1)} %" if _ok(v) else "–"
 
 
 def money(v: Any) -> str:
