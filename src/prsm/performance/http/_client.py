@@ -9,6 +9,11 @@ arrived together are passed on together, and reading pauses while 64 wait). TLS 
 (``CONNECT`` for ``https``; ``HTTP(S)_PROXY``/``NO_PROXY``), a cap on connections per origin,
 connect and read timeouts (:class:`~._settings.HttpClientSettings`).
 
+**Idle connections do not pile up.** The pool reuses the connection released last (the warm
+one), and closes those idle for ``idle_timeout``: on each release (the oldest first) and on a
+timer while any is idle, so a burst's extra connections close once it is over rather than
+staying open until the server drops them (some never do).
+
 **Nothing is sent twice.** A pooled connection found closed (or half-closed by the server, or
 idle longer than ``idle_timeout``) before the request is written is not used; once a request
 is written, any failure is raised (:class:`~prsm.performance.errors.ConnectionFailed`,
@@ -25,6 +30,7 @@ import collections
 from collections.abc import AsyncGenerator
 from urllib.parse import urlsplit
 
+from ..clock import Clock
 from ..errors import ConnectionFailed
 from ._client_connection import ClientConnection, ClientResponse
 from ._proxy import Proxy, open_tunnel, proxy_for, tls_context
@@ -40,6 +46,7 @@ class HttpPool:
         settings: HttpClientSettings | None = None,
         *,
         environ: dict[str, str] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -52,18 +59,47 @@ class HttpPool:
         self.proxy: Proxy | None = proxy_for(
             parts.scheme, self.host, explicit=s.proxy, trust_env=s.trust_env, environ=environ
         )
-        self.idle: list[ClientConnection] = []
+        #: idle connections, the one idle longest first (taken from the right: the warmest)
+        self.idle: collections.deque[ClientConnection] = collections.deque()
         self.connections: set[ClientConnection] = set()
         self.opening = 0  # connections being opened (they count against the cap)
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._ssl = tls_context(s.verify, s.ca_bundle) if self.tls else None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._now = clock.monotonic if clock is not None else None
+        self._trimmer: asyncio.TimerHandle | None = None
 
     def _clock(self) -> float:
+        if self._now is not None:
+            return self._now()
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         return loop.time()
+
+    def trim(self) -> int:
+        """Close the connections idle for ``idle_timeout`` or more; how many closed."""
+        idle = self.idle
+        if not idle:
+            return 0
+        deadline = self._clock() - self.settings.idle_timeout
+        closed = 0
+        while idle and idle[0].idle_since <= deadline:
+            idle.popleft().close()
+            closed += 1
+        return closed
+
+    def _on_trim_timer(self) -> None:
+        self._trimmer = None
+        self.trim()
+        if self.idle:
+            self._arm_trimmer()
+
+    def _arm_trimmer(self) -> None:
+        if self._now is not None:
+            return  # an injected clock: the owner calls trim()
+        loop = self._loop or asyncio.get_running_loop()
+        self._trimmer = loop.call_later(self.settings.idle_timeout / 2, self._on_trim_timer)
 
     def request_head(self, path: str, headers: dict[str, str] | None = None) -> tuple[bytes, bytes]:
         """The start of a ``POST`` request's head to ``path``, and its end (put
@@ -175,16 +211,24 @@ class HttpPool:
             and not conn.eof
             and len(self.idle) < self.settings.max_idle
         ):
-            conn.idle_since = self._clock()
-            self.idle.append(conn)
+            idle = self.idle
+            now = conn.idle_since = self._clock()
+            idle.append(conn)
+            if now - idle[0].idle_since >= self.settings.idle_timeout:
+                self.trim()
+            elif self._trimmer is None:
+                self._arm_trimmer()
         else:
             conn.close()
         if self.waiters:
             self._wake_one()
 
     def forget(self, conn: ClientConnection) -> None:
+        """A connection closed (by either side): no longer counted, nor kept idle."""
         if conn in self.connections:
             self.connections.discard(conn)
+            if self.idle and conn in self.idle:  # the server dropped it while idle
+                self.idle.remove(conn)
             self._wake_one()
 
     async def request(self, data: bytes) -> ClientResponse:
@@ -247,6 +291,9 @@ class HttpPool:
                 conn.close()
 
     async def aclose(self) -> None:
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            self._trimmer = None
         for conn in list(self.connections):
             conn.close()
         self.idle.clear()
