@@ -8,6 +8,12 @@ per command) and has one reconnecting retry, so a dead or hung Redis costs a req
 ``timeout``, and any failure is raised as :class:`~prsm.performance.errors.CacheError` for
 the multi-tier cache to skip and count. In a cluster, multi-key commands are split by slot
 by redis-py and prefix scans visit every primary.
+
+redis-py's pool keeps every connection it ever opened (a burst of concurrent commands leaves
+that many open, and Redis by default never closes idle clients), so every ``idle_close``
+seconds the connections idle in the pool are closed (``ConnectionPool.disconnect(
+inuse_connections=False)``; the next command on one reconnects it): the open sockets follow
+the recent concurrency rather than the highest ever seen.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from ...clock import Clock, SystemClock
 from ...errors import CacheError
 
 _GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
@@ -40,7 +47,11 @@ class RedisTier:
         namespace: str = "prsm",
         timeout: float = 0.5,
         name: str = "l2",
+        idle_close: float = 30.0,
+        clock: Clock | None = None,
     ) -> None:
+        if not idle_close > 0:
+            raise CacheError(name, f"idle_close must be > 0 seconds, got {idle_close!r}")
         self.name = name
         self.url = url
         if client is None:
@@ -52,6 +63,21 @@ class RedisTier:
         self._vp = f"{namespace}:v:"
         self._tp = f"{namespace}:t:"
         self._errors = _redis_errors()
+        self.idle_close = idle_close
+        self._now = (clock or SystemClock()).monotonic
+        self._closed_idle_at = self._now()
+        self._closing: asyncio.Task[None] | None = None
+        #: a plain client's pool (a cluster client keeps one per node: left as it is)
+        self._pool: Any = getattr(client, "connection_pool", None)
+
+    def _close_idle(self) -> None:
+        """Every ``idle_close`` seconds, close the pool's idle connections (in a task)."""
+        now = self._now()
+        if now - self._closed_idle_at < self.idle_close or self._pool is None:
+            return
+        self._closed_idle_at = now
+        if self._closing is None or self._closing.done():
+            self._closing = asyncio.ensure_future(self._pool.disconnect(inuse_connections=False))
 
     def _fail(self, op: str, exc: BaseException) -> CacheError:
         return CacheError(self.name, f"{op} failed: {exc!r}")
@@ -62,6 +88,7 @@ class RedisTier:
                 value = await self.client.get(self._vp + key)
         except self._errors as exc:
             raise self._fail("GET", exc) from exc
+        self._close_idle()
         return None if value is None else bytes(value)
 
     async def set(
@@ -140,6 +167,8 @@ class RedisTier:
             raise self._fail("PING", exc) from exc
 
     async def aclose(self) -> None:
+        if self._closing is not None:
+            await self._closing
         await self.client.aclose()
 
 
