@@ -5,7 +5,11 @@ content-addressed L3) and local embedding workers on, with each request's body s
 the trace (``ContextTokens`` words of prompt, ``GeneratedTokens`` as ``max_tokens``); every
 third chat request streams, one in ten requests is an embedding, and three in ten repeat an
 earlier prompt (cache hits). The resident memory and open file descriptors of the gateway
-process (and of its whole tree, workers included) are sampled every second.
+process (and of its whole tree, workers included) are sampled every second, and the gateway's
+descriptors are also counted without its client connections (``gateway_own_fds``): those the
+load generator keeps open, which follow its pool rather than the gateway (aiohttp reuses its
+idle connections in turn, so each stays busy and none reaches the server's keep-alive timeout:
+it holds as many as the most requests it ever had in flight at once).
 
 Goal: flat after warm-up: no series grows by more than 5 % over the last eight minutes
 (medians of ten seconds at each end of that window, so one sample's noise does not count).
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import os
 import random
 import statistics
 import tempfile
@@ -83,6 +88,31 @@ def read_trace(path: Path, rate: float, duration: float) -> list[tuple[float, in
     return out
 
 
+def client_sockets(pid: int, port: int) -> int:
+    """How many of ``pid``'s descriptors are TCP sockets on its local ``port`` (the listener
+    and the connections clients opened to it)."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{cols[9]}]")
+    n = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                n += os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
+            except OSError:
+                continue  # closed while we looked
+    except OSError:
+        return 0
+    return n
+
+
 def growth(samples: list[tuple[float, int]], start: float, end: float) -> dict[str, float]:
     """Medians of ten seconds at ``start`` and at ``end``, and the growth between them (%)."""
     first = [v for t, v in samples if start <= t < start + 10]
@@ -105,6 +135,7 @@ def plot(report: Report, path: Path) -> None:
     ax1.plot(t, [s["tree_rss"] / 2**20 for s in samples], label="with its workers")
     ax1.set_ylabel("resident memory (MiB)")
     ax2.plot(t, [s["fds"] for s in samples], label="gateway process")
+    ax2.plot(t, [s["own_fds"] for s in samples], label="gateway, without client connections")
     ax2.plot(t, [s["tree_fds"] for s in samples], label="with its workers")
     ax2.set_ylabel("open file descriptors")
     ax2.set_xlabel("seconds")
@@ -169,8 +200,10 @@ def main() -> None:
                 while not stop.is_set():
                     rss, fds = _tree_usage(gw.pid, tree=False)
                     tree_rss, tree_fds = _tree_usage(gw.pid)
+                    own = fds - client_sockets(gw.pid, gw.port)
                     samples.append({"t": time.monotonic() - t0, "rss": rss, "fds": fds,
-                                    "tree_rss": tree_rss, "tree_fds": tree_fds})  # fmt: skip
+                                    "own_fds": own, "tree_rss": tree_rss,
+                                    "tree_fds": tree_fds})  # fmt: skip
                     stop.wait(1.0)
 
             sampler = threading.Thread(target=sample, daemon=True)
@@ -191,7 +224,8 @@ def main() -> None:
     window = (max(warmup, end - 480.0), end)
     meets = {}
     for key, label in (("rss", "gateway_rss"), ("fds", "gateway_fds"),
-                       ("tree_rss", "tree_rss"), ("tree_fds", "tree_fds")):  # fmt: skip
+                       ("own_fds", "gateway_own_fds"), ("tree_rss", "tree_rss"),
+                       ("tree_fds", "tree_fds")):  # fmt: skip
         g = growth([(s["t"], s[key]) for s in samples], *window)
         report.add(series=label, **g)
         meets[f"{label}_flat"] = g["growth_pct"] <= 5.0
