@@ -18,7 +18,14 @@ def test_soak_benchmark_quick(tmp_path: Path) -> None:
     need_file(TRACE)
     data = run_quick("soak", tmp_path, timeout=300, env=SOURCES)
     series = {r["series"]: r for r in data["rows"]}
-    assert set(series) == {"requests", "gateway_rss", "gateway_fds", "tree_rss", "tree_fds"}
+    assert set(series) == {
+        "requests",
+        "gateway_rss",
+        "gateway_fds",
+        "gateway_own_fds",
+        "tree_rss",
+        "tree_fds",
+    }
     assert series["requests"]["requests"] > 0 and series["gateway_rss"]["start"] > 0
     assert data["samples_taken"] >= 20  # one a second
     assert set(data["meets_goal"]) == {f"{s}_flat" for s in series if s != "requests"}
