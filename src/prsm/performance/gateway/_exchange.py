@@ -67,8 +67,11 @@ class AsgiExchange:
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def reply(self, status: int, headers: Headers, body: bytes) -> None:
-        """Answer whole (``headers`` include the content type and length)."""
+    async def reply(self, status: int, headers: Headers | bytes, body: bytes) -> None:
+        """Answer whole (``headers`` include the content type and length; as pairs, or as
+        header lines already made)."""
+        if isinstance(headers, bytes):
+            headers = [_pair(line) for line in headers.split(b"\r\n") if line]
         send = self.send
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -89,6 +92,11 @@ class AsgiExchange:
         await disconnected(self.receive)
 
 
+def _pair(line: bytes) -> tuple[bytes, bytes]:
+    name, _, value = line.partition(b":")
+    return name, value.strip()
+
+
 class Exchange(Protocol):
     """What the app's request logic uses: :class:`AsgiExchange`, or the server core's
     :class:`NativeExchange`."""
@@ -100,7 +108,7 @@ class Exchange(Protocol):
     @property
     def head(self) -> RequestHead: ...
     async def body(self, limit: int) -> bytes: ...
-    async def reply(self, status: int, headers: Headers, body: bytes) -> None: ...
+    async def reply(self, status: int, headers: Headers | bytes, body: bytes) -> None: ...
     async def start(self, status: int, headers: Headers) -> None: ...
     async def write(self, chunk: bytes) -> None: ...
     async def end(self) -> None: ...

@@ -160,7 +160,7 @@ class ServerExchange(Generic[H]):
         return self.conn.write_paused
 
     # --- the gateway's exchange interface
-    async def reply(self, status: int, headers: Headers, body: bytes) -> None:
+    async def reply(self, status: int, headers: Headers | bytes, body: bytes) -> None:
         self.respond(status, headers, body)
 
     async def start(self, status: int, headers: Headers) -> None:
