@@ -277,7 +277,8 @@ class HttpPool:
                     else:
                         chunk = b"".join(chunks)
                         chunks.clear()
-                    conn.resume()
+                    if conn.paused:
+                        conn.resume()
                     yield chunk
                     continue
                 if conn.complete:

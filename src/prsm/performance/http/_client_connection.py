@@ -141,11 +141,14 @@ class ClientConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self.streaming and self.status == 200:
-            self.chunks.append(body)
-            if len(self.chunks) > MAX_QUEUED_CHUNKS and not self.paused and self.transport:
+            chunks = self.chunks
+            chunks.append(body)
+            n = len(chunks)
+            if n == 1:  # the reader waits only on an empty queue: one wake-up for a burst
+                self._wake()
+            elif n > MAX_QUEUED_CHUNKS and not self.paused and self.transport:
                 self.transport.pause_reading()
                 self.paused = True
-            self._wake()
         else:
             self.body.append(body)
 
