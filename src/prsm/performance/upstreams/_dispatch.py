@@ -60,12 +60,16 @@ class DispatchUpstream:
         # request); a node naming an unknown upstream raises here, when called
         return self.upstream_for(node).execute(node, request)
 
-    async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
-        upstream = self.upstream_for(node)
-        if not can_stream(upstream):
-            raise UpstreamError(node.id, "this node's upstream cannot stream", retryable=False)
-        async for chunk in upstream.stream(node, request):
-            yield chunk
+    def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+        # the chosen upstream's own stream, not one wrapped in another generator (one layer
+        # less a chunk); an error is raised by the first step, as a generator's would be
+        try:
+            upstream = self.upstream_for(node)
+            if not can_stream(upstream):
+                raise UpstreamError(node.id, "this node's upstream cannot stream", retryable=False)
+        except UpstreamError as exc:
+            return _failing(exc)
+        return upstream.stream(node, request)
 
     async def aclose(self) -> None:
         """Close every upstream that has ``aclose`` (each once)."""
@@ -79,3 +83,9 @@ class DispatchUpstream:
                 result = close()
                 if inspect.isawaitable(result):
                     await result
+
+
+async def _failing(exc: UpstreamError) -> AsyncIterator[bytes]:
+    """A stream whose first step raises ``exc``."""
+    raise exc
+    yield b""  # a generator (never reached)
