@@ -225,7 +225,8 @@ class GatewayApp:
         body = await x.body(self.settings.max_body_bytes)
         typed = parse_body(kind, body)
         t_parsed = time.perf_counter()
-        await self.limiter.check(tenant)
+        if tenant.token_bucket is not None or tenant.request_bucket is not None:
+            await self.limiter.check(tenant)  # (no coroutine for a tenant with no limits)
         stream = bool(getattr(typed, "stream", False))
         request = AIRequest(
             model=typed.model,
@@ -272,7 +273,7 @@ class GatewayApp:
                 parse_s, auth_s, timings.get("cache", -1.0), timings.get("route", -1.0),
                 timings.get("queue", -1.0), upstream_time, t_end - t_back,
             ])  # fmt: skip
-        if response.tokens:
+        if response.tokens and tenant.token_bucket is not None:
             await self.limiter.charge(tenant, response.tokens)
 
     def _trace(self, request: AIRequest, result: Any, total: float, stages: list[float]) -> None:
