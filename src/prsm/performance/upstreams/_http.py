@@ -259,16 +259,11 @@ class HttpUpstream:
         seconds = node.timeout or self.default_timeout
         response = ClientResponse()
         chunks = target.pool.stream(data, response)
+        limit = seconds if self.enforce_timeout else None
         try:
-            if not self.enforce_timeout:  # the caller bounds each wait (the orchestrator does)
-                async for chunk in chunks:
-                    if response.status != 200:
-                        raise _answer_error(node.id, response)
-                    yield chunk
-                return
             while True:
                 try:
-                    async with asyncio.timeout(seconds):
+                    async with asyncio.timeout(limit):
                         chunk = await chunks.__anext__()
                 except StopAsyncIteration:
                     return
