@@ -65,6 +65,16 @@ async def test_streaming_needs_a_streaming_upstream() -> None:
             pass
 
 
+async def test_a_stream_fails_at_its_first_step_not_when_asked_for() -> None:
+    """The orchestrator asks for the stream outside its retry handling and steps it inside:
+    a node's misconfiguration must surface at the step, where it is counted and retried."""
+    up = DispatchUpstream({"local": CallableUpstream(lambda n, r: 1)})
+    for node, error in ((LOCAL, "cannot stream"), (ODD, "'ray'")):
+        chunks = up.stream(node, AIRequest(stream=True))  # no error yet
+        with pytest.raises(UpstreamError, match=error):
+            await chunks.__anext__()
+
+
 async def test_aclose_closes_each_upstream_once() -> None:
     shared = Streamer()
     up = DispatchUpstream({"a": shared, "b": shared}, default=shared)
