@@ -55,3 +55,21 @@ async def test_idle_connections_close_every_idle_close_seconds() -> None:
 def test_idle_close_must_be_positive() -> None:
     with pytest.raises(CacheError, match="idle_close"):
         RedisTier(client=_Client(), idle_close=0)
+
+
+class _FailingPool(_Pool):
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        raise OSError("socket already gone")
+
+
+async def test_a_failed_close_is_logged_and_commands_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    client = _Client()
+    client.connection_pool = _FailingPool()
+    tier = RedisTier(client=client, idle_close=1.0, clock=clock)
+    clock.advance(2.0)
+    assert await tier.get("a") is None
+    await tier.aclose()
+    assert "closing idle Redis connections failed" in caplog.text

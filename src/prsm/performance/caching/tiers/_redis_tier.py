@@ -19,11 +19,14 @@ the recent concurrency rather than the highest ever seen.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from ...clock import Clock, SystemClock
 from ...errors import CacheError
+
+log = logging.getLogger(__name__)
 
 _GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
@@ -77,7 +80,13 @@ class RedisTier:
             return
         self._closed_idle_at = now
         if self._closing is None or self._closing.done():
-            self._closing = asyncio.ensure_future(self._pool.disconnect(inuse_connections=False))
+            self._closing = asyncio.ensure_future(self._disconnect_idle())
+
+    async def _disconnect_idle(self) -> None:
+        try:
+            await self._pool.disconnect(inuse_connections=False)
+        except self._errors as exc:  # a socket that would not close cleanly: it is gone anyway
+            log.warning("%s: closing idle Redis connections failed: %r", self.name, exc)
 
     def _fail(self, op: str, exc: BaseException) -> CacheError:
         return CacheError(self.name, f"{op} failed: {exc!r}")
