@@ -52,7 +52,7 @@ class AnomalySettings:
     alpha: float = 0.01
     alpha_fast: float = 0.1
     """Rate of the fast baseline, used only to tell a spike from a level shift."""
-    alpha_season: float = 0.1
+    alpha_season: float = 0.05
     alpha_shift: float = 0.002
     """Rate of the slow baseline the fast one is compared with (the level-shift measure)."""
     z_scale: float = 6.0
