@@ -16,6 +16,7 @@ the :class:`Attempt` it returns then records exactly one outcome:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -29,6 +30,7 @@ from ..routing._node import NodeSpec
 from ..routing._registry import NodeRegistry
 from ..routing._tracker import PerformanceTracker
 from ..types import AIRequest
+from ._hedge import HedgePolicy
 from ._metrics import OrchestratorMetrics
 from ._retry import RetryPolicy, RetryState, Sleep, Stop, TryNode
 from ._settings import OrchestratorSettings
@@ -43,6 +45,8 @@ class Pipeline:
         "balancer",
         "breakers",
         "clock",
+        "hedge_tokens",
+        "hedger",
         "metrics",
         "monotonic",
         "policy",
@@ -76,6 +80,20 @@ class Pipeline:
         self.breakers = breakers
         self.metrics = metrics
         self.policy = RetryPolicy.from_settings(settings, rng)
+        #: the hedging policy (``None``: hedging off) and its budget, in tokens
+        self.hedger = HedgePolicy.from_settings(settings)
+        self.hedge_tokens = settings.hedge_burst
+
+    def later(
+        self, delay: float, fn: Callable[[], None]
+    ) -> asyncio.TimerHandle | asyncio.Task[None]:
+        """Call ``fn()`` after ``delay`` seconds of the pipeline's clock (cancel the returned
+        handle to stop it): a loop timer on the system clock, else a task sleeping on the
+        injected clock (a :class:`~prsm.performance.clock.ManualClock` in tests)."""
+        loop = asyncio.get_running_loop()
+        if type(self.clock) is SystemClock:
+            return loop.call_later(delay, fn)
+        return loop.create_task(_sleep_then(self.clock, delay, fn))
 
     def pick(self, request: AIRequest, now: float, exclude: Collection[str] | None) -> NodeSpec:
         """The balancer's node for ``request`` (its pick counted); raises its routing error."""
@@ -106,6 +124,11 @@ class Pipeline:
         ):
             return
         self.tracker.record(node_id, latency, ok, self.monotonic())
+
+
+async def _sleep_then(clock: Clock, delay: float, fn: Callable[[], None]) -> None:
+    await clock.sleep(delay)
+    fn()
 
 
 class Attempt:

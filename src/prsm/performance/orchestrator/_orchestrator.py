@@ -51,7 +51,7 @@ from ._attempt import Pipeline, first_node
 from ._metrics import OrchestratorMetrics, node_snapshots
 from ._settings import OrchestratorSettings, check_caching_strategy
 from ._stream import run_stream
-from ._unary import attempt_once, retry_unary
+from ._unary import attempt_hedged, attempt_once, retry_unary
 
 if TYPE_CHECKING:
     from ..scaling._scaler import PredictiveScaler
@@ -355,9 +355,23 @@ class PerformanceOrchestrator:
             picking = monotonic()
             node = first_node(p, request, picking)
             route_s = monotonic() - picking
-            result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
+            hedger = p.hedger
+            if hedger is None:
+                result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
+                tried = None
+            else:
+                p.hedge_tokens = tokens = hedger.deposit(p.hedge_tokens)
+                if tokens < 1.0:  # no hedge could go: no timer either
+                    result = await attempt_once(
+                        p, upstream, node, request, start, deadline=deadline
+                    )
+                    tried = None
+                else:
+                    result, tried = await attempt_hedged(
+                        p, upstream, node, request, start, deadline=deadline
+                    )
             if not result.ok:
-                result = await retry_unary(p, upstream, request, result, deadline)
+                result = await retry_unary(p, upstream, request, result, deadline, tried=tried)
             response = result.response
             if cache is not None and request.cache_mode != "no-store" and response is not None:
                 await cache.store(request, response)
