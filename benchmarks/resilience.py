@@ -282,14 +282,16 @@ def admin_breaker_times(phases: list[Phase], states: States) -> tuple[float | No
     errors, down = by_name.get("errors"), by_name.get("down")
     opened = closed = None
     if errors is not None:
+        victim = errors.victim or ""
         opened = next((t - errors.t0 for t, s in states
-                       if t >= errors.t0 and s.get(errors.victim or "") == "open"), None)  # fmt: skip
+                       if t >= errors.t0 and s.get(victim) == "open"), None)  # fmt: skip
     if down is not None:
         back = recovered_at(down)
         at_back = next((s.get(down.victim or "") for t, s in states if t >= back), None)
         if at_back != "closed":  # else it never opened while the node was down
+            gone = down.victim or ""
             closed = next((t - back for t, s in states
-                           if t >= back and s.get(down.victim or "") == "closed"), None)  # fmt: skip
+                           if t >= back and s.get(gone) == "closed"), None)  # fmt: skip
     return opened, closed
 
 

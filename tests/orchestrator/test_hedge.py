@@ -168,9 +168,12 @@ async def test_a_slow_first_attempt_is_hedged_and_the_hedge_wins(clock: ManualCl
     assert up.cancelled == ["n0"]  # the loser is cancelled
     assert _hedges(perf, "sent") == 1 and _hedges(perf, "won") == 1
     # no duplicate side effects: one request answered, one node answer used, nothing in flight
-    assert perf.metrics.registry.get_sample_value(
-        "prsm_orchestrator_requests_total", {"outcome": "ok"}
-    ) == 1.0
+    assert (
+        perf.metrics.registry.get_sample_value(
+            "prsm_orchestrator_requests_total", {"outcome": "ok"}
+        )
+        == 1.0
+    )
     assert up.calls == ["n0", "n1"]
     assert perf.registry.entry("n0").in_flight == perf.registry.entry("n1").in_flight == 0
     # the loser is not failed, but the router learns it was slow (at least DELAY)

@@ -261,7 +261,7 @@ class Reference:
     st.one_of(st.none(), st.floats(0.1, 20)),
     st.lists(st.tuples(st.sampled_from(list(Event)), st.floats(0, 10)), max_size=60),
 )
-def test_transitions_follow_the_state_machine(
+def test_transitions_follow_the_state_machine(  # noqa: PLR0917 (hypothesis passes them so)
     threshold: int,
     reset: float,
     probes: int,

@@ -22,8 +22,9 @@ class BreakerSettings:
     ``half_open_max_calls`` probes through at once; ``success_threshold`` probe successes close
     it, one probe failure opens it again, for ``probe_interval`` seconds this time: a node
     that stays down is probed every ``probe_interval`` seconds, so one that comes back gets
-    traffic again at the first probe after it did (unset: ``reset_timeout`` again). Which exceptions count is set on the breaker itself
-    (``CircuitBreaker(excluded=..., is_failure=...)``); a client's 4xx never counts.
+    traffic again at the first probe after it did (unset: ``reset_timeout`` again). Which
+    exceptions count is set on the breaker itself (``CircuitBreaker(excluded=...,
+    is_failure=...)``); a client's 4xx never counts.
     """
 
     failure_threshold: int = 5
@@ -53,9 +54,7 @@ class BreakerSettings:
         if interval is not None and not (
             isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval > 0
         ):
-            raise ConfigError(
-                "probe_interval", f"must be > 0 seconds (or unset), got {interval!r}"
-            )
+            raise ConfigError("probe_interval", f"must be > 0 seconds (or unset), got {interval!r}")
         if not self.window > 0:
             raise ConfigError("window", f"must be > 0 seconds, got {self.window!r}")
         rate = self.failure_rate_threshold
