@@ -15,6 +15,7 @@ from prsm.performance.errors import ConfigError, NoCapableNodesError, UpstreamUn
 from prsm.performance.orchestrator import OrchestratorSettings
 from prsm.performance.orchestrator._hedge import Hedge, HedgePolicy, NoHedge
 from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
+from prsm.performance.orchestrator._timers import RESOLUTION, TickTimers
 from prsm.performance.resilience import CircuitState
 from prsm.performance.routing import NodeSpec
 from prsm.performance.routing._tracker import NodeStats
@@ -330,3 +331,77 @@ async def test_a_hedge_is_logged_at_debug(
         clock.advance(DELAY)
         await task
     assert any("hedging on n1, n0 unanswered" in r.getMessage() for r in caplog.records)
+
+
+# -- the shared tick timers (the system clock's hedge timers) ----------------------------------
+
+
+class FakeLoop:
+    """The two things TickTimers asks of a loop: its time, and one timer."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.armed: list[tuple[float, Any]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Any) -> Any:
+        loop = self
+
+        class Handle:
+            def cancel(self) -> None:
+                loop.armed.remove(entry)
+
+        entry = (when, callback)
+        self.armed.append(entry)
+        return Handle()
+
+
+def test_tick_timers_fire_due_entries_never_early_and_skip_discarded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fired: list[str] = []
+
+    def on_fire(key: str, value: int) -> None:
+        if key == "bad":
+            raise RuntimeError("a callback that fails")
+        fired.append(key)
+
+    timers: TickTimers[str, int] = TickTimers(on_fire)
+    loop = FakeLoop()
+    ta = timers.add(loop, "a", 1, 0.05)  # type: ignore[arg-type]
+    timers.add(loop, "bad", 0, 0.05)  # type: ignore[arg-type]
+    tb = timers.add(loop, "b", 2, 0.05)  # type: ignore[arg-type]
+    timers.add(loop, "c", 3, 0.5)  # type: ignore[arg-type]
+    assert ta == tb and len(loop.armed) == 1  # one loop timer, at the earliest tick
+    when, fire = loop.armed[0]
+    assert 100.05 <= when <= 100.05 + RESOLUTION + 1e-9
+    timers.discard("b", tb)
+    loop.now = when
+    loop.armed.clear()
+    with caplog.at_level("ERROR", logger="prsm.performance.orchestrator"):
+        fire()
+    assert fired == ["a"]  # b was discarded; bad raised, was logged, and stopped nothing
+    assert "a timer's callback failed" in caplog.text
+    assert len(loop.armed) == 1 and loop.armed[0][0] >= 100.5  # re-armed for c
+    loop.now = loop.armed[0][0]
+    loop.armed.pop()[1]()
+    assert fired == ["a", "c"] and not loop.armed
+    timers.discard("c", 0)  # after it fired: nothing
+
+
+async def test_on_the_system_clock_a_hedge_goes_out_through_the_shared_ticks() -> None:
+    up = Gates("n0")
+    perf = PerformanceOrchestrator(
+        load_balancing="round_robin",
+        nodes=[NodeSpec(f"n{i}", models=frozenset({"m"})) for i in range(2)],
+        upstream=CallableUpstream(up),
+        settings=OrchestratorSettings(hedge_min_delay=0.001),
+    )
+    result = await asyncio.wait_for(perf.handle(AIRequest(model="m", timeout=10)), 5)
+    assert result.ok and result.node_id == "n1" and result.attempts == 2
+    assert up.cancelled == ["n0"] and _hedges(perf, "won") == 1
+    up.gates["n0"].set()  # n0 is fast again: no hedge
+    fast = await perf.handle(AIRequest(model="m", timeout=10))
+    assert fast.attempts == 1 and _hedges(perf, "sent") == 1

@@ -16,11 +16,11 @@ the :class:`Attempt` it returns then records exactly one outcome:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
 from collections.abc import Callable, Collection
+from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..errors import CircuitBreakerOpenError, RoutingError, UpstreamError
@@ -34,6 +34,7 @@ from ._hedge import HedgePolicy
 from ._metrics import OrchestratorMetrics
 from ._retry import RetryPolicy, RetryState, Sleep, Stop, TryNode
 from ._settings import OrchestratorSettings
+from ._timers import TickTimers
 
 log = logging.getLogger("prsm.performance.orchestrator")
 
@@ -50,8 +51,10 @@ class Pipeline:
         "metrics",
         "monotonic",
         "policy",
+        "races",
         "registry",
         "settings",
+        "timers",
         "tracker",
     )
 
@@ -83,17 +86,11 @@ class Pipeline:
         #: the hedging policy (``None``: hedging off) and its budget, in tokens
         self.hedger = HedgePolicy.from_settings(settings)
         self.hedge_tokens = settings.hedge_burst
-
-    def later(
-        self, delay: float, fn: Callable[[], None]
-    ) -> asyncio.TimerHandle | asyncio.Task[None]:
-        """Call ``fn()`` after ``delay`` seconds of the pipeline's clock (cancel the returned
-        handle to stop it): a loop timer on the system clock, else a task sleeping on the
-        injected clock (a :class:`~prsm.performance.clock.ManualClock` in tests)."""
-        loop = asyncio.get_running_loop()
-        if type(self.clock) is SystemClock:
-            return loop.call_later(delay, fn)
-        return loop.create_task(_sleep_then(self.clock, delay, fn))
+        #: the hedge timers on the system clock (made by the unary driver on first use;
+        #: on another clock each hedge timer is a task sleeping on it), and the hedged
+        #: first attempts whose delay passed, by the caller's task
+        self.timers: TickTimers[Any, Any] | None = None
+        self.races: dict[Any, Any] = {}
 
     def pick(self, request: AIRequest, now: float, exclude: Collection[str] | None) -> NodeSpec:
         """The balancer's node for ``request`` (its pick counted); raises its routing error."""
@@ -124,11 +121,6 @@ class Pipeline:
         ):
             return
         self.tracker.record(node_id, latency, ok, self.monotonic())
-
-
-async def _sleep_then(clock: Clock, delay: float, fn: Callable[[], None]) -> None:
-    await clock.sleep(delay)
-    fn()
 
 
 class Attempt:

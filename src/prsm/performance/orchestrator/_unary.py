@@ -7,8 +7,9 @@ the post's ``execute_with_monitoring``) on the balancer's pick, through
 Every attempt is bounded by the deadline and the node's own timeout.
 
 A hedged first attempt runs in the caller's task, as an unhedged one does; the only extra
-cost while it answers within its hedge delay is one loop timer, armed and cancelled. When the
-timer fires, the hedging policy (:mod:`._hedge`) decides; a hedge runs as a task of its own.
+cost while it answers within its hedge delay is an entry filed in, and taken out of, the
+shared tick timers (:mod:`._timers`; no loop timer, no task, no object of its own). When its
+delay passes, the hedging policy (:mod:`._hedge`) decides; a hedge runs as a task of its own.
 Whichever answers first wins: a winning hedge cancels the caller's task inside the first
 attempt's await (that attempt is abandoned: released, ignored by its breaker, and its
 elapsed time taught to the router as a lower bound of the node's latency), a winning first
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from asyncio import CancelledError
+from asyncio import CancelledError, current_task, get_running_loop
+from typing import Any
 
 from .._awaiting import arm, await_with_timeout, disarm, expired
+from ..clock import SystemClock
 from ..errors import CircuitBreakerOpenError, UpstreamError, UpstreamTimeoutError
 from ..routing._node import NodeSpec
 from ..types import AIRequest, ExecutionResult
@@ -29,6 +32,7 @@ from ..upstreams._base import Upstream
 from ._attempt import Pipeline, as_upstream_error, is_cancel, next_node
 from ._hedge import NoHedge
 from ._retry import RetryState
+from ._timers import TickTimers
 
 log = logging.getLogger("prsm.performance.orchestrator")
 
@@ -83,24 +87,24 @@ async def attempt_once(
     return ExecutionResult(request.id, node.id, True, end - now, response=response)
 
 
+#: What a hedged first attempt files with its timer: (upstream, first node, request, start,
+#: deadline). The race itself is made only when the delay passes (most never do).
+Waiting = tuple[Upstream, NodeSpec, AIRequest, float, float]
+
+
 class _Race:
-    """A hedged first attempt: the caller's task awaits the first attempt; :meth:`fire` (the
-    hedge timer) may start a hedge task, whose good answer cancels the caller's await."""
+    """A hedged first attempt whose delay passed: the caller's task awaits the first attempt;
+    :meth:`fire` may start a hedge task, whose good answer cancels the caller's await."""
 
     __slots__ = (
         "deadline", "first", "hedge", "hedge_node", "p", "request", "start", "task", "upstream",
         "waiting", "won",
     )  # fmt: skip
 
-    def __init__(self, p: Pipeline, upstream: Upstream, request: AIRequest, first: NodeSpec, *,
-                 task: asyncio.Task[object], start: float, deadline: float) -> None:  # fmt: skip
+    def __init__(self, p: Pipeline, task: asyncio.Task[Any], waiting: Waiting) -> None:
         self.p = p
-        self.start = start
-        self.upstream = upstream
-        self.request = request
-        self.first = first
         self.task = task
-        self.deadline = deadline
+        self.upstream, self.first, self.request, self.start, self.deadline = waiting
         self.waiting = True  # the caller is still awaiting the first attempt
         self.hedge: asyncio.Task[ExecutionResult] | None = None
         self.hedge_node: NodeSpec | None = None
@@ -108,8 +112,6 @@ class _Race:
 
     def fire(self) -> None:
         """The hedge delay passed with the first attempt unanswered: ask the policy."""
-        if not self.waiting:
-            return
         p = self.p
         hedger = p.hedger
         assert hedger is not None
@@ -149,6 +151,24 @@ class _Race:
             self.task.cancel()  # lands in the first attempt's await: it is abandoned
 
 
+def _due(p: Pipeline, task: asyncio.Task[Any], waiting: Waiting) -> None:
+    """A hedged first attempt's delay passed (its caller has not resumed since): race."""
+    race = p.races[task] = _Race(p, task, waiting)
+    race.fire()
+
+
+async def _sleep_then(p: Pipeline, delay: float, task: asyncio.Task[Any], w: Waiting) -> None:
+    await p.clock.sleep(delay)
+    _due(p, task, w)
+
+
+def _later(
+    p: Pipeline, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any], w: Waiting, delay: float
+) -> asyncio.Task[None]:
+    """The hedge timer on a clock other than the system's: a task sleeping on it."""
+    return loop.create_task(_sleep_then(p, delay, task, w))
+
+
 async def attempt_hedged(
     p: Pipeline,
     upstream: Upstream,
@@ -161,18 +181,34 @@ async def attempt_hedged(
     """The first attempt on ``node``, hedged by the policy (see the module): the winning
     result (``attempts`` 2 when a hedge went out) or the last failure, and the nodes tried."""
     hedger = p.hedger
-    task = asyncio.current_task()
+    loop = get_running_loop()
+    task = current_task(loop)
     if task is None or hedger is None:  # not in a task: nothing to cancel, so no race
         return await attempt_once(p, upstream, node, request, now, deadline=deadline), (node.id,)
-    race = _Race(p, upstream, request, node, task=task, start=now, deadline=deadline)
     cancelling = task.cancelling()
-    timer = p.later(hedger.delay(p.tracker.stats(node.id)), race.fire)
-    m = p.metrics
+    waiting = (upstream, node, request, now, deadline)
+    delay = hedger.delay(p.tracker.stats(node.id))
+    timers = p.timers
+    timer: int | asyncio.Task[None]
+    if timers is not None:  # the system clock's shared ticks (inline: this is every request)
+        timer = timers.add(loop, task, waiting, delay)
+    elif type(p.clock) is SystemClock:
+        timers = p.timers = TickTimers(lambda t, w: _due(p, t, w))
+        timer = timers.add(loop, task, waiting, delay)
+    else:
+        timer = _later(p, loop, task, waiting, delay)
     try:
         result = await attempt_once(p, upstream, node, request, now, deadline=deadline)
     except CancelledError:
+        if isinstance(timer, int):
+            assert timers is not None
+            timers.discard(task, timer)
+        else:
+            timer.cancel()
+        race = p.races.pop(task, None)
+        if race is None:
+            raise
         race.waiting = False
-        timer.cancel()
         won = race.won
         if won is None or task.uncancel() > cancelling:  # (also) cancelled from outside
             if race.hedge is not None:
@@ -181,14 +217,21 @@ async def attempt_hedged(
         end = p.monotonic()
         if node.id in p.registry:  # the loser was this slow at least: the router learns it
             p.tracker.record_slow(node.id, end - now, end)
-        m.hedges.labels("won").inc()
+        p.metrics.hedges.labels("won").inc()
         won.attempts = 2
         return won, (node.id, won.node_id or "")
+    if timers is not None:
+        timers.discard(task, timer)  # type: ignore[arg-type]  # an int with the ticks
+    else:
+        timer.cancel()  # type: ignore[union-attr]  # a task on other clocks
+    race = p.races.pop(task, None) if p.races else None
+    if race is None:
+        return result, (node.id,)
     race.waiting = False
-    timer.cancel()
     hedge = race.hedge
     if hedge is None:
         return result, (node.id,)
+    m = p.metrics
     tried = (node.id, race.hedge_node.id if race.hedge_node is not None else "")
     if result.ok:
         if _failed(hedge):
