@@ -100,7 +100,7 @@ class Bench:
 
     # --- the schedule
     def phases(self, gateway: Proc | None, quick: bool) -> list[Phase]:
-        scale = 0.15 if quick else 1.0
+        scale = 0.15 if quick else self.args.scale
 
         def secs(full: float) -> float:
             return max(2.0, round(full * scale, 1))
@@ -111,7 +111,7 @@ class Bench:
 
         phases = [
             Phase("healthy", secs(20), "none"),
-            Phase("down", 30.0 if not quick else 4.0, "killed, restarted at the end", upstream=True,
+            Phase("down", 4.0 if quick else secs(30), "killed, restarted at the end", upstream=True,
                   start=lambda v: sim(v).kill(), end=lambda v: sim(v).restart()),
             Phase("slow", secs(20), "10x slower", upstream=True,
                   start=lambda v: control(sim(v), latency=10 * LATENCY, ttft=10 * LATENCY),
@@ -323,6 +323,18 @@ def rows_for(target: str, result: dict[str, Any]) -> tuple[list[dict[str, Any]],
     return rows, overall
 
 
+def hedge_counts(port: int) -> dict[str, float]:
+    """Our gateway's hedges by outcome (``prsm_orchestrator_hedges_total``) and its chat
+    requests, from its ``/metrics``."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("prsm_orchestrator_hedges_total{"):
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            out[outcome] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def plot(report: Report, path: Path) -> None:
     import matplotlib
 
@@ -357,6 +369,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="local embedding workers in our gateway (0: no worker fault)")  # fmt: skip
     p.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="phase lengths times this (0.7: a shorter full run)")  # fmt: skip
     p.add_argument("--phases", type=lambda v: set(v.split(",")), default=None,
                    help="only these fault phases, comma-separated (healthy and recovery "
                         "always run), e.g. down,slow,errors")  # fmt: skip
@@ -390,6 +404,8 @@ def main() -> None:
                     bench.run(target, gw, embeddings=target == "prsm" and args.workers > 0)
                 )
                 print(f"{target}: done in {time.time() - t_start:.0f}s", flush=True)
+                if target == "prsm":
+                    report.extra["hedges"] = hedge_counts(gw.port)
             finally:
                 gw.stop()
             rows, overall[target] = rows_for(target, result)
@@ -433,6 +449,8 @@ def main() -> None:
         }
     report.meets_goal = meets
     report.notes.extend(bench.notes)
+    if "hedges" in report.extra:
+        report.notes.append(f"ours, hedges by outcome: {report.extra['hedges']}")
     report.notes.append(f"rate {args.rate} req/s chat (every 2nd streamed), simulators answer in "
                         f"{LATENCY * 1e3:.0f} ms; breakers: {THRESHOLD} failures, "
                         f"{RESET:.0f} s")  # fmt: skip

@@ -177,7 +177,7 @@ class Attempt:
             breaker.record_ignored(end)
             return
         breaker.record_failure(end)
-        p.balancer.end_probe(node_id)
+        p.balancer.end_probe(node_id, failed=True)
         self.children.failures.inc()
         if self.learn and node_id in p.registry:
             p.tracker.record(node_id, latency, False, end)

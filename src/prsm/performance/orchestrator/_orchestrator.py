@@ -156,8 +156,10 @@ class PerformanceOrchestrator:
         )
         self.breakers.add_listener(self._on_breaker_change)
         # a node the router stopped picking after failures (before its breaker opened) is
-        # probed after the breakers' open interval, as if its breaker had opened
+        # probed after the breakers' open interval, as if its breaker had opened, and after a
+        # failed probe every probe_interval, as its breaker would
         self.balancer.probe_after = self.breaker_settings.reset_timeout
+        self.balancer.reprobe_after = self.breaker_settings.probe_interval
         self.registry.add_listener(self._on_registry_change)
         self._p = Pipeline(
             settings=s,
