@@ -305,6 +305,11 @@ from .nodeload import (
     metrics_url as metrics_url,
     read_exposition as read_exposition,
 )
+from .orchestrator import (
+    Hedge as Hedge,
+    HedgePolicy as HedgePolicy,
+    NoHedge as NoHedge,
+)
 from .scaling import (
     ActionReport as ActionReport,
     ControllerSettings as ControllerSettings,

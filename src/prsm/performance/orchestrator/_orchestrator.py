@@ -8,12 +8,14 @@
     result = await perf.execute_with_monitoring(endpoint, request)
     await perf.update_performance_model(request, result)
 
-or ``await perf.handle(request)``: cache → route → execute with the node's breaker → on a
+or ``await perf.handle(request)``: cache → route → execute with the node's breaker (a unary
+request still unanswered after its hedge delay hedged on a second node) → on a
 retryable failure what the retry policy decides (the next capable node, or a back-off), within
 the request's deadline → learn → store.
 
 The room's modules depend one way: this class and its drivers (``_unary``, ``_stream``) →
-``_attempt`` (the bookkeeping both drivers share) → ``_retry``, ``_metrics``, ``_settings``.
+``_attempt`` (the bookkeeping both drivers share) → ``_retry``, ``_hedge`` (the hedging
+policy), ``_timers`` (the hedge delays' shared ticks), ``_metrics``, ``_settings``.
 """
 
 from __future__ import annotations
