@@ -8,7 +8,7 @@ from prsm.performance.errors import ConfigError
 from prsm.performance.routing._node import NodeMetrics, NodeSpec, NodeState
 from prsm.performance.routing._registry import NodeRegistry
 from prsm.performance.routing._settings import BalancerSettings
-from prsm.performance.routing._tracker import NodeStats, PerformanceTracker, observe
+from prsm.performance.routing._tracker import NodeStats, PerformanceTracker, observe, observe_slow
 
 
 def _reg() -> NodeRegistry:
@@ -110,8 +110,6 @@ def test_tracker_performance_in_unit_range_and_listener() -> None:
 
 
 def test_the_deviation_and_a_lost_race_teach_the_latency_estimate() -> None:
-    from prsm.performance.routing._tracker import NodeStats, observe, observe_slow
-
     first = observe(NodeStats(), 0.1, True, 1.0, 0.2)
     assert (first.latency, first.deviation) == (0.1, 0.05)  # RFC 6298's first sample
     second = observe(first, 0.2, True, 2.0, 0.2)
