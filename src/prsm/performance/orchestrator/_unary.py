@@ -169,6 +169,16 @@ def _later(
     return loop.create_task(_sleep_then(p, delay, task, w))
 
 
+def _stop_timer(
+    timers: TickTimers[Any, Any] | None, task: asyncio.Task[Any], timer: int | asyncio.Task[None]
+) -> None:
+    if isinstance(timer, int):
+        assert timers is not None
+        timers.discard(task, timer)
+    else:
+        timer.cancel()
+
+
 async def attempt_hedged(
     p: Pipeline,
     upstream: Upstream,
@@ -200,11 +210,7 @@ async def attempt_hedged(
     try:
         result = await attempt_once(p, upstream, node, request, now, deadline=deadline)
     except CancelledError:
-        if isinstance(timer, int):
-            assert timers is not None
-            timers.discard(task, timer)
-        else:
-            timer.cancel()
+        _stop_timer(timers, task, timer)
         race = p.races.pop(task, None)
         if race is None:
             raise
@@ -220,6 +226,12 @@ async def attempt_hedged(
         p.metrics.hedges.labels("won").inc()
         won.attempts = 2
         return won, (node.id, won.node_id or "")
+    except BaseException:  # a bug past attempt_once's own handling: leave nothing behind
+        _stop_timer(timers, task, timer)
+        race = p.races.pop(task, None)
+        if race is not None and race.hedge is not None:
+            race.hedge.cancel()
+        raise
     if timers is not None:
         timers.discard(task, timer)  # type: ignore[arg-type]  # an int with the ticks
     else:
