@@ -231,7 +231,8 @@ def generate_recommendations(
 ) -> list[dict[str, Any]]:
     """One action per insight (``scale_up``, ``scale_down``, ``drain_node``,
     ``add_gateway_processes`` (the gateway's CPU binds), ``investigate_bottleneck``,
-    ``investigate_errors``, ``investigate_cache``, ``review_costs``), with ``estimated_impact`` or ``potential_savings`` from the evidence."""
+    ``investigate_errors``, ``investigate_cache``, ``review_costs``), with
+    ``estimated_impact`` or ``potential_savings`` from the evidence."""
     out: list[dict[str, Any]] = []
     for ins in insights:
         rec = _recommend(ins, s)
