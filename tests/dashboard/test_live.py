@@ -1,6 +1,7 @@
 """The dashboard against a real gateway and upstream simulators, with traffic flowing: the
 page in headless Chromium (Debian's ``chromium`` and ``chromium-driver``, through selenium)
-asks for the admin key, then shows the same figures as ``/admin/metrics/current``; a
+asks for the admin key, then shows the same figures as ``/admin/metrics/current`` and the
+bottleneck sentence of ``/admin/analytics`` in its findings panel; a
 screenshot is saved (``PRSM_DASHBOARD_SCREENSHOT=docs/dashboard.png`` writes the README's).
 ``prsm-perf top`` prints one frame with the same figures. Under ``CI=true`` a missing
 Chromium is a failure, not a skip."""
@@ -159,8 +160,17 @@ return {timestamp: document.body.dataset.timestamp || null,
         chartRatios: chart('chart-ratios'),
         nodes: rows('nodes'), stages: rows('stages'), alerts: rows('alerts'),
         replicas: rows('replicas'),
+        findings: {sentence: document.getElementById('findings-sentence').textContent,
+                   when: document.getElementById('findings-when').textContent,
+                   saturatesFirst: document.getElementById('findings').dataset.saturatesFirst,
+                   insights: rows('insights'), recommendations: rows('recommendations')},
         resources: performance.getEntriesByType('resource').map(e => e.name)};
 """
+
+
+def words(sentence: str) -> str:
+    """``sentence`` with its numbers masked."""
+    return re.sub(r"\d+(\.\d+)?(e[+-]?\d+)?", "#", sentence)
 
 
 def test_the_page_shows_what_the_admin_api_says(
@@ -222,6 +232,20 @@ def test_the_page_shows_what_the_admin_api_says(
     if not wait(firing, "the firing alert", raises=False):
         alerts = httpx.get(f"{gateway.url}/admin/alerts", headers=ADMIN).json()
         raise AssertionError(f"page: {browser.execute_script(PAGE_STATE)['alerts']}; {alerts}")
+
+    # the findings panel shows what /admin/analytics says: the bottleneck sentence (its figures
+    # move with each second of history, so they are compared as a shape, the words exactly)
+    shown = wait(lambda: (f := browser.execute_script(PAGE_STATE)["findings"])["when"] and f,
+                 "the findings panel")  # fmt: skip
+    r = httpx.get(f"{gateway.url}/admin/analytics", params={"since": "1h"}, headers=ADMIN,
+                  timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+    analysis = r.json()
+    sentence = analysis["bottleneck"]["sentence"]
+    assert sentence.startswith("The limit: requests spend")
+    assert words(shown["sentence"]) == words(sentence), (shown["sentence"], sentence)
+    assert shown["saturatesFirst"] == (analysis["bottleneck"]["saturates_first"] or "")
+    assert shown["insights"] and shown["recommendations"]  # rows, or the "none" row
 
     # nothing was fetched from anywhere but the gateway; no script error, no CSP refusal
     assert page["resources"] and all(u.startswith(gateway.url + "/") for u in page["resources"])
