@@ -5,6 +5,7 @@ The same analyses go through ``shape_findings`` (Python, ``prsm-perf top``) and
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from importlib import resources
@@ -17,7 +18,13 @@ from rich.console import Console
 from prsm.performance.analytics import AnalyticsSettings, PerformanceAnalytics
 from prsm.performance.clock import ManualClock
 from prsm.performance.dashboard import TopView, render_top
-from prsm.performance.dashboard._findings import MAX_ROWS, figure, shape_findings
+from prsm.performance.dashboard._findings import (
+    FINDINGS_EVERY_S,
+    FINDINGS_SINCE,
+    MAX_ROWS,
+    figure,
+    shape_findings,
+)
 from prsm.performance.monitoring import MemoryMetricsStore
 from tests.analytics.test_cpu_bound import NOW, write_gateway
 
@@ -105,3 +112,11 @@ async def test_prsm_perf_top_shows_the_findings() -> None:
     out = console.export_text()
     assert "Bottleneck: The limit:" in out and "the gateway's CPU saturates first" in out
     assert "add_gateway_processes" in out and "saturation_ahead" in out
+
+
+def test_the_page_asks_as_often_and_as_far_back_as_the_terminal() -> None:
+    script = resources.files("prsm.performance.dashboard").joinpath("static", "dashboard.js")
+    found = re.search(r'FINDINGS_SINCE = "([^"]+)", FINDINGS_EVERY_MS = (\d+);', script.read_text())
+    assert found is not None
+    assert found.group(1) == FINDINGS_SINCE
+    assert int(found.group(2)) == FINDINGS_EVERY_S * 1000

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from prsm.performance.cli import main
+from prsm.performance.dashboard._findings import FINDINGS_SINCE
 from prsm.performance.dashboard._top import ms, pct
 from prsm.performance.gateway._settings import hash_key
 from tests.conftest import IN_CI
@@ -237,7 +238,7 @@ def test_the_page_shows_what_the_admin_api_says(
     # move with each second of history, so they are compared as a shape, the words exactly)
     shown = wait(lambda: (f := browser.execute_script(PAGE_STATE)["findings"])["when"] and f,
                  "the findings panel")  # fmt: skip
-    r = httpx.get(f"{gateway.url}/admin/analytics", params={"since": "1h"}, headers=ADMIN,
+    r = httpx.get(f"{gateway.url}/admin/analytics", params={"since": FINDINGS_SINCE}, headers=ADMIN,
                   timeout=30)  # fmt: skip
     assert r.status_code == 200, r.text
     analysis = r.json()

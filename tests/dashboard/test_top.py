@@ -14,6 +14,7 @@ from rich.console import Console
 
 from prsm.performance.dashboard import TopView, fetch_top_view, render_top, run_top
 from prsm.performance.dashboard._commands import admin_key, register
+from prsm.performance.dashboard._findings import FINDINGS_SINCE
 from prsm.performance.dashboard._top import ms, summary_cells
 from prsm.performance.errors import AdminApiError, ConfigError
 
@@ -172,9 +173,9 @@ def test_live_mode_asks_for_the_findings_every_findings_interval() -> None:
             raise KeyboardInterrupt
 
     with _client(_gateway(calls=calls)) as c:
-        assert run_top(c, console, interval=10.0, sleep=sleep) == 0
-    # at the start, then after 30 s and 60 s of frames (FINDINGS_EVERY_S)
-    assert calls == ["since=1h"] * 3
+        assert run_top(c, console, interval=20.0, sleep=sleep) == 0
+    # at the start, then after 60 s and 120 s of frames (FINDINGS_EVERY_S)
+    assert calls == [f"since={FINDINGS_SINCE}"] * 3
 
 
 def test_live_mode_redraws_each_interval_and_ctrl_c_exits_cleanly() -> None:

@@ -18,9 +18,11 @@ from ._fmt import to_fixed
 
 #: the most insights and recommendations the panel lists (the API orders them, most urgent first)
 MAX_ROWS = 8
-#: how far back the page and ``prsm-perf top`` analyse, and how often the page asks again
-FINDINGS_SINCE = "1h"
-FINDINGS_EVERY_S = 30
+#: how far back the page and ``prsm-perf top`` analyse (the charts' window, so every anomaly
+#: found can be marked on them), and how often they ask again (an analysis of 15 minutes of
+#: one-second history costs the gateway about a second of CPU, in a worker thread)
+FINDINGS_SINCE = "15m"
+FINDINGS_EVERY_S = 60
 BOUNDS = {"cpu": "the gateway's CPU", "coherency": "coherency", "contention": "contention"}
 
 

@@ -10,7 +10,7 @@
   var WINDOW_S = 900; // the charts keep the last 15 minutes
   var MIN_POLL_MS = 500;
   var STAGES = ["parse", "auth", "cache", "route", "queue", "upstream", "respond"];
-  var FINDINGS_SINCE = "1h", FINDINGS_EVERY_MS = 30000; // as dashboard/_findings.py
+  var FINDINGS_SINCE = "15m", FINDINGS_EVERY_MS = 60000; // as dashboard/_findings.py
 
   // --- numbers as the page writes them (the tests read them back)
   function num(v) { return typeof v === "number" && isFinite(v); }
