@@ -162,6 +162,10 @@ def fleet_capacity(data: Mapping[str, list[SeriesData]], s: AnalyticsSettings) -
     return out
 
 
+def _cores(n: float) -> str:
+    return f"{n:g} core" if n == 1 else f"{n:g} cores"
+
+
 def _micro(seconds: float) -> str:
     return f"{seconds * 1e6:.3g} µs"
 
@@ -199,7 +203,7 @@ def bottleneck(stages: list[SeriesData], capacity: Mapping[str, Any]) -> dict[st
             out["resource"] = "cpu"
             parts.append(
                 f"the gateway's CPU saturates first: it serves {gw['rate_now']:.3g} req/s of a "
-                f"{gw['cpu_ceiling']:.3g} req/s ceiling ({gw['cores_available']:g} cores at "
+                f"{gw['cpu_ceiling']:.3g} req/s ceiling ({_cores(gw['cores_available'])} at "
                 f"{_micro(gw['cpu_seconds_per_request'])} CPU a request), "
                 f"{gw['utilization']:.0%} used"
             )
