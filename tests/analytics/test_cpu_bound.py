@@ -4,13 +4,16 @@ core runs out."""
 
 from __future__ import annotations
 
+import html
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from prsm.performance.analytics import AnalyticsSettings, PerformanceAnalytics
+from prsm.performance.analytics._report import write_report
 from prsm.performance.clock import ManualClock
 from prsm.performance.monitoring import MemoryMetricsStore, Sample
 
@@ -127,3 +130,14 @@ async def test_without_cpu_history_the_node_saturates_first() -> None:
     assert result["bottleneck"]["resource"] == "node"
     assert "gateway" not in result["bottleneck"]["sentence"]
     assert all(r["action"] != "add_gateway_processes" for r in result["recommendations"])
+
+
+async def test_the_report_charts_the_gateway_cpu_beside_the_nodes(tmp_path: Path) -> None:
+    store = MemoryMetricsStore()
+    write_gateway(store)
+    settings = AnalyticsSettings(latency_objective=0.05, seasonal_period=None)
+    pa = PerformanceAnalytics(store, settings, clock=ManualClock(wall_offset=NOW))
+    result = await pa.analyze_performance_trends("6h")
+    page = write_report(result, pa.series, tmp_path).read_text()
+    assert html.escape("the gateway's CPU saturates first") in page
+    assert (tmp_path / "bottleneck.png").stat().st_size > 0
