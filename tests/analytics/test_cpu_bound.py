@@ -15,6 +15,7 @@ import pytest
 from prsm.performance.analytics import AnalyticsSettings, PerformanceAnalytics
 from prsm.performance.analytics._report import write_report
 from prsm.performance.clock import ManualClock
+from prsm.performance.errors import ConfigError
 from prsm.performance.monitoring import MemoryMetricsStore, Sample
 
 NOW = 1_700_000_000.0
@@ -141,3 +142,8 @@ async def test_the_report_charts_the_gateway_cpu_beside_the_nodes(tmp_path: Path
     page = write_report(result, pa.series, tmp_path).read_text()
     assert html.escape("the gateway's CPU saturates first") in page
     assert (tmp_path / "bottleneck.png").stat().st_size > 0
+
+
+def test_cores_per_process_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="gateway_cores_per_process"):
+        AnalyticsSettings(gateway_cores_per_process=0)
