@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from prsm.performance._ticks import RESOLUTION, TickTimers
 from prsm.performance.clock import ManualClock
 from prsm.performance.errors import ConfigError, NoCapableNodesError, UpstreamUnavailableError
 from prsm.performance.orchestrator import OrchestratorSettings
 from prsm.performance.orchestrator._hedge import Hedge, HedgePolicy, NoHedge
 from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
-from prsm.performance.orchestrator._timers import RESOLUTION, TickTimers
 from prsm.performance.resilience import CircuitState
 from prsm.performance.routing import NodeSpec
 from prsm.performance.routing._tracker import NodeStats
@@ -380,7 +380,7 @@ def test_tick_timers_fire_due_entries_never_early_and_skip_discarded(
     timers.discard("b", tb)
     loop.now = when
     loop.armed.clear()
-    with caplog.at_level("ERROR", logger="prsm.performance.orchestrator"):
+    with caplog.at_level("ERROR", logger="prsm.performance.ticks"):
         fire()
     assert fired == ["a"]  # b was discarded; bad raised, was logged, and stopped nothing
     assert "a timer's callback failed" in caplog.text

@@ -12,10 +12,9 @@ import prsm.performance.orchestrator as room
 #: module → the room's modules it may import (what is not listed, it may not)
 ALLOWED = {
     "_orchestrator": {"_attempt", "_metrics", "_settings", "_stream", "_unary"},
-    "_unary": {"_attempt", "_hedge", "_retry", "_timers"},
+    "_unary": {"_attempt", "_hedge", "_retry"},
     "_stream": {"_attempt", "_retry"},
-    "_attempt": {"_hedge", "_metrics", "_retry", "_settings", "_timers"},
-    "_timers": set(),
+    "_attempt": {"_hedge", "_metrics", "_retry", "_settings"},
     "_retry": {"_settings"},
     "_hedge": {"_settings"},
     "_metrics": set(),

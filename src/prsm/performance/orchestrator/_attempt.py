@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+from .._ticks import TickTimers
 from ..clock import Clock, SystemClock
 from ..errors import CircuitBreakerOpenError, RoutingError, UpstreamError
 from ..resilience._breaker import BreakerSet, CircuitBreaker
@@ -34,7 +35,6 @@ from ._hedge import HedgePolicy
 from ._metrics import OrchestratorMetrics
 from ._retry import RetryPolicy, RetryState, Sleep, Stop, TryNode
 from ._settings import OrchestratorSettings
-from ._timers import TickTimers
 
 log = logging.getLogger("prsm.performance.orchestrator")
 

@@ -15,7 +15,7 @@ the request's deadline → learn → store.
 
 The room's modules depend one way: this class and its drivers (``_unary``, ``_stream``) →
 ``_attempt`` (the bookkeeping both drivers share) → ``_retry``, ``_hedge`` (the hedging
-policy), ``_timers`` (the hedge delays' shared ticks), ``_metrics``, ``_settings``.
+policy), ``_metrics``, ``_settings``.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ Every attempt is bounded by the deadline and the node's own timeout.
 
 A hedged first attempt runs in the caller's task, as an unhedged one does; the only extra
 cost while it answers within its hedge delay is an entry filed in, and taken out of, the
-shared tick timers (:mod:`._timers`; no loop timer, no task, no object of its own). When its
-delay passes, the hedging policy (:mod:`._hedge`) decides; a hedge runs as a task of its own.
+shared tick timers (:mod:`prsm.performance._ticks`; no loop timer, no task, no object of its
+own). When its delay passes, the hedging policy (:mod:`._hedge`) decides; a hedge runs as a
+task of its own.
 Whichever answers first wins: a winning hedge cancels the caller's task inside the first
 attempt's await (that attempt is abandoned: released, ignored by its breaker, and its
 elapsed time taught to the router as a lower bound of the node's latency), a winning first
@@ -24,6 +25,7 @@ from asyncio import CancelledError, current_task, get_running_loop
 from typing import Any
 
 from .._awaiting import arm, await_with_timeout, disarm, expired
+from .._ticks import TickTimers
 from ..clock import SystemClock
 from ..errors import CircuitBreakerOpenError, UpstreamError, UpstreamTimeoutError
 from ..routing._node import NodeSpec
@@ -32,7 +34,6 @@ from ..upstreams._base import Upstream
 from ._attempt import Pipeline, as_upstream_error, is_cancel, next_node
 from ._hedge import NoHedge
 from ._retry import RetryState
-from ._timers import TickTimers
 
 log = logging.getLogger("prsm.performance.orchestrator")
 
