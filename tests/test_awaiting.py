@@ -76,7 +76,7 @@ async def test_other_awaitables_work() -> None:
 
 
 async def test_many_deadlines_share_one_timer_and_fire_in_order() -> None:
-    from prsm.performance._awaiting import RESOLUTION
+    from prsm.performance._ticks import RESOLUTION
 
     loop = asyncio.get_running_loop()
     fired: list[float] = []
