@@ -79,6 +79,54 @@ def episodes(result: SimulationResult, start: float, end: float, gap: int = 3) -
     }
 
 
+def burst_predictability(
+    times: np.ndarray[Any, Any],
+    service: np.ndarray[Any, Any],
+    fit: tuple[float, float],
+    test: tuple[float, float],
+    startup: float = 120.0,
+) -> dict[str, Any]:
+    """How well a burst can be told a start-up ahead: a logistic model (scikit-learn, the
+    ``bench`` extra) of "the requests in service in ``[t + startup, t + startup + 60]`` exceed
+    their peak over ``[t - 300, t]``" (infinitely many servers, 10 s grid) from the hour of the
+    day (two harmonics), the log arrivals of the last 1/5/15/60 minutes and the requests in
+    service at ``t``, one sample a minute; fitted on ``fit``, its ROC AUC on ``test``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    grid = 10.0
+    n = int(max(fit[1], test[1]) // grid) + int(startup // grid) + 8
+    change = np.zeros(n + 2)
+    np.add.at(change, np.minimum((times // grid).astype(np.int64), n + 1), 1.0)
+    np.add.at(change, np.minimum(((times + service) // grid).astype(np.int64) + 1, n + 1), -1.0)
+    busy = np.cumsum(change)[:n]
+    slot = np.minimum((times // grid).astype(np.int64), n)
+    arrived = np.concatenate(([0.0], np.cumsum(np.bincount(slot, minlength=n + 1))))
+    ahead, span = int(startup // grid), 6
+
+    def samples(a: float, b: float) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        idx = np.arange(int(a // 60) * 6 + 30, int(b // grid) - ahead - span, 6)
+        past = np.array([busy[i - 30 : i + 1].max() for i in idx])
+        future = np.array([busy[i + ahead : i + ahead + span].max() for i in idx])
+        upto = arrived[idx + 1]
+        counts = [upto - arrived[np.maximum(idx + 1 - 6 * m, 0)] for m in (1, 5, 15, 60)]
+        day = 2 * np.pi * ((idx * grid) % 86400) / 86400
+        hours = [np.sin(day), np.cos(day), np.sin(2 * day), np.cos(2 * day)]
+        x = np.column_stack([*(np.log1p(c) for c in counts), busy[idx], *hours])
+        return x, (future > past).astype(np.int64)
+
+    x_fit, y_fit = samples(*fit)
+    x_test, y_test = samples(*test)
+    model = LogisticRegression(max_iter=3000).fit(x_fit, y_fit)
+    return {
+        "label": f"in service {startup:g}-{startup + 60:g} s ahead > the last 5 min's peak",
+        "fit_window": list(fit),
+        "test_window": list(test),
+        "base_rate_test": round(float(y_test.mean()), 4),
+        "roc_auc_test": round(float(roc_auc_score(y_test, model.predict_proba(x_test)[:, 1])), 3),
+    }
+
+
 def analyse(
     times: np.ndarray[Any, Any],
     results: dict[str, SimulationResult],

@@ -48,6 +48,8 @@ GOAL = (
 PEERS = ("hpa", "kpa", "ray")
 POLICIES = (*PEERS, "predictive", "oracle")
 FIT_END = "2024-11-29 00:00"
+#: ``--analyse`` fits its burst model on the fitting period before this, tests it after
+PREDICTABILITY_SPLIT = "2024-11-26 00:00"
 #: where the tuning simulation reports from (the trace's first days carry almost no load)
 TUNE_FROM = "2024-11-19 00:00"
 
@@ -246,7 +248,8 @@ def plot_report_frontier(rows: list[dict[str, Any]], out: Path, name: str) -> No
             fontsize=7,
         )
     ours = [r for r in rows if r["policy"] == "predictive"]
-    for eps in sorted({r["wait_probability"] for r in ours}):
+    colors = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b")
+    for i, eps in enumerate(sorted({r["wait_probability"] for r in ours})):
         line = sorted(
             (r for r in ours if r["wait_probability"] == eps), key=lambda r: r["replica_hours"]
         )
@@ -254,6 +257,7 @@ def plot_report_frontier(rows: list[dict[str, Any]], out: Path, name: str) -> No
             [r["replica_hours"] for r in line],
             [r["violation_minutes"] for r in line],
             "o-",
+            color=colors[i % len(colors)],
             label=f"predictive, ε={eps:g}, scale_down_window (s)",
         )
         for r in line:
@@ -262,6 +266,7 @@ def plot_report_frontier(rows: list[dict[str, Any]], out: Path, name: str) -> No
                 (r["replica_hours"], r["violation_minutes"]),
                 fontsize=7,
             )
+    ax.set_yscale("log")
     ax.set_xlabel("replica-hours (report period)")
     ax.set_ylabel("SLO-violation minutes (report period)")
     ax.set_title(f"{name}: the trade-off on the report period (not used for tuning)")
@@ -274,13 +279,19 @@ def plot_report_frontier(rows: list[dict[str, Any]], out: Path, name: str) -> No
 def analyse_fit(fit: Scenario, ours: dict[str, Any], quick: bool) -> dict[str, Any]:
     """``--analyse``: the HPA and ours (as chosen) on the fitting period, then
     :func:`benchmarks._autoscaling_analysis.analyse` of their violation minutes."""
-    from benchmarks._autoscaling_analysis import analyse
+    from benchmarks._autoscaling_analysis import analyse, burst_predictability
 
     res = run_policies(
         fit, ["hpa", "predictive"], params={"predictive": predictive_params(ours, quick)}
     )
     end = fit.report_end or fit.trace.duration
     out = analyse(fit.trace.times, res, fit.report_start, end, fit.trace.epoch)
+    service = fit.trace.service_times
+    if service is not None:
+        split = fit.trace.at(PREDICTABILITY_SPLIT)
+        out["burst_predictability"] = burst_predictability(
+            fit.trace.times, service, (fit.report_start, split), (split, end)
+        )
     print(f"analysis (fitting period): {out}", flush=True)
     return out
 

@@ -4,7 +4,8 @@ told from a flat one, and violation minutes are grouped into episodes."""
 from __future__ import annotations
 
 import numpy as np
-from benchmarks._autoscaling_analysis import episodes, periodicity
+import pytest
+from benchmarks._autoscaling_analysis import burst_predictability, episodes, periodicity
 
 from prsm.performance.scaling import ScalingContext, ScalingDecision
 from prsm.performance.sim import SimulationSettings, Trace, simulate
@@ -58,3 +59,16 @@ def test_episodes_group_violation_minutes_and_say_what_came_before() -> None:
     assert got["share_after_a_quiet_10_min"] == 1.0
     assert got["arrivals_in_first_3_min_median"] == 5.0
     assert episodes(result, 0.0, 3000.0) == {"violation_minutes": 0, "episodes": 0}
+
+
+def test_burst_predictability_finds_a_daily_burst_and_not_a_random_one() -> None:
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(5)
+    days = np.arange(8) * 86400.0
+    daily = np.sort(np.concatenate([days + 12 * 3600 + k * 5.0 for k in range(10)]))
+    noise = np.sort(rng.uniform(0, 8 * 86400, 80))
+    fit, test = (0.0, 5 * 86400.0), (5 * 86400.0, 8 * 86400.0 - 600)
+    for times, low, high in ((daily, 0.9, 1.0), (noise, 0.0, 0.75)):
+        got = burst_predictability(times, np.full(len(times), 60.0), fit, test)
+        assert 0 < got["base_rate_test"] < 0.1
+        assert low <= got["roc_auc_test"] <= high, got
