@@ -56,7 +56,7 @@ TUNE_FROM = "2024-11-19 00:00"
 #: ours per trace, chosen by ``--tune`` on each trace's fitting period (the JSON's ``tuning``
 #: has the grid); the Azure hour has no fitting period and runs the library's defaults
 TUNED: dict[str, dict[str, Any]] = {
-    "alibaba": {"wait_probability": 0.5, "scale_down_window": 60.0},
+    "alibaba": {"wait_probability": 0.7, "scale_down_window": 180.0},
     "twitter": {"wait_probability": 0.2, "scale_down_window": 180.0},
     "azure": {},
 }
