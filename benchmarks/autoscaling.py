@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._autoscaling_plots import plot_frontier, plot_report_frontier
 from benchmarks._harness import Report, parser
 from prsm.performance.sim import (
     Scenario,
@@ -224,58 +225,6 @@ def report_frontier(
     return rows
 
 
-def plot_report_frontier(rows: list[dict[str, Any]], out: Path, name: str) -> None:
-    """Violation minutes against replica-hours on the report period: ours at every grid
-    point (one line per ``wait_probability``), the HPA at every stabilisation window."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    hpa = sorted((r for r in rows if r["policy"] == "hpa"), key=lambda r: r["replica_hours"])
-    ax.plot(
-        [r["replica_hours"] for r in hpa],
-        [r["violation_minutes"] for r in hpa],
-        "s-",
-        color="#1f77b4",
-        label="HPA, scale-down stabilisation (s)",
-    )
-    for r in hpa:
-        ax.annotate(
-            f"{r['scale_down_stabilization']:g}",
-            (r["replica_hours"], r["violation_minutes"]),
-            fontsize=7,
-        )
-    ours = [r for r in rows if r["policy"] == "predictive"]
-    colors = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b")
-    for i, eps in enumerate(sorted({r["wait_probability"] for r in ours})):
-        line = sorted(
-            (r for r in ours if r["wait_probability"] == eps), key=lambda r: r["replica_hours"]
-        )
-        ax.plot(
-            [r["replica_hours"] for r in line],
-            [r["violation_minutes"] for r in line],
-            "o-",
-            color=colors[i % len(colors)],
-            label=f"predictive, ε={eps:g}, scale_down_window (s)",
-        )
-        for r in line:
-            ax.annotate(
-                f"{r['scale_down_window']:g}",
-                (r["replica_hours"], r["violation_minutes"]),
-                fontsize=7,
-            )
-    ax.set_yscale("log")
-    ax.set_xlabel("replica-hours (report period)")
-    ax.set_ylabel("SLO-violation minutes (report period)")
-    ax.set_title(f"{name}: the trade-off on the report period (not used for tuning)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-
-
 def analyse_fit(fit: Scenario, ours: dict[str, Any], quick: bool) -> dict[str, Any]:
     """``--analyse``: the HPA and ours (as chosen) on the fitting period, then
     :func:`benchmarks._autoscaling_analysis.analyse` of their violation minutes."""
@@ -352,39 +301,6 @@ def plot_all(
         out = png.with_name(f"{png.stem}-{name}-report-frontier.png")
         plot_report_frontier(rows, out, name)
         print(f"wrote {out}")
-
-
-def plot_frontier(rows: list[dict[str, Any]], out: Path, name: str) -> None:
-    """Violation minutes against replica-hours on the fitting period: ours at every grid
-    point, the peers and the oracle."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    grid = [r for r in rows if "wait_probability" in r]
-    ax.plot(
-        [r["replica_hours"] for r in grid],
-        [r["violation_minutes"] for r in grid],
-        "o",
-        color="#d62728",
-        label="predictive (grid)",
-    )
-    for r in grid:
-        label = f"ε={r['wait_probability']:g}, {r['scale_down_window']:g}s"
-        ax.annotate(label, (r["replica_hours"], r["violation_minutes"]), fontsize=7)
-    for r in rows:
-        if r.get("policy") in (*PEERS, "oracle"):
-            color = {"hpa": "#1f77b4", "kpa": "#ff7f0e", "ray": "#2ca02c"}.get(r["policy"], "black")
-            ax.plot(r["replica_hours"], r["violation_minutes"], "s", color=color, label=r["policy"])
-    ax.set_xlabel("replica-hours (fitting period)")
-    ax.set_ylabel("SLO-violation minutes (fitting period)")
-    ax.set_title(f"{name}: the trade-off on the fitting period")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
