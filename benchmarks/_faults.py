@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -196,14 +197,14 @@ class SmallDisk:
 
     def fill(self) -> None:
         """Write until the file system is full (ENOSPC)."""
-        with self.filler.open("wb") as f:
-            chunk = b"\0" * 65536
-            try:
+        chunk = b"\0" * 65536
+        try:  # unbuffered: nothing is left to flush (and fail) when the file closes
+            with self.filler.open("wb", buffering=0) as f:
                 while True:
                     f.write(chunk)
-                    f.flush()
-            except OSError:
-                pass  # ENOSPC: full, as wanted
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise  # ENOSPC is the point: full, as wanted
 
     def free(self) -> None:
         self.filler.unlink(missing_ok=True)

@@ -101,3 +101,13 @@ def test_load_config_reports_file_and_field(tmp_path: Path) -> None:
 def test_load_config_defaults_without_file() -> None:
     cfg = load_config(None, environ={})
     assert cfg.nodes == ()
+
+
+def test_build_names_a_missing_required_field() -> None:
+    # Found by tests/fuzz: ``alerts.rules: [{}]`` raised TypeError from the dataclass.
+    from prsm.performance.config import PRSMConfig
+
+    with pytest.raises(ConfigError) as info:
+        build(PRSMConfig, {"alerts": {"rules": [{}]}})
+    assert info.value.field == "alerts.rules[0].name"
+    assert "required" in str(info.value)

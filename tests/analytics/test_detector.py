@@ -69,3 +69,57 @@ def test_bad_input_is_named() -> None:
         AnomalySettings(warmup=0)
     with pytest.raises(ConfigError, match="timestamps"):
         AnomalyDetector().score_series([1.0, 2.0], [1.0])
+
+
+def test_hold_suppresses_repeat_alarms_but_not_new_extremes() -> None:
+    x = _noise(3000, seed=4)
+    x[2000:2030] -= 6  # an incident: alarms once, then held
+    x[2050] = x.max() + 500  # a new extreme (beyond 10 spans) during the hold still scores 1
+    held = AnomalySettings(spatial_tolerance=10.0, hold=100)
+    s = AnomalyDetector(held).score_series(x)
+    hits = np.flatnonzero(s[1500:2200] >= held.threshold) + 1500
+    assert hits.size and 2000 <= hits[0] <= 2010
+    assert set(hits.tolist()) == {hits[0], 2050}
+    assert s[2050] == 1.0
+    during = np.arange(hits[0] + 1, hits[0] + 101)
+    assert np.all(s[during[during != 2050]] == 0)
+    free = AnomalySettings(spatial_tolerance=10.0, hold=0)
+    s0 = AnomalyDetector(free).score_series(x)
+    assert (s0[2000:2200] >= free.threshold).sum() > 2  # without the hold, repeats
+
+
+def test_sustained_level_shift_is_named() -> None:
+    x = _noise(4000, seed=6)
+    x[2500:] += 3  # stays inside the range seen so far? no: off by the envelope's tolerance
+    s = AnomalySettings(spatial_tolerance=10.0)
+    det = AnomalyDetector(s)
+    kinds = []
+    for v in x.tolist():
+        det.update(v)
+        kinds.append(det.kind)
+    flagged = [i for i, k in enumerate(kinds) if k != "none"]
+    assert flagged and 2500 <= flagged[0] <= 2540
+    assert kinds[flagged[0]] == "level_shift"
+
+
+@pytest.mark.parametrize("hold", [0, 100])
+def test_online_under_random_futures(hold: int) -> None:
+    """The score of point i never depends on points after i (with and without the hold)."""
+    rng = np.random.default_rng(11)
+    x = _noise(1500, seed=12)
+    ts = 1_700_000_000 + 300 * np.arange(1500)
+    full = AnomalyDetector(AnomalySettings(hold=hold)).score_series(x, ts)
+    for cut in (400, 900, 1300):
+        y = x.copy()
+        y[cut:] = rng.normal(0, 30, 1500 - cut) + rng.uniform(-200, 200)
+        part = AnomalyDetector(AnomalySettings(hold=hold)).score_series(y, ts)
+        np.testing.assert_array_equal(full[:cut], part[:cut])
+
+
+def test_hold_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="hold"):
+        AnomalySettings(hold=-1)
+    with pytest.raises(ConfigError, match="hold_threshold"):
+        AnomalySettings(hold_threshold=0)
+    with pytest.raises(ConfigError, match="alpha_shift"):
+        AnomalySettings(alpha_shift=2)

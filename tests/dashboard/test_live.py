@@ -1,6 +1,7 @@
 """The dashboard against a real gateway and upstream simulators, with traffic flowing: the
 page in headless Chromium (Debian's ``chromium`` and ``chromium-driver``, through selenium)
-asks for the admin key, then shows the same figures as ``/admin/metrics/current``; a
+asks for the admin key, then shows the same figures as ``/admin/metrics/current`` and the
+bottleneck sentence of ``/admin/analytics`` in its findings panel; a
 screenshot is saved (``PRSM_DASHBOARD_SCREENSHOT=docs/dashboard.png`` writes the README's).
 ``prsm-perf top`` prints one frame with the same figures. Under ``CI=true`` a missing
 Chromium is a failure, not a skip."""
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from prsm.performance.cli import main
+from prsm.performance.dashboard._findings import FINDINGS_SINCE
 from prsm.performance.dashboard._top import ms, pct
 from prsm.performance.gateway._settings import hash_key
 from tests.conftest import IN_CI
@@ -84,6 +86,14 @@ def traffic(gateway: Proc) -> Iterator[None]:
     yield
     stop.set()
     thread.join(timeout=15)
+
+
+def analytics(gateway: Proc) -> dict[str, Any]:
+    r = httpx.get(f"{gateway.url}/admin/analytics", params={"since": FINDINGS_SINCE}, headers=ADMIN,
+                  timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()
+    return data
 
 
 def current(gateway: Proc) -> dict[str, Any]:
@@ -159,8 +169,17 @@ return {timestamp: document.body.dataset.timestamp || null,
         chartRatios: chart('chart-ratios'),
         nodes: rows('nodes'), stages: rows('stages'), alerts: rows('alerts'),
         replicas: rows('replicas'),
+        findings: {sentence: document.getElementById('findings-sentence').textContent,
+                   when: document.getElementById('findings-when').textContent,
+                   saturatesFirst: document.getElementById('findings').dataset.saturatesFirst,
+                   insights: rows('insights'), recommendations: rows('recommendations')},
         resources: performance.getEntriesByType('resource').map(e => e.name)};
 """
+
+
+def words(sentence: str) -> str:
+    """``sentence`` with its numbers masked."""
+    return re.sub(r"\d+(\.\d+)?(e[+-]?\d+)?", "#", sentence)
 
 
 def test_the_page_shows_what_the_admin_api_says(
@@ -168,6 +187,14 @@ def test_the_page_shows_what_the_admin_api_says(
 ) -> None:
     from selenium.webdriver.common.by import By
 
+    # the first requests' stage times differ from the steady ones: the findings are compared
+    # once the analysis has settled (the same words twice, a second apart)
+    def settled() -> bool:
+        first = words(analytics(gateway)["bottleneck"]["sentence"])
+        time.sleep(1.0)
+        return first == words(analytics(gateway)["bottleneck"]["sentence"])
+
+    wait(settled, "the analysis to settle", timeout=60)
     browser.get(f"{gateway.url}/dashboard")
     # the gateway has admin keys: the page asks for one, once, and keeps it in the tab
     form = browser.find_element(By.ID, "key-form")
@@ -222,6 +249,23 @@ def test_the_page_shows_what_the_admin_api_says(
     if not wait(firing, "the firing alert", raises=False):
         alerts = httpx.get(f"{gateway.url}/admin/alerts", headers=ADMIN).json()
         raise AssertionError(f"page: {browser.execute_script(PAGE_STATE)['alerts']}; {alerts}")
+
+    # the findings panel shows what /admin/analytics says: the bottleneck sentence (its figures
+    # move with each second of history, so they are compared as a shape, the words exactly)
+    shown = wait(lambda: (f := browser.execute_script(PAGE_STATE)["findings"])["when"] and f,
+                 "the findings panel")  # fmt: skip
+    said: list[str] = []
+
+    def agree() -> dict[str, Any] | None:
+        analysis = analytics(gateway)
+        said.append(analysis["bottleneck"]["sentence"])
+        return analysis if words(shown["sentence"]) == words(said[-1]) else None
+
+    analysis = wait(agree, "the API to say what the panel shows", timeout=10, raises=False)
+    assert analysis, (shown["sentence"], said[-3:])
+    assert said[-1].startswith("The limit: requests spend")
+    assert shown["saturatesFirst"] == (analysis["bottleneck"]["saturates_first"] or "")
+    assert shown["insights"] and shown["recommendations"]  # rows, or the "none" row
 
     # nothing was fetched from anywhere but the gateway; no script error, no CSP refusal
     assert page["resources"] and all(u.startswith(gateway.url + "/") for u in page["resources"])

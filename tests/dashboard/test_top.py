@@ -14,6 +14,7 @@ from rich.console import Console
 
 from prsm.performance.dashboard import TopView, fetch_top_view, render_top, run_top
 from prsm.performance.dashboard._commands import admin_key, register
+from prsm.performance.dashboard._findings import FINDINGS_SINCE
 from prsm.performance.dashboard._top import ms, summary_cells
 from prsm.performance.errors import AdminApiError, ConfigError
 
@@ -97,7 +98,15 @@ def _client(handler: Any) -> httpx.Client:
     return httpx.Client(transport=httpx.MockTransport(handler), base_url="http://gw")
 
 
-def _gateway(status: int = 200, scaling: bool = False) -> Any:
+ANALYSIS = {
+    "bottleneck": {"sentence": "The limit: requests spend 97% of their time in 'x'."},
+    "insights": [{"severity": "high", "type": "rising_error_rate", "message": "up"}],
+}
+
+
+def _gateway(status: int = 200, scaling: bool = False, calls: list[str] | None = None) -> Any:
+    calls = [] if calls is None else calls
+
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if status != 200:
@@ -110,6 +119,9 @@ def _gateway(status: int = 200, scaling: bool = False) -> Any:
             return httpx.Response(200, json={"nodes": NODES})
         if path == "/admin/scaling" and scaling:
             return httpx.Response(200, json={"scaling": {"policy": "p", "steps": []}})
+        if path == "/admin/analytics":
+            calls.append(str(request.url.params))
+            return httpx.Response(200, json=ANALYSIS)
         return httpx.Response(404, json={"error": {"message": "auto-scaling is off"}})
 
     return handler
@@ -144,7 +156,26 @@ def test_not_a_terminal_prints_one_frame_and_exits() -> None:
     slept: list[float] = []
     with _client(_gateway()) as c:
         assert run_top(c, console, sleep=slept.append) == 0
-    assert slept == [] and "107.0 req/s" in console.export_text()
+    out = console.export_text()
+    assert slept == [] and "107.0 req/s" in out
+    assert "Bottleneck: The limit: requests spend 97% of their time in 'x'." in out
+    assert "rising_error_rate" in out
+
+
+def test_live_mode_asks_for_the_findings_every_findings_interval() -> None:
+    console = Console(record=True, width=160, force_terminal=True)
+    slept: list[float] = []
+    calls: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 7:
+            raise KeyboardInterrupt
+
+    with _client(_gateway(calls=calls)) as c:
+        assert run_top(c, console, interval=20.0, sleep=sleep) == 0
+    # at the start, then after 60 s and 120 s of frames (FINDINGS_EVERY_S)
+    assert calls == [f"since={FINDINGS_SINCE}"] * 3
 
 
 def test_live_mode_redraws_each_interval_and_ctrl_c_exits_cleanly() -> None:

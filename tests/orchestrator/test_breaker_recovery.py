@@ -131,3 +131,36 @@ async def test_a_node_avoided_before_its_breaker_opened_is_probed_too(
     assert up.calls == [first]  # the probe, one open interval after its last failure
     await _send(perf, 30, clock)
     assert up.calls.count(first) >= 5  # it is trusted again: traffic returned
+
+
+async def test_after_a_failed_probe_the_next_comes_one_probe_interval_later(
+    clock: ManualClock,
+) -> None:
+    """Whether its breaker opened or the router turned away first, a node that stays down
+    is probed every probe_interval after its first failed probe, so a node that comes back
+    gets traffic at the first probe after it did, not a reset_timeout later."""
+    for threshold in (1, 10):  # the breaker opens / never opens (the router's own probes)
+        up = Outage()
+        perf = _perf(clock, up, threshold=threshold)
+        await _send(perf, 5, clock)
+        first = up.calls[-1]
+        up.down.add(first)
+        await _send(perf, 10, clock)
+        clock.advance(RESET)
+        up.calls.clear()
+        await _send(perf, 1, clock)
+        assert up.calls[0] == first  # the first probe, a reset_timeout on: it fails
+        interval = perf.breaker_settings.probe_interval
+        assert interval == 0.5
+        for _ in range(4):  # still down: one failed probe each interval
+            clock.advance(interval)
+            up.calls.clear()
+            await _send(perf, 3, clock)
+            assert up.calls.count(first) == 1
+        up.down.clear()  # back
+        clock.advance(interval)
+        up.calls.clear()
+        await _send(perf, 1, clock)
+        assert up.calls == [first]  # the next probe finds it
+        await _send(perf, 30, clock)
+        assert up.calls.count(first) >= 5, threshold

@@ -1,5 +1,5 @@
-"""Inside the orchestrator room, imports point one way (drivers → attempt → retry, metrics,
-settings) and no module reaches into another's private attributes or imports the class that
+"""Inside the orchestrator room, imports point one way (drivers → attempt → retry, hedge,
+metrics, settings) and no module reaches into another's private attributes or imports the class that
 composes them."""
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import prsm.performance.orchestrator as room
 #: module → the room's modules it may import (what is not listed, it may not)
 ALLOWED = {
     "_orchestrator": {"_attempt", "_metrics", "_settings", "_stream", "_unary"},
-    "_unary": {"_attempt", "_retry"},
+    "_unary": {"_attempt", "_hedge", "_retry", "_timers"},
     "_stream": {"_attempt", "_retry"},
-    "_attempt": {"_metrics", "_retry", "_settings"},
+    "_attempt": {"_hedge", "_metrics", "_retry", "_settings", "_timers"},
+    "_timers": set(),
     "_retry": {"_settings"},
+    "_hedge": {"_settings"},
     "_metrics": set(),
     "_settings": set(),
 }

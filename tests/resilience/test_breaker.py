@@ -15,6 +15,7 @@ from prsm.performance.resilience._breaker import (
     BreakerState,
     Event,
     blocked_until,
+    open_interval,
     retry_after,
     transition,
 )
@@ -71,6 +72,33 @@ def test_open_refuses_until_reset_timeout_then_one_probe() -> None:
     assert closed == CLOSED_STATE
     reopened, _ = transition(st3, Event.FAILURE, 61.0, S)
     assert reopened.state is CircuitState.OPEN and reopened.opened_at == 61.0
+
+
+def test_a_failed_probe_reopens_for_the_probe_interval_only() -> None:
+    """The first OPEN lasts reset_timeout; after a failed probe the node is probed again
+    every probe_interval, so a node that comes back is found by the next probe."""
+    s = BreakerSettings(failure_threshold=1, reset_timeout=5.0, probe_interval=0.5)
+    opened, _ = transition(CLOSED_STATE, Event.FAILURE, 0.0, s)
+    assert blocked_until(opened, s) == 5.0 and not transition(opened, Event.ALLOW, 4.9, s)[1]
+    half, allowed = transition(opened, Event.ALLOW, 5.0, s)
+    assert allowed and half.state is CircuitState.HALF_OPEN
+    reopened, _ = transition(half, Event.FAILURE, 5.1, s)
+    assert reopened.reopened and blocked_until(reopened, s) == pytest.approx(5.6)
+    assert retry_after(reopened, 5.3, s) == pytest.approx(0.3)
+    assert not transition(reopened, Event.ALLOW, 5.59, s)[1]
+    again, allowed = transition(reopened, Event.ALLOW, 5.6, s)
+    assert allowed and again.state is CircuitState.HALF_OPEN
+    closed, _ = transition(again, Event.SUCCESS, 5.61, s)
+    assert closed == CLOSED_STATE  # and the next opening lasts reset_timeout again
+    assert blocked_until(transition(closed, Event.FAILURE, 9.0, s)[0], s) == 14.0
+    unset = BreakerSettings(failure_threshold=1, reset_timeout=5.0, probe_interval=None)
+    assert open_interval(reopened, unset) == 5.0
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "1", True])
+def test_probe_interval_is_checked(bad: object) -> None:
+    with pytest.raises(ConfigError, match="probe_interval"):
+        BreakerSettings(probe_interval=bad)  # type: ignore[arg-type]
 
 
 def test_ignored_outcomes_free_the_probe_without_counting() -> None:
@@ -188,6 +216,7 @@ class Reference:
         self.opened_at = 0.0
         self.probes = 0
         self.successes = 0
+        self.interval = s.reset_timeout  # of the current OPEN
 
     def step(self, event: Event, now: float) -> bool:
         s = self.s
@@ -195,7 +224,7 @@ class Reference:
             if self.state == "closed":
                 return True
             if self.state == "open":
-                if now - self.opened_at >= s.reset_timeout:
+                if now - self.opened_at >= self.interval:
                     self.state, self.probes, self.successes = "half_open", 1, 0
                     return True
                 return False
@@ -210,10 +239,12 @@ class Reference:
                 self.failures += 1
                 if self.failures >= s.failure_threshold:
                     self.state, self.opened_at, self.failures = "open", now, 0
+                    self.interval = s.reset_timeout
         elif self.state == "half_open":
             self.probes = max(0, self.probes - 1)
             if event is Event.FAILURE:
                 self.state, self.opened_at, self.probes, self.successes = "open", now, 0, 0
+                self.interval = s.probe_interval or s.reset_timeout  # a failed probe
             elif event is Event.SUCCESS:
                 self.successes += 1
                 if self.successes >= s.success_threshold:
@@ -227,17 +258,20 @@ class Reference:
     st.floats(0.5, 20),
     st.integers(1, 3),
     st.integers(1, 2),
+    st.one_of(st.none(), st.floats(0.1, 20)),
     st.lists(st.tuples(st.sampled_from(list(Event)), st.floats(0, 10)), max_size=60),
 )
-def test_transitions_follow_the_state_machine(
+def test_transitions_follow_the_state_machine(  # noqa: PLR0917 (hypothesis passes them so)
     threshold: int,
     reset: float,
     probes: int,
     successes: int,
+    interval: float | None,
     steps: list[tuple[Event, float]],
 ) -> None:
     s = BreakerSettings(failure_threshold=threshold, reset_timeout=reset,
-                        half_open_max_calls=probes, success_threshold=successes)  # fmt: skip
+                        half_open_max_calls=probes, success_threshold=successes,
+                        probe_interval=interval)  # fmt: skip
     ref = Reference(s)
     state = CLOSED_STATE
     now = 0.0
@@ -254,7 +288,9 @@ def test_transitions_follow_the_state_machine(
         if old is CircuitState.OPEN and state.state is not CircuitState.OPEN:
             assert event is Event.ALLOW and state.state is CircuitState.HALF_OPEN
         if state.state is CircuitState.OPEN:
-            assert not transition(state, Event.ALLOW, state.opened_at + reset * 0.999, s)[1]
+            left = open_interval(state, s)
+            assert left == (ref.interval)
+            assert not transition(state, Event.ALLOW, state.opened_at + left * 0.999, s)[1]
 
 
 async def test_the_source_posts_breaker_works_as_written() -> None:

@@ -8,7 +8,7 @@ from prsm.performance.errors import ConfigError
 from prsm.performance.routing._node import NodeMetrics, NodeSpec, NodeState
 from prsm.performance.routing._registry import NodeRegistry
 from prsm.performance.routing._settings import BalancerSettings
-from prsm.performance.routing._tracker import NodeStats, PerformanceTracker, observe
+from prsm.performance.routing._tracker import NodeStats, PerformanceTracker, observe, observe_slow
 
 
 def _reg() -> NodeRegistry:
@@ -107,3 +107,16 @@ def test_tracker_performance_in_unit_range_and_listener() -> None:
     assert changed.count("x") == 51
     with pytest.raises(ValueError, match="latency"):
         t.record("x", -1.0, True, 0.0)
+
+
+def test_the_deviation_and_a_lost_race_teach_the_latency_estimate() -> None:
+    first = observe(NodeStats(), 0.1, True, 1.0, 0.2)
+    assert (first.latency, first.deviation) == (0.1, 0.05)  # RFC 6298's first sample
+    second = observe(first, 0.2, True, 2.0, 0.2)
+    assert second.latency == pytest.approx(0.12) and second.deviation == pytest.approx(0.06)
+    slow = observe_slow(second, 1.12, 3.0, 0.2)  # a hedge beat it after 1.12 s
+    assert slow.latency == pytest.approx(0.32) and slow.success_rate == second.success_rate
+    assert slow.requests == second.requests and slow.last_seen == 3.0
+    assert observe_slow(second, 0.05, 3.0, 0.2) is second  # it lost faster than it answers
+    fresh = observe_slow(NodeStats(), 0.3, 1.0, 0.2)
+    assert (fresh.latency, fresh.deviation) == (0.3, 0.15)

@@ -271,6 +271,8 @@ from .analytics import (
     AnalyticsSettings as AnalyticsSettings,
     AnomalyDetector as AnomalyDetector,
     AnomalySettings as AnomalySettings,
+    CapacityModel as CapacityModel,
+    CpuCost as CpuCost,
     NabProfile as NabProfile,
     NabResult as NabResult,
     NabSeries as NabSeries,
@@ -280,6 +282,7 @@ from .analytics import (
     TrendSettings as TrendSettings,
     UslFit as UslFit,
     erlang_c as erlang_c,
+    fit_cpu_cost as fit_cpu_cost,
     fit_usl as fit_usl,
     load_nab as load_nab,
     replicas_for_slo as replicas_for_slo,
@@ -304,6 +307,11 @@ from .nodeload import (
     StaticMetricsFetcher as StaticMetricsFetcher,
     metrics_url as metrics_url,
     read_exposition as read_exposition,
+)
+from .orchestrator import (
+    Hedge as Hedge,
+    HedgePolicy as HedgePolicy,
+    NoHedge as NoHedge,
 )
 from .scaling import (
     ActionReport as ActionReport,

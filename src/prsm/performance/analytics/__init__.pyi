@@ -1,7 +1,10 @@
 from ._analytics import PerformanceAnalytics as PerformanceAnalytics
 from ._capacity import (
+    CapacityModel as CapacityModel,
+    CpuCost as CpuCost,
     UslFit as UslFit,
     erlang_c as erlang_c,
+    fit_cpu_cost as fit_cpu_cost,
     fit_usl as fit_usl,
     replicas_for_slo as replicas_for_slo,
     wait_quantile as wait_quantile,

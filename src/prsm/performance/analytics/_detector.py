@@ -3,18 +3,23 @@ by Numenta's anomaly-likelihood method, with a spatial (new-extreme) override.
 
 Every point is judged on the past only, then learned. Per point, in O(1):
 
-* two *surprise* measures in [0, 1): the distance of the value from an exponentially weighted
-  mean, in units of the exponentially weighted mean absolute deviation (``alpha``: spikes, level
-  shifts, trend changes), and from its hour-of-day mean (``alpha_season``: seasonal
-  deviations; needs timestamps), each squashed by ``1 - exp(-z / z_scale)``;
+* three *surprise* measures in [0, 1): the distance of the value from an exponentially
+  weighted mean, in units of the exponentially weighted mean absolute deviation (``alpha``:
+  spikes, level shifts, trend changes), from its hour-of-day mean (``alpha_season``: seasonal
+  deviations; needs timestamps), and the gap between a fast (``alpha_fast``) and a slow
+  (``alpha_shift``) exponentially weighted mean in slow mean absolute deviations (level shifts
+  and drifts that the first measure learns away), each squashed by ``1 - exp(-z / z_scale)``;
 * for each, the *anomaly likelihood* (Ahmad et al., "Unsupervised real-time anomaly detection
   for streaming data", Neurocomputing 2017; nupic's ``anomaly_likelihood.py``): the surprise
   averaged over the last ``average_window`` points, against a normal distribution re-estimated
   every ``reestimate_every`` points from the last ``history`` averages; the tail probability
   is reported on NAB's log scale (``log(1 - L) / log(1e-10)``), and a run of red-zone points
-  reports only its first. The score is the larger of the two;
+  reports only its first. The score is the largest of the three;
+* a *hold*: for ``hold`` points after a score of ``hold_threshold`` or more, the likelihood
+  scores are suppressed (reported as 0): one incident raises one alarm (NAB counts only the
+  first detection in a window and charges every other one);
 * a *spatial* override (as Numenta's NAB detector does): a value beyond the past extremes by
-  more than ``spatial_tolerance`` of their span scores 1.
+  more than ``spatial_tolerance`` of their span scores 1, hold or not.
 
 Hyper-parameters were fitted on NAB's artificial, realAWSCloudwatch and realAdExchange
 categories only (see the README's Analytics section); the other categories are held out.
@@ -47,7 +52,9 @@ class AnomalySettings:
     alpha: float = 0.01
     alpha_fast: float = 0.1
     """Rate of the fast baseline, used only to tell a spike from a level shift."""
-    alpha_season: float = 0.1
+    alpha_season: float = 0.05
+    alpha_shift: float = 0.002
+    """Rate of the slow baseline the fast one is compared with (the level-shift measure)."""
     z_scale: float = 6.0
     average_window: int = 20
     history: int = 3000
@@ -57,15 +64,21 @@ class AnomalySettings:
     spatial_tolerance: float = 0.05
     envelope_decay: float = 0.0
     """How fast the remembered extremes drift back towards the mean (0: never)."""
-    threshold: float = 0.539
-    """Score at or above which a point is called an anomaly: NAB's standard-profile optimum
-    over the fitted categories (0.519 over all 58 series; see the README)."""
+    hold: int = 100
+    """Points after an alarm during which further likelihood alarms are suppressed (0: off)."""
+    hold_threshold: float = 0.5
+    """Score that starts a hold."""
+    threshold: float = 0.535
+    """Score at or above which a point is called an anomaly: NAB's optimum (all three
+    profiles) over the fitted categories (0.503 over all 58 series; see the README)."""
 
     def __post_init__(self) -> None:
+        if self.hold < 0:
+            raise ConfigError("hold", f"must be >= 0, got {self.hold!r}")
         for name in ("warmup", "average_window", "history", "reestimate_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)!r}")
-        for name in ("alpha", "alpha_fast", "alpha_season"):
+        for name in ("alpha", "alpha_fast", "alpha_season", "alpha_shift"):
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise ConfigError(name, f"must be in (0, 1], got {value!r}")
@@ -76,8 +89,10 @@ class AnomalySettings:
                 raise ConfigError(name, f"must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.min_mean < 1:
             raise ConfigError("min_mean", f"must be in [0, 1), got {self.min_mean!r}")
-        if not 0 < self.threshold <= 1:
-            raise ConfigError("threshold", f"must be in (0, 1], got {self.threshold!r}")
+        for name in ("threshold", "hold_threshold"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ConfigError(name, f"must be in (0, 1], got {value!r}")
 
 
 class _Likelihood:
@@ -133,10 +148,13 @@ class AnomalyDetector:
         "_envelope",
         "_fast",
         "_global_dev",
+        "_hold",
         "_lik_season",
+        "_lik_shift",
         "_lik_value",
         "_season_dev",
         "_season_mean",
+        "_shift",
         "_slow",
         "_warm",
         "count",
@@ -150,6 +168,8 @@ class AnomalyDetector:
         self.kind = "none"
         self._slow: list[float] = []  # [mean, mean absolute deviation]
         self._fast: list[float] = []
+        self._shift: list[float] = []  # the slow baseline of the level-shift measure
+        self._hold = 0
         self._season_mean: list[float | None] = [None] * 24
         self._season_dev = [0.0] * 24
         self._global_dev = 0.0
@@ -157,6 +177,7 @@ class AnomalyDetector:
         self._envelope: list[float] = []  # [lo, hi, mean]
         self._lik_value = _Likelihood(s)
         self._lik_season = _Likelihood(s)
+        self._lik_shift = _Likelihood(s)
 
     def update(self, value: float, timestamp: float | datetime | None = None) -> float:
         """Score ``value`` against the past, then learn it. ``timestamp``: Unix seconds or a
@@ -169,17 +190,28 @@ class AnomalyDetector:
         self.count = i + 1
         z = _ew(self._slow, v, s.alpha)
         z_fast = _ew(self._fast, v, s.alpha_fast)
+        _ew(self._shift, v, s.alpha_shift)
+        base, base_dev = self._shift
+        z_shift = abs(self._fast[0] - base) / (base_dev + 1e-9 + 1e-4 * abs(base))
         z_season = self._season(v, timestamp) if timestamp is not None else 0.0
         scoring = i >= s.warmup
         scale = s.z_scale
         score_v = self._lik_value.update(1.0 - math.exp(-z / scale) if scoring else 0.0, i)
         score_s = self._lik_season.update(1.0 - math.exp(-z_season / scale) if scoring else 0.0, i)
-        if score_s > score_v:
+        score_l = self._lik_shift.update(1.0 - math.exp(-z_shift / scale) if scoring else 0.0, i)
+        if score_s > max(score_v, score_l):
             score, kind = score_s, "seasonal"
+        elif score_l > score_v:
+            score, kind = score_l, "level_shift"
         else:
             score, kind = score_v, ("spike" if z_fast > z else "level_shift")
+        if self._hold > 0:
+            self._hold -= 1
+            score = 0.0
         if self._spatial(v):
             score, kind = 1.0, "out_of_range"
+        if s.hold and score >= s.hold_threshold:
+            self._hold = s.hold
         self.kind = kind if score >= s.threshold else "none"
         return score
 

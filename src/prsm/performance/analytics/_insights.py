@@ -131,7 +131,7 @@ def _capacity_insights(
             }
         )
     trend = cap.get("arrival_rate_trend")
-    total = cap["replicas"] * cap["per_replica_capacity"]
+    total = cap.get("fleet_capacity", cap["replicas"] * cap["per_replica_capacity"])
     limit = s.scale_up_utilization * total
     now = cap["arrival_rate_now"]
     if now >= limit:
@@ -150,7 +150,8 @@ def _capacity_insights(
                 "metric": "application.request_rate",
                 "labels": {},
                 "message": f"load reaches {s.scale_up_utilization:.0%} of capacity "
-                + ("now" if eta == 0 else f"in {eta / 3600:.1f} h at the current trend"),
+                + ("now" if eta == 0 else f"in {eta / 3600:.1f} h at the current trend")
+                + (" (the gateway's CPU ceiling)" if cap.get("binding") == "gateway_cpu" else ""),
                 "evidence": {
                     "seconds_to_saturation": eta,
                     "rate_limit": limit,
@@ -192,6 +193,35 @@ def _sizing(cap: Mapping[str, Any], rate: float, s: AnalyticsSettings) -> dict[s
     }
 
 
+def _gateway_sizing(
+    cap: Mapping[str, Any], rate: float, s: AnalyticsSettings
+) -> dict[str, Any] | None:
+    """Gateway processes needed at ``rate`` when the gateway's CPU binds the fleet: each
+    process's CPU ceiling kept under the scale-up threshold (None when it does not bind or
+    the current processes suffice)."""
+    gw = cap.get("gateway")
+    if gw is None or cap.get("binding") != "gateway_cpu" or not gw["cpu_ceiling"] > 0:
+        return None
+    if rate <= s.scale_up_utilization * gw["cpu_ceiling"]:
+        return None
+    per_process = gw["cpu_ceiling"] / gw["processes"]
+    need = math.ceil(rate / (s.scale_up_utilization * per_process))
+    out = {
+        "processes_now": gw["processes"],
+        "processes_needed": need,
+        "arrival_rate": rate,
+        "cpu_seconds_per_request": gw["cpu_seconds_per_request"],
+        "cpu_ceiling_now": gw["cpu_ceiling"],
+        "cpu_ceiling_after": need * per_process,
+        "utilization_now": rate / gw["cpu_ceiling"],
+        "utilization_after": rate / (need * per_process),
+    }
+    machine = gw.get("machine_cores")
+    if machine is not None and need * gw["cores_per_process"] > machine:
+        out["machines_needed"] = math.ceil(need * gw["cores_per_process"] / machine)
+    return out
+
+
 def _priority(severity: str) -> str:
     return severity
 
@@ -200,8 +230,9 @@ def generate_recommendations(
     insights: list[dict[str, Any]], s: AnalyticsSettings
 ) -> list[dict[str, Any]]:
     """One action per insight (``scale_up``, ``scale_down``, ``drain_node``,
-    ``investigate_bottleneck``, ``investigate_errors``, ``investigate_cache``,
-    ``review_costs``), with ``estimated_impact`` or ``potential_savings`` from the evidence."""
+    ``add_gateway_processes`` (the gateway's CPU binds), ``investigate_bottleneck``,
+    ``investigate_errors``, ``investigate_cache``, ``review_costs``), with
+    ``estimated_impact`` or ``potential_savings`` from the evidence."""
     out: list[dict[str, Any]] = []
     for ins in insights:
         rec = _recommend(ins, s)
@@ -220,6 +251,15 @@ def _recommend(ins: Mapping[str, Any], s: AnalyticsSettings) -> dict[str, Any] |
         rate = cap.get("arrival_rate_p95", 0.0)
         if kind == "saturation_ahead":  # the load the trend reaches one period ahead
             rate = max(rate, ev["projected_rate"])
+        gateway = _gateway_sizing(cap, rate, s) if cap else None
+        if gateway is not None:
+            add = gateway["processes_needed"] - gateway["processes_now"]
+            return {
+                **rec,
+                "action": "add_gateway_processes",
+                "processes": add,
+                "estimated_impact": gateway,
+            }
         sizing = _sizing(cap, rate, s) if cap else None
         if sizing and sizing["replicas_needed"] > sizing["replicas_now"]:
             add = sizing["replicas_needed"] - sizing["replicas_now"]

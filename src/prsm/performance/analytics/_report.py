@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._fleet import GATEWAY_CPU
+
 if TYPE_CHECKING:
     from ._analytics import SeriesData
 
@@ -77,6 +79,9 @@ def _bottleneck_chart(result: Mapping[str, Any], out: Path) -> str | None:
 
     stages = result["bottleneck"].get("stages") or {}
     nodes = {n: v for n, v in result["capacity"].get("nodes", {}).items() if v.get("utilization")}
+    gateway = result["capacity"].get("gateway")
+    if gateway is not None and gateway["rate_now"] > 0:
+        nodes[GATEWAY_CPU] = gateway  # its rate over its CPU ceiling
     if not stages and not nodes:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 3))
@@ -94,8 +99,8 @@ def _bottleneck_chart(result: Mapping[str, Any], out: Path) -> str | None:
         first = result["bottleneck"].get("saturates_first")
         axes[1].barh(names, used, color=["red" if n == first else "C2" for n in names])
         axes[1].axvline(1.0, color="k", lw=0.8)
-        axes[1].set_xlabel("throughput / fitted capacity")
-        axes[1].set_title("nodes: how close to capacity", fontsize=9)
+        axes[1].set_xlabel("throughput / fitted capacity (gateway: / CPU ceiling)")
+        axes[1].set_title("what saturates first", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "bottleneck.png", dpi=90)
     plt.close(fig)

@@ -18,7 +18,9 @@ class AnalyticsSettings:
     fleet's utilisation (offered load / replicas). ``min_change``: the relative change over the
     window a significant trend must make to become an insight. ``replica_cost_per_hour``: the
     cost model for savings (None: savings are given in replicas and capacity share only).
-    ``seasonal_period``: used once the window spans two periods.
+    ``seasonal_period``: used once the window spans two periods. ``gateway_cores_per_process``:
+    the cores one gateway process can use (one event loop under the GIL: about one), for the
+    gateway's CPU ceiling (cores / CPU seconds a request).
     """
 
     period: float = 86400.0
@@ -33,9 +35,15 @@ class AnalyticsSettings:
     saturation_horizon: float = 7 * 86400.0
     replica_cost_per_hour: float | None = None
     max_anomalies: int = 50
+    gateway_cores_per_process: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("period", "latency_objective", "saturation_horizon"):
+        for name in (
+            "period",
+            "latency_objective",
+            "saturation_horizon",
+            "gateway_cores_per_process",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(name, f"must be > 0, got {value!r}")

@@ -22,11 +22,13 @@ PREFIX = "/dashboard"
 STATIC = f"{PREFIX}/static/"
 PAGE = "index.html"
 #: the files the page is made of (a missing one is a broken install)
-FILES = ("index.html", "dashboard.js", "dashboard.css", "uPlot.iife.min.js", "uPlot.min.css",
-         "uPlot.LICENSE")  # fmt: skip
+FILES = ("index.html", "dashboard.js", "findings.js", "dashboard.css", "uPlot.iife.min.js",
+         "uPlot.min.css", "uPlot.LICENSE")  # fmt: skip
 #: what an open page asks for every monitoring interval (``/admin/scaling`` too while it
 #: answers; after a 404, every 30th interval)
 POLLED_ROUTES = ("/admin/metrics/current", "/admin/alerts", "/admin/nodes")
+#: what it asks for every ``FINDINGS_EVERY_S`` (the findings panel, the chart's anomaly marks)
+FINDINGS_ROUTE = "/admin/analytics"
 #: the history each chart starts from when the page opens (metric, labels): the last 15 min
 HISTORY_BACKFILL = (
     ("application.request_rate", ""), ("business.tokens_per_s", ""),

@@ -1,9 +1,10 @@
 """``prsm-perf top``: the dashboard's figures in a terminal, for a server without a browser.
 
 It reads the same admin JSON the page does (``/admin/metrics/current``, ``/admin/alerts``,
-``/admin/nodes``, ``/admin/scaling``) and draws it with rich: the request rate, latency
-percentiles, errors, cache hits, queue, SLA, cost and tokens; time per stage; cache tiers;
-replicas; alerts; one row per node. On a terminal it redraws every interval (rich ``Live``)
+``/admin/nodes``, ``/admin/scaling``, and every ``FINDINGS_EVERY_S`` ``/admin/analytics``) and
+draws it with rich: the bottleneck sentence and the current insights; the request rate,
+latency percentiles, errors, cache hits, queue, SLA, cost and tokens; time per stage; cache
+tiers; replicas; alerts; one row per node. On a terminal it redraws every interval (rich ``Live``)
 until Ctrl-C; otherwise (a pipe, a file) it prints one frame and exits.
 """
 
@@ -12,8 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -24,20 +24,24 @@ from rich.text import Text
 
 from ..errors import AdminApiError
 from ..monitoring._recorder import STAGES
+from ._findings import FINDINGS_EVERY_S, FINDINGS_SINCE, shape_findings
+from ._fmt import to_fixed
 
 #: the admin routes one frame reads
 ROUTES = ("/admin/metrics/current", "/admin/alerts", "/admin/nodes", "/admin/scaling")
+FINDINGS_ROUTE = "/admin/analytics"
 
 
 @dataclass(frozen=True, slots=True)
 class TopView:
-    """What one frame shows: the latest collection, alerts, nodes and the scaler (``None``
-    when auto-scaling is off)."""
+    """What one frame shows: the latest collection, alerts, nodes, the scaler (``None``
+    when auto-scaling is off) and the findings (:func:`shape_findings`; ``None``: not asked)."""
 
     current: dict[str, Any]
     alerts: dict[str, Any]
     nodes: list[dict[str, Any]]
     scaling: dict[str, Any] | None
+    findings: dict[str, Any] | None = None
 
 
 def _error(reply: httpx.Response) -> str:
@@ -76,16 +80,22 @@ def fetch_top_view(client: httpx.Client) -> TopView:
     )
 
 
+def fetch_findings(client: httpx.Client) -> dict[str, Any]:
+    """The findings panel's data (``/admin/analytics`` over ``FINDINGS_SINCE``); when the
+    gateway cannot analyse (no history), a sentence saying why."""
+    base = str(client.base_url).rstrip("/")
+    try:
+        reply = client.get(FINDINGS_ROUTE, params={"since": FINDINGS_SINCE})
+    except httpx.HTTPError as exc:
+        raise AdminApiError(base + FINDINGS_ROUTE, f"cannot reach it: {exc}") from exc
+    if reply.status_code != 200:
+        return shape_findings({"bottleneck": {"sentence": f"analytics: {_error(reply)}"}})
+    return shape_findings(reply.json())
+
+
 # --- numbers as the frame writes them
 def _ok(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def to_fixed(x: float, digits: int) -> str:
-    """``x`` with ``digits`` decimals as JavaScript's ``toFixed`` writes it (a tie on the
-    exact binary value rounds up, where Python's format rounds to even), so the terminal and
-    the page show the same figure."""
-    return str(Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
 
 
 def fixed(v: Any, digits: int) -> str:
@@ -230,6 +240,31 @@ def _nodes(view: TopView) -> Table:
     return t
 
 
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
+
+
+def _findings(f: dict[str, Any]) -> Group:
+    lines: list[RenderableType] = [Text.assemble(("Bottleneck: ", "bold"), f["sentence"])]
+    if f["capacity"]:
+        lines.append(Text(f["capacity"], style="dim"))
+    if f["insights"]:
+        t = Table(title=f"insights (last {FINDINGS_SINCE})", expand=True)
+        for col in ("severity", "insight", "what"):
+            t.add_column(col)
+        for i in f["insights"]:
+            t.add_row(Text(i["severity"], style=SEVERITY_STYLE.get(i["severity"], "")),
+                      i["type"], i["message"])  # fmt: skip
+        lines.append(t)
+    if f["recommendations"]:
+        t = Table(title="recommendations", expand=True)
+        for col in ("priority", "action", "figures"):
+            t.add_column(col)
+        for r in f["recommendations"]:
+            t.add_row(r["priority"], r["action"], r["impact"])
+        lines.append(t)
+    return Group(*lines)
+
+
 def render_top(view: TopView, url: str = "") -> RenderableType:
     """One frame of ``prsm-perf top``."""
     c = view.current
@@ -240,7 +275,10 @@ def render_top(view: TopView, url: str = "") -> RenderableType:
         f", every {every:.1f} s" if _ok(every) else "",
     )  # fmt: skip
     panels = Columns([_stages(c), _tiers(c), _replicas(view), _alerts(view.alerts)])
-    return Group(head, _summary(c), panels, _nodes(view))
+    parts: list[RenderableType] = [head, _summary(c)]
+    if view.findings is not None:
+        parts.append(_findings(view.findings))
+    return Group(*parts, panels, _nodes(view))
 
 
 def run_top(
@@ -254,7 +292,8 @@ def run_top(
     """Draw frames from ``client``'s gateway on ``console``: one when ``once`` or the console
     is not a terminal, else live every ``interval`` (default: the monitor's) until Ctrl-C."""
     url = str(client.base_url).rstrip("/")
-    view = fetch_top_view(client)
+    findings = fetch_findings(client)
+    view = replace(fetch_top_view(client), findings=findings)
     if once or not console.is_terminal:
         console.print(render_top(view, url))
         return 0
@@ -262,11 +301,15 @@ def run_top(
 
     try:
         with Live(render_top(view, url), console=console, auto_refresh=False, screen=False) as live:
+            waited = 0.0  # since the findings were fetched (they are analysed less often)
             while True:
-                every = interval or view.current.get("interval") or 1.0
-                sleep(max(0.2, float(every)))
+                every = max(0.2, float(interval or view.current.get("interval") or 1.0))
+                sleep(every)
+                waited += every
                 try:
-                    view = fetch_top_view(client)
+                    if waited >= FINDINGS_EVERY_S:
+                        findings, waited = fetch_findings(client), 0.0
+                    view = replace(fetch_top_view(client), findings=findings)
                     live.update(render_top(view, url), refresh=True)
                 except AdminApiError as exc:  # shown in place; the next interval tries again
                     live.update(Group(render_top(view, url), Text(str(exc), style="bold red")),

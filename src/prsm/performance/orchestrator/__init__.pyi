@@ -1,3 +1,8 @@
+from ._hedge import (
+    Hedge as Hedge,
+    HedgePolicy as HedgePolicy,
+    NoHedge as NoHedge,
+)
 from ._orchestrator import PerformanceOrchestrator as PerformanceOrchestrator
 from ._retry import (
     RetryPolicy as RetryPolicy,

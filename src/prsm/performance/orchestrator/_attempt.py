@@ -20,6 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Collection
+from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..errors import CircuitBreakerOpenError, RoutingError, UpstreamError
@@ -29,9 +30,11 @@ from ..routing._node import NodeSpec
 from ..routing._registry import NodeRegistry
 from ..routing._tracker import PerformanceTracker
 from ..types import AIRequest
+from ._hedge import HedgePolicy
 from ._metrics import OrchestratorMetrics
 from ._retry import RetryPolicy, RetryState, Sleep, Stop, TryNode
 from ._settings import OrchestratorSettings
+from ._timers import TickTimers
 
 log = logging.getLogger("prsm.performance.orchestrator")
 
@@ -43,11 +46,15 @@ class Pipeline:
         "balancer",
         "breakers",
         "clock",
+        "hedge_tokens",
+        "hedger",
         "metrics",
         "monotonic",
         "policy",
+        "races",
         "registry",
         "settings",
+        "timers",
         "tracker",
     )
 
@@ -76,6 +83,14 @@ class Pipeline:
         self.breakers = breakers
         self.metrics = metrics
         self.policy = RetryPolicy.from_settings(settings, rng)
+        #: the hedging policy (``None``: hedging off) and its budget, in tokens
+        self.hedger = HedgePolicy.from_settings(settings)
+        self.hedge_tokens = settings.hedge_burst
+        #: the hedge timers on the system clock (made by the unary driver on first use;
+        #: on another clock each hedge timer is a task sleeping on it), and the hedged
+        #: first attempts whose delay passed, by the caller's task
+        self.timers: TickTimers[Any, Any] | None = None
+        self.races: dict[Any, Any] = {}
 
     def pick(self, request: AIRequest, now: float, exclude: Collection[str] | None) -> NodeSpec:
         """The balancer's node for ``request`` (its pick counted); raises its routing error."""
@@ -162,7 +177,7 @@ class Attempt:
             breaker.record_ignored(end)
             return
         breaker.record_failure(end)
-        p.balancer.end_probe(node_id)
+        p.balancer.end_probe(node_id, failed=True)
         self.children.failures.inc()
         if self.learn and node_id in p.registry:
             p.tracker.record(node_id, latency, False, end)

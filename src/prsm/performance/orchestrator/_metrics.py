@@ -14,6 +14,11 @@ Families (all prefixed ``prsm_``):
   (:func:`~._retry.failure_reason`: ``server_error``, ``timeout``, ``node_auth``, …);
 * ``orchestrator_gave_up_total{reason}`` — requests that stopped retrying and failed, by why
   (:data:`~._retry.STOP_REASONS`);
+* ``orchestrator_hedges_total{outcome}`` — hedging (:mod:`._hedge`): ``sent`` (a hedge
+  attempt went out), ``won`` (it answered first; the first attempt was cancelled),
+  ``cancelled`` (the first attempt answered first; the hedge was cancelled), ``failed`` (the
+  hedge failed), ``skipped_budget`` / ``skipped_deadline`` / ``skipped_no_node`` (the delay
+  passed but no hedge was sent, and why);
 * ``node_picks_total{node}`` — the balancer chose the node;
 * ``node_latency_seconds{node}`` — each attempt's time until the node answered (for a stream:
   its first chunk, not the stream's length);
@@ -70,6 +75,10 @@ class OrchestratorMetrics:
         self.gave_up = plain_family(
             registry, "counter", "orchestrator_gave_up",
             "Requests that stopped retrying and failed, by why.", ["reason"],
+        )  # fmt: skip
+        self.hedges = plain_family(
+            registry, "counter", "orchestrator_hedges",
+            "Hedged attempts for slow unary requests, by outcome.", ["outcome"],
         )  # fmt: skip
         self.picks = plain_family(
             registry, "counter", "node_picks", "Times the balancer chose a node.", ["node"]

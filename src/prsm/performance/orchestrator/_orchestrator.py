@@ -8,12 +8,14 @@
     result = await perf.execute_with_monitoring(endpoint, request)
     await perf.update_performance_model(request, result)
 
-or ``await perf.handle(request)``: cache → route → execute with the node's breaker → on a
+or ``await perf.handle(request)``: cache → route → execute with the node's breaker (a unary
+request still unanswered after its hedge delay hedged on a second node) → on a
 retryable failure what the retry policy decides (the next capable node, or a back-off), within
 the request's deadline → learn → store.
 
 The room's modules depend one way: this class and its drivers (``_unary``, ``_stream``) →
-``_attempt`` (the bookkeeping both drivers share) → ``_retry``, ``_metrics``, ``_settings``.
+``_attempt`` (the bookkeeping both drivers share) → ``_retry``, ``_hedge`` (the hedging
+policy), ``_timers`` (the hedge delays' shared ticks), ``_metrics``, ``_settings``.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from ._attempt import Pipeline, first_node
 from ._metrics import OrchestratorMetrics, node_snapshots
 from ._settings import OrchestratorSettings, check_caching_strategy
 from ._stream import run_stream
-from ._unary import attempt_once, retry_unary
+from ._unary import attempt_hedged, attempt_once, retry_unary
 
 if TYPE_CHECKING:
     from ..scaling._scaler import PredictiveScaler
@@ -156,8 +158,10 @@ class PerformanceOrchestrator:
         )
         self.breakers.add_listener(self._on_breaker_change)
         # a node the router stopped picking after failures (before its breaker opened) is
-        # probed after the breakers' open interval, as if its breaker had opened
+        # probed after the breakers' open interval, as if its breaker had opened, and after a
+        # failed probe every probe_interval, as its breaker would
         self.balancer.probe_after = self.breaker_settings.reset_timeout
+        self.balancer.reprobe_after = self.breaker_settings.probe_interval
         self.registry.add_listener(self._on_registry_change)
         self._p = Pipeline(
             settings=s,
@@ -355,9 +359,23 @@ class PerformanceOrchestrator:
             picking = monotonic()
             node = first_node(p, request, picking)
             route_s = monotonic() - picking
-            result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
+            hedger = p.hedger
+            if hedger is None:
+                result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
+                tried = None
+            else:
+                p.hedge_tokens = tokens = hedger.deposit(p.hedge_tokens)
+                if tokens < 1.0:  # no hedge could go: no timer either
+                    result = await attempt_once(
+                        p, upstream, node, request, start, deadline=deadline
+                    )
+                    tried = None
+                else:
+                    result, tried = await attempt_hedged(
+                        p, upstream, node, request, start, deadline=deadline
+                    )
             if not result.ok:
-                result = await retry_unary(p, upstream, request, result, deadline)
+                result = await retry_unary(p, upstream, request, result, deadline, tried=tried)
             response = result.response
             if cache is not None and request.cache_mode != "no-store" and response is not None:
                 await cache.store(request, response)

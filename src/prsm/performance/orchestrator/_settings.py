@@ -46,6 +46,10 @@ def _seconds(name: str, value: object, *, optional: bool = False, zero: bool = F
         raise ConfigError(name, f"must be a number of seconds {bound}{none}, got {value!r}")
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclass(frozen=True, slots=True)
 class OrchestratorSettings:
     """The request pipeline's settings.
@@ -69,6 +73,15 @@ class OrchestratorSettings:
     (a stalled stream is cut and counted against its node); ``stream_total_timeout``, when
     set, bounds a stream's whole duration (cut, but never counted against the node).
 
+    Hedging (unary requests only): when the first attempt has not answered within its hedge
+    delay, one more attempt goes to the best other capable node; the first good answer wins
+    and the other attempt is cancelled. The delay is ``hedge_factor`` times the node's learned
+    latency estimate (its latency EWMA plus four mean deviations, TCP's retransmission-timeout
+    estimator), within [``hedge_min_delay``, ``hedge_max_delay``]. A token bucket bounds
+    hedges to ``hedge_budget`` per request in the long run (at most ``hedge_burst`` at once
+    after a quiet spell), so hedging never doubles the load of an overloaded fleet.
+    ``hedge: false`` turns it off.
+
     ``monitoring_interval`` is how often the background loop (running between
     :meth:`~prsm.performance.orchestrator.PerformanceOrchestrator.start` and ``close``)
     refreshes the per-node gauges. ``caching_strategy`` picks the response cache that is built.
@@ -87,6 +100,12 @@ class OrchestratorSettings:
     stream_first_token_timeout: float = 30.0
     stream_idle_timeout: float = 30.0
     stream_total_timeout: float | None = None
+    hedge: bool = True
+    hedge_factor: float = 1.5
+    hedge_min_delay: float = 0.05
+    hedge_max_delay: float = 2.0
+    hedge_budget: float = 0.1
+    hedge_burst: float = 10.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.auto_scaling, bool):
@@ -117,3 +136,25 @@ class OrchestratorSettings:
         jitter = self.retry_jitter
         if not isinstance(jitter, (int, float)) or isinstance(jitter, bool) or not 0 <= jitter <= 1:
             raise ConfigError("retry_jitter", f"must be within [0, 1], got {jitter!r}")
+        self._check_hedge()
+
+    def _check_hedge(self) -> None:
+        if not isinstance(self.hedge, bool):
+            raise ConfigError("hedge", f"must be true or false, got {self.hedge!r}")
+        _seconds("hedge_min_delay", self.hedge_min_delay)
+        _seconds("hedge_max_delay", self.hedge_max_delay)
+        if self.hedge_max_delay < self.hedge_min_delay:
+            raise ConfigError(
+                "hedge_max_delay",
+                f"must be >= hedge_min_delay ({self.hedge_min_delay!r}), got "
+                f"{self.hedge_max_delay!r}",
+            )
+        factor = self.hedge_factor
+        if not _number(factor) or not 1.0 <= factor <= 100.0:
+            raise ConfigError("hedge_factor", f"must be within [1, 100], got {factor!r}")
+        budget = self.hedge_budget
+        if not _number(budget) or not 0.0 < budget <= 1.0:
+            raise ConfigError("hedge_budget", f"must be within (0, 1], got {budget!r}")
+        burst = self.hedge_burst
+        if not _number(burst) or not 1.0 <= burst <= 1e6:
+            raise ConfigError("hedge_burst", f"must be within [1, 1e6], got {burst!r}")

@@ -12,7 +12,7 @@ decorator).
     CLOSED --failure_threshold consecutive failures (or the failure rate)--> OPEN
     OPEN --ALLOW after reset_timeout--> HALF_OPEN (that call is the first probe)
     HALF_OPEN --success_threshold successes--> CLOSED
-    HALF_OPEN --one failure--> OPEN
+    HALF_OPEN --one failure--> OPEN (again: HALF_OPEN after probe_interval, not reset_timeout)
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ Bucket = tuple[int, int, int]
 class BreakerState(NamedTuple):
     """Everything a breaker remembers. ``failures`` are consecutive failures while CLOSED;
     ``probes`` the half-open calls in flight; ``successes`` the half-open successes so far;
-    ``window`` the failure-rate buckets (empty unless a failure rate is configured)."""
+    ``window`` the failure-rate buckets (empty unless a failure rate is configured);
+    ``reopened`` whether this OPEN followed a failed probe (it then lasts the settings'
+    ``probe_interval``, else ``reset_timeout``)."""
 
     state: CircuitState = CircuitState.CLOSED
     failures: int = 0
@@ -65,6 +67,14 @@ class BreakerState(NamedTuple):
     probes: int = 0
     successes: int = 0
     window: tuple[Bucket, ...] = ()
+    reopened: bool = False
+
+
+def open_interval(st: BreakerState, settings: BreakerSettings) -> float:
+    """How long the OPEN state ``st`` refuses calls."""
+    if st.reopened and settings.probe_interval is not None:
+        return settings.probe_interval
+    return settings.reset_timeout
 
 
 CLOSED_STATE = BreakerState()
@@ -112,7 +122,7 @@ def transition(
         if state is CircuitState.CLOSED:
             return st, True
         if state is CircuitState.OPEN:
-            if now - st.opened_at >= settings.reset_timeout:
+            if now - st.opened_at >= open_interval(st, settings):
                 return BreakerState(CircuitState.HALF_OPEN, 0, st.opened_at, 1, 0, ()), True
             return st, False
         if st.probes < settings.half_open_max_calls:
@@ -134,7 +144,7 @@ def transition(
         return st, True
     probes = st.probes - 1 if st.probes > 0 else 0
     if event is Event.FAILURE:
-        return BreakerState(CircuitState.OPEN, 0, now, 0, 0, ()), True
+        return BreakerState(CircuitState.OPEN, 0, now, 0, 0, (), True), True
     if event is Event.IGNORE:
         return st._replace(probes=probes), True
     successes = st.successes + 1
@@ -147,7 +157,7 @@ def retry_after(st: BreakerState, now: float, settings: BreakerSettings) -> floa
     """Seconds until the breaker lets a call through again (0 if it would now; ``inf`` while
     half-open with every probe slot taken)."""
     if st.state is CircuitState.OPEN:
-        return max(0.0, st.opened_at + settings.reset_timeout - now)
+        return max(0.0, st.opened_at + open_interval(st, settings) - now)
     if st.state is CircuitState.HALF_OPEN and st.probes >= settings.half_open_max_calls:
         return math.inf
     return 0.0
@@ -157,7 +167,7 @@ def blocked_until(st: BreakerState, settings: BreakerSettings) -> float:
     """The monotonic time until which the breaker refuses calls: 0 when it lets them
     through, ``inf`` while half-open with every probe slot taken."""
     if st.state is CircuitState.OPEN:
-        return st.opened_at + settings.reset_timeout
+        return st.opened_at + open_interval(st, settings)
     if st.state is CircuitState.HALF_OPEN and st.probes >= settings.half_open_max_calls:
         return math.inf
     return 0.0

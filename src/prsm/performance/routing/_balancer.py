@@ -168,6 +168,10 @@ class AILoadBalancer:
         #: seconds after a node's last outcome at which a node that has failed (learned
         #: success rate below 1) is due a probe, as if its breaker had opened (None: never)
         self.probe_after: float | None = None
+        #: the same after a failed probe (None: ``probe_after``): a node that stays down is
+        #: probed at this cadence, so one that comes back is found by the next probe
+        self.reprobe_after: float | None = None
+        self._reprobe: dict[str, None] = {}  # nodes whose last probe failed
         self._probe_timer: dict[str, float] = {}  # node → when it is due a probe
         self._probing: dict[str, None] = {}  # nodes picked as a probe, outcome not known
         self._signal_at: dict[str, float] = {}  # node → its reading's next weight change
@@ -222,7 +226,10 @@ class AILoadBalancer:
         if self.probe_after is not None:
             learned = self.tracker.stats(e.id)
             if learned.success_rate < 1.0 and learned.last_seen is not None:
-                due = learned.last_seen + self.probe_after
+                after = self.probe_after
+                if self._reprobe and e.id in self._reprobe and self.reprobe_after is not None:
+                    after = self.reprobe_after
+                due = learned.last_seen + after
                 if now >= due:
                     return PROBE
                 if self._probe_timer.get(e.id) != due:
@@ -271,6 +278,7 @@ class AILoadBalancer:
             self._probe.pop(node_id, None)
             self._probe_timer.pop(node_id, None)
             self._probing.pop(node_id, None)
+            self._reprobe.pop(node_id, None)
             self._signal_at.pop(node_id, None)
             self._timed.pop(node_id, None)
             self._dirty.pop(node_id, None)
@@ -419,10 +427,17 @@ class AILoadBalancer:
             self._probing[entry.id] = None
         return entry.spec
 
-    def end_probe(self, node_id: str) -> bool:
+    def end_probe(self, node_id: str, *, failed: bool = False) -> bool:
         """Whether ``node_id``'s last pick was a probe (forgotten once asked): the caller
-        restores the node's learned figures when that probe succeeded."""
-        return self._probing.pop(node_id, 0) is None
+        restores the node's learned figures when that probe succeeded. A ``failed`` probe
+        makes the node due its next one :attr:`reprobe_after` after this outcome."""
+        if self._probing.pop(node_id, 0) is not None:
+            return False
+        if failed:
+            self._reprobe[node_id] = None
+        else:
+            self._reprobe.pop(node_id, None)
+        return True
 
     def _choose(self, g: _Group, keys: list[float]) -> int:
         strategy = self.strategy

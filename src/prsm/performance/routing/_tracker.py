@@ -15,14 +15,17 @@ from ._settings import BalancerSettings
 
 class NodeStats(NamedTuple):
     """One node's learned figures. ``latency`` is the EWMA of successful calls' seconds
-    (0 until the first one); ``success_rate`` the EWMA of outcomes (1 = success). A named
-    tuple: one is made per observed outcome, so it must be cheap to build."""
+    (0 until the first one); ``deviation`` the EWMA of their distance from it (TCP's
+    RTTVAR: ``latency + 4 · deviation`` estimates a high quantile); ``success_rate`` the
+    EWMA of outcomes (1 = success). A named tuple: one is made per observed outcome, so it
+    must be cheap to build."""
 
     requests: int = 0
     failures: int = 0
     latency: float = 0.0
     success_rate: float = 1.0
     last_seen: float | None = None
+    deviation: float = 0.0
 
     def performance(self, latency_scale: float) -> float:
         """``success_rate · latency_scale / (latency_scale + latency)``, in [0, 1]."""
@@ -33,15 +36,33 @@ def observe(stats: NodeStats, latency: float, ok: bool, now: float, alpha: float
     """The figures after one more outcome (pure). Failed calls do not move the latency EWMA:
     a fast failure must not look like a fast node."""
     if ok:
-        lat = (
-            latency
-            if stats.requests == stats.failures
-            else stats.latency + alpha * (latency - stats.latency)
-        )
+        if stats.requests == stats.failures:  # the first success (RFC 6298's first sample)
+            lat, dev = latency, latency / 2
+        else:
+            old = stats.latency
+            lat = old + alpha * (latency - old)
+            dev = stats.deviation
+            dev += alpha * ((latency - old if latency >= old else old - latency) - dev)
         rate = stats.success_rate + alpha * (1.0 - stats.success_rate)
-        return NodeStats(stats.requests + 1, stats.failures, lat, rate, now)
+        return NodeStats(stats.requests + 1, stats.failures, lat, rate, now, dev)
     rate = stats.success_rate * (1.0 - alpha)
-    return NodeStats(stats.requests + 1, stats.failures + 1, stats.latency, rate, now)
+    return NodeStats(
+        stats.requests + 1, stats.failures + 1, stats.latency, rate, now, stats.deviation
+    )
+
+
+def observe_slow(stats: NodeStats, elapsed: float, now: float, alpha: float) -> NodeStats:
+    """The figures after an attempt was cancelled unanswered after ``elapsed`` seconds
+    because another node answered first (a hedge won): its latency is at least ``elapsed``,
+    so a latency learned below that moves up as a success that slow would move it; the
+    success rate and counts stay (it did not fail)."""
+    old = stats.latency
+    if stats.requests == stats.failures:  # nothing learned yet: this is the first sample
+        return stats._replace(latency=elapsed, deviation=elapsed / 2, last_seen=now)
+    if elapsed <= old:
+        return stats
+    dev = stats.deviation + alpha * ((elapsed - old) - stats.deviation)
+    return stats._replace(latency=old + alpha * (elapsed - old), deviation=dev, last_seen=now)
 
 
 class PerformanceTracker:
@@ -73,6 +94,17 @@ class PerformanceTracker:
         self._stats[node_id] = new
         if self._on_change is not None:
             self._on_change(node_id)
+        return new
+
+    def record_slow(self, node_id: str, elapsed: float, now: float) -> NodeStats:
+        """Learn that ``node_id`` had not answered after ``elapsed`` seconds when another node
+        did (see :func:`observe_slow`); returns its new figures."""
+        old = self._stats.get(node_id, self._empty)
+        new = observe_slow(old, elapsed, now, self.settings.ewma_alpha)
+        if new is not old:
+            self._stats[node_id] = new
+            if self._on_change is not None:
+                self._on_change(node_id)
         return new
 
     def stats(self, node_id: str) -> NodeStats:

@@ -10,6 +10,7 @@
   var WINDOW_S = 900; // the charts keep the last 15 minutes
   var MIN_POLL_MS = 500;
   var STAGES = ["parse", "auth", "cache", "route", "queue", "upstream", "respond"];
+  var FINDINGS_SINCE = "15m", FINDINGS_EVERY_MS = 60000; // as dashboard/_findings.py
 
   // --- numbers as the page writes them (the tests read them back)
   function num(v) { return typeof v === "number" && isFinite(v); }
@@ -97,10 +98,36 @@
       { label: "$/s", metric: "business.cost_per_s", pick: function (c) { return c.business.cost_per_s; }, f: same, stroke: "#0e9384" } ] },
   ];
 
+  // anomalies of the last findings, per history series key ("metric" or "metric{k=v}")
+  var anomalyMarks = {};
+
+  function seriesKey(s) { return s.metric + (s.labels ? "{" + s.labels + "}" : ""); }
+
+  // red rings on each anomaly the analytics found in a series the chart draws
+  function markAnomalies(spec) {
+    return function (u) {
+      var ctx = u.ctx, lo = u.scales.x.min, hi = u.scales.x.max;
+      ctx.save();
+      ctx.strokeStyle = "#c4320a";
+      ctx.lineWidth = 2 * devicePixelRatio;
+      spec.series.forEach(function (s) {
+        (anomalyMarks[seriesKey(s)] || []).forEach(function (p) {
+          var y = s.f(p[1]);
+          if (y === null || p[0] < lo || p[0] > hi) return;
+          ctx.beginPath();
+          ctx.arc(u.valToPos(p[0], "x", true), u.valToPos(y, "y", true), 5 * devicePixelRatio, 0, 2 * Math.PI);
+          ctx.stroke();
+        });
+      });
+      ctx.restore();
+    };
+  }
+
   function makeChart(spec) {
     var box = el(spec.id);
     spec.data = [[]].concat(spec.series.map(function () { return []; }));
     var opts = {
+      hooks: { draw: [markAnomalies(spec)] },
       width: Math.max(300, box.clientWidth), height: 200,
       scales: { x: { time: true } },
       legend: { live: true },
@@ -306,14 +333,61 @@
     fill("alerts", rows, note, 5);
   }
 
+  // --- the findings panel (GET /admin/analytics, shaped by findings.js)
+  function severityKind(s) { return s === "critical" || s === "high" ? "bad" : s === "medium" ? "warn" : "ok"; }
+
+  function renderFindings(f, when) {
+    var panel = el("findings");
+    el("findings-sentence").textContent = f.sentence;
+    el("findings-capacity").textContent = f.capacity || "";
+    el("findings-when").textContent = "(last " + FINDINGS_SINCE + ", analysed " + when.toLocaleTimeString() + ")";
+    panel.dataset.saturatesFirst = f.saturates_first || "";
+    panel.dataset.anomalies = String(f.counts.anomalies);
+    fill("insights", f.insights.map(function (i) {
+      var tr = document.createElement("tr");
+      tr.dataset.type = i.type;
+      cell(tr, badge(i.severity, severityKind(i.severity))); cell(tr, i.type); cell(tr, i.message);
+      return tr;
+    }), "no insights: nothing moved", 3);
+    fill("recommendations", f.recommendations.map(function (r) {
+      var tr = document.createElement("tr");
+      tr.dataset.action = r.action;
+      tr.title = r.reason;
+      cell(tr, badge(r.priority, severityKind(r.priority))); cell(tr, r.action); cell(tr, r.impact);
+      return tr;
+    }), "no recommendations", 3);
+    anomalyMarks = f.anomalies;
+    CHARTS.forEach(function (spec) { spec.plot.redraw(false, false); });
+  }
+
+  var findingsTimer = null, findingsDue = true; // due: asked for at the next good poll
+
+  function pollFindings() {
+    getJSON("/admin/analytics?since=" + FINDINGS_SINCE).then(function (r) {
+      if (!running) return;
+      if (r.status === 200) renderFindings(window.PRSMFindings.shape(r.body), new Date());
+      else el("findings-sentence").textContent = "analytics: " + errorText(r);
+      findingsTimer = window.setTimeout(pollFindings, FINDINGS_EVERY_MS);
+    }).catch(function (e) {
+      el("findings-sentence").textContent = "analytics unreachable: " + e.message;
+      if (running) findingsTimer = window.setTimeout(pollFindings, FINDINGS_EVERY_MS);
+    });
+  }
+
   // --- the poll loop
   var timer = null, running = false, backfilled = false, lastStamp = null;
 
-  function stop() { running = false; if (timer) window.clearTimeout(timer); timer = null; }
+  function stop() {
+    running = false;
+    if (timer) window.clearTimeout(timer);
+    if (findingsTimer) window.clearTimeout(findingsTimer);
+    timer = findingsTimer = null;
+  }
 
   function start() {
     stop();
     running = true;
+    findingsDue = true;
     poll();
   }
 
@@ -352,6 +426,7 @@
       lastStamp = c.timestamp;
       var first = !backfilled;
       backfilled = true;
+      if (findingsDue) { findingsDue = false; pollFindings(); }
       var ready = first ? Promise.all(CHARTS.map(backfill)) : Promise.resolve();
       return ready.then(function () {
         renderCurrent(c);
