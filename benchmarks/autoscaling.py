@@ -16,6 +16,8 @@ replica-hours than that peer, and replica-hours ≤ 1.15 × the oracle's.
     python -m benchmarks.autoscaling                 # all three traces, tuned parameters
     python -m benchmarks.autoscaling --tune          # re-choose ours on the fitting period
     python -m benchmarks.autoscaling --quick --plot  # CI smoke run (short slices)
+    python -m benchmarks.autoscaling --tune --frontier --plot  # + the report-period curves
+    python -m benchmarks.autoscaling --only alibaba --analyse  # where violations come from
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._autoscaling_plots import plot_frontier, plot_report_frontier
 from benchmarks._harness import Report, parser
 from prsm.performance.sim import (
     Scenario,
@@ -46,21 +49,36 @@ GOAL = (
 PEERS = ("hpa", "kpa", "ray")
 POLICIES = (*PEERS, "predictive", "oracle")
 FIT_END = "2024-11-29 00:00"
+#: ``--analyse`` fits its burst model on the fitting period before this, tests it after
+PREDICTABILITY_SPLIT = "2024-11-26 00:00"
 #: where the tuning simulation reports from (the trace's first days carry almost no load)
 TUNE_FROM = "2024-11-19 00:00"
 
 #: ours per trace, chosen by ``--tune`` on each trace's fitting period (the JSON's ``tuning``
 #: has the grid); the Azure hour has no fitting period and runs the library's defaults
 TUNED: dict[str, dict[str, Any]] = {
-    "alibaba": {"wait_probability": 0.5, "scale_down_window": 60.0},
+    "alibaba": {"wait_probability": 0.7, "scale_down_window": 180.0},
     "twitter": {"wait_probability": 0.2, "scale_down_window": 180.0},
     "azure": {},
 }
-GRID: list[dict[str, Any]] = [
-    {"wait_probability": w, "scale_down_window": d}
-    for w in (0.2, 0.3, 0.5)
-    for d in (60.0, 120.0, 180.0, 300.0)
-]
+#: the tuning grid per trace, fixed before any run on the report period. The rule (also
+#: fixed): on the fitting period, the fewest violation minutes among the points that use no
+#: more replica-hours than the best peer there and ≤ 1.15× the oracle (see :func:`tune`)
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "alibaba": [
+        {"wait_probability": w, "scale_down_window": d}
+        for w in (0.5, 0.7, 0.9)
+        for d in (60.0, 120.0, 180.0, 300.0, 600.0)
+    ],
+    "twitter": [
+        {"wait_probability": w, "scale_down_window": d}
+        for w in (0.2, 0.3, 0.5)
+        for d in (60.0, 120.0, 180.0, 300.0)
+    ],
+}
+#: the HPA's one knob that trades replica-hours for violations: its scale-down
+#: stabilisation window (seconds; 300 is the documented default), for ``--frontier``
+HPA_WINDOWS = (0.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0)
 
 
 def alibaba(traces: Path, quick: bool) -> tuple[Scenario, Scenario]:
@@ -125,7 +143,9 @@ def predictive_params(tuned: dict[str, Any], quick: bool) -> dict[str, Any]:
     return params
 
 
-def tune(fit: Scenario, quick: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def tune(
+    fit: Scenario, grid: list[dict[str, Any]], quick: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Choose ours on the fitting period: the fewest violation minutes among the settings
     that use no more replica-hours than the best peer there and ≤ 1.15× the oracle."""
     base = run_policies(fit, POLICIES if not quick else ("hpa", "oracle"))
@@ -134,8 +154,7 @@ def tune(fit: Scenario, quick: bool) -> tuple[dict[str, Any], list[dict[str, Any
     best = min(peers, key=lambda r: (r["violation_minutes"], r["replica_hours"]))
     budget = min(best["replica_hours"], 1.15 * rows["oracle"]["replica_hours"])
     tried = []
-    grid = GRID[:2] if quick else GRID
-    for params in grid:
+    for params in grid[:2] if quick else grid:
         res = run_policies(
             fit, ["predictive"], params={"predictive": predictive_params(params, quick)}
         )
@@ -159,7 +178,7 @@ def tune(fit: Scenario, quick: bool) -> tuple[dict[str, Any], list[dict[str, Any
         if within
         else min(pool, key=lambda t: t["replica_hours"])
     )
-    chosen = {k: choice[k] for k in GRID[0]}
+    chosen = {k: choice[k] for k in grid[0]}
     peer_rows = [
         {"policy": n, **{k: v for k, v in r.items() if k != "policy"}} for n, r in rows.items()
     ]
@@ -168,6 +187,62 @@ def tune(fit: Scenario, quick: bool) -> tuple[dict[str, Any], list[dict[str, Any
         *peer_rows,
         *tried,
     ]
+
+
+def report_frontier(
+    scenario: Scenario, grid: list[dict[str, Any]], quick: bool
+) -> list[dict[str, Any]]:
+    """The trade-off on the report period (shown, never used to choose): ours at every grid
+    point and the HPA at every scale-down stabilisation window of :data:`HPA_WINDOWS`."""
+    rows: list[dict[str, Any]] = []
+    a, b = scenario.report_start, scenario.report_end
+    for window in HPA_WINDOWS[:2] if quick else HPA_WINDOWS:
+        res = run_policies(scenario, ["hpa"], params={"hpa": {"scale_down_stabilization": window}})
+        sm = res["hpa"].summary(a, b)
+        rows.append(
+            {
+                "policy": "hpa",
+                "scale_down_stabilization": window,
+                "replica_hours": sm["replica_hours"],
+                "violation_minutes": sm["violation_minutes"],
+            }
+        )
+    for params in grid[:2] if quick else grid:
+        res = run_policies(
+            scenario, ["predictive"], params={"predictive": predictive_params(params, quick)}
+        )
+        sm = res["predictive"].summary(a, b)
+        rows.append(
+            {
+                "policy": "predictive",
+                **params,
+                "replica_hours": sm["replica_hours"],
+                "violation_minutes": sm["violation_minutes"],
+            }
+        )
+    for row in rows:
+        print(f"report-period frontier: {row}", flush=True)
+    return rows
+
+
+def analyse_fit(fit: Scenario, ours: dict[str, Any], quick: bool) -> dict[str, Any]:
+    """``--analyse``: the HPA and ours (as chosen) on the fitting period, then
+    :func:`benchmarks._autoscaling_analysis.analyse` of their violation minutes."""
+    from benchmarks._autoscaling_analysis import analyse, burst_predictability
+
+    res = run_policies(
+        fit, ["hpa", "predictive"], params={"predictive": predictive_params(ours, quick)}
+    )
+    end = fit.report_end or fit.trace.duration
+    out = analyse(fit.trace.times, res, fit.report_start, end, fit.trace.epoch)
+    service = fit.trace.service_times
+    if service is not None:
+        split = fit.trace.at(PREDICTABILITY_SPLIT)
+        out["burst_predictability"] = burst_predictability(
+            fit.trace.times, service, (fit.report_start, split), (split, end)
+        )
+    print(f"analysis (fitting period): {out}", flush=True)
+    return out
 
 
 def run_scenario(
@@ -222,39 +297,10 @@ def plot_all(
         out = png.with_name(f"{png.stem}-{name}-frontier.png")
         plot_frontier(rows, out, name)
         print(f"wrote {out}")
-
-
-def plot_frontier(rows: list[dict[str, Any]], out: Path, name: str) -> None:
-    """Violation minutes against replica-hours on the fitting period: ours at every grid
-    point, the peers and the oracle."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    grid = [r for r in rows if "wait_probability" in r]
-    ax.plot(
-        [r["replica_hours"] for r in grid],
-        [r["violation_minutes"] for r in grid],
-        "o",
-        color="#d62728",
-        label="predictive (grid)",
-    )
-    for r in grid:
-        label = f"ε={r['wait_probability']:g}, {r['scale_down_window']:g}s"
-        ax.annotate(label, (r["replica_hours"], r["violation_minutes"]), fontsize=7)
-    for r in rows:
-        if r.get("policy") in (*PEERS, "oracle"):
-            color = {"hpa": "#1f77b4", "kpa": "#ff7f0e", "ray": "#2ca02c"}.get(r["policy"], "black")
-            ax.plot(r["replica_hours"], r["violation_minutes"], "s", color=color, label=r["policy"])
-    ax.set_xlabel("replica-hours (fitting period)")
-    ax.set_ylabel("SLO-violation minutes (fitting period)")
-    ax.set_title(f"{name}: the trade-off on the fitting period")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    for name, rows in (report.extra.get("report_frontier") or {}).items():
+        out = png.with_name(f"{png.stem}-{name}-report-frontier.png")
+        plot_report_frontier(rows, out, name)
+        print(f"wrote {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,6 +308,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--traces", type=Path, default=TRACES, help="folder of the shared traces")
     p.add_argument(
         "--tune", action="store_true", help="re-choose our parameters on each fitting period"
+    )
+    p.add_argument(
+        "--frontier",
+        action="store_true",
+        help="also run the main scenario's report period at every grid point of ours and "
+        "every HPA stabilisation window (shown, not used to choose)",
+    )
+    p.add_argument(
+        "--analyse",
+        action="store_true",
+        help="where the main scenario's violation minutes come from, on its fitting period "
+        "(HPA and ours): periodicity within the hour, episodes and what preceded them",
     )
     p.add_argument("--only", choices=("alibaba", "twitter", "azure"), action="append", default=None)
     args: argparse.Namespace = p.parse_args(argv)
@@ -276,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         tuning = {}
         for name in wanted:
             if name in fits:
-                tuned[name], tuning[name] = tune(fits[name], args.quick)
+                tuned[name], tuning[name] = tune(fits[name], GRIDS[name], args.quick)
                 report.notes.append(f"{name}: chosen on its fitting period: {tuned[name]}")
         report.extra["tuning"] = tuning
     report.extra["ours"] = {name: tuned[name] for name in wanted}
@@ -309,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"best peer on the main scenario (fewest violation minutes): {best}"
             )
     report.extra["scenarios"] = parameters
+    if args.analyse and "alibaba" in wanted:
+        report.extra["analysis"] = analyse_fit(ali_fit, tuned["alibaba"], args.quick)
+    if args.frontier and "alibaba" in wanted:
+        report.extra["report_frontier"] = {
+            "alibaba": report_frontier(scenarios["alibaba"], GRIDS["alibaba"], args.quick)
+        }
     report.notes.append(
         "peers as documented: HPA (15 s sync, tolerance 0.1, up max(+4, +100%)/15 s, down "
         "stabilisation 300 s; metric in-flight+queued per pod, target = the concurrency per "

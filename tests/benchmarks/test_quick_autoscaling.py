@@ -23,10 +23,14 @@ def test_autoscaling_benchmark_quick(tmp_path: Path) -> None:
         need_file(TRACES / name)
     # this checkout's sources first (the installed package may be another checkout's)
     src = f"{ROOT}{os.pathsep}{ROOT / 'src'}"
-    data = run_quick("autoscaling", tmp_path, env={"PYTHONPATH": src})
+    data = run_quick("autoscaling", tmp_path, "--frontier", "--plot", env={"PYTHONPATH": src})
     got = {(row["scenario"], row["policy"]) for row in data["rows"]}
     for scenario in ("alibaba", "twitter", "azure"):
         assert {(scenario, p) for p in ("hpa", "kpa", "ray", "predictive", "oracle")} <= got
+    frontier = data["report_frontier"]["alibaba"]
+    assert {r["policy"] for r in frontier} == {"hpa", "predictive"}
+    assert [r["scale_down_stabilization"] for r in frontier if r["policy"] == "hpa"] == [0.0, 60.0]
+    assert (tmp_path / "autoscaling.quick-alibaba-report-frontier.png").stat().st_size > 0
     assert set(data["ratio_vs_peer"]) == {
         "violation_minutes_vs_best_peer",
         "replica_hours_vs_best_peer",

@@ -1,0 +1,142 @@
+"""Where the autoscaling benchmark's SLO-violation minutes come from (``--analyse``).
+
+Run on the fitting period only: is the traffic periodic within the hour (cron-like jobs that a
+time-of-hour forecast could prepare for), how are the violation minutes grouped into episodes,
+what came before each episode (a quiet night on the one-replica floor, or a busy hour), and how
+well a burst can be told apart from a calm minute beforehand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from prsm.performance.sim import SimulationResult
+
+#: a burst starts at an arrival after this many quiet seconds ...
+QUIET = 120.0
+#: ... that at least this many more arrivals follow within ``QUIET`` seconds
+FOLLOWERS = 2
+
+
+def periodicity(
+    times: np.ndarray[Any, Any], start: float, end: float, epoch: float = 0.0
+) -> dict[str, Any]:
+    """Arrivals and burst starts by minute of the hour (``times`` are seconds from ``epoch``,
+    a Unix time) and a chi-square test of a flat hour for each."""
+    t = times[(times >= start) & (times < end)]
+    minute = (((t + epoch) // 60) % 60).astype(np.int64)
+    per_minute = np.bincount(minute, minlength=60)
+    gaps = np.diff(t, prepend=-np.inf)
+    followers = np.searchsorted(t, t + QUIET) - np.arange(len(t)) - 1
+    starts = (gaps >= QUIET) & (followers >= FOLLOWERS)
+    per_5 = np.bincount(minute[starts] // 5, minlength=12)
+    return {
+        "arrivals": len(t),
+        "arrivals_by_minute_of_hour_min_max_vs_mean": [
+            round(float(per_minute.min() / per_minute.mean()), 3),
+            round(float(per_minute.max() / per_minute.mean()), 3),
+        ],
+        "arrivals_flat_hour_chi2_p": float(stats.chisquare(per_minute).pvalue),
+        "bursts": int(starts.sum()),
+        "bursts_by_5_minutes_of_hour": per_5.tolist(),
+        "bursts_flat_hour_chi2_p": round(float(stats.chisquare(per_5).pvalue), 4),
+    }
+
+
+def episodes(result: SimulationResult, start: float, end: float, gap: int = 3) -> dict[str, Any]:
+    """Violation minutes grouped into episodes (no more than ``gap`` minutes apart), with
+    what the policy had ready and what arrived before each one began."""
+    per = result.minutes(start, end)
+    bad = np.flatnonzero(per["violations"] > 0)
+    if len(bad) == 0:
+        return {"violation_minutes": 0, "episodes": 0}
+    groups = np.split(bad, np.flatnonzero(np.diff(bad) > gap) + 1)
+    first = np.array([g[0] for g in groups])
+    arrivals = np.concatenate(([0.0], np.cumsum(per["arrivals"])))
+
+    def before(k: int) -> np.ndarray[Any, Any]:
+        return np.asarray(arrivals[first] - arrivals[np.maximum(first - k, 0)])
+
+    sizes = np.bincount([len(g) for g in groups])
+    return {
+        "violation_minutes": len(bad),
+        "episodes": len(groups),
+        "episodes_by_violation_minutes": {str(k): int(v) for k, v in enumerate(sizes) if v},
+        "ready_at_violation_minutes_median": float(np.median(per["ready"][bad])),
+        "share_of_violation_minutes_on_one_ready_replica": round(
+            float((per["ready"][bad] < 1.05).mean()), 3
+        ),
+        "arrivals_in_10_min_before_median": float(np.median(before(10))),
+        "arrivals_in_60_min_before_median": float(np.median(before(60))),
+        "share_after_a_quiet_10_min": round(float((before(10) == 0).mean()), 3),
+        "share_after_a_quiet_hour": round(float((before(60) == 0).mean()), 3),
+        "arrivals_in_first_3_min_median": float(
+            np.median([per["arrivals"][g[0] : g[0] + 3].sum() for g in groups])
+        ),
+    }
+
+
+def burst_predictability(
+    times: np.ndarray[Any, Any],
+    service: np.ndarray[Any, Any],
+    fit: tuple[float, float],
+    test: tuple[float, float],
+    startup: float = 120.0,
+) -> dict[str, Any]:
+    """How well a burst can be told a start-up ahead: a logistic model (scikit-learn, the
+    ``bench`` extra) of "the requests in service in ``[t + startup, t + startup + 60]`` exceed
+    their peak over ``[t - 300, t]``" (infinitely many servers, 10 s grid) from the hour of the
+    day (two harmonics), the log arrivals of the last 1/5/15/60 minutes and the requests in
+    service at ``t``, one sample a minute; fitted on ``fit``, its ROC AUC on ``test``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    grid = 10.0
+    n = int(max(fit[1], test[1]) // grid) + int(startup // grid) + 8
+    change = np.zeros(n + 2)
+    np.add.at(change, np.minimum((times // grid).astype(np.int64), n + 1), 1.0)
+    np.add.at(change, np.minimum(((times + service) // grid).astype(np.int64) + 1, n + 1), -1.0)
+    busy = np.cumsum(change)[:n]
+    slot = np.minimum((times // grid).astype(np.int64), n)
+    arrived = np.concatenate(([0.0], np.cumsum(np.bincount(slot, minlength=n + 1))))
+    ahead, span = int(startup // grid), 6
+
+    def samples(a: float, b: float) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        idx = np.arange(int(a // 60) * 6 + 30, int(b // grid) - ahead - span, 6)
+        past = np.array([busy[i - 30 : i + 1].max() for i in idx])
+        future = np.array([busy[i + ahead : i + ahead + span].max() for i in idx])
+        upto = arrived[idx + 1]
+        counts = [upto - arrived[np.maximum(idx + 1 - 6 * m, 0)] for m in (1, 5, 15, 60)]
+        day = 2 * np.pi * ((idx * grid) % 86400) / 86400
+        hours = [np.sin(day), np.cos(day), np.sin(2 * day), np.cos(2 * day)]
+        x = np.column_stack([*(np.log1p(c) for c in counts), busy[idx], *hours])
+        return x, (future > past).astype(np.int64)
+
+    x_fit, y_fit = samples(*fit)
+    x_test, y_test = samples(*test)
+    model = LogisticRegression(max_iter=3000).fit(x_fit, y_fit)
+    return {
+        "label": f"in service {startup:g}-{startup + 60:g} s ahead > the last 5 min's peak",
+        "fit_window": list(fit),
+        "test_window": list(test),
+        "base_rate_test": round(float(y_test.mean()), 4),
+        "roc_auc_test": round(float(roc_auc_score(y_test, model.predict_proba(x_test)[:, 1])), 3),
+    }
+
+
+def analyse(
+    times: np.ndarray[Any, Any],
+    results: dict[str, SimulationResult],
+    start: float,
+    end: float,
+    epoch: float = 0.0,
+) -> dict[str, Any]:
+    """:func:`periodicity` of the arrivals and :func:`episodes` of each policy's run."""
+    return {
+        "window": [start, end],
+        "periodicity": periodicity(times, start, end, epoch),
+        "episodes": {name: episodes(r, start, end) for name, r in results.items()},
+    }
