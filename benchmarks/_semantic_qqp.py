@@ -29,6 +29,7 @@ RULES = (
     "number_mismatch",
     "sub_one_antonym",
     "sub_one_sibling",
+    "sub_one_cohyponym",
     "entity_only_swap",
     "negation_only_diff",
     "swap_around_relation",

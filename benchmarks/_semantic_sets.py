@@ -8,7 +8,8 @@ up; label 0 is a near miss (a hit would be a wrong answer), 1 a paraphrase. Spli
 * ``fit``: the verifier may be fitted on these;
 * ``report``: other frames and other word pairs of the same kinds, for the reported figures;
 * ``heldout``: whole kinds never used in fitting (comparisons reversed, roles swapped, another
-  time) — how the verifier does on kinds nobody fitted it for.
+  time, another audience / material / place) — how the verifier does on kinds nobody fitted
+  it for.
 
 Frames and fillers live in :mod:`benchmarks._semantic_sets_data`; the split of each frame is
 fixed by its position, so regenerating gives the same files.
@@ -32,7 +33,7 @@ from benchmarks._semantic_qqp import SetRows, feature_rows
 
 DATA = Path(__file__).resolve().parent / "data"
 PAIRS = DATA / "semantic_pairs.jsonl"
-HELDOUT_KINDS = ("comparison", "role", "time")
+HELDOUT_KINDS = ("comparison", "role", "time", "audience")
 #: words the issue gives as examples of the hidden set: never in the fitting half
 ISSUE_WORDS = frozenset({"up", "down", "local", "remote", "hard", "soft", "buy", "sell"})
 
@@ -142,6 +143,9 @@ def generate(seed: int = 0) -> list[Row]:
         rows.append(_row(y, x, 0, "negation", split, f"negation-{i}"))
     rows += _slot_kind("time", d.TIME, rng, per_group=3, both_ways=False)
     rows += _paraphrases(rng)
+    # a kind added later draws from its own generator, so the earlier rows stay as they were
+    rows += _slot_kind("audience", d.AUDIENCE, random.Random(seed + 1), per_group=3,
+                       both_ways=False)  # fmt: skip
     return rows
 
 

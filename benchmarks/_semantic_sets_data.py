@@ -508,6 +508,23 @@ TIME = [
     ("Where is the best skiing in {}?", ["December", "February", "April"]),
 ]
 
+# --- held-out kind (written 2026-12-04 before the "one unrelated word" veto was tried): the
+# same question asked for another audience, material, place or tool of a different sort
+AUDIENCE = [
+    ("What are good exercises for {}?", ["seniors", "toddlers", "pregnant women"]),
+    ("How much sleep does {} need?", ["a teenager", "a newborn", "an athlete"]),
+    ("What is the best laptop for {}?", ["programmers", "gamers", "students"]),
+    ("Which vaccines are required for {}?", ["nurses", "travelers", "kindergarteners"]),
+    ("How do I clean {} floors?", ["hardwood", "marble", "vinyl"]),
+    ("What glue works best on {}?", ["leather", "glass", "fabric"]),
+    ("How long does it take to get a visa for {}?", ["Japan", "Brazil", "India"]),
+    ("What is a healthy breakfast for {}?", ["diabetics", "kids", "bodybuilders"]),
+    ("How do I file taxes as {}?", ["a freelancer", "a student", "a retiree"]),
+    ("What paint should I use on {}?", ["drywall", "metal", "brick"]),
+    ("Is a Roth IRA a good idea for {}?", ["retirees", "teenagers", "freelancers"]),
+    ("How do I remove stains from {}?", ["carpet", "suede", "denim"]),
+]
+
 # --- paraphrases: tasks asked in two ways
 TASKS = [
     "reset my router",

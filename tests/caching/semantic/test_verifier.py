@@ -43,6 +43,23 @@ def test_lexicon_knows_how_words_relate(a: str, b: str, relation: str) -> None:
     assert "dog" in lex and "qwzx" not in lex
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "cohyponyms"),
+    [
+        ("today", "tomorrow", True),  # both under "day", too general a parent for siblings
+        ("morning", "evening", True),
+        ("debug", "troubleshoot", False),  # verbs: no noun parent
+        ("photo", "picture", False),  # one synset: synonyms, not co-hyponyms
+        ("dog", "animal", False),  # parent and child
+        ("qwzx", "dog", False),
+    ],
+)
+def test_lexicon_finds_cohyponyms_under_any_parent(a: str, b: str, cohyponyms: bool) -> None:
+    lex = load_lexicon()
+    assert lex.cohyponyms(a, b) is cohyponyms
+    assert lex.cohyponyms(b, a) is cohyponyms
+
+
 def features(a: str, b: str) -> dict[str, float]:
     lex = load_lexicon()
     row = pair_features(parse(a, lex), parse(b, lex), 0.95, 0.95, lex, rank=0, next_cosine=0.5)
@@ -73,6 +90,11 @@ def features(a: str, b: str) -> dict[str, float]:
             "qualifier_flip",
         ),
         ("Is the iPhone worth buying?", "Is the Pixel worth buying?", "entity_only_swap"),
+        (
+            "Is it cold in Oslo in the morning?",
+            "Is it cold in Oslo in the evening?",
+            "sub_one_cohyponym",
+        ),
     ],
 )
 def test_features_see_what_cosine_misses(a: str, b: str, fires: str) -> None:
@@ -85,6 +107,7 @@ def test_features_see_what_cosine_misses(a: str, b: str, fires: str) -> None:
         ("How do I reset my iPhone?", "How can I reset my iPhone?"),
         ("Flights from Paris to London", "Cheap flights to London from Paris"),
         ("How do I fix a leaking faucet?", "How do I repair a leaking faucet?"),
+        ("How do I debug a memory leak?", "How do I troubleshoot a memory leak?"),
         (
             "What is the difference between TCP and UDP?",
             "What is the difference between UDP and TCP?",
@@ -102,6 +125,7 @@ def test_paraphrases_fire_no_veto(a: str, b: str) -> None:
         "negation_only_diff",
         "entity_only_swap",
         "pair_antonym",
+        "sub_one_cohyponym",
     )
     assert [v for v in vetoes if f[v]] == []
 

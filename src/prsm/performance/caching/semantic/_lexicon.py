@@ -133,6 +133,20 @@ class Lexicon:
         senses = self._synsets(self.lemmas(word))
         return bool(senses) and 2 * sum(s < self._verbs_from for s in senses) > len(senses)
 
+    def cohyponyms(self, a: str, b: str) -> bool:
+        """Whether two words have noun senses with one direct parent, however general that
+        parent is ("today" / "tomorrow" under *day*, "morning" / "evening" under *time
+        period*): two points of one scale or two members of one set, which :meth:`relation`
+        calls *other* when the parent is too general to make them siblings."""
+        la, lb = self.lemmas(a), self.lemmas(b)
+        if not la or not lb or set(la) & set(lb):
+            return False
+        nouns_a = {s for s in self._synsets(la) if s < self._verbs_from}
+        nouns_b = {s for s in self._synsets(lb) if s < self._verbs_from}
+        if not nouns_a or not nouns_b or nouns_a & nouns_b:
+            return False
+        return bool(self._ancestors(nouns_a, 1)[0] & self._ancestors(nouns_b, 1)[0])
+
     def _families(self, lemmas: tuple[str, ...]) -> set[int]:
         return {int(f) for w in lemmas if (f := self._family[self._index[w]]) >= 0}
 
