@@ -125,8 +125,10 @@ async def test_a_timeout_is_retried_then_given_up_and_logged(
 ) -> None:
     clock = ManualClock()
     receiver.stall = 5
+    # 1 s, not less: each try must reach the receiver before it times out, also on a busy
+    # two-core CI machine (0.2 s once let the retry time out before it was read).
     hook = WebhookNotifier(
-        WebhookSettings(receiver.url, retries=1, backoff=0.01, timeout=0.2), clock=clock
+        WebhookSettings(receiver.url, retries=1, backoff=0.01, timeout=1.0), clock=clock
     )
     with caplog.at_level(logging.ERROR, "prsm.performance.alerts"):
         await _run_with_clock(hook.send(Notification("firing", alert(), 0.0)), clock)
