@@ -41,7 +41,7 @@ from ._index import make_index
 from ._prompt import SEP, scoped, split_prompt
 from ._settings import SemanticSettings
 from ._store import Entry, EntryStore, MemoryStore, RedisStore, SQLiteStore
-from ._verifier import Verifier
+from ._verifier import CROSS_PATH, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class SemanticCache:
                 store = MemoryStore()
         self.store = store
         if verifier is None and s.verifier:
-            verifier = Verifier.load(s.verifier_path)
+            verifier = Verifier.load(s.verifier_path or (CROSS_PATH if s.cross_encoder else None))
         self.verifier = verifier if s.verifier else None
         self.judge = judge
         self.rng = rng or random.Random(0)

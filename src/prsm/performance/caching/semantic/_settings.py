@@ -34,6 +34,10 @@ class SemanticSettings:
       ``verifier_threshold`` (``None`` for either: the values fitted on QQP dev and shipped
       with the verifier).
     * ``top_k``: candidates taken from the index for the verifier to re-rank.
+    * ``cross_encoder``: use the verifier fitted with a MiniLM cross-encoder's probability
+      as one more feature (``verifier-cross.json``; one forward pass of the bundled MiniLM
+      with a LoRA adapter over the candidates no rule vetoes, in the verifier's thread).
+      Off by default: it costs a model pass per lookup (README, "The verifier").
     * ``index``: ``flat`` (exact), ``hnsw`` (approximate), or ``auto``: flat until a
       namespace holds ``hnsw_min_entries`` entries, HNSW above; ``ivf``: faiss inverted
       lists (``ivf_lists`` cells, ``ivf_probe`` scanned a query), exact until
@@ -63,6 +67,7 @@ class SemanticSettings:
     top_k: int = 5
     verifier: bool = True
     verifier_path: str | None = None
+    cross_encoder: bool = False
     verifier_threshold: float | None = None
     candidate_threshold: float | None = None
     index: IndexKind = "auto"

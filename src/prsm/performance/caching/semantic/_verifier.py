@@ -12,6 +12,10 @@ paraphrase sets only (``python -m benchmarks.semantic --fit``) and shipped as JS
 Scoring walks all trees at once with numpy; the features' cost is capped per pair, so a
 lookup's verification is bounded whatever the prompt's length (the cache runs it in a worker
 thread, never on the event loop).
+
+Optionally (``verifier-cross.json``, ``SemanticSettings(cross_encoder=True)``) one more
+feature: the probability of a fine-tuned MiniLM cross-encoder (:mod:`._cross`) that reads
+both questions at once; it is computed for the candidates no rule vetoes.
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError
+from ._cross import CrossEncoder
 from ._features import FEATURE_NAMES, Parsed, pair_features, parse
 from ._lexicon import Lexicon, load_lexicon
 
 DEFAULT_PATH = Path(__file__).with_name("verifier.json")
+#: the verifier fitted with the cross-encoder's probability as one more feature
+CROSS_PATH = Path(__file__).with_name("verifier-cross.json")
 FORMAT = "prsm-semantic-verifier/2"
+CROSS_FEATURE = "cross_encoder"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -52,13 +60,23 @@ class Verifier:
     #: must reach ``uncertain_threshold``; below it their probability is 0
     uncertain: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     uncertain_threshold: float = 0.0
+    #: scores (query, candidate) pairs: the model's last feature column when set
+    cross_encoder: CrossEncoder | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], where: str = "verifier") -> Verifier:
+    def from_json(cls, data: dict[str, Any], where: str = "verifier",
+                  folder: Path | None = None) -> Verifier:  # fmt: skip
         if data.get("format") != FORMAT:
             raise ConfigError(where, f"not a {FORMAT} file (format={data.get('format')!r})")
-        if list(data.get("features", ())) != list(FEATURE_NAMES):
+        cross = data.get("cross_encoder")
+        names = [*FEATURE_NAMES, CROSS_FEATURE] if cross else list(FEATURE_NAMES)
+        if list(data.get("features", ())) != names:
             raise ConfigError(where, "fitted on other features; refit it with --fit")
+        encoder = None
+        if cross:
+            adapter = Path(cross["adapter"])
+            encoder = CrossEncoder(adapter if adapter.is_absolute() else
+                                   (folder or DEFAULT_PATH.parent) / adapter)  # fmt: skip
         feature: list[int] = []
         left: list[int] = []
         right: list[int] = []
@@ -97,6 +115,7 @@ class Verifier:
                 [FEATURE_NAMES.index(u) for u in data.get("uncertain", ())], dtype=np.int64
             ),
             uncertain_threshold=float(data.get("uncertain_threshold", 0.0)),
+            cross_encoder=encoder,
         )
 
     @classmethod
@@ -109,7 +128,7 @@ class Verifier:
             raise ConfigError("verifier_path", f"no such file: {p}") from None
         except json.JSONDecodeError as exc:
             raise ConfigError("verifier_path", f"{p}: not JSON: {exc}") from exc
-        return cls.from_json(data, f"verifier_path ({p})")
+        return cls.from_json(data, f"verifier_path ({p})", folder=p.parent)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """P(same) for each row of ``features`` (columns in FEATURE_NAMES order)."""
@@ -135,8 +154,11 @@ class Verifier:
         return load_lexicon(self.meta.get("lexicon_path"))
 
     def warm(self) -> None:
-        """Load the lexicon now (the cache does it in its worker thread at start)."""
+        """Load the lexicon (and the cross-encoder) now (the cache does it in its worker
+        thread at start)."""
         load_lexicon(self.meta.get("lexicon_path"))
+        if self.cross_encoder is not None:
+            self.cross_encoder.load()
 
     def parse(self, text: str) -> Parsed:
         return parse(text, self.lexicon)
@@ -165,14 +187,40 @@ class Verifier:
     def score(self, query: str | Parsed, candidates: Sequence[str | Parsed],
               cosines: Sequence[float]) -> np.ndarray:  # fmt: skip
         """P(same question) for each candidate, given best-first by cosine (all top-k)."""
-        return self.predict(self.features(query, candidates, cosines))
+        x = self.features(query, candidates, cosines)
+        if self.cross_encoder is not None:
+            x = np.column_stack([x, self.cross_scores(x, query, candidates)])
+        return self.predict(x)
+
+    def cross_scores(self, x: np.ndarray, query: str | Parsed,
+                     candidates: Sequence[str | Parsed]) -> np.ndarray:  # fmt: skip
+        """The cross-encoder's column: its probability for the rows no rule vetoes (0 for
+        those, whose score is 0 whatever it says)."""
+        assert self.cross_encoder is not None
+        col = np.zeros(len(x))
+        live: np.ndarray = np.ones(len(x), dtype=bool)
+        if len(self.rules):
+            live = np.asarray(~(x[:, self.rules] > 0.5).any(axis=1), dtype=bool)
+        if live.any():
+            keep = [bool(v) for v in live]
+            texts = [_text(c) for c, ok in zip(candidates, keep, strict=True) if ok]
+            col[live] = self.cross_encoder.score(_text(query), texts)
+        return col
+
+
+def _text(item: str | Parsed) -> str:
+    if not isinstance(item, str):
+        raise TypeError("the cross-encoder reads the texts: pass strings, not parsed texts")
+    return item
 
 
 def export_sklearn(model: Any, *, threshold: float, candidate_threshold: float,
                    rules: Sequence[str] = (), meta: dict[str, Any],
                    uncertain: Sequence[str] = (),
-                   uncertain_threshold: float = 0.0) -> dict[str, Any]:  # fmt: skip
-    """A fitted ``HistGradientBoostingClassifier`` as this module's JSON format."""
+                   uncertain_threshold: float = 0.0,
+                   cross_encoder: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """A fitted ``HistGradientBoostingClassifier`` as this module's JSON format (with
+    ``cross_encoder``, the adapter's file name: the model's last feature is its probability)."""
     trees = []
     for (predictor,) in model._predictors:
         nodes = predictor.nodes
@@ -189,7 +237,8 @@ def export_sklearn(model: Any, *, threshold: float, candidate_threshold: float,
         )
     return {
         "format": FORMAT,
-        "features": list(FEATURE_NAMES),
+        "features": [*FEATURE_NAMES, CROSS_FEATURE] if cross_encoder else list(FEATURE_NAMES),
+        "cross_encoder": {"adapter": cross_encoder} if cross_encoder else None,
         "baseline": float(np.ravel(model._baseline_prediction)[0]),
         "threshold": threshold,
         "candidate_threshold": candidate_threshold,

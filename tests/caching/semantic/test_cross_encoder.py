@@ -1,0 +1,101 @@
+"""The optional cross-encoder: the shipped LoRA adapter on the bundled MiniLM, and the
+verifier that takes its probability as one more feature."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prsm.performance.caching.semantic import SemanticCache, SemanticSettings, Verifier
+from prsm.performance.caching.semantic._cross import CrossEncoder
+from prsm.performance.caching.semantic._features import FEATURE_NAMES
+from prsm.performance.caching.semantic._verifier import CROSS_FEATURE, CROSS_PATH
+from prsm.performance.embeddings._embedder import HashingEmbedder
+from prsm.performance.errors import ConfigError
+
+
+class RecordingCrossEncoder:
+    """A test double: a fixed probability, and the pairs it was asked about."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def load(self) -> None:
+        pass
+
+    def score(self, query: str, candidates: Sequence[str]) -> np.ndarray:
+        self.calls.append((query, list(candidates)))
+        return np.full(len(candidates), self.p)
+
+
+def test_the_cross_verifier_ships_with_its_adapter() -> None:
+    v = Verifier.load(CROSS_PATH)
+    assert v.cross_encoder is not None
+    assert v.cross_encoder.adapter.is_file()
+    assert v.cross_encoder.adapter.stat().st_size < 5_000_000
+    assert v.meta["cross_encoder"]["trained_on"].startswith("qqp_pairs_dev")
+    # the plain verifier has no such feature
+    assert Verifier.load().cross_encoder is None
+
+
+def test_only_candidates_no_rule_vetoes_reach_the_cross_encoder() -> None:
+    fake = RecordingCrossEncoder(0.9)
+    v = dataclasses.replace(Verifier.load(CROSS_PATH), cross_encoder=fake)  # type: ignore[arg-type]
+    q = "How do I scroll up in Excel?"
+    cands = ["How can I scroll up in Excel?", "How do I scroll down in Excel?"]
+    probs = v.score(q, cands, [0.95, 0.93])
+    assert fake.calls == [(q, ["How can I scroll up in Excel?"])]  # "down" is an antonym: vetoed
+    assert probs[1] == 0.0
+    x = v.features(q, cands, [0.95, 0.93])
+    assert x.shape == (2, len(FEATURE_NAMES))  # the cross column is added by score()
+    low = dataclasses.replace(v, cross_encoder=RecordingCrossEncoder(0.01))  # type: ignore[arg-type]
+    assert low.score(q, cands[:1], [0.95])[0] < probs[0]  # the feature moves the probability
+
+
+def test_parsed_texts_are_refused_when_the_cross_encoder_reads_texts() -> None:
+    v = dataclasses.replace(Verifier.load(CROSS_PATH), cross_encoder=RecordingCrossEncoder(0.5))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="strings"):
+        v.score(v.parse("How do I reset my router?"), ["How can I reset my router?"], [0.97])
+
+
+def test_a_missing_adapter_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cross_encoder"):
+        CrossEncoder(tmp_path / "nope.safetensors")
+
+
+def test_a_verifier_file_without_the_cross_feature_is_refused(tmp_path: Path) -> None:
+    import json
+
+    data = json.loads(CROSS_PATH.read_text())
+    data["features"] = [f for f in data["features"] if f != CROSS_FEATURE]
+    bad = tmp_path / "v.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="other features"):
+        Verifier.load(bad)
+
+
+async def test_settings_select_the_cross_verifier() -> None:
+    on = SemanticCache(SemanticSettings(cross_encoder=True), embedder=HashingEmbedder(16))
+    off = SemanticCache(SemanticSettings(), embedder=HashingEmbedder(16))
+    assert on.verifier is not None and on.verifier.cross_encoder is not None
+    assert off.verifier is not None and off.verifier.cross_encoder is None
+    await on.aclose()
+    await off.aclose()
+
+
+@pytest.mark.integration
+def test_the_real_cross_encoder_tells_a_paraphrase_from_another_question() -> None:
+    pytest.importorskip("transformers")
+    ce = CrossEncoder(Path(CROSS_PATH).with_name("cross_encoder.safetensors"), threads=1)
+    p = ce.score(
+        "How do I reset my router's password?",
+        ["What is the way to reset the password of my router?", "How do I reset my iPhone?"],
+    )
+    assert p.shape == (2,)
+    assert ((p >= 0) & (p <= 1)).all()
+    assert p[0] > 0.5 > p[1]
