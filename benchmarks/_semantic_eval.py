@@ -46,10 +46,14 @@ async def _hits(settings: SemanticSettings, verifier: Verifier | None, pairs: li
     return out
 
 
-def near_miss_rows(encode: Encode, verifier: Verifier, dev_cosine: float,
-                   every: int = 1) -> list[dict[str, Any]]:  # fmt: skip
+CROSS_MODE = "ours: SemanticCache(cross_encoder=True)"
+
+
+def near_miss_rows(encode: Encode, verifier: Verifier, dev_cosine: float, every: int = 1,
+                   cross: Verifier | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Wrong-hit rate per near-miss kind and paraphrase hit rate per kind, per split (every
-    ``every``-th pair: the quick form takes a sample)."""
+    ``every``-th pair: the quick form takes a sample); with ``cross``, also the verifier
+    with the cross-encoder."""
     rows = sets.load()[::every]
     probe = SemanticCache(SemanticSettings(verifier=False), embedder=HashingEmbedder(8))
     keyed = [(probe.key_of(r["a"])[1], probe.key_of(r["b"])[1]) for r in rows]
@@ -57,8 +61,11 @@ def near_miss_rows(encode: Encode, verifier: Verifier, dev_cosine: float,
     va = np.stack([emb[a] for a, _ in keyed])
     vb = np.stack([emb[b] for _, b in keyed])
     out: list[dict[str, Any]] = []
-    for mode, settings in modes(dev_cosine).items():
-        hit = np.array(asyncio.run(_hits(settings, verifier, keyed, va, vb)))
+    runs = [(mode, settings, verifier) for mode, settings in modes(dev_cosine).items()]
+    if cross is not None:
+        runs.append((CROSS_MODE, SemanticSettings(cross_encoder=True), cross))
+    for mode, settings, judge in runs:
+        hit = np.array(asyncio.run(_hits(settings, judge, keyed, va, vb)))
         for split in ("fit", "report", "heldout"):
             for kind in sorted({r["kind"] for r in rows if r["split"] == split}):
                 idx = [i for i, r in enumerate(rows) if r["split"] == split and r["kind"] == kind]
@@ -75,8 +82,8 @@ def near_miss_rows(encode: Encode, verifier: Verifier, dev_cosine: float,
     return out
 
 
-def long_rows(encode: Encode, verifier: Verifier, dev_cosine: float,
-              every: int = 1) -> list[dict[str, Any]]:  # fmt: skip
+def long_rows(encode: Encode, verifier: Verifier, dev_cosine: float, every: int = 1,
+              cross: Verifier | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """The long-prompt set: ours (context by hash, question compared) against a plain cosine
     on the whole prompt (what a cache that embeds the prompt does)."""
     rows, docs = longset.load()
@@ -90,12 +97,17 @@ def long_rows(encode: Encode, verifier: Verifier, dev_cosine: float,
     va = np.stack([qemb[ka[1]] for ka, _ in keyed])
     vb = np.stack([qemb[kb[1]] for _, kb in keyed])
     ours = np.array(asyncio.run(_hits(SemanticSettings(), verifier, pairs, va, vb)))
+    with_cross = None
+    if cross is not None:
+        with_cross = np.array(asyncio.run(_hits(SemanticSettings(), cross, pairs, va, vb)))
     out: list[dict[str, Any]] = []
     for kind in dict.fromkeys(r["kind"] for r in rows):
         idx = [i for i, r in enumerate(rows) if r["kind"] == kind]
         out.append({"section": "long", "kind": kind,
                     "label": "paraphrase" if rows[idx[0]]["label"] else "near miss",
                     "pairs": len(idx), "ours_hit_rate": float(ours[idx].mean()),
+                    **({} if with_cross is None else
+                       {"ours_cross_encoder_hit_rate": float(with_cross[idx].mean())}),
                     f"cosine_{dev_cosine:.3f}_whole_prompt_hit_rate":
                         float((plain[idx] >= dev_cosine).mean())})  # fmt: skip
     return out

@@ -249,14 +249,30 @@ def _gate(x: np.ndarray, oof: np.ndarray, dev: Split, sets: SetRows,
     return gate, oof, set_oof, log
 
 
-def fit_verifier(dev: Split, sets: SetRows, out: Path = DEFAULT_PATH,
-                 folds: int = 5) -> dict[str, Any]:  # fmt: skip
+@dataclass
+class CrossEncoderScores:
+    """The cross-encoder's P(same) for the fit: out of fold on dev's candidate rows (the folds
+    of :func:`fit_verifier`), and from the model fitted on all of dev for the sets' rows."""
+
+    dev: np.ndarray
+    sets: np.ndarray
+    adapter: str  # file name of the adapter beside the verifier JSON
+    meta: dict[str, Any]
+
+
+def fit_verifier(dev: Split, sets: SetRows, out: Path = DEFAULT_PATH, *, folds: int = 5,
+                 cross: CrossEncoderScores | None = None, x: np.ndarray | None = None,
+                 ) -> dict[str, Any]:  # fmt: skip
     """Fit the verifier on dev and the sets' fitting split; thresholds from out-of-fold
-    predictions on dev; write the JSON."""
+    predictions on dev; write the JSON. With ``cross``, the cross-encoder's probability is one
+    more feature (out of fold on dev, by the same folds)."""
     import json
 
     t0 = time.perf_counter()
-    x = features(dev)
+    x = features(dev) if x is None else x
+    if cross is not None:
+        x = np.column_stack([x, cross.dev])
+        sets = replace(sets, x=np.column_stack([sets.x, cross.sets]))
     y = dev.right.reshape(-1).astype(int)
     n, k = dev.top.shape
     fold_of = np.random.default_rng(0).integers(0, folds, n).repeat(k)
@@ -297,8 +313,11 @@ def fit_verifier(dev: Split, sets: SetRows, out: Path = DEFAULT_PATH,
         },
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    if cross is not None:
+        meta["cross_encoder"] = cross.meta
     data = export_sklearn(final, threshold=t_f1, candidate_threshold=floor, rules=rules, meta=meta,
-                          uncertain=UNCERTAIN, uncertain_threshold=gate)  # fmt: skip
+                          uncertain=UNCERTAIN, uncertain_threshold=gate,
+                          cross_encoder=cross.adapter if cross is not None else None)  # fmt: skip
     out.write_text(json.dumps(data, separators=(",", ":")) + "\n")
     return meta
 

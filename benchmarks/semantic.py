@@ -8,6 +8,9 @@ near-miss / paraphrase / long-prompt sets, the error bound on a stream, the inde
     python -m benchmarks.semantic --index-only --sizes 1000000 --real-looking
     python -m benchmarks.semantic --label-audit # QQP's labels, and the ceiling they set
     python -m benchmarks.semantic --build-lexicon / --write-sets   # regenerate shipped data
+    python -m benchmarks.semantic --export-cross DIR          # the cross-encoder's training rows
+    python -m benchmarks.semantic --fit --cross-encoder OUT   # verifier-cross.json from its scores
+    python -m benchmarks.semantic --skip-index --cross-encoder OUT   # also the cross-encoder
 
 Protocol: ``../shared/data/README.md`` (cache every distinct ``a``, look up every distinct
 ``b``; thresholds and the verifier fitted on ``dev`` only; figures on ``test``), scored strict
@@ -19,19 +22,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks import _semantic_peers as peers, _semantic_qqp as qqp
+from benchmarks import (
+    _semantic_cross as cross_mod,
+    _semantic_peers as peers,
+    _semantic_qqp as qqp,
+)
 from benchmarks._harness import Report, parser, percentile
 from benchmarks._semantic_audit import ceiling, label_audit, load_judged
 from benchmarks._semantic_bound import bound_rows
 from benchmarks._semantic_eval import long_rows, loop_rows, near_miss_rows
 from benchmarks._semantic_index import index_rows
 from prsm.performance.caching.semantic import SemanticCache, SemanticSettings, Verifier
+from prsm.performance.caching.semantic._verifier import CROSS_PATH
 from prsm.performance.embeddings._embedder import SentenceTransformerEmbedder
 
 GOAL = ("QQP test F1 >= 0.70 (strict) and precision >= 0.75 at recall >= 0.50 (closed over "
@@ -46,10 +55,14 @@ def _floored(probs: np.ndarray, split: qqp.Split, verifier: Verifier) -> np.ndar
     return np.where(split.cos.reshape(-1) >= verifier.candidate_threshold, probs, -1.0)
 
 
-async def _cache_latency(split: qqp.Split, embedder: SentenceTransformerEmbedder,
-                         n: int, with_embedding: int, index: str) -> dict[str, float]:  # fmt: skip
+async def _cache_latency(split: qqp.Split, embedder: SentenceTransformerEmbedder,  # noqa: PLR0917
+                         n: int, with_embedding: int, index: str,
+                         cross: bool = False) -> dict[str, float]:  # fmt: skip
     """Lookups through the real SemanticCache: p50/p99 without and with the embedding."""
-    cache = SemanticCache(SemanticSettings(index=index, ttl=None), embedder=embedder)  # type: ignore[arg-type]
+    settings = SemanticSettings(index=index, ttl=None, cross_encoder=cross)
+    cache = SemanticCache(settings, embedder=embedder)  # type: ignore[arg-type]
+    if cache.verifier is not None:
+        cache.verifier.warm()
     for i, text in enumerate(split.proto.cached):
         await cache.cache_result(text, i, "qqp", vector=split.cached_vecs[i])
     sample = qqp.lookup_sample(split, n)
@@ -81,6 +94,7 @@ def _qqp_rows(  # noqa: PLR0917
     verifier: Verifier,
     probs: np.ndarray,
     args: Any,
+    cross: tuple[Verifier, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """QQP test, strict and closed, ours and the peers in one run; returns the figures the
     goals need."""
@@ -98,6 +112,16 @@ def _qqp_rows(  # noqa: PLR0917
                    system=f"ours: verifier (p >= {verifier.threshold:.3f}, dev best F1)",
                    precision_at_recall_0_50=p50, **m)  # fmt: skip
         out[name] = {"ours": m, "ours_p50": p50, "cosine": base, "cosine_p50": base_p50}
+        if cross is not None:
+            cv, cprobs = cross
+            score, right = qqp.best_of(cprobs, split)
+            m = qqp.prf(score >= cv.threshold, right, split.answerable)
+            report.add(section="qqp-test", protocol=name,
+                       system=f"ours + cross-encoder (p >= {cv.threshold:.3f}, dev best F1)",
+                       precision_at_recall_0_50=qqp.precision_at_recall(score, right,
+                                                                        split.answerable),
+                       **m)  # fmt: skip
+            out[name]["ours_cross"] = m
     lookups = list(range(len(test.proto.lookups)))
     runs = {}
     if not args.skip_peers:
@@ -128,6 +152,16 @@ def main(argv: list[str] | None = None) -> None:
                    help="index sweep on vectors made from real QQP embeddings")  # fmt: skip
     p.add_argument("--label-audit", action="store_true", help="only the audit of QQP's labels")
     p.add_argument("--ivf-probes", default="16,32,64", help="IVF cells scanned per query")
+    p.add_argument(
+        "--export-cross",
+        default=None,
+        metavar="DIR",
+        help="write the cross-encoder's training rows and base model to DIR",
+    )
+    p.add_argument("--cross-encoder", default=None, metavar="OUT",
+                   help="the cross-encoder training's output: with --fit, fit "
+                        "verifier-cross.json; else also report the verifier with it (QQP "
+                        "test candidates scored as OUT/test.npy has them)")  # fmt: skip
     args = p.parse_args(argv)
     if args.build_lexicon:
         from benchmarks._semantic_lexicon import build
@@ -158,27 +192,50 @@ def main(argv: list[str] | None = None) -> None:
         report.finish(args)
         return
     dev = qqp.load_split("dev", embedder.encode, limit)
+    if args.export_cross:
+        test = qqp.load_split("test", embedder.encode, limit)
+        print(json.dumps(cross_mod.export(dev, test, Path(args.export_cross)), indent=2))
+        return
     if args.fit:
         from benchmarks._semantic_sets import fit_rows
 
-        print(json.dumps(qqp.fit_verifier(dev, fit_rows(embedder.encode)), indent=2))
+        if args.cross_encoder:
+            scores = cross_mod.cross_scores(args.cross_encoder, dev)
+            meta = qqp.fit_verifier(dev, fit_rows(embedder.encode), out=CROSS_PATH, cross=scores)
+            shutil.copy(Path(args.cross_encoder) / cross_mod.ADAPTER, CROSS_PATH.parent)
+        else:
+            meta = qqp.fit_verifier(dev, fit_rows(embedder.encode))
+        print(json.dumps(meta, indent=2))
         return
     report = Report("semantic", GOAL)
     test = qqp.load_split("test", embedder.encode, limit)
     test_closed = qqp.closed(test, "dev", limit)
     verifier = Verifier.load()
-    probs = _floored(qqp.verifier_probs(test, verifier), test, verifier)
-    q = _qqp_rows(report, dev, test, test_closed, verifier, probs, args)
+    x_test = qqp.features(test)
+    probs = _floored(verifier.predict(x_test), test, verifier)
+    cross = None
+    if args.cross_encoder:
+        cv = Verifier.load(CROSS_PATH)
+        ce = np.load(Path(args.cross_encoder) / "test.npy")
+        if ce.shape != (test.top.size,):
+            raise SystemExit(f"{args.cross_encoder}/test.npy: not one score per test row")
+        cross = (cv, _floored(cv.predict(np.column_stack([x_test, ce])), test, cv))
+    q = _qqp_rows(report, dev, test, test_closed, verifier, probs, args, cross)
     for index in ("flat", "auto"):
         lat = asyncio.run(_cache_latency(test, embedder, 200 if args.quick else 2000,
                                          20 if args.quick else 200, index))  # fmt: skip
         report.add(section="latency", system=f"ours (index {index}, verifier)", **lat)
+    if cross is not None:
+        n, full = (20, 20) if args.quick else (300, 100)
+        lat = asyncio.run(_cache_latency(test, embedder, n, full, "auto", cross=True))
+        report.add(section="latency", system="ours (index auto, verifier + cross-encoder)", **lat)
     audit, audit_notes = label_audit(test)
     for row in audit + ceiling(test, load_judged()):
         report.add(**row)
     report.notes += audit_notes
-    near = near_miss_rows(embedder.encode, verifier, q["cos_t"], 7 if args.quick else 1)
-    long = long_rows(embedder.encode, verifier, q["cos_t"], 10 if args.quick else 1)
+    cv = cross[0] if cross is not None else None
+    near = near_miss_rows(embedder.encode, verifier, q["cos_t"], 7 if args.quick else 1, cv)
+    long = long_rows(embedder.encode, verifier, q["cos_t"], 10 if args.quick else 1, cv)
     loop = loop_rows(verifier, args.quick)
     bound = bound_rows(test_closed, probs, verifier.threshold)
     idx = [] if args.skip_index else index_rows(args)
