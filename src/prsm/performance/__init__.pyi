@@ -287,6 +287,7 @@ from .analytics import (
     load_nab as load_nab,
     replicas_for_slo as replicas_for_slo,
     score_corpus as score_corpus,
+    score_held_out_groups as score_held_out_groups,
     wait_quantile as wait_quantile,
 )
 from .http import (
