@@ -5,10 +5,14 @@ series of ``../shared/data/nab/``, with NAB's scorer re-implemented in
 
 Rows: each detector on all 58 series, on the categories its hyper-parameters were fitted on
 (``FIT``), and on the held-out ones (with NAB's own optimised threshold, and with the threshold
-fixed on ``FIT``); NAB's published scoreboard (``results/final_results.json``) beside them.
+fixed on ``FIT``), and each category scored at the threshold chosen on the other categories
+(leave-one-category-out, ``score_held_out_groups``); NAB's published scoreboard
+(``results/final_results.json``) beside them. The JSON's ``ours_by_category`` says where our
+points go per profile and category (windows missed, false positives and their cost).
 Also the trend detector's power and false-alarm rate on synthetic series (``trend_rows``).
 ``--published DIR`` (a checkout's ``results/`` folder) also scores NAB's published detection
-files with our scorer, to check it against the published figures.
+files with our scorer, to check it against the published figures (and their
+leave-one-category-out figures).
 
     python -m benchmarks.anomaly [--quick] [--plot] [--nab DIR] [--published DIR]
                                 [--trend-reps N] [--seed S]
