@@ -17,8 +17,11 @@ from benchmarks._autoscaling_sessions import (
     continuation_table,
 )
 
-from prsm.performance.scaling import ScalingContext, ScalingDecision
-from prsm.performance.sim import read_alibaba_lora
+from prsm.performance.scaling import ScalingContext
+from prsm.performance.sim import OraclePolicy, read_alibaba_lora
+
+#: a policy that holds one replica whatever comes (an oracle that sees no demand)
+ONE = OraclePolicy(np.zeros(10))
 
 HEADER = "gmt_create,predict_type,predict_status,exec_time_seconds,groupId,num_lora\n"
 
@@ -66,24 +69,10 @@ def test_the_table_counts_a_user_s_next_requests_in_the_window(tmp_path: Path) -
     assert table[3, int(SESSION_GAP // TAU_STEP)] == 0.0
 
 
-class _One:
-    name = "one"
-    interval = 15.0
-
-    def initial_state(self) -> None:
-        return None
-
-    def parameters(self) -> dict[str, object]:
-        return {}
-
-    def decide(self, ctx: ScalingContext, state: None) -> tuple[ScalingDecision, None]:
-        return ScalingDecision.relative(1, ctx.target_replicas), None
-
-
 def test_the_floors_hold_replicas_while_a_user_is_active(tmp_path: Path) -> None:
     s = _sessions(tmp_path)
     table = np.full((4, int(SESSION_GAP // TAU_STEP) + 1), 3.0)  # three requests a window
-    floor = SessionFloor(_One(), s, table, wait_probability=0.05)
+    floor = SessionFloor(ONE, s, table, wait_probability=0.05)
     mid = float(s.times[5]) + 1
     state = floor.initial_state()
     busy, state = floor.decide(ScalingContext(now=mid, ready_replicas=1, target_replicas=1), state)
@@ -91,6 +80,6 @@ def test_the_floors_hold_replicas_while_a_user_is_active(tmp_path: Path) -> None
     quiet = float(s.times[-2]) + SESSION_GAP + 1  # nobody active, no session began lately
     idle, _ = floor.decide(ScalingContext(now=quiet, ready_replicas=1, target_replicas=1), state)
     assert idle.target == 1
-    oracle = SessionOracleFloor(_One(), s)
+    oracle = SessionOracleFloor(ONE, s)
     seen, _ = oracle.decide(ScalingContext(now=mid, ready_replicas=1, target_replicas=1), None)
     assert seen.target >= 1

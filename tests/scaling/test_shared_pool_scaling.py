@@ -19,22 +19,17 @@ def _app() -> Any:
     return SimpleNamespace(on_startup=[], on_shutdown=[])
 
 
-def test_a_process_sharing_the_pool_warns_that_auto_scaling_does_not_scale_it(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("auto_scaling", [True, False])
+def test_a_process_sharing_the_pool_warns_only_that_auto_scaling_does_not_scale_it(
+    auto_scaling: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv(POOL_SOCKET_ENV, "/tmp/prsm-test-pool.sock")
     app = _app()
+    scaling = PredictiveSettings() if auto_scaling else None
     with caplog.at_level(logging.WARNING, logger="prsm.performance.serve._local_workers"):
-        attach_local_workers(app, WorkerSettings(count=2), PredictiveSettings())
+        attach_local_workers(app, WorkerSettings(count=2), scaling)
     assert len(app.on_startup) == 1  # it joins the shared pool, nothing more
-    assert "not scaled" in caplog.text and "workers.count = 2" in caplog.text
-
-
-def test_without_auto_scaling_a_process_joins_the_shared_pool_quietly(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv(POOL_SOCKET_ENV, "/tmp/prsm-test-pool.sock")
-    app = _app()
-    with caplog.at_level(logging.WARNING, logger="prsm.performance.serve._local_workers"):
-        attach_local_workers(app, WorkerSettings(count=2), None)
-    assert len(app.on_startup) == 1 and caplog.text == ""
+    if auto_scaling:
+        assert "not scaled" in caplog.text and "workers.count = 2" in caplog.text
+    else:
+        assert caplog.text == ""
