@@ -16,6 +16,7 @@ from prsm.performance.errors import ConfigError, UpstreamError, UpstreamUnavaila
 from prsm.performance.fakes import SimSettings
 from prsm.performance.fakes._server import _frames
 from prsm.performance.orchestrator._resume import Tape, merge_usage
+from prsm.performance.resilience import CircuitState
 from prsm.performance.routing import NodeSpec
 from prsm.performance.routing._node import node_from_mapping
 from prsm.performance.types import AIRequest, JSONBody
@@ -200,6 +201,20 @@ async def test_resume_off_passes_the_stream_as_sent(clock: ManualClock) -> None:
         async for chunk in perf.handle_stream(chat()):
             got.append(chunk)
     assert got[-1].startswith(b"data: {") and not got[-1].endswith(b"\n\n")  # as before
+
+
+async def test_a_node_that_cuts_streams_opens_its_breaker_and_gets_no_more(
+    clock: ManualClock,
+) -> None:
+    up = SimStreams()
+    up.cut["a"] = 3
+    perf = orchestrator(clock, up, {"a": True, "b": True})
+    threshold = perf.breaker_settings.failure_threshold
+    for _ in range(2 * threshold + 2):
+        await collect(perf, chat())
+    assert perf.breakers.get("a").state is CircuitState.OPEN
+    starts = [n for n, body in up.bodies if "continue_final_message" not in body]
+    assert starts.count("a") == threshold  # after that, streams start on b only
 
 
 def test_tape_reframes_events_split_anywhere() -> None:

@@ -156,7 +156,7 @@ def stream_words(settings: SimSettings, body: dict[str, Any]) -> list[str]:
         return [_word(i) for i in range(n)]
     i, head = start
     wanted = body.get("max_tokens") or body.get("max_completion_tokens")
-    count = n if isinstance(wanted, int) and wanted > 0 else max(0, n - i - bool(head))
+    count = n if isinstance(wanted, int) and wanted > 0 else max(0, n - i)
     words = [head] if head else []
     words.extend(_word(j) for j in range(i, i + count))
     return words
