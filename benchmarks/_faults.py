@@ -331,6 +331,8 @@ class Outcome:
     result: str
     status: int = 0
     detail: str = ""
+    stream: bool = False
+    node: str = ""  # the answering node, where the gateway names it (x-prsm-node)
 
 
 @dataclass
@@ -396,10 +398,11 @@ class Load:
     async def _one(self, client: aiohttp.ClientSession, i: int, due: float, start: float) -> None:
         loop = asyncio.get_running_loop()
         path, body, stream = self._body(i)
-        result, status, detail = "ok", 0, ""
+        result, status, detail, node = "ok", 0, "", ""
         try:
             async with client.post(path, json=body) as r:
                 status = r.status
+                node = r.headers.get("x-prsm-node", "")
                 raw = await r.read()
             text = raw.decode(errors="replace")
             if status != 200:
@@ -419,7 +422,7 @@ class Load:
         except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
             result, detail = "lost", f"{type(exc).__name__}: {exc}"
         latency = loop.time() - (start + due)
-        self.outcomes.append(Outcome(due, latency, result, status, detail))
+        self.outcomes.append(Outcome(due, latency, result, status, detail, stream, node))
 
 
 #: the simulators' answer to the default body (max_tokens 16): what a whole stream must carry
