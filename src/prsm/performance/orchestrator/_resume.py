@@ -63,8 +63,8 @@ class Tape:
     """What of one stream has gone to the client: whole events only (see the module)."""
 
     __slots__ = (
-        "bad", "checked", "choices_ok", "off", "content_events", "created", "done", "finished", "id", "parsed",
-        "role_sent", "segment_base", "sent", "tail", "text", "tools",
+        "bad", "checked", "choices_ok", "content_events", "created", "done", "finished", "id",
+        "off", "parsed", "role_sent", "segment_base", "sent", "tail", "text", "tools",
     )  # fmt: skip
 
     def __init__(self) -> None:
