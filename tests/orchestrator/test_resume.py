@@ -4,6 +4,7 @@ an in-process double that streams the upstream simulator's own deterministic eve
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -39,6 +40,7 @@ class SimStreams(CallableUpstream):
         super().__init__(lambda node, request: "x")
         self.cut: dict[str, int] = {}
         self.garble: dict[str, int] = {}
+        self.stall: dict[str, int] = {}
         self.bodies: list[tuple[str, dict[str, Any]]] = []
 
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
@@ -46,6 +48,8 @@ class SimStreams(CallableUpstream):
         self.bodies.append((node.id, body))
         frames = _frames("chat", SimSettings(name="sim"), body, request_no=len(self.bodies), now=7)
         for i, frame in enumerate(frames):
+            if i == self.stall.get(node.id):
+                await asyncio.Event().wait()  # stalls: never another chunk
             if i == self.garble.get(node.id):
                 yield b"data: <html>bad gateway</html>\n\n"
                 return
@@ -134,6 +138,16 @@ async def test_a_malformed_event_never_reaches_the_client_and_the_stream_goes_on
     raw = await collect(perf, chat())
     assert b"<html>" not in raw
     assert text_of(events(raw)) == text_of(reference)
+    assert resumes(perf) == {"resumed": 1.0}
+
+
+async def test_a_stalled_stream_goes_on_elsewhere(clock: ManualClock) -> None:
+    reference = await whole(clock, chat())
+    up = SimStreams()
+    up.stall["a"] = 6
+    perf = orchestrator(clock, up, {"a": True, "b": True}, stream_idle_timeout=1e-6)
+    got = events(await collect(perf, chat()))
+    assert text_of(got) == text_of(reference)
     assert resumes(perf) == {"resumed": 1.0}
 
 
