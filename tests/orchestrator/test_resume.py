@@ -204,6 +204,8 @@ async def test_an_answer_that_had_ended_is_closed_cleanly(clock: ManualClock) ->
     got = events(await collect(perf, chat()))
     assert got[-1] is None and len(up.bodies) == 1
     assert resumes(perf) == {"finished": 1.0}
+    stats = perf.tracker.stats("a")
+    assert (stats.requests, stats.failures) == (1, 1)  # the cut counted once, as a failure
 
 
 async def test_resume_off_passes_the_stream_as_sent(clock: ManualClock) -> None:

@@ -126,6 +126,10 @@ class Tape:
             self.sent.append(out)
         return out
 
+    def whole_events(self) -> int:
+        """How many whole events have been sent."""
+        return sum(block.count(b"\n\n") for block in self.sent)
+
     def rest(self) -> bytes:
         """What was held back when the node ended its stream cleanly (passed on as it is)."""
         tail, self.tail = self.tail, b""

@@ -119,7 +119,7 @@ async def run_stream(
                         if out:
                             yield out
                         if tape.bad is not None:
-                            raise MalformedStreamError(node.id, len(tape.sent), tape.bad)
+                            raise MalformedStreamError(node.id, tape.whole_events(), tape.bad)
                     chunks += 1
                     wait, phase = idle, "idle"
                     left = ends_at - monotonic()
@@ -160,7 +160,8 @@ async def run_stream(
                 if err is exc:
                     raise
                 raise err from exc
-        att.succeed(monotonic())
+        if not att.done:  # (a stream that broke after its answer ended was failed already)
+            att.succeed(monotonic())
         m.ok.inc()
     finally:
         att.abandon()  # cancelled, or the caller went away (no-op once an outcome is recorded)
