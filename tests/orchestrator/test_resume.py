@@ -16,7 +16,7 @@ from prsm.performance.clock import ManualClock
 from prsm.performance.errors import ConfigError, UpstreamError, UpstreamUnavailableError
 from prsm.performance.fakes import SimSettings
 from prsm.performance.fakes._server import _frames
-from prsm.performance.orchestrator._resume import Tape, merge_usage
+from prsm.performance.orchestrator._tape import Tape, merge_usage
 from prsm.performance.resilience import CircuitState
 from prsm.performance.routing import NodeSpec
 from prsm.performance.routing._node import node_from_mapping

@@ -31,8 +31,9 @@ from ..errors import (
 from ..types import AIRequest
 from ..upstreams._base import StreamingUpstream
 from ._attempt import Attempt, Pipeline, as_upstream_error, first_node, is_cancel, next_node
-from ._resume import DONE, Resumer, Tape, resumable
+from ._resume import Resumer
 from ._retry import RetryState
+from ._tape import DONE, Tape, resumable
 
 
 async def _close(agen: AsyncIterator[bytes]) -> None:
