@@ -96,6 +96,7 @@ from .errors import (
     DeadlineExceededError as DeadlineExceededError,
     DependencyMissingError as DependencyMissingError,
     InfeasibleAllocationError as InfeasibleAllocationError,
+    MalformedStreamError as MalformedStreamError,
     NoCapableNodesError as NoCapableNodesError,
     NoGPUError as NoGPUError,
     OverloadedError as OverloadedError,
