@@ -53,7 +53,7 @@ from ._attempt import Pipeline, first_node
 from ._metrics import OrchestratorMetrics, node_snapshots
 from ._settings import OrchestratorSettings, check_caching_strategy
 from ._stream import run_stream
-from ._unary import attempt_hedged, attempt_once, retry_unary
+from ._unary import attempt_first, attempt_once, retry_unary
 
 if TYPE_CHECKING:
     from ..scaling._scaler import PredictiveScaler
@@ -361,19 +361,13 @@ class PerformanceOrchestrator:
             route_s = monotonic() - picking
             hedger = p.hedger
             if hedger is None:
-                result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
-                tried = None
-            else:
+                hedge = False
+            else:  # every unary request adds to the hedge budget
                 p.hedge_tokens = tokens = hedger.deposit(p.hedge_tokens)
-                if tokens < 1.0:  # no hedge could go: no timer either
-                    result = await attempt_once(
-                        p, upstream, node, request, start, deadline=deadline
-                    )
-                    tried = None
-                else:
-                    result, tried = await attempt_hedged(
-                        p, upstream, node, request, start, deadline=deadline
-                    )
+                hedge = tokens >= 1.0  # else no hedge could go: no hedge timer either
+            result, tried = await attempt_first(
+                p, upstream, node, request, start, deadline=deadline, hedge=hedge
+            )
             if not result.ok:
                 result = await retry_unary(p, upstream, request, result, deadline, tried=tried)
             response = result.response
