@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from .._awaiting import arm, disarm, expired
 from ..errors import ConnectionFailed
 
 if TYPE_CHECKING:
@@ -192,17 +193,29 @@ class ClientConnection(asyncio.Protocol):
 
     async def wait(self, within: float | None = None) -> None:
         """Until something happens (headers, a chunk, the end, a failure); ``TimeoutError``
-        after ``within`` seconds of nothing."""
-        self.waiter = asyncio.get_running_loop().create_future()
+        after ``within`` seconds of nothing (at most a tick of the shared deadline timers
+        later: :func:`~prsm.performance._awaiting.arm`, not a loop timer per wait)."""
+        waiter = self.waiter = asyncio.get_running_loop().create_future()
         try:
             if within is None:
-                await self.waiter
-            else:
+                await waiter
+                return
+            armed = arm(within)
+            if armed is None:  # not in a task: the standard way
                 try:
                     async with asyncio.timeout(within):
-                        await self.waiter
+                        await waiter
                 except TimeoutError:
                     raise TimeoutError(f"no byte from the server within {within}s") from None
+                return
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if expired(armed):
+                    raise TimeoutError(f"no byte from the server within {within}s") from None
+                raise
+            finally:
+                disarm(armed)
         finally:
             self.waiter = None
 
