@@ -27,6 +27,7 @@ import asyncio
 import types
 import weakref
 from collections.abc import Awaitable, Coroutine, Generator
+from types import CoroutineType
 from typing import Any, TypeVar
 
 from ._ticks import TickTimers
@@ -79,7 +80,12 @@ def arm(seconds: float) -> Armed | None:
     """Arm a deadline ``seconds`` from now for the running task: once it passes (at most
     :data:`~prsm.performance._ticks.RESOLUTION` later) the task is cancelled. ``None`` when
     no task runs (nothing to cancel: use :func:`await_with_timeout`)."""
-    loop = asyncio.get_running_loop()
+    return arm_in(asyncio.get_running_loop(), seconds)
+
+
+def arm_in(loop: asyncio.AbstractEventLoop, seconds: float) -> Armed | None:
+    """:func:`arm` where the running ``loop`` is at hand (asking for it costs a system call
+    in Python 3.11: ``getpid``)."""
     task = asyncio.current_task(loop)
     if task is None:
         return None
@@ -130,13 +136,20 @@ def resume(
 
 async def await_with_timeout(awaitable: Awaitable[R], seconds: float) -> R:
     """``await awaitable``, raising :class:`TimeoutError` once ``seconds`` have passed (at
-    most :data:`~prsm.performance._ticks.RESOLUTION` later); the awaitable is cancelled then."""
+    most :data:`~prsm.performance._ticks.RESOLUTION` later); the awaitable is cancelled then.
+    It is stepped by hand first: one that is done without waiting (a stream's next chunk
+    already read) arms no deadline at all."""
+    call: Any = awaitable if type(awaitable) is CoroutineType else awaitable.__await__()
+    try:
+        waits_on = call.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
     armed = arm(seconds)
     if armed is None:  # not in a task (nothing to cancel): the standard way
         async with asyncio.timeout(seconds):
-            return await awaitable
+            return await resume(call, waits_on)
     try:
-        return await awaitable
+        return await resume(call, waits_on)
     except asyncio.CancelledError:
         if expired(armed):
             raise TimeoutError(f"no answer within {seconds}s") from None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from .._awaiting import arm, disarm, expired
+from .._awaiting import arm_in, disarm, expired
 from ..errors import ConnectionFailed
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class ClientConnection(asyncio.Protocol):
     called with the connection when an answer is complete or the connection fails."""
 
     __slots__ = ("body", "chunks", "closed", "complete", "eof", "error", "framed",
-                 "header_bytes", "headers", "headers_done", "idle_since", "keep_alive",
+                 "header_bytes", "headers", "headers_done", "idle_since", "keep_alive", "loop",
                  "on_done", "parser", "paused", "pool", "received", "sent", "status",
                  "streaming", "tag", "transport", "waiter")  # fmt: skip
 
@@ -66,6 +66,7 @@ class ClientConnection(asyncio.Protocol):
         self.tag: Any = None  # whatever the owner keeps with the connection
         self.parser = httptools.HttpResponseParser(self)
         self.transport: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the one it was opened on
         self.closed = False
         self.eof = False  # the server shut its side
         self.idle_since = 0.0
@@ -195,12 +196,15 @@ class ClientConnection(asyncio.Protocol):
         """Until something happens (headers, a chunk, the end, a failure); ``TimeoutError``
         after ``within`` seconds of nothing (at most a tick of the shared deadline timers
         later: :func:`~prsm.performance._awaiting.arm`, not a loop timer per wait)."""
-        waiter = self.waiter = asyncio.get_running_loop().create_future()
+        loop = self.loop
+        if loop is None:  # asked once a connection (a system call each time in Python 3.11)
+            loop = self.loop = asyncio.get_running_loop()
+        waiter = self.waiter = loop.create_future()
         try:
             if within is None:
                 await waiter
                 return
-            armed = arm(within)
+            armed = arm_in(loop, within)
             if armed is None:  # not in a task: the standard way
                 try:
                     async with asyncio.timeout(within):

@@ -141,7 +141,7 @@ class ServerExchange(Generic[H]):
             return
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            self.conn.loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write what :meth:`send` left for the end of this turn now (the connection does,
