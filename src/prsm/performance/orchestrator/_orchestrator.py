@@ -356,14 +356,16 @@ class PerformanceOrchestrator:
                     record_result(self.recorder, request, result, cached=True)
                     return result
             deadline = start + (request.timeout or self.settings.default_timeout)
-            picking = monotonic()
+            picking = monotonic() if consulted else start  # (one clock reading less)
             node = first_node(p, request, picking)
             route_s = monotonic() - picking
             hedger = p.hedger
             if hedger is None:
                 hedge = False
-            else:  # every unary request adds to the hedge budget
-                p.hedge_tokens = tokens = hedger.deposit(p.hedge_tokens)
+            else:  # every unary request adds to the hedge budget (hedger.deposit, inline)
+                tokens = p.hedge_tokens + hedger.ratio
+                burst = hedger.burst
+                p.hedge_tokens = tokens = tokens if tokens < burst else burst
                 hedge = tokens >= 1.0  # else no hedge could go: no hedge timer either
             result, tried = await attempt_first(
                 p, upstream, node, request, start, deadline=deadline, hedge=hedge
