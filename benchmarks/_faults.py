@@ -220,7 +220,8 @@ def start_ours(sims: Sequence[Proc], tmp: Path, *, redis: Redis, data_dir: Path,
     port = free_port()
     cfg = {
         "nodes": [{"id": s.cmd[s.cmd.index("--name") + 1], "url": f"http://127.0.0.1:{s.port}/v1",
-                   "models": [MODEL], "timeout": 30} for s in sims],
+                   "models": [MODEL], "timeout": 30, "resume": "continue_final_message"}
+                  for s in sims],
         "gateway": {"port": port, "request_timeout": 30},
         "orchestrator": {"caching_strategy": "multi_tier", "max_attempts": 3},
         "breaker": {"failure_threshold": failure_threshold, "reset_timeout": reset_timeout},
@@ -330,6 +331,8 @@ class Outcome:
     result: str
     status: int = 0
     detail: str = ""
+    stream: bool = False
+    node: str = ""  # the answering node, where the gateway names it (x-prsm-node)
 
 
 @dataclass
@@ -395,10 +398,11 @@ class Load:
     async def _one(self, client: aiohttp.ClientSession, i: int, due: float, start: float) -> None:
         loop = asyncio.get_running_loop()
         path, body, stream = self._body(i)
-        result, status, detail = "ok", 0, ""
+        result, status, detail, node = "ok", 0, "", ""
         try:
             async with client.post(path, json=body) as r:
                 status = r.status
+                node = r.headers.get("x-prsm-node", "")
                 raw = await r.read()
             text = raw.decode(errors="replace")
             if status != 200:
@@ -409,6 +413,8 @@ class Load:
                     result, detail = "lost", "stream did not end with [DONE]"
                 elif any('"error"' in e for e in events):
                     result, detail = "lost", "stream carried an error event"
+                elif self.body_for is None and _streamed_text(events) != ANSWER:
+                    result, detail = "lost", "stream text not the whole answer"
             else:
                 data = json.loads(raw)
                 if "choices" not in data and "data" not in data:
@@ -416,7 +422,23 @@ class Load:
         except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
             result, detail = "lost", f"{type(exc).__name__}: {exc}"
         latency = loop.time() - (start + due)
-        self.outcomes.append(Outcome(due, latency, result, status, detail))
+        self.outcomes.append(Outcome(due, latency, result, status, detail, stream, node))
+
+
+#: the simulators' answer to the default body (max_tokens 16): what a whole stream must carry
+ANSWER = "tok0" + "".join(f" tok{i}" for i in range(1, 16))
+
+
+def _streamed_text(events: Sequence[str]) -> str:
+    """The text a chat stream's events carry (their deltas' content, in order)."""
+    parts = []
+    for e in events:
+        data = e[5:].strip()
+        if data == "[DONE]":
+            continue
+        for choice in json.loads(data).get("choices") or ():
+            parts.append((choice.get("delta") or {}).get("content") or "")
+    return "".join(parts)
 
 
 def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:

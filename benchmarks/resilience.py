@@ -302,7 +302,8 @@ def rows_for(target: str, result: dict[str, Any]) -> tuple[list[dict[str, Any]],
     for p in phases:
         inside = [o for o in chat if p.t0 <= o.due < p.t0 + p.seconds]
         fault = f"{p.victim}: {p.fault}" if p.victim else p.fault
-        rows.append({"target": target, "phase": p.name, "fault": fault, **summarize(inside)})
+        rows.append({"target": target, "phase": p.name, "fault": fault, **summarize(inside),
+                     "slowest": slowest(inside)})  # fmt: skip
     healthy = rows[0]["p99_ms"]
     opened, closed = breaker_times(phases, result["counts"])
     overall = {"target": target, "phase": "all", "fault": "every fault above", **summarize(chat),
@@ -323,13 +324,20 @@ def rows_for(target: str, result: dict[str, Any]) -> tuple[list[dict[str, Any]],
     return rows, overall
 
 
-def hedge_counts(port: int) -> dict[str, float]:
-    """Our gateway's hedges by outcome (``prsm_orchestrator_hedges_total``) and its chat
-    requests, from its ``/metrics``."""
+def slowest(outcomes: list[Outcome], n: int = 4) -> str:
+    """The ``n`` slowest whole answers: when due (s), ms, stream or unary, the node."""
+    worst = sorted((o for o in outcomes if o.result == "ok"), key=lambda o: -o.latency)[:n]
+    return ", ".join(f"{o.due:.1f}s {o.latency * 1e3:.0f}ms {'S' if o.stream else 'U'}"
+                     f"{'@' + o.node if o.node else ''}" for o in worst)  # fmt: skip
+
+
+def outcome_counts(port: int, family: str) -> dict[str, float]:
+    """One of our gateway's ``{outcome}`` counters (``prsm_orchestrator_hedges_total``,
+    ``prsm_orchestrator_stream_resumes_total``) by outcome, from its ``/metrics``."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("prsm_orchestrator_hedges_total{"):
+        if line.startswith(family + "{"):
             outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
             out[outcome] = float(line.rsplit(" ", 1)[1])
     return out
@@ -405,7 +413,12 @@ def main() -> None:
                 )
                 print(f"{target}: done in {time.time() - t_start:.0f}s", flush=True)
                 if target == "prsm":
-                    report.extra["hedges"] = hedge_counts(gw.port)
+                    report.extra["hedges"] = outcome_counts(
+                        gw.port, "prsm_orchestrator_hedges_total"
+                    )
+                    report.extra["resumes"] = outcome_counts(
+                        gw.port, "prsm_orchestrator_stream_resumes_total"
+                    )
             finally:
                 gw.stop()
             rows, overall[target] = rows_for(target, result)
@@ -451,6 +464,7 @@ def main() -> None:
     report.notes.extend(bench.notes)
     if "hedges" in report.extra:
         report.notes.append(f"ours, hedges by outcome: {report.extra['hedges']}")
+        report.notes.append(f"ours, stream resumes by outcome: {report.extra['resumes']}")
     report.notes.append(f"rate {args.rate} req/s chat (every 2nd streamed), simulators answer in "
                         f"{LATENCY * 1e3:.0f} ms; breakers: {THRESHOLD} failures, "
                         f"{RESET:.0f} s")  # fmt: skip

@@ -75,7 +75,7 @@ def test_hold_suppresses_repeat_alarms_but_not_new_extremes() -> None:
     x = _noise(3000, seed=4)
     x[2000:2030] -= 6  # an incident: alarms once, then held
     x[2050] = x.max() + 500  # a new extreme (beyond 10 spans) during the hold still scores 1
-    held = AnomalySettings(spatial_tolerance=10.0, hold=100)
+    held = AnomalySettings(spatial_tolerance=10.0, hold=100, quiet=0)
     s = AnomalyDetector(held).score_series(x)
     hits = np.flatnonzero(s[1500:2200] >= held.threshold) + 1500
     assert hits.size and 2000 <= hits[0] <= 2010
@@ -83,7 +83,7 @@ def test_hold_suppresses_repeat_alarms_but_not_new_extremes() -> None:
     assert s[2050] == 1.0
     during = np.arange(hits[0] + 1, hits[0] + 101)
     assert np.all(s[during[during != 2050]] == 0)
-    free = AnomalySettings(spatial_tolerance=10.0, hold=0)
+    free = AnomalySettings(spatial_tolerance=10.0, hold=0, quiet=0)
     s0 = AnomalyDetector(free).score_series(x)
     assert (s0[2000:2200] >= free.threshold).sum() > 2  # without the hold, repeats
 
@@ -91,7 +91,7 @@ def test_hold_suppresses_repeat_alarms_but_not_new_extremes() -> None:
 def test_sustained_level_shift_is_named() -> None:
     x = _noise(4000, seed=6)
     x[2500:] += 3  # stays inside the range seen so far? no: off by the envelope's tolerance
-    s = AnomalySettings(spatial_tolerance=10.0)
+    s = AnomalySettings(spatial_tolerance=10.0, quiet=0)
     det = AnomalyDetector(s)
     kinds = []
     for v in x.tolist():
@@ -102,23 +102,44 @@ def test_sustained_level_shift_is_named() -> None:
     assert kinds[flagged[0]] == "level_shift"
 
 
-@pytest.mark.parametrize("hold", [0, 100])
-def test_online_under_random_futures(hold: int) -> None:
-    """The score of point i never depends on points after i (with and without the hold)."""
+@pytest.mark.parametrize(("hold", "quiet"), [(0, 0), (100, 2000), (150, 300)])
+def test_online_under_random_futures(hold: int, quiet: int) -> None:
+    """The score of point i never depends on points after i (with and without the hold and
+    the quiet-period record)."""
     rng = np.random.default_rng(11)
     x = _noise(1500, seed=12)
     ts = 1_700_000_000 + 300 * np.arange(1500)
-    full = AnomalyDetector(AnomalySettings(hold=hold)).score_series(x, ts)
+    settings = AnomalySettings(hold=hold, quiet=quiet)
+    full = AnomalyDetector(settings).score_series(x, ts)
     for cut in (400, 900, 1300):
         y = x.copy()
         y[cut:] = rng.normal(0, 30, 1500 - cut) + rng.uniform(-200, 200)
-        part = AnomalyDetector(AnomalySettings(hold=hold)).score_series(y, ts)
+        part = AnomalyDetector(settings).score_series(y, ts)
         np.testing.assert_array_equal(full[:cut], part[:cut])
+
+
+def test_quiet_period_record_is_a_weak_alarm() -> None:
+    x = _noise(6000, seed=5)
+    q = 1000
+    plain = AnomalyDetector(AnomalySettings(quiet=0)).score_series(x)
+    rec = AnomalyDetector(AnomalySettings(quiet=q)).score_series(x)
+    diff = np.flatnonzero(plain != rec)
+    assert diff.size  # a record happened on 6000 points of noise
+    i = int(diff[0])
+    assert i >= q and plain[i] < 0.5
+    assert rec[i] == pytest.approx(0.5 + 0.01 * plain[i])
+    assert plain[i] > plain[i - q + 1 : i].max()  # above every score of the last q points
+    assert plain[:i].max() < 0.5 or i - int(np.flatnonzero(plain[:i] >= 0.5)[-1]) > q
+    assert rec[i] < AnomalySettings().threshold  # weak: not an anomaly at the default threshold
+    hold = AnomalySettings().hold
+    assert np.all(rec[i + 1 : i + 1 + hold] == 0)  # and, like any alarm, it starts a hold
 
 
 def test_hold_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="hold"):
         AnomalySettings(hold=-1)
+    with pytest.raises(ConfigError, match="quiet"):
+        AnomalySettings(quiet=-1)
     with pytest.raises(ConfigError, match="hold_threshold"):
         AnomalySettings(hold_threshold=0)
     with pytest.raises(ConfigError, match="alpha_shift"):

@@ -3,7 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from prsm.performance.analytics import PROFILES, NabProfile, NabSeries, score_corpus
+from prsm.performance.analytics import (
+    PROFILES,
+    NabProfile,
+    NabSeries,
+    score_corpus,
+    score_held_out_groups,
+)
 from prsm.performance.analytics._nab import probation_length, scaled_sigmoid, sweep_scores
 from prsm.performance.errors import ConfigError
 
@@ -95,3 +101,38 @@ def test_bad_input_is_named() -> None:
         _series(10, ((5, 12),))
     with pytest.raises(ConfigError, match="fp_weight"):
         NabProfile("x", 1.0, 1.0, math.nan)
+
+
+def test_a_corpus_without_windows_scores_nan_but_keeps_its_raw_cost() -> None:
+    s = _series(1000, ())
+    scores = np.zeros(1000)
+    scores[500] = 1.0
+    r = score_corpus([s], {"s": scores}, STD, threshold=0.5)
+    assert math.isnan(r.score) and r.raw == pytest.approx(-0.11) and r.fp == 1
+
+
+def _category(name: str) -> str:
+    return name.split("/", maxsplit=1)[0]
+
+
+def test_held_out_groups_score_each_group_at_the_other_groups_threshold() -> None:
+    a = _series(1000, ((500, 519),), name="a/1")
+    b = _series(1000, ((500, 519),), name="b/1")
+    sa, sb = np.zeros(1000), np.zeros(1000)
+    sa[500] = 0.9  # a's window is caught at 0.9
+    sb[500], sb[300] = 0.6, 0.95  # b's at 0.6, and b has a louder false positive
+    scores = {"a/1": sa, "b/1": sb}
+    r = score_held_out_groups([a, b], scores, STD, _category)
+    # a is judged at b's best threshold (0.6: its catch and its FP) and b at a's (0.9: only
+    # the FP), so b's window is missed although the pooled optimum would catch both.
+    thr_b = score_corpus([b], scores, STD).threshold
+    thr_a = score_corpus([a], scores, STD).threshold
+    ra = score_corpus([a], scores, STD, threshold=thr_b)
+    rb = score_corpus([b], scores, STD, threshold=thr_a)
+    assert (thr_a, thr_b) == (0.9, 0.6)
+    assert r.raw == pytest.approx(ra.raw + rb.raw)
+    assert (r.tp, r.fp, r.fn) == (1, 1, 1)
+    assert r.score < score_corpus([a, b], scores, STD).score
+    assert math.isnan(r.threshold)
+    with pytest.raises(ConfigError, match="group"):
+        score_held_out_groups([a, b], scores, STD, lambda name: "all")

@@ -150,3 +150,42 @@ async def test_paced_streams_delays_and_http_limits_on_the_server_core() -> None
             assert sim.stats.open_connections >= 1
     finally:
         await sim.close()
+
+
+def _words(body: dict[str, object]) -> str:
+    from prsm.performance.fakes._policy import stream_words
+
+    return "".join(stream_words(SimSettings(), body))
+
+
+def test_a_continuation_of_its_own_answer_yields_exactly_the_rest() -> None:
+    ask = [{"role": "user", "content": "hi"}]
+    whole = _words({"messages": ask})  # the natural answer: 16 tokens
+    assert whole == "tok0" + "".join(f" tok{i}" for i in range(1, 16))
+    for cut in (1, 4, 7, 13, 30, len(whole) - 1):  # inside a token or between two
+        prefix = whole[:cut]
+        body = {
+            "messages": [*ask, {"role": "assistant", "content": prefix}],
+            "continue_final_message": True,
+            "add_generation_prompt": False,
+        }
+        assert prefix + _words(body) == whole
+    body = {
+        "messages": [*ask, {"role": "assistant", "content": "tok0 tok1 tok"}],
+        "continue_final_message": True,
+        "add_generation_prompt": False,
+        "max_tokens": 2,
+    }
+    assert _words(body) == "2 tok3 tok4"  # the cut token's rest, then max_tokens more
+
+
+def test_a_continuation_is_refused_as_vllm_refuses_it() -> None:
+    from prsm.performance.fakes._policy import continuation
+
+    ask = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "tok0"}]
+    with pytest.raises(ValueError, match="add_generation_prompt"):
+        continuation({"messages": ask, "continue_final_message": True})
+    with pytest.raises(ValueError, match="final assistant message"):
+        continuation({"messages": ask[:1], "continue_final_message": True,
+                      "add_generation_prompt": False})  # fmt: skip
+    assert continuation({"messages": ask}) is None

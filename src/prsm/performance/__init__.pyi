@@ -96,6 +96,7 @@ from .errors import (
     DeadlineExceededError as DeadlineExceededError,
     DependencyMissingError as DependencyMissingError,
     InfeasibleAllocationError as InfeasibleAllocationError,
+    MalformedStreamError as MalformedStreamError,
     NoCapableNodesError as NoCapableNodesError,
     NoGPUError as NoGPUError,
     OverloadedError as OverloadedError,
@@ -287,6 +288,7 @@ from .analytics import (
     load_nab as load_nab,
     replicas_for_slo as replicas_for_slo,
     score_corpus as score_corpus,
+    score_held_out_groups as score_held_out_groups,
     wait_quantile as wait_quantile,
 )
 from .http import (

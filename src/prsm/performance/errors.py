@@ -17,6 +17,8 @@
     │   │   └── StreamTimeoutError        a stream missed a limit: .phase (first_token, idle,
     │   │                                 total), .seconds, .chunks
     │   ├── UpstreamUnavailableError      could not connect / connection dropped / 5xx, 429
+    │   ├── MalformedStreamError          a stream sent an event that is not SSE of JSON:
+    │   │                                 .chunks (events before it)
     │   └── UpstreamRejectedError         the node refused for its own reason (its credentials,
     │                                     a model or path it lacks, a redirect): 401/403/404/3xx
     ├── OverloadedError                   a bounded queue is full: .retry_after
@@ -204,6 +206,17 @@ class StreamTimeoutError(UpstreamTimeoutError):
 
 class UpstreamUnavailableError(UpstreamError):
     """An endpoint could not be reached, dropped the connection, or answered 5xx or 429."""
+
+
+class MalformedStreamError(UpstreamError):
+    """A node's stream sent something that is not a server-sent event carrying JSON (nor
+    ``[DONE]`` nor a comment): the node's failure. It never reaches the client; ``chunks`` is
+    how many whole events came before it."""
+
+    def __init__(self, node_id: str, chunks: int, event: bytes) -> None:
+        self.chunks = chunks
+        shown = event[:60].decode("utf-8", "replace")
+        super().__init__(node_id, f"malformed stream event after {chunks} event(s): {shown!r}")
 
 
 class UpstreamRejectedError(UpstreamError):

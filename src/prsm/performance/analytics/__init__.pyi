@@ -17,6 +17,7 @@ from ._nab import (
     NabSeries as NabSeries,
     load_nab as load_nab,
     score_corpus as score_corpus,
+    score_held_out_groups as score_held_out_groups,
 )
 from ._settings import AnalyticsSettings as AnalyticsSettings
 from ._trend import Trend as Trend, TrendDetector as TrendDetector, TrendSettings as TrendSettings

@@ -133,7 +133,13 @@ class PerformanceAnalytics:
                 if found:
                     anomalies[sd.key] = found
         _keep_latest(anomalies, s.max_anomalies)
-        capacity = fleet_capacity(data, s)
+
+        def trend_of(sd: SeriesData) -> dict[str, Any] | None:
+            if len(sd.ts) < trend_detector.settings.min_points:
+                return None
+            return trend_detector.analyze(sd.ts, sd.values).as_dict()
+
+        capacity = fleet_capacity(data, s, trend_of)
         bottleneck = find_bottleneck(data["stage.mean"], capacity)
         insights = generate_insights(self.series, capacity, bottleneck, s)
         return {

@@ -17,12 +17,20 @@ Every point is judged on the past only, then learned. Per point, in O(1):
   reports only its first. The score is the largest of the three;
 * a *hold*: for ``hold`` points after a score of ``hold_threshold`` or more, the likelihood
   scores are suppressed (reported as 0): one incident raises one alarm (NAB counts only the
-  first detection in a window and charges every other one);
+  first detection in a window and charges every other one). The price: an incident that starts
+  during a hold is reported only if it breaks the spatial envelope (a red run that began in
+  the hold reports no first point);
+* a *quiet-period record*: after ``quiet`` points without a score of ``hold_threshold`` or
+  more, a score above every score of the last ``quiet`` points is reported at
+  ``hold_threshold`` (plus a hundredth of itself, to keep the order): the strongest surprise of
+  a long quiet stretch is a weak alarm, whatever the stretch's absolute level. It is below the
+  default ``threshold`` (not an anomaly for ``kind``) but starts a hold like any alarm;
 * a *spatial* override (as Numenta's NAB detector does): a value beyond the past extremes by
   more than ``spatial_tolerance`` of their span scores 1, hold or not.
 
 Hyper-parameters were fitted on NAB's artificial, realAWSCloudwatch and realAdExchange
-categories only (see the README's Analytics section); the other categories are held out.
+categories only, except ``hold`` and ``quiet``, chosen by leave-one-category-out over NAB's
+categories (see the README's Analytics section, which reports the held-out figures).
 """
 
 from __future__ import annotations
@@ -64,17 +72,20 @@ class AnomalySettings:
     spatial_tolerance: float = 0.05
     envelope_decay: float = 0.0
     """How fast the remembered extremes drift back towards the mean (0: never)."""
-    hold: int = 100
+    hold: int = 150
     """Points after an alarm during which further likelihood alarms are suppressed (0: off)."""
     hold_threshold: float = 0.5
     """Score that starts a hold."""
+    quiet: int = 2000
+    """Points without an alarm after which a record score is a weak alarm (0: off)."""
     threshold: float = 0.535
     """Score at or above which a point is called an anomaly: NAB's optimum (all three
     profiles) over the fitted categories (0.503 over all 58 series; see the README)."""
 
     def __post_init__(self) -> None:
-        if self.hold < 0:
-            raise ConfigError("hold", f"must be >= 0, got {self.hold!r}")
+        for name in ("hold", "quiet"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)!r}")
         for name in ("warmup", "average_window", "history", "reestimate_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)!r}")
@@ -152,6 +163,8 @@ class AnomalyDetector:
         "_lik_season",
         "_lik_shift",
         "_lik_value",
+        "_quiet",
+        "_recent",
         "_season_dev",
         "_season_mean",
         "_shift",
@@ -170,6 +183,8 @@ class AnomalyDetector:
         self._fast: list[float] = []
         self._shift: list[float] = []  # the slow baseline of the level-shift measure
         self._hold = 0
+        self._quiet = 0  # points since the last alarm
+        self._recent: deque[tuple[int, float]] = deque()  # falling scores of the last `quiet`
         self._season_mean: list[float | None] = [None] * 24
         self._season_dev = [0.0] * 24
         self._global_dev = 0.0
@@ -208,10 +223,16 @@ class AnomalyDetector:
         if self._hold > 0:
             self._hold -= 1
             score = 0.0
+        if s.quiet and self._record(score, i):
+            score = s.hold_threshold + 0.01 * score
         if self._spatial(v):
             score, kind = 1.0, "out_of_range"
-        if s.hold and score >= s.hold_threshold:
-            self._hold = s.hold
+        if score >= s.hold_threshold:
+            self._quiet = 0
+            if s.hold:
+                self._hold = s.hold
+        else:
+            self._quiet += 1
         self.kind = kind if score >= s.threshold else "none"
         return score
 
@@ -230,6 +251,22 @@ class AnomalyDetector:
         else:
             secs = ts.astype(np.float64).tolist()
         return np.array([self.update(v, t) for v, t in zip(vals, secs, strict=True)])
+
+    def _record(self, score: float, i: int) -> bool:
+        """Whether ``score`` is a quiet-period record (and remember it)."""
+        s = self.settings
+        recent = self._recent
+        while recent and recent[0][0] <= i - s.quiet:
+            recent.popleft()
+        record = (
+            self._quiet >= s.quiet
+            and score < s.hold_threshold
+            and (not recent or score > recent[0][1])
+        )
+        while recent and recent[-1][1] <= score:
+            recent.pop()
+        recent.append((i, score))
+        return record
 
     def _season(self, v: float, timestamp: float | datetime) -> float:
         secs = timestamp.timestamp() if isinstance(timestamp, datetime) else float(timestamp)

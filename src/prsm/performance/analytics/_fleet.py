@@ -8,12 +8,17 @@ over the processes. The fleet serves at most ``min(replicas × per-replica capac
 CPU ceiling)``; each node's :class:`~._capacity.CapacityModel` is its USL bounded by that ceiling
 (which bound binds, the knee). The bottleneck is the stage requests spend most time in and the
 resource with the least headroom (the highest utilisation saturates first as load grows).
+
+With several gateway processes (``serve --workers N``) every process writes its own series to
+the shared history, labelled ``instance="gateway-K"``, each counting only the requests it
+handled. The fleet's figures are the processes' sum (:func:`fleet_series`): the arrival rate,
+each node's request rate and requests in flight; latencies and stage times are pooled.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +32,11 @@ if TYPE_CHECKING:
 
 #: what ``saturates_first`` names when the gateway's CPU has the least headroom
 GATEWAY_CPU = "gateway CPU"
+#: the label each gateway process of ``serve --workers N`` puts on its series
+INSTANCE = "instance"
+
+#: the trend of a series (``TrendDetector(...).analyze(...).as_dict()``), None if too short
+TrendOf = Callable[["SeriesData"], "dict[str, Any] | None"]
 
 
 def one(series: list[SeriesData]) -> SeriesData | None:
@@ -35,6 +45,41 @@ def one(series: list[SeriesData]) -> SeriesData | None:
         if not sd.labels:
             return sd
     return series[0] if series else None
+
+
+def _fleet_labels(sd: SeriesData) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in sd.labels.items() if k != INSTANCE))
+
+
+def _summed(parts: list[SeriesData]) -> SeriesData:
+    """``parts`` (one series per process) added up at each timestamp; a process with no
+    point at a timestamp (not started yet, or stopped) adds nothing there."""
+    if len(parts) == 1:
+        return parts[0]
+    from ._analytics import SeriesData
+
+    ts = np.unique(np.concatenate([p.ts for p in parts]))
+    total = np.zeros(len(ts))
+    for p in parts:
+        np.add.at(total, np.searchsorted(ts, p.ts), p.values)
+    return SeriesData(parts[0].metric, dict(_fleet_labels(parts[0])), ts, total)
+
+
+def fleet_series(series: list[SeriesData]) -> list[SeriesData]:
+    """One series per label set without ``instance``: the gateway processes' series summed
+    (a single process's series unchanged, its trend kept)."""
+    groups: dict[tuple[tuple[str, str], ...], list[SeriesData]] = {}
+    for sd in series:
+        groups.setdefault(_fleet_labels(sd), []).append(sd)
+    return [_summed(parts) for parts in groups.values()]
+
+
+def _pooled(series: list[SeriesData], label: str) -> dict[str, np.ndarray]:
+    """Every process's values of each ``label`` value, pooled (for medians and means)."""
+    out: dict[str, list[np.ndarray]] = {}
+    for sd in series:
+        out.setdefault(sd.labels.get(label, "?"), []).append(sd.values)
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def recent(values: np.ndarray) -> float:
@@ -109,12 +154,20 @@ def gateway_cpu(
     return total, cores, info
 
 
-def fleet_capacity(data: Mapping[str, list[SeriesData]], s: AnalyticsSettings) -> dict[str, Any]:
-    """The ``capacity`` of the analysis (see the module docstring)."""
-    rate = one(data["application.request_rate"])
-    node_rates = {sd.labels.get("node", ""): sd for sd in data["node.request_rate"]}
-    in_flight = {sd.labels.get("node", ""): sd for sd in data["node.in_flight"]}
-    p50 = {sd.labels.get("node", ""): sd for sd in data["node.latency_p50"]}
+def fleet_capacity(
+    data: Mapping[str, list[SeriesData]], s: AnalyticsSettings, trend_of: TrendOf | None = None
+) -> dict[str, Any]:
+    """The ``capacity`` of the analysis (see the module docstring); ``trend_of`` gives the
+    trend of the summed arrival rate when several processes wrote it."""
+    processes = {
+        sd.labels[INSTANCE] for sd in data["application.request_rate"] if INSTANCE in sd.labels
+    }
+    rate = one(fleet_series(data["application.request_rate"]))
+    if rate is not None and rate.trend is None and trend_of is not None:
+        rate.trend = trend_of(rate)
+    node_rates = {sd.labels.get("node", ""): sd for sd in fleet_series(data["node.request_rate"])}
+    in_flight = {sd.labels.get("node", ""): sd for sd in fleet_series(data["node.in_flight"])}
+    p50 = _pooled(data["node.latency_p50"], "node")
     gw = gateway_cpu(data, s)
     cost, cores = (gw[0], gw[1]) if gw is not None else (None, 1.0)
     replicas = len(node_rates)
@@ -129,10 +182,14 @@ def fleet_capacity(data: Mapping[str, list[SeriesData]], s: AnalyticsSettings) -
         if fit is not None or cost is not None:
             info["model"] = CapacityModel(fit, cost, cores).as_dict()
         if node in p50:
-            info["latency_p50"] = float(np.median(p50[node].values))
+            info["latency_p50"] = float(np.median(p50[node]))
         info["utilization"] = info["rate_now"] / info["capacity"] if info["capacity"] else None
         nodes[node] = info
-    out: dict[str, Any] = {"replicas": replicas, "nodes": nodes}
+    out: dict[str, Any] = {
+        "replicas": replicas,
+        "nodes": nodes,
+        "processes": max(1, len(processes)),
+    }
     out["node_rate_total"] = sum(n["rate_now"] for n in nodes.values())
     if gw is not None:
         out["gateway"] = gw[2]
@@ -172,7 +229,7 @@ def _micro(seconds: float) -> str:
 
 def bottleneck(stages: list[SeriesData], capacity: Mapping[str, Any]) -> dict[str, Any]:
     """Where requests' time goes and what saturates first, in one sentence with its figures."""
-    means = {sd.labels.get("stage", "?"): float(np.mean(sd.values)) for sd in stages}
+    means = {k: float(np.mean(v)) for k, v in _pooled(stages, "stage").items()}
     total = sum(means.values())
     out: dict[str, Any] = {
         "stages": {},

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,8 +225,40 @@ def score_corpus(
             thr, raw, tp, fp = threshold, float(cum[e]), int(cum_tp[e]), int(cum_fp[e])
     perfect = n_labelled * profile.tp_weight
     null = base  # the null detector misses every scored window
-    score = 100.0 * (raw - null) / (perfect - null)
+    # A corpus without windows has no scale: its score is NaN (its raw total still counts).
+    score = 100.0 * (raw - null) / (perfect - null) if perfect != null else math.nan
     return NabResult(profile.name, thr, raw, score, tp, fp, n_windows - tp)
+
+
+def score_held_out_groups(
+    series: Sequence[NabSeries],
+    scores: Mapping[str, npt.ArrayLike],
+    profile: NabProfile,
+    group: Callable[[str], str],
+) -> NabResult:
+    """Score each group of series (``group(name)``, e.g. its NAB category) at the threshold
+    chosen on all the *other* groups, and normalise the summed raw totals as one corpus.
+
+    This is the corpus score with the threshold fitted out of group: how well one threshold
+    carries over to data of a kind it was not chosen on. ``threshold`` is NaN (one a group).
+    """
+    groups: dict[str, list[NabSeries]] = {}
+    for s in series:
+        groups.setdefault(group(s.name), []).append(s)
+    if len(groups) < 2:
+        raise ConfigError("group", f"needs at least two groups, got {sorted(groups)}")
+    raw = null = perfect = 0.0
+    tp = fp = fn = 0
+    for name, members in groups.items():
+        rest = [s for s in series if group(s.name) != name]
+        thr = score_corpus(rest, scores, profile).threshold
+        r = score_corpus(members, scores, profile, threshold=thr)
+        raw += r.raw
+        null -= profile.fn_weight * (r.tp + r.fn)
+        perfect += profile.tp_weight * sum(len(s.windows) for s in members)
+        tp, fp, fn = tp + r.tp, fp + r.fp, fn + r.fn
+    score = 100.0 * (raw - null) / (perfect - null) if perfect != null else math.nan
+    return NabResult(profile.name, math.nan, raw, score, tp, fp, fn)
 
 
 def load_nab(root: str | Path, *, categories: Sequence[str] | None = None) -> list[NabSeries]:

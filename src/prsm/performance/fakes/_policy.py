@@ -116,13 +116,62 @@ def completion_body(
     )
 
 
+def continuation(body: dict[str, Any]) -> tuple[int, str] | None:
+    """Where a chat request with ``continue_final_message`` picks up (vLLM's extension: the
+    final assistant message is continued, not answered): the index of the next token and the
+    rest of a token the message ends inside (``""``: none); ``None`` for an ordinary request.
+    The simulator's answer is always ``tok0 tok1 …``, so given a prefix of it, the continuation
+    is exactly the rest. Raises :class:`ValueError` as vLLM does (with
+    ``add_generation_prompt``, or without a final assistant message)."""
+    if not body.get("continue_final_message"):
+        return None
+    if body.get("add_generation_prompt", True):
+        raise ValueError(
+            "continue_final_message cannot be used at the same time as add_generation_prompt"
+        )
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if not isinstance(last, dict) or last.get("role") != "assistant":
+        raise ValueError("continue_final_message needs a final assistant message")
+    prefix = last.get("content")
+    if not isinstance(prefix, str):
+        raise ValueError("continue_final_message needs the final message's content as a string")
+    i = pos = 0
+    while prefix.startswith(_word(i), pos):
+        pos += len(_word(i))
+        i += 1
+    rest = prefix[pos:]
+    word = _word(i)
+    if rest and word.startswith(rest):  # it ends inside token i: its remainder comes first
+        return i + 1, word[len(rest) :]
+    return i, ""
+
+
+def stream_words(settings: SimSettings, body: dict[str, Any]) -> list[str]:
+    """The token texts a streamed answer sends: ``tok0 …`` (``answer_tokens`` of them), or for
+    a continuation the next ones (``max_tokens`` more, else up to the natural end)."""
+    start = continuation(body)
+    n = answer_tokens(settings, body, stream=True)
+    if start is None:
+        return [_word(i) for i in range(n)]
+    i, head = start
+    wanted = body.get("max_tokens") or body.get("max_completion_tokens")
+    count = n if isinstance(wanted, int) and wanted > 0 else max(0, n - i)
+    words = [head] if head else []
+    words.extend(_word(j) for j in range(i, i + count))
+    return words
+
+
 def stream_chunk(
-    kind: str, settings: SimSettings, *, model: str, request_no: int, now: int, i: int, last: bool
-) -> bytes:
-    """One server-sent event of a streamed answer (token ``i``; ``last`` adds finish_reason)."""
+    kind: str, settings: SimSettings, *, model: str, request_no: int, now: int, i: int, last: bool,
+    word: str | None = None,
+) -> bytes:  # fmt: skip
+    """One server-sent event of a streamed answer (token ``i``, or the text ``word``; ``last``
+    adds finish_reason)."""
     finish = "stop" if last else None
+    text = _word(i) if word is None else word
     if kind == "chat":
-        delta: dict[str, Any] = {"content": _word(i)}
+        delta: dict[str, Any] = {"content": text}
         if i == 0:
             delta["role"] = "assistant"
         data = {
@@ -140,9 +189,34 @@ def stream_chunk(
             "created": now,
             "model": model,
             "system_fingerprint": settings.name,
-            "choices": [{"index": 0, "text": _word(i), "logprobs": None, "finish_reason": finish}],
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
         }
     return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def usage_chunk(kind: str, settings: SimSettings, *, model: str, request_no: int, now: int,
+                body: dict[str, Any], completion: int) -> bytes:  # fmt: skip
+    """The last event of a stream whose request set ``stream_options.include_usage``: no
+    choices, the usage (the completion: the tokens this answer sent)."""
+    prompt = prompt_tokens(body)
+    prefix = "chatcmpl" if kind == "chat" else "cmpl"
+    data: dict[str, Any] = {
+        "id": f"{prefix}-{settings.name}-{request_no}",
+        "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
+        "created": now,
+        "model": model,
+        "system_fingerprint": settings.name,
+        "choices": [],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                  "total_tokens": prompt + completion},
+    }  # fmt: skip
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def wants_usage(body: dict[str, Any]) -> bool:
+    """Whether a streamed request asked for usage (``stream_options.include_usage``)."""
+    options = body.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
 STREAM_DONE = b"data: [DONE]\n\n"

@@ -34,13 +34,16 @@ from ..http._exchange import ServerExchange
 from ..http._server import HttpServer
 from ._policy import (
     STREAM_DONE,
-    answer_tokens,
     completion_body,
+    continuation,
     decide,
     embeddings_body,
     error_body,
     models_body,
     stream_chunk,
+    stream_words,
+    usage_chunk,
+    wants_usage,
 )
 from ._settings import SimSettings, apply_control
 
@@ -200,6 +203,13 @@ class UpstreamSimulator:
             _reply(x, 404, error_body(message, "invalid_request_error", "model_not_found", "model"))
             return None
         stream = bool(body.get("stream")) and kind != "embedding"
+        if stream:
+            try:
+                continuation(body)
+            except ValueError as exc:  # as vLLM answers a continuation it cannot make
+                stats.errors["400"] += 1
+                _reply(x, 400, error_body(str(exc), "invalid_request_error"))
+                return None
         decision = decide(settings, sim.rng, stream=stream)
         if decision.error == "truncate":
             stats.errors["truncate"] += 1
@@ -334,15 +344,30 @@ async def _stream(x: Exchange, frames: list[bytes], *, ttft: float, gap: float) 
 def _frames(
     kind: str, settings: SimSettings, body: dict[str, Any], *, request_no: int, now: int
 ) -> list[bytes]:
-    """A streamed answer's events: one per token, then ``[DONE]``."""
-    n = answer_tokens(settings, body, stream=True)
+    """A streamed answer's events: one per token (a continuation's: the tokens after the final
+    message's), the usage when asked for, then ``[DONE]``."""
     model = str(body.get("model"))
+    words = stream_words(settings, body)
+    n = len(words)
     out = [
         stream_chunk(
-            kind, settings, model=model, request_no=request_no, now=now, i=i, last=i == n - 1
+            kind,
+            settings,
+            model=model,
+            request_no=request_no,
+            now=now,
+            i=i,
+            last=i == n - 1,
+            word=word,
         )
-        for i in range(n)
+        for i, word in enumerate(words)
     ]
+    if not words:  # a continuation with nothing left to say: it just stops
+        out.append(stream_chunk(kind, settings, model=model, request_no=request_no, now=now,
+                                i=0, last=True, word=""))  # fmt: skip
+    if wants_usage(body):
+        out.append(usage_chunk(kind, settings, model=model, request_no=request_no, now=now,
+                               body=body, completion=n))  # fmt: skip
     out.append(STREAM_DONE)
     return out
 

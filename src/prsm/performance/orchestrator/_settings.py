@@ -72,6 +72,9 @@ class OrchestratorSettings:
     and the next one is tried); ``stream_idle_timeout`` bounds each wait between two chunks
     (a stalled stream is cut and counted against its node); ``stream_total_timeout``, when
     set, bounds a stream's whole duration (cut, but never counted against the node).
+    ``stream_max_resumes`` bounds how many times one chat stream that broke mid-way (cut,
+    stalled, a malformed event) is continued on another node that declares ``resume`` (0:
+    never; see :mod:`._resume`); each resume must start within the request's deadline.
 
     Hedging (unary requests only): when the first attempt has not answered within its hedge
     delay, one more attempt goes to the best other capable node; the first good answer wins
@@ -100,6 +103,7 @@ class OrchestratorSettings:
     stream_first_token_timeout: float = 30.0
     stream_idle_timeout: float = 30.0
     stream_total_timeout: float | None = None
+    stream_max_resumes: int = 2
     hedge: bool = True
     hedge_factor: float = 1.5
     hedge_min_delay: float = 0.05
@@ -119,6 +123,11 @@ class OrchestratorSettings:
         ):
             _seconds(name, getattr(self, name))
         _seconds("stream_total_timeout", self.stream_total_timeout, optional=True)
+        resumes = self.stream_max_resumes
+        if not isinstance(resumes, int) or isinstance(resumes, bool) or not 0 <= resumes <= 100:
+            raise ConfigError(
+                "stream_max_resumes", f"must be an integer within [0, 100], got {resumes!r}"
+            )
         attempts = self.max_attempts
         if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
             raise ConfigError("max_attempts", f"must be an integer >= 1, got {attempts!r}")

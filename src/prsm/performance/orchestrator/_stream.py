@@ -22,11 +22,18 @@ import math
 from collections.abc import AsyncIterator
 
 from .._awaiting import await_with_timeout
-from ..errors import CircuitBreakerOpenError, StreamTimeoutError, UpstreamError
+from ..errors import (
+    CircuitBreakerOpenError,
+    MalformedStreamError,
+    StreamTimeoutError,
+    UpstreamError,
+)
 from ..types import AIRequest
 from ..upstreams._base import StreamingUpstream
 from ._attempt import Attempt, Pipeline, as_upstream_error, first_node, is_cancel, next_node
+from ._resume import Resumer
 from ._retry import RetryState
+from ._tape import DONE, Tape, resumable
 
 
 async def _close(agen: AsyncIterator[bytes]) -> None:
@@ -96,36 +103,66 @@ async def run_stream(
     ends_at = math.inf if total is None else answered + total
     idle = s.stream_idle_timeout
     chunks = 0
+    # a chat stream that may be resumed elsewhere goes out in whole events (see _resume)
+    tape = Tape() if s.stream_max_resumes > 0 and resumable(request) else None
+    resumer: Resumer | None = None
+    rewrite = False  # a continuation's events are rewritten as the first stream's
+    pending = first
+    wait, phase = idle, "idle"
     try:
-        if first is not None:
-            yield first
-            chunks = 1
-            while True:
-                wait, phase = idle, "idle"
-                left = ends_at - monotonic()
-                if left < wait:
-                    wait, phase = left, "total"
-                try:
+        while pending is not None:  # one node's part of the stream
+            try:
+                while True:
+                    if tape is None:
+                        yield pending
+                    else:
+                        out = tape.take(pending, rewrite)
+                        if out:
+                            yield out
+                        if tape.bad is not None:
+                            raise MalformedStreamError(node.id, tape.whole_events(), tape.bad)
+                    chunks += 1
+                    wait, phase = idle, "idle"
+                    left = ends_at - monotonic()
+                    if left < wait:
+                        wait, phase = left, "total"
                     if wait <= 0:  # past the total limit (on the injected clock): cut now
                         raise TimeoutError
-                    chunk = await await_with_timeout(agen.__anext__(), wait)
-                except StopAsyncIteration:
-                    break
-                except Exception as exc:
-                    end = monotonic()
-                    limit = idle if phase == "idle" else ends_at - answered
-                    err = _stream_error(node.id, exc, phase, limit, chunks)
-                    if phase == "total" and isinstance(err, StreamTimeoutError):
-                        att.succeed(end)  # the node was healthy: only our limit cut it
-                    else:
-                        att.fail(err, end)
-                    m.error.inc()
-                    if err is exc:
-                        raise
-                    raise err from exc
-                yield chunk
-                chunks += 1
-        att.succeed(monotonic())
+                    pending = await await_with_timeout(agen.__anext__(), wait)
+            except StopAsyncIteration:
+                if tape is not None and tape.tail:
+                    yield tape.rest()
+                break
+            except Exception as exc:
+                end = monotonic()
+                limit = idle if phase == "idle" else ends_at - answered
+                err = _stream_error(node.id, exc, phase, limit, chunks)
+                if phase == "total" and isinstance(err, StreamTimeoutError):
+                    att.succeed(end)  # the node was healthy: only our limit cut it
+                else:
+                    att.fail(err, end)
+                await _close(agen)
+                if tape is not None and not tape.off and err.retryable:
+                    if resumer is None:
+                        resumer = Resumer(
+                            p, upstream, request, tape, deadline=deadline, ends_at=ends_at,
+                            tried=state.tried,
+                        )  # fmt: skip
+                    if resumer.finished(node.id, err):
+                        if not tape.done:
+                            yield DONE
+                        break
+                    taken = await resumer.take_over(node.id, err)
+                    if taken is not None:
+                        node, att, agen, pending = taken
+                        rewrite = True
+                        continue
+                m.error.inc()
+                if err is exc:
+                    raise
+                raise err from exc
+        if not att.done:  # (a stream that broke after its answer ended was failed already)
+            att.succeed(monotonic())
         m.ok.inc()
     finally:
         att.abandon()  # cancelled, or the caller went away (no-op once an outcome is recorded)

@@ -9,6 +9,11 @@ from typing import Any
 
 from ..errors import ConfigError
 
+#: How a node can continue a stream another node broke off (its ``resume`` setting):
+#: ``continue_final_message`` is vLLM's (and SGLang's) chat-completions extension that continues
+#: a final assistant message instead of starting a new one.
+RESUME_MODES: tuple[str, ...] = ("continue_final_message",)
+
 
 class NodeState(StrEnum):
     """A node's administrative state. Draining nodes finish what they hold but get no new work."""
@@ -32,6 +37,9 @@ class NodeSpec:
     of authorities to trust), ``max_connections`` (open connections to it at most; ``None``:
     no cap), ``connect_timeout`` and ``read_timeout`` (seconds without a byte while an answer
     is awaited; ``None``: the gateway's defaults).
+    ``resume`` (``None``: off, the default for any provider not known to support it) names
+    how the node can continue a chat stream another node broke off mid-way; one of
+    :data:`RESUME_MODES`.
     ``metrics_url`` is where the node publishes Prometheus metrics (vLLM, TGI, the upstream
     simulator); ``None`` derives it from ``url`` (its origin + ``/metrics``), ``""`` means the
     node publishes none (it is scored from what this process sees of it).
@@ -55,6 +63,7 @@ class NodeSpec:
     read_timeout: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
     metrics_url: str | None = None
+    resume: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -96,6 +105,12 @@ class NodeSpec:
             raise ConfigError(
                 f"node[{self.id}].metrics_url",
                 f"must be an http(s) URL or empty, got {self.metrics_url!r}",
+            )
+
+        if self.resume is not None and self.resume not in RESUME_MODES:
+            raise ConfigError(
+                f"node[{self.id}].resume",
+                f"must be one of {list(RESUME_MODES)} or unset, got {self.resume!r}",
             )
 
     @property

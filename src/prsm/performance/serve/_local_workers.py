@@ -14,10 +14,13 @@ and stops them, fed by a :class:`~prsm.performance.scaling.TrackedUpstream` on t
 Under ``prsm-perf serve --workers N`` (N > 1) the serving parent starts that pool once and
 every gateway process reaches it over a Unix socket (:mod:`.shared_pool`; the socket is named
 by ``PRSM_LOCAL_POOL_SOCKET``): one pool, one batcher per device, for all N processes.
+That shared pool is not scaled: with ``orchestrator.auto_scaling`` each gateway process logs
+a warning and the pool keeps ``workers.count`` workers.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from ..upstreams._base import Upstream
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
     from ..workers._upstream import LocalModelUpstream
 
 LOCAL = "local"
+
+log = logging.getLogger(__name__)
 
 
 def _dispatcher(app: GatewayApp) -> DispatchUpstream:
@@ -52,6 +57,13 @@ def attach_local_workers(
         return
     shared = pool_socket()
     if shared is not None:
+        if scaling is not None:
+            log.warning(
+                "orchestrator.auto_scaling is on, but this gateway process shares the worker "
+                "pool of 'serve --workers N', which is not scaled: it keeps workers.count = %d "
+                "workers (run one gateway process to scale them)",
+                settings.count,
+            )
         _attach_shared(app, shared, settings)
         return
     held: list[LocalWorkerPool] = []

@@ -1,0 +1,285 @@
+"""What of a stream has reached the client, in whole server-sent events (:class:`Tape`), and
+the request that asks another node to continue it (see :mod:`._resume`).
+
+A healthy stream pays only for the framing (one regex pass over each chunk); events are
+parsed when the stream breaks (those already sent, once) or when a continuation's are
+rewritten as the first stream's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from typing import Any
+
+import orjson
+
+from ..types import AIRequest, JSONBody, RequestKind
+
+log = logging.getLogger("prsm.performance.orchestrator")
+
+DONE = b"data: [DONE]\n\n"
+_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
+#: a block of whole events as OpenAI-style servers send them: each one line, ``data: {…}`` or
+#: ``data: [DONE]`` (checked in one pass of the regex engine; anything else is checked event by
+#: event)
+_PLAIN = re.compile(rb"(?:data: ?(?:\{[^\n]*\}|\[DONE\])\n\n)+")
+#: how an OpenAI-style stream's first event may begin (else it is passed on untouched)
+_FIRST = (b"data: {", b"data:{", b":", b"event:", b"id:", b"retry:")
+
+
+class Tape:
+    """What of one stream has gone to the client: whole events only (see the module)."""
+
+    __slots__ = (
+        "bad", "checked", "choices_ok", "content_events", "created", "done", "finished", "id",
+        "off", "parsed", "role_sent", "segment_base", "sent", "tail", "text", "tools",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.tail = b""  # the start of an event whose end has not arrived
+        self.sent: list[bytes] = []  # blocks of whole events, as forwarded
+        self.bad: bytes | None = None  # a malformed event (never forwarded)
+        self.checked = False  # whether the first event was seen
+        self.off = False  # not an OpenAI-style stream: passed on untouched, never resumed
+        self.parsed = 0  # blocks of ``sent`` read into the fields below
+        self.id: Any = None
+        self.created: Any = None
+        self.role_sent = False
+        self.text: list[str] = []
+        self.content_events = 0
+        self.finished = False  # a finish_reason was sent
+        self.done = False  # [DONE] was sent
+        self.choices_ok = True  # only choice 0 so far
+        self.tools = False  # tool calls were streamed
+        self.segment_base = 0  # content events before the current node's segment
+
+    def take(self, chunk: bytes, rewrite: bool) -> bytes:
+        """The whole events ending in ``chunk`` (rewritten when ``rewrite``: a continuation's);
+        the rest is held back. A malformed event stops the block before it (``bad``)."""
+        if self.off:
+            return chunk
+        tail = self.tail
+        data = tail + chunk if tail else chunk
+        if (  # the common case: whole plain events, nothing held back (one regex pass)
+            self.checked
+            and not rewrite
+            and data.endswith(b"\n\n")
+            and _PLAIN.fullmatch(data) is not None
+        ):
+            self.tail = b""
+            self.sent.append(data)
+            return data
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        cut = data.rfind(b"\n\n")
+        if cut < 0:
+            self.tail = data
+            return b""
+        if not self.checked:
+            self.checked = True
+            if not data.startswith(_FIRST):
+                self.off = True  # its first event carries no JSON object: not ours to read
+                self.tail = b""
+                return data
+        cut += 2
+        block, self.tail = data[:cut], data[cut:]
+        if not rewrite and _PLAIN.fullmatch(block) is not None:  # the common case: one pass
+            self.sent.append(block)
+            return block
+        events = block.split(b"\n\n")
+        events.pop()  # the empty piece after the last separator
+        good: list[bytes] = []
+        for ev in events:
+            if not _wellformed(ev):
+                self.bad = ev
+                self.tail = b""
+                break
+            good.append(ev)
+        if rewrite:
+            out = b"".join(self._rewrite(ev) for ev in good)
+        elif len(good) == len(events):
+            out = block
+        else:
+            out = b"".join(ev + b"\n\n" for ev in good)
+        if out:
+            self.sent.append(out)
+        return out
+
+    def whole_events(self) -> int:
+        """How many whole events have been sent."""
+        return sum(block.count(b"\n\n") for block in self.sent)
+
+    def rest(self) -> bytes:
+        """What was held back when the node ended its stream cleanly (passed on as it is)."""
+        tail, self.tail = self.tail, b""
+        return tail
+
+    def read(self) -> None:
+        """Bring the fields up to date with the events sent (parsed once each)."""
+        sent = self.sent
+        while self.parsed < len(sent):
+            block = sent[self.parsed]
+            self.parsed += 1
+            for ev in block.split(b"\n\n"):
+                for obj in _payloads(ev):
+                    if obj is None:
+                        self.done = True
+                    else:
+                        self._note(obj)
+
+    def _note(self, obj: dict[str, Any]) -> None:
+        if self.id is None:
+            self.id = obj.get("id")
+            self.created = obj.get("created")
+        for choice in obj.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            if choice.get("index", 0) != 0:
+                self.choices_ok = False
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                if delta.get("role"):
+                    self.role_sent = True
+                if delta.get("tool_calls") or delta.get("function_call"):
+                    self.tools = True
+                content = delta.get("content")
+                if isinstance(content, str) and content:
+                    self.text.append(content)
+                    self.content_events += 1
+            if choice.get("finish_reason"):
+                self.finished = True
+
+    def _rewrite(self, ev: bytes) -> bytes:
+        """One continuation event as the first stream's: its id, no second role, usage merged."""
+        out: list[bytes] = []
+        for line in ev.split(b"\n"):
+            if not line.startswith(b"data:"):
+                out.append(line)
+                continue
+            raw = line[5:].strip()
+            if raw == b"[DONE]":
+                out.append(b"data: [DONE]")
+                continue
+            obj = orjson.loads(raw)
+            if isinstance(obj, dict):
+                if self.id is not None and "id" in obj:
+                    obj["id"] = self.id
+                if self.created is not None and "created" in obj:
+                    obj["created"] = self.created
+                for choice in obj.get("choices") or ():
+                    delta = choice.get("delta") if isinstance(choice, dict) else None
+                    if isinstance(delta, dict) and self.role_sent:
+                        delta.pop("role", None)
+                usage = obj.get("usage")
+                if isinstance(usage, dict):
+                    obj["usage"] = merge_usage(usage, self.segment_base)
+            out.append(b"data: " + orjson.dumps(obj))
+        return b"\n".join(out) + b"\n\n"
+
+    def begin_segment(self) -> None:
+        """A new node takes the stream over: the broken one's partial event is dropped."""
+        self.read()
+        self.tail = b""
+        self.bad = None
+        self.segment_base = self.content_events
+
+    def unsupported(self, request: AIRequest) -> str | None:
+        """Why this stream cannot be continued elsewhere (``None``: it can)."""
+        if request.kind is not RequestKind.CHAT:
+            return f"a {request.kind.value} request"
+        if not self.choices_ok:
+            return "several choices"
+        if self.tools:
+            return "tool calls"
+        payload = request.payload
+        if not isinstance(payload.get("messages"), list):
+            return "no messages list"
+        return None
+
+    def continuation(self, request: AIRequest) -> AIRequest:
+        """``request`` asking a node to continue the text sent so far (the request itself while
+        no text was sent)."""
+        if not self.text:
+            return request
+        payload = request.payload
+        data = dict(payload.data if type(payload) is JSONBody else payload)
+        messages = list(data["messages"])
+        text = "".join(self.text)
+        last = messages[-1] if messages else None
+        if (
+            data.get("continue_final_message")
+            and isinstance(last, dict)
+            and last.get("role") == "assistant"
+            and isinstance(last.get("content"), str)
+        ):  # the client prefilled the answer itself: extend its prefill
+            messages[-1] = {**last, "content": last["content"] + text}
+        else:
+            messages.append({"role": "assistant", "content": text})
+        data["messages"] = messages
+        data["continue_final_message"] = True
+        data["add_generation_prompt"] = False
+        data["stream"] = True
+        for key in ("max_tokens", "max_completion_tokens"):
+            limit = data.get(key)
+            if isinstance(limit, int) and not isinstance(limit, bool):
+                data[key] = max(1, limit - self.content_events)
+        return dataclasses.replace(request, payload=data)
+
+
+def resumable(request: AIRequest) -> bool:
+    """Whether ``request`` is a chat request with messages (its body not decoded for that:
+    the gateway passes bodies on unread)."""
+    if request.kind is not RequestKind.CHAT:
+        return False
+    payload = request.payload
+    if type(payload) is JSONBody:
+        return b'"messages"' in payload.raw
+    return isinstance(payload.get("messages"), list)
+
+
+def _wellformed(ev: bytes) -> bool:
+    """Each line of ``ev`` is an SSE field or comment, and a ``data:`` line carries a JSON
+    object or ``[DONE]`` (an empty event is a keep-alive)."""
+    for line in ev.split(b"\n"):
+        if not line:
+            continue
+        if line.startswith(b"data:"):
+            raw = line[5:].strip()
+            if raw != b"[DONE]" and not (raw.startswith(b"{") and raw.endswith(b"}")):
+                return False
+        elif not line.startswith(_FIELDS):
+            return False
+    return True
+
+
+def _payloads(ev: bytes) -> list[dict[str, Any] | None]:
+    """The JSON objects of an event's ``data:`` lines (``None`` for ``[DONE]``)."""
+    out: list[dict[str, Any] | None] = []
+    for line in ev.split(b"\n"):
+        if line.startswith(b"data:"):
+            raw = line[5:].strip()
+            if raw == b"[DONE]":
+                out.append(None)
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                log.warning("a stream event sent to the client is not JSON (%s): %r", exc, raw)
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+    return out
+
+
+def merge_usage(usage: dict[str, Any], prior: int) -> dict[str, Any]:
+    """A continuation's usage as the whole answer's: the ``prior`` tokens it was given as its
+    final message move from its prompt back to the completion (the total is unchanged)."""
+    out = dict(usage)
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int):
+        moved = min(prior, prompt)
+        out["prompt_tokens"] = prompt - moved
+        out["completion_tokens"] = completion + moved
+    return out

@@ -1,0 +1,60 @@
+"""Mid-stream resume through the real gateway: one simulator cuts every stream halfway, the
+other continues it (``continue_final_message``); clients see whole, uninterrupted answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.gateway.procs import Proc, node, start_gateway, start_sim
+
+pytestmark = pytest.mark.integration
+
+RESUME = {"resume": "continue_final_message", "timeout": 5}
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Proc]:
+    cut = start_sim("cut", "--models", "m", "--error-rate", "1", "--error-kinds", "truncate",
+                    wait=False)  # fmt: skip
+    whole = start_sim("whole", "--models", "m", wait=False)
+    try:
+        cut.wait_ready()
+        whole.wait_ready()
+        config = {
+            "nodes": [node("cut", cut, ["m"], **RESUME), node("whole", whole, ["m"], **RESUME)],
+            "routing": {"strategy": "round_robin"},
+            "orchestrator": {"hedge": False},
+        }
+        gw = start_gateway(tmp_path, config)
+        yield gw
+        gw.stop()
+    finally:
+        cut.stop()
+        whole.stop()
+
+
+def test_streams_cut_by_a_node_reach_the_client_whole(gateway: Proc) -> None:
+    expected = "tok0" + "".join(f" tok{i}" for i in range(1, 10))
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+            "max_tokens": 10, "stream_options": {"include_usage": True}}  # fmt: skip
+    with httpx.Client(base_url=gateway.url, timeout=10) as c:
+        for _ in range(4):  # round robin: half of them start on the node that cuts
+            r = c.post("/v1/chat/completions", json=body)
+            assert r.status_code == 200
+            evs = [e[6:] for e in r.content.split(b"\n\n") if e]
+            assert evs[-1] == b"[DONE]" and evs.count(b"[DONE]") == 1
+            data = [orjson.loads(e) for e in evs[:-1]]
+            assert "error" not in str(data[-1])
+            text = "".join(d["choices"][0]["delta"].get("content", "") for d in data[:-1])
+            assert text == expected
+            assert len({d["id"] for d in data}) == 1
+            assert data[-1]["usage"]["completion_tokens"] == 10
+        metrics = c.get("/metrics").text
+    name = 'prsm_orchestrator_stream_resumes_total{outcome="resumed"}'
+    resumed = [line for line in metrics.splitlines() if line.startswith(name)]
+    assert resumed and float(resumed[0].rsplit(" ", 1)[1]) >= 1
