@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from prsm.performance._awaiting import await_with_timeout, stop_task
+from prsm.performance._awaiting import await_with_timeout, resume, stop_task
 
 
 async def test_immediate_and_suspending_coroutines_give_their_value() -> None:
@@ -136,3 +136,61 @@ async def test_stop_task_cancels_and_waits_and_raises_the_tasks_own_failure() ->
     await asyncio.sleep(0)
     with pytest.raises(ValueError, match="boom"):
         await stop_task(failed)
+
+
+async def test_a_call_stepped_by_hand_is_resumed_as_await_would() -> None:
+    async def later(x: int) -> int:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return x + 1
+
+    call = later(1)
+    waits_on = call.send(None)  # it waits: what on is passed up to the task by resume
+    assert await resume(call, waits_on) == 2
+
+
+async def test_a_resumed_call_sees_the_tasks_cancellation_and_its_errors_propagate() -> None:
+    seen: list[str] = []
+    gate = asyncio.Event()
+
+    async def hang() -> None:
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async def run() -> None:
+        call = hang()
+        await resume(call, call.send(None))
+
+    task = asyncio.create_task(run())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["cancelled"]
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("late")
+
+    call = fails()
+    with pytest.raises(KeyError, match="late"):
+        await resume(call, call.send(None))
+
+    async def keeps_going() -> str:  # swallows the cancellation: its value comes back
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return "kept going"
+        return "unreachable"
+
+    async def run2() -> str:
+        call = keeps_going()
+        return await resume(call, call.send(None))
+
+    task2 = asyncio.create_task(run2())
+    await asyncio.sleep(0)
+    task2.cancel()
+    assert await task2 == "kept going"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from prsm.performance._awaiting import loop_timers
 from prsm.performance._ticks import RESOLUTION, TickTimers
 from prsm.performance.clock import ManualClock
 from prsm.performance.errors import ConfigError, NoCapableNodesError, UpstreamUnavailableError
@@ -405,3 +406,29 @@ async def test_on_the_system_clock_a_hedge_goes_out_through_the_shared_ticks() -
     up.gates["n0"].set()  # n0 is fast again: no hedge
     fast = await perf.handle(AIRequest(model="m", timeout=10))
     assert fast.attempts == 1 and _hedges(perf, "sent") == 1
+
+
+async def test_a_waiting_first_attempt_files_one_timer_entry_and_an_answer_at_once_none() -> None:
+    up = Gates("n0")
+    perf = PerformanceOrchestrator(
+        load_balancing="round_robin",
+        nodes=[NodeSpec(f"n{i}", models=frozenset({"m"})) for i in range(2)],
+        upstream=CallableUpstream(up),
+    )
+    timers = loop_timers(asyncio.get_running_loop())
+
+    def entries() -> int:
+        return sum(len(tick) for tick in timers.ticks.values())
+
+    before, ticks = entries(), len(timers.heap)
+    task = asyncio.create_task(perf.handle(AIRequest(model="m", timeout=10)))
+    await _settle()
+    assert entries() == before + 1  # its hedge delay and its deadline: one entry
+    up.gates["n0"].set()
+    assert (await task).attempts == 1
+    assert entries() == before
+    filed = len(timers.heap)
+    fast = await perf.handle(AIRequest(model="m", timeout=10))  # n1 answers without waiting
+    assert fast.ok and fast.node_id == "n1"
+    assert len(timers.heap) == filed and ticks <= filed  # nothing filed for it at all
+    assert _hedges(perf, "sent") == 0

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from .._awaiting import arm_in, disarm, expired
 from ..errors import ConnectionFailed
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class ClientConnection(asyncio.Protocol):
     called with the connection when an answer is complete or the connection fails."""
 
     __slots__ = ("body", "chunks", "closed", "complete", "eof", "error", "framed",
-                 "header_bytes", "headers", "headers_done", "idle_since", "keep_alive",
+                 "header_bytes", "headers", "headers_done", "idle_since", "keep_alive", "loop",
                  "on_done", "parser", "paused", "pool", "received", "sent", "status",
                  "streaming", "tag", "transport", "waiter")  # fmt: skip
 
@@ -65,6 +66,7 @@ class ClientConnection(asyncio.Protocol):
         self.tag: Any = None  # whatever the owner keeps with the connection
         self.parser = httptools.HttpResponseParser(self)
         self.transport: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the one it was opened on
         self.closed = False
         self.eof = False  # the server shut its side
         self.idle_since = 0.0
@@ -192,17 +194,32 @@ class ClientConnection(asyncio.Protocol):
 
     async def wait(self, within: float | None = None) -> None:
         """Until something happens (headers, a chunk, the end, a failure); ``TimeoutError``
-        after ``within`` seconds of nothing."""
-        self.waiter = asyncio.get_running_loop().create_future()
+        after ``within`` seconds of nothing (at most a tick of the shared deadline timers
+        later: :func:`~prsm.performance._awaiting.arm`, not a loop timer per wait)."""
+        loop = self.loop
+        if loop is None:  # asked once a connection (a system call each time in Python 3.11)
+            loop = self.loop = asyncio.get_running_loop()
+        waiter = self.waiter = loop.create_future()
         try:
             if within is None:
-                await self.waiter
-            else:
+                await waiter
+                return
+            armed = arm_in(loop, within)
+            if armed is None:  # not in a task: the standard way
                 try:
                     async with asyncio.timeout(within):
-                        await self.waiter
+                        await waiter
                 except TimeoutError:
                     raise TimeoutError(f"no byte from the server within {within}s") from None
+                return
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if expired(armed):
+                    raise TimeoutError(f"no byte from the server within {within}s") from None
+                raise
+            finally:
+                disarm(armed)
         finally:
             self.waiter = None
 

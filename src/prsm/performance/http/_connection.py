@@ -298,6 +298,7 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         except Exception:
             server.in_flight -= 1
             log.exception("%s %s: the request handler failed", x.method, x.path)
+            x.flush()  # what it sent before it failed still goes out
             self._close()
             return
         if pending is None:  # answered at once
@@ -315,6 +316,7 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
 
     def _answered(self, x: ServerExchange[H]) -> bool:
         """After an answer: whether the connection goes on to the next request."""
+        x.flush()  # a stream left unfinished: what it sent goes out before anything else
         if self.server.access_log:
             access.info("%s %s %d", x.method, x.path, x.status)
         if x.done and x.keep_alive and not (self.eof and not self.queue):
@@ -354,10 +356,12 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
                     raise
                 pending = got if got is not None else _DONE
         except asyncio.CancelledError:
+            x.flush()
             self._close()
             raise
         except Exception:
             log.exception("%s %s: the request handler failed", x.method, x.path)
+            x.flush()  # what it sent before it failed still goes out
             self._close()
         finally:
             self.task = None

@@ -24,14 +24,16 @@ if TYPE_CHECKING:
     from ._connection import ServerConnection
 
 H = TypeVar("H")
+#: the most bytes a stream's pieces wait for the end of a loop turn before they are written
+_HELD_BYTES = 65536
 _METHODS = {m.encode(): m for m in ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
 class ServerExchange(Generic[H]):
     """One request on a :class:`~._connection.ServerConnection`, and its answer."""
 
-    __slots__ = ("_pending", "body_bytes", "chunked", "conn", "done", "head", "http10",
-                 "keep_alive", "method", "path", "query", "size", "status")  # fmt: skip
+    __slots__ = ("_flushing", "_pending", "body_bytes", "chunked", "conn", "done", "head",
+                 "http10", "keep_alive", "method", "path", "query", "size", "status")  # fmt: skip
 
     def __init__(
         self,
@@ -55,7 +57,8 @@ class ServerExchange(Generic[H]):
         self.done = False  # a whole answer (or a stream's end) was written
         self.status = 0
         self.chunked = False
-        self._pending = b""  # a stream's head, not yet written
+        self._pending = b""  # a stream's head and pieces, not yet written
+        self._flushing = False  # a write of _pending is due at the end of this loop turn
 
     @property
     def client(self) -> str | None:
@@ -120,22 +123,43 @@ class ServerExchange(Generic[H]):
         self.status = status
 
     def send(self, data: bytes) -> None:
-        """Send one piece of a stream as it is (one chunk)."""
-        conn = self._check()
+        """Send one piece of a stream as it is (one chunk). It is written when this turn of
+        the event loop ends, with whatever else the stream sends in the same turn (and its
+        end, when :meth:`finish` comes in the same turn): one write, not one per piece, for
+        an upstream's burst; nothing waits longer than the turn."""
+        self._check()
         if self.method == "HEAD":
             data = b""
         out = chunk(data) if self.chunked else data
-        if self._pending:
-            out = self._pending + out
-            self._pending = b""
         if out:
-            conn.transport.write(out)
+            self._pending += out
+            if len(self._pending) > _HELD_BYTES:  # a stream that does not wait: written now,
+                self._flushing = True  # so a client that reads slowly holds it back
+                self.flush()
+                return
+        elif not self._pending:
+            return
+        if not self._flushing:
+            self._flushing = True
+            self.conn.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what :meth:`send` left for the end of this turn now (the connection does,
+        before it closes or goes on; also at the end of the turn)."""
+        if not self._flushing:
+            return
+        self._flushing = False
+        data = self._pending
+        self._pending = b""
+        if data and not self.conn.closed:
+            self.conn.transport.write(data)
 
     def send_all(self, pieces: Iterable[bytes]) -> None:
         """Send several pieces of a stream, one chunk each, in one write."""
         conn = self._check()
         parts = [self._pending]
         self._pending = b""
+        self._flushing = False
         if self.method != "HEAD":
             parts.extend(chunk(p) if self.chunked else p for p in pieces)
         conn.transport.write(b"".join(parts))
@@ -145,13 +169,15 @@ class ServerExchange(Generic[H]):
         conn = self._check()
         data = self._pending + (LAST_CHUNK if self.chunked else b"")
         self._pending = b""
+        self._flushing = False  # all of it goes now
         if data:
             conn.transport.write(data)
         self.done = True
 
     def abort(self) -> None:
         """Drop the connection without an answer (a fault a simulator injects): the client
-        sees it end."""
+        sees it end, after what was sent so far."""
+        self.flush()
         self.conn.abort(reset=False)
 
     @property

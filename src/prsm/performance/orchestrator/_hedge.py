@@ -5,12 +5,13 @@ What Envoy's and gRPC's request hedging do, kept pure like the retry policy
 a hedge is considered (from the node's learned latency), and :meth:`HedgePolicy.decide`
 takes the hedge budget, ``now``, the deadline and the balancer's ``pick`` and returns a
 decision with the budget that follows it. No clock, no I/O; the unary driver
-(:func:`~._unary.attempt_hedged`) carries the decision out.
+(:func:`~._unary.attempt_first`) carries the decision out.
 
 ::
 
-    first attempt sent ─ hedging off, or the budget holds < 1 token ─► no timer (no hedge)
-                       ─ else: a timer at delay(node) ──────────────► on time-out: decide
+    first attempt sent ─ answered without waiting ──────────────────► done (no timer at all)
+                       ─ hedging off, or the budget holds < 1 token ─► deadline only (no hedge)
+                       ─ else: its timer fires at delay(node) first ─► on time-out: decide
     decide ─ budget < 1 token ──────────────────────────────────────► NoHedge("budget")
            ─ now >= deadline ───────────────────────────────────────► NoHedge("deadline")
            ─ no capable node other than the first ──────────────────► NoHedge("no_node")

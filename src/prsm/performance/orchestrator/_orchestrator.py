@@ -53,7 +53,7 @@ from ._attempt import Pipeline, first_node
 from ._metrics import OrchestratorMetrics, node_snapshots
 from ._settings import OrchestratorSettings, check_caching_strategy
 from ._stream import run_stream
-from ._unary import attempt_hedged, attempt_once, retry_unary
+from ._unary import attempt_first, attempt_once, retry_unary
 
 if TYPE_CHECKING:
     from ..scaling._scaler import PredictiveScaler
@@ -356,24 +356,20 @@ class PerformanceOrchestrator:
                     record_result(self.recorder, request, result, cached=True)
                     return result
             deadline = start + (request.timeout or self.settings.default_timeout)
-            picking = monotonic()
+            picking = monotonic() if consulted else start  # (one clock reading less)
             node = first_node(p, request, picking)
             route_s = monotonic() - picking
             hedger = p.hedger
             if hedger is None:
-                result = await attempt_once(p, upstream, node, request, start, deadline=deadline)
-                tried = None
-            else:
-                p.hedge_tokens = tokens = hedger.deposit(p.hedge_tokens)
-                if tokens < 1.0:  # no hedge could go: no timer either
-                    result = await attempt_once(
-                        p, upstream, node, request, start, deadline=deadline
-                    )
-                    tried = None
-                else:
-                    result, tried = await attempt_hedged(
-                        p, upstream, node, request, start, deadline=deadline
-                    )
+                hedge = False
+            else:  # every unary request adds to the hedge budget (hedger.deposit, inline)
+                tokens = p.hedge_tokens + hedger.ratio
+                burst = hedger.burst
+                p.hedge_tokens = tokens = tokens if tokens < burst else burst
+                hedge = tokens >= 1.0  # else no hedge could go: no hedge timer either
+            result, tried = await attempt_first(
+                p, upstream, node, request, start, deadline=deadline, hedge=hedge
+            )
             if not result.ok:
                 result = await retry_unary(p, upstream, request, result, deadline, tried=tried)
             response = result.response

@@ -1,20 +1,25 @@
 """The unary driver: one answer per request, hedged when slow, retried as the policy decides.
 
-:meth:`PerformanceOrchestrator.handle` makes the first attempt (:func:`attempt_once`, also
-the post's ``execute_with_monitoring``) on the balancer's pick, through
-:func:`attempt_hedged` when hedging is on and the budget has a token; after a failure,
-:func:`retry_unary` carries out the retry policy's decisions (:func:`~._attempt.next_node`).
-Every attempt is bounded by the deadline and the node's own timeout.
+:meth:`PerformanceOrchestrator.handle` makes the first attempt on the balancer's pick
+(:func:`attempt_first`: hedged when hedging is on and the budget has a token); after a
+failure, :func:`retry_unary` carries out the retry policy's decisions
+(:func:`~._attempt.next_node`), each try an :func:`attempt_once` (also the post's
+``execute_with_monitoring``). Every attempt is bounded by the deadline and the node's own
+timeout.
 
-A hedged first attempt runs in the caller's task, as an unhedged one does; the only extra
-cost while it answers within its hedge delay is an entry filed in, and taken out of, the
-shared tick timers (:mod:`prsm.performance._ticks`; no loop timer, no task, no object of its
-own). When its delay passes, the hedging policy (:mod:`._hedge`) decides; a hedge runs as a
-task of its own.
-Whichever answers first wins: a winning hedge cancels the caller's task inside the first
-attempt's await (that attempt is abandoned: released, ignored by its breaker, and its
-elapsed time taught to the router as a lower bound of the node's latency), a winning first
-attempt cancels the hedge. A failed attempt does not end the race while the other is out.
+An attempt first steps the upstream's call by hand: a call that answers without suspending
+(an in-process upstream, a cache-like node) is done there, with no deadline, no hedge timer
+and no other coroutine around it (its time could not be bounded anyway: nothing else runs
+while it does). A call that suspends gets one entry in the loop's shared tick timers
+(:func:`~prsm.performance._awaiting.loop_timers`; no loop timer, no task of its own): a
+hedged first attempt's entry fires first at its hedge delay, when the hedging policy
+(:mod:`._hedge`) decides and the entry is filed again at the deadline; any other fires at
+the deadline only. A hedge runs as a task of its own. Whichever answers first wins: a winning
+hedge cancels the caller's task inside the first attempt's await (that attempt is abandoned:
+released, ignored by its breaker, and its elapsed time taught to the router as a lower bound
+of the node's latency), a winning first attempt cancels the hedge. A failed attempt does not
+end the race while the other is out. On a clock other than the system's (a test's manual
+clock) the hedge delay is a task sleeping on that clock.
 """
 
 from __future__ import annotations
@@ -22,20 +27,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from asyncio import CancelledError, current_task, get_running_loop
+from collections.abc import Awaitable
+from types import CoroutineType
 from typing import Any
 
-from .._awaiting import arm, await_with_timeout, disarm, expired
+from .._awaiting import Armed, disarm, expired, loop_timers, resume
 from .._ticks import TickTimers
-from ..clock import SystemClock
 from ..errors import CircuitBreakerOpenError, UpstreamError, UpstreamTimeoutError
 from ..routing._node import NodeSpec
-from ..types import AIRequest, ExecutionResult
+from ..types import AIRequest, ExecutionResult, Response
 from ..upstreams._base import Upstream
-from ._attempt import Pipeline, as_upstream_error, is_cancel, next_node
+from ._attempt import Attempt, Pipeline, as_upstream_error, is_cancel, next_node
 from ._hedge import NoHedge
 from ._retry import RetryState
 
 log = logging.getLogger("prsm.performance.orchestrator")
+
+#: The nodes a first attempt tried (the first, and the hedge's when one went out): the
+#: retry policy's starting point after it failed. ``None``: the first node only.
+Tried = tuple[str, ...] | None
 
 
 async def attempt_once(
@@ -51,46 +61,99 @@ async def attempt_once(
     """Run ``request`` once on ``node`` (see :class:`~._attempt.Attempt`). Never raises for
     the node's failure: the result has ``ok=False`` and the error (a refused breaker gives
     a :class:`~prsm.performance.errors.CircuitBreakerOpenError`)."""
+    result, _ = await attempt_first(
+        p, upstream, node, request, now, deadline=deadline, learn=learn, hedge=False
+    )
+    return result
+
+
+async def attempt_first(
+    p: Pipeline,
+    upstream: Upstream,
+    node: NodeSpec,
+    request: AIRequest,
+    now: float,
+    *,
+    deadline: float,
+    learn: bool = True,
+    hedge: bool = True,
+) -> tuple[ExecutionResult, Tried]:
+    """:func:`attempt_once`, hedged by the policy if ``hedge`` (see the module) and it has
+    to wait: the winning result (``attempts`` 2 when a hedge went out) or the last failure,
+    and the nodes tried."""
     att = p.begin(node, now, learn=learn)
-    if isinstance(att, CircuitBreakerOpenError):
-        return ExecutionResult(request.id, node.id, False, 0.0, error=att)
-    timeout = deadline - now
-    node_timeout = node.timeout
-    if node_timeout is not None and node_timeout < timeout:
-        timeout = node_timeout
-    call = upstream.execute(node, request)
-    armed = arm(timeout)  # the deadline, without a coroutine around the call
-    if armed is None:  # not in a task: the standard way
-        call = await_with_timeout(call, timeout)
+    if type(att) is not Attempt:
+        assert isinstance(att, CircuitBreakerOpenError)
+        return ExecutionResult(request.id, node.id, False, 0.0, error=att), None
+    call: Any = upstream.execute(node, request)
+    if type(call) is not CoroutineType:  # another awaitable: stepped as a coroutine
+        call = _awaited(call)
     try:
-        response = await call
+        waits_on = call.send(None)  # runs the call up to where it first waits, if it does
+    except StopIteration as answered:  # it answered without waiting: nothing to time
+        end = p.monotonic()
+        att.succeed(end)
+        return ExecutionResult(request.id, node.id, True, end - now, response=answered.value), None
     except BaseException as exc:
-        timed_out = isinstance(exc, TimeoutError) or (
-            armed is not None and isinstance(exc, CancelledError) and expired(armed)
-        )
-        if not timed_out and is_cancel(exc):
+        if is_cancel(exc):
             att.abandon()
             raise
-        err: UpstreamError
-        if timed_out:
-            err = UpstreamTimeoutError(node.id, f"no answer within {timeout:.3f}s")
-            err.__cause__ = exc
-        else:
-            err = as_upstream_error(node.id, exc)
-        end = p.monotonic()
-        att.fail(err, end)
-        return ExecutionResult(request.id, node.id, False, end - now, error=err)
-    finally:
-        if armed is not None:
-            disarm(armed)
+        return _failed(p, att, node, request, now, as_upstream_error(node.id, exc)), None
+    return await _waiting(p, att, upstream, node, request, now, deadline, hedge, call, waits_on)
+
+
+async def _awaited(awaitable: Awaitable[Response]) -> Response:
+    return await awaitable
+
+
+def _failed(  # noqa: PLR0917 (positional: the hot path)
+    p: Pipeline, att: Attempt, node: NodeSpec, request: AIRequest, now: float, err: UpstreamError
+) -> ExecutionResult:
     end = p.monotonic()
-    att.succeed(end)
-    return ExecutionResult(request.id, node.id, True, end - now, response=response)
+    att.fail(err, end)
+    return ExecutionResult(request.id, node.id, False, end - now, error=err)
 
 
-#: What a hedged first attempt files with its timer: (upstream, first node, request, start,
-#: deadline). The race itself is made only when the delay passes (most never do).
+#: What a first attempt's watch carries for a race: (upstream, first node, request, start,
+#: deadline). The race itself is made only when the hedge delay passes (most never do).
 Waiting = tuple[Upstream, NodeSpec, AIRequest, float, float]
+
+
+class _Watch(Armed):
+    """The deadline of an attempt whose call waits, one entry in the loop's tick timers.
+    A hedged first attempt's entry fires first at its hedge delay (``deadline_at`` set: the
+    deadline's loop time), starts the race there and is filed again at the deadline."""
+
+    __slots__ = ("deadline_at", "p", "race", "waiting")
+
+    def __init__(
+        self, timers: TickTimers[Armed, None], task: asyncio.Task[Any], p: Pipeline, w: Waiting
+    ) -> None:
+        self.timers = timers
+        self.task = task
+        self.tick = 0
+        self.cancelling = task.cancelling()
+        self.fired = False
+        self.p = p
+        self.waiting = w
+        self.deadline_at = 0.0
+        self.race: _Race | None = None
+
+    def fire(self) -> None:
+        at = self.deadline_at
+        if at == 0.0:  # the deadline
+            self.fired = True
+            self.task.cancel()
+            return
+        self.deadline_at = 0.0  # the hedge delay: the deadline next, then the race
+        loop = get_running_loop()
+        self.tick = self.timers.add(loop, self, None, at - loop.time())
+        self.start_race()
+
+    def start_race(self) -> None:
+        """The hedge delay passed (the caller has not resumed since): race."""
+        race = self.race = _Race(self.p, self.task, self.waiting)
+        race.fire()
 
 
 class _Race:
@@ -152,102 +215,131 @@ class _Race:
             self.task.cancel()  # lands in the first attempt's await: it is abandoned
 
 
-def _due(p: Pipeline, task: asyncio.Task[Any], waiting: Waiting) -> None:
-    """A hedged first attempt's delay passed (its caller has not resumed since): race."""
-    race = p.races[task] = _Race(p, task, waiting)
-    race.fire()
-
-
-async def _sleep_then(p: Pipeline, delay: float, task: asyncio.Task[Any], w: Waiting) -> None:
+async def _sleep_then(p: Pipeline, delay: float, watch: _Watch) -> None:
     await p.clock.sleep(delay)
-    _due(p, task, w)
+    watch.start_race()
 
 
-def _later(
-    p: Pipeline, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any], w: Waiting, delay: float
-) -> asyncio.Task[None]:
-    """The hedge timer on a clock other than the system's: a task sleeping on it."""
-    return loop.create_task(_sleep_then(p, delay, task, w))
-
-
-def _stop_timer(
-    timers: TickTimers[Any, Any] | None, task: asyncio.Task[Any], timer: int | asyncio.Task[None]
-) -> None:
-    if isinstance(timer, int):
-        assert timers is not None
-        timers.discard(task, timer)
-    else:
-        timer.cancel()
-
-
-async def attempt_hedged(
+async def _waiting(  # noqa: PLR0917 (positional: the hot path's call)
     p: Pipeline,
+    att: Attempt,
     upstream: Upstream,
     node: NodeSpec,
     request: AIRequest,
     now: float,
-    *,
     deadline: float,
-) -> tuple[ExecutionResult, tuple[str, ...]]:
-    """The first attempt on ``node``, hedged by the policy (see the module): the winning
-    result (``attempts`` 2 when a hedge went out) or the last failure, and the nodes tried."""
-    hedger = p.hedger
+    hedge: bool,
+    call: Any,
+    waits_on: Any,
+) -> tuple[ExecutionResult, Tried]:
+    """The rest of an attempt whose call waits on ``waits_on``: under its deadline (the
+    node's own timeout if shorter) and, if ``hedge``, raced by a hedge after its delay."""
+    timeout = deadline - now
+    node_timeout = node.timeout
+    if node_timeout is not None and node_timeout < timeout:
+        timeout = node_timeout
     loop = get_running_loop()
     task = current_task(loop)
-    if task is None or hedger is None:  # not in a task: nothing to cancel, so no race
-        return await attempt_once(p, upstream, node, request, now, deadline=deadline), (node.id,)
-    cancelling = task.cancelling()
-    waiting = (upstream, node, request, now, deadline)
-    delay = hedger.delay(p.tracker.stats(node.id))
-    timers = p.timers
-    timer: int | asyncio.Task[None]
-    if timers is not None:  # the system clock's shared ticks (inline: this is every request)
-        timer = timers.add(loop, task, waiting, delay)
-    elif type(p.clock) is SystemClock:
-        timers = p.timers = TickTimers(lambda t, w: _due(p, t, w))
-        timer = timers.add(loop, task, waiting, delay)
-    else:
-        timer = _later(p, loop, task, waiting, delay)
+    if task is None:  # driven by hand: there is no task for a deadline to cancel
+        call.close()
+        att.abandon()
+        raise RuntimeError("an upstream call that waits must run in an asyncio task")
+    timers = loop_timers(loop)
+    watch = _Watch(timers, task, p, (upstream, node, request, now, deadline))
+    sleeper: asyncio.Task[None] | None = None
+    delay = timeout
+    if hedge:
+        hedger = p.hedger
+        assert hedger is not None
+        delay = hedger.delay(p.tracker.stats(node.id))
+        if delay >= timeout:  # the deadline comes first: no race
+            delay = timeout
+        elif p.system_clock:
+            watch.deadline_at = loop.time() + timeout
+        else:  # a hedge timer on this clock; the deadline in the ticks
+            sleeper = loop.create_task(_sleep_then(p, delay, watch))
+            delay = timeout
+    watch.tick = timers.add(loop, watch, None, delay)
     try:
-        result = await attempt_once(p, upstream, node, request, now, deadline=deadline)
-    except CancelledError:
-        _stop_timer(timers, task, timer)
-        race = p.races.pop(task, None)
-        if race is None:
-            raise
+        response = await resume(call, waits_on)
+    except BaseException as exc:
+        result = _raised(p, att, watch, node, request, now, timeout, exc)
+    else:
+        end = p.monotonic()
+        att.succeed(end)
+        result = ExecutionResult(request.id, node.id, True, end - now, response=response)
+    finally:
+        disarm(watch)
+        if sleeper is not None:
+            sleeper.cancel()
+    race = watch.race
+    if race is None:
+        return result, None
+    if result is race.won:  # the hedge won: the first attempt was abandoned
+        return result, (node.id, result.node_id or "")
+    return await _after_race(p, race, node, result)
+
+
+def _raised(  # noqa: PLR0917
+    p: Pipeline,
+    att: Attempt,
+    watch: _Watch,
+    node: NodeSpec,
+    request: AIRequest,
+    now: float,
+    timeout: float,
+    exc: BaseException,
+) -> ExecutionResult:
+    """The call raised ``exc``: the attempt's failure (a timeout, or the node's error), the
+    hedge's answer when it won (the first attempt abandoned), or ``exc`` raised again when
+    the caller was cancelled from outside."""
+    race = watch.race
+    timed_out = isinstance(exc, TimeoutError) or (
+        isinstance(exc, CancelledError) and watch.fired and expired(watch)
+    )
+    if not timed_out and is_cancel(exc):
+        att.abandon()
+        won = race.won if race is not None else None
+        if (
+            won is None
+            or not isinstance(exc, CancelledError)
+            or watch.task.uncancel() > watch.cancelling  # (also) cancelled from outside
+        ):
+            if race is not None:
+                race.waiting = False
+                if race.hedge is not None:
+                    race.hedge.cancel()
+            raise exc
+        assert race is not None
         race.waiting = False
-        won = race.won
-        if won is None or task.uncancel() > cancelling:  # (also) cancelled from outside
-            if race.hedge is not None:
-                race.hedge.cancel()
-            raise
         end = p.monotonic()
         if node.id in p.registry:  # the loser was this slow at least: the router learns it
             p.tracker.record_slow(node.id, end - now, end)
         p.metrics.hedges.labels("won").inc()
         won.attempts = 2
-        return won, (node.id, won.node_id or "")
-    except BaseException:  # a bug past attempt_once's own handling: leave nothing behind
-        _stop_timer(timers, task, timer)
-        race = p.races.pop(task, None)
-        if race is not None and race.hedge is not None:
-            race.hedge.cancel()
-        raise
-    if timers is not None:
-        timers.discard(task, timer)  # type: ignore[arg-type]  # an int with the ticks
+        return won
+    err: UpstreamError
+    if timed_out:
+        err = UpstreamTimeoutError(node.id, f"no answer within {timeout:.3f}s")
+        err.__cause__ = exc
     else:
-        timer.cancel()  # type: ignore[union-attr]  # a task on other clocks
-    race = p.races.pop(task, None) if p.races else None
-    if race is None:
-        return result, (node.id,)
+        err = as_upstream_error(node.id, exc)
+    return _failed(p, att, node, request, now, err)
+
+
+async def _after_race(
+    p: Pipeline, race: _Race, node: NodeSpec, result: ExecutionResult
+) -> tuple[ExecutionResult, Tried]:
+    """The first attempt ended with ``result`` after its hedge delay: the hedge (if one went
+    out) is cancelled when it answered, awaited when it failed."""
     race.waiting = False
     hedge = race.hedge
     if hedge is None:
-        return result, (node.id,)
+        return result, None
     m = p.metrics
     tried = (node.id, race.hedge_node.id if race.hedge_node is not None else "")
     if result.ok:
-        if _failed(hedge):
+        if _hedge_failed(hedge):
             m.hedges.labels("failed").inc()
         else:
             hedge.cancel()
@@ -267,7 +359,7 @@ async def attempt_hedged(
     return second, tried
 
 
-def _failed(hedge: asyncio.Task[ExecutionResult]) -> bool:
+def _hedge_failed(hedge: asyncio.Task[ExecutionResult]) -> bool:
     """Whether the hedge is over and failed (its node's error)."""
     if not hedge.done() or hedge.cancelled() or hedge.exception() is not None:
         return False
@@ -281,7 +373,7 @@ async def retry_unary(
     failed: ExecutionResult,
     deadline: float,
     *,
-    tried: tuple[str, ...] | None = None,
+    tried: Tried = None,
 ) -> ExecutionResult:
     """After the first attempt(s) ``failed`` (on the nodes ``tried``, by default the failed
     one): what the retry policy decides, until an attempt answers (its result returned,
