@@ -80,6 +80,11 @@ class OrchestratorMetrics:
             registry, "counter", "orchestrator_hedges",
             "Hedged attempts for slow unary requests, by outcome.", ["outcome"],
         )  # fmt: skip
+        #: outcomes: resumed, failed, finished, no_node, no_budget, exhausted, unsupported
+        self.stream_resumes = plain_family(
+            registry, "counter", "orchestrator_stream_resumes",
+            "Streams that broke after their first chunk, by what their resume did.", ["outcome"],
+        )  # fmt: skip
         self.picks = plain_family(
             registry, "counter", "node_picks", "Times the balancer chose a node.", ["node"]
         )

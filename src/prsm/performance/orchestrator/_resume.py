@@ -39,7 +39,6 @@ from collections.abc import AsyncIterator, Collection
 
 from .._awaiting import await_with_timeout
 from ..errors import RoutingError, UpstreamError
-from ..monitoring._registry import plain_family
 from ..routing._node import NodeSpec
 from ..types import AIRequest
 from ..upstreams._base import StreamingUpstream
@@ -48,19 +47,13 @@ from ._tape import Tape
 
 log = logging.getLogger("prsm.performance.orchestrator")
 
-#: every value of the ``outcome`` label of ``orchestrator_stream_resumes_total``
-RESUME_OUTCOMES = (
-    "resumed", "failed", "finished", "no_node", "no_budget", "exhausted", "unsupported",
-)  # fmt: skip
-
-
 Resumed = tuple[NodeSpec, Attempt, AsyncIterator[bytes], bytes | None]
 
 
 class Resumer:
     """Takes one broken stream over on other nodes, at most ``stream_max_resumes`` times."""
 
-    __slots__ = ("counter", "deadline", "ends_at", "p", "request", "tape", "tried", "upstream",
+    __slots__ = ("deadline", "ends_at", "p", "request", "tape", "tried", "upstream",
                  "used")  # fmt: skip
 
     def __init__(
@@ -82,13 +75,9 @@ class Resumer:
         self.ends_at = ends_at
         self.tried = set(tried)
         self.used = 0
-        self.counter = plain_family(
-            p.metrics.registry, "counter", "orchestrator_stream_resumes",
-            "Streams that broke after their first chunk, by what their resume did.", ["outcome"],
-        )  # fmt: skip
 
     def _count(self, outcome: str) -> None:
-        self.counter.labels(outcome).inc()
+        self.p.metrics.stream_resumes.labels(outcome).inc()
 
     def _stop(self, outcome: str, node_id: str, err: BaseException, why: str) -> None:
         self._count(outcome)
