@@ -19,6 +19,7 @@ from benchmarks import _semantic_long as longset, _semantic_sets as sets
 from benchmarks._harness import percentile
 from benchmarks._qqp import cached_embeddings
 from prsm.performance.caching.semantic import SemanticCache, SemanticSettings, Verifier
+from prsm.performance.caching.semantic._cascade import AnyVerifier, load_verifier
 from prsm.performance.embeddings._embedder import HashingEmbedder
 
 Encode = Callable[[list[str]], np.ndarray]
@@ -34,8 +35,9 @@ def modes(dev_cosine: float) -> dict[str, SemanticSettings]:
     }
 
 
-async def _hits(settings: SemanticSettings, verifier: Verifier | None, pairs: list[tuple[str, str]],
-                va: np.ndarray, vb: np.ndarray) -> list[bool]:  # fmt: skip
+async def _hits(settings: SemanticSettings, verifier: AnyVerifier | None,
+                pairs: list[tuple[str, str]], va: np.ndarray,
+                vb: np.ndarray) -> list[bool]:  # fmt: skip
     cache = SemanticCache(settings, embedder=HashingEmbedder(va.shape[1]), verifier=verifier)
     out = []
     for i, (a, b) in enumerate(pairs):
@@ -46,14 +48,21 @@ async def _hits(settings: SemanticSettings, verifier: Verifier | None, pairs: li
     return out
 
 
-CROSS_MODE = "ours: SemanticCache(cross_encoder=True)"
+def other_modes() -> dict[str, tuple[SemanticSettings, Verifier]]:
+    """The verifier without the cross-encoder, and with it on every candidate."""
+    out = {}
+    for mode in ("off", "always"):
+        v = load_verifier(mode=mode)
+        assert isinstance(v, Verifier)
+        out[f"ours: SemanticCache(cross_encoder='{mode}')"] = (SemanticSettings(), v)
+    return out
 
 
-def near_miss_rows(encode: Encode, verifier: Verifier, dev_cosine: float, every: int = 1,
-                   cross: Verifier | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def near_miss_rows(encode: Encode, verifier: AnyVerifier, dev_cosine: float,
+                   every: int = 1) -> list[dict[str, Any]]:  # fmt: skip
     """Wrong-hit rate per near-miss kind and paraphrase hit rate per kind, per split (every
-    ``every``-th pair: the quick form takes a sample); with ``cross``, also the verifier
-    with the cross-encoder."""
+    ``every``-th pair: the quick form takes a sample), also without the cross-encoder and
+    with it on every candidate."""
     rows = sets.load()[::every]
     probe = SemanticCache(SemanticSettings(verifier=False), embedder=HashingEmbedder(8))
     keyed = [(probe.key_of(r["a"])[1], probe.key_of(r["b"])[1]) for r in rows]
@@ -61,9 +70,10 @@ def near_miss_rows(encode: Encode, verifier: Verifier, dev_cosine: float, every:
     va = np.stack([emb[a] for a, _ in keyed])
     vb = np.stack([emb[b] for _, b in keyed])
     out: list[dict[str, Any]] = []
-    runs = [(mode, settings, verifier) for mode, settings in modes(dev_cosine).items()]
-    if cross is not None:
-        runs.append((CROSS_MODE, SemanticSettings(cross_encoder=True), cross))
+    runs: list[tuple[str, SemanticSettings, AnyVerifier]] = [
+        (mode, settings, verifier) for mode, settings in modes(dev_cosine).items()
+    ]
+    runs += [(mode, st, v) for mode, (st, v) in other_modes().items()]
     for mode, settings, judge in runs:
         hit = np.array(asyncio.run(_hits(settings, judge, keyed, va, vb)))
         for split in ("fit", "report", "heldout"):
@@ -82,8 +92,8 @@ def near_miss_rows(encode: Encode, verifier: Verifier, dev_cosine: float, every:
     return out
 
 
-def long_rows(encode: Encode, verifier: Verifier, dev_cosine: float, every: int = 1,
-              cross: Verifier | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def long_rows(encode: Encode, verifier: AnyVerifier, dev_cosine: float,
+              every: int = 1) -> list[dict[str, Any]]:  # fmt: skip
     """The long-prompt set: ours (context by hash, question compared) against a plain cosine
     on the whole prompt (what a cache that embeds the prompt does)."""
     rows, docs = longset.load()
@@ -97,23 +107,21 @@ def long_rows(encode: Encode, verifier: Verifier, dev_cosine: float, every: int 
     va = np.stack([qemb[ka[1]] for ka, _ in keyed])
     vb = np.stack([qemb[kb[1]] for _, kb in keyed])
     ours = np.array(asyncio.run(_hits(SemanticSettings(), verifier, pairs, va, vb)))
-    with_cross = None
-    if cross is not None:
-        with_cross = np.array(asyncio.run(_hits(SemanticSettings(), cross, pairs, va, vb)))
+    ((_, always),) = [v for k, v in other_modes().items() if k.endswith("'always')")]
+    with_cross = np.array(asyncio.run(_hits(SemanticSettings(), always, pairs, va, vb)))
     out: list[dict[str, Any]] = []
     for kind in dict.fromkeys(r["kind"] for r in rows):
         idx = [i for i, r in enumerate(rows) if r["kind"] == kind]
         out.append({"section": "long", "kind": kind,
                     "label": "paraphrase" if rows[idx[0]]["label"] else "near miss",
                     "pairs": len(idx), "ours_hit_rate": float(ours[idx].mean()),
-                    **({} if with_cross is None else
-                       {"ours_cross_encoder_hit_rate": float(with_cross[idx].mean())}),
+                    "ours_cross_encoder_always_hit_rate": float(with_cross[idx].mean()),
                     f"cosine_{dev_cosine:.3f}_whole_prompt_hit_rate":
                         float((plain[idx] >= dev_cosine).mean())})  # fmt: skip
     return out
 
 
-async def _loop_stall(verifier: Verifier, words: int, lookups: int) -> dict[str, float]:
+async def _loop_stall(verifier: AnyVerifier, words: int, lookups: int) -> dict[str, float]:
     """The longest the event loop went without running while ``lookups`` lookups of a
     ``words``-word prompt were verified against five candidates each."""
     emb = HashingEmbedder(64)
@@ -153,7 +161,7 @@ async def _loop_stall(verifier: Verifier, words: int, lookups: int) -> dict[str,
             "wall_gap_max_ms": max(gaps) * 1e3}  # fmt: skip
 
 
-def loop_rows(verifier: Verifier, quick: bool) -> list[dict[str, Any]]:
+def loop_rows(verifier: AnyVerifier, quick: bool) -> list[dict[str, Any]]:
     sizes = (50, 2000) if quick else (50, 500, 2000, 20000)
     return [{"section": "event-loop", **asyncio.run(_loop_stall(verifier, w, 20 if quick else 200))}
             for w in sizes]  # fmt: skip

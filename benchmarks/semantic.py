@@ -10,6 +10,7 @@ near-miss / paraphrase / long-prompt sets, the error bound on a stream, the inde
     python -m benchmarks.semantic --build-lexicon / --write-sets   # regenerate shipped data
     python -m benchmarks.semantic --export-cross DIR          # the cross-encoder's training rows
     python -m benchmarks.semantic --fit --cross-encoder OUT   # verifier-cross.json from its scores
+    python -m benchmarks.semantic --fit-cascade --cross-encoder OUT   # the cascade's band
     python -m benchmarks.semantic --skip-index --cross-encoder OUT   # also the cross-encoder
 
 Protocol: ``../shared/data/README.md`` (cache every distinct ``a``, look up every distinct
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import (
+    _semantic_cascade as cascade_mod,
     _semantic_cross as cross_mod,
     _semantic_peers as peers,
     _semantic_qqp as qqp,
@@ -39,7 +41,14 @@ from benchmarks._semantic_audit import ceiling, label_audit, load_judged
 from benchmarks._semantic_bound import bound_rows
 from benchmarks._semantic_eval import long_rows, loop_rows, near_miss_rows
 from benchmarks._semantic_index import index_rows
-from prsm.performance.caching.semantic import SemanticCache, SemanticSettings, Verifier
+from prsm.performance.caching.semantic import (
+    CascadeVerifier,
+    SemanticCache,
+    SemanticSettings,
+    Verifier,
+)
+from prsm.performance.caching.semantic._cascade import AnyVerifier
+from prsm.performance.caching.semantic._settings import CrossMode
 from prsm.performance.caching.semantic._verifier import CROSS_PATH
 from prsm.performance.embeddings._embedder import SentenceTransformerEmbedder
 
@@ -50,15 +59,16 @@ GOAL = ("QQP test F1 >= 0.70 (strict) and precision >= 0.75 at recall >= 0.50 (c
         "0.99 and <= 1 ms p99 at 1M entries excluding the embedding")  # fmt: skip
 
 
-def _floored(probs: np.ndarray, split: qqp.Split, verifier: Verifier) -> np.ndarray:
+def _floored(probs: np.ndarray, split: qqp.Split, verifier: AnyVerifier) -> np.ndarray:
     """As the cache does: candidates under the verifier's cosine floor never win."""
     return np.where(split.cos.reshape(-1) >= verifier.candidate_threshold, probs, -1.0)
 
 
 async def _cache_latency(split: qqp.Split, embedder: SentenceTransformerEmbedder,  # noqa: PLR0917
                          n: int, with_embedding: int, index: str,
-                         cross: bool = False) -> dict[str, float]:  # fmt: skip
-    """Lookups through the real SemanticCache: p50/p99 without and with the embedding."""
+                         cross: CrossMode = "cascade") -> dict[str, float]:  # fmt: skip
+    """Lookups through the real SemanticCache: p50/p99 without and with the embedding (and,
+    for the cascade, the share of lookups the cross-encoder scored)."""
     settings = SemanticSettings(index=index, ttl=None, cross_encoder=cross)
     cache = SemanticCache(settings, embedder=embedder)  # type: ignore[arg-type]
     if cache.verifier is not None:
@@ -68,11 +78,20 @@ async def _cache_latency(split: qqp.Split, embedder: SentenceTransformerEmbedder
     sample = qqp.lookup_sample(split, n)
     await embedder.embed(["warm up: load the model before timing"])
     await cache.get_similar(split.proto.lookups[0], "qqp", vector=split.lookup_vecs[0])
+    verifier = cache.verifier
+    before = verifier.counts.as_dict() if isinstance(verifier, CascadeVerifier) else None
     bare = []
     for j in sample:
         t0 = time.perf_counter()
         await cache.get_similar(split.proto.lookups[j], "qqp", vector=split.lookup_vecs[j])
         bare.append(time.perf_counter() - t0)
+    paying = {}
+    if isinstance(verifier, CascadeVerifier) and before is not None:
+        after = verifier.counts.as_dict()
+        scored = after["lookups"] - before["lookups"]
+        crossed = after["crossed_lookups"] - before["crossed_lookups"]
+        paying = {"cross_encoder_share_of_lookups": crossed / len(bare),
+                  "cross_encoder_share_of_verified": crossed / max(1, scored)}  # fmt: skip
     full = []
     for j in sample[:with_embedding]:
         t0 = time.perf_counter()
@@ -82,7 +101,7 @@ async def _cache_latency(split: qqp.Split, embedder: SentenceTransformerEmbedder
         "entries": len(split.proto.cached),
         "p50_ms": percentile(bare, 50) * 1e3, "p99_ms": percentile(bare, 99) * 1e3,
         "p50_ms_with_embedding": percentile(full, 50) * 1e3,
-        "p99_ms_with_embedding": percentile(full, 99) * 1e3,
+        "p99_ms_with_embedding": percentile(full, 99) * 1e3, **paying,
     }  # fmt: skip
 
 
@@ -91,10 +110,10 @@ def _qqp_rows(  # noqa: PLR0917
     dev: qqp.Split,
     test: qqp.Split,
     test_closed: qqp.Split,
-    verifier: Verifier,
+    verifier: AnyVerifier,
     probs: np.ndarray,
     args: Any,
-    cross: tuple[Verifier, np.ndarray] | None = None,
+    others: list[tuple[str, AnyVerifier, np.ndarray]],
 ) -> dict[str, Any]:
     """QQP test, strict and closed, ours and the peers in one run; returns the figures the
     goals need."""
@@ -109,19 +128,19 @@ def _qqp_rows(  # noqa: PLR0917
         p50 = qqp.precision_at_recall(score, right, split.answerable)
         m = qqp.prf(score >= verifier.threshold, right, split.answerable)
         report.add(section="qqp-test", protocol=name,
-                   system=f"ours: verifier (p >= {verifier.threshold:.3f}, dev best F1)",
+                   system=f"ours: SemanticCache() defaults, cascade (p >= "
+                          f"{verifier.threshold:.3f}, dev best F1)",
                    precision_at_recall_0_50=p50, **m)  # fmt: skip
         out[name] = {"ours": m, "ours_p50": p50, "cosine": base, "cosine_p50": base_p50}
-        if cross is not None:
-            cv, cprobs = cross
-            score, right = qqp.best_of(cprobs, split)
-            m = qqp.prf(score >= cv.threshold, right, split.answerable)
+        for label, ov, oprobs in others:
+            score, right = qqp.best_of(oprobs, split)
+            m = qqp.prf(score >= ov.threshold, right, split.answerable)
             report.add(section="qqp-test", protocol=name,
-                       system=f"ours + cross-encoder (p >= {cv.threshold:.3f}, dev best F1)",
+                       system=f"ours, {label} (p >= {ov.threshold:.3f}, dev best F1)",
                        precision_at_recall_0_50=qqp.precision_at_recall(score, right,
                                                                         split.answerable),
                        **m)  # fmt: skip
-            out[name]["ours_cross"] = m
+            out[name][f"ours, {label}"] = m
     lookups = list(range(len(test.proto.lookups)))
     runs = {}
     if not args.skip_peers:
@@ -141,6 +160,11 @@ def _qqp_rows(  # noqa: PLR0917
 def main(argv: list[str] | None = None) -> None:
     p = parser("semantic", __doc__ or "")
     p.add_argument("--fit", action="store_true", help="refit the verifier and exit")
+    p.add_argument(
+        "--fit-cascade",
+        action="store_true",
+        help="choose the cascade's band on dev (with --cross-encoder OUT), exit",
+    )
     p.add_argument("--build-lexicon", action="store_true", help="rebuild lexicon.json.gz")
     p.add_argument("--write-sets", action="store_true", help="rewrite the near-miss sets")
     p.add_argument("--sizes", default=None, help="index sizes, e.g. 10000,100000,1000000")
@@ -196,6 +220,12 @@ def main(argv: list[str] | None = None) -> None:
         test = qqp.load_split("test", embedder.encode, limit)
         print(json.dumps(cross_mod.export(dev, test, Path(args.export_cross)), indent=2))
         return
+    if args.fit_cascade:
+        if not args.cross_encoder:
+            raise SystemExit("--fit-cascade needs --cross-encoder OUT (the dev scores out of fold)")
+        meta = cascade_mod.fit(dev, embedder.encode, args.cross_encoder)
+        print(json.dumps({k: v for k, v in meta.items() if k != "grid"}, indent=2))
+        return
     if args.fit:
         from benchmarks._semantic_sets import fit_rows
 
@@ -210,32 +240,41 @@ def main(argv: list[str] | None = None) -> None:
     report = Report("semantic", GOAL)
     test = qqp.load_split("test", embedder.encode, limit)
     test_closed = qqp.closed(test, "dev", limit)
-    verifier = Verifier.load()
+    verifier = CascadeVerifier.load()
+    plain = Verifier.load()
     x_test = qqp.features(test)
-    probs = _floored(verifier.predict(x_test), test, verifier)
-    cross = None
+    cascaded, band = cascade_mod.test_scores(verifier, test, x_test)
+    probs = _floored(cascaded, test, verifier)
+    report.notes.append(
+        f"cascade band [{verifier.low}, {verifier.high}] (dev): the cross-encoder scored "
+        f"{band.reshape(test.top.shape).any(axis=1).mean():.3f} of QQP test lookups, "
+        f"{band.mean():.3f} of their top-5 candidates"
+    )
+    others: list[tuple[str, AnyVerifier, np.ndarray]] = [
+        ("cross_encoder='off'", plain, _floored(plain.predict(x_test), test, plain))
+    ]
     if args.cross_encoder:
         cv = Verifier.load(CROSS_PATH)
         ce = np.load(Path(args.cross_encoder) / "test.npy")
         if ce.shape != (test.top.size,):
             raise SystemExit(f"{args.cross_encoder}/test.npy: not one score per test row")
-        cross = (cv, _floored(cv.predict(np.column_stack([x_test, ce])), test, cv))
-    q = _qqp_rows(report, dev, test, test_closed, verifier, probs, args, cross)
-    for index in ("flat", "auto"):
-        lat = asyncio.run(_cache_latency(test, embedder, 200 if args.quick else 2000,
-                                         20 if args.quick else 200, index))  # fmt: skip
-        report.add(section="latency", system=f"ours (index {index}, verifier)", **lat)
-    if cross is not None:
-        n, full = (20, 20) if args.quick else (300, 100)
-        lat = asyncio.run(_cache_latency(test, embedder, n, full, "auto", cross=True))
-        report.add(section="latency", system="ours (index auto, verifier + cross-encoder)", **lat)
+        always = _floored(cv.predict(np.column_stack([x_test, ce])), test, cv)
+        others.append(("cross_encoder='always'", cv, always))
+    q = _qqp_rows(report, dev, test, test_closed, verifier, probs, args, others)
+    n, full = (200, 20) if args.quick else (2000, 200)
+    for index, mode in (("flat", "cascade"), ("auto", "cascade"), ("auto", "off")):
+        lat = asyncio.run(_cache_latency(test, embedder, n, full, index, mode))
+        report.add(section="latency", system=f"ours (index {index}, cross_encoder='{mode}')",
+                   **lat)  # fmt: skip
+    n, full = (20, 20) if args.quick else (300, 100)
+    lat = asyncio.run(_cache_latency(test, embedder, n, full, "auto", "always"))
+    report.add(section="latency", system="ours (index auto, cross_encoder='always')", **lat)
     audit, audit_notes = label_audit(test)
     for row in audit + ceiling(test, load_judged()):
         report.add(**row)
     report.notes += audit_notes
-    cv = cross[0] if cross is not None else None
-    near = near_miss_rows(embedder.encode, verifier, q["cos_t"], 7 if args.quick else 1, cv)
-    long = long_rows(embedder.encode, verifier, q["cos_t"], 10 if args.quick else 1, cv)
+    near = near_miss_rows(embedder.encode, verifier, q["cos_t"], 7 if args.quick else 1)
+    long = long_rows(embedder.encode, verifier, q["cos_t"], 10 if args.quick else 1)
     loop = loop_rows(verifier, args.quick)
     bound = bound_rows(test_closed, probs, verifier.threshold)
     idx = [] if args.skip_index else index_rows(args)
@@ -252,8 +291,9 @@ def main(argv: list[str] | None = None) -> None:
         for peer in strict
         if peer.startswith(("GPTCache", "redisvl")) and strict[peer]["f1"]
     }
-    kept = [r for r, v in verifier.meta.get("rules", {}).items() if v["kept"]]
-    report.notes.append(f"verifier fitted on: {verifier.meta.get('fitted_on')}; rules {kept}")
+    kept = [r for r, v in plain.meta.get("rules", {}).items() if v["kept"]]
+    report.notes.append(f"verifier fitted on: {plain.meta.get('fitted_on')}; rules {kept}; "
+                        f"cascade fitted on: {verifier.meta.get('fitted_on')}")  # fmt: skip
     report.finish(args, plot=_plot)
 
 

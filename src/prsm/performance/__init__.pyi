@@ -42,6 +42,7 @@ from .caching import (
 )
 from .caching.semantic import (
     AutoIndex as AutoIndex,
+    CascadeVerifier as CascadeVerifier,
     EntryStore as EntryStore,
     FlatIndex as FlatIndex,
     HNSWIndex as HNSWIndex,

@@ -1,4 +1,4 @@
-"""The optional cross-encoder: the shipped LoRA adapter on the bundled MiniLM, and the
+"""The cross-encoder: the shipped LoRA adapter on the bundled MiniLM, and the
 verifier that takes its probability as one more feature."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def test_a_verifier_file_without_the_cross_feature_is_refused(tmp_path: Path) ->
 
 async def test_settings_select_the_cross_verifier() -> None:
     on = SemanticCache(SemanticSettings(cross_encoder=True), embedder=HashingEmbedder(16))
-    off = SemanticCache(SemanticSettings(), embedder=HashingEmbedder(16))
+    off = SemanticCache(SemanticSettings(cross_encoder=False), embedder=HashingEmbedder(16))
     assert on.verifier is not None and on.verifier.cross_encoder is not None
     assert off.verifier is not None and off.verifier.cross_encoder is None
     await on.aclose()

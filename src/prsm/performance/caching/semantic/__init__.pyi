@@ -2,6 +2,7 @@ from ._cache import (
     SemanticCache as SemanticCache,
     SemanticMatch as SemanticMatch,
 )
+from ._cascade import CascadeVerifier as CascadeVerifier
 from ._factory import build_semantic_cache as build_semantic_cache
 from ._index import (
     AutoIndex as AutoIndex,

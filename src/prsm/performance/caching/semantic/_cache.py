@@ -37,11 +37,11 @@ from ...embeddings._embedder import Embedder, SentenceTransformerEmbedder, norma
 from ...errors import CacheError
 from ...monitoring._registry import MetricsRegistry
 from . import _bound as bound
+from ._cascade import AnyVerifier, load_verifier
 from ._index import make_index
 from ._prompt import SEP, scoped, split_prompt
 from ._settings import SemanticSettings
 from ._store import Entry, EntryStore, MemoryStore, RedisStore, SQLiteStore
-from ._verifier import CROSS_PATH, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class SemanticCache:
         *,
         embedder: Embedder | None = None,
         store: EntryStore | None = None,
-        verifier: Verifier | None = None,
+        verifier: AnyVerifier | None = None,
         metrics: MetricsRegistry | None = None,
         clock: Clock | None = None,
         judge: Callable[[Any, Any], bool] = same_answer,
@@ -135,7 +135,7 @@ class SemanticCache:
                 store = MemoryStore()
         self.store = store
         if verifier is None and s.verifier:
-            verifier = Verifier.load(s.verifier_path or (CROSS_PATH if s.cross_encoder else None))
+            verifier = load_verifier(s.verifier_path, mode=str(s.cross_encoder), band=s.cross_band)
         self.verifier = verifier if s.verifier else None
         self.judge = judge
         self.rng = rng or random.Random(0)

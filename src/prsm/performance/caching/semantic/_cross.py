@@ -26,6 +26,10 @@ from ...errors import ConfigError, DependencyMissingError
 
 MAX_LENGTH = 64
 _PREFIX = "base_model.model."
+#: loaded models by adapter file: every cache of a process shares one, and its lock (a fast
+#: tokenizer must not be used from two threads at once)
+_LOADED: dict[Path, tuple[Any, Any, tuple[Any, Any], threading.Lock]] = {}
+_LOADED_LOCK = threading.Lock()
 
 
 class CrossEncoder:
@@ -40,14 +44,21 @@ class CrossEncoder:
         self._model: Any = None
         self._tokenizer: Any = None
         self._head: tuple[Any, Any] | None = None
+        self._run_lock = threading.Lock()
 
     def load(self) -> None:
         """Load the base model, merge the adapter into it (idempotent, thread-safe)."""
         with self._lock:
-            if self._model is None:
-                self._load()
+            if self._model is not None:
+                return
+            key = self.adapter.resolve()
+            with _LOADED_LOCK:
+                loaded = _LOADED.get(key)
+                if loaded is None:
+                    loaded = _LOADED[key] = (*self._load(), threading.Lock())
+            self._model, self._tokenizer, self._head, self._run_lock = loaded
 
-    def _load(self) -> None:
+    def _load(self) -> tuple[Any, Any, tuple[Any, Any]]:
         try:
             import torch
             from safetensors.torch import load_file
@@ -75,12 +86,17 @@ class CrossEncoder:
                 if linear is None:
                     raise ConfigError("cross_encoder", f"{self.adapter}: no layer {name!r}")
                 linear.weight += scale * (b.float() @ a.float())
-        self._head = (state["head.weight"].float(), state["head.bias"].float())
-        self._tokenizer = AutoTokenizer.from_pretrained(str(base))
-        self._model = model
+        head = (state["head.weight"].float(), state["head.bias"].float())
+        return model, AutoTokenizer.from_pretrained(str(base)), head
 
     def score(self, query: str, candidates: Sequence[str]) -> np.ndarray:
         """P(same) of ``query`` against each candidate (one forward pass)."""
+        return self.score_pairs([query] * len(candidates), candidates)
+
+    def score_pairs(self, queries: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        """P(same) of each (query, candidate) pair (one forward pass: batch them sensibly)."""
+        if len(queries) != len(candidates):
+            raise ValueError(f"{len(queries)} queries for {len(candidates)} candidates")
         if not candidates:
             return np.zeros(0)
         self.load()
@@ -88,13 +104,13 @@ class CrossEncoder:
 
         if self.threads is not None and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
-        tok = self._tokenizer(
-            [query] * len(candidates), list(candidates), truncation="longest_first",
-            max_length=MAX_LENGTH, padding=True, return_tensors="pt",
-        )  # fmt: skip
         assert self._head is not None
         weight, bias = self._head
-        with torch.inference_mode():
+        with self._run_lock, torch.inference_mode():
+            tok = self._tokenizer(
+                list(queries), list(candidates), truncation="longest_first",
+                max_length=MAX_LENGTH, padding=True, return_tensors="pt",
+            )  # fmt: skip
             hidden = self._model(**tok).last_hidden_state
             mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1)

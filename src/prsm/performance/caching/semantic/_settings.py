@@ -9,6 +9,9 @@ from typing import Literal
 from ...errors import ConfigError
 
 IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
+#: when the MiniLM cross-encoder scores a candidate: never, inside the plain verifier's
+#: unsure band (the default), or always
+CrossMode = Literal["off", "cascade", "always"]
 
 
 def check_ivf(lists: int, probe: int, train_at: int | None) -> None:
@@ -34,10 +37,13 @@ class SemanticSettings:
       ``verifier_threshold`` (``None`` for either: the values fitted on QQP dev and shipped
       with the verifier).
     * ``top_k``: candidates taken from the index for the verifier to re-rank.
-    * ``cross_encoder``: use the verifier fitted with a MiniLM cross-encoder's probability
-      as one more feature (``verifier-cross.json``; one forward pass of the bundled MiniLM
-      with a LoRA adapter over the candidates no rule vetoes, in the verifier's thread).
-      Off by default: it costs a model pass per lookup (README, "The verifier").
+    * ``cross_encoder``: when the MiniLM cross-encoder (the bundled MiniLM with a LoRA
+      adapter, ``verifier-cross.json``) re-scores a candidate. ``"cascade"`` (default): only
+      candidates whose plain-verifier probability falls in the unsure band ``cross_band``
+      (``None``: the band fitted on QQP dev, ``verifier-cascade.json``), so clear hits and
+      clear misses pay nothing extra; ``"always"`` (or ``True``): every candidate no rule
+      vetoes, one model pass a lookup; ``"off"`` (or ``False``): never (README, "The
+      verifier").
     * ``index``: ``flat`` (exact), ``hnsw`` (approximate), or ``auto``: flat until a
       namespace holds ``hnsw_min_entries`` entries, HNSW above; ``ivf``: faiss inverted
       lists (``ivf_lists`` cells, ``ivf_probe`` scanned a query), exact until
@@ -67,7 +73,8 @@ class SemanticSettings:
     top_k: int = 5
     verifier: bool = True
     verifier_path: str | None = None
-    cross_encoder: bool = False
+    cross_encoder: CrossMode | bool = "cascade"
+    cross_band: tuple[float, float] | None = None
     verifier_threshold: float | None = None
     candidate_threshold: float | None = None
     index: IndexKind = "auto"
@@ -96,6 +103,19 @@ class SemanticSettings:
     embedding_batch: int = 32
 
     def __post_init__(self) -> None:
+        if isinstance(self.cross_encoder, bool):
+            object.__setattr__(self, "cross_encoder", "always" if self.cross_encoder else "off")
+        if self.cross_encoder not in ("off", "cascade", "always"):
+            raise ConfigError(
+                "cross_encoder", f"must be off, cascade or always, got {self.cross_encoder!r}"
+            )
+        if self.cross_band is not None:
+            band = tuple(self.cross_band)
+            if len(band) != 2 or not 0.0 <= band[0] <= band[1] <= 1.0:
+                raise ConfigError(
+                    "cross_band",
+                    f"must be (low, high) with 0 <= low <= high <= 1, got {self.cross_band!r}",
+                )
         for name in ("threshold", "candidate_threshold"):
             v = getattr(self, name)
             if v is not None and not -1.0 <= v <= 1.0:
