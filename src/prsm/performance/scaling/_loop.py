@@ -173,6 +173,7 @@ class ScalingLoop:
             startup_time=self.startup_time,
             load=load if load is not None else self.tracker.load(),
             signals=signals,
+            sessions=self.tracker.session_snapshot(),
         )
         score = score_signals(signal_readings(signals, self.score_settings), self.score_settings)
         return ctx, score.as_dict()
