@@ -63,7 +63,7 @@ TUNED: dict[str, dict[str, Any]] = {
     "alibaba": {
         "wait_probability": 0.9,
         "scale_down_window": 60.0,
-        "session_wait_probability": 0.06,
+        "session_wait_probability": 0.055,
     },
     "twitter": {"wait_probability": 0.2, "scale_down_window": 180.0},
     "azure": {},
@@ -73,10 +73,9 @@ TUNED: dict[str, dict[str, Any]] = {
 #: more replica-hours than the best peer there and ≤ 1.15× the oracle (see :func:`tune`)
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "alibaba": [
-        {"wait_probability": w, "scale_down_window": d, "session_wait_probability": p}
+        {"wait_probability": w, "scale_down_window": 60.0, "session_wait_probability": p}
         for w in (0.7, 0.9)
-        for d in (60.0, 120.0)
-        for p in (0.04, 0.05, 0.06)
+        for p in (0.04, 0.05, 0.055, 0.06)
     ],
     "twitter": [
         {"wait_probability": w, "scale_down_window": d}
