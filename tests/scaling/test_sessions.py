@@ -176,6 +176,8 @@ async def test_the_production_loop_carries_sessions_into_the_policy() -> None:
     assert step.decision.details["session_rate"] > 0
     assert step.decision.details["session_floor"] >= 4  # 15 requests of 30 s in 2 minutes
     assert step.decision.target == min(step.decision.details["session_floor"], 1 + 4)  # ≤ +4
+    shown = scaler.loop.snapshot()["steps"][-1]  # what /admin/scaling returns
+    assert shown["open_sessions"] == 5 and shown["details"]["session_floor"] >= 4
     await scaler.close()
 
 

@@ -68,6 +68,7 @@ class LoopStep:
             "mean_ongoing": round(ctx.mean_ongoing, 4),
             "service_time": ctx.service_time,
             "startup_time": ctx.startup_time,
+            "open_sessions": len(ctx.sessions.open) if ctx.sessions is not None else None,
             "target": self.decision.target,
             "action": self.decision.action.value,
             "reason": self.decision.reason,
