@@ -98,34 +98,25 @@ def test_the_policy_holds_a_floor_for_open_sessions_then_lets_it_go() -> None:
     )
     policy = PredictivePolicy(settings)
     state = policy.initial_state()
-    busy = ScalingContext(
-        now=100.0,
-        ready_replicas=1,
-        target_replicas=1,
-        service_time=30.0,
-        startup_time=120.0,
-        sessions=_snapshot(6, 2.0),  # 12 requests of 30 s in two minutes: 3 busy replicas
-    )
+
+    def ctx(now: float, replicas: int, open_sessions: int) -> ScalingContext:
+        return ScalingContext(
+            now=now,
+            ready_replicas=replicas,
+            target_replicas=replicas,
+            service_time=30.0,
+            startup_time=120.0,
+            sessions=_snapshot(open_sessions, 2.0),
+        )
+
+    busy = ctx(100.0, 1, 6)  # 12 requests of 30 s in two minutes: 3 busy replicas
     decision, state = policy.decide(busy, state)
     assert decision.details["session_floor"] >= 3
     assert decision.target == decision.details["session_floor"]
     assert "sessions" in decision.reason
-    quiet = ScalingContext(
-        now=130.0,
-        ready_replicas=decision.target,
-        target_replicas=decision.target,
-        service_time=30.0,
-        sessions=_snapshot(0, 2.0),
-    )
-    held, state = policy.decide(quiet, state)
+    held, state = policy.decide(ctx(130.0, decision.target, 0), state)
     assert held.target == decision.target  # held for session_hold
-    later = ScalingContext(
-        now=200.0,
-        ready_replicas=held.target,
-        target_replicas=held.target,
-        service_time=30.0,
-        sessions=_snapshot(0, 2.0),
-    )
+    later = ctx(200.0, held.target, 0)
     down, _ = policy.decide(later, state)
     assert down.target == held.target - 1  # released, one step down at a time
     # without the setting the same snapshot changes nothing
