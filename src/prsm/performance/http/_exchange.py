@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..errors import PayloadTooLargeError
-from ._wire import CHUNKED, LAST_CHUNK, Headers, chunk, head
+from ._wire import CHUNKED, CHUNKED_LINE, LAST_CHUNK, Headers, chunk, head
 
 if TYPE_CHECKING:
     from ._connection import ServerConnection
@@ -111,15 +111,20 @@ class ServerExchange(Generic[H]):
         self.status = status
         self.done = True
 
-    def begin(self, status: int, headers: Headers) -> None:
-        """Start a streamed answer; its head leaves with the first chunk."""
+    def begin(self, status: int, headers: Headers | bytes) -> None:
+        """Start a streamed answer (``headers`` as pairs, or as header lines already made);
+        its head leaves with the first chunk."""
         self._check()
         if self.http10:  # close-delimited: the end of the stream is the end of the connection
             self.keep_alive = False
             self._pending = head(status, headers, close=True)
         else:
             self.chunked = self.method != "HEAD"
-            self._pending = head(status, [*headers, CHUNKED], close=self._closing())
+            if isinstance(headers, bytes):
+                headers += CHUNKED_LINE
+            else:
+                headers = [*headers, CHUNKED]
+            self._pending = head(status, headers, close=self._closing())
         self.status = status
 
     def send(self, data: bytes) -> None:
@@ -189,7 +194,7 @@ class ServerExchange(Generic[H]):
     async def reply(self, status: int, headers: Headers | bytes, body: bytes) -> None:
         self.respond(status, headers, body)
 
-    async def start(self, status: int, headers: Headers) -> None:
+    async def start(self, status: int, headers: Headers | bytes) -> None:
         self.begin(status, headers)
 
     async def write(self, chunk: bytes) -> None:

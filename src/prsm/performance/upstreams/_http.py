@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import msgspec
 import orjson
 
+from .._awaiting import await_with_timeout
 from ..errors import (
     ConfigError,
     ConnectionFailed,
@@ -260,11 +261,14 @@ class HttpUpstream:
         response = ClientResponse()
         chunks = target.pool.stream(data, response)
         limit = seconds if self.enforce_timeout else None
+        step = chunks.__anext__
         try:
             while True:
-                try:
-                    async with asyncio.timeout(limit):
-                        chunk = await chunks.__anext__()
+                try:  # (no timeout context per chunk: the shared tick timers, when bounded)
+                    if limit is None:
+                        chunk = await step()
+                    else:
+                        chunk = await await_with_timeout(step(), limit)
                 except StopAsyncIteration:
                     return
                 if response.status != 200:
