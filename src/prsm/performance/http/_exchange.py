@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 H = TypeVar("H")
 #: the most bytes a stream's pieces wait for the end of a loop turn before they are written
 _HELD_BYTES = 65536
+#: a whole 200 answer on a kept connection: the head's lines, then the body
+_OK_ANSWER = b"HTTP/1.1 200 OK\r\n%s\r\n%s"
 _METHODS = {m.encode(): m for m in ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
@@ -98,10 +100,16 @@ class ServerExchange(Generic[H]):
         if conn.closed:
             raise ConnectionResetError("client went away before its answer")
         close = not self.keep_alive or conn.server.closing
-        if close:
+        transport = conn.transport
+        if status == 200 and not close and not self.http10 and type(headers) is bytes:
+            if len(body) < 65536 and self.method != "HEAD":  # the common answer: one format
+                transport.write(_OK_ANSWER % (headers, body))
+                self.status = status
+                self.done = True
+                return
+        elif close:
             self.keep_alive = False
         data = head(status, headers, close=close, keep_alive_10=self.http10)
-        transport = conn.transport
         if self.method == "HEAD":
             transport.write(data)  # the length of what a GET would answer, no body
         elif len(body) < 65536:
