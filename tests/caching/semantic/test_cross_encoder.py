@@ -99,3 +99,13 @@ def test_the_real_cross_encoder_tells_a_paraphrase_from_another_question() -> No
     assert p.shape == (2,)
     assert ((p >= 0) & (p <= 1)).all()
     assert p[0] > 0.5 > p[1]
+
+
+def test_long_texts_are_cut_to_the_words_the_model_can_read_before_tokenizing() -> None:
+    from prsm.performance.caching.semantic._cross import MAX_LENGTH, _head
+
+    short = "How do I reset my router?"
+    assert _head(short) == short
+    long = " ".join(f"word{i}" for i in range(20_000))
+    cut = _head(long)
+    assert cut.split() == long.split()[:MAX_LENGTH]
