@@ -13,7 +13,6 @@ chosen on dev for the mixed score, decides. The band and the threshold ship in
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ._features import Parsed
-from ._verifier import CROSS_PATH, Verifier
+from ._verifier import CROSS_PATH, Verifier, read_json
 
 CASCADE_PATH = Path(__file__).with_name("verifier-cascade.json")
 CASCADE_FORMAT = "prsm-semantic-cascade/1"
@@ -79,12 +78,7 @@ class CascadeVerifier:
              ) -> CascadeVerifier:  # fmt: skip
         """The shipped cascade (or the one at ``path``); ``band`` overrides the fitted one."""
         p = Path(path) if path is not None else CASCADE_PATH
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("verifier_path", f"no such file: {p}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError("verifier_path", f"{p}: not JSON: {exc}") from exc
+        data = read_json(p)
         if data.get("format") != CASCADE_FORMAT:
             raise ConfigError("verifier_path", f"{p}: not a {CASCADE_FORMAT} file")
         low, high = band if band is not None else (float(data["low"]), float(data["high"]))
@@ -149,13 +143,7 @@ def load_verifier(path: str | Path | None = None, *, mode: str = "cascade",
     format), else the shipped one for ``mode`` (``off``, ``cascade`` or ``always``)."""
     if path is not None:
         p = Path(path)
-        try:
-            fmt = json.loads(p.read_text(encoding="utf-8")).get("format")
-        except FileNotFoundError:
-            raise ConfigError("verifier_path", f"no such file: {p}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError("verifier_path", f"{p}: not JSON: {exc}") from exc
-        if fmt == CASCADE_FORMAT:
+        if read_json(p).get("format") == CASCADE_FORMAT:
             return CascadeVerifier.load(p, band)
         return Verifier.load(p)
     if mode == "off":

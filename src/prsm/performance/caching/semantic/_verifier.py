@@ -122,13 +122,7 @@ class Verifier:
     def load(cls, path: str | Path | None = None) -> Verifier:
         """The shipped model, or the one at ``path``."""
         p = Path(path) if path is not None else DEFAULT_PATH
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("verifier_path", f"no such file: {p}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError("verifier_path", f"{p}: not JSON: {exc}") from exc
-        return cls.from_json(data, f"verifier_path ({p})", folder=p.parent)
+        return cls.from_json(read_json(p), f"verifier_path ({p})", folder=p.parent)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """P(same) for each row of ``features`` (columns in FEATURE_NAMES order)."""
@@ -206,6 +200,17 @@ class Verifier:
             texts = [_text(c) for c, ok in zip(candidates, keep, strict=True) if ok]
             col[live] = self.cross_encoder.score(_text(query), texts)
         return col
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A verifier file's JSON; a missing or broken file is a ``verifier_path`` error."""
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("verifier_path", f"no such file: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError("verifier_path", f"{path}: not JSON: {exc}") from exc
+    return data
 
 
 def _text(item: str | Parsed) -> str:
