@@ -136,7 +136,8 @@ def loco_row(detector: str, series: list[NabSeries], scores: Scores) -> dict[str
 
 def breakdown(series: list[NabSeries], scores: Scores) -> dict[str, dict[str, Any]]:
     """Where the points go, per category, at the corpus threshold of each profile: windows
-    caught and missed, false positives and their cost, the raw total."""
+    caught and missed, false positives and their (negative) share of the raw total, the raw
+    total."""
     out: dict[str, dict[str, Any]] = {}
     for name, profile in PROFILES.items():
         thr = score_corpus(series, scores, profile).threshold
@@ -148,7 +149,7 @@ def breakdown(series: list[NabSeries], scores: Scores) -> dict[str, dict[str, An
             caught = sum(w.value for w in wins if w.detected_at is not None)
             per[cat] = {
                 "windows": r.tp + r.fn, "missed": r.fn, "fp": r.fp, "raw": round(r.raw, 2),
-                "tp_value": round(caught, 2), "fp_cost": round(sum(f.cost for f in fps), 2),
+                "tp_value": round(caught, 2), "fp_cost": round(-sum(f.cost for f in fps), 2),
             }  # fmt: skip
         out[PROFILE_SHORT[name]] = per
     return out
