@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ConfigError
-from ._nab import NabProfile, NabSeries, probation_length, sweep_scores
+from ._nab import NabProfile, NabSeries, probation_length, series_scores, sweep_scores
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +56,8 @@ def window_outcomes(
     windows: list[WindowOutcome] = []
     fps: list[FileFalsePositives] = []
     for s in series:
-        if s.name not in scores:
-            raise ConfigError("scores", f"no scores for series {s.name!r}")
-        a = np.asarray(scores[s.name], dtype=np.float64)
+        a = series_scores(s, scores)
         n = len(s.values)
-        if a.shape != (n,):
-            raise ConfigError("scores", f"{s.name}: {a.shape[0]} scores for {n} points")
         p = probation_length(n)
         sweep = sweep_scores(n, s.windows, profile)
         inside = np.zeros(n, dtype=bool)
