@@ -56,9 +56,15 @@ PREDICTABILITY_SPLIT = "2024-11-26 00:00"
 TUNE_FROM = "2024-11-19 00:00"
 
 #: ours per trace, chosen by ``--tune`` on each trace's fitting period (the JSON's ``tuning``
-#: has the grid); the Azure hour has no fitting period and runs the library's defaults
+#: has the grid); the Azure hour has no fitting period and runs the library's defaults. On
+#: Alibaba the requests name their users, so ours holds a floor for open sessions
+#: (``session_wait_probability``; Twitter and Azure name no users)
 TUNED: dict[str, dict[str, Any]] = {
-    "alibaba": {"wait_probability": 0.7, "scale_down_window": 180.0},
+    "alibaba": {
+        "wait_probability": 0.9,
+        "scale_down_window": 60.0,
+        "session_wait_probability": 0.055,
+    },
     "twitter": {"wait_probability": 0.2, "scale_down_window": 180.0},
     "azure": {},
 }
@@ -67,9 +73,9 @@ TUNED: dict[str, dict[str, Any]] = {
 #: more replica-hours than the best peer there and ≤ 1.15× the oracle (see :func:`tune`)
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "alibaba": [
-        {"wait_probability": w, "scale_down_window": d}
-        for w in (0.5, 0.7, 0.9)
-        for d in (60.0, 120.0, 180.0, 300.0, 600.0)
+        {"wait_probability": w, "scale_down_window": 60.0, "session_wait_probability": p}
+        for w in (0.7, 0.9)
+        for p in (0.04, 0.05, 0.055, 0.06)
     ],
     "twitter": [
         {"wait_probability": w, "scale_down_window": d}
@@ -310,23 +316,20 @@ def sessions(args: argparse.Namespace) -> int:
 
     report = Report("autoscaling-sessions", GOAL)
     main_, fit = alibaba(args.traces, False)
-    study = session_study(
-        args.traces / "alibaba_genai_lora_requests.csv", main_, fit, TUNED["alibaba"]
-    )
+    study = session_study(main_, fit, TUNED["alibaba"])
     for period in ("fitting_period", "report_period"):
         for row in study[period]:
             report.add(period=period.split("_")[0], **row)
     rows = {r["policy"]: r for r in study["report_period"]}
-    hpa = rows.pop("hpa")
-    chosen = rows[f"session floor {study['chosen_wait_probability']}"]
+    hpa, ours = rows["hpa"], rows["ours"]
     report.ratio_vs_peer = {
-        "violation_minutes": round(chosen["violation_minutes"] / hpa["violation_minutes"], 3),
-        "replica_hours": round(chosen["replica_hours"] / hpa["replica_hours"], 3),
+        "violation_minutes": round(ours["violation_minutes"] / hpa["violation_minutes"], 3),
+        "replica_hours": round(ours["replica_hours"] / hpa["replica_hours"], 3),
     }
     report.meets_goal = {
-        "violations_half_of_hpa_at_its_hours": chosen["violation_minutes"]
+        "violations_half_of_hpa_at_its_hours": ours["violation_minutes"]
         <= 0.5 * hpa["violation_minutes"]
-        and chosen["replica_hours"] <= hpa["replica_hours"]
+        and ours["replica_hours"] <= hpa["replica_hours"]
     }
     report.extra["sessions"] = study
     report.finish(args)

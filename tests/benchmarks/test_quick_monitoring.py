@@ -23,3 +23,9 @@ def test_quick_monitoring(tmp_path: Path) -> None:
     assert data["stores"]["sqlite"]["week_points"] > 0
     # the open dashboard loaded the page, its files and each chart's history
     assert data["peak"]["dashboard_opening_requests"] > 20
+    # ... and the findings, as the page does when it opens (and every minute after)
+    assert data["peak"]["dashboard_analyses"] >= 1
+    # the drop three ways: paired rounds, CPU per request, added up from its parts
+    for key in ("drop", "drop_of_medians", "drop_from_cpu", "drop_from_parts"):
+        assert key in data["peak"]
+    assert data["peak"]["idle_cpu_per_s"]["on"] > 0

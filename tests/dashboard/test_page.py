@@ -15,6 +15,8 @@ from prsm.performance.dashboard._page import (
     HISTORY_BACKFILL,
     POLLED_ROUTES,
     PREFIX,
+    SCALING_RECHECK,
+    SCALING_ROUTE,
     UPLOT_FILES,
     read_files,
 )
@@ -52,8 +54,9 @@ def test_the_page_names_each_asset_with_its_digest_and_holds_no_inline_script() 
 def test_the_script_polls_and_backfills_what_the_room_says() -> None:
     """The benchmark's stand-in for an open page (benchmarks/monitoring.py) reads these."""
     js = read_files()["dashboard.js"].decode()
-    for route in (*POLLED_ROUTES, "/admin/scaling"):
+    for route in (*POLLED_ROUTES, SCALING_ROUTE):
         assert f'"{route}"' in js, route
+    assert f"var SCALING_RECHECK = {SCALING_RECHECK}," in js
     metrics = set(re.findall(r'metric: "([a-z_.0-9]+)"', js))
     assert metrics == {m for m, _ in HISTORY_BACKFILL}
     stages = re.search(r"var STAGES = \[([^\]]*)\]", js)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,17 @@ class Script:
     ) -> tuple[ScalingDecision, Any]:
         want = [n for t, n in self.schedule if ctx.now >= t][-1]
         return ScalingDecision.relative(want, ctx.target_replicas), [*seen, ctx]
+
+
+@dataclass(frozen=True)
+class Spy(Script):
+    """A :class:`Script` that also keeps every snapshot in ``seen``."""
+
+    seen: list[ScalingContext] = field(default_factory=list)
+
+    def decide(self, ctx: ScalingContext, s: Any) -> tuple[ScalingDecision, Any]:
+        self.seen.append(ctx)
+        return super().decide(ctx, s)
 
 
 def test_one_replica_queues_requests_in_order() -> None:
@@ -86,14 +97,7 @@ def test_snapshots_carry_the_load_history_and_averages() -> None:
     from prsm.performance.sim._engine import simulate as run
 
     seen: list[ScalingContext] = []
-
-    @dataclass(frozen=True)
-    class Spy(Script):
-        def decide(self, ctx: ScalingContext, s: Any) -> tuple[ScalingDecision, Any]:
-            seen.append(ctx)
-            return super().decide(ctx, s)
-
-    run(tr, Spy(policy.schedule, 60.0), settings)
+    run(tr, Spy(policy.schedule, 60.0, seen=seen), settings)
     first, second = seen[0], seen[1]
     assert first.now == 60.0 and first.arrivals == 1 and first.load is not None
     assert first.load.values.tolist() == [1.0]
@@ -136,3 +140,29 @@ def test_settings_are_validated() -> None:
     assert err.value.field in ("initial_replicas", "min_replicas")
     with pytest.raises(ConfigError, match="no service times"):
         simulate(Trace("x", np.zeros(1), None), Script(((0.0, 1),)))
+
+
+def test_snapshots_carry_the_users_sessions_fed_before_the_start_too() -> None:
+    times = [10.0, 20.0, 100.0, 130.0]
+    tr = Trace(
+        "users",
+        np.asarray(times),
+        np.full(4, 5.0),
+        users=np.asarray([7, 8, 7, 9], dtype=np.int64),
+    )
+    seen: list[ScalingContext] = []
+    spy = Spy(((0.0, 1),), 60.0, seen=seen)
+    simulate(tr, spy, SimulationSettings(start=50.0, tail=60.0))
+    first = seen[0]  # at 110: users 7 (last at 100, its 2nd request) and 8 (last at 20)
+    assert first.now == 110.0 and first.sessions is not None
+    assert sorted(first.sessions.open) == [(10.0, 2), (90.0, 1)]
+    assert first.sessions.new_sessions == 2
+    assert sorted(seen[1].sessions.open if seen[1].sessions else ()) == [
+        (40.0, 1),
+        (70.0, 2),
+        (150.0, 1),
+    ]
+    plain = Trace("no users", np.asarray(times), np.full(4, 5.0))
+    seen.clear()
+    simulate(plain, spy, SimulationSettings(start=50.0, tail=60.0))
+    assert seen[0].sessions is None

@@ -370,12 +370,16 @@ from .scaling import (
     ScoreResult as ScoreResult,
     ScoreSettings as ScoreSettings,
     SeasonalNaive as SeasonalNaive,
+    SessionSnapshot as SessionSnapshot,
+    SessionTracker as SessionTracker,
     TrackedUpstream as TrackedUpstream,
     fit_predictor as fit_predictor,
     kubernetes_api_client as kubernetes_api_client,
     load_from_store as load_from_store,
     replicas_for as replicas_for,
+    request_user as request_user,
     score_signals as score_signals,
+    session_window as session_window,
 )
 from .serve import (
     PoolHost as PoolHost,

@@ -27,6 +27,10 @@ FILES = ("index.html", "dashboard.js", "findings.js", "dashboard.css", "uPlot.ii
 #: what an open page asks for every monitoring interval (``/admin/scaling`` too while it
 #: answers; after a 404, every 30th interval)
 POLLED_ROUTES = ("/admin/metrics/current", "/admin/alerts", "/admin/nodes")
+#: the page's ``/admin/scaling`` (asked with them while it answers); after a 404 (auto-scaling
+#: off) it is asked again only every ``SCALING_RECHECK``-th interval (as ``dashboard.js``)
+SCALING_ROUTE = "/admin/scaling"
+SCALING_RECHECK = 30
 #: what it asks for every ``FINDINGS_EVERY_S`` (the findings panel, the chart's anomaly marks)
 FINDINGS_ROUTE = "/admin/analytics"
 #: the history each chart starts from when the page opens (metric, labels): the last 15 min

@@ -28,7 +28,7 @@ from ..monitoring._recorder import (
 from ..monitoring._registry import MetricsRegistry, plain_family
 from ..types import AIRequest, JSONBody, RequestKind
 from ._admin import AdminApi, NodeKeyPolicy
-from ._asgi import JSON, KINDS, SSE, TEXT, Receive, Scope, Send, cache_mode
+from ._asgi import JSON, KINDS, TEXT, Receive, Scope, Send, cache_mode
 from ._auth import Authenticator, TenantLimiter
 from ._exchange import AsgiExchange, Exchange, NativeExchange
 from ._models import parse_body
@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 #: a 200 answer's head lines: length, request id, added milliseconds, then the other lines
 _OK_HEAD = (
     b"content-type: application/json\r\ncontent-length: %d\r\nx-request-id: %s\r\n"
+    b"x-prsm-added-time: %.3f\r\n%s"
+)
+#: a stream's head lines: request id, added milliseconds, then the other lines
+_SSE_HEAD = (
+    b"content-type: text/event-stream\r\ncache-control: no-cache\r\nx-request-id: %s\r\n"
     b"x-prsm-added-time: %.3f\r\n%s"
 )
 
@@ -307,19 +312,13 @@ class GatewayApp:
                 first = await chunks.__anext__()
             except StopAsyncIteration:
                 first = b""
-            headers = [
-                SSE,
-                (b"cache-control", b"no-cache"),
-                (b"x-request-id", x.head.rid),
-                (b"x-prsm-added-time", b"%.3f" % (added * 1e3)),
-            ]
+            lines = b""
             if self.server_timing:  # the upstream stage: until the first chunk
                 first_s = time.perf_counter() - t_call
                 timing = [stages[0], stages[1], -1.0, -1.0, -1.0, first_s, -1.0]
-                headers.append(
-                    (b"server-timing", server_timing(timing, time.perf_counter() - x.head.t0))
-                )
-            await x.start(200, headers)
+                total = time.perf_counter() - x.head.t0
+                lines = b"server-timing: %s\r\n" % server_timing(timing, total)
+            await x.start(200, _SSE_HEAD % (x.head.rid, added * 1e3, lines))
             self._count(route, 200, added)
             # our server's exchange raises ConnectionResetError on a write once the client is
             # gone; an ASGI server's may not, so its disconnect is watched

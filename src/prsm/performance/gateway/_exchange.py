@@ -25,8 +25,9 @@ class NativeExchange(ServerExchange[RequestHead]):
 
     __slots__ = ()
 
-    async def start(self, status: int, headers: Headers) -> None:
-        """Start a streamed answer (after which an error can no longer be answered whole)."""
+    async def start(self, status: int, headers: Headers | bytes) -> None:
+        """Start a streamed answer (after which an error can no longer be answered whole;
+        ``headers`` as pairs, or as header lines already made)."""
         self.begin(status, headers)
         self.head.started = True
 
@@ -70,15 +71,15 @@ class AsgiExchange:
     async def reply(self, status: int, headers: Headers | bytes, body: bytes) -> None:
         """Answer whole (``headers`` include the content type and length; as pairs, or as
         header lines already made)."""
-        if isinstance(headers, bytes):
-            headers = [_pair(line) for line in headers.split(b"\r\n") if line]
         send = self.send
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": _pairs(headers)})
         await send({"type": "http.response.body", "body": body})
 
-    async def start(self, status: int, headers: Headers) -> None:
-        """Start a streamed answer."""
-        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+    async def start(self, status: int, headers: Headers | bytes) -> None:
+        """Start a streamed answer (``headers`` as pairs, or as header lines already made)."""
+        await self.send(
+            {"type": "http.response.start", "status": status, "headers": _pairs(headers)}
+        )
         self.head.started = True
 
     async def write(self, chunk: bytes) -> None:
@@ -92,9 +93,16 @@ class AsgiExchange:
         await disconnected(self.receive)
 
 
-def _pair(line: bytes) -> tuple[bytes, bytes]:
-    name, _, value = line.partition(b":")
-    return name, value.strip()
+def _pairs(headers: Headers | bytes) -> Headers:
+    """Header pairs, from pairs or from header lines already made."""
+    if not isinstance(headers, bytes):
+        return headers
+    pairs = []
+    for line in headers.split(b"\r\n"):
+        if line:
+            name, _, value = line.partition(b":")
+            pairs.append((name, value.strip()))
+    return pairs
 
 
 class Exchange(Protocol):
@@ -109,7 +117,7 @@ class Exchange(Protocol):
     def head(self) -> RequestHead: ...
     async def body(self, limit: int) -> bytes: ...
     async def reply(self, status: int, headers: Headers | bytes, body: bytes) -> None: ...
-    async def start(self, status: int, headers: Headers) -> None: ...
+    async def start(self, status: int, headers: Headers | bytes) -> None: ...
     async def write(self, chunk: bytes) -> None: ...
     async def end(self) -> None: ...
     def disconnected(self) -> Awaitable[None]: ...

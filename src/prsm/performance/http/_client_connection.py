@@ -53,7 +53,7 @@ class ClientConnection(asyncio.Protocol):
 
     __slots__ = ("body", "chunks", "closed", "complete", "eof", "error", "framed",
                  "header_bytes", "headers", "headers_done", "idle_since", "keep_alive", "loop",
-                 "on_done", "parser", "paused", "pool", "received", "sent", "status",
+                 "on_body", "on_done", "parser", "paused", "pool", "received", "sent", "status",
                  "streaming", "tag", "transport", "waiter")  # fmt: skip
 
     def __init__(
@@ -64,6 +64,11 @@ class ClientConnection(asyncio.Protocol):
         self.pool = pool
         self.on_done = on_done
         self.tag: Any = None  # whatever the owner keeps with the connection
+        # the parser's body callback is the body list's own append (no Python frame per
+        # piece: a stream's every event is a piece); one list for the connection's life.
+        # A stream's pieces go on to its queue once per read (:meth:`_deliver`)
+        self.body: list[bytes] = []
+        self.on_body: Callable[[bytes], None] = self.body.append
         self.parser = httptools.HttpResponseParser(self)
         self.transport: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the one it was opened on
@@ -77,7 +82,6 @@ class ClientConnection(asyncio.Protocol):
         self.keep_alive = True
         self.received = False
         self.complete = False
-        self.body: list[bytes] = []
         self.streaming = False
         self.chunks: collections.deque[bytes] = collections.deque()
         self.paused = False
@@ -122,6 +126,8 @@ class ClientConnection(asyncio.Protocol):
             self.header_bytes += len(data)
             if self.header_bytes > _MAX_HEADER_BYTES or len(self.headers) > _MAX_HEADERS:
                 self._fail("the answer's header section is too large")
+        elif self.body and self.streaming and self.status == 200:
+            self._deliver()
 
     def _fail(self, message: str) -> None:
         self.error = ConnectionFailed(message, received=True)
@@ -141,20 +147,22 @@ class ClientConnection(asyncio.Protocol):
         if self.streaming:
             self._wake()
 
-    def on_body(self, body: bytes) -> None:
-        if self.streaming and self.status == 200:
-            chunks = self.chunks
-            chunks.append(body)
-            n = len(chunks)
-            if n == 1:  # the reader waits only on an empty queue: one wake-up for a burst
-                self._wake()
-            elif n > MAX_QUEUED_CHUNKS and not self.paused and self.transport:
-                self.transport.pause_reading()
-                self.paused = True
-        else:
-            self.body.append(body)
+    def _deliver(self) -> None:
+        """A streamed 200 answer's pieces the parser put in ``body`` (one read's) go on to
+        the reader's queue: one wake-up for the burst; reading pauses while too many wait."""
+        chunks = self.chunks
+        wake = not chunks  # the reader waits only on an empty queue
+        chunks.extend(self.body)
+        self.body.clear()
+        if wake:
+            self._wake()
+        if len(chunks) > MAX_QUEUED_CHUNKS and not self.paused and self.transport:
+            self.transport.pause_reading()
+            self.paused = True
 
     def on_message_complete(self) -> None:
+        if self.body and self.streaming and self.status == 200:
+            self._deliver()  # before the end is told (``on_done`` is called at once)
         self.complete = True
         self._wake()
 
@@ -179,7 +187,7 @@ class ClientConnection(asyncio.Protocol):
         self.framed = False
         self.headers = []
         self.header_bytes = 0
-        self.body = []
+        self.body.clear()
         self.chunks.clear()
         self.streaming = streaming
         self.error = None

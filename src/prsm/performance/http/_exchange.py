@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..errors import PayloadTooLargeError
-from ._wire import CHUNKED, LAST_CHUNK, Headers, chunk, head
+from ._wire import CHUNKED, CHUNKED_LINE, LAST_CHUNK, Headers, chunk, head
 
 if TYPE_CHECKING:
     from ._connection import ServerConnection
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 H = TypeVar("H")
 #: the most bytes a stream's pieces wait for the end of a loop turn before they are written
 _HELD_BYTES = 65536
+#: a whole 200 answer on a kept connection: the head's lines, then the body
+_OK_ANSWER = b"HTTP/1.1 200 OK\r\n%s\r\n%s"
 _METHODS = {m.encode(): m for m in ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
@@ -98,10 +100,16 @@ class ServerExchange(Generic[H]):
         if conn.closed:
             raise ConnectionResetError("client went away before its answer")
         close = not self.keep_alive or conn.server.closing
-        if close:
+        transport = conn.transport
+        if status == 200 and not close and not self.http10 and type(headers) is bytes:
+            if len(body) < 65536 and self.method != "HEAD":  # the common answer: one format
+                transport.write(_OK_ANSWER % (headers, body))
+                self.status = status
+                self.done = True
+                return
+        elif close:
             self.keep_alive = False
         data = head(status, headers, close=close, keep_alive_10=self.http10)
-        transport = conn.transport
         if self.method == "HEAD":
             transport.write(data)  # the length of what a GET would answer, no body
         elif len(body) < 65536:
@@ -111,15 +119,20 @@ class ServerExchange(Generic[H]):
         self.status = status
         self.done = True
 
-    def begin(self, status: int, headers: Headers) -> None:
-        """Start a streamed answer; its head leaves with the first chunk."""
+    def begin(self, status: int, headers: Headers | bytes) -> None:
+        """Start a streamed answer (``headers`` as pairs, or as header lines already made);
+        its head leaves with the first chunk."""
         self._check()
         if self.http10:  # close-delimited: the end of the stream is the end of the connection
             self.keep_alive = False
             self._pending = head(status, headers, close=True)
         else:
             self.chunked = self.method != "HEAD"
-            self._pending = head(status, [*headers, CHUNKED], close=self._closing())
+            if isinstance(headers, bytes):
+                headers += CHUNKED_LINE
+            else:
+                headers = [*headers, CHUNKED]
+            self._pending = head(status, headers, close=self._closing())
         self.status = status
 
     def send(self, data: bytes) -> None:
@@ -189,7 +202,7 @@ class ServerExchange(Generic[H]):
     async def reply(self, status: int, headers: Headers | bytes, body: bytes) -> None:
         self.respond(status, headers, body)
 
-    async def start(self, status: int, headers: Headers) -> None:
+    async def start(self, status: int, headers: Headers | bytes) -> None:
         self.begin(status, headers)
 
     async def write(self, chunk: bytes) -> None:

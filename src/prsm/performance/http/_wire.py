@@ -13,6 +13,7 @@ REASONS = {int(s): s.phrase.encode("latin-1") for s in HTTPStatus}
 CLOSE = b"connection: close\r\n"
 KEEP_ALIVE = b"connection: keep-alive\r\n"
 CHUNKED = (b"transfer-encoding", b"chunked")
+CHUNKED_LINE = b"transfer-encoding: chunked\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 

@@ -59,7 +59,12 @@ from ._score import (
     ScoreSettings as ScoreSettings,
     score_signals as score_signals,
 )
-from ._tracked import TrackedUpstream as TrackedUpstream
+from ._sessions import (
+    SessionSnapshot as SessionSnapshot,
+    SessionTracker as SessionTracker,
+    session_window as session_window,
+)
+from ._tracked import TrackedUpstream as TrackedUpstream, request_user as request_user
 from ._tracker import LoadTracker as LoadTracker, LoadWindow as LoadWindow
 from ._types import (
     LoadSeries as LoadSeries,

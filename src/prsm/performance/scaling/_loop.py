@@ -68,6 +68,7 @@ class LoopStep:
             "mean_ongoing": round(ctx.mean_ongoing, 4),
             "service_time": ctx.service_time,
             "startup_time": ctx.startup_time,
+            "open_sessions": len(ctx.sessions.open) if ctx.sessions is not None else None,
             "target": self.decision.target,
             "action": self.decision.action.value,
             "reason": self.decision.reason,
@@ -173,6 +174,7 @@ class ScalingLoop:
             startup_time=self.startup_time,
             load=load if load is not None else self.tracker.load(),
             signals=signals,
+            sessions=self.tracker.session_snapshot(),
         )
         score = score_signals(signal_readings(signals, self.score_settings), self.score_settings)
         return ctx, score.as_dict()

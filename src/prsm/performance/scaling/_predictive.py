@@ -15,10 +15,16 @@ Each decision (a pure function of the snapshot and the previous state):
    ``ceil(ongoing / (concurrency · reactive_utilization))``; with ``use_score`` and a
    multi-signal reading, the post's score adds its say: above its scale-up threshold one
    replica more than now, between the thresholds no fewer than now.
-4. The larger of the two, within ``[min_replicas, max_replicas]`` and the replicas the cost
+4. **Sessions** (with ``session_wait_probability`` and a ``ctx.sessions`` snapshot): the
+   requests the users' open sessions and new sessions are expected to bring in the window a
+   replica asked for now can serve (:class:`~prsm.performance.scaling.SessionSnapshot`) give
+   a floor — the Erlang-C replicas for that rate, wait over the SLO with probability at
+   most ``session_wait_probability`` — held for ``session_hold`` seconds.
+5. The larger of the first two, within ``[min_replicas, max_replicas]`` and the replicas the cost
    limit per hour pays for; scale-up at once (stabilisation window ``scale_up_window``),
    scale-down to the highest target of the last ``scale_down_window`` seconds; each step at
-   most ``max_step_up`` (or ``max_step_up_percent``) up and ``max_step_down`` down.
+   most ``max_step_up`` (or ``max_step_up_percent``) up and ``max_step_down`` down; never
+   below the held session floor.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ class PredictiveSettings:
     cost_limit_per_hour: float | None = None
     default_service_time: float = 1.0
     use_score: bool = True
+    session_wait_probability: float | None = None
+    session_hold: float = 60.0
     predictor: PredictorSettings = field(default_factory=PredictorSettings)
 
     def __post_init__(self) -> None:
@@ -93,6 +101,12 @@ class PredictiveSettings:
                     f"({self.min_replicas} × {self.cost_per_replica_hour}/h)",
                 )
         check_positive("default_service_time", self.default_service_time)
+        if self.session_wait_probability is not None and not 0 < self.session_wait_probability < 1:
+            raise ConfigError(
+                "session_wait_probability",
+                f"must be in (0, 1) or null, got {self.session_wait_probability!r}",
+            )
+        check_positive("session_hold", self.session_hold, allow_zero=True)
         if not isinstance(self.use_score, bool):
             raise ConfigError("use_score", f"must be true or false, got {self.use_score!r}")
 
@@ -113,7 +127,8 @@ class PredictiveSettings:
 @dataclass(frozen=True, slots=True)
 class PredictiveState:
     """The fitted predictor, its models' states and how many forecast steps they have
-    seen, and the recent targets ``(time, replicas)`` the stabilisation windows look at."""
+    seen, the recent targets ``(time, replicas)`` the stabilisation windows look at and
+    the recent session floors ``(time, replicas)``."""
 
     fitted: FittedPredictor | None = None
     states: tuple[Any, ...] | None = None
@@ -121,6 +136,7 @@ class PredictiveState:
     recommendations: tuple[tuple[float, int], ...] = ()
     fit_error: str | None = None
     last: LoadForecast | None = None
+    session_floors: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +240,8 @@ class PredictivePolicy:
             if t > now - s.scale_down_window:
                 down_rec = max(down_rec, rec)
         desired = min(max(current, up_rec), down_rec)
+        session_rate, floor, floors = self.session_floor(ctx, service, state)
+        desired = max(desired, min(cap, max((f for _, f in floors), default=0)))
         if desired > current:
             step = max(s.max_step_up, math.ceil(current * s.max_step_up_percent / 100.0))
             desired = min(desired, current + step)
@@ -232,7 +250,7 @@ class PredictivePolicy:
         desired = clamp(desired, s.min_replicas, cap)
         keep = max(s.scale_up_window, s.scale_down_window)
         recs = (*(r for r in state.recommendations if r[0] > now - keep), (now, raw))
-        new_state = replace(state, recommendations=recs)
+        new_state = replace(state, recommendations=recs, session_floors=floors)
         details: dict[str, Any] = {
             "predicted_replicas": predicted,
             "reactive_replicas": reactive,
@@ -241,6 +259,8 @@ class PredictivePolicy:
             "service_time": round(service, 4),
             "expected_cost_per_hour": round(desired * s.cost_per_replica_hour, 4),
         }
+        if session_rate is not None:
+            details.update(session_rate=round(session_rate, 6), session_floor=floor)
         if score is not None:
             details.update(score=round(score.score, 4), score_action=score.action.value)
         if fc is not None:
@@ -257,4 +277,33 @@ class PredictivePolicy:
             else f"no forecast yet ({state.fit_error or 'no history'}); "
             f"ongoing {ctx.ongoing} → {reactive}"
         )
+        if session_rate is not None:
+            reason += f", sessions {session_rate:.3f} req/s → {floor}"
         return ScalingDecision.relative(desired, current, reason, **details), new_state
+
+    def session_floor(
+        self, ctx: ScalingContext, service: float, state: PredictiveState
+    ) -> tuple[float | None, int, tuple[tuple[float, int], ...]]:
+        """The sessions' expected rate (``None`` when not used), the floor it asks for now
+        and the floors held (those of the last ``session_hold`` seconds, with this one)."""
+        s = self.settings
+        if s.session_wait_probability is None or ctx.sessions is None:
+            return None, 0, ()
+        rate = ctx.sessions.expected_rate()
+        floor = (
+            replicas_for(
+                rate,
+                service,
+                max(1, ctx.concurrency),
+                wait=s.slo,
+                probability=s.session_wait_probability,
+                max_replicas=s.max_replicas,
+            )
+            if rate > 0
+            else 0
+        )
+        held = (
+            *(f for f in state.session_floors if f[0] > ctx.now - s.session_hold),
+            (ctx.now, floor),
+        )
+        return rate, floor, held

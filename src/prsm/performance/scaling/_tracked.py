@@ -3,7 +3,9 @@
 Wraps the upstream that serves the scaled replicas (the gateway's local workers): each call
 is one arrival, in service at once (the replicas' own queue, e.g. a batcher, is inside the
 call), and finished with its duration and whether it failed — the three O(1) calls the
-tracker takes. Anything else the inner upstream has (``aclose``, readings for the node
+tracker takes. The arrival names its user, for the sessions: the OpenAI ``user`` field of
+the request's body where it has one, else its tenant (the API key's), unless that is the
+anonymous ``default``. Anything else the inner upstream has (``aclose``, readings for the node
 poller) is reached through :attr:`inner`.
 """
 
@@ -17,6 +19,15 @@ from ..upstreams._base import Upstream
 from ._tracker import LoadTracker
 
 
+def request_user(request: AIRequest) -> str | None:
+    """Who sent ``request``: its body's ``user`` field, else its tenant (``None`` for the
+    anonymous ``default`` tenant)."""
+    user = request.payload.get("user")
+    if isinstance(user, str) and user:
+        return "user:" + user
+    return None if request.tenant == "default" else "tenant:" + request.tenant
+
+
 class TrackedUpstream:
     """Feeds ``tracker`` from every :meth:`execute` of ``inner``."""
 
@@ -27,7 +38,7 @@ class TrackedUpstream:
 
     async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
         tracker = self.tracker
-        tracker.arrived()
+        tracker.arrived(request_user(request))
         tracker.started()
         start = self.clock.monotonic()
         try:

@@ -4,18 +4,22 @@ The request path calls :meth:`arrived` when a request comes in, :meth:`started` 
 leaves the queue and :meth:`finished` when it ends (each O(1), no allocation). The tracker
 keeps the arrivals per ``step`` (a ring of ``history`` seconds), the time-averages of the
 requests in the system and in service since the last :meth:`take_window`, and the mean of
-the last ``service_window`` service times — what :class:`~prsm.performance.scaling.
-ScalingLoop` turns into a :class:`~prsm.performance.scaling.ScalingContext`.
+the last ``service_window`` service times and, for requests that name their user, the
+users' sessions (:class:`~prsm.performance.scaling.SessionTracker`) — what
+:class:`~prsm.performance.scaling.ScalingLoop` turns into a
+:class:`~prsm.performance.scaling.ScalingContext`.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..clock import Clock, SystemClock
+from ._sessions import SessionSnapshot, SessionTracker
 from ._types import LoadSeries, check_positive, check_whole
 
 
@@ -42,6 +46,7 @@ class LoadTracker:
         history: float = 21 * 86400.0,
         service_window: int = 200,
         clock: Clock | None = None,
+        sessions: SessionTracker | None = None,
     ) -> None:
         check_positive("step", step)
         check_positive("history", history)
@@ -66,6 +71,7 @@ class LoadTracker:
         self._waits = 0
         self._finished = 0
         self._errors = 0
+        self.sessions = sessions if sessions is not None else SessionTracker()
 
     # -- hooks -----------------------------------------------------------------------------
     def _advance(self) -> None:
@@ -85,9 +91,12 @@ class LoadTracker:
             self._current = idx
         return idx
 
-    def arrived(self) -> None:
-        """A request came in (it waits until :meth:`started`)."""
+    def arrived(self, user: Hashable | None = None) -> None:
+        """A request came in (it waits until :meth:`started`); ``user`` (the request's user
+        or API key, where known) feeds the sessions."""
         self._advance()
+        if user is not None:
+            self.sessions.arrived(user, self.clock.time())
         self._counts[self._roll() % self._size] += 1.0
         self.queued += 1
         self._arrivals += 1
@@ -125,6 +134,13 @@ class LoadTracker:
         first = max(0, current - self._size + 1)
         idx = np.arange(first, current) % self._size
         return LoadSeries(self._origin + first * self.step, self.step, self._counts[idx].copy())
+
+    def session_snapshot(self) -> SessionSnapshot | None:
+        """The users' open sessions now (``None`` while no request has named its user)."""
+        sessions = self.sessions
+        now = self.clock.time()
+        snap = sessions.snapshot(now)
+        return snap if snap.settled or snap.open else None
 
     def take_window(self) -> LoadWindow:
         """The window since the previous call (and start a new one)."""

@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ._sessions import SessionSnapshot
 
 S = TypeVar("S")
 
@@ -102,7 +105,8 @@ class ScalingContext:
     ``concurrency`` is the requests one replica serves at once; ``service_time`` the mean
     service time of recent requests (``None`` before any finished); ``startup_time`` the
     measured time from asking for a replica to its first request. ``load`` is the arrival
-    history (completed steps), ``signals`` the multi-signal reading where there is one.
+    history (completed steps), ``signals`` the multi-signal reading where there is one,
+    ``sessions`` the users' open sessions where requests carry a user.
     """
 
     now: float
@@ -120,6 +124,7 @@ class ScalingContext:
     startup_time: float = 0.0
     load: LoadSeries | None = None
     signals: ScalingSignals | None = None
+    sessions: SessionSnapshot | None = None
 
     @property
     def ongoing(self) -> int:

@@ -8,7 +8,11 @@ the policy — the same pure function the live :class:`~prsm.performance.scaling
 calls — and carries out its target: a new replica is ready ``startup_time`` seconds after it
 is asked for; a removed one is cancelled if still starting, stopped if idle, else drained
 (it takes no new request and stops when its last one ends: nothing in flight is lost).
-Replicas are paid for from the moment they are asked for until they stop.
+Replicas are paid for from the moment they are asked for until they stop. Where the trace
+names each request's user, every arrival also feeds a
+:class:`~prsm.performance.scaling.SessionTracker` (as the live tracker is fed; the arrivals
+before ``start`` too, as a gateway would have seen them), and each snapshot carries its
+sessions.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..scaling._sessions import SessionTracker, session_window
 from ..scaling._types import (
     LoadSeries,
     ScalingContext,
@@ -109,6 +114,20 @@ class _Series:
             self.values.append(v)
 
 
+def _sessions(trace: Trace, s: SimulationSettings, lo: int) -> SessionTracker | None:
+    """A session tracker fed with the trace's arrivals before the simulated span (``None``
+    when the trace has no users)."""
+    if trace.users is None:
+        return None
+    tracker = SessionTracker(window=session_window(s.startup_time, s.slo))
+    before = zip(trace.times[:lo].tolist(), trace.users[:lo].tolist(), strict=True)
+    for k, (t, u) in enumerate(before):
+        tracker.arrived(u, t)
+        if k % 512 == 0:
+            tracker.settle(t)
+    return tracker
+
+
 def simulate(
     trace: Trace,
     policy: ScalingPolicy[Any],
@@ -132,6 +151,8 @@ def simulate(
     arr_t = times[lo:hi].tolist()
     arr_s = service[lo:hi].tolist()
     n = len(arr_t)
+    sessions = _sessions(trace, s, lo)
+    arr_u = trace.users[lo:hi].tolist() if trace.users is not None else None
 
     # the arrival history from the trace's start (what monitoring holds before t0 too)
     step = s.load_step
@@ -271,6 +292,8 @@ def simulate(
                 dispatch(t)
         elif ta == t:
             queue.append(ai)
+            if sessions is not None and arr_u is not None:
+                sessions.arrived(arr_u[ai], t)
             ai += 1
             arrivals_since += 1
             dispatch(t)
@@ -299,6 +322,7 @@ def simulate(
                     queue_depth=len(queue) / max(1, rd),
                     error_rate=0.0,
                 ),
+                sessions=sessions.snapshot(t) if sessions is not None else None,
             )
             decision, state = policy.decide(ctx, state)
             target = clamp(decision.target, s.min_replicas, s.max_replicas)

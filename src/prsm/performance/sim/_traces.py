@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from ..scaling._types import LoadSeries, check_positive
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ class TokenModel:
 @dataclass(frozen=True, slots=True)
 class Trace:
     """Request arrivals (``times``, seconds from ``epoch``, sorted) and, where known, each
-    request's service time in seconds."""
+    request's service time in seconds and its user (``users``: a code per user)."""
 
     name: str
     times: FloatArray
@@ -88,6 +89,7 @@ class Trace:
     epoch: float = 0.0
     source: str = ""
     description: str = ""
+    users: IntArray | None = None
 
     def __post_init__(self) -> None:
         if self.times.ndim != 1:
@@ -96,6 +98,8 @@ class Trace:
             raise ConfigError("times", f"{self.name}: arrival times must be sorted")
         if self.service_times is not None and self.service_times.shape != self.times.shape:
             raise ConfigError("service_times", "must have one value per arrival")
+        if self.users is not None and self.users.shape != self.times.shape:
+            raise ConfigError("users", "must have one value per arrival")
 
     def __len__(self) -> int:
         return len(self.times)
@@ -141,14 +145,20 @@ def _rows(path: Path) -> Iterator[dict[str, str]]:
 
 def read_alibaba_lora(path: str | Path) -> Trace:
     """Alibaba cluster-trace-v2026-GenAI ``lora_request_trace.csv``: one row a request,
-    ``gmt_create`` (1 s resolution) and ``exec_time_seconds`` (its service time)."""
+    ``gmt_create`` (1 s resolution), ``exec_time_seconds`` (its service time) and, where the
+    file has it, ``groupId`` (its user)."""
     p = Path(path)
     stamps: list[float] = []
     service: list[float] = []
+    codes: dict[str, int] = {}
+    users: list[int] = []
     for i, row in enumerate(_rows(p), start=2):
         try:
             stamps.append(_epoch(row["gmt_create"]))
             service.append(float(row["exec_time_seconds"] or 0.0))
+            group = row.get("groupId")
+            if group is not None:
+                users.append(codes.setdefault(group, len(codes)))
         except (KeyError, ValueError) as exc:
             raise ConfigError("trace", f"{p}:{i}: not an Alibaba LoRA request row: {exc}") from exc
     if not stamps:
@@ -162,7 +172,8 @@ def read_alibaba_lora(path: str | Path) -> Trace:
         np.asarray(service)[order],
         epoch=epoch,
         source=str(p),
-        description="Alibaba GenAI LoRA requests: arrivals and service times from the trace",
+        description="Alibaba GenAI LoRA requests: arrivals, service times and users from the trace",
+        users=np.asarray(users, dtype=np.int64)[order] if len(users) == len(stamps) else None,
     )
 
 

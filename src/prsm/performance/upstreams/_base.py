@@ -210,3 +210,10 @@ def parse_retry_after(value: str | bytes | None, now: float) -> float | None:
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+async def failing_stream(exc: BaseException) -> AsyncIterator[bytes]:
+    """A stream whose first step raises ``exc`` (what preparing it raised: a stream's
+    failures come from its steps, as a generator's would)."""
+    raise exc
+    yield b""  # a generator (never reached)

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import UpstreamError, UpstreamRejectedError
 from ..routing._node import NodeSpec
 from ..types import AIRequest, Response
-from ._base import Upstream, can_stream
+from ._base import Upstream, can_stream, failing_stream
 
 META_KEY = "upstream"
 
@@ -68,7 +68,7 @@ class DispatchUpstream:
             if not can_stream(upstream):
                 raise UpstreamError(node.id, "this node's upstream cannot stream", retryable=False)
         except UpstreamError as exc:
-            return _failing(exc)
+            return failing_stream(exc)
         return upstream.stream(node, request)
 
     async def aclose(self) -> None:
@@ -83,9 +83,3 @@ class DispatchUpstream:
                 result = close()
                 if inspect.isawaitable(result):
                     await result
-
-
-async def _failing(exc: UpstreamError) -> AsyncIterator[bytes]:
-    """A stream whose first step raises ``exc``."""
-    raise exc
-    yield b""  # a generator (never reached)

@@ -25,7 +25,7 @@ import asyncio
 import email.utils
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import msgspec
 import orjson
 
+from .._awaiting import await_with_timeout
 from ..errors import (
     ConfigError,
     ConnectionFailed,
@@ -46,7 +47,7 @@ from ..http._client_connection import ClientResponse
 from ..http._settings import HttpClientSettings
 from ..routing._node import NodeSpec
 from ..types import AIRequest, JSONBody, RequestKind, Response
-from ._base import node_detail, node_fault
+from ._base import failing_stream, node_detail, node_fault
 
 PATHS = {
     RequestKind.CHAT: "/chat/completions",
@@ -253,29 +254,16 @@ class HttpUpstream:
             input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
         )  # fmt: skip
 
-    async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
-        target = self._target(node)
-        data = content(target.heads[request.kind], _body(request))
+    def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+        try:
+            target = self._target(node)
+            data = content(target.heads[request.kind], _body(request))
+        except Exception as exc:  # raised by the first step, as a generator's would be
+            return failing_stream(exc)
         seconds = node.timeout or self.default_timeout
         response = ClientResponse()
         chunks = target.pool.stream(data, response)
-        limit = seconds if self.enforce_timeout else None
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(limit):
-                        chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    return
-                if response.status != 200:
-                    raise _answer_error(node.id, response)
-                yield chunk
-        except TimeoutError as exc:
-            raise UpstreamTimeoutError(node.id, f"no chunk within {seconds}s") from exc
-        except (ConnectionFailed, OSError) as exc:
-            raise _connection_error(node.id, exc) from exc
-        finally:
-            await chunks.aclose()
+        return _NodeStream(node.id, chunks, response, seconds, self.enforce_timeout)
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
@@ -289,6 +277,55 @@ class HttpUpstream:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _NodeStream:
+    """A node's answer chunk by chunk (:meth:`HttpUpstream.stream`): the pool's stream, its
+    failures as the node's errors. An iterator object, not an async generator: no loop
+    bookkeeping per stream (the loop tracks every async generator, in a weak set), and no
+    timeout context per chunk (the shared tick timers, when the call is bounded here)."""
+
+    __slots__ = ("_chunks", "_limit", "_node_id", "_response", "_seconds")
+
+    def __init__(
+        self,
+        node_id: str,
+        chunks: AsyncGenerator[bytes, None],
+        response: ClientResponse,
+        seconds: float,
+        bounded: bool,
+    ) -> None:
+        self._node_id = node_id
+        self._chunks = chunks
+        self._response = response
+        self._seconds = seconds
+        self._limit = seconds if bounded else None
+
+    def __aiter__(self) -> _NodeStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunks = self._chunks
+        try:
+            if self._limit is None:
+                chunk = await chunks.__anext__()
+            else:
+                chunk = await await_with_timeout(chunks.__anext__(), self._limit)
+        except TimeoutError as exc:
+            await chunks.aclose()
+            raise UpstreamTimeoutError(self._node_id, f"no chunk within {self._seconds}s") from exc
+        except (ConnectionFailed, OSError) as exc:
+            await chunks.aclose()
+            raise _connection_error(self._node_id, exc) from exc
+        response = self._response
+        if response.status != 200:
+            await chunks.aclose()
+            raise _answer_error(self._node_id, response)
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop early: the connection is closed unless its answer was complete."""
+        await self._chunks.aclose()
 
 
 def _loose_answer(node_id: str, status: int, raw: bytes) -> Response:

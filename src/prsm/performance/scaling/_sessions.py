@@ -1,0 +1,193 @@
+"""Users' sessions: who is active now, and how many requests an active user brings next.
+
+A user who has just sent a request is likely to send more soon (people submit jobs in
+bursts: on the Alibaba LoRA trace the median gap between a user's consecutive requests is
+69 s). :class:`SessionTracker` learns that from the requests that carry a user (the OpenAI
+``user`` field or the API key's tenant, see :class:`~prsm.performance.scaling.
+TrackedUpstream`):
+
+- a **session** is a user's requests less than ``gap`` seconds apart; the tracker keeps
+  each open session's time since its last request and its requests so far (its *rank*);
+- a **continuation table**, learned online from every settled request: after a request of
+  rank bucket ``b`` and ``τ`` seconds with no later request from its user, the mean number
+  of that user's requests in ``[now + window[0], now + window[1])`` — the arrivals that a
+  replica asked for now can still serve within the SLO (ready after the start-up, a request
+  may wait the SLO). A request is settled (counted into the table) once ``gap + window[1]``
+  seconds have passed, so the table only ever holds the past;
+- the rate of **new sessions** over the last ``new_window`` seconds.
+
+:meth:`SessionTracker.snapshot` turns that into a :class:`SessionSnapshot` (immutable, in the
+:class:`~prsm.performance.scaling.ScalingContext`), whose :meth:`~SessionSnapshot.
+expected_rate` is the requests per second the open sessions and new ones are expected to
+bring in the window. ``arrived`` is O(1); the table's updates run in ``snapshot`` (the
+scaling loop's step, off the request path), O(121) numpy work per settled request.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ._types import check_positive
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+#: the session's requests so far, bucketed: 1, 2–3, 4–9, 10 or more
+RANK_EDGES = (1, 2, 4, 10)
+
+
+def session_window(startup_time: float, slo: float, lead: float = 60.0) -> tuple[float, float]:
+    """The arrivals a replica asked for now can serve within the SLO: from ``startup - slo``
+    (a request arriving then may wait until the replica is ready) for ``2·slo + lead``
+    seconds. Start-up 120 s and SLO 30 s give ``(90, 210)``."""
+    return max(0.0, startup_time - slo), startup_time + slo + lead
+
+
+def rank_bucket(rank: int) -> int:
+    """Index of ``rank`` (the session's requests so far, ≥ 1) in :data:`RANK_EDGES`."""
+    return int(np.searchsorted(RANK_EDGES, rank, side="right")) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """Open sessions at one moment and what the tracker has learned: ``open`` holds, per
+    open session, the seconds since its user's last request and the session's requests so
+    far; ``new_sessions`` began in the last ``new_window`` seconds; ``table[b, k]`` is the
+    mean number of a user's requests in ``window`` after ``k·tau_step`` quiet seconds
+    following a request of rank bucket ``b`` (from ``settled`` requests)."""
+
+    open: tuple[tuple[float, int], ...]
+    new_sessions: int
+    new_window: float
+    window: tuple[float, float]
+    tau_step: float
+    table: FloatArray = field(repr=False)
+    settled: int = 0
+
+    def expected_requests(self) -> float:
+        """The open sessions' expected requests in ``window``."""
+        if not self.open:
+            return 0.0
+        cols = self.table.shape[1] - 1
+        return float(
+            sum(
+                self.table[rank_bucket(rank), min(cols, int(quiet // self.tau_step))]
+                for quiet, rank in self.open
+            )
+        )
+
+    def expected_rate(self) -> float:
+        """Requests per second expected in ``window``: the open sessions' plus new sessions
+        at the recent rate (``0`` until a request has settled: nothing learned yet)."""
+        if self.settled == 0:
+            return 0.0
+        span = self.window[1] - self.window[0]
+        return self.expected_requests() / span + self.new_sessions / self.new_window
+
+
+@dataclass(slots=True, eq=False)
+class _User:
+    last: float
+    rank: int = 0
+    times: deque[float] = field(default_factory=deque)  # its unsettled requests' arrivals
+
+
+class SessionTracker:
+    """See the module docstring. Times are the caller's (seconds, non-decreasing)."""
+
+    def __init__(
+        self,
+        *,
+        gap: float = 1800.0,
+        window: tuple[float, float] = (90.0, 210.0),
+        tau_step: float = 15.0,
+        new_window: float = 3600.0,
+    ) -> None:
+        check_positive("gap", gap)
+        check_positive("tau_step", tau_step)
+        check_positive("new_window", new_window)
+        if not 0 <= window[0] < window[1]:
+            raise ConfigError("window", f"must be (start, end) with 0 <= start < end: {window}")
+        self.gap = gap
+        self.window = (float(window[0]), float(window[1]))
+        self.tau_step = tau_step
+        self.new_window = new_window
+        self._taus = np.arange(0.0, gap + tau_step, tau_step)
+        self._num = np.zeros((len(RANK_EDGES), len(self._taus)))
+        self._den = np.zeros_like(self._num)
+        self._users: OrderedDict[Hashable, _User] = OrderedDict()  # oldest last request first
+        self._pending: deque[tuple[float, _User, int]] = deque()
+        self._starts: deque[float] = deque()
+        self.settled = 0
+
+    def arrived(self, user: Hashable, now: float) -> None:
+        """A request of ``user`` came in at ``now``."""
+        u = self._users.get(user)
+        if u is None or now - u.last > self.gap:
+            self._starts.append(now)
+            if u is None:
+                u = self._users[user] = _User(now)
+            u.rank = 0
+        u.rank += 1
+        u.last = now
+        u.times.append(now)
+        self._users.move_to_end(user)
+        self._pending.append((now, u, u.rank))
+
+    def _settle(self, t: float, u: _User, rank: int) -> None:
+        later = np.fromiter(u.times, dtype=np.float64, count=len(u.times))
+        later = later[later > t]
+        taus = self._taus
+        quiet = (later[0] - t if len(later) else np.inf) > taus
+        lo = np.searchsorted(later, t + taus + self.window[0])
+        hi = np.searchsorted(later, t + taus + self.window[1])
+        b = rank_bucket(rank)
+        self._num[b] += quiet * (hi - lo)
+        self._den[b] += quiet
+        while u.times and u.times[0] <= t:
+            u.times.popleft()
+        self.settled += 1
+
+    def settle(self, now: float) -> None:
+        """Count every request whose horizon has passed into the table; forget users and
+        session starts too old to matter."""
+        horizon = self.gap + self.window[1]
+        pending = self._pending
+        while pending and pending[0][0] + horizon <= now:
+            self._settle(*pending.popleft())
+        users = self._users
+        while users:
+            key, u = next(iter(users.items()))
+            if u.last + horizon > now:
+                break
+            del users[key]
+        while self._starts and self._starts[0] <= now - self.new_window:
+            self._starts.popleft()
+
+    def table(self) -> FloatArray:
+        """The continuation table learned so far (see :class:`SessionSnapshot`)."""
+        out: FloatArray = self._num / np.maximum(self._den, 1.0)
+        return out
+
+    def snapshot(self, now: float) -> SessionSnapshot:
+        """Settle what is due, then the open sessions at ``now`` and the table."""
+        self.settle(now)
+        open_: list[tuple[float, int]] = []
+        for u in reversed(self._users.values()):
+            if now - u.last > self.gap:
+                break
+            open_.append((now - u.last, u.rank))
+        return SessionSnapshot(
+            tuple(open_),
+            len(self._starts),
+            self.new_window,
+            self.window,
+            self.tau_step,
+            self.table(),
+            self.settled,
+        )
