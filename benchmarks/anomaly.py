@@ -39,8 +39,8 @@ from prsm.performance.analytics import (
     load_nab,
     score_corpus,
     score_held_out_groups,
+    window_outcomes,
 )
-from prsm.performance.analytics._nab import probation_length, sweep_scores
 
 NAME = "anomaly"
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +136,8 @@ def loco_row(detector: str, series: list[NabSeries], scores: Scores) -> dict[str
 
 def breakdown(series: list[NabSeries], scores: Scores) -> dict[str, dict[str, Any]]:
     """Where the points go, per category, at the corpus threshold of each profile: windows
-    caught and missed, false positives and their cost, the raw total."""
+    caught and missed, false positives and their (negative) share of the raw total, the raw
+    total."""
     out: dict[str, dict[str, Any]] = {}
     for name, profile in PROFILES.items():
         thr = score_corpus(series, scores, profile).threshold
@@ -144,29 +145,36 @@ def breakdown(series: list[NabSeries], scores: Scores) -> dict[str, dict[str, An
         for cat in sorted({category(s.name) for s in series}):
             members = [s for s in series if category(s.name) == cat]
             r = score_corpus(members, scores, profile, threshold=thr)
-            caught = sum(
-                float(sweep_scores(len(s.values), s.windows, profile)[d])
-                for s in members
-                for d in _first_detections(s, scores[s.name], thr)
-            )
+            wins, fps = window_outcomes(members, scores, profile, thr)
+            caught = sum(w.value for w in wins if w.detected_at is not None)
             per[cat] = {
                 "windows": r.tp + r.fn, "missed": r.fn, "fp": r.fp, "raw": round(r.raw, 2),
-                "tp_value": round(caught, 2),
-                "fp_cost": round(r.raw - caught + profile.fn_weight * r.fn, 2),
+                "tp_value": round(caught, 2), "fp_cost": round(-sum(f.cost for f in fps), 2),
             }  # fmt: skip
         out[PROFILE_SHORT[name]] = per
     return out
 
 
-def _first_detections(s: NabSeries, a: npt.NDArray[np.float64], thr: float) -> list[int]:
-    """The first scored detection in each window of ``s``."""
-    start = probation_length(len(s.values))
-    firsts = []
-    for lo, hi in s.windows:
-        hits = np.flatnonzero(a[max(lo, start) : hi + 1] >= thr)
-        if hits.size:
-            firsts.append(max(lo, start) + int(hits[0]))
-    return firsts
+def misses(series: list[NabSeries], scores: Scores) -> dict[str, Any]:
+    """Per window and per file, standard profile at its corpus threshold: the windows missed
+    (the best score in each, and how many separate events elsewhere in its file scored at
+    least as high) and the files with false positives (count and cost), costliest first."""
+    profile = PROFILES["standard"]
+    thr = score_corpus(series, scores, profile).threshold
+    wins, fps = window_outcomes(series, scores, profile, thr)
+    missed = [
+        {"series": w.series, "window": w.window, "width": w.end - w.start + 1,
+         "best_score": round(w.best_score, 4), "outranked_by": w.outranked_by}
+        for w in wins if w.detected_at is None
+    ]  # fmt: skip
+    costly = sorted((f for f in fps if f.count), key=lambda f: -f.cost)
+    return {
+        "threshold": round(thr, 4),
+        "missed_windows": missed,
+        "false_positives": [
+            {"series": f.series, "count": f.count, "cost": round(f.cost, 3)} for f in costly
+        ],
+    }
 
 
 def trend_rows(reps: int, rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -239,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         report.add(**row)
     report.extra["fitted_on"] = list(FIT)
     report.extra["ours_by_category"] = breakdown(series, ours)
+    report.extra["ours_misses"] = misses(series, ours)
     report.extra["load_average"] = os.getloadavg()
     report.extra["points"] = int(sum(len(s.values) for s in series))
     report.notes.append(

@@ -275,6 +275,7 @@ from .analytics import (
     AnomalySettings as AnomalySettings,
     CapacityModel as CapacityModel,
     CpuCost as CpuCost,
+    FileFalsePositives as FileFalsePositives,
     NabProfile as NabProfile,
     NabResult as NabResult,
     NabSeries as NabSeries,
@@ -283,6 +284,7 @@ from .analytics import (
     TrendDetector as TrendDetector,
     TrendSettings as TrendSettings,
     UslFit as UslFit,
+    WindowOutcome as WindowOutcome,
     erlang_c as erlang_c,
     fit_cpu_cost as fit_cpu_cost,
     fit_usl as fit_usl,
@@ -291,6 +293,7 @@ from .analytics import (
     score_corpus as score_corpus,
     score_held_out_groups as score_held_out_groups,
     wait_quantile as wait_quantile,
+    window_outcomes as window_outcomes,
 )
 from .http import (
     ClientConnection as ClientConnection,

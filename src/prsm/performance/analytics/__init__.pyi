@@ -19,5 +19,10 @@ from ._nab import (
     score_corpus as score_corpus,
     score_held_out_groups as score_held_out_groups,
 )
+from ._outcomes import (
+    FileFalsePositives as FileFalsePositives,
+    WindowOutcome as WindowOutcome,
+    window_outcomes as window_outcomes,
+)
 from ._settings import AnalyticsSettings as AnalyticsSettings
 from ._trend import Trend as Trend, TrendDetector as TrendDetector, TrendSettings as TrendSettings

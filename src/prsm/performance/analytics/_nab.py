@@ -139,6 +139,19 @@ def _window_ids(n: int, windows: Sequence[tuple[int, int]]) -> npt.NDArray[np.in
     return ids
 
 
+def series_scores(s: NabSeries, scores: Mapping[str, npt.ArrayLike]) -> FloatArray:
+    """``scores[s.name]`` as floats: one finite score a point of ``s``, else ConfigError."""
+    if s.name not in scores:
+        raise ConfigError("scores", f"no scores for series {s.name!r}")
+    a = np.asarray(scores[s.name], dtype=np.float64)
+    n = len(s.values)
+    if a.shape != (n,):
+        raise ConfigError("scores", f"{s.name}: {a.shape[0]} scores for {n} points")
+    if not np.all(np.isfinite(a)):
+        raise ConfigError("scores", f"{s.name}: scores must be finite")
+    return a
+
+
 def score_corpus(
     series: Sequence[NabSeries],
     scores: Mapping[str, npt.ArrayLike],
@@ -159,14 +172,8 @@ def score_corpus(
     n_windows = 0
     n_labelled = 0
     for s in series:
-        if s.name not in scores:
-            raise ConfigError("scores", f"no scores for series {s.name!r}")
-        a = np.asarray(scores[s.name], dtype=np.float64)
+        a = series_scores(s, scores)
         n = len(s.values)
-        if a.shape != (n,):
-            raise ConfigError("scores", f"{s.name}: {a.shape[0]} scores for {n} points")
-        if not np.all(np.isfinite(a)):
-            raise ConfigError("scores", f"{s.name}: scores must be finite")
         p = probation_length(n)
         ids = _window_ids(n, s.windows)
         # A window (partly) in probation keeps its name only for its scored points.
