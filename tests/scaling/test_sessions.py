@@ -76,10 +76,24 @@ def test_old_users_are_forgotten_and_memory_stays_bounded() -> None:
     assert tr.settled == 200 and not tr._users and not tr._pending and not tr._starts
 
 
+def test_a_flood_of_users_and_requests_stays_within_the_caps() -> None:
+    tr = SessionTracker(max_users=10, max_pending=25)
+    for i in range(100):  # a client naming a new user on every request, all within the gap
+        tr.arrived(f"u{i}", float(i))
+    assert len(tr._users) == 10 and "u99" in tr._users and "u0" not in tr._users
+    assert len(tr._pending) == 25 and tr.dropped == 75
+    assert len(tr.snapshot(100.0).open) == 10
+    tr.snapshot(100.0 + GAP + WINDOW[1])  # what is left still settles
+    assert tr.settled == 25 and not tr._pending
+
+
 def test_bad_tracker_settings_are_named() -> None:
     with pytest.raises(ConfigError) as err:
         SessionTracker(window=(210.0, 90.0))
     assert err.value.field == "window"
+    with pytest.raises(ConfigError) as err:
+        SessionTracker(max_pending=0)
+    assert err.value.field == "max_pending"
     with pytest.raises(ConfigError) as err:
         PredictiveSettings(session_wait_probability=1.5)
     assert err.value.field == "session_wait_probability"

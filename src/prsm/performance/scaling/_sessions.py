@@ -21,6 +21,11 @@ TrackedUpstream`):
 expected_rate` is the requests per second the open sessions and new ones are expected to
 bring in the window. ``arrived`` is O(1); the table's updates run in ``snapshot`` (the
 scaling loop's step, off the request path), O(121) numpy work per settled request.
+
+Memory is bounded whatever the clients send (the ``user`` field is theirs to choose): at most
+``max_users`` users are kept (the one quiet longest is forgotten first) and at most
+``max_pending`` requests wait to be settled (past that, the oldest is dropped unsettled and
+counted in :attr:`SessionTracker.dropped`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ._types import check_positive
+from ._types import check_positive, check_whole
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -107,8 +112,12 @@ class SessionTracker:
         window: tuple[float, float] = (90.0, 210.0),
         tau_step: float = 15.0,
         new_window: float = 3600.0,
+        max_users: int = 100_000,
+        max_pending: int = 200_000,
     ) -> None:
         check_positive("gap", gap)
+        check_whole("max_users", max_users, 1)
+        check_whole("max_pending", max_pending, 1)
         check_positive("tau_step", tau_step)
         check_positive("new_window", new_window)
         if not 0 <= window[0] < window[1]:
@@ -117,6 +126,8 @@ class SessionTracker:
         self.window = (float(window[0]), float(window[1]))
         self.tau_step = tau_step
         self.new_window = new_window
+        self.max_users = max_users
+        self.max_pending = max_pending
         self._taus = np.arange(0.0, gap + tau_step, tau_step)
         self._num = np.zeros((len(RANK_EDGES), len(self._taus)))
         self._den = np.zeros_like(self._num)
@@ -124,6 +135,7 @@ class SessionTracker:
         self._pending: deque[tuple[float, _User, int]] = deque()
         self._starts: deque[float] = deque()
         self.settled = 0
+        self.dropped = 0  # requests dropped unsettled at ``max_pending``
 
     def arrived(self, user: Hashable, now: float) -> None:
         """A request of ``user`` came in at ``now``."""
@@ -131,12 +143,19 @@ class SessionTracker:
         if u is None or now - u.last > self.gap:
             self._starts.append(now)
             if u is None:
+                if len(self._users) >= self.max_users:
+                    self._users.popitem(last=False)
                 u = self._users[user] = _User(now)
             u.rank = 0
         u.rank += 1
         u.last = now
         u.times.append(now)
         self._users.move_to_end(user)
+        if len(self._pending) >= self.max_pending:
+            t, old, _ = self._pending.popleft()
+            while old.times and old.times[0] <= t:
+                old.times.popleft()
+            self.dropped += 1
         self._pending.append((now, u, u.rank))
 
     def _settle(self, t: float, u: _User, rank: int) -> None:
