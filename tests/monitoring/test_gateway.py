@@ -47,6 +47,7 @@ def gateway(sim: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
         "nodes": [node("n1", sim, ["mon-chat"], cost_per_1k_tokens=0.5)],
         "orchestrator": {"caching_strategy": "memory", "monitoring_interval": 0.2},
         "history": {"path": str(tmp / "history.sqlite3"), "flush_interval": 0.2},
+        "monitoring": {"server_timing": True},
         "gateway": {"tenants": TENANTS},
         "alerts": {"rules": [{"name": "AnyTraffic", "metric": "application.requests",
                               "condition": ">", "threshold": 0, "severity": "info"}]},

@@ -98,7 +98,7 @@ class GatewayApp:
             recorder if isinstance(recorder, RequestRecorder) else RequestRecorder(self.metrics)
         )
         monitor = getattr(perf, "monitor", None)
-        self.server_timing = monitor.settings.server_timing if monitor is not None else True
+        self.server_timing = monitor.settings.server_timing if monitor is not None else False
         #: an OpenTelemetry :class:`~prsm.performance.monitoring.RequestTracer`, or None (off)
         self.tracer: Any = None
         self.admin = AdminApi(
