@@ -19,6 +19,7 @@ replica-hours than that peer, and replica-hours ≤ 1.15 × the oracle's.
     python -m benchmarks.autoscaling --tune --frontier --plot  # + the report-period curves
     python -m benchmarks.autoscaling --only alibaba --analyse  # where violations come from
     python -m benchmarks.autoscaling --sessions      # user sessions as the arrival model
+    python -m benchmarks.autoscaling --quantiles     # the burst table vs scikit-learn's
 """
 
 from __future__ import annotations
@@ -336,6 +337,30 @@ def sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def quantiles(args: argparse.Namespace) -> int:
+    """``--quantiles``: see :mod:`benchmarks._autoscaling_quantiles`."""
+    from benchmarks._autoscaling_quantiles import quantile_check
+
+    report = Report(
+        "autoscaling-quantiles",
+        "the burst table's pinball loss at or below scikit-learn's quantile regressors' on the "
+        "fitting period's held-out days, at each quantile",
+    )
+    trace = read_alibaba_lora(args.traces / "alibaba_genai_lora_requests.csv")
+    rows = quantile_check(trace.times, trace.at(PREDICTABILITY_SPLIT), trace.at(FIT_END))
+    for row in rows:
+        report.add(**row)
+    ours = {r["quantile"]: r["pinball"] for r in rows if r["method"].endswith("(ours)")}
+    best_peer = {
+        q: min(r["pinball"] for r in rows if r["quantile"] == q and "sklearn" in r["method"])
+        for q in ours
+    }
+    report.ratio_vs_peer = {f"pinball_q{q}": round(ours[q] / best_peer[q], 3) for q in ours}
+    report.meets_goal = {f"q{q}": ours[q] <= best_peer[q] for q in ours}
+    report.finish(args)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser("autoscaling", __doc__ or "")
     p.add_argument("--traces", type=Path, default=TRACES, help="folder of the shared traces")
@@ -360,10 +385,18 @@ def main(argv: list[str] | None = None) -> int:
         help="only the main scenario's session study (benchmarks/_autoscaling_sessions.py): "
         "results/autoscaling-sessions.json",
     )
+    p.add_argument(
+        "--quantiles",
+        action="store_true",
+        help="only the burst table against scikit-learn's quantile regressors "
+        "(benchmarks/_autoscaling_quantiles.py): results/autoscaling-quantiles.json",
+    )
     p.add_argument("--only", choices=("alibaba", "twitter", "azure"), action="append", default=None)
     args: argparse.Namespace = p.parse_args(argv)
     if args.sessions:
         return sessions(args)
+    if args.quantiles:
+        return quantiles(args)
     report = Report("autoscaling", GOAL)
     ali, ali_fit = alibaba(args.traces, args.quick)
     tw, tw_fit = twitter(args.traces, args.quick)
