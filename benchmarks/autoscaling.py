@@ -69,14 +69,31 @@ TUNED: dict[str, dict[str, Any]] = {
     "twitter": {"wait_probability": 0.2, "scale_down_window": 180.0},
     "azure": {},
 }
+#: a grid point without the burst quantile (``burst.span``: the burst points' span, 120 s)
+NO_BURST: dict[str, Any] = {
+    "scale_down_window": 60.0,
+    "burst_quantile": None,
+    "burst_hold_only": False,
+    "burst.span": 120.0,
+}
 #: the tuning grid per trace, fixed before any run on the report period. The rule (also
 #: fixed): on the fitting period, the fewest violation minutes among the points that use no
 #: more replica-hours than the best peer there and ≤ 1.15× the oracle (see :func:`tune`)
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "alibaba": [
-        {"wait_probability": w, "scale_down_window": 60.0, "session_wait_probability": p}
-        for w in (0.7, 0.9)
-        for p in (0.04, 0.05, 0.055, 0.06)
+        *(
+            {**NO_BURST, "wait_probability": w, "session_wait_probability": p}
+            for w in (0.7, 0.9)
+            for p in (0.04, 0.05, 0.055, 0.06)
+        ),
+        *(
+            {**NO_BURST, **burst, "wait_probability": 0.9, "session_wait_probability": p}
+            for burst in (
+                {"burst_quantile": 0.95},
+                {"burst_quantile": 0.9, "burst_hold_only": True},
+            )
+            for p in (0.05, 0.055, 0.06)
+        ),
     ],
     "twitter": [
         {"wait_probability": w, "scale_down_window": d}
