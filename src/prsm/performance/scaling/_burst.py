@@ -59,21 +59,21 @@ class BurstSettings:
     period: float = 86400.0
 
     def __post_init__(self) -> None:
-        check_positive("burst.window", self.window)
-        check_positive("burst.short", self.short)
-        check_positive("burst.long", self.long)
+        check_positive("window", self.window)
+        check_positive("short", self.short)
+        check_positive("long", self.long)
         if self.long < self.short:
-            raise ConfigError("burst.long", f"must be >= short ({self.short}), got {self.long}")
-        check_whole("burst.bins", self.bins, 2)
-        check_whole("burst.min_samples", self.min_samples, 1)
-        check_positive("burst.span", self.span, allow_zero=True)
-        check_whole("burst.season", self.season, 1)
-        check_positive("burst.season_slot", self.season_slot)
-        check_positive("burst.period", self.period)
+            raise ConfigError("long", f"must be >= short ({self.short}), got {self.long}")
+        check_whole("bins", self.bins, 2)
+        check_whole("min_samples", self.min_samples, 1)
+        check_positive("span", self.span, allow_zero=True)
+        check_whole("season", self.season, 1)
+        check_positive("season_slot", self.season_slot)
+        check_positive("period", self.period)
         slots = self.period / self.season_slot
         if abs(slots - round(slots)) > 1e-9 or round(slots) < self.season:
             raise ConfigError(
-                "burst.season_slot",
+                "season_slot",
                 f"must divide the period ({self.period:g} s) into at least season "
                 f"({self.season}) slots, got {self.season_slot:g}",
             )
