@@ -13,6 +13,16 @@ def _noise(n: int, seed: int = 1) -> np.ndarray:
     return 100 + np.random.default_rng(seed).normal(0, 1, n)
 
 
+def _first_named(x: np.ndarray, settings: AnomalySettings) -> tuple[int, str]:
+    """The first point the detector calls an anomaly, and the kind it names."""
+    det = AnomalyDetector(settings)
+    for i, v in enumerate(x.tolist()):
+        det.update(v)
+        if det.kind != "none":
+            return i, det.kind
+    return -1, "none"
+
+
 def test_scores_are_in_unit_interval_and_quiet_on_noise() -> None:
     det = AnomalyDetector()
     scores = det.score_series(_noise(3000))
@@ -92,15 +102,9 @@ def test_hold_suppresses_repeat_alarms_but_not_new_extremes() -> None:
 def test_sustained_level_shift_is_named() -> None:
     x = _noise(4000, seed=6)
     x[2500:] += 3  # stays inside the range seen so far? no: off by the envelope's tolerance
-    s = AnomalySettings(spatial_tolerance=10.0, quiet=0)
-    det = AnomalyDetector(s)
-    kinds = []
-    for v in x.tolist():
-        det.update(v)
-        kinds.append(det.kind)
-    flagged = [i for i, k in enumerate(kinds) if k != "none"]
-    assert flagged and 2500 <= flagged[0] <= 2540
-    assert kinds[flagged[0]] == "level_shift"
+    first, kind = _first_named(x, AnomalySettings(spatial_tolerance=10.0, quiet=0))
+    assert 2500 <= first <= 2540
+    assert kind == "level_shift"
 
 
 @pytest.mark.parametrize(("hold", "quiet"), [(0, 0), (100, 2000), (150, 300)])
@@ -162,15 +166,9 @@ def test_relative_entropy_sees_a_change_of_spread() -> None:
 def test_a_series_that_stops_varying_is_a_distribution_change() -> None:
     x = np.random.default_rng(22).uniform(0, 100, 5000)
     x[4000:] = 50 + np.random.default_rng(23).normal(0, 0.1, 1000)  # stuck at the mean
-    on = AnomalySettings(quiet=0)
-    det = AnomalyDetector(on)
-    kinds = []
-    for v in x.tolist():
-        det.update(v)
-        kinds.append(det.kind)
-    flagged = [i for i, k in enumerate(kinds) if k != "none"]
-    assert flagged and 4000 <= flagged[0] <= 4030
-    assert kinds[flagged[0]] == "distribution"
+    first, kind = _first_named(x, AnomalySettings(quiet=0))
+    assert 4000 <= first <= 4030
+    assert kind == "distribution"
     off = AnomalySettings(quiet=0, entropy_window=0)
     s_off = AnomalyDetector(off).score_series(x)
     assert s_off[4000:4200].max() < 0.1  # the other surprises do not see it
