@@ -39,8 +39,9 @@ from benchmarks import (
 from benchmarks._harness import Report, parser, percentile
 from benchmarks._semantic_audit import ceiling, label_audit, load_judged
 from benchmarks._semantic_bound import bound_rows
-from benchmarks._semantic_eval import long_rows, loop_rows, near_miss_rows
+from benchmarks._semantic_eval import long_rows, near_miss_rows
 from benchmarks._semantic_index import index_rows
+from benchmarks._semantic_loop import loop_rows
 from prsm.performance.caching.semantic import (
     CascadeVerifier,
     SemanticCache,

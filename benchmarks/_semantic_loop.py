@@ -1,0 +1,124 @@
+"""How long a semantic lookup holds the event loop, in a fresh process shaped like a
+gateway's: the default cache (the cascade verifier) with its models in helper processes
+(``model_runner="process"``, the default) or in a thread of the process (``"thread"``).
+
+``python -m benchmarks._semantic_loop RUNNER LOOKUPS WORDS...`` prints one JSON row per
+prompt size; :func:`loop_rows` runs it for the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from prsm.performance.caching.semantic import SemanticCache, SemanticSettings
+from prsm.performance.caching.semantic._cascade import CascadeVerifier
+from prsm.performance.caching.semantic._settings import ModelRunner
+from prsm.performance.embeddings._embedder import HashingEmbedder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def _loop_stall(runner: ModelRunner, words: int, lookups: int) -> dict[str, Any]:
+    """The longest the event loop went without running while ``lookups`` lookups of a
+    ``words``-word prompt were verified against five candidates each, by the default verifier
+    (the cascade) run as ``model_runner=runner``."""
+    emb = HashingEmbedder(64)
+    settings = SemanticSettings(long_prompt_words=10 * words, candidate_threshold=-1.0,
+                                model_runner=runner)  # fmt: skip
+    cache = SemanticCache(settings, embedder=emb)
+    v = emb.encode(["x"])[0]
+    filler = " ".join(f"word{i % 97}" for i in range(words))
+    for i in range(5):
+        await cache.cache_result(f"{filler} question {i}?", i, vector=v)
+    await cache.get_similar(filler, vector=v)  # warm: the lexicon and the model load
+    gc.freeze()  # as `prsm-perf serve` does once started: collections skip start-up's objects
+    verifier = cache.verifier
+    before = verifier.counts.as_dict() if isinstance(verifier, CascadeVerifier) else {}
+    # the beat allocates nothing that lives: a histogram of 10 µs bins and running maxima
+    # (a list of millions of samples made its own multi-millisecond pauses as it grew)
+    bins = [0] * (_BINS + 1)
+    gap_bins = [0] * (_BINS + 1)
+    most = {"held": 0.0, "gap": 0.0}
+    stop = False
+
+    async def beat() -> None:
+        # wall gaps include the OS taking the core away (this machine is shared); the event
+        # loop thread's own CPU time between two beats is what code on the loop held it for
+        last, last_cpu = time.perf_counter(), time.thread_time()
+        while not stop:
+            await asyncio.sleep(0)
+            now, cpu = time.perf_counter(), time.thread_time()
+            held = cpu - last_cpu
+            bins[min(int(held * 1e5), _BINS)] += 1
+            gap_bins[min(int((now - last) * 1e5), _BINS)] += 1
+            most["held"] = max(most["held"], held)
+            most["gap"] = max(most["gap"], now - last)
+            last, last_cpu = now, cpu
+
+    task = asyncio.ensure_future(beat())
+    await asyncio.sleep(0)
+    t0 = time.perf_counter()
+    for i in range(lookups):
+        await cache.get_similar(f"{filler} question {i} again?", vector=v)
+    per = (time.perf_counter() - t0) / lookups
+    stop = True
+    await task
+    after = verifier.counts.as_dict() if isinstance(verifier, CascadeVerifier) else {}
+    await cache.aclose()
+    crossed = after.get("crossed_lookups", 0) - before.get("crossed_lookups", 0)
+    return {"model_runner": runner, "words": words, "lookups": lookups, "lookup_ms": per * 1e3,
+            "cross_encoder_lookups": crossed,
+            "loop_hold_max_ms": most["held"] * 1e3, "loop_hold_p99_ms": _p99(bins) * 1e3,
+            "wall_gap_max_ms": most["gap"] * 1e3,
+            "wall_gap_p99_ms": _p99(gap_bins) * 1e3}  # fmt: skip
+
+
+_BINS = 2000  # 10 µs each: 20 ms, then one bin for longer
+
+
+def _p99(bins: list[int]) -> float:
+    """The 99th percentile of a histogram of 10 µs bins (the bin's upper edge), seconds."""
+    total, seen = sum(bins), 0
+    for i, n in enumerate(bins):
+        seen += n
+        if seen >= 0.99 * total:
+            return (i + 1) * 1e-5
+    return 0.0
+
+
+def loop_rows(quick: bool) -> list[dict[str, Any]]:
+    """The loop's longest step with the models in their helper process (the default) and
+    in a thread of the process, each measured in a fresh interpreter that holds what a
+    gateway's does (the cache, not the benchmark's data or its own embedding model, whose
+    objects every garbage collection would otherwise walk)."""
+    sizes = (50, 2000) if quick else (50, 500, 2000, 20000)
+    rows = []
+    for runner, n in (("process", 200), ("thread", 100)):
+        args = [runner, str(20 if quick else n), *map(str, sizes)]
+        out = subprocess.run([sys.executable, "-m", "benchmarks._semantic_loop", *args],
+                             cwd=ROOT, check=True, capture_output=True, text=True,
+                             timeout=3600).stdout  # fmt: skip
+        rows += [{"section": "event-loop", **json.loads(line)} for line in out.splitlines()
+                 if line.startswith("{")]  # fmt: skip
+    return rows
+
+
+def main(argv: list[str]) -> None:
+    """``RUNNER LOOKUPS WORDS...``: one JSON row per prompt size on stdout."""
+    runner, lookups, *sizes = argv
+    if runner not in ("process", "thread"):
+        raise SystemExit(f"runner must be process or thread, got {runner!r}")
+    for words in sizes:
+        row = asyncio.run(_loop_stall(runner, int(words), int(lookups)))  # type: ignore[arg-type]
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
