@@ -240,7 +240,13 @@ class HttpPool:
             while not conn.complete:
                 if conn.error is not None:
                     raise conn.error
-                await conn.wait(timeout)
+                if timeout is None:  # the caller bounds the call: its future, no coroutine
+                    try:
+                        await conn.waiting()
+                    finally:
+                        conn.waiter = None
+                else:
+                    await conn.wait(timeout)
         except BaseException:
             conn.close()  # failed, cancelled or timed out mid-answer: unusable
             raise
@@ -285,7 +291,13 @@ class HttpPool:
                     break
                 if conn.error is not None:
                     raise conn.error
-                await conn.wait(timeout)
+                if timeout is None:  # (as in request)
+                    try:
+                        await conn.waiting()
+                    finally:
+                        conn.waiter = None
+                else:
+                    await conn.wait(timeout)
             self._release(conn)
         finally:
             if not conn.complete:
