@@ -49,6 +49,8 @@ _SSE_HEAD = (
     b"x-prsm-added-time: %.3f\r\n%s"
 )
 
+_NO_CAPABILITIES: frozenset[str] = frozenset()
+
 #: an ``on_startup`` / ``on_shutdown`` hook: called with the app
 Hook = Callable[["GatewayApp"], Awaitable[None]]
 
@@ -246,16 +248,14 @@ class GatewayApp:
             if tenant.token_bucket is not None or tenant.request_bucket is not None:
                 await self.limiter.check(tenant)  # (no coroutine for a tenant with no limits)
             stream = bool(getattr(typed, "stream", False))
+            # by position (a call by keyword costs more): model, payload, required
+            # capabilities, kind, tenant, priority, timeout, context tokens, stream, cache
+            # mode, id
             request = AIRequest(
-                model=typed.model,
-                payload=JSONBody(body),
-                kind=kind,
-                tenant=tenant.name,
-                timeout=self.settings.request_timeout,
-                stream=stream,
-                cache_mode=cache_mode(head.cache_control),
-                id=head.rid.decode(),
-            )
+                typed.model, JSONBody(body), _NO_CAPABILITIES, kind, tenant.name, 0,
+                self.settings.request_timeout, 0, stream, cache_mode(head.cache_control),
+                head.rid.decode(),
+            )  # fmt: skip
             t_call = time.perf_counter()
             parse_s = t_parsed - t_auth
             auth_s = (t_auth - t0) + (t_call - t_parsed)
