@@ -397,9 +397,10 @@ class PerformanceOrchestrator:
             if queue_s >= 0.0:  # the node's own queue (a local batcher) said how long
                 timings["queue"] = queue_s
                 self.recorder.stage(QUEUE, queue_s)
-        # record_result's call, with the figures at hand
+        # record_result's call, with the figures at hand (``_value_``: an enum's ``value``
+        # is a property, five times the cost of reading the attribute behind it)
         self.recorder.request(
-            request.kind.value, request.model, request.tenant, result.node_id, "ok", "",
+            request.kind._value_, request.model, request.tenant, result.node_id, "ok", "",
             total, upstream_s, tokens_in, tokens_out, "miss" if consulted else None, cache_s,
             route_s,
         )  # fmt: skip
