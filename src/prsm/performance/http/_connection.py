@@ -372,9 +372,14 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
                         continue
                 # nothing left to answer
                 self.task = None
-                if not self.closed:
+                if self.closed:
+                    pass
+                elif self.fail_after is not None or self.eof or self.continue_pending:
                     self._idle()
-                server.request_done()
+                else:  # what _idle does when nothing waits for the answers to end
+                    self.idle_since = server.now
+                if server.closing:
+                    server.request_done()
                 worker = self.worker
                 if self.closed or worker is None or worker.cancelling():
                     return  # (a cancellation still pending: the next request gets a new task)
