@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     report.notes += audit_notes
     near = near_miss_rows(embedder.encode, verifier, q["cos_t"], 7 if args.quick else 1)
     long = long_rows(embedder.encode, verifier, q["cos_t"], 10 if args.quick else 1)
-    loop = loop_rows(verifier, args.quick)
+    loop = loop_rows(args.quick)
     bound = bound_rows(test_closed, probs, verifier.threshold)
     idx = [] if args.skip_index else index_rows(args)
     for row in near + long + loop + bound + idx:
@@ -328,7 +328,9 @@ def _goals(  # noqa: PLR0917
         "long_no_wrong_hit": all(
             r["ours_hit_rate"] == 0 for r in long if r["label"] == "near miss"
         ),
-        "loop_hold_1ms": all(r["loop_hold_max_ms"] <= 1.0 for r in loop),
+        "loop_hold_1ms": all(
+            r["loop_hold_max_ms"] <= 1.0 for r in loop if r["model_runner"] == "process"
+        ),
         "bound_kept": all(r.get("under_bound", True) for r in bound),
         **_index_goals(idx),
     }

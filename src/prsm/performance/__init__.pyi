@@ -96,6 +96,7 @@ from .errors import (
     ConnectionFailed as ConnectionFailed,
     DeadlineExceededError as DeadlineExceededError,
     DependencyMissingError as DependencyMissingError,
+    HelperProcessError as HelperProcessError,
     InfeasibleAllocationError as InfeasibleAllocationError,
     MalformedStreamError as MalformedStreamError,
     NoCapableNodesError as NoCapableNodesError,

@@ -30,6 +30,8 @@
     ├── CacheError                        a cache tier failed (counted, skipped): .tier
     │   └── CacheIntegrityError           an entry failed its integrity check: .key
     ├── WorkerError                       a local model worker failed: .worker_id
+    ├── HelperProcessError (RuntimeError)  a helper process (the optimiser's solver, the
+    │                                     semantic cache's models) failed or died: .name
     ├── NoGPUError                        a GPU path was asked for on a machine without one
     ├── ScalingError                      a scaling backend refused or failed an action:
     │                                     .backend, .status (an HTTP status, where any)
@@ -298,6 +300,14 @@ class WorkerError(PRSMError):
     def __init__(self, worker_id: str, message: str) -> None:
         self.worker_id = worker_id
         super().__init__(f"worker {worker_id!r}: {message}")
+
+
+class HelperProcessError(PRSMError, RuntimeError):
+    """A helper process (the optimiser's solver, the semantic cache's models) failed or died."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(f"helper process {name!r}: {message}")
 
 
 class NoGPUError(PRSMError):

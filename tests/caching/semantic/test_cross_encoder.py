@@ -109,3 +109,48 @@ def test_long_texts_are_cut_to_the_words_the_model_can_read_before_tokenizing() 
     long = " ".join(f"word{i}" for i in range(20_000))
     cut = _head(long)
     assert cut.split() == long.split()[:MAX_LENGTH]
+
+
+@pytest.mark.integration
+def test_in_a_helper_process_the_cross_encoder_scores_as_in_this_one() -> None:
+    pytest.importorskip("transformers")
+    import os
+
+    from prsm.performance.caching.semantic._cross import _HELPERS
+
+    adapter = Path(CROSS_PATH).with_name("cross_encoder.safetensors")
+    q = "How do I reset my router's password?"
+    cands = ["What is the way to reset the password of my router?", "How do I reset my iPhone?"]
+    here = CrossEncoder(adapter, threads=1).score(q, cands)
+    remote = CrossEncoder(adapter, threads=1, helper=True)
+    there = remote.score(q, cands)
+    np.testing.assert_allclose(there, here, atol=1e-5)
+    assert remote._model is None  # the weights never loaded in this process
+    helper = _HELPERS[adapter.resolve()]
+    assert helper.pid is not None and helper.pid != os.getpid()
+    # a helper that dies is started again, and the model loaded there again, on the next call
+    helper.close()
+    np.testing.assert_allclose(remote.score(q, cands), here, atol=1e-5)
+    assert helper.starts >= 2
+
+
+async def test_a_default_cache_runs_its_models_in_helpers_unless_told_otherwise() -> None:
+    on = SemanticCache(SemanticSettings(cross_encoder="always"), embedder=HashingEmbedder(16))
+    off = SemanticCache(SemanticSettings(cross_encoder="always", model_runner="thread"),
+                        embedder=HashingEmbedder(16))  # fmt: skip
+    assert on.verifier is not None and on.verifier.cross_encoder is not None
+    assert off.verifier is not None and off.verifier.cross_encoder is not None
+    assert on.verifier.cross_encoder.helper and not off.verifier.cross_encoder.helper
+    default = SemanticCache(SemanticSettings(verifier=False))
+    assert getattr(default.embedder, "helper", None) is True
+    for cache in (on, off, default):
+        await cache.aclose()
+
+
+def test_model_runner_and_timeout_are_validated() -> None:
+    with pytest.raises(ConfigError, match="model_runner"):
+        SemanticSettings(model_runner="gpu")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="model_timeout"):
+        SemanticSettings(model_timeout=0)
+    with pytest.raises(ConfigError, match="cross_timeout"):
+        CrossEncoder(Path(CROSS_PATH).with_name("cross_encoder.safetensors"), timeout=-1)

@@ -67,3 +67,31 @@ async def test_hashing_embedder_is_deterministic_and_normalised() -> None:
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     assert float(a[0] @ a[1]) < 0.5
     assert (await HashingEmbedder().embed([])).shape == (0, 256)
+
+
+def test_a_helper_runs_the_bundled_model_only() -> None:
+    from prsm.performance.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="helper"):
+        SentenceTransformerEmbedder(FakeModel(), dim=4, helper=True)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="timeout"):
+        SentenceTransformerEmbedder(helper=True, timeout=0)
+
+
+@pytest.mark.integration
+async def test_in_a_helper_process_the_bundled_model_embeds_as_in_this_one() -> None:
+    pytest.importorskip("sentence_transformers")
+    import os
+
+    from prsm.performance.embeddings._embedder import _HELPERS
+
+    texts = ["How do I reset my router?", "What is the capital of France?"]
+    remote = SentenceTransformerEmbedder(helper=True)
+    await remote.warm()
+    helper = _HELPERS[None]
+    assert helper.pid is not None and helper.pid != os.getpid()
+    there = await asyncio.gather(remote.embed(texts[:1]), remote.embed(texts[1:]))
+    assert remote._model is None  # never loaded in this process
+    here = SentenceTransformerEmbedder().encode(texts)
+    np.testing.assert_allclose(np.vstack(there), here, atol=1e-5)
+    remote.close()

@@ -4,7 +4,10 @@
   (one worker thread) and coalesces concurrent ``embed`` calls into one model batch: while
   the model works on one batch, new calls queue, and the next batch takes them all (up to
   ``max_batch`` texts). A semantic lookup is thus batched with other requests' embeddings
-  without waiting on a timer.
+  without waiting on a timer. With ``helper=True`` the model itself lives in a helper
+  process (:mod:`prsm.performance._helper_process`, one per device, shared by the process's
+  embedders) and the worker thread only waits on its pipe: a forward pass in a thread of
+  the caller's process holds the GIL for milliseconds, and an event loop waits for it.
 * :class:`HashingEmbedder` is the deterministic in-library double for tests: signed feature
   hashing of words and character n-grams. Similar wordings get similar vectors; no model.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import threading
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .._helper_process import LOAD_TIMEOUT, HelperProcess
 from ..errors import ConfigError
 from ._model import EMBEDDING_DIM
 
@@ -59,7 +64,8 @@ class SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 (or any sentence-transformers model) with a micro-batcher.
 
     ``model`` may be given (already loaded) or a ``loader`` that returns one; by default the
-    bundled model is loaded on first use, in the worker thread.
+    bundled model is loaded on first use, in the worker thread, or with ``helper`` in a
+    helper process (``timeout``: seconds one batch may take there).
     """
 
     def __init__(
@@ -70,9 +76,17 @@ class SentenceTransformerEmbedder:
         device: str | None = None,
         max_batch: int = 32,
         dim: int = EMBEDDING_DIM,
+        helper: bool = False,
+        timeout: float = 10.0,
     ) -> None:
         if max_batch < 1:
             raise ConfigError("max_batch", f"must be >= 1, got {max_batch}")
+        if helper and (model is not None or loader is not None):
+            raise ConfigError("helper", "a given model or loader runs in this process")
+        if not timeout > 0:
+            raise ConfigError("timeout", f"must be > 0 seconds, got {timeout}")
+        self.helper = helper
+        self.timeout = timeout
         self._model = model
         self._loader = loader
         self._device = device
@@ -98,14 +112,27 @@ class SentenceTransformerEmbedder:
                 self._model = load_sentence_transformer(self._device)
         return self._model
 
+    def _load(self) -> None:
+        if self.helper:
+            _helper(self._device).prepare(_load_in_helper, (self._device,), LOAD_TIMEOUT)
+        else:
+            self._get_model()
+
     async def warm(self) -> None:
-        """Load the model in the worker thread now, not on the first request."""
-        await asyncio.get_running_loop().run_in_executor(self._pool, self._get_model)
+        """Load the model (in the worker thread or the helper) now, not on the first
+        request."""
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._load)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed synchronously in the calling thread (batch jobs, benchmarks)."""
+        """Embed synchronously, in the calling thread or waiting on the helper (batch jobs,
+        benchmarks)."""
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
+        if self.helper:
+            self._load()
+            args = (self._device, self.max_batch, list(texts))
+            vectors: np.ndarray = _helper(self._device).call(_encode_in_helper, args, self.timeout)
+            return vectors
         out: Any = self._get_model().encode(
             list(texts),
             batch_size=self.max_batch,
@@ -155,6 +182,35 @@ class SentenceTransformerEmbedder:
     def close(self) -> None:
         """Stop the worker thread (pending calls finish first)."""
         self._pool.shutdown(wait=True)
+
+
+#: helper processes by device (``helper=True``), shared by the process's embedders
+_HELPERS: dict[str | None, HelperProcess] = {}
+_HELPERS_LOCK = threading.Lock()
+#: in a helper: the loaded model by device
+_MODELS: dict[str | None, SentenceTransformer] = {}
+
+
+def _helper(device: str | None) -> HelperProcess:
+    with _HELPERS_LOCK:
+        helper = _HELPERS.get(device)
+        if helper is None:
+            helper = _HELPERS[device] = HelperProcess(f"embedder {device or 'default'}")
+        return helper
+
+
+def _load_in_helper(device: str | None) -> bool:  # pragma: no cover - runs in the helper
+    if device not in _MODELS:
+        from ._model import load_sentence_transformer
+
+        _MODELS[device] = load_sentence_transformer(device)
+    return True
+
+
+def _encode_in_helper(device: str | None, max_batch: int,
+                      texts: list[str]) -> np.ndarray:  # pragma: no cover - helper  # fmt: skip
+    _load_in_helper(device)
+    return SentenceTransformerEmbedder(_MODELS[device], max_batch=max_batch).encode(texts)
 
 
 _TOKEN = re.compile(r"[a-z0-9]+")

@@ -121,8 +121,9 @@ class SemanticCache:
     ) -> None:
         self.settings = s = settings or SemanticSettings()
         self._own_embedder = embedder is None
+        helper = s.model_runner == "process"
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(
-            max_batch=s.embedding_batch
+            max_batch=s.embedding_batch, helper=helper, timeout=s.model_timeout
         )
         self.dim = self.embedder.dim
         self.clock = clock or SystemClock()
@@ -135,7 +136,9 @@ class SemanticCache:
                 store = MemoryStore()
         self.store = store
         if verifier is None and s.verifier:
-            verifier = load_verifier(s.verifier_path, mode=str(s.cross_encoder), band=s.cross_band)
+            verifier = load_verifier(s.verifier_path, mode=str(s.cross_encoder),
+                                     band=s.cross_band, helper=helper,
+                                     timeout=s.model_timeout)  # fmt: skip
         self.verifier = verifier if s.verifier else None
         self.judge = judge
         self.rng = rng or random.Random(0)

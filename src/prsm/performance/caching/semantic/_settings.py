@@ -12,6 +12,8 @@ IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
 #: when the MiniLM cross-encoder scores a candidate: never, inside the plain verifier's
 #: unsure band (the default), or always
 CrossMode = Literal["off", "cascade", "always"]
+#: where the embedding model and the cross-encoder run
+ModelRunner = Literal["process", "thread"]
 
 
 def check_ivf(lists: int, probe: int, train_at: int | None) -> None:
@@ -44,6 +46,11 @@ class SemanticSettings:
       clear misses pay nothing extra; ``"always"`` (or ``True``): every candidate no rule
       vetoes, one model pass a lookup; ``"off"`` (or ``False``): never (README, "The
       verifier").
+    * ``model_runner``: where the bundled embedding model and the cross-encoder run.
+      ``"process"`` (default): a helper process each, so the event loop never waits on
+      their GIL or heap; ``"thread"``: a worker thread of this process (no helper, but a
+      forward pass stalls the loop for milliseconds). ``model_timeout``: seconds one model
+      call may take before its helper is stopped (and started again on the next call).
     * ``index``: ``flat`` (exact), ``hnsw`` (approximate), or ``auto``: flat until a
       namespace holds ``hnsw_min_entries`` entries, HNSW above; ``ivf``: faiss inverted
       lists (``ivf_lists`` cells, ``ivf_probe`` scanned a query), exact until
@@ -101,6 +108,8 @@ class SemanticSettings:
     redis_prefix: str = "prsm:semantic"
     data_dir: str | None = None
     embedding_batch: int = 32
+    model_runner: ModelRunner = "process"
+    model_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if isinstance(self.cross_encoder, bool):
@@ -162,6 +171,12 @@ class SemanticSettings:
             raise ConfigError(
                 "redis_url", f"must be a redis://, rediss:// or unix:// URL, got {self.redis_url!r}"
             )
+        if self.model_runner not in ("process", "thread"):
+            raise ConfigError(
+                "model_runner", f"must be process or thread, got {self.model_runner!r}"
+            )
+        if not self.model_timeout > 0:
+            raise ConfigError("model_timeout", f"must be > 0 seconds, got {self.model_timeout}")
         if not self.redis_prefix:
             raise ConfigError("redis_prefix", "must not be empty")
 

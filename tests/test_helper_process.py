@@ -1,0 +1,72 @@
+"""The helper process: a fresh interpreter that runs one request at a time, reused, started
+again when it dies, stopped past a call's limit (real processes, bounded, stopped)."""
+
+from __future__ import annotations
+
+import operator
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from prsm.performance._helper_process import HelperProcess
+from prsm.performance.errors import HelperProcessError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def helper() -> Iterator[HelperProcess]:
+    h = HelperProcess("test helper")
+    yield h
+    h.close()
+
+
+def test_calls_run_in_one_reused_process(helper: HelperProcess) -> None:
+    assert helper.call(operator.add, (2, 3), 30.0) == 5
+    pid = helper.call(os.getpid, (), 30.0)
+    assert pid == helper.pid != os.getpid()
+    assert helper.call(os.getpid, (), 30.0) == pid  # reused
+    assert helper.starts == 1
+
+
+def test_an_error_comes_back_with_its_traceback_and_the_helper_lives_on(
+    helper: HelperProcess,
+) -> None:
+    with pytest.raises(HelperProcessError, match="ZeroDivisionError") as info:
+        helper.call(operator.truediv, (1, 0), 30.0)
+    assert info.value.name == "test helper"
+    assert "Traceback" in str(info.value)
+    assert helper.alive
+    assert helper.call(operator.mul, (6, 7), 30.0) == 42
+    assert helper.starts == 1
+
+
+def test_a_helper_that_dies_mid_call_is_an_error_then_starts_again(helper: HelperProcess) -> None:
+    first = helper.call(os.getpid, (), 30.0)
+    with pytest.raises(HelperProcessError, match=r"exited unexpectedly \(code 3\)"):
+        helper.call(os._exit, (3,), 30.0)
+    assert not helper.alive
+    second = helper.call(os.getpid, (), 30.0)
+    assert second != first
+    assert helper.starts == 2
+
+
+def test_a_call_past_its_limit_stops_the_helper(helper: HelperProcess) -> None:
+    pid = helper.call(os.getpid, (), 30.0)
+    with pytest.raises(TimeoutError, match=r"sleep ran past 0\.2s"):
+        helper.call(time.sleep, (30,), 0.2)
+    assert not helper.alive
+    assert helper.call(os.getpid, (), 30.0) != pid  # a fresh one
+
+
+def test_prepare_runs_once_per_start_of_the_helper(helper: HelperProcess) -> None:
+    helper.prepare(os.getpid, (), 30.0)
+    pid = helper.pid
+    helper.prepare(os.getpid, (), 30.0)  # prepared already: no request
+    assert helper.pid == pid
+    with pytest.raises(HelperProcessError):
+        helper.call(os._exit, (1,), 30.0)
+    helper.prepare(os.getpid, (), 30.0)  # a new start: prepared again
+    assert helper.alive and helper.pid != pid
