@@ -240,13 +240,9 @@ class HttpPool:
             while not conn.complete:
                 if conn.error is not None:
                     raise conn.error
-                if timeout is None:  # the caller bounds the call: its future, no coroutine
-                    try:
-                        await conn.waiting()
-                    finally:
-                        conn.waiter = None
-                else:
-                    await conn.wait(timeout)
+                # with no read timeout (the caller bounds the call) the future itself: no
+                # coroutine of its own
+                await (conn.waiting() if timeout is None else conn.wait(timeout))
         except BaseException:
             conn.close()  # failed, cancelled or timed out mid-answer: unusable
             raise
@@ -291,13 +287,7 @@ class HttpPool:
                     break
                 if conn.error is not None:
                     raise conn.error
-                if timeout is None:  # (as in request)
-                    try:
-                        await conn.waiting()
-                    finally:
-                        conn.waiter = None
-                else:
-                    await conn.wait(timeout)
+                await (conn.waiting() if timeout is None else conn.wait(timeout))  # (as above)
             self._release(conn)
         finally:
             if not conn.complete:

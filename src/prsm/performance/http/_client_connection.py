@@ -202,8 +202,9 @@ class ClientConnection(asyncio.Protocol):
 
     def waiting(self) -> asyncio.Future[None]:
         """A new future, done when something happens (headers, a chunk, the end, a
-        failure); the caller awaits it, then sets ``waiter`` back to ``None``. What
-        :meth:`wait` does with no time limit, without a coroutine of its own."""
+        failure), for the caller to await: what :meth:`wait` does with no time limit, without
+        a coroutine of its own (the future stays ``waiter`` until the next; once done, a
+        wake-up passes it by)."""
         loop = self.loop
         if loop is None:  # asked once a connection (a system call each time in Python 3.11)
             loop = self.loop = asyncio.get_running_loop()
