@@ -52,6 +52,18 @@ def _draw(out: Path, xlabel: str, title: str, fill: Callable[[Any], None], log: 
     plt.close(fig)
 
 
+def _grid_label(r: dict[str, Any]) -> str:
+    """A grid point's label: ε and the scale-down window, the session ε and the burst
+    quantile where set."""
+    text = f"ε={r['wait_probability']:g}, {r['scale_down_window']:g}s"
+    if r.get("session_wait_probability") is not None:
+        text += f", s={r['session_wait_probability']:g}"
+    if r.get("burst_quantile") is not None:
+        hold = " hold" if r.get("burst_hold_only") else ""
+        text += f", b={r['burst_quantile']:g}{hold}"
+    return text
+
+
 def plot_frontier(rows: list[dict[str, Any]], out: Path, name: str) -> None:
     """The fitting period: ours at every grid point, the peers and the oracle."""
 
@@ -63,7 +75,7 @@ def plot_frontier(rows: list[dict[str, Any]], out: Path, name: str) -> None:
             "o",
             color=OURS_COLORS[0],
             label="predictive (grid)",
-            text=lambda r: f"ε={r['wait_probability']:g}, {r['scale_down_window']:g}s",
+            text=_grid_label,
         )
         for r in rows:
             if r.get("policy") in PEER_COLORS:

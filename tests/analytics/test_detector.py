@@ -5,11 +5,22 @@ import numpy as np
 import pytest
 
 from prsm.performance.analytics import AnomalyDetector, AnomalySettings
+from prsm.performance.analytics._entropy import RelativeEntropy
 from prsm.performance.errors import ConfigError
 
 
 def _noise(n: int, seed: int = 1) -> np.ndarray:
     return 100 + np.random.default_rng(seed).normal(0, 1, n)
+
+
+def _first_named(x: np.ndarray, settings: AnomalySettings) -> tuple[int, str]:
+    """The first point the detector calls an anomaly, and the kind it names."""
+    det = AnomalyDetector(settings)
+    for i, v in enumerate(x.tolist()):
+        det.update(v)
+        if det.kind != "none":
+            return i, det.kind
+    return -1, "none"
 
 
 def test_scores_are_in_unit_interval_and_quiet_on_noise() -> None:
@@ -91,15 +102,9 @@ def test_hold_suppresses_repeat_alarms_but_not_new_extremes() -> None:
 def test_sustained_level_shift_is_named() -> None:
     x = _noise(4000, seed=6)
     x[2500:] += 3  # stays inside the range seen so far? no: off by the envelope's tolerance
-    s = AnomalySettings(spatial_tolerance=10.0, quiet=0)
-    det = AnomalyDetector(s)
-    kinds = []
-    for v in x.tolist():
-        det.update(v)
-        kinds.append(det.kind)
-    flagged = [i for i, k in enumerate(kinds) if k != "none"]
-    assert flagged and 2500 <= flagged[0] <= 2540
-    assert kinds[flagged[0]] == "level_shift"
+    first, kind = _first_named(x, AnomalySettings(spatial_tolerance=10.0, quiet=0))
+    assert 2500 <= first <= 2540
+    assert kind == "level_shift"
 
 
 @pytest.mark.parametrize(("hold", "quiet"), [(0, 0), (100, 2000), (150, 300)])
@@ -144,3 +149,51 @@ def test_hold_settings_are_checked() -> None:
         AnomalySettings(hold_threshold=0)
     with pytest.raises(ConfigError, match="alpha_shift"):
         AnomalySettings(alpha_shift=2)
+
+
+def test_relative_entropy_sees_a_change_of_spread() -> None:
+    rng = np.random.default_rng(21)
+    ent = RelativeEntropy(window=15, reference=500, bins=20)
+    same = [ent.update(float(v), 0.0, 100.0) for v in rng.uniform(0, 100, 1000)]
+    assert same[:264] == [None] * 264  # nothing until half the reference is filled
+    assert ent.ready == 1000 - 264
+    assert max(kl for kl in same[300:] if kl is not None) < 1.5
+    stuck = [ent.update(50.0, 0.0, 100.0) for _ in range(15)]
+    assert (stuck[-1] or 0.0) > 2.5  # 15 values in one bin the reference visits 1/20 of the time
+    assert (ent.update(-5.0, 0.0, 100.0) or -1.0) >= 0  # outside the range: the edge bin
+
+
+def test_a_series_that_stops_varying_is_a_distribution_change() -> None:
+    x = np.random.default_rng(22).uniform(0, 100, 5000)
+    x[4000:] = 50 + np.random.default_rng(23).normal(0, 0.1, 1000)  # stuck at the mean
+    first, kind = _first_named(x, AnomalySettings(quiet=0))
+    assert 4000 <= first <= 4030
+    assert kind == "distribution"
+    off = AnomalySettings(quiet=0, entropy_window=0)
+    s_off = AnomalyDetector(off).score_series(x)
+    assert s_off[4000:4200].max() < 0.1  # the other surprises do not see it
+
+
+def test_entropy_term_is_quiet_until_half_a_reference_of_divergences() -> None:
+    """Its likelihood's first estimates are made on the zeros before the first divergence;
+    muted until half a reference of divergences, it raises no start-up alarm on noise."""
+    x = np.random.default_rng(24).uniform(0, 100, 2000)
+    on = AnomalySettings(quiet=0)
+    s_on = AnomalyDetector(on).score_series(x)
+    s_off = AnomalyDetector(AnomalySettings(quiet=0, entropy_window=0)).score_series(x)
+    half = on.entropy_reference // 2
+    first = on.warmup + on.entropy_window + half - 1  # the first divergence (0-based index)
+    start = first + half - 1  # it speaks from its half-reference-th divergence on
+    np.testing.assert_array_equal(s_on[:start], s_off[:start])
+    assert s_on.max() < on.hold_threshold
+
+
+def test_entropy_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="entropy_window"):
+        AnomalySettings(entropy_window=-1)
+    with pytest.raises(ConfigError, match="entropy_bins"):
+        AnomalySettings(entropy_bins=0)
+    with pytest.raises(ConfigError, match="entropy_reference"):
+        AnomalySettings(entropy_reference=0)
+    with pytest.raises(ConfigError, match="entropy_scale"):
+        AnomalySettings(entropy_scale=0)

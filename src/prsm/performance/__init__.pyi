@@ -322,6 +322,8 @@ from .orchestrator import (
 )
 from .scaling import (
     ActionReport as ActionReport,
+    BurstQuantiles as BurstQuantiles,
+    BurstSettings as BurstSettings,
     ControllerSettings as ControllerSettings,
     CPUMetric as CPUMetric,
     ErrorMetric as ErrorMetric,
@@ -375,6 +377,7 @@ from .scaling import (
     SessionSnapshot as SessionSnapshot,
     SessionTracker as SessionTracker,
     TrackedUpstream as TrackedUpstream,
+    fit_burst_quantiles as fit_burst_quantiles,
     fit_predictor as fit_predictor,
     kubernetes_api_client as kubernetes_api_client,
     load_from_store as load_from_store,

@@ -112,7 +112,10 @@ class HelperProcess:
         try:
             kind, payload = self.events.recv()
         except (EOFError, OSError):
-            code = None if self._proc is None else self._proc.poll()
+            code = None
+            if self._proc is not None:  # its pipe closed: it is exiting, if not gone already
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    code = self._proc.wait(1.0)
             self.close()
             raise HelperProcessError(self.name, f"exited unexpectedly (code {code})") from None
         return str(kind), payload

@@ -1,3 +1,8 @@
+from ._burst import (
+    BurstQuantiles as BurstQuantiles,
+    BurstSettings as BurstSettings,
+    fit_burst_quantiles as fit_burst_quantiles,
+)
 from ._controller import (
     ActionReport as ActionReport,
     ControllerSettings as ControllerSettings,

@@ -20,7 +20,15 @@ Each decision (a pure function of the snapshot and the previous state):
    replica asked for now can serve (:class:`~prsm.performance.scaling.SessionSnapshot`) give
    a floor — the Erlang-C replicas for that rate, wait over the SLO with probability at
    most ``session_wait_probability`` — held for ``session_hold`` seconds.
-5. The larger of the first two, within ``[min_replicas, max_replicas]`` and the replicas the cost
+5. **Burst quantile** (with ``burst_quantile``): the ``burst_quantile`` of the requests that
+   arrive in the next ``burst.window`` seconds, given the last minutes' and hour's arrivals
+   (:class:`~prsm.performance.scaling.BurstQuantiles`, refitted with the predictor), plus
+   the requests in the system now, each started within the SLO
+   (:meth:`~prsm.performance.scaling.BurstQuantiles.replicas`), give a floor. It is applied
+   after the scale-down window, so it also *holds* replicas that the upper quantile says
+   will be needed within a start-up time (asymmetric scale-down); with
+   ``burst_hold_only`` it only holds (never asks for more than run now).
+6. The larger of the first two, within ``[min_replicas, max_replicas]`` and the replicas the cost
    limit per hour pays for; scale-up at once (stabilisation window ``scale_up_window``),
    scale-down to the highest target of the last ``scale_down_window`` seconds; each step at
    most ``max_step_up`` (or ``max_step_up_percent``) up and ``max_step_down`` down; never
@@ -34,6 +42,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError
+from ._burst import BurstQuantiles, BurstSettings, check_quantile, fit_burst_quantiles
 from ._predictor import FittedPredictor, LoadForecast, PredictorSettings, fit_predictor
 from ._queueing import replicas_for
 from ._score import LatencyMetric, ScoreSettings, default_metrics, score_signals, signal_readings
@@ -71,6 +80,9 @@ class PredictiveSettings:
     use_score: bool = True
     session_wait_probability: float | None = None
     session_hold: float = 60.0
+    burst_quantile: float | None = None
+    burst_hold_only: bool = False
+    burst: BurstSettings = field(default_factory=BurstSettings)
     predictor: PredictorSettings = field(default_factory=PredictorSettings)
 
     def __post_init__(self) -> None:
@@ -107,6 +119,12 @@ class PredictiveSettings:
                 f"must be in (0, 1) or null, got {self.session_wait_probability!r}",
             )
         check_positive("session_hold", self.session_hold, allow_zero=True)
+        if self.burst_quantile is not None:
+            check_quantile("burst_quantile", self.burst_quantile)
+        if not isinstance(self.burst_hold_only, bool):
+            raise ConfigError(
+                "burst_hold_only", f"must be true or false, got {self.burst_hold_only!r}"
+            )
         if not isinstance(self.use_score, bool):
             raise ConfigError("use_score", f"must be true or false, got {self.use_score!r}")
 
@@ -128,7 +146,8 @@ class PredictiveSettings:
 class PredictiveState:
     """The fitted predictor, its models' states and how many forecast steps they have
     seen, the recent targets ``(time, replicas)`` the stabilisation windows look at and
-    the recent session floors ``(time, replicas)``."""
+    the recent session floors ``(time, replicas)``; the burst table (refitted with the
+    predictor)."""
 
     fitted: FittedPredictor | None = None
     states: tuple[Any, ...] | None = None
@@ -137,6 +156,9 @@ class PredictiveState:
     fit_error: str | None = None
     last: LoadForecast | None = None
     session_floors: tuple[tuple[float, int], ...] = ()
+    burst: BurstQuantiles | None = None
+    burst_error: str | None = None
+    arrivals: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +218,9 @@ class PredictivePolicy:
             new = load.values[seen * k : steps * k].reshape(-1, k).sum(axis=1)
             states = fitted.update(states, new)
         fc = fitted.forecast(states, p.horizon_steps, end)
-        return fc, PredictiveState(fitted, states, steps, state.recommendations, error, fc)
+        return fc, replace(
+            state, fitted=fitted, states=states, seen=steps, fit_error=error, last=fc
+        )
 
     # -- the decision ----------------------------------------------------------------------
     def decide(
@@ -242,6 +266,10 @@ class PredictivePolicy:
         desired = min(max(current, up_rec), down_rec)
         session_rate, floor, floors = self.session_floor(ctx, service, state)
         desired = max(desired, min(cap, max((f for _, f in floors), default=0)))
+        burst_upper, burst_floor, state = self.burst_floor(ctx, service, state)
+        if s.burst_hold_only:  # asymmetric: never scale up for it, only keep what runs
+            burst_floor = min(burst_floor, current)
+        desired = max(desired, min(cap, burst_floor))
         if desired > current:
             step = max(s.max_step_up, math.ceil(current * s.max_step_up_percent / 100.0))
             desired = min(desired, current + step)
@@ -261,6 +289,8 @@ class PredictivePolicy:
         }
         if session_rate is not None:
             details.update(session_rate=round(session_rate, 6), session_floor=floor)
+        if burst_upper is not None:
+            details.update(burst_upper=burst_upper, burst_floor=burst_floor)
         if score is not None:
             details.update(score=round(score.score, 4), score_action=score.action.value)
         if fc is not None:
@@ -279,6 +309,11 @@ class PredictivePolicy:
         )
         if session_rate is not None:
             reason += f", sessions {session_rate:.3f} req/s → {floor}"
+        if burst_upper is not None:
+            reason += (
+                f", burst p{round((s.burst_quantile or 0) * 100)} {burst_upper:g} req "
+                f"→ {burst_floor}"
+            )
         return ScalingDecision.relative(desired, current, reason, **details), new_state
 
     def session_floor(
@@ -307,3 +342,36 @@ class PredictivePolicy:
             (ctx.now, floor),
         )
         return rate, floor, held
+
+    def burst_floor(
+        self, ctx: ScalingContext, service: float, state: PredictiveState
+    ) -> tuple[float | None, int, PredictiveState]:
+        """The burst table's upper quantile of the window's arrivals (``None`` when not used
+        or not fitted yet), the floor it asks for, and the state with the table (refitted
+        every ``predictor.refit_interval``)."""
+        s = self.settings
+        q, load = s.burst_quantile, ctx.load
+        if q is None or load is None or len(load) == 0:
+            return None, 0, state
+        table, error = state.burst, state.burst_error
+        due = table is None or load.end - table.fitted_at >= s.predictor.refit_interval
+        if due:
+            try:
+                table = fit_burst_quantiles(load, q, s.burst, max_history=s.predictor.max_history)
+                error = None
+            except ConfigError as exc:  # history too short yet: retried as it grows (cheap)
+                error = str(exc)
+            state = replace(state, burst=table, burst_error=error)
+        if table is None:
+            return None, 0, state
+        # the short span from the decisions' own arrival counts (fresh: the history's last
+        # step may be a minute old; a decision's count is used when its window lies within
+        # the span), never less than the history says
+        latest = ((ctx.now, ctx.arrivals),) if 0 < ctx.interval <= s.burst.short else ()
+        keep = tuple(a for a in (*state.arrivals, *latest) if a[0] > ctx.now - s.burst.short)
+        state = replace(state, arrivals=keep)
+        short, long_ = table.recent(load)
+        fresh = float(sum(n for _, n in keep))
+        upper = table.upper(max(short, fresh), max(long_, fresh), ctx.now)
+        floor = table.replicas(ctx.ongoing + upper, service, max(1, ctx.concurrency), s.slo)
+        return upper, floor, state

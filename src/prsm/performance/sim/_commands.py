@@ -72,7 +72,7 @@ def register(sub: Any) -> None:
         default=[],
         metavar="POLICY.PARAM=VALUE",
         help="override a policy parameter, e.g. predictive.wait_probability=0.3 or "
-        "predictive.predictor.quantile=0.95",
+        "predictive.predictor.quantile=0.95 or predictive.burst.span=120",
     )
     p.add_argument("--plot", type=Path, default=None, help="write the plots to this PNG")
     p.add_argument("--json", type=Path, default=None, help="write the summary to this JSON file")

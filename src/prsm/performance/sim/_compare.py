@@ -61,7 +61,8 @@ def make_policy(
     name: str, scenario: Scenario, params: Mapping[str, Any] | None = None
 ) -> ScalingPolicy[Any]:
     """One of :data:`SIM_POLICIES` for ``scenario``; ``params`` override its settings (for
-    ``predictive``, ``predictor.X`` keys reach the forecaster's settings)."""
+    ``predictive``, ``predictor.X`` and ``burst.X`` keys reach the forecaster's and the burst
+    table's settings)."""
     s = scenario.settings
     p = dict(params or {})
     lo, hi = s.min_replicas, s.max_replicas
@@ -80,11 +81,18 @@ def make_policy(
         )
         return RayServePolicy(_override(base, p, "ray"))
     if name == "predictive":
-        pred = {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith("predictor.")}
-        rest = {k: v for k, v in p.items() if not k.startswith("predictor.")}
+        nested = {
+            part: {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith(f"{part}.")}
+            for part in ("predictor", "burst")
+        }
+        rest = {k: v for k, v in p.items() if not k.startswith(("predictor.", "burst."))}
         base_p = PredictiveSettings(slo=s.slo, min_replicas=lo, max_replicas=hi)
-        predictor = _override(base_p.predictor, pred, "predictor") if pred else base_p.predictor
-        return PredictivePolicy(_override(replace(base_p, predictor=predictor), rest, "predictive"))
+        base_p = replace(
+            base_p,
+            predictor=_override(base_p.predictor, nested["predictor"], "predictor"),
+            burst=_override(base_p.burst, nested["burst"], "burst"),
+        )
+        return PredictivePolicy(_override(base_p, rest, "predictive"))
     if name == "oracle":
         oracle_params = {"look_ahead": scenario.look_ahead, **p}
         return OraclePolicy.for_trace(
