@@ -19,8 +19,9 @@ keep-alive):
   Portkey) at half its own peak.
 
 Rounds alternate the targets; figures are medians over rounds. Non-streaming and streaming
-(16 tokens as server-sent events) requests (``--modes`` picks one of them). ``--peers`` picks the peers (default: all in the
-full form, Envoy only in ``--quick``, which CI runs; Portkey needs Node.js and npm).
+(16 tokens as server-sent events) requests (``--modes`` picks one of them). ``--peers`` picks
+the peers (default: all in the full form, Envoy only in ``--quick``, which CI runs; Portkey
+needs Node.js and npm).
 
 **Placement** (``--pin``, the default on two or more CPUs): the server under test gets CPU 0
 to itself (every thread of every process of it), and everything that is not under test (the
