@@ -19,8 +19,9 @@ keep-alive):
   Portkey) at half its own peak.
 
 Rounds alternate the targets; figures are medians over rounds. Non-streaming and streaming
-(16 tokens as server-sent events) requests. ``--peers`` picks the peers (default: all in the
-full form, Envoy only in ``--quick``, which CI runs; Portkey needs Node.js and npm).
+(16 tokens as server-sent events) requests (``--modes`` picks one of them). ``--peers`` picks
+the peers (default: all in the full form, Envoy only in ``--quick``, which CI runs; Portkey
+needs Node.js and npm).
 
 **Placement** (``--pin``, the default on two or more CPUs): the server under test gets CPU 0
 to itself (every thread of every process of it), and everything that is not under test (the
@@ -128,6 +129,8 @@ def main() -> None:
     p.add_argument("--rates", default=None,
                    help="fixed rates (req/s) for added latency, comma-separated (default "
                         "1000,2000; --quick: 1000); half our peak is always added")  # fmt: skip
+    p.add_argument("--modes", default="non-stream,stream",
+                   help="comma-separated, of non-stream,stream (default: both)")  # fmt: skip
     p.add_argument("--pin", action=argparse.BooleanOptionalAction,
                    default=len(os.sched_getaffinity(0)) >= 2,
                    help="server under test on CPU 0, load and simulator on CPU 1")  # fmt: skip
@@ -135,12 +138,17 @@ def main() -> None:
     quick = args.quick
     peers = pick_peers(args.peers, quick, args.no_litellm)
     rates = [float(r) for r in (args.rates or ("1000" if quick else "1000,2000")).split(",")]
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or set(modes) - {"non-stream", "stream"}:
+        raise SystemExit(f"--modes: choose from non-stream,stream, got {args.modes!r}")
     rounds = args.rounds or (1 if quick else 3)
     duration = args.duration or (0.5 if quick else 3.0)
     warmup = 0.2 if quick else 0.5
     tmp = Path(tempfile.mkdtemp(prefix="prsm-bench-gw-"))
     bodies: dict[str, Path] = {}
     for mode, stream in (("non-stream", False), ("stream", True)):
+        if mode not in modes:
+            continue
         request = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello. " * 8}],
                    "max_tokens": 16, "stream": stream}  # fmt: skip
         bodies[mode] = tmp / f"{mode}.json"

@@ -75,6 +75,29 @@ async def test_cache_control_sets_the_request_cache_mode() -> None:
     assert [r.cache_mode for r in upstream.seen] == ["no-store", "no-cache", "default"]
 
 
+async def test_the_request_handed_on_carries_what_the_client_sent() -> None:
+    settings = GatewaySettings(
+        request_timeout=7.5, tenants=(TenantSettings("acme", (hash_key("sk-acme"),)),)
+    )
+    app, upstream = _app(settings)
+    headers = {"authorization": "Bearer sk-acme", "x-request-id": "rq-9",
+               "cache-control": "no-cache"}  # fmt: skip
+    async with _client(app) as c:
+        r = await c.post("/v1/embeddings", json={"model": "m", "input": "x"}, headers=headers)
+    assert r.status_code == 200
+    (seen,) = upstream.seen
+    assert (seen.model, seen.payload, seen.kind.value) == ("m", {"model": "m", "input": "x"},
+                                                           "embedding")  # fmt: skip
+    assert (seen.tenant, seen.timeout, seen.stream, seen.cache_mode, seen.id) == (
+        "acme",
+        7.5,
+        False,
+        "no-cache",
+        "rq-9",
+    )
+    assert (seen.required_capabilities, seen.priority, seen.context_tokens) == (frozenset(), 0, 0)
+
+
 async def test_stream_is_server_sent_events_in_order() -> None:
     app, _ = _app()
     async with _client(app) as c:

@@ -332,3 +332,58 @@ async def test_an_endless_answer_head_is_a_failure_not_a_memory_leak(
             await pool.request(_req(origin))
     finally:
         await pool.aclose()
+
+
+async def test_a_stream_stopped_early_closes_its_connection_and_one_never_begun_sends_nothing(
+    server: Callable[..., object],
+) -> None:
+    requests = 0
+    gate = asyncio.Event()
+
+    async def slow(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await _read_request(r)
+        requests += 1
+        w.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n")
+        await w.drain()
+        await gate.wait()  # the rest never comes while the test runs
+
+    origin = await server(slow)  # type: ignore[misc]
+    pool = HttpPool(origin)
+    try:
+        unused = pool.stream(_req(origin), ClientResponse())
+        await unused.aclose()
+        stream = pool.stream(_req(origin), ClientResponse())
+        assert await stream.__anext__() == b"data: 1\n\n"
+        (conn,) = pool.connections
+        await stream.aclose()
+        assert conn.closed and not pool.idle
+        with pytest.raises(StopAsyncIteration):
+            await stream.__anext__()
+        assert requests == 1
+    finally:
+        gate.set()
+        await pool.aclose()
+
+
+async def test_a_stream_answered_non_200_yields_the_body_once_and_frees_the_connection(
+    server: Callable[..., object],
+) -> None:
+    gate = asyncio.Event()
+
+    async def busy(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy")
+        await w.drain()
+        await gate.wait()  # the connection stays open
+
+    origin = await server(busy)  # type: ignore[misc]
+    pool = HttpPool(origin)
+    try:
+        answer = ClientResponse()
+        parts = [c async for c in pool.stream(_req(origin), answer)]
+        assert (answer.status, answer.body, parts) == (503, b"busy", [b"busy"])
+        assert len(pool.idle) == 1  # back in the pool
+    finally:
+        gate.set()
+        await pool.aclose()

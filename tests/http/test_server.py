@@ -180,3 +180,36 @@ async def test_shutdown_past_the_grace_period_cuts_the_stream() -> None:
         answers = await reader.until(1)
         assert reader.eof and not answers[0].complete
         assert server.in_flight == 0
+
+
+async def test_one_task_answers_a_connections_requests_one_after_another() -> None:
+    async with running() as (server, port, _), connect(port) as (reader, w):
+        workers = []
+        for i in range(3):
+            w.write(request(CHAT, extra=b"x-request-id: t-%d\r\n" % i))
+            answers = await reader.until(i + 1)
+            assert answers[i].status == 200
+            await asyncio.sleep(0)  # the worker parks once the answer is out
+            (conn,) = server.connections
+            assert conn.task is None  # idle: no request in progress
+            assert conn.parked is not None and not conn.parked.done()
+            workers.append(conn.worker)
+        assert workers[0] is not None and workers.count(workers[0]) == 3
+
+
+async def test_a_parked_worker_ends_when_its_connection_closes() -> None:
+    async with running() as (server, port, _):
+        async with connect(port) as (reader, w):
+            w.write(request(CHAT))
+            await reader.until(1)
+            await asyncio.sleep(0)
+            (conn,) = server.connections
+            worker = conn.worker
+            assert worker is not None and not worker.done()
+        for _ in range(100):  # the close reaches the server, then the worker wakes and ends
+            if worker.done():
+                break
+            await asyncio.sleep(0.01)
+        assert worker.done() and not worker.cancelled()
+        assert conn.worker is None and conn.parked is None
+        assert not server.connections

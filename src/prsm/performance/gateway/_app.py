@@ -49,6 +49,8 @@ _SSE_HEAD = (
     b"x-prsm-added-time: %.3f\r\n%s"
 )
 
+_NO_CAPABILITIES: frozenset[str] = frozenset()
+
 #: an ``on_startup`` / ``on_shutdown`` hook: called with the app
 Hook = Callable[["GatewayApp"], Awaitable[None]]
 
@@ -187,99 +189,118 @@ class GatewayApp:
         await x.reply(status, headers, body)
 
     # --- requests
-    async def handle_exchange(self, x: Exchange) -> None:
-        """Answer one request, whichever server brought it (ASGI, or our own)."""
-        path = x.path
-        head = x.head
-        kind = KINDS.get(path)
+    def handle_exchange(self, x: Exchange) -> Awaitable[None]:
+        """Answer one request, whichever server brought it (ASGI, or our own): a model call
+        is one coroutine (the hot path), any other route another."""
+        kind = KINDS.get(x.path)
+        if kind is not None and x.method == "POST":
+            return self._model_call(kind, x.path, x)
+        return self._other_call(x, x.path if kind else "other")
+
+    async def _other_call(self, x: Exchange, route: str) -> None:
         try:
-            if kind is not None and x.method == "POST":
-                self.in_flight += 1
-                try:
-                    await self._model_call(kind, path, x)
-                finally:
-                    self.in_flight -= 1
-                return
             await self._other(x)
-        except PRSMError as exc:
+        except Exception as exc:
+            await self._failed(x, route, exc)
+
+    async def _failed(self, x: Exchange, route: str, exc: Exception) -> None:
+        """A request failed with ``exc``: answered with the error (a :class:`PRSMError`: the
+        client's or a node's), counted as gone (the client went away), or, for anything
+        else (a bug, not bad input), logged and answered 500 if still possible."""
+        head = x.head
+        if isinstance(exc, PRSMError):
             reply = error_reply(exc)
             added = time.perf_counter() - head.t0
-            self._count(path if kind else "other", reply.status, None)
+            self._count(route, reply.status, None)
             await self._reply(x, reply.status, reply.body, added, extra=reply.headers)
-        except ConnectionResetError:
-            self._count(path if kind else "other", 499, None)
-        except Exception as exc:  # a bug, not bad input: logged, answered 500 if still possible
-            log.exception("request %s: unexpected error", head.rid.decode())
-            self._count(path if kind else "other", 500, None)
+        elif isinstance(exc, ConnectionResetError):
+            self._count(route, 499, None)
+        else:
+            log.error("request %s: unexpected error", head.rid.decode(), exc_info=exc)
+            self._count(route, 500, None)
             if not head.started:
                 body = error_body(f"internal error: {type(exc).__name__}", "server_error")
                 await self._reply(x, 500, body, time.perf_counter() - head.t0)
 
     async def _model_call(self, kind: RequestKind, route: str, x: Exchange) -> None:
-        head = x.head
-        t0 = head.t0
-        tenant = self.auth.tenant(head.auth, head.api_key)
-        t_auth = time.perf_counter()
-        if not len(self.perf.registry):
-            raise NoCapableNodesError(
-                (),
-                {},
-                reason="no nodes are configured (list them under `nodes:` in the config "
-                "file, or add one with POST /admin/nodes)",
-            )
-        body = await x.body(self.settings.max_body_bytes)
-        typed = parse_body(kind, body)
-        t_parsed = time.perf_counter()
-        if tenant.token_bucket is not None or tenant.request_bucket is not None:
-            await self.limiter.check(tenant)  # (no coroutine for a tenant with no limits)
-        stream = bool(getattr(typed, "stream", False))
-        request = AIRequest(
-            model=typed.model,
-            payload=JSONBody(body),
-            kind=kind,
-            tenant=tenant.name,
-            timeout=self.settings.request_timeout,
-            stream=stream,
-            cache_mode=cache_mode(head.cache_control),
-            id=head.rid.decode(),
-        )
-        t_call = time.perf_counter()
-        parse_s = t_parsed - t_auth
-        auth_s = (t_auth - t0) + (t_call - t_parsed)
-        if stream:
-            await self._stream(request, route, x, tenant=tenant, stages=(parse_s, auth_s))
-            return
-        result = await self.perf.handle(request)
-        t_back = time.perf_counter()
-        response = result.response
-        raw = response.raw if response.raw is not None else orjson.dumps(response.content)
-        upstream_time = result.timings.get("upstream", 0.0)
-        added = (t_back - t0) - min(t_back - t_call, upstream_time)
-        # the head as header lines, made in one formatting (the hot path: no pairs to join)
-        lines = b"x-prsm-node: %s\r\n" % result.node_id.encode() if result.node_id else b""
-        if self.has_cache or result.cache:
-            lines += b"x-prsm-cache: %s\r\n" % (result.cache or "miss").encode()
-            if result.similarity is not None:
-                lines += b"x-prsm-cache-similarity: %.4f\r\n" % result.similarity
-        timings = result.timings
-        if self.server_timing:
-            stages = [
-                parse_s, auth_s, timings.get("cache", -1.0), timings.get("route", -1.0),
-                timings.get("queue", -1.0), upstream_time, time.perf_counter() - t_back,
-            ]  # fmt: skip
-            lines += b"server-timing: %s\r\n" % server_timing(stages, time.perf_counter() - t0)
-        added += time.perf_counter() - t_back
-        await x.reply(200, _OK_HEAD % (len(raw), head.rid, added * 1e3, lines), raw)
-        t_end = time.perf_counter()
-        self._count(route, 200, added)
-        self.recorder.gateway_stages(parse_s, auth_s, t_end - t_back)
-        if self.tracer is not None:
-            self._trace(request, result, t_end - t0, [
-                parse_s, auth_s, timings.get("cache", -1.0), timings.get("route", -1.0),
-                timings.get("queue", -1.0), upstream_time, t_end - t_back,
-            ])  # fmt: skip
-        if response.tokens and tenant.token_bucket is not None:
-            await self.limiter.charge(tenant, response.tokens)
+        """A model call (``POST`` to ``route``), in one coroutine (the hot path)."""
+        self.in_flight += 1
+        try:
+            head = x.head
+            t0 = head.t0
+            tenant = self.auth.tenant(head.auth, head.api_key)
+            t_auth = time.perf_counter()
+            if not len(self.perf.registry):
+                raise NoCapableNodesError(
+                    (),
+                    {},
+                    reason="no nodes are configured (list them under `nodes:` in the config "
+                    "file, or add one with POST /admin/nodes)",
+                )
+            # our server's exchange: its body and its answer need no coroutine
+            native = x if isinstance(x, NativeExchange) else None
+            if native is not None:
+                body = native.whole_body(self.settings.max_body_bytes)
+            else:
+                body = await x.body(self.settings.max_body_bytes)
+            typed = parse_body(kind, body)
+            t_parsed = time.perf_counter()
+            if tenant.token_bucket is not None or tenant.request_bucket is not None:
+                await self.limiter.check(tenant)  # (no coroutine for a tenant with no limits)
+            stream = bool(getattr(typed, "stream", False))
+            # by position (a call by keyword costs more): model, payload, required
+            # capabilities, kind, tenant, priority, timeout, context tokens, stream, cache
+            # mode, id
+            request = AIRequest(
+                typed.model, JSONBody(body), _NO_CAPABILITIES, kind, tenant.name, 0,
+                self.settings.request_timeout, 0, stream, cache_mode(head.cache_control),
+                head.rid.decode(),
+            )  # fmt: skip
+            t_call = time.perf_counter()
+            parse_s = t_parsed - t_auth
+            auth_s = (t_auth - t0) + (t_call - t_parsed)
+            if stream:
+                await self._stream(request, route, x, tenant=tenant, stages=(parse_s, auth_s))
+                return
+            result = await self.perf.handle(request)
+            t_back = time.perf_counter()
+            response = result.response
+            raw = response.raw if response.raw is not None else orjson.dumps(response.content)
+            upstream_time = result.timings.get("upstream", 0.0)
+            added = (t_back - t0) - min(t_back - t_call, upstream_time)
+            # the head as header lines, made in one formatting (the hot path: no pairs to join)
+            lines = b"x-prsm-node: %s\r\n" % result.node_id.encode() if result.node_id else b""
+            if self.has_cache or result.cache:
+                lines += b"x-prsm-cache: %s\r\n" % (result.cache or "miss").encode()
+                if result.similarity is not None:
+                    lines += b"x-prsm-cache-similarity: %.4f\r\n" % result.similarity
+            timings = result.timings
+            if self.server_timing:
+                stages = [
+                    parse_s, auth_s, timings.get("cache", -1.0), timings.get("route", -1.0),
+                    timings.get("queue", -1.0), upstream_time, time.perf_counter() - t_back,
+                ]  # fmt: skip
+                lines += b"server-timing: %s\r\n" % server_timing(stages, time.perf_counter() - t0)
+            added += time.perf_counter() - t_back
+            answer = _OK_HEAD % (len(raw), head.rid, added * 1e3, lines)
+            if native is not None:
+                native.respond(200, answer, raw)
+            else:
+                await x.reply(200, answer, raw)
+            t_end = time.perf_counter()
+            self._count(route, 200, added)
+            self.recorder.gateway_stages(parse_s, auth_s, t_end - t_back)
+            if self.tracer is not None:
+                self._trace(request, result, t_end - t0, [
+                    parse_s, auth_s, timings.get("cache", -1.0), timings.get("route", -1.0),
+                    timings.get("queue", -1.0), upstream_time, t_end - t_back,
+                ])  # fmt: skip
+            if response.tokens and tenant.token_bucket is not None:
+                await self.limiter.charge(tenant, response.tokens)
+        except Exception as exc:
+            await self._failed(x, route, exc)
+        finally:
+            self.in_flight -= 1
 
     def _trace(self, request: AIRequest, result: Any, total: float, stages: list[float]) -> None:
         response = result.response

@@ -50,10 +50,9 @@ class RequestHead:
         "api_key", "auth", "cache_control", "host", "length", "origin", "rid", "started", "t0",
     )  # fmt: skip
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 (positional: made once a request; by keyword costs more)
         self,
         t0: float,
-        *,
         auth: bytes | None,
         api_key: bytes | None,
         cache_control: bytes | None,
@@ -93,10 +92,7 @@ class RequestHead:
                 host = value
             elif name == b"origin":
                 origin = value
-        return cls(
-            t0, auth=auth, api_key=api_key, cache_control=cache_control, length=length, rid=rid,
-            host=host, origin=origin,
-        )  # fmt: skip
+        return cls(t0, auth, api_key, cache_control, length, rid, host, origin)
 
 
 async def disconnected(receive: Receive) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncGenerator
 from urllib.parse import urlsplit
 
 from ..clock import Clock
@@ -240,56 +239,20 @@ class HttpPool:
             while not conn.complete:
                 if conn.error is not None:
                     raise conn.error
-                await conn.wait(timeout)
+                # with no read timeout (the caller bounds the call) the future itself: no
+                # coroutine of its own
+                await (conn.waiting() if timeout is None else conn.wait(timeout))
         except BaseException:
             conn.close()  # failed, cancelled or timed out mid-answer: unusable
             raise
         self._release(conn)
         return conn.response()
 
-    async def stream(self, data: bytes, response: ClientResponse) -> AsyncGenerator[bytes, None]:
-        """Send a request and yield the answer's body as it arrives. ``response`` gets the
-        status and headers before the first chunk; a non-200 answer yields its body once."""
-        conn = self._take_idle() or await self._acquire()
-        timeout = self.settings.read_timeout
-        conn.send(data, streaming=True)
-        try:
-            while not conn.headers_done:
-                if conn.error is not None:
-                    raise conn.error
-                await conn.wait(timeout)
-            response.status, response.headers = conn.status, conn.headers
-            if conn.status != 200:
-                while not conn.complete:
-                    if conn.error is not None:
-                        raise conn.error
-                    await conn.wait(timeout)
-                response.body = b"".join(conn.body)
-                self._release(conn)
-                yield response.body
-                return
-            chunks = conn.chunks
-            while True:
-                if chunks:
-                    # what arrived together goes on together: the same bytes, fewer writes
-                    if len(chunks) == 1:
-                        chunk = chunks.popleft()
-                    else:
-                        chunk = b"".join(chunks)
-                        chunks.clear()
-                    if conn.paused:
-                        conn.resume()
-                    yield chunk
-                    continue
-                if conn.complete:
-                    break
-                if conn.error is not None:
-                    raise conn.error
-                await conn.wait(timeout)
-            self._release(conn)
-        finally:
-            if not conn.complete:
-                conn.close()
+    def stream(self, data: bytes, response: ClientResponse) -> PoolStream:
+        """Send a request and yield the answer's body as it arrives (:class:`PoolStream`).
+        ``response`` gets the status and headers before the first chunk; a non-200 answer
+        yields its body once."""
+        return PoolStream(self, data, response)
 
     async def aclose(self) -> None:
         if self._trimmer is not None:
@@ -306,6 +269,88 @@ class HttpPool:
                 )
         self.waiters.clear()
         await asyncio.sleep(0)
+
+
+class PoolStream:
+    """:meth:`HttpPool.stream`'s chunks: the request goes out at the first ``__anext__``, on a
+    pooled connection; what arrived together is handed on together; the connection goes back
+    to the pool at the answer's end, and is closed if the stream stops (an error, a
+    cancellation, :meth:`aclose`) before it. An iterator object, not an async generator: no
+    loop bookkeeping per stream (the loop keeps every async generator in a weak set)."""
+
+    __slots__ = ("_conn", "_data", "_ended", "_pool", "_response")
+
+    def __init__(self, pool: HttpPool, data: bytes, response: ClientResponse) -> None:
+        self._pool = pool
+        self._data = data
+        self._response = response
+        self._conn: ClientConnection | None = None
+        self._ended = False
+
+    def __aiter__(self) -> PoolStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._ended:
+            raise StopAsyncIteration
+        conn = self._conn
+        pool = self._pool
+        timeout = pool.settings.read_timeout
+        try:
+            if conn is None:  # the first step: send
+                conn = pool._take_idle() or await pool._acquire()
+                self._conn = conn
+                conn.send(self._data, streaming=True)
+                self._data = b""
+                while not conn.headers_done:
+                    if conn.error is not None:
+                        raise conn.error
+                    await conn.wait(timeout)
+                response = self._response
+                response.status, response.headers = conn.status, conn.headers
+                if conn.status != 200:
+                    while not conn.complete:
+                        if conn.error is not None:
+                            raise conn.error
+                        await conn.wait(timeout)
+                    response.body = b"".join(conn.body)
+                    pool._release(conn)
+                    self._ended = True
+                    return response.body
+            chunks = conn.chunks
+            while True:
+                if chunks:
+                    # what arrived together goes on together: the same bytes, fewer writes
+                    if len(chunks) == 1:
+                        chunk = chunks.popleft()
+                    else:
+                        chunk = b"".join(chunks)
+                        chunks.clear()
+                    if conn.paused:
+                        conn.resume()
+                    return chunk
+                if conn.complete:
+                    break
+                if conn.error is not None:
+                    raise conn.error
+                # with no read timeout the future itself: no coroutine of its own
+                await (conn.waiting() if timeout is None else conn.wait(timeout))
+        except BaseException:
+            self._end()
+            raise
+        pool._release(conn)
+        self._ended = True
+        raise StopAsyncIteration
+
+    def _end(self) -> None:
+        self._ended = True
+        conn = self._conn
+        if conn is not None and not conn.complete:
+            conn.close()
+
+    async def aclose(self) -> None:
+        """Stop early: the connection is closed unless its answer was complete."""
+        self._end()
 
 
 def request_head(

@@ -200,14 +200,24 @@ class ClientConnection(asyncio.Protocol):
             self.status, self.headers, body[0] if len(body) == 1 else b"".join(body)
         )
 
-    async def wait(self, within: float | None = None) -> None:
-        """Until something happens (headers, a chunk, the end, a failure); ``TimeoutError``
-        after ``within`` seconds of nothing (at most a tick of the shared deadline timers
-        later: :func:`~prsm.performance._awaiting.arm`, not a loop timer per wait)."""
+    def waiting(self) -> asyncio.Future[None]:
+        """A new future, done when something happens (headers, a chunk, the end, a
+        failure), for the caller to await: what :meth:`wait` does with no time limit, without
+        a coroutine of its own (the future stays ``waiter`` until the next; once done, a
+        wake-up passes it by)."""
         loop = self.loop
         if loop is None:  # asked once a connection (a system call each time in Python 3.11)
             loop = self.loop = asyncio.get_running_loop()
         waiter = self.waiter = loop.create_future()
+        return waiter
+
+    async def wait(self, within: float | None = None) -> None:
+        """Until something happens (headers, a chunk, the end, a failure); ``TimeoutError``
+        after ``within`` seconds of nothing (at most a tick of the shared deadline timers
+        later: :func:`~prsm.performance._awaiting.arm`, not a loop timer per wait)."""
+        waiter = self.waiting()
+        loop = self.loop
+        assert loop is not None
         try:
             if within is None:
                 await waiter

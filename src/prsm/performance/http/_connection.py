@@ -7,7 +7,10 @@ byte and the body within ``body_timeout`` of the head (408); an idle connection 
 times against the clock it reads once a tick (a timeout fires at most two ticks late, never
 early), so a request costs no timer and no clock reading.
 
-Answering: pipelined requests are answered in order (reading pauses while too many wait);
+Answering: a request whose handler must wait is answered by the connection's worker task,
+made once and kept between requests (one task a connection, not one a request: a task costs
+about a microsecond to make and register); pipelined requests are answered in order (reading
+pauses while too many wait);
 after an answer that the client has not read (its socket buffer full), the next waits for it,
 and an answer stuck longer than ``write_timeout`` drops the connection. A malformed request
 after good ones is answered 400 once they are answered, then the connection closes.
@@ -67,10 +70,10 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
     __slots__ = ("_drain", "_lost", "begun", "body", "closed", "continue_pending", "eof",
                  "expect", "fail_after", "handler", "head", "head_bytes", "header_bytes",
                  "header_count", "headers", "http10", "idle_since", "keep_all", "length", "loop",
-                 "max_header_bytes", "max_headers", "names", "parser", "paused_reading",
-                 "paused_since", "phase", "queue", "queued_bytes", "reading", "refused", "server",
-                 "settings", "since", "size", "task", "transport", "url",
-                 "write_paused")  # fmt: skip
+                 "max_header_bytes", "max_headers", "names", "parked", "parser",
+                 "paused_reading", "paused_since", "phase", "queue", "queued_bytes", "reading",
+                 "refused", "server", "settings", "since", "size", "task", "transport", "url",
+                 "worker", "write_paused")  # fmt: skip
 
     def __init__(self, server: HttpServer[H]) -> None:
         self.server = server
@@ -105,7 +108,11 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         self.refused: ServerExchange[H] | None = None  # a too-large request handed on early
         self.queue: collections.deque[ServerExchange[H]] = collections.deque()
         self.queued_bytes = 0
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # the worker, while a request is answered
+        #: the connection's task, which answers one request after another (made at the first
+        #: that must wait); between requests it waits on ``parked`` for the next one
+        self.worker: asyncio.Task[None] | None = None
+        self.parked: asyncio.Future[tuple[ServerExchange[H], Awaitable[None]] | None] | None = None
         self.paused_reading = False
         self.write_paused = False
         self.paused_since = 0.0
@@ -133,7 +140,7 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         self.reading = False
         self.queue.clear()
         self.server.connections.pop(self, None)
-        for waiter in (self._drain, *self._lost):
+        for waiter in (self._drain, self.parked, *self._lost):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         self._lost.clear()
@@ -312,7 +319,13 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
             else:
                 self.idle_since = self.server.now
             return
-        self.task = self.loop.create_task(self._run(x, pending))
+        parked = self.parked
+        if parked is not None:  # the worker waits for this request: no new task
+            self.parked = None
+            self.task = self.worker
+            parked.set_result((x, pending))
+        else:
+            self.task = self.worker = self.loop.create_task(self._run(x, pending))
 
     def _answered(self, x: ServerExchange[H]) -> bool:
         """After an answer: whether the connection goes on to the next request."""
@@ -325,6 +338,9 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         return False
 
     async def _run(self, x: ServerExchange[H], pending: Awaitable[None]) -> None:
+        """The connection's worker: answers ``x`` (its handler's ``pending`` awaitable), then
+        what is queued behind it; then, while the connection stays open, waits for the next
+        request that must wait (one task for the connection's life, not one per request)."""
         server = self.server
         try:
             while True:
@@ -332,31 +348,49 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
                     await pending
                 finally:
                     server.in_flight -= 1
-                if not self._answered(x):
+                if self._answered(x):
+                    if self.write_paused:  # no further answer piles up behind an unread one
+                        await self.drained()
+                    queue = self.queue
+                    if queue and not self.closed:
+                        x = queue.popleft()
+                        self.queued_bytes -= len(x.body_bytes)
+                        if (
+                            self.paused_reading
+                            and len(queue) <= self.settings.max_pipelined // 2
+                            and self.queued_bytes <= self.server.max_body // 2
+                        ):
+                            self.paused_reading = False
+                            self.transport.resume_reading()
+                        server.in_flight += 1
+                        try:
+                            got = self.handler(x)
+                        except BaseException:
+                            server.in_flight -= 1
+                            raise
+                        pending = got if got is not None else _DONE
+                        continue
+                # nothing left to answer
+                self.task = None
+                if self.closed:
+                    pass
+                elif self.fail_after is not None or self.eof or self.continue_pending:
+                    self._idle()
+                else:  # what _idle does when nothing waits for the answers to end
+                    self.idle_since = server.now
+                if server.closing:
+                    server.request_done()
+                worker = self.worker
+                if self.closed or worker is None or worker.cancelling():
+                    return  # (a cancellation still pending: the next request gets a new task)
+                parked = self.parked = self.loop.create_future()
+                nxt = await parked
+                if nxt is None:  # the connection is gone
                     return
-                if self.write_paused:  # no further answer piles up behind an unread one
-                    await self.drained()
-                queue = self.queue
-                if not queue or self.closed:
-                    return
-                x = queue.popleft()
-                self.queued_bytes -= len(x.body_bytes)
-                if (
-                    self.paused_reading
-                    and len(queue) <= self.settings.max_pipelined // 2
-                    and self.queued_bytes <= self.server.max_body // 2
-                ):
-                    self.paused_reading = False
-                    self.transport.resume_reading()
-                server.in_flight += 1
-                try:
-                    got = self.handler(x)
-                except BaseException:
-                    server.in_flight -= 1
-                    raise
-                pending = got if got is not None else _DONE
+                x, pending = nxt
         except asyncio.CancelledError:
-            x.flush()
+            if self.task is not None:  # (cancelled while parked: nothing to answer)
+                x.flush()
             self._close()
             raise
         except Exception:
@@ -364,10 +398,12 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
             x.flush()  # what it sent before it failed still goes out
             self._close()
         finally:
-            self.task = None
-            if not self.closed:
-                self._idle()
-            server.request_done()
+            self.worker = self.parked = None
+            if self.task is not None:  # ended while answering
+                self.task = None
+                if not self.closed:
+                    self._idle()
+                server.request_done()
 
     def _idle(self) -> None:
         """Nothing left to answer: what was waiting for that happens now."""

@@ -73,11 +73,16 @@ class ServerExchange(Generic[H]):
         """The body is over the server's ``max_body`` (it was not kept)."""
         return self.size > self.conn.server.max_body
 
-    async def body(self, limit: int) -> bytes:
-        """The whole request body; :class:`PayloadTooLargeError` past ``limit`` bytes."""
+    def whole_body(self, limit: int) -> bytes:
+        """The whole request body (it has arrived); :class:`PayloadTooLargeError` past
+        ``limit`` bytes."""
         if self.size > limit:
             raise PayloadTooLargeError(self.size, limit)
         return self.body_bytes
+
+    async def body(self, limit: int) -> bytes:
+        """:meth:`whole_body`, as the gateway's exchange interface asks for it."""
+        return self.whole_body(limit)
 
     def _closing(self) -> bool:
         """Whether the connection closes after this answer (then it says so)."""

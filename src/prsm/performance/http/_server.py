@@ -3,7 +3,9 @@ shut down gracefully. The gateway (``prsm-perf serve``) and the upstream simulat
 on it; each request goes to a handler as a :class:`~._exchange.ServerExchange`.
 
 A handler returns ``None`` once it has answered (no task is made for it), or an awaitable
-that answers. ``make_head`` turns a request's headers (lower-case names; only
+that answers: the connection's one task (made at its first such request, kept while it stays
+open) awaits it, then the next; requests on one connection thus share that task's context
+variables. ``make_head`` turns a request's headers (lower-case names; only
 ``header_names``, when given) into whatever the handler reads from them, once per request.
 
 Beyond ``max_connections`` a new connection replaces the one idle longest (no request in

@@ -47,7 +47,7 @@ from ..routing._node import NodeMetrics, NodeSpec, node_from_mapping
 from ..routing._registry import NodeRegistry
 from ..routing._settings import BalancerSettings, check_strategy
 from ..routing._tracker import PerformanceTracker
-from ..types import AIRequest, ExecutionResult
+from ..types import AIRequest, ExecutionResult, RequestKind
 from ..upstreams._base import Upstream, can_stream
 from ._attempt import Pipeline, first_node
 from ._metrics import OrchestratorMetrics, node_snapshots
@@ -59,6 +59,8 @@ if TYPE_CHECKING:
     from ..scaling._scaler import PredictiveScaler
 
 log = logging.getLogger(__name__)
+#: each request kind's metric label (its value)
+_KIND_LABELS = {kind: kind.value for kind in RequestKind}
 
 AUTO_SCALING_WARNING = (
     "auto_scaling=True but no scaler: nothing scales replicas here; pass "
@@ -397,9 +399,10 @@ class PerformanceOrchestrator:
             if queue_s >= 0.0:  # the node's own queue (a local batcher) said how long
                 timings["queue"] = queue_s
                 self.recorder.stage(QUEUE, queue_s)
-        # record_result's call, with the figures at hand
+        # record_result's call, with the figures at hand (the kind's label from a table: an
+        # enum's ``value`` is a property, three times the cost of a dict look-up)
         self.recorder.request(
-            request.kind.value, request.model, request.tenant, result.node_id, "ok", "",
+            _KIND_LABELS[request.kind], request.model, request.tenant, result.node_id, "ok", "",
             total, upstream_s, tokens_in, tokens_out, "miss" if consulted else None, cache_s,
             route_s,
         )  # fmt: skip

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from asyncio import CancelledError, current_task, get_running_loop
+from asyncio import CancelledError, Future, current_task, get_running_loop
 from collections.abc import Awaitable
 from types import CoroutineType
 from typing import Any
@@ -99,7 +99,55 @@ async def attempt_first(
             att.abandon()
             raise
         return _failed(p, att, node, request, now, as_upstream_error(node.id, exc)), None
-    return await _waiting(p, att, upstream, node, request, now, deadline, hedge, call, waits_on)
+    # the call waits on ``waits_on``: the rest of the attempt, under its deadline (the node's
+    # own timeout if shorter) and, if ``hedge``, raced by a hedge after its delay (in this
+    # coroutine, not one more: the hot path)
+    timeout = deadline - now
+    node_timeout = node.timeout
+    if node_timeout is not None and node_timeout < timeout:
+        timeout = node_timeout
+    # the loop of the future the call waits on is the running one (a task refuses any other):
+    # asking the loop for it saves a system call (``getpid``, in Python 3.11) a request
+    loop = waits_on.get_loop() if type(waits_on) is Future else get_running_loop()
+    task = current_task(loop)
+    if task is None:  # driven by hand: there is no task for a deadline to cancel
+        call.close()
+        att.abandon()
+        raise RuntimeError("an upstream call that waits must run in an asyncio task")
+    timers = loop_timers(loop)
+    watch = _Watch(timers, task, p, (upstream, node, request, now, deadline))
+    sleeper: asyncio.Task[None] | None = None
+    delay = timeout
+    if hedge:
+        hedger = p.hedger
+        assert hedger is not None
+        delay = hedger.delay(p.tracker.stats(node.id))
+        if delay >= timeout:  # the deadline comes first: no race
+            delay = timeout
+        elif p.system_clock:
+            watch.deadline_at = loop.time() + timeout
+        else:  # a hedge timer on this clock; the deadline in the ticks
+            sleeper = loop.create_task(_sleep_then(p, delay, watch))
+            delay = timeout
+    watch.tick = timers.add(loop, watch, None, delay)
+    try:
+        response = await resume(call, waits_on)
+    except BaseException as exc:
+        result = _raised(p, att, watch, node, request, now, timeout, exc)
+    else:
+        end = p.monotonic()
+        att.succeed(end)
+        result = ExecutionResult(request.id, node.id, True, end - now, response=response)
+    finally:
+        disarm(watch)
+        if sleeper is not None:
+            sleeper.cancel()
+    race = watch.race
+    if race is None:
+        return result, None
+    if result is race.won:  # the hedge won: the first attempt was abandoned
+        return result, (node.id, result.node_id or "")
+    return await _after_race(p, race, node, result)
 
 
 async def _awaited(awaitable: Awaitable[Response]) -> Response:
@@ -218,66 +266,6 @@ class _Race:
 async def _sleep_then(p: Pipeline, delay: float, watch: _Watch) -> None:
     await p.clock.sleep(delay)
     watch.start_race()
-
-
-async def _waiting(  # noqa: PLR0917 (positional: the hot path's call)
-    p: Pipeline,
-    att: Attempt,
-    upstream: Upstream,
-    node: NodeSpec,
-    request: AIRequest,
-    now: float,
-    deadline: float,
-    hedge: bool,
-    call: Any,
-    waits_on: Any,
-) -> tuple[ExecutionResult, Tried]:
-    """The rest of an attempt whose call waits on ``waits_on``: under its deadline (the
-    node's own timeout if shorter) and, if ``hedge``, raced by a hedge after its delay."""
-    timeout = deadline - now
-    node_timeout = node.timeout
-    if node_timeout is not None and node_timeout < timeout:
-        timeout = node_timeout
-    loop = get_running_loop()
-    task = current_task(loop)
-    if task is None:  # driven by hand: there is no task for a deadline to cancel
-        call.close()
-        att.abandon()
-        raise RuntimeError("an upstream call that waits must run in an asyncio task")
-    timers = loop_timers(loop)
-    watch = _Watch(timers, task, p, (upstream, node, request, now, deadline))
-    sleeper: asyncio.Task[None] | None = None
-    delay = timeout
-    if hedge:
-        hedger = p.hedger
-        assert hedger is not None
-        delay = hedger.delay(p.tracker.stats(node.id))
-        if delay >= timeout:  # the deadline comes first: no race
-            delay = timeout
-        elif p.system_clock:
-            watch.deadline_at = loop.time() + timeout
-        else:  # a hedge timer on this clock; the deadline in the ticks
-            sleeper = loop.create_task(_sleep_then(p, delay, watch))
-            delay = timeout
-    watch.tick = timers.add(loop, watch, None, delay)
-    try:
-        response = await resume(call, waits_on)
-    except BaseException as exc:
-        result = _raised(p, att, watch, node, request, now, timeout, exc)
-    else:
-        end = p.monotonic()
-        att.succeed(end)
-        result = ExecutionResult(request.id, node.id, True, end - now, response=response)
-    finally:
-        disarm(watch)
-        if sleeper is not None:
-            sleeper.cancel()
-    race = watch.race
-    if race is None:
-        return result, None
-    if result is race.won:  # the hedge won: the first attempt was abandoned
-        return result, (node.id, result.node_id or "")
-    return await _after_race(p, race, node, result)
 
 
 def _raised(  # noqa: PLR0917

@@ -25,7 +25,7 @@ import asyncio
 import email.utils
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,7 +42,7 @@ from ..errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from ..http._client import HttpPool, content
+from ..http._client import HttpPool, PoolStream, content
 from ..http._client_connection import ClientResponse
 from ..http._settings import HttpClientSettings
 from ..routing._node import NodeSpec
@@ -290,7 +290,7 @@ class _NodeStream:
     def __init__(
         self,
         node_id: str,
-        chunks: AsyncGenerator[bytes, None],
+        chunks: PoolStream,
         response: ClientResponse,
         seconds: float,
         bounded: bool,
