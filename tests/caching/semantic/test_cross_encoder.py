@@ -116,8 +116,6 @@ def test_in_a_helper_process_the_cross_encoder_scores_as_in_this_one() -> None:
     pytest.importorskip("transformers")
     import os
 
-    from prsm.performance.caching.semantic._cross import _HELPERS
-
     adapter = Path(CROSS_PATH).with_name("cross_encoder.safetensors")
     q = "How do I reset my router's password?"
     cands = ["What is the way to reset the password of my router?", "How do I reset my iPhone?"]
@@ -126,7 +124,7 @@ def test_in_a_helper_process_the_cross_encoder_scores_as_in_this_one() -> None:
     there = remote.score(q, cands)
     np.testing.assert_allclose(there, here, atol=1e-5)
     assert remote._model is None  # the weights never loaded in this process
-    helper = _HELPERS[adapter.resolve()]
+    helper = remote._helper()
     assert helper.pid is not None and helper.pid != os.getpid()
     # a helper that dies is started again, and the model loaded there again, on the next call
     helper.close()

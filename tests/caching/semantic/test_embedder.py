@@ -83,12 +83,12 @@ async def test_in_a_helper_process_the_bundled_model_embeds_as_in_this_one() -> 
     pytest.importorskip("sentence_transformers")
     import os
 
-    from prsm.performance.embeddings._embedder import _HELPERS
+    from prsm.performance.embeddings._embedder import _helper
 
     texts = ["How do I reset my router?", "What is the capital of France?"]
     remote = SentenceTransformerEmbedder(helper=True)
     await remote.warm()
-    helper = _HELPERS[None]
+    helper = _helper(None)
     assert helper.pid is not None and helper.pid != os.getpid()
     there = await asyncio.gather(remote.embed(texts[:1]), remote.embed(texts[1:]))
     assert remote._model is None  # never loaded in this process

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-import threading
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._helper_process import LOAD_TIMEOUT, HelperProcess
+from .._helper_process import LOAD_TIMEOUT, HelperProcess, shared_helper
 from ..errors import ConfigError
 from ._model import EMBEDDING_DIM
 
@@ -184,19 +183,13 @@ class SentenceTransformerEmbedder:
         self._pool.shutdown(wait=True)
 
 
-#: helper processes by device (``helper=True``), shared by the process's embedders
-_HELPERS: dict[str | None, HelperProcess] = {}
-_HELPERS_LOCK = threading.Lock()
 #: in a helper: the loaded model by device
 _MODELS: dict[str | None, SentenceTransformer] = {}
 
 
 def _helper(device: str | None) -> HelperProcess:
-    with _HELPERS_LOCK:
-        helper = _HELPERS.get(device)
-        if helper is None:
-            helper = _HELPERS[device] = HelperProcess(f"embedder {device or 'default'}")
-        return helper
+    """The helper for ``device`` (one per device per process, shared by its embedders)."""
+    return shared_helper(f"embedder {device or 'default'}")
 
 
 def _load_in_helper(device: str | None) -> bool:  # pragma: no cover - runs in the helper

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._helper_process import LOAD_TIMEOUT, HelperProcess
+from ..._helper_process import LOAD_TIMEOUT, HelperProcess, shared_helper
 from ...errors import ConfigError, DependencyMissingError
 
 MAX_LENGTH = 64
@@ -35,8 +35,6 @@ _PREFIX = "base_model.model."
 #: tokenizer must not be used from two threads at once)
 _LOADED: dict[Path, tuple[Any, Any, tuple[Any, Any], threading.Lock]] = {}
 _LOADED_LOCK = threading.Lock()
-#: helper processes by adapter file (``helper=True``): one model per adapter per process
-_HELPERS: dict[Path, HelperProcess] = {}
 #: seconds a helper may take to score one batch
 SCORE_TIMEOUT = 10.0
 
@@ -61,12 +59,8 @@ class CrossEncoder:
         self._run_lock = threading.Lock()
 
     def _helper(self) -> HelperProcess:
-        key = self.adapter.resolve()
-        with _LOADED_LOCK:
-            helper = _HELPERS.get(key)
-            if helper is None:
-                helper = _HELPERS[key] = HelperProcess(f"cross-encoder {key.name}")
-            return helper
+        """The helper for this adapter file (one per adapter per process)."""
+        return shared_helper(f"cross-encoder {self.adapter.resolve()}")
 
     def load(self) -> None:
         """Load the base model, merge the adapter into it (idempotent, thread-safe); with
