@@ -104,3 +104,56 @@ def test_gateway_processes_share_one_model_pool(tmp_path: Path) -> None:
         log.close()
     left = [p for p, c in descendants(proc.pid).items() if WORKER_MODULE in c]
     assert left == []
+
+
+HELPER_ENTRY = "prsm.performance._helper_process import _main"
+
+
+def test_gateway_processes_share_the_semantic_caches_models(tmp_path: Path) -> None:
+    """The other per-process state of ``serve --workers N``: the semantic cache's models run
+    in helpers of the serving parent, one per model, not one per gateway process."""
+    from tests.gateway.procs import node, start_sim
+
+    sim = start_sim("sem", "--models", "m")
+    port = free_port()
+    config = tmp_path / "prsm.yaml"
+    config.write_text(yaml.safe_dump({
+        "gateway": {"port": port}, "workers": {"enabled": False},
+        "nodes": [node("sim", sim, ["m"])],
+        "orchestrator": {"caching_strategy": "semantic"},
+    }))  # fmt: skip
+    log = (tmp_path / "serve.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prsm.performance.cli", "serve", "--config", str(config),
+         "--workers", "2"],
+        stdout=log, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+
+        def one(i: int) -> int:  # a new connection each: both gateway processes get some
+            body = {"model": "m", "temperature": 0,
+                    "messages": [{"role": "user", "content": f"question {i}?"}]}  # fmt: skip
+            return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=180).status_code
+
+        with ThreadPoolExecutor(4) as ex:
+            assert set(ex.map(one, range(16))) == {200}
+        family = descendants(proc.pid)
+        gateways = {p for p, c in family.items() if "spawn_main" in c}
+        helpers = {p: c for p, c in family.items() if HELPER_ENTRY in c}
+        embedders = [p for p, c in helpers.items() if c.rstrip().endswith("embedder default")]
+        assert len(gateways) == 2 and len(embedders) == 1, family
+        parents = {int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                   for p in helpers}  # fmt: skip
+        assert parents == {proc.pid}  # the serving parent's, not a gateway process's
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        sim.stop()
+    assert not [p for p, c in descendants(proc.pid).items() if HELPER_ENTRY in c]

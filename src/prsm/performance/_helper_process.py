@@ -35,19 +35,6 @@ from .errors import HelperProcessError
 
 #: seconds a helper may take to start and load a model (an interpreter, torch, the weights)
 LOAD_TIMEOUT = 120.0
-#: helpers shared by name within this process (:func:`shared_helper`)
-_SHARED: dict[str, HelperProcess] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_helper(name: str) -> HelperProcess:
-    """The process's one helper called ``name`` (made on first use): every user of one
-    model in this process shares its helper, so the model loads once."""
-    with _SHARED_LOCK:
-        helper = _SHARED.get(name)
-        if helper is None:
-            helper = _SHARED[name] = HelperProcess(name)
-        return helper
 
 
 def _main(requests_fd: int, events_fd: int) -> None:  # pragma: no cover - the child's entry

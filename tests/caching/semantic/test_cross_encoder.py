@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prsm.performance._helper_process import HelperProcess
 from prsm.performance.caching.semantic import SemanticCache, SemanticSettings, Verifier
 from prsm.performance.caching.semantic._cross import CrossEncoder
 from prsm.performance.caching.semantic._features import FEATURE_NAMES
@@ -125,6 +126,7 @@ def test_in_a_helper_process_the_cross_encoder_scores_as_in_this_one() -> None:
     np.testing.assert_allclose(there, here, atol=1e-5)
     assert remote._model is None  # the weights never loaded in this process
     helper = remote._helper()
+    assert isinstance(helper, HelperProcess)
     assert helper.pid is not None and helper.pid != os.getpid()
     # a helper that dies is started again, and the model loaded there again, on the next call
     helper.close()

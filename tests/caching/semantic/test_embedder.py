@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from prsm.performance._helper_process import HelperProcess
 from prsm.performance.embeddings._embedder import (
     Embedder,
     HashingEmbedder,
@@ -89,6 +90,7 @@ async def test_in_a_helper_process_the_bundled_model_embeds_as_in_this_one() -> 
     remote = SentenceTransformerEmbedder(helper=True)
     await remote.warm()
     helper = _helper(None)
+    assert isinstance(helper, HelperProcess)
     assert helper.pid is not None and helper.pid != os.getpid()
     there = await asyncio.gather(remote.embed(texts[:1]), remote.embed(texts[1:]))
     assert remote._model is None  # never loaded in this process

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._helper_process import LOAD_TIMEOUT, HelperProcess, shared_helper
+from .._helper_host import Helper, shared_helper
+from .._helper_process import LOAD_TIMEOUT
 from ..errors import ConfigError
 from ._model import EMBEDDING_DIM
 
@@ -187,7 +188,7 @@ class SentenceTransformerEmbedder:
 _MODELS: dict[str | None, SentenceTransformer] = {}
 
 
-def _helper(device: str | None) -> HelperProcess:
+def _helper(device: str | None) -> Helper:
     """The helper for ``device`` (one per device per process, shared by its embedders)."""
     return shared_helper(f"embedder {device or 'default'}")
 

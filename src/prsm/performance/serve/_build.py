@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._helper_host import HelperHost
 from ..config import PRSMConfig, load_config
 from ..errors import ConfigError
 from ..gateway._admin import node_spec
@@ -160,9 +161,14 @@ def serve(
         host_pool.start()
         os.environ[POOL_SOCKET_ENV] = host_pool.path
         print(f"prsm-perf serve: local model pool shared at unix:{host_pool.path}", flush=True)
+    helpers = HelperHost()  # one set of helpers (the semantic cache's models) for them all
+    helpers.start()
+    os.environ.update(helpers.env())
     try:
         run_native_workers(host, port, workers)
     finally:
+        for name in (*helpers.env(), POOL_SOCKET_ENV):
+            os.environ.pop(name, None)
+        helpers.stop()
         if host_pool is not None:
-            os.environ.pop(POOL_SOCKET_ENV, None)
             host_pool.stop()

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ..._helper_process import LOAD_TIMEOUT, HelperProcess, shared_helper
+from ..._helper_host import Helper, shared_helper
+from ..._helper_process import LOAD_TIMEOUT
 from ...errors import ConfigError, DependencyMissingError
 
 MAX_LENGTH = 64
@@ -58,7 +59,7 @@ class CrossEncoder:
         self._head: tuple[Any, Any] | None = None
         self._run_lock = threading.Lock()
 
-    def _helper(self) -> HelperProcess:
+    def _helper(self) -> Helper:
         """The helper for this adapter file (one per adapter per process)."""
         return shared_helper(f"cross-encoder {self.adapter.resolve()}")
 
