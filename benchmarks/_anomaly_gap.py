@@ -111,14 +111,15 @@ def more_windows(
     series: Sequence[NabSeries], scores: Scores, profile: NabProfile, k: int = 3
 ) -> list[dict[str, Any]]:
     """The threshold lowered, from the corpus optimum, just far enough to catch 1, 2, ... ``k``
-    more windows (to the missed windows' best scores, highest first): windows caught, false
-    positives (points) and the score at each. How many false positives a further window costs
+    more windows (to the missed windows' best positive scores, highest first): windows caught,
+    false positives (points) and the score at each. How many false positives a further window costs
     says whether a detector's misses are near misses."""
     r = score_corpus(series, scores, profile)
     wins, _ = window_outcomes(series, scores, profile, r.threshold)
-    bests = sorted((w.best_score for w in wins if w.detected_at is None), reverse=True)
+    # a missed window with no positive score is caught only by alarming on every point
+    bests = sorted({w.best_score for w in wins if w.detected_at is None and w.best_score > 0})
     out: list[dict[str, Any]] = []
-    for thr in [r.threshold, *bests[:k]]:
+    for thr in [r.threshold, *bests[::-1][:k]]:
         m = score_corpus(series, scores, profile, threshold=thr)
         out.append(
             {"threshold": round(thr, 4), "caught": m.tp, "false_positives": m.fp,
