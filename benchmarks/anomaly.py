@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks._anomaly_gap import head_to_head, losses, more_windows
 from benchmarks._harness import Report, parser
 from benchmarks._nab_peers import read_published, windowed_gaussian
 from prsm.performance.analytics import (
@@ -178,6 +179,18 @@ def misses(series: list[NabSeries], scores: Scores) -> dict[str, Any]:
     }
 
 
+def gap(series: list[NabSeries], scores: Scores) -> dict[str, Any]:
+    """Per profile at its corpus threshold: the points lost to late detections, missed windows
+    and false positives, and what the next three windows would cost (``_anomaly_gap``)."""
+    return {
+        PROFILE_SHORT[k]: {
+            **losses(series, scores, p),
+            "more_windows": more_windows(series, scores, p),
+        }
+        for k, p in PROFILES.items()
+    }
+
+
 def trend_rows(reps: int, rng: np.random.Generator) -> list[dict[str, Any]]:
     """Power and false-alarm rate of :class:`TrendDetector` on synthetic 5-minute series of
     6.5 days: a daily cycle (amplitude 5), Gaussian noise (sigma 1), and a linear trend whose
@@ -221,7 +234,13 @@ def main(argv: list[str] | None = None) -> None:
         report.add(**row)
     for row in score_rows("windowed Gaussian (ours, re-implemented)", series, gauss, gauss_pp):
         report.add(**row)
+    report.extra["ours_losses"] = gap(series, ours)
     if args.published is not None:
+        art = read_published(args.published, PUBLISHED_DIRS["ARTime"], series)
+        report.extra["ARTime_losses"] = gap(series, art)
+        report.extra["ours_vs_ARTime"] = {
+            PROFILE_SHORT[k]: head_to_head(series, ours, art, p) for k, p in PROFILES.items()
+        }
         for label, folder in {**PUBLISHED_DIRS, "Windowed Gaussian": "windowedGaussian"}.items():
             pub = read_published(args.published, folder, series)
             check: dict[str, Any] = {"detector": f"{label} (NAB's files, our scorer)"}
