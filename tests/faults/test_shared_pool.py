@@ -76,7 +76,10 @@ def test_gateway_processes_share_one_model_pool(tmp_path: Path) -> None:
 
         with ThreadPoolExecutor(8) as ex:
             vectors = list(ex.map(one, range(24)))
-        assert all(v == vectors[0] for v in vectors) and len(vectors[0]) == 384
+        # the same vector whatever batch it rode in (a batch's padding moves floats ~1e-7)
+        assert len(vectors[0]) == 384
+        assert all(max(abs(a - b) for a, b in zip(v, vectors[0], strict=True)) < 1e-5
+                   for v in vectors)  # fmt: skip
 
         log.seek(0)
         found = re.search(r"shared at unix:(\S+)", log.read())

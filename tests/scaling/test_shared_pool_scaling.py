@@ -1,35 +1,133 @@
-"""``serve --workers N`` shares one worker pool between the gateway processes; auto-scaling
-does not scale it, and each process says so instead of silently keeping the count."""
+"""``serve --workers N`` shares one worker pool between the gateway processes, and with
+auto-scaling the serving parent scales it: each change of its serving workers is pushed to
+every gateway process, which adds and removes the nodes as it is told."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
+from prsm.performance.batching import BatcherSettings
+from prsm.performance.errors import UpstreamUnavailableError
+from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
+from prsm.performance.routing._node import NodeSpec
 from prsm.performance.scaling import PredictiveSettings
 from prsm.performance.serve._local_workers import attach_local_workers
-from prsm.performance.serve._shared_pool import POOL_SOCKET_ENV
+from prsm.performance.serve._shared_pool import POOL_SOCKET_ENV, PoolHost, SharedPoolUpstream
+from prsm.performance.types import AIRequest, JSONBody, RequestKind
+from prsm.performance.upstreams._base import CallableUpstream
+from prsm.performance.upstreams._dispatch import DispatchUpstream
+from prsm.performance.workers._protocol import pack, read_message
 from prsm.performance.workers._settings import WorkerSettings
 
-
-def _app() -> Any:
-    return SimpleNamespace(on_startup=[], on_shutdown=[])
+from .helpers import until
 
 
-@pytest.mark.parametrize("auto_scaling", [True, False])
-def test_a_process_sharing_the_pool_warns_only_that_auto_scaling_does_not_scale_it(
-    auto_scaling: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def _node(i: int) -> dict[str, Any]:
+    name = f"local-embed-{i}"
+    return {"id": name, "models": ["mini"], "capabilities": ["embeddings"],
+            "max_concurrency": 8, "meta": {"upstream": "local", "worker": name}}  # fmt: skip
+
+
+async def test_a_gateway_process_follows_the_pools_pushed_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(POOL_SOCKET_ENV, "/tmp/prsm-test-pool.sock")
-    app = _app()
-    scaling = PredictiveSettings() if auto_scaling else None
-    with caplog.at_level(logging.WARNING, logger="prsm.performance.serve._local_workers"):
-        attach_local_workers(app, WorkerSettings(count=2), scaling)
-    assert len(app.on_startup) == 1  # it joins the shared pool, nothing more
-    if auto_scaling:
-        assert "not scaled" in caplog.text and "workers.count = 2" in caplog.text
-    else:
-        assert caplog.text == ""
+    """The production path of a gateway process (``attach_local_workers`` under the shared
+    pool's socket) against a scripted pool that scales 1 → 3 → 2 workers."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        while True:
+            try:
+                message = await read_message(reader)
+            except asyncio.IncompleteReadError:
+                return
+            if message["op"] == "hello":
+                writer.write(pack({"op": "nodes", "nodes": [_node(0)]}))
+
+    path = str(tmp_path / "pool.sock")
+    server = await asyncio.start_unix_server(serve, path=path)
+    monkeypatch.setenv(POOL_SOCKET_ENV, path)
+    remote = CallableUpstream(lambda node, request: {"ok": True})
+    perf = PerformanceOrchestrator(upstream=DispatchUpstream({"http": remote}))
+    perf.add_node(NodeSpec(id="remote", models=frozenset({"gpt"})))
+    app: Any = SimpleNamespace(on_startup=[], on_shutdown=[], perf=perf)
+    attach_local_workers(app, WorkerSettings(count=1), PredictiveSettings())
+    assert len(app.on_startup) == 1 and app.on_shutdown == []  # joins; scales nothing itself
+    await app.on_startup[0](app)
+
+    def ids() -> set[str]:
+        return {n.id for n in perf.registry.nodes()}
+
+    assert ids() == {"remote", "local-embed-0"}
+    writers[0].write(pack({"op": "nodes", "nodes": [_node(0), _node(1), _node(2)]}))
+    await until(lambda: ids() == {"remote", "local-embed-0", "local-embed-1", "local-embed-2"})
+    perf.registry.acquire("local-embed-1")  # a request it holds
+    writers[0].write(pack({"op": "nodes", "nodes": [_node(0), _node(2)]}))  # 1 drains
+    await until(lambda: ids() == {"remote", "local-embed-0", "local-embed-2"})
+    assert perf.registry.get("local-embed-2").meta["worker"] == "local-embed-2"
+    await perf.close()
+    server.close()
+
+
+# -- the host itself, with real embedding workers ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[PoolHost]:
+    pytest.importorskip("sentence_transformers")
+    from prsm.performance.embeddings._model import model_path
+
+    batcher = BatcherSettings(max_batch_size=8, max_queue_delay=0.002)
+    settings = WorkerSettings(
+        count=1, threads=1, model_dir=str(model_path()), device="cpu", batcher=batcher
+    )
+    # the scaler's own steps an hour apart: the test moves the replicas itself
+    h = PoolHost(settings, PredictiveSettings(min_replicas=1, max_replicas=2, interval=3600))
+    h.start()
+    yield h
+    h.stop()
+
+
+def _embed() -> AIRequest:
+    body = orjson.dumps({"model": "all-MiniLM-L6-v2", "input": ["hello"]})
+    return AIRequest(model="all-MiniLM-L6-v2", payload=JSONBody(body), kind=RequestKind.EMBEDDING)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+async def test_the_host_scales_the_shared_pool_and_tells_every_process(host: PoolHost) -> None:
+    seen: list[list[str]] = []
+    client = SharedPoolUpstream(
+        host.path, timeout=60, on_nodes=lambda nodes: seen.append([n.id for n in nodes])
+    )
+    [first] = await client.connect()
+    assert seen == [[first.id]]
+    await client.execute(first, _embed())  # through the scaler's tracker
+    assert host.scaler is not None and host.scaler.tracker.service_time is not None
+
+    assert host._loop is not None
+
+    def scale(n: int) -> None:
+        asyncio.run_coroutine_threadsafe(host.scaler.controller.scale_to(n), host._loop).result(
+            timeout=180
+        )
+
+    await asyncio.to_thread(scale, 2)
+    await until(lambda: len(seen[-1]) == 2, limit=30)
+    [new] = [n for n in host.serving() if n.id != first.id]
+    assert orjson.loads((await client.execute(new, _embed())).raw or b"")["data"]
+    await asyncio.to_thread(scale, 1)
+    await until(lambda: len(seen[-1]) == 1, limit=30)
+    gone = next(n for n in (first, new) if n.id not in seen[-1])
+    with pytest.raises(UpstreamUnavailableError) as info:  # a late call: retryable, elsewhere
+        await client.execute(gone, _embed())
+    assert info.value.retryable
+    await client.aclose()

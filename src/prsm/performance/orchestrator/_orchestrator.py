@@ -65,8 +65,8 @@ _KIND_LABELS = {kind: kind.value for kind in RequestKind}
 AUTO_SCALING_WARNING = (
     "auto_scaling=True but no scaler: nothing scales replicas here; pass "
     "scaler=PredictiveScaler(backend) (a LocalProcessBackend, RayBackend or KubernetesBackend), "
-    "or run `prsm-perf serve`, which scales its local workers (not with --workers N, whose "
-    "shared pool is not scaled)"
+    "or run `prsm-perf serve`, which scales its local workers (with --workers N, the serving "
+    "parent scales the pool its gateway processes share)"
 )
 
 

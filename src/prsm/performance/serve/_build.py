@@ -156,7 +156,8 @@ def serve(
     if workers == 1:
         run_native(app, host, port)
         return
-    host_pool = PoolHost(config.workers) if local else None
+    scaling = config.scaling if config.orchestrator.auto_scaling else None
+    host_pool = PoolHost(config.workers, scaling) if local else None
     if host_pool is not None:  # one model pool for every gateway process (they connect)
         host_pool.start()
         os.environ[POOL_SOCKET_ENV] = host_pool.path

@@ -14,13 +14,13 @@ and stops them, fed by a :class:`~prsm.performance.scaling.TrackedUpstream` on t
 Under ``prsm-perf serve --workers N`` (N > 1) the serving parent starts that pool once and
 every gateway process reaches it over a Unix socket (:mod:`.shared_pool`; the socket is named
 by ``PRSM_LOCAL_POOL_SOCKET``): one pool, one batcher per device, for all N processes.
-That shared pool is not scaled: with ``orchestrator.auto_scaling`` each gateway process logs
-a warning and the pool keeps ``workers.count`` workers.
+With ``orchestrator.auto_scaling`` the parent scales that shared pool (the same scaler, in
+the parent, seeing every process's requests) and pushes each change of its serving workers
+to the gateway processes, which add and remove the nodes as they are told.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from ..upstreams._base import Upstream
@@ -29,15 +29,17 @@ from ..workers._settings import WorkerSettings
 from ._shared_pool import SharedPoolUpstream, pool_socket
 
 if TYPE_CHECKING:
+    from ..clock import Clock
     from ..gateway._app import GatewayApp
+    from ..monitoring._registry import MetricsRegistry
+    from ..routing._node import NodeSpec
+    from ..routing._registry import NodeRegistry
     from ..scaling._predictive import PredictiveSettings
     from ..scaling._scaler import PredictiveScaler
     from ..workers._pool import LocalWorkerPool
     from ..workers._upstream import LocalModelUpstream
 
 LOCAL = "local"
-
-log = logging.getLogger(__name__)
 
 
 def _dispatcher(app: GatewayApp) -> DispatchUpstream:
@@ -56,14 +58,7 @@ def attach_local_workers(
     if not settings.enabled or settings.count <= 0:
         return
     shared = pool_socket()
-    if shared is not None:
-        if scaling is not None:
-            log.warning(
-                "orchestrator.auto_scaling is on, but this gateway process shares the worker "
-                "pool of 'serve --workers N', which is not scaled: it keeps workers.count = %d "
-                "workers (run one gateway process to scale them)",
-                settings.count,
-            )
+    if shared is not None:  # the serving parent runs (and, with scaling, scales) the pool
         _attach_shared(app, shared, settings)
         return
     held: list[LocalWorkerPool] = []
@@ -77,7 +72,9 @@ def attach_local_workers(
         if scaling is not None:
             from ..scaling._tracked import TrackedUpstream
 
-            scaler = local_scaler(app, pool, local, scaling)
+            perf = app.perf
+            scaler = local_scaler(pool, local, scaling, perf.registry, clock=perf.clock,
+                                  metrics=perf.metrics)  # fmt: skip
             route = TrackedUpstream(local, scaler.tracker, clock=app.perf.clock)
             app.perf.attach_scaler(scaler)
         _dispatcher(app).add_route(LOCAL, route)
@@ -95,31 +92,50 @@ def attach_local_workers(
 
 
 def local_scaler(
-    app: GatewayApp, pool: LocalWorkerPool, local: LocalModelUpstream, settings: PredictiveSettings
+    pool: LocalWorkerPool,
+    local: LocalModelUpstream,
+    settings: PredictiveSettings,
+    registry: NodeRegistry,
+    *,
+    clock: Clock,
+    metrics: MetricsRegistry,
 ) -> PredictiveScaler:
-    """The scaler of the gateway's own workers: each worker a replica of ``local``'s model,
-    as many requests at once as a worker's node takes."""
+    """The scaler of a local worker pool (a gateway's own, or the one ``serve --workers N``
+    shares): each worker a replica of ``local``'s model and a node of ``registry``, as many
+    requests at once as a worker's node takes."""
     from ..scaling._local import LocalProcessBackend
     from ..scaling._scaler import PredictiveScaler
 
-    perf = app.perf
-    backend = LocalProcessBackend(pool, local, perf.registry, clock=perf.clock)
+    backend = LocalProcessBackend(pool, local, registry, clock=clock)
     nodes = pool.nodes()
     return PredictiveScaler(
         backend,
         settings,
         concurrency=nodes[0].max_concurrency if nodes else 1,
-        clock=perf.clock,
-        metrics=perf.metrics,
+        clock=clock,
+        metrics=metrics,
     )
 
 
 def _attach_shared(app: GatewayApp, path: str, settings: WorkerSettings) -> None:
-    async def join_pool(app: GatewayApp) -> None:
-        upstream = SharedPoolUpstream(path, timeout=settings.batch_timeout)
-        nodes = await upstream.connect()
-        _dispatcher(app).add_route(LOCAL, upstream)
+    known: set[str] = set()
+
+    def follow(nodes: list[NodeSpec]) -> None:
+        """The pool's serving workers, at each (re)connect and each change: new ones join
+        the registry; one no longer announced (being drained, or gone) leaves it, and the
+        requests it holds finish."""
+        now = {n.id for n in nodes}
         for node in nodes:
-            app.perf.add_node(node)
+            app.perf.registry.upsert(node)
+        for gone in known - now:
+            if gone in app.perf.registry:
+                app.perf.remove_node(gone)
+        known.clear()
+        known.update(now)
+
+    async def join_pool(app: GatewayApp) -> None:
+        upstream = SharedPoolUpstream(path, timeout=settings.batch_timeout, on_nodes=follow)
+        await upstream.connect()
+        _dispatcher(app).add_route(LOCAL, upstream)
 
     app.on_startup.append(join_pool)  # closed with the other upstreams by perf.close()

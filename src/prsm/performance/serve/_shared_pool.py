@@ -17,6 +17,14 @@ the request's JSON bytes), ``{"op": "stats", "id"}``. Host → gateway: ``{"id",
 "body", "tokens"}`` or ``{"id", "ok": false, "status", "retryable", "message"}``. If the
 connection drops, calls in flight fail as a retryable 503 (the orchestrator tries another
 node) and the next call reconnects.
+
+With auto-scaling on, the host also runs the pool's
+:class:`~prsm.performance.scaling.PredictiveScaler` (its tracker sees every process's
+requests, since they all pass through the host) over a registry of its own. Each change of
+the serving workers is pushed to every gateway process as an unsolicited ``{"op": "nodes"}``
+(the serving nodes: a worker being drained is left out at once, so the gateways stop
+sending it work while the host waits for what it holds). A call for a worker that is not
+serving is answered with a retryable 503.
 """
 
 from __future__ import annotations
@@ -31,15 +39,19 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..errors import PRSMError, UpstreamError, UpstreamUnavailableError, WorkerError
-from ..routing._node import NodeSpec
+from ..routing._node import NodeSpec, NodeState
+from ..routing._registry import NodeRegistry
 from ..types import AIRequest, JSONBody, RequestKind, Response
 from ..workers._protocol import FrameError, pack, read_message
 from ..workers._settings import WorkerSettings
+
+if TYPE_CHECKING:
+    from ..scaling._predictive import PredictiveSettings
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +85,11 @@ class PoolHost:
     ``stop()`` closes the socket, the batchers and the workers.
     """
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, scaling: PredictiveSettings | None = None) -> None:
         self.settings = settings
+        self.scaling = scaling
+        self.scaler: Any = None  # the PredictiveScaler, with scaling
+        self.registry = NodeRegistry()  # the workers, as nodes: what the host serves
         self.folder = Path(tempfile.mkdtemp(prefix="prsm-pool-"))  # 0700
         self.path = str(self.folder / "pool.sock")
         self.clients = 0
@@ -84,9 +99,11 @@ class PoolHost:
         self._ready = threading.Event()
         self._failed: BaseException | None = None
         self._stop: asyncio.Event | None = None
-        self._nodes: list[NodeSpec] = []
         self._local: Any = None
+        self._route: Any = None  # the local upstream, tracked when scaling
         self._pool: Any = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._announcing = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="prsm-pool-host", daemon=True)
@@ -124,26 +141,60 @@ class PoolHost:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         pool, nodes, local = await start_default_workers(self.settings)
-        self._pool, self._nodes, self._local = pool, nodes, local
+        self._pool, self._local, self._route = pool, local, local
+        for node in nodes:
+            self.registry.add(node)
+        if self.scaling is not None:
+            from ..clock import SystemClock
+            from ..monitoring._registry import MetricsRegistry
+            from ..scaling._tracked import TrackedUpstream
+            from ._local_workers import local_scaler
+
+            clock = SystemClock()
+            self.scaler = local_scaler(pool, local, self.scaling, self.registry,
+                                       clock=clock, metrics=MetricsRegistry())  # fmt: skip
+            self._route = TrackedUpstream(local, self.scaler.tracker, clock=clock)
+        self.registry.add_listener(self._changed)
         server = await asyncio.start_unix_server(self._serve, path=self.path)
         os.chmod(self.path, 0o600)
+        if self.scaler is not None:
+            self.scaler.start()
         self._ready.set()
         try:
             await self._stop.wait()
         finally:
             server.close()
+            if self.scaler is not None:
+                await self.scaler.close()
             await local.aclose()
             await pool.close()
 
+    def serving(self) -> list[NodeSpec]:
+        """The workers that take new calls (not those being drained)."""
+        return [e.spec for e in self.registry.entries() if e.state is NodeState.ACTIVE]
+
+    def _changed(self, node_id: str, change: str) -> None:
+        if change in ("added", "removed", "state") and not self._announcing:
+            self._announcing = True  # one push for a burst of changes
+            asyncio.get_running_loop().call_soon(self._announce)
+
+    def _announce(self) -> None:
+        self._announcing = False
+        message = pack({"op": "nodes", "nodes": [_node_dict(n) for n in self.serving()]})
+        for writer in self._writers:
+            if not writer.is_closing():
+                writer.write(message)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.clients += 1
+        self._writers.add(writer)
         tasks: set[asyncio.Task[None]] = set()
         try:
             while True:
                 message = await read_message(reader)
                 op = message.get("op")
                 if op == "hello":
-                    nodes = [_node_dict(n) for n in self._nodes]
+                    nodes = [_node_dict(n) for n in self.serving()]
                     writer.write(pack({"op": "nodes", "nodes": nodes}))
                 elif op == "stats":
                     writer.write(pack({"id": message.get("id"), "ok": True,
@@ -160,6 +211,7 @@ class PoolHost:
             pass  # the gateway process went away: its calls are cancelled below
         finally:
             self.clients -= 1
+            self._writers.discard(writer)
             for task in tasks:
                 task.cancel()
             writer.close()
@@ -167,26 +219,29 @@ class PoolHost:
     async def _execute(self, message: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         ident = int(message.get("id", 0))
         self.calls += 1
-        try:
-            node = next(n for n in self._nodes if n.id == message.get("node"))
-        except StopIteration:
-            missing = f"no local worker {message.get('node')!r} in the shared pool"
-            reply = {"id": ident, "ok": False, "status": 404, "retryable": False,
+        node_id = str(message.get("node"))
+        if node_id not in self.registry or self.registry.state(node_id) is not NodeState.ACTIVE:
+            missing = f"local worker {node_id!r} is not serving in the shared pool"
+            reply = {"id": ident, "ok": False, "status": 503, "retryable": True,
                      "message": missing}  # fmt: skip
         else:
+            node = self.registry.get(node_id)
             request = AIRequest(
                 model=str(message.get("model") or ""),
                 payload=JSONBody(bytes(message.get("body") or b"{}")),
                 kind=RequestKind(str(message.get("kind", "embedding"))),
                 priority=int(message.get("priority") or 0),
             )
+            self.registry.acquire(node_id)  # a drain waits for it
             try:
-                response = await self._local.execute(node, request)
+                response = await self._route.execute(node, request)
             except (PRSMError, OSError) as exc:
                 reply = _error_reply(ident, exc)
             else:
                 raw = response.raw if response.raw is not None else orjson.dumps(response.content)
                 reply = {"id": ident, "ok": True, "body": raw, "tokens": response.tokens}
+            finally:
+                self.registry.release(node_id)
         if not writer.is_closing():
             writer.write(pack(reply))
 
@@ -200,9 +255,16 @@ class PoolHost:
 class SharedPoolUpstream:
     """The ``local`` upstream of a gateway process whose pool lives in the serving parent."""
 
-    def __init__(self, path: str, *, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        timeout: float = 120.0,
+        on_nodes: Callable[[list[NodeSpec]], None] | None = None,
+    ) -> None:
         self.path = path
         self.timeout = timeout
+        self.on_nodes = on_nodes  # told the pool's serving nodes at connect and every change
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -219,7 +281,10 @@ class SharedPoolUpstream:
         writer.write(pack({"op": "hello"}))
         await writer.drain()
         hello = await asyncio.wait_for(self._hello, self.timeout)
-        return [NodeSpec(**n) for n in hello.get("nodes", [])]
+        nodes = [NodeSpec(**n) for n in hello.get("nodes", [])]
+        if self.on_nodes is not None:
+            self.on_nodes(nodes)
+        return nodes
 
     async def _ensure(self) -> asyncio.StreamWriter:
         if self._writer is not None and not self._writer.is_closing():
@@ -240,6 +305,8 @@ class SharedPoolUpstream:
                 if message.get("op") == "nodes":
                     if self._hello is not None and not self._hello.done():
                         self._hello.set_result(message)
+                    elif self.on_nodes is not None:  # the pool scaled
+                        self.on_nodes([NodeSpec(**n) for n in message.get("nodes", [])])
                     continue
                 future = self._pending.pop(int(message.get("id", -1)), None)
                 if future is not None and not future.done():
