@@ -7,12 +7,15 @@ them). Now the serving parent starts one pool and every gateway process reaches 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TextIO
 
 import httpx
 import pytest
@@ -41,19 +44,38 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 240.0) -
     raise TimeoutError(f"{url}/readyz did not answer 200 within {timeout}s")
 
 
-def test_gateway_processes_share_one_model_pool(tmp_path: Path) -> None:
+Serving = tuple[subprocess.Popen[str], str, TextIO]
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, config: dict[str, Any]) -> Iterator[Serving]:
+    """``prsm-perf serve --workers 2`` on ``config`` (a free port added), ready; stopped
+    after. Yields the serving parent, its URL and its log."""
     port = free_port()
-    config = tmp_path / "prsm.yaml"
-    config.write_text(yaml.safe_dump({"gateway": {"port": port}, "workers": {"count": 1}}))
+    path = tmp_path / "prsm.yaml"
+    path.write_text(yaml.safe_dump({**config, "gateway": {"port": port}}))
     log = (tmp_path / "serve.log").open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prsm.performance.cli", "serve", "--config", str(config),
+        [sys.executable, "-m", "prsm.performance.cli", "serve", "--config", str(path),
          "--workers", "2"],
         stdout=log, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc)
+        yield proc, url, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_gateway_processes_share_one_model_pool(tmp_path: Path) -> None:
+    with serving(tmp_path, {"workers": {"count": 1}}) as (proc, url, log):
         # both gateway processes up: each answers /readyz on its own connection
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -97,14 +119,6 @@ def test_gateway_processes_share_one_model_pool(tmp_path: Path) -> None:
         seen = asyncio.run(stats())
         assert seen["clients"] == 3  # the two gateway processes, and this test
         assert seen["calls"] == 24
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
     left = [p for p, c in descendants(proc.pid).items() if WORKER_MODULE in c]
     assert left == []
 
@@ -118,45 +132,31 @@ def test_gateway_processes_share_the_semantic_caches_models(tmp_path: Path) -> N
     from tests.gateway.procs import node, start_sim
 
     sim = start_sim("sem", "--models", "m")
-    port = free_port()
-    config = tmp_path / "prsm.yaml"
-    config.write_text(yaml.safe_dump({
-        "gateway": {"port": port}, "workers": {"enabled": False},
-        "nodes": [node("sim", sim, ["m"])],
-        "orchestrator": {"caching_strategy": "semantic"},
-    }))  # fmt: skip
-    log = (tmp_path / "serve.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prsm.performance.cli", "serve", "--config", str(config),
-         "--workers", "2"],
-        stdout=log, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    config = {"workers": {"enabled": False}, "nodes": [node("sim", sim, ["m"])],
+              "orchestrator": {"caching_strategy": "semantic"}}  # fmt: skip
     try:
-        _wait_ready(url, proc)
-
-        def one(i: int) -> int:  # a new connection each: both gateway processes get some
-            body = {"model": "m", "temperature": 0,
-                    "messages": [{"role": "user", "content": f"question {i}?"}]}  # fmt: skip
-            return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=180).status_code
-
-        with ThreadPoolExecutor(4) as ex:
-            assert set(ex.map(one, range(16))) == {200}
-        family = descendants(proc.pid)
-        gateways = {p for p, c in family.items() if "spawn_main" in c}
-        helpers = {p: c for p, c in family.items() if HELPER_ENTRY in c}
-        embedders = [p for p, c in helpers.items() if c.rstrip().endswith("embedder default")]
-        assert len(gateways) == 2 and len(embedders) == 1, family
-        parents = {int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                   for p in helpers}  # fmt: skip
-        assert parents == {proc.pid}  # the serving parent's, not a gateway process's
+        with serving(tmp_path, config) as (proc, url, _):
+            _share_the_models(proc, url)
+        assert not [p for p, c in descendants(proc.pid).items() if HELPER_ENTRY in c]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
         sim.stop()
-    assert not [p for p, c in descendants(proc.pid).items() if HELPER_ENTRY in c]
+
+
+def _share_the_models(proc: subprocess.Popen[str], url: str) -> None:
+    """One embedding helper, a child of the serving parent, for both gateway processes."""
+
+    def one(i: int) -> int:  # a new connection each: both gateway processes get some
+        body = {"model": "m", "temperature": 0,
+                "messages": [{"role": "user", "content": f"question {i}?"}]}  # fmt: skip
+        return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=180).status_code
+
+    with ThreadPoolExecutor(4) as ex:
+        assert set(ex.map(one, range(16))) == {200}
+    family = descendants(proc.pid)
+    gateways = {p for p, c in family.items() if "spawn_main" in c}
+    helpers = {p: c for p, c in family.items() if HELPER_ENTRY in c}
+    embedders = [p for p, c in helpers.items() if c.rstrip().endswith("embedder default")]
+    assert len(gateways) == 2 and len(embedders) == 1, family
+    parents = {int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
+               for p in helpers}  # fmt: skip
+    assert parents == {proc.pid}  # the serving parent's, not a gateway process's
