@@ -260,6 +260,24 @@ def tree_cpu(pid: int) -> float | None:
     return sum((int(f[11]) + int(f[12])) / tick for f in procs.values())
 
 
+def tree_run_delay(pid: int) -> float:
+    """Seconds the live threads of ``pid`` and its direct children have spent runnable but
+    waiting for a CPU (each thread's ``/proc/PID/task/TID/schedstat``, second field): what
+    other processes, or its own threads, took from it on its CPUs."""
+    total = 0
+    for member in family(pid):
+        try:
+            tasks = list(Path(f"/proc/{member}/task").iterdir())
+        except OSError:
+            continue  # it ended since we looked
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # that thread ended since we looked
+    return total / 1e9
+
+
 def pin(pid: int, cpus: set[int]) -> None:
     """Put ``pid`` and its direct children, every thread of each, on ``cpus`` (a thread's
     affinity is its own: setting a process's sets only its main thread's)."""

@@ -54,6 +54,7 @@ from benchmarks._gateway_peers import (
     start_portkey,
     start_sim,
     tree_cpu,
+    tree_run_delay,
 )
 from benchmarks._harness import Report, parser
 
@@ -115,8 +116,14 @@ class Run:
         return {self.cpu1}
 
     def load(self, target: str, body: Path, **kw: Any) -> dict[str, Any]:
+        """One run of the load generator against ``target``, with ``run_delay``: the seconds
+        the target's threads waited for a CPU meanwhile (others' work on its CPU, which shows
+        in its latency)."""
         server = self.servers[target]
-        return load(server.port, body, cpus=self.place(target), headers=server.headers, **kw)
+        waited = tree_run_delay(server.proc.pid)
+        res = load(server.port, body, cpus=self.place(target), headers=server.headers, **kw)
+        res["run_delay"] = tree_run_delay(server.proc.pid) - waited
+        return res
 
 
 def main() -> None:
@@ -168,7 +175,9 @@ def main() -> None:
             "open loop, paced by a timerfd, at each rate a target sustains (<= 80% of its peak; "
             "half its own peak if none); added = target minus direct at the same rate in the "
             "same round; cpu_us_per_req = CPU time of the server's processes (all threads) per "
-            "answered request at peak; "
+            "answered request at peak; run_delay_ms = how long the server's threads waited "
+            "for a CPU during the latency run (median over rounds; the machine's other work on "
+            "its CPU shows in its tail); "
             + ("placement: the server under test alone on one CPU, load generator and "
                "simulator on the other" if args.pin else "placement: left to the kernel")
         )  # fmt: skip
@@ -249,6 +258,8 @@ def measure(run: Run, bodies: dict[str, Path], rates: list[float], *, rounds: in
                 p99_ms=ms(med([x["p99"] for x in mine])),
                 added_p50_ms=ms(med([x["p50"] - y["p50"] for x, y in pairs])),
                 added_p99_ms=ms(med([x["p99"] - y["p99"] for x, y in pairs])),
+                run_delay_ms=ms(med([x["run_delay"] for x in mine])),
+                direct_run_delay_ms=ms(med([y["run_delay"] for y in base])),
                 dropped=sum(x["dropped"] for x in mine),
                 errors=sum(sum(x["errors"].values()) for x in mine),
             )

@@ -6,13 +6,27 @@ the trace (``ContextTokens`` words of prompt, ``GeneratedTokens`` as ``max_token
 third chat request streams, one in ten requests is an embedding, and three in ten repeat an
 earlier prompt (cache hits). The resident memory and open file descriptors of the gateway
 process (and of its whole tree, workers included) are sampled every second, and the gateway's
-descriptors are also counted without its client connections (``gateway_own_fds``): those the
-load generator keeps open, which follow its pool rather than the gateway (aiohttp reuses its
-idle connections in turn, so each stays busy and none reaches the server's keep-alive timeout:
-it holds as many as the most requests it ever had in flight at once).
+descriptors are sorted by kind:
 
-Goal: flat after warm-up: no series grows by more than 5 % over the last eight minutes
-(medians of ten seconds at each end of that window, so one sample's noise does not count).
+* client connections: those the load generator keeps open, which follow its pool rather than
+  the gateway (aiohttp reuses its idle connections in turn, so each stays busy and none
+  reaches the server's keep-alive timeout: it holds as many as the most requests it ever had
+  in flight at once);
+* pooled connections: TCP to the upstream nodes and to Redis. Their number follows the load's
+  recent concurrency, not time: the upstream pools close a connection idle for 4 s, the Redis
+  tier closes its idle ones every 30 s (redis-py's pool keeps what a burst opened until then),
+  so in a stretch of the trace with bigger bursts they hold more, and fewer again after;
+* fixed: everything else (files, SQLite databases, pipes and UNIX sockets to the workers, the
+  loop's own descriptors), which no request should change.
+
+``gateway_own_fds`` (all but client connections) and the pooled connections are shown. Goal:
+flat after warm-up over the last eight minutes: resident memory and the fixed descriptors (the
+gateway's, and its tree's) grow by no more than 5 % (medians of ten seconds at each end of
+that window, so one sample's noise does not count); and no pooled connection stays idle past
+twice its pool's limit (each second, the longest any of them has gone without sending or
+receiving, from the kernel's TCP info through ``ss``): a leaked connection is never used again
+and never closed, so it ages past any limit, whatever the load, while the number of
+connections a pool holds follows the load's bursts.
 """
 
 from __future__ import annotations
@@ -20,9 +34,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import inspect
 import os
 import random
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -40,16 +56,28 @@ from benchmarks._faults import (
     tree_usage as _tree_usage,
 )
 from benchmarks._harness import Report, parser
+from prsm.performance.caching.tiers._redis_tier import RedisTier
+from prsm.performance.http import HttpClientSettings
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 TRACE = SHARED / "data" / "traces" / "azure_llm_2023_conv.csv"
 #: one dict a second (t, rss, fds, tree_rss, tree_fds): what --plot draws
 SAMPLES: list[dict[str, Any]] = []
-GOAL = "RSS and open fds flat after warm-up: <= 5 % growth over the soak's last eight minutes"
-#: the series judged flat: resident memory and the descriptors the gateway opens itself (all
-#: but its client connections), alone and with its workers
-JUDGED = (("rss", "gateway_rss"), ("own_fds", "gateway_own_fds"), ("tree_rss", "tree_rss"),
-          ("tree_own_fds", "tree_own_fds"))  # fmt: skip
+GOAL = (
+    "RSS and open fds flat after warm-up: <= 5 % growth over the soak's last eight minutes "
+    "(memory and fixed descriptors); no pooled connection idle past twice its pool's limit"
+)
+#: the series judged flat by their medians: resident memory and the fixed descriptors (all but
+#: client and pooled connections), of the gateway alone and with its workers
+JUDGED = (("rss", "gateway_rss"), ("fixed_fds", "gateway_fixed_fds"), ("tree_rss", "tree_rss"),
+          ("tree_fixed_fds", "tree_fixed_fds"))  # fmt: skip
+#: how long a pooled connection may go unused (seconds): twice its pool's own limit (an
+#: upstream pool closes a connection idle for ``idle_timeout``; the Redis tier closes its idle
+#: ones every ``idle_close``)
+IDLE_LIMITS = {
+    "node": 2 * HttpClientSettings().idle_timeout,
+    "redis": 2 * inspect.signature(RedisTier).parameters["idle_close"].default,
+}
 #: client connections the gateway may hold beyond the load generator's pool in one sample
 #: (one opening or closing between the two reads)
 UNMATCHED_SLACK = 3
@@ -99,8 +127,42 @@ def client_sockets(pid: int, port: int, *, remote: bool = False) -> int:
     """How many of ``pid``'s descriptors are TCP sockets on its local ``port`` (the listener
     and the connections clients opened to it), or with ``remote``, connected to ``port``
     elsewhere (a client's connections to that server)."""
+    return _count_links(pid, _tcp_inodes(pid, 2 if remote else 1, {port}))
+
+
+def peer_sockets(pid: int, ports: set[int]) -> int:
+    """How many of ``pid``'s descriptors are TCP connections to one of ``ports`` elsewhere
+    (its pooled connections to the upstream nodes and to Redis)."""
+    return _count_links(pid, _tcp_inodes(pid, 2, ports))
+
+
+def idle_seconds(pid: int, kinds: dict[int, str]) -> dict[str, float]:
+    """For each kind of ``pid``'s established connections to a port of ``kinds`` (port to
+    kind), the longest any has gone without sending or receiving (seconds; 0 with none), as
+    the kernel's TCP info says (``ss -i``: ``lastsnd``, ``lastrcv``)."""
+    out = dict.fromkeys(kinds.values(), 0.0)
+    text = subprocess.run(["ss", "-tinpH", "state", "established"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    kind: str | None = None
+    for line in text.splitlines():
+        if not line[:1].isspace():  # a connection: addresses and owners; its info follows
+            cols = line.split()
+            port = int(cols[3].rsplit(":", 1)[1]) if len(cols) > 3 else -1
+            kind = kinds.get(port) if f"pid={pid}," in line else None
+            continue
+        if kind is None:
+            continue
+        fields = dict(f.split(":", 1) for f in line.split() if f[:4] == "last")
+        if "lastsnd" in fields and "lastrcv" in fields:
+            idle = min(int(fields["lastsnd"]), int(fields["lastrcv"])) / 1e3
+            out[kind] = max(out[kind], idle)
+    return out
+
+
+def _tcp_inodes(pid: int, column: int, ports: set[int]) -> set[str]:
+    """The ``socket:[inode]`` links of the TCP sockets in ``pid``'s network namespace whose
+    local (``column`` 1) or remote (2) port is one of ``ports``."""
     inodes = set()
-    column = 2 if remote else 1
     for table in ("tcp", "tcp6"):
         try:
             lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
@@ -108,8 +170,13 @@ def client_sockets(pid: int, port: int, *, remote: bool = False) -> int:
             continue
         for line in lines:
             cols = line.split()
-            if int(cols[column].rsplit(":", 1)[1], 16) == port:
+            if int(cols[column].rsplit(":", 1)[1], 16) in ports:
                 inodes.add(f"socket:[{cols[9]}]")
+    return inodes
+
+
+def _count_links(pid: int, inodes: set[str]) -> int:
+    """How many of ``pid``'s descriptors link to one of ``inodes``."""
     n = 0
     try:
         for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -138,24 +205,32 @@ def plot(report: Report, path: Path) -> None:
 
     samples = SAMPLES
     window = report.extra["window"]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(10, 8.5), sharex=True)
     t = [s["t"] for s in samples]
     ax1.plot(t, [s["rss"] / 2**20 for s in samples], label="gateway process")
     ax1.plot(t, [s["tree_rss"] / 2**20 for s in samples], label="with its workers")
     ax1.set_ylabel("resident memory (MiB)")
     ax2.plot(t, [s["fds"] for s in samples], label="gateway process")
     ax2.plot(t, [s["own_fds"] for s in samples], label="gateway, without client connections")
+    ax2.plot(t, [s["fixed_fds"] for s in samples], label="gateway, fixed (judged)")
+    ax2.plot(t, [s["pooled"] for s in samples], label="gateway's connections to nodes and Redis")
     ax2.plot(t, [s["tree_fds"] for s in samples], label="with its workers")
     ax2.plot(t, [s["client_pool"] for s in samples], label="the load generator's connections",
              linestyle=":")  # fmt: skip
     ax2.set_ylabel("open file descriptors")
-    ax2.set_xlabel("seconds")
-    for ax in (ax1, ax2):
+    for kind, limit in IDLE_LIMITS.items():
+        line = ax3.plot(t, [s[f"idle_{kind}"] for s in samples],
+                        label=f"longest idle connection to {kind}s")  # fmt: skip
+        ax3.axhline(limit, color=line[0].get_color(), linestyle="--", label=f"{kind} limit")
+    ax3.set_ylabel("seconds idle")
+    ax3.set_xlabel("seconds")
+    for ax in (ax1, ax2, ax3):
         ax.axvspan(window[0], window[1], color="grey", alpha=0.1, label="judged window")
         ax.legend(fontsize=8)
         ax.set_ylim(bottom=0)
     fig.suptitle("soak: " + ", ".join(f"{r['series']} {r['growth_pct']:+.1f}%"
-                                      for r in report.rows if "growth_pct" in r))  # fmt: skip
+                                      for r in report.rows[:5] if "growth_pct" in r),
+                 fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -204,6 +279,8 @@ def main() -> None:
             load = Load(f"http://127.0.0.1:{gw.port}", rate, duration, stream_every=3,
                         body_for=body_for, path_for=path_for,
                         arrivals=[due for due, _, _ in trace])  # fmt: skip
+            kinds = {sim.port: "node" for sim in sims} | {redis.port: "redis"}
+            peers = set(kinds)
             stop = threading.Event()
             t0 = time.monotonic()
 
@@ -212,11 +289,16 @@ def main() -> None:
                     rss, fds = _tree_usage(gw.pid, tree=False)
                     tree_rss, tree_fds = _tree_usage(gw.pid)
                     served = client_sockets(gw.pid, gw.port)  # the listener and clients'
+                    pooled = peer_sockets(gw.pid, peers)  # to the nodes and Redis
+                    idle = idle_seconds(gw.pid, kinds)
                     pool = client_sockets(os.getpid(), gw.port, remote=True)  # the load's
                     samples.append({"t": time.monotonic() - t0, "rss": rss, "fds": fds,
-                                    "own_fds": fds - served, "tree_rss": tree_rss,
+                                    "own_fds": fds - served, "pooled": pooled,
+                                    "fixed_fds": fds - served - pooled, "tree_rss": tree_rss,
                                     "tree_fds": tree_fds, "tree_own_fds": tree_fds - served,
-                                    "client_pool": pool,
+                                    "tree_fixed_fds": tree_fds - served - pooled,
+                                    "client_pool": pool, "idle_node": idle["node"],
+                                    "idle_redis": idle["redis"],
                                     "unmatched": served - 1 - pool})  # fmt: skip
                     stop.wait(1.0)
 
@@ -241,11 +323,18 @@ def main() -> None:
         g = growth([(s["t"], s[key]) for s in samples], *window)
         report.add(series=label, **g)
         meets[f"{label}_flat"] = g["growth_pct"] <= 5.0
-    # the client connections, shown but not judged: they are the load generator's pool
-    for key, label in (("fds", "gateway_fds"), ("tree_fds", "tree_fds"),
+    judged = [s for s in samples if window[0] <= s["t"] <= window[1]]
+    for kind, limit in IDLE_LIMITS.items():
+        longest = max(s[f"idle_{kind}"] for s in judged)
+        report.add(series=f"longest_idle_{kind}_connection", most=longest, limit=limit)
+        meets[f"idle_{kind}_connections_closed"] = longest <= limit
+    # shown but not judged: the client connections are the load generator's pool, and the
+    # pooled connections follow the load's bursts (see the module docstring)
+    for key, label in (("own_fds", "gateway_own_fds"), ("pooled", "pooled_connections"),
+                       ("tree_own_fds", "tree_own_fds"), ("fds", "gateway_fds"),
+                       ("tree_fds", "tree_fds"),
                        ("client_pool", "load_generator_connections")):  # fmt: skip
         report.add(series=label, **growth([(s["t"], s[key]) for s in samples], *window))
-    judged = [s for s in samples if window[0] <= s["t"] <= window[1]]
     unmatched = max((abs(s["unmatched"]) for s in judged), default=0)
     report.add(series="client_connections_not_in_the_pool", start=judged[0]["unmatched"],
                end=judged[-1]["unmatched"], most=unmatched)  # fmt: skip

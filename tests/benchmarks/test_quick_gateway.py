@@ -23,6 +23,8 @@ def test_gateway_benchmark_quick(tmp_path: Path) -> None:
             assert row["peak_rps"] > 0 and row["cpu_us_per_req"] > 0, row
         else:
             assert row["errors"] == 0, row
+            # how long the server waited for its CPU meanwhile (others' work shows in its tail)
+            assert row["run_delay_ms"] >= 0 and row["direct_run_delay_ms"] >= 0, row
     latency = {(r["target"], r["rate"]) for r in data["rows"] if r["kind"] == "latency"}
     assert ("prsm", "half ours") in latency
     assert set(data["meets_goal"]) >= {

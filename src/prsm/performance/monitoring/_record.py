@@ -70,40 +70,89 @@ def record_failure(
     )
 
 
-async def recorded_stream(
+def recorded_stream(
     recorder: RequestRecorder, request: Any, chunks: AsyncIterator[bytes]
-) -> AsyncIterator[bytes]:
+) -> RecordedStream:
     """``chunks`` passed through unchanged, recorded as they go (see the module docstring)."""
-    kind = request.kind.value
-    s = recorder.stream_children(kind, request.model)
-    observe = recorder.observe
-    start = _now()
-    first = last = 0.0
-    events = 0
-    try:
-        async for chunk in chunks:
-            now = _now()
-            if not first:
-                first = now
-                observe(s.ttft, now - start)
-            else:
-                observe(s.itl, now - last)
-            last = now
-            events += chunk.count(b"data:")
-            yield chunk
-    except PRSMError as exc:
-        record_failure(recorder, request, exc, _now() - start)
-        raise
-    finally:
-        aclose = getattr(chunks, "aclose", None)
+    return RecordedStream(recorder, request, chunks)
+
+
+class RecordedStream:
+    """:func:`recorded_stream`'s chunks. An iterator object, not an async generator: no loop
+    bookkeeping per stream (the loop keeps every async generator in a weak set) and no
+    generator frame to resume per chunk. ``chunks`` is closed (its ``aclose``) when it ends,
+    fails, or this stream is closed; a stream closed before its end is not recorded."""
+
+    __slots__ = ("_chunks", "_ended", "_events", "_first", "_kind", "_last", "_next",
+                 "_recorder", "_request", "_s", "_start")  # fmt: skip
+
+    def __init__(
+        self, recorder: RequestRecorder, request: Any, chunks: AsyncIterator[bytes]
+    ) -> None:
+        self._recorder = recorder
+        self._request = request
+        self._chunks = chunks
+        self._next = chunks.__anext__
+        self._kind: str = request.kind.value
+        self._s = recorder.stream_children(self._kind, request.model)
+        self._start = self._first = self._last = 0.0
+        self._events = 0
+        self._ended = False
+
+    def __aiter__(self) -> RecordedStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._ended:
+            raise StopAsyncIteration
+        if not self._start:
+            self._start = _now()
+        try:
+            chunk = await self._next()
+        except StopAsyncIteration:
+            self._ended = True
+            await self._close_chunks()
+            self._finish()
+            raise
+        except PRSMError as exc:
+            self._ended = True
+            record_failure(self._recorder, self._request, exc, _now() - self._start)
+            await self._close_chunks()
+            raise
+        except BaseException:
+            self._ended = True
+            await self._close_chunks()
+            raise
+        now = _now()
+        if not self._first:
+            self._first = now
+            self._recorder.observe(self._s.ttft, now - self._start)
+        else:
+            self._recorder.observe(self._s.itl, now - self._last)
+        self._last = now
+        self._events += chunk.count(b"data:")
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop early (not recorded): ``chunks`` is closed."""
+        if not self._ended:
+            self._ended = True
+            await self._close_chunks()
+
+    async def _close_chunks(self) -> None:
+        aclose = getattr(self._chunks, "aclose", None)
         if aclose is not None:
             await aclose()
-    end = _now()
-    tier = getattr(chunks, "tier", None)
-    output = max(0, events - 1)  # the final data: [DONE]
-    if output > 1 and first:
-        observe(s.tpot, (end - first) / (output - 1))
-    recorder.request(
-        kind, request.model, request.tenant, None, "cache_hit" if tier else "ok", "",
-        end - start, 0.0, 0, output, tier,
-    )  # fmt: skip
+
+    def _finish(self) -> None:
+        end = _now()
+        request, s = self._request, self._s
+        tier = getattr(self._chunks, "tier", None)
+        output = max(0, self._events - 1)  # the final data: [DONE]
+        first = self._first
+        if output > 1 and first:
+            self._recorder.observe(s.tpot, (end - first) / (output - 1))
+        self._recorder.request(
+            self._kind, request.model, request.tenant, None, "cache_hit" if tier else "ok", "",
+            end - self._start, 0.0, 0, output, tier,
+        )  # fmt: skip
