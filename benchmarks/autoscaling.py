@@ -59,19 +59,24 @@ TUNE_FROM = "2024-11-19 00:00"
 #: ours per trace, chosen by ``--tune`` on each trace's fitting period (the JSON's ``tuning``
 #: has the grid); the Azure hour has no fitting period and runs the library's defaults. On
 #: Alibaba the requests name their users, so ours holds a floor for open sessions
-#: (``session_wait_probability``; Twitter and Azure name no users)
+#: (``session_wait_probability``; Twitter and Azure name no users) and gives queued requests
+#: no reactive slot of their own (``reactive_queue_share`` 0: the session floor anticipates
+#: instead)
 TUNED: dict[str, dict[str, Any]] = {
     "alibaba": {
         "wait_probability": 0.9,
         "scale_down_window": 60.0,
-        "session_wait_probability": 0.055,
+        "reactive_queue_share": 0.0,
+        "session_wait_probability": 0.04,
     },
     "twitter": {"wait_probability": 0.2, "scale_down_window": 180.0},
     "azure": {},
 }
-#: a grid point without the burst quantile (``burst.span``: the burst points' span, 120 s)
+#: a grid point without the burst quantile (``burst.span``: the burst variants' span, 120 s),
+#: every queued request given a reactive slot unless the point says otherwise
 NO_BURST: dict[str, Any] = {
     "scale_down_window": 60.0,
+    "reactive_queue_share": 1.0,
     "burst_quantile": None,
     "burst_hold_only": False,
     "burst.span": 120.0,
@@ -87,12 +92,14 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
             for p in (0.04, 0.05, 0.055, 0.06)
         ),
         *(
-            {**NO_BURST, **burst, "wait_probability": 0.9, "session_wait_probability": p}
-            for burst in (
-                {"burst_quantile": 0.95},
-                {"burst_quantile": 0.9, "burst_hold_only": True},
-            )
-            for p in (0.05, 0.055, 0.06)
+            {
+                **NO_BURST,
+                "wait_probability": 0.9,
+                "reactive_queue_share": share,
+                "session_wait_probability": p,
+            }
+            for share in (0.5, 0.0)
+            for p in (0.035, 0.04, 0.045)
         ),
     ],
     "twitter": [
