@@ -103,7 +103,12 @@ def session_study(main: Scenario, fit: Scenario, ours: dict[str, Any]) -> dict[s
     if tr.service_times is None:
         raise ValueError(f"{tr.name} has no service times")
     first = session_starts(tr)
-    plain = {k: v for k, v in ours.items() if k != "session_wait_probability"}
+    # without sessions, queued requests get their reactive slots back (nothing else anticipates)
+    plain = {
+        k: v
+        for k, v in ours.items()
+        if k not in ("session_wait_probability", "reactive_queue_share")
+    }
     out: dict[str, Any] = {"session_gap_s": SESSION_GAP, "ours": ours}
     for period, sc in (("fitting_period", fit), ("report_period", main)):
         rows: list[dict[str, Any]] = []

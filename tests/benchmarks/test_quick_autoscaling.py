@@ -40,6 +40,9 @@ def test_autoscaling_benchmark_quick(tmp_path: Path) -> None:
         "violations_half_of_best_peer_at_no_more_hours",
         "hours_within_1.15x_oracle",
     }
+    (shown,) = data["queue_share_variants"]  # the experiment, shown beside ours
+    assert shown["variant"] == "ours + queue share 0, sessions 0.04"
+    assert shown["reactive_queue_share"] == 0.0 and shown["replica_hours"] > 0
     params = data["scenarios"]["alibaba"]["policies"]
     assert params["hpa"]["scale_down_stabilization"] == 300.0
     assert params["oracle"]["look_ahead_s"] == 60.0

@@ -11,8 +11,12 @@ Each decision (a pure function of the snapshot and the previous state):
    replicas for which a request waits longer than the SLO with probability at most
    ``wait_probability`` (Erlang C), each replica's capacity learned from the measured service
    time and its concurrency.
-3. **Reactive target.** Every request in the system now gets a slot:
-   ``ceil(ongoing / (concurrency · reactive_utilization))``; with ``use_score`` and a
+3. **Reactive target.** Every request being served now keeps its slot, and a
+   ``reactive_queue_share`` of the queued ones gets one:
+   ``ceil((in_flight + share · queued) / (concurrency · reactive_utilization))``. A
+   replica asked for now is ready only after the start-up, when the busy replicas have
+   mostly served today's queue; with a share below 1 those replica-hours go instead to
+   the floors below that anticipate the next arrivals. With ``use_score`` and a
    multi-signal reading, the post's score adds its say: above its scale-up threshold one
    replica more than now, between the thresholds no fewer than now.
 4. **Sessions** (with ``session_wait_probability`` and a ``ctx.sessions`` snapshot): the
@@ -68,6 +72,7 @@ class PredictiveSettings:
     slo: float = 30.0
     wait_probability: float = 0.05
     reactive_utilization: float = 1.0
+    reactive_queue_share: float = 1.0
     lead: float = 60.0
     scale_up_window: float = 0.0
     scale_down_window: float = 600.0
@@ -96,6 +101,11 @@ class PredictiveSettings:
         if not 0 < self.reactive_utilization <= 1:
             raise ConfigError(
                 "reactive_utilization", f"must be in (0, 1], got {self.reactive_utilization!r}"
+            )
+        share = self.reactive_queue_share
+        if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0 <= share <= 1):
+            raise ConfigError(
+                "reactive_queue_share", f"must be in [0, 1], got {self.reactive_queue_share!r}"
             )
         check_positive("lead", self.lead, allow_zero=True)
         check_positive("scale_up_window", self.scale_up_window, allow_zero=True)
@@ -246,7 +256,8 @@ class PredictivePolicy:
                 probability=s.wait_probability,
                 max_replicas=s.max_replicas,
             )
-        reactive = math.ceil(ctx.ongoing / (conc * s.reactive_utilization))
+        waiting = s.reactive_queue_share * ctx.queued
+        reactive = math.ceil((ctx.in_flight + waiting) / (conc * s.reactive_utilization))
         current = ctx.target_replicas
         score = None
         if s.use_score and ctx.signals is not None:
