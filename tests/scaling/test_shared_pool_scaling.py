@@ -44,13 +44,15 @@ async def test_a_gateway_process_follows_the_pools_pushed_nodes(
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
-        while True:
-            try:
+        try:
+            while True:
                 message = await read_message(reader)
-            except asyncio.IncompleteReadError:
-                return
-            if message["op"] == "hello":
-                writer.write(pack({"op": "nodes", "nodes": [_node(0)]}))
+                if message["op"] == "hello":
+                    writer.write(pack({"op": "nodes", "nodes": [_node(0)]}))
+        except asyncio.IncompleteReadError:
+            return  # the gateway process closed its connection
+        finally:
+            writer.close()
 
     path = str(tmp_path / "pool.sock")
     server = await asyncio.start_unix_server(serve, path=path)
@@ -73,8 +75,11 @@ async def test_a_gateway_process_follows_the_pools_pushed_nodes(
     writers[0].write(pack({"op": "nodes", "nodes": [_node(0), _node(2)]}))  # 1 drains
     await until(lambda: ids() == {"remote", "local-embed-0", "local-embed-2"})
     assert perf.registry.get("local-embed-2").meta["worker"] == "local-embed-2"
-    await perf.close()
+    await perf.close()  # closes the pool's client, so the scripted pool's side ends too
+    await until(writers[0].is_closing)
+    await writers[0].wait_closed()
     server.close()
+    await server.wait_closed()
 
 
 # -- the host itself, with real embedding workers ------------------------------------------
