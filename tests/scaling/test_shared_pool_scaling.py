@@ -5,6 +5,8 @@ every gateway process, which adds and removes the nodes as it is told."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +17,11 @@ import pytest
 
 from prsm.performance.batching import BatcherSettings
 from prsm.performance.errors import UpstreamUnavailableError
-from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
+from prsm.performance.gateway._admin import AdminApi
+from prsm.performance.orchestrator._orchestrator import (
+    AUTO_SCALING_WARNING,
+    PerformanceOrchestrator,
+)
 from prsm.performance.routing._node import NodeSpec
 from prsm.performance.scaling import PredictiveSettings
 from prsm.performance.serve._local_workers import attach_local_workers
@@ -35,11 +41,19 @@ def _node(i: int) -> dict[str, Any]:
             "max_concurrency": 8, "meta": {"upstream": "local", "worker": name}}  # fmt: skip
 
 
+def _scaling(steps: int) -> dict[str, Any]:
+    """A scaler snapshot as the host pushes it (the loop's own shape)."""
+    return {"policy": "predictive", "running": True, "interval": 15.0,
+            "steps": [{"at": float(i), "target": 1 + i} for i in range(steps)],
+            "actions": [{"target": 1 + i} for i in range(steps)]}  # fmt: skip
+
+
 async def test_a_gateway_process_follows_the_pools_pushed_nodes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The production path of a gateway process (``attach_local_workers`` under the shared
-    pool's socket) against a scripted pool that scales 1 → 3 → 2 workers."""
+    pool's socket) against a scripted pool that scales 1 → 3 → 2 workers, and shows the
+    parent's scaler as its own ``/admin/scaling``."""
     writers: list[asyncio.StreamWriter] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -49,6 +63,7 @@ async def test_a_gateway_process_follows_the_pools_pushed_nodes(
                 message = await read_message(reader)
                 if message["op"] == "hello":
                     writer.write(pack({"op": "nodes", "nodes": [_node(0)]}))
+                    writer.write(pack({"op": "scaling", "scaling": _scaling(1), "pid": 4242}))
         except asyncio.IncompleteReadError:
             return  # the gateway process closed its connection
         finally:
@@ -58,12 +73,28 @@ async def test_a_gateway_process_follows_the_pools_pushed_nodes(
     server = await asyncio.start_unix_server(serve, path=path)
     monkeypatch.setenv(POOL_SOCKET_ENV, path)
     remote = CallableUpstream(lambda node, request: {"ok": True})
-    perf = PerformanceOrchestrator(upstream=DispatchUpstream({"http": remote}))
+    perf = PerformanceOrchestrator(
+        auto_scaling=True, upstream=DispatchUpstream({"http": remote}), monitoring_interval=3600
+    )
     perf.add_node(NodeSpec(id="remote", models=frozenset({"gpt"})))
     app: Any = SimpleNamespace(on_startup=[], on_shutdown=[], perf=perf)
     attach_local_workers(app, WorkerSettings(count=1), PredictiveSettings())
     assert len(app.on_startup) == 1 and app.on_shutdown == []  # joins; scales nothing itself
     await app.on_startup[0](app)
+    with caplog.at_level(logging.WARNING):
+        await perf.start()  # as the gateway does, after its startup hooks
+    assert AUTO_SCALING_WARNING not in caplog.messages  # the parent scales: no warning
+
+    admin = AdminApi(perf)
+    status, body = admin.handle("GET", "/admin/scaling", b"")
+    shown = orjson.loads(body)["scaling"]
+    assert status == 200 and shown["policy"] == "predictive" and len(shown["steps"]) == 1
+    assert shown["scaled_by"] == "the serving parent (pid 4242)"
+    writers[0].write(pack({"op": "scaling", "scaling": _scaling(3), "pid": 4242}))  # a step
+    await until(lambda: len(perf.snapshot()["scaling"]["steps"]) == 1 and  # last=1
+                len(orjson.loads(admin.handle("GET", "/admin/scaling", b"")[1])
+                    ["scaling"]["steps"]) == 3)  # fmt: skip
+    assert perf.snapshot()["scaling"]["steps"][0]["target"] == 3
 
     def ids() -> set[str]:
         return {n.id for n in perf.registry.nodes()}
@@ -110,15 +141,26 @@ def _embed() -> AIRequest:
 @pytest.mark.slow
 async def test_the_host_scales_the_shared_pool_and_tells_every_process(host: PoolHost) -> None:
     seen: list[list[str]] = []
+    told: list[tuple[dict[str, Any], int]] = []
     client = SharedPoolUpstream(
-        host.path, timeout=60, on_nodes=lambda nodes: seen.append([n.id for n in nodes])
+        host.path,
+        timeout=60,
+        on_nodes=lambda nodes: seen.append([n.id for n in nodes]),
+        on_scaling=lambda snapshot, pid: told.append((snapshot, pid)),
     )
     [first] = await client.connect()
     assert seen == [[first.id]]
+    await until(lambda: len(told) == 1)  # the scaler's snapshot follows the hello
+    assert told[0][1] == os.getpid() and told[0][0]["policy"] == "predictive"
     await client.execute(first, _embed())  # through the scaler's tracker
     assert host.scaler is not None and host.scaler.tracker.service_time is not None
 
     assert host._loop is not None
+    steps = len(told[0][0]["steps"])
+    asyncio.run_coroutine_threadsafe(host.scaler.loop.step(), host._loop).result(timeout=60)
+    await until(lambda: len(told) == 2)  # each step is pushed
+    assert len(told[1][0]["steps"]) == steps + 1
+    assert told[1][0]["steps"][-1]["arrivals"] >= 1  # it saw the call above
 
     def scale(n: int) -> None:
         asyncio.run_coroutine_threadsafe(host.scaler.controller.scale_to(n), host._loop).result(

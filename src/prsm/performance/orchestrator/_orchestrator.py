@@ -57,6 +57,7 @@ from ._unary import attempt_first, attempt_once, retry_unary
 
 if TYPE_CHECKING:
     from ..scaling._scaler import PredictiveScaler
+    from ..scaling._types import Scaler
 
 log = logging.getLogger(__name__)
 #: each request kind's metric label (its value)
@@ -127,7 +128,7 @@ class PerformanceOrchestrator:
             s = dataclasses.replace(s, **changes)
         self.settings = s
         #: replicas scaled ahead of demand (None: none here); see :meth:`attach_scaler`
-        self.scaler: PredictiveScaler | None = scaler
+        self.scaler: Scaler | None = scaler
         bs = balancer_settings or BalancerSettings()
         if load_balancing is not None:
             check_strategy(load_balancing, "load_balancing")
@@ -477,7 +478,7 @@ class PerformanceOrchestrator:
         elif self.settings.auto_scaling:
             log.warning(AUTO_SCALING_WARNING)
 
-    def attach_scaler(self, scaler: PredictiveScaler) -> None:
+    def attach_scaler(self, scaler: Scaler) -> None:
         """Scale with ``scaler`` from now on (started if this orchestrator runs, closed with
         it); replaces none that is already attached."""
         if self.scaler is not None:

@@ -114,6 +114,8 @@ class ScalingLoop:
         self.history: deque[LoopStep] = deque(maxlen=history)
         self._task: asyncio.Task[None] | None = None
         self._pending_up: tuple[float, int] | None = None  # (asked at, target) of a scale-up
+        #: called with each step once it is kept (e.g. to tell other processes)
+        self.listeners: list[Callable[[LoopStep], None]] = []
         m = metrics or MetricsRegistry()
         labels = ["deployment"]
         self._m_target = m.gauge("scaling_decision_target", "Replicas the policy wants", labels)
@@ -199,6 +201,8 @@ class ScalingLoop:
         step = LoopStep(now, ctx, status, decision, reports, score)
         self.history.append(step)
         self._export(step)
+        for listener in self.listeners:
+            listener(step)
         return step
 
     def _export(self, step: LoopStep) -> None:

@@ -201,3 +201,15 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None
         return
     bound = ">= 0" if allow_zero else "> 0"
     raise ConfigError(name, f"must be a number {bound}, got {value!r}")
+
+
+class Scaler(Protocol):
+    """What an orchestrator runs and shows of its scaler: a
+    :class:`~prsm.performance.scaling.PredictiveScaler`, or a view of one that another
+    process runs (``serve --workers N``: the serving parent scales the shared pool)."""
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def snapshot(self, last: int = 50) -> dict[str, Any]: ...

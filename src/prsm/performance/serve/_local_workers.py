@@ -16,12 +16,14 @@ every gateway process reaches it over a Unix socket (:mod:`.shared_pool`; the so
 by ``PRSM_LOCAL_POOL_SOCKET``): one pool, one batcher per device, for all N processes.
 With ``orchestrator.auto_scaling`` the parent scales that shared pool (the same scaler, in
 the parent, seeing every process's requests) and pushes each change of its serving workers
-to the gateway processes, which add and remove the nodes as they are told.
+to the gateway processes, which add and remove the nodes as they are told; each gateway
+process's ``/admin/scaling`` shows the parent's scaler (:class:`PoolScalerView`, told its
+snapshot at each step).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..upstreams._base import Upstream
 from ..upstreams._dispatch import DispatchUpstream
@@ -117,8 +119,40 @@ def local_scaler(
     )
 
 
+class PoolScalerView:
+    """A gateway process's view of the scaler the serving parent runs over the shared pool:
+    the parent's last snapshot (pushed at each step), shown as this process's
+    ``/admin/scaling``. The orchestrator starts and closes its scaler; this one runs in the
+    parent, so there is nothing to start or stop here."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, Any] | None = None
+        self.pid: int | None = None  # the serving parent's
+
+    def update(self, snapshot: dict[str, Any], pid: int) -> None:
+        self.latest, self.pid = snapshot, pid
+
+    def start(self) -> None:
+        """Nothing runs here: the serving parent steps the scaler."""
+
+    async def close(self) -> None:
+        """Nothing to stop here: the serving parent stops the scaler with the pool."""
+
+    def snapshot(self, last: int = 50) -> dict[str, Any]:
+        where = f"the serving parent (pid {self.pid})" if self.pid else "the serving parent"
+        if self.latest is None:
+            return {"scaled_by": where, "steps": [], "actions": [],
+                    "note": "the serving parent has not reported its scaler yet"}  # fmt: skip
+        view = dict(self.latest, scaled_by=where)
+        for key in ("steps", "actions"):
+            items = view.get(key) or []
+            view[key] = items[-last:] if last > 0 else []
+        return view
+
+
 def _attach_shared(app: GatewayApp, path: str, settings: WorkerSettings) -> None:
     known: set[str] = set()
+    view = PoolScalerView() if app.perf.settings.auto_scaling else None
 
     def follow(nodes: list[NodeSpec]) -> None:
         """The pool's serving workers, at each (re)connect and each change: new ones join
@@ -134,8 +168,12 @@ def _attach_shared(app: GatewayApp, path: str, settings: WorkerSettings) -> None
         known.update(now)
 
     async def join_pool(app: GatewayApp) -> None:
-        upstream = SharedPoolUpstream(path, timeout=settings.batch_timeout, on_nodes=follow)
+        told = view.update if view is not None else None
+        upstream = SharedPoolUpstream(path, timeout=settings.batch_timeout, on_nodes=follow,
+                                      on_scaling=told)  # fmt: skip
         await upstream.connect()
+        if view is not None:  # before the orchestrator starts: no "nothing scales" warning
+            app.perf.attach_scaler(view)
         _dispatcher(app).add_route(LOCAL, upstream)
 
     app.on_startup.append(join_pool)  # closed with the other upstreams by perf.close()

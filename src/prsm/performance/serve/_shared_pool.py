@@ -24,7 +24,9 @@ requests, since they all pass through the host) over a registry of its own. Each
 the serving workers is pushed to every gateway process as an unsolicited ``{"op": "nodes"}``
 (the serving nodes: a worker being drained is left out at once, so the gateways stop
 sending it work while the host waits for what it holds). A call for a worker that is not
-serving is answered with a retryable 503.
+serving is answered with a retryable 503. After ``hello`` and after each scaling step the
+host also pushes ``{"op": "scaling", "scaling": <the scaler's snapshot>, "pid"}``, which
+each gateway process shows as its ``/admin/scaling``.
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ class PoolHost:
             self.scaler = local_scaler(pool, local, self.scaling, self.registry,
                                        clock=clock, metrics=MetricsRegistry())  # fmt: skip
             self._route = TrackedUpstream(local, self.scaler.tracker, clock=clock)
+            self.scaler.loop.listeners.append(self._scaled)
         self.registry.add_listener(self._changed)
         server = await asyncio.start_unix_server(self._serve, path=self.path)
         os.chmod(self.path, 0o600)
@@ -185,6 +188,15 @@ class PoolHost:
             if not writer.is_closing():
                 writer.write(message)
 
+    def _scaling_message(self) -> bytes:
+        return pack({"op": "scaling", "scaling": self.scaler.snapshot(), "pid": os.getpid()})
+
+    def _scaled(self, step: object) -> None:
+        message = self._scaling_message()
+        for writer in self._writers:
+            if not writer.is_closing():
+                writer.write(message)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.clients += 1
         self._writers.add(writer)
@@ -196,6 +208,8 @@ class PoolHost:
                 if op == "hello":
                     nodes = [_node_dict(n) for n in self.serving()]
                     writer.write(pack({"op": "nodes", "nodes": nodes}))
+                    if self.scaler is not None:
+                        writer.write(self._scaling_message())
                 elif op == "stats":
                     writer.write(pack({"id": message.get("id"), "ok": True,
                                        "stats": self.stats()}))  # fmt: skip
@@ -261,10 +275,12 @@ class SharedPoolUpstream:
         *,
         timeout: float = 120.0,
         on_nodes: Callable[[list[NodeSpec]], None] | None = None,
+        on_scaling: Callable[[dict[str, Any], int], None] | None = None,
     ) -> None:
         self.path = path
         self.timeout = timeout
         self.on_nodes = on_nodes  # told the pool's serving nodes at connect and every change
+        self.on_scaling = on_scaling  # told the host's scaler snapshot (and pid) at each step
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -307,6 +323,10 @@ class SharedPoolUpstream:
                         self._hello.set_result(message)
                     elif self.on_nodes is not None:  # the pool scaled
                         self.on_nodes([NodeSpec(**n) for n in message.get("nodes", [])])
+                    continue
+                if message.get("op") == "scaling":
+                    if self.on_scaling is not None:
+                        self.on_scaling(message.get("scaling") or {}, int(message.get("pid", 0)))
                     continue
                 future = self._pending.pop(int(message.get("id", -1)), None)
                 if future is not None and not future.done():
