@@ -18,6 +18,7 @@ import pytest
 from prsm.performance.batching import BatcherSettings
 from prsm.performance.errors import UpstreamUnavailableError
 from prsm.performance.gateway._admin import AdminApi
+from prsm.performance.monitoring._monitor import scaling_figures
 from prsm.performance.orchestrator._orchestrator import (
     AUTO_SCALING_WARNING,
     PerformanceOrchestrator,
@@ -95,6 +96,8 @@ async def test_a_gateway_process_follows_the_pools_pushed_nodes(
                 len(orjson.loads(admin.handle("GET", "/admin/scaling", b"")[1])
                     ["scaling"]["steps"]) == 3)  # fmt: skip
     assert perf.snapshot()["scaling"]["steps"][0]["target"] == 3
+    figures = scaling_figures(perf.scaler)  # what each monitoring collection keeps
+    assert figures is not None and figures["target"] == 3
 
     def ids() -> set[str]:
         return {n.id for n in perf.registry.nodes()}
