@@ -22,7 +22,7 @@ import pytest
 import yaml
 from benchmarks._faults import descendants
 
-from prsm.performance.serve._shared_pool import SharedPoolUpstream
+from prsm.performance.serve._pool_client import SharedPoolUpstream
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -119,6 +119,14 @@ def test_gateway_processes_share_one_model_pool(tmp_path: Path) -> None:
         seen = asyncio.run(stats())
         assert seen["clients"] == 3  # the two gateway processes, and this test
         assert seen["calls"] == 24
+        # the batcher and the workers live in the parent: each gateway process's /metrics
+        # answers for them too, once per family
+        scraped = httpx.get(f"{url}/metrics", timeout=30).text
+        assert "prsm_workers_ready 1.0" in scraped
+        sizes = re.search(r"^prsm_batch_size_count\S* (\S+)$", scraped, re.M)
+        assert sizes and float(sizes.group(1)) >= 1  # batches of the 24 texts
+        helps = [line.split()[2] for line in scraped.splitlines() if line.startswith("# HELP")]
+        assert len(helps) == len(set(helps)) and "prsm_gateway_requests_total" in helps
     left = [p for p, c in descendants(proc.pid).items() if WORKER_MODULE in c]
     assert left == []
 

@@ -12,7 +12,7 @@ import pytest
 
 from prsm.performance.errors import UpstreamError, UpstreamUnavailableError
 from prsm.performance.routing._node import NodeSpec
-from prsm.performance.serve._shared_pool import SharedPoolUpstream
+from prsm.performance.serve._pool_client import SharedPoolUpstream
 from prsm.performance.types import AIRequest, JSONBody, RequestKind
 from prsm.performance.workers._protocol import pack, read_message
 

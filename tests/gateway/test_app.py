@@ -13,6 +13,7 @@ from prsm.performance.caching._base import CacheHit
 from prsm.performance.errors import UpstreamError
 from prsm.performance.gateway._app import GatewayApp
 from prsm.performance.gateway._settings import GatewaySettings, TenantSettings, hash_key
+from prsm.performance.monitoring._registry import MetricsRegistry
 from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
 from prsm.performance.routing._node import NodeSpec
 from prsm.performance.types import AIRequest, Response
@@ -222,6 +223,29 @@ async def test_metrics_and_unknown_routes() -> None:
         assert 'prsm_gateway_requests_total{route="/v1/chat/completions",status="200"} 1.0' in text
         assert (await c.get("/nope")).status_code == 404
         assert (await c.get("/v1/chat/completions")).status_code == 405
+
+
+async def test_metrics_answers_for_other_processes_and_says_when_one_is_silent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, _ = _app()
+    parent = MetricsRegistry()
+    parent.gauge("workers_ready", "Workers ready.").set(2)
+
+    async def pool() -> bytes:
+        return parent.exposition()
+
+    async def lost() -> bytes:
+        raise ConnectionResetError("the shared model pool's connection was lost")
+
+    app.metric_sources += [pool, lost]
+    async with _client(app) as c:
+        r = await c.get("/metrics")
+    assert r.status_code == 200
+    assert "prsm_workers_ready 2.0" in r.text.splitlines()
+    assert "# a metrics source did not answer: ConnectionResetError" in r.text
+    assert "prsm_gateway_requests_total" in r.text  # its own, still served
+    assert any("did not answer" in m for m in caplog.messages)
 
 
 async def test_an_unexpected_error_is_logged_and_answered_500(

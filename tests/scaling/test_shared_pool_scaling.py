@@ -26,7 +26,8 @@ from prsm.performance.orchestrator._orchestrator import (
 from prsm.performance.routing._node import NodeSpec
 from prsm.performance.scaling import PredictiveSettings
 from prsm.performance.serve._local_workers import attach_local_workers
-from prsm.performance.serve._shared_pool import POOL_SOCKET_ENV, PoolHost, SharedPoolUpstream
+from prsm.performance.serve._pool_client import SharedPoolUpstream
+from prsm.performance.serve._shared_pool import POOL_SOCKET_ENV, PoolHost
 from prsm.performance.types import AIRequest, JSONBody, RequestKind
 from prsm.performance.upstreams._base import CallableUpstream
 from prsm.performance.upstreams._dispatch import DispatchUpstream
@@ -78,7 +79,7 @@ async def test_a_gateway_process_follows_the_pools_pushed_nodes(
         auto_scaling=True, upstream=DispatchUpstream({"http": remote}), monitoring_interval=3600
     )
     perf.add_node(NodeSpec(id="remote", models=frozenset({"gpt"})))
-    app: Any = SimpleNamespace(on_startup=[], on_shutdown=[], perf=perf)
+    app: Any = SimpleNamespace(on_startup=[], on_shutdown=[], perf=perf, metric_sources=[])
     attach_local_workers(app, WorkerSettings(count=1), PredictiveSettings())
     assert len(app.on_startup) == 1 and app.on_shutdown == []  # joins; scales nothing itself
     await app.on_startup[0](app)
@@ -109,6 +110,7 @@ async def test_a_gateway_process_follows_the_pools_pushed_nodes(
     writers[0].write(pack({"op": "nodes", "nodes": [_node(0), _node(2)]}))  # 1 drains
     await until(lambda: ids() == {"remote", "local-embed-0", "local-embed-2"})
     assert perf.registry.get("local-embed-2").meta["worker"] == "local-embed-2"
+    assert len(app.metric_sources) == 1  # /metrics asks the pool too
     await perf.close()  # closes the pool's client, so the scripted pool's side ends too
     await until(writers[0].is_closing)
     await writers[0].wait_closed()
@@ -153,17 +155,21 @@ async def test_the_host_scales_the_shared_pool_and_tells_every_process(host: Poo
     )
     [first] = await client.connect()
     assert seen == [[first.id]]
-    await until(lambda: len(told) == 1)  # the scaler's snapshot follows the hello
+    await until(lambda: len(told) >= 1)  # the scaler's snapshot follows the hello
     assert told[0][1] == os.getpid() and told[0][0]["policy"] == "predictive"
+    # the scaler's first step (at its start; the next is an hour away) pushed as well
+    await until(lambda: len(told[-1][0]["steps"]) == 1, limit=60)
     await client.execute(first, _embed())  # through the scaler's tracker
     assert host.scaler is not None and host.scaler.tracker.service_time is not None
 
     assert host._loop is not None
-    steps = len(told[0][0]["steps"])
+    pushed = len(told)
     asyncio.run_coroutine_threadsafe(host.scaler.loop.step(), host._loop).result(timeout=60)
-    await until(lambda: len(told) == 2)  # each step is pushed
-    assert len(told[1][0]["steps"]) == steps + 1
-    assert told[1][0]["steps"][-1]["arrivals"] >= 1  # it saw the call above
+    await until(lambda: len(told) == pushed + 1)  # each step is pushed
+    assert len(told[-1][0]["steps"]) == 2
+    assert told[-1][0]["steps"][-1]["arrivals"] >= 1  # it saw the call above
+    scraped = (await client.metrics()).decode()  # the parent's registry: scaler and batcher
+    assert "prsm_scaling_decision_target{" in scraped and "prsm_batch_size_count" in scraped
 
     def scale(n: int) -> None:
         asyncio.run_coroutine_threadsafe(host.scaler.controller.scale_to(n), host._loop).result(

@@ -25,7 +25,7 @@ from ..monitoring._recorder import (
     RequestRecorder,
     server_timing,
 )
-from ..monitoring._registry import MetricsRegistry, plain_family
+from ..monitoring._registry import MetricsRegistry, merge_exposition, plain_family
 from ..types import AIRequest, JSONBody, RequestKind
 from ._admin import AdminApi, NodeKeyPolicy
 from ._asgi import JSON, KINDS, TEXT, Receive, Scope, Send, cache_mode
@@ -112,6 +112,9 @@ class GatewayApp:
         self.in_flight = 0
         self.has_cache = getattr(perf, "cache", None) is not None
         self._dashboard: Dashboard | None = None  # read from the package on first use
+        #: metrics of other processes this one answers for at ``/metrics`` (the serving
+        #: parent's shared pool under ``serve --workers N``): each returns Prometheus text
+        self.metric_sources: list[Callable[[], Awaitable[bytes]]] = []
 
     # --- the ASGI entry (``prsm-perf serve`` calls handle_exchange from its own server)
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -374,6 +377,23 @@ class GatewayApp:
             if events:
                 await self.limiter.charge(tenant, events)
 
+    async def _exposition(self) -> bytes:
+        """This process's metrics, then each source's families that it lacks; a source that
+        fails is logged and named in a comment, and the rest is still served."""
+        body = self.metrics.exposition()
+        for source in self.metric_sources:
+            try:
+                other = await source()
+            except (OSError, TimeoutError, PRSMError) as exc:
+                log.warning("/metrics: a metrics source did not answer: %r", exc)
+                body += f"# a metrics source did not answer: {type(exc).__name__}\n".encode()
+                continue
+            body, left_out = merge_exposition(body, other)
+            if left_out:
+                log.warning("/metrics: families both here and in a source, kept as here: %s",
+                            ", ".join(left_out))  # fmt: skip
+        return body
+
     async def _other(self, x: Exchange) -> None:
         path, method, head = x.path, x.method, x.head
         auth, api_key = head.auth, head.api_key
@@ -383,7 +403,7 @@ class GatewayApp:
         elif path == "/readyz" and method == "GET":
             status, body = self._ready()
         elif path == "/metrics" and method == "GET":
-            body, ctype = self.metrics.exposition(), TEXT
+            body, ctype = await self._exposition(), TEXT
         elif path == "/v1/models" and method == "GET":
             self.auth.tenant(auth, api_key)
             now = int(time.time())

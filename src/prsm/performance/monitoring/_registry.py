@@ -120,6 +120,26 @@ class MetricsRegistry:
         return generate_latest(self.registry)
 
 
+def merge_exposition(own: bytes, other: bytes) -> tuple[bytes, list[str]]:
+    """``own`` followed by the families of ``other`` (both Prometheus text, each family led by
+    its ``# HELP`` and ``# TYPE`` lines) that ``own`` lacks; a family both have stays as ``own``
+    has it (the text format allows one block per name). Returns the text and the names left
+    out of ``other``."""
+    mine = {line.split(b" ", 3)[2] for line in own.splitlines() if line.startswith(b"# TYPE ")}
+    kept: list[bytes] = []
+    left_out: list[str] = []
+    keep = True
+    for line in other.splitlines(keepends=True):
+        if line.startswith(b"# HELP "):
+            name = line.split(b" ", 3)[2]
+            keep = name not in mine
+            if not keep:
+                left_out.append(name.decode())
+        if keep:
+            kept.append(line)
+    return own + b"".join(kept), left_out
+
+
 def plain_family(
     registry: MetricsRegistry, kind: str, name: str, doc: str, labels: Sequence[str] = ()
 ) -> PlainFamily:
@@ -127,4 +147,4 @@ def plain_family(
     return registry.plain(kind, name, doc, labels)
 
 
-__all__ = ["LATENCY_BUCKETS", "NAMESPACE", "MetricsRegistry", "plain_family"]
+__all__ = ["LATENCY_BUCKETS", "NAMESPACE", "MetricsRegistry", "merge_exposition", "plain_family"]

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from ..upstreams._base import Upstream
 from ..upstreams._dispatch import DispatchUpstream
 from ..workers._settings import WorkerSettings
-from ._shared_pool import SharedPoolUpstream, pool_socket
+from ._pool_client import SharedPoolUpstream
+from ._shared_pool import pool_socket
 
 if TYPE_CHECKING:
     from ..clock import Clock
@@ -172,6 +173,7 @@ def _attach_shared(app: GatewayApp, path: str, settings: WorkerSettings) -> None
         upstream = SharedPoolUpstream(path, timeout=settings.batch_timeout, on_nodes=follow,
                                       on_scaling=told)  # fmt: skip
         await upstream.connect()
+        app.metric_sources.append(upstream.metrics)  # the pool's, batcher's, scaler's
         if view is not None:  # before the orchestrator starts: no "nothing scales" warning
             app.perf.attach_scaler(view)
         _dispatcher(app).add_route(LOCAL, upstream)
