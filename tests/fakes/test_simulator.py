@@ -189,3 +189,15 @@ def test_a_continuation_is_refused_as_vllm_refuses_it() -> None:
         continuation({"messages": ask[:1], "continue_final_message": True,
                       "add_generation_prompt": False})  # fmt: skip
     assert continuation({"messages": ask}) is None
+
+
+def test_a_completion_whose_prompt_ends_with_its_answer_goes_on_from_there() -> None:
+    whole = _words({"prompt": "say hello "})
+    assert whole == "tok0" + "".join(f" tok{i}" for i in range(1, 16))
+    for cut in (4, 9, 14, len(whole) - 1):
+        prefix = whole[:cut]
+        assert prefix + _words({"prompt": "say hello " + prefix}) == whole
+    assert _words({"prompt": "say hello tok0 tok1", "max_tokens": 2}) == " tok2 tok3"
+    # text after its answer, or none of it: an ordinary prompt, answered from the start
+    assert _words({"prompt": "tok0 tok1 and then"}) == whole
+    assert _words({"prompt": ["tok0", "tok1"]}) == whole

@@ -1,5 +1,6 @@
 """Mid-stream resume through the real gateway: one simulator cuts every stream halfway, the
-other continues it (``continue_final_message``); clients see whole, uninterrupted answers."""
+other continues it (a chat with ``continue_final_message``, a completion from its prompt and
+the text so far); clients see whole, uninterrupted answers."""
 
 from __future__ import annotations
 
@@ -54,6 +55,25 @@ def test_streams_cut_by_a_node_reach_the_client_whole(gateway: Proc) -> None:
             assert text == expected
             assert len({d["id"] for d in data}) == 1
             assert data[-1]["usage"]["completion_tokens"] == 10
+        metrics = c.get("/metrics").text
+    name = 'prsm_orchestrator_stream_resumes_total{outcome="resumed"}'
+    resumed = [line for line in metrics.splitlines() if line.startswith(name)]
+    assert resumed and float(resumed[0].rsplit(" ", 1)[1]) >= 1
+
+
+def test_completion_streams_cut_by_a_node_reach_the_client_whole(gateway: Proc) -> None:
+    expected = "tok0" + "".join(f" tok{i}" for i in range(1, 10))
+    body = {"model": "m", "prompt": "say hi\n", "stream": True, "max_tokens": 10}
+    with httpx.Client(base_url=gateway.url, timeout=10) as c:
+        for _ in range(4):  # round robin: half of them start on the node that cuts
+            r = c.post("/v1/completions", json=body)
+            assert r.status_code == 200
+            evs = [e[6:] for e in r.content.split(b"\n\n") if e]
+            assert evs[-1] == b"[DONE]" and evs.count(b"[DONE]") == 1
+            data = [orjson.loads(e) for e in evs[:-1]]
+            assert "error" not in str(data[-1])
+            assert "".join(d["choices"][0]["text"] for d in data) == expected
+            assert len({d["id"] for d in data}) == 1
         metrics = c.get("/metrics").text
     name = 'prsm_orchestrator_stream_resumes_total{outcome="resumed"}'
     resumed = [line for line in metrics.splitlines() if line.startswith(name)]

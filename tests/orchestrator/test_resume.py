@@ -20,7 +20,7 @@ from prsm.performance.orchestrator._tape import Tape, merge_usage
 from prsm.performance.resilience import CircuitState
 from prsm.performance.routing import NodeSpec
 from prsm.performance.routing._node import node_from_mapping
-from prsm.performance.types import AIRequest, JSONBody
+from prsm.performance.types import AIRequest, JSONBody, RequestKind
 from prsm.performance.upstreams import CallableUpstream
 
 ASK = [{"role": "user", "content": "say hello"}]
@@ -29,6 +29,12 @@ ASK = [{"role": "user", "content": "say hello"}]
 def chat(timeout: float | None = None, **extra: Any) -> AIRequest:
     body = {"model": "m", "messages": ASK, "stream": True, "max_tokens": 12, **extra}
     return AIRequest(model="m", payload=JSONBody(orjson.dumps(body)), stream=True, timeout=timeout)
+
+
+def completion(**extra: Any) -> AIRequest:
+    body = {"model": "m", "prompt": "say hello ", "stream": True, "max_tokens": 12, **extra}
+    payload = JSONBody(orjson.dumps(body))
+    return AIRequest(model="m", payload=payload, stream=True, kind=RequestKind.COMPLETION)
 
 
 class SimStreams(CallableUpstream):
@@ -46,7 +52,8 @@ class SimStreams(CallableUpstream):
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
         body = dict(request.payload)
         self.bodies.append((node.id, body))
-        frames = _frames("chat", SimSettings(name="sim"), body, request_no=len(self.bodies), now=7)
+        frames = _frames(request.kind.value, SimSettings(name="sim"), body,
+                         request_no=len(self.bodies), now=7)  # fmt: skip
         for i, frame in enumerate(frames):
             if i == self.stall.get(node.id):
                 await asyncio.Event().wait()  # stalls: never another chunk
@@ -126,6 +133,56 @@ async def test_a_stream_cut_midway_goes_on_elsewhere_with_nothing_lost_or_double
     assert resumes(perf) == {"resumed": 1.0}
     assert perf.tracker.stats("a").failures == 1  # the cut counts against its node
     assert all(e.in_flight == 0 for e in perf.registry.entries())
+
+
+async def test_a_completion_stream_cut_midway_goes_on_elsewhere_from_its_prompt_and_text(
+    clock: ManualClock,
+) -> None:
+    request = completion(stream_options={"include_usage": True})
+    reference = await whole(clock, request)
+    up = SimStreams()
+    up.cut["a"] = 5
+    # no node declares the chat extension: any node continues a prompt
+    perf = orchestrator(clock, up, {"a": False, "b": False})
+    got = events(await collect(perf, request))
+
+    def text(evs: list[Any]) -> str:
+        return "".join(c.get("text", "") for e in evs if e for c in e["choices"])
+
+    assert text(got) == text(reference) == "tok0" + "".join(f" tok{i}" for i in range(1, 12))
+    assert {e["id"] for e in got if e} == {reference[0]["id"]}  # one stream, one id
+    assert got[-1] is None and got.count(None) == 1
+    assert got[-2]["usage"] == reference[-2]["usage"]  # usage merged: as if never cut
+    node, cont = up.bodies[1]
+    assert node == "b" and cont["prompt"] == "say hello tok0 tok1 tok2 tok3 tok4"
+    assert cont["max_tokens"] == 12 - 5 and "continue_final_message" not in cont
+    assert resumes(perf) == {"resumed": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [({"echo": True}, "echo"), ({"prompt": ["say", "hello"]}, "not one string"),
+     ({"n": 2}, "several choices")],
+)  # fmt: skip
+async def test_a_completion_that_cannot_be_continued_ends_with_the_error(
+    clock: ManualClock, extra: dict[str, Any], why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    up = SimStreams()
+    up.cut["a"] = 3
+    perf = orchestrator(clock, up, {"a": True, "b": True})
+    request = completion(**extra)
+    if "n" in extra:  # the simulator answers one choice: make the tape see a second one
+        original = up.stream
+
+        async def two_choices(node: NodeSpec, req: AIRequest) -> AsyncIterator[bytes]:
+            async for chunk in original(node, req):
+                yield chunk.replace(b'"index":0', b'"index":1')
+
+        up.stream = two_choices  # type: ignore[method-assign]
+    with pytest.raises(UpstreamError):
+        await collect(perf, request)
+    assert resumes(perf) == {"unsupported": 1.0} and len(up.bodies) == 1
+    assert any(why in m for m in caplog.messages)
 
 
 async def test_a_malformed_event_never_reaches_the_client_and_the_stream_goes_on(

@@ -117,12 +117,23 @@ def completion_body(
 
 
 def continuation(body: dict[str, Any]) -> tuple[int, str] | None:
-    """Where a chat request with ``continue_final_message`` picks up (vLLM's extension: the
-    final assistant message is continued, not answered): the index of the next token and the
-    rest of a token the message ends inside (``""``: none); ``None`` for an ordinary request.
-    The simulator's answer is always ``tok0 tok1 …``, so given a prefix of it, the continuation
-    is exactly the rest. Raises :class:`ValueError` as vLLM does (with
-    ``add_generation_prompt``, or without a final assistant message)."""
+    """Where a request that continues the simulator's own answer picks up: the index of the
+    next token and the rest of a token the text ends inside (``""``: none); ``None`` for an
+    ordinary request. The simulator's answer is always ``tok0 tok1 …``, so given a prefix of
+    it, the continuation is exactly the rest.
+
+    A chat request continues with ``continue_final_message`` (vLLM's extension: the final
+    assistant message is continued, not answered); it raises :class:`ValueError` as vLLM does
+    (with ``add_generation_prompt``, or without a final assistant message). A completion
+    request continues, as a model would, when its prompt ends with a prefix of the answer
+    (from its last ``tok0`` on: ``tok0 tok1 …``)."""
+    if "messages" not in body:
+        prompt = body.get("prompt")
+        start = prompt.rfind(_word(0)) if isinstance(prompt, str) else -1
+        if start < 0:
+            return None
+        point, rest = _after(str(prompt)[start:])
+        return point if not rest else None
     if not body.get("continue_final_message"):
         return None
     if body.get("add_generation_prompt", True):
@@ -136,6 +147,12 @@ def continuation(body: dict[str, Any]) -> tuple[int, str] | None:
     prefix = last.get("content")
     if not isinstance(prefix, str):
         raise ValueError("continue_final_message needs the final message's content as a string")
+    return _after(prefix)[0]
+
+
+def _after(prefix: str) -> tuple[tuple[int, str], str]:
+    """Where the answer goes on after ``prefix`` (as :func:`continuation` returns it), and what
+    of ``prefix`` is not the answer's (``""``: all of it is)."""
     i = pos = 0
     while prefix.startswith(_word(i), pos):
         pos += len(_word(i))
@@ -143,8 +160,8 @@ def continuation(body: dict[str, Any]) -> tuple[int, str] | None:
     rest = prefix[pos:]
     word = _word(i)
     if rest and word.startswith(rest):  # it ends inside token i: its remainder comes first
-        return i + 1, word[len(rest) :]
-    return i, ""
+        return (i + 1, word[len(rest) :]), ""
+    return (i, ""), rest
 
 
 def stream_words(settings: SimSettings, body: dict[str, Any]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Resuming a chat stream that broke mid-way: what reached the client, and the continuation.
+"""Resuming a stream that broke mid-way: what reached the client, and the continuation.
 
 Once a stream's first chunk has gone to the client, a failure of its node (the connection
 cut, a stall past the idle timeout, a malformed event) used to end the stream with an error
@@ -16,6 +16,11 @@ streams only the new text; its events are rewritten so the client sees one strea
   which is how vLLM streams by default);
 * ``max_tokens`` / ``max_completion_tokens`` lowered by what was already streamed.
 
+A completion stream (``/v1/completions``, one string ``prompt``, no ``echo``) is continued the
+way every completions server continues text: the text streamed so far is appended to the
+prompt, on any other node that serves the model (no extension needed), with the same
+rewriting of its events.
+
 To make that possible, :class:`~._tape.Tape` forwards only whole server-sent events (a partial event
 is held back until its end arrives, so a cut never leaves half an event at the client) and
 checks each is one (``data: {…}``, ``data: [DONE]``, a comment or a field line), else the
@@ -28,8 +33,8 @@ Every resume is counted in ``prsm_orchestrator_stream_resumes_total{outcome}`` a
 ``finished`` (the answer had ended: the stream is closed cleanly with ``[DONE]``),
 ``no_node`` (no other node declares ``resume``), ``no_budget`` (past the request's deadline or
 the stream's total limit), ``exhausted`` (``stream_max_resumes`` spent), ``unsupported``
-(several choices, tool calls, not a chat request). Where no resume happens the caller raises
-the node's error as before.
+(several choices, tool calls, ``echo``, a prompt that is not one string). Where no resume
+happens the caller raises the node's error as before.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from collections.abc import AsyncIterator, Collection
 from .._awaiting import await_with_timeout
 from ..errors import RoutingError, UpstreamError
 from ..routing._node import NodeSpec
-from ..types import AIRequest
+from ..types import AIRequest, RequestKind
 from ..upstreams._base import StreamingUpstream
 from ._attempt import Attempt, Pipeline, as_upstream_error, is_cancel
 from ._tape import Tape
@@ -112,7 +117,8 @@ class Resumer:
             self._stop("unsupported", node_id, err, why)
             return None
         cont = tape.continuation(request)
-        needs_resume = cont is not request
+        # a chat continues on nodes that declare the extension; any node continues a prompt
+        needs_resume = cont is not request and request.kind is RequestKind.CHAT
         while True:
             if self.used >= s.stream_max_resumes:
                 self._stop("exhausted", node_id, err, f"{self.used} resume(s) spent")

@@ -72,9 +72,10 @@ class OrchestratorSettings:
     and the next one is tried); ``stream_idle_timeout`` bounds each wait between two chunks
     (a stalled stream is cut and counted against its node); ``stream_total_timeout``, when
     set, bounds a stream's whole duration (cut, but never counted against the node).
-    ``stream_max_resumes`` bounds how many times one chat stream that broke mid-way (cut,
-    stalled, a malformed event) is continued on another node that declares ``resume`` (0:
-    never; see :mod:`._resume`); each resume must start within the request's deadline.
+    ``stream_max_resumes`` bounds how many times one stream that broke mid-way (cut,
+    stalled, a malformed event) is continued on another node (a chat's on one that declares
+    ``resume``; 0: never; see :mod:`._resume`); each resume must start within the request's
+    deadline.
 
     Hedging (unary requests only): when the first attempt has not answered within its hedge
     delay, one more attempt goes to the best other capable node; the first good answer wins

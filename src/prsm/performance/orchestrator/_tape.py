@@ -138,6 +138,10 @@ class Tape:
                 continue
             if choice.get("index", 0) != 0:
                 self.choices_ok = False
+            text = choice.get("text")  # a completion's chunk
+            if isinstance(text, str) and text:
+                self.text.append(text)
+                self.content_events += 1
             delta = choice.get("delta")
             if isinstance(delta, dict):
                 if delta.get("role"):
@@ -187,26 +191,46 @@ class Tape:
 
     def unsupported(self, request: AIRequest) -> str | None:
         """Why this stream cannot be continued elsewhere (``None``: it can)."""
-        if request.kind is not RequestKind.CHAT:
-            return f"a {request.kind.value} request"
         if not self.choices_ok:
             return "several choices"
+        payload = request.payload
+        if request.kind is RequestKind.COMPLETION:
+            if not isinstance(payload.get("prompt"), str):
+                return "a prompt that is not one string"
+            if payload.get("echo"):
+                return "echo"
+            return None
+        if request.kind is not RequestKind.CHAT:
+            return f"a {request.kind.value} request"
         if self.tools:
             return "tool calls"
-        payload = request.payload
         if not isinstance(payload.get("messages"), list):
             return "no messages list"
         return None
 
     def continuation(self, request: AIRequest) -> AIRequest:
         """``request`` asking a node to continue the text sent so far (the request itself while
-        no text was sent)."""
+        no text was sent): a chat's text as a final assistant message to continue, a
+        completion's appended to its prompt."""
         if not self.text:
             return request
         payload = request.payload
         data = dict(payload.data if type(payload) is JSONBody else payload)
-        messages = list(data["messages"])
         text = "".join(self.text)
+        if request.kind is RequestKind.COMPLETION:
+            data["prompt"] = data["prompt"] + text
+        else:
+            self._continue_chat(data, text)
+        data["stream"] = True
+        for key in ("max_tokens", "max_completion_tokens"):
+            limit = data.get(key)
+            if isinstance(limit, int) and not isinstance(limit, bool):
+                data[key] = max(1, limit - self.content_events)
+        return dataclasses.replace(request, payload=data)
+
+    @staticmethod
+    def _continue_chat(data: dict[str, Any], text: str) -> None:
+        messages = list(data["messages"])
         last = messages[-1] if messages else None
         if (
             data.get("continue_final_message")
@@ -220,23 +244,22 @@ class Tape:
         data["messages"] = messages
         data["continue_final_message"] = True
         data["add_generation_prompt"] = False
-        data["stream"] = True
-        for key in ("max_tokens", "max_completion_tokens"):
-            limit = data.get(key)
-            if isinstance(limit, int) and not isinstance(limit, bool):
-                data[key] = max(1, limit - self.content_events)
-        return dataclasses.replace(request, payload=data)
 
 
 def resumable(request: AIRequest) -> bool:
-    """Whether ``request`` is a chat request with messages (its body not decoded for that:
-    the gateway passes bodies on unread)."""
-    if request.kind is not RequestKind.CHAT:
+    """Whether ``request`` is a chat request with messages or a completion request with a
+    prompt (its body not decoded for that: the gateway passes bodies on unread)."""
+    kind = request.kind
+    if kind is RequestKind.CHAT:
+        field, key = b'"messages"', "messages"
+    elif kind is RequestKind.COMPLETION:
+        field, key = b'"prompt"', "prompt"
+    else:
         return False
     payload = request.payload
     if type(payload) is JSONBody:
-        return b'"messages"' in payload.raw
-    return isinstance(payload.get("messages"), list)
+        return field in payload.raw
+    return payload.get(key) is not None
 
 
 def _wellformed(ev: bytes) -> bool:
