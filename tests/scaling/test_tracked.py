@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from prsm.performance.clock import ManualClock
@@ -28,6 +30,13 @@ class Steps:
         if self.error is not None:
             raise self.error
         return Response(content={"ok": True})
+
+    async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+        for i in range(4):  # four chunks, ``seconds`` apart
+            self.clock.advance(self.seconds)
+            if self.error is not None and i == 2:
+                raise self.error
+            yield b"data: {}\n\n"
 
     async def aclose(self) -> None:
         self.closed = True
@@ -62,3 +71,23 @@ async def test_replica_failures_count_and_a_clients_bad_request_does_not() -> No
     assert tracker.in_flight == 0
     await up.aclose()
     assert inner.closed
+
+
+async def test_a_stream_is_in_service_from_its_call_to_its_end() -> None:
+    clock = ManualClock()
+    tracker = LoadTracker(clock=clock)
+    inner = Steps(clock, 0.5)
+    up = TrackedUpstream(inner, tracker, clock=clock)
+    chunks = up.stream(NODE, REQ)
+    assert await chunks.__anext__() and tracker.in_flight == 1  # held while it streams
+    assert len([c async for c in chunks]) == 3 and tracker.in_flight == 0
+    assert tracker.service_time == pytest.approx(2.0)  # the whole stream
+    inner.error = UpstreamUnavailableError("w0", "connection reset mid-stream")
+    with pytest.raises(UpstreamUnavailableError):
+        _ = [c async for c in up.stream(NODE, REQ)]
+    left = up.stream(NODE, REQ)  # a consumer that stops early: it left service, unfinished
+    await left.__anext__()
+    await left.aclose()
+    window = tracker.take_window()
+    assert window.arrivals == 3 and window.error_rate == pytest.approx(2 / 3)
+    assert tracker.in_flight == 0

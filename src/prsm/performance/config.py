@@ -32,6 +32,7 @@ from .optimize._settings import OptimizerSettings
 from .orchestrator._settings import OrchestratorSettings
 from .resilience._settings import BreakerSettings
 from .routing._settings import BalancerSettings
+from .scaling._kubernetes import KubernetesScalingSettings
 from .scaling._predictive import PredictiveSettings
 from .workers._settings import WorkerSettings
 
@@ -214,6 +215,9 @@ class PRSMConfig:
     alerts: AlertSettings = dataclasses.field(default_factory=AlertSettings)
     analytics: AnalyticsSettings = dataclasses.field(default_factory=AnalyticsSettings)
     scaling: PredictiveSettings = dataclasses.field(default_factory=PredictiveSettings)
+    kubernetes: KubernetesScalingSettings = dataclasses.field(
+        default_factory=KubernetesScalingSettings
+    )
     optimize: OptimizerSettings = dataclasses.field(default_factory=OptimizerSettings)
 
 

@@ -16,6 +16,7 @@ from ._history import load_from_store as load_from_store
 from ._kube_fake import FakeKubernetesAPI as FakeKubernetesAPI
 from ._kubernetes import (
     KubernetesBackend as KubernetesBackend,
+    KubernetesScalingSettings as KubernetesScalingSettings,
     kubernetes_api_client as kubernetes_api_client,
 )
 from ._local import LocalProcessBackend as LocalProcessBackend

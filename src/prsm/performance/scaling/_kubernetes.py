@@ -19,11 +19,14 @@ which the controller retries. On a real cluster, RBAC must allow ``get`` on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import DependencyMissingError, ScalingError
+from ..errors import ConfigError, DependencyMissingError, ScalingError
 from ._controller import ReplicaStatus
+from ._types import check_positive
 
 T = TypeVar("T")
 
@@ -154,3 +157,64 @@ def _status(dep: Any) -> ReplicaStatus:
         draining=max(0, total - spec),
         target=spec,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesScalingSettings:
+    """The config's ``kubernetes`` section: with ``orchestrator.auto_scaling``, ``prsm-perf
+    serve`` scales this Deployment instead of its local workers.
+
+    ``deployment`` (empty: off) in ``namespace`` runs the pods behind the configured node
+    ``node`` (a Service's URL); each pod takes ``replica_concurrency`` requests at once, so the
+    node takes ``ready pods × replica_concurrency``. The API is reached in the cluster
+    (``in_cluster``: the pod's service account), through a kubeconfig (``kubeconfig``,
+    ``context``; default ``~/.kube/config``), or at ``host`` with the bearer token held by the
+    environment variable ``token_env`` (the token itself is never in the config);
+    ``verify_ssl`` checks the API server's certificate; ``timeout`` bounds each API call."""
+
+    deployment: str = ""
+    namespace: str = "default"
+    node: str = ""
+    replica_concurrency: int = 8
+    in_cluster: bool = False
+    kubeconfig: str | None = None
+    context: str | None = None
+    host: str | None = None
+    token_env: str | None = None
+    verify_ssl: bool = True
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        rc = self.replica_concurrency
+        if isinstance(rc, bool) or not isinstance(rc, int) or rc < 1:
+            raise ConfigError("replica_concurrency", f"must be a whole number >= 1, got {rc!r}")
+        check_positive("timeout", self.timeout)
+        if not self.deployment:
+            return
+        if not self.node:
+            raise ConfigError("node", "name the configured node whose pods the Deployment runs")
+        if not self.namespace:
+            raise ConfigError("namespace", "must not be empty")
+        if self.in_cluster and (self.host or self.kubeconfig):
+            raise ConfigError("in_cluster", "give in_cluster, host or kubeconfig, not several")
+        if self.host and self.kubeconfig:
+            raise ConfigError("host", "give host (with token_env) or kubeconfig, not both")
+        if self.token_env and not self.host:
+            raise ConfigError("token_env", "a token goes with host (the API server's URL)")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.deployment)
+
+    def api_client(self, environ: Mapping[str, str] = os.environ) -> Any:
+        """The ``kubernetes`` client these settings describe (the token read from
+        ``token_env``, which must be set)."""
+        token = None
+        if self.token_env:
+            token = environ.get(self.token_env)
+            if not token:
+                raise ConfigError("kubernetes.token_env", f"${self.token_env} is not set")
+        return kubernetes_api_client(
+            host=self.host, token=token, kubeconfig=self.kubeconfig, context=self.context,
+            in_cluster=self.in_cluster, verify_ssl=self.verify_ssl,
+        )  # fmt: skip

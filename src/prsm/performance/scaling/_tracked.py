@@ -1,15 +1,17 @@
 """``TrackedUpstream``: the request path's hooks into a :class:`LoadTracker`.
 
-Wraps the upstream that serves the scaled replicas (the gateway's local workers): each call
-is one arrival, in service at once (the replicas' own queue, e.g. a batcher, is inside the
-call), and finished with its duration and whether it failed — the three O(1) calls the
-tracker takes. The arrival names its user, for the sessions: the OpenAI ``user`` field of
-the request's body where it has one, else its tenant (the API key's), unless that is the
-anonymous ``default``. Anything else the inner upstream has (``aclose``, readings for the node
-poller) is reached through :attr:`inner`.
+Wraps the upstream that serves the scaled replicas (the gateway's local workers, or the
+pods of a scaled Deployment): each call or stream is one arrival, in service at once (the
+replicas' own queue, e.g. a batcher, is inside the call), and finished with its duration and
+whether it failed — the three O(1) calls the tracker takes. The arrival names its user, for
+the sessions: the OpenAI ``user`` field of the request's body where it has one, else its
+tenant (the API key's), unless that is the anonymous ``default``. Anything else the inner
+upstream has (``aclose``, readings for the node poller) is reached through :attr:`inner`.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 from ..clock import Clock, SystemClock
 from ..errors import UpstreamError
@@ -52,6 +54,24 @@ class TrackedUpstream:
             raise
         tracker.finished(self.clock.monotonic() - start)
         return response
+
+    async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+        """``inner``'s stream, in service from its call to its end (a stream ended early by
+        its consumer left service unfinished, as a cancelled call does)."""
+        tracker = self.tracker
+        tracker.arrived(request_user(request))
+        tracker.started()
+        start = self.clock.monotonic()
+        failed = True
+        try:
+            async for chunk in self.inner.stream(node, request):  # type: ignore[attr-defined]
+                yield chunk
+            failed = False
+        except UpstreamError as exc:
+            failed = exc.retryable  # a client's bad request is not the replicas failing
+            raise
+        finally:
+            tracker.finished(self.clock.monotonic() - start, error=failed)
 
     async def aclose(self) -> None:
         aclose = getattr(self.inner, "aclose", None)

@@ -84,6 +84,11 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
             endpoint=config.monitoring.otlp_endpoint,
         )
     scaling = config.scaling if config.orchestrator.auto_scaling else None
+    if scaling is not None and config.kubernetes.enabled:  # it scales the Deployment instead
+        from ._kube_scaling import attach_kubernetes_scaler
+
+        attach_kubernetes_scaler(app, config.kubernetes, scaling)
+        scaling = None
     attach_local_workers(app, config.workers, scaling)
     return app
 
@@ -137,6 +142,12 @@ def serve(
     workers = workers or gw.workers
     if workers < 1:
         raise ConfigError("workers", f"must be >= 1, got {workers}")
+    if workers > 1 and config.orchestrator.auto_scaling and config.kubernetes.enabled:
+        raise ConfigError(
+            "kubernetes.deployment",
+            f"is scaled from one gateway process: serve it with --workers 1 (each of {workers} "
+            "processes would scale it on its own share of the requests)",
+        )
     try:  # build and check everything here, before any worker starts
         check_exposure(gw, host)  # no open admin API beyond loopback
         app = app_from_config(config)
