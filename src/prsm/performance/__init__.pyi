@@ -339,6 +339,7 @@ from .scaling import (
     KPASettings as KPASettings,
     KPAState as KPAState,
     KubernetesBackend as KubernetesBackend,
+    KubernetesScalingSettings as KubernetesScalingSettings,
     LatencyMetric as LatencyMetric,
     LinearTrend as LinearTrend,
     LoadForecast as LoadForecast,
