@@ -231,6 +231,7 @@ async def test_metrics_answers_for_other_processes_and_says_when_one_is_silent(
     app, _ = _app()
     parent = MetricsRegistry()
     parent.gauge("workers_ready", "Workers ready.").set(2)
+    parent.gauge("routing_nodes", "Nodes, as the parent counts them.").set(99)  # ours too
 
     async def pool() -> bytes:
         return parent.exposition()
@@ -239,10 +240,15 @@ async def test_metrics_answers_for_other_processes_and_says_when_one_is_silent(
         raise ConnectionResetError("the shared model pool's connection was lost")
 
     app.metric_sources += [pool, lost]
+    app.metrics.gauge("routing_nodes", "Nodes.").set(2)
     async with _client(app) as c:
         r = await c.get("/metrics")
+        assert (await c.get("/metrics")).status_code == 200
     assert r.status_code == 200
     assert "prsm_workers_ready 2.0" in r.text.splitlines()
+    assert "prsm_routing_nodes 2.0" in r.text.splitlines() and " 99.0" not in r.text
+    twice = [m for m in caplog.messages if "kept as here: prsm_routing_nodes" in m]
+    assert len(twice) == 1  # said once, not at every scrape
     assert "# a metrics source did not answer: ConnectionResetError" in r.text
     assert "prsm_gateway_requests_total" in r.text  # its own, still served
     assert any("did not answer" in m for m in caplog.messages)

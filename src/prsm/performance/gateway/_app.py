@@ -115,6 +115,7 @@ class GatewayApp:
         #: metrics of other processes this one answers for at ``/metrics`` (the serving
         #: parent's shared pool under ``serve --workers N``): each returns Prometheus text
         self.metric_sources: list[Callable[[], Awaitable[bytes]]] = []
+        self._left_out: set[str] = set()  # families of a source this process also has
 
     # --- the ASGI entry (``prsm-perf serve`` calls handle_exchange from its own server)
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -389,9 +390,11 @@ class GatewayApp:
                 body += f"# a metrics source did not answer: {type(exc).__name__}\n".encode()
                 continue
             body, left_out = merge_exposition(body, other)
-            if left_out:
+            new = set(left_out) - self._left_out
+            if new:  # once per family, not at every scrape
+                self._left_out |= new
                 log.warning("/metrics: families both here and in a source, kept as here: %s",
-                            ", ".join(left_out))  # fmt: skip
+                            ", ".join(sorted(new)))  # fmt: skip
         return body
 
     async def _other(self, x: Exchange) -> None:
