@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from benchmarks._anomaly_discord import VARIANTS, variant_scores, windows_only_variant
 from benchmarks._anomaly_gap import head_to_head, losses, more_windows
+from benchmarks._anomaly_spread import spread_variant_scores
 from benchmarks._harness import Report, parser
 from benchmarks._nab_peers import read_published, windowed_gaussian
 from prsm.performance.analytics import (
@@ -255,6 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     for row in score_rows("windowed Gaussian (ours, re-implemented)", series, gauss, gauss_pp):
         report.add(**row)
     report.extra["discord_variants"] = discord_variants(report, series, ours)
+    for label, fused in spread_variant_scores(series, ours).items():
+        for row in score_rows(f"{label} (variant, not adopted)", series, fused, None):
+            report.add(**row)
     report.extra["ours_losses"] = gap(series, ours)
     if args.published is not None:
         art = read_published(args.published, PUBLISHED_DIRS["ARTime"], series)
