@@ -20,6 +20,7 @@ leave-one-category-out figures).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -28,7 +29,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks._anomaly_discord import VARIANTS, variant_scores, windows_only_variant
 from benchmarks._anomaly_gap import head_to_head, losses, more_windows
+from benchmarks._anomaly_spread import spread_variant_scores
 from benchmarks._harness import Report, parser
 from benchmarks._nab_peers import read_published, windowed_gaussian
 from prsm.performance.analytics import (
@@ -191,6 +194,24 @@ def gap(series: list[NabSeries], scores: Scores) -> dict[str, Any]:
     }
 
 
+def discord_variants(report: Report, series: list[NabSeries], ours: Scores) -> dict[str, Any]:
+    """Rows for each fusion of ours with the discord (``_anomaly_discord``; measured, not
+    adopted), and per variant its settings, the windows it catches that ours misses (standard
+    profile) and its discord's alarms in the first likelihood estimate's span."""
+    fused, startup = variant_scores(series, ours)
+    out: dict[str, Any] = {"startup_alarms": startup}
+    for label, scores in fused.items():
+        for row in score_rows(f"{label} (variant, not adopted)", series, scores, None):
+            report.add(**row)
+        out[label] = {
+            "settings": dataclasses.asdict(VARIANTS[label]),
+            "windows_only_variant": windows_only_variant(
+                series, ours, scores, PROFILES["standard"]
+            ),
+        }
+    return out
+
+
 def trend_rows(reps: int, rng: np.random.Generator) -> list[dict[str, Any]]:
     """Power and false-alarm rate of :class:`TrendDetector` on synthetic 5-minute series of
     6.5 days: a daily cycle (amplitude 5), Gaussian noise (sigma 1), and a linear trend whose
@@ -234,6 +255,10 @@ def main(argv: list[str] | None = None) -> None:
         report.add(**row)
     for row in score_rows("windowed Gaussian (ours, re-implemented)", series, gauss, gauss_pp):
         report.add(**row)
+    report.extra["discord_variants"] = discord_variants(report, series, ours)
+    for label, fused in spread_variant_scores(series, ours).items():
+        for row in score_rows(f"{label} (variant, not adopted)", series, fused, None):
+            report.add(**row)
     report.extra["ours_losses"] = gap(series, ours)
     if args.published is not None:
         art = read_published(args.published, PUBLISHED_DIRS["ARTime"], series)
