@@ -47,10 +47,15 @@ async def _passes(tier: RedisTier, counter: Redis, passes: int) -> None:
     raise AssertionError(f"the reaper made {tier.reaper.passes} passes, not {passes}")
 
 
+@pytest.mark.parametrize("given", [False, True], ids=["built", "given-client"])
 async def test_connections_close_once_idle_when_traffic_stops(
-    own_redis: RedisServer, clock: ManualClock
+    own_redis: RedisServer, clock: ManualClock, given: bool
 ) -> None:
-    tier = RedisTier(own_redis.url, namespace="idle", idle_timeout=60.0, clock=clock)
+    """The tier's own pool notes releases itself; a client given to the tier is watched
+    through redis-py's release event."""
+    client = Redis.from_url(own_redis.url) if given else None
+    url = None if given else own_redis.url
+    tier = RedisTier(url, client=client, namespace="idle", idle_timeout=60.0, clock=clock)
     counter = Redis.from_url(own_redis.url)
     try:
         await asyncio.gather(*(tier.set(f"k{i}", b"v") for i in range(8)))  # a burst

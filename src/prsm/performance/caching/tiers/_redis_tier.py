@@ -229,6 +229,8 @@ def _connect(url: str, *, cluster: bool, timeout: float) -> Any:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
+    from ._redis_idle import stamping_pool
+
     # no socket timeout inside redis-py (it costs a task per command there); every call is
     # bounded by a deadline in RedisTier instead
     common: dict[str, Any] = {
@@ -239,4 +241,4 @@ def _connect(url: str, *, cluster: bool, timeout: float) -> Any:
     }
     if cluster:
         return RedisCluster.from_url(url, **common)
-    return Redis.from_url(url, **common)
+    return Redis.from_pool(stamping_pool().from_url(url, **common))
