@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from prsm.performance.caching import CacheSettings, RedisTier
+from prsm.performance.caching.tiers._redis_idle import IdleReaper
 from prsm.performance.clock import ManualClock
 from prsm.performance.errors import CacheError, ConfigError
 from tests.conftest import RedisServer
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 _TRIES = 500
 
 
-async def _connections(counter: Redis, expect: int | None = None) -> int:
+async def server_connections(counter: Redis, expect: int | None = None) -> int:
     """The server's clients other than ``counter``'s own (waiting for ``expect`` if given)."""
     own = await counter.client_id()
     n = -1
@@ -38,13 +39,13 @@ async def _ids(counter: Redis) -> set[int]:
     return {int(c["id"]) for c in await counter.client_list()} - {own}
 
 
-async def _passes(tier: RedisTier, counter: Redis, passes: int) -> None:
-    """Wait (in round trips, never in time) until the reaper has made ``passes`` passes."""
+async def reaper_passes(reaper: IdleReaper, counter: Redis, passes: int) -> None:
+    """Wait (in round trips, never in time) until ``reaper`` has made ``passes`` passes."""
     for _ in range(_TRIES):
-        if tier.reaper.passes >= passes:
+        if reaper.passes >= passes:
             return
         await counter.ping()
-    raise AssertionError(f"the reaper made {tier.reaper.passes} passes, not {passes}")
+    raise AssertionError(f"the reaper made {reaper.passes} passes, not {passes}")
 
 
 @pytest.mark.parametrize("given", [False, True], ids=["built", "given-client"])
@@ -59,26 +60,26 @@ async def test_connections_close_once_idle_when_traffic_stops(
     counter = Redis.from_url(own_redis.url)
     try:
         await asyncio.gather(*(tier.set(f"k{i}", b"v") for i in range(8)))  # a burst
-        assert await _connections(counter) == 8
+        assert await server_connections(counter) == 8
         clock.advance(30.0)
-        await _passes(tier, counter, 1)
-        assert await _connections(counter) == 8  # idle 30 s of 60: kept
+        await reaper_passes(tier.reaper, counter, 1)
+        assert await server_connections(counter) == 8  # idle 30 s of 60: kept
         blocked = asyncio.ensure_future(tier.client.blpop(["idle:list"], timeout=0))
-        await _connections(counter)  # BLPOP is on the server now
+        await server_connections(counter)  # BLPOP is on the server now
         clock.advance(30.0)
-        await _passes(tier, counter, 2)
-        assert await _connections(counter, expect=1) == 1  # all but the call in flight
+        await reaper_passes(tier.reaper, counter, 2)
+        assert await server_connections(counter, expect=1) == 1  # all but the call in flight
         await counter.lpush("idle:list", b"x")
         assert tuple(await blocked) == (b"idle:list", b"x")  # not broken
         assert await tier.get("k1") == b"v"  # reuses the connection BLPOP released
         clock.advance(30.0)
-        await _passes(tier, counter, 3)
-        assert await _connections(counter) == 1  # idle 30 s: kept
+        await reaper_passes(tier.reaper, counter, 3)
+        assert await server_connections(counter) == 1  # idle 30 s: kept
         clock.advance(30.0)  # nothing more comes
-        await _passes(tier, counter, 4)
-        assert await _connections(counter, expect=0) == 0
+        await reaper_passes(tier.reaper, counter, 4)
+        assert await server_connections(counter, expect=0) == 0
         assert await tier.get("k2") == b"v"  # reconnects transparently
-        assert await _connections(counter) == 1
+        assert await server_connections(counter) == 1
     finally:
         await tier.aclose()
         await counter.aclose()
@@ -96,8 +97,8 @@ async def test_a_bursts_extra_connections_close_while_the_warm_one_serves(
         for _ in range(6):  # one GET every 10 s: the pool reuses the last released
             clock.advance(10.0)
             assert await tier.get("k0") == b"v"
-        await _passes(tier, counter, 2)  # the pass at 60 s
-        assert await _connections(counter, expect=1) == 1
+        await reaper_passes(tier.reaper, counter, 2)  # the pass at 60 s
+        assert await server_connections(counter, expect=1) == 1
         warm = await _ids(counter)
         assert warm < burst  # the same connection went on serving: never closed
     finally:
