@@ -62,7 +62,7 @@ def stream_error(node_id: str, exc: BaseException, phase: str, seconds: float,
 
 
 class _Race(Armed):
-    """The first attempt's timer entry: it fires at the hedge delay (``hedge_at`` set: the
+    """The first attempt's timer entry: it fires at the hedge delay (``limit_at`` set: the
     policy decides, and the entry is filed again at the first-token limit), then at that
     limit (the caller's await is cancelled: a timeout)."""
 
