@@ -14,8 +14,8 @@ descriptors are sorted by kind:
   in flight at once);
 * pooled connections: TCP to the upstream nodes and to Redis. Their number follows the load's
   recent concurrency, not time: the upstream pools close a connection idle for 4 s, the Redis
-  tier closes its idle ones every 30 s (redis-py's pool keeps what a burst opened until then),
-  so in a stretch of the trace with bigger bursts they hold more, and fewer again after;
+  tier one idle for ``redis_idle_timeout`` (60 s), so in a stretch of the trace with bigger
+  bursts they hold more, and fewer again after;
 * fixed: everything else (files, SQLite databases, pipes and UNIX sockets to the workers, the
   loop's own descriptors), which no request should change.
 
@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
-import inspect
 import os
 import random
 import statistics
@@ -56,7 +55,7 @@ from benchmarks._faults import (
     tree_usage as _tree_usage,
 )
 from benchmarks._harness import Report, parser
-from prsm.performance.caching.tiers._redis_tier import RedisTier
+from prsm.performance.caching import CacheSettings
 from prsm.performance.http import HttpClientSettings
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
@@ -72,11 +71,11 @@ GOAL = (
 JUDGED = (("rss", "gateway_rss"), ("fixed_fds", "gateway_fixed_fds"), ("tree_rss", "tree_rss"),
           ("tree_fixed_fds", "tree_fixed_fds"))  # fmt: skip
 #: how long a pooled connection may go unused (seconds): twice its pool's own limit (an
-#: upstream pool closes a connection idle for ``idle_timeout``; the Redis tier closes its idle
-#: ones every ``idle_close``)
+#: upstream pool closes a connection idle for ``idle_timeout``; the Redis tier one idle for
+#: ``redis_idle_timeout``)
 IDLE_LIMITS = {
     "node": 2 * HttpClientSettings().idle_timeout,
-    "redis": 2 * inspect.signature(RedisTier).parameters["idle_close"].default,
+    "redis": 2 * CacheSettings().redis_idle_timeout,
 }
 #: client connections the gateway may hold beyond the load generator's pool in one sample
 #: (one opening or closing between the two reads)

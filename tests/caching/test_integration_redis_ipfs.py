@@ -288,3 +288,57 @@ async def test_redis_cluster_l2(redis_cluster: str, clock: ManualClock) -> None:
         assert found is not None and found[1] == "l2" and found[0].value == {"a": 1}
     finally:
         await cache.aclose()
+
+
+async def test_redis_cluster_connections_close_once_the_tier_is_quiet(
+    redis_cluster: str, clock: ManualClock
+) -> None:
+    """A cluster node hands out its connections in turn, so they close once the tier has
+    finished no command for ``idle_timeout`` (counted by every primary's ``CLIENT LIST``)."""
+    from redis.asyncio import Redis
+
+    tier = RedisTier(
+        redis_cluster, cluster=True, namespace="it-idle", idle_timeout=60.0, clock=clock
+    )
+    await asyncio.gather(*(tier.set(f"k{i}", b"v") for i in range(12)))
+    counters = [Redis(host="127.0.0.1", port=node.port) for node in tier.client.get_nodes()]
+
+    async def opened(expect: int | None = None) -> int:
+        n = -1
+        for _ in range(500):  # round trips, until every primary has seen the closes
+            n = 0
+            for counter in counters:
+                own = await counter.client_id()
+                n += sum(1 for c in await counter.client_list() if int(c["id"]) != own)
+            if expect is None or n == expect:
+                break
+        return n
+
+    async def passes(k: int) -> None:
+        for _ in range(500):
+            if tier.reaper.passes >= k:
+                return
+            await counters[0].ping()
+        raise AssertionError(f"{tier.reaper.passes} passes, not {k}")
+
+    try:
+        before = await opened()
+        assert before >= len(counters)
+        for k in (1, 2):  # quiet for 60 s, but not yet seen by a pass 60 s before
+            clock.advance(30.0)
+            await passes(k)
+        assert await opened() == before
+        assert await tier.get("k1") == b"v"  # activity at 60 s
+        clock.advance(30.0)
+        await passes(3)
+        assert await opened() == before  # a command within the last 60 s: kept
+        for k in (4, 5):
+            clock.advance(30.0)
+            await passes(k)
+        assert await opened(expect=0) == 0  # quiet since 60 s: all closed
+        assert await tier.get("k2") == b"v"  # reconnects
+        assert await opened() >= 1
+    finally:
+        await tier.aclose()
+        for counter in counters:
+            await counter.aclose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from prsm.performance.clock import ManualClock
@@ -13,7 +15,7 @@ from prsm.performance.gateway._ratelimit import (
     RedisRateLimitStore,
     admit,
 )
-from prsm.performance.gateway._settings import TenantSettings, hash_key
+from prsm.performance.gateway._settings import GatewaySettings, TenantSettings, hash_key
 from tests.conftest import RedisServer, free_port
 
 
@@ -138,3 +140,38 @@ async def test_redis_unreachable_fails_open_and_counts(caplog: pytest.LogCapture
     assert ok and wait == 0.0
     assert store.errors == 1
     assert "rate limit store unavailable" in caplog.text
+
+
+@pytest.mark.integration
+async def test_redis_store_closes_its_idle_connections(own_redis: RedisServer) -> None:
+    """A burst's connections to the shared limiter's Redis close once idle for
+    ``redis_idle_timeout`` (counted by the server), and the next call reconnects."""
+    from redis.asyncio import Redis
+
+    from tests.caching.test_redis_idle_timeout import reaper_passes, server_connections
+
+    clock = ManualClock()
+    store = RedisRateLimitStore(own_redis.url, idle_timeout=60.0, clock=clock)
+    counter = Redis.from_url(own_redis.url)
+    admit = {"rate": 100.0, "burst": 100.0, "need": 1.0, "cost": 1.0}
+    try:
+        await asyncio.gather(*(store.admit(f"k{i}", 0.0, **admit) for i in range(6)))
+        assert await server_connections(counter) == 6
+        clock.advance(30.0)
+        await reaper_passes(store.reaper, counter, 1)
+        assert await server_connections(counter) == 6
+        clock.advance(30.0)
+        await reaper_passes(store.reaper, counter, 2)
+        assert await server_connections(counter, expect=0) == 0
+        assert (await store.admit("k0", 1.0, **admit))[0]
+        assert await server_connections(counter) == 1
+        assert store.errors == 0
+    finally:
+        await store.aclose()
+        await counter.aclose()
+
+
+def test_redis_idle_timeout_is_validated() -> None:
+    with pytest.raises(ConfigError, match="redis_idle_timeout"):
+        GatewaySettings(redis_idle_timeout=0)
+    assert GatewaySettings().redis_idle_timeout == 60.0

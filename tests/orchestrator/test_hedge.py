@@ -278,36 +278,6 @@ async def test_hedging_off_sends_none(clock: ManualClock) -> None:
     assert (await task).attempts == 1
 
 
-async def test_a_stream_is_not_hedged(clock: ManualClock) -> None:
-    started = asyncio.Event()
-    calls: list[str] = []
-
-    class SlowStreams(CallableUpstream):
-        async def stream(self, node: NodeSpec, request: AIRequest) -> Any:
-            calls.append(node.id)
-            await started.wait()
-            yield b"data: hi\n\n"
-
-    perf = PerformanceOrchestrator(
-        load_balancing="round_robin",
-        nodes=[NodeSpec(f"n{i}", models=frozenset({"m"})) for i in range(2)],
-        upstream=SlowStreams(lambda node, request: "x"),
-        clock=clock,
-    )
-
-    async def consume() -> list[bytes]:
-        return [c async for c in perf.handle_stream(AIRequest(model="m", stream=True))]
-
-    task = asyncio.create_task(consume())
-    await _settle()
-    clock.advance(1.0)
-    await _settle()
-    assert calls == ["n0"]
-    started.set()
-    assert await task == [b"data: hi\n\n"]
-    assert _hedges(perf, "sent") == 0
-
-
 async def test_a_cancelled_caller_cancels_both_attempts(clock: ManualClock) -> None:
     up = Gates("n0", "n1")
     perf = _perf(clock, up)

@@ -6,6 +6,7 @@ a stream without blaming the node."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -52,6 +53,9 @@ class Slow:
 
 def _perf(clock: Clock, up: Slow, n: int = 1, **kw: Any) -> PerformanceOrchestrator:
     kw.setdefault("load_balancing", "round_robin")
+    # the stream limits alone: no first-token hedge (tested in test_stream_hedge.py), whose
+    # timer would move this auto-advancing clock
+    kw["settings"] = dataclasses.replace(kw.get("settings") or OrchestratorSettings(), hedge=False)
     return PerformanceOrchestrator(
         nodes=[NodeSpec(f"n{i}", models={"m"}) for i in range(n)], upstream=up, clock=clock, **kw
     )

@@ -45,6 +45,8 @@ def build_tiers(settings: CacheSettings, *, clock: Clock | None = None) -> list[
                 cluster=settings.redis_cluster,
                 namespace=settings.namespace,
                 timeout=settings.tier_timeout,
+                idle_timeout=settings.redis_idle_timeout,
+                clock=clock,
             )
         )
     elif backend == "disk":

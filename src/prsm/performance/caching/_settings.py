@@ -6,6 +6,7 @@ this module without a cycle.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -51,7 +52,8 @@ class CacheSettings:
     that fails is skipped for ``failure_backoff`` seconds, doubling up to
     ``failure_backoff_max`` while it keeps failing. ``signing_key`` makes the integrity
     check of L2/L3 entries a keyed MAC (entries written by anyone without the key are
-    rejected); without it the check is an unkeyed BLAKE2b digest.
+    rejected); without it the check is an unkeyed BLAKE2b digest. ``redis_idle_timeout``:
+    a pooled Redis connection idle this many seconds is closed (the next use reconnects).
     """
 
     l1_max_entries: int = 1000
@@ -63,6 +65,7 @@ class CacheSettings:
     l2: L2Backend = "auto"
     redis_url: str | None = None
     redis_cluster: bool = False
+    redis_idle_timeout: float = 60.0
     data_dir: str = ""
     disk_max_bytes: int = 1024 * 1024 * 1024
     l3: L3Backend = "cas"
@@ -84,6 +87,11 @@ class CacheSettings:
             _positive(name, getattr(self, name), allow_none=True)
         for name in ("tier_timeout", "failure_backoff", "failure_backoff_max"):
             _positive(name, getattr(self, name))
+        idle = self.redis_idle_timeout
+        if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 < idle < math.inf:
+            raise ConfigError(
+                "redis_idle_timeout", f"must be a finite number of seconds > 0, got {idle!r}"
+            )
         if self.failure_backoff_max < self.failure_backoff:
             raise ConfigError(
                 "failure_backoff_max",

@@ -77,7 +77,12 @@ class GatewayApp:
         self.auth = Authenticator(self.settings)
         if limiter_store is None:
             limiter_store = (
-                RedisRateLimitStore(self.settings.redis_url, prefix=self.settings.ratelimit_prefix)
+                RedisRateLimitStore(
+                    self.settings.redis_url,
+                    prefix=self.settings.ratelimit_prefix,
+                    idle_timeout=self.settings.redis_idle_timeout,
+                    clock=clock,
+                )
                 if self.settings.redis_url
                 else MemoryRateLimitStore()
             )

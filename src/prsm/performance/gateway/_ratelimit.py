@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..clock import Clock
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -123,17 +124,36 @@ class RedisRateLimitStore:
 
     If Redis cannot be reached the request is admitted (the limit fails open), the failure
     is counted in ``errors`` and logged: an outage of the limiter must not stop the service.
+    A pooled connection idle for ``idle_timeout`` seconds is closed (as the Redis cache
+    tier's: :class:`~prsm.performance.caching.tiers._redis_idle.IdleReaper`); the next call
+    reconnects.
     """
 
-    def __init__(self, url: str, *, prefix: str = "prsm:ratelimit:") -> None:
-        import redis.asyncio as aioredis
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "prsm:ratelimit:",
+        idle_timeout: float = 60.0,
+        clock: Clock | None = None,
+    ) -> None:
+        from redis.asyncio import Redis
+
+        from ..caching.tiers._redis_idle import IdleReaper, stamping_pool
 
         self.prefix = prefix
-        self.client: Any = aioredis.Redis.from_url(
-            url, socket_timeout=1.0, socket_connect_timeout=1.0
-        )
+        pool = stamping_pool().from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self.client: Any = Redis.from_pool(pool)
         self._script: Any = self.client.register_script(LUA_ADMIT)
         self.errors = 0
+        self.calls = 0
+        self.reaper = IdleReaper(
+            self.client, idle_timeout=idle_timeout, uses=self._calls, clock=clock,
+            name="ratelimit",
+        )  # fmt: skip
+
+    def _calls(self) -> int:
+        return self.calls
 
     async def admit(
         self, key: str, now: float, *, rate: float, burst: float, need: float, cost: float
@@ -141,6 +161,9 @@ class RedisRateLimitStore:
         from redis.exceptions import RedisError
 
         need_arg = repr(max(need, -1e300))  # Lua's tonumber does not read "-inf"
+        if not self.calls:
+            self.reaper.start()
+        self.calls += 1
         try:
             allowed, retry = await self._script(
                 keys=[self.prefix + key],
@@ -155,4 +178,5 @@ class RedisRateLimitStore:
         return bool(allowed), float(retry)
 
     async def aclose(self) -> None:
+        await self.reaper.aclose()
         await self.client.aclose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -152,7 +153,8 @@ class GatewaySettings:
     browser pages from reaching it); a gateway listening beyond loopback without an admin
     key refuses to start. ``node_keys`` lists the variables nodes added at run time may take
     their API keys from, and the hosts each key may go to (:class:`NodeKeySettings`).
-    ``redis_url`` makes the rate limits shared by every gateway using the same Redis.
+    ``redis_url`` makes the rate limits shared by every gateway using the same Redis; a
+    pooled connection to it idle for ``redis_idle_timeout`` seconds is closed.
     ``request_timeout``, when set, overrides the deadline of requests through the gateway;
     unset, the ``orchestrator`` section's ``default_timeout`` applies (that section holds every
     request-level timeout: deadline, retries, stream limits). ``upstream_timeout`` is the
@@ -171,6 +173,7 @@ class GatewaySettings:
     tenants: tuple[TenantSettings, ...] = ()
     redis_url: str | None = None
     ratelimit_prefix: str = "prsm:ratelimit:"
+    redis_idle_timeout: float = 60.0
     shutdown_grace: float = 10.0
     access_log: bool = False
     http: HttpServerSettings = field(default_factory=HttpServerSettings)
@@ -197,6 +200,11 @@ class GatewaySettings:
             ("redis://", "rediss://", "unix://")
         ):
             raise ConfigError("redis_url", f"must be a redis:// URL, got {self.redis_url!r}")
+        idle = self.redis_idle_timeout
+        if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 < idle < math.inf:
+            raise ConfigError(
+                "redis_idle_timeout", f"must be a finite number of seconds > 0, got {idle!r}"
+            )
         seen_names: set[str] = set()
         seen_keys: dict[str, str] = {}
         for i, tenant in enumerate(self.tenants):

@@ -1,11 +1,13 @@
-"""The hedging policy: when a unary attempt is slow, send one more to another node.
+"""The hedging policy: when a unary attempt (or a stream's first chunk) is slow, send one more
+to another node.
 
 What Envoy's and gRPC's request hedging do, kept pure like the retry policy
 (:mod:`._retry`): :meth:`HedgePolicy.delay` says how long the first attempt may take before
 a hedge is considered (from the node's learned latency), and :meth:`HedgePolicy.decide`
 takes the hedge budget, ``now``, the deadline and the balancer's ``pick`` and returns a
 decision with the budget that follows it. No clock, no I/O; the unary driver
-(:func:`~._unary.attempt_first`) carries the decision out.
+(:func:`~._unary.attempt_first`) and the streaming one (:mod:`._stream_hedge`) carry the
+decision out.
 
 ::
 
@@ -17,9 +19,10 @@ decision with the budget that follows it. No clock, no I/O; the unary driver
            ─ no capable node other than the first ──────────────────► NoHedge("no_node")
            ─ else ───────────────────────────────────────────────────► Hedge(node), one token spent
 
-The budget is a token bucket: every unary request adds ``ratio`` tokens (at most ``burst``
-held), a hedge spends one, so hedges are at most ``ratio`` of requests in the long run and
-never double the load of an overloaded fleet (TCP-style retry budgets, gRPC's throttling).
+The budget is a token bucket: every request (unary or stream) adds ``ratio`` tokens (at
+most ``burst`` held), a hedge spends one, so hedges are at most ``ratio`` of requests in the
+long run and never double the load of an overloaded fleet (TCP-style retry budgets, gRPC's
+throttling).
 The delay is ``factor × (latency + 4 · deviation)`` of the node (TCP's retransmission
 timeout estimator, RFC 6298: roughly a high quantile of its recent healthy latencies),
 within ``[min_delay, max_delay]``; a node with nothing learned yet gets ``min_delay``.

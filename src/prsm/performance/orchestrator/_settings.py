@@ -77,13 +77,14 @@ class OrchestratorSettings:
     ``resume``; 0: never; see :mod:`._resume`); each resume must start within the request's
     deadline.
 
-    Hedging (unary requests only): when the first attempt has not answered within its hedge
-    delay, one more attempt goes to the best other capable node; the first good answer wins
-    and the other attempt is cancelled. The delay is ``hedge_factor`` times the node's learned
-    latency estimate (its latency EWMA plus four mean deviations, TCP's retransmission-timeout
-    estimator), within [``hedge_min_delay``, ``hedge_max_delay``]. A token bucket bounds
-    hedges to ``hedge_budget`` per request in the long run (at most ``hedge_burst`` at once
-    after a quiet spell), so hedging never doubles the load of an overloaded fleet.
+    Hedging: when the first attempt has not answered (a stream: sent its first chunk) within
+    its hedge delay, one more attempt goes to the best other capable node; the first good
+    answer (first chunk) wins and the other attempt is cancelled (a stream closed). The
+    delay is ``hedge_factor`` times the node's learned latency estimate (its latency EWMA
+    plus four mean deviations, TCP's retransmission-timeout estimator), within
+    [``hedge_min_delay``, ``hedge_max_delay``]. A token bucket bounds hedges to
+    ``hedge_budget`` per request in the long run (at most ``hedge_burst`` at once after a
+    quiet spell), so hedging never doubles the load of an overloaded fleet.
     ``hedge: false`` turns it off.
 
     ``monitoring_interval`` is how often the background loop (running between

@@ -8,20 +8,31 @@ that node, and a later failure is raised instead of retried.
 * Before the first chunk, each attempt waits at most the first-token timeout (and what is left
   of the deadline, and the node's ``timeout``); a miss is the node's failure and the policy
   tries the next node.
+* The first attempt's first chunk is hedged like a unary answer (:mod:`._stream_hedge`):
+  late past the node's hedge delay, the same request goes to a second node and the first
+  to send a chunk is kept, the other closed; same budget, same counts.
 * The node's latency — in its histogram and in what the router learns — is the time to the
   first chunk, never the stream's length.
 * After it, each wait between chunks is bounded by the idle timeout (a stall: the node's
   failure, raised), and the whole stream by the optional total limit (cut and raised, but
   the node is recorded as healthy). The request's deadline no longer applies: a long,
   healthy stream is never cut by it and never counts against its node.
+
+It stays an async generator: an iterator object (as ``RecordedStream``) was measured slower
+per chunk here, since each ``async def __anext__`` call makes a coroutine where a generator
+resumes its frame. Each chunk after the first is awaited inline instead (stepped by hand, a
+deadline armed only when it has not arrived yet: ``benchmarks/stream_chunks.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
+from types import CoroutineType
+from typing import Any
 
-from .._awaiting import await_with_timeout
+from .._awaiting import arm_in, await_with_timeout, disarm, expired, resume
 from ..errors import (
     CircuitBreakerOpenError,
     MalformedStreamError,
@@ -30,27 +41,11 @@ from ..errors import (
 )
 from ..types import AIRequest
 from ..upstreams._base import StreamingUpstream
-from ._attempt import Attempt, Pipeline, as_upstream_error, first_node, is_cancel, next_node
+from ._attempt import Attempt, Pipeline, first_node, is_cancel, next_node
 from ._resume import Resumer
 from ._retry import RetryState
+from ._stream_hedge import First, close_stream, first_chunk_hedged, stream_error
 from ._tape import DONE, Tape, resumable
-
-
-async def _close(agen: AsyncIterator[bytes]) -> None:
-    aclose = getattr(agen, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-def _stream_error(node_id: str, exc: BaseException, phase: str, seconds: float,
-                   chunks: int) -> UpstreamError:  # fmt: skip
-    if isinstance(exc, TimeoutError):
-        err: UpstreamError = StreamTimeoutError(
-            node_id, phase, seconds, chunks, f"orchestrator.stream_{phase}_timeout"
-        )
-        err.__cause__ = exc
-        return err
-    return as_upstream_error(node_id, exc)
 
 
 async def run_stream(
@@ -66,6 +61,12 @@ async def run_stream(
     now = start
     node = first_node(p, request, now)
     state = RetryState(deadline, budget, 1, (node.id,))
+    hedger = p.hedger
+    hedge = False
+    if hedger is not None:  # every stream request adds to the hedge budget, as a unary one
+        p.hedge_tokens = hedger.deposit(p.hedge_tokens)
+        hedge = p.hedge_tokens >= 1.0  # else no hedge could go: no hedge timer either
+    first: bytes | None
     while True:  # until a node sends its first chunk (or the policy stops)
         err: UpstreamError | CircuitBreakerOpenError
         begun = p.begin(node, now)
@@ -75,23 +76,37 @@ async def run_stream(
             wait = min(deadline - now, s.stream_first_token_timeout)
             if node.timeout is not None and node.timeout < wait:
                 wait = node.timeout
-            try:
-                first: bytes | None = await await_with_timeout(agen.__anext__(), wait)
-            except StopAsyncIteration:
-                first = None
-                break
-            except BaseException as exc:
-                await _close(agen)
-                if is_cancel(exc):
-                    att.abandon()
-                    raise
-                err = _stream_error(node.id, exc, "first_token", wait, 0)
-                att.fail(err, monotonic())
+            if hedge:  # the first attempt only, raced by a hedge when its chunk is late
+                hedge = False
+                tried: list[str] = []
+                raced = await first_chunk_hedged(p, upstream, request, node, att, agen, now,
+                                                 wait, tried)  # fmt: skip
+                if tried:
+                    state = state._replace(tried=(*state.tried, *tried))
+                if type(raced) is First:
+                    node, att, agen, first = raced
+                    break
+                assert isinstance(raced, UpstreamError)
+                err = raced
             else:
-                break
+                try:
+                    first = await await_with_timeout(agen.__anext__(), wait)
+                except StopAsyncIteration:
+                    first = None
+                    break
+                except BaseException as exc:
+                    await close_stream(agen)
+                    if is_cancel(exc):
+                        att.abandon()
+                        raise
+                    err = stream_error(node.id, exc, "first_token", wait, 0)
+                    att.fail(err, monotonic())
+                else:
+                    break
         else:
             assert isinstance(begun, CircuitBreakerOpenError)
             err = begun
+        hedge = False
         state = state._replace(last_error=err)
         node, state = await next_node(p, request, state, monotonic())
         now = monotonic()
@@ -103,6 +118,7 @@ async def run_stream(
     ends_at = math.inf if total is None else answered + total
     idle = s.stream_idle_timeout
     chunks = 0
+    loop = asyncio.get_running_loop()
     # a chat stream that may be resumed elsewhere goes out in whole events (see _resume)
     tape = Tape() if s.stream_max_resumes > 0 and resumable(request) else None
     resumer: Resumer | None = None
@@ -128,7 +144,32 @@ async def run_stream(
                         wait, phase = left, "total"
                     if wait <= 0:  # past the total limit (on the injected clock): cut now
                         raise TimeoutError
-                    pending = await await_with_timeout(agen.__anext__(), wait)
+                    # await_with_timeout(agen.__anext__(), wait), inline (see _awaiting): a
+                    # chunk read already is taken without a coroutine or a deadline
+                    call: Any = agen.__anext__()
+                    if type(call) is not CoroutineType:
+                        call = call.__await__()
+                    try:
+                        waits_on = call.send(None)
+                    except StopIteration as done:
+                        got: bytes = done.value
+                        pending = got
+                        continue
+                    armed = arm_in(loop, wait)
+                    if armed is None:  # not in a task: nothing the tick timers could cancel
+                        async with asyncio.timeout(wait):
+                            got = await resume(call, waits_on)
+                        pending = got
+                        continue
+                    try:
+                        got = await resume(call, waits_on)
+                    except asyncio.CancelledError:
+                        if expired(armed):
+                            raise TimeoutError(f"no answer within {wait}s") from None
+                        raise
+                    finally:
+                        disarm(armed)
+                    pending = got
             except StopAsyncIteration:
                 if tape is not None and tape.tail:
                     yield tape.rest()
@@ -136,12 +177,12 @@ async def run_stream(
             except Exception as exc:
                 end = monotonic()
                 limit = idle if phase == "idle" else ends_at - answered
-                err = _stream_error(node.id, exc, phase, limit, chunks)
+                err = stream_error(node.id, exc, phase, limit, chunks)
                 if phase == "total" and isinstance(err, StreamTimeoutError):
                     att.succeed(end)  # the node was healthy: only our limit cut it
                 else:
                     att.fail(err, end)
-                await _close(agen)
+                await close_stream(agen)
                 if tape is not None and not tape.off and err.retryable:
                     if resumer is None:
                         resumer = Resumer(
@@ -166,4 +207,4 @@ async def run_stream(
         m.ok.inc()
     finally:
         att.abandon()  # cancelled, or the caller went away (no-op once an outcome is recorded)
-        await _close(agen)
+        await close_stream(agen)

@@ -13,10 +13,10 @@ count. In a cluster, multi-key commands are split by slot by redis-py and prefix
 every primary.
 
 redis-py's pool keeps every connection it ever opened (a burst of concurrent commands leaves
-that many open, and Redis by default never closes idle clients), so every ``idle_close``
-seconds the connections idle in the pool are closed (``ConnectionPool.disconnect(
-inuse_connections=False)``; the next command on one reconnects it): the open sockets follow
-the recent concurrency rather than the highest ever seen.
+that many open, and Redis by default never closes idle clients), so an
+:class:`~._redis_idle.IdleReaper` closes those idle for ``idle_timeout`` seconds (60 by
+default), on a timer that runs whether or not commands flow; the next command on one
+reconnects it, and connections in use are never touched.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..._awaiting import arm, disarm, expired
-from ...clock import Clock, SystemClock
+from ...clock import Clock
 from ...errors import CacheError
+from ._redis_idle import IdleReaper, check_idle_timeout
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,12 @@ class RedisTier:
         namespace: str = "prsm",
         timeout: float = 0.5,
         name: str = "l2",
-        idle_close: float = 30.0,
+        idle_timeout: float = 60.0,
         clock: Clock | None = None,
     ) -> None:
-        if not idle_close > 0:
-            raise CacheError(name, f"idle_close must be > 0 seconds, got {idle_close!r}")
+        problem = check_idle_timeout(idle_timeout)
+        if problem is not None:
+            raise CacheError(name, f"idle_timeout {problem}")
         self.name = name
         self.url = url
         if client is None:
@@ -70,27 +72,26 @@ class RedisTier:
         self._vp = f"{namespace}:v:"
         self._tp = f"{namespace}:t:"
         self._errors = _redis_errors()
-        self.idle_close = idle_close
-        self._now = (clock or SystemClock()).monotonic
-        self._closed_idle_at = self._now()
-        self._closing: asyncio.Task[None] | None = None
-        #: a plain client's pool (a cluster client keeps one per node: left as it is)
-        self._pool: Any = getattr(client, "connection_pool", None)
+        self.idle_timeout = idle_timeout
+        #: commands finished (the reaper tells a cluster client's quiet spells by it)
+        self.uses = 0
+        self._reaping = False
+        self.reaper = IdleReaper(
+            client, idle_timeout=idle_timeout, uses=self._count, clock=clock, name=name
+        )
 
-    def _close_idle(self) -> None:
-        """Every ``idle_close`` seconds, close the pool's idle connections (in a task)."""
-        now = self._now()
-        if now - self._closed_idle_at < self.idle_close or self._pool is None:
-            return
-        self._closed_idle_at = now
-        if self._closing is None or self._closing.done():
-            self._closing = asyncio.ensure_future(self._disconnect_idle())
+    def _count(self) -> int:
+        return self.uses
 
-    async def _disconnect_idle(self) -> None:
-        try:
-            await self._pool.disconnect(inuse_connections=False)
-        except self._errors as exc:  # a socket that would not close cleanly: it is gone anyway
-            log.warning("%s: closing idle Redis connections failed: %r", self.name, exc)
+    def _used(self) -> None:
+        """A command finished: count it, and start the idle reaper after the first."""
+        self.uses += 1
+        if not self._reaping:
+            self._start_reaping()
+
+    def _start_reaping(self) -> None:
+        self._reaping = True
+        self.reaper.start()
 
     def _fail(self, op: str, exc: BaseException) -> CacheError:
         return CacheError(self.name, f"{op} failed: {exc!r}")
@@ -109,7 +110,9 @@ class RedisTier:
             raise self._fail("GET", exc) from exc
         finally:
             disarm(armed)
-        self._close_idle()
+            self.uses += 1  # inline: the hot path
+        if not self._reaping:
+            self._start_reaping()
         return None if value is None else bytes(value)
 
     async def _get_unarmed(self, key: str) -> bytes | None:
@@ -118,7 +121,8 @@ class RedisTier:
                 value = await self.client.get(self._vp + key)
         except self._errors as exc:
             raise self._fail("GET", exc) from exc
-        self._close_idle()
+        finally:
+            self._used()
         return None if value is None else bytes(value)
 
     async def set(
@@ -144,6 +148,8 @@ class RedisTier:
                 await pipe.execute()
         except self._errors as exc:
             raise self._fail("SET", exc) from exc
+        finally:
+            self._used()
 
     async def delete(self, key: str) -> bool:
         try:
@@ -151,6 +157,8 @@ class RedisTier:
                 return bool(await self.client.unlink(self._vp + key))
         except self._errors as exc:
             raise self._fail("UNLINK", exc) from exc
+        finally:
+            self._used()
 
     async def _unlink_all(self, keys: list[bytes | str]) -> int:
         n = 0
@@ -166,6 +174,8 @@ class RedisTier:
                 return await self._unlink_all(keys)
         except self._errors as exc:
             raise self._fail("SCAN/UNLINK", exc) from exc
+        finally:
+            self._used()
 
     async def delete_tag(self, tag: str) -> int:
         tkey = self._tp + tag
@@ -177,6 +187,8 @@ class RedisTier:
                 return n
         except self._errors as exc:
             raise self._fail("SMEMBERS/UNLINK", exc) from exc
+        finally:
+            self._used()
 
     async def clear(self) -> None:
         try:
@@ -187,6 +199,8 @@ class RedisTier:
                     await self._unlink_all(keys)
         except self._errors as exc:
             raise self._fail("SCAN/UNLINK", exc) from exc
+        finally:
+            self._used()
 
     async def ping(self) -> bool:
         """Whether Redis answers."""
@@ -195,10 +209,11 @@ class RedisTier:
                 return bool(await self.client.ping())
         except self._errors as exc:
             raise self._fail("PING", exc) from exc
+        finally:
+            self._used()
 
     async def aclose(self) -> None:
-        if self._closing is not None:
-            await self._closing
+        await self.reaper.aclose()
         await self.client.aclose()
 
 
@@ -214,6 +229,8 @@ def _connect(url: str, *, cluster: bool, timeout: float) -> Any:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
+    from ._redis_idle import stamping_pool
+
     # no socket timeout inside redis-py (it costs a task per command there); every call is
     # bounded by a deadline in RedisTier instead
     common: dict[str, Any] = {
@@ -224,4 +241,4 @@ def _connect(url: str, *, cluster: bool, timeout: float) -> Any:
     }
     if cluster:
         return RedisCluster.from_url(url, **common)
-    return Redis.from_url(url, **common)
+    return Redis.from_pool(stamping_pool().from_url(url, **common))
