@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks._anomaly_absent import absent_variants
 from benchmarks._anomaly_discord import VARIANTS, variant_scores, windows_only_variant
 from benchmarks._anomaly_gap import head_to_head, losses, more_windows
 from benchmarks._anomaly_spread import spread_variant_scores
@@ -257,6 +258,10 @@ def main(argv: list[str] | None = None) -> None:
         report.add(**row)
     report.extra["discord_variants"] = discord_variants(report, series, ours)
     for label, fused in spread_variant_scores(series, ours).items():
+        for row in score_rows(f"{label} (variant, not adopted)", series, fused, None):
+            report.add(**row)
+    absent, report.extra["absent_variants"] = absent_variants(series, ours)
+    for label, fused in absent.items():
         for row in score_rows(f"{label} (variant, not adopted)", series, fused, None):
             report.add(**row)
     report.extra["ours_losses"] = gap(series, ours)
