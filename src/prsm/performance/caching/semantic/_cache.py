@@ -129,7 +129,8 @@ class SemanticCache:
         self.clock = clock or SystemClock()
         if store is None:
             if s.redis_url:
-                store = RedisStore(s.redis_url, prefix=s.redis_prefix, dim=self.dim)
+                store = RedisStore(s.redis_url, prefix=s.redis_prefix, dim=self.dim,
+                                   idle_timeout=s.redis_idle_timeout, clock=self.clock)  # fmt: skip
             elif s.data_dir:
                 store = SQLiteStore(s.data_dir, dim=self.dim, sleep=self.clock.sleep)
             else:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ...errors import ConfigError
+from ..tiers._redis_idle import check_idle_timeout
 
 IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
 #: when the MiniLM cross-encoder scores a candidate: never, inside the plain verifier's
@@ -72,7 +73,8 @@ class SemanticSettings:
     * ``tool_requests``: let requests that carry tool calls or tool results use the semantic
       cache (by default they bypass it); ``max_total_entries`` bounds all namespaces together.
     * ``redis_url``: entries live in Redis and every process follows a stream of inserts;
-      without it they persist under ``data_dir`` (``None``: memory only).
+      without it they persist under ``data_dir`` (``None``: memory only). Its pooled
+      connections idle for ``redis_idle_timeout`` seconds are closed (the next use reconnects).
     """
 
     enabled: bool = True
@@ -106,6 +108,7 @@ class SemanticSettings:
     max_total_entries: int = 1_000_000
     redis_url: str | None = None
     redis_prefix: str = "prsm:semantic"
+    redis_idle_timeout: float = 60.0
     data_dir: str | None = None
     embedding_batch: int = 32
     model_runner: ModelRunner = "process"
@@ -179,6 +182,9 @@ class SemanticSettings:
             raise ConfigError("model_timeout", f"must be > 0 seconds, got {self.model_timeout}")
         if not self.redis_prefix:
             raise ConfigError("redis_prefix", "must not be empty")
+        problem = check_idle_timeout(self.redis_idle_timeout)
+        if problem is not None:
+            raise ConfigError("redis_idle_timeout", problem)
 
     def bound_for(self, namespace: str) -> tuple[str, float] | None:
         """``(the prefix that sets it, the bound)`` for ``namespace``, or ``None``."""

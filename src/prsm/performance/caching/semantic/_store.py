@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
+from ...clock import Clock
 from ...errors import CacheError, CacheIntegrityError
 
 log = logging.getLogger(__name__)
@@ -311,12 +312,21 @@ class RedisStore:
         client: Any = None,
         stream_maxlen: int = 1_000_000,
         block_ms: int = 1000,
+        idle_timeout: float = 60.0,
+        clock: Clock | None = None,
     ) -> None:
-        if client is None:
-            import redis.asyncio as aioredis
+        from ..tiers._redis_idle import IdleReaper, stamping_pool
 
-            client = aioredis.from_url(url)
+        if client is None:
+            from redis.asyncio import Redis
+
+            client = Redis.from_pool(stamping_pool().from_url(url))
         self.redis = client
+        #: closes pooled connections idle for ``idle_timeout`` (the follower's blocking read
+        #: keeps its own busy; a burst of writes' extra ones close); started by :meth:`load`
+        self.reaper = IdleReaper(
+            client, idle_timeout=idle_timeout, uses=lambda: 0, clock=clock, name="semantic-redis"
+        )  # a plain client: its pool notes each release itself (``uses`` is for clusters)
         self.prefix = prefix
         self.dim = dim
         self.stream = f"{prefix}:stream"
@@ -344,6 +354,7 @@ class RedisStore:
             raise CacheIntegrityError("semantic", str(key), f"malformed entry: {exc}") from exc
 
     async def load(self, now: float) -> list[Entry]:
+        self.reaper.start()
         last = await self.redis.xrevrange(self.stream, count=1)
         self._last_id = last[0][0].decode() if last else "0-0"
         keys: list[bytes] = [
@@ -431,4 +442,5 @@ class RedisStore:
             on_delete([int(k) for k in fields[b"keys"].decode().split(",") if k])
 
     async def aclose(self) -> None:
+        await self.reaper.aclose()
         await self.redis.aclose()
