@@ -119,7 +119,7 @@ async def run_stream(
     idle = s.stream_idle_timeout
     chunks = 0
     loop = asyncio.get_running_loop()
-    # a chat stream that may be resumed elsewhere goes out in whole events (see _resume)
+    # a stream that may be resumed elsewhere goes out in whole events (see _resume)
     tape = Tape() if s.stream_max_resumes > 0 and resumable(request) else None
     resumer: Resumer | None = None
     rewrite = False  # a continuation's events are rewritten as the first stream's
