@@ -130,8 +130,8 @@ BURST_VARIANTS: dict[str, dict[str, Any]] = {
 #: choose: the grid above extended with ``reactive_queue_share`` 0.5 and 0 (queued requests
 #: get half or none of their reactive slots; ``session_wait_probability`` 0.035–0.045), under
 #: the same rule, chose share 0 at 0.04 on the fitting period (420.0 replica-h / 86 min
-#: against 421.0 / 93 for ours); ours + that setting is run beside ours (JSON
-#: ``queue_share_variants``)
+#: against 421.0 / 93 for ours then: scale-down window 60 s, session ε 0.055); ours + that
+#: setting is run beside ours (JSON ``queue_share_variants``)
 QUEUE_SHARE_VARIANTS: dict[str, dict[str, Any]] = {
     "queue share 0, sessions 0.04": {
         "reactive_queue_share": 0.0,
