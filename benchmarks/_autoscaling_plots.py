@@ -58,6 +58,8 @@ def _grid_label(r: dict[str, Any]) -> str:
     text = f"ε={r['wait_probability']:g}, {r['scale_down_window']:g}s"
     if r.get("session_wait_probability") is not None:
         text += f", s={r['session_wait_probability']:g}"
+    if r.get("session_new_window") is not None:
+        text += f", new {r['session_new_window']:g}s"
     if r.get("burst_quantile") is not None:
         hold = " hold" if r.get("burst_hold_only") else ""
         text += f", b={r['burst_quantile']:g}{hold}"

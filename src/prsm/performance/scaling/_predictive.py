@@ -23,7 +23,9 @@ Each decision (a pure function of the snapshot and the previous state):
    requests the users' open sessions and new sessions are expected to bring in the window a
    replica asked for now can serve (:class:`~prsm.performance.scaling.SessionSnapshot`) give
    a floor — the Erlang-C replicas for that rate, wait over the SLO with probability at
-   most ``session_wait_probability`` — held for ``session_hold`` seconds.
+   most ``session_wait_probability`` — held for ``session_hold`` seconds. New sessions
+   count at their rate over the last ``session_new_window`` seconds (``None``: the
+   tracker's ``new_window``, an hour by default; a shorter one follows a rising load).
 5. **Burst quantile** (with ``burst_quantile``): the ``burst_quantile`` of the requests that
    arrive in the next ``burst.window`` seconds, given the last minutes' and hour's arrivals
    (:class:`~prsm.performance.scaling.BurstQuantiles`, refitted with the predictor), plus
@@ -85,6 +87,7 @@ class PredictiveSettings:
     use_score: bool = True
     session_wait_probability: float | None = None
     session_hold: float = 60.0
+    session_new_window: float | None = None
     burst_quantile: float | None = None
     burst_hold_only: bool = False
     burst: BurstSettings = field(default_factory=BurstSettings)
@@ -129,6 +132,8 @@ class PredictiveSettings:
                 f"must be in (0, 1) or null, got {self.session_wait_probability!r}",
             )
         check_positive("session_hold", self.session_hold, allow_zero=True)
+        if self.session_new_window is not None:
+            check_positive("session_new_window", self.session_new_window)
         if self.burst_quantile is not None:
             check_quantile("burst_quantile", self.burst_quantile)
         if not isinstance(self.burst_hold_only, bool):
@@ -335,7 +340,7 @@ class PredictivePolicy:
         s = self.settings
         if s.session_wait_probability is None or ctx.sessions is None:
             return None, 0, ()
-        rate = ctx.sessions.expected_rate()
+        rate = ctx.sessions.expected_rate(s.session_new_window)
         floor = (
             replicas_for(
                 rate,

@@ -62,9 +62,10 @@ def rank_bucket(rank: int) -> int:
 class SessionSnapshot:
     """Open sessions at one moment and what the tracker has learned: ``open`` holds, per
     open session, the seconds since its user's last request and the session's requests so
-    far; ``new_sessions`` began in the last ``new_window`` seconds; ``table[b, k]`` is the
-    mean number of a user's requests in ``window`` after ``k·tau_step`` quiet seconds
-    following a request of rank bucket ``b`` (from ``settled`` requests)."""
+    far; ``new_sessions`` began in the last ``new_window`` seconds (``starts``: their ages,
+    seconds, newest first; ``None`` where not known); ``table[b, k]`` is the mean number of
+    a user's requests in ``window`` after ``k·tau_step`` quiet seconds following a request
+    of rank bucket ``b`` (from ``settled`` requests)."""
 
     open: tuple[tuple[float, int], ...]
     new_sessions: int
@@ -73,6 +74,15 @@ class SessionSnapshot:
     tau_step: float
     table: FloatArray = field(repr=False)
     settled: int = 0
+    starts: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.starts is not None and len(self.starts) != self.new_sessions:
+            raise ConfigError(
+                "starts",
+                f"must hold the ages of the {self.new_sessions} new sessions, "
+                f"got {len(self.starts)}",
+            )
 
     def expected_requests(self) -> float:
         """The open sessions' expected requests in ``window``."""
@@ -86,13 +96,31 @@ class SessionSnapshot:
             )
         )
 
-    def expected_rate(self) -> float:
+    def new_session_rate(self, new_window: float | None = None) -> float:
+        """New sessions per second over the last ``new_window`` seconds (``None``: the
+        tracker's ``new_window``); a shorter one needs the snapshot's ``starts``."""
+        if new_window is None or new_window == self.new_window:
+            return self.new_sessions / self.new_window
+        if not 0 < new_window <= self.new_window:
+            raise ConfigError(
+                "session_new_window",
+                f"must be in (0, {self.new_window:g}] (the tracker's new_window), "
+                f"got {new_window!r}",
+            )
+        if self.starts is None:
+            raise ConfigError(
+                "session_new_window", "the session snapshot carries no start times (starts)"
+            )
+        return sum(1 for age in self.starts if age < new_window) / new_window
+
+    def expected_rate(self, new_window: float | None = None) -> float:
         """Requests per second expected in ``window``: the open sessions' plus new sessions
-        at the recent rate (``0`` until a request has settled: nothing learned yet)."""
+        at the rate of the last ``new_window`` seconds (:meth:`new_session_rate`; ``0``
+        until a request has settled: nothing learned yet)."""
         if self.settled == 0:
             return 0.0
         span = self.window[1] - self.window[0]
-        return self.expected_requests() / span + self.new_sessions / self.new_window
+        return self.expected_requests() / span + self.new_session_rate(new_window)
 
 
 @dataclass(slots=True, eq=False)
@@ -209,4 +237,5 @@ class SessionTracker:
             self.tau_step,
             self.table(),
             self.settled,
+            tuple(now - t for t in reversed(self._starts)),
         )
