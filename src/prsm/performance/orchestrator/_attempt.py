@@ -29,7 +29,7 @@ from ..routing._node import NodeSpec
 from ..routing._registry import NodeRegistry
 from ..routing._tracker import PerformanceTracker
 from ..types import AIRequest
-from ._hedge import HedgePolicy
+from ._hedge import HedgePolicy, NoHedge
 from ._metrics import OrchestratorMetrics
 from ._retry import RetryPolicy, RetryState, Sleep, Stop, TryNode
 from ._settings import OrchestratorSettings
@@ -254,3 +254,25 @@ def first_node(p: Pipeline, request: AIRequest, now: float) -> NodeSpec:
         raise
     p.metrics.node(node.id).picks.inc()
     return node
+
+
+def hedge_to(
+    p: Pipeline, request: AIRequest, first: str, now: float, limit: float
+) -> NodeSpec | None:
+    """The node a hedge of ``request`` (its first attempt on node ``first``) goes to, as the
+    policy and its budget decide at ``now`` (``limit``: when the request gives up), counted
+    as ``sent``; ``None``, counted as ``skipped_<reason>``, when none goes."""
+    hedger = p.hedger
+    assert hedger is not None
+    exclude = (first,)
+
+    def pick() -> NodeSpec:
+        return p.pick(request, now, exclude)
+
+    decision, p.hedge_tokens = hedger.decide(p.hedge_tokens, now, limit, pick)
+    if type(decision) is NoHedge:
+        p.metrics.hedges.labels(f"skipped_{decision.reason}").inc()
+        return None
+    assert not isinstance(decision, NoHedge)
+    p.metrics.hedges.labels("sent").inc()
+    return decision.node

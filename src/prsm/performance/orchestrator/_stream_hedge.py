@@ -27,8 +27,7 @@ from ..errors import StreamTimeoutError, UpstreamError
 from ..routing._node import NodeSpec
 from ..types import AIRequest
 from ..upstreams._base import StreamingUpstream
-from ._attempt import Attempt, Pipeline, as_upstream_error, is_cancel
-from ._hedge import NoHedge
+from ._attempt import Attempt, Pipeline, as_upstream_error, hedge_to, is_cancel
 
 log = logging.getLogger(__name__)
 
@@ -105,24 +104,13 @@ class _Race(Armed):
     def race(self) -> None:
         """The hedge delay passed with no first chunk: ask the policy."""
         p = self.p
-        hedger = p.hedger
-        assert hedger is not None
         now = p.monotonic()
         request = self.request
-        exclude = (self.first.id,)
-
-        def pick() -> NodeSpec:
-            return p.pick(request, now, exclude)
-
         limit = self.start + self.wait
-        decision, p.hedge_tokens = hedger.decide(p.hedge_tokens, now, limit, pick)
-        m = p.metrics
-        if type(decision) is NoHedge:
-            m.hedges.labels(f"skipped_{decision.reason}").inc()
+        node = hedge_to(p, request, self.first.id, now, limit)
+        if node is None:
             return
-        assert not isinstance(decision, NoHedge)
-        node = self.hedge_node = decision.node
-        m.hedges.labels("sent").inc()
+        self.hedge_node = node
         log.debug(
             "request %s: hedging the stream on %s, no first chunk from %s after %.3fs",
             request.id, node.id, self.first.id, now - self.start,

@@ -37,8 +37,7 @@ from ..errors import CircuitBreakerOpenError, UpstreamError, UpstreamTimeoutErro
 from ..routing._node import NodeSpec
 from ..types import AIRequest, ExecutionResult, Response
 from ..upstreams._base import Upstream
-from ._attempt import Attempt, Pipeline, as_upstream_error, is_cancel, next_node
-from ._hedge import NoHedge
+from ._attempt import Attempt, Pipeline, as_upstream_error, hedge_to, is_cancel, next_node
 from ._retry import RetryState
 
 log = logging.getLogger("prsm.performance.orchestrator")
@@ -225,23 +224,12 @@ class _Race:
     def fire(self) -> None:
         """The hedge delay passed with the first attempt unanswered: ask the policy."""
         p = self.p
-        hedger = p.hedger
-        assert hedger is not None
         now = p.monotonic()
         request = self.request
-        exclude = (self.first.id,)
-
-        def pick() -> NodeSpec:
-            return p.pick(request, now, exclude)
-
-        decision, p.hedge_tokens = hedger.decide(p.hedge_tokens, now, self.deadline, pick)
-        m = p.metrics
-        if type(decision) is NoHedge:
-            m.hedges.labels(f"skipped_{decision.reason}").inc()
+        node = hedge_to(p, request, self.first.id, now, self.deadline)
+        if node is None:
             return
-        assert not isinstance(decision, NoHedge)
-        node = self.hedge_node = decision.node
-        m.hedges.labels("sent").inc()
+        self.hedge_node = node
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "request %s: hedging on %s, %s unanswered after %.3fs",
