@@ -114,3 +114,12 @@ def test_the_window_from_file_and_environment(tmp_path: Any) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(environ={"PRSM_SCALING__SESSION_NEW_WINDOW": "-5"})
     assert err.value.field == "scaling.session_new_window"
+
+
+def test_a_window_longer_than_the_tracker_keeps_is_refused_when_the_scaler_is_built() -> None:
+    from prsm.performance.scaling import PredictiveScaler
+
+    with pytest.raises(ConfigError) as info:
+        PredictiveScaler(settings=PredictiveSettings(session_new_window=7200.0))
+    assert info.value.field == "session_new_window" and "3600" in info.value.problem
+    assert PredictiveScaler(settings=PredictiveSettings(session_new_window=900.0)) is not None

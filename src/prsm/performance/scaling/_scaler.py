@@ -20,6 +20,7 @@ import datetime as dt
 from typing import Any
 
 from ..clock import Clock, SystemClock
+from ..errors import ConfigError
 from ..monitoring._registry import MetricsRegistry
 from ._controller import ControllerSettings, InMemoryBackend, ScalingBackend, ScalingController
 from ._loop import ScalingLoop
@@ -55,6 +56,13 @@ class PredictiveScaler:
             metrics=self.metrics,
         )
         self.tracker = tracker or LoadTracker(clock=self.clock)
+        kept = self.tracker.sessions.new_window
+        if s.session_new_window is not None and s.session_new_window > kept:
+            raise ConfigError(  # each step's decision would fail on it: say so now
+                "session_new_window",
+                f"must be at most the session tracker's new_window ({kept:g} s), "
+                f"got {s.session_new_window!r}",
+            )
         self.policy = PredictivePolicy(s)
         self.scorer = MultiDimensionalScaler(s.score_settings().metrics)
         self.loop = ScalingLoop(
