@@ -6,13 +6,13 @@ this module without a cycle.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from .._paths import data_dir
 from ..errors import ConfigError
+from .tiers._redis_idle import check_idle_timeout
 
 L2Backend = Literal["auto", "redis", "disk", "none"]
 L3Backend = Literal["cas", "ipfs", "none"]
@@ -87,11 +87,9 @@ class CacheSettings:
             _positive(name, getattr(self, name), allow_none=True)
         for name in ("tier_timeout", "failure_backoff", "failure_backoff_max"):
             _positive(name, getattr(self, name))
-        idle = self.redis_idle_timeout
-        if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 < idle < math.inf:
-            raise ConfigError(
-                "redis_idle_timeout", f"must be a finite number of seconds > 0, got {idle!r}"
-            )
+        problem = check_idle_timeout(self.redis_idle_timeout)
+        if problem is not None:
+            raise ConfigError("redis_idle_timeout", problem)
         if self.failure_backoff_max < self.failure_backoff:
             raise ConfigError(
                 "failure_backoff_max",

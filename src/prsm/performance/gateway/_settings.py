@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import math
 import re
 from dataclasses import dataclass, field
 
+from ..caching.tiers._redis_idle import check_idle_timeout
 from ..errors import ConfigError
 from ..http._settings import HttpServerSettings
 
@@ -200,11 +200,9 @@ class GatewaySettings:
             ("redis://", "rediss://", "unix://")
         ):
             raise ConfigError("redis_url", f"must be a redis:// URL, got {self.redis_url!r}")
-        idle = self.redis_idle_timeout
-        if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 < idle < math.inf:
-            raise ConfigError(
-                "redis_idle_timeout", f"must be a finite number of seconds > 0, got {idle!r}"
-            )
+        problem = check_idle_timeout(self.redis_idle_timeout)
+        if problem is not None:
+            raise ConfigError("redis_idle_timeout", problem)
         seen_names: set[str] = set()
         seen_keys: dict[str, str] = {}
         for i, tenant in enumerate(self.tenants):
