@@ -34,6 +34,7 @@ from .resilience._settings import BreakerSettings
 from .routing._settings import BalancerSettings
 from .scaling._kubernetes import KubernetesScalingSettings
 from .scaling._predictive import PredictiveSettings
+from .scaling._ray import RayScalingSettings
 from .workers._settings import WorkerSettings
 
 T = TypeVar("T")
@@ -218,6 +219,7 @@ class PRSMConfig:
     kubernetes: KubernetesScalingSettings = dataclasses.field(
         default_factory=KubernetesScalingSettings
     )
+    ray: RayScalingSettings = dataclasses.field(default_factory=RayScalingSettings)
     optimize: OptimizerSettings = dataclasses.field(default_factory=OptimizerSettings)
 
 

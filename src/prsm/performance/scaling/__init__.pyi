@@ -51,7 +51,7 @@ from ._predictor import (
     fit_predictor as fit_predictor,
 )
 from ._queueing import replicas_for as replicas_for
-from ._ray import RayBackend as RayBackend
+from ._ray import RayBackend as RayBackend, RayScalingSettings as RayScalingSettings
 from ._scaler import PredictiveScaler as PredictiveScaler
 from ._score import (
     CPUMetric as CPUMetric,

@@ -26,6 +26,12 @@ from ..upstreams._dispatch import DispatchUpstream
 from ..upstreams._http import HttpUpstream, check_nodes
 from ._local_workers import attach_local_workers
 from ._processes import run_native, run_native_workers
+from ._remote_scaling import (
+    attach_kubernetes_scaler,
+    attach_ray_scaler,
+    check_one_process,
+    remote_section,
+)
 from ._shared_pool import POOL_SOCKET_ENV, PoolHost
 
 log = logging.getLogger(__name__)
@@ -84,10 +90,12 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
             endpoint=config.monitoring.otlp_endpoint,
         )
     scaling = config.scaling if config.orchestrator.auto_scaling else None
-    if scaling is not None and config.kubernetes.enabled:  # it scales the Deployment instead
-        from ._kube_scaling import attach_kubernetes_scaler
-
+    remote = remote_section(config)
+    if scaling is not None and remote == "kubernetes":  # it scales the Deployment instead
         attach_kubernetes_scaler(app, config.kubernetes, scaling)
+        scaling = None
+    elif scaling is not None and remote == "ray":  # it scales Ray actors instead
+        attach_ray_scaler(app, config.ray, scaling, config.gateway.upstream_timeout)
         scaling = None
     attach_local_workers(app, config.workers, scaling)
     return app
@@ -142,12 +150,7 @@ def serve(
     workers = workers or gw.workers
     if workers < 1:
         raise ConfigError("workers", f"must be >= 1, got {workers}")
-    if workers > 1 and config.orchestrator.auto_scaling and config.kubernetes.enabled:
-        raise ConfigError(
-            "kubernetes.deployment",
-            f"is scaled from one gateway process: serve it with --workers 1 (each of {workers} "
-            "processes would scale it on its own share of the requests)",
-        )
+    check_one_process(config, workers)
     try:  # build and check everything here, before any worker starts
         check_exposure(gw, host)  # no open admin API beyond loopback
         app = app_from_config(config)
