@@ -5,13 +5,11 @@ implements the ``scale`` subresource's contract, reached through the official cl
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from prsm.performance.config import load_config
 from prsm.performance.errors import ConfigError
@@ -21,6 +19,7 @@ from prsm.performance.serve._build import serve
 from tests.gateway.procs import node, start_gateway, start_sim
 
 from ..benchmarks.quick import need
+from .helpers import refused_field, six_at_once, write_config
 
 need("kubernetes", extra="kubernetes")  # under CI=true its absence fails
 
@@ -32,12 +31,6 @@ def _kube(api_url: str = "http://127.0.0.1:1", **extra: Any) -> dict[str, Any]:
     return {"deployment": "llm", "namespace": "serving", "node": "vllm",
             "replica_concurrency": 1, "host": api_url, "token_env": TOKEN_ENV,
             **extra}  # fmt: skip
-
-
-def _write(tmp_path: Path, config: dict[str, Any]) -> Path:
-    path = tmp_path / "gateway.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.mark.parametrize(
@@ -54,20 +47,18 @@ def _write(tmp_path: Path, config: dict[str, Any]) -> Path:
 def test_the_section_is_validated_naming_the_bad_field(
     tmp_path: Path, section: dict[str, Any], field: str
 ) -> None:
-    with pytest.raises(ConfigError) as info:
-        load_config(_write(tmp_path, {"kubernetes": section}))
-    assert info.value.field == field
+    assert refused_field(tmp_path, {"kubernetes": section}) == field
 
 
 def test_its_node_must_be_configured_and_it_scales_from_one_process(tmp_path: Path) -> None:
     config = {"orchestrator": {"auto_scaling": True}, "workers": {"enabled": False},
               "kubernetes": _kube()}  # fmt: skip
     with pytest.raises(ConfigError, match="no configured node 'vllm'") as info:
-        app_from_config(load_config(_write(tmp_path, config)))
+        app_from_config(load_config(write_config(tmp_path, config)))
     assert info.value.field == "kubernetes.node"
     config["nodes"] = [{"id": "vllm", "url": "http://127.0.0.1:1/v1", "models": ["m"]}]
     with pytest.raises(ConfigError, match="--workers 1") as info:
-        serve(_write(tmp_path, config), workers=2)  # refused before anything starts
+        serve(write_config(tmp_path, config), workers=2)  # refused before anything starts
     assert info.value.field == "kubernetes.deployment"
 
 
@@ -98,14 +89,7 @@ def test_serve_scales_the_deployment_from_its_nodes_load(tmp_path: Path) -> None
 
 
 def _load_and_check(url: str, api: FakeKubernetesAPI) -> None:
-    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
-
-    def one(i: int) -> int:
-        body = {**chat, "stream": i % 2 == 1}  # calls and streams both count
-        return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).status_code
-
-    with ThreadPoolExecutor(6) as pool:  # six at once, each held 1.5 s: one pod takes one
-        assert set(pool.map(one, range(12))) == {200}
+    assert six_at_once(url) == {200}  # each held 1.5 s: one pod takes one
     deadline = time.monotonic() + 30
     while api.replicas("llm", "serving") < 2 and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -8,13 +8,11 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from prsm.performance.config import load_config
 from prsm.performance.errors import ConfigError
@@ -23,6 +21,7 @@ from prsm.performance.serve._build import serve
 from tests.gateway.procs import start_gateway
 
 from ..benchmarks.quick import need
+from .helpers import refused_field, six_at_once, write_config
 
 SIM = [sys.executable, "-m", "prsm.performance.cli", "upstream-sim", "--port", "{port}",
        "--models", "m", "--latency", "1.5", "--distribution", "fixed"]  # fmt: skip
@@ -31,12 +30,6 @@ SIM = [sys.executable, "-m", "prsm.performance.cli", "upstream-sim", "--port", "
 def _ray(**extra: Any) -> dict[str, Any]:
     return {"command": SIM, "node": {"models": ["m"], "capabilities": ["chat"]},
             "replica_concurrency": 1, **extra}  # fmt: skip
-
-
-def _write(tmp_path: Path, config: dict[str, Any]) -> Path:
-    path = tmp_path / "gateway.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.mark.parametrize(
@@ -54,9 +47,7 @@ def _write(tmp_path: Path, config: dict[str, Any]) -> Path:
 def test_the_section_is_validated_naming_the_bad_field(
     tmp_path: Path, section: dict[str, Any], field: str
 ) -> None:
-    with pytest.raises(ConfigError) as info:
-        load_config(_write(tmp_path, {"ray": section}))
-    assert info.value.field == field
+    assert refused_field(tmp_path, {"ray": section}) == field
 
 
 def test_node_and_actor_options_are_checked_when_the_gateway_is_built(tmp_path: Path) -> None:
@@ -64,11 +55,11 @@ def test_node_and_actor_options_are_checked_when_the_gateway_is_built(tmp_path: 
     base = {"orchestrator": {"auto_scaling": True}, "workers": {"enabled": False}}
     bad_node = _ray(node={"models": ["m"], "max_concurrency": "many"})
     with pytest.raises(ConfigError) as info:
-        app_from_config(load_config(_write(tmp_path, {**base, "ray": bad_node})))
+        app_from_config(load_config(write_config(tmp_path, {**base, "ray": bad_node})))
     assert info.value.field == "ray.node.max_concurrency"
     bad_options = _ray(actor_options={"num_cpus": 1, "cpus": 2})
     with pytest.raises(ConfigError, match="Invalid option keyword cpus") as info:
-        app_from_config(load_config(_write(tmp_path, {**base, "ray": bad_options})))
+        app_from_config(load_config(write_config(tmp_path, {**base, "ray": bad_options})))
     assert info.value.field == "ray.actor_options"
 
 
@@ -76,11 +67,11 @@ def test_it_scales_from_one_process_and_not_beside_a_deployment(tmp_path: Path) 
     config: dict[str, Any] = {"orchestrator": {"auto_scaling": True},
                               "workers": {"enabled": False}, "ray": _ray()}  # fmt: skip
     with pytest.raises(ConfigError, match="--workers 1") as info:
-        serve(_write(tmp_path, config), workers=2)  # refused before anything starts
+        serve(write_config(tmp_path, config), workers=2)  # refused before anything starts
     assert info.value.field == "ray.command"
     config["kubernetes"] = {"deployment": "llm", "node": "vllm"}
     with pytest.raises(ConfigError, match="not both") as info:
-        app_from_config(load_config(_write(tmp_path, config)))
+        app_from_config(load_config(write_config(tmp_path, config)))
     assert info.value.field == "ray.command"
 
 
@@ -118,14 +109,7 @@ def test_serve_scales_ray_actors_and_stops_them_on_shutdown(tmp_path: Path) -> N
     try:
         url = gw.url
         _until("the first replica serves", lambda: len(_replicas(url)) >= 1)
-        chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
-
-        def one(i: int) -> int:
-            body = {**chat, "stream": i % 2 == 1}  # calls and streams both count
-            return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).status_code
-
-        with ThreadPoolExecutor(6) as pool:  # six at once, each held 1.5 s: a replica takes one
-            assert set(pool.map(one, range(12))) == {200}
+        assert six_at_once(url, timeout=60) == {200}  # each held 1.5 s: a replica takes one
         _until("a second replica serves", lambda: len(_replicas(url)) >= 2)
         replicas = _replicas(url)
         assert all(n["url"].startswith("http://127.0.0.1:") for n in replicas)
