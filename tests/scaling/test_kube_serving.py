@@ -15,7 +15,6 @@ from prsm.performance.config import load_config
 from prsm.performance.errors import ConfigError
 from prsm.performance.scaling import FakeKubernetesAPI
 from prsm.performance.serve import app_from_config
-from prsm.performance.serve._build import serve
 from tests.gateway.procs import node, start_gateway, start_sim
 
 from ..benchmarks.quick import need
@@ -50,20 +49,19 @@ def test_the_section_is_validated_naming_the_bad_field(
     assert refused_field(tmp_path, {"kubernetes": section}) == field
 
 
-def test_its_node_must_be_configured_and_it_scales_from_one_process(tmp_path: Path) -> None:
+def test_its_node_must_be_configured(tmp_path: Path) -> None:
     config = {"orchestrator": {"auto_scaling": True}, "workers": {"enabled": False},
               "kubernetes": _kube()}  # fmt: skip
     with pytest.raises(ConfigError, match="no configured node 'vllm'") as info:
         app_from_config(load_config(write_config(tmp_path, config)))
     assert info.value.field == "kubernetes.node"
-    config["nodes"] = [{"id": "vllm", "url": "http://127.0.0.1:1/v1", "models": ["m"]}]
-    with pytest.raises(ConfigError, match="--workers 1") as info:
-        serve(write_config(tmp_path, config), workers=2)  # refused before anything starts
-    assert info.value.field == "kubernetes.deployment"
 
 
 @pytest.mark.integration
-def test_serve_scales_the_deployment_from_its_nodes_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_scales_the_deployment_from_its_nodes_load(tmp_path: Path, workers: int) -> None:
+    """One gateway process scales the Deployment itself; under ``serve --workers 2`` the
+    serving parent does, from the load both gateway processes report."""
     with FakeKubernetesAPI(token=TOKEN) as api:  # pods ready at once
         api.add_deployment("llm", replicas=1, namespace="serving")
         sim = start_sim("pods", "--models", "m", "--latency", "1.5", "--distribution", "fixed")
@@ -73,10 +71,11 @@ def test_serve_scales_the_deployment_from_its_nodes_load(tmp_path: Path) -> None
                 "orchestrator": {"auto_scaling": True, "hedge": False},
                 "scaling": {"min_replicas": 1, "max_replicas": 6, "interval": 0.5},
                 "kubernetes": _kube(api.url),
+                "gateway": {"workers": workers},
             }
             gw = start_gateway(tmp_path, config, env={TOKEN_ENV: TOKEN})
             try:
-                _load_and_check(gw.url, api)
+                scaling = _load_and_check(gw.url, api)
                 gw.terminate()
                 out, _ = gw.proc.communicate(timeout=30)
             finally:
@@ -86,9 +85,12 @@ def test_serve_scales_the_deployment_from_its_nodes_load(tmp_path: Path) -> None
         finally:
             sim.stop()
     assert TOKEN not in log  # the token never leaves the process
+    if workers > 1:  # each gateway process shows the parent's scaler
+        assert scaling["scaled_by"].startswith("the serving parent (pid ")
+        assert "scaler of 'llm' shared at unix:" in log
 
 
-def _load_and_check(url: str, api: FakeKubernetesAPI) -> None:
+def _load_and_check(url: str, api: FakeKubernetesAPI) -> dict[str, Any]:
     assert six_at_once(url) == {200}  # each held 1.5 s: one pod takes one
     deadline = time.monotonic() + 30
     while api.replicas("llm", "serving") < 2 and time.monotonic() < deadline:
@@ -101,3 +103,4 @@ def _load_and_check(url: str, api: FakeKubernetesAPI) -> None:
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert "prsm_scaling_decision_target{" in metrics
     assert TOKEN not in metrics and TOKEN not in str(scaling)
+    return dict(scaling)

@@ -359,6 +359,7 @@ from .scaling import (
     PredictorSettings as PredictorSettings,
     QueueMetric as QueueMetric,
     RayBackend as RayBackend,
+    RayScalingSettings as RayScalingSettings,
     RayServePolicy as RayServePolicy,
     RayServeSettings as RayServeSettings,
     RayServeState as RayServeState,

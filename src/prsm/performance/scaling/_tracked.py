@@ -11,14 +11,25 @@ upstream has (``aclose``, readings for the node poller) is reached through :attr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
+from typing import Protocol
 
 from ..clock import Clock, SystemClock
 from ..errors import UpstreamError
 from ..routing._node import NodeSpec
 from ..types import AIRequest, Response
 from ..upstreams._base import Upstream
-from ._tracker import LoadTracker
+
+
+class LoadHooks(Protocol):
+    """The request path's three calls into a tracker: a :class:`LoadTracker`, or what sends
+    them to one in another process (a gateway process of ``serve --workers N``)."""
+
+    def arrived(self, user: Hashable | None = None) -> None: ...
+
+    def started(self, waited: float = 0.0) -> None: ...
+
+    def finished(self, service_time: float, *, error: bool = False) -> None: ...
 
 
 def request_user(request: AIRequest) -> str | None:
@@ -31,9 +42,9 @@ def request_user(request: AIRequest) -> str | None:
 
 
 class TrackedUpstream:
-    """Feeds ``tracker`` from every :meth:`execute` of ``inner``."""
+    """Feeds ``tracker`` from every :meth:`execute` and :meth:`stream` of ``inner``."""
 
-    def __init__(self, inner: Upstream, tracker: LoadTracker, *, clock: Clock | None = None):
+    def __init__(self, inner: Upstream, tracker: LoadHooks, *, clock: Clock | None = None):
         self.inner = inner
         self.tracker = tracker
         self.clock = clock or SystemClock()

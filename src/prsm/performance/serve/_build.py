@@ -24,15 +24,16 @@ from ..gateway._settings import check_exposure
 from ..routing._node import NodeSpec
 from ..upstreams._dispatch import DispatchUpstream
 from ..upstreams._http import HttpUpstream, check_nodes
-from ._local_workers import attach_local_workers
+from ._local_workers import attach_local_workers, attach_to_parent
 from ._processes import run_native, run_native_workers
 from ._remote_scaling import (
     attach_kubernetes_scaler,
     attach_ray_scaler,
     check_one_process,
+    kubernetes_reporter,
     remote_section,
 )
-from ._shared_pool import POOL_SOCKET_ENV, PoolHost
+from ._shared_pool import POOL_SOCKET_ENV, PoolHost, pool_socket
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,13 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
         )
     scaling = config.scaling if config.orchestrator.auto_scaling else None
     remote = remote_section(config)
+    shared = pool_socket()
+    if scaling is not None and remote == "kubernetes" and shared is not None:
+        # serve --workers N: the serving parent scales the Deployment; report its load there
+        local = config.workers if config.workers.enabled and config.workers.count > 0 else None
+        report = kubernetes_reporter(app, config.kubernetes)
+        attach_to_parent(app, shared, local, on_link=report)
+        return app
     if scaling is not None and remote == "kubernetes":  # it scales the Deployment instead
         attach_kubernetes_scaler(app, config.kubernetes, scaling)
         scaling = None
@@ -171,11 +179,14 @@ def serve(
         run_native(app, host, port)
         return
     scaling = config.scaling if config.orchestrator.auto_scaling else None
-    host_pool = PoolHost(config.workers, scaling) if local else None
-    if host_pool is not None:  # one model pool for every gateway process (they connect)
+    kube = config.kubernetes if scaling is not None and config.kubernetes.enabled else None
+    host_pool = None
+    if local or kube is not None:  # one model pool, one scaler, for every gateway process
+        host_pool = PoolHost(config.workers if local else None, scaling, kube)
         host_pool.start()
         os.environ[POOL_SOCKET_ENV] = host_pool.path
-        print(f"prsm-perf serve: local model pool shared at unix:{host_pool.path}", flush=True)
+        what = "local model pool" if kube is None else f"scaler of {kube.deployment!r}"
+        print(f"prsm-perf serve: {what} shared at unix:{host_pool.path}", flush=True)
     helpers = HelperHost()  # one set of helpers (the semantic cache's models) for them all
     helpers.start()
     os.environ.update(helpers.env())

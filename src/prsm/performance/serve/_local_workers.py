@@ -23,6 +23,7 @@ snapshot at each step).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..upstreams._base import Upstream
@@ -62,7 +63,7 @@ def attach_local_workers(
         return
     shared = pool_socket()
     if shared is not None:  # the serving parent runs (and, with scaling, scales) the pool
-        _attach_shared(app, shared, settings)
+        attach_to_parent(app, shared, settings)
         return
     held: list[LocalWorkerPool] = []
 
@@ -151,7 +152,16 @@ class PoolScalerView:
         return view
 
 
-def _attach_shared(app: GatewayApp, path: str, settings: WorkerSettings) -> None:
+def attach_to_parent(
+    app: GatewayApp,
+    path: str,
+    settings: WorkerSettings | None,
+    on_link: Callable[[GatewayApp, SharedPoolUpstream], None] | None = None,
+) -> None:
+    """Join the serving parent at the socket ``path`` when ``app`` starts: its local worker
+    pool (``settings``; ``None``: the parent holds none) as the ``local`` route, its
+    metrics, and its scaler's snapshots as this process's scaler (with auto-scaling);
+    ``on_link`` is then called with the connection (to report a Deployment's load)."""
     known: set[str] = set()
     view = PoolScalerView() if app.perf.settings.auto_scaling else None
 
@@ -170,12 +180,18 @@ def _attach_shared(app: GatewayApp, path: str, settings: WorkerSettings) -> None
 
     async def join_pool(app: GatewayApp) -> None:
         told = view.update if view is not None else None
-        upstream = SharedPoolUpstream(path, timeout=settings.batch_timeout, on_nodes=follow,
-                                      on_scaling=told)  # fmt: skip
+        timeout = settings.batch_timeout if settings is not None else 120.0
+        followed = follow if settings is not None else None
+        upstream = SharedPoolUpstream(path, timeout=timeout, on_nodes=followed, on_scaling=told)
         await upstream.connect()
         app.metric_sources.append(upstream.metrics)  # the pool's, batcher's, scaler's
         if view is not None:  # before the orchestrator starts: no "nothing scales" warning
             app.perf.attach_scaler(view)
-        _dispatcher(app).add_route(LOCAL, upstream)
+        if settings is not None:
+            _dispatcher(app).add_route(LOCAL, upstream)
+        else:  # no route holds it: the orchestrator's close() would not close it
+            app.on_shutdown.append(lambda app: upstream.aclose())
+        if on_link is not None:
+            on_link(app, upstream)
 
     app.on_startup.append(join_pool)  # closed with the other upstreams by perf.close()

@@ -1,13 +1,16 @@
 """The gateway process's side of the shared local model pool (:mod:`._shared_pool` has the
 wire and the host): one connection to the serving parent's socket, many calls in flight,
-matched by id; the pool's pushed changes (``nodes``, ``scaling``) are handed to callbacks."""
+matched by id; the pool's pushed changes (``nodes``, ``scaling``) are handed to callbacks.
+:class:`LoadReporter` sends the load of a Deployment the parent scales to the parent's
+tracker."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import orjson
@@ -16,6 +19,8 @@ from ..errors import UpstreamError, UpstreamUnavailableError
 from ..routing._node import NodeSpec
 from ..types import AIRequest, JSONBody, Response
 from ..workers._protocol import FrameError, pack, read_message
+
+log = logging.getLogger(__name__)
 
 
 class SharedPoolUpstream:
@@ -113,6 +118,20 @@ class SharedPoolUpstream:
         finally:
             self._pending.pop(ident, None)
 
+    def send_now(self, message: dict[str, Any]) -> bool:
+        """Queue ``message``, which has no answer, on the open connection; False if none."""
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return False
+        writer.write(pack(message))
+        return True
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send ``message``, which has no answer (connecting again if the link was lost)."""
+        writer = await self._ensure()
+        writer.write(pack(message))
+        await writer.drain()
+
     async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
         payload = request.payload
         body = payload.raw if isinstance(payload, JSONBody) else orjson.dumps(dict(payload))
@@ -158,3 +177,55 @@ class SharedPoolUpstream:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class LoadReporter:
+    """A tracker's hooks (:class:`~prsm.performance.scaling._tracked.LoadHooks`) in a gateway
+    process whose replicas the serving parent scales: each call is noted, and the calls of
+    one turn of the event loop go to the parent in one ``{"op": "load", "events": [...]}``
+    (``["a", user]``, ``["s", waited]``, ``["f", service_time, error]``), where they are
+    played into its scaler's tracker in order. Events that cannot be sent (the parent is
+    unreachable) are logged with their count; the parent finishes the requests a lost
+    connection still held as unfinished."""
+
+    def __init__(self, link: SharedPoolUpstream) -> None:
+        self.link = link
+        self.sent = 0  # events delivered to the socket
+        self.lost = 0  # events that could not be sent
+        self._events: list[list[Any]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def arrived(self, user: Hashable | None = None) -> None:
+        self._note(["a", user if user is None else str(user)])
+
+    def started(self, waited: float = 0.0) -> None:
+        self._note(["s", waited])
+
+    def finished(self, service_time: float, *, error: bool = False) -> None:
+        self._note(["f", service_time, error])
+
+    def _note(self, event: list[Any]) -> None:
+        if not self._events:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._events.append(event)
+
+    def _flush(self) -> None:
+        events, self._events = self._events, []
+        if self.link.send_now({"op": "load", "events": events}):
+            self.sent += len(events)
+            return
+        task = asyncio.create_task(self._send(events))  # connect again first
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, events: list[list[Any]]) -> None:
+        try:
+            await self.link.send({"op": "load", "events": events})
+        except OSError as exc:
+            self.lost += len(events)
+            log.warning(
+                "%d load event(s) for the serving parent's scaler were not sent (%d so far): %s",
+                len(events), self.lost, exc,
+            )  # fmt: skip
+        else:
+            self.sent += len(events)

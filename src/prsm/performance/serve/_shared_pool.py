@@ -28,6 +28,15 @@ sending it work while the host waits for what it holds). A call for a worker tha
 serving is answered with a retryable 503. After ``hello`` and after each scaling step the
 host also pushes ``{"op": "scaling", "scaling": <the scaler's snapshot>, "pid"}``, which
 each gateway process shows as its ``/admin/scaling``.
+
+With a ``kubernetes`` section (and auto-scaling), the host runs that Deployment's scaler
+instead (the local workers, if any, keep ``workers.count``), and may hold no local pool at
+all. The Deployment's requests do not pass through the host: each gateway process sends the
+load it sees as ``{"op": "load", "events": [...]}`` (``["a", user]`` arrived, ``["s",
+waited]`` started, ``["f", service_time, error]`` finished; see
+:class:`~._pool_client.LoadReporter`), played into the scaler's tracker in order, so it sees
+every process's requests. Requests a lost connection still held in service are finished as
+unfinished (an error), so the tracker does not count them in service for ever.
 """
 
 from __future__ import annotations
@@ -54,6 +63,7 @@ from ..workers._protocol import FrameError, pack, read_message
 from ..workers._settings import WorkerSettings
 
 if TYPE_CHECKING:
+    from ..scaling._kubernetes import KubernetesScalingSettings
     from ..scaling._predictive import PredictiveSettings
 
 log = logging.getLogger(__name__)
@@ -85,12 +95,19 @@ class PoolHost:
     """Runs the local worker pool in a thread of this process and serves it on a Unix socket.
 
     ``start()`` blocks until every worker is ready (or raises what stopped them);
-    ``stop()`` closes the socket, the batchers and the workers.
+    ``stop()`` closes the socket, the batchers and the workers. ``settings`` ``None``: no
+    local pool (the host then only scales the ``kubernetes`` Deployment).
     """
 
-    def __init__(self, settings: WorkerSettings, scaling: PredictiveSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings | None,
+        scaling: PredictiveSettings | None = None,
+        kubernetes: KubernetesScalingSettings | None = None,
+    ) -> None:
         self.settings = settings
         self.scaling = scaling
+        self.kubernetes = kubernetes  # scale this Deployment (with scaling), not the pool
         self.scaler: Any = None  # the PredictiveScaler, with scaling
         self.registry = NodeRegistry()  # the workers, as nodes: what the host serves
         self.metrics = MetricsRegistry()  # the pool's, the batcher's and the scaler's
@@ -140,24 +157,17 @@ class PoolHost:
             self._ready.set()
 
     async def _main(self) -> None:
-        from ..workers import start_default_workers
-
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        pool, nodes, local = await start_default_workers(self.settings, metrics=self.metrics)
-        self._pool, self._local, self._route = pool, local, local
-        for node in nodes:
-            self.registry.add(node)
-        if self.scaling is not None:
-            from ..clock import SystemClock
-            from ..scaling._tracked import TrackedUpstream
-            from ._local_workers import local_scaler
+        if self.settings is not None:
+            from ..workers import start_default_workers
 
-            clock = SystemClock()
-            self.scaler = local_scaler(pool, local, self.scaling, self.registry,
-                                       clock=clock, metrics=self.metrics)  # fmt: skip
-            self._route = TrackedUpstream(local, self.scaler.tracker, clock=clock)
-            self.scaler.loop.listeners.append(self._scaled)
+            pool, nodes, local = await start_default_workers(self.settings, metrics=self.metrics)
+            self._pool, self._local, self._route = pool, local, local
+            for node in nodes:
+                self.registry.add(node)
+        if self.scaling is not None:
+            self._start_scaler(self.scaling)
         self.registry.add_listener(self._changed)
         server = await asyncio.start_unix_server(self._serve, path=self.path)
         os.chmod(self.path, 0o600)
@@ -170,8 +180,28 @@ class PoolHost:
             server.close()
             if self.scaler is not None:
                 await self.scaler.close()
-            await local.aclose()
-            await pool.close()
+            if self._local is not None:
+                await self._local.aclose()
+                await self._pool.close()
+
+    def _start_scaler(self, scaling: PredictiveSettings) -> None:
+        from ..clock import SystemClock
+
+        clock = SystemClock()
+        if self.kubernetes is not None:
+            from ._remote_scaling import kubernetes_scaler
+
+            self.scaler = kubernetes_scaler(self.kubernetes, scaling, clock=clock,
+                                            metrics=self.metrics)  # fmt: skip
+        elif self._local is not None:
+            from ..scaling._tracked import TrackedUpstream
+            from ._local_workers import local_scaler
+
+            self.scaler = local_scaler(self._pool, self._local, scaling, self.registry,
+                                       clock=clock, metrics=self.metrics)  # fmt: skip
+            self._route = TrackedUpstream(self._local, self.scaler.tracker, clock=clock)
+        if self.scaler is not None:
+            self.scaler.loop.listeners.append(self._scaled)
 
     def serving(self) -> list[NodeSpec]:
         """The workers that take new calls (not those being drained)."""
@@ -202,6 +232,7 @@ class PoolHost:
         self.clients += 1
         self._writers.add(writer)
         tasks: set[asyncio.Task[None]] = set()
+        in_service = [0]  # of this connection's reported load
         try:
             while True:
                 message = await read_message(reader)
@@ -217,6 +248,11 @@ class PoolHost:
                 elif op == "stats":
                     writer.write(pack({"id": message.get("id"), "ok": True,
                                        "stats": self.stats()}))  # fmt: skip
+                elif op == "load":
+                    try:
+                        in_service[0] += self._load(message.get("events") or [])
+                    except (ValueError, TypeError, IndexError) as exc:  # not played: say so
+                        log.error("a gateway process's load report was refused: %s", exc)
                 elif op == "execute":
                     task = asyncio.create_task(self._execute(message, writer))
                     tasks.add(task)
@@ -230,6 +266,8 @@ class PoolHost:
         finally:
             self.clients -= 1
             self._writers.discard(writer)
+            if in_service[0] > 0:  # the process went away holding them: they end unfinished
+                self._load([["f", 0.0, True]] * in_service[0])
             for task in tasks:
                 task.cancel()
             writer.close()
@@ -262,6 +300,27 @@ class PoolHost:
                 self.registry.release(node_id)
         if not writer.is_closing():
             writer.write(pack(reply))
+
+    def _load(self, events: list[Any]) -> int:
+        """Play a gateway process's load events into the scaler's tracker; the change in its
+        requests in service."""
+        if self.scaler is None or self.kubernetes is None:
+            raise ValueError("load reported, but this pool scales no Deployment")
+        tracker = self.scaler.tracker
+        change = 0
+        for event in events:
+            kind = event[0]
+            if kind == "a":
+                tracker.arrived(event[1])
+            elif kind == "s":
+                tracker.started(float(event[1]))
+                change += 1
+            elif kind == "f":
+                tracker.finished(float(event[1]), error=bool(event[2]))
+                change -= 1
+            else:
+                raise ValueError(f"unknown load event {event!r}")
+        return change
 
     def stats(self) -> dict[str, Any]:
         """Clients connected, calls served, and the pool's own stats (per worker)."""
