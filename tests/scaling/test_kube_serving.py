@@ -87,7 +87,7 @@ def test_serve_scales_the_deployment_from_its_nodes_load(tmp_path: Path, workers
     assert TOKEN not in log  # the token never leaves the process
     if workers > 1:  # each gateway process shows the parent's scaler
         assert scaling["scaled_by"].startswith("the serving parent (pid ")
-        assert "scaler of 'llm' shared at unix:" in log
+        assert "kubernetes scaler shared at unix:" in log
 
 
 def _load_and_check(url: str, api: FakeKubernetesAPI) -> dict[str, Any]:

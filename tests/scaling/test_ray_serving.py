@@ -17,7 +17,6 @@ import pytest
 from prsm.performance.config import load_config
 from prsm.performance.errors import ConfigError
 from prsm.performance.serve import app_from_config
-from prsm.performance.serve._build import serve
 from tests.gateway.procs import start_gateway
 
 from ..benchmarks.quick import need
@@ -63,13 +62,10 @@ def test_node_and_actor_options_are_checked_when_the_gateway_is_built(tmp_path: 
     assert info.value.field == "ray.actor_options"
 
 
-def test_it_scales_from_one_process_and_not_beside_a_deployment(tmp_path: Path) -> None:
+def test_it_does_not_scale_beside_a_deployment(tmp_path: Path) -> None:
     config: dict[str, Any] = {"orchestrator": {"auto_scaling": True},
-                              "workers": {"enabled": False}, "ray": _ray()}  # fmt: skip
-    with pytest.raises(ConfigError, match="--workers 1") as info:
-        serve(write_config(tmp_path, config), workers=2)  # refused before anything starts
-    assert info.value.field == "ray.command"
-    config["kubernetes"] = {"deployment": "llm", "node": "vllm"}
+                              "workers": {"enabled": False}, "ray": _ray(),
+                              "kubernetes": {"deployment": "llm", "node": "vllm"}}  # fmt: skip
     with pytest.raises(ConfigError, match="not both") as info:
         app_from_config(load_config(write_config(tmp_path, config)))
     assert info.value.field == "ray.command"
@@ -98,9 +94,14 @@ def _until(what: str, check: Any, limit: float = 90.0) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_serve_scales_ray_actors_and_stops_them_on_shutdown(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_scales_ray_actors_and_stops_them_on_shutdown(tmp_path: Path, workers: int) -> None:
+    """One gateway process runs the actors itself; under ``serve --workers 2`` the serving
+    parent does, from the load both gateway processes report, and pushes the replicas'
+    nodes to both."""
     need("ray", extra="ray")
     config = {
+        "gateway": {"workers": workers},
         "orchestrator": {"auto_scaling": True, "hedge": False},
         "scaling": {"min_replicas": 1, "max_replicas": 3, "interval": 0.5},
         "ray": _ray(num_cpus=2, actor_options={"num_cpus": 0.5}, ready_timeout=60),
@@ -130,4 +131,6 @@ def test_serve_scales_ray_actors_and_stops_them_on_shutdown(tmp_path: Path) -> N
         gw.stop()
     assert gw.proc.returncode == 0, out.decode()[-2000:]
     assert "auto_scaling=True but no scaler" not in out.decode()
+    if workers > 1:
+        assert "ray scaler shared at unix:" in out.decode()
     assert not [n["url"] for n in replicas if _listening(n["url"])]  # their servers stopped

@@ -27,9 +27,11 @@ class LoadHooks(Protocol):
 
     def arrived(self, user: Hashable | None = None) -> None: ...
 
-    def started(self, waited: float = 0.0) -> None: ...
+    def started(self, waited: float = 0.0, node: str | None = None) -> None: ...
 
-    def finished(self, service_time: float, *, error: bool = False) -> None: ...
+    def finished(
+        self, service_time: float, *, error: bool = False, node: str | None = None
+    ) -> None: ...
 
 
 def request_user(request: AIRequest) -> str | None:
@@ -52,18 +54,19 @@ class TrackedUpstream:
     async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
         tracker = self.tracker
         tracker.arrived(request_user(request))
-        tracker.started()
+        node_id = node.id
+        tracker.started(node=node_id)
         start = self.clock.monotonic()
         try:
             response = await self.inner.execute(node, request)
         except UpstreamError as exc:
             # a client's bad request is not the replicas' load failing; anything else is
-            tracker.finished(self.clock.monotonic() - start, error=exc.retryable)
+            tracker.finished(self.clock.monotonic() - start, error=exc.retryable, node=node_id)
             raise
         except BaseException:  # cancelled (the caller's deadline): it left service, unfinished
-            tracker.finished(self.clock.monotonic() - start, error=True)
+            tracker.finished(self.clock.monotonic() - start, error=True, node=node_id)
             raise
-        tracker.finished(self.clock.monotonic() - start)
+        tracker.finished(self.clock.monotonic() - start, node=node_id)
         return response
 
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
@@ -71,7 +74,7 @@ class TrackedUpstream:
         its consumer left service unfinished, as a cancelled call does)."""
         tracker = self.tracker
         tracker.arrived(request_user(request))
-        tracker.started()
+        tracker.started(node=node.id)
         start = self.clock.monotonic()
         failed = True
         try:
@@ -82,7 +85,7 @@ class TrackedUpstream:
             failed = exc.retryable  # a client's bad request is not the replicas failing
             raise
         finally:
-            tracker.finished(self.clock.monotonic() - start, error=failed)
+            tracker.finished(self.clock.monotonic() - start, error=failed, node=node.id)
 
     async def aclose(self) -> None:
         aclose = getattr(self.inner, "aclose", None)

@@ -101,16 +101,22 @@ class LoadTracker:
         self.queued += 1
         self._arrivals += 1
 
-    def started(self, waited: float = 0.0) -> None:
-        """A request left the queue after ``waited`` seconds and is being served."""
+    def started(self, waited: float = 0.0, node: str | None = None) -> None:
+        """A request left the queue after ``waited`` seconds and is being served (by
+        ``node``, where known: this tracker counts the load of all the replicas together)."""
+        del node
         self._advance()
         self.queued = max(0, self.queued - 1)
         self.in_flight += 1
         self._wait_sum += waited
         self._waits += 1
 
-    def finished(self, service_time: float, *, error: bool = False) -> None:
-        """A request in service ended after ``service_time`` seconds (``error``: it failed)."""
+    def finished(
+        self, service_time: float, *, error: bool = False, node: str | None = None
+    ) -> None:
+        """A request in service ended after ``service_time`` seconds (``error``: it failed;
+        ``node``: as for :meth:`started`)."""
+        del node
         self._advance()
         self.in_flight = max(0, self.in_flight - 1)
         self._finished += 1

@@ -27,10 +27,9 @@ from ..upstreams._http import HttpUpstream, check_nodes
 from ._local_workers import attach_local_workers, attach_to_parent
 from ._processes import run_native, run_native_workers
 from ._remote_scaling import (
-    attach_kubernetes_scaler,
-    attach_ray_scaler,
-    check_one_process,
-    kubernetes_reporter,
+    attach_remote_scaler,
+    remote_reporter,
+    remote_scaler,
     remote_section,
 )
 from ._shared_pool import POOL_SOCKET_ENV, PoolHost, pool_socket
@@ -91,19 +90,16 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
             endpoint=config.monitoring.otlp_endpoint,
         )
     scaling = config.scaling if config.orchestrator.auto_scaling else None
-    remote = remote_section(config)
+    remote = remote_section(config) if scaling is not None else None
     shared = pool_socket()
-    if scaling is not None and remote == "kubernetes" and shared is not None:
-        # serve --workers N: the serving parent scales the Deployment; report its load there
+    if remote is not None and shared is not None:
+        # serve --workers N: the serving parent scales the replicas; report their load there
         local = config.workers if config.workers.enabled and config.workers.count > 0 else None
-        report = kubernetes_reporter(app, config.kubernetes)
-        attach_to_parent(app, shared, local, on_link=report)
+        report = remote_reporter(app, config)
+        attach_to_parent(app, shared, local, on_link=report, follow=remote == "ray")
         return app
-    if scaling is not None and remote == "kubernetes":  # it scales the Deployment instead
-        attach_kubernetes_scaler(app, config.kubernetes, scaling)
-        scaling = None
-    elif scaling is not None and remote == "ray":  # it scales Ray actors instead
-        attach_ray_scaler(app, config.ray, scaling, config.gateway.upstream_timeout)
+    if remote is not None:  # it scales the Deployment or the Ray actors instead
+        attach_remote_scaler(app, config)
         scaling = None
     attach_local_workers(app, config.workers, scaling)
     return app
@@ -158,7 +154,6 @@ def serve(
     workers = workers or gw.workers
     if workers < 1:
         raise ConfigError("workers", f"must be >= 1, got {workers}")
-    check_one_process(config, workers)
     try:  # build and check everything here, before any worker starts
         check_exposure(gw, host)  # no open admin API beyond loopback
         app = app_from_config(config)
@@ -179,13 +174,14 @@ def serve(
         run_native(app, host, port)
         return
     scaling = config.scaling if config.orchestrator.auto_scaling else None
-    kube = config.kubernetes if scaling is not None and config.kubernetes.enabled else None
+    remote = remote_scaler(config)
     host_pool = None
-    if local or kube is not None:  # one model pool, one scaler, for every gateway process
-        host_pool = PoolHost(config.workers if local else None, scaling, kube)
+    if local or remote is not None:  # one model pool, one scaler, for every gateway process
+        host_pool = PoolHost(config.workers if local else None, scaling, remote)
         host_pool.start()
         os.environ[POOL_SOCKET_ENV] = host_pool.path
-        what = "local model pool" if kube is None else f"scaler of {kube.deployment!r}"
+        section = remote_section(config) if remote is not None else None
+        what = "local model pool" if section is None else f"{section} scaler"
         print(f"prsm-perf serve: {what} shared at unix:{host_pool.path}", flush=True)
     helpers = HelperHost()  # one set of helpers (the semantic cache's models) for them all
     helpers.start()

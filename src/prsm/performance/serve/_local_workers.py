@@ -157,15 +157,19 @@ def attach_to_parent(
     path: str,
     settings: WorkerSettings | None,
     on_link: Callable[[GatewayApp, SharedPoolUpstream], None] | None = None,
+    *,
+    follow: bool = False,
 ) -> None:
     """Join the serving parent at the socket ``path`` when ``app`` starts: its local worker
     pool (``settings``; ``None``: the parent holds none) as the ``local`` route, its
     metrics, and its scaler's snapshots as this process's scaler (with auto-scaling);
-    ``on_link`` is then called with the connection (to report a Deployment's load)."""
+    ``on_link`` is then called with the connection (to report remote replicas' load).
+    The nodes the parent pushes are followed with a local pool, or with ``follow`` (the
+    parent's Ray replicas)."""
     known: set[str] = set()
     view = PoolScalerView() if app.perf.settings.auto_scaling else None
 
-    def follow(nodes: list[NodeSpec]) -> None:
+    def follow_nodes(nodes: list[NodeSpec]) -> None:
         """The pool's serving workers, at each (re)connect and each change: new ones join
         the registry; one no longer announced (being drained, or gone) leaves it, and the
         requests it holds finish."""
@@ -181,7 +185,7 @@ def attach_to_parent(
     async def join_pool(app: GatewayApp) -> None:
         told = view.update if view is not None else None
         timeout = settings.batch_timeout if settings is not None else 120.0
-        followed = follow if settings is not None else None
+        followed = follow_nodes if settings is not None or follow else None
         upstream = SharedPoolUpstream(path, timeout=timeout, on_nodes=followed, on_scaling=told)
         await upstream.connect()
         app.metric_sources.append(upstream.metrics)  # the pool's, batcher's, scaler's

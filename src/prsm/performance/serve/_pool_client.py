@@ -183,10 +183,11 @@ class LoadReporter:
     """A tracker's hooks (:class:`~prsm.performance.scaling._tracked.LoadHooks`) in a gateway
     process whose replicas the serving parent scales: each call is noted, and the calls of
     one turn of the event loop go to the parent in one ``{"op": "load", "events": [...]}``
-    (``["a", user]``, ``["s", waited]``, ``["f", service_time, error]``), where they are
-    played into its scaler's tracker in order. Events that cannot be sent (the parent is
-    unreachable) are logged with their count; the parent finishes the requests a lost
-    connection still held as unfinished."""
+    (``["a", user]``, ``["s", waited, node]``, ``["f", service_time, error, node]``), where
+    they are played into its scaler's tracker in order (and held against the node, so that
+    a drain waits for them). Events that cannot be sent (the parent is unreachable) are
+    logged with their count; the parent finishes the requests a lost connection still held
+    as unfinished."""
 
     def __init__(self, link: SharedPoolUpstream) -> None:
         self.link = link
@@ -198,11 +199,13 @@ class LoadReporter:
     def arrived(self, user: Hashable | None = None) -> None:
         self._note(["a", user if user is None else str(user)])
 
-    def started(self, waited: float = 0.0) -> None:
-        self._note(["s", waited])
+    def started(self, waited: float = 0.0, node: str | None = None) -> None:
+        self._note(["s", waited, node])
 
-    def finished(self, service_time: float, *, error: bool = False) -> None:
-        self._note(["f", service_time, error])
+    def finished(
+        self, service_time: float, *, error: bool = False, node: str | None = None
+    ) -> None:
+        self._note(["f", service_time, error, node])
 
     def _note(self, event: list[Any]) -> None:
         if not self._events:

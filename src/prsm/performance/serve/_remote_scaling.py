@@ -18,13 +18,13 @@ workers' scaler. It starts with the app and is closed with it.
   running the section's ``command`` and registers it as a node made from the section's
   ``node``; the gateway's close drains and stops them (and the local Ray instance it started).
 
-Under ``serve --workers N`` (N > 1) the serving parent scales the Deployment (in its
-:class:`~._shared_pool.PoolHost`, which it starts for this even without local workers),
-and each gateway process routes the node through a tracked upstream whose hooks go to the
-parent's tracker (:func:`kubernetes_reporter`, a :class:`~._pool_client.LoadReporter`), so
-the scaler sees every process's requests; each process's ``/admin/scaling`` shows the
-parent's scaler. Ray actors' nodes live in the process that starts them, so ``serve
---workers N`` with the ``ray`` section is refused, and so are both sections at once.
+Under ``serve --workers N`` (N > 1) the serving parent runs the scaler (in its
+:class:`~._shared_pool.PoolHost`, which it starts for this even without local workers; Ray
+replicas are nodes of its registry, pushed to every gateway process), and each gateway
+process routes the replicas through a tracked upstream whose hooks go to the parent's
+tracker (:func:`remote_reporter`, a :class:`~._pool_client.LoadReporter`), so the scaler
+sees every process's requests; each process's ``/admin/scaling`` shows the parent's scaler.
+Both sections at once are refused.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from ..config import PRSMConfig, build
 from ..errors import ConfigError
 from ..routing._node import NodeSpec
+from ..scaling._tracked import LoadHooks
 from ..upstreams._dispatch import META_KEY
 from ._local_workers import _dispatcher
 from ._pool_client import LoadReporter, SharedPoolUpstream
@@ -44,10 +45,12 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..gateway._app import GatewayApp
     from ..monitoring._registry import MetricsRegistry
+    from ..routing._registry import NodeRegistry
     from ..scaling._kubernetes import KubernetesScalingSettings
     from ..scaling._predictive import PredictiveSettings
     from ..scaling._ray import RayScalingSettings
     from ..scaling._scaler import PredictiveScaler
+    from ._shared_pool import RemoteScaler
 
 #: the route (``meta.upstream``) of the node whose pods are scaled
 KUBERNETES = "kubernetes"
@@ -61,40 +64,85 @@ def remote_section(config: PRSMConfig) -> str | None:
     if config.kubernetes.enabled and config.ray.enabled:
         raise ConfigError("ray.command", "scale Ray actors or a Kubernetes Deployment, not both")
     if config.kubernetes.enabled:
-        return "kubernetes"
-    return "ray" if config.ray.enabled else None
+        return KUBERNETES
+    return RAY if config.ray.enabled else None
 
 
-def check_one_process(config: PRSMConfig, workers: int) -> None:
-    """A :class:`ConfigError` if ``workers`` gateway processes would each scale Ray actors
-    (the replicas' nodes live in the process that starts them)."""
-    if workers > 1 and config.orchestrator.auto_scaling and remote_section(config) == "ray":
-        raise ConfigError(
-            "ray.command",
-            f"is scaled from one gateway process: serve it with --workers 1 (each of {workers} "
-            "processes would scale it on its own share of the requests)",
-        )
+def remote_scaler(config: PRSMConfig) -> RemoteScaler | None:
+    """With ``orchestrator.auto_scaling`` and a ``kubernetes`` or ``ray`` section: what
+    builds its scaler over a registry, clock and metrics (the replicas' load is tracked by
+    the caller); checked now (a :class:`ConfigError` naming the field). ``None`` otherwise."""
+    section = remote_section(config)
+    if not config.orchestrator.auto_scaling or section is None:
+        return None
+    scaling = config.scaling
+    if section == KUBERNETES:
+        kube = config.kubernetes
+
+        def deployment(
+            registry: NodeRegistry, clock: Clock, metrics: MetricsRegistry
+        ) -> PredictiveScaler:
+            return kubernetes_scaler(kube, scaling, clock=clock, metrics=metrics)
+
+        return deployment
+    ray = config.ray
+    template = ray_template(ray, config.gateway.upstream_timeout)
+    check_actor_options(ray)
+
+    def actors(registry: NodeRegistry, clock: Clock, metrics: MetricsRegistry) -> PredictiveScaler:
+        return ray_scaler(ray, template, scaling, registry, clock=clock, metrics=metrics)
+
+    return actors
 
 
-def _scale_on_startup(
-    app: GatewayApp, route: str, make_scaler: Callable[[], PredictiveScaler], *, field: str
-) -> None:
-    """When ``app`` starts: attach the scaler ``make_scaler`` builds, and route ``route``
-    through a tracked HTTP upstream that feeds its tracker."""
+def _tracked_route(app: GatewayApp, route: str, hooks: LoadHooks) -> None:
+    """Route ``route`` through a tracked HTTP upstream that feeds ``hooks``."""
+    from ..scaling._tracked import TrackedUpstream
+
+    dispatcher = _dispatcher(app)
+    if dispatcher.default is None:
+        raise ConfigError(f"{route}", "the gateway has no HTTP upstream to reach its replicas")
+    dispatcher.add_route(route, TrackedUpstream(dispatcher.default, hooks, clock=app.perf.clock))
+
+
+def attach_remote_scaler(app: GatewayApp, config: PRSMConfig) -> None:
+    """Scale the ``kubernetes`` or ``ray`` section's replicas from this process when ``app``
+    starts (see the module docstring); a :class:`ConfigError` now if the section is wrong."""
+    make = remote_scaler(config)
+    if make is None:
+        return
+    if remote_section(config) == KUBERNETES:
+        _check_kubernetes_node(app, config.kubernetes)
     perf = app.perf
 
     async def start_scaling(app: GatewayApp) -> None:
-        from ..scaling._tracked import TrackedUpstream
-
-        scaler = make_scaler()
-        dispatcher = _dispatcher(app)
-        if dispatcher.default is None:
-            raise ConfigError(field, "the gateway has no HTTP upstream to reach its replicas")
-        tracked = TrackedUpstream(dispatcher.default, scaler.tracker, clock=perf.clock)
-        dispatcher.add_route(route, tracked)
+        scaler = make(perf.registry, perf.clock, perf.metrics)
+        section = remote_section(config)
+        _tracked_route(app, section or "", scaler.tracker)
+        if section == KUBERNETES:
+            _retag(app, config.kubernetes.node)
         perf.attach_scaler(scaler)  # started with the orchestrator, closed with it
 
     app.on_startup.append(start_scaling)
+
+
+def remote_reporter(
+    app: GatewayApp, config: PRSMConfig
+) -> Callable[[GatewayApp, SharedPoolUpstream], None]:
+    """In a gateway process of ``serve --workers N`` whose serving parent scales the
+    section's replicas: what routes them through a tracked upstream whose load goes to the
+    parent (a :class:`LoadReporter` over the parent's connection), to call once connected;
+    a :class:`ConfigError` now if the section is wrong."""
+    section = remote_section(config)
+    if section == KUBERNETES:
+        _check_kubernetes_node(app, config.kubernetes)
+
+    def report(app: GatewayApp, link: SharedPoolUpstream) -> None:
+        _tracked_route(app, section or "", LoadReporter(link))
+        if section == KUBERNETES:
+            _retag(app, config.kubernetes.node)
+
+    return report
 
 
 def _check_kubernetes_node(app: GatewayApp, settings: KubernetesScalingSettings) -> None:
@@ -134,48 +182,10 @@ def kubernetes_scaler(
                             clock=clock, metrics=metrics)  # fmt: skip
 
 
-def attach_kubernetes_scaler(
-    app: GatewayApp, settings: KubernetesScalingSettings, scaling: PredictiveSettings
-) -> None:
-    """Scale ``settings.deployment`` from when ``app`` starts (see the module docstring);
-    a :class:`ConfigError` now if its node is not configured or already has a route."""
-    _check_kubernetes_node(app, settings)
-    perf = app.perf
-
-    def scaler() -> PredictiveScaler:
-        built = kubernetes_scaler(settings, scaling, clock=perf.clock, metrics=perf.metrics)
-        _retag(app, settings.node)
-        return built
-
-    _scale_on_startup(app, KUBERNETES, scaler, field="kubernetes.node")
-
-
-def kubernetes_reporter(
-    app: GatewayApp, settings: KubernetesScalingSettings
-) -> Callable[[GatewayApp, SharedPoolUpstream], None]:
-    """In a gateway process of ``serve --workers N`` whose serving parent scales
-    ``settings.deployment``: what routes its node through a tracked upstream whose load goes
-    to the parent (a :class:`LoadReporter` over the parent's connection), to call once
-    connected; a :class:`ConfigError` now if the node is not configured or has a route."""
-    _check_kubernetes_node(app, settings)
-
-    def report(app: GatewayApp, link: SharedPoolUpstream) -> None:
-        from ..scaling._tracked import TrackedUpstream
-
-        dispatcher = _dispatcher(app)
-        if dispatcher.default is None:
-            raise ConfigError("kubernetes.node", "the gateway has no HTTP upstream to reach it")
-        tracked = TrackedUpstream(dispatcher.default, LoadReporter(link), clock=app.perf.clock)
-        dispatcher.add_route(KUBERNETES, tracked)
-        _retag(app, settings.node)
-
-    return report
-
-
 def ray_template(settings: RayScalingSettings, default_timeout: float) -> NodeSpec:
     """The node every Ray replica is registered as (its own id and url aside): the section's
     ``node``, each field checked as a configured node's (a :class:`ConfigError` naming
-    ``ray.node.FIELD``)."""
+    ``ray.node.FIELD``); ``default_timeout`` unless it sets ``timeout``."""
     data = {"timeout": default_timeout, **settings.node, "id": settings.prefix}
     try:
         return build(NodeSpec, data, "ray.node")
@@ -185,32 +195,36 @@ def ray_template(settings: RayScalingSettings, default_timeout: float) -> NodeSp
         raise ConfigError("ray.node", str(exc)) from None
 
 
-def attach_ray_scaler(
-    app: GatewayApp, settings: RayScalingSettings, scaling: PredictiveSettings, timeout: float
-) -> None:
-    """Scale Ray actors from when ``app`` starts (see the module docstring); a
-    :class:`ConfigError` now if the section's ``node`` or ``actor_options`` is wrong
-    (``timeout``: a replica node's request timeout unless ``node`` sets one)."""
-    from ..scaling._ray import RayBackend, ReplicaServer, _ray
+def check_actor_options(settings: RayScalingSettings) -> None:
+    """A :class:`ConfigError` naming ``ray.actor_options`` unless Ray accepts them (checked
+    without starting Ray)."""
+    from ..scaling._ray import ReplicaServer, _ray
 
-    template = ray_template(settings, timeout)
-    try:  # Ray checks the options without starting
+    try:
         _ray().remote(ReplicaServer).options(**settings.actor_options)
     except (TypeError, ValueError) as exc:
         raise ConfigError("ray.actor_options", str(exc)) from None
-    perf = app.perf
 
-    def scaler() -> PredictiveScaler:
-        from ..scaling._scaler import PredictiveScaler
 
-        backend = RayBackend(
-            settings.command, perf.registry, template,
-            actor_options=settings.actor_options, host=settings.host, address=settings.address,
-            init_options=settings.init_options(), ready_timeout=settings.ready_timeout,
-            drain_timeout=settings.drain_timeout, clock=perf.clock, prefix=settings.prefix,
-            route=RAY,
-        )  # fmt: skip
-        return PredictiveScaler(backend, scaling, concurrency=settings.replica_concurrency,
-                                clock=perf.clock, metrics=perf.metrics)  # fmt: skip
+def ray_scaler(
+    settings: RayScalingSettings,
+    template: NodeSpec,
+    scaling: PredictiveSettings,
+    registry: NodeRegistry,
+    *,
+    clock: Clock,
+    metrics: MetricsRegistry,
+) -> PredictiveScaler:
+    """The predictive scaler of Ray actors registered in ``registry`` as ``template``'s
+    nodes on the ``ray`` route (their load tracked by the caller)."""
+    from ..scaling._ray import RayBackend
+    from ..scaling._scaler import PredictiveScaler
 
-    _scale_on_startup(app, RAY, scaler, field="ray.command")
+    backend = RayBackend(
+        settings.command, registry, template,
+        actor_options=settings.actor_options, host=settings.host, address=settings.address,
+        init_options=settings.init_options(), ready_timeout=settings.ready_timeout,
+        drain_timeout=settings.drain_timeout, clock=clock, prefix=settings.prefix, route=RAY,
+    )  # fmt: skip
+    return PredictiveScaler(backend, scaling, concurrency=settings.replica_concurrency,
+                            clock=clock, metrics=metrics)  # fmt: skip

@@ -29,20 +29,24 @@ serving is answered with a retryable 503. After ``hello`` and after each scaling
 host also pushes ``{"op": "scaling", "scaling": <the scaler's snapshot>, "pid"}``, which
 each gateway process shows as its ``/admin/scaling``.
 
-With a ``kubernetes`` section (and auto-scaling), the host runs that Deployment's scaler
-instead (the local workers, if any, keep ``workers.count``), and may hold no local pool at
-all. The Deployment's requests do not pass through the host: each gateway process sends the
-load it sees as ``{"op": "load", "events": [...]}`` (``["a", user]`` arrived, ``["s",
-waited]`` started, ``["f", service_time, error]`` finished; see
+With a ``kubernetes`` or ``ray`` section (and auto-scaling), the host runs that section's
+scaler instead (the local workers, if any, keep ``workers.count``), and may hold no local
+pool at all. Ray replicas are nodes of the host's registry, pushed to the gateway processes
+with the local workers (``{"op": "nodes"}``, each node in full: its URL, limits and route).
+The replicas' requests do not pass through the host: each gateway process sends the load it
+sees as ``{"op": "load", "events": [...]}`` (``["a", user]`` arrived, ``["s", waited, node]``
+started, ``["f", service_time, error, node]`` finished; see
 :class:`~._pool_client.LoadReporter`), played into the scaler's tracker in order, so it sees
-every process's requests. Requests a lost connection still held in service are finished as
-unfinished (an error), so the tracker does not count them in service for ever.
+every process's requests; a request in service is also held against its node in the host's
+registry, so that draining a Ray replica waits for what the gateway processes hold. Requests
+a lost connection still held in service are finished as unfinished (an error).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -63,8 +67,13 @@ from ..workers._protocol import FrameError, pack, read_message
 from ..workers._settings import WorkerSettings
 
 if TYPE_CHECKING:
-    from ..scaling._kubernetes import KubernetesScalingSettings
+    from ..clock import Clock
     from ..scaling._predictive import PredictiveSettings
+    from ..scaling._scaler import PredictiveScaler
+
+#: builds the scaler of replicas beyond this host (a Deployment, Ray actors) over the host's
+#: registry, clock and metrics
+RemoteScaler = Callable[[NodeRegistry, "Clock", MetricsRegistry], "PredictiveScaler"]
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +82,13 @@ POOL_SOCKET_ENV = "PRSM_LOCAL_POOL_SOCKET"
 
 
 def _node_dict(node: NodeSpec) -> dict[str, Any]:
-    return {
-        "id": node.id,
-        "models": sorted(node.models),
-        "capabilities": sorted(node.capabilities),
-        "max_concurrency": node.max_concurrency,
-        "meta": dict(node.meta),
-    }
+    """``node`` in full, as MessagePack carries it (``NodeSpec(**it)`` on the other side)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        out[f.name] = sorted(value) if isinstance(value, frozenset) else value
+    out["meta"] = dict(node.meta)
+    return out
 
 
 def _error_reply(ident: int, exc: BaseException) -> dict[str, Any]:
@@ -96,18 +105,18 @@ class PoolHost:
 
     ``start()`` blocks until every worker is ready (or raises what stopped them);
     ``stop()`` closes the socket, the batchers and the workers. ``settings`` ``None``: no
-    local pool (the host then only scales the ``kubernetes`` Deployment).
+    local pool. ``remote`` (with ``scaling``): the scaler to run instead of the pool's.
     """
 
     def __init__(
         self,
         settings: WorkerSettings | None,
         scaling: PredictiveSettings | None = None,
-        kubernetes: KubernetesScalingSettings | None = None,
+        remote: RemoteScaler | None = None,
     ) -> None:
         self.settings = settings
         self.scaling = scaling
-        self.kubernetes = kubernetes  # scale this Deployment (with scaling), not the pool
+        self.remote = remote
         self.scaler: Any = None  # the PredictiveScaler, with scaling
         self.registry = NodeRegistry()  # the workers, as nodes: what the host serves
         self.metrics = MetricsRegistry()  # the pool's, the batcher's and the scaler's
@@ -188,11 +197,8 @@ class PoolHost:
         from ..clock import SystemClock
 
         clock = SystemClock()
-        if self.kubernetes is not None:
-            from ._remote_scaling import kubernetes_scaler
-
-            self.scaler = kubernetes_scaler(self.kubernetes, scaling, clock=clock,
-                                            metrics=self.metrics)  # fmt: skip
+        if self.remote is not None:
+            self.scaler = self.remote(self.registry, clock, self.metrics)
         elif self._local is not None:
             from ..scaling._tracked import TrackedUpstream
             from ._local_workers import local_scaler
@@ -232,7 +238,7 @@ class PoolHost:
         self.clients += 1
         self._writers.add(writer)
         tasks: set[asyncio.Task[None]] = set()
-        in_service = [0]  # of this connection's reported load
+        held: dict[str | None, int] = {}  # of this connection's reported load, per node
         try:
             while True:
                 message = await read_message(reader)
@@ -250,7 +256,7 @@ class PoolHost:
                                        "stats": self.stats()}))  # fmt: skip
                 elif op == "load":
                     try:
-                        in_service[0] += self._load(message.get("events") or [])
+                        self._load(message.get("events") or [], held)
                     except (ValueError, TypeError, IndexError) as exc:  # not played: say so
                         log.error("a gateway process's load report was refused: %s", exc)
                 elif op == "execute":
@@ -266,8 +272,8 @@ class PoolHost:
         finally:
             self.clients -= 1
             self._writers.discard(writer)
-            if in_service[0] > 0:  # the process went away holding them: they end unfinished
-                self._load([["f", 0.0, True]] * in_service[0])
+            # the process went away holding them: they end unfinished
+            self._load([["f", 0.0, True, n] for n, k in held.items() for _ in range(k)], held)
             for task in tasks:
                 task.cancel()
             writer.close()
@@ -301,26 +307,33 @@ class PoolHost:
         if not writer.is_closing():
             writer.write(pack(reply))
 
-    def _load(self, events: list[Any]) -> int:
-        """Play a gateway process's load events into the scaler's tracker; the change in its
-        requests in service."""
-        if self.scaler is None or self.kubernetes is None:
-            raise ValueError("load reported, but this pool scales no Deployment")
-        tracker = self.scaler.tracker
-        change = 0
+    def _load(self, events: list[Any], held: dict[str | None, int]) -> None:
+        """Play a gateway process's load events into the scaler's tracker, and hold each
+        request in service against its node (if this host's registry has it: a replica it
+        scales), so that a drain waits for the requests the gateway processes hold; ``held``
+        counts the connection's requests in service per node."""
+        if self.scaler is None or self.remote is None:
+            raise ValueError("load reported, but this host scales no remote replicas")
+        tracker, registry = self.scaler.tracker, self.registry
         for event in events:
             kind = event[0]
             if kind == "a":
                 tracker.arrived(event[1])
             elif kind == "s":
+                node = event[2]
                 tracker.started(float(event[1]))
-                change += 1
+                held[node] = held.get(node, 0) + 1
+                if node in registry:
+                    registry.acquire(node)
             elif kind == "f":
+                node = event[3]
                 tracker.finished(float(event[1]), error=bool(event[2]))
-                change -= 1
+                if held.get(node, 0) > 0:
+                    held[node] -= 1
+                    if node in registry:
+                        registry.release(node)
             else:
                 raise ValueError(f"unknown load event {event!r}")
-        return change
 
     def stats(self) -> dict[str, Any]:
         """Clients connected, calls served, and the pool's own stats (per worker)."""
