@@ -1,7 +1,7 @@
 """The gateway process's side of the shared local model pool (:mod:`._shared_pool` has the
 wire and the host): one connection to the serving parent's socket, many calls in flight,
 matched by id; the pool's pushed changes (``nodes``, ``scaling``) are handed to callbacks.
-:class:`LoadReporter` sends the load of a Deployment the parent scales to the parent's
+:class:`LoadReporter` sends the load of the remote replicas the parent scales to the parent's
 tracker."""
 
 from __future__ import annotations
