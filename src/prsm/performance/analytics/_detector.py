@@ -107,7 +107,7 @@ class AnomalySettings:
     """Score reported for a spike record (a hold starts when it is >= ``hold_threshold``)."""
     threshold: float = 0.519
     """Score at or above which a point is called an anomaly: NAB's optimum (all three
-    profiles) over the fitted categories (0.5055 over all 58 series; see the README)."""
+    profiles) over the fitted categories (0.505 over all 58 series; see the README)."""
 
     def __post_init__(self) -> None:
         for name in ("hold", "quiet", "entropy_window", "spike_window"):
