@@ -32,6 +32,7 @@ import numpy.typing as npt
 from benchmarks._anomaly_absent import absent_variants
 from benchmarks._anomaly_discord import VARIANTS, variant_scores, windows_only_variant
 from benchmarks._anomaly_gap import head_to_head, losses, more_windows
+from benchmarks._anomaly_spike import spike_neighbours
 from benchmarks._anomaly_spread import spread_variant_scores
 from benchmarks._harness import Report, parser
 from benchmarks._nab_peers import read_published, windowed_gaussian
@@ -255,6 +256,11 @@ def main(argv: list[str] | None = None) -> None:
     for row in score_rows("ours (AnomalyDetector)", series, ours, ours_pp):
         report.add(**row)
     for row in score_rows("windowed Gaussian (ours, re-implemented)", series, gauss, gauss_pp):
+        report.add(**row)
+    off, report.extra["spike_records"] = spike_neighbours(
+        series, ours, lambda n: n.split("/")[0] in FIT
+    )
+    for row in score_rows("ours without spike records (before)", series, off, None):
         report.add(**row)
     report.extra["discord_variants"] = discord_variants(report, series, ours)
     for label, fused in spread_variant_scores(series, ours).items():

@@ -29,13 +29,18 @@ Every point is judged on the past only, then learned. Per point, in O(1):
   ``hold_threshold`` (plus a hundredth of itself, to keep the order): the strongest surprise of
   a long quiet stretch is a weak alarm, whatever the stretch's absolute level. It is below the
   default ``threshold`` (not an anomaly for ``kind``) but starts a hold like any alarm;
+* a *spike record* (``_spike.py``): once the likelihoods have their first estimate, a
+  distance from the slow or the fast mean (in their mean absolute deviations) more than
+  ``spike_factor`` times the largest of the last ``spike_window`` points' is reported at
+  ``spike_score`` (below the default ``threshold``: a weak alarm that starts a hold), unless a
+  hold is on;
 * a *spatial* override (as Numenta's NAB detector does): a value beyond the past extremes by
   more than ``spatial_tolerance`` of their span scores 1, hold or not.
 
 Hyper-parameters were fitted on NAB's artificial, realAWSCloudwatch and realAdExchange
 categories only, except ``hold``, ``quiet`` and the ``entropy_*`` ones, chosen by nested
-leave-one-category-out over NAB's categories (see the README's Analytics section, which
-reports the held-out figures).
+leave-one-category-out over NAB's categories, and the ``spike_*`` ones, chosen on the fitting
+categories alone (see the README's Analytics section, which reports the held-out figures).
 """
 
 from __future__ import annotations
@@ -50,11 +55,13 @@ import numpy.typing as npt
 
 from ..errors import ConfigError
 from ._entropy import RelativeEntropy
+from ._spike import SpikeRecord
 
 _LOG_1E_10 = -23.02585084720009
 _SQRT2 = math.sqrt(2.0)
 _RED = 1e-5  # tail probability of the red zone (nupic's redThreshold 0.99999)
 _YELLOW = 0.999
+_POSITIVE = ("z_scale", "min_variance", "spatial_tolerance", "entropy_scale", "spike_factor")
 KINDS = ("none", "spike", "level_shift", "seasonal", "distribution", "out_of_range")
 
 
@@ -92,12 +99,18 @@ class AnomalySettings:
     """Equal-width bins over the range of the values seen so far."""
     entropy_scale: float = 2.0
     """Relative entropy (nats) squashed by ``1 - exp(-kl / entropy_scale)``."""
+    spike_window: int = 2000
+    """Points whose largest distances a spike record must beat (0: no spike records)."""
+    spike_factor: float = 1.6
+    """How many times the window's largest distance a spike record must be."""
+    spike_score: float = 0.505
+    """Score reported for a spike record (a hold starts when it is >= ``hold_threshold``)."""
     threshold: float = 0.519
     """Score at or above which a point is called an anomaly: NAB's optimum (all three
-    profiles) over the fitted categories (0.5055 over all 58 series; see the README)."""
+    profiles) over the fitted categories (0.505 over all 58 series; see the README)."""
 
     def __post_init__(self) -> None:
-        for name in ("hold", "quiet", "entropy_window"):
+        for name in ("hold", "quiet", "entropy_window", "spike_window"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, f"must be >= 0, got {getattr(self, name)!r}")
         for name in (
@@ -116,12 +129,12 @@ class AnomalySettings:
                 raise ConfigError(name, f"must be in (0, 1], got {value!r}")
         if not 0 <= self.envelope_decay < 1:
             raise ConfigError("envelope_decay", f"must be in [0, 1), got {self.envelope_decay!r}")
-        for name in ("z_scale", "min_variance", "spatial_tolerance", "entropy_scale"):
+        for name in _POSITIVE:
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.min_mean < 1:
             raise ConfigError("min_mean", f"must be in [0, 1), got {self.min_mean!r}")
-        for name in ("threshold", "hold_threshold"):
+        for name in ("threshold", "hold_threshold", "spike_score"):
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise ConfigError(name, f"must be in (0, 1], got {value!r}")
@@ -194,6 +207,7 @@ class AnomalyDetector:
         "_season_mean",
         "_shift",
         "_slow",
+        "_spike",
         "_warm",
         "count",
         "kind",
@@ -223,6 +237,9 @@ class AnomalyDetector:
             RelativeEntropy(s.entropy_window, s.entropy_reference, s.entropy_bins)
             if s.entropy_window
             else None
+        )
+        self._spike = (
+            SpikeRecord(s.spike_window, s.spike_factor, 2 * s.warmup, 2) if s.spike_window else None
         )
 
     def update(self, value: float, timestamp: float | datetime | None = None) -> float:
@@ -266,9 +283,12 @@ class AnomalyDetector:
             if score_e > score:  # named only when nothing more specific alarms
                 kind = "distribution" if score < s.threshold else kind
                 score = score_e
+        spike = self._spike is not None and self._spike.update(i, z, z_fast)
         if self._hold > 0:
             self._hold -= 1
             score = 0.0
+        elif spike and score < s.spike_score:
+            score = s.spike_score
         if s.quiet and self._record(score, i):
             score = s.hold_threshold + 0.01 * score
         if self._spatial(v):
