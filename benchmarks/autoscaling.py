@@ -71,8 +71,10 @@ TUNED: dict[str, dict[str, Any]] = {
     "azure": {},
 }
 #: a grid point without the burst quantile (``burst.span``: the burst points' span, 120 s);
-#: new sessions counted at their rate over the tracker's hour unless a point says otherwise
+#: new sessions counted at their rate over the tracker's hour unless a point says otherwise;
+#: a decision every 15 s (the library's default) unless a point says otherwise
 NO_BURST: dict[str, Any] = {
+    "interval": 15.0,
     "scale_down_window": 60.0,
     "burst_quantile": None,
     "burst_hold_only": False,
@@ -110,6 +112,21 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
             }
             for nw in (None, 900.0)
             for p in (0.04, 0.045, 0.05)
+        ),
+        # added 2026-12-05 (third stop), fixed before any report-period run: a decision every
+        # 5 or 10 s instead of 15 (a burst's queue is seen and replicas asked for up to 10 s
+        # sooner; a quarter of the fitting period's late requests waited 35 s or less)
+        *(
+            {
+                **NO_BURST,
+                "interval": iv,
+                "scale_down_window": 0.0,
+                "wait_probability": 0.9,
+                "session_wait_probability": p,
+                "session_new_window": 900.0,
+            }
+            for iv in (5.0, 10.0)
+            for p in (0.045, 0.0475, 0.05)
         ),
     ],
     "twitter": [
