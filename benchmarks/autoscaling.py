@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -222,22 +223,42 @@ def predictive_params(tuned: dict[str, Any], quick: bool) -> dict[str, Any]:
     return params
 
 
+def _simulate(scenario: Scenario, policy: str, params: dict[str, Any] | None) -> SimulationResult:
+    return run_policies(scenario, [policy], params={policy: params or {}})[policy]
+
+
+def simulate_all(
+    scenario: Scenario, runs: list[tuple[str, dict[str, Any] | None]], jobs: int
+) -> list[SimulationResult]:
+    """Each ``(policy, params)`` of ``runs`` simulated on ``scenario``, in ``runs``' order, in
+    ``jobs`` processes (virtual time: the figures do not depend on how many)."""
+    if jobs <= 1 or len(runs) <= 1:
+        return [_simulate(scenario, policy, params) for policy, params in runs]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(runs))) as pool:
+        futures = [pool.submit(_simulate, scenario, policy, params) for policy, params in runs]
+        return [f.result() for f in futures]
+
+
 def tune(
-    fit: Scenario, grid: list[dict[str, Any]], quick: bool
+    fit: Scenario, grid: list[dict[str, Any]], quick: bool, jobs: int = 1
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Choose ours on the fitting period: the fewest violation minutes among the settings
     that use no more replica-hours than the best peer there and ≤ 1.15× the oracle."""
-    base = run_policies(fit, POLICIES if not quick else ("hpa", "oracle"))
-    rows = {n: r.summary(fit.report_start, fit.report_end) for n, r in base.items()}
+    names = POLICIES if not quick else ("hpa", "oracle")
+    points = grid[:2] if quick else grid
+    runs: list[tuple[str, dict[str, Any] | None]] = [(n, None) for n in names]
+    runs += [("predictive", predictive_params(params, quick)) for params in points]
+    done = simulate_all(fit, runs, jobs)
+    rows = {
+        n: r.summary(fit.report_start, fit.report_end)
+        for n, r in zip(names, done[: len(names)], strict=True)
+    }
     peers = [rows[p] for p in PEERS if p in rows]
     best = min(peers, key=lambda r: (r["violation_minutes"], r["replica_hours"]))
     budget = min(best["replica_hours"], 1.15 * rows["oracle"]["replica_hours"])
     tried = []
-    for params in grid[:2] if quick else grid:
-        res = run_policies(
-            fit, ["predictive"], params={"predictive": predictive_params(params, quick)}
-        )
-        sm = res["predictive"].summary(fit.report_start, fit.report_end)
+    for params, res in zip(points, done[len(names) :], strict=True):
+        sm = res.summary(fit.report_start, fit.report_end)
         tried.append(
             {
                 **params,
@@ -325,10 +346,11 @@ def analyse_fit(fit: Scenario, ours: dict[str, Any], quick: bool) -> dict[str, A
 
 
 def run_scenario(
-    name: str, scenario: Scenario, params: dict[str, Any]
+    name: str, scenario: Scenario, params: dict[str, Any], jobs: int = 1
 ) -> dict[str, SimulationResult]:
     t = time.perf_counter()
-    results = run_policies(scenario, POLICIES, params={"predictive": params})
+    runs = [(p, params if p == "predictive" else None) for p in POLICIES]
+    results = dict(zip(POLICIES, simulate_all(scenario, runs, jobs), strict=True))
     print(
         f"{name}: simulated {len(POLICIES)} policies in {time.perf_counter() - t:.0f} s", flush=True
     )
@@ -340,13 +362,16 @@ def shown_variants(
     ours: dict[str, Any],
     quick: bool,
     variants: dict[str, dict[str, Any]] = BURST_VARIANTS,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Ours with each of ``variants`` added, on the report period (shown only)."""
     rows = []
-    for label, extra in variants.items():
-        params = predictive_params({**ours, **extra}, quick)
-        res = run_policies(scenario, ["predictive"], params={"predictive": params})
-        sm = res["predictive"].summary(scenario.report_start, scenario.report_end)
+    runs: list[tuple[str, dict[str, Any] | None]] = [
+        ("predictive", predictive_params({**ours, **extra}, quick)) for extra in variants.values()
+    ]
+    done = simulate_all(scenario, runs, jobs)
+    for (label, extra), res in zip(variants.items(), done, strict=True):
+        sm = res.summary(scenario.report_start, scenario.report_end)
         rows.append({"variant": f"ours + {label}", **extra, **sm})
         print(
             f"variant {label}: {sm['replica_hours']} replica-h, "
@@ -484,7 +509,15 @@ def main(argv: list[str] | None = None) -> int:
         "(benchmarks/_autoscaling_quantiles.py): results/autoscaling-quantiles.json",
     )
     p.add_argument("--only", choices=("alibaba", "twitter", "azure"), action="append", default=None)
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="simulations run in this many processes (virtual time: same figures)",
+    )
     args: argparse.Namespace = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.sessions:
         return sessions(args)
     if args.quantiles:
@@ -500,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         tuning = {}
         for name in wanted:
             if name in fits:
-                tuned[name], tuning[name] = tune(fits[name], GRIDS[name], args.quick)
+                tuned[name], tuning[name] = tune(fits[name], GRIDS[name], args.quick, args.jobs)
                 report.notes.append(f"{name}: chosen on its fitting period: {tuned[name]}")
         report.extra["tuning"] = tuning
     report.extra["ours"] = {name: tuned[name] for name in wanted}
@@ -508,7 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     parameters: dict[str, Any] = {}
     for name in wanted:
         scenario = scenarios[name]
-        results = run_scenario(name, scenario, predictive_params(tuned[name], args.quick))
+        results = run_scenario(
+            name, scenario, predictive_params(tuned[name], args.quick), args.jobs
+        )
         all_results[name] = (scenario, results)
         rows = {}
         for policy, res in results.items():
@@ -534,11 +569,12 @@ def main(argv: list[str] | None = None) -> int:
             )
     report.extra["scenarios"] = parameters
     report.extra["burst_variants"] = {
-        name: shown_variants(scenarios[name], tuned[name], args.quick) for name in wanted
+        name: shown_variants(scenarios[name], tuned[name], args.quick, jobs=args.jobs)
+        for name in wanted
     }
     if "alibaba" in wanted:
         report.extra["queue_share_variants"] = shown_variants(
-            scenarios["alibaba"], tuned["alibaba"], args.quick, QUEUE_SHARE_VARIANTS
+            scenarios["alibaba"], tuned["alibaba"], args.quick, QUEUE_SHARE_VARIANTS, args.jobs
         )
     if args.analyse and "alibaba" in wanted:
         report.extra["analysis"] = analyse_fit(ali_fit, tuned["alibaba"], args.quick)
