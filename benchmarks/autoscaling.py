@@ -15,6 +15,7 @@ replica-hours than that peer, and replica-hours ≤ 1.15 × the oracle's.
 
     python -m benchmarks.autoscaling                 # all three traces, tuned parameters
     python -m benchmarks.autoscaling --tune          # re-choose ours on the fitting period
+    python -m benchmarks.autoscaling --tune --jobs 4  # the same, simulations in 4 processes
     python -m benchmarks.autoscaling --quick --plot  # CI smoke run (short slices)
     python -m benchmarks.autoscaling --tune --frontier --plot  # + the report-period curves
     python -m benchmarks.autoscaling --only alibaba --analyse  # where violations come from
@@ -63,6 +64,7 @@ TUNE_FROM = "2024-11-19 00:00"
 #: (``session_wait_probability``; Twitter and Azure name no users)
 TUNED: dict[str, dict[str, Any]] = {
     "alibaba": {
+        "interval": 10.0,
         "wait_probability": 0.9,
         "scale_down_window": 0.0,
         "session_wait_probability": 0.045,
