@@ -15,6 +15,7 @@ replica-hours than that peer, and replica-hours ≤ 1.15 × the oracle's.
 
     python -m benchmarks.autoscaling                 # all three traces, tuned parameters
     python -m benchmarks.autoscaling --tune          # re-choose ours on the fitting period
+    python -m benchmarks.autoscaling --tune --jobs 4  # the same, simulations in 4 processes
     python -m benchmarks.autoscaling --quick --plot  # CI smoke run (short slices)
     python -m benchmarks.autoscaling --tune --frontier --plot  # + the report-period curves
     python -m benchmarks.autoscaling --only alibaba --analyse  # where violations come from
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,7 @@ TUNE_FROM = "2024-11-19 00:00"
 #: (``session_wait_probability``; Twitter and Azure name no users)
 TUNED: dict[str, dict[str, Any]] = {
     "alibaba": {
+        "interval": 10.0,
         "wait_probability": 0.9,
         "scale_down_window": 0.0,
         "session_wait_probability": 0.045,
@@ -71,8 +74,10 @@ TUNED: dict[str, dict[str, Any]] = {
     "azure": {},
 }
 #: a grid point without the burst quantile (``burst.span``: the burst points' span, 120 s);
-#: new sessions counted at their rate over the tracker's hour unless a point says otherwise
+#: new sessions counted at their rate over the tracker's hour unless a point says otherwise;
+#: a decision every 15 s (the library's default) unless a point says otherwise
 NO_BURST: dict[str, Any] = {
+    "interval": 15.0,
     "scale_down_window": 60.0,
     "burst_quantile": None,
     "burst_hold_only": False,
@@ -110,6 +115,21 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
             }
             for nw in (None, 900.0)
             for p in (0.04, 0.045, 0.05)
+        ),
+        # added 2026-12-05 (third stop), fixed before any report-period run: a decision every
+        # 5 or 10 s instead of 15 (a burst's queue is seen and replicas asked for up to 10 s
+        # sooner; a quarter of the fitting period's late requests waited 35 s or less)
+        *(
+            {
+                **NO_BURST,
+                "interval": iv,
+                "scale_down_window": 0.0,
+                "wait_probability": 0.9,
+                "session_wait_probability": p,
+                "session_new_window": 900.0,
+            }
+            for iv in (5.0, 10.0)
+            for p in (0.045, 0.0475, 0.05)
         ),
     ],
     "twitter": [
@@ -205,22 +225,42 @@ def predictive_params(tuned: dict[str, Any], quick: bool) -> dict[str, Any]:
     return params
 
 
+def _simulate(scenario: Scenario, policy: str, params: dict[str, Any] | None) -> SimulationResult:
+    return run_policies(scenario, [policy], params={policy: params or {}})[policy]
+
+
+def simulate_all(
+    scenario: Scenario, runs: list[tuple[str, dict[str, Any] | None]], jobs: int
+) -> list[SimulationResult]:
+    """Each ``(policy, params)`` of ``runs`` simulated on ``scenario``, in ``runs``' order, in
+    ``jobs`` processes (virtual time: the figures do not depend on how many)."""
+    if jobs <= 1 or len(runs) <= 1:
+        return [_simulate(scenario, policy, params) for policy, params in runs]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(runs))) as pool:
+        futures = [pool.submit(_simulate, scenario, policy, params) for policy, params in runs]
+        return [f.result() for f in futures]
+
+
 def tune(
-    fit: Scenario, grid: list[dict[str, Any]], quick: bool
+    fit: Scenario, grid: list[dict[str, Any]], quick: bool, jobs: int = 1
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Choose ours on the fitting period: the fewest violation minutes among the settings
     that use no more replica-hours than the best peer there and ≤ 1.15× the oracle."""
-    base = run_policies(fit, POLICIES if not quick else ("hpa", "oracle"))
-    rows = {n: r.summary(fit.report_start, fit.report_end) for n, r in base.items()}
+    names = POLICIES if not quick else ("hpa", "oracle")
+    points = grid[:2] if quick else grid
+    runs: list[tuple[str, dict[str, Any] | None]] = [(n, None) for n in names]
+    runs += [("predictive", predictive_params(params, quick)) for params in points]
+    done = simulate_all(fit, runs, jobs)
+    rows = {
+        n: r.summary(fit.report_start, fit.report_end)
+        for n, r in zip(names, done[: len(names)], strict=True)
+    }
     peers = [rows[p] for p in PEERS if p in rows]
     best = min(peers, key=lambda r: (r["violation_minutes"], r["replica_hours"]))
     budget = min(best["replica_hours"], 1.15 * rows["oracle"]["replica_hours"])
     tried = []
-    for params in grid[:2] if quick else grid:
-        res = run_policies(
-            fit, ["predictive"], params={"predictive": predictive_params(params, quick)}
-        )
-        sm = res["predictive"].summary(fit.report_start, fit.report_end)
+    for params, res in zip(points, done[len(names) :], strict=True):
+        sm = res.summary(fit.report_start, fit.report_end)
         tried.append(
             {
                 **params,
@@ -308,10 +348,11 @@ def analyse_fit(fit: Scenario, ours: dict[str, Any], quick: bool) -> dict[str, A
 
 
 def run_scenario(
-    name: str, scenario: Scenario, params: dict[str, Any]
+    name: str, scenario: Scenario, params: dict[str, Any], jobs: int = 1
 ) -> dict[str, SimulationResult]:
     t = time.perf_counter()
-    results = run_policies(scenario, POLICIES, params={"predictive": params})
+    runs = [(p, params if p == "predictive" else None) for p in POLICIES]
+    results = dict(zip(POLICIES, simulate_all(scenario, runs, jobs), strict=True))
     print(
         f"{name}: simulated {len(POLICIES)} policies in {time.perf_counter() - t:.0f} s", flush=True
     )
@@ -323,13 +364,16 @@ def shown_variants(
     ours: dict[str, Any],
     quick: bool,
     variants: dict[str, dict[str, Any]] = BURST_VARIANTS,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Ours with each of ``variants`` added, on the report period (shown only)."""
     rows = []
-    for label, extra in variants.items():
-        params = predictive_params({**ours, **extra}, quick)
-        res = run_policies(scenario, ["predictive"], params={"predictive": params})
-        sm = res["predictive"].summary(scenario.report_start, scenario.report_end)
+    runs: list[tuple[str, dict[str, Any] | None]] = [
+        ("predictive", predictive_params({**ours, **extra}, quick)) for extra in variants.values()
+    ]
+    done = simulate_all(scenario, runs, jobs)
+    for (label, extra), res in zip(variants.items(), done, strict=True):
+        sm = res.summary(scenario.report_start, scenario.report_end)
         rows.append({"variant": f"ours + {label}", **extra, **sm})
         print(
             f"variant {label}: {sm['replica_hours']} replica-h, "
@@ -467,7 +511,15 @@ def main(argv: list[str] | None = None) -> int:
         "(benchmarks/_autoscaling_quantiles.py): results/autoscaling-quantiles.json",
     )
     p.add_argument("--only", choices=("alibaba", "twitter", "azure"), action="append", default=None)
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="simulations run in this many processes (virtual time: same figures)",
+    )
     args: argparse.Namespace = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.sessions:
         return sessions(args)
     if args.quantiles:
@@ -483,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         tuning = {}
         for name in wanted:
             if name in fits:
-                tuned[name], tuning[name] = tune(fits[name], GRIDS[name], args.quick)
+                tuned[name], tuning[name] = tune(fits[name], GRIDS[name], args.quick, args.jobs)
                 report.notes.append(f"{name}: chosen on its fitting period: {tuned[name]}")
         report.extra["tuning"] = tuning
     report.extra["ours"] = {name: tuned[name] for name in wanted}
@@ -491,7 +543,9 @@ def main(argv: list[str] | None = None) -> int:
     parameters: dict[str, Any] = {}
     for name in wanted:
         scenario = scenarios[name]
-        results = run_scenario(name, scenario, predictive_params(tuned[name], args.quick))
+        results = run_scenario(
+            name, scenario, predictive_params(tuned[name], args.quick), args.jobs
+        )
         all_results[name] = (scenario, results)
         rows = {}
         for policy, res in results.items():
@@ -517,11 +571,12 @@ def main(argv: list[str] | None = None) -> int:
             )
     report.extra["scenarios"] = parameters
     report.extra["burst_variants"] = {
-        name: shown_variants(scenarios[name], tuned[name], args.quick) for name in wanted
+        name: shown_variants(scenarios[name], tuned[name], args.quick, jobs=args.jobs)
+        for name in wanted
     }
     if "alibaba" in wanted:
         report.extra["queue_share_variants"] = shown_variants(
-            scenarios["alibaba"], tuned["alibaba"], args.quick, QUEUE_SHARE_VARIANTS
+            scenarios["alibaba"], tuned["alibaba"], args.quick, QUEUE_SHARE_VARIANTS, args.jobs
         )
     if args.analyse and "alibaba" in wanted:
         report.extra["analysis"] = analyse_fit(ali_fit, tuned["alibaba"], args.quick)
