@@ -118,7 +118,9 @@ async def run_stream(
     ends_at = math.inf if total is None else answered + total
     idle = s.stream_idle_timeout
     chunks = 0
-    loop = asyncio.get_running_loop()
+    # the running loop, asked of the first future a chunk waits on (asking the loop itself
+    # costs a system call in Python 3.11: ``getpid``)
+    loop: asyncio.AbstractEventLoop | None = None
     # a stream that may be resumed elsewhere goes out in whole events (see _resume)
     tape = Tape() if s.stream_max_resumes > 0 and resumable(request) else None
     resumer: Resumer | None = None
@@ -155,6 +157,12 @@ async def run_stream(
                         got: bytes = done.value
                         pending = got
                         continue
+                    if loop is None:
+                        loop = (
+                            waits_on.get_loop()
+                            if type(waits_on) is asyncio.Future
+                            else asyncio.get_running_loop()
+                        )
                     armed = arm_in(loop, wait)
                     if armed is None:  # not in a task: nothing the tick timers could cancel
                         async with asyncio.timeout(wait):

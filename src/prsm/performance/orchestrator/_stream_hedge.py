@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio import Future
 from collections.abc import AsyncIterator
 from types import CoroutineType
 from typing import Any, NamedTuple
 
 from .._awaiting import Armed, await_with_timeout, disarm, expired, loop_timers, resume
+from .._ticks import TickTimers
 from ..errors import StreamTimeoutError, UpstreamError
 from ..routing._node import NodeSpec
 from ..types import AIRequest
@@ -60,46 +62,63 @@ def stream_error(node_id: str, exc: BaseException, phase: str, seconds: float,
     return as_upstream_error(node_id, exc)
 
 
-class _Race(Armed):
+#: What a first attempt's watch carries for a race: (upstream, first node, request, start,
+#: first-token limit). The race itself is made only when the hedge delay passes (most never do).
+Waiting = tuple[StreamingUpstream, NodeSpec, AIRequest, float, float]
+
+
+class _Watch(Armed):
     """The first attempt's timer entry: it fires at the hedge delay (``limit_at`` set: the
-    policy decides, and the entry is filed again at the first-token limit), then at that
-    limit (the caller's await is cancelled: a timeout)."""
+    race starts, and the entry is filed again at the first-token limit), then at that limit
+    (the caller's await is cancelled: a timeout)."""
 
-    __slots__ = ("first", "hedge", "hedge_node", "limit_at", "p", "request", "start",
-                 "upstream", "wait", "waiting", "won")  # fmt: skip
+    __slots__ = ("limit_at", "p", "race", "waiting")
 
-    def __init__(  # noqa: PLR0917
-        self,
-        p: Pipeline,
-        task: asyncio.Task[Any],
-        upstream: StreamingUpstream,
-        first: NodeSpec,
-        request: AIRequest,
-        start: float,
-        wait: float,
+    def __init__(
+        self, timers: TickTimers[Armed, None], task: asyncio.Task[Any], p: Pipeline, w: Waiting
     ) -> None:
-        super().__init__(loop_timers(task.get_loop()), task)
+        self.timers = timers
+        self.task = task
+        self.tick = 0
+        self.cancelling = task.cancelling()
+        self.fired = False
         self.p = p
-        self.upstream = upstream
-        self.first = first
-        self.request = request
-        self.start = start
-        self.wait = wait
+        self.waiting = w
         self.limit_at = 0.0  # on the system clock: the limit's loop time, once the delay fires
-        self.waiting = True  # the caller still awaits the first attempt's chunk
-        self.hedge: asyncio.Task[First | None] | None = None
-        self.hedge_node: NodeSpec | None = None
-        self.won: First | None = None
+        self.race: _Race | None = None
 
     def fire(self) -> None:
         at = self.limit_at
         if at == 0.0:  # the first-token limit
-            super().fire()
+            self.fired = True
+            self.task.cancel()
             return
         self.limit_at = 0.0
         loop = self.task.get_loop()
         self.tick = self.timers.add(loop, self, None, at - loop.time())
-        self.race()
+        self.start_race()
+
+    def start_race(self) -> None:
+        """The hedge delay passed (the caller has not resumed since): race."""
+        race = self.race = _Race(self.p, self.task, self.waiting)
+        race.race()
+
+
+class _Race:
+    """A first attempt whose hedge delay passed with no first chunk: :meth:`race` may start a
+    hedge task, whose first chunk cancels the caller's await."""
+
+    __slots__ = ("first", "hedge", "hedge_node", "p", "request", "start", "task", "upstream",
+                 "wait", "waiting", "won")  # fmt: skip
+
+    def __init__(self, p: Pipeline, task: asyncio.Task[Any], waiting: Waiting) -> None:
+        self.p = p
+        self.task = task
+        self.upstream, self.first, self.request, self.start, self.wait = waiting
+        self.waiting = True  # the caller still awaits the first attempt's chunk
+        self.hedge: asyncio.Task[First | None] | None = None
+        self.hedge_node: NodeSpec | None = None
+        self.won: First | None = None
 
     def race(self) -> None:
         """The hedge delay passed with no first chunk: ask the policy."""
@@ -152,9 +171,9 @@ async def _hedge(race: _Race, node: NodeSpec, now: float, wait: float) -> First 
     return First(node, att, agen, chunk)
 
 
-async def _sleep_then(p: Pipeline, delay: float, race: _Race) -> None:
+async def _sleep_then(p: Pipeline, delay: float, watch: _Watch) -> None:
     await p.clock.sleep(delay)
-    race.race()
+    watch.start_race()
 
 
 async def first_chunk_hedged(  # noqa: PLR0917
@@ -185,24 +204,26 @@ async def first_chunk_hedged(  # noqa: PLR0917
         return First(node, att, agen, None)
     except BaseException as exc:
         return await _first_failed(p, node, att, agen, exc, wait)
-    loop = asyncio.get_running_loop()
+    # the loop of the future the chunk waits on is the running one: asking the loop for it
+    # saves a system call (``getpid``, in Python 3.11) a stream
+    loop = waits_on.get_loop() if type(waits_on) is Future else asyncio.get_running_loop()
     task = asyncio.current_task(loop)
     if task is None:
         call.close()
         raise RuntimeError("a stream's first chunk that waits must be awaited in an asyncio task")
     hedger = p.hedger
     assert hedger is not None
-    race = _Race(p, task, upstream, node, request, now, wait)
+    watch = _Watch(loop_timers(loop), task, p, (upstream, node, request, now, wait))
     delay = hedger.delay(p.tracker.stats(node.id))
     sleeper: asyncio.Task[None] | None = None
     if delay >= wait:  # the limit comes first: no race
         delay = wait
     elif p.system_clock:
-        race.limit_at = loop.time() + wait
+        watch.limit_at = loop.time() + wait
     else:  # a hedge timer on this clock; the limit in the ticks
-        sleeper = loop.create_task(_sleep_then(p, delay, race))
+        sleeper = loop.create_task(_sleep_then(p, delay, watch))
         delay = wait
-    race.tick = race.timers.add(loop, race, None, delay)
+    watch.tick = watch.timers.add(loop, watch, None, delay)
     failure: BaseException | None = None
     timed_out = False
     try:
@@ -212,16 +233,18 @@ async def first_chunk_hedged(  # noqa: PLR0917
     except BaseException as exc:
         failure = exc
         timed_out = isinstance(exc, TimeoutError) or (
-            isinstance(exc, asyncio.CancelledError) and race.fired and expired(race)
+            isinstance(exc, asyncio.CancelledError) and watch.fired and expired(watch)
         )
     finally:  # before any wait for the hedge: the limit may not cancel that wait
-        disarm(race)
+        disarm(watch)
         if sleeper is not None:
             sleeper.cancel()
-    race.waiting = False
+    race = watch.race
+    if race is not None:
+        race.waiting = False
     if failure is not None:
-        return await _first_raised(p, race, node, att, agen, now, failure, timed_out, tried)
-    if race.hedge is not None:
+        return await _first_raised(p, watch, node, att, agen, now, failure, timed_out, tried)
+    if race is not None and race.hedge is not None:
         await _drop_hedge(p, race, tried)
     return First(node, att, agen, chunk)
 
@@ -264,21 +287,23 @@ async def _drop_hedge(p: Pipeline, race: _Race, tried: list[str], *, count: bool
 
 
 async def _first_raised(  # noqa: PLR0917
-    p: Pipeline, race: _Race, node: NodeSpec, att: Attempt, agen: AsyncIterator[bytes],
+    p: Pipeline, watch: _Watch, node: NodeSpec, att: Attempt, agen: AsyncIterator[bytes],
     now: float, exc: BaseException, timed_out: bool, tried: list[str],
 ) -> First | UpstreamError:  # fmt: skip
     """The first attempt's wait ended with ``exc``: the hedge won (the first let go), the
     first failed (the hedge, if out, is awaited), or the caller was cancelled (both let go,
     raised)."""
-    hedge = race.hedge
+    race = watch.race
+    hedge = race.hedge if race is not None else None
+    wait = watch.waiting[4]
     if not timed_out and is_cancel(exc):
-        won = race.won
+        won = race.won if race is not None else None
         if (
             won is None
             or not isinstance(exc, asyncio.CancelledError)
-            or race.task.uncancel() > race.cancelling  # (also) cancelled from outside
+            or watch.task.uncancel() > watch.cancelling  # (also) cancelled from outside
         ):
-            if hedge is not None:
+            if race is not None and hedge is not None:
                 await _drop_hedge(p, race, tried, count=False)
             await close_stream(agen)
             att.abandon()
@@ -292,9 +317,9 @@ async def _first_raised(  # noqa: PLR0917
         tried.append(won.node.id)
         return won
     if timed_out and not isinstance(exc, TimeoutError):
-        exc = TimeoutError(f"no first chunk within {race.wait}s")
-    err = await _first_failed(p, node, att, agen, exc, race.wait)
-    if hedge is None:
+        exc = TimeoutError(f"no first chunk within {wait}s")
+    err = await _first_failed(p, node, att, agen, exc, wait)
+    if race is None or hedge is None:
         return err
     if race.hedge_node is not None:
         tried.append(race.hedge_node.id)
