@@ -95,11 +95,11 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
     if remote is not None and shared is not None:
         # serve --workers N: the serving parent scales the replicas; report their load there
         local = config.workers if config.workers.enabled and config.workers.count > 0 else None
-        report = remote_reporter(app, config)
+        report = remote_reporter(app, config, remote)
         attach_to_parent(app, shared, local, on_link=report, follow=remote == "ray")
         return app
     if remote is not None:  # it scales the Deployment or the Ray actors instead
-        attach_remote_scaler(app, config)
+        attach_remote_scaler(app, config, remote)
         scaling = None
     attach_local_workers(app, config.workers, scaling)
     return app

@@ -95,52 +95,50 @@ def remote_scaler(config: PRSMConfig) -> RemoteScaler | None:
     return actors
 
 
-def _tracked_route(app: GatewayApp, route: str, hooks: LoadHooks) -> None:
-    """Route ``route`` through a tracked HTTP upstream that feeds ``hooks``."""
+def _route_replicas(app: GatewayApp, config: PRSMConfig, section: str, hooks: LoadHooks) -> None:
+    """Route the section's replicas (the route ``section``) through a tracked HTTP upstream
+    that feeds ``hooks``; a Deployment's configured node is moved onto that route."""
     from ..scaling._tracked import TrackedUpstream
 
     dispatcher = _dispatcher(app)
     if dispatcher.default is None:
-        raise ConfigError(f"{route}", "the gateway has no HTTP upstream to reach its replicas")
-    dispatcher.add_route(route, TrackedUpstream(dispatcher.default, hooks, clock=app.perf.clock))
+        raise ConfigError(section, "the gateway has no HTTP upstream to reach its replicas")
+    tracked = TrackedUpstream(dispatcher.default, hooks, clock=app.perf.clock)
+    dispatcher.add_route(section, tracked)
+    if section == KUBERNETES:
+        _retag(app, config.kubernetes.node)
 
 
-def attach_remote_scaler(app: GatewayApp, config: PRSMConfig) -> None:
-    """Scale the ``kubernetes`` or ``ray`` section's replicas from this process when ``app``
-    starts (see the module docstring); a :class:`ConfigError` now if the section is wrong."""
+def attach_remote_scaler(app: GatewayApp, config: PRSMConfig, section: str) -> None:
+    """Scale the replicas of ``section`` (``"kubernetes"`` or ``"ray"``) from this process when
+    ``app`` starts (see the module docstring); a :class:`ConfigError` now if it is wrong."""
     make = remote_scaler(config)
     if make is None:
         return
-    if remote_section(config) == KUBERNETES:
+    if section == KUBERNETES:
         _check_kubernetes_node(app, config.kubernetes)
     perf = app.perf
 
     async def start_scaling(app: GatewayApp) -> None:
         scaler = make(perf.registry, perf.clock, perf.metrics)
-        section = remote_section(config)
-        _tracked_route(app, section or "", scaler.tracker)
-        if section == KUBERNETES:
-            _retag(app, config.kubernetes.node)
+        _route_replicas(app, config, section, scaler.tracker)
         perf.attach_scaler(scaler)  # started with the orchestrator, closed with it
 
     app.on_startup.append(start_scaling)
 
 
 def remote_reporter(
-    app: GatewayApp, config: PRSMConfig
+    app: GatewayApp, config: PRSMConfig, section: str
 ) -> Callable[[GatewayApp, SharedPoolUpstream], None]:
-    """In a gateway process of ``serve --workers N`` whose serving parent scales the
-    section's replicas: what routes them through a tracked upstream whose load goes to the
-    parent (a :class:`LoadReporter` over the parent's connection), to call once connected;
-    a :class:`ConfigError` now if the section is wrong."""
-    section = remote_section(config)
+    """In a gateway process of ``serve --workers N`` whose serving parent scales the replicas
+    of ``section``: what routes them through a tracked upstream whose load goes to the parent
+    (a :class:`LoadReporter` over the parent's connection), to call once connected; a
+    :class:`ConfigError` now if the section is wrong."""
     if section == KUBERNETES:
         _check_kubernetes_node(app, config.kubernetes)
 
     def report(app: GatewayApp, link: SharedPoolUpstream) -> None:
-        _tracked_route(app, section or "", LoadReporter(link))
-        if section == KUBERNETES:
-            _retag(app, config.kubernetes.node)
+        _route_replicas(app, config, section, LoadReporter(link))
 
     return report
 
