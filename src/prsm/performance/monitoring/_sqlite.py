@@ -14,6 +14,12 @@ Why SQLite and not DuckDB: ``benchmarks/monitoring.py`` measures both on the sam
 and queries (a week of 1 s samples for 50 series); see the README's Monitoring section.
 SQLite also ships with Python (no dependency) and allows several gateway processes to share
 one file.
+
+Several processes (``serve --workers N``) each keep the series table in memory; before each
+read or write a store asks SQLite whether another connection committed since
+(``PRAGMA data_version``, a few microseconds) and, if so, loads the series added since. A
+compaction, the only thing that deletes series (and so the only way an id could be reused),
+bumps the file's ``user_version``; a store that sees a new one reloads the table whole.
 """
 
 from __future__ import annotations
@@ -118,6 +124,7 @@ class SQLiteMetricsStore:
         self._setup()
         self._ids: dict[tuple[str, str], int] = {}
         self._labels: dict[int, tuple[str, dict[str, str]]] = {}
+        self._version = self._pragma("data_version")
         self._load_series()
 
     def _setup(self) -> None:
@@ -142,10 +149,34 @@ class SQLiteMetricsStore:
             )
         db.execute("CREATE TEMP TABLE IF NOT EXISTS batch (series INTEGER, ts REAL, value REAL)")
 
-    def _load_series(self) -> None:
-        for sid, metric, labels in self._db.execute("SELECT id, metric, labels FROM series"):
+    def _pragma(self, name: str) -> int:
+        return int(self._db.execute(f"PRAGMA {name}").fetchone()[0])
+
+    def _load_series(self, after: int = 0) -> None:
+        """Load the series with ids above ``after`` (all of them by default, after clearing
+        what is held)."""
+        if after == 0:
+            self._ids.clear()
+            self._labels.clear()
+            self._generation = self._pragma("user_version")
+        rows = self._db.execute(
+            "SELECT id, metric, labels FROM series WHERE id > ? ORDER BY id", (after,)
+        )
+        for sid, metric, labels in rows:
             self._ids[metric, labels] = sid
             self._labels[sid] = (metric, json.loads(labels))
+
+    def _refresh(self) -> None:
+        """Take in the series other processes added (or, after a compaction anywhere, reload
+        them all). Called with the lock held."""
+        version = self._pragma("data_version")
+        if version == self._version:
+            return
+        self._version = version
+        if self._pragma("user_version") != self._generation:
+            self._load_series()
+        else:
+            self._load_series(after=max(self._labels, default=0))
 
     def _series_id(self, metric: str, labels: tuple[tuple[str, str], ...]) -> int | None:
         text = json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
@@ -172,6 +203,7 @@ class SQLiteMetricsStore:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                self._refresh()  # the write lock is held: no other process adds series now
                 rows = []
                 for s in samples:
                     sid = self._series_id(s.metric, s.labels)
@@ -184,8 +216,6 @@ class SQLiteMetricsStore:
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
-                self._ids.clear()
-                self._labels.clear()
                 self._load_series()  # series inserted in the rolled-back transaction are gone
                 raise
             return len(rows)
@@ -205,6 +235,7 @@ class SQLiteMetricsStore:
         plan = QueryPlan(self.tiers, since, until, step=step, agg=agg, now=now)
         want = labels_key(labels)
         with self._lock:
+            self._refresh()
             chosen = [
                 (sid, lab)
                 for sid, (name, lab) in self._labels.items()
@@ -269,6 +300,7 @@ class SQLiteMetricsStore:
             "WHERE series = ? AND ts >= ? AND ts <= ?"
         )
         with self._lock:
+            self._refresh()
             ids = [
                 sid
                 for sid, (name, lab) in self._labels.items()
@@ -290,10 +322,12 @@ class SQLiteMetricsStore:
 
     def metrics(self) -> list[str]:
         with self._lock:
+            self._refresh()
             return sorted({name for name, _ in self._labels.values()})
 
     def label_sets(self, metric: str) -> list[dict[str, str]]:
         with self._lock:
+            self._refresh()
             found = [dict(lab) for name, lab in self._labels.values() if name == metric]
         return sorted(found, key=lambda d: sorted(d.items()))
 
@@ -311,22 +345,23 @@ class SQLiteMetricsStore:
                     )
                 # every sample is also in the coarsest tier, which is kept the longest
                 coarsest = _table(self.tiers[-1])
-                db.execute(
+                gone = db.execute(
                     f"DELETE FROM series WHERE NOT EXISTS "
                     f"(SELECT 1 FROM {coarsest} WHERE {coarsest}.series = series.id)"
-                )
+                ).rowcount
+                if gone:  # ids may now be reused: every process must reload the series
+                    db.execute(f"PRAGMA user_version = {self._pragma('user_version') + 1}")
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("PRAGMA incremental_vacuum")
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._ids.clear()
-            self._labels.clear()
             self._load_series()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
+            self._refresh()
             db = self._db
             buckets = {
                 f"{tier.step:g}s": db.execute(f"SELECT count(*) FROM {_table(tier)}").fetchone()[0]
