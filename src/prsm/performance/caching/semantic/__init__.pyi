@@ -13,10 +13,7 @@ from ._index import (
 from ._index_ivf import IVFIndex as IVFIndex
 from ._response_cache import SemanticResponseCache as SemanticResponseCache
 from ._settings import SemanticSettings as SemanticSettings
-from ._store import (
-    EntryStore as EntryStore,
-    MemoryStore as MemoryStore,
-    RedisStore as RedisStore,
-    SQLiteStore as SQLiteStore,
-)
+from ._store import EntryStore as EntryStore, MemoryStore as MemoryStore
+from ._store_redis import RedisStore as RedisStore
+from ._store_sqlite import SQLiteStore as SQLiteStore
 from ._verifier import Verifier as Verifier

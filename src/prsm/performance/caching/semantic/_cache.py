@@ -41,7 +41,9 @@ from ._cascade import AnyVerifier, load_verifier
 from ._index import make_index
 from ._prompt import SEP, scoped, split_prompt
 from ._settings import SemanticSettings
-from ._store import Entry, EntryStore, MemoryStore, RedisStore, SQLiteStore
+from ._store import Entry, EntryStore, MemoryStore
+from ._store_redis import RedisStore
+from ._store_sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
 
