@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +81,14 @@ def start_gateway(tmp: Path, config: dict[str, Any], env: dict[str, str] | None 
 
 def node(node_id: str, sim: Proc, models: list[str], **kw: Any) -> dict[str, Any]:
     return {"id": node_id, "url": f"{sim.url}/v1", "models": models, **kw}
+
+
+def wait_for(fn: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """``fn()``'s first true value, polled every 0.1 s (its last value after ``timeout``): for
+    what a real process does on its own time (flushes, timers)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)

@@ -16,7 +16,7 @@ import yaml
 
 from prsm.performance.gateway._settings import hash_key
 from tests.conftest import RedisServer, free_port
-from tests.gateway.procs import Proc, node, start_gateway, start_sim
+from tests.gateway.procs import Proc, node, start_gateway, start_sim, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -286,13 +286,36 @@ def test_two_workers_share_the_port_and_stop_together(
     config = {"nodes": [node("a", sims["a"], ["sim-chat"])], "gateway": {"port": port},
               "workers": {"enabled": False}}  # fmt: skip
     path.write_text(yaml.safe_dump(config))
-    gw = Proc(["serve", "--config", str(path), "--workers", "2"], port)
+    data = tmp_path / "data"  # a history file of their own: no other test's series in it
+    env = {"PRSM_DATA_DIR": str(data)}
+    gw = Proc(["serve", "--config", str(path), "--workers", "2"], port, env)
     try:
         codes = {
             httpx.post(f"{gw.url}/v1/chat/completions", json=chat()).status_code
             for _ in range(8)  # a new connection each: the kernel spreads them
         }
         assert codes == {200}
+
+        def seen_by() -> tuple[str, set[str]]:
+            """Which process answered (one connection: the same process answers both) and
+            the processes whose series it reads in the history."""
+            with httpx.Client(base_url=gw.url, timeout=10) as c:
+                me = c.get("/admin/metrics/history").json()["labels"]["instance"]
+                query = {"metric": "system.cpu_usage", "since": "5m"}
+                r = c.get("/admin/metrics/history", params=query)
+            assert r.status_code == 200, r.text
+            return me, {s["labels"]["instance"] for s in r.json()["series"]}
+
+        both = {"gateway-0", "gateway-1"}
+        assert wait_for(lambda: seen_by()[1] == both), "the history never held both processes"
+        answered: set[str] = set()
+        for _ in range(200):  # until each process has answered (the kernel picks)
+            me, seen = seen_by()
+            assert seen == both, f"{me} reads only {seen}"
+            answered.add(me)
+            if answered == both:
+                break
+        assert answered == both
         gw.terminate()
         assert gw.proc.wait(timeout=20) == 0
         with pytest.raises(httpx.ConnectError):

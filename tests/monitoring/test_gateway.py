@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from prsm.performance.gateway._settings import hash_key
-from tests.gateway.procs import Proc, node, start_gateway, start_sim
+from tests.gateway.procs import Proc, node, start_gateway, start_sim, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,15 +63,6 @@ def gateway(sim: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
         assert c.post("/v1/chat/completions", json=chat("no-such-model")).status_code == 404
     yield gw
     gw.stop()
-
-
-def wait_for(fn: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def test_server_timing_header_names_the_stages(gateway: Proc) -> None:
@@ -178,7 +168,7 @@ def test_history_survives_a_sigkill(sim: Proc, tmp_path: Path) -> None:
             def flushed() -> float:
                 query = {"metric": "slo.requests", "since": "5m", "agg": "sum"}
                 r = c.get("/admin/metrics/history", params=query)
-                return sum(v for s in r.json()["series"] for _, v in s["points"])
+                return float(sum(v for s in r.json()["series"] for _, v in s["points"]))
 
             assert wait_for(lambda: flushed() >= 10), "the requests never reached the history"
             seen = flushed()

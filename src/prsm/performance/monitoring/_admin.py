@@ -128,7 +128,11 @@ async def _history(monitor: PerformanceMonitor, raw: str) -> dict[str, Any]:
     metric = _one(query, "metric")
     if not metric:
         metrics = await monitor._off_loop(store.metrics)
-        return {"metrics": metrics, "store": await monitor._off_loop(store.stats)}
+        return {
+            "metrics": metrics,
+            "store": await monitor._off_loop(store.stats),
+            "labels": dict(monitor.labels),  # what this process adds to its series (instance)
+        }
     now = monitor.clock.time()
     until_text = _one(query, "until")
     until = parse_time(until_text, "until", now) if until_text else now
