@@ -79,7 +79,8 @@ async def test_a_gateway_process_follows_the_pools_pushed_nodes(
         auto_scaling=True, upstream=DispatchUpstream({"http": remote}), monitoring_interval=3600
     )
     perf.add_node(NodeSpec(id="remote", models=frozenset({"gpt"})))
-    app: Any = SimpleNamespace(on_startup=[], on_shutdown=[], perf=perf, metric_sources=[])
+    app: Any = SimpleNamespace(on_startup=[], on_shutdown=[], perf=perf, metric_sources=[],
+                               metrics=perf.metrics, combine_metrics=None)  # fmt: skip
     attach_local_workers(app, WorkerSettings(count=1), PredictiveSettings())
     assert len(app.on_startup) == 1 and app.on_shutdown == []  # joins; scales nothing itself
     await app.on_startup[0](app)
@@ -111,6 +112,7 @@ async def test_a_gateway_process_follows_the_pools_pushed_nodes(
     await until(lambda: ids() == {"remote", "local-embed-0", "local-embed-2"})
     assert perf.registry.get("local-embed-2").meta["worker"] == "local-embed-2"
     assert len(app.metric_sources) == 1  # /metrics asks the pool too
+    assert app.combine_metrics is not None  # and shows the other gateway processes
     await perf.close()  # closes the pool's client, so the scripted pool's side ends too
     await until(writers[0].is_closing)
     await writers[0].wait_closed()

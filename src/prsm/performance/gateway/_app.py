@@ -120,6 +120,8 @@ class GatewayApp:
         #: metrics of other processes this one answers for at ``/metrics`` (the serving
         #: parent's shared pool under ``serve --workers N``): each returns Prometheus text
         self.metric_sources: list[Callable[[], Awaitable[bytes]]] = []
+        #: under ``serve --workers N``: this process's exposition made every process's
+        self.combine_metrics: Callable[[bytes], Awaitable[bytes]] | None = None
         self._left_out: set[str] = set()  # families of a source this process also has
 
     # --- the ASGI entry (``prsm-perf serve`` calls handle_exchange from its own server)
@@ -384,9 +386,12 @@ class GatewayApp:
                 await self.limiter.charge(tenant, events)
 
     async def _exposition(self) -> bytes:
-        """This process's metrics, then each source's families that it lacks; a source that
-        fails is logged and named in a comment, and the rest is still served."""
+        """This process's metrics (with ``combine_metrics``, every gateway process's), then
+        each source's families that it lacks; a source that fails is logged and named in a
+        comment, and the rest is still served."""
         body = self.metrics.exposition()
+        if self.combine_metrics is not None:
+            body = await self.combine_metrics(body)
         for source in self.metric_sources:
             try:
                 other = await source()

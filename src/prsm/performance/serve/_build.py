@@ -25,6 +25,7 @@ from ..routing._node import NodeSpec
 from ..upstreams._dispatch import DispatchUpstream
 from ..upstreams._http import HttpUpstream, check_nodes
 from ._local_workers import attach_local_workers, attach_to_parent
+from ._process_metrics import process_name
 from ._processes import run_native, run_native_workers
 from ._remote_scaling import (
     attach_remote_scaler,
@@ -92,10 +93,11 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
     scaling = config.scaling if config.orchestrator.auto_scaling else None
     remote = remote_section(config) if scaling is not None else None
     shared = pool_socket()
-    if remote is not None and shared is not None:
-        # serve --workers N: the serving parent scales the replicas; report their load there
+    if shared is not None:
+        # serve --workers N: the serving parent holds the model pool and scales the replicas
+        # (report their load there), and links the gateway processes (/metrics shows all)
         local = config.workers if config.workers.enabled and config.workers.count > 0 else None
-        report = remote_reporter(app, config, remote)
+        report = remote_reporter(app, config, remote) if remote is not None else None
         attach_to_parent(app, shared, local, on_link=report, follow=remote == "ray")
         return app
     if remote is not None:  # it scales the Deployment or the Ray actors instead
@@ -111,11 +113,9 @@ def attach_monitoring(perf: Any, config: PRSMConfig) -> None:
     With several gateway processes (``serve --workers N``) they share one history file, each
     series labelled with its process (``instance="gateway-K"``), and only the first evaluates
     alert rules (one notification per alert, not N)."""
-    import multiprocessing
-
     from ..monitoring._monitor import build_monitor
 
-    name = multiprocessing.current_process().name
+    name = process_name()
     worker = name.startswith("gateway-")
     perf.monitor = build_monitor(
         perf.recorder,
@@ -175,14 +175,15 @@ def serve(
         return
     scaling = config.scaling if config.orchestrator.auto_scaling else None
     remote = remote_scaler(config)
-    host_pool = None
-    if local or remote is not None:  # one model pool, one scaler, for every gateway process
-        host_pool = PoolHost(config.workers if local else None, scaling, remote)
-        host_pool.start()
-        os.environ[POOL_SOCKET_ENV] = host_pool.path
-        section = remote_section(config) if remote is not None else None
-        what = "local model pool" if section is None else f"{section} scaler"
-        print(f"prsm-perf serve: {what} shared at unix:{host_pool.path}", flush=True)
+    # one model pool, one scaler, and the link between the gateway processes (/metrics)
+    host_pool = PoolHost(config.workers if local else None, scaling, remote)
+    host_pool.start()
+    os.environ[POOL_SOCKET_ENV] = host_pool.path
+    section = remote_section(config) if remote is not None else None
+    held = ["local model pool"] if local else []
+    held += [f"{section} scaler"] if section is not None else []
+    what = " and ".join(held) or "gateway processes' metrics"
+    print(f"prsm-perf serve: {what} shared at unix:{host_pool.path}", flush=True)
     helpers = HelperHost()  # one set of helpers (the semantic cache's models) for them all
     helpers.start()
     os.environ.update(helpers.env())
@@ -192,5 +193,4 @@ def serve(
         for name in (*helpers.env(), POOL_SOCKET_ENV):
             os.environ.pop(name, None)
         helpers.stop()
-        if host_pool is not None:
-            host_pool.stop()
+        host_pool.stop()

@@ -30,6 +30,7 @@ from ..upstreams._base import Upstream
 from ..upstreams._dispatch import DispatchUpstream
 from ..workers._settings import WorkerSettings
 from ._pool_client import SharedPoolUpstream
+from ._process_metrics import all_processes, process_name
 from ._shared_pool import pool_socket
 
 if TYPE_CHECKING:
@@ -165,9 +166,12 @@ def attach_to_parent(
     metrics, and its scaler's snapshots as this process's scaler (with auto-scaling);
     ``on_link`` is then called with the connection (to report remote replicas' load).
     The nodes the parent pushes are followed with a local pool, or with ``follow`` (the
-    parent's Ray replicas)."""
+    parent's Ray replicas). With neither a pool nor ``on_link`` the parent holds nothing for
+    this process but the link to the other gateway processes, through which ``/metrics``
+    serves every process's metrics (:mod:`._process_metrics`)."""
     known: set[str] = set()
-    view = PoolScalerView() if app.perf.settings.auto_scaling else None
+    holds = settings is not None or on_link is not None  # a pool, or replicas it scales
+    view = PoolScalerView() if app.perf.settings.auto_scaling and holds else None
 
     def follow_nodes(nodes: list[NodeSpec]) -> None:
         """The pool's serving workers, at each (re)connect and each change: new ones join
@@ -186,9 +190,13 @@ def attach_to_parent(
         told = view.update if view is not None else None
         timeout = settings.batch_timeout if settings is not None else 120.0
         followed = follow_nodes if settings is not None or follow else None
-        upstream = SharedPoolUpstream(path, timeout=timeout, on_nodes=followed, on_scaling=told)
+        me = process_name()
+        upstream = SharedPoolUpstream(path, timeout=timeout, on_nodes=followed, on_scaling=told,
+                                      instance=me, on_collect=app.metrics.exposition)  # fmt: skip
         await upstream.connect()
-        app.metric_sources.append(upstream.metrics)  # the pool's, batcher's, scaler's
+        app.combine_metrics = all_processes(me, upstream.peers)  # every process's, labelled
+        if holds:
+            app.metric_sources.append(upstream.metrics)  # the pool's, batcher's, scaler's
         if view is not None:  # before the orchestrator starts: no "nothing scales" warning
             app.perf.attach_scaler(view)
         if settings is not None:

@@ -33,11 +33,15 @@ class SharedPoolUpstream:
         timeout: float = 120.0,
         on_nodes: Callable[[list[NodeSpec]], None] | None = None,
         on_scaling: Callable[[dict[str, Any], int], None] | None = None,
+        instance: str | None = None,
+        on_collect: Callable[[], bytes] | None = None,
     ) -> None:
         self.path = path
         self.timeout = timeout
         self.on_nodes = on_nodes  # told the pool's serving nodes at connect and every change
         self.on_scaling = on_scaling  # told the host's scaler snapshot (and pid) at each step
+        self.instance = instance  # this gateway process's name, given in hello
+        self.on_collect = on_collect  # this process's exposition, when the host collects
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -51,7 +55,10 @@ class SharedPoolUpstream:
         self._hello = asyncio.get_running_loop().create_future()
         self._writer = writer
         self._reader_task = asyncio.create_task(self._read(reader))
-        writer.write(pack({"op": "hello"}))
+        hello: dict[str, Any] = {"op": "hello"}
+        if self.instance is not None:
+            hello["instance"] = self.instance
+        writer.write(pack(hello))
         await writer.drain()
         hello = await asyncio.wait_for(self._hello, self.timeout)
         nodes = [NodeSpec(**n) for n in hello.get("nodes", [])]
@@ -84,6 +91,10 @@ class SharedPoolUpstream:
                 if message.get("op") == "scaling":
                     if self.on_scaling is not None:
                         self.on_scaling(message.get("scaling") or {}, int(message.get("pid", 0)))
+                    continue
+                if message.get("op") == "collect":  # another process's /metrics asks
+                    text = self.on_collect() if self.on_collect is not None else b""
+                    self.send_now({"op": "collected", "id": message.get("id"), "text": text})
                     continue
                 future = self._pending.pop(int(message.get("id", -1)), None)
                 if future is not None and not future.done():
@@ -163,6 +174,13 @@ class SharedPoolUpstream:
         which live in the serving parent)."""
         reply = await self.call({"op": "metrics"}, limit)
         return bytes(reply["text"])
+
+    async def peers(self, limit: float = 5.0) -> tuple[list[tuple[str, bytes]], list[str]]:
+        """The other gateway processes' expositions (``(name, text)``) and the names of those
+        that did not answer the host in time."""
+        reply = await self.call({"op": "peers"}, limit)
+        peers = [(str(name), bytes(text)) for name, text in reply.get("peers") or ()]
+        return peers, [str(name) for name in reply.get("missing") or ()]
 
     async def stats(self) -> dict[str, Any]:
         reply = await self.call({"op": "stats"})

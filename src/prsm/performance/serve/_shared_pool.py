@@ -14,10 +14,15 @@ The wire is the workers' own framing (:mod:`prsm.performance.workers._protocol`:
 length-prefixed MessagePack). Gateway → host: ``{"op": "hello"}`` (answered with the pool's
 nodes), ``{"op": "execute", "id", "node", "kind", "model", "priority", "body"}`` (``body``:
 the request's JSON bytes), ``{"op": "stats", "id"}``, ``{"op": "metrics", "id"}`` (answered
-with ``"text"``: the pool's, batcher's and scaler's Prometheus exposition). Host → gateway:
-``{"id", "ok": true, "body", "tokens"}`` or ``{"id", "ok": false, "status", "retryable",
-"message"}``. If the connection drops, calls in flight fail as a retryable 503 (the
-orchestrator tries another node) and the next call reconnects.
+with ``"text"``: the pool's, batcher's and scaler's Prometheus exposition),
+``{"op": "peers", "id"}`` (answered with ``"peers"``: ``[name, exposition]`` of every other
+gateway process that answered the host's ``{"op": "collect", "id"}`` with
+``{"op": "collected", "id", "text"}`` within ``collect_timeout``, and ``"missing"``: the names
+of those that did not; see :mod:`._process_metrics`). ``hello`` may carry the process's
+``"instance"`` name. Host → gateway: ``{"id", "ok": true, "body", "tokens"}`` or
+``{"id", "ok": false, "status", "retryable", "message"}``. If the connection drops, calls in
+flight fail as a retryable 503 (the orchestrator tries another node) and the next call
+reconnects.
 
 With auto-scaling on, the host also runs the pool's
 :class:`~prsm.performance.scaling.PredictiveScaler` (its tracker sees every process's
@@ -47,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 import shutil
@@ -106,6 +112,7 @@ class PoolHost:
     ``start()`` blocks until every worker is ready (or raises what stopped them);
     ``stop()`` closes the socket, the batchers and the workers. ``settings`` ``None``: no
     local pool. ``remote`` (with ``scaling``): the scaler to run instead of the pool's.
+    ``collect_timeout``: how long a gateway process's metrics are waited for at a scrape.
     """
 
     def __init__(
@@ -113,10 +120,13 @@ class PoolHost:
         settings: WorkerSettings | None,
         scaling: PredictiveSettings | None = None,
         remote: RemoteScaler | None = None,
+        *,
+        collect_timeout: float = 3.0,
     ) -> None:
         self.settings = settings
         self.scaling = scaling
         self.remote = remote
+        self.collect_timeout = collect_timeout
         self.scaler: Any = None  # the PredictiveScaler, with scaling
         self.registry = NodeRegistry()  # the workers, as nodes: what the host serves
         self.metrics = MetricsRegistry()  # the pool's, the batcher's and the scaler's
@@ -134,6 +144,9 @@ class PoolHost:
         self._pool: Any = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._announcing = False
+        self._names: dict[asyncio.StreamWriter, str] = {}  # the gateway processes, by link
+        self._collects: dict[int, tuple[asyncio.StreamWriter, asyncio.Future[bytes]]] = {}
+        self._collect_ids = itertools.count(1)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="prsm-pool-host", daemon=True)
@@ -244,6 +257,9 @@ class PoolHost:
                 message = await read_message(reader)
                 op = message.get("op")
                 if op == "hello":
+                    name = message.get("instance")
+                    if isinstance(name, str) and name:
+                        self._names[writer] = name
                     nodes = [_node_dict(n) for n in self.serving()]
                     writer.write(pack({"op": "nodes", "nodes": nodes}))
                     if self.scaler is not None:
@@ -251,6 +267,14 @@ class PoolHost:
                 elif op == "metrics":
                     writer.write(pack({"id": message.get("id"), "ok": True,
                                        "text": self.metrics.exposition()}))  # fmt: skip
+                elif op == "peers":
+                    task = asyncio.create_task(self._peers(int(message.get("id", 0)), writer))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                elif op == "collected":
+                    _, future = self._collects.pop(int(message.get("id", 0)), (None, None))
+                    if future is not None and not future.done():
+                        future.set_result(bytes(message.get("text") or b""))
                 elif op == "stats":
                     writer.write(pack({"id": message.get("id"), "ok": True,
                                        "stats": self.stats()}))  # fmt: skip
@@ -272,11 +296,43 @@ class PoolHost:
         finally:
             self.clients -= 1
             self._writers.discard(writer)
+            self._names.pop(writer, None)
+            for ident, (link, future) in list(self._collects.items()):
+                if link is writer:  # it will not answer: the scrape need not wait for it
+                    del self._collects[ident]
+                    future.cancel()
             # the process went away holding them: they end unfinished
             self._load([["f", 0.0, True, n] for n, k in held.items() for _ in range(k)], held)
             for task in tasks:
                 task.cancel()
             writer.close()
+
+    async def _peers(self, ident: int, writer: asyncio.StreamWriter) -> None:
+        """Every other gateway process's exposition, asked for at once and waited for
+        ``collect_timeout`` at most; those that did not answer are named."""
+        asked: list[tuple[str, asyncio.Future[bytes]]] = []
+        loop = asyncio.get_running_loop()
+        for link, name in list(self._names.items()):
+            if link is writer or link.is_closing():
+                continue
+            collect = next(self._collect_ids)
+            future: asyncio.Future[bytes] = loop.create_future()
+            self._collects[collect] = (link, future)
+            link.write(pack({"op": "collect", "id": collect}))
+            asked.append((name, future))
+        if asked:
+            await asyncio.wait([f for _, f in asked], timeout=self.collect_timeout)
+        peers, missing = [], []
+        for name, future in asked:
+            if future.done() and not future.cancelled():
+                peers.append([name, future.result()])
+            else:
+                future.cancel()
+                missing.append(name)
+        for collect in [k for k, (_, f) in self._collects.items() if f.cancelled()]:
+            del self._collects[collect]
+        if not writer.is_closing():
+            writer.write(pack({"id": ident, "ok": True, "peers": peers, "missing": missing}))
 
     async def _execute(self, message: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         ident = int(message.get("id", 0))
