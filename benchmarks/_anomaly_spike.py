@@ -60,10 +60,14 @@ def windows_changed(
 
 
 def spike_neighbours(
-    series: Sequence[NabSeries], ours: Scores, in_fit: Callable[[str], bool]
+    series: Sequence[NabSeries],
+    ours: Scores,
+    in_fit: Callable[[str], bool],
+    runs: Mapping[tuple[int, float], Scores] | None = None,
 ) -> tuple[Scores, dict[str, Any]]:
     """The scores without spike records, and the JSON block: each neighbouring setting's
-    scores per split, and what the default changes against no spike records per split."""
+    scores per split, and what the default changes against no spike records per split.
+    ``runs``: scores already computed, by (window, factor)."""
     splits = {
         "fit": [s for s in series if in_fit(s.name)],
         "all": list(series),
@@ -74,7 +78,8 @@ def spike_neighbours(
     off: Scores = {}
     for window, factor in NEIGHBOURS:
         settings = dataclasses.replace(default, spike_window=window, spike_factor=factor)
-        sc = run_settings(series, settings)
+        known = runs.get((window, factor)) if runs is not None else None
+        sc = known if known is not None else run_settings(series, settings)
         off = sc if window == 0 else off
         block[f"window {window}, factor {factor}"] = {
             name: [round(score_corpus(sub, sc, p).score, 2) for p in PROFILES.values()]
