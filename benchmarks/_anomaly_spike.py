@@ -7,7 +7,8 @@ detector without spike records (at each run's own threshold on that split).
 
 The choice, on the fitting categories alone: ``spike_window`` 2000 beats 1500 (a loss against
 no records) and 2500 / 3000; at 2000, factors 1.3 and 1.6 tie best, 1.0 loses and 2.0 / 2.5
-win less; of the tie, 1.6 is the middle of the winning range (1.3 to 2.5).
+win less; of the tie (equal on all three profiles there), 1.6 was taken after both factors'
+all-58 figures had been seen. ``_anomaly_nested`` reports the choice made without them.
 """
 
 from __future__ import annotations
