@@ -32,6 +32,7 @@ import numpy.typing as npt
 from benchmarks._anomaly_absent import absent_variants
 from benchmarks._anomaly_discord import VARIANTS, variant_scores, windows_only_variant
 from benchmarks._anomaly_gap import head_to_head, losses, more_windows
+from benchmarks._anomaly_nested import nested_loco, run_grid
 from benchmarks._anomaly_spike import spike_neighbours
 from benchmarks._anomaly_spread import spread_variant_scores
 from benchmarks._harness import Report, parser
@@ -39,6 +40,7 @@ from benchmarks._nab_peers import read_published, windowed_gaussian
 from prsm.performance.analytics import (
     PROFILES,
     AnomalyDetector,
+    AnomalySettings,
     NabSeries,
     TrendDetector,
     TrendSettings,
@@ -162,13 +164,12 @@ def breakdown(series: list[NabSeries], scores: Scores) -> dict[str, dict[str, An
     return out
 
 
-def misses(series: list[NabSeries], scores: Scores) -> dict[str, Any]:
-    """Per window and per file, standard profile at its corpus threshold: the windows missed
+def misses(series: list[NabSeries], scores: Scores, profile: str = "standard") -> dict[str, Any]:
+    """Per window and per file, ``profile`` at its corpus threshold: the windows missed
     (the best score in each, and how many separate events elsewhere in its file scored at
     least as high) and the files with false positives (count and cost), costliest first."""
-    profile = PROFILES["standard"]
-    thr = score_corpus(series, scores, profile).threshold
-    wins, fps = window_outcomes(series, scores, profile, thr)
+    thr = score_corpus(series, scores, PROFILES[profile]).threshold
+    wins, fps = window_outcomes(series, scores, PROFILES[profile], thr)
     missed = [
         {"series": w.series, "window": w.window, "width": w.end - w.start + 1,
          "best_score": round(w.best_score, 4), "outranked_by": w.outranked_by}
@@ -257,11 +258,20 @@ def main(argv: list[str] | None = None) -> None:
         report.add(**row)
     for row in score_rows("windowed Gaussian (ours, re-implemented)", series, gauss, gauss_pp):
         report.add(**row)
+    default = AnomalySettings()
+    grid = run_grid(series, {(default.spike_window, default.spike_factor): ours})
     off, report.extra["spike_records"] = spike_neighbours(
-        series, ours, lambda n: n.split("/")[0] in FIT
+        series, ours, lambda n: n.split("/")[0] in FIT, grid
     )
     for row in score_rows("ours without spike records (before)", series, off, None):
         report.add(**row)
+    if len({category(s.name) for s in series}) > 1:
+        report.extra["nested_spike_choice"] = nested = nested_loco(series, grid, category)
+        for how, label in (("threshold_from_the_others", "threshold from the others"),
+                           ("corpus_threshold", "NAB's corpus threshold")):  # fmt: skip
+            row = {"detector": "ours, spike settings chosen on the other categories (nested "
+                   "LOCO)", "series": f"each category, {label}"}  # fmt: skip
+            report.add(**row, **{PROFILE_SHORT[k]: v for k, v in nested[how].items()})
     report.extra["discord_variants"] = discord_variants(report, series, ours)
     for label, fused in spread_variant_scores(series, ours).items():
         for row in score_rows(f"{label} (variant, not adopted)", series, fused, None):
@@ -304,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     report.extra["fitted_on"] = list(FIT)
     report.extra["ours_by_category"] = breakdown(series, ours)
     report.extra["ours_misses"] = misses(series, ours)
+    report.extra["ours_misses_low_FN"] = misses(series, ours, "reward_low_FN_rate")
     report.extra["load_average"] = os.getloadavg()
     report.extra["points"] = int(sum(len(s.values) for s in series))
     report.notes.append(
