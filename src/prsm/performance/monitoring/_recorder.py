@@ -375,7 +375,10 @@ class RequestRecorder:
     def stage(self, index: int, seconds: float) -> None:
         """Record ``seconds`` spent in stage ``STAGES[index]`` (``upstream`` is recorded by
         :meth:`request`)."""
-        self.stage_children[index].observe(seconds)
+        rows = self._rows
+        rows += (self.stage_children[index].slot, seconds)
+        if len(rows) >= self._limit:
+            self._batch.flush()
 
     def gateway_stages(self, parse: float, auth: float, respond: float) -> None:
         """Record the gateway's own stages of one request."""
@@ -413,10 +416,13 @@ class RequestRecorder:
                 self._streams[key] = s
         return s
 
-    @staticmethod
-    def observe(h: PlainHistogram, seconds: float) -> None:
-        """One observation into a stream child (``ttft``, ``tpot``, ``itl``)."""
-        h.observe(seconds)
+    def observe(self, h: PlainHistogram, seconds: float) -> None:
+        """One observation into a stream child (``ttft``, ``tpot``, ``itl``) or another of
+        this recorder's children (``h.observe`` inline: one call less a chunk)."""
+        rows = self._rows
+        rows += (h.slot, seconds)
+        if len(rows) >= self._limit:
+            self._batch.flush()
 
     def take_tenants(self) -> set[str]:
         """The tenants seen since the last call (the monitor calls it once per interval)."""
