@@ -1,10 +1,13 @@
 """Plain metric children: Python counters and histograms turned into Prometheus families only
 when the registry is scraped.
 
-Recording one costs an attribute add (a histogram also one ``bisect``) instead of
-prometheus_client's locked value objects, about ten times less. They live on the event loop's
-thread (the gateway, the orchestrator and the recorder write from it; a scrape from another
-thread reads consistent-enough values). A :class:`PlainFamily` is created and registered by
+Recording one costs an attribute add (a counter) or two floats appended to the registry's
+:class:`~._batch.Batch` (a histogram: the batch adds them up with numpy when read, or at its
+cap) instead of prometheus_client's locked value objects. They are written from the event
+loop's thread (the gateway, the orchestrator and the recorder); a histogram's ``counts``,
+``sum`` and ``count`` add up the pending observations before they answer, so every reader
+(the exposition, the views, the monitor's deltas) sees all that was recorded before it read.
+A :class:`PlainFamily` is created and registered by
 :meth:`MetricsRegistry.plain <prsm.performance.monitoring.MetricsRegistry.plain>` (or
 :func:`plain_family`), which keeps it in that registry instance: there is no module-global
 table of families.
@@ -17,13 +20,14 @@ every exported bound is one of the recorded bounds, the exported counts are exac
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from ._batch import Batch
 
 #: Latency buckets (seconds) fitted to a gateway: 50 µs to 60 s.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -52,18 +56,43 @@ class PlainCounter:
 
 
 class PlainHistogram:
-    """A histogram child: per-bucket counts (not cumulative until scraped) and the sum."""
+    """A histogram child: per-bucket counts (not cumulative until scraped) and the sum.
 
-    __slots__ = ("bounds", "counts", "sum")
+    ``observe`` appends to its registry's :class:`~._batch.Batch`; reading ``counts``,
+    ``sum`` or ``count`` adds up what is pending first, so a reader always sees every
+    observation made before it read."""
 
-    def __init__(self, bounds: tuple[float, ...]) -> None:
+    __slots__ = ("_counts", "_sum", "batch", "bounds", "limit", "rows", "slot")
+
+    def __init__(
+        self, bounds: tuple[float, ...], batch: Batch | None = None, name: str = ""
+    ) -> None:
         self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # the last one: +Inf
-        self.sum = 0.0
+        self._counts = [0] * (len(bounds) + 1)  # the last one: +Inf
+        self._sum = 0.0
+        self.batch = batch = batch if batch is not None else Batch()
+        self.rows = batch.rows
+        self.limit = batch.limit
+        self.slot = batch.add(self, name)
 
     def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1  # le: value <= bound
-        self.sum += value
+        rows = self.rows
+        rows += (self.slot, value)
+        if len(rows) >= self.limit:
+            self.batch.flush()
+
+    @property
+    def counts(self) -> list[int]:
+        """Observations per bucket (``le``: value <= bound; the last: +Inf)."""
+        if self.rows:
+            self.batch.flush()
+        return self._counts
+
+    @property
+    def sum(self) -> float:
+        if self.rows:
+            self.batch.flush()
+        return self._sum
 
     @property
     def count(self) -> int:
@@ -93,6 +122,8 @@ class PlainFamily(Collector):
         doc: str,
         labelnames: tuple[str, ...],
         bounds: tuple[float, ...] = LATENCY_BUCKETS,
+        *,
+        batch: Batch | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"{name}: kind must be one of {KINDS}, got {kind!r}")
@@ -102,6 +133,8 @@ class PlainFamily(Collector):
         self.labelnames = labelnames
         self.bounds = check_bounds(bounds, name) if kind == "histogram" else bounds
         self.children: dict[tuple[str, ...], Any] = {}
+        #: where the histogram children's observations wait (the registry's, shared)
+        self.batch = batch if batch is not None else Batch()
         self._le = [le_label(b) for b in self.bounds] + ["+Inf"]  # as prometheus_client
 
     def labels(self, *values: str) -> Any:
@@ -110,7 +143,10 @@ class PlainFamily(Collector):
         if child is None:
             if len(values) != len(self.labelnames):
                 raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
-            child = PlainCounter() if self.kind == "counter" else PlainHistogram(self.bounds)
+            if self.kind == "counter":
+                child = PlainCounter()
+            else:
+                child = PlainHistogram(self.bounds, self.batch, f"{self.name}{list(values)}")
             self.children[values] = child
         return child
 
@@ -123,7 +159,9 @@ class PlainFamily(Collector):
         self.labels().observe(value)
 
     def remove(self, *values: str) -> None:
-        self.children.pop(values, None)
+        child = self.children.pop(values, None)
+        if isinstance(child, PlainHistogram):
+            child.batch.release(child)
 
     def collect(self) -> Iterator[Metric]:
         labels = list(self.labelnames)

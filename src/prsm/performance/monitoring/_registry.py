@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.registry import Collector
 
 from ..errors import ConfigError
+from ._batch import Batch
 from ._plain import LATENCY_BUCKETS, PlainFamily
 
 NAMESPACE = "prsm"
@@ -33,6 +34,8 @@ class MetricsRegistry:
     def __init__(self, registry: CollectorRegistry | None = None, *, namespace: str = NAMESPACE):
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.namespace = namespace
+        #: where every plain histogram of this registry queues its observations
+        self.batch = Batch()
         #: every family handed out, by full name: (kind, label names, family)
         self._families: dict[str, tuple[str, tuple[str, ...], Any]] = {}
 
@@ -79,7 +82,7 @@ class MetricsRegistry:
         found = self._found(full, kind, labels_t)
         if found is not None:
             return found  # type: ignore[no-any-return]
-        family = PlainFamily(kind, full, doc, labels_t, tuple(bounds))
+        family = PlainFamily(kind, full, doc, labels_t, tuple(bounds), batch=self.batch)
         self.registry.register(family)
         self._families[full] = (kind, labels_t, family)
         return family
@@ -115,8 +118,13 @@ class MetricsRegistry:
         """A histogram ``prsm_<name>`` (latency buckets by default)."""
         return self._get(Histogram, name, doc, labels, buckets=tuple(buckets))
 
+    def flush(self) -> None:
+        """Add up the plain histograms' pending observations (reading one does it too)."""
+        self.batch.flush()
+
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format (what ``/metrics`` serves)."""
+        self.batch.flush()  # once here, not per child
         return generate_latest(self.registry)
 
 
