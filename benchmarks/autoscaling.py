@@ -21,6 +21,7 @@ replica-hours than that peer, and replica-hours ≤ 1.15 × the oracle's.
     python -m benchmarks.autoscaling --only alibaba --analyse  # where violations come from
     python -m benchmarks.autoscaling --sessions      # user sessions as the arrival model
     python -m benchmarks.autoscaling --quantiles     # the burst table vs scikit-learn's
+    python -m benchmarks.autoscaling --headroom --jobs 2  # the session forecast's error headroom
 """
 
 from __future__ import annotations
@@ -107,6 +108,23 @@ def sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def headroom(args: argparse.Namespace) -> int:
+    """``--headroom``: see :mod:`benchmarks._autoscaling_headroom`."""
+    from benchmarks._autoscaling_headroom import headroom_study
+
+    report = Report("autoscaling-headroom", GOAL)
+    main_, fit = alibaba(args.traces, False)
+    study = headroom_study(main_, fit, TUNED["alibaba"], args.jobs)
+    for row in study["fitting_period"]:
+        report.add(period="fitting", **row)
+    for row in study.get("report_period", []):
+        report.add(period="report", **row)
+    report.notes.append(f"chosen on the fitting period: {study['chosen']}")
+    report.extra["headroom"] = study
+    report.finish(args)
+    return 0
+
+
 def quantiles(args: argparse.Namespace) -> int:
     """``--quantiles``: see :mod:`benchmarks._autoscaling_quantiles`."""
     from benchmarks._autoscaling_quantiles import quantile_check
@@ -161,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only the burst table against scikit-learn's quantile regressors "
         "(benchmarks/_autoscaling_quantiles.py): results/autoscaling-quantiles.json",
     )
+    p.add_argument(
+        "--headroom",
+        action="store_true",
+        help="only the main scenario's error-headroom study (benchmarks/_autoscaling_headroom.py):"
+        " results/autoscaling-headroom.json",
+    )
     p.add_argument("--only", choices=("alibaba", "twitter", "azure"), action="append", default=None)
     p.add_argument(
         "--jobs",
@@ -175,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         return sessions(args)
     if args.quantiles:
         return quantiles(args)
+    if args.headroom:
+        return headroom(args)
     report = Report("autoscaling", GOAL)
     ali, ali_fit = alibaba(args.traces, args.quick)
     tw, tw_fit = twitter(args.traces, args.quick)
