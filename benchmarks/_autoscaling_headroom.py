@@ -20,7 +20,7 @@ from prsm.performance.sim import Scenario
 
 #: fixed 2026-12-05 (fourth stop) before any report-period run of the headroom: the error
 #: quantile, with a looser Erlang-C probability to pay for it, over the last 6 h, 1 h, 30 or
-#: 15 minutes (every point tried, in the order tried, all on the fitting period)
+#: 15 minutes (every point tried, in the order tried, all on the fitting period only)
 HEADROOM_GRID: list[dict[str, Any]] = [
     {"session_error_quantile": q, "session_wait_probability": p, "session_error_span": span}
     for q, p, span in (
@@ -41,6 +41,15 @@ HEADROOM_GRID: list[dict[str, Any]] = [
         (0.7, 0.08, 1800.0),
         (0.75, 0.12, 1800.0),
         (0.75, 0.1, 900.0),
+        # added after the 17 above (12:16), still before any report-period run of the
+        # headroom: lower quantiles / looser probabilities over 1 h and 30 min, toward the
+        # HPA's replica-hours
+        (0.55, 0.06, 3600.0),
+        (0.55, 0.08, 3600.0),
+        (0.6, 0.1, 3600.0),
+        (0.65, 0.15, 3600.0),
+        (0.7, 0.2, 3600.0),
+        (0.6, 0.08, 1800.0),
     )
 ]
 
