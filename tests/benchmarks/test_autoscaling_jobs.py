@@ -4,7 +4,7 @@ the same order, as run one after another (virtual time)."""
 from __future__ import annotations
 
 import numpy as np
-from benchmarks.autoscaling import simulate_all
+from benchmarks._autoscaling_runs import simulate_all
 
 from prsm.performance.sim import Scenario, SimulationSettings, Trace
 

@@ -26,6 +26,8 @@ Each decision (a pure function of the snapshot and the previous state):
    most ``session_wait_probability`` — held for ``session_hold`` seconds. New sessions
    count at their rate over the last ``session_new_window`` seconds (``None``: the
    tracker's ``new_window``, an hour by default; a shorter one follows a rising load).
+   With ``session_error_quantile``, that quantile of the forecast's own recent errors is
+   added to it (:mod:`~prsm.performance.scaling._headroom`).
 5. **Burst quantile** (with ``burst_quantile``): the ``burst_quantile`` of the requests that
    arrive in the next ``burst.window`` seconds, given the last minutes' and hour's arrivals
    (:class:`~prsm.performance.scaling.BurstQuantiles`, refitted with the predictor), plus
@@ -49,6 +51,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._burst import BurstQuantiles, BurstSettings, check_quantile, fit_burst_quantiles
+from ._headroom import ForecastErrors
 from ._predictor import FittedPredictor, LoadForecast, PredictorSettings, fit_predictor
 from ._queueing import replicas_for
 from ._score import LatencyMetric, ScoreSettings, default_metrics, score_signals, signal_readings
@@ -88,6 +91,8 @@ class PredictiveSettings:
     session_wait_probability: float | None = None
     session_hold: float = 60.0
     session_new_window: float | None = None
+    session_error_quantile: float | None = None
+    session_error_span: float = 21600.0
     burst_quantile: float | None = None
     burst_hold_only: bool = False
     burst: BurstSettings = field(default_factory=BurstSettings)
@@ -134,6 +139,9 @@ class PredictiveSettings:
         check_positive("session_hold", self.session_hold, allow_zero=True)
         if self.session_new_window is not None:
             check_positive("session_new_window", self.session_new_window)
+        if self.session_error_quantile is not None:
+            check_quantile("session_error_quantile", self.session_error_quantile)
+        check_positive("session_error_span", self.session_error_span)
         if self.burst_quantile is not None:
             check_quantile("burst_quantile", self.burst_quantile)
         if not isinstance(self.burst_hold_only, bool):
@@ -161,8 +169,8 @@ class PredictiveSettings:
 class PredictiveState:
     """The fitted predictor, its models' states and how many forecast steps they have
     seen, the recent targets ``(time, replicas)`` the stabilisation windows look at and
-    the recent session floors ``(time, replicas)``; the burst table (refitted with the
-    predictor)."""
+    the recent session floors ``(time, replicas)`` and the session forecast's errors; the
+    burst table (refitted with the predictor)."""
 
     fitted: FittedPredictor | None = None
     states: tuple[Any, ...] | None = None
@@ -171,6 +179,7 @@ class PredictiveState:
     fit_error: str | None = None
     last: LoadForecast | None = None
     session_floors: tuple[tuple[float, int], ...] = ()
+    session_errors: ForecastErrors = field(default_factory=ForecastErrors)
     burst: BurstQuantiles | None = None
     burst_error: str | None = None
     arrivals: tuple[tuple[float, int], ...] = ()
@@ -280,8 +289,8 @@ class PredictivePolicy:
             if t > now - s.scale_down_window:
                 down_rec = max(down_rec, rec)
         desired = min(max(current, up_rec), down_rec)
-        session_rate, floor, floors = self.session_floor(ctx, service, state)
-        desired = max(desired, min(cap, max((f for _, f in floors), default=0)))
+        session_rate, floor, state = self.session_floor(ctx, service, state)
+        desired = max(desired, min(cap, max((f for _, f in state.session_floors), default=0)))
         burst_upper, burst_floor, state = self.burst_floor(ctx, service, state)
         if s.burst_hold_only:  # asymmetric: never scale up for it, only keep what runs
             burst_floor = min(burst_floor, current)
@@ -294,7 +303,7 @@ class PredictivePolicy:
         desired = clamp(desired, s.min_replicas, cap)
         keep = max(s.scale_up_window, s.scale_down_window)
         recs = (*(r for r in state.recommendations if r[0] > now - keep), (now, raw))
-        new_state = replace(state, recommendations=recs, session_floors=floors)
+        new_state = replace(state, recommendations=recs)
         details: dict[str, Any] = {
             "predicted_replicas": predicted,
             "reactive_replicas": reactive,
@@ -305,6 +314,8 @@ class PredictivePolicy:
         }
         if session_rate is not None:
             details.update(session_rate=round(session_rate, 6), session_floor=floor)
+        if s.session_error_quantile is not None and session_rate is not None:
+            details.update(session_headroom=state.session_errors.headroom(s.session_error_quantile))
         if burst_upper is not None:
             details.update(burst_upper=burst_upper, burst_floor=burst_floor)
         if score is not None:
@@ -334,13 +345,21 @@ class PredictivePolicy:
 
     def session_floor(
         self, ctx: ScalingContext, service: float, state: PredictiveState
-    ) -> tuple[float | None, int, tuple[tuple[float, int], ...]]:
-        """The sessions' expected rate (``None`` when not used), the floor it asks for now
-        and the floors held (those of the last ``session_hold`` seconds, with this one)."""
+    ) -> tuple[float | None, int, PredictiveState]:
+        """The sessions' expected rate with its headroom (``None`` when not used), the floor
+        it asks for now, and the state with the floors held (those of the last
+        ``session_hold`` seconds, with this one) and the forecast's errors."""
         s = self.settings
         if s.session_wait_probability is None or ctx.sessions is None:
-            return None, 0, ()
+            return None, 0, replace(state, session_floors=())
         rate = ctx.sessions.expected_rate(s.session_new_window)
+        errors = state.session_errors
+        if s.session_error_quantile is not None and ctx.sessions.settled > 0:
+            start, end = ctx.sessions.window
+            errors = errors.observe(ctx.now, ctx.arrivals, s.session_error_span)
+            headroom = errors.headroom(s.session_error_quantile)
+            errors = errors.forecast(ctx.now + start, ctx.now + end, rate * (end - start))
+            rate += headroom / (end - start)
         floor = (
             replicas_for(
                 rate,
@@ -357,7 +376,7 @@ class PredictivePolicy:
             *(f for f in state.session_floors if f[0] > ctx.now - s.session_hold),
             (ctx.now, floor),
         )
-        return rate, floor, held
+        return rate, floor, replace(state, session_floors=held, session_errors=errors)
 
     def burst_floor(
         self, ctx: ScalingContext, service: float, state: PredictiveState

@@ -1,0 +1,132 @@
+"""``session_error_quantile``: the session forecast's own errors, settled once each window has
+passed, size a headroom added to the next forecasts (on a manual clock)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+
+from prsm.performance.clock import ManualClock
+from prsm.performance.config import load_config
+from prsm.performance.errors import ConfigError
+from prsm.performance.scaling import (
+    PredictivePolicy,
+    PredictiveSettings,
+    ScalingContext,
+    SessionSnapshot,
+)
+from prsm.performance.scaling._headroom import ForecastErrors
+
+WINDOW = (90.0, 210.0)
+SPAN = WINDOW[1] - WINDOW[0]
+
+
+def test_a_forecast_settles_once_its_window_has_passed() -> None:
+    errors = ForecastErrors().forecast(100.0, 220.0, 2.0)
+    for now, n in ((100.0, 5), (150.0, 1), (200.0, 2)):  # 5 arrived before the window
+        errors = errors.observe(now, n, 3600.0)
+        assert errors.errors == () and len(errors.pending) == 1
+    errors = errors.observe(220.0, 4, 3600.0)  # (100, 220]: 1 + 2 + 4 arrived
+    assert errors.errors == ((220.0, 5.0),) and errors.pending == ()
+    assert errors.arrivals == ()  # no pending window holds them any more
+    assert errors.headroom(0.9) == pytest.approx(5.0)
+    # an error is forgotten ``span`` seconds after it settled; none: no headroom
+    assert errors.observe(3820.0, 0, 3600.0).errors == ()
+    assert ForecastErrors().headroom(0.5) == 0.0
+
+
+def test_the_headroom_is_the_quantile_of_the_errors_never_below_zero() -> None:
+    errors = ForecastErrors()
+    for k, arrived in enumerate([0, 0, 0, 1, 2, 3, 4, 5, 6, 9]):
+        errors = errors.forecast(10.0 * k, 10.0 * k + 5.0, 3.0)
+        errors = errors.observe(10.0 * k + 5.0, arrived, 3600.0)
+    got = [e for _, e in errors.errors]
+    assert got == [-3.0, -3.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 6.0]
+    assert errors.headroom(0.9) == pytest.approx(float(np.quantile(got, 0.9)))
+    assert errors.headroom(0.5) == 0.0  # the median error is -0.5: no negative headroom
+
+
+def _snapshot(open_sessions: int) -> SessionSnapshot:
+    table = np.full((4, 121), 1.0)  # each open session brings one request in the window
+    return SessionSnapshot(
+        tuple((5.0, 1) for _ in range(open_sessions)), 0, 3600.0, WINDOW, 15.0, table, 10
+    )
+
+
+def _run(quantile: float | None, arrivals_per_decision: int) -> list[Mapping[str, Any]]:
+    """Two open sessions throughout; ``arrivals_per_decision`` requests every 10 s."""
+    settings = PredictiveSettings(
+        interval=10.0,
+        session_wait_probability=0.05,
+        session_error_quantile=quantile,
+        scale_down_window=0.0,
+    )
+    policy = PredictivePolicy(settings)
+    state = policy.initial_state()
+    clock = ManualClock(1000.0)
+    out = []
+    for _ in range(60):
+        ctx = ScalingContext(
+            now=clock.monotonic(),
+            ready_replicas=1,
+            target_replicas=1,
+            arrivals=arrivals_per_decision,
+            interval=10.0,
+            service_time=20.0,
+            startup_time=120.0,
+            sessions=_snapshot(2),
+        )
+        decision, state = policy.decide(ctx, state)
+        out.append(decision.details)
+        clock.advance(10.0)
+    return out
+
+
+def test_unforeseen_arrivals_raise_the_session_floor() -> None:
+    plain = _run(None, 1)
+    busy = _run(0.9, 1)  # 12 arrive in each window, 2 forecast
+    assert "session_headroom" not in plain[-1]
+    assert busy[0]["session_headroom"] == 0.0  # nothing settled yet
+    assert busy[0]["session_floor"] == plain[0]["session_floor"]
+    assert busy[-1]["session_headroom"] == pytest.approx(10.0)
+    expected = plain[-1]["session_rate"] + 10.0 / SPAN
+    assert busy[-1]["session_rate"] == pytest.approx(expected, abs=1e-5)
+    assert busy[-1]["session_floor"] > plain[-1]["session_floor"]
+
+
+def test_a_forecast_that_is_not_exceeded_adds_nothing() -> None:
+    plain = _run(None, 0)
+    calm = _run(0.9, 0)  # none arrive: every error is -2
+    assert calm[-1]["session_headroom"] == 0.0
+    assert [d["session_floor"] for d in calm] == [d["session_floor"] for d in plain]
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("session_error_quantile", 1.0),
+        ("session_error_quantile", 0.2),
+        ("session_error_quantile", True),
+        ("session_error_span", 0.0),
+        ("session_error_span", -1.0),
+    ],
+)
+def test_bad_settings_are_named(field: str, bad: Any) -> None:
+    with pytest.raises(ConfigError) as err:
+        PredictiveSettings(**{field: bad})
+    assert err.value.field == field
+
+
+def test_the_settings_from_file_and_environment(tmp_path: Any) -> None:
+    path = tmp_path / "prsm.yaml"
+    path.write_text("scaling:\n  session_error_quantile: 0.75\n")
+    assert load_config(path, environ={}).scaling.session_error_quantile == 0.75
+    env = {"PRSM_SCALING__SESSION_ERROR_SPAN": "3600"}
+    assert load_config(path, environ=env).scaling.session_error_span == 3600.0
+    assert load_config(environ={}).scaling.session_error_quantile is None  # off by default
+    with pytest.raises(ConfigError) as err:
+        load_config(environ={"PRSM_SCALING__SESSION_ERROR_QUANTILE": "2"})
+    assert err.value.field == "scaling.session_error_quantile"
