@@ -289,7 +289,7 @@ class PredictivePolicy:
             if t > now - s.scale_down_window:
                 down_rec = max(down_rec, rec)
         desired = min(max(current, up_rec), down_rec)
-        session_rate, floor, state = self.session_floor(ctx, service, state)
+        session_rate, floor, headroom, state = self.session_floor(ctx, service, state)
         desired = max(desired, min(cap, max((f for _, f in state.session_floors), default=0)))
         burst_upper, burst_floor, state = self.burst_floor(ctx, service, state)
         if s.burst_hold_only:  # asymmetric: never scale up for it, only keep what runs
@@ -314,8 +314,8 @@ class PredictivePolicy:
         }
         if session_rate is not None:
             details.update(session_rate=round(session_rate, 6), session_floor=floor)
-        if s.session_error_quantile is not None and session_rate is not None:
-            details.update(session_headroom=state.session_errors.headroom(s.session_error_quantile))
+        if headroom is not None:
+            details.update(session_headroom=headroom)
         if burst_upper is not None:
             details.update(burst_upper=burst_upper, burst_floor=burst_floor)
         if score is not None:
@@ -345,21 +345,26 @@ class PredictivePolicy:
 
     def session_floor(
         self, ctx: ScalingContext, service: float, state: PredictiveState
-    ) -> tuple[float | None, int, PredictiveState]:
+    ) -> tuple[float | None, int, float | None, PredictiveState]:
         """The sessions' expected rate with its headroom (``None`` when not used), the floor
-        it asks for now, and the state with the floors held (those of the last
-        ``session_hold`` seconds, with this one) and the forecast's errors."""
+        it asks for now, the headroom added (``None`` without ``session_error_quantile``),
+        and the state with the floors held (those of the last ``session_hold`` seconds, with
+        this one) and the forecast's errors."""
         s = self.settings
         if s.session_wait_probability is None or ctx.sessions is None:
-            return None, 0, replace(state, session_floors=())
+            return None, 0, None, replace(state, session_floors=())
         rate = ctx.sessions.expected_rate(s.session_new_window)
         errors = state.session_errors
-        if s.session_error_quantile is not None and ctx.sessions.settled > 0:
-            start, end = ctx.sessions.window
-            errors = errors.observe(ctx.now, ctx.arrivals, s.session_error_span)
-            headroom = errors.headroom(s.session_error_quantile)
-            errors = errors.forecast(ctx.now + start, ctx.now + end, rate * (end - start))
-            rate += headroom / (end - start)
+        headroom = None
+        if s.session_error_quantile is not None:
+            if ctx.sessions.settled > 0:
+                start, end = ctx.sessions.window
+                errors = errors.observe(ctx.now, ctx.arrivals, s.session_error_span)
+                headroom = errors.headroom(s.session_error_quantile)
+                errors = errors.forecast(ctx.now + start, ctx.now + end, rate * (end - start))
+                rate += headroom / (end - start)
+            else:
+                headroom = errors.headroom(s.session_error_quantile)
         floor = (
             replicas_for(
                 rate,
@@ -376,7 +381,7 @@ class PredictivePolicy:
             *(f for f in state.session_floors if f[0] > ctx.now - s.session_hold),
             (ctx.now, floor),
         )
-        return rate, floor, replace(state, session_floors=held, session_errors=errors)
+        return rate, floor, headroom, replace(state, session_floors=held, session_errors=errors)
 
     def burst_floor(
         self, ctx: ScalingContext, service: float, state: PredictiveState
