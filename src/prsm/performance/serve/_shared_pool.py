@@ -310,7 +310,7 @@ class PoolHost:
     async def _peers(self, ident: int, writer: asyncio.StreamWriter) -> None:
         """Every other gateway process's exposition, asked for at once and waited for
         ``collect_timeout`` at most; those that did not answer are named."""
-        asked: list[tuple[str, asyncio.Future[bytes]]] = []
+        asked: list[tuple[int, str, asyncio.Future[bytes]]] = []
         loop = asyncio.get_running_loop()
         for link, name in list(self._names.items()):
             if link is writer or link.is_closing():
@@ -319,18 +319,17 @@ class PoolHost:
             future: asyncio.Future[bytes] = loop.create_future()
             self._collects[collect] = (link, future)
             link.write(pack({"op": "collect", "id": collect}))
-            asked.append((name, future))
+            asked.append((collect, name, future))
         if asked:
-            await asyncio.wait([f for _, f in asked], timeout=self.collect_timeout)
+            await asyncio.wait([f for _, _, f in asked], timeout=self.collect_timeout)
         peers, missing = [], []
-        for name, future in asked:
+        for collect, name, future in asked:
+            self._collects.pop(collect, None)  # a late answer is then ignored
             if future.done() and not future.cancelled():
                 peers.append([name, future.result()])
             else:
                 future.cancel()
                 missing.append(name)
-        for collect in [k for k, (_, f) in self._collects.items() if f.cancelled()]:
-            del self._collects[collect]
         if not writer.is_closing():
             writer.write(pack({"id": ident, "ok": True, "peers": peers, "missing": missing}))
 
