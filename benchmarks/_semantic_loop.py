@@ -11,18 +11,22 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine, Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from prsm.performance.caching.semantic import SemanticCache, SemanticSettings
 from prsm.performance.caching.semantic._cascade import CascadeVerifier
 from prsm.performance.caching.semantic._settings import ModelRunner
+from prsm.performance.caching.semantic._verifier_helper import HelperVerifier
 from prsm.performance.embeddings._embedder import HashingEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 async def _loop_stall(runner: ModelRunner, words: int, lookups: int) -> dict[str, Any]:
@@ -40,47 +44,105 @@ async def _loop_stall(runner: ModelRunner, words: int, lookups: int) -> dict[str
     await cache.get_similar(filler, vector=v)  # warm: the lexicon and the model load
     gc.freeze()  # as `prsm-perf serve` does once started: collections skip start-up's objects
     verifier = cache.verifier
-    before = verifier.counts.as_dict() if isinstance(verifier, CascadeVerifier) else {}
+    counts = verifier.counts if isinstance(verifier, CascadeVerifier | HelperVerifier) else None
+    before = counts.as_dict() if counts is not None else {}
     # the beat allocates nothing that lives: a histogram of 10 µs bins and running maxima
     # (a list of millions of samples made its own multi-millisecond pauses as it grew)
     bins = [0] * (_BINS + 1)
     gap_bins = [0] * (_BINS + 1)
-    most = {"held": 0.0, "gap": 0.0}
+    wait_bins = [0] * (_BINS + 1)
+    most = {"held": 0.0, "gap": 0.0, "wait": 0.0}
     stop = False
+    # the loop thread's scheduler statistics: its second field is the time it spent runnable
+    # but waiting for a core (ns); opened from the loop thread, so it is that thread's
+    sched = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+
+    def queued() -> float:
+        return int(os.pread(sched, 64, 0).split()[1]) * 1e-9
 
     async def beat() -> None:
-        # wall gaps include the OS taking the core away (this machine is shared); the event
-        # loop thread's own CPU time between two beats is what code on the loop held it for
-        last, last_cpu = time.perf_counter(), time.thread_time()
+        # Between two beats, the loop thread's wall time is its own CPU (code on the loop:
+        # ``held``), time runnable but without a core (the OS: this machine is shared), and
+        # time asleep, which for a loop that always has a callback ready is time waiting for
+        # the GIL another thread of the process holds (``wait``)
+        last, last_cpu, last_q = time.perf_counter(), time.thread_time(), queued()
         while not stop:
             await asyncio.sleep(0)
-            now, cpu = time.perf_counter(), time.thread_time()
-            held = cpu - last_cpu
+            now, cpu, q = time.perf_counter(), time.thread_time(), queued()
+            held, gap = cpu - last_cpu, now - last
+            wait = max(0.0, gap - held - (q - last_q))
             bins[min(int(held * 1e5), _BINS)] += 1
-            gap_bins[min(int((now - last) * 1e5), _BINS)] += 1
+            gap_bins[min(int(gap * 1e5), _BINS)] += 1
+            wait_bins[min(int(wait * 1e5), _BINS)] += 1
             most["held"] = max(most["held"], held)
-            most["gap"] = max(most["gap"], now - last)
-            last, last_cpu = now, cpu
+            most["gap"] = max(most["gap"], gap)
+            most["wait"] = max(most["wait"], wait)
+            last, last_cpu, last_q = now, cpu, q
 
     task = asyncio.ensure_future(beat())
     await asyncio.sleep(0)
+    steps = _Steps()
     t0 = time.perf_counter()
     for i in range(lookups):
-        await cache.get_similar(f"{filler} question {i} again?", vector=v)
+        await steps.run(cache.get_similar(f"{filler} question {i} again?", vector=v))
     per = (time.perf_counter() - t0) / lookups
     stop = True
     await task
-    after = verifier.counts.as_dict() if isinstance(verifier, CascadeVerifier) else {}
+    after = counts.as_dict() if counts is not None else {}
     await cache.aclose()
+    os.close(sched)
     crossed = after.get("crossed_lookups", 0) - before.get("crossed_lookups", 0)
     return {"model_runner": runner, "words": words, "lookups": lookups, "lookup_ms": per * 1e3,
             "cross_encoder_lookups": crossed,
+            "lookup_step_max_ms": steps.most * 1e3, "lookup_step_p99_ms": _p99(steps.bins) * 1e3,
+            "lookup_steps": sum(steps.bins),
+            "gil_wait_max_ms": most["wait"] * 1e3, "gil_wait_p99_ms": _p99(wait_bins) * 1e3,
+            "gil_waits_over_1ms": sum(wait_bins[100:]), "beats": sum(wait_bins),
             "loop_hold_max_ms": most["held"] * 1e3, "loop_hold_p99_ms": _p99(bins) * 1e3,
             "wall_gap_max_ms": most["gap"] * 1e3,
             "wall_gap_p99_ms": _p99(gap_bins) * 1e3}  # fmt: skip
 
 
 _BINS = 2000  # 10 µs each: 20 ms, then one bin for longer
+
+
+class _Steps:
+    """Each step of a lookup on the event loop (from the loop handing it the thread to the
+    lookup giving it back at its next ``await`` of something not ready), timed in the loop
+    thread's CPU: what the cache's own code holds the loop for, apart from what the rest of
+    the process (the beat, the garbage collector between lookups, the loop itself) does."""
+
+    def __init__(self) -> None:
+        self.bins = [0] * (_BINS + 1)
+        self.most = 0.0
+
+    def _count(self, held: float) -> None:
+        self.bins[min(int(held * 1e5), _BINS)] += 1
+        self.most = max(self.most, held)
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await _Stepped(coro, self._count)
+
+
+class _Stepped(Generic[T]):
+    def __init__(self, coro: Coroutine[Any, Any, T], count: Callable[[float], None]) -> None:
+        self.coro, self.count = coro, count
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        send: Any = None
+        error: BaseException | None = None
+        while True:
+            start = time.thread_time()
+            try:
+                out = self.coro.send(send) if error is None else self.coro.throw(error)
+            except StopIteration as done:
+                self.count(time.thread_time() - start)
+                return cast(T, done.value)
+            self.count(time.thread_time() - start)
+            try:
+                send, error = (yield out), None
+            except BaseException as e:  # handed to the lookup, as the loop would
+                send, error = None, e
 
 
 def _p99(bins: list[int]) -> float:

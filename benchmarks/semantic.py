@@ -51,6 +51,7 @@ from prsm.performance.caching.semantic import (
 from prsm.performance.caching.semantic._cascade import AnyVerifier
 from prsm.performance.caching.semantic._settings import CrossMode, IndexKind
 from prsm.performance.caching.semantic._verifier import CROSS_PATH
+from prsm.performance.caching.semantic._verifier_helper import HelperVerifier
 from prsm.performance.embeddings._embedder import SentenceTransformerEmbedder
 
 GOAL = ("QQP test F1 >= 0.70 (strict) and precision >= 0.75 at recall >= 0.50 (closed over "
@@ -80,15 +81,17 @@ async def _cache_latency(split: qqp.Split, embedder: SentenceTransformerEmbedder
     await embedder.embed(["warm up: load the model before timing"])
     await cache.get_similar(split.proto.lookups[0], "qqp", vector=split.lookup_vecs[0])
     verifier = cache.verifier
-    before = verifier.counts.as_dict() if isinstance(verifier, CascadeVerifier) else None
+    cascade = cross == "cascade" and isinstance(verifier, CascadeVerifier | HelperVerifier)
+    counts = verifier.counts if cascade and verifier is not None else None
+    before = counts.as_dict() if counts is not None else None
     bare = []
     for j in sample:
         t0 = time.perf_counter()
         await cache.get_similar(split.proto.lookups[j], "qqp", vector=split.lookup_vecs[j])
         bare.append(time.perf_counter() - t0)
     paying = {}
-    if isinstance(verifier, CascadeVerifier) and before is not None:
-        after = verifier.counts.as_dict()
+    if counts is not None and before is not None:
+        after = counts.as_dict()
         scored = after["lookups"] - before["lookups"]
         crossed = after["crossed_lookups"] - before["crossed_lookups"]
         paying = {"cross_encoder_share_of_lookups": crossed / len(bare),

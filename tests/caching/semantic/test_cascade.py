@@ -19,6 +19,7 @@ from prsm.performance.caching.semantic import (
 )
 from prsm.performance.caching.semantic._cascade import CASCADE_PATH, load_verifier
 from prsm.performance.caching.semantic._verifier import CROSS_PATH
+from prsm.performance.caching.semantic._verifier_helper import HelperVerifier
 from prsm.performance.embeddings._embedder import HashingEmbedder
 from prsm.performance.errors import ConfigError
 
@@ -88,19 +89,29 @@ async def test_settings_pick_the_verifier_and_the_default_is_the_cascade() -> No
         mode: SemanticCache(SemanticSettings(cross_encoder=mode), embedder=emb)
         for mode in ("off", "cascade", "always", True, False)
     }
-    assert isinstance(SemanticCache(SemanticSettings(), embedder=emb).verifier, CascadeVerifier)
-    assert isinstance(made["cascade"].verifier, CascadeVerifier)
+    default = SemanticCache(SemanticSettings(), embedder=emb).verifier
+    # the default runs it in a helper process, and keeps the same verifier here for its
+    # thresholds
+    assert isinstance(default, HelperVerifier) and default.spec == (None, "cascade", None)
+    assert isinstance(default.local, CascadeVerifier)
+    assert isinstance(_local(made["cascade"].verifier), CascadeVerifier)
     for mode in ("off", False):
-        v = made[mode].verifier
+        v = _local(made[mode].verifier)
         assert isinstance(v, Verifier) and v.cross_encoder is None
     for mode in ("always", True):
-        v = made[mode].verifier
+        v = _local(made[mode].verifier)
         assert isinstance(v, Verifier) and v.cross_encoder is not None
     assert SemanticSettings(cross_encoder=True).cross_encoder == "always"
-    band = SemanticCache(SemanticSettings(cross_band=(0.2, 0.4)), embedder=emb).verifier
+    band = _local(SemanticCache(SemanticSettings(cross_band=(0.2, 0.4)), embedder=emb).verifier)
     assert isinstance(band, CascadeVerifier) and (band.low, band.high) == (0.2, 0.4)
+    thread = SemanticSettings(model_runner="thread")
+    assert isinstance(SemanticCache(thread, embedder=emb).verifier, CascadeVerifier)
     assert isinstance(load_verifier(CROSS_PATH), Verifier)
     assert isinstance(load_verifier(CASCADE_PATH), CascadeVerifier)
+
+
+def _local(v: object) -> object:
+    return v.local if isinstance(v, HelperVerifier) else v
 
 
 @pytest.mark.parametrize(

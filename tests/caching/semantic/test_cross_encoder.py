@@ -12,9 +12,11 @@ import pytest
 
 from prsm.performance._helper_process import HelperProcess
 from prsm.performance.caching.semantic import SemanticCache, SemanticSettings, Verifier
+from prsm.performance.caching.semantic._cascade import CascadeVerifier, load_verifier
 from prsm.performance.caching.semantic._cross import CrossEncoder
 from prsm.performance.caching.semantic._features import FEATURE_NAMES
 from prsm.performance.caching.semantic._verifier import CROSS_FEATURE, CROSS_PATH
+from prsm.performance.caching.semantic._verifier_helper import HelperVerifier, helper_verifier
 from prsm.performance.embeddings._embedder import HashingEmbedder
 from prsm.performance.errors import ConfigError
 
@@ -81,10 +83,13 @@ def test_a_verifier_file_without_the_cross_feature_is_refused(tmp_path: Path) ->
 
 
 async def test_settings_select_the_cross_verifier() -> None:
-    on = SemanticCache(SemanticSettings(cross_encoder=True), embedder=HashingEmbedder(16))
-    off = SemanticCache(SemanticSettings(cross_encoder=False), embedder=HashingEmbedder(16))
-    assert on.verifier is not None and on.verifier.cross_encoder is not None
-    assert off.verifier is not None and off.verifier.cross_encoder is None
+    settings = SemanticSettings(model_runner="thread")
+    on = SemanticCache(dataclasses.replace(settings, cross_encoder=True),
+                       embedder=HashingEmbedder(16))  # fmt: skip
+    off = SemanticCache(dataclasses.replace(settings, cross_encoder=False),
+                        embedder=HashingEmbedder(16))  # fmt: skip
+    assert isinstance(on.verifier, Verifier) and on.verifier.cross_encoder is not None
+    assert isinstance(off.verifier, Verifier) and off.verifier.cross_encoder is None
     await on.aclose()
     await off.aclose()
 
@@ -113,34 +118,61 @@ def test_long_texts_are_cut_to_the_words_the_model_can_read_before_tokenizing() 
 
 
 @pytest.mark.integration
-def test_in_a_helper_process_the_cross_encoder_scores_as_in_this_one() -> None:
+@pytest.mark.parametrize("mode", ["always", "off"])
+def test_in_a_helper_process_the_verifier_scores_as_in_this_one(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("transformers")
     import os
 
-    adapter = Path(CROSS_PATH).with_name("cross_encoder.safetensors")
     q = "How do I reset my router's password?"
     cands = ["What is the way to reset the password of my router?", "How do I reset my iPhone?"]
-    here = CrossEncoder(adapter, threads=1).score(q, cands)
-    remote = CrossEncoder(adapter, threads=1, helper=True)
-    there = remote.score(q, cands)
+    cos = [0.9, 0.8]
+    here = load_verifier(mode=mode).score(q, cands, cos)
+    remote = helper_verifier(None, mode, None, timeout=60.0)
+    # nothing of the score runs in this process: not the features, not the model
+    monkeypatch.setattr(Verifier, "features", _not_here)
+    monkeypatch.setattr(CrossEncoder, "load", _not_here)
+    there = remote.score(q, cands, cos)
     np.testing.assert_allclose(there, here, atol=1e-5)
-    assert remote._model is None  # the weights never loaded in this process
     helper = remote._helper()
     assert isinstance(helper, HelperProcess)
     assert helper.pid is not None and helper.pid != os.getpid()
-    # a helper that dies is started again, and the model loaded there again, on the next call
+    # a helper that dies is started again, and the verifier loaded there again, on the next call
     helper.close()
-    np.testing.assert_allclose(remote.score(q, cands), here, atol=1e-5)
+    np.testing.assert_allclose(remote.score(q, cands, cos), here, atol=1e-5)
     assert helper.starts >= 2
+    assert remote.counts.lookups == 2 and remote.counts.candidates == 4
+
+
+@pytest.mark.integration
+def test_a_cascade_in_a_helper_counts_what_its_cross_encoder_scored() -> None:
+    pytest.importorskip("transformers")
+    local = load_verifier(mode="cascade")
+    assert isinstance(local, CascadeVerifier)
+    remote = helper_verifier(None, "cascade", (0.0, 1.0), timeout=60.0)  # every live candidate
+    q = "How do I reset my router's password?"
+    cands = ["What is the way to reset the password of my router?", "How do I reset my iPhone?"]
+    p = remote.score(q, cands, [0.9, 0.8])
+    live = int((local.base.score(q, cands, [0.9, 0.8]) > 0).sum())
+    assert remote.counts.as_dict() == {"lookups": 1, "crossed_lookups": int(live > 0),
+                                       "candidates": 2, "crossed_candidates": live}  # fmt: skip
+    assert p.shape == (2,)
+    assert remote.threshold == local.threshold
+    assert remote.candidate_threshold == local.candidate_threshold
+
+
+def _not_here(*args: object, **kwargs: object) -> None:
+    raise AssertionError("scored in the calling process")
 
 
 async def test_a_default_cache_runs_its_models_in_helpers_unless_told_otherwise() -> None:
     on = SemanticCache(SemanticSettings(cross_encoder="always"), embedder=HashingEmbedder(16))
     off = SemanticCache(SemanticSettings(cross_encoder="always", model_runner="thread"),
                         embedder=HashingEmbedder(16))  # fmt: skip
-    assert on.verifier is not None and on.verifier.cross_encoder is not None
-    assert off.verifier is not None and off.verifier.cross_encoder is not None
-    assert on.verifier.cross_encoder.helper and not off.verifier.cross_encoder.helper
+    assert isinstance(on.verifier, HelperVerifier)
+    assert on.verifier.spec == (None, "always", None)
+    assert isinstance(off.verifier, Verifier) and off.verifier.cross_encoder is not None
     default = SemanticCache(SemanticSettings(verifier=False))
     assert getattr(default.embedder, "helper", None) is True
     for cache in (on, off, default):
@@ -152,5 +184,3 @@ def test_model_runner_and_timeout_are_validated() -> None:
         SemanticSettings(model_runner="gpu")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="model_timeout"):
         SemanticSettings(model_timeout=0)
-    with pytest.raises(ConfigError, match="cross_timeout"):
-        CrossEncoder(Path(CROSS_PATH).with_name("cross_encoder.safetensors"), timeout=-1)

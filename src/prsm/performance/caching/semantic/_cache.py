@@ -44,6 +44,7 @@ from ._settings import SemanticSettings
 from ._store import Entry, EntryStore, MemoryStore
 from ._store_redis import RedisStore
 from ._store_sqlite import SQLiteStore
+from ._verifier_helper import HelperVerifier, helper_verifier
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class SemanticCache:
         *,
         embedder: Embedder | None = None,
         store: EntryStore | None = None,
-        verifier: AnyVerifier | None = None,
+        verifier: AnyVerifier | HelperVerifier | None = None,
         metrics: MetricsRegistry | None = None,
         clock: Clock | None = None,
         judge: Callable[[Any, Any], bool] = same_answer,
@@ -139,9 +140,11 @@ class SemanticCache:
                 store = MemoryStore()
         self.store = store
         if verifier is None and s.verifier:
-            verifier = load_verifier(s.verifier_path, mode=str(s.cross_encoder),
-                                     band=s.cross_band, helper=helper,
-                                     timeout=s.model_timeout)  # fmt: skip
+            path = None if s.verifier_path is None else str(s.verifier_path)
+            verifier = (
+                helper_verifier(path, str(s.cross_encoder), s.cross_band, s.model_timeout)
+                if helper else load_verifier(path, mode=str(s.cross_encoder), band=s.cross_band)
+            )  # fmt: skip
         self.verifier = verifier if s.verifier else None
         self.judge = judge
         self.rng = rng or random.Random(0)

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError
-from ._cross import SCORE_TIMEOUT
 from ._features import Parsed
 from ._verifier import CROSS_PATH, Verifier, read_json
 
@@ -75,11 +74,9 @@ class CascadeVerifier:
                                             f"({self.low}, {self.high})")  # fmt: skip
 
     @classmethod
-    def load(cls, path: str | Path | None = None, band: tuple[float, float] | None = None,
-             *, helper: bool = False, timeout: float = SCORE_TIMEOUT,
-             ) -> CascadeVerifier:  # fmt: skip
-        """The shipped cascade (or the one at ``path``); ``band`` overrides the fitted one;
-        ``helper``: the cross-encoder runs in a helper process."""
+    def load(cls, path: str | Path | None = None,
+             band: tuple[float, float] | None = None) -> CascadeVerifier:  # fmt: skip
+        """The shipped cascade (or the one at ``path``); ``band`` overrides the fitted one."""
         p = Path(path) if path is not None else CASCADE_PATH
         data = read_json(p)
         if data.get("format") != CASCADE_FORMAT:
@@ -87,7 +84,7 @@ class CascadeVerifier:
         low, high = band if band is not None else (float(data["low"]), float(data["high"]))
         return cls(
             base=Verifier.load(p.parent / data["base"]),
-            cross=Verifier.load(p.parent / data["cross"], helper=helper, timeout=timeout),
+            cross=Verifier.load(p.parent / data["cross"]),
             low=float(low),
             high=float(high),
             threshold=float(data["threshold"]),
@@ -141,20 +138,17 @@ AnyVerifier = Verifier | CascadeVerifier
 
 
 def load_verifier(path: str | Path | None = None, *, mode: str = "cascade",
-                  band: tuple[float, float] | None = None,
-                  helper: bool = False, timeout: float = SCORE_TIMEOUT,
-                  ) -> AnyVerifier:  # fmt: skip
+                  band: tuple[float, float] | None = None) -> AnyVerifier:  # fmt: skip
     """The verifier a cache uses: the file at ``path`` (a verifier or a cascade, by its
-    format), else the shipped one for ``mode`` (``off``, ``cascade`` or ``always``);
-    ``helper``: its cross-encoder, if any, runs in a helper process (``timeout``: seconds a
-    scoring call may take)."""
+    format), else the shipped one for ``mode`` (``off``, ``cascade`` or ``always``), scored
+    in the calling thread (:mod:`._verifier_helper` runs one in a helper process)."""
     if path is not None:
         p = Path(path)
         if read_json(p).get("format") == CASCADE_FORMAT:
-            return CascadeVerifier.load(p, band, helper=helper, timeout=timeout)
-        return Verifier.load(p, helper=helper, timeout=timeout)
+            return CascadeVerifier.load(p, band)
+        return Verifier.load(p)
     if mode == "off":
         return Verifier.load()
     if mode == "always":
-        return Verifier.load(CROSS_PATH, helper=helper, timeout=timeout)
-    return CascadeVerifier.load(band=band, helper=helper, timeout=timeout)
+        return Verifier.load(CROSS_PATH)
+    return CascadeVerifier.load(band=band)

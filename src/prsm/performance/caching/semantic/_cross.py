@@ -10,11 +10,10 @@ beside this module (~0.7 MB); at load the low-rank updates are merged into a pri
 the base weights, so scoring needs torch and transformers but not peft. Nothing is fetched.
 
 Each score is one forward pass over a short batch (the query against each candidate, at most
-:data:`MAX_LENGTH` tokens a pair): never on the event loop. With ``helper=True`` (what the
-semantic cache uses unless ``model_runner="thread"``) the model lives in a helper process
-(:mod:`prsm.performance._helper_process`, one per adapter file, shared by the process's
-caches) and the calling thread only waits on a pipe: a forward pass in a thread of the
-gateway's own process held the GIL for milliseconds at a time, and the loop waited for it.
+:data:`MAX_LENGTH` tokens a pair): never on the event loop. Unless ``model_runner="thread"``
+the semantic cache runs its whole verifier, this model included, in a helper process
+(:mod:`._verifier_helper`): a forward pass in a thread of the gateway's own process held the
+GIL for milliseconds at a time, and the loop waited for it.
 """
 
 from __future__ import annotations
@@ -26,8 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from ..._helper_host import Helper, shared_helper
-from ..._helper_process import LOAD_TIMEOUT
 from ...errors import ConfigError, DependencyMissingError
 
 MAX_LENGTH = 64
@@ -36,40 +33,24 @@ _PREFIX = "base_model.model."
 #: tokenizer must not be used from two threads at once)
 _LOADED: dict[Path, tuple[Any, Any, tuple[Any, Any], threading.Lock]] = {}
 _LOADED_LOCK = threading.Lock()
-#: seconds a helper may take to score one batch
-SCORE_TIMEOUT = 10.0
 
 
 class CrossEncoder:
     """P(same question) of (query, candidate) pairs; the model loads on first use."""
 
-    def __init__(self, adapter: str | Path, *, threads: int | None = None,
-                 helper: bool = False, timeout: float = SCORE_TIMEOUT) -> None:  # fmt: skip
+    def __init__(self, adapter: str | Path, *, threads: int | None = None) -> None:
         self.adapter = Path(adapter)
         if not self.adapter.is_file():
             raise ConfigError("cross_encoder", f"no such adapter file: {self.adapter}")
-        if not timeout > 0:
-            raise ConfigError("cross_timeout", f"must be > 0, got {timeout}")
         self.threads = threads
-        self.helper = helper
-        self.timeout = timeout
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
         self._head: tuple[Any, Any] | None = None
         self._run_lock = threading.Lock()
 
-    def _helper(self) -> Helper:
-        """The helper for this adapter file (one per adapter per process)."""
-        return shared_helper(f"cross-encoder {self.adapter.resolve()}")
-
     def load(self) -> None:
-        """Load the base model, merge the adapter into it (idempotent, thread-safe); with
-        ``helper``, in the helper process (started, or started again, as needed)."""
-        if self.helper:
-            args = (str(self.adapter), self.threads)
-            self._helper().prepare(_load_in_helper, args, LOAD_TIMEOUT)
-            return
+        """Load the base model, merge the adapter into it (idempotent, thread-safe)."""
         with self._lock:
             if self._model is not None:
                 return
@@ -122,10 +103,6 @@ class CrossEncoder:
         if not candidates:
             return np.zeros(0)
         self.load()
-        if self.helper:
-            args = (str(self.adapter), self.threads, list(queries), list(candidates))
-            out: np.ndarray = self._helper().call(_score_in_helper, args, self.timeout)
-            return out
         import torch
 
         if self.threads is not None and torch.get_num_threads() != self.threads:
@@ -144,16 +121,6 @@ class CrossEncoder:
             logit = pooled @ weight.T + bias
         probs: np.ndarray = torch.sigmoid(logit).squeeze(-1).numpy().astype(np.float64)
         return probs
-
-
-def _load_in_helper(adapter: str, threads: int | None) -> bool:  # pragma: no cover - helper
-    CrossEncoder(adapter, threads=threads).load()
-    return True
-
-
-def _score_in_helper(adapter: str, threads: int | None, queries: list[str],
-                     candidates: list[str]) -> np.ndarray:  # pragma: no cover - helper  # fmt: skip
-    return CrossEncoder(adapter, threads=threads).score_pairs(queries, candidates)
 
 
 def _head(text: str) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError
-from ._cross import SCORE_TIMEOUT, CrossEncoder
+from ._cross import CrossEncoder
 from ._features import FEATURE_NAMES, Parsed, pair_features, parse
 from ._lexicon import Lexicon, load_lexicon
 
@@ -64,9 +64,9 @@ class Verifier:
     cross_encoder: CrossEncoder | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], where: str = "verifier",
-                  folder: Path | None = None, *, helper: bool = False,
-                  timeout: float = SCORE_TIMEOUT) -> Verifier:  # fmt: skip
+    def from_json(
+        cls, data: dict[str, Any], where: str = "verifier", folder: Path | None = None
+    ) -> Verifier:
         if data.get("format") != FORMAT:
             raise ConfigError(where, f"not a {FORMAT} file (format={data.get('format')!r})")
         cross = data.get("cross_encoder")
@@ -77,8 +77,7 @@ class Verifier:
         if cross:
             adapter = Path(cross["adapter"])
             encoder = CrossEncoder(adapter if adapter.is_absolute() else
-                                   (folder or DEFAULT_PATH.parent) / adapter,
-                                   helper=helper, timeout=timeout)  # fmt: skip
+                                   (folder or DEFAULT_PATH.parent) / adapter)  # fmt: skip
         feature: list[int] = []
         left: list[int] = []
         right: list[int] = []
@@ -121,13 +120,10 @@ class Verifier:
         )
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, helper: bool = False,
-             timeout: float = SCORE_TIMEOUT) -> Verifier:  # fmt: skip
-        """The shipped model, or the one at ``path`` (``helper``: its cross-encoder, if it has
-        one, runs in a helper process; ``timeout``: seconds a scoring call may take)."""
+    def load(cls, path: str | Path | None = None) -> Verifier:
+        """The shipped model, or the one at ``path``."""
         p = Path(path) if path is not None else DEFAULT_PATH
-        return cls.from_json(read_json(p), f"verifier_path ({p})", folder=p.parent,
-                             helper=helper, timeout=timeout)  # fmt: skip
+        return cls.from_json(read_json(p), f"verifier_path ({p})", folder=p.parent)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """P(same) for each row of ``features`` (columns in FEATURE_NAMES order)."""
