@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from prsm.performance.clock import ManualClock
+from prsm.performance.monitoring import MetricsRegistry
 from prsm.performance.scaling._pods import PodLoadReceiver, ScalingReportSettings
 from prsm.performance.scaling._tracker import LoadTracker
 from prsm.performance.serve._pod_report import PodLoadReporter
@@ -167,7 +168,9 @@ def _report(instance: str, seq: Any, events: list[Any], **extra: Any) -> bytes:
 async def test_a_pod_silent_for_its_lease_ends_what_it_held_unfinished() -> None:
     clock = ManualClock()
     tracker = LoadTracker(clock=clock)
-    receiver = PodLoadReceiver(tracker, ScalingReportSettings(lease=1.0), "vllm", clock=clock)
+    metrics = MetricsRegistry()
+    receiver = PodLoadReceiver(tracker, ScalingReportSettings(lease=1.0), "vllm", clock=clock,
+                               metrics=metrics)  # fmt: skip
     start = [["a", None], ["s", 0.0, "vllm"]]
     assert receiver.accept(_report("a/1", 1, start * 2))[0] == 200
     assert receiver.accept(_report("b/1", 1, start))[0] == 200
@@ -177,6 +180,7 @@ async def test_a_pod_silent_for_its_lease_ends_what_it_held_unfinished() -> None
     clock.advance(0.5)
     assert receiver.expire() == ["a/1"]  # 1.1 s silent
     assert tracker.in_flight == 1
+    assert "prsm_scaling_pods_reporting 1.0" in metrics.exposition().decode()
     window = tracker.take_window()
     assert window.arrivals == 3 and window.error_rate == 1.0  # a's two, ended unfinished
     states = {p["instance"]: p for p in receiver.snapshot()}

@@ -132,6 +132,7 @@ def test_the_reporting_pods_load_scales_the_deployment(tmp_path: Path, workers: 
             }, env={TOKEN_ENV: TOKEN})  # fmt: skip
             try:
                 assert [_post(scaler.url, k) for k in (None, "wrong", TENANT)] == [401, 401, 403]
+                assert _post(scaler.url, ADMIN) == (200 if workers == 1 else 202)  # to the parent
                 report = {"url": scaler.url, "key_env": KEY_ENV, "node": "vllm"}
                 pod = start_gateway(tmp_path, {"nodes": vllm, "scaling_report": report},
                                     env={KEY_ENV: ADMIN})  # fmt: skip
@@ -167,4 +168,7 @@ def _scale_through(pod: str, scaler: str, api: FakeKubernetesAPI) -> list[str]:
     assert own["scaling"] is None and own["report"]["sent"] >= 36
     assert own["report"]["instance"] == seen["instance"]
     metrics = [httpx.get(f"{u}/metrics", timeout=10).text for u in (pod, scaler)]
+    assert 'prsm_scaling_report_events_total{outcome="sent"}' in metrics[0]
+    assert 'prsm_scaling_pod_reports_total{outcome="played"}' in metrics[1]
+    assert "prsm_scaling_pods_reporting 1.0" in metrics[1]
     return [str(view), str(own), *metrics]

@@ -14,7 +14,9 @@ the last one played (a retry whose answer was lost) is acknowledged and not play
 reporter that has not reported for its lease (``lease`` seconds, at least three of its
 intervals) is *lost*: what it held in service ends as unfinished, as for a gateway process
 whose connection is lost. :meth:`PodLoadReceiver.snapshot` is each reporter's identity and
-last report, shown in ``/admin/scaling`` under ``pods``.
+last report, shown in ``/admin/scaling`` under ``pods``; ``prsm_scaling_pod_reports_total
+{outcome="played"|"repeated"|"refused"}`` counts the reports and ``prsm_scaling_pods_reporting``
+the reporters within their lease.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import orjson
 
 from ..clock import Clock
 from ..errors import ConfigError
+from ..monitoring._registry import MetricsRegistry
 from ._tracked import Held, LoadHooks, check_load_events, end_held, play_load
 from ._types import check_positive, check_whole
 
@@ -154,7 +157,13 @@ class PodLoadReceiver:
     """The scaler pod's side (see the module docstring): plays reports into ``tracker``."""
 
     def __init__(
-        self, tracker: LoadHooks, settings: ScalingReportSettings, node: str, *, clock: Clock
+        self,
+        tracker: LoadHooks,
+        settings: ScalingReportSettings,
+        node: str,
+        *,
+        clock: Clock,
+        metrics: MetricsRegistry | None = None,
     ) -> None:
         self.tracker = tracker
         self.settings = settings
@@ -162,6 +171,14 @@ class PodLoadReceiver:
         self.clock = clock
         self.reporters: dict[str, _Reporter] = {}
         self.refused = 0  # reports refused (malformed, too large, another node)
+        registry = metrics if metrics is not None else MetricsRegistry()
+        reports = registry.plain(
+            "counter", "scaling_pod_reports", "Gateway pods' load reports, by outcome.", ["outcome"]
+        )
+        self._outcomes = {o: reports.labels(o) for o in ("played", "repeated", "refused")}
+        self._reporting = registry.gauge(
+            "scaling_pods_reporting", "Gateway pods reporting their load to this scaler."
+        )
 
     def lease(self, reporter: _Reporter) -> float:
         return max(self.settings.lease, 3.0 * reporter.interval)
@@ -173,6 +190,7 @@ class PodLoadReceiver:
             report = parse_report(body, self.node, self.settings.max_events)
         except ReportError as exc:
             self.refused += 1
+            self._outcomes["refused"].inc()
             log.warning("a gateway pod's load report was refused (%d): %s", exc.status, exc)
             error = {"message": str(exc), "type": "invalid_request_error"}
             return exc.status, orjson.dumps({"error": error})
@@ -191,6 +209,7 @@ class PodLoadReceiver:
             reporter = _Reporter(str(report["pod"]), instance, str(report["node"]),
                                  float(report["interval"]), now, self.clock.time())  # fmt: skip
             self.reporters[instance] = reporter
+            self._reporting.inc()
             log.info("gateway pod %s (%s) reports its load", reporter.pod, instance)
         reporter.last, reporter.last_wall = now, self.clock.time()
         reporter.interval = float(report["interval"])
@@ -198,10 +217,12 @@ class PodLoadReceiver:
         seq = int(report["seq"])
         if seq <= reporter.seq:
             reporter.duplicates += 1
+            self._outcomes["repeated"].inc()
             return False
         reporter.seq = seq
         reporter.reports += 1
         reporter.events += len(report["events"])
+        self._outcomes["played"].inc()
         play_load(report["events"], self.tracker, reporter.held)
         return True
 
@@ -220,6 +241,7 @@ class PodLoadReceiver:
                     "it held in service ended unfinished",
                     reporter.pod, reporter.instance, now - reporter.last, reporter.ended,
                 )  # fmt: skip
+        self._reporting.set(sum(1 for r in self.reporters.values() if not r.lost))
         return lost
 
     def _forget_lost(self) -> None:

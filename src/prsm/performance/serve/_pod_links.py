@@ -75,7 +75,8 @@ def attach_pod_reporter(app: GatewayApp, config: PRSMConfig) -> None:
 
     async def start_reporting(app: GatewayApp) -> None:
         pod, instance = pod_identity(process_name())
-        reporter = PodLoadReporter(settings, key, pod=pod, instance=instance, clock=perf.clock)
+        reporter = PodLoadReporter(settings, key, pod=pod, instance=instance, clock=perf.clock,
+                                   metrics=app.metrics)  # fmt: skip
         dispatcher = _dispatcher(app)
         if dispatcher.default is None:
             raise ConfigError("scaling_report.node", "the gateway has no HTTP upstream")
@@ -97,7 +98,8 @@ def attach_pod_receiver(app: GatewayApp, config: PRSMConfig, tracker: LoadHooks)
     if found is None:
         return
     settings, node = found
-    receiver = PodLoadReceiver(tracker, settings, node, clock=app.perf.clock)
+    receiver = PodLoadReceiver(tracker, settings, node, clock=app.perf.clock,
+                               metrics=app.metrics)  # fmt: skip
     app.admin.scaling_load = receiver.accept
     app.admin.scaling_pods = receiver.snapshot
     task = asyncio.create_task(receiver.run(), name="prsm-pod-load-leases")

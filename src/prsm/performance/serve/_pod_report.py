@@ -15,8 +15,10 @@ fails (unreachable, timed out, 5xx) is sent again with the same ``seq`` (the sca
 wrong key, a malformed report) is dropped and logged. While the scaler cannot be reached
 events wait, at most ``max_backlog``; beyond that they are dropped; every drop is counted (in
 each report, and in :meth:`~PodLoadReporter.snapshot`) and logged (at once, then at most
-every 30 s with the totals, and when reports get through again). The key is read once, never
-logged, and appears in no snapshot.
+every 30 s with the totals, and when reports get through again), and counted in
+``prsm_scaling_report_events_total{outcome="sent"|"dropped"}`` and
+``prsm_scaling_report_retries_total``. The key is read once, never logged, and appears in no
+snapshot.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import orjson
 
 from ..clock import Clock
 from ..errors import ConfigError
+from ..monitoring._registry import MetricsRegistry
 from ..scaling._pods import ScalingReportSettings
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,7 @@ class PodLoadReporter:
         instance: str,
         clock: Clock,
         client: httpx.AsyncClient | None = None,
+        metrics: MetricsRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.pod = pod
@@ -109,6 +113,16 @@ class PodLoadReporter:
         self.last_error: str | None = None
         self._warned_at: float | None = None
         self._warned = (0, 0)  # (dropped, failed) at the last warning
+        registry = metrics if metrics is not None else MetricsRegistry()
+        events = registry.plain(
+            "counter",
+            "scaling_report_events",
+            "Load events reported to the scaler pod, by outcome.",
+            ["outcome"],
+        )
+        self._sent_events, self._dropped_events = events.labels("sent"), events.labels("dropped")
+        self._retried = registry.plain("counter", "scaling_report_retries",
+                                       "Load reports sent again after a failure.")  # fmt: skip
 
     # -- the hooks (the request path: O(1), no I/O) -----------------------------------------
     def arrived(self, user: Hashable | None = None) -> None:
@@ -125,6 +139,7 @@ class PodLoadReporter:
     def _note(self, event: list[Any]) -> None:
         if len(self._backlog) >= self.settings.max_backlog:
             self.dropped += 1
+            self._dropped_events.inc()
             self._warn()
             return
         self._backlog.append(event)
@@ -180,6 +195,7 @@ class PodLoadReporter:
         """Send one report; whether the scaler acknowledged it."""
         if self.failures:
             self.retries += 1
+            self._retried.inc()
         report = self.report()
         try:
             answer = await self._client.post(
@@ -195,6 +211,7 @@ class PodLoadReporter:
         recovered, self.failures = self.failures > 0, 0
         if answer.status_code >= 400:  # refused: sending it again would not help
             self.dropped += events
+            self._dropped_events.inc(events)
             self.last_error = f"HTTP {answer.status_code}: {answer.text[:200]}"
             log.error(
                 "the scaler at %s refused a load report of %d event(s) (%d dropped so far): %s",
@@ -208,6 +225,7 @@ class PodLoadReporter:
             )  # fmt: skip
             self._warned = (self.dropped, self.failed)
         self.sent += events
+        self._sent_events.inc(events)
         self.reports += 1
         return True
 

@@ -232,7 +232,8 @@ class PoolHost:
         if self.scaler is not None:
             self.scaler.loop.listeners.append(self._scaled)
             if self.pods is not None and self.remote is not None:  # a Deployment's scaler
-                self.receiver = PodLoadReceiver(self.scaler.tracker, *self.pods, clock=clock)
+                self.receiver = PodLoadReceiver(self.scaler.tracker, *self.pods, clock=clock,
+                                                metrics=self.metrics)  # fmt: skip
 
     def serving(self) -> list[NodeSpec]:
         """The workers that take new calls (not those being drained)."""
