@@ -171,6 +171,8 @@ async def test_a_pod_silent_for_its_lease_ends_what_it_held_unfinished() -> None
     metrics = MetricsRegistry()
     receiver = PodLoadReceiver(tracker, ScalingReportSettings(lease=1.0), "vllm", clock=clock,
                                metrics=metrics)  # fmt: skip
+    changes: list[int] = []
+    receiver.on_change = lambda: changes.append(len(receiver.reporters))
     start = [["a", None], ["s", 0.0, "vllm"]]
     assert receiver.accept(_report("a/1", 1, start * 2))[0] == 200
     assert receiver.accept(_report("b/1", 1, start))[0] == 200
@@ -179,6 +181,7 @@ async def test_a_pod_silent_for_its_lease_ends_what_it_held_unfinished() -> None
     receiver.accept(_report("b/1", 2, []))  # b's heartbeat
     clock.advance(0.5)
     assert receiver.expire() == ["a/1"]  # 1.1 s silent
+    assert changes == [1, 2, 2]  # a joined, b joined, a lost (the parent pushes each)
     assert tracker.in_flight == 1
     assert "prsm_scaling_pods_reporting 1.0" in metrics.exposition().decode()
     window = tracker.take_window()
@@ -220,6 +223,7 @@ async def test_the_lease_task_expires_pods_on_the_clock() -> None:
         (_report("a/1", 1, [["x", 1]]), 400, "unknown load event"),
         (_report("a/1", 1, [["s", "soon", "vllm"]]), 400, "bad field"),
         (_report("a/1", "1", []), 400, "seq"),
+        (_report("a/1", 0, []), 400, "seq: must be > 0"),
         (_report("a/1", 1, [["a", None]] * 11), 413, "at most 10"),
     ],
 )

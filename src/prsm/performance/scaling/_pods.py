@@ -22,6 +22,7 @@ the reporters within their lease.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -122,8 +123,8 @@ def parse_report(body: bytes, node: str, max_events: int) -> dict[str, Any]:
         raise ReportError(400, "pod, instance: must be non-empty (instance ≤ 200 characters)")
     if report["node"] != node:
         raise ReportError(400, f"node: this gateway scales node {node!r}, not {report['node']!r}")
-    if not report["interval"] > 0:
-        raise ReportError(400, "interval: must be > 0")
+    if not report["interval"] > 0 or report["seq"] < 1:
+        raise ReportError(400, "interval, seq: must be > 0")
     events = report.get("events")
     if isinstance(events, list) and len(events) > max_events:
         raise ReportError(413, f"events: {len(events)} in one report; at most {max_events}")
@@ -171,6 +172,8 @@ class PodLoadReceiver:
         self.clock = clock
         self.reporters: dict[str, _Reporter] = {}
         self.refused = 0  # reports refused (malformed, too large, another node)
+        #: called when a reporter joins or is lost (the serving parent pushes its snapshot)
+        self.on_change: Callable[[], None] | None = None
         registry = metrics if metrics is not None else MetricsRegistry()
         reports = registry.plain(
             "counter", "scaling_pod_reports", "Gateway pods' load reports, by outcome.", ["outcome"]
@@ -203,6 +206,7 @@ class PodLoadReceiver:
         now = self.clock.monotonic()
         instance = str(report["instance"])
         reporter = self.reporters.get(instance)
+        joined = False
         if reporter is None or reporter.lost:
             if reporter is None:
                 self._forget_lost()
@@ -210,6 +214,7 @@ class PodLoadReceiver:
                                  float(report["interval"]), now, self.clock.time())  # fmt: skip
             self.reporters[instance] = reporter
             self._reporting.inc()
+            joined = True
             log.info("gateway pod %s (%s) reports its load", reporter.pod, instance)
         reporter.last, reporter.last_wall = now, self.clock.time()
         reporter.interval = float(report["interval"])
@@ -224,6 +229,8 @@ class PodLoadReceiver:
         reporter.events += len(report["events"])
         self._outcomes["played"].inc()
         play_load(report["events"], self.tracker, reporter.held)
+        if joined and self.on_change is not None:
+            self.on_change()
         return True
 
     def expire(self) -> list[str]:
@@ -242,6 +249,8 @@ class PodLoadReceiver:
                     reporter.pod, reporter.instance, now - reporter.last, reporter.ended,
                 )  # fmt: skip
         self._reporting.set(sum(1 for r in self.reporters.values() if not r.lost))
+        if lost and self.on_change is not None:
+            self.on_change()
         return lost
 
     def _forget_lost(self) -> None:

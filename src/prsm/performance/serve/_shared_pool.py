@@ -45,8 +45,7 @@ started, ``["f", service_time, error, node]`` finished; see
 every process's requests; a request in service is also held against its node in the host's
 registry, so that draining a Ray replica waits for what the gateway processes hold. Requests
 a lost connection still held in service are finished as unfinished (an error). Other gateway
-pods' reports (``{"op": "pods", "body"}``, handed on by a gateway process) go to the host's
-:class:`~prsm.performance.scaling._pods.PodLoadReceiver`, shown in its pushed snapshot.
+pods' reports (``{"op": "pods", "body"}``) go to the host's ``PodLoadReceiver`` (``pods``).
 """
 
 from __future__ import annotations
@@ -234,6 +233,7 @@ class PoolHost:
             if self.pods is not None and self.remote is not None:  # a Deployment's scaler
                 self.receiver = PodLoadReceiver(self.scaler.tracker, *self.pods, clock=clock,
                                                 metrics=self.metrics)  # fmt: skip
+                self.receiver.on_change = lambda: self._scaled(None)  # pods joined, lost
 
     def serving(self) -> list[NodeSpec]:
         """The workers that take new calls (not those being drained)."""
