@@ -33,6 +33,7 @@ from .orchestrator._settings import OrchestratorSettings
 from .resilience._settings import BreakerSettings
 from .routing._settings import BalancerSettings
 from .scaling._kubernetes import KubernetesScalingSettings
+from .scaling._pods import ScalingReportSettings
 from .scaling._predictive import PredictiveSettings
 from .scaling._ray import RayScalingSettings
 from .workers._settings import WorkerSettings
@@ -220,6 +221,7 @@ class PRSMConfig:
         default_factory=KubernetesScalingSettings
     )
     ray: RayScalingSettings = dataclasses.field(default_factory=RayScalingSettings)
+    scaling_report: ScalingReportSettings = dataclasses.field(default_factory=ScalingReportSettings)
     optimize: OptimizerSettings = dataclasses.field(default_factory=OptimizerSettings)
 
 

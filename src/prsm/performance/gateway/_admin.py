@@ -3,6 +3,7 @@
 ``GET /admin/nodes``, ``POST /admin/nodes`` (a node as in the config file; an existing id
 is updated), ``DELETE /admin/nodes/{id}``, ``POST /admin/nodes/{id}/drain``,
 ``GET /admin/breakers``, ``GET /admin/scaling`` (the scaler's policy, steps and actions),
+``POST /admin/scaling/load`` (another gateway pod's load, for the Deployment's scaler),
 ``GET /admin/analytics?since=24h`` (trends, anomalies, insights, recommendations);
 monitoring: ``GET /admin/metrics/current``,
 ``GET /admin/metrics/history?metric=&labels=&since=&until=&step=&agg=``, ``GET /admin/alerts``
@@ -18,7 +19,7 @@ from a variable the config allows, towards a host allowed for that variable
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -176,6 +177,12 @@ class AdminApi:
         self.policy = policy if policy is not None else NodeKeyPolicy((), perf.registry)
         #: settings of ``/admin/analytics`` (the config's ``analytics`` section)
         self.analytics: AnalyticsSettings | None = None
+        #: ``POST /admin/scaling/load`` (a gateway pod's load report, on the pod that scales
+        #: the Deployment): the body to the status and JSON answer
+        self.scaling_load: Callable[[bytes], tuple[int, bytes]] | None = None
+        #: the gateway pods reporting to this one's scaler, and this pod's own reporting
+        self.scaling_pods: Callable[[], list[dict[str, Any]]] | None = None
+        self.scaling_report: Callable[[], dict[str, Any]] | None = None
 
     def routes(self) -> list[str]:
         """The upstream tags nodes may name (those of the pipeline's dispatching upstream)."""
@@ -196,10 +203,11 @@ class AdminApi:
         if parts == ["breakers"] and method == "GET":
             return 200, dumps({"breakers": self.perf.breakers.states()})
         if parts == ["scaling"] and method == "GET":
-            scaler = getattr(self.perf, "scaler", None)
-            if scaler is None:
-                return _not_found("auto-scaling is off here (orchestrator.auto_scaling: false)")
-            return 200, dumps({"scaling": scaler.snapshot()})
+            return self._scaling()
+        if parts == ["scaling", "load"] and method == "POST":
+            if self.scaling_load is None:
+                return _not_found("no Deployment is scaled here (the kubernetes section)")
+            return self.scaling_load(body)
         if parts == ["nodes"] and method == "POST":
             return self._upsert(body)
         if len(parts) == 2 and parts[0] == "nodes" and method == "DELETE":
@@ -215,6 +223,20 @@ class AdminApi:
             self.perf.drain_node(node_id)
             return 200, dumps({"draining": node_id})
         return _not_found(f"no admin route {method} {path}")
+
+    def _scaling(self) -> tuple[int, bytes]:
+        """``GET /admin/scaling``: the scaler's snapshot (with ``pods``: the gateway pods
+        reporting their load to it), and ``report``: this pod's load reports to a scaler."""
+        scaler = getattr(self.perf, "scaler", None)
+        report = {"report": self.scaling_report()} if self.scaling_report is not None else {}
+        if scaler is None:
+            if report:
+                return 200, dumps({"scaling": None, **report})
+            return _not_found("auto-scaling is off here (orchestrator.auto_scaling: false)")
+        snapshot = scaler.snapshot()
+        if self.scaling_pods is not None:
+            snapshot = {**snapshot, "pods": self.scaling_pods()}
+        return 200, dumps({"scaling": snapshot, **report})
 
     async def monitoring(self, method: str, path: str, query: bytes) -> tuple[int, bytes] | None:
         """The monitoring and analytics routes' answer (JSON for the dashboard), or ``None``

@@ -12,7 +12,7 @@ upstream has (``aclose``, readings for the node poller) is reached through :attr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Hashable
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..clock import Clock, SystemClock
 from ..errors import UpstreamError
@@ -91,3 +91,69 @@ class TrackedUpstream:
         aclose = getattr(self.inner, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+#: a node's requests in service, as one reporter (a gateway process, a gateway pod) holds them
+Held = dict[str | None, int]
+
+
+def check_load_events(events: object) -> list[list[Any]]:
+    """``events`` as :class:`~prsm.performance.serve._pool_client.LoadReporter` sends them
+    (``["a", user]``, ``["s", waited, node]``, ``["f", service_time, error, node]``; ``user``
+    and ``node`` a string or ``None``), every one checked before any is played; a
+    :class:`ValueError` naming the first that is not."""
+    if not isinstance(events, list):
+        raise ValueError(f"events must be a list, got {type(events).__name__}")
+    for event in events:
+        if not isinstance(event, list) or not event:
+            raise ValueError(f"unknown load event {event!r}")
+        kind, shape = event[0], _SHAPES.get(event[0]) if isinstance(event[0], str) else None
+        if shape is None or len(event) != len(shape) + 1:
+            raise ValueError(f"unknown load event {event!r}")
+        for value, want in zip(event[1:], shape, strict=True):
+            if not isinstance(value, want) or (want is _NUMBER and isinstance(value, bool)):
+                raise ValueError(f"load event {kind!r} has a bad field: {event!r}")
+    return events
+
+
+_NUMBER = (int, float)
+_TEXT = (str, type(None))
+_SHAPES: dict[str, tuple[Any, ...]] = {"a": (_TEXT,), "s": (_NUMBER, _TEXT),
+                                       "f": (_NUMBER, bool, _TEXT)}  # fmt: skip
+
+
+def play_load(
+    events: list[list[Any]], tracker: LoadHooks, held: Held, registry: Any = None
+) -> None:
+    """Play checked load ``events`` into ``tracker`` in order. Each request started is held
+    against its node in ``held`` (and in ``registry``, a
+    :class:`~prsm.performance.routing.NodeRegistry`, where it has the node: a drain waits for
+    it); a finish with nothing held on its node (already ended by :func:`end_held`, or its
+    start never arrived) is not played, so a request never ends twice."""
+    for event in events:
+        kind = event[0]
+        if kind == "a":
+            tracker.arrived(event[1])
+        elif kind == "s":
+            node = event[2]
+            tracker.started(float(event[1]))
+            held[node] = held.get(node, 0) + 1
+            if registry is not None and node in registry:
+                registry.acquire(node)
+        else:
+            node = event[3]
+            if held.get(node, 0) <= 0:
+                continue
+            held[node] -= 1
+            tracker.finished(float(event[1]), error=bool(event[2]))
+            if registry is not None and node in registry:
+                registry.release(node)
+
+
+def end_held(tracker: LoadHooks, held: Held, registry: Any = None) -> int:
+    """End as unfinished (an error) every request ``held`` still has in service (its reporter
+    went away); how many."""
+    ends = [["f", 0.0, True, node] for node, count in held.items() for _ in range(count)]
+    play_load(ends, tracker, held, registry)
+    held.clear()
+    return len(ends)

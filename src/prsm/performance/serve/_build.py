@@ -25,6 +25,7 @@ from ..routing._node import NodeSpec
 from ..upstreams._dispatch import DispatchUpstream
 from ..upstreams._http import HttpUpstream, check_nodes
 from ._local_workers import attach_local_workers, attach_to_parent
+from ._pod_links import attach_pod_reporter, check_pod_sections, receives_reports
 from ._process_metrics import process_name
 from ._processes import run_native, run_native_workers
 from ._remote_scaling import (
@@ -92,6 +93,8 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
         )
     scaling = config.scaling if config.orchestrator.auto_scaling else None
     remote = remote_section(config) if scaling is not None else None
+    check_pod_sections(config)
+    attach_pod_reporter(app, config)  # to the pod that scales the Deployment, if configured
     shared = pool_socket()
     if shared is not None:
         # serve --workers N: the serving parent holds the model pool and scales the replicas
@@ -176,7 +179,8 @@ def serve(
     scaling = config.scaling if config.orchestrator.auto_scaling else None
     remote = remote_scaler(config)
     # one model pool, one scaler, and the link between the gateway processes (/metrics)
-    host_pool = PoolHost(config.workers if local else None, scaling, remote)
+    host_pool = PoolHost(config.workers if local else None, scaling, remote,
+                         pods=receives_reports(config))  # fmt: skip
     host_pool.start()
     os.environ[POOL_SOCKET_ENV] = host_pool.path
     section = remote_section(config) if remote is not None else None

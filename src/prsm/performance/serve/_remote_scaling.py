@@ -39,6 +39,7 @@ from ..routing._node import NodeSpec
 from ..scaling._tracked import LoadHooks
 from ..upstreams._dispatch import META_KEY
 from ._local_workers import _dispatcher
+from ._pod_links import attach_pod_receiver, forward_pod_reports
 from ._pool_client import LoadReporter, SharedPoolUpstream
 
 if TYPE_CHECKING:
@@ -122,6 +123,7 @@ def attach_remote_scaler(app: GatewayApp, config: PRSMConfig, section: str) -> N
     async def start_scaling(app: GatewayApp) -> None:
         scaler = make(perf.registry, perf.clock, perf.metrics)
         _route_replicas(app, config, section, scaler.tracker)
+        attach_pod_receiver(app, config, scaler.tracker)  # the other gateway pods' load
         perf.attach_scaler(scaler)  # started with the orchestrator, closed with it
 
     app.on_startup.append(start_scaling)
@@ -139,6 +141,7 @@ def remote_reporter(
 
     def report(app: GatewayApp, link: SharedPoolUpstream) -> None:
         _route_replicas(app, config, section, LoadReporter(link))
+        forward_pod_reports(app, config, link)  # the other gateway pods' load, to the parent
 
     return report
 

@@ -44,7 +44,8 @@ started, ``["f", service_time, error, node]`` finished; see
 :class:`~._pool_client.LoadReporter`), played into the scaler's tracker in order, so it sees
 every process's requests; a request in service is also held against its node in the host's
 registry, so that draining a Ray replica waits for what the gateway processes hold. Requests
-a lost connection still held in service are finished as unfinished (an error).
+a lost connection still held in service are finished as unfinished (an error). Other gateway
+pods' reports (``{"op": "pods", "body"}``) go to the host's ``PodLoadReceiver`` (``pods``).
 """
 
 from __future__ import annotations
@@ -68,12 +69,15 @@ from ..errors import PRSMError, UpstreamError, WorkerError
 from ..monitoring._registry import MetricsRegistry
 from ..routing._node import NodeSpec, NodeState
 from ..routing._registry import NodeRegistry
+from ..scaling._pods import PodLoadReceiver
+from ..scaling._tracked import TrackedUpstream, check_load_events, end_held, play_load
 from ..types import AIRequest, JSONBody, RequestKind
 from ..workers._protocol import FrameError, pack, read_message
 from ..workers._settings import WorkerSettings
 
 if TYPE_CHECKING:
     from ..clock import Clock
+    from ..scaling._pods import ScalingReportSettings
     from ..scaling._predictive import PredictiveSettings
     from ..scaling._scaler import PredictiveScaler
 
@@ -122,8 +126,11 @@ class PoolHost:
         remote: RemoteScaler | None = None,
         *,
         collect_timeout: float = 3.0,
+        pods: tuple[ScalingReportSettings, str] | None = None,
     ) -> None:
         self.settings = settings
+        self.pods = pods  # the other gateway pods' reports this host's scaler takes, if any
+        self.receiver: PodLoadReceiver | None = None
         self.scaling = scaling
         self.remote = remote
         self.collect_timeout = collect_timeout
@@ -195,11 +202,14 @@ class PoolHost:
         os.chmod(self.path, 0o600)
         if self.scaler is not None:
             self.scaler.start()
+        leases = asyncio.create_task(self.receiver.run()) if self.receiver is not None else None
         self._ready.set()
         try:
             await self._stop.wait()
         finally:
             server.close()
+            if leases is not None:
+                leases.cancel()
             if self.scaler is not None:
                 await self.scaler.close()
             if self._local is not None:
@@ -213,7 +223,6 @@ class PoolHost:
         if self.remote is not None:
             self.scaler = self.remote(self.registry, clock, self.metrics)
         elif self._local is not None:
-            from ..scaling._tracked import TrackedUpstream
             from ._local_workers import local_scaler
 
             self.scaler = local_scaler(self._pool, self._local, scaling, self.registry,
@@ -221,6 +230,10 @@ class PoolHost:
             self._route = TrackedUpstream(self._local, self.scaler.tracker, clock=clock)
         if self.scaler is not None:
             self.scaler.loop.listeners.append(self._scaled)
+            if self.pods is not None and self.remote is not None:  # a Deployment's scaler
+                self.receiver = PodLoadReceiver(self.scaler.tracker, *self.pods, clock=clock,
+                                                metrics=self.metrics)  # fmt: skip
+                self.receiver.on_change = lambda: self._scaled(None)  # pods joined, lost
 
     def serving(self) -> list[NodeSpec]:
         """The workers that take new calls (not those being drained)."""
@@ -239,7 +252,10 @@ class PoolHost:
                 writer.write(message)
 
     def _scaling_message(self) -> bytes:
-        return pack({"op": "scaling", "scaling": self.scaler.snapshot(), "pid": os.getpid()})
+        snapshot = self.scaler.snapshot()
+        if self.receiver is not None:  # the gateway pods that report their load to it
+            snapshot = {**snapshot, "pods": self.receiver.snapshot()}
+        return pack({"op": "scaling", "scaling": snapshot, "pid": os.getpid()})
 
     def _scaled(self, step: object) -> None:
         message = self._scaling_message()
@@ -283,6 +299,8 @@ class PoolHost:
                         self._load(message.get("events") or [], held)
                     except (ValueError, TypeError, IndexError) as exc:  # not played: say so
                         log.error("a gateway process's load report was refused: %s", exc)
+                elif op == "pods" and self.receiver is not None:  # another pod's report
+                    self.receiver.accept(bytes(message.get("body") or b""))
                 elif op == "execute":
                     task = asyncio.create_task(self._execute(message, writer))
                     tasks.add(task)
@@ -301,8 +319,8 @@ class PoolHost:
                 if link is writer:  # it will not answer: the scrape need not wait for it
                     del self._collects[ident]
                     future.cancel()
-            # the process went away holding them: they end unfinished
-            self._load([["f", 0.0, True, n] for n, k in held.items() for _ in range(k)], held)
+            if self.scaler is not None:  # the process went away holding them: unfinished
+                end_held(self.scaler.tracker, held, self.registry)
             for task in tasks:
                 task.cancel()
             writer.close()
@@ -362,33 +380,13 @@ class PoolHost:
         if not writer.is_closing():
             writer.write(pack(reply))
 
-    def _load(self, events: list[Any], held: dict[str | None, int]) -> None:
-        """Play a gateway process's load events into the scaler's tracker, and hold each
-        request in service against its node (if this host's registry has it: a replica it
-        scales), so that a drain waits for the requests the gateway processes hold; ``held``
-        counts the connection's requests in service per node."""
+    def _load(self, events: Any, held: dict[str | None, int]) -> None:
+        """Play a gateway process's load events into the scaler's tracker (``play_load``:
+        each request in service is held against its node in this host's registry where it has
+        it, so that a drain waits for it); ``held``: the connection's, per node."""
         if self.scaler is None or self.remote is None:
             raise ValueError("load reported, but this host scales no remote replicas")
-        tracker, registry = self.scaler.tracker, self.registry
-        for event in events:
-            kind = event[0]
-            if kind == "a":
-                tracker.arrived(event[1])
-            elif kind == "s":
-                node = event[2]
-                tracker.started(float(event[1]))
-                held[node] = held.get(node, 0) + 1
-                if node in registry:
-                    registry.acquire(node)
-            elif kind == "f":
-                node = event[3]
-                tracker.finished(float(event[1]), error=bool(event[2]))
-                if held.get(node, 0) > 0:
-                    held[node] -= 1
-                    if node in registry:
-                        registry.release(node)
-            else:
-                raise ValueError(f"unknown load event {event!r}")
+        play_load(check_load_events(events), self.scaler.tracker, held, self.registry)
 
     def stats(self) -> dict[str, Any]:
         """Clients connected, calls served, and the pool's own stats (per worker)."""

@@ -1,0 +1,278 @@
+"""Several gateway pods, one Deployment: the pods' load, reported to the one that scales it.
+
+The gateway pod with the ``kubernetes`` section scales the Deployment (the *scaler*); every
+other gateway pod has a ``scaling_report`` section and sends the load events of its tracked
+node to the scaler (:class:`~prsm.performance.serve._pod_report.PodLoadReporter`), as a gateway
+process sends them to its serving parent: ``POST /admin/scaling/load`` with an admin key and
+the JSON body ``{"pod", "instance", "node", "seq", "interval", "events", "dropped",
+"retries"}`` (``events`` as :class:`~prsm.performance.serve._pool_client.LoadReporter`'s,
+played by the same :func:`~prsm.performance.scaling._tracked.play_load`).
+
+:class:`PodLoadReceiver` is the scaler's side: each reporter (one gateway process of a pod:
+its ``instance``) has its requests in service held; a report whose ``seq`` is not newer than
+the last one played (a retry whose answer was lost) is acknowledged and not played again; a
+reporter that has not reported for its lease (``lease`` seconds, at least three of its
+intervals) is *lost*: what it held in service ends as unfinished, as for a gateway process
+whose connection is lost. :meth:`PodLoadReceiver.snapshot` is each reporter's identity and
+last report, shown in ``/admin/scaling`` under ``pods``; ``prsm_scaling_pod_reports_total
+{outcome="played"|"repeated"|"refused"}`` counts the reports and ``prsm_scaling_pods_reporting``
+the reporters within their lease.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from ..clock import Clock
+from ..errors import ConfigError
+from ..monitoring._registry import MetricsRegistry
+from ._tracked import Held, LoadHooks, check_load_events, end_held, play_load
+from ._types import check_positive, check_whole
+
+log = logging.getLogger(__name__)
+
+#: lost reporters kept for the admin view (the oldest are forgotten first)
+KEEP_LOST = 32
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingReportSettings:
+    """The config's ``scaling_report`` section.
+
+    On a reporting pod: ``url`` (the scaler pod's gateway, e.g. its Service; empty: off),
+    ``key_env`` (the environment variable holding an admin key of that gateway; the key itself
+    is never in the config, a log, the metrics or ``/admin``), ``node`` (the configured node
+    whose load is reported: the Deployment's Service), ``interval`` (a report at least this
+    often, empty ones too: the reporter's heartbeat), ``max_batch`` (events per report; a full
+    batch goes at once), ``max_backlog`` (events kept while the scaler cannot be reached; more
+    are dropped, counted and logged) and ``timeout`` (each report's HTTP call).
+
+    On the scaler pod: ``lease`` (a reporter silent for ``max(lease, 3 × its interval)``
+    seconds is lost, and its requests in service end unfinished) and ``max_events`` (the most
+    events a report may carry; a larger one is refused with 413)."""
+
+    url: str = ""
+    key_env: str = ""
+    node: str = ""
+    interval: float = 0.2
+    max_batch: int = 500
+    max_backlog: int = 20_000
+    timeout: float = 2.0
+    lease: float = 1.0
+    max_events: int = 5_000
+
+    def __post_init__(self) -> None:
+        check_positive("interval", self.interval)
+        check_positive("timeout", self.timeout)
+        check_positive("lease", self.lease)
+        check_whole("max_batch", self.max_batch, 1)
+        check_whole("max_events", self.max_events, 1)
+        check_whole("max_backlog", self.max_backlog, self.max_batch)
+        if self.interval > 60:
+            raise ConfigError("interval", f"must be at most 60 s, got {self.interval!r}")
+        if self.max_batch > self.max_events:
+            raise ConfigError("max_batch", f"must be at most max_events ({self.max_events})")
+        if not self.url:
+            for name in ("key_env", "node"):
+                if getattr(self, name):
+                    raise ConfigError(name, "goes with url (the scaler pod's gateway)")
+            return
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError("url", f"must be an http(s) URL with a host, got {self.url!r}")
+        if not self.key_env:
+            raise ConfigError("key_env", "name the variable holding the scaler's admin key")
+        if not self.node:
+            raise ConfigError("node", "name the configured node whose load is reported")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this pod reports its load to a scaler pod."""
+        return bool(self.url)
+
+
+class ReportError(ValueError):
+    """A report that is refused: ``status`` 400 (malformed) or 413 (too many events)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_report(body: bytes, node: str, max_events: int) -> dict[str, Any]:
+    """A pod's report from its JSON ``body``, every field checked (a :class:`ReportError`
+    otherwise; events are checked before any is played); it must be for ``node``."""
+    try:
+        report = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ReportError(400, f"malformed JSON: {exc}") from None
+    if not isinstance(report, dict):
+        raise ReportError(400, "a report is a JSON object")
+    for name, kind in (("pod", str), ("instance", str), ("node", str), ("seq", int),
+                       ("interval", (int, float)), ("dropped", int), ("retries", int)):  # fmt: skip
+        value = report.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ReportError(400, f"{name}: missing or of the wrong type")
+    if not report["pod"] or not report["instance"] or len(report["instance"]) > 200:
+        raise ReportError(400, "pod, instance: must be non-empty (instance ≤ 200 characters)")
+    if report["node"] != node:
+        raise ReportError(400, f"node: this gateway scales node {node!r}, not {report['node']!r}")
+    if not report["interval"] > 0 or report["seq"] < 1:
+        raise ReportError(400, "interval, seq: must be > 0")
+    events = report.get("events")
+    if isinstance(events, list) and len(events) > max_events:
+        raise ReportError(413, f"events: {len(events)} in one report; at most {max_events}")
+    try:
+        report["events"] = check_load_events(events)
+    except ValueError as exc:
+        raise ReportError(400, str(exc)) from None
+    return report
+
+
+@dataclass(slots=True)
+class _Reporter:
+    pod: str
+    instance: str
+    node: str
+    interval: float
+    last: float  # monotonic time of its last report
+    last_wall: float
+    held: Held = field(default_factory=dict)
+    seq: int = -1
+    reports: int = 0
+    events: int = 0
+    duplicates: int = 0
+    dropped: int = 0  # as the reporter counts them
+    retries: int = 0
+    lost: bool = False
+    ended: int = 0  # requests in service ended unfinished when it was lost
+
+
+class PodLoadReceiver:
+    """The scaler pod's side (see the module docstring): plays reports into ``tracker``."""
+
+    def __init__(
+        self,
+        tracker: LoadHooks,
+        settings: ScalingReportSettings,
+        node: str,
+        *,
+        clock: Clock,
+        metrics: MetricsRegistry | None = None,
+    ) -> None:
+        self.tracker = tracker
+        self.settings = settings
+        self.node = node
+        self.clock = clock
+        self.reporters: dict[str, _Reporter] = {}
+        self.refused = 0  # reports refused (malformed, too large, another node)
+        #: called when a reporter joins or is lost (the serving parent pushes its snapshot)
+        self.on_change: Callable[[], None] | None = None
+        registry = metrics if metrics is not None else MetricsRegistry()
+        reports = registry.plain(
+            "counter", "scaling_pod_reports", "Gateway pods' load reports, by outcome.", ["outcome"]
+        )
+        self._outcomes = {o: reports.labels(o) for o in ("played", "repeated", "refused")}
+        self._reporting = registry.gauge(
+            "scaling_pods_reporting", "Gateway pods reporting their load to this scaler."
+        )
+
+    def lease(self, reporter: _Reporter) -> float:
+        return max(self.settings.lease, 3.0 * reporter.interval)
+
+    def accept(self, body: bytes) -> tuple[int, bytes]:
+        """``POST /admin/scaling/load`` (the admin key checked already): the HTTP status and
+        JSON answer."""
+        try:
+            report = parse_report(body, self.node, self.settings.max_events)
+        except ReportError as exc:
+            self.refused += 1
+            self._outcomes["refused"].inc()
+            log.warning("a gateway pod's load report was refused (%d): %s", exc.status, exc)
+            error = {"message": str(exc), "type": "invalid_request_error"}
+            return exc.status, orjson.dumps({"error": error})
+        played = self.play(report)
+        return 200, orjson.dumps({"played": played, "seq": report["seq"]})
+
+    def play(self, report: dict[str, Any]) -> bool:
+        """Play a checked report (False: a repeat of one played already)."""
+        self.expire()
+        now = self.clock.monotonic()
+        instance = str(report["instance"])
+        reporter = self.reporters.get(instance)
+        joined = False
+        if reporter is None or reporter.lost:
+            if reporter is None:
+                self._forget_lost()
+            reporter = _Reporter(str(report["pod"]), instance, str(report["node"]),
+                                 float(report["interval"]), now, self.clock.time())  # fmt: skip
+            self.reporters[instance] = reporter
+            self._reporting.inc()
+            joined = True
+            log.info("gateway pod %s (%s) reports its load", reporter.pod, instance)
+        reporter.last, reporter.last_wall = now, self.clock.time()
+        reporter.interval = float(report["interval"])
+        reporter.dropped, reporter.retries = int(report["dropped"]), int(report["retries"])
+        seq = int(report["seq"])
+        if seq <= reporter.seq:
+            reporter.duplicates += 1
+            self._outcomes["repeated"].inc()
+            return False
+        reporter.seq = seq
+        reporter.reports += 1
+        reporter.events += len(report["events"])
+        self._outcomes["played"].inc()
+        play_load(report["events"], self.tracker, reporter.held)
+        if joined and self.on_change is not None:
+            self.on_change()
+        return True
+
+    def expire(self) -> list[str]:
+        """End what each reporter past its lease held in service (as unfinished); the
+        instances lost now."""
+        now = self.clock.monotonic()
+        lost = []
+        for reporter in self.reporters.values():
+            if not reporter.lost and now - reporter.last > self.lease(reporter):
+                reporter.lost = True
+                reporter.ended = end_held(self.tracker, reporter.held)
+                lost.append(reporter.instance)
+                log.warning(
+                    "gateway pod %s (%s) has not reported for %.1f s: lost; %d request(s) "
+                    "it held in service ended unfinished",
+                    reporter.pod, reporter.instance, now - reporter.last, reporter.ended,
+                )  # fmt: skip
+        self._reporting.set(sum(1 for r in self.reporters.values() if not r.lost))
+        if lost and self.on_change is not None:
+            self.on_change()
+        return lost
+
+    def _forget_lost(self) -> None:
+        lost = [r for r in self.reporters.values() if r.lost]
+        for reporter in sorted(lost, key=lambda r: r.last)[: max(0, len(lost) - KEEP_LOST + 1)]:
+            del self.reporters[reporter.instance]
+
+    async def run(self) -> None:
+        """Expire silent reporters until cancelled (every half lease)."""
+        while True:
+            await self.clock.sleep(self.settings.lease / 2)
+            self.expire()
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Each reporter's identity and last report (for ``/admin/scaling``)."""
+        now = self.clock.monotonic()
+        return [
+            {"pod": r.pod, "instance": r.instance, "node": r.node,
+             "state": "lost" if r.lost else "reporting", "last_report": r.last_wall,
+             "seconds_since": round(now - r.last, 3), "interval": r.interval,
+             "lease": self.lease(r), "seq": r.seq, "reports": r.reports, "events": r.events,
+             "duplicates": r.duplicates, "in_service": sum(r.held.values()),
+             "ended_unfinished": r.ended, "dropped": r.dropped, "retries": r.retries}
+            for r in self.reporters.values()
+        ]  # fmt: skip
