@@ -40,9 +40,9 @@ from ._peers import (
 )
 from ._predictive import (
     PredictivePolicy as PredictivePolicy,
-    PredictiveSettings as PredictiveSettings,
     PredictiveState as PredictiveState,
 )
+from ._predictive_settings import PredictiveSettings as PredictiveSettings
 from ._predictor import (
     FittedPredictor as FittedPredictor,
     LoadForecast as LoadForecast,
