@@ -22,6 +22,7 @@ replica-hours than that peer, and replica-hours ≤ 1.15 × the oracle's.
     python -m benchmarks.autoscaling --sessions      # user sessions as the arrival model
     python -m benchmarks.autoscaling --quantiles     # the burst table vs scikit-learn's
     python -m benchmarks.autoscaling --headroom --jobs 2  # the session forecast's error headroom
+    python -m benchmarks.autoscaling --seasonal --jobs 2  # the seasonal burst floor
 """
 
 from __future__ import annotations
@@ -125,6 +126,23 @@ def headroom(args: argparse.Namespace) -> int:
     return 0
 
 
+def seasonal(args: argparse.Namespace) -> int:
+    """``--seasonal``: see :mod:`benchmarks._autoscaling_seasonal`."""
+    from benchmarks._autoscaling_seasonal import seasonal_study
+
+    report = Report("autoscaling-seasonal", GOAL)
+    main_, fit = alibaba(args.traces, False)
+    study = seasonal_study(main_, fit, TUNED["alibaba"], args.jobs)
+    for row in study["fitting_period"]:
+        report.add(period="fitting", **row)
+    for row in study.get("report_period", []):
+        report.add(period="report", **row)
+    report.notes.append(f"chosen on the fitting period: {study['chosen']}")
+    report.extra["seasonal"] = study
+    report.finish(args)
+    return 0
+
+
 def quantiles(args: argparse.Namespace) -> int:
     """``--quantiles``: see :mod:`benchmarks._autoscaling_quantiles`."""
     from benchmarks._autoscaling_quantiles import quantile_check
@@ -185,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only the main scenario's error-headroom study (benchmarks/_autoscaling_headroom.py):"
         " results/autoscaling-headroom.json",
     )
+    p.add_argument(
+        "--seasonal",
+        action="store_true",
+        help="only the main scenario's seasonal burst floor study "
+        "(benchmarks/_autoscaling_seasonal.py): results/autoscaling-seasonal.json",
+    )
     p.add_argument("--only", choices=("alibaba", "twitter", "azure"), action="append", default=None)
     p.add_argument(
         "--jobs",
@@ -201,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         return quantiles(args)
     if args.headroom:
         return headroom(args)
+    if args.seasonal:
+        return seasonal(args)
     report = Report("autoscaling", GOAL)
     ali, ali_fit = alibaba(args.traces, args.quick)
     tw, tw_fit = twitter(args.traces, args.quick)

@@ -65,6 +65,11 @@ from ._score import (
     ScoreSettings as ScoreSettings,
     score_signals as score_signals,
 )
+from ._seasonal import (
+    SeasonalSettings as SeasonalSettings,
+    seasonal_burst as seasonal_burst,
+    seasonal_replicas as seasonal_replicas,
+)
 from ._sessions import (
     SessionSnapshot as SessionSnapshot,
     SessionTracker as SessionTracker,

@@ -36,6 +36,10 @@ Each decision (a pure function of the snapshot and the previous state):
    after the scale-down window, so it also *holds* replicas that the upper quantile says
    will be needed within a start-up time (asymmetric scale-down); with
    ``burst_hold_only`` it only holds (never asks for more than run now).
+5b. **Seasonal burst** (with ``seasonal_share``): ``seasonal_share`` × the largest burst of
+   arrivals this time of day brought on the last days (:mod:`._seasonal`, settings
+   ``seasonal``), on top of the requests in the system now, each started within the SLO,
+   give a floor — provisioned a start-up time ahead of the time of day it covers.
 6. The larger of the first two, within ``[min_replicas, max_replicas]`` and the replicas the cost
    limit per hour pays for; scale-up at once (stabilisation window ``scale_up_window``),
    scale-down to the highest target of the last ``scale_down_window`` seconds; each step at
@@ -56,6 +60,7 @@ from ._predictive_settings import PredictiveSettings
 from ._predictor import FittedPredictor, LoadForecast, fit_predictor
 from ._queueing import replicas_for
 from ._score import ScoreSettings, score_signals, signal_readings
+from ._seasonal import seasonal_burst, seasonal_replicas
 from ._types import LoadSeries, ScalingAction, ScalingContext, ScalingDecision, clamp
 
 #: ``PredictiveSettings`` lives in :mod:`._predictive_settings`; importable from here too
@@ -192,6 +197,8 @@ class PredictivePolicy:
         if s.burst_hold_only:  # asymmetric: never scale up for it, only keep what runs
             burst_floor = min(burst_floor, current)
         desired = max(desired, min(cap, burst_floor))
+        peak, peak_floor = self.seasonal_floor(ctx, service)
+        desired = max(desired, min(cap, peak_floor))
         if desired > current:
             step = max(s.max_step_up, math.ceil(current * s.max_step_up_percent / 100.0))
             desired = min(desired, current + step)
@@ -215,6 +222,8 @@ class PredictivePolicy:
             details.update(session_headroom=headroom)
         if burst_upper is not None:
             details.update(burst_upper=burst_upper, burst_floor=burst_floor)
+        if peak is not None:
+            details.update(seasonal_burst=peak, seasonal_floor=peak_floor)
         if score is not None:
             details.update(score=round(score.score, 4), score_action=score.action.value)
         if fc is not None:
@@ -238,7 +247,25 @@ class PredictivePolicy:
                 f", burst p{round((s.burst_quantile or 0) * 100)} {burst_upper:g} req "
                 f"→ {burst_floor}"
             )
+        if peak is not None:
+            reason += f", seasonal burst {peak:g} req → {peak_floor}"
         return ScalingDecision.relative(desired, current, reason, **details), new_state
+
+    def seasonal_floor(self, ctx: ScalingContext, service: float) -> tuple[float | None, int]:
+        """The burst this time of day brought on past days, around the time a replica asked
+        for now is ready (``None`` when not used or no past day is in the history), and the
+        floor its ``seasonal_share`` asks for."""
+        s = self.settings
+        if s.seasonal_share is None or ctx.load is None or len(ctx.load) == 0:
+            return None, 0
+        peak = seasonal_burst(ctx.load, ctx.now + ctx.startup_time, s.seasonal)
+        if peak is None:
+            return None, 0
+        conc = max(1, ctx.concurrency)
+        floor = seasonal_replicas(
+            ctx.ongoing, s.seasonal_share * peak, service, conc, slo=s.slo, span=s.seasonal.span
+        )
+        return peak, floor
 
     def session_floor(
         self, ctx: ScalingContext, service: float, state: PredictiveState

@@ -10,6 +10,7 @@ from ..errors import ConfigError
 from ._burst import BurstSettings, check_quantile
 from ._predictor import PredictorSettings
 from ._score import LatencyMetric, ScoreSettings, default_metrics
+from ._seasonal import SeasonalSettings
 from ._types import check_positive, check_replica_bounds, check_whole
 
 
@@ -42,6 +43,8 @@ class PredictiveSettings:
     burst_quantile: float | None = None
     burst_hold_only: bool = False
     burst: BurstSettings = field(default_factory=BurstSettings)
+    seasonal_share: float | None = None
+    seasonal: SeasonalSettings = field(default_factory=SeasonalSettings)
     predictor: PredictorSettings = field(default_factory=PredictorSettings)
 
     def __post_init__(self) -> None:
@@ -94,6 +97,12 @@ class PredictiveSettings:
             raise ConfigError(
                 "burst_hold_only", f"must be true or false, got {self.burst_hold_only!r}"
             )
+        if self.seasonal_share is not None:
+            share = self.seasonal_share
+            if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0 < share <= 4):
+                raise ConfigError(
+                    "seasonal_share", f"must be in (0, 4] or null, got {self.seasonal_share!r}"
+                )
         if not isinstance(self.use_score, bool):
             raise ConfigError("use_score", f"must be true or false, got {self.use_score!r}")
 
