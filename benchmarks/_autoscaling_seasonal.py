@@ -20,7 +20,7 @@ from typing import Any
 from benchmarks._autoscaling_runs import simulate_all
 from prsm.performance.sim import Scenario
 
-#: fixed 2026-12-05 (fifth stop, 14:36 UTC) before any simulation with the floor: the share
+#: fixed 2026-12-05 (fifth stop, 14:33 UTC) before any simulation with the floor: the share
 #: of the burst, the rank of the day's peak among the last 7 days (1: the largest, 3: the
 #: third), the session floor's probability (ours: 0.045, looser to pay for the floor);
 #: 2-minute bursts within ±15 minutes of the time a replica asked for now is ready, sized
