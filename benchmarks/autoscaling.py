@@ -53,7 +53,7 @@ from benchmarks._autoscaling_setup import (
     predictive_params,
     twitter,
 )
-from benchmarks._harness import Report, parser
+from benchmarks._harness import RESULTS, Report, parser
 from prsm.performance.sim import Scenario, SimulationResult, read_alibaba_lora
 
 
@@ -132,7 +132,8 @@ def seasonal(args: argparse.Namespace) -> int:
 
     report = Report("autoscaling-seasonal", GOAL)
     main_, fit = alibaba(args.traces, False)
-    study = seasonal_study(main_, fit, TUNED["alibaba"], args.jobs)
+    known = _known_alibaba(RESULTS / "autoscaling.json") if args.known else None
+    study = seasonal_study(main_, fit, TUNED["alibaba"], args.jobs, known)
     for row in study["fitting_period"]:
         report.add(period="fitting", **row)
     for row in study.get("report_period", []):
@@ -141,6 +142,29 @@ def seasonal(args: argparse.Namespace) -> int:
     report.extra["seasonal"] = study
     report.finish(args)
     return 0
+
+
+def _known_alibaba(path: Path) -> dict[str, dict[str, Any]]:
+    """The HPA's and ours' figures on the main scenario's fitting period (the ``tuning``
+    rows) and the HPA's on its report period, from a full run's JSON; a ``ValueError`` when
+    it holds none for ours as tuned now."""
+    import json
+
+    data = json.loads(path.read_text())
+    keys = ("replica_hours", "violation_minutes")
+    rows = data["tuning"]["alibaba"]
+    tuned = TUNED["alibaba"]
+    hpa = next(r for r in rows if r.get("policy") == "hpa")
+    ours = [r for r in rows if all(r.get(k) == v for k, v in tuned.items())]
+    report = [r for r in data["rows"] if r["scenario"] == "alibaba" and r["policy"] == "hpa"]
+    ran = data["ours"]["alibaba"]
+    if not ours or not report or any(ran.get(k) != v for k, v in tuned.items()):
+        raise ValueError(f"{path} holds no fitting-period row for ours as tuned: {tuned}")
+    return {
+        "hpa": {k: hpa[k] for k in keys},
+        "ours": {k: ours[0][k] for k in keys},
+        "hpa_report": {k: report[0][k] for k in keys},
+    }
 
 
 def quantiles(args: argparse.Namespace) -> int:
@@ -208,6 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the main scenario's seasonal burst floor study "
         "(benchmarks/_autoscaling_seasonal.py): results/autoscaling-seasonal.json",
+    )
+    p.add_argument(
+        "--known",
+        action="store_true",
+        help="with --seasonal: take the HPA's and ours' figures from results/autoscaling.json "
+        "instead of simulating them again (same scenario and code)",
     )
     p.add_argument("--only", choices=("alibaba", "twitter", "azure"), action="append", default=None)
     p.add_argument(
