@@ -128,6 +128,28 @@ def test_the_policy_provisions_a_startup_ahead_of_yesterdays_burst() -> None:
     assert "seasonal_floor" not in plain.details and plain.target == 1
 
 
+def test_hold_only_keeps_what_runs_in_the_bursty_hours_and_asks_for_nothing_more() -> None:
+    y = _days(3, {0: [8, 8], 1: [10, 10]})[: 2 * DAY + 590]
+    now = 60.0 * len(y)
+    settings = PredictiveSettings(
+        seasonal_share=1.0,
+        seasonal=SeasonalSettings(days=2),
+        seasonal_hold_only=True,
+        scale_down_window=0.0,
+    )
+    policy = PredictivePolicy(settings)
+    up, _ = policy.decide(_ctx(now, 1, y), policy.initial_state())
+    assert up.details["seasonal_floor"] == 1 and up.target == 1  # not scaled up for it
+    held, _ = policy.decide(_ctx(now, 3, y), policy.initial_state())
+    assert held.details["seasonal_floor"] == 3 and held.target == 3  # 3 kept (floor 4)
+    plain = PredictivePolicy(PredictiveSettings(scale_down_window=0.0))
+    down, _ = plain.decide(_ctx(now, 3, y), plain.initial_state())
+    assert down.target == 2  # without it: one step down
+    with pytest.raises(ConfigError) as err:
+        PredictiveSettings(seasonal_hold_only=1)  # type: ignore[arg-type]
+    assert err.value.field == "seasonal_hold_only"
+
+
 def test_from_file_and_environment_off_by_default(tmp_path: Path) -> None:
     path = tmp_path / "prsm.yaml"
     path.write_text("scaling:\n  seasonal_share: 0.5\n  seasonal:\n    days: 3\n")

@@ -39,7 +39,8 @@ Each decision (a pure function of the snapshot and the previous state):
 5b. **Seasonal burst** (with ``seasonal_share``): ``seasonal_share`` × the largest burst of
    arrivals this time of day brought on the last days (:mod:`._seasonal`, settings
    ``seasonal``), on top of the requests in the system now, each started within the SLO,
-   give a floor — provisioned a start-up time ahead of the time of day it covers.
+   give a floor — provisioned a start-up time ahead of the time of day it covers; with
+   ``seasonal_hold_only`` it only holds replicas that run (never asks for more).
 6. The larger of the first two, within ``[min_replicas, max_replicas]`` and the replicas the cost
    limit per hour pays for; scale-up at once (stabilisation window ``scale_up_window``),
    scale-down to the highest target of the last ``scale_down_window`` seconds; each step at
@@ -198,6 +199,8 @@ class PredictivePolicy:
             burst_floor = min(burst_floor, current)
         desired = max(desired, min(cap, burst_floor))
         peak, peak_floor = self.seasonal_floor(ctx, service)
+        if s.seasonal_hold_only:  # a reserve kept in the bursty hours, never scaled up for
+            peak_floor = min(peak_floor, current)
         desired = max(desired, min(cap, peak_floor))
         if desired > current:
             step = max(s.max_step_up, math.ceil(current * s.max_step_up_percent / 100.0))

@@ -45,6 +45,7 @@ class PredictiveSettings:
     burst: BurstSettings = field(default_factory=BurstSettings)
     seasonal_share: float | None = None
     seasonal: SeasonalSettings = field(default_factory=SeasonalSettings)
+    seasonal_hold_only: bool = False
     predictor: PredictorSettings = field(default_factory=PredictorSettings)
 
     def __post_init__(self) -> None:
@@ -103,6 +104,10 @@ class PredictiveSettings:
                 raise ConfigError(
                     "seasonal_share", f"must be in (0, 4] or null, got {self.seasonal_share!r}"
                 )
+        if not isinstance(self.seasonal_hold_only, bool):
+            raise ConfigError(
+                "seasonal_hold_only", f"must be true or false, got {self.seasonal_hold_only!r}"
+            )
         if not isinstance(self.use_score, bool):
             raise ConfigError("use_score", f"must be true or false, got {self.use_score!r}")
 
