@@ -41,7 +41,7 @@ SEASONAL_GRID: list[dict[str, Any]] = [
     for rank in (1, 3)
     for share in (0.5, 1.0)
 ]
-#: added at 14:52, after the four points above were seen on the fitting period (each more
+#: added at 14:49, after the four points above were seen on the fitting period (each more
 #: hours for its minutes than loosening the session floor alone) and before any
 #: report-period run: the floor as a hold only (``seasonal_hold_only``: replicas that run
 #: are kept in the hours whose history shows bursts, none asked for), cheaper, so at ours'
