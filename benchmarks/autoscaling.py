@@ -22,6 +22,7 @@ replica-hours than that peer, and replica-hours ≤ 1.15 × the oracle's.
     python -m benchmarks.autoscaling --sessions      # user sessions as the arrival model
     python -m benchmarks.autoscaling --quantiles     # the burst table vs scikit-learn's
     python -m benchmarks.autoscaling --headroom --jobs 2  # the session forecast's error headroom
+    python -m benchmarks.autoscaling --seasonal --jobs 2  # the seasonal burst floor
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from benchmarks._autoscaling_setup import (
     predictive_params,
     twitter,
 )
-from benchmarks._harness import Report, parser
+from benchmarks._harness import RESULTS, Report, parser
 from prsm.performance.sim import Scenario, SimulationResult, read_alibaba_lora
 
 
@@ -125,6 +126,47 @@ def headroom(args: argparse.Namespace) -> int:
     return 0
 
 
+def seasonal(args: argparse.Namespace) -> int:
+    """``--seasonal``: see :mod:`benchmarks._autoscaling_seasonal`."""
+    from benchmarks._autoscaling_seasonal import seasonal_study
+
+    report = Report("autoscaling-seasonal", GOAL)
+    main_, fit = alibaba(args.traces, False)
+    known = _known_alibaba(RESULTS / "autoscaling.json") if args.known else None
+    study = seasonal_study(main_, fit, TUNED["alibaba"], args.jobs, known)
+    for row in study["fitting_period"]:
+        report.add(period="fitting", **row)
+    for row in study.get("report_period", []):
+        report.add(period="report", **row)
+    report.notes.append(f"chosen on the fitting period: {study['chosen']}")
+    report.extra["seasonal"] = study
+    report.finish(args)
+    return 0
+
+
+def _known_alibaba(path: Path) -> dict[str, dict[str, Any]]:
+    """The HPA's and ours' figures on the main scenario's fitting period (the ``tuning``
+    rows) and the HPA's on its report period, from a full run's JSON; a ``ValueError`` when
+    it holds none for ours as tuned now."""
+    import json
+
+    data = json.loads(path.read_text())
+    keys = ("replica_hours", "violation_minutes")
+    rows = data["tuning"]["alibaba"]
+    tuned = TUNED["alibaba"]
+    hpa = next(r for r in rows if r.get("policy") == "hpa")
+    ours = [r for r in rows if all(r.get(k) == v for k, v in tuned.items())]
+    report = [r for r in data["rows"] if r["scenario"] == "alibaba" and r["policy"] == "hpa"]
+    ran = data["ours"]["alibaba"]
+    if not ours or not report or any(ran.get(k) != v for k, v in tuned.items()):
+        raise ValueError(f"{path} holds no fitting-period row for ours as tuned: {tuned}")
+    return {
+        "hpa": {k: hpa[k] for k in keys},
+        "ours": {k: ours[0][k] for k in keys},
+        "hpa_report": {k: report[0][k] for k in keys},
+    }
+
+
 def quantiles(args: argparse.Namespace) -> int:
     """``--quantiles``: see :mod:`benchmarks._autoscaling_quantiles`."""
     from benchmarks._autoscaling_quantiles import quantile_check
@@ -185,6 +227,18 @@ def main(argv: list[str] | None = None) -> int:
         help="only the main scenario's error-headroom study (benchmarks/_autoscaling_headroom.py):"
         " results/autoscaling-headroom.json",
     )
+    p.add_argument(
+        "--seasonal",
+        action="store_true",
+        help="only the main scenario's seasonal burst floor study "
+        "(benchmarks/_autoscaling_seasonal.py): results/autoscaling-seasonal.json",
+    )
+    p.add_argument(
+        "--known",
+        action="store_true",
+        help="with --seasonal: take the HPA's and ours' figures from results/autoscaling.json "
+        "instead of simulating them again (same scenario and code)",
+    )
     p.add_argument("--only", choices=("alibaba", "twitter", "azure"), action="append", default=None)
     p.add_argument(
         "--jobs",
@@ -201,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         return quantiles(args)
     if args.headroom:
         return headroom(args)
+    if args.seasonal:
+        return seasonal(args)
     report = Report("autoscaling", GOAL)
     ali, ali_fit = alibaba(args.traces, args.quick)
     tw, tw_fit = twitter(args.traces, args.quick)

@@ -55,3 +55,33 @@ def test_the_burst_floor_has_replicas_ready_for_the_heralded_batch() -> None:
     # with it, the herald (once learned) brings replicas up in time for the batch
     assert with_burst["violation_minutes"] == 0
     assert with_burst["replica_hours"] > without["replica_hours"]
+
+
+def test_the_seasonal_floor_has_replicas_ready_for_the_batch_that_comes_every_day() -> None:
+    """A "day" of 3 hours: a batch of 8 at once at :10:05 of its first hour, nothing
+    heralds it; from the second day on, the floor has replicas ready (``seasonal.X`` keys)."""
+    times: list[float] = []
+    for day in range(4):
+        times += [day * 3 * 3600.0 + 605.0] * 8
+    trace = Trace("daily", np.asarray(times), np.full(len(times), 25.0))
+    scenario = Scenario(trace, SimulationSettings(startup_time=120.0, slo=30.0))
+    seasonal = {
+        "seasonal_share": 1.0,
+        "seasonal.period": 3 * 3600.0,
+        "seasonal.days": 2,
+        "seasonal.span": 0.0,
+        "scale_down_window": 0.0,
+    }
+    policy = make_policy("predictive", scenario, seasonal)
+    assert isinstance(policy, PredictivePolicy)
+    assert policy.settings.seasonal.period == 3 * 3600.0 and policy.settings.seasonal.span == 0
+    plain = {"scale_down_window": 0.0}
+    runs = run_policies(scenario, ["predictive"], params={"predictive": plain})[
+        "predictive"
+    ].summary(3 * 3600.0, 12 * 3600.0)
+    floor = run_policies(scenario, ["predictive"], params={"predictive": seasonal})[
+        "predictive"
+    ].summary(3 * 3600.0, 12 * 3600.0)
+    assert runs["violation_minutes"] == 3  # each later day's batch meets one replica
+    assert floor["violation_minutes"] == 0  # 8 / (1 + 30 / 25) → 4 ready in time
+    assert floor["replica_hours"] > runs["replica_hours"]

@@ -40,9 +40,9 @@ from ._peers import (
 )
 from ._predictive import (
     PredictivePolicy as PredictivePolicy,
-    PredictiveSettings as PredictiveSettings,
     PredictiveState as PredictiveState,
 )
+from ._predictive_settings import PredictiveSettings as PredictiveSettings
 from ._predictor import (
     FittedPredictor as FittedPredictor,
     LoadForecast as LoadForecast,
@@ -64,6 +64,11 @@ from ._score import (
     ScoreResult as ScoreResult,
     ScoreSettings as ScoreSettings,
     score_signals as score_signals,
+)
+from ._seasonal import (
+    SeasonalSettings as SeasonalSettings,
+    seasonal_burst as seasonal_burst,
+    seasonal_replicas as seasonal_replicas,
 )
 from ._sessions import (
     SessionSnapshot as SessionSnapshot,

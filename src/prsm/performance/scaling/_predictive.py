@@ -36,6 +36,11 @@ Each decision (a pure function of the snapshot and the previous state):
    after the scale-down window, so it also *holds* replicas that the upper quantile says
    will be needed within a start-up time (asymmetric scale-down); with
    ``burst_hold_only`` it only holds (never asks for more than run now).
+5b. **Seasonal burst** (with ``seasonal_share``): ``seasonal_share`` × the largest burst of
+   arrivals this time of day brought on the last days (:mod:`._seasonal`, settings
+   ``seasonal``), on top of the requests in the system now, each started within the SLO,
+   give a floor — provisioned a start-up time ahead of the time of day it covers; with
+   ``seasonal_hold_only`` it only holds replicas that run (never asks for more).
 6. The larger of the first two, within ``[min_replicas, max_replicas]`` and the replicas the cost
    limit per hour pays for; scale-up at once (stabilisation window ``scale_up_window``),
    scale-down to the highest target of the last ``scale_down_window`` seconds; each step at
@@ -50,119 +55,17 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError
-from ._burst import BurstQuantiles, BurstSettings, check_quantile, fit_burst_quantiles
+from ._burst import BurstQuantiles, fit_burst_quantiles
 from ._headroom import ForecastErrors
-from ._predictor import FittedPredictor, LoadForecast, PredictorSettings, fit_predictor
+from ._predictive_settings import PredictiveSettings
+from ._predictor import FittedPredictor, LoadForecast, fit_predictor
 from ._queueing import replicas_for
-from ._score import LatencyMetric, ScoreSettings, default_metrics, score_signals, signal_readings
-from ._types import (
-    LoadSeries,
-    ScalingAction,
-    ScalingContext,
-    ScalingDecision,
-    check_positive,
-    check_replica_bounds,
-    check_whole,
-    clamp,
-)
+from ._score import ScoreSettings, score_signals, signal_readings
+from ._seasonal import seasonal_burst, seasonal_replicas
+from ._types import LoadSeries, ScalingAction, ScalingContext, ScalingDecision, clamp
 
-
-@dataclass(frozen=True, slots=True)
-class PredictiveSettings:
-    """See the module docstring; every field is validated."""
-
-    min_replicas: int = 1
-    max_replicas: int = 20
-    interval: float = 15.0
-    slo: float = 30.0
-    wait_probability: float = 0.05
-    reactive_utilization: float = 1.0
-    reactive_queue_share: float = 1.0
-    lead: float = 60.0
-    scale_up_window: float = 0.0
-    scale_down_window: float = 600.0
-    max_step_up: int = 4
-    max_step_up_percent: float = 100.0
-    max_step_down: int = 1
-    cost_per_replica_hour: float = 1.0
-    cost_limit_per_hour: float | None = None
-    default_service_time: float = 1.0
-    use_score: bool = True
-    session_wait_probability: float | None = None
-    session_hold: float = 60.0
-    session_new_window: float | None = None
-    session_error_quantile: float | None = None
-    session_error_span: float = 21600.0
-    burst_quantile: float | None = None
-    burst_hold_only: bool = False
-    burst: BurstSettings = field(default_factory=BurstSettings)
-    predictor: PredictorSettings = field(default_factory=PredictorSettings)
-
-    def __post_init__(self) -> None:
-        check_replica_bounds(self.min_replicas, self.max_replicas)
-        check_positive("interval", self.interval)
-        check_positive("slo", self.slo)
-        if not 0 < self.wait_probability < 1:
-            raise ConfigError(
-                "wait_probability", f"must be in (0, 1), got {self.wait_probability!r}"
-            )
-        if not 0 < self.reactive_utilization <= 1:
-            raise ConfigError(
-                "reactive_utilization", f"must be in (0, 1], got {self.reactive_utilization!r}"
-            )
-        share = self.reactive_queue_share
-        if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0 <= share <= 1):
-            raise ConfigError(
-                "reactive_queue_share", f"must be in [0, 1], got {self.reactive_queue_share!r}"
-            )
-        check_positive("lead", self.lead, allow_zero=True)
-        check_positive("scale_up_window", self.scale_up_window, allow_zero=True)
-        check_positive("scale_down_window", self.scale_down_window, allow_zero=True)
-        check_whole("max_step_up", self.max_step_up, 1)
-        check_whole("max_step_down", self.max_step_down, 1)
-        check_positive("max_step_up_percent", self.max_step_up_percent, allow_zero=True)
-        check_positive("cost_per_replica_hour", self.cost_per_replica_hour, allow_zero=True)
-        if self.cost_limit_per_hour is not None:
-            check_positive("cost_limit_per_hour", self.cost_limit_per_hour)
-            if self.cost_per_replica_hour * self.min_replicas > self.cost_limit_per_hour:
-                raise ConfigError(
-                    "cost_limit_per_hour",
-                    f"{self.cost_limit_per_hour} does not pay for min_replicas "
-                    f"({self.min_replicas} × {self.cost_per_replica_hour}/h)",
-                )
-        check_positive("default_service_time", self.default_service_time)
-        if self.session_wait_probability is not None and not 0 < self.session_wait_probability < 1:
-            raise ConfigError(
-                "session_wait_probability",
-                f"must be in (0, 1) or null, got {self.session_wait_probability!r}",
-            )
-        check_positive("session_hold", self.session_hold, allow_zero=True)
-        if self.session_new_window is not None:
-            check_positive("session_new_window", self.session_new_window)
-        if self.session_error_quantile is not None:
-            check_quantile("session_error_quantile", self.session_error_quantile)
-        check_positive("session_error_span", self.session_error_span)
-        if self.burst_quantile is not None:
-            check_quantile("burst_quantile", self.burst_quantile)
-        if not isinstance(self.burst_hold_only, bool):
-            raise ConfigError(
-                "burst_hold_only", f"must be true or false, got {self.burst_hold_only!r}"
-            )
-        if not isinstance(self.use_score, bool):
-            raise ConfigError("use_score", f"must be true or false, got {self.use_score!r}")
-
-    def score_settings(self) -> ScoreSettings:
-        """The post's weights and thresholds, latency judged against this SLO."""
-        metrics = default_metrics()
-        metrics["latency"] = LatencyMetric(full=self.slo)
-        return ScoreSettings(metrics)
-
-    @property
-    def affordable_replicas(self) -> int:
-        """The most replicas the cost limit pays for (``max_replicas`` without a limit)."""
-        if self.cost_limit_per_hour is None or self.cost_per_replica_hour == 0:
-            return self.max_replicas
-        return min(self.max_replicas, int(self.cost_limit_per_hour // self.cost_per_replica_hour))
+#: ``PredictiveSettings`` lives in :mod:`._predictive_settings`; importable from here too
+__all__ = ["PredictivePolicy", "PredictiveSettings", "PredictiveState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +198,10 @@ class PredictivePolicy:
         if s.burst_hold_only:  # asymmetric: never scale up for it, only keep what runs
             burst_floor = min(burst_floor, current)
         desired = max(desired, min(cap, burst_floor))
+        peak, peak_floor = self.seasonal_floor(ctx, service)
+        if s.seasonal_hold_only:  # a reserve kept in the bursty hours, never scaled up for
+            peak_floor = min(peak_floor, current)
+        desired = max(desired, min(cap, peak_floor))
         if desired > current:
             step = max(s.max_step_up, math.ceil(current * s.max_step_up_percent / 100.0))
             desired = min(desired, current + step)
@@ -318,6 +225,8 @@ class PredictivePolicy:
             details.update(session_headroom=headroom)
         if burst_upper is not None:
             details.update(burst_upper=burst_upper, burst_floor=burst_floor)
+        if peak is not None:
+            details.update(seasonal_burst=peak, seasonal_floor=peak_floor)
         if score is not None:
             details.update(score=round(score.score, 4), score_action=score.action.value)
         if fc is not None:
@@ -341,7 +250,25 @@ class PredictivePolicy:
                 f", burst p{round((s.burst_quantile or 0) * 100)} {burst_upper:g} req "
                 f"→ {burst_floor}"
             )
+        if peak is not None:
+            reason += f", seasonal burst {peak:g} req → {peak_floor}"
         return ScalingDecision.relative(desired, current, reason, **details), new_state
+
+    def seasonal_floor(self, ctx: ScalingContext, service: float) -> tuple[float | None, int]:
+        """The burst this time of day brought on past days, around the time a replica asked
+        for now is ready (``None`` when not used or no past day is in the history), and the
+        floor its ``seasonal_share`` asks for."""
+        s = self.settings
+        if s.seasonal_share is None or ctx.load is None or len(ctx.load) == 0:
+            return None, 0
+        peak = seasonal_burst(ctx.load, ctx.now + ctx.startup_time, s.seasonal)
+        if peak is None:
+            return None, 0
+        conc = max(1, ctx.concurrency)
+        floor = seasonal_replicas(
+            ctx.ongoing, s.seasonal_share * peak, service, conc, slo=s.slo, span=s.seasonal.span
+        )
+        return peak, floor
 
     def session_floor(
         self, ctx: ScalingContext, service: float, state: PredictiveState

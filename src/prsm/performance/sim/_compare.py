@@ -61,8 +61,8 @@ def make_policy(
     name: str, scenario: Scenario, params: Mapping[str, Any] | None = None
 ) -> ScalingPolicy[Any]:
     """One of :data:`SIM_POLICIES` for ``scenario``; ``params`` override its settings (for
-    ``predictive``, ``predictor.X`` and ``burst.X`` keys reach the forecaster's and the burst
-    table's settings)."""
+    ``predictive``, ``predictor.X``, ``burst.X`` and ``seasonal.X`` keys reach the forecaster's, the
+    burst table's and the seasonal burst floor's settings)."""
     s = scenario.settings
     p = dict(params or {})
     lo, hi = s.min_replicas, s.max_replicas
@@ -83,14 +83,17 @@ def make_policy(
     if name == "predictive":
         nested = {
             part: {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith(f"{part}.")}
-            for part in ("predictor", "burst")
+            for part in ("predictor", "burst", "seasonal")
         }
-        rest = {k: v for k, v in p.items() if not k.startswith(("predictor.", "burst."))}
+        rest = {
+            k: v for k, v in p.items() if not k.startswith(("predictor.", "burst.", "seasonal."))
+        }
         base_p = PredictiveSettings(slo=s.slo, min_replicas=lo, max_replicas=hi)
         base_p = replace(
             base_p,
             predictor=_override(base_p.predictor, nested["predictor"], "predictor"),
             burst=_override(base_p.burst, nested["burst"], "burst"),
+            seasonal=_override(base_p.seasonal, nested["seasonal"], "seasonal"),
         )
         return PredictivePolicy(_override(base_p, rest, "predictive"))
     if name == "oracle":
