@@ -350,21 +350,36 @@ class GatewayApp:
                 timing = [stages[0], stages[1], -1.0, -1.0, -1.0, first_s, -1.0]
                 total = time.perf_counter() - x.head.t0
                 lines = b"server-timing: %s\r\n" % server_timing(timing, total)
-            await x.start(200, _SSE_HEAD % (x.head.rid, added * 1e3, lines))
-            self._count(route, 200, added)
+            sse_head = _SSE_HEAD % (x.head.rid, added * 1e3, lines)
             # our server's exchange raises ConnectionResetError on a write once the client is
             # gone; an ASGI server's may not, so its disconnect is watched
-            watcher = None if type(x) is NativeExchange else asyncio.ensure_future(x.disconnected())
+            native = x if type(x) is NativeExchange else None
+            if native is not None:  # its start and writes need no coroutine (see below)
+                native.open_stream(200, sse_head)
+                watcher = None
+            else:
+                await x.start(200, sse_head)
+                watcher = asyncio.ensure_future(x.disconnected())
+            self._count(route, 200, added)
             counted = tenant.token_bucket is not None  # events are charged to its bucket
             try:
-                await x.write(first)
+                if native is not None:
+                    # x.write without its coroutine: only a full socket buffer is waited on
+                    if native.send_waits(first):
+                        await native.conn.drained()
+                else:
+                    await x.write(first)
                 if counted:
                     events += first.count(b"data:")
                 async for chunk in chunks:
-                    if watcher is not None and watcher.done():
-                        log.info("request %s: client went away mid-stream", request.id)
-                        return
-                    await x.write(chunk)
+                    if native is not None:
+                        if native.send_waits(chunk):
+                            await native.conn.drained()
+                    else:
+                        if watcher is not None and watcher.done():
+                            log.info("request %s: client went away mid-stream", request.id)
+                            return
+                        await x.write(chunk)
                     if counted:
                         events += chunk.count(b"data:")
             except ConnectionResetError:  # a write found the client gone (counted at start)
@@ -378,7 +393,10 @@ class GatewayApp:
                 if watcher is not None:
                     watcher.cancel()
             t_back = time.perf_counter()
-            await x.end()
+            if native is not None:
+                native.finish()
+            else:
+                await x.end()
             self.recorder.gateway_stages(stages[0], stages[1], time.perf_counter() - t_back)
         finally:
             await chunks.aclose()

@@ -25,11 +25,21 @@ class NativeExchange(ServerExchange[RequestHead]):
 
     __slots__ = ()
 
-    async def start(self, status: int, headers: Headers | bytes) -> None:
+    def open_stream(self, status: int, headers: Headers | bytes) -> None:
         """Start a streamed answer (after which an error can no longer be answered whole;
-        ``headers`` as pairs, or as header lines already made)."""
+        ``headers`` as pairs, or as header lines already made); never waits."""
         self.begin(status, headers)
         self.head.started = True
+
+    async def start(self, status: int, headers: Headers | bytes) -> None:
+        """:meth:`open_stream`, as the gateway's exchange interface asks for it."""
+        self.open_stream(status, headers)
+
+    def send_waits(self, data: bytes) -> bool:
+        """Send one chunk of a stream (:meth:`send`); whether the writer must now wait for
+        the client's socket buffer to drain (:meth:`write` is this and that wait)."""
+        self.send(data)
+        return self.conn.write_paused
 
 
 class AsgiExchange:

@@ -60,7 +60,9 @@ async def run_stream(
     deadline = start + budget
     now = start
     node = first_node(p, request, now)
-    state = RetryState(deadline, budget, 1, (node.id,))
+    # the policy's input, made at the first failure (most streams never need it)
+    state: RetryState | None = None
+    tried_ids: tuple[str, ...] = (node.id,)  # the nodes tried until then
     hedger = p.hedger
     hedge = False
     if hedger is not None:  # every stream request adds to the hedge budget, as a unary one
@@ -82,7 +84,10 @@ async def run_stream(
                 raced = await first_chunk_hedged(p, upstream, request, node, att, agen, now,
                                                  wait, tried)  # fmt: skip
                 if tried:
-                    state = state._replace(tried=(*state.tried, *tried))
+                    if state is None:
+                        tried_ids = (*tried_ids, *tried)
+                    else:
+                        state = state._replace(tried=(*state.tried, *tried))
                 if type(raced) is First:
                     node, att, agen, first = raced
                     break
@@ -107,7 +112,10 @@ async def run_stream(
             assert isinstance(begun, CircuitBreakerOpenError)
             err = begun
         hedge = False
-        state = state._replace(last_error=err)
+        if state is None:
+            state = RetryState(deadline, budget, 1, tried_ids, last_error=err)
+        else:
+            state = state._replace(last_error=err)
         node, state = await next_node(p, request, state, monotonic())
         now = monotonic()
 
@@ -195,7 +203,7 @@ async def run_stream(
                     if resumer is None:
                         resumer = Resumer(
                             p, upstream, request, tape, deadline=deadline, ends_at=ends_at,
-                            tried=state.tried,
+                            tried=tried_ids if state is None else state.tried,
                         )  # fmt: skip
                     if resumer.finished(node.id, err):
                         if not tape.done:
