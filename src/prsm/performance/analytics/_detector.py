@@ -34,6 +34,10 @@ Every point is judged on the past only, then learned. Per point, in O(1):
   ``spike_factor`` times the largest of the last ``spike_window`` points' is reported at
   ``spike_score`` (below the default ``threshold``: a weak alarm that starts a hold), unless a
   hold is on;
+* a *change record* (``_change.py``, off by default): a two-sided CUSUM of the deviation from an
+  EW mean (rate ``change_alpha``, allowance ``change_drift``) more than ``change_factor`` times the
+  largest of its last ``change_window`` values is reported at ``change_score`` unless a hold
+  is on;
 * a *spatial* override (as Numenta's NAB detector does): a value beyond the past extremes by
   more than ``spatial_tolerance`` of their span scores 1, hold or not.
 
@@ -57,6 +61,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ConfigError
+from ._change import ChangeRecord
 from ._entropy import RelativeEntropy
 from ._spike import SpikeRecord
 
@@ -64,7 +69,15 @@ _LOG_1E_10 = -23.02585084720009
 _SQRT2 = math.sqrt(2.0)
 _RED = 1e-5  # tail probability of the red zone (nupic's redThreshold 0.99999)
 _YELLOW = 0.999
-_POSITIVE = ("z_scale", "min_variance", "spatial_tolerance", "entropy_scale", "spike_factor")
+_POSITIVE = (
+    "z_scale",
+    "min_variance",
+    "spatial_tolerance",
+    "entropy_scale",
+    "spike_factor",
+    "change_factor",
+    "change_drift",
+)
 KINDS = ("none", "spike", "level_shift", "seasonal", "distribution", "out_of_range")
 
 
@@ -108,12 +121,24 @@ class AnomalySettings:
     """How many times the window's largest distance a spike record must be."""
     spike_score: float = 0.505
     """Score reported for a spike record (a hold starts when it is >= ``hold_threshold``)."""
+    change_window: int = 0
+    """Points whose largest CUSUM a change record must beat (0: no change records)."""
+    change_factor: float = 1.3
+    """How many times the window's largest CUSUM a change record must be."""
+    change_drift: float = 1.0
+    """Allowance (in mean absolute deviations) taken off each point's deviation in the CUSUM."""
+    change_alpha: float = 0.01
+    """Rate of the EW mean (and mean absolute deviation) the CUSUM's deviations are taken from."""
+    change_start: int = 1000
+    """Points of sums after the warm-up before a change record can be reported."""
+    change_score: float = 0.6
+    """Score reported for a change record (a hold starts when it is >= ``hold_threshold``)."""
     threshold: float = 0.519
     """Score at or above which a point is called an anomaly: NAB's optimum (all three
     profiles) over the fitted categories (0.505 over all 58 series; see the README)."""
 
     def __post_init__(self) -> None:
-        for name in ("hold", "quiet", "entropy_window", "spike_window"):
+        for name in ("hold", "quiet", "entropy_window", "spike_window", "change_window"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, f"must be >= 0, got {getattr(self, name)!r}")
         for name in (
@@ -123,10 +148,11 @@ class AnomalySettings:
             "reestimate_every",
             "entropy_reference",
             "entropy_bins",
+            "change_start",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)!r}")
-        for name in ("alpha", "alpha_fast", "alpha_season", "alpha_shift"):
+        for name in ("alpha", "alpha_fast", "alpha_season", "alpha_shift", "change_alpha"):
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise ConfigError(name, f"must be in (0, 1], got {value!r}")
@@ -137,7 +163,7 @@ class AnomalySettings:
                 raise ConfigError(name, f"must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.min_mean < 1:
             raise ConfigError("min_mean", f"must be in [0, 1), got {self.min_mean!r}")
-        for name in ("threshold", "hold_threshold", "spike_score"):
+        for name in ("threshold", "hold_threshold", "spike_score", "change_score"):
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise ConfigError(name, f"must be in (0, 1], got {value!r}")
@@ -195,6 +221,7 @@ class AnomalyDetector:
     """
 
     __slots__ = (
+        "_change",
         "_entropy",
         "_envelope",
         "_fast",
@@ -244,6 +271,18 @@ class AnomalyDetector:
         self._spike = (
             SpikeRecord(s.spike_window, s.spike_factor, 2 * s.warmup, 2) if s.spike_window else None
         )
+        self._change = (
+            ChangeRecord(
+                s.change_window,
+                s.change_factor,
+                s.change_drift,
+                s.change_alpha,
+                begin=s.warmup,
+                start=s.warmup + s.change_start,
+            )
+            if s.change_window
+            else None
+        )
 
     def update(self, value: float, timestamp: float | datetime | None = None) -> float:
         """Score ``value`` against the past, then learn it. ``timestamp``: Unix seconds or a
@@ -287,11 +326,15 @@ class AnomalyDetector:
                 kind = "distribution" if score < s.threshold else kind
                 score = score_e
         spike = self._spike is not None and self._spike.update(i, z, z_fast)
+        change = self._change is not None and self._change.update(i, v)
         if self._hold > 0:
             self._hold -= 1
             score = 0.0
-        elif spike and score < s.spike_score:
-            score = s.spike_score
+        else:
+            if spike and score < s.spike_score:
+                score = s.spike_score
+            if change and score < s.change_score:
+                score, kind = s.change_score, "level_shift"
         if s.quiet and self._record(score, i):
             score = s.hold_threshold + 0.01 * score
         if self._spatial(v):
@@ -300,6 +343,8 @@ class AnomalyDetector:
             self._quiet = 0
             if s.hold:
                 self._hold = s.hold
+            if self._change is not None:
+                self._change.restart()
         else:
             self._quiet += 1
         self.kind = kind if score >= s.threshold else "none"
