@@ -51,6 +51,7 @@ GRID: tuple[Setting, ...] = (
 )
 CHANGE_FIELDS = ("change_window", "change_factor", "change_drift", "change_alpha", "change_score")
 # (2000, 1.6, *CHANGE_FIELDS): the default spike records and a change record; see the module.
+# The default (``AnomalySettings()``) is the choice the nested rule made for five categories.
 CHANGE_GRID: tuple[Setting, ...] = tuple(
     (2000, 1.6, 3000, f, d, a, sc)
     for a in (0.01, 0.002)
@@ -65,8 +66,7 @@ def settings_of(key: Setting) -> AnomalySettings:
     window, factor, *change = key
     fields: dict[str, float] = dict(zip(CHANGE_FIELDS, change, strict=False))
     s = dataclasses.replace(AnomalySettings(), spike_window=int(window), spike_factor=factor)
-    if "change_window" in fields:
-        fields["change_window"] = int(fields["change_window"])
+    fields["change_window"] = int(fields.get("change_window", 0))  # a spike key: no change records
     return dataclasses.replace(s, **fields)  # type: ignore[arg-type]
 
 

@@ -32,7 +32,7 @@ import numpy.typing as npt
 from benchmarks._anomaly_absent import absent_variants
 from benchmarks._anomaly_discord import VARIANTS, variant_scores, windows_only_variant
 from benchmarks._anomaly_gap import head_to_head, losses, more_windows
-from benchmarks._anomaly_nested import CHANGE_GRID, GRID, nested_loco, run_grid
+from benchmarks._anomaly_nested import CHANGE_FIELDS, CHANGE_GRID, GRID, nested_loco, run_grid
 from benchmarks._anomaly_spike import spike_neighbours
 from benchmarks._anomaly_spread import spread_variant_scores
 from benchmarks._harness import Report, parser
@@ -259,11 +259,11 @@ def main(argv: list[str] | None = None) -> None:
     for row in score_rows("windowed Gaussian (ours, re-implemented)", series, gauss, gauss_pp):
         report.add(**row)
     default = AnomalySettings()
-    grid = run_grid(
-        series, {(default.spike_window, default.spike_factor): ours}, GRID + CHANGE_GRID
-    )
-    off, report.extra["spike_records"] = spike_neighbours(
-        series, ours, lambda n: n.split("/")[0] in FIT, grid
+    mine = (default.spike_window, default.spike_factor)
+    mine += tuple(getattr(default, f) for f in CHANGE_FIELDS)
+    grid = run_grid(series, {mine: ours}, GRID + CHANGE_GRID)
+    off, report.extra["spike_records"] = spike_neighbours(  # with the default change records
+        series, ours, lambda n: n.split("/")[0] in FIT
     )
     for row in score_rows("ours without spike records (before)", series, off, None):
         report.add(**row)

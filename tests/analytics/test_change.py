@@ -47,8 +47,8 @@ def test_restart_forgets_the_sums() -> None:
 def test_a_change_record_is_an_alarm_named_level_shift_that_starts_a_hold() -> None:
     y = _noise(5000)
     y[4000:] += 2  # inside the envelope's tolerance below: not out of range
-    off = AnomalySettings(spatial_tolerance=10.0)
-    on = AnomalySettings(spatial_tolerance=10.0, change_window=3000)
+    off = AnomalySettings(spatial_tolerance=10.0, change_window=0)
+    on = AnomalySettings(spatial_tolerance=10.0, change_factor=1.3, change_alpha=0.01)
     plain = AnomalyDetector(off).score_series(y)
     det = AnomalyDetector(on)
     scores = [det.update(v) for v in y[:4005].tolist()]
@@ -82,3 +82,14 @@ def test_change_settings_are_checked() -> None:
     ):
         with pytest.raises(ConfigError, match=name):
             AnomalySettings(**{name: bad})  # type: ignore[arg-type]
+
+
+def test_the_default_has_change_records() -> None:
+    s = AnomalySettings()
+    assert (s.change_window, s.change_factor, s.change_drift, s.change_alpha) == (
+        3000,
+        1.0,
+        1.0,
+        0.002,
+    )
+    assert s.change_score > s.threshold  # a full alarm

@@ -59,13 +59,13 @@ class AnomalySettings:
     """How many times the window's largest distance a spike record must be."""
     spike_score: float = 0.505
     """Score reported for a spike record (a hold starts when it is >= ``hold_threshold``)."""
-    change_window: int = 0
+    change_window: int = 3000
     """Points whose largest CUSUM a change record must beat (0: no change records)."""
-    change_factor: float = 1.3
+    change_factor: float = 1.0
     """How many times the window's largest CUSUM a change record must be."""
     change_drift: float = 1.0
     """Allowance (in mean absolute deviations) taken off each point's deviation in the CUSUM."""
-    change_alpha: float = 0.01
+    change_alpha: float = 0.002
     """Rate of the EW mean (and mean absolute deviation) the CUSUM's deviations are taken from."""
     change_start: int = 1000
     """Points of sums after the warm-up before a change record can be reported."""
