@@ -12,8 +12,10 @@ one side of the mean. Its scale differs from series to series (a daily cycle alo
 one-sided runs), so it is calibrated on the series itself, like the spike record: only a sum
 larger than the largest of the last ``window`` points' is news. O(1) amortised a point.
 
-The detector reports a record as a weak alarm (``spike_score``) that starts a hold, and restarts
-the sums whenever a hold starts (one incident, one alarm).
+The detector reports a record at ``change_score`` (by default a full alarm) unless a hold is on,
+and restarts the sums whenever a hold starts (one incident, one alarm). As a weak alarm below the
+threshold (like the spike record) it loses on NAB's fitting categories (likely because its holds,
+started early in an incident, suppress the alarms that would have caught it; not analysed).
 """
 
 from __future__ import annotations
