@@ -64,7 +64,7 @@ def spike_neighbours(
     series: Sequence[NabSeries],
     ours: Scores,
     in_fit: Callable[[str], bool],
-    runs: Mapping[tuple[int, float], Scores] | None = None,
+    runs: Mapping[tuple[float, ...], Scores] | None = None,
 ) -> tuple[Scores, dict[str, Any]]:
     """The scores without spike records, and the JSON block: each neighbouring setting's
     scores per split, and what the default changes against no spike records per split.

@@ -32,7 +32,7 @@ import numpy.typing as npt
 from benchmarks._anomaly_absent import absent_variants
 from benchmarks._anomaly_discord import VARIANTS, variant_scores, windows_only_variant
 from benchmarks._anomaly_gap import head_to_head, losses, more_windows
-from benchmarks._anomaly_nested import nested_loco, run_grid
+from benchmarks._anomaly_nested import CHANGE_FIELDS, CHANGE_GRID, GRID, nested_loco, run_grid
 from benchmarks._anomaly_spike import spike_neighbours
 from benchmarks._anomaly_spread import spread_variant_scores
 from benchmarks._harness import Report, parser
@@ -259,19 +259,30 @@ def main(argv: list[str] | None = None) -> None:
     for row in score_rows("windowed Gaussian (ours, re-implemented)", series, gauss, gauss_pp):
         report.add(**row)
     default = AnomalySettings()
-    grid = run_grid(series, {(default.spike_window, default.spike_factor): ours})
-    off, report.extra["spike_records"] = spike_neighbours(
-        series, ours, lambda n: n.split("/")[0] in FIT, grid
+    mine = (default.spike_window, default.spike_factor)
+    mine += tuple(getattr(default, f) for f in CHANGE_FIELDS)
+    grid = run_grid(series, {mine: ours}, GRID + CHANGE_GRID)
+    off, report.extra["spike_records"] = spike_neighbours(  # with the default change records
+        series, ours, lambda n: n.split("/")[0] in FIT
     )
     for row in score_rows("ours without spike records (before)", series, off, None):
         report.add(**row)
     if len({category(s.name) for s in series}) > 1:
-        report.extra["nested_spike_choice"] = nested = nested_loco(series, grid, category)
-        for how, label in (("threshold_from_the_others", "threshold from the others"),
-                           ("corpus_threshold", "NAB's corpus threshold")):  # fmt: skip
-            row = {"detector": "ours, spike settings chosen on the other categories (nested "
-                   "LOCO)", "series": f"each category, {label}"}  # fmt: skip
-            report.add(**row, **{PROFILE_SHORT[k]: v for k, v in nested[how].items()})
+        spike_only = {k: grid[k] for k in GRID}
+        families = (("nested_spike_choice", spike_only, "spike settings"),
+                    ("nested_change_choice", grid, "spike and change settings"))  # fmt: skip
+        for key, runs, what in families:
+            report.extra[key] = nested = nested_loco(series, runs, category)
+            for how, label in (("threshold_from_the_others", "threshold from the others"),
+                               ("corpus_threshold", "NAB's corpus threshold")):  # fmt: skip
+                row = {"detector": f"ours, {what} chosen on the other categories (nested "
+                       "LOCO)", "series": f"each category, {label}"}  # fmt: skip
+                report.add(**row, **{PROFILE_SHORT[k]: v for k, v in nested[how].items()})
+        fit = [s for s in series if s.name.split("/")[0] in FIT]
+        report.extra["change_records_fit"] = {  # what the change grid was fixed on
+            str(list(k)): [round(score_corpus(fit, grid[k], p).score, 2) for p in PROFILES.values()]
+            for k in ((default.spike_window, default.spike_factor), *CHANGE_GRID)
+        }
     report.extra["discord_variants"] = discord_variants(report, series, ours)
     for label, fused in spread_variant_scores(series, ours).items():
         for row in score_rows(f"{label} (variant, not adopted)", series, fused, None):

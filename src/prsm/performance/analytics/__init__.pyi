@@ -1,4 +1,5 @@
 from ._analytics import PerformanceAnalytics as PerformanceAnalytics
+from ._anomaly_settings import AnomalySettings as AnomalySettings
 from ._capacity import (
     CapacityModel as CapacityModel,
     CpuCost as CpuCost,
@@ -9,7 +10,7 @@ from ._capacity import (
     replicas_for_slo as replicas_for_slo,
     wait_quantile as wait_quantile,
 )
-from ._detector import AnomalyDetector as AnomalyDetector, AnomalySettings as AnomalySettings
+from ._detector import AnomalyDetector as AnomalyDetector
 from ._nab import (
     PROFILES as PROFILES,
     NabProfile as NabProfile,
