@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     off, report.extra["spike_records"] = spike_neighbours(  # with the default change records
         series, ours, lambda n: n.split("/")[0] in FIT
     )
-    for row in score_rows("ours without spike records (before)", series, off, None):
+    for row in score_rows("ours without spike records", series, off, None):
         report.add(**row)
     if len({category(s.name) for s in series}) > 1:
         spike_only = {k: grid[k] for k in GRID}
