@@ -224,6 +224,7 @@ async def test_the_lease_task_expires_pods_on_the_clock() -> None:
         (_report("a/1", 1, [["s", "soon", "vllm"]]), 400, "bad field"),
         (_report("a/1", "1", []), 400, "seq"),
         (_report("a/1", 0, []), 400, "seq: must be > 0"),
+        (_report("a/1", 1, [], interval=1e9), 400, "interval: at most 60 s"),
         (_report("a/1", 1, [["a", None]] * 11), 413, "at most 10"),
     ],
 )

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: lost reporters kept for the admin view (the oldest are forgotten first)
 KEEP_LOST = 32
+#: the longest interval a reporter may declare (``scaling_report.interval``'s bound)
+MAX_INTERVAL = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ class ScalingReportSettings:
         check_whole("max_batch", self.max_batch, 1)
         check_whole("max_events", self.max_events, 1)
         check_whole("max_backlog", self.max_backlog, self.max_batch)
-        if self.interval > 60:
+        if self.interval > MAX_INTERVAL:
             raise ConfigError("interval", f"must be at most 60 s, got {self.interval!r}")
         if self.max_batch > self.max_events:
             raise ConfigError("max_batch", f"must be at most max_events ({self.max_events})")
@@ -125,6 +127,8 @@ def parse_report(body: bytes, node: str, max_events: int) -> dict[str, Any]:
         raise ReportError(400, f"node: this gateway scales node {node!r}, not {report['node']!r}")
     if not report["interval"] > 0 or report["seq"] < 1:
         raise ReportError(400, "interval, seq: must be > 0")
+    if report["interval"] > MAX_INTERVAL:  # its lease is three intervals: never unbounded
+        raise ReportError(400, f"interval: at most {MAX_INTERVAL:g} s")
     events = report.get("events")
     if isinstance(events, list) and len(events) > max_events:
         raise ReportError(413, f"events: {len(events)} in one report; at most {max_events}")
