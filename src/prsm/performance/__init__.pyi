@@ -376,6 +376,7 @@ from .scaling import (
     ScoreResult as ScoreResult,
     ScoreSettings as ScoreSettings,
     SeasonalNaive as SeasonalNaive,
+    SeasonalSettings as SeasonalSettings,
     SessionSnapshot as SessionSnapshot,
     SessionTracker as SessionTracker,
     TrackedUpstream as TrackedUpstream,
@@ -386,6 +387,8 @@ from .scaling import (
     replicas_for as replicas_for,
     request_user as request_user,
     score_signals as score_signals,
+    seasonal_burst as seasonal_burst,
+    seasonal_replicas as seasonal_replicas,
     session_window as session_window,
 )
 from .serve import (
