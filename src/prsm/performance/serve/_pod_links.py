@@ -9,8 +9,8 @@ section, which scales the Deployment from every pod's load (see
 - The scaler pod answers ``POST /admin/scaling/load`` (admin key) with a
   :class:`~prsm.performance.scaling._pods.PodLoadReceiver` over its scaler's tracker
   (:func:`attach_pod_receiver`); under ``serve --workers N`` the serving parent holds the
-  receiver with the scaler, and each gateway process checks a report and hands it on over the
-  parent's socket (``{"op": "pods", "body"}``, :func:`forward_pod_reports`).
+  receiver with the scaler, and each gateway process checks a report and hands it on, parsed,
+  over the parent's socket (``{"op": "pods", "report"}``, :func:`forward_pod_reports`).
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ def attach_pod_reporter(app: GatewayApp, config: PRSMConfig) -> None:
     settings = config.scaling_report
     if not settings.enabled:
         return
-    check_pod_sections(config)
     perf = app.perf
     if settings.node not in perf.registry:
         known = sorted(n.id for n in perf.registry.nodes())
@@ -123,11 +122,11 @@ def forward_pod_reports(app: GatewayApp, config: PRSMConfig, link: SharedPoolUps
 
     def accept(body: bytes) -> tuple[int, bytes]:
         try:
-            parse_report(body, node, settings.max_events)
+            report = parse_report(body, node, settings.max_events)
         except ReportError as exc:
             error = {"message": str(exc), "type": "invalid_request_error"}
             return exc.status, orjson.dumps({"error": error})
-        if not link.send_now({"op": "pods", "body": body}):
+        if not link.send_now({"op": "pods", "report": report}):
             error = {"message": "the serving parent's scaler cannot be reached now",
                      "type": "unavailable"}  # fmt: skip
             return 503, orjson.dumps({"error": error})

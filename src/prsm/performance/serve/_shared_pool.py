@@ -44,8 +44,8 @@ started, ``["f", service_time, error, node]`` finished; see
 :class:`~._pool_client.LoadReporter`), played into the scaler's tracker in order, so it sees
 every process's requests; a request in service is also held against its node in the host's
 registry, so that draining a Ray replica waits for what the gateway processes hold. Requests
-a lost connection still held in service are finished as unfinished (an error). Other gateway
-pods' reports (``{"op": "pods", "body"}``) go to the host's ``PodLoadReceiver`` (``pods``).
+a lost connection still held in service are finished as unfinished (an error). Other pods'
+reports (``{"op": "pods", "report"}``, checked already) go to its ``PodLoadReceiver``.
 """
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ class PoolHost:
                     except (ValueError, TypeError, IndexError) as exc:  # not played: say so
                         log.error("a gateway process's load report was refused: %s", exc)
                 elif op == "pods" and self.receiver is not None:  # another pod's report
-                    self.receiver.accept(bytes(message.get("body") or b""))
+                    self.receiver.play(message["report"])  # checked by the gateway process
                 elif op == "execute":
                     task = asyncio.create_task(self._execute(message, writer))
                     tasks.add(task)
