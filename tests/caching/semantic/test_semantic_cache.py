@@ -75,7 +75,7 @@ async def test_ivf_index_serves_the_cache_through_training_and_eviction(
     questions = [f"question number {i} about topic {i * 7 % 13} and item {i}" for i in range(30)]
     for i, q in enumerate(questions):
         await cache.cache_result(q, i)
-    index = cache._ns["default"].index
+    index = cache._entries["default"].index
     assert index.wait_trained(30) and index.kind == "ivf" and len(index) == 20  # 10 evicted
     for i in (12, 25, 29):
         match = await cache.get_similar(questions[i])

@@ -1,7 +1,4 @@
-from ._cache import (
-    SemanticCache as SemanticCache,
-    SemanticMatch as SemanticMatch,
-)
+from ._cache import SemanticCache as SemanticCache
 from ._cascade import CascadeVerifier as CascadeVerifier
 from ._factory import build_semantic_cache as build_semantic_cache
 from ._index import (
@@ -11,6 +8,7 @@ from ._index import (
     VectorIndex as VectorIndex,
 )
 from ._index_ivf import IVFIndex as IVFIndex
+from ._match import SemanticMatch as SemanticMatch
 from ._response_cache import SemanticResponseCache as SemanticResponseCache
 from ._settings import SemanticSettings as SemanticSettings
 from ._store import EntryStore as EntryStore, MemoryStore as MemoryStore

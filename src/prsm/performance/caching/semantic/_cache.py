@@ -25,9 +25,8 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,8 @@ from ...errors import CacheError
 from ...monitoring._registry import MetricsRegistry
 from . import _bound as bound
 from ._cascade import AnyVerifier, load_verifier
-from ._index import make_index
+from ._match import SemanticMatch, same_answer
+from ._namespaces import Namespace, Namespaces, NamespaceStats
 from ._prompt import SEP, scoped, split_prompt
 from ._settings import SemanticSettings
 from ._store import Entry, EntryStore, MemoryStore
@@ -47,64 +47,6 @@ from ._store_sqlite import SQLiteStore
 from ._verifier_helper import HelperVerifier, helper_verifier
 
 log = logging.getLogger(__name__)
-
-_KEYS = ("result", "similarity_score", "original_query", "similarity", "score", "namespace", "key")
-
-
-@dataclass(frozen=True, slots=True)
-class SemanticMatch(Mapping[str, Any]):
-    """A semantic hit: the cached result, its cosine similarity, the query it answered, and
-    the verifier's probability. Also a mapping, as the source post returns it:
-    ``hit["result"]``, ``hit["similarity_score"]``, ``hit["original_query"]``."""
-
-    result: Any
-    similarity: float
-    original_query: str
-    namespace: str
-    key: int
-    score: float
-
-    @property
-    def similarity_score(self) -> float:
-        return self.similarity
-
-    def __getitem__(self, name: str) -> Any:
-        if name in _KEYS:
-            return getattr(self, name)
-        raise KeyError(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(_KEYS)
-
-    def __len__(self) -> int:
-        return len(_KEYS)
-
-
-@dataclass(slots=True)
-class NamespaceStats:
-    entries: int = 0
-    hits: int = 0
-    misses: int = 0
-    explored: int = 0
-    stores: int = 0
-    evictions: int = 0
-    expirations: int = 0
-
-
-@dataclass(slots=True)
-class _Namespace:
-    index: Any
-    entries: OrderedDict[int, Entry] = field(default_factory=OrderedDict)
-    stats: NamespaceStats = field(default_factory=NamespaceStats)
-
-
-def same_answer(a: Any, b: Any) -> bool:
-    """Default judge for explored lookups: equal after folding case and white space."""
-
-    def norm(x: Any) -> Any:
-        return " ".join(x.lower().split()) if isinstance(x, str) else x
-
-    return bool(norm(a) == norm(b))
 
 
 class SemanticCache:
@@ -149,8 +91,7 @@ class SemanticCache:
         self.judge = judge
         self.rng = rng or random.Random(0)
         self._verify_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prsm-verify")
-        self._ns: OrderedDict[str, _Namespace] = OrderedDict()  # least recently used first
-        self._where: dict[int, str] = {}
+        self._entries = Namespaces(s, self.dim)
         self._bounds: dict[str, bound.BoundState] = {}
         self._pending: OrderedDict[tuple[str, str], tuple[int, float, Any]] = OrderedDict()
         self._started = False
@@ -231,13 +172,13 @@ class SemanticCache:
         if not self._started:
             await self.start()
         namespace, text = self.key_of(query, namespace)
-        ns = self._ns.get(namespace)
+        ns = self._entries.get(namespace)
         if ns is None or not ns.entries:
             if ns is not None:
                 ns.stats.misses += 1
             self._m_miss.inc()
             return None
-        self._ns.move_to_end(namespace)
+        self._entries.touch(namespace)
         q = await self._vector(text, vector)
         t0 = time.perf_counter()
         match = await self._match(text, q, namespace, ns)
@@ -271,7 +212,7 @@ class SemanticCache:
             raise CacheError("semantic", f"cannot allocate an entry key: {exc}") from exc
         entry = Entry(key, namespace, text, result, q, now, None if life is None else now + life)
         evicted = self._insert(entry)
-        self._ns[namespace].stats.stores += 1
+        self._entries[namespace].stats.stores += 1
         try:
             await self.store.put(entry)
             if evicted:
@@ -288,11 +229,9 @@ class SemanticCache:
 
     async def invalidate(self, namespace: str) -> int:
         """Forget every entry of ``namespace`` (and of its long-prompt contexts)."""
-        names = [n for n in self._ns if n == namespace or n.startswith(namespace + SEP)]
-        keys = [k for n in names for k in self._ns[n].entries]
-        self._forget(keys)
-        for n in names:
-            self._ns.pop(n, None)
+        names = [n for n in self._entries if n == namespace or n.startswith(namespace + SEP)]
+        keys = self._entries.drop(names)
+        self._forget_bounds(keys)
         try:
             await self.store.delete(keys)
         except Exception as exc:
@@ -302,7 +241,7 @@ class SemanticCache:
     def stats(self) -> dict[str, dict[str, int]]:
         """Per-namespace counters (entries, hits, misses, explored, stores, evictions, ...)."""
         out = {}
-        for name, ns in self._ns.items():
+        for name, ns in self._entries.items():
             ns.stats.entries = len(ns.entries)
             out[name] = {k: getattr(ns.stats, k) for k in NamespaceStats.__slots__}
         return out
@@ -312,7 +251,7 @@ class SemanticCache:
         return {prefix: st.threshold for prefix, st in self._bounds.items()}
 
     def __len__(self) -> int:
-        return len(self._where)
+        return len(self._entries)
 
     # -- internals ----------------------------------------------------------------------
     async def _vector(self, query: str, vector: np.ndarray | None) -> np.ndarray:
@@ -331,7 +270,7 @@ class SemanticCache:
         return s.candidate_threshold if s.candidate_threshold is not None else (
             self.verifier.candidate_threshold)  # fmt: skip
 
-    async def _candidates(self, q: np.ndarray, ns: _Namespace) -> list[tuple[float, Entry]]:
+    async def _candidates(self, q: np.ndarray, ns: Namespace) -> list[tuple[float, Entry]]:
         scores, keys = ns.index.search(q, self.settings.top_k)
         now = self.clock.time()
         cands: list[tuple[float, Entry]] = []
@@ -353,7 +292,7 @@ class SemanticCache:
         return cands
 
     async def _match(
-        self, query: str, q: np.ndarray, namespace: str, ns: _Namespace
+        self, query: str, q: np.ndarray, namespace: str, ns: Namespace
     ) -> SemanticMatch | None:
         s = self.settings
         floor = self._floor()
@@ -412,75 +351,24 @@ class SemanticCache:
     def _on_remote_delete(self, keys: Sequence[int]) -> None:
         self._forget(keys)
 
-    def _miss(self, ns: _Namespace) -> None:
+    def _miss(self, ns: Namespace) -> None:
         ns.stats.misses += 1
         self._m_miss.inc()
 
-    def _namespace(self, name: str) -> _Namespace:
-        ns = self._ns.get(name)
-        if ns is None:
-            s = self.settings
-            index = make_index(
-                s.index,
-                self.dim,
-                switch_at=s.hnsw_min_entries,
-                connectivity=s.hnsw_connectivity,
-                expansion_add=s.hnsw_expansion_add,
-                expansion_search=s.hnsw_expansion_search,
-                ivf_lists=s.ivf_lists,
-                ivf_probe=s.ivf_probe,
-                ivf_train_at=s.ivf_train_at,
-            )
-            ns = self._ns[name] = _Namespace(index)
-            if len(self._ns) > self.settings.max_total_entries:  # drop idle empty namespaces
-                idle = [n for n, x in self._ns.items() if not x.entries and n != name]
-                for n in idle[: len(self._ns) // 2]:
-                    del self._ns[n]
-        self._ns.move_to_end(name)
-        return ns
-
     def _insert(self, entry: Entry) -> list[int]:
-        """Put ``entry`` in its namespace's index; returns the keys evicted to make room (the
-        namespace's least recently used beyond ``max_entries``; beyond ``max_total_entries``,
-        those of the least recently used namespaces)."""
-        ns = self._namespace(entry.namespace)
-        ns.index.add([entry.key], entry.vector[None, :])
-        ns.entries[entry.key] = entry
-        ns.entries.move_to_end(entry.key)
-        self._where[entry.key] = entry.namespace
-        evicted: list[int] = []
-        while len(ns.entries) > self.settings.max_entries:
-            evicted.append(self._evict(ns))
-        while len(self._where) > self.settings.max_total_entries:
-            name, oldest = next(iter(self._ns.items()))
-            if not oldest.entries:
-                self._ns.pop(name)
-                continue
-            evicted.append(self._evict(oldest))
+        evicted = self._entries.insert(entry)
+        self._forget_bounds(evicted)
         return evicted
 
-    def _evict(self, ns: _Namespace) -> int:
-        old, _ = ns.entries.popitem(last=False)
-        ns.index.remove([old])
-        self._where.pop(old, None)
-        for state in self._bounds.values():
-            bound.forget(state, [old])
-        ns.stats.evictions += 1
-        return old
-
     def _forget(self, keys: Sequence[int]) -> list[int]:
-        gone = []
-        for key in keys:
-            name = self._where.pop(int(key), None)
-            if name is None:
-                continue
-            ns = self._ns[name]
-            ns.entries.pop(int(key), None)
-            ns.index.remove([int(key)])
-            gone.append(int(key))
-        for state in self._bounds.values():
-            bound.forget(state, gone)
+        gone = self._entries.forget(keys)
+        self._forget_bounds(gone)
         return gone
+
+    def _forget_bounds(self, keys: list[int]) -> None:
+        if keys:
+            for state in self._bounds.values():
+                bound.forget(state, keys)
 
     def _store_failed(self, op: str, exc: BaseException) -> None:
         self.store_errors += 1

@@ -35,7 +35,8 @@ import orjson
 from ...monitoring._registry import MetricsRegistry
 from ...types import AIRequest, RequestKind, Response
 from .._base import CacheHit
-from ._cache import SemanticCache, SemanticMatch
+from ._cache import SemanticCache
+from ._match import SemanticMatch
 
 log = logging.getLogger(__name__)
 
