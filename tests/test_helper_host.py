@@ -50,6 +50,19 @@ def test_clients_share_the_hosts_one_helper(host: HelperHost, client: RemoteHelp
         other.close()
 
 
+def test_a_call_that_prepares_first_is_one_round_trip(
+    host: HelperHost, client: RemoteHelper, tmp_path: Path
+) -> None:
+    made = str(tmp_path / "made")  # os.mkdir fails if it runs twice on the same path
+    prepare = (os.mkdir, (made,))
+    pid = client.call(os.getpid, (), 30.0, prepare=prepare)
+    assert client.call(os.getpid, (), 30.0, prepare=prepare) == pid
+    assert os.path.isdir(made) and host.calls == 2  # two messages, mkdir run once
+    host.helpers[NAME].close()
+    with pytest.raises(HelperProcessError, match="FileExistsError"):  # prepared again
+        client.call(os.getpid, (), 30.0, prepare=prepare)
+
+
 def test_errors_and_timeouts_come_back_as_in_one_process(client: RemoteHelper) -> None:
     with pytest.raises(HelperProcessError, match="ZeroDivisionError") as info:
         client.call(operator.truediv, (1, 0), 30.0)

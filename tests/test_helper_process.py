@@ -7,6 +7,7 @@ import operator
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,14 @@ def test_prepare_runs_once_per_start_of_the_helper(helper: HelperProcess) -> Non
         helper.call(os._exit, (1,), 30.0)
     helper.prepare(os.getpid, (), 30.0)  # a new start: prepared again
     assert helper.alive and helper.pid != pid
+
+
+def test_a_call_prepares_first_once_per_start(helper: HelperProcess, tmp_path: Path) -> None:
+    made = str(tmp_path / "made")  # os.mkdir fails if it runs twice on the same path
+    prepare = (os.mkdir, (made,))
+    pid = helper.call(os.getpid, (), 30.0, prepare=prepare)
+    assert os.path.isdir(made)
+    assert helper.call(os.getpid, (), 30.0, prepare=prepare) == pid  # prepared: mkdir not run
+    helper.close()
+    with pytest.raises(HelperProcessError, match="FileExistsError"):  # a new start runs it again
+        helper.call(os.getpid, (), 30.0, prepare=prepare)

@@ -7,7 +7,8 @@ as in one process) and a Unix socket in a private folder (mode 0700) on which
 :mod:`multiprocessing.connection` authenticates each client with an HMAC challenge on a key
 only the parent and its children know (:data:`HELPER_KEY_ENV`). A gateway process then gets
 a :class:`RemoteHelper` from :func:`shared_helper`: the same blocking ``call`` and
-``prepare``, carried to the parent's helper. The model loads once; calls from every process
+``prepare``, carried to the parent's helper (a ``call`` that asks for something prepared
+first is one round trip, not two). The model loads once; calls from every process
 queue on it one at a time, as calls within one process do.
 
 A call waits for its answer up to its ``timeout`` plus :data:`LOAD_TIMEOUT` (it may queue
@@ -30,7 +31,7 @@ from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any, Protocol
 
-from ._helper_process import LOAD_TIMEOUT, HelperProcess
+from ._helper_process import LOAD_TIMEOUT, HelperProcess, Prepare
 from .errors import HelperProcessError
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ class Helper(Protocol):
 
     name: str
 
-    def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any: ...
+    def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float, *,
+             prepare: Prepare | None = None) -> Any: ...  # fmt: skip
 
     def prepare(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> None: ...
 
@@ -83,11 +85,12 @@ class RemoteHelper:
         self.lock = threading.Lock()
         self._conn: Connection | None = None
 
-    def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any:
-        return self._ask("call", func, args, timeout)
+    def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float, *,
+             prepare: Prepare | None = None) -> Any:  # fmt: skip
+        return self._ask("call", func, args, timeout, prepare)
 
     def prepare(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> None:
-        self._ask("prepare", func, args, timeout)
+        self._ask("prepare", func, args, timeout, None)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -95,12 +98,13 @@ class RemoteHelper:
                 self._conn.close()
         self._conn = None
 
-    def _ask(self, op: str, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any:
+    def _ask(self, op: str, func: Callable[..., Any], args: tuple[Any, ...], timeout: float,
+             prepare: Prepare | None) -> Any:  # fmt: skip
         with self.lock:
             try:
                 if self._conn is None:
                     self._conn = Client(self.path, family="AF_UNIX", authkey=self.key)
-                self._conn.send((op, self.name, func, args, timeout))
+                self._conn.send((op, self.name, func, args, timeout, prepare))
                 if not self._conn.poll(timeout + LOAD_TIMEOUT):
                     self.close()  # its late answer must not be read as the next call's
                     raise TimeoutError(
@@ -183,7 +187,7 @@ class HelperHost:
         with conn:
             while True:
                 try:
-                    op, name, func, args, timeout = conn.recv()
+                    op, name, func, args, timeout, prepare = conn.recv()
                 except (EOFError, OSError):
                     return
                 if self._stopping:
@@ -196,7 +200,7 @@ class HelperHost:
                         helper.prepare(func, args, timeout)
                         reply: tuple[str, Any] = ("done", None)
                     else:
-                        reply = ("done", helper.call(func, args, timeout))
+                        reply = ("done", helper.call(func, args, timeout, prepare=prepare))
                     self.calls += 1
                 except TimeoutError as exc:
                     reply = ("timeout", str(exc))

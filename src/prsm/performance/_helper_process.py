@@ -35,6 +35,8 @@ from .errors import HelperProcessError
 
 #: seconds a helper may take to start and load a model (an interpreter, torch, the weights)
 LOAD_TIMEOUT = 120.0
+#: what a call asks to be prepared first: ``(func, args)``, run once per start of the helper
+Prepare = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 def _main(requests_fd: int, events_fd: int) -> None:  # pragma: no cover - the child's entry
@@ -120,27 +122,38 @@ class HelperProcess:
             raise HelperProcessError(self.name, f"exited unexpectedly (code {code})") from None
         return str(kind), payload
 
-    def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any:
+    def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float, *,
+             prepare: Prepare | None = None) -> Any:  # fmt: skip
         """``func(*args)`` in the helper, blocking the calling thread (not the GIL) until it
-        answers. Raises :class:`TimeoutError` past ``timeout`` seconds (the helper is killed,
-        and started again on the next call) and :class:`HelperProcessError` if it fails or
-        dies."""
+        answers; first ``prepare``'s ``(func, args)`` as :meth:`prepare` would run it (once per
+        start, within :data:`LOAD_TIMEOUT`). Raises :class:`TimeoutError` past ``timeout``
+        seconds (the helper is killed, and started again on the next call) and
+        :class:`HelperProcessError` if it fails or dies."""
         with self.lock:
-            self.send(func, args, False)
-            if not self.events.poll(timeout):
-                self.close()
-                raise TimeoutError(f"{self.name}: {func.__name__} ran past {timeout:g}s")
-            kind, payload = self.receive()
-            return self.answer(kind, payload)
+            if prepare is not None:
+                self._prepare(*prepare, LOAD_TIMEOUT)
+            return self._call(func, args, timeout)
 
     def prepare(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> None:
         """``func(*args)`` once per start of the helper (loading a model: later calls then
         find it loaded; after a restart it is loaded again)."""
+        with self.lock:
+            self._prepare(func, args, timeout)
+
+    def _prepare(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> None:
         key = (func.__module__, func.__qualname__, *args)
         if self.alive and key in self._prepared:
             return
-        self.call(func, args, timeout)
+        self._call(func, args, timeout)
         self._prepared.add(key)
+
+    def _call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any:
+        self.send(func, args, False)
+        if not self.events.poll(timeout):
+            self.close()
+            raise TimeoutError(f"{self.name}: {func.__name__} ran past {timeout:g}s")
+        kind, payload = self.receive()
+        return self.answer(kind, payload)
 
     def _start(self) -> None:
         req_r, req_w = os.pipe()

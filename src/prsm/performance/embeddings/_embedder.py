@@ -129,9 +129,10 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         if self.helper:
-            self._load()
             args = (self._device, self.max_batch, list(texts))
-            vectors: np.ndarray = _helper(self._device).call(_encode_in_helper, args, self.timeout)
+            vectors: np.ndarray = _helper(self._device).call(
+                _encode_in_helper, args, self.timeout, prepare=(_load_in_helper, (self._device,))
+            )
             return vectors
         out: Any = self._get_model().encode(
             list(texts),

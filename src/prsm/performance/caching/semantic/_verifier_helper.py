@@ -69,9 +69,10 @@ class HelperVerifier:
               cosines: Sequence[float]) -> np.ndarray:  # fmt: skip
         """P(same question) for each candidate, given best-first by cosine, computed by the
         helper (started, or started again, as needed)."""
-        self.warm()
         args = (self.spec, query, list(candidates), [float(c) for c in cosines])
-        probs, crossed = self._helper().call(_score_in_helper, args, self.timeout)
+        probs, crossed = self._helper().call(
+            _score_in_helper, args, self.timeout, prepare=(_load_in_helper, (self.spec,))
+        )
         self.counts.add(len(probs), crossed)
         out: np.ndarray = probs
         return out
