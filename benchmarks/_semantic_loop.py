@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator
@@ -68,18 +69,18 @@ async def _loop_stall(runner: ModelRunner, words: int, lookups: int) -> dict[str
             most["gap"] = max(most["gap"], now - last)
             last, last_cpu = now, cpu
 
-    # the verifier's worker thread: its user-mode CPU is the Python it runs in this process,
-    # holding the GIL the loop thread needs (the loop's own CPU above never shows that wait)
+    # the verifier's worker thread's CPU (user and kernel: waiting on the helper's pipe costs
+    # system calls and wake-ups, which hold no GIL; what of it held the GIL, gil_rows samples)
     loop = asyncio.get_running_loop()
     worker = await loop.run_in_executor(cache._verify_pool, threading.get_native_id)
-    user_before = _user_seconds(worker)
+    cpu_before = _cpu_seconds(worker)
     task = asyncio.ensure_future(beat())
     await asyncio.sleep(0)
     steps = _Steps()
     t0 = time.perf_counter()
     for i in range(lookups):
         await steps.run(cache.get_similar(f"{filler} question {i} again?", vector=v))
-    worker_user = _user_seconds(worker) - user_before
+    worker_cpu = _cpu_seconds(worker) - cpu_before
     per = (time.perf_counter() - t0) / lookups
     stop = True
     await task
@@ -90,16 +91,16 @@ async def _loop_stall(runner: ModelRunner, words: int, lookups: int) -> dict[str
             "cross_encoder_lookups": crossed,
             "lookup_step_max_ms": steps.most * 1e3, "lookup_step_p99_ms": _p99(steps.bins) * 1e3,
             "lookup_steps": sum(steps.bins),
-            "verifier_thread_user_ms_per_lookup": worker_user / lookups * 1e3,
+            "verifier_thread_cpu_ms_per_lookup": worker_cpu / lookups * 1e3,
             "loop_hold_max_ms": most["held"] * 1e3, "loop_hold_p99_ms": _p99(bins) * 1e3,
             "wall_gap_max_ms": most["gap"] * 1e3,
             "wall_gap_p99_ms": _p99(gap_bins) * 1e3}  # fmt: skip
 
 
-def _user_seconds(native_id: int) -> float:
-    """A thread of this process's user-mode CPU so far (``/proc``, in clock ticks)."""
-    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / os.sysconf("SC_CLK_TCK")
+def _cpu_seconds(native_id: int) -> float:
+    """A thread of this process's CPU so far, user and kernel (``/proc``'s schedstat: the
+    scheduler's own nanoseconds, not clock ticks split by sampling)."""
+    return int(Path(f"/proc/self/task/{native_id}/schedstat").read_text().split()[0]) / 1e9
 
 
 _BINS = 2000  # 10 µs each: 20 ms, then one bin for longer
@@ -152,6 +153,51 @@ def _p99(bins: list[int]) -> float:
         if seen >= 0.99 * total:
             return (i + 1) * 1e-5
     return 0.0
+
+
+GIL_RATE = 1000  # py-spy samples a second
+
+
+def gil_rows(quick: bool) -> list[dict[str, Any]]:
+    """How long the verifier's worker thread holds the GIL a lookup, with the default runner
+    (and, as the measure's check, with ``thread``, whose features run there): py-spy samples
+    which thread holds it (``--gil``) :data:`GIL_RATE` times a second while a fresh
+    interpreter runs the loop test, one per prompt size. A sampled mean: it bounds the
+    worker's holds a lookup on average, not each one."""
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("py-spy is not installed (the bench extra pins it): pip install py-spy")
+    lookups = 20 if quick else 100
+    sizes = (50, 2000) if quick else (50, 500, 2000, 20000)
+    rows = []
+    # the thread runner at the smallest size: the measure's check (its features hold the GIL)
+    for runner, words in [("process", n) for n in sizes] + [("thread", sizes[0])]:
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = Path(tmp) / "gil.txt"
+            cmd = [spy, "record", "--gil", "--threads", "--rate", str(GIL_RATE), "--format",
+                   "raw", "--output", str(raw), "--", sys.executable, "-m",
+                   "benchmarks._semantic_loop", runner, str(lookups), str(words)]  # fmt: skip
+            subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=3600)
+            held = _gil_samples(raw.read_text())
+        per = held["verifier_thread_gil_samples"] / GIL_RATE / lookups
+        rows.append({"section": "event-loop GIL", "model_runner": runner, "words": words,
+                     "lookups": lookups, "gil_sample_rate_hz": GIL_RATE, **held,
+                     "verifier_thread_gil_ms_per_lookup": per * 1e3})  # fmt: skip
+    return rows
+
+
+def _gil_samples(raw: str) -> dict[str, int]:
+    """GIL-holding samples by thread in py-spy's raw output (``thread (TID): NAME;frame;...
+    COUNT`` a line): the verifier's worker (``prsm-verify``) and all threads."""
+    worker = total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        if stack.split(";", 1)[0].split(": ", 1)[-1].startswith("prsm-verify"):
+            worker += int(count)
+    if total == 0:
+        raise RuntimeError("py-spy recorded no samples holding the GIL")
+    return {"verifier_thread_gil_samples": worker, "gil_samples": total}
 
 
 def loop_rows(quick: bool) -> list[dict[str, Any]]:

@@ -41,7 +41,7 @@ from benchmarks._semantic_audit import ceiling, label_audit, load_judged
 from benchmarks._semantic_bound import bound_rows
 from benchmarks._semantic_eval import long_rows, near_miss_rows
 from benchmarks._semantic_index import index_rows
-from benchmarks._semantic_loop import loop_rows
+from benchmarks._semantic_loop import gil_rows, loop_rows
 from prsm.performance.caching.semantic import (
     CascadeVerifier,
     SemanticCache,
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     report.notes += audit_notes
     near = near_miss_rows(embedder.encode, verifier, q["cos_t"], 7 if args.quick else 1)
     long = long_rows(embedder.encode, verifier, q["cos_t"], 10 if args.quick else 1)
-    loop = loop_rows(args.quick)
+    loop = loop_rows(args.quick) + gil_rows(args.quick)
     bound = bound_rows(test_closed, probs, verifier.threshold)
     idx = [] if args.skip_index else index_rows(args)
     for row in near + long + loop + bound + idx:
@@ -332,13 +332,20 @@ def _goals(  # noqa: PLR0917
         "long_no_wrong_hit": all(
             r["ours_hit_rate"] == 0 for r in long if r["label"] == "near miss"
         ),
-        # the verifier's steps on the loop, and the Python it runs in the gateway's process
-        # (holding the GIL the loop needs), with the default runner
-        "verifier_holds_loop_1ms": bool(loop)
+        # the verifier's steps on the loop, and how long its worker thread holds the GIL the
+        # loop needs (sampled, a lookup's mean), with the default runner
+        "verifier_holds_loop_1ms": any(
+            r["section"] == "event-loop GIL" and r["model_runner"] == "process" for r in loop
+        )
         and all(
-            r["lookup_step_max_ms"] <= 1.0 and r["verifier_thread_user_ms_per_lookup"] <= 1.0
+            r["lookup_step_max_ms"] <= 1.0
             for r in loop
-            if r["model_runner"] == "process"
+            if r["section"] == "event-loop" and r["model_runner"] == "process"
+        )
+        and all(
+            r["verifier_thread_gil_ms_per_lookup"] <= 1.0
+            for r in loop
+            if r["section"] == "event-loop GIL" and r["model_runner"] == "process"
         ),
         "bound_kept": all(r.get("under_bound", True) for r in bound),
         **_index_goals(idx),

@@ -1,0 +1,22 @@
+"""The semantic benchmark's GIL figure: py-spy's raw samples counted by thread."""
+
+from __future__ import annotations
+
+import pytest
+from benchmarks._semantic_loop import _gil_samples
+
+RAW = """\
+thread (7575): MainThread;_run_module_as_main (<frozen runpy>:198);beat (x.py:60) 40
+thread (7579): prsm-verify_0;_worker (thread.py:83);recv (connection.py:250) 3
+thread (7579): prsm-verify_0;_worker (thread.py:83);score (v.py:70) 2
+thread (7600): asyncio_0;_worker (thread.py:83) 1
+"""
+
+
+def test_samples_holding_the_gil_are_counted_by_thread() -> None:
+    assert _gil_samples(RAW) == {"verifier_thread_gil_samples": 5, "gil_samples": 46}
+
+
+def test_no_samples_is_an_error_not_a_zero() -> None:
+    with pytest.raises(RuntimeError, match="no samples"):
+        _gil_samples("")
