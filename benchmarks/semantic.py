@@ -332,8 +332,8 @@ def _goals(  # noqa: PLR0917
         "long_no_wrong_hit": all(
             r["ours_hit_rate"] == 0 for r in long if r["label"] == "near miss"
         ),
-        # the verifier's steps on the loop, and how long its worker thread holds the GIL the
-        # loop needs (sampled, a lookup's mean), with the default runner
+        # the lookup's steps on the loop, and how long other threads hold the GIL the loop
+        # needs (sampled, a lookup's mean), with the default runner
         "verifier_holds_loop_1ms": any(
             r["section"] == "event-loop GIL" and r["model_runner"] == "process" for r in loop
         )
@@ -343,7 +343,7 @@ def _goals(  # noqa: PLR0917
             if r["section"] == "event-loop" and r["model_runner"] == "process"
         )
         and all(
-            r["verifier_thread_gil_ms_per_lookup"] <= 1.0
+            r["off_loop_gil_ms_per_lookup"] <= 1.0
             for r in loop
             if r["section"] == "event-loop GIL" and r["model_runner"] == "process"
         ),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import os
 import subprocess
@@ -61,6 +62,26 @@ def test_a_call_that_prepares_first_is_one_round_trip(
     host.helpers[NAME].close()
     with pytest.raises(HelperProcessError, match="FileExistsError"):  # prepared again
         client.call(os.getpid, (), 30.0, prepare=prepare)
+
+
+async def test_an_async_call_answers_as_a_blocking_one(
+    host: HelperHost, client: RemoteHelper, tmp_path: Path
+) -> None:
+    made = str(tmp_path / "made")
+    pid = await client.acall(os.getpid, (), 30.0, prepare=(os.mkdir, (made,)))
+    assert pid == client.call(os.getpid, (), 30.0) == host.helpers[NAME].pid != os.getpid()
+    assert await client.acall(len, ("x" * 3_000_000,), 30.0) == 3_000_000
+    with pytest.raises(HelperProcessError, match="ZeroDivisionError"):
+        await client.acall(operator.truediv, (1, 0), 30.0)
+    with pytest.raises(TimeoutError, match=r"sleep ran past 0\.2s"):
+        await client.acall(time.sleep, (30,), 0.2)
+    assert await client.acall(operator.mul, (6, 7), 30.0) == 42
+    first = asyncio.ensure_future(client.acall(time.sleep, (0.3,), 30.0))
+    await asyncio.sleep(0.05)
+    first.cancel()  # shielded: the call finishes and the next reads its own answer
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await client.acall(operator.add, (2, 3), 30.0) == 5
 
 
 def test_errors_and_timeouts_come_back_as_in_one_process(client: RemoteHelper) -> None:

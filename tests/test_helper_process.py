@@ -3,6 +3,7 @@ again when it dies, stopped past a call's limit (real processes, bounded, stoppe
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import os
 import time
@@ -82,3 +83,38 @@ def test_a_call_prepares_first_once_per_start(helper: HelperProcess, tmp_path: P
     helper.close()
     with pytest.raises(HelperProcessError, match="FileExistsError"):  # a new start runs it again
         helper.call(os.getpid, (), 30.0, prepare=prepare)
+
+
+async def test_an_async_call_answers_as_a_blocking_one(
+    helper: HelperProcess, tmp_path: Path
+) -> None:
+    made = str(tmp_path / "made")
+    pid = await helper.acall(os.getpid, (), 30.0, prepare=(os.mkdir, (made,)))
+    assert pid == helper.call(os.getpid, (), 30.0) != os.getpid()
+    assert await helper.acall(os.getpid, (), 30.0, prepare=(os.mkdir, (made,))) == pid
+    big = "x" * 3_000_000  # many times a pipe's buffer: written as the helper reads it
+    assert await helper.acall(len, (big,), 30.0) == len(big)
+    with pytest.raises(HelperProcessError, match="ZeroDivisionError"):
+        await helper.acall(operator.truediv, (1, 0), 30.0)
+    with pytest.raises(TimeoutError, match=r"sleep ran past 0\.2s"):
+        await helper.acall(time.sleep, (30,), 0.2)
+    assert not helper.alive
+    assert await helper.acall(operator.mul, (6, 7), 30.0) == 42  # a fresh one
+
+
+async def test_a_cancelled_async_caller_leaves_the_answer_to_its_call(
+    helper: HelperProcess,
+) -> None:
+    first = asyncio.ensure_future(helper.acall(time.sleep, (0.3,), 30.0))
+    await asyncio.sleep(0.05)  # its request is with the helper
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    # the next call queues behind it and reads its own answer, not the sleep's None
+    assert await helper.acall(operator.add, (2, 3), 30.0) == 5
+    assert helper.starts == 1
+
+
+async def test_concurrent_async_calls_take_turns(helper: HelperProcess) -> None:
+    got = await asyncio.gather(*(helper.acall(operator.mul, (i, i), 30.0) for i in range(8)))
+    assert got == [i * i for i in range(8)] and helper.starts == 1

@@ -13,8 +13,8 @@ thread (7600): asyncio_0;_worker (thread.py:83) 1
 """
 
 
-def test_samples_holding_the_gil_are_counted_by_thread() -> None:
-    assert _gil_samples(RAW) == {"verifier_thread_gil_samples": 5, "gil_samples": 46}
+def test_samples_holding_the_gil_off_the_loop_thread_are_counted() -> None:
+    assert _gil_samples(RAW) == {"off_loop_gil_samples": 6, "gil_samples": 46}
 
 
 def test_no_samples_is_an_error_not_a_zero() -> None:

@@ -19,6 +19,7 @@ its connection, so a late answer is never read as the next call's. A lost host r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -31,6 +32,7 @@ from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._helper_async import acquire, frame, readable, shielded, write
 from ._helper_process import LOAD_TIMEOUT, HelperProcess, Prepare
 from .errors import HelperProcessError
 
@@ -54,6 +56,9 @@ class Helper(Protocol):
              prepare: Prepare | None = None) -> Any: ...  # fmt: skip
 
     def prepare(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> None: ...
+
+    async def acall(self, func: Callable[..., Any], args: tuple[Any, ...], limit: float, *,
+                    prepare: Prepare | None = None) -> Any: ...  # fmt: skip
 
 
 def shared_helper(name: str) -> Helper:
@@ -92,6 +97,44 @@ class RemoteHelper:
     def prepare(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> None:
         self._ask("prepare", func, args, timeout, None)
 
+    async def acall(self, func: Callable[..., Any], args: tuple[Any, ...], limit: float, *,
+                    prepare: Prepare | None = None) -> Any:  # fmt: skip
+        """:meth:`call` from the event loop, without a worker thread (:mod:`._helper_async`;
+        connecting, which authenticates, runs in the loop's executor). Shielded, as
+        :meth:`HelperProcess.acall <._helper_process.HelperProcess.acall>` is."""
+        return await shielded(self._acall(func, args, limit, prepare))
+
+    async def _acall(self, func: Callable[..., Any], args: tuple[Any, ...], limit: float,
+                     prepare: Prepare | None) -> Any:  # fmt: skip
+        loop = asyncio.get_running_loop()
+        await acquire(self.lock, limit + LOAD_TIMEOUT)
+        try:
+            try:
+                if self._conn is None:
+                    self._conn = await loop.run_in_executor(None, self._connect)
+                message = ("call", self.name, func, args, limit, prepare)
+                await write(self._conn.fileno(), frame(message))
+                ready = await readable(self._conn.fileno(), limit + LOAD_TIMEOUT)
+                if not ready:
+                    self.close()  # its late answer must not be read as the next call's
+                    raise TimeoutError(
+                        f"{self.name}: the helper host did not answer {func.__name__} "
+                        f"within {limit + LOAD_TIMEOUT:g}s"
+                    )
+                kind, payload = self._conn.recv()
+            except (AuthenticationError, EOFError, OSError) as exc:
+                self.close()
+                raise HelperProcessError(self.name, f"lost the helper host: {exc!r}") from exc
+            except asyncio.CancelledError:  # its loop is closing: drop the answer on the way
+                self.close()
+                raise
+        finally:
+            self.lock.release()
+        return _answer(self.name, kind, payload)
+
+    def _connect(self) -> Connection:
+        return Client(self.path, family="AF_UNIX", authkey=self.key)
+
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(OSError):
@@ -103,7 +146,7 @@ class RemoteHelper:
         with self.lock:
             try:
                 if self._conn is None:
-                    self._conn = Client(self.path, family="AF_UNIX", authkey=self.key)
+                    self._conn = self._connect()
                 self._conn.send((op, self.name, func, args, timeout, prepare))
                 if not self._conn.poll(timeout + LOAD_TIMEOUT):
                     self.close()  # its late answer must not be read as the next call's
@@ -115,11 +158,15 @@ class RemoteHelper:
             except (AuthenticationError, EOFError, OSError) as exc:
                 self.close()
                 raise HelperProcessError(self.name, f"lost the helper host: {exc!r}") from exc
-        if kind == "done":
-            return payload
-        if kind == "timeout":
-            raise TimeoutError(payload)
-        raise HelperProcessError(self.name, str(payload))
+        return _answer(self.name, kind, payload)
+
+
+def _answer(name: str, kind: str, payload: Any) -> Any:
+    if kind == "done":
+        return payload
+    if kind == "timeout":
+        raise TimeoutError(payload)
+    raise HelperProcessError(name, str(payload))
 
 
 class HelperHost:

@@ -13,13 +13,15 @@ use and reused. Each request is ``(func, args, stream)`` pickled down one pipe (
 pickled by name, so it must be importable); the helper answers on the other with
 ``("event", x)`` (streamed calls only), then ``("done", result)`` or ``("error", text)``.
 One request at a time: :meth:`HelperProcess.call` (blocking, for a worker thread: waiting
-on the pipe releases the GIL) takes a lock; async callers read :attr:`HelperProcess.events`
-themselves (``loop.add_reader``) under their own lock. A helper that dies is started again on
+on the pipe releases the GIL) and :meth:`HelperProcess.acall` (on the event loop, without a
+thread) take a lock; streaming callers read :attr:`HelperProcess.events` themselves
+(``loop.add_reader``) under their own lock. A helper that dies is started again on
 the next request; one that runs past a call's limit is killed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -31,6 +33,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ._helper_async import acquire, frame, readable, shielded, write
 from .errors import HelperProcessError
 
 #: seconds a helper may take to start and load a model (an interpreter, torch, the weights)
@@ -68,7 +71,10 @@ class HelperProcess:
         self.env = dict(env or {})
         self.starts = 0
         self._prepared: set[tuple[Any, ...]] = set()  # by this start of the helper
-        self.lock = threading.Lock()  # one blocking call at a time
+        self.lock = threading.Lock()  # one call at a time
+        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._proc: subprocess.Popen[bytes] | None = None
         self._requests: Connection | None = None
         self._events: Connection | None = None
@@ -133,6 +139,56 @@ class HelperProcess:
             if prepare is not None:
                 self._prepare(*prepare, LOAD_TIMEOUT)
             return self._call(func, args, timeout)
+
+    async def acall(self, func: Callable[..., Any], args: tuple[Any, ...], limit: float, *,
+                    prepare: Prepare | None = None) -> Any:  # fmt: skip
+        """:meth:`call` from the event loop, without a worker thread (:mod:`._helper_async`):
+        the same answers, errors and limits. Shielded: a cancelled caller leaves the call to
+        finish, so that the helper's answer is read by the call that asked for it."""
+        return await shielded(self._acall_locked(func, args, limit, prepare))
+
+    async def _acall_locked(self, func: Callable[..., Any], args: tuple[Any, ...],
+                            limit: float, prepare: Prepare | None) -> Any:  # fmt: skip
+        async with self._loop_lock():
+            await acquire(self.lock, limit + LOAD_TIMEOUT)
+            try:
+                if prepare is not None:
+                    key = (prepare[0].__module__, prepare[0].__qualname__, *prepare[1])
+                    if not (self.alive and key in self._prepared):
+                        await self._acall(*prepare, LOAD_TIMEOUT)
+                        self._prepared.add(key)
+                return await self._acall(func, args, limit)
+            finally:
+                self.lock.release()
+
+    async def _acall(self, func: Callable[..., Any], args: tuple[Any, ...], limit: float) -> Any:
+        if not self.alive:
+            self.close()
+            self._start()
+        assert self._requests is not None
+        try:
+            await write(self._requests.fileno(), frame((func, args, False)))
+            ready = await readable(self.events.fileno(), limit)
+        except OSError as exc:  # it died between the check and the write
+            self.close()
+            raise HelperProcessError(self.name, f"exited before the request: {exc}") from exc
+        except asyncio.CancelledError:  # its loop is closing: the answer would be left unread
+            self.close()
+            raise
+        if not ready:
+            self.close()
+            raise TimeoutError(f"{self.name}: {func.__name__} ran past {limit:g}s")
+        kind, payload = self.receive()
+        return self.answer(kind, payload)
+
+    def _loop_lock(self) -> asyncio.Lock:
+        """The running loop's lock for this helper's async callers (one call at a time
+        without each polling the thread lock)."""
+        loop = asyncio.get_running_loop()
+        lock = self._loop_locks.get(loop)
+        if lock is None:
+            lock = self._loop_locks[loop] = asyncio.Lock()
+        return lock
 
     def prepare(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> None:
         """``func(*args)`` once per start of the helper (loading a model: later calls then

@@ -3,6 +3,7 @@ verifier that takes its probability as one more feature."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -143,6 +144,10 @@ def test_in_a_helper_process_the_verifier_scores_as_in_this_one(
     np.testing.assert_allclose(remote.score(q, cands, cos), here, atol=1e-5)
     assert helper.starts >= 2
     assert remote.counts.lookups == 2 and remote.counts.candidates == 4
+    # from the event loop, without a thread: the same scores, counted the same
+    there = asyncio.run(remote.ascore(q, cands, cos))
+    np.testing.assert_allclose(there, here, atol=1e-5)
+    assert remote.counts.lookups == 3 and remote.counts.candidates == 6
 
 
 @pytest.mark.integration
@@ -184,3 +189,43 @@ def test_model_runner_and_timeout_are_validated() -> None:
         SemanticSettings(model_runner="gpu")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="model_timeout"):
         SemanticSettings(model_timeout=0)
+
+
+class _AsyncOnlyHelper:
+    """A helper double that answers async calls only: the lookup path must await it."""
+
+    name = "async only"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def call(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a blocking helper call from the cache")
+
+    def prepare(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a blocking helper call from the cache")
+
+    async def acall(self, func: object, args: tuple[object, ...], limit: float, *,
+                    prepare: object = None) -> object:  # fmt: skip
+        self.calls.append(getattr(func, "__name__", ""))
+        if len(args) == 4:  # a score: (spec, query, candidates, cosines)
+            return np.full(len(args[2]), 0.99), 0  # type: ignore[arg-type]
+        return True
+
+
+async def test_a_cache_awaits_its_helper_verifier_on_the_loop_without_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = _AsyncOnlyHelper()
+    monkeypatch.setattr(HelperVerifier, "_helper", lambda self: fake)
+    emb = HashingEmbedder(16)
+    cache = SemanticCache(SemanticSettings(cross_encoder="off", candidate_threshold=-1.0),
+                          embedder=emb)  # fmt: skip
+    assert isinstance(cache.verifier, HelperVerifier)
+    v = emb.encode(["x"])[0]
+    await cache.cache_result("How do I reset my router?", "answer", vector=v)
+    hit = await cache.get_similar("How can I reset my router?", vector=v)
+    assert hit is not None and hit["result"] == "answer" and hit.score == pytest.approx(0.99)
+    assert "_score_in_helper" in fake.calls
+    assert not cache._verify_pool._threads  # type: ignore[attr-defined]  # no worker thread ran
+    await cache.aclose()

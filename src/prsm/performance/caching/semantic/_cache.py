@@ -10,7 +10,8 @@ answer and the conversation so far, so entries never cross them.
 Lookup: a long prompt is split (:mod:`._prompt`: its context must match exactly, its question
 is compared) → the embedding (micro-batched with concurrent lookups) → top-k candidates from
 the namespace's index → expired ones dropped → with the verifier on, every candidate over the
-verifier's cosine floor is scored by it **in a worker thread** (never on the event loop) and
+verifier's cosine floor is scored by it **in its helper process**, awaited on the event loop
+(with ``model_runner="thread"``, in a worker thread; never on the event loop itself), and
 the most probable one wins if it passes the threshold; without it, the nearest one wins if its
 cosine passes ``threshold``. With an error bound (``max_error_rate``/``error_bounds``) the
 threshold is learned online (:mod:`._bound`): unsure lookups explore (a miss whose upstream
@@ -124,7 +125,9 @@ class SemanticCache:
             self._tasks.append(loop.create_task(self._follow()))
             if isinstance(self.embedder, SentenceTransformerEmbedder):
                 self._tasks.append(loop.create_task(self.embedder.warm()))
-            if self.verifier is not None:
+            if isinstance(self.verifier, HelperVerifier):
+                self._tasks.append(loop.create_task(self.verifier.awarm()))
+            elif self.verifier is not None:
                 self._tasks.append(loop.create_task(self._in_pool(self.verifier.warm)))
             self._started = True
 
@@ -304,7 +307,10 @@ class SemanticCache:
             verifier = self.verifier
             texts = [e.query for _, e in cands]
             cosines = [c for c, _ in cands]
-            probs = await self._in_pool(lambda: verifier.score(query, texts, cosines))
+            if isinstance(verifier, HelperVerifier):  # scored in its helper, awaited here
+                probs = await verifier.ascore(query, texts, cosines)
+            else:
+                probs = await self._in_pool(lambda: verifier.score(query, texts, cosines))
             best = int(np.argmax(probs))
             confidence = float(probs[best])
             bar = s.verifier_threshold if s.verifier_threshold is not None else (

@@ -7,8 +7,10 @@ the event loop thread waits for it — up to the interpreter's switch interval (
 in wall time, which a measure of the loop thread's own CPU never shows. So the whole score
 (features, the tree model, and the cross-encoder when the verifier has one) runs in a helper
 process (:mod:`prsm.performance._helper_process`; under ``serve --workers N`` the serving
-parent's, shared by every gateway process): the calling thread pickles the query and the
-candidates' texts and waits on a pipe, which releases the GIL.
+parent's, shared by every gateway process): the cache's lookup pickles the query and the
+candidates' texts and awaits the helper's answer on the event loop (:meth:`HelperVerifier.ascore`;
+no worker thread takes the GIL from the loop); :meth:`HelperVerifier.score` is the same call
+blocking the calling thread, for batch work.
 
 The helper loads the same verifier from the same files (:func:`load_verifier` with its models
 in that process) once per start; this process keeps its own copy for what the cache reads
@@ -71,6 +73,25 @@ class HelperVerifier:
         helper (started, or started again, as needed)."""
         args = (self.spec, query, list(candidates), [float(c) for c in cosines])
         probs, crossed = self._helper().call(
+            _score_in_helper, args, self.timeout, prepare=(_load_in_helper, (self.spec,))
+        )
+        self.counts.add(len(probs), crossed)
+        out: np.ndarray = probs
+        return out
+
+    async def awarm(self) -> None:
+        """:meth:`warm` from the event loop (lookups meanwhile wait their turn on it)."""
+        load = (_load_in_helper, (self.spec,))
+        await self._helper().acall(*load, LOAD_TIMEOUT, prepare=load)
+
+    async def ascore(self, query: str, candidates: Sequence[str],
+                     cosines: Sequence[float]) -> np.ndarray:  # fmt: skip
+        """:meth:`score` from the event loop, without a worker thread: the pickling and the
+        pipe's framing run on the loop, which sees them, instead of in a thread that takes
+        the GIL from it. A cancelled caller leaves the call to finish (shielded), so the
+        helper's answer is read by the call that asked for it."""
+        args = (self.spec, query, list(candidates), [float(c) for c in cosines])
+        probs, crossed = await self._helper().acall(
             _score_in_helper, args, self.timeout, prepare=(_load_in_helper, (self.spec,))
         )
         self.counts.add(len(probs), crossed)
