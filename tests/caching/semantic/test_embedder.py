@@ -94,6 +94,8 @@ async def test_in_a_helper_process_the_bundled_model_embeds_as_in_this_one() -> 
     assert helper.pid is not None and helper.pid != os.getpid()
     there = await asyncio.gather(remote.embed(texts[:1]), remote.embed(texts[1:]))
     assert remote._model is None  # never loaded in this process
+    assert not remote._pool._threads  # awaited on the loop: no worker thread ran
     here = SentenceTransformerEmbedder().encode(texts)
     np.testing.assert_allclose(np.vstack(there), here, atol=1e-5)
+    np.testing.assert_allclose(remote.encode(texts), here, atol=1e-5)  # blocking, batch work
     remote.close()

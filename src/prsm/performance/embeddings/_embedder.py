@@ -6,8 +6,9 @@
   ``max_batch`` texts). A semantic lookup is thus batched with other requests' embeddings
   without waiting on a timer. With ``helper=True`` the model itself lives in a helper
   process (:mod:`prsm.performance._helper_process`, one per device, shared by the process's
-  embedders) and the worker thread only waits on its pipe: a forward pass in a thread of
-  the caller's process holds the GIL for milliseconds, and an event loop waits for it.
+  embedders) and ``embed`` awaits it on the event loop, with no worker thread: a forward
+  pass in a thread of the caller's process holds the GIL for milliseconds, and an event
+  loop waits for it.
 * :class:`HashingEmbedder` is the deterministic in-library double for tests: signed feature
   hashing of words and character n-grams. Similar wordings get similar vectors; no model.
 
@@ -112,16 +113,14 @@ class SentenceTransformerEmbedder:
                 self._model = load_sentence_transformer(self._device)
         return self._model
 
-    def _load(self) -> None:
-        if self.helper:
-            _helper(self._device).prepare(_load_in_helper, (self._device,), LOAD_TIMEOUT)
-        else:
-            self._get_model()
-
     async def warm(self) -> None:
         """Load the model (in the worker thread or the helper) now, not on the first
         request."""
-        await asyncio.get_running_loop().run_in_executor(self._pool, self._load)
+        if self.helper:
+            load = (_load_in_helper, (self._device,))
+            await _helper(self._device).acall(*load, LOAD_TIMEOUT, prepare=load)
+        else:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._get_model)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed synchronously, in the calling thread or waiting on the helper (batch jobs,
@@ -166,7 +165,7 @@ class SentenceTransformerEmbedder:
                 size += len(item[0])
             flat = [t for texts, _ in batch for t in texts]
             try:
-                vectors = await loop.run_in_executor(self._pool, self.encode, flat)
+                vectors = await self._encode_async(loop, flat)
             except Exception as exc:  # handed to every waiter of this batch
                 for _, fut in batch:
                     if not fut.done():
@@ -179,6 +178,16 @@ class SentenceTransformerEmbedder:
                 if not fut.done():
                     fut.set_result(vectors[start : start + len(texts)])
                 start += len(texts)
+
+    async def _encode_async(self, loop: asyncio.AbstractEventLoop, texts: list[str]) -> np.ndarray:
+        """A batch from the loop: awaited on the helper (no thread), or in the worker thread."""
+        if not self.helper:
+            return await loop.run_in_executor(self._pool, self.encode, texts)
+        args = (self._device, self.max_batch, texts)
+        vectors: np.ndarray = await _helper(self._device).acall(
+            _encode_in_helper, args, self.timeout, prepare=(_load_in_helper, (self._device,))
+        )
+        return vectors
 
     def close(self) -> None:
         """Stop the worker thread (pending calls finish first)."""
