@@ -48,7 +48,7 @@ def api() -> Any:
 
 
 async def test_the_standby_takes_over_after_the_leader_misses_its_deadline(api: Any) -> None:
-    clock, log = ManualClock(), []
+    clock, log = ManualClock(), list[Any]()
     a, b = _elector(api, "a", clock, log), _elector(api, "b", clock, log)
     await a.round()
     await b.round()
@@ -82,7 +82,7 @@ async def test_the_standby_takes_over_after_the_leader_misses_its_deadline(api: 
 
 
 async def test_a_leader_that_closes_releases_the_lease(api: Any) -> None:
-    clock, log = ManualClock(), []
+    clock, log = ManualClock(), list[Any]()
     a, b = _elector(api, "a", clock, log), _elector(api, "b", clock, log)
     await a.round()
     await b.round()
@@ -95,7 +95,7 @@ async def test_a_leader_that_closes_releases_the_lease(api: Any) -> None:
 
 
 async def test_a_conflict_is_counted_and_the_loser_stands_by(api: Any) -> None:
-    clock, log = ManualClock(), []
+    clock, log = ManualClock(), list[Any]()
     metrics = MetricsRegistry()
     a = _elector(api, "a", clock, log)
     b = LeaderElector(_store(api), S, "b", "http://b:8080", clock=clock, metrics=metrics)
