@@ -172,7 +172,7 @@ def test_the_standby_takes_over_and_the_reporters_load_scales_through_it(tmp_pat
             # seen within a retry period, expired a duration later, taken at the next round
             assert duration <= took <= duration + 2 * retry + 0.5, took
             assert spec["leaseTransitions"] == 1
-            _wait(lambda: _admin(b.url)["leader"]["leading"])
+            _wait(lambda: _admin(b.url)["leader"]["leading"] and _admin(b.url)["steps"])
             held = _admin(b.url)["steps"][0]
             assert held["target"] >= 2  # it held the replicas through its scale-down window
             _wait(lambda: api.replicas("llm", "serving") == 1)  # then, with no load, let go
