@@ -188,3 +188,17 @@ def test_the_standby_takes_over_and_the_reporters_load_scales_through_it(tmp_pat
             for proc in reversed(procs):
                 proc.stop()
             sim.stop()
+
+
+def test_a_candidate_runs_one_gateway_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prsm.performance.serve._build import serve
+
+    monkeypatch.setenv(KEY_ENV, ADMIN)
+    nodes = [{"id": "vllm", "url": "http://127.0.0.1:9/v1", "models": ["m"]}]
+    body = {"nodes": nodes, "workers": {"enabled": False}, "orchestrator": {"auto_scaling": True},
+            "kubernetes": KUBE, "scaling_report": REPORT}  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        serve(write_config(tmp_path, body), host="127.0.0.1", port=9, workers=2)
+    assert info.value.field == "kubernetes.leader_election.lease"
