@@ -7,6 +7,8 @@ answers as the API server does (409 on a stale ``resourceVersion`` or a second c
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from prsm.performance.scaling._elector import LeaderElector
 from prsm.performance.scaling._lease_store import LeaseConflict
 
 from ..benchmarks.quick import need
+from .helpers import until
 
 S = LeaderElectionSettings(lease="scaler", url="http://x:1", lease_duration=15,
                            renew_deadline=10.0, retry_period=2.0)  # fmt: skip
@@ -115,3 +118,52 @@ async def test_a_conflict_is_counted_and_the_loser_stands_by(api: Any) -> None:
     assert 'prsm_scaling_leader_transitions_total{to="leader"}' not in text.replace(
         'prsm_scaling_leader_transitions_total{to="leader"} 0.0', ""
     )
+
+
+class _Hung:
+    """A Lease store whose calls never answer once ``hang`` is set."""
+
+    def __init__(self) -> None:
+        self.record: LeaseRecord | None = None
+        self.hang = False
+
+    async def _wait(self) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
+
+    async def get(self) -> LeaseRecord | None:
+        await self._wait()
+        return self.record
+
+    async def create(self, record: LeaseRecord) -> LeaseRecord:
+        await self._wait()
+        self.record = dataclasses.replace(record, version="1")
+        return self.record
+
+    async def replace(self, record: LeaseRecord) -> LeaseRecord:
+        await self._wait()
+        self.record = dataclasses.replace(record, version=str(int(record.version) + 1))
+        return self.record
+
+
+async def test_a_hung_lease_call_cannot_keep_a_leader_past_its_deadline() -> None:
+    clock, log = ManualClock(), list[Any]()
+    store = _Hung()
+
+    async def changed(leading: bool) -> None:
+        log.append((leading, clock.monotonic()))
+
+    elector = LeaderElector(store, S, "a", "http://a:8080", clock=clock, on_change=changed)
+    await elector.round()
+    assert elector.leading
+    clock.advance(2.0)
+    store.hang = True
+    stuck = asyncio.ensure_future(elector.round())
+    await until(lambda: clock.sleepers == 1)  # waiting on the call, and on the deadline
+    clock.advance(7.9)
+    await until(lambda: clock.sleepers == 1)
+    assert not stuck.done() and elector.state.leading
+    clock.advance(0.1)  # 10 s after its last renewal was sent
+    await stuck
+    assert log == [(True, 0.0), (False, 10.0)] and not elector.leading
+    assert elector.last_error == "the renew deadline passed during a Lease call"

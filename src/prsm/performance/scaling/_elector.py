@@ -3,11 +3,11 @@
 Every ``retry_period`` (sooner, at its renew deadline, while it leads) it reads the Lease,
 asks the pure decision what to write, writes it (create, or replace at the version read) and
 folds the outcome into its state; a 409 conflict or an unreachable API only counts (and, at
-the renew deadline, makes the leader step down). While it leads, each round is bounded by the
-time left to its renew deadline, so a hung API call cannot keep a leader past it. Whenever
-leading starts or stops, ``on_change(leading)`` is awaited (the scaler starts or stops).
-:meth:`release` (on shutdown) hands the Lease back so that a standby takes over at its next
-round instead of after ``lease_duration``.
+the renew deadline, makes the leader step down). While it leads, each Lease call is given up
+at its renew deadline (on the injected clock), so a hung API call cannot keep a leader past
+it. Whenever leading starts or stops, ``on_change(leading)`` is awaited (the scaler starts or
+stops). :meth:`close` (on shutdown) hands the Lease back so that a standby takes over at its
+next round instead of after ``lease_duration``.
 
 Metrics: ``prsm_scaling_leader`` (1 while leading), ``prsm_scaling_leader_transitions_total
 {to="leader"|"standby"}`` and ``prsm_scaling_lease_errors_total{kind="conflict"|"error"}``.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .._awaiting import stop_task
 from ..clock import Clock
@@ -37,6 +37,7 @@ from ._election import (
 from ._lease_store import LeaseConflict
 
 log = logging.getLogger("prsm.performance.scaling")
+T = TypeVar("T")
 
 
 class LeaseStore(Protocol):
@@ -104,19 +105,8 @@ class LeaderElector:
         """Read, decide, write; the outcome folded into :attr:`state`."""
         self.rounds += 1
         try:
-            if self.state.leading and self.state.renewed_at is not None:
-                left = self.state.renewed_at + self.settings.renew_deadline
-                async with asyncio.timeout(max(0.0, left - self.clock.monotonic())):
-                    await self._round()
-            else:
-                await self._round()
-        except TimeoutError:
-            await self._failed("error", "the renew deadline passed during a Lease call")
-
-    async def _round(self) -> None:
-        try:
-            lease = await self.store.get()
-        except ScalingError as exc:
+            lease = await self._bounded(self.store.get())
+        except (ScalingError, TimeoutError) as exc:
             await self._failed("error", str(exc))
             return
         clock = self.clock
@@ -128,21 +118,36 @@ class LeaderElector:
         if decision.write is Write.NONE or decision.record is None:
             return
         sent = clock.monotonic()
+        write = self.store.create if decision.write is Write.CREATE else self.store.replace
         try:
-            if decision.write is Write.CREATE:
-                record = await self.store.create(decision.record)
-            else:
-                record = await self.store.replace(decision.record)
+            record = await self._bounded(write(decision.record))
         except LeaseConflict as exc:
             await self._failed("conflict", str(exc))
             return
-        except ScalingError as exc:
+        except (ScalingError, TimeoutError) as exc:
             await self._failed("error", str(exc))
             return
         self.last_error = None
         if decision.write is not Write.RENEW:
             log.info("%s took the Lease (%s)", self.identity, decision.reason)
         await self._set(written(record, self.identity, sent, clock.monotonic(), self.state))
+
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        """``call``; while leading, given up (:class:`TimeoutError`) at the renew deadline on
+        :attr:`clock`, so that a hung API call cannot keep a leader past it."""
+        if not self.state.leading or self.state.renewed_at is None:
+            return await call
+        left = self.state.renewed_at + self.settings.renew_deadline - self.clock.monotonic()
+        work = asyncio.ensure_future(call)
+        deadline = asyncio.ensure_future(self.clock.sleep(max(0.0, left)))
+        try:
+            await asyncio.wait({work, deadline}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            deadline.cancel()
+        if not work.done():
+            await stop_task(work)
+            raise TimeoutError("the renew deadline passed during a Lease call")
+        return work.result()
 
     async def _failed(self, kind: str, why: str) -> None:
         self._m_errors[kind].inc()
