@@ -3,8 +3,8 @@ candidates electing a leader on a Lease of :class:`FakeKubernetesAPI` (through t
 client) and one reporting pod; the reporter's load scales the Deployment through the leader
 (its reports sent first to the standby, which names the leader); the leader is killed; the
 standby takes the Lease once it has gone unrenewed for its duration and the reporter's load
-now scales the Deployment through it. And the candidate's configuration refused naming the
-bad field."""
+now scales the Deployment through it; stopped, it hands the Lease back. And the candidate's
+configuration refused naming the bad field."""
 
 from __future__ import annotations
 
@@ -184,6 +184,8 @@ def test_the_standby_takes_over_and_the_reporters_load_scales_through_it(tmp_pat
             metrics = httpx.get(f"{b.url}/metrics", timeout=10).text
             assert "prsm_scaling_leader 1.0" in metrics
             assert 'prsm_scaling_leader_transitions_total{to="leader"} 1.0' in metrics
+            b.stop()  # a leader that shuts down hands the Lease back
+            assert _spec(api)["holderIdentity"] == "" and _spec(api)["leaseTransitions"] == 1
         finally:
             for proc in reversed(procs):
                 proc.stop()

@@ -79,6 +79,7 @@ class KubernetesLeaseStore:
         self.lease = name
         self.namespace = namespace
         self.timeout = timeout
+        self._client = client
         self._api = k8s.client.CoordinationV1Api(client)
         self._api_exception = k8s.client.exceptions.ApiException
         import urllib3
@@ -127,3 +128,6 @@ class KubernetesLeaseStore:
         lease = await self._call("replace lease", lambda: self._api.replace_namespaced_lease(
             self.lease, self.namespace, body, _request_timeout=self.timeout))  # fmt: skip
         return lease_record(lease)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)

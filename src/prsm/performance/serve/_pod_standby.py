@@ -55,6 +55,7 @@ class LeaderScaler:
         metrics: MetricsRegistry,
     ) -> None:
         self.scaler = scaler
+        self.store = store
         self.clock = clock
         self.elector = LeaderElector(store, settings, identity, url, clock=clock,
                                      on_change=self._changed, metrics=metrics)  # fmt: skip
@@ -89,6 +90,9 @@ class LeaderScaler:
     async def close(self) -> None:
         await self.elector.close(release=True)  # the loop stops first, then the Lease goes
         await self.scaler.close()
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            await close()
 
     def snapshot(self, last: int = 50) -> dict[str, Any]:
         return {**self.scaler.snapshot(last), "leader": self.elector.snapshot()}
