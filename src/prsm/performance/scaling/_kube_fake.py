@@ -11,6 +11,8 @@ format included:
   ``application/json-patch+json`` (a list of operations on ``/spec/replicas``); a body of
   the wrong shape for its type is a 400, an unknown type 415, a bad count 422;
 - ``PUT …/scale`` with a ``Scale`` (a stale ``metadata.resourceVersion`` is a 409);
+- ``coordination.k8s.io/v1`` Leases (get, create, replace with ``resourceVersion`` and a
+  409 on conflict: :mod:`._kube_fake_leases`), for leader election;
 - unknown objects are 404s, and with a ``token`` a request without ``Bearer TOKEN`` is 401;
   errors are ``Status`` objects.
 
@@ -29,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from ._kube_fake_leases import LEASE_PATH, FakeLeases, status_obj as _status_obj
 
 _PATH = re.compile(
     r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/deployments/(?P<name>[^/?]+)(?P<sub>/scale|/status)?/?$"
@@ -74,6 +78,7 @@ class FakeKubernetesAPI:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._uids = itertools.count(1)
+        self._leases = FakeLeases()
 
     # -- set-up ----------------------------------------------------------------------------
     def add_deployment(self, name: str, replicas: int = 1, namespace: str = "default") -> None:
@@ -97,6 +102,11 @@ class FakeKubernetesAPI:
     def replicas(self, name: str, namespace: str = "default") -> int:
         with self._lock:
             return self._deployments[(namespace, name)].replicas
+
+    def lease(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        """The Lease ``name`` as the API serves it (``None`` if there is none)."""
+        with self._lock:
+            return self._leases.leases.get((namespace, name))
 
     @property
     def url(self) -> str:
@@ -141,6 +151,13 @@ class FakeKubernetesAPI:
                 return code, _status_obj(code, "InternalError", "injected failure")
             if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
                 return 401, _status_obj(401, "Unauthorized", "Unauthorized")
+            lease = LEASE_PATH.match(path.split("?", 1)[0])
+            if lease is not None:
+                try:
+                    doc = json.loads(body or b"null")
+                except ValueError:
+                    return 400, _status_obj(400, "BadRequest", "the body is not JSON")
+                return self._leases.handle(method, lease["ns"], lease["name"], doc)
             m = _PATH.match(path.split("?", 1)[0])
             if m is None:
                 return 404, _status_obj(404, "NotFound", f"the server could not find {path}")
@@ -276,18 +293,6 @@ def _replicas(value: Any) -> int | tuple[int, dict[str, Any]]:
             f"spec.replicas: Invalid value: {value!r}: must be greater than or equal to 0",
         )
     return value
-
-
-def _status_obj(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import ConfigError, DependencyMissingError, ScalingError
 from ._controller import ReplicaStatus
+from ._election import LeaderElectionSettings
 from ._types import check_positive
 
 T = TypeVar("T")
@@ -170,7 +171,12 @@ class KubernetesScalingSettings:
     (``in_cluster``: the pod's service account), through a kubeconfig (``kubeconfig``,
     ``context``; default ``~/.kube/config``), or at ``host`` with the bearer token held by the
     environment variable ``token_env`` (the token itself is never in the config);
-    ``verify_ssl`` checks the API server's certificate; ``timeout`` bounds each API call."""
+    ``verify_ssl`` checks the API server's certificate; ``timeout`` bounds each API call.
+
+    ``leader_election`` (:class:`~._election.LeaderElectionSettings`; off without a
+    ``lease``): several pods with this section stand by for each other, the one holding the
+    Lease scales; ``timeout`` must then fit in ``lease_duration - renew_deadline``, so that a
+    call a leader started ends before another pod can take over."""
 
     deployment: str = ""
     namespace: str = "default"
@@ -183,14 +189,24 @@ class KubernetesScalingSettings:
     token_env: str | None = None
     verify_ssl: bool = True
     timeout: float = 10.0
+    leader_election: LeaderElectionSettings = field(default_factory=LeaderElectionSettings)
 
     def __post_init__(self) -> None:
         rc = self.replica_concurrency
         if isinstance(rc, bool) or not isinstance(rc, int) or rc < 1:
             raise ConfigError("replica_concurrency", f"must be a whole number >= 1, got {rc!r}")
         check_positive("timeout", self.timeout)
+        election = self.leader_election
         if not self.deployment:
+            if election.enabled:
+                raise ConfigError("leader_election.lease", "goes with deployment")
             return
+        if election.enabled and self.timeout > election.margin:
+            raise ConfigError(
+                "timeout",
+                f"must be at most leader_election.lease_duration - renew_deadline "
+                f"({election.margin:g} s) with leader election, got {self.timeout!r}",
+            )
         if not self.node:
             raise ConfigError("node", "name the configured node whose pods the Deployment runs")
         if not self.namespace:

@@ -15,8 +15,12 @@ reporter that has not reported for its lease (``lease`` seconds, at least three 
 intervals) is *lost*: what it held in service ends as unfinished, as for a gateway process
 whose connection is lost. :meth:`PodLoadReceiver.snapshot` is each reporter's identity and
 last report, shown in ``/admin/scaling`` under ``pods``; ``prsm_scaling_pod_reports_total
-{outcome="played"|"repeated"|"refused"}`` counts the reports and ``prsm_scaling_pods_reporting``
-the reporters within their lease.
+{outcome="played"|"repeated"|"refused"|"redirected"}`` counts the reports and
+``prsm_scaling_pods_reporting`` the reporters within their lease.
+
+With leader election (``kubernetes.leader_election``) every candidate pod has a receiver, and
+its ``gate`` says whether it leads: one that does not answers 503 with the leader's URL
+(``{"leader": url}``, "" if none is known), and the reporter sends its report there.
 """
 
 from __future__ import annotations
@@ -178,11 +182,14 @@ class PodLoadReceiver:
         self.refused = 0  # reports refused (malformed, too large, another node)
         #: called when a reporter joins or is lost (the serving parent pushes its snapshot)
         self.on_change: Callable[[], None] | None = None
+        #: with leader election: ``None`` while this pod leads, else the leader's URL
+        self.gate: Callable[[], str | None] | None = None
         registry = metrics if metrics is not None else MetricsRegistry()
         reports = registry.plain(
             "counter", "scaling_pod_reports", "Gateway pods' load reports, by outcome.", ["outcome"]
         )
-        self._outcomes = {o: reports.labels(o) for o in ("played", "repeated", "refused")}
+        outcomes = ("played", "repeated", "refused", "redirected")
+        self._outcomes = {o: reports.labels(o) for o in outcomes}
         self._reporting = registry.gauge(
             "scaling_pods_reporting", "Gateway pods reporting their load to this scaler."
         )
@@ -192,7 +199,12 @@ class PodLoadReceiver:
 
     def accept(self, body: bytes) -> tuple[int, bytes]:
         """``POST /admin/scaling/load`` (the admin key checked already): the HTTP status and
-        JSON answer."""
+        JSON answer (503 with ``leader`` where this pod does not lead)."""
+        leader = self.gate() if self.gate is not None else None
+        if leader is not None:
+            self._outcomes["redirected"].inc()
+            error = {"message": "this pod does not lead the scaling", "type": "unavailable"}
+            return 503, orjson.dumps({"error": error, "leader": leader})
         try:
             report = parse_report(body, self.node, self.settings.max_events)
         except ReportError as exc:

@@ -96,6 +96,10 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
     check_pod_sections(config)
     attach_pod_reporter(app, config)  # to the pod that scales the Deployment, if configured
     shared = pool_socket()
+    if shared is not None and config.kubernetes.leader_election.enabled:
+        from ._pod_standby import check_candidate
+
+        check_candidate(config, workers=2)  # refused: one gateway process per candidate
     if shared is not None:
         # serve --workers N: the serving parent holds the model pool and scales the replicas
         # (report their load there), and links the gateway processes (/metrics shows all)
@@ -159,6 +163,10 @@ def serve(
         raise ConfigError("workers", f"must be >= 1, got {workers}")
     try:  # build and check everything here, before any worker starts
         check_exposure(gw, host)  # no open admin API beyond loopback
+        if workers > 1 and config.kubernetes.leader_election.enabled:
+            from ._pod_standby import check_candidate
+
+            check_candidate(config, workers)
         app = app_from_config(config)
     except ConfigError as exc:
         if exc.source is None and config_path is not None:

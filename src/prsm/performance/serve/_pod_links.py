@@ -37,7 +37,13 @@ REPORTED = "reported"
 
 
 def check_pod_sections(config: PRSMConfig) -> None:
-    """A :class:`ConfigError` if the pod both scales the Deployment and reports to another."""
+    """A :class:`ConfigError` if the pod both scales the Deployment and reports to another
+    (unless it is a candidate of a leader election: it reports to whichever leads)."""
+    if config.kubernetes.leader_election.enabled:
+        from ._pod_standby import check_candidate
+
+        check_candidate(config)
+        return
     if config.scaling_report.enabled and config.kubernetes.enabled:
         raise ConfigError(
             "scaling_report.url",
@@ -90,12 +96,14 @@ def attach_pod_reporter(app: GatewayApp, config: PRSMConfig) -> None:
     app.on_startup.append(start_reporting)
 
 
-def attach_pod_receiver(app: GatewayApp, config: PRSMConfig, tracker: LoadHooks) -> None:
+def attach_pod_receiver(
+    app: GatewayApp, config: PRSMConfig, tracker: LoadHooks
+) -> PodLoadReceiver | None:
     """On the scaler pod (one gateway process): take the other pods' reports into
     ``tracker`` (the scaler's), expiring silent ones, until the app shuts down."""
     found = receives_reports(config)
     if found is None:
-        return
+        return None
     settings, node = found
     receiver = PodLoadReceiver(tracker, settings, node, clock=app.perf.clock,
                                metrics=app.metrics)  # fmt: skip
@@ -109,6 +117,7 @@ def attach_pod_receiver(app: GatewayApp, config: PRSMConfig, tracker: LoadHooks)
             await task
 
     app.on_shutdown.append(stop)
+    return receiver
 
 
 def forward_pod_reports(app: GatewayApp, config: PRSMConfig, link: SharedPoolUpstream) -> None:

@@ -19,6 +19,12 @@ every 30 s with the totals, and when reports get through again), and counted in
 ``prsm_scaling_report_events_total{outcome="sent"|"dropped"}`` and
 ``prsm_scaling_report_retries_total``. The key is read once, never logged, and appears in no
 snapshot.
+
+With leader election among the scaler pods, ``url`` is where a report goes first (the
+candidates' Service, or the pod itself on a candidate); a candidate that does not lead
+answers 503 with the leader's URL and the report goes there at once (counted in
+``redirects``); when a report to the leader fails, the next one goes to ``url`` again. Only a
+redirect from ``url`` is followed (two candidates with stale views cannot bounce a report).
 """
 
 from __future__ import annotations
@@ -96,7 +102,9 @@ class PodLoadReporter:
         self.pod = pod
         self.instance = instance
         self.clock = clock
-        self._url = settings.url.rstrip("/") + ROUTE
+        self._home = settings.url.rstrip("/")
+        self.target = self._home  # where reports go now: url, or the leader it named
+        self.redirects = 0
         self._headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
         self._client = client if client is not None else httpx.AsyncClient()
         self._backlog: deque[list[Any]] = deque()
@@ -197,11 +205,16 @@ class PodLoadReporter:
             self.retries += 1
             self._retried.inc()
         report = self.report()
+        body = orjson.dumps(report)
         try:
-            answer = await self._client.post(
-                self._url, content=orjson.dumps(report), headers=self._headers,
-                timeout=self.settings.timeout,
-            )  # fmt: skip
+            answer = await self._post(body)
+            if answer.status_code >= 500 and self.target == self._home:
+                leader = _leader(answer).rstrip("/")
+                if leader and leader != self._home:  # a candidate that does not lead
+                    self.target = leader
+                    self.redirects += 1
+                    log.info("load reports go to the leading scaler at %s", leader)
+                    answer = await self._post(body)
         except httpx.HTTPError as exc:  # unreachable, timed out: send it again
             return self._failed(f"{type(exc).__name__}: {exc}")
         if answer.status_code >= 500:
@@ -229,7 +242,12 @@ class PodLoadReporter:
         self.reports += 1
         return True
 
+    async def _post(self, body: bytes) -> httpx.Response:
+        url, timeout = self.target + ROUTE, self.settings.timeout
+        return await self._client.post(url, content=body, headers=self._headers, timeout=timeout)
+
     def _failed(self, why: str) -> bool:
+        self.target = self._home  # the leader may have changed: ask url again
         self.failures += 1
         self.failed += 1
         self.last_error = why
@@ -268,4 +286,15 @@ class PodLoadReporter:
                 "instance": self.instance, "interval": self.settings.interval,
                 "seq": self.seq, "reports": self.reports, "sent": self.sent,
                 "waiting": self.waiting, "dropped": self.dropped, "retries": self.retries,
-                "failing": self.failures, "last_error": self.last_error}  # fmt: skip
+                "failing": self.failures, "last_error": self.last_error,
+                "target": self.target, "redirects": self.redirects}  # fmt: skip
+
+
+def _leader(answer: httpx.Response) -> str:
+    """The leader's URL a candidate that does not lead names in its 503 ("" if none)."""
+    try:
+        body = orjson.loads(answer.content)
+    except orjson.JSONDecodeError:
+        return ""
+    leader = body.get("leader") if isinstance(body, dict) else None
+    return leader if isinstance(leader, str) else ""

@@ -118,6 +118,11 @@ def attach_remote_scaler(app: GatewayApp, config: PRSMConfig, section: str) -> N
         return
     if section == KUBERNETES:
         _check_kubernetes_node(app, config.kubernetes)
+        if config.kubernetes.leader_election.enabled:  # one of several: scale while leading
+            from ._pod_standby import attach_candidate
+
+            attach_candidate(app, config, make)
+            return
     perf = app.perf
 
     async def start_scaling(app: GatewayApp) -> None:
