@@ -97,6 +97,21 @@ async def test_a_leader_that_closes_releases_the_lease(api: Any) -> None:
     assert b.leading and b.snapshot()["transitions"] == 1
 
 
+async def test_a_leader_whose_last_renewal_landed_unseen_still_releases(api: Any) -> None:
+    clock, log = ManualClock(), list[Any]()
+    a = _elector(api, "a", clock, log)
+    await a.round()
+    # a renewal whose answer a never folded in (its stop cancelled the round mid-call): the
+    # Lease's version has moved past the one a holds
+    store = _store(api)
+    current = await store.get()
+    assert current is not None and current.holder == "a"
+    await store.replace(dataclasses.replace(current, renew_time=5.0))
+    await a.close()
+    spec = api.lease("scaler", "serving")["spec"]
+    assert spec["holderIdentity"] == "" and spec["leaseTransitions"] == 0
+
+
 async def test_a_conflict_is_counted_and_the_loser_stands_by(api: Any) -> None:
     clock, log = ManualClock(), list[Any]()
     metrics = MetricsRegistry()

@@ -167,10 +167,11 @@ def test_the_standby_takes_over_and_the_reporters_load_scales_through_it(tmp_pat
             _wait(lambda: _spec(api).get("holderIdentity") == "cand-b")
             spec = _spec(api)
             took = _wall(spec["acquireTime"]) - last_renewal
-            retry, duration = ELECTION["retry_period"], ELECTION["lease_duration"]
-            assert isinstance(retry, float) and isinstance(duration, int)
-            # seen within a retry period, expired a duration later, taken at the next round
-            assert duration <= took <= duration + 2 * retry + 0.5, took
+            duration = ELECTION["lease_duration"]
+            assert isinstance(duration, int)
+            # never taken before the lease expired (how soon after: test_election.py and
+            # test_elector.py on a manual clock; this machine's load only delays it)
+            assert took >= duration, took
             assert spec["leaseTransitions"] == 1
             _wait(lambda: _admin(b.url)["leader"]["leading"] and _admin(b.url)["steps"])
             held = _admin(b.url)["steps"][0]  # the replicas held through its scale-down window

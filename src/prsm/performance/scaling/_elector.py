@@ -197,7 +197,13 @@ class LeaderElector:
         if release and self.state.leading and seen is not None and seen.holder == self.identity:
             await self._set(ElectionState(seen, self.state.observed_at, False, None))
             try:
-                await self.store.replace(released(seen, self.clock.time()))
+                try:
+                    await self.store.replace(released(seen, self.clock.time()))
+                except LeaseConflict:  # a renewal the stop cut short may have landed: read again
+                    current = await self.store.get()
+                    if current is None or current.holder != self.identity:
+                        return  # another candidate holds it already
+                    await self.store.replace(released(current, self.clock.time()))
             except ScalingError as exc:
                 log.warning("%s could not release its Lease (it expires in %d s): %s",
                             self.identity, seen.duration, exc)  # fmt: skip
