@@ -117,10 +117,7 @@ class RemoteHelper:
                 ready = await readable(self._conn.fileno(), limit + LOAD_TIMEOUT)
                 if not ready:
                     self.close()  # its late answer must not be read as the next call's
-                    raise TimeoutError(
-                        f"{self.name}: the helper host did not answer {func.__name__} "
-                        f"within {limit + LOAD_TIMEOUT:g}s"
-                    )
+                    raise _no_answer(self.name, func, limit)
                 kind, payload = self._conn.recv()
             except (AuthenticationError, EOFError, OSError) as exc:
                 self.close()
@@ -150,15 +147,18 @@ class RemoteHelper:
                 self._conn.send((op, self.name, func, args, timeout, prepare))
                 if not self._conn.poll(timeout + LOAD_TIMEOUT):
                     self.close()  # its late answer must not be read as the next call's
-                    raise TimeoutError(
-                        f"{self.name}: the helper host did not answer {func.__name__} "
-                        f"within {timeout + LOAD_TIMEOUT:g}s"
-                    )
+                    raise _no_answer(self.name, func, timeout)
                 kind, payload = self._conn.recv()
             except (AuthenticationError, EOFError, OSError) as exc:
                 self.close()
                 raise HelperProcessError(self.name, f"lost the helper host: {exc!r}") from exc
         return _answer(self.name, kind, payload)
+
+
+def _no_answer(name: str, func: Callable[..., Any], limit: float) -> TimeoutError:
+    return TimeoutError(
+        f"{name}: the helper host did not answer {func.__name__} within {limit + LOAD_TIMEOUT:g}s"
+    )
 
 
 def _answer(name: str, kind: str, payload: Any) -> Any:

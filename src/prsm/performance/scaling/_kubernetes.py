@@ -42,6 +42,25 @@ def _kubernetes() -> Any:
     return kubernetes
 
 
+async def call_api(name: str, what: str, fn: Callable[[], T],
+                   errors: Mapping[int, type[ScalingError]] | None = None) -> T:  # fmt: skip
+    """``fn()``, a blocking call of the official client, in a thread. Its API errors become
+    a :class:`ScalingError` (or ``errors``' class for their status) naming ``name`` and
+    ``what``, with the status; transport errors (connection refused, reset, time-outs:
+    urllib3's are not all OSErrors) a :class:`ScalingError` too."""
+    import urllib3
+
+    k8s = _kubernetes()
+    try:
+        return await asyncio.to_thread(fn)
+    except k8s.client.exceptions.ApiException as exc:
+        kind = (errors or {}).get(exc.status, ScalingError)
+        reason = getattr(exc, "reason", "") or ""
+        raise kind(name, f"{what}: {reason} {exc.body or ''}".strip(), status=exc.status) from exc
+    except (OSError, TimeoutError, urllib3.exceptions.HTTPError) as exc:
+        raise ScalingError(name, f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
 def kubernetes_api_client(
     *,
     host: str | None = None,
@@ -94,30 +113,13 @@ class KubernetesBackend:
         self.timeout = timeout
         self._client = client if client is not None else kubernetes_api_client()
         self._apps = k8s.client.AppsV1Api(self._client)
-        self._api_exception = k8s.client.exceptions.ApiException
-        import urllib3
-
-        # connection refused, reset, time-outs: urllib3's errors are not all OSErrors
-        self._transport_errors: tuple[type[BaseException], ...] = (
-            OSError,
-            TimeoutError,
-            urllib3.exceptions.HTTPError,
-        )
 
     @property
     def name(self) -> str:
         return f"kubernetes:{self.namespace}/{self.deployment}"
 
     async def _call(self, what: str, fn: Callable[[], T]) -> T:
-        try:
-            return await asyncio.to_thread(fn)
-        except self._api_exception as exc:
-            reason = getattr(exc, "reason", "") or ""
-            raise ScalingError(
-                self.name, f"{what}: {reason} {exc.body or ''}".strip(), status=exc.status
-            ) from exc
-        except self._transport_errors as exc:
-            raise ScalingError(self.name, f"{what}: {type(exc).__name__}: {exc}") from exc
+        return await call_api(self.name, what, fn)
 
     async def status(self) -> ReplicaStatus:
         dep = await self._call(

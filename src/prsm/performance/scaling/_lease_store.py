@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ..errors import ScalingError
 from ._election import URL_ANNOTATION, LeaseRecord
-from ._kubernetes import _kubernetes
+from ._kubernetes import _kubernetes, call_api
 
 T = TypeVar("T")
 
@@ -81,28 +81,13 @@ class KubernetesLeaseStore:
         self.timeout = timeout
         self._client = client
         self._api = k8s.client.CoordinationV1Api(client)
-        self._api_exception = k8s.client.exceptions.ApiException
-        import urllib3
-
-        self._transport_errors: tuple[type[BaseException], ...] = (
-            OSError,
-            TimeoutError,
-            urllib3.exceptions.HTTPError,
-        )
 
     @property
     def name(self) -> str:
         return f"lease:{self.namespace}/{self.lease}"
 
     async def _call(self, what: str, fn: Callable[[], T]) -> T:
-        try:
-            return await asyncio.to_thread(fn)
-        except self._api_exception as exc:
-            kind = LeaseConflict if exc.status == 409 else ScalingError
-            reason = getattr(exc, "reason", "") or ""
-            raise kind(self.name, f"{what}: {reason}".strip(), status=exc.status) from exc
-        except self._transport_errors as exc:
-            raise ScalingError(self.name, f"{what}: {type(exc).__name__}: {exc}") from exc
+        return await call_api(self.name, what, fn, {409: LeaseConflict})
 
     async def get(self) -> LeaseRecord | None:
         """The Lease, or ``None`` if there is none."""
