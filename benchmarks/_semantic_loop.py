@@ -189,15 +189,19 @@ def gil_rows(quick: bool) -> list[dict[str, Any]]:
 
 def _gil_samples(raw: str) -> dict[str, int]:
     """GIL-holding samples by thread in py-spy's raw output (``thread (TID): NAME;frame;...
-    COUNT`` a line): every thread but the loop's (``MainThread``), and all threads."""
-    off_loop = total = 0
+    COUNT`` a line; before a thread has its name, ``thread (TID);...``): every thread but the
+    loop's (the one named ``MainThread``, by its id), and all threads."""
+    lines = []
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
-        total += int(count)
-        if stack.split(";", 1)[0].split(": ", 1)[-1] != "MainThread":
-            off_loop += int(count)
+        thread = stack.split(";", 1)[0]
+        tid, _, name = thread.partition(": ")
+        lines.append((tid, name, int(count)))
+    loop = {tid for tid, name, _ in lines if name == "MainThread"}
+    total = sum(n for _, _, n in lines)
     if total == 0:
         raise RuntimeError("py-spy recorded no samples holding the GIL")
+    off_loop = sum(n for tid, _, n in lines if tid not in loop)
     return {"off_loop_gil_samples": off_loop, "gil_samples": total}
 
 
