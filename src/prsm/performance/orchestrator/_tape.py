@@ -23,10 +23,13 @@ DONE = b"data: [DONE]\n\n"
 _FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
 #: a block of whole events as OpenAI-style servers send them: each one line, ``data: {…}`` or
 #: ``data: [DONE]`` (checked in one pass of the regex engine; anything else is checked event by
-#: event). The line is taken whole at once (a possessive ``[^\n]*+``, no backtracking) and must
-#: end with ``}`` (the look-behind): 3.3 µs for a 2.9 KB, 17-event block against 4.3 µs with
-#: ``\{.*\}``, which scans each line twice
-_PLAIN = re.compile(rb"(?:data: ?(?:\{[^\n]*+(?<=\})|\[DONE\])\n\n)+")
+#: event). The line is taken whole at once (a possessive ``.*+``: any byte but a newline, as
+#: there is no DOTALL; no backtracking) and must end with ``}`` (the look-behind). ``.`` scans
+#: faster than the same set written ``[^\n]``: 2.6 µs for the simulator's 3.9 KB, 18-event
+#: block against 3.8 µs (and 2.7 µs with ``\{.*\}``, which scans each line twice)
+_PLAIN = re.compile(rb"(?:data: ?(?:\{.*+(?<=\})|\[DONE\])\n\n)+")
+#: how the first event of a block taken whole on the fast path must begin (see ``_FIRST``)
+_OBJECT = (b"data: {", b"data:{")
 #: how an OpenAI-style stream's first event may begin (else it is passed on untouched)
 _FIRST = (b"data: {", b"data:{", b":", b"event:", b"id:", b"retry:")
 #: read once: an enum member's lookup on its class costs about 0.3 µs, and every stream asks
@@ -66,12 +69,14 @@ class Tape:
             return chunk
         tail = self.tail
         data = tail + chunk if tail else chunk
-        if (  # the common case: whole plain events, nothing held back (one regex pass)
-            self.checked
-            and not rewrite
+        if (  # the common case: whole plain events, nothing held back (one regex pass);
+            # a stream's first block too, when it starts with an object (as ``_FIRST`` asks)
+            not rewrite
             and data.endswith(b"\n\n")
+            and (self.checked or data.startswith(_OBJECT))
             and _PLAIN.fullmatch(data) is not None
         ):
+            self.checked = True
             self.tail = b""
             self.sent.append(data)
             return data
