@@ -152,11 +152,10 @@ class HelperProcess:
         async with self._loop_lock():
             await acquire(self.lock, limit + LOAD_TIMEOUT)
             try:
-                if prepare is not None:
-                    key = (prepare[0].__module__, prepare[0].__qualname__, *prepare[1])
-                    if not (self.alive and key in self._prepared):
-                        await self._acall(*prepare, LOAD_TIMEOUT)
-                        self._prepared.add(key)
+                key = None if prepare is None else self._unprepared(*prepare)
+                if prepare is not None and key is not None:
+                    await self._acall(*prepare, LOAD_TIMEOUT)
+                    self._prepared.add(key)
                 return await self._acall(func, args, limit)
             finally:
                 self.lock.release()
@@ -197,11 +196,17 @@ class HelperProcess:
             self._prepare(func, args, timeout)
 
     def _prepare(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> None:
+        key = self._unprepared(func, args)
+        if key is not None:
+            self._call(func, args, timeout)
+            self._prepared.add(key)
+
+    def _unprepared(self, func: Callable[..., Any],
+                    args: tuple[Any, ...]) -> tuple[Any, ...] | None:  # fmt: skip
+        """The key of ``func(*args)`` if this start of the helper has not run it yet, else
+        ``None``."""
         key = (func.__module__, func.__qualname__, *args)
-        if self.alive and key in self._prepared:
-            return
-        self._call(func, args, timeout)
-        self._prepared.add(key)
+        return None if self.alive and key in self._prepared else key
 
     def _call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any:
         self.send(func, args, False)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._helper_host import Helper, shared_helper
-from .._helper_process import LOAD_TIMEOUT
+from .._helper_process import LOAD_TIMEOUT, Prepare
 from ..errors import ConfigError
 from ._model import EMBEDDING_DIM
 
@@ -113,11 +113,16 @@ class SentenceTransformerEmbedder:
                 self._model = load_sentence_transformer(self._device)
         return self._model
 
+    def _load(self) -> Prepare:
+        """What the helper must have loaded before an embedding (within the load time, not
+        the call's ``timeout``)."""
+        return (_load_in_helper, (self._device,))
+
     async def warm(self) -> None:
         """Load the model (in the worker thread or the helper) now, not on the first
         request."""
         if self.helper:
-            load = (_load_in_helper, (self._device,))
+            load = self._load()
             await _helper(self._device).acall(*load, LOAD_TIMEOUT, prepare=load)
         else:
             await asyncio.get_running_loop().run_in_executor(self._pool, self._get_model)
@@ -130,7 +135,7 @@ class SentenceTransformerEmbedder:
         if self.helper:
             args = (self._device, self.max_batch, list(texts))
             vectors: np.ndarray = _helper(self._device).call(
-                _encode_in_helper, args, self.timeout, prepare=(_load_in_helper, (self._device,))
+                _encode_in_helper, args, self.timeout, prepare=self._load()
             )
             return vectors
         out: Any = self._get_model().encode(
@@ -185,7 +190,7 @@ class SentenceTransformerEmbedder:
             return await loop.run_in_executor(self._pool, self.encode, texts)
         args = (self._device, self.max_batch, texts)
         vectors: np.ndarray = await _helper(self._device).acall(
-            _encode_in_helper, args, self.timeout, prepare=(_load_in_helper, (self._device,))
+            _encode_in_helper, args, self.timeout, prepare=self._load()
         )
         return vectors
 

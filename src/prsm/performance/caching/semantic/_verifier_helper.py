@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..._helper_host import Helper, shared_helper
-from ..._helper_process import LOAD_TIMEOUT
+from ..._helper_process import LOAD_TIMEOUT, Prepare
 from ._cascade import CascadeCounts, CascadeVerifier, load_verifier
 from ._verifier import Verifier
 
@@ -71,13 +71,20 @@ class HelperVerifier:
               cosines: Sequence[float]) -> np.ndarray:  # fmt: skip
         """P(same question) for each candidate, given best-first by cosine, computed by the
         helper (started, or started again, as needed)."""
+        args, load = self._request(query, candidates, cosines)
+        return self._counted(self._helper().call(_score_in_helper, args, self.timeout,
+                                                 prepare=load))  # fmt: skip
+
+    def _request(self, query: str, candidates: Sequence[str],
+                 cosines: Sequence[float]) -> tuple[tuple[Any, ...], Prepare]:  # fmt: skip
+        """A score's arguments in the helper, and what the helper must have loaded first."""
         args = (self.spec, query, list(candidates), [float(c) for c in cosines])
-        probs, crossed = self._helper().call(
-            _score_in_helper, args, self.timeout, prepare=(_load_in_helper, (self.spec,))
-        )
+        return args, (_load_in_helper, (self.spec,))
+
+    def _counted(self, answer: tuple[np.ndarray, int]) -> np.ndarray:
+        probs, crossed = answer
         self.counts.add(len(probs), crossed)
-        out: np.ndarray = probs
-        return out
+        return probs
 
     async def awarm(self) -> None:
         """:meth:`warm` from the event loop (lookups meanwhile wait their turn on it)."""
@@ -90,13 +97,9 @@ class HelperVerifier:
         pipe's framing run on the loop, which sees them, instead of in a thread that takes
         the GIL from it. A cancelled caller leaves the call to finish (shielded), so the
         helper's answer is read by the call that asked for it."""
-        args = (self.spec, query, list(candidates), [float(c) for c in cosines])
-        probs, crossed = await self._helper().acall(
-            _score_in_helper, args, self.timeout, prepare=(_load_in_helper, (self.spec,))
-        )
-        self.counts.add(len(probs), crossed)
-        out: np.ndarray = probs
-        return out
+        args, load = self._request(query, candidates, cosines)
+        return self._counted(await self._helper().acall(_score_in_helper, args, self.timeout,
+                                                        prepare=load))  # fmt: skip
 
 
 def helper_verifier(path: str | None, mode: str, band: tuple[float, float] | None,
