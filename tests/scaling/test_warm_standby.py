@@ -249,3 +249,32 @@ async def test_a_fetch_that_fails_changes_nothing_and_is_counted(
     assert caplog.text.count("could not fetch the leader's history") == 1  # then every 30 s
     await mirror.close()
     await a.close()
+
+
+async def test_the_history_route_takes_get_and_a_number_of_seconds() -> None:
+    from types import SimpleNamespace
+
+    from prsm.performance.errors import RequestValidationError
+    from prsm.performance.gateway._admin import AdminApi
+    from prsm.performance.routing import NodeRegistry
+
+    admin = AdminApi(SimpleNamespace(registry=NodeRegistry(), monitor=None))
+    route = "/admin/scaling/history"
+    found = await admin.monitoring("GET", route, b"since=60")
+    assert found is not None and found[0] == 404  # no candidate here
+    asked: list[float] = []
+
+    async def history(since: float) -> tuple[int, bytes]:
+        asked.append(since)
+        return 200, b"{}"
+
+    admin.scaling_history = history
+    assert await admin.monitoring("GET", route, b"since=120.5") == (200, b"{}")
+    assert await admin.monitoring("GET", route, b"") == (200, b"{}")
+    assert asked == [120.5, 0.0]
+    for query in (b"since=soon", b"since=nan", b"since=inf"):
+        with pytest.raises(RequestValidationError) as info:
+            await admin.monitoring("GET", route, query)
+        assert info.value.field == "since"
+    with pytest.raises(RequestValidationError):
+        await admin.monitoring("POST", route, b"")

@@ -109,7 +109,7 @@ class WarmMirror:
         since = self.held.load.end if self.held is not None and len(self.held.load) else 0.0
         try:
             async with self._client.stream(
-                "GET", url + ROUTE, params={"since": repr(since)}, headers=self._headers,
+                "GET", url + ROUTE, params={"since": repr(float(since))}, headers=self._headers,
                 timeout=self.timeout,
             ) as answer:  # fmt: skip
                 body = await _read(answer, MAX_BYTES)
