@@ -196,6 +196,7 @@ def test_a_leader_answers_the_steps_since_and_a_standby_merges_them() -> None:
         ({"values": [0.0] * (MAX_STEPS + 1)}, "values"),
         ({"values": "1,2"}, "values"),
         ({"start": "0"}, "start"),
+        ({"start": 90.0}, "start"),
         ({"service_time": 0.0}, "service_time"),
         ({"startup_time": True}, "startup_time"),
     ],

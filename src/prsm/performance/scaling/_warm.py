@@ -71,21 +71,23 @@ def _number(value: Any, name: str, *, positive: bool = False) -> float:
 
 def parse_history(body: Any, step: float) -> Carried:
     """A leader's answer (decoded JSON), every field checked (a :class:`HistoryError`): its
-    steps must be ``step`` seconds, at most :data:`MAX_STEPS` of them."""
+    steps must be ``step`` seconds starting at a multiple of ``step`` (as every tracker's),
+    at most :data:`MAX_STEPS` of them."""
     if not isinstance(body, dict):
         raise HistoryError("a history answer is a JSON object")
     start = _number(body.get("start"), "start")
     if _number(body.get("step"), "step", positive=True) != step:
         raise HistoryError(f"step: the leader counts {body.get('step')!r} s steps, here {step:g}")
+    if abs(start / step - round(start / step)) > 1e-6:  # steps start at multiples of step
+        raise HistoryError(f"start: {start!r} is not a multiple of the step ({step:g} s)")
     values = body.get("values")
     if not isinstance(values, list) or len(values) > MAX_STEPS:
         raise HistoryError(f"values: must be a list of at most {MAX_STEPS} counts")
     counts = np.array([_number(v, "values[]") for v in values], dtype=np.float64)
-    times = {}
-    for name in ("service_time", "startup_time"):
-        value = body.get(name)
-        times[name] = None if value is None else _number(value, name, positive=name[1] == "e")
-    return Carried(LoadSeries(start, step, counts), times["service_time"], times["startup_time"])
+    service, startup = body.get("service_time"), body.get("startup_time")
+    service = None if service is None else _number(service, "service_time", positive=True)
+    startup = None if startup is None else _number(startup, "startup_time")
+    return Carried(LoadSeries(start, step, counts), service, startup)
 
 
 def _span(parts: list[LoadSeries], step: float) -> tuple[float, int]:

@@ -113,7 +113,7 @@ class WarmMirror:
                 timeout=self.timeout,
             ) as answer:  # fmt: skip
                 body = await _read(answer, MAX_BYTES)
-        except (httpx.HTTPError, AnswerTooLarge) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, AnswerTooLarge) as exc:
             return self._failed(url, f"{type(exc).__name__}: {exc}")
         if answer.status_code != 200:
             return self._failed(url, f"HTTP {answer.status_code}: {body[:200]!r}")
