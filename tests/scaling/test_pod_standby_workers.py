@@ -132,6 +132,7 @@ def test_candidates_of_several_processes_elect_one_parent_each(tmp_path: Path) -
             _wait(lambda: sum(_metric(b.url, re.escape(ok))) >= 3)
             failed = 'prsm_scaling_warm_fetches_total{outcome="failed"}'
             assert sum(_metric(b.url, re.escape(failed))) == 0
+            _wait(lambda: _admin(b.url)["warm"]["fetches"] >= 3)  # pushed to its processes
             history = httpx.get(f"{a.url}/admin/scaling/history?since=0", headers=KEY, timeout=10)
             assert history.status_code == 200 and history.json()["step"] == 60.0
             standby = httpx.get(f"{b.url}/admin/scaling/history", headers=KEY, timeout=10)

@@ -136,6 +136,12 @@ class LeaderScaler:
         body = history_body(loop.load(), since, loop.service_time(), loop.startup_time)
         return 200, orjson.dumps(body)
 
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when who leads changes and after each fetch of the history."""
+        self.elector.listeners.append(listener)
+        if self.mirror is not None:
+            self.mirror.listeners.append(listener)
+
     def start(self) -> None:
         self.elector.start()
         if self.mirror is not None:

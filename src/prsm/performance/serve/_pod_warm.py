@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -78,6 +79,8 @@ class WarmMirror:
         self._client = client if client is not None else httpx.AsyncClient()
         self._task: asyncio.Task[None] | None = None
         self.held: Carried | None = None
+        #: called after each fetch (e.g. to push the snapshot to other processes)
+        self.listeners: list[Callable[[], None]] = []
         self.source = ""  # the leader of the last fetch
         self.fetches = 0  # fetches that got through
         self.failed = 0  # fetches that failed, in all
@@ -149,7 +152,10 @@ class WarmMirror:
         """Fetch every ``interval`` while this pod stands by, until cancelled."""
         while True:
             await self.clock.sleep(self.interval)
-            await self.fetch_once()
+            if self.leader():
+                await self.fetch_once()
+                for listener in self.listeners:
+                    listener()
 
     def start(self) -> None:
         if self._task is None:

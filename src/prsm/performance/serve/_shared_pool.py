@@ -212,7 +212,7 @@ class PoolHost:
             self.scaler = self.remote(self.registry, clock, self.metrics)
             if self.standby is not None:  # one elector per pod: here
                 self.scaler = self.standby(self.scaler, clock, self.metrics)
-                self.scaler.elector.listeners.append(lambda: self._scaled(None))
+                self.scaler.listen(lambda: self._scaled(None))  # who leads, the history
         elif self._local is not None:
             from ._local_workers import local_scaler
 
