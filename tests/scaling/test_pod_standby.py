@@ -49,6 +49,8 @@ REPORT = {"url": "http://127.0.0.1:1", "key_env": KEY_ENV, "node": "vllm"}
         ({**KUBE, "leader_election": {**ELECTION, "lease_duration": 2.5}},
          "kubernetes.leader_election.lease_duration"),
         ({"leader_election": ELECTION}, "kubernetes.leader_election.lease"),
+        ({**KUBE, "leader_election": {**ELECTION, "warm_interval": -1}},
+         "kubernetes.leader_election.warm_interval"),
     ],
 )  # fmt: skip
 def test_the_election_settings_name_the_bad_field(
@@ -191,17 +193,3 @@ def test_the_standby_takes_over_and_the_reporters_load_scales_through_it(tmp_pat
             for proc in reversed(procs):
                 proc.stop()
             sim.stop()
-
-
-def test_a_candidate_runs_one_gateway_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from prsm.performance.serve._build import serve
-
-    monkeypatch.setenv(KEY_ENV, ADMIN)
-    nodes = [{"id": "vllm", "url": "http://127.0.0.1:9/v1", "models": ["m"]}]
-    body = {"nodes": nodes, "workers": {"enabled": False}, "orchestrator": {"auto_scaling": True},
-            "kubernetes": KUBE, "scaling_report": REPORT}  # fmt: skip
-    with pytest.raises(ConfigError) as info:
-        serve(write_config(tmp_path, body), host="127.0.0.1", port=9, workers=2)
-    assert info.value.field == "kubernetes.leader_election.lease"

@@ -4,6 +4,7 @@
 is updated), ``DELETE /admin/nodes/{id}``, ``POST /admin/nodes/{id}/drain``,
 ``GET /admin/breakers``, ``GET /admin/scaling`` (the scaler's policy, steps and actions),
 ``POST /admin/scaling/load`` (another gateway pod's load, for the Deployment's scaler),
+``GET /admin/scaling/history?since=T`` (a leading scaler candidate's history, for a standby),
 ``GET /admin/analytics?since=24h`` (trends, anomalies, insights, recommendations);
 monitoring: ``GET /admin/metrics/current``,
 ``GET /admin/metrics/history?metric=&labels=&since=&until=&step=&agg=``, ``GET /admin/alerts``
@@ -18,8 +19,9 @@ from a variable the config allows, towards a host allowed for that variable
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +35,8 @@ from ..upstreams._http import check_nodes
 from ._responses import error_body
 from ._settings import NodeKeySettings
 
+#: a scaler candidate's history, for a standby
+HISTORY = "/admin/scaling/history"
 #: the node field that names another upstream than HTTP (local workers: ``"local"``)
 UPSTREAM_TAG = "upstream"
 
@@ -183,6 +187,9 @@ class AdminApi:
         #: the gateway pods reporting to this one's scaler, and this pod's own reporting
         self.scaling_pods: Callable[[], list[dict[str, Any]]] | None = None
         self.scaling_report: Callable[[], dict[str, Any]] | None = None
+        #: ``GET /admin/scaling/history?since=T`` (a scaler candidate's, for a standby): the
+        #: status and JSON answer for ``T``
+        self.scaling_history: Callable[[float], Awaitable[tuple[int, bytes]]] | None = None
 
     def routes(self) -> list[str]:
         """The upstream tags nodes may name (those of the pipeline's dispatching upstream)."""
@@ -242,9 +249,29 @@ class AdminApi:
         """The monitoring and analytics routes' answer (JSON for the dashboard), or ``None``
         for others."""
         monitor = getattr(self.perf, "monitor", None)
+        if path == HISTORY:
+            return await self._history(method, query)
         if path == "/admin/analytics":
             return await self._analytics(monitor, method, query)
         return await monitoring_route(monitor, method, path, query)
+
+    async def _history(self, method: str, query: bytes) -> tuple[int, bytes]:
+        """``GET /admin/scaling/history?since=T``: the leading candidate's scaling history
+        from ``T`` (wall-clock seconds, default 0) on, for a standby (warm standby)."""
+        from urllib.parse import parse_qs
+
+        if method != "GET":
+            raise RequestValidationError("(method)", f"{HISTORY} takes GET")
+        if self.scaling_history is None:
+            return _not_found("no scaler candidate here (kubernetes.leader_election)")
+        given = parse_qs(query.decode("latin-1")).get("since") or ["0"]
+        try:
+            since = float(given[0])
+        except ValueError:
+            since = math.nan
+        if not math.isfinite(since):
+            raise RequestValidationError("since", f"must be a number of seconds, got {given[0]!r}")
+        return await self.scaling_history(since)
 
     async def _analytics(self, monitor: Any, method: str, query: bytes) -> tuple[int, bytes]:
         """``GET /admin/analytics?since=24h``: the post's ``analyze_performance_trends`` over

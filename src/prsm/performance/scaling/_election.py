@@ -55,7 +55,9 @@ class LeaderElectionSettings:
     its gateway as the other pods reach it (``$VAR`` / ``${VAR}`` from the environment, e.g.
     ``http://${POD_IP}:8080``), written on the Lease while it leads. ``lease_duration``
     (whole seconds), ``renew_deadline`` and ``retry_period`` as client-go's (15, 10, 2 s):
-    ``lease_duration > renew_deadline > 1.2 × retry_period``."""
+    ``lease_duration > renew_deadline > 1.2 × retry_period``. ``warm_interval``: a candidate
+    that stands by fetches the leader's scaling history this often (a warm standby,
+    :mod:`._warm`; 0: never, and a new leader's forecast starts from nothing)."""
 
     lease: str = ""
     identity: str = ""
@@ -63,9 +65,11 @@ class LeaderElectionSettings:
     lease_duration: int = 15
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    warm_interval: float = 10.0
 
     def __post_init__(self) -> None:
         check_whole("lease_duration", self.lease_duration, 1)
+        check_positive("warm_interval", self.warm_interval, allow_zero=True)
         check_positive("renew_deadline", self.renew_deadline)
         check_positive("retry_period", self.retry_period)
         if self.renew_deadline >= self.lease_duration:

@@ -74,6 +74,9 @@ class LeaderElector:
         self.last_error: str | None = None
         self.rounds = 0
         self._task: asyncio.Task[None] | None = None
+        #: called after a round in which who leads (as this pod sees it) changed
+        self.listeners: list[Callable[[], None]] = []
+        self._told: tuple[bool, str] = (False, "")
         registry = metrics if metrics is not None else MetricsRegistry()
         self._m_leader = registry.gauge("scaling_leader", "1 while this pod leads the scaling.")
         moves = registry.plain(
@@ -102,8 +105,19 @@ class LeaderElector:
         return seen.url if expires is not None and self.clock.monotonic() < expires else ""
 
     async def round(self) -> None:
-        """Read, decide, write; the outcome folded into :attr:`state`."""
+        """Read, decide, write; the outcome folded into :attr:`state`; the listeners told if
+        who leads changed."""
         self.rounds += 1
+        try:
+            await self._round()
+        finally:
+            seen = (self.leading, self.leader_url)
+            if seen != self._told:
+                self._told = seen
+                for listener in self.listeners:
+                    listener()
+
+    async def _round(self) -> None:
         try:
             lease = await self._bounded(self.store.get())
         except (ScalingError, TimeoutError) as exc:

@@ -35,6 +35,7 @@ from ._types import (
     ScalingSignals,
     check_positive,
 )
+from ._warm import Carried, carry
 
 log = logging.getLogger("prsm.performance.scaling")
 
@@ -112,6 +113,8 @@ class ScalingLoop:
         self.clock = clock or SystemClock()
         self.state: Any = policy.initial_state()
         self.history: deque[LoopStep] = deque(maxlen=history)
+        #: a new leader's carried history, and when it took over (:meth:`carry_over`)
+        self.carried: tuple[Carried, float] | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending_up: tuple[float, int] | None = None  # (asked at, target) of a scale-up
         #: called with each step once it is kept (e.g. to tell other processes)
@@ -172,14 +175,36 @@ class ScalingLoop:
             interval=window.interval,
             arrivals=window.arrivals,
             concurrency=self.concurrency,
-            service_time=self.tracker.service_time,
+            service_time=self.service_time(),
             startup_time=self.startup_time,
-            load=load if load is not None else self.tracker.load(),
+            load=load if load is not None else self.load(),
             signals=signals,
             sessions=self.tracker.session_snapshot(),
         )
         score = score_signals(signal_readings(signals, self.score_settings), self.score_settings)
         return ctx, score.as_dict()
+
+    def carry_over(self, carried: Carried | None, since: float) -> None:
+        """Read ``carried`` (the last leader's history, :mod:`._warm`) for the steps before
+        ``since`` from now on, and its start-up time; ``None``: only this tracker's."""
+        self.carried = (carried, since) if carried is not None else None
+        if carried is not None and carried.startup_time is not None:
+            self.startup_time = carried.startup_time
+
+    def load(self) -> LoadSeries:
+        """The arrivals per step the policy reads: the tracker's, after any carried ones."""
+        own = self.tracker.load()
+        if self.carried is None:
+            return own
+        carried, since = self.carried
+        return carry(carried.load, own, since)
+
+    def service_time(self) -> float | None:
+        """The measured mean service time, else the carried one (``None``: neither)."""
+        measured = self.tracker.service_time
+        if measured is None and self.carried is not None:
+            return self.carried[0].service_time
+        return measured
 
     async def step(self) -> LoopStep:
         """Snapshot → decision → action; kept in :attr:`history` and returned."""

@@ -20,7 +20,9 @@ last report, shown in ``/admin/scaling`` under ``pods``; ``prsm_scaling_pod_repo
 
 With leader election (``kubernetes.leader_election``) every candidate pod has a receiver, and
 its ``gate`` says whether it leads: one that does not answers 503 with the leader's URL
-(``{"leader": url}``, "" if none is known), and the reporter sends its report there.
+(``{"leader": url}``, "" if none is known), and the reporter sends its report there. Under
+``serve --workers N`` a report a gateway process handed on after the serving parent stopped
+leading is not played but counted (``outcome="late"``) and logged.
 """
 
 from __future__ import annotations
@@ -180,6 +182,7 @@ class PodLoadReceiver:
         self.clock = clock
         self.reporters: dict[str, _Reporter] = {}
         self.refused = 0  # reports refused (malformed, too large, another node)
+        self.late = 0  # forwarded after this pod stopped leading: not played
         #: called when a reporter joins or is lost (the serving parent pushes its snapshot)
         self.on_change: Callable[[], None] | None = None
         #: with leader election: ``None`` while this pod leads, else the leader's URL
@@ -188,7 +191,7 @@ class PodLoadReceiver:
         reports = registry.plain(
             "counter", "scaling_pod_reports", "Gateway pods' load reports, by outcome.", ["outcome"]
         )
-        outcomes = ("played", "repeated", "refused", "redirected")
+        outcomes = ("played", "repeated", "refused", "redirected", "late")
         self._outcomes = {o: reports.labels(o) for o in outcomes}
         self._reporting = registry.gauge(
             "scaling_pods_reporting", "Gateway pods reporting their load to this scaler."
@@ -215,6 +218,19 @@ class PodLoadReceiver:
             return exc.status, orjson.dumps({"error": error})
         played = self.play(report)
         return 200, orjson.dumps({"played": played, "seq": report["seq"]})
+
+    def forwarded(self, report: dict[str, Any]) -> bool:
+        """A checked report a gateway process of this pod took (``serve --workers N``): played,
+        unless this pod stopped leading after that process last heard it did (then counted
+        as ``late``, logged, and not played: the reporter's later reports go to the leader)."""
+        leader = self.gate() if self.gate is not None else None
+        if leader is None:
+            return self.play(report)
+        self.late += 1
+        self._outcomes["late"].inc()
+        log.warning("a load report from %s came after this pod stopped leading: not played "
+                    "(%d so far)", report.get("instance"), self.late)  # fmt: skip
+        return False
 
     def play(self, report: dict[str, Any]) -> bool:
         """Play a checked report (False: a repeat of one played already)."""

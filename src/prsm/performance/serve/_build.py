@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._helper_host import HelperHost
 from ..config import PRSMConfig, load_config
@@ -35,6 +35,9 @@ from ._remote_scaling import (
     remote_section,
 )
 from ._shared_pool import POOL_SOCKET_ENV, PoolHost, pool_socket
+
+if TYPE_CHECKING:
+    from ._pod_standby import Standby
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +99,15 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
     check_pod_sections(config)
     attach_pod_reporter(app, config)  # to the pod that scales the Deployment, if configured
     shared = pool_socket()
-    if shared is not None and config.kubernetes.leader_election.enabled:
-        from ._pod_standby import check_candidate
-
-        check_candidate(config, workers=2)  # refused: one gateway process per candidate
     if shared is not None:
         # serve --workers N: the serving parent holds the model pool and scales the replicas
         # (report their load there), and links the gateway processes (/metrics shows all)
         local = config.workers if config.workers.enabled and config.workers.count > 0 else None
         report = remote_reporter(app, config, remote) if remote is not None else None
+        if remote is not None and config.kubernetes.leader_election.enabled:
+            from ._pod_standby import link_candidate  # the parent stands for the Lease
+
+            report = link_candidate(config, config.scaling_report.timeout)
         attach_to_parent(app, shared, local, on_link=report, follow=remote == "ray")
         return app
     if remote is not None:  # it scales the Deployment or the Ray actors instead
@@ -112,6 +115,17 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
         scaling = None
     attach_local_workers(app, config.workers, scaling)
     return app
+
+
+def standby_of(config: PRSMConfig) -> Standby | None:
+    """A candidate's (``kubernetes.leader_election``, with auto-scaling) wrapping of its
+    Deployment's scaler under ``serve --workers N``: the serving parent stands for the Lease
+    (one elector per pod) and scales while it leads."""
+    if not (config.orchestrator.auto_scaling and config.kubernetes.leader_election.enabled):
+        return None
+    from ._pod_standby import standby
+
+    return standby(config)
 
 
 def attach_monitoring(perf: Any, config: PRSMConfig) -> None:
@@ -163,10 +177,6 @@ def serve(
         raise ConfigError("workers", f"must be >= 1, got {workers}")
     try:  # build and check everything here, before any worker starts
         check_exposure(gw, host)  # no open admin API beyond loopback
-        if workers > 1 and config.kubernetes.leader_election.enabled:
-            from ._pod_standby import check_candidate
-
-            check_candidate(config, workers)
         app = app_from_config(config)
     except ConfigError as exc:
         if exc.source is None and config_path is not None:
@@ -188,7 +198,7 @@ def serve(
     remote = remote_scaler(config)
     # one model pool, one scaler, and the link between the gateway processes (/metrics)
     host_pool = PoolHost(config.workers if local else None, scaling, remote,
-                         pods=receives_reports(config))  # fmt: skip
+                         pods=receives_reports(config), standby=standby_of(config))  # fmt: skip
     host_pool.start()
     os.environ[POOL_SOCKET_ENV] = host_pool.path
     section = remote_section(config) if remote is not None else None

@@ -10,13 +10,15 @@ section, which scales the Deployment from every pod's load (see
   :class:`~prsm.performance.scaling._pods.PodLoadReceiver` over its scaler's tracker
   (:func:`attach_pod_receiver`); under ``serve --workers N`` the serving parent holds the
   receiver with the scaler, and each gateway process checks a report and hands it on, parsed,
-  over the parent's socket (``{"op": "pods", "report"}``, :func:`forward_pod_reports`).
+  over the parent's socket (``{"op": "pods", "report"}``, :func:`forward_pod_reports`);
+  on a candidate of a leader election, while the parent leads (as it last told them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -120,16 +122,28 @@ def attach_pod_receiver(
     return receiver
 
 
-def forward_pod_reports(app: GatewayApp, config: PRSMConfig, link: SharedPoolUpstream) -> None:
+def forward_pod_reports(
+    app: GatewayApp,
+    config: PRSMConfig,
+    link: SharedPoolUpstream,
+    *,
+    gate: Callable[[], str | None] | None = None,
+) -> None:
     """In a gateway process of the scaler pod under ``serve --workers N``: check each report
     (400, 413 as the receiver would answer) and hand it to the serving parent (202), or 503
-    if the parent cannot be reached now (the reporter sends it again)."""
+    if the parent cannot be reached now (the reporter sends it again). ``gate`` (a candidate
+    of a leader election): the leader's URL while the parent does not lead, answered with 503
+    as the receiver would."""
     found = receives_reports(config)
     if found is None:
         return
     settings, node = found
 
     def accept(body: bytes) -> tuple[int, bytes]:
+        leader = gate() if gate is not None else None
+        if leader is not None:
+            error = {"message": "this pod does not lead the scaling", "type": "unavailable"}
+            return 503, orjson.dumps({"error": error, "leader": leader})
         try:
             report = parse_report(body, node, settings.max_events)
         except ReportError as exc:

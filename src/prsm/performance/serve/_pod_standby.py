@@ -15,33 +15,59 @@ A leader that cannot renew the Lease within ``renew_deadline`` stops its loop be
 other candidate may take the Lease (``lease_duration`` after it last saw it change); a leader
 that shuts down hands the Lease back, so a standby takes over at its next round.
 :class:`LeaderScaler` is what the orchestrator runs and ``/admin/scaling`` shows (with
-``leader``: who leads, this pod's role, the Lease as last read).
+``leader``: who leads, this pod's role, the Lease as last read; ``warm``: the history held).
+
+**A warm standby** (``warm_interval``, :mod:`._pod_warm`): a candidate that stands by fetches
+the leader's scaling history from ``GET /admin/scaling/history`` (which only the leader
+answers, 503 with the leader's URL elsewhere); when it takes the Lease its loop reads that
+history for the steps before the take-over, so its first forecast is the old leader's.
+
+**``serve --workers N``** on a candidate: the serving parent alone stands for the Lease (one
+elector per pod) and, while it leads, scales and takes the reports, which the gateway
+processes hand on to it (:func:`link_candidate`); they answer 503 with the leader's URL while
+the parent does not lead (as it last pushed; it pushes whenever who leads changes) and ask it
+for the history a standby fetches. Each gateway process reports its own node's load through
+its ``scaling_report`` reporter, as a single-process candidate does.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from ..config import PRSMConfig
 from ..errors import ConfigError, ScalingError
 from ..scaling._elector import LeaderElector, LeaseStore
+from ..scaling._warm import history_body
+from ._pod_report import report_key
 
 if TYPE_CHECKING:
     from ..clock import Clock
     from ..gateway._app import GatewayApp
     from ..monitoring._registry import MetricsRegistry
     from ..scaling._election import LeaderElectionSettings
+    from ..scaling._loop import ScalingLoop
     from ..scaling._scaler import PredictiveScaler
+    from ..scaling._tracker import LoadTracker
+    from ._pod_warm import WarmMirror
+    from ._pool_client import SharedPoolUpstream
     from ._shared_pool import RemoteScaler
+
+#: ``GET /admin/scaling/history?since=T``'s answer (status, JSON body)
+HistoryRoute = Callable[[float], Awaitable[tuple[int, bytes]]]
 
 log = logging.getLogger("prsm.performance.scaling")
 
 
 class LeaderScaler:
     """A :class:`~prsm.performance.scaling.PredictiveScaler` that scales only while this pod
-    holds the Lease (a :class:`~prsm.performance.scaling._types.Scaler`)."""
+    holds the Lease (a :class:`~prsm.performance.scaling._types.Scaler`); with a
+    :attr:`mirror` (a :class:`~._pod_warm.WarmMirror`) it holds the leader's history while it
+    stands by, and its loop reads it from the take-over on (:mod:`~..scaling._warm`)."""
 
     def __init__(
         self,
@@ -59,6 +85,15 @@ class LeaderScaler:
         self.clock = clock
         self.elector = LeaderElector(store, settings, identity, url, clock=clock,
                                      on_change=self._changed, metrics=metrics)  # fmt: skip
+        self.mirror: WarmMirror | None = None
+
+    @property
+    def tracker(self) -> LoadTracker:
+        return self.scaler.tracker
+
+    @property
+    def loop(self) -> ScalingLoop:
+        return self.scaler.loop
 
     async def _changed(self, leading: bool) -> None:
         loop = self.scaler.loop
@@ -78,16 +113,43 @@ class LeaderScaler:
             state = dataclasses.replace(state, recommendations=((self.clock.time(),
                                                                  status.desired),))  # fmt: skip
         loop.state = state
+        held = self.mirror.held if self.mirror is not None else None
+        loop.carry_over(held, self.clock.time())  # the last leader's history, where held
+        if held is not None:
+            log.info("the new leader's forecast reads %d step(s) of the last leader's history",
+                     len(held.load))  # fmt: skip
         self.scaler.start()
 
     def gate(self) -> str | None:
         """For the report receiver: ``None`` while this pod leads, else the leader's URL."""
         return None if self.elector.leading else self.elector.leader_url
 
+    def history(self, since: float) -> tuple[int, bytes]:
+        """``GET /admin/scaling/history?since=T`` (the admin key checked already): while this
+        pod leads, the steps its policy reads from ``since`` on (:func:`history_body`), else
+        503 with the leader's URL."""
+        leader = self.gate()
+        if leader is not None:
+            error = {"message": "this pod does not lead the scaling", "type": "unavailable"}
+            return 503, orjson.dumps({"error": error, "leader": leader})
+        loop = self.loop
+        body = history_body(loop.load(), since, loop.service_time(), loop.startup_time)
+        return 200, orjson.dumps(body)
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when who leads changes and after each fetch of the history."""
+        self.elector.listeners.append(listener)
+        if self.mirror is not None:
+            self.mirror.listeners.append(listener)
+
     def start(self) -> None:
         self.elector.start()
+        if self.mirror is not None:
+            self.mirror.start()
 
     async def close(self) -> None:
+        if self.mirror is not None:
+            await self.mirror.close()
         await self.elector.close(release=True)  # the loop stops first, then the Lease goes
         await self.scaler.close()
         close = getattr(self.store, "close", None)
@@ -95,13 +157,14 @@ class LeaderScaler:
             await close()
 
     def snapshot(self, last: int = 50) -> dict[str, Any]:
-        return {**self.scaler.snapshot(last), "leader": self.elector.snapshot()}
+        warm = {"warm": self.mirror.snapshot()} if self.mirror is not None else {}
+        return {**self.scaler.snapshot(last), "leader": self.elector.snapshot(), **warm}
 
 
-def check_candidate(config: PRSMConfig, workers: int = 1) -> None:
+def check_candidate(config: PRSMConfig) -> None:
     """A :class:`ConfigError` naming the field if this candidate cannot run: it reports its
-    own load (``scaling_report.url`` and ``node``, the Deployment's node) and runs one
-    gateway process."""
+    own load (``scaling_report.url`` and ``node``, the Deployment's node, with the key that
+    also fetches the leader's history)."""
     kube = config.kubernetes
     if not kube.leader_election.enabled:
         return
@@ -112,10 +175,8 @@ def check_candidate(config: PRSMConfig, workers: int = 1) -> None:
                           "Service")  # fmt: skip
     if report.node != kube.node:
         raise ConfigError("scaling_report.node", f"must be kubernetes.node ({kube.node!r})")
-    if workers > 1:
-        why = "a scaler candidate runs one gateway process (not serve --workers N)"
-        raise ConfigError("kubernetes.leader_election.lease", why)
     candidate(config)  # its URL's variables are set
+    report_key(report)  # and its key
 
 
 def candidate(config: PRSMConfig) -> tuple[str, str]:
@@ -127,26 +188,97 @@ def candidate(config: PRSMConfig) -> tuple[str, str]:
         raise ConfigError(f"kubernetes.leader_election.{exc.field}", exc.problem) from None
 
 
+Standby = Callable[["PredictiveScaler", "Clock", "MetricsRegistry"], LeaderScaler]
+
+
+def standby(config: PRSMConfig) -> Standby:
+    """What makes this candidate's :class:`LeaderScaler` over its Deployment's scaler: the
+    Lease's store and, with ``warm_interval``, the leader's history mirrored (checked now)."""
+    from ..scaling._lease_store import KubernetesLeaseStore
+
+    check_candidate(config)
+    kube, report = config.kubernetes, config.scaling_report
+    election = kube.leader_election
+    identity, url = candidate(config)
+    key = report_key(report)
+
+    def make(scaler: PredictiveScaler, clock: Clock, metrics: MetricsRegistry) -> LeaderScaler:
+        from ._pod_warm import WarmMirror
+
+        store = KubernetesLeaseStore(election.lease, kube.namespace, client=kube.api_client(),
+                                     timeout=kube.timeout)  # fmt: skip
+        leader = LeaderScaler(scaler, store, election, identity, url, clock=clock,
+                              metrics=metrics)  # fmt: skip
+        if election.warm_interval > 0:
+            leader.mirror = WarmMirror(leader.elector, key, step=scaler.tracker.step,
+                                       interval=election.warm_interval, timeout=report.timeout,
+                                       clock=clock, metrics=metrics)  # fmt: skip
+        return leader
+
+    return make
+
+
 def attach_candidate(app: GatewayApp, config: PRSMConfig, make: RemoteScaler) -> None:
     """Stand for the Lease from startup, scaling while this pod holds it (see the module
     docstring); its own load is reported by its ``scaling_report`` reporter."""
-    from ..scaling._lease_store import KubernetesLeaseStore
     from ._pod_links import attach_pod_receiver
 
-    kube = config.kubernetes
-    election = kube.leader_election
-    identity, url = candidate(config)
+    wrap = standby(config)
     perf = app.perf
 
     async def stand(app: GatewayApp) -> None:
-        scaler = make(perf.registry, perf.clock, perf.metrics)
-        store = KubernetesLeaseStore(election.lease, kube.namespace, client=kube.api_client(),
-                                     timeout=kube.timeout)  # fmt: skip
-        standby = LeaderScaler(scaler, store, election, identity, url, clock=perf.clock,
-                               metrics=perf.metrics)  # fmt: skip
-        receiver = attach_pod_receiver(app, config, scaler.tracker)
+        leader = wrap(make(perf.registry, perf.clock, perf.metrics), perf.clock, perf.metrics)
+        receiver = attach_pod_receiver(app, config, leader.tracker)
         if receiver is not None:
-            receiver.gate = standby.gate
-        perf.attach_scaler(standby)  # the elector starts with the orchestrator
+            receiver.gate = leader.gate
+        app.admin.scaling_history = _answer(leader.history)
+        perf.attach_scaler(leader)  # the elector starts with the orchestrator
 
     app.on_startup.append(stand)
+
+
+def _answer(history: Callable[[float], tuple[int, bytes]]) -> HistoryRoute:
+    async def answer(since: float) -> tuple[int, bytes]:
+        return history(since)
+
+    return answer
+
+
+def parent_gate(latest: Mapping[str, Any] | None) -> str | None:
+    """Under ``serve --workers N``, in a gateway process: ``None`` while the serving parent
+    leads (as its last pushed snapshot says), else the leader's URL ("" if none is known)."""
+    leader = (latest or {}).get("leader") or {}
+    return None if leader.get("leading") else str(leader.get("leader_url") or "")
+
+
+def link_candidate(
+    config: PRSMConfig, timeout: float
+) -> Callable[[GatewayApp, SharedPoolUpstream], None]:
+    """In a gateway process of a candidate pod under ``serve --workers N`` (the serving parent
+    stands for the Lease and scales while it leads): what, once linked to the parent, hands
+    the reports it takes to the parent while the parent leads (503 with the leader's URL
+    otherwise) and asks the parent for its history; its own node's load is reported by its
+    ``scaling_report`` reporter, as every candidate's."""
+    from ._pod_links import forward_pod_reports
+
+    check_candidate(config)
+
+    def linked(app: GatewayApp, link: SharedPoolUpstream) -> None:
+        view = app.perf.scaler  # the parent's scaler, as its pushed snapshots show it
+
+        def gate() -> str | None:
+            return parent_gate(getattr(view, "latest", None))
+
+        async def history(since: float) -> tuple[int, bytes]:
+            try:
+                reply = await link.call({"op": "history", "since": since}, timeout)
+            except (OSError, TimeoutError) as exc:
+                error = {"message": f"the serving parent cannot be reached now: {exc}",
+                         "type": "unavailable"}  # fmt: skip
+                return 503, orjson.dumps({"error": error})
+            return int(reply["status"]), bytes(reply["body"])
+
+        forward_pod_reports(app, config, link, gate=gate)
+        app.admin.scaling_history = history
+
+    return linked

@@ -45,14 +45,17 @@ started, ``["f", service_time, error, node]`` finished; see
 every process's requests; a request in service is also held against its node in the host's
 registry, so that draining a Ray replica waits for what the gateway processes hold. Requests
 a lost connection still held in service are finished as unfinished (an error). Other pods'
-reports (``{"op": "pods", "report"}``, checked already) go to its ``PodLoadReceiver``.
+reports (``{"op": "pods", "report"}``, checked already) go to its ``PodLoadReceiver``. On a
+candidate of a leader election (``standby``) the host alone stands for the Lease, scales while
+it leads, pushes its snapshot when who leads changes (the gateway processes answer reports
+by it) and answers ``{"op": "history", "since"}`` with ``"status"`` and ``"body"`` (the
+history a standby fetches, :mod:`._pod_warm`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
 import os
@@ -65,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import PRSMError, UpstreamError, WorkerError
+from ..errors import PRSMError
 from ..monitoring._registry import MetricsRegistry
 from ..routing._node import NodeSpec, NodeState
 from ..routing._registry import NodeRegistry
@@ -74,12 +77,14 @@ from ..scaling._tracked import TrackedUpstream, check_load_events, end_held, pla
 from ..types import AIRequest, JSONBody, RequestKind
 from ..workers._protocol import FrameError, pack, read_message
 from ..workers._settings import WorkerSettings
+from ._pool_wire import error_reply, node_dict
 
 if TYPE_CHECKING:
     from ..clock import Clock
     from ..scaling._pods import ScalingReportSettings
     from ..scaling._predictive import PredictiveSettings
     from ..scaling._scaler import PredictiveScaler
+    from ._pod_standby import Standby
 
 #: builds the scaler of replicas beyond this host (a Deployment, Ray actors) over the host's
 #: registry, clock and metrics
@@ -89,25 +94,6 @@ log = logging.getLogger(__name__)
 
 #: the environment variable through which gateway processes find the shared pool's socket
 POOL_SOCKET_ENV = "PRSM_LOCAL_POOL_SOCKET"
-
-
-def _node_dict(node: NodeSpec) -> dict[str, Any]:
-    """``node`` in full, as MessagePack carries it (``NodeSpec(**it)`` on the other side)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(node):
-        value = getattr(node, f.name)
-        out[f.name] = sorted(value) if isinstance(value, frozenset) else value
-    out["meta"] = dict(node.meta)
-    return out
-
-
-def _error_reply(ident: int, exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, UpstreamError):
-        return {"id": ident, "ok": False, "status": exc.status, "message": str(exc),
-                "retryable": exc.retryable}  # fmt: skip
-    retryable = isinstance(exc, (WorkerError, OSError))
-    return {"id": ident, "ok": False, "status": 503 if retryable else 500,
-            "message": f"{type(exc).__name__}: {exc}", "retryable": retryable}  # fmt: skip
 
 
 class PoolHost:
@@ -127,8 +113,10 @@ class PoolHost:
         *,
         collect_timeout: float = 3.0,
         pods: tuple[ScalingReportSettings, str] | None = None,
+        standby: Standby | None = None,
     ) -> None:
         self.settings = settings
+        self.standby = standby  # a candidate's: its scaler scales while it holds the Lease
         self.pods = pods  # the other gateway pods' reports this host's scaler takes, if any
         self.receiver: PodLoadReceiver | None = None
         self.scaling = scaling
@@ -222,6 +210,9 @@ class PoolHost:
         clock = SystemClock()
         if self.remote is not None:
             self.scaler = self.remote(self.registry, clock, self.metrics)
+            if self.standby is not None:  # one elector per pod: here
+                self.scaler = self.standby(self.scaler, clock, self.metrics)
+                self.scaler.listen(lambda: self._scaled(None))  # who leads, the history
         elif self._local is not None:
             from ._local_workers import local_scaler
 
@@ -234,6 +225,7 @@ class PoolHost:
                 self.receiver = PodLoadReceiver(self.scaler.tracker, *self.pods, clock=clock,
                                                 metrics=self.metrics)  # fmt: skip
                 self.receiver.on_change = lambda: self._scaled(None)  # pods joined, lost
+                self.receiver.gate = getattr(self.scaler, "gate", None)
 
     def serving(self) -> list[NodeSpec]:
         """The workers that take new calls (not those being drained)."""
@@ -246,7 +238,7 @@ class PoolHost:
 
     def _announce(self) -> None:
         self._announcing = False
-        message = pack({"op": "nodes", "nodes": [_node_dict(n) for n in self.serving()]})
+        message = pack({"op": "nodes", "nodes": [node_dict(n) for n in self.serving()]})
         for writer in self._writers:
             if not writer.is_closing():
                 writer.write(message)
@@ -276,7 +268,7 @@ class PoolHost:
                     name = message.get("instance")
                     if isinstance(name, str) and name:
                         self._names[writer] = name
-                    nodes = [_node_dict(n) for n in self.serving()]
+                    nodes = [node_dict(n) for n in self.serving()]
                     writer.write(pack({"op": "nodes", "nodes": nodes}))
                     if self.scaler is not None:
                         writer.write(self._scaling_message())
@@ -300,14 +292,18 @@ class PoolHost:
                     except (ValueError, TypeError, IndexError) as exc:  # not played: say so
                         log.error("a gateway process's load report was refused: %s", exc)
                 elif op == "pods" and self.receiver is not None:  # another pod's report
-                    self.receiver.play(message["report"])  # checked by the gateway process
+                    self.receiver.forwarded(message["report"])  # checked by the gateway process
+                elif op == "history" and self.standby is not None:  # for another candidate
+                    status, body = self.scaler.history(float(message["since"]))
+                    writer.write(pack({"id": message.get("id"), "ok": True, "status": status,
+                                       "body": body}))  # fmt: skip
                 elif op == "execute":
                     task = asyncio.create_task(self._execute(message, writer))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 else:
                     problem = ValueError(f"unknown op {op!r}")
-                    writer.write(pack({**_error_reply(int(message.get("id", 0)), problem),
+                    writer.write(pack({**error_reply(int(message.get("id", 0)), problem),
                                        "status": 400}))  # fmt: skip
         except (asyncio.IncompleteReadError, ConnectionError, FrameError):
             pass  # the gateway process went away: its calls are cancelled below
@@ -371,7 +367,7 @@ class PoolHost:
             try:
                 response = await self._route.execute(node, request)
             except (PRSMError, OSError) as exc:
-                reply = _error_reply(ident, exc)
+                reply = error_reply(ident, exc)
             else:
                 raw = response.raw if response.raw is not None else orjson.dumps(response.content)
                 reply = {"id": ident, "ok": True, "body": raw, "tokens": response.tokens}

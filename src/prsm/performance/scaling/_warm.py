@@ -1,0 +1,143 @@
+"""A warm standby: the leader's scaling history, carried to the candidates that stand by.
+
+The forecast reads the arrivals per step the leader's tracker counted (``ctx.load``); a
+candidate that stands by counts none (reports go to the leader). So each standby fetches the
+leader's history on an interval (:mod:`prsm.performance.serve._pod_warm`): ``GET
+/admin/scaling/history?since=T`` (admin key) answers :func:`history_body` — the completed
+steps from ``T`` on of the series the leader's policy reads, its measured mean service time
+and replica start-up time — which the standby checks (:func:`parse_history`) and folds into
+what it holds (:func:`merge`), at most :data:`MAX_STEPS` steps.
+
+When the standby takes the Lease its loop is handed the history (:class:`Carried`): from then
+on its policy reads :func:`carry` — the carried steps before the take-over, its own tracker's
+steps since — so its first forecast is the one the old leader would make from the same
+history, not a reactive start from nothing. Steps between the last fetch and the take-over
+(at most one fetch interval and the lease's expiry) read as the new leader counted them:
+none, unless reports reached it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._types import LoadSeries
+
+#: the most steps a standby holds and a fetch may carry (21 days of minutes, as the tracker)
+MAX_STEPS = 21 * 1440
+
+
+class HistoryError(ValueError):
+    """A history answer that is refused (malformed, or of another step)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """What a standby holds of the leader's history: the arrivals per step, the mean service
+    time and the replica start-up time the leader had measured (``None``: not yet)."""
+
+    load: LoadSeries
+    service_time: float | None = None
+    startup_time: float | None = None
+
+
+def _index(series: LoadSeries, at: float) -> int:
+    """The step of ``series`` that starts at or after ``at`` (may be negative or past the end)."""
+    return math.ceil((at - series.start) / series.step - 1e-9)
+
+
+def history_body(
+    load: LoadSeries, since: float, service_time: float | None, startup_time: float | None
+) -> dict[str, Any]:
+    """The leader's answer: the completed steps of ``load`` that start at or after ``since``
+    (the last :data:`MAX_STEPS` of them), with its measured times."""
+    first = max(0, _index(load, since), len(load) - MAX_STEPS)
+    values = load.values[first:]
+    return {"start": float(load.start + first * load.step), "step": float(load.step),
+            "values": values.tolist(), "service_time": service_time,
+            "startup_time": startup_time}  # fmt: skip
+
+
+def _number(value: Any, name: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise HistoryError(f"{name}: must be a finite number, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise HistoryError(f"{name}: must be {'> 0' if positive else '>= 0'}, got {value!r}")
+    return float(value)
+
+
+def parse_history(body: Any, step: float) -> Carried:
+    """A leader's answer (decoded JSON), every field checked (a :class:`HistoryError`): its
+    steps must be ``step`` seconds starting at a multiple of ``step`` (as every tracker's),
+    at most :data:`MAX_STEPS` of them."""
+    if not isinstance(body, dict):
+        raise HistoryError("a history answer is a JSON object")
+    start = _number(body.get("start"), "start")
+    if _number(body.get("step"), "step", positive=True) != step:
+        raise HistoryError(f"step: the leader counts {body.get('step')!r} s steps, here {step:g}")
+    if abs(start / step - round(start / step)) > 1e-6:  # steps start at multiples of step
+        raise HistoryError(f"start: {start!r} is not a multiple of the step ({step:g} s)")
+    values = body.get("values")
+    if not isinstance(values, list) or len(values) > MAX_STEPS:
+        raise HistoryError(f"values: must be a list of at most {MAX_STEPS} counts")
+    counts = np.array([_number(v, "values[]") for v in values], dtype=np.float64)
+    service, startup = body.get("service_time"), body.get("startup_time")
+    service = None if service is None else _number(service, "service_time", positive=True)
+    startup = None if startup is None else _number(startup, "startup_time")
+    return Carried(LoadSeries(start, step, counts), service, startup)
+
+
+def _span(parts: list[LoadSeries], step: float) -> tuple[float, int]:
+    start = min(p.start for p in parts)
+    end = max(p.end for p in parts)
+    return start, round((end - start) / step)
+
+
+def merge(held: Carried | None, new: Carried) -> Carried:
+    """``held`` with ``new``'s steps written over it (steps neither has read 0), the last
+    :data:`MAX_STEPS` kept; ``new``'s times where it has them."""
+    if held is None or len(held.load) == 0:
+        load = new.load
+    elif len(new.load) == 0:
+        load = held.load
+    else:
+        step = new.load.step
+        start, n = _span([held.load, new.load], step)
+        values = np.zeros(n)
+        for part in (held.load, new.load):  # the newer last: it wins where both have a step
+            i = round((part.start - start) / step)
+            values[i : i + len(part)] = part.values
+        load = LoadSeries(start, step, values)
+    if len(load) > MAX_STEPS:
+        load = LoadSeries(load.end - MAX_STEPS * load.step, load.step, load.values[-MAX_STEPS:])
+    old = held if held is not None else new
+    return Carried(
+        load,
+        new.service_time if new.service_time is not None else old.service_time,
+        new.startup_time if new.startup_time is not None else old.startup_time,
+    )
+
+
+def carry(carried: LoadSeries, own: LoadSeries, since: float) -> LoadSeries:
+    """The series a new leader's policy reads, from ``carried``'s start to ``own``'s (its
+    tracker's) end: ``carried``'s steps before ``since`` (its take-over), ``own``'s for the
+    others; at most :data:`MAX_STEPS` steps. (Before the carried start the standby counted
+    nothing: those steps are left out, not read as idle.)"""
+    step = own.step
+    if len(carried) == 0 or carried.step != step or own.end <= carried.start:
+        return own
+    start = carried.start
+    n = round((own.end - start) / step)
+    values = np.zeros(n)
+    offset = round((start - own.start) / step)
+    if offset >= 0:
+        values[:] = own.values[offset:]
+    else:
+        values[-offset:] = own.values
+    cut = min(len(carried), max(0, _index(carried, since)), n)
+    values[:cut] = carried.values[:cut]
+    keep = min(n, MAX_STEPS)
+    return LoadSeries(own.end - keep * step, step, values[n - keep :])
