@@ -6,6 +6,7 @@ it is not. The pure pieces (:mod:`prsm.performance.scaling._warm`) are checked o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -175,8 +176,9 @@ def test_a_leader_answers_the_steps_since_and_a_standby_merges_them() -> None:
                     "service_time": 0.5, "startup_time": 42.0}  # fmt: skip
     assert history_body(load, 0.0, None, None)["values"] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert history_body(load, 10_000.0, None, None)["values"] == []
-    held = parse_history(orjson.loads(orjson.dumps(history_body(load, 0.0, None, 30.0))), 60.0)
-    newer = parse_history(body | {"start": 780.0, "values": [9.0, 6.0]}, 60.0)
+    answer = orjson.loads(orjson.dumps(history_body(load, 0.0, None, 30.0)))
+    held = parse_history(answer, 60.0, now=900.0)
+    newer = parse_history(body | {"start": 780.0, "values": [9.0, 6.0]}, 60.0, now=900.0)
     merged = merge(held, newer)  # the newer answer wins where both have a step
     assert merged.load.start == 600.0 and list(merged.load.values) == [1, 2, 3, 9, 6]
     assert merged.service_time == 0.5 and merged.startup_time == 42.0
@@ -197,6 +199,9 @@ def test_a_leader_answers_the_steps_since_and_a_standby_merges_them() -> None:
         ({"values": "1,2"}, "values"),
         ({"start": "0"}, "start"),
         ({"start": 90.0}, "start"),
+        ({"start": 6e13}, "start"),  # far past this pod's clock: never allocated
+        ({"start": 1.7e300}, "start"),
+        ({"start": -(MAX_STEPS + 2) * 60.0}, "start"),  # ends before the steps held
         ({"service_time": 0.0}, "service_time"),
         ({"startup_time": True}, "startup_time"),
     ],
@@ -207,9 +212,9 @@ def test_a_malformed_history_is_refused_naming_the_field(
     body = {"start": 0.0, "step": 60.0, "values": [1.0], "service_time": None,
             "startup_time": None, **change}  # fmt: skip
     with pytest.raises(HistoryError, match=problem):
-        parse_history(body, 60.0)
+        parse_history(body, 60.0, now=60.0)
     with pytest.raises(HistoryError):
-        parse_history([body], 60.0)
+        parse_history([body], 60.0, now=60.0)
 
 
 def test_a_new_leader_reads_the_carried_steps_before_it_took_over() -> None:
@@ -227,8 +232,9 @@ async def test_a_fetch_that_fails_changes_nothing_and_is_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = ManualClock()
+    recent = _series(clock.time() // 60 * 60 - 120, [4, 4])  # steps by this pod's wall clock
     answers: list[httpx.Response] = [
-        httpx.Response(200, content=orjson.dumps(history_body(_series(0.0, [4, 4]), 0, 1, 2))),
+        httpx.Response(200, content=orjson.dumps(history_body(recent, 0, 1, 2))),
         httpx.Response(503, content=b'{"leader": "http://c:8080"}'),
         httpx.Response(200, content=b"{not json"),
         httpx.Response(200, content=b"[" + b"0," * MAX_BYTES + b"0]"),
@@ -250,6 +256,66 @@ async def test_a_fetch_that_fails_changes_nothing_and_is_counted(
     assert caplog.text.count("could not fetch the leader's history") == 1  # then every 30 s
     await mirror.close()
     await a.close()
+
+
+async def test_an_unexpected_error_in_a_fetch_is_counted_and_logged_and_fetching_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    recent = _series(clock.time() // 60 * 60 - 120, [4, 4])
+    calls: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise RuntimeError("a defect, not the leader's answer")
+        return httpx.Response(200, content=orjson.dumps(history_body(recent, 0, 1, 2)))
+
+    b = _candidate("b", clock, _Hung(), InMemoryBackend(clock=clock, initial=1))
+    a = _candidate("a", clock, b.store, InMemoryBackend(clock=clock, initial=1))
+    await a.elector.round()
+    await b.elector.round()
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    mirror = WarmMirror(b.elector, KEY, step=60.0, interval=5.0, timeout=1.0, clock=clock,
+                        client=client)  # fmt: skip
+    told: list[int] = []
+    mirror.listeners += [lambda: told.append(1), lambda: 1 / 0]  # a failing listener too
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    mirror.start()
+    for _ in range(2):
+        for _ in range(20):  # let the mirror reach its sleep
+            await asyncio.sleep(0)
+        clock.advance(5.0)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(calls) == 2 and mirror.failed == 1 and mirror.fetches == 1
+    assert mirror.held is not None and list(mirror.held.load.values) == [4, 4]
+    assert "RuntimeError: a defect" in (mirror.last_error or "") and told == [1, 1]
+    assert "failed unexpectedly" in caplog.text and "ZeroDivisionError" in caplog.text
+    await mirror.close()  # the task ended by cancellation alone: nothing raised
+    await a.close()
+
+
+def test_merging_and_carrying_allocate_at_most_the_steps_held() -> None:
+    import tracemalloc
+
+    old, far = Carried(_series(0.0, [1.0])), Carried(_series(6e8, [2.0]))
+    tracemalloc.start()
+    try:
+        merged = merge(old, far)  # 10 million steps apart: only the last MAX_STEPS are made
+        carry(old.load, _series(6e8, [3.0]), since=6e8)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * MAX_STEPS * 8, peak  # not the 80 MB of every step between them
+    assert len(merged.load) == MAX_STEPS and merged.load.end == 6e8 + 60
+    assert merged.load.values[-1] == 2.0 and merged.load.values[:-1].sum() == 0.0
+    own = _series(6e8, [3.0] * 5)
+    out = carry(old.load, own, since=6e8)
+    assert len(out) == MAX_STEPS and out.end == own.end and list(out.values[-5:]) == [3.0] * 5
+    # a carried step past the new leader's completed steps (a leader's clock ahead)
+    ahead = carry(_series(6e8 + 180, [7.0, 8.0, 9.0]), own, since=6e8 + 400)
+    assert ahead.start == 6e8 + 180 and list(ahead.values) == [7.0, 8.0]
 
 
 async def test_the_history_route_takes_get_and_a_number_of_seconds() -> None:

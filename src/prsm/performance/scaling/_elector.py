@@ -115,7 +115,10 @@ class LeaderElector:
             if seen != self._told:
                 self._told = seen
                 for listener in self.listeners:
-                    listener()
+                    try:  # the election goes on whatever a listener does
+                        listener()
+                    except Exception:
+                        log.exception("a listener of the leader election failed")
 
     async def _round(self) -> None:
         try:

@@ -28,6 +28,9 @@ from ._types import LoadSeries
 
 #: the most steps a standby holds and a fetch may carry (21 days of minutes, as the tracker)
 MAX_STEPS = 21 * 1440
+#: how far (seconds) a leader's clock may be ahead of a standby's: an answer whose steps end
+#: later than that, or before the last MAX_STEPS steps, is refused
+MAX_SKEW = 600.0
 
 
 class HistoryError(ValueError):
@@ -69,10 +72,11 @@ def _number(value: Any, name: str, *, positive: bool = False) -> float:
     return float(value)
 
 
-def parse_history(body: Any, step: float) -> Carried:
+def parse_history(body: Any, step: float, *, now: float) -> Carried:
     """A leader's answer (decoded JSON), every field checked (a :class:`HistoryError`): its
     steps must be ``step`` seconds starting at a multiple of ``step`` (as every tracker's),
-    at most :data:`MAX_STEPS` of them."""
+    at most :data:`MAX_STEPS` of them, ending within the last :data:`MAX_STEPS` steps before
+    ``now`` (this pod's wall clock; :data:`MAX_SKEW` after it at most)."""
     if not isinstance(body, dict):
         raise HistoryError("a history answer is a JSON object")
     start = _number(body.get("start"), "start")
@@ -84,16 +88,30 @@ def parse_history(body: Any, step: float) -> Carried:
     if not isinstance(values, list) or len(values) > MAX_STEPS:
         raise HistoryError(f"values: must be a list of at most {MAX_STEPS} counts")
     counts = np.array([_number(v, "values[]") for v in values], dtype=np.float64)
+    end = start + len(counts) * step
+    if not now - MAX_STEPS * step <= end <= now + MAX_SKEW:
+        raise HistoryError(f"start: the steps end at {end:.0f}, not within the last "
+                           f"{MAX_STEPS} steps before this pod's clock ({now:.0f})")  # fmt: skip
     service, startup = body.get("service_time"), body.get("startup_time")
     service = None if service is None else _number(service, "service_time", positive=True)
     startup = None if startup is None else _number(startup, "startup_time")
     return Carried(LoadSeries(start, step, counts), service, startup)
 
 
-def _span(parts: list[LoadSeries], step: float) -> tuple[float, int]:
-    start = min(p.start for p in parts)
+def _window(parts: list[LoadSeries], step: float) -> tuple[float, int]:
+    """The start and length of the last :data:`MAX_STEPS` steps the parts span."""
     end = max(p.end for p in parts)
+    start = max(min(p.start for p in parts), end - MAX_STEPS * step)
     return start, round((end - start) / step)
+
+
+def _write(values: np.ndarray, start: float, step: float, part: LoadSeries) -> None:
+    """``part``'s steps written into ``values`` (which starts at ``start``), what lies outside
+    it left out."""
+    i = round((part.start - start) / step)
+    lo, hi = max(0, -i), min(len(part), len(values) - i)
+    if hi > lo:
+        values[i + lo : i + hi] = part.values[lo:hi]
 
 
 def merge(held: Carried | None, new: Carried) -> Carried:
@@ -105,11 +123,10 @@ def merge(held: Carried | None, new: Carried) -> Carried:
         load = held.load
     else:
         step = new.load.step
-        start, n = _span([held.load, new.load], step)
+        start, n = _window([held.load, new.load], step)
         values = np.zeros(n)
         for part in (held.load, new.load):  # the newer last: it wins where both have a step
-            i = round((part.start - start) / step)
-            values[i : i + len(part)] = part.values
+            _write(values, start, step, part)
         load = LoadSeries(start, step, values)
     if len(load) > MAX_STEPS:
         load = LoadSeries(load.end - MAX_STEPS * load.step, load.step, load.values[-MAX_STEPS:])
@@ -129,15 +146,11 @@ def carry(carried: LoadSeries, own: LoadSeries, since: float) -> LoadSeries:
     step = own.step
     if len(carried) == 0 or carried.step != step or own.end <= carried.start:
         return own
-    start = carried.start
+    start = max(carried.start, own.end - MAX_STEPS * step)
     n = round((own.end - start) / step)
     values = np.zeros(n)
-    offset = round((start - own.start) / step)
-    if offset >= 0:
-        values[:] = own.values[offset:]
-    else:
-        values[-offset:] = own.values
-    cut = min(len(carried), max(0, _index(carried, since)), n)
-    values[:cut] = carried.values[:cut]
-    keep = min(n, MAX_STEPS)
-    return LoadSeries(own.end - keep * step, step, values[n - keep :])
+    _write(values, start, step, own)
+    before = carried.values[: max(0, _index(carried, since))]  # the carried steps before since
+    if len(before):
+        _write(values, start, step, LoadSeries(carried.start, step, before))
+    return LoadSeries(start, step, values)

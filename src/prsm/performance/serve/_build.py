@@ -103,6 +103,7 @@ def app_from_config(config: PRSMConfig) -> GatewayApp:
         # serve --workers N: the serving parent holds the model pool and scales the replicas
         # (report their load there), and links the gateway processes (/metrics shows all)
         local = config.workers if config.workers.enabled and config.workers.count > 0 else None
+        # the section checked now (a ConfigError naming its field), whichever link is made
         report = remote_reporter(app, config, remote) if remote is not None else None
         if remote is not None and config.kubernetes.leader_election.enabled:
             from ._pod_standby import link_candidate  # the parent stands for the Lease

@@ -148,9 +148,9 @@ class LeaderScaler:
             self.mirror.start()
 
     async def close(self) -> None:
+        await self.elector.close(release=True)  # the loop stops first, then the Lease goes
         if self.mirror is not None:
             await self.mirror.close()
-        await self.elector.close(release=True)  # the loop stops first, then the Lease goes
         await self.scaler.close()
         close = getattr(self.store, "close", None)
         if close is not None:

@@ -87,7 +87,6 @@ class WarmMirror:
         self.failures = 0  # in a row
         self.last_error: str | None = None
         self._warned_at: float | None = None
-        self._warned = 0  # failed, at the last warning
         registry = metrics if metrics is not None else MetricsRegistry()
         fetches = registry.plain("counter", "scaling_warm_fetches",
                                  "A standby's fetches of the leader's scaling history, by outcome.",
@@ -111,17 +110,20 @@ class WarmMirror:
             return False
         since = self.held.load.end if self.held is not None and len(self.held.load) else 0.0
         try:
-            async with self._client.stream(
-                "GET", url + ROUTE, params={"since": repr(float(since))}, headers=self._headers,
-                timeout=self.timeout,
-            ) as answer:  # fmt: skip
-                body = await _read(answer, MAX_BYTES)
+            async with asyncio.timeout(self.timeout):  # the whole fetch, not each read
+                async with self._client.stream(
+                    "GET", url + ROUTE, params={"since": repr(float(since))},
+                    headers=self._headers, timeout=self.timeout,
+                ) as answer:  # fmt: skip
+                    body = await _read(answer, MAX_BYTES)
+        except TimeoutError:
+            return self._failed(url, f"no whole answer within {self.timeout:g} s")
         except (httpx.HTTPError, httpx.InvalidURL, AnswerTooLarge) as exc:
             return self._failed(url, f"{type(exc).__name__}: {exc}")
         if answer.status_code != 200:
             return self._failed(url, f"HTTP {answer.status_code}: {body[:200]!r}")
         try:
-            carried = parse_history(orjson.loads(body), self.step)
+            carried = parse_history(orjson.loads(body), self.step, now=self.clock.time())
         except (orjson.JSONDecodeError, HistoryError) as exc:
             return self._failed(url, f"a malformed history: {exc}")
         self.held = merge(self.held, carried)
@@ -132,7 +134,6 @@ class WarmMirror:
         if self.failures:
             log.warning("the leader's history at %s is fetched again (%d fetch(es) failed so "
                         "far)", url, self.failed)  # fmt: skip
-            self._warned = self.failed
         self.failures = 0
         return True
 
@@ -143,19 +144,30 @@ class WarmMirror:
         self._m_failed.inc()
         now = self.clock.monotonic()
         if self._warned_at is None or now - self._warned_at >= WARN_EVERY:
-            self._warned_at, self._warned = now, self.failed
+            self._warned_at = now
             log.warning("a standby could not fetch the leader's history at %s (%d failed so "
                         "far): %s", url, self.failed, why)  # fmt: skip
         return False
 
     async def run(self) -> None:
-        """Fetch every ``interval`` while this pod stands by, until cancelled."""
+        """Fetch every ``interval`` while this pod stands by, until cancelled. An error no
+        fetch expects (a defect here, not the leader's answer) is counted as a failed fetch
+        and logged with its trace, and the next fetch goes ahead."""
         while True:
             await self.clock.sleep(self.interval)
-            if self.leader():
+            url = self.leader()
+            if not url:
+                continue
+            try:
                 await self.fetch_once()
-                for listener in self.listeners:
+            except Exception as exc:
+                self._failed(url, f"{type(exc).__name__}: {exc}")
+                log.exception("the warm standby's fetch from %s failed unexpectedly", url)
+            for listener in self.listeners:
+                try:
                     listener()
+                except Exception:
+                    log.exception("a listener of the warm standby failed")
 
     def start(self) -> None:
         if self._task is None:

@@ -294,7 +294,13 @@ class PoolHost:
                 elif op == "pods" and self.receiver is not None:  # another pod's report
                     self.receiver.forwarded(message["report"])  # checked by the gateway process
                 elif op == "history" and self.standby is not None:  # for another candidate
-                    status, body = self.scaler.history(float(message["since"]))
+                    since = message.get("since")
+                    if isinstance(since, bool) or not isinstance(since, (int, float)):
+                        problem = ValueError(f"since: a number expected, got {since!r}")
+                        writer.write(pack({**error_reply(int(message.get("id", 0)), problem),
+                                           "status": 400}))  # fmt: skip
+                        continue
+                    status, body = self.scaler.history(float(since))
                     writer.write(pack({"id": message.get("id"), "ok": True, "status": status,
                                        "body": body}))  # fmt: skip
                 elif op == "execute":
