@@ -425,8 +425,8 @@ class PerformanceOrchestrator:
                 "upstream", f"{type(upstream).__name__} cannot stream (it has no stream())"
             )
         p = self._p
-        if self.cache is None:
-            return recorded_stream(self.recorder, request, run_stream(p, upstream, request))
+        if self.cache is None:  # recorded by the driver itself (one stream layer less)
+            return run_stream(p, upstream, request, self.recorder)
         from ..caching._response_cache import CachedStream
 
         cached = CachedStream(self.cache, request, lambda: run_stream(p, upstream, request))
