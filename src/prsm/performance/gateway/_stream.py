@@ -79,8 +79,7 @@ async def stream_answer(  # noqa: PLR0917 (positional: the hot path)
             if native is not None:
                 chunk = first
                 while True:  # (see the module)
-                    if native.hold(chunk):  # the client reads slowly: what is held goes, then
-                        native.write_held()  # wait for its buffer to drain
+                    if native.hold(chunk):  # the client reads slowly: wait for it first
                         await native.conn.drained()
                     if counted:
                         events += chunk.count(b"data:")
