@@ -43,10 +43,18 @@ class Transport:
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
         self.writes: list[bytes] = []
+        self.wrote = asyncio.Event()
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
+        self.wrote.set()
         self.conn.on_write(data)
+
+    async def until(self, n: int) -> None:
+        """Until ``n`` writes were made."""
+        while len(self.writes) < n:
+            self.wrote.clear()
+            await self.wrote.wait()
 
 
 class Parser:
@@ -113,8 +121,7 @@ async def test_a_piece_is_written_before_the_next_one_is_waited_for() -> None:
     app = _app(Upstream(gate))
     serving = asyncio.ensure_future(_serve(app, conn))
     for n in (1, 2):
-        while len(conn.transport.writes) < n:  # the head and event n-1 went out alone
-            await asyncio.sleep(0)
+        await conn.transport.until(n)  # the head and event n-1 went out alone
         assert conn.transport.writes[-1].endswith(b"%x\r\n%s\r\n" % (len(EVENTS[n - 1]),
                                                                      EVENTS[n - 1]))  # fmt: skip
         gate.put_nowait(None)
@@ -126,8 +133,7 @@ async def test_a_slow_client_is_waited_for_before_the_next_chunk_is_asked_for() 
     gate: asyncio.Queue[None] = asyncio.Queue()
     conn = Conn(slow=True)
     serving = asyncio.ensure_future(_serve(_app(Upstream(gate)), conn))
-    while not conn.transport.writes:
-        await asyncio.sleep(0)
+    await conn.transport.until(1)
     gate.put_nowait(None)
     gate.put_nowait(None)
     await serving
