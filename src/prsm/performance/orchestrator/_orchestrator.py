@@ -419,7 +419,9 @@ class PerformanceOrchestrator:
         (``stream_idle_timeout`` between chunks, optional ``stream_total_timeout``). The
         node's latency is its time to the first chunk.
         """
-        upstream = self._need_upstream()
+        upstream = self.upstream
+        if upstream is None:
+            upstream = self._need_upstream()
         if not can_stream(upstream):
             raise ConfigError(
                 "upstream", f"{type(upstream).__name__} cannot stream (it has no stream())"

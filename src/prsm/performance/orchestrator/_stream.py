@@ -75,8 +75,10 @@ async def run_stream(
         hedger = p.hedger
         hedge = False
         if hedger is not None:  # every stream request adds to the hedge budget, as a unary one
-            p.hedge_tokens = hedger.deposit(p.hedge_tokens)
-            hedge = p.hedge_tokens >= 1.0  # else no hedge could go: no hedge timer either
+            tokens = p.hedge_tokens + hedger.ratio  # (hedger.deposit, inline)
+            burst = hedger.burst
+            p.hedge_tokens = tokens = tokens if tokens < burst else burst
+            hedge = tokens >= 1.0  # else no hedge could go: no hedge timer either
         first: bytes | None
         while True:  # until a node sends its first chunk (or the policy stops)
             err: UpstreamError | CircuitBreakerOpenError
@@ -97,10 +99,15 @@ async def run_stream(
                             tried_ids = (*tried_ids, *tried)
                         else:
                             state = state._replace(tried=(*state.tried, *tried))
-                    if type(raced) is First:
+                    if raced is None or type(raced) is bytes:  # the first attempt's
+                        first = raced
+                        break
+                    if type(raced) is First:  # the hedge's
                         node, att, agen, first = raced
                         break
-                    assert isinstance(raced, UpstreamError)
+                    if not isinstance(raced, UpstreamError):  # (a chunk of another type)
+                        first = raced
+                        break
                     err = raced
                 else:
                     try:
@@ -144,6 +151,7 @@ async def run_stream(
         rewrite = False  # a continuation's events are rewritten as the first stream's
         pending = first
         wait, phase = idle, "idle"
+        closed = False  # the node's stream ended, or was closed: nothing left to close
         try:
             while pending is not None:  # one node's part of the stream
                 try:
@@ -200,6 +208,7 @@ async def run_stream(
                             disarm(armed)
                         pending = got
                 except StopAsyncIteration:
+                    closed = True
                     if tape is not None and tape.tail:
                         rest = tape.rest()
                         if meter is not None:
@@ -215,6 +224,7 @@ async def run_stream(
                     else:
                         att.fail(err, end)
                     await close_stream(agen)
+                    closed = True
                     if tape is not None and not tape.off and err.retryable:
                         if resumer is None:
                             resumer = Resumer(
@@ -230,6 +240,7 @@ async def run_stream(
                         taken = await resumer.take_over(node.id, err)
                         if taken is not None:
                             node, att, agen, pending = taken
+                            closed = False
                             rewrite = True
                             continue
                     m.error.inc()
@@ -241,7 +252,8 @@ async def run_stream(
             m.ok.inc()
         finally:
             att.abandon()  # cancelled, or the caller went away (no-op once an outcome is recorded)
-            await close_stream(agen)
+            if not closed:
+                await close_stream(agen)
     except PRSMError as exc:
         if meter is not None:
             meter.failed(exc)

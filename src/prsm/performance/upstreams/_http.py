@@ -293,7 +293,7 @@ class HttpUpstream:
             data = content(target.heads[request.kind], _body(request))
         except Exception as exc:  # raised by the first step, as a generator's would be
             return failing_stream(exc)
-        chunks = target.pool.stream(data, ClientResponse(), target.errors)
+        chunks = PoolStream(target.pool, data, ClientResponse(), target.errors)  # (pool.stream)
         if not self.enforce_timeout:  # the caller bounds each wait (the orchestrator does)
             return chunks
         return _BoundedStream(target.errors, chunks)
