@@ -24,16 +24,19 @@ EVENTS = [b'data: {"i": 0}\n\n', b'data: {"i": 1}\n\n', b"data: [DONE]\n\n"]
 
 
 class Upstream:
-    """Streams ``EVENTS``; with ``gate``, each event after the first waits for a release."""
+    """Streams ``events``; with ``gate``, each event after the first waits for a release."""
 
-    def __init__(self, gate: asyncio.Queue[None] | None = None) -> None:
+    def __init__(
+        self, gate: asyncio.Queue[None] | None = None, events: list[bytes] | None = None
+    ) -> None:
         self.gate = gate
+        self.events = EVENTS if events is None else events
 
     async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
         return Response(content={})
 
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
-        for i, event in enumerate(EVENTS):
+        for i, event in enumerate(self.events):
             if i and self.gate is not None:
                 await self.gate.get()
             yield event
@@ -142,3 +145,12 @@ async def test_a_slow_client_is_waited_for_before_the_next_chunk_is_asked_for() 
     assert conn.waits == [1]
     assert len(conn.transport.writes) == 2
     assert conn.transport.writes[1].endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
+
+
+async def test_past_64_kb_held_a_stream_is_written_at_once() -> None:
+    big = b'data: {"x": "%s"}\n\n' % (b"y" * 70_000)
+    conn = Conn()
+    await _serve(_app(Upstream(events=[big, EVENTS[-1]])), conn)
+    first, rest = conn.transport.writes
+    assert first.endswith(b"%x\r\n%s\r\n" % (len(big), big))  # with the head, at once
+    assert rest == b"%x\r\n%s\r\n0\r\n\r\n" % (len(EVENTS[-1]), EVENTS[-1])

@@ -168,8 +168,8 @@ class ServerExchange(Generic[H]):
 
     def hold(self, data: bytes) -> bool:
         """Add one piece of a stream (one chunk) to what goes out next, without a write of
-        its own: the caller writes what is held (:meth:`write_held`) before it waits for
-        anything, or ends the stream (:meth:`finish`: one write with the end); the server
+        its own: the caller writes what is held (:meth:`write_held`) before it waits for the
+        next piece, or ends the stream (:meth:`finish`: one write with the end); the server
         writes it if the handler stops first. Past 64 KB held it is written now, so that a
         client that reads slowly holds the stream back. Whether the writer must wait for the
         client's socket buffer to drain before it goes on."""
@@ -178,6 +178,7 @@ class ServerExchange(Generic[H]):
             raise ConnectionResetError("client went away before its answer was done")
         if data and self.method != "HEAD":
             self._pending += b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
+        if self._pending:
             self._flushing = True  # (written by flush() if the handler stops first)
             if len(self._pending) > _HELD_BYTES:
                 self.flush()
