@@ -102,7 +102,7 @@ async def run_stream(
                     if raced is None or type(raced) is bytes:  # the first attempt's
                         first = raced
                         break
-                    if type(raced) is First:  # the hedge's
+                    if isinstance(raced, First):  # the hedge's
                         node, att, agen, first = raced
                         break
                     if not isinstance(raced, UpstreamError):  # (a chunk of another type)
