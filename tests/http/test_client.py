@@ -387,3 +387,62 @@ async def test_a_stream_answered_non_200_yields_the_body_once_and_frees_the_conn
     finally:
         gate.set()
         await pool.aclose()
+
+
+async def test_a_stream_whose_end_came_with_its_chunk_frees_the_connection_at_once(
+    server: Callable[..., object],
+) -> None:
+    gate = asyncio.Event()
+
+    async def whole(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                b"9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n0\r\n\r\n")  # fmt: skip
+        await w.drain()
+        await gate.wait()  # the connection stays open
+
+    origin = await server(whole)  # type: ignore[misc]
+    pool = HttpPool(origin)
+    try:
+        stream = pool.stream(_req(origin), ClientResponse())
+        assert await stream.__anext__() == b"data: 1\n\ndata: 2\n\n"
+        assert len(pool.idle) == 1  # back in the pool with the last chunk, not a step later
+        with pytest.raises(StopAsyncIteration):
+            await stream.__anext__()
+        await stream.aclose()
+        assert len(pool.idle) == 1 and not pool.idle[0].closed
+    finally:
+        gate.set()
+        await pool.aclose()
+
+
+class _Named:
+    """Stream errors named by their owner (as an upstream names its node's)."""
+
+    def raised(self, exc: BaseException) -> BaseException | None:
+        return RuntimeError(f"named: {type(exc).__name__}") if isinstance(exc, OSError) else None
+
+    def answered(self, response: ClientResponse) -> BaseException:
+        return LookupError(response.status, response.body)
+
+
+async def test_a_stream_raises_its_failures_as_its_owner_names_them(
+    server: Callable[..., object],
+) -> None:
+    origin = await server(_answers(b"HTTP/1.1 503 Busy\r\ncontent-length: 4\r\n\r\nbusy"))  # type: ignore[misc]
+    gone = await server(_answers(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial"))  # type: ignore[misc]
+    pool, pool2 = HttpPool(origin), HttpPool(gone)
+    try:
+        with pytest.raises(LookupError) as answered:
+            await pool.stream(_req(origin), ClientResponse(), _Named()).__anext__()
+        assert answered.value.args == (503, b"busy")
+        stream = pool2.stream(_req(gone), ClientResponse(), _Named())
+        assert await stream.__anext__() == b"partial"
+        with pytest.raises(RuntimeError, match="named: ConnectionFailed") as named:
+            await stream.__anext__()
+        assert isinstance(named.value.__cause__, ConnectionFailed)
+        with pytest.raises(StopAsyncIteration):  # ended
+            await stream.__anext__()
+    finally:
+        await pool.aclose()
+        await pool2.aclose()

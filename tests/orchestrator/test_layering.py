@@ -13,7 +13,8 @@ import prsm.performance.orchestrator as room
 ALLOWED = {
     "_orchestrator": {"_attempt", "_metrics", "_settings", "_stream", "_unary"},
     "_unary": {"_attempt", "_hedge", "_retry"},
-    "_stream": {"_attempt", "_resume", "_retry", "_stream_hedge", "_tape"},
+    "_stream": {"_attempt", "_resume", "_retry", "_stream_hedge", "_stream_meter", "_tape"},
+    "_stream_meter": set(),
     "_stream_hedge": {"_attempt", "_hedge"},
     "_resume": {"_attempt", "_tape"},
     "_tape": set(),

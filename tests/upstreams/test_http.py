@@ -17,6 +17,7 @@ from prsm.performance.errors import (
     UpstreamUnavailableError,
 )
 from prsm.performance.fakes import SimSettings, UpstreamSimulator
+from prsm.performance.http._client import PoolStream
 from prsm.performance.routing._node import NodeSpec
 from prsm.performance.types import AIRequest, JSONBody, RequestKind
 from prsm.performance.upstreams._http import HttpUpstream, check_nodes, retry_after
@@ -266,3 +267,27 @@ def test_node_http_options_are_validated_and_reach_the_client(tmp_path: Path) ->
     assert (settings.verify, settings.max_connections) == (False, 4)
     assert (settings.connect_timeout, settings.read_timeout) == (1.5, 9.0)
     assert HttpUpstream(connect_timeout=3).client_settings(NodeSpec(id="d")).connect_timeout == 3
+
+
+@pytest.mark.integration
+async def test_a_stream_bounded_by_its_caller_is_the_pools_own_with_the_nodes_errors(
+    sim: tuple[UpstreamSimulator, NodeSpec],
+) -> None:
+    s, node = sim
+    async with HttpUpstream(enforce_timeout=False) as up:
+        stream = up.stream(node, _req(stream=True))
+        assert type(stream) is PoolStream  # no layer around it to translate its errors
+        body = b"".join([c async for c in stream])
+        assert body.count(b"data: ") == 5 and body.endswith(b"data: [DONE]\n\n")
+        s.control({"error_rate": 1.0, "error_kinds": ["500"]})
+        with pytest.raises(UpstreamUnavailableError) as err:
+            async for _ in up.stream(node, _req(stream=True)):
+                pass
+        assert err.value.status == 500 and err.value.node_id == node.id
+        s.control({"error_kinds": ["drop"]})
+        with pytest.raises(UpstreamUnavailableError):
+            async for _ in up.stream(node, _req(stream=True)):
+                pass
+        s.control({"error_rate": 0.0})
+        body = b"".join([c async for c in up.stream(node, _req(stream=True))])
+        assert body.endswith(b"data: [DONE]\n\n")

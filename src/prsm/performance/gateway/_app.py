@@ -10,7 +10,6 @@ on the upstream; for streams, the time before the request was handed to the upst
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,7 +33,8 @@ from ._exchange import AsgiExchange, Exchange, NativeExchange
 from ._models import parse_body
 from ._ratelimit import MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore
 from ._responses import error_body, error_reply
-from ._settings import GatewaySettings, TenantSettings
+from ._settings import GatewaySettings
+from ._stream import stream_answer
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,6 @@ _OK_HEAD = (
     b"content-type: application/json\r\ncontent-length: %d\r\nx-request-id: %s\r\n"
     b"x-prsm-added-time: %.3f\r\n%s"
 )
-#: a stream's head lines: request id, added milliseconds, then the other lines
-_SSE_HEAD = (
-    b"content-type: text/event-stream\r\ncache-control: no-cache\r\nx-request-id: %s\r\n"
-    b"x-prsm-added-time: %.3f\r\n%s"
-)
-
 _NO_CAPABILITIES: frozenset[str] = frozenset()
 
 #: an ``on_startup`` / ``on_shutdown`` hook: called with the app
@@ -271,7 +265,7 @@ class GatewayApp:
             parse_s = t_parsed - t_auth
             auth_s = (t_auth - t0) + (t_call - t_parsed)
             if stream:
-                await self._stream(request, route, x, tenant=tenant, stages=(parse_s, auth_s))
+                await stream_answer(self, request, route, x, tenant, parse_s, auth_s)
                 return
             result = await self.perf.handle(request)
             t_back = time.perf_counter()
@@ -325,83 +319,6 @@ class GatewayApp:
             input_tokens=getattr(response, "input_tokens", 0),
             output_tokens=getattr(response, "output_tokens", 0),
         )
-
-    async def _stream(
-        self,
-        request: AIRequest,
-        route: str,
-        x: Exchange,
-        *,
-        tenant: TenantSettings,
-        stages: tuple[float, float],
-    ) -> None:
-        added = time.perf_counter() - x.head.t0
-        t_call = time.perf_counter()
-        chunks = self.perf.handle_stream(request)
-        events = 0
-        try:
-            try:
-                first = await chunks.__anext__()
-            except StopAsyncIteration:
-                first = b""
-            lines = b""
-            if self.server_timing:  # the upstream stage: until the first chunk
-                first_s = time.perf_counter() - t_call
-                timing = [stages[0], stages[1], -1.0, -1.0, -1.0, first_s, -1.0]
-                total = time.perf_counter() - x.head.t0
-                lines = b"server-timing: %s\r\n" % server_timing(timing, total)
-            sse_head = _SSE_HEAD % (x.head.rid, added * 1e3, lines)
-            # our server's exchange raises ConnectionResetError on a write once the client is
-            # gone; an ASGI server's may not, so its disconnect is watched
-            native = x if type(x) is NativeExchange else None
-            if native is not None:  # its start and writes need no coroutine (see below)
-                native.open_stream(200, sse_head)
-                watcher = None
-            else:
-                await x.start(200, sse_head)
-                watcher = asyncio.ensure_future(x.disconnected())
-            self._count(route, 200, added)
-            counted = tenant.token_bucket is not None  # events are charged to its bucket
-            try:
-                if native is not None:
-                    # x.write without its coroutine: only a full socket buffer is waited on
-                    if native.send_waits(first):
-                        await native.conn.drained()
-                else:
-                    await x.write(first)
-                if counted:
-                    events += first.count(b"data:")
-                async for chunk in chunks:
-                    if native is not None:
-                        if native.send_waits(chunk):
-                            await native.conn.drained()
-                    else:
-                        if watcher is not None and watcher.done():
-                            log.info("request %s: client went away mid-stream", request.id)
-                            return
-                        await x.write(chunk)
-                    if counted:
-                        events += chunk.count(b"data:")
-            except ConnectionResetError:  # a write found the client gone (counted at start)
-                log.info("request %s: client went away mid-stream", request.id)
-                return
-            except PRSMError as exc:
-                log.warning("request %s: stream failed after it started: %s", request.id, exc)
-                reply = error_reply(exc)
-                await x.write(b"data: " + reply.body + b"\n\n")
-            finally:
-                if watcher is not None:
-                    watcher.cancel()
-            t_back = time.perf_counter()
-            if native is not None:
-                native.finish()
-            else:
-                await x.end()
-            self.recorder.gateway_stages(stages[0], stages[1], time.perf_counter() - t_back)
-        finally:
-            await chunks.aclose()
-            if events:
-                await self.limiter.charge(tenant, events)
 
     async def _exposition(self) -> bytes:
         """This process's metrics (with ``combine_metrics``, every gateway process's), then

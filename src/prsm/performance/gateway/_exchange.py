@@ -35,12 +35,6 @@ class NativeExchange(ServerExchange[RequestHead]):
         """:meth:`open_stream`, as the gateway's exchange interface asks for it."""
         self.open_stream(status, headers)
 
-    def send_waits(self, data: bytes) -> bool:
-        """Send one chunk of a stream (:meth:`send`); whether the writer must now wait for
-        the client's socket buffer to drain (:meth:`write` is this and that wait)."""
-        self.send(data)
-        return self.conn.write_paused
-
 
 class AsgiExchange:
     """An exchange over ASGI ``scope``, ``receive`` and ``send``."""

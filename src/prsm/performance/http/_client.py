@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from ..clock import Clock
@@ -248,11 +249,13 @@ class HttpPool:
         self._release(conn)
         return conn.response()
 
-    def stream(self, data: bytes, response: ClientResponse) -> PoolStream:
+    def stream(
+        self, data: bytes, response: ClientResponse, errors: StreamErrors | None = None
+    ) -> PoolStream:
         """Send a request and yield the answer's body as it arrives (:class:`PoolStream`).
         ``response`` gets the status and headers before the first chunk; a non-200 answer
-        yields its body once."""
-        return PoolStream(self, data, response)
+        yields its body once (with ``errors``: raises what it names)."""
+        return PoolStream(self, data, response, errors)
 
     async def aclose(self) -> None:
         if self._trimmer is not None:
@@ -271,19 +274,41 @@ class HttpPool:
         await asyncio.sleep(0)
 
 
+class StreamErrors(Protocol):
+    """How a stream's owner names its failures (an upstream: as its node's errors), so that
+    no layer of its own is needed around the stream to translate them."""
+
+    def raised(self, exc: BaseException) -> BaseException | None:
+        """What to raise instead of ``exc`` (``None``: ``exc`` itself)."""
+        ...
+
+    def answered(self, response: ClientResponse) -> BaseException:
+        """What to raise for a non-200 ``response`` (its body read whole)."""
+        ...
+
+
 class PoolStream:
     """:meth:`HttpPool.stream`'s chunks: the request goes out at the first ``__anext__``, on a
     pooled connection; what arrived together is handed on together; the connection goes back
-    to the pool at the answer's end, and is closed if the stream stops (an error, a
-    cancellation, :meth:`aclose`) before it. An iterator object, not an async generator: no
-    loop bookkeeping per stream (the loop keeps every async generator in a weak set)."""
+    to the pool at the answer's end (with the last chunk, when the end has arrived with it),
+    and is closed if the stream stops (an error, a cancellation, :meth:`aclose`) before it. An
+    iterator object, not an async generator: no loop bookkeeping per stream (the loop keeps
+    every async generator in a weak set). With ``errors``, failures are raised as it names
+    them (see :class:`StreamErrors`)."""
 
-    __slots__ = ("_conn", "_data", "_ended", "_pool", "_response")
+    __slots__ = ("_conn", "_data", "_ended", "_errors", "_pool", "_response")
 
-    def __init__(self, pool: HttpPool, data: bytes, response: ClientResponse) -> None:
+    def __init__(
+        self,
+        pool: HttpPool,
+        data: bytes,
+        response: ClientResponse,
+        errors: StreamErrors | None = None,
+    ) -> None:
         self._pool = pool
         self._data = data
         self._response = response
+        self._errors = errors
         self._conn: ClientConnection | None = None
         self._ended = False
 
@@ -305,7 +330,8 @@ class PoolStream:
                 while not conn.headers_done:
                     if conn.error is not None:
                         raise conn.error
-                    await conn.wait(timeout)
+                    # with no read timeout the future itself: no coroutine of its own
+                    await (conn.waiting() if timeout is None else conn.wait(timeout))
                 response = self._response
                 response.status, response.headers = conn.status, conn.headers
                 if conn.status != 200:
@@ -316,6 +342,8 @@ class PoolStream:
                     response.body = b"".join(conn.body)
                     pool._release(conn)
                     self._ended = True
+                    if self._errors is not None:
+                        raise self._errors.answered(response)
                     return response.body
             chunks = conn.chunks
             while True:
@@ -328,6 +356,9 @@ class PoolStream:
                         chunks.clear()
                     if conn.paused:
                         conn.resume()
+                    if conn.complete:  # the end came with it: no step more to find it
+                        pool._release(conn)
+                        self._ended = True
                     return chunk
                 if conn.complete:
                     break
@@ -335,8 +366,13 @@ class PoolStream:
                     raise conn.error
                 # with no read timeout the future itself: no coroutine of its own
                 await (conn.waiting() if timeout is None else conn.wait(timeout))
-        except BaseException:
+        except BaseException as exc:
             self._end()
+            errors = self._errors
+            if errors is not None:
+                named = errors.raised(exc)
+                if named is not None:
+                    raise named from exc
             raise
         pool._release(conn)
         self._ended = True

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..errors import PayloadTooLargeError
-from ._wire import CHUNKED, CHUNKED_LINE, LAST_CHUNK, Headers, chunk, head
+from ._wire import CHUNKED, CHUNKED_LINE, CLOSE, LAST_CHUNK, Headers, chunk, head
 
 if TYPE_CHECKING:
     from ._connection import ServerConnection
@@ -28,6 +28,8 @@ H = TypeVar("H")
 _HELD_BYTES = 65536
 #: a whole 200 answer on a kept connection: the head's lines, then the body
 _OK_ANSWER = b"HTTP/1.1 200 OK\r\n%s\r\n%s"
+#: a chunked 200 stream's head: the head's lines, then (closing) ``connection: close``
+_OK_CHUNKED = b"HTTP/1.1 200 OK\r\n%s" + CHUNKED_LINE + b"%s\r\n"
 _METHODS = {m.encode(): m for m in ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
@@ -131,6 +133,9 @@ class ServerExchange(Generic[H]):
         if self.http10:  # close-delimited: the end of the stream is the end of the connection
             self.keep_alive = False
             self._pending = head(status, headers, close=True)
+        elif status == 200 and type(headers) is bytes:  # the common head: one format
+            self.chunked = self.method != "HEAD"
+            self._pending = _OK_CHUNKED % (headers, CLOSE if self._closing() else b"")
         else:
             self.chunked = self.method != "HEAD"
             if isinstance(headers, bytes):
@@ -160,6 +165,29 @@ class ServerExchange(Generic[H]):
         if not self._flushing:
             self._flushing = True
             self.conn.loop.call_soon(self.flush)
+
+    def hold(self, data: bytes) -> bool:
+        """Add one piece of a stream (one chunk) to what goes out next, without a write of
+        its own: the caller writes what is held (:meth:`write_held`) before it waits for the
+        next piece, or ends the stream (:meth:`finish`: one write with the end); the server
+        writes it if the handler stops first. Past 64 KB held it is written now, so that a
+        client that reads slowly holds the stream back. Whether the writer must wait for the
+        client's socket buffer to drain before it goes on."""
+        conn = self.conn
+        if conn.closed:
+            raise ConnectionResetError("client went away before its answer was done")
+        if data and self.method != "HEAD":
+            self._pending += b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
+        if self._pending:
+            self._flushing = True  # (written by flush() if the handler stops first)
+            if len(self._pending) > _HELD_BYTES:
+                self.flush()
+        return conn.write_paused
+
+    def write_held(self) -> None:
+        """Write what :meth:`hold` left, now (before the caller waits)."""
+        if self._flushing:
+            self.flush()
 
     def flush(self) -> None:
         """Write what :meth:`send` left for the end of this turn now (the connection does,

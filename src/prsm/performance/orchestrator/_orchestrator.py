@@ -419,14 +419,16 @@ class PerformanceOrchestrator:
         (``stream_idle_timeout`` between chunks, optional ``stream_total_timeout``). The
         node's latency is its time to the first chunk.
         """
-        upstream = self._need_upstream()
+        upstream = self.upstream
+        if upstream is None:
+            upstream = self._need_upstream()
         if not can_stream(upstream):
             raise ConfigError(
                 "upstream", f"{type(upstream).__name__} cannot stream (it has no stream())"
             )
         p = self._p
-        if self.cache is None:
-            return recorded_stream(self.recorder, request, run_stream(p, upstream, request))
+        if self.cache is None:  # recorded by the driver itself (one stream layer less)
+            return run_stream(p, upstream, request, self.recorder)
         from ..caching._response_cache import CachedStream
 
         cached = CachedStream(self.cache, request, lambda: run_stream(p, upstream, request))

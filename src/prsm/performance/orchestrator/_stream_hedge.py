@@ -186,9 +186,10 @@ async def first_chunk_hedged(  # noqa: PLR0917
     now: float,
     wait: float,
     tried: list[str],
-) -> First | UpstreamError:
+) -> bytes | First | UpstreamError | None:
     """The first chunk of ``agen`` (the first attempt, on ``node``, begun at ``now``) within
-    ``wait`` seconds, hedged as the module says: the attempt that sent it, or the first
+    ``wait`` seconds, hedged as the module says: the chunk when the first attempt sent it
+    (``None``: its stream was empty), the hedge's attempt when the hedge did, or the first
     attempt's error (recorded, its stream closed) when no hedge answered either; the nodes
     tried are then in ``tried`` (the first's and the hedge's, when one went out). A
     cancellation of the caller abandons and closes both and is raised."""
@@ -199,9 +200,9 @@ async def first_chunk_hedged(  # noqa: PLR0917
         waits_on = call.send(None)
     except StopIteration as done:
         chunk: bytes | None = done.value
-        return First(node, att, agen, chunk)
+        return chunk
     except StopAsyncIteration:
-        return First(node, att, agen, None)
+        return None
     except BaseException as exc:
         return await _first_failed(p, node, att, agen, exc, wait)
     # the loop of the future the chunk waits on is the running one: asking the loop for it
@@ -246,7 +247,7 @@ async def first_chunk_hedged(  # noqa: PLR0917
         return await _first_raised(p, watch, node, att, agen, now, failure, timed_out, tried)
     if race is not None and race.hedge is not None:
         await _drop_hedge(p, race, tried)
-    return First(node, att, agen, chunk)
+    return chunk
 
 
 async def _first_failed(  # noqa: PLR0917

@@ -138,17 +138,49 @@ def _connection_error(node_id: str, exc: ConnectionFailed | OSError) -> Upstream
     return UpstreamUnavailableError(node_id, why)
 
 
-class _Target:
-    """What is prepared once per node: its pool and the head of each kind of request."""
+class _NodeErrors:
+    """A node's stream failures as its errors (the pool's stream raises them itself: no
+    layer around it): a timeout as :class:`UpstreamTimeoutError`, a connection failure as
+    the retryable error of :func:`_connection_error`, a non-200 answer as its status says."""
 
-    __slots__ = ("heads", "node", "pool")
+    __slots__ = ("node_id", "seconds")
+
+    def __init__(self, node_id: str, seconds: float) -> None:
+        self.node_id = node_id
+        self.seconds = seconds  # the limit a timeout is reported with
+
+    def timed_out(self) -> UpstreamTimeoutError:
+        """No chunk came within the node's limit."""
+        return UpstreamTimeoutError(self.node_id, f"no chunk within {self.seconds}s")
+
+    def raised(self, exc: BaseException) -> BaseException | None:
+        if isinstance(exc, TimeoutError):
+            return self.timed_out()
+        if isinstance(exc, (ConnectionFailed, OSError)):
+            return _connection_error(self.node_id, exc)
+        return None
+
+    def answered(self, response: ClientResponse) -> BaseException:
+        return _answer_error(self.node_id, response)
+
+
+class _Target:
+    """What is prepared once per node: its pool, the head of each kind of request, and how
+    its stream failures are named."""
+
+    __slots__ = ("errors", "heads", "node", "pool")
 
     def __init__(
-        self, node: NodeSpec, pool: HttpPool, heads: dict[RequestKind, tuple[bytes, bytes]]
+        self,
+        node: NodeSpec,
+        pool: HttpPool,
+        heads: dict[RequestKind, tuple[bytes, bytes]],
+        errors: _NodeErrors,
     ):
         self.node = node
         self.pool = pool
         self.heads = heads
+        self.errors = errors
 
 
 class HttpUpstream:
@@ -214,7 +246,8 @@ class HttpUpstream:
             headers["Authorization"] = f"Bearer {key}"
         base = parts.path.rstrip("/")
         heads = {kind: pool.request_head(base + p, headers) for kind, p in PATHS.items()}
-        target = self._targets[node.id] = _Target(node, pool, heads)
+        errors = _NodeErrors(node.id, node.timeout or self.default_timeout)
+        target = self._targets[node.id] = _Target(node, pool, heads, errors)
         return target
 
     def forget_node(self, node_id: str) -> None:
@@ -260,10 +293,10 @@ class HttpUpstream:
             data = content(target.heads[request.kind], _body(request))
         except Exception as exc:  # raised by the first step, as a generator's would be
             return failing_stream(exc)
-        seconds = node.timeout or self.default_timeout
-        response = ClientResponse()
-        chunks = target.pool.stream(data, response)
-        return _NodeStream(node.id, chunks, response, seconds, self.enforce_timeout)
+        chunks = PoolStream(target.pool, data, ClientResponse(), target.errors)  # (pool.stream)
+        if not self.enforce_timeout:  # the caller bounds each wait (the orchestrator does)
+            return chunks
+        return _BoundedStream(target.errors, chunks)
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
@@ -279,49 +312,29 @@ class HttpUpstream:
         await self.aclose()
 
 
-class _NodeStream:
-    """A node's answer chunk by chunk (:meth:`HttpUpstream.stream`): the pool's stream, its
-    failures as the node's errors. An iterator object, not an async generator: no loop
-    bookkeeping per stream (the loop tracks every async generator, in a weak set), and no
-    timeout context per chunk (the shared tick timers, when the call is bounded here)."""
+class _BoundedStream:
+    """A node's stream whose every wait for a chunk is bounded here (``enforce_timeout``):
+    past its limit, an :class:`UpstreamTimeoutError` and the stream is closed. An iterator
+    object, not an async generator: no loop bookkeeping per stream (the loop tracks every
+    async generator, in a weak set), and no timeout context per chunk (the shared tick
+    timers)."""
 
-    __slots__ = ("_chunks", "_limit", "_node_id", "_response", "_seconds")
+    __slots__ = ("_chunks", "_errors")
 
-    def __init__(
-        self,
-        node_id: str,
-        chunks: PoolStream,
-        response: ClientResponse,
-        seconds: float,
-        bounded: bool,
-    ) -> None:
-        self._node_id = node_id
+    def __init__(self, errors: _NodeErrors, chunks: PoolStream) -> None:
+        self._errors = errors
         self._chunks = chunks
-        self._response = response
-        self._seconds = seconds
-        self._limit = seconds if bounded else None
 
-    def __aiter__(self) -> _NodeStream:
+    def __aiter__(self) -> _BoundedStream:
         return self
 
     async def __anext__(self) -> bytes:
         chunks = self._chunks
         try:
-            if self._limit is None:
-                chunk = await chunks.__anext__()
-            else:
-                chunk = await await_with_timeout(chunks.__anext__(), self._limit)
+            return await await_with_timeout(chunks.__anext__(), self._errors.seconds)
         except TimeoutError as exc:
             await chunks.aclose()
-            raise UpstreamTimeoutError(self._node_id, f"no chunk within {self._seconds}s") from exc
-        except (ConnectionFailed, OSError) as exc:
-            await chunks.aclose()
-            raise _connection_error(self._node_id, exc) from exc
-        response = self._response
-        if response.status != 200:
-            await chunks.aclose()
-            raise _answer_error(self._node_id, response)
-        return chunk
+            raise self._errors.timed_out() from exc
 
     async def aclose(self) -> None:
         """Stop early: the connection is closed unless its answer was complete."""
