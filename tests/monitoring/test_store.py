@@ -196,3 +196,18 @@ def test_aggregate_over_a_range_and_every_matching_series(make: Factory) -> None
     assert store.aggregate("other", since=T0, until=T0 + 1) is None
     with pytest.raises(ValueError, match="agg"):
         store.aggregate("req", since=T0, until=T0 + 1, agg="last")
+
+
+def test_a_write_of_more_buckets_than_one_statement_carries(make: Factory) -> None:
+    from prsm.performance.monitoring._sqlite_sql import UPSERT_ROWS
+
+    store = make()
+    n = 2 * UPSERT_ROWS + 7  # three statements a tier
+    for value in (1.0, 3.0):  # the second write lands on the buckets of the first
+        store.write([sample("wide", T0 + 0.5, value + i, i=str(i)) for i in range(n)])
+    for agg, want in (("avg", 2.0), ("min", 1.0), ("max", 3.0), ("count", 2.0), ("last", 3.0)):
+        found = store.query("wide", since=T0, until=T0 + 1, agg=agg)
+        got = {s.labels["i"]: s.points for s in found}
+        assert len(got) == n
+        offset = 0.0 if agg == "count" else 1.0
+        assert all(got[str(i)] == [(T0, want + i * offset)] for i in range(n)), agg
