@@ -15,9 +15,11 @@ def _table(tier: HistoryTier) -> str:
     return "points_" + format(tier.step, "g").replace(".", "_").replace("-", "_")
 
 
-#: buckets one upsert statement carries at most (8 parameters each: within the 999 that
-#: SQLite builds before 3.32 allow)
-UPSERT_ROWS = 120
+#: how many buckets an upsert statement carries: a batch is cut into these sizes, largest
+#: first, so a handful of statements serve every batch size (the connection's statement cache
+#: then always holds them: compiling a 45-bucket one took ~300k instructions). 8 parameters
+#: a bucket: within the 999 that SQLite builds before 3.32 allow.
+UPSERT_SIZES = (64, 32, 16, 8, 4, 2, 1)
 
 _UPSERT = """
 INSERT INTO {table} (series, ts, n, total, lo, hi, last_ts, last)
@@ -42,10 +44,14 @@ def upsert_sql(table: str, rows: int) -> str:
 
 def upserts(table: str, buckets: list[tuple[Any, ...]]) -> Iterator[tuple[str, list[Any]]]:
     """``(sql, parameters)`` of the statements adding ``buckets`` (:func:`rollup`'s rows) to
-    what ``table`` holds, :data:`UPSERT_ROWS` buckets a statement."""
-    for i in range(0, len(buckets), UPSERT_ROWS):
-        chunk = buckets[i : i + UPSERT_ROWS]
-        yield upsert_sql(table, len(chunk)), [v for row in chunk for v in row]
+    what ``table`` holds: as many of the largest of :data:`UPSERT_SIZES` as fit, then the
+    next size down for the rest."""
+    i = 0
+    for size in UPSERT_SIZES:
+        while len(buckets) - i >= size:
+            chunk = buckets[i : i + size]
+            i += size
+            yield upsert_sql(table, size), [v for row in chunk for v in row]
 
 
 def rollup(rows: list[tuple[int, float, float]], step: float) -> list[tuple[Any, ...]]:
