@@ -75,7 +75,6 @@ from prsm.performance.monitoring import (
     server_timing,
 )
 from prsm.performance.monitoring._settings import DEFAULT_TIERS
-from prsm.performance.monitoring._sqlite_sql import rollup
 from prsm.performance.monitoring._store import Series, labels_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,6 +206,8 @@ class DuckDBStore:
 
     def write(self, samples: list[Sample]) -> int:
         import pandas as pd
+
+        from prsm.performance.monitoring._sqlite_sql import rollup
 
         rows = []
         for s in samples:
