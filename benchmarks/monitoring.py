@@ -20,6 +20,12 @@ off, and the history store (SQLite, ours, vs DuckDB) at a week of 1 s samples fo
   next to it, and the drop added up from its parts (the header's cost a request if sent, plus the
   background CPU each second, measured with both gateways idle and the dashboard open, spread
   over a second's requests at the peak), which the shared machine's noise does not move.
+  The gateway under test has one core and is saturated (its CPU a second of a round, shown,
+  is that core), so its CPU per request is that core's time over the round's requests: the
+  inverse of the peak, not a second measurement of it. Also shown: the CPU a second of the
+  gateway's threads other than the event loop's while saturated (the monitor's worker thread:
+  it competes for that core and for the GIL), and how many collections a second the on
+  gateway's monitor made while saturated (its history's 1 s points: 1 when it keeps up).
   Request recording itself is always on (it is what ``/metrics`` shows); its cost is the
   *record* figure.
 * **store**: each store written as the monitor writes (50 samples a flush), in bulk (an hour
@@ -69,7 +75,6 @@ from prsm.performance.monitoring import (
     server_timing,
 )
 from prsm.performance.monitoring._settings import DEFAULT_TIERS
-from prsm.performance.monitoring._sqlite import rollup
 from prsm.performance.monitoring._store import Series, labels_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,6 +206,8 @@ class DuckDBStore:
 
     def write(self, samples: list[Sample]) -> int:
         import pandas as pd
+
+        from prsm.performance.monitoring._sqlite_sql import rollup
 
         rows = []
         for s in samples:
@@ -423,12 +430,43 @@ def threads_cpu(pid: int) -> float:
     return total / 1e9
 
 
+def side_threads_cpu(pid: int) -> float:
+    """CPU seconds of the live threads of ``pid`` other than its main one (the event loop's):
+    the monitor's worker thread, uvloop's and asyncio's pools."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        if task.name == str(pid):
+            continue
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # it ended while we looked
+    return total / 1e9
+
+
+def history_points(port: int, metric: str, since: float, until: float) -> list[float]:
+    """The 1 s history points' times of ``metric`` on the gateway at ``port`` (one a
+    collection) in ``[since, until]`` (unix seconds)."""
+    from urllib.parse import urlencode
+
+    query = urlencode({"metric": metric, "since": f"{since:.3f}", "until": f"{until:.3f}",
+                       "step": "1"})  # fmt: skip
+    url = f"http://127.0.0.1:{port}/admin/metrics/history?{query}"
+    with urllib.request.urlopen(url, timeout=30) as r:
+        found = json.loads(r.read())
+    return [float(t) for series in found["series"] for t, _ in series["points"]]
+
+
 def idle_cpu(pids: dict[str, int], seconds: float) -> dict[str, float]:
     """CPU seconds each process spent per second over ``seconds`` with no requests but the open
     dashboard's (the monitoring loop, history writes, rules, the dashboard's polls)."""
     before = {k: threads_cpu(pid) for k, pid in pids.items()}
     time.sleep(seconds)
     return {k: (threads_cpu(pid) - before[k]) / seconds for k, pid in pids.items()}
+
+
+#: seconds of load before each peak measurement's
+WARMUP = 0.3
 
 
 def bench_peak(report: Report, *, rounds: int, duration: float, pin_cpus: bool,
@@ -463,6 +501,9 @@ def bench_peak(report: Report, *, rounds: int, duration: float, pin_cpus: bool,
             load(gw.port, body, rate=0, duration=max(1.0, duration / 2), warmup=0)
         peaks: dict[str, list[float]] = {"on": [], "off": []}
         cpu_per: dict[str, list[float]] = {"on": [], "off": []}
+        side: dict[str, list[float]] = {"on": [], "off": []}  # other threads' CPU s a second
+        busy: dict[str, list[float]] = {"on": [], "off": []}  # the gateway's CPU s a second
+        windows: list[tuple[float, float]] = []  # the on gateway's loaded spells (unix s)
         for r in range(rounds):
             for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
                 gw = gws[mode]
@@ -473,10 +514,25 @@ def bench_peak(report: Report, *, rounds: int, duration: float, pin_cpus: bool,
                     pin(sim.proc.pid, {cpu1})
                     load_cpus = {cpu1}
                 before = tree_cpu(gw.proc.pid) or 0.0
-                out = load(gw.port, body, rate=0, duration=duration, warmup=0.3, cpus=load_cpus)
+                side_before = side_threads_cpu(gw.proc.pid)
+                wall0, t0 = time.time(), time.monotonic()
+                out = load(gw.port, body, rate=0, duration=duration, warmup=WARMUP,
+                           cpus=load_cpus)  # fmt: skip
+                wall = time.monotonic() - t0
                 spent = (tree_cpu(gw.proc.pid) or 0.0) - before
+                side[mode].append((side_threads_cpu(gw.proc.pid) - side_before) / wall)
+                busy[mode].append(spent / (duration + WARMUP))  # the load's seconds
+                if mode == "on":
+                    windows.append((wall0, wall0 + wall))
                 peaks[mode].append(out["achieved"])
                 cpu_per[mode].append(spent / out["completed"] if out["completed"] else math.nan)
+        # the on gateway's history: one 1 s point a collection, so how many collections the
+        # monitor made while the gateway was saturated (it should keep up: one a second)
+        loaded_s = sum(b - a for a, b in windows)
+        collected = sum(
+            sum(1 for t in history_points(gws["on"].port, "system.cpu_usage", a, b) if a <= t)
+            for a, b in windows
+        )
         pids = {mode: gw.proc.pid for mode, gw in gws.items()}
         idle = idle_cpu(pids, max(2.0, 2 * duration))
         t0 = threads_cpu(pids["on"])
@@ -505,6 +561,15 @@ def bench_peak(report: Report, *, rounds: int, duration: float, pin_cpus: bool,
                goal="")  # fmt: skip
     report.add(part="peak", what="peak drop the CPU per request gives (1 − off/on)",
                ours=round((1 - c_off / c_on) * 100, 2), peer=None, unit="%", goal="")  # fmt: skip
+    report.add(part="peak", what="gateway CPU a second of load, on vs off (saturated: 1 core)",
+               ours=round(median(busy["on"]), 3), peer=round(median(busy["off"]), 3),
+               unit="CPU s/s", goal="")  # fmt: skip
+    report.add(part="peak", what="threads other than the event loop's, saturated, on vs off",
+               ours=round(median(side["on"]) * 1e3, 2), peer=round(median(side["off"]) * 1e3, 2),
+               unit="ms/s", goal="")  # fmt: skip
+    report.add(part="peak", what="monitor collections while saturated (history's 1 s points)",
+               ours=round(collected / loaded_s, 3) if loaded_s else None, peer=None,
+               unit="per s", goal="")  # fmt: skip
     report.add(part="peak", what="background CPU idle with the dashboard open, on vs off",
                ours=round(idle["on"] * 1e3, 2), peer=round(idle["off"] * 1e3, 2),
                unit="ms/s", goal="")  # fmt: skip
@@ -515,6 +580,8 @@ def bench_peak(report: Report, *, rounds: int, duration: float, pin_cpus: bool,
     return {"peak_on": on, "peak_off": off, "drop": paired, "drop_of_medians": 1 - on / off,
             "drop_from_cpu": 1 - c_off / c_on, "drop_from_parts": added, "rounds": peaks,
             "cpu_per_request": cpu_per, "idle_cpu_per_s": idle, "findings_cpu_s": findings_cpu,
+            "busy_cpu_per_s": busy, "side_threads_cpu_per_s": side,
+            "collections_while_saturated": collected, "saturated_s": loaded_s,
             "dashboard_polls": dashboard.polls, "dashboard_analyses": dashboard.analyses,
             "dashboard_opening_requests": dashboard.loaded}  # fmt: skip
 

@@ -196,3 +196,30 @@ def test_aggregate_over_a_range_and_every_matching_series(make: Factory) -> None
     assert store.aggregate("other", since=T0, until=T0 + 1) is None
     with pytest.raises(ValueError, match="agg"):
         store.aggregate("req", since=T0, until=T0 + 1, agg="last")
+
+
+def test_a_write_of_more_buckets_than_one_statement_carries(make: Factory) -> None:
+    from prsm.performance.monitoring._sqlite_sql import UPSERT_SIZES
+
+    store = make()
+    n = 2 * UPSERT_SIZES[0] + 39  # statements of 64, 64, 32, 4, 2 and 1 buckets a tier
+    for value in (1.0, 3.0):  # the second write lands on the buckets of the first
+        store.write([sample("wide", T0 + 0.5, value + i, i=str(i)) for i in range(n)])
+    for agg, want in (("avg", 2.0), ("min", 1.0), ("max", 3.0), ("count", 2.0), ("last", 3.0)):
+        found = store.query("wide", since=T0, until=T0 + 1, agg=agg)
+        got = {s.labels["i"]: s.points for s in found}
+        assert len(got) == n
+        offset = 0.0 if agg == "count" else 1.0
+        assert all(got[str(i)] == [(T0, want + i * offset)] for i in range(n)), agg
+
+
+def test_a_batch_is_cut_into_a_few_statement_sizes() -> None:
+    from prsm.performance.monitoring._sqlite_sql import UPSERT_SIZES, upserts
+
+    for n in (0, 1, 45, 64, 200, 1000):
+        rows = [(i, 0.0, 1, 1.0, 1.0, 1.0, 0.0, 1.0) for i in range(n)]
+        parts = list(upserts("points_1", rows))
+        sizes = [len(params) // 8 for _, params in parts]
+        assert sum(sizes) == n and all(s in UPSERT_SIZES for s in sizes)
+        assert [p for _, ps in parts for p in ps] == [v for r in rows for v in r]
+        assert all(sql.count("(?, ?") == size for (sql, _), size in zip(parts, sizes, strict=True))

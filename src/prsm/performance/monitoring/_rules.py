@@ -21,22 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._settings import AlertRule, AlertSettings, BurnWindow, SLORule
 from ._store import MetricsStore
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
 # the bucket aggregate whose check implies every sample's: all > t  <=>  min > t
 _AGG = {">": "min", ">=": "min", "<": "max", "<=": "max", "==": "last", "!=": "last"}
 
@@ -68,27 +58,21 @@ class AlertStatus:
 
 
 def _threshold(rule: AlertRule, store: MetricsStore, now: float, staleness: float) -> list[Any]:
-    check = _OPS[rule.condition]
     span = rule.for_seconds
-    found = store.query(
+    found = store.streak(
         rule.metric, rule.labels, since=now - span - staleness, until=now,
-        agg=_AGG[rule.condition], now=now,
+        agg=_AGG[rule.condition], condition=rule.condition, threshold=rule.threshold, now=now,
     )  # fmt: skip
     out = []
-    for series in found:
-        points = series.points
-        if not points or points[-1][0] + series.step < now - staleness:
+    for streak in found:
+        if streak.last_ts + streak.step < now - staleness:
             continue  # absent: no recent sample
-        latest = points[-1][1]
-        if not check(latest, rule.threshold):
+        since = streak.since
+        if since is None:  # the latest does not meet the condition
             continue
-        since = points[-1][0]
-        for ts, value in reversed(points):  # how long it has held, without a break
-            if not check(value, rule.threshold):
-                break
-            since = ts
+        latest = streak.last
         firing = now - since >= span
-        labels = {"alertname": rule.name, "severity": rule.severity, **series.labels}
+        labels = {"alertname": rule.name, "severity": rule.severity, **streak.labels}
         summary = rule.summary or (
             f"{rule.metric} {rule.condition} {rule.threshold:g} (now {latest:.4g})"
         )

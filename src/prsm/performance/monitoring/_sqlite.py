@@ -35,7 +35,9 @@ from typing import Any
 
 from .._paths import data_dir
 from ._settings import DEFAULT_TIERS, HistoryTier, check_tiers
-from ._store import AGGREGATES, QueryPlan, Sample, Series, bucket, labels_key, matches
+from ._sqlite_sql import _AGG_SQL, _COLUMN, _table, rollup, upserts
+from ._store import AGGREGATES, Labels, QueryPlan, Sample, Series, bucket, labels_key, matches
+from ._streak import Streak, streak_sql
 
 log = logging.getLogger("prsm.performance.monitoring")
 
@@ -46,54 +48,6 @@ FILE_NAME = "metrics-history.sqlite3"
 def default_path() -> Path:
     """``<data dir>/metrics-history.sqlite3``."""
     return data_dir() / FILE_NAME
-
-
-def _table(tier: HistoryTier) -> str:
-    return "points_" + format(tier.step, "g").replace(".", "_").replace("-", "_")
-
-
-_UPSERT = """
-INSERT INTO {table} (series, ts, n, total, lo, hi, last_ts, last)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (series, ts) DO UPDATE SET
-    n = n + excluded.n,
-    total = total + excluded.total,
-    lo = min(lo, excluded.lo),
-    hi = max(hi, excluded.hi),
-    last = CASE WHEN excluded.last_ts >= last_ts THEN excluded.last ELSE last END,
-    last_ts = max(last_ts, excluded.last_ts)
-"""
-
-
-def rollup(rows: list[tuple[int, float, float]], step: float) -> list[tuple[Any, ...]]:
-    """``(series, ts, value)`` rows folded into ``step``-wide buckets: ``(series, bucket
-    start, count, sum, min, max, last time, last value)``; on equal times the later row is
-    the last."""
-    buckets: dict[tuple[int, float], list[Any]] = {}
-    floor = math.floor
-    for sid, ts, value in rows:
-        key = (sid, floor(ts / step) * step)
-        b = buckets.get(key)
-        if b is None:
-            buckets[key] = [1, value, value, value, ts, value]
-            continue
-        b[0] += 1
-        b[1] += value
-        b[2] = min(b[2], value)
-        b[3] = max(b[3], value)
-        if ts >= b[4]:
-            b[4] = ts
-            b[5] = value
-    return [(sid, start, *b) for (sid, start), b in buckets.items()]
-
-
-_AGG_SQL = {
-    "avg": "sum(total) / sum(n)",
-    "sum": "sum(total)",
-    "min": "min(lo)",
-    "max": "max(hi)",
-    "count": "sum(n)",
-}
 
 
 class SQLiteMetricsStore:
@@ -124,6 +78,9 @@ class SQLiteMetricsStore:
         self._setup()
         self._ids: dict[tuple[str, str], int] = {}
         self._labels: dict[int, tuple[str, dict[str, str]]] = {}
+        #: the ids of the (metric, labels) pairs written so far, keyed as samples carry them:
+        #: a write looks each sample up here before making its canonical JSON key
+        self._written: dict[tuple[str, Labels], int] = {}
         self._version = self._pragma("data_version")
         self._load_series()
 
@@ -158,6 +115,7 @@ class SQLiteMetricsStore:
         if after == 0:
             self._ids.clear()
             self._labels.clear()
+            self._written.clear()
             self._generation = self._pragma("user_version")
         rows = self._db.execute(
             "SELECT id, metric, labels FROM series WHERE id > ? ORDER BY id", (after,)
@@ -178,10 +136,14 @@ class SQLiteMetricsStore:
         else:
             self._load_series(after=max(self._labels, default=0))
 
-    def _series_id(self, metric: str, labels: tuple[tuple[str, str], ...]) -> int | None:
+    def _series_id(self, metric: str, labels: Labels) -> int | None:
+        sid = self._written.get((metric, labels))
+        if sid is not None:
+            return sid
         text = json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
         sid = self._ids.get((metric, text))
         if sid is not None:
+            self._written[metric, labels] = sid
             return sid
         if len(self._ids) >= self.max_series:
             if self.dropped == 0:
@@ -193,6 +155,7 @@ class SQLiteMetricsStore:
         cur = self._db.execute("INSERT INTO series (metric, labels) VALUES (?, ?)", (metric, text))
         sid = int(cur.lastrowid or 0)
         self._ids[metric, text] = sid
+        self._written[metric, labels] = sid
         self._labels[sid] = (metric, dict(labels))
         return sid
 
@@ -212,7 +175,8 @@ class SQLiteMetricsStore:
                         continue
                     rows.append((sid, s.ts, s.value))
                 for tier in self.tiers:
-                    db.executemany(_UPSERT.format(table=_table(tier)), rollup(rows, tier.step))
+                    for sql, params in upserts(_table(tier), rollup(rows, tier.step)):
+                        db.execute(sql, params)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -259,10 +223,7 @@ class SQLiteMetricsStore:
         args = {"sid": sid, "start": start, "until": until, "step": plan.step}
         where = "series = :sid AND ts >= :start AND ts <= :until"
         if plan.step == plan.tier.step:
-            column = {
-                "avg": "total / n", "sum": "total", "min": "lo", "max": "hi",
-                "count": "CAST(n AS REAL)", "last": "last",
-            }[agg]  # fmt: skip
+            column = _COLUMN[agg]
             sql = f"SELECT ts, {column} FROM {table} WHERE {where} ORDER BY ts"
             return [(float(t), float(v)) for t, v in db.execute(sql, args)]
         b = "CAST(ts / :step AS INTEGER) * :step"
@@ -278,6 +239,37 @@ class SQLiteMetricsStore:
                 f"SELECT {b} AS b, {_AGG_SQL[agg]} FROM {table} WHERE {where} GROUP BY b ORDER BY b"
             )
         return [(float(t), float(v)) for t, v in db.execute(sql, args)]
+
+    def streak(
+        self,
+        metric: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        since: float,
+        until: float,
+        agg: str,
+        condition: str,
+        threshold: float,
+        now: float | None = None,
+    ) -> list[Streak]:
+        plan = QueryPlan(self.tiers, since, until, step=None, agg=agg, now=now)
+        sql = streak_sql(_table(plan.tier), _COLUMN[agg], condition)
+        args: dict[str, Any] = {"start": bucket(since, plan.tier.step), "until": until,
+                                "threshold": float(threshold)}  # fmt: skip
+        want = labels_key(labels)
+        out = []
+        with self._lock:
+            self._refresh()
+            chosen = [(sid, lab) for sid, (name, lab) in self._labels.items()
+                      if name == metric and matches(labels_key(lab), want, False)]  # fmt: skip
+            for sid, lab in sorted(chosen, key=lambda c: sorted(c[1].items())):
+                args["sid"] = sid
+                row = self._db.execute(sql, args).fetchone()
+                if row is not None:
+                    ts, value, run = row
+                    run = None if run is None else float(run)
+                    out.append(Streak(dict(lab), plan.step, float(ts), float(value), run))
+        return out
 
     def aggregate(
         self,
@@ -336,6 +328,7 @@ class SQLiteMetricsStore:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                self._refresh()  # every process's series, not only those this one has seen
                 ids = list(self._labels)
                 for tier in self.tiers:
                     horizon = now - tier.retention - tier.step  # buckets ending by then go

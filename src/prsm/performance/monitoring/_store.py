@@ -22,9 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._settings import DEFAULT_TIERS, HistoryTier, check_tiers
+
+if TYPE_CHECKING:
+    from ._streak import Streak
 
 #: How buckets are combined into a query's step.
 AGGREGATIONS: tuple[str, ...] = ("avg", "sum", "min", "max", "last", "count")
@@ -97,6 +100,23 @@ class MetricsStore(Protocol):
         """Every matching series' points in ``[since, until]``, ``step`` apart (default and
         minimum: the step of the finest tier still holding ``since`` as of ``now``, default
         ``until``), buckets combined by ``agg`` (one of :data:`AGGREGATIONS`)."""
+        ...
+
+    def streak(
+        self,
+        metric: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        since: float,
+        until: float,
+        agg: str,
+        condition: str,
+        threshold: float,
+        now: float | None = None,
+    ) -> list[Streak]:
+        """Each matching series' :class:`~._streak.Streak` over ``[since, until]`` (at the
+        step ``query`` would use, buckets valued by ``agg``): its latest point and since when
+        ``value <condition> threshold`` has held without a break (what an alert rule asks)."""
         ...
 
     def aggregate(
@@ -299,6 +319,24 @@ class MemoryMetricsStore:
             if points:
                 out.append(Series(metric, dict(have), plan.step, points))
         return out
+
+    def streak(
+        self,
+        metric: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        since: float,
+        until: float,
+        agg: str,
+        condition: str,
+        threshold: float,
+        now: float | None = None,
+    ) -> list[Streak]:
+        from ._streak import series_streak
+
+        found = self.query(metric, labels, since=since, until=until, agg=agg, now=now)
+        streaks = (series_streak(s, condition, threshold) for s in found)
+        return [s for s in streaks if s is not None]
 
     def aggregate(
         self,
