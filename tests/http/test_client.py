@@ -416,6 +416,43 @@ async def test_a_stream_whose_end_came_with_its_chunk_frees_the_connection_at_on
         await pool.aclose()
 
 
+async def test_a_finished_stream_closed_late_leaves_the_next_request_its_connection(
+    server: Callable[..., object],
+) -> None:
+    """Stream A's end came with its last chunk (its connection back in the pool); B takes that
+    connection; A is closed only then (a caller that stopped at ``[DONE]``): B is answered."""
+    second = asyncio.Event()
+
+    async def two(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                b"9\r\ndata: 1\n\n\r\n0\r\n\r\n")  # fmt: skip
+        await w.drain()
+        await _read_request(r)  # B, on the same connection
+        await second.wait()  # answered only after A was closed
+        w.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                b"9\r\ndata: 2\n\n\r\n0\r\n\r\n")  # fmt: skip
+        await w.drain()
+        await r.read()  # until the pool closes it
+
+    origin = await server(two)  # type: ignore[misc]
+    pool = HttpPool(origin)
+    try:
+        a = pool.stream(_req(origin), ClientResponse())
+        assert await a.__anext__() == b"data: 1\n\n" and len(pool.idle) == 1
+        b = pool.stream(_req(origin), ClientResponse())
+        first = asyncio.ensure_future(b.__anext__())  # B sends on A's old connection
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not pool.idle and not first.done()
+        await a.aclose()
+        second.set()
+        assert await asyncio.wait_for(first, 10) == b"data: 2\n\n"
+    finally:
+        second.set()
+        await pool.aclose()
+
+
 class _Named:
     """Stream errors named by their owner (as an upstream names its node's)."""
 

@@ -148,6 +148,27 @@ async def test_the_total_limit_cuts_a_stream_without_blaming_its_node(
     assert stats.failures == 0 and stats.latency == pytest.approx(0.5)
 
 
+async def test_an_answer_that_ended_before_a_slow_reader_passed_the_limit_is_not_cut(
+    auto_clock: SleepRecordingClock,
+) -> None:
+    class Whole(Slow):  # the whole answer in one read: no step of it waits
+        async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+            for i in range(3):
+                yield f"data: {i}\n\n".encode()
+
+    perf = _perf(auto_clock, Whole(auto_clock), settings=OrchestratorSettings(
+        stream_total_timeout=25.0))  # fmt: skip
+    got: list[bytes] = []
+    async for c in perf.handle_stream(AIRequest(model="m")):
+        got.append(c)
+        auto_clock.advance(30.0)  # the client reads slowly: past the limit after each chunk
+    assert got == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n"]
+    ok = perf.metrics.registry.get_sample_value(
+        "prsm_orchestrator_requests_total", {"outcome": "ok"}
+    )
+    assert _failures(perf, "n0") == 0.0 and ok == 1.0
+
+
 async def test_a_node_error_mid_stream_still_counts(auto_clock: SleepRecordingClock) -> None:
     class Dropping(Slow):
         async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:

@@ -340,6 +340,7 @@ class PoolStream:
                             raise conn.error
                         await conn.wait(timeout)
                     response.body = b"".join(conn.body)
+                    self._conn = None  # given back: another request may take it now
                     pool._release(conn)
                     self._ended = True
                     if self._errors is not None:
@@ -357,6 +358,7 @@ class PoolStream:
                     if conn.paused:
                         conn.resume()
                     if conn.complete:  # the end came with it: no step more to find it
+                        self._conn = None  # given back: closing this stream leaves it be
                         pool._release(conn)
                         self._ended = True
                     return chunk
@@ -374,6 +376,7 @@ class PoolStream:
                 if named is not None:
                     raise named from exc
             raise
+        self._conn = None
         pool._release(conn)
         self._ended = True
         raise StopAsyncIteration

@@ -173,8 +173,12 @@ async def run_stream(
                         left = ends_at - monotonic()
                         if left < wait:
                             wait, phase = left, "total"
-                        if wait <= 0:  # past the total limit (on the injected clock): cut now
-                            raise TimeoutError
+                        if wait <= 0:  # past the total limit (on the injected clock)
+                            ready = _ready(agen)  # an answer that ended already is not cut
+                            if ready is None:
+                                raise TimeoutError
+                            pending = ready
+                            continue
                         # await_with_timeout(agen.__anext__(), wait), inline (see _awaiting): a
                         # chunk read already is taken without a coroutine or a deadline
                         call: Any = agen.__anext__()
@@ -260,3 +264,21 @@ async def run_stream(
         raise
     if meter is not None:
         meter.ok()
+
+
+def _ready(agen: AsyncIterator[bytes]) -> bytes | None:
+    """``agen``'s next chunk if it is there without a wait (``StopAsyncIteration`` raised if
+    the stream has ended), else ``None``, the step given up."""
+    call: Any = agen.__anext__()
+    if type(call) is not CoroutineType:
+        call = call.__await__()
+    try:
+        call.send(None)
+    except StopIteration as done:
+        chunk: bytes = done.value
+        return chunk
+    try:  # give the step up where it waits (an async generator's step must be thrown into:
+        call.throw(GeneratorExit)  # closing it alone leaves the generator running)
+    except (GeneratorExit, StopIteration, StopAsyncIteration):
+        return None
+    raise RuntimeError("a stream's step went on after it was given up")
