@@ -34,7 +34,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q 'torch==2.13.0'
+# torch 2.13.0 from the configured index (here its CPU build); where that index serves the CUDA
+# build, set TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cpu)
+python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} 'torch==2.13.0'
 python -m pip install -q "uv==${UV_VERSION}"
 lock_reqs="$(mktemp)"
 trap 'rm -f "$lock_reqs"' EXIT
