@@ -102,7 +102,9 @@ class LeaderScaler:
             return
         # what an earlier term decided is stale: start afresh, but as if the last leader had
         # just asked for the replicas the Deployment has, so that none is removed before the
-        # scale-down window has passed (the last leader's own window is not known here)
+        # scale-down window has passed; where the last leader's decisions are carried, the
+        # loop replays them before its first step (that state replaces this one), and decides
+        # as that leader would have
         state = loop.policy.initial_state()
         try:
             status = await self.scaler.controller.status(loop.deployment)
@@ -113,11 +115,14 @@ class LeaderScaler:
             state = dataclasses.replace(state, recommendations=((self.clock.time(),
                                                                  status.desired),))  # fmt: skip
         loop.state = state
+        if self.mirror is not None and await self.mirror.settle():
+            log.info("the new leader waited for the warm standby's fetch in flight")
         held = self.mirror.held if self.mirror is not None else None
         loop.carry_over(held, self.clock.time())  # the last leader's history, where held
         if held is not None:
-            log.info("the new leader's forecast reads %d step(s) of the last leader's history",
-                     len(held.load))  # fmt: skip
+            log.info("the new leader's forecast reads %d step(s) of the last leader's history "
+                     "and replays its last %d decision(s)", len(held.load),
+                     len(loop.records))  # fmt: skip
         self.scaler.start()
 
     def gate(self) -> str | None:
@@ -133,7 +138,8 @@ class LeaderScaler:
             error = {"message": "this pod does not lead the scaling", "type": "unavailable"}
             return 503, orjson.dumps({"error": error, "leader": leader})
         loop = self.loop
-        body = history_body(loop.load(), since, loop.service_time(), loop.startup_time)
+        body = history_body(loop.load(), since, loop.service_time(), loop.startup_time,
+                            loop.records)  # fmt: skip
         return 200, orjson.dumps(body)
 
     def listen(self, listener: Callable[[], None]) -> None:
@@ -212,7 +218,8 @@ def standby(config: PRSMConfig) -> Standby:
         if election.warm_interval > 0:
             leader.mirror = WarmMirror(leader.elector, key, step=scaler.tracker.step,
                                        interval=election.warm_interval, timeout=report.timeout,
-                                       clock=clock, metrics=metrics)  # fmt: skip
+                                       clock=clock, metrics=metrics,
+                                       keep=scaler.loop.replay_span)  # fmt: skip
         return leader
 
     return make
