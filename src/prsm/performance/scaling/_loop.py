@@ -249,6 +249,12 @@ class ScalingLoop:
                           "starts from a fresh state", len(records) - start)  # fmt: skip
             return
         took = time.perf_counter() - began
+        first = records[start].load_start if start < len(records) else None
+        if load is not None and first is not None and load.start > first:
+            self._m_replays.labels(self.deployment, "partial").inc()
+            log.warning("the carried history starts at %.0f, after the %.0f the last leader's fit "
+                        "read: the replayed forecast differs from its own until the next refit",
+                        load.start, first)  # fmt: skip
         self.state = state
         self._pending_up = records[-1].pending_up
         self.replayed = {"decisions": len(records) - start, "held": len(records),

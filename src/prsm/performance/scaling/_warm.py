@@ -29,8 +29,10 @@ import numpy as np
 from ._replay import MAX_RECORDS, RecordError, StepRecord, merge_records, parse_record
 from ._types import LoadSeries
 
-#: the most steps a standby holds and a fetch may carry (21 days of minutes, as the tracker)
-MAX_STEPS = 21 * 1440
+#: the most steps a standby holds and a fetch may carry: 22 days of minutes, the 21 days a
+#: forecast is fitted on (the tracker's ring) and a day more, so that a new leader still has
+#: what the old leader's last fit read (its replay refits there, :mod:`._replay`)
+MAX_STEPS = 22 * 1440
 #: how far (seconds) a leader's clock may be ahead of a standby's: an answer whose steps end
 #: later than that, or before the last MAX_STEPS steps, is refused
 MAX_SKEW = 600.0
