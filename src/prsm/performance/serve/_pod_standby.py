@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ..scaling._loop import ScalingLoop
     from ..scaling._scaler import PredictiveScaler
     from ..scaling._tracker import LoadTracker
+    from ._pod_resend import LateResender
     from ._pod_warm import WarmMirror
     from ._pool_client import SharedPoolUpstream
     from ._shared_pool import RemoteScaler
@@ -86,6 +87,8 @@ class LeaderScaler:
         self.elector = LeaderElector(store, settings, identity, url, clock=clock,
                                      on_change=self._changed, metrics=metrics)  # fmt: skip
         self.mirror: WarmMirror | None = None
+        #: sends a report handed on after this pod stopped leading to the leader
+        self.late: LateResender | None = None
 
     @property
     def tracker(self) -> LoadTracker:
@@ -142,6 +145,12 @@ class LeaderScaler:
                             loop.records)  # fmt: skip
         return 200, orjson.dumps(body)
 
+    def resend(self, report: dict[str, Any], leader: str) -> None:
+        """A report a gateway process handed on after this pod stopped leading: sent on to
+        ``leader`` (:mod:`._pod_resend`), where :attr:`late` is set."""
+        if self.late is not None:
+            self.late(report, leader)
+
     def listen(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` when who leads changes and after each fetch of the history."""
         self.elector.listeners.append(listener)
@@ -157,6 +166,8 @@ class LeaderScaler:
         await self.elector.close(release=True)  # the loop stops first, then the Lease goes
         if self.mirror is not None:
             await self.mirror.close()
+        if self.late is not None:
+            await self.late.close()
         await self.scaler.close()
         close = getattr(self.store, "close", None)
         if close is not None:
@@ -164,6 +175,8 @@ class LeaderScaler:
 
     def snapshot(self, last: int = 50) -> dict[str, Any]:
         warm = {"warm": self.mirror.snapshot()} if self.mirror is not None else {}
+        if self.late is not None:
+            warm["late_reports"] = self.late.snapshot()
         return {**self.scaler.snapshot(last), "leader": self.elector.snapshot(), **warm}
 
 
@@ -215,6 +228,9 @@ def standby(config: PRSMConfig) -> Standby:
                                      timeout=kube.timeout)  # fmt: skip
         leader = LeaderScaler(scaler, store, election, identity, url, clock=clock,
                               metrics=metrics)  # fmt: skip
+        from ._pod_resend import LateResender
+
+        leader.late = LateResender(key, url, timeout=report.timeout, metrics=metrics)
         if election.warm_interval > 0:
             leader.mirror = WarmMirror(leader.elector, key, step=scaler.tracker.step,
                                        interval=election.warm_interval, timeout=report.timeout,
