@@ -46,14 +46,22 @@ TAKEOVER = 5 * 3600 + 37 * 60  # a clean hand-over, 37 minutes after the hour (a
 AFTER = 95 * 60  # how long B leads in the test: past the next refit
 
 
-def _scaler(clock: ManualClock, backend: InMemoryBackend) -> PredictiveScaler:
-    return PredictiveScaler(backend, SETTINGS, clock=clock, metrics=MetricsRegistry())
+#: with the burst table too (refitted with the forecast, its own arrival counts kept)
+BURST = dataclasses.replace(SETTINGS, burst_quantile=0.5)
 
 
-def _candidate(name: str, clock: ManualClock, store: Any, backend: Any) -> LeaderScaler:
+def _scaler(
+    clock: ManualClock, backend: InMemoryBackend, settings: PredictiveSettings = SETTINGS
+) -> PredictiveScaler:
+    return PredictiveScaler(backend, settings, clock=clock, metrics=MetricsRegistry())
+
+
+def _candidate(
+    name: str, clock: ManualClock, store: Any, backend: Any, settings: PredictiveSettings = SETTINGS
+) -> LeaderScaler:
     election = LeaderElectionSettings(**{**_fields(ELECTION), "url": f"http://{name}:8080"})
-    return LeaderScaler(_scaler(clock, backend), store, election, name, f"http://{name}:8080",
-                        clock=clock, metrics=MetricsRegistry())  # fmt: skip
+    return LeaderScaler(_scaler(clock, backend, settings), store, election, name,
+                        f"http://{name}:8080", clock=clock, metrics=MetricsRegistry())  # fmt: skip
 
 
 def _traffic(minute: int, *trackers: LoadTracker) -> None:
@@ -71,14 +79,17 @@ def _decision(step: LoopStep) -> tuple[Any, ...]:
     return (step.context.now, d.target, d.action, d.reason, dict(d.details))
 
 
-async def _run(replay: bool) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], LeaderScaler]:
+async def _run(
+    replay: bool, settings: PredictiveSettings = SETTINGS
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], LeaderScaler]:
     """U's and B's decisions from the take-over on (and B)."""
     clock = ManualClock(start=0.0, wall_offset=1_700_000_000.0 - 1_700_000_000.0 % 3600)
-    u = _scaler(clock, InMemoryBackend(startup_time=STARTUP, clock=clock, initial=2))
+    u = _scaler(clock, InMemoryBackend(startup_time=STARTUP, clock=clock, initial=2), settings)
     # as A starts: holding the Deployment's replicas through the scale-down window
     u.loop.state = dataclasses.replace(u.loop.state, recommendations=((clock.time(), 2),))
     store, shared = _Hung(), InMemoryBackend(startup_time=STARTUP, clock=clock, initial=2)
-    a, b = _candidate("a", clock, store, shared), _candidate("b", clock, store, shared)
+    a = _candidate("a", clock, store, shared, settings)
+    b = _candidate("b", clock, store, shared, settings)
     if not replay:
         b.scaler.loop.replay_span = 0.0  # the loop keeps and replays no decisions
     leader = _Leader(a)
@@ -120,14 +131,20 @@ async def _run(replay: bool) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...
     return theirs, ours, b
 
 
+@pytest.mark.parametrize("settings", [SETTINGS, BURST], ids=["default", "burst"])
 async def test_the_new_leader_decides_as_an_uninterrupted_one_would(
-    caplog: pytest.LogCaptureFixture,
+    settings: PredictiveSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "prsm.performance.scaling")
-    theirs, ours, b = await _run(replay=True)
+    theirs, ours, b = await _run(True, settings)
     assert len(ours) == len(theirs) == AFTER // 15
     assert ours == theirs
-    assert {d[2] for d in ours} == set(ScalingAction)  # it scaled up and down meanwhile
+    if settings is BURST:  # the burst table, refitted on its own schedule, was carried too
+        assert len({d[4]["burst_fitted_at"] for d in ours}) >= 2
+        assert any(d[4]["burst_fitted_at"] != d[4]["fitted_at"] for d in ours)
+        assert len({d[1] for d in ours}) > 1
+    else:
+        assert {d[2] for d in ours} == set(ScalingAction)  # it scaled up and down meanwhile
     # through refits: the fit A made (replayed), then B's own at the same decisions as U's
     fitted = {d[4]["fitted_at"] for d in ours}
     assert len(fitted) == 3, fitted  # A's fit (replayed), then two of B's own
@@ -137,8 +154,11 @@ async def test_the_new_leader_decides_as_an_uninterrupted_one_would(
     assert "replayed the last leader's" in caplog.text
 
 
-async def test_without_the_replay_the_new_leader_decides_otherwise() -> None:
-    theirs, ours, b = await _run(replay=False)
+@pytest.mark.parametrize("settings", [SETTINGS, BURST], ids=["default", "burst"])
+async def test_without_the_replay_the_new_leader_decides_otherwise(
+    settings: PredictiveSettings,
+) -> None:
+    theirs, ours, b = await _run(False, settings)
     assert len(ours) == len(theirs) and ours != theirs
     assert ours[0][3] != theirs[0][3]  # its first forecast is not the one U makes
     assert [d[1] for d in ours] != [d[1] for d in theirs]  # nor are all its targets
@@ -154,7 +174,8 @@ def test_a_replay_starts_where_the_old_leader_refitted() -> None:
     assert replay_start([_record(0, None), _record(15, None)]) == 0  # no fit yet
     assert replay_start([_record(0, 60.0), _record(15, 60.0), _record(30, 120.0)]) == 2
     both = [_record(0, 60.0, 60.0), _record(15, 120.0, 60.0), _record(30, 180.0, 180.0)]
-    assert replay_start(both) == 2  # the burst table refitted there too
+    assert replay_start(both) == 1  # the first refit of either (the other is redone later)
+    assert replay_start([_record(0, 60.0, 60.0), _record(15, 60.0, 75.0)]) == 1
     held = (_record(0, 1.0), _record(15, 1.0), _record(30, 1.0))
     merged = merge_records(held, (_record(15, 2.0), _record(45, 2.0)), keep=30.0)
     assert [(r.now, r.fitted_at) for r in merged] == [(15, 2.0), (45, 2.0)]

@@ -242,7 +242,8 @@ class ScalingLoop:
             state = self.policy.initial_state()
             for i in range(start, len(records), REPLAY_CHUNK):
                 chunk = records[i : i + REPLAY_CHUNK]
-                state = await asyncio.to_thread(replay, self.policy, chunk, load, state)
+                before = records[i - 1] if i > start else None
+                state = await asyncio.to_thread(replay, self.policy, chunk, load, state, before)
         except Exception:
             self._m_replays.labels(self.deployment, "failed").inc()
             log.exception("replaying the last leader's %d decision(s) failed: the new leader "

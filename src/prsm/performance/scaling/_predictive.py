@@ -106,6 +106,16 @@ class PredictivePolicy:
     def initial_state(self) -> PredictiveState:
         return PredictiveState()
 
+    def refit(self, state: PredictiveState, *, forecast: bool, burst: bool) -> PredictiveState:
+        """``state`` with the forecast (``forecast``) or the burst table (``burst``) dropped,
+        so that the next decision fits it as a due refit would: a replay (:mod:`._replay`)
+        refits where the old leader did."""
+        if forecast:
+            state = replace(state, fitted=None, states=None, seen=0, fit_error=None)
+        if burst:
+            state = replace(state, burst=None, burst_error=None)
+        return state
+
     @property
     def memory(self) -> float:
         """How many seconds of past decisions a replay from a fresh state needs

@@ -11,10 +11,12 @@ models' states, the burst table and the arrival counts it keeps.
 Which decisions must be replayed: a :class:`~._predictive.PredictivePolicy`'s windows forget
 what is older than ``scale_down_window`` (and the other windows), but its fit is redone only
 every ``predictor.refit_interval``, counted from the last fit. A replay that starts from a
-fresh state at a decision where the old leader refitted fits on the same history there, so
-from then on every fit, every update of the models' states and every window is the old
-leader's (:func:`replay_start`: the first such decision in the last ``span`` seconds of
-records; the policy's :attr:`~._predictive.PredictivePolicy.memory` is long enough for one
+fresh state at a decision where the old leader refitted fits on the same history there, and
+each later refit of the old leader (of the forecast or of the burst table, whose schedules may
+differ) is redone at the decision it was made (the policy's ``refit``), so from then on every
+fit, every update of the models' states and every window is the old leader's
+(:func:`replay_start`: the first such decision in the last ``span`` seconds of records; the
+policy's :attr:`~._predictive.PredictivePolicy.memory` is long enough for one
 refit and a full window after it). Decisions tell where they refitted through their
 ``fitted_at`` and ``burst_fitted_at`` details.
 
@@ -186,24 +188,42 @@ def merge_records(
     return tuple(r for r in joined[-MAX_RECORDS:] if r.now >= oldest)
 
 
+def _refitted(records: Sequence[StepRecord], i: int) -> tuple[bool, bool]:
+    """Whether the old leader refitted its forecast, its burst table, at ``records[i]``."""
+    before, r = records[i - 1], records[i]
+    forecast = r.fitted_at is not None and r.fitted_at != before.fitted_at
+    burst = r.burst_fitted_at is not None and r.burst_fitted_at != before.burst_fitted_at
+    return forecast, burst
+
+
 def replay_start(records: Sequence[StepRecord]) -> int:
     """Where to start replaying ``records`` from a fresh state: the first decision at which
-    the old leader refitted its forecast (and its burst table, where it has one); 0 where
-    none did (no fit yet: the fresh state fits, or fails to, as the old one did)."""
+    the old leader refitted its forecast or its burst table, whichever came first (the fresh
+    state fits both there; the other is refitted where the old leader refitted it,
+    :func:`replay`); 0 where it refitted neither (no fit yet: the fresh state fits, or fails
+    to, as the old one did)."""
     for i in range(1, len(records)):
-        before, r = records[i - 1], records[i]
-        if r.fitted_at is None or r.fitted_at == before.fitted_at:
-            continue
-        if r.burst_fitted_at is None or r.burst_fitted_at != before.burst_fitted_at:
+        if any(_refitted(records, i)):
             return i
     return 0
 
 
 def replay(
-    policy: ScalingPolicy[Any], records: Sequence[StepRecord], load: LoadSeries | None, state: Any
+    policy: ScalingPolicy[Any],
+    records: Sequence[StepRecord],
+    load: LoadSeries | None,
+    state: Any,
+    before: StepRecord | None = None,
 ) -> Any:
-    """``state`` after ``policy`` decided each of ``records`` in turn (pure; a worker
-    thread's work)."""
-    for r in records:
-        _, state = policy.decide(r.context(load), state)
+    """``state`` after ``policy`` decided each of ``records`` in turn (``before``: the record
+    decided just before them), each refit the old leader made redone there (a policy's
+    ``refit(state, forecast=, burst=)``, where it has one); pure, a worker thread's work."""
+    refit = getattr(policy, "refit", None)
+    steps = [before, *records] if before is not None else list(records)
+    for i in range(1 if before is not None else 0, len(steps)):
+        if refit is not None and i > 0:
+            forecast, burst = _refitted(steps, i)
+            if forecast or burst:
+                state = refit(state, forecast=forecast, burst=burst)
+        _, state = policy.decide(steps[i].context(load), state)
     return state
