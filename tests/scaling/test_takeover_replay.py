@@ -252,3 +252,19 @@ async def test_a_fetch_in_flight_at_the_take_over_is_carried(
     assert carried is not None and len(carried[0].load) == 10 and len(carried[0].steps) == 40
     await until(lambda: b.loop.replayed is not None)
     await b.close()
+
+
+async def test_records_kept_across_a_wall_clock_step_back_are_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(start=0.0)
+    scaler = _scaler(clock, InMemoryBackend(clock=clock, initial=1))
+    for _ in range(3):
+        await scaler.loop.step()
+        clock.advance(15.0)
+    assert len(scaler.loop.records) == 3
+    clock._wall_offset -= 60.0  # NTP set the wall clock back a minute
+    with caplog.at_level(logging.WARNING, "prsm.performance.scaling"):
+        await scaler.loop.step()
+    assert [r.now for r in scaler.loop.records] == [clock.time()]  # in order: a standby takes them
+    assert "the clock went back" in caplog.text

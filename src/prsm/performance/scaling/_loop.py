@@ -308,6 +308,11 @@ class ScalingLoop:
         step = LoopStep(now, ctx, status, decision, reports, score)
         self.history.append(step)
         if self.replay_span > 0:
+            if self.records and self.records[-1].now >= ctx.now:  # the wall clock went back
+                log.warning("the clock went back %.3f s: the %d decision record(s) kept for a "
+                            "new leader's replay are dropped", self.records[-1].now - ctx.now,
+                            len(self.records))  # fmt: skip
+                self.records.clear()
             self.records.append(StepRecord.of(ctx, decision, self._pending_up))
             while self.records and self.records[0].now < ctx.now - self.replay_span:
                 self.records.popleft()
