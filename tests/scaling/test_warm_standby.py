@@ -173,7 +173,7 @@ def test_a_leader_answers_the_steps_since_and_a_standby_merges_them() -> None:
     load = _series(600.0, [1, 2, 3, 4, 5])
     body = history_body(load, 720.0, 0.5, 42.0)
     assert body == {"start": 720.0, "step": 60.0, "values": [3.0, 4.0, 5.0],
-                    "service_time": 0.5, "startup_time": 42.0}  # fmt: skip
+                    "service_time": 0.5, "startup_time": 42.0, "steps": []}  # fmt: skip
     assert history_body(load, 0.0, None, None)["values"] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert history_body(load, 10_000.0, None, None)["values"] == []
     answer = orjson.loads(orjson.dumps(history_body(load, 0.0, None, 30.0)))

@@ -9,12 +9,19 @@ Each step is kept (:attr:`history`, for ``/admin/scaling``) and exported as metr
 ``prsm_scaling_score``, ``prsm_scaling_ready_replicas`` and the controller's action counters.
 Start-up time is measured: from a scale-up until the backend reports the replicas ready,
 averaged (EWMA) into the ``startup_time`` the next snapshots carry.
+
+With ``replay_span`` each step's inputs are also kept as a :class:`~._replay.StepRecord`
+(those of the last ``replay_span`` seconds, :attr:`records`), which a leader serves to its
+standbys; a new leader handed them (:meth:`carry_over`) replays them through its policy
+before its first decision (:meth:`resume`: in chunks, in a worker thread), so it decides as
+the old leader would have.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +32,7 @@ from ..clock import Clock, SystemClock
 from ..errors import ScalingError
 from ..monitoring._registry import MetricsRegistry
 from ._controller import DEFAULT_DEPLOYMENT, ActionReport, ReplicaStatus, ScalingController
+from ._replay import StepRecord, replay, replay_start
 from ._score import ScoreSettings, score_signals, signal_readings
 from ._tracker import LoadTracker
 from ._types import (
@@ -38,6 +46,9 @@ from ._types import (
 from ._warm import Carried, carry
 
 log = logging.getLogger("prsm.performance.scaling")
+
+#: decisions replayed per worker-thread call (the event loop runs between chunks)
+REPLAY_CHUNK = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +109,10 @@ class ScalingLoop:
         clock: Clock | None = None,
         metrics: MetricsRegistry | None = None,
         history: int = 500,
+        replay_span: float = 0.0,
     ) -> None:
         check_positive("startup_time", startup_time, allow_zero=True)
+        check_positive("replay_span", replay_span, allow_zero=True)
         check_positive("concurrency", concurrency)
         self.policy = policy
         self.controller = controller
@@ -115,6 +128,13 @@ class ScalingLoop:
         self.history: deque[LoopStep] = deque(maxlen=history)
         #: a new leader's carried history, and when it took over (:meth:`carry_over`)
         self.carried: tuple[Carried, float] | None = None
+        #: the inputs of the decisions of the last ``replay_span`` seconds (a leader serves
+        #: them; carried ones first after a take-over)
+        self.replay_span = replay_span
+        self.records: deque[StepRecord] = deque()
+        self._to_replay: tuple[StepRecord, ...] = ()
+        #: the last replay: decisions replayed, from when, seconds it took (``None``: none)
+        self.replayed: dict[str, Any] | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending_up: tuple[float, int] | None = None  # (asked at, target) of a scale-up
         #: called with each step once it is kept (e.g. to tell other processes)
@@ -129,6 +149,13 @@ class ScalingLoop:
         self._m_score = m.gauge("scaling_score", "Multi-signal score (0-1)", labels)
         self._m_startup = m.gauge("scaling_startup_seconds", "Measured replica start-up", labels)
         self._m_errors = m.counter("scaling_loop_errors", "Scaling steps that failed", labels)
+        self._m_replays = m.counter(
+            "scaling_replays", "A new leader's replays of the last one's decisions",
+            ["deployment", "outcome"],
+        )  # fmt: skip
+        self._m_replay_seconds = m.gauge(
+            "scaling_replay_seconds", "How long the last replay took (real time)", labels
+        )
 
     # -- one step --------------------------------------------------------------------------
     def _measure_startup(self, now: float, status: ReplicaStatus) -> None:
@@ -186,10 +213,62 @@ class ScalingLoop:
 
     def carry_over(self, carried: Carried | None, since: float) -> None:
         """Read ``carried`` (the last leader's history, :mod:`._warm`) for the steps before
-        ``since`` from now on, and its start-up time; ``None``: only this tracker's."""
+        ``since`` from now on, and its start-up time; ``None``: only this tracker's. Its
+        decisions' records (those before ``since``) are replayed before the next step
+        (:meth:`resume`) and served on as this loop's (an earlier term's are dropped)."""
         self.carried = (carried, since) if carried is not None else None
         if carried is not None and carried.startup_time is not None:
             self.startup_time = carried.startup_time
+        steps = tuple(r for r in carried.steps if r.now < since) if carried is not None else ()
+        self.records = deque(steps)
+        self._to_replay = steps if self.replay_span > 0 else ()
+        self._pending_up = None
+
+    async def resume(self) -> None:
+        """Replay the carried records through the policy from a fresh state, from the first
+        decision at which the old leader refitted (:func:`~._replay.replay_start`), so that
+        :attr:`state` is the one the old leader held; in chunks of :data:`REPLAY_CHUNK` in a
+        worker thread. A replay that fails is logged with its trace and counted, and the state
+        set before (:meth:`carry_over`'s caller's) is kept."""
+        records, self._to_replay = self._to_replay, ()
+        if not records:
+            return
+        oldest = records[-1].now - self.replay_span
+        records = tuple(r for r in records if r.now >= oldest)
+        start = replay_start(records)
+        load = self.load()
+        began = time.perf_counter()  # real time: what the replay costs this process
+        try:
+            state = self.policy.initial_state()
+            for i in range(start, len(records), REPLAY_CHUNK):
+                chunk = records[i : i + REPLAY_CHUNK]
+                before = records[i - 1] if i > start else None
+                state = await asyncio.to_thread(replay, self.policy, chunk, load, state, before)
+        except Exception:
+            self._m_replays.labels(self.deployment, "failed").inc()
+            log.exception("replaying the last leader's %d decision(s) failed: the new leader "
+                          "starts from a fresh state", len(records) - start)  # fmt: skip
+            return
+        took = time.perf_counter() - began
+        first = records[start].load_start if start < len(records) else None
+        if load is not None and first is not None and load.start > first:
+            self._m_replays.labels(self.deployment, "partial").inc()
+            log.warning("the carried history starts at %.0f, after the %.0f the last leader's fit "
+                        "read: the replayed forecast differs from its own until the next refit",
+                        load.start, first)  # fmt: skip
+        self.state = state
+        self._pending_up = records[-1].pending_up
+        self.replayed = {"decisions": len(records) - start, "held": len(records),
+                         "from": records[start].now, "until": records[-1].now,
+                         "seconds": round(took, 4)}  # fmt: skip
+        self._m_replays.labels(self.deployment, "ok").inc()
+        self._m_replay_seconds.labels(self.deployment).set(took)
+        log.info(
+            "the new leader replayed the last leader's %d decision(s) (%.0f s of them) in %.3f s",
+            len(records) - start,
+            records[-1].now - records[start].now,
+            took,
+        )
 
     def load(self) -> LoadSeries:
         """The arrivals per step the policy reads: the tracker's, after any carried ones."""
@@ -207,7 +286,10 @@ class ScalingLoop:
         return measured
 
     async def step(self) -> LoopStep:
-        """Snapshot → decision → action; kept in :attr:`history` and returned."""
+        """Snapshot → decision → action; kept in :attr:`history` and returned (after any
+        replay :meth:`carry_over` left pending)."""
+        if self._to_replay:
+            await self.resume()
         status = await self.controller.status(self.deployment)
         now = self.clock.time()
         self._measure_startup(now, status)
@@ -225,6 +307,15 @@ class ScalingLoop:
                 self._pending_up = (now, r.action.target)
         step = LoopStep(now, ctx, status, decision, reports, score)
         self.history.append(step)
+        if self.replay_span > 0:
+            if self.records and self.records[-1].now >= ctx.now:  # the wall clock went back
+                log.warning("the clock went back %.3f s: the %d decision record(s) kept for a "
+                            "new leader's replay are dropped", self.records[-1].now - ctx.now,
+                            len(self.records))  # fmt: skip
+                self.records.clear()
+            self.records.append(StepRecord.of(ctx, decision, self._pending_up))
+            while self.records and self.records[0].now < ctx.now - self.replay_span:
+                self.records.popleft()
         self._export(step)
         for listener in self.listeners:
             listener(step)
@@ -271,6 +362,7 @@ class ScalingLoop:
             "interval": self.policy.interval,
             "startup_time": self.startup_time,
             "running": self._task is not None,
+            "replayed": self.replayed,
             "steps": [s.as_dict() for s in list(self.history)[-last:]],
             "actions": [r.as_dict() for r in list(self.controller.history)[-last:]],
         }

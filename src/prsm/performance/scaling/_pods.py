@@ -187,6 +187,9 @@ class PodLoadReceiver:
         self.on_change: Callable[[], None] | None = None
         #: with leader election: ``None`` while this pod leads, else the leader's URL
         self.gate: Callable[[], str | None] | None = None
+        #: with leader election under ``serve --workers N``: what sends a late report on to
+        #: the leader (``report, leader URL``; :class:`~..serve._pod_resend.LateResender`)
+        self.resend: Callable[[dict[str, Any], str], None] | None = None
         registry = metrics if metrics is not None else MetricsRegistry()
         reports = registry.plain(
             "counter", "scaling_pod_reports", "Gateway pods' load reports, by outcome.", ["outcome"]
@@ -222,14 +225,19 @@ class PodLoadReceiver:
     def forwarded(self, report: dict[str, Any]) -> bool:
         """A checked report a gateway process of this pod took (``serve --workers N``): played,
         unless this pod stopped leading after that process last heard it did (then counted
-        as ``late``, logged, and not played: the reporter's later reports go to the leader)."""
+        as ``late``, logged, not played here, and handed to :attr:`resend` with the leader's
+        URL: the reporter, answered already, would not send it again)."""
         leader = self.gate() if self.gate is not None else None
         if leader is None:
             return self.play(report)
         self.late += 1
         self._outcomes["late"].inc()
         log.warning("a load report from %s came after this pod stopped leading: not played "
-                    "(%d so far)", report.get("instance"), self.late)  # fmt: skip
+                    "here, %s (%d so far)", report.get("instance"),
+                    "sent on to the leader" if self.resend is not None else "lost",
+                    self.late)  # fmt: skip
+        if self.resend is not None:
+            self.resend(report, leader)
         return False
 
     def play(self, report: dict[str, Any]) -> bool:

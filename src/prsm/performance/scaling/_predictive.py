@@ -106,6 +106,27 @@ class PredictivePolicy:
     def initial_state(self) -> PredictiveState:
         return PredictiveState()
 
+    def refit(self, state: PredictiveState, *, forecast: bool, burst: bool) -> PredictiveState:
+        """``state`` with the forecast (``forecast``) or the burst table (``burst``) dropped,
+        so that the next decision fits it as a due refit would: a replay (:mod:`._replay`)
+        refits where the old leader did."""
+        if forecast:
+            state = replace(state, fitted=None, states=None, seen=0, fit_error=None)
+        if burst:
+            state = replace(state, burst=None, burst_error=None)
+        return state
+
+    @property
+    def memory(self) -> float:
+        """How many seconds of past decisions a replay from a fresh state needs
+        (:mod:`._replay`): one refit of the forecast (at most ``refit_interval`` and a step
+        after the last), then the longest window the state keeps, with two decisions' room.
+        (The session forecast's errors, kept ``session_error_span``, are not among them: the
+        sessions a decision sees are not carried.)"""
+        s = self.settings
+        window = max(s.scale_up_window, s.scale_down_window, s.session_hold, s.burst.short)
+        return s.predictor.refit_interval + s.predictor.step + window + 2 * s.interval
+
     def parameters(self) -> dict[str, Any]:
         s = asdict(self.settings)
         return {"policy": "PRSM predictive (forecast + Erlang C + reactive floor)", **s}
@@ -229,6 +250,10 @@ class PredictivePolicy:
             details.update(seasonal_burst=peak, seasonal_floor=peak_floor)
         if score is not None:
             details.update(score=round(score.score, 4), score_action=score.action.value)
+        if new_state.fitted is not None:  # where it was fitted: a replay starts at a refit
+            details.update(fitted_at=new_state.fitted.fitted_at)
+        if new_state.burst is not None:
+            details.update(burst_fitted_at=new_state.burst.fitted_at)
         if fc is not None:
             details.update(
                 forecast=point_rate,

@@ -74,6 +74,7 @@ class PredictiveScaler:
             score=s.score_settings(),
             clock=self.clock,
             metrics=self.metrics,
+            replay_span=self.policy.memory,
         )
 
     @property

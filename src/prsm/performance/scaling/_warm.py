@@ -18,16 +18,21 @@ none, unless reports reached it.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ._replay import MAX_RECORDS, RecordError, StepRecord, merge_records, parse_record
 from ._types import LoadSeries
 
-#: the most steps a standby holds and a fetch may carry (21 days of minutes, as the tracker)
-MAX_STEPS = 21 * 1440
+#: the most steps a standby holds and a fetch may carry: 22 days of minutes, the 21 days a
+#: forecast is fitted on (the tracker's ring) and a day more, so that a new leader still has
+#: what the old leader's last fit read (its replay refits there, :mod:`._replay`)
+MAX_STEPS = 22 * 1440
 #: how far (seconds) a leader's clock may be ahead of a standby's: an answer whose steps end
 #: later than that, or before the last MAX_STEPS steps, is refused
 MAX_SKEW = 600.0
@@ -40,11 +45,13 @@ class HistoryError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Carried:
     """What a standby holds of the leader's history: the arrivals per step, the mean service
-    time and the replica start-up time the leader had measured (``None``: not yet)."""
+    time and the replica start-up time the leader had measured (``None``: not yet), and the
+    inputs of its last decisions (:mod:`._replay`), oldest first."""
 
     load: LoadSeries
     service_time: float | None = None
     startup_time: float | None = None
+    steps: tuple[StepRecord, ...] = ()
 
 
 def _index(series: LoadSeries, at: float) -> int:
@@ -53,15 +60,21 @@ def _index(series: LoadSeries, at: float) -> int:
 
 
 def history_body(
-    load: LoadSeries, since: float, service_time: float | None, startup_time: float | None
+    load: LoadSeries,
+    since: float,
+    service_time: float | None,
+    startup_time: float | None,
+    steps: Sequence[StepRecord] = (),
 ) -> dict[str, Any]:
     """The leader's answer: the completed steps of ``load`` that start at or after ``since``
-    (the last :data:`MAX_STEPS` of them), with its measured times."""
+    (the last :data:`MAX_STEPS` of them), with its measured times, and its decisions' records
+    made at or after ``since`` (the last :data:`~._replay.MAX_RECORDS`)."""
     first = max(0, _index(load, since), len(load) - MAX_STEPS)
     values = load.values[first:]
+    records = [r.as_dict() for r in steps if r.now >= since][-MAX_RECORDS:]
     return {"start": float(load.start + first * load.step), "step": float(load.step),
             "values": values.tolist(), "service_time": service_time,
-            "startup_time": startup_time}  # fmt: skip
+            "startup_time": startup_time, "steps": records}  # fmt: skip
 
 
 def _number(value: Any, name: str, *, positive: bool = False) -> float:
@@ -95,7 +108,16 @@ def parse_history(body: Any, step: float, *, now: float) -> Carried:
     service, startup = body.get("service_time"), body.get("startup_time")
     service = None if service is None else _number(service, "service_time", positive=True)
     startup = None if startup is None else _number(startup, "startup_time")
-    return Carried(LoadSeries(start, step, counts), service, startup)
+    records = body.get("steps", [])
+    if not isinstance(records, list) or len(records) > MAX_RECORDS:
+        raise HistoryError(f"steps: must be a list of at most {MAX_RECORDS} records")
+    try:
+        steps = tuple(parse_record(r) for r in records)
+    except RecordError as exc:
+        raise HistoryError(str(exc)) from None
+    if any(b.now <= a.now for a, b in itertools.pairwise(steps)):
+        raise HistoryError("steps: records must be in the order they were made")
+    return Carried(LoadSeries(start, step, counts), service, startup, steps)
 
 
 def _window(parts: list[LoadSeries], step: float) -> tuple[float, int]:
@@ -114,9 +136,10 @@ def _write(values: np.ndarray, start: float, step: float, part: LoadSeries) -> N
         values[i + lo : i + hi] = part.values[lo:hi]
 
 
-def merge(held: Carried | None, new: Carried) -> Carried:
+def merge(held: Carried | None, new: Carried, keep: float = math.inf) -> Carried:
     """``held`` with ``new``'s steps written over it (steps neither has read 0), the last
-    :data:`MAX_STEPS` kept; ``new``'s times where it has them."""
+    :data:`MAX_STEPS` kept; ``new``'s times where it has them; the decisions' records joined
+    (:func:`~._replay.merge_records`, those of the last ``keep`` seconds)."""
     if held is None or len(held.load) == 0:
         load = new.load
     elif len(new.load) == 0:
@@ -135,6 +158,7 @@ def merge(held: Carried | None, new: Carried) -> Carried:
         load,
         new.service_time if new.service_time is not None else old.service_time,
         new.startup_time if new.startup_time is not None else old.startup_time,
+        merge_records(held.steps if held is not None else (), new.steps, keep),
     )
 
 

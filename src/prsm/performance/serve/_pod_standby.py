@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ..scaling._loop import ScalingLoop
     from ..scaling._scaler import PredictiveScaler
     from ..scaling._tracker import LoadTracker
+    from ._pod_resend import LateResender
     from ._pod_warm import WarmMirror
     from ._pool_client import SharedPoolUpstream
     from ._shared_pool import RemoteScaler
@@ -86,6 +87,8 @@ class LeaderScaler:
         self.elector = LeaderElector(store, settings, identity, url, clock=clock,
                                      on_change=self._changed, metrics=metrics)  # fmt: skip
         self.mirror: WarmMirror | None = None
+        #: sends a report handed on after this pod stopped leading to the leader
+        self.late: LateResender | None = None
 
     @property
     def tracker(self) -> LoadTracker:
@@ -102,7 +105,9 @@ class LeaderScaler:
             return
         # what an earlier term decided is stale: start afresh, but as if the last leader had
         # just asked for the replicas the Deployment has, so that none is removed before the
-        # scale-down window has passed (the last leader's own window is not known here)
+        # scale-down window has passed; where the last leader's decisions are carried, the
+        # loop replays them before its first step (that state replaces this one), and decides
+        # as that leader would have
         state = loop.policy.initial_state()
         try:
             status = await self.scaler.controller.status(loop.deployment)
@@ -113,11 +118,14 @@ class LeaderScaler:
             state = dataclasses.replace(state, recommendations=((self.clock.time(),
                                                                  status.desired),))  # fmt: skip
         loop.state = state
+        if self.mirror is not None and await self.mirror.settle():
+            log.info("the new leader waited for the warm standby's fetch in flight")
         held = self.mirror.held if self.mirror is not None else None
         loop.carry_over(held, self.clock.time())  # the last leader's history, where held
         if held is not None:
-            log.info("the new leader's forecast reads %d step(s) of the last leader's history",
-                     len(held.load))  # fmt: skip
+            log.info("the new leader's forecast reads %d step(s) of the last leader's history "
+                     "and replays its last %d decision(s)", len(held.load),
+                     len(loop.records))  # fmt: skip
         self.scaler.start()
 
     def gate(self) -> str | None:
@@ -133,8 +141,15 @@ class LeaderScaler:
             error = {"message": "this pod does not lead the scaling", "type": "unavailable"}
             return 503, orjson.dumps({"error": error, "leader": leader})
         loop = self.loop
-        body = history_body(loop.load(), since, loop.service_time(), loop.startup_time)
+        body = history_body(loop.load(), since, loop.service_time(), loop.startup_time,
+                            loop.records)  # fmt: skip
         return 200, orjson.dumps(body)
+
+    def resend(self, report: dict[str, Any], leader: str) -> None:
+        """A report a gateway process handed on after this pod stopped leading: sent on to
+        ``leader`` (:mod:`._pod_resend`), where :attr:`late` is set."""
+        if self.late is not None:
+            self.late(report, leader)
 
     def listen(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` when who leads changes and after each fetch of the history."""
@@ -151,6 +166,8 @@ class LeaderScaler:
         await self.elector.close(release=True)  # the loop stops first, then the Lease goes
         if self.mirror is not None:
             await self.mirror.close()
+        if self.late is not None:
+            await self.late.close()
         await self.scaler.close()
         close = getattr(self.store, "close", None)
         if close is not None:
@@ -158,6 +175,8 @@ class LeaderScaler:
 
     def snapshot(self, last: int = 50) -> dict[str, Any]:
         warm = {"warm": self.mirror.snapshot()} if self.mirror is not None else {}
+        if self.late is not None:
+            warm["late_reports"] = self.late.snapshot()
         return {**self.scaler.snapshot(last), "leader": self.elector.snapshot(), **warm}
 
 
@@ -209,10 +228,14 @@ def standby(config: PRSMConfig) -> Standby:
                                      timeout=kube.timeout)  # fmt: skip
         leader = LeaderScaler(scaler, store, election, identity, url, clock=clock,
                               metrics=metrics)  # fmt: skip
+        from ._pod_resend import LateResender
+
+        leader.late = LateResender(key, url, timeout=report.timeout, metrics=metrics)
         if election.warm_interval > 0:
             leader.mirror = WarmMirror(leader.elector, key, step=scaler.tracker.step,
                                        interval=election.warm_interval, timeout=report.timeout,
-                                       clock=clock, metrics=metrics)  # fmt: skip
+                                       clock=clock, metrics=metrics,
+                                       keep=scaler.loop.replay_span)  # fmt: skip
         return leader
 
     return make

@@ -29,14 +29,15 @@ from .._awaiting import stop_task
 from ..clock import Clock
 from ..monitoring._registry import MetricsRegistry
 from ..scaling._elector import LeaderElector
+from ..scaling._replay import MAX_RECORDS
 from ..scaling._warm import MAX_STEPS, Carried, HistoryError, merge, parse_history
 
 log = logging.getLogger("prsm.performance.scaling")
 
 #: the leader's route for its history
 ROUTE = "/admin/scaling/history"
-#: the most bytes one answer may have (a full history's counts, with room)
-MAX_BYTES = MAX_STEPS * 32 + 4096
+#: the most bytes one answer may have (a full history's counts and decisions, with room)
+MAX_BYTES = MAX_STEPS * 32 + MAX_RECORDS * 640 + 4096
 #: at most one warning about failed fetches per this many seconds
 WARN_EVERY = 30.0
 
@@ -69,8 +70,10 @@ class WarmMirror:
         clock: Clock,
         client: httpx.AsyncClient | None = None,
         metrics: MetricsRegistry | None = None,
+        keep: float = 0.0,
     ) -> None:
         self.elector = elector
+        self.keep = keep  # seconds of the leader's decision records held
         self.step = step
         self.interval = interval
         self.timeout = timeout
@@ -78,6 +81,7 @@ class WarmMirror:
         self._headers = {"authorization": f"Bearer {key}"}
         self._client = client if client is not None else httpx.AsyncClient()
         self._task: asyncio.Task[None] | None = None
+        self._fetching: asyncio.Future[bool] | None = None  # the fetch :meth:`run` awaits
         self.held: Carried | None = None
         #: called after each fetch (e.g. to push the snapshot to other processes)
         self.listeners: list[Callable[[], None]] = []
@@ -126,7 +130,7 @@ class WarmMirror:
             carried = parse_history(orjson.loads(body), self.step, now=self.clock.time())
         except (orjson.JSONDecodeError, HistoryError) as exc:
             return self._failed(url, f"a malformed history: {exc}")
-        self.held = merge(self.held, carried)
+        self.held = merge(self.held, carried, self.keep)
         self._m_steps.set(len(self.held.load))
         self.fetches += 1
         self._m_ok.inc()
@@ -158,8 +162,9 @@ class WarmMirror:
             url = self.leader()
             if not url:
                 continue
+            self._fetching = asyncio.ensure_future(self.fetch_once())
             try:
-                await self.fetch_once()
+                await self._fetching
             except Exception as exc:
                 self._failed(url, f"{type(exc).__name__}: {exc}")
                 log.exception("the warm standby's fetch from %s failed unexpectedly", url)
@@ -168,6 +173,15 @@ class WarmMirror:
                     listener()
                 except Exception:
                     log.exception("a listener of the warm standby failed")
+
+    async def settle(self) -> bool:
+        """Wait for a fetch in flight (at a take-over: what it brings is carried too); at most
+        ``timeout`` seconds, which bounds the fetch itself. Whether one was waited for."""
+        fetching = self._fetching
+        if fetching is None or fetching.done():
+            return False
+        await asyncio.wait({fetching}, timeout=self.timeout)  # its errors are run()'s to log
+        return True
 
     def start(self) -> None:
         if self._task is None:
@@ -184,4 +198,5 @@ class WarmMirror:
         return {"interval": self.interval, "source": self.source, "fetches": self.fetches,
                 "failed": self.failed, "failing": self.failures, "last_error": self.last_error,
                 "steps": len(held.load) if held is not None else 0,
+                "decisions": len(held.steps) if held is not None else 0,
                 "until": held.load.end if held is not None else None}  # fmt: skip

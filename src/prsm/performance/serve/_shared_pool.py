@@ -226,6 +226,7 @@ class PoolHost:
                                                 metrics=self.metrics)  # fmt: skip
                 self.receiver.on_change = lambda: self._scaled(None)  # pods joined, lost
                 self.receiver.gate = getattr(self.scaler, "gate", None)
+                self.receiver.resend = getattr(self.scaler, "resend", None)  # late reports
 
     def serving(self) -> list[NodeSpec]:
         """The workers that take new calls (not those being drained)."""

@@ -1,0 +1,229 @@
+"""Carrying a policy's state to a new leader by replaying the old leader's decisions.
+
+A policy is a pure function of a snapshot and its previous state (:mod:`._types`). So a new
+leader need not be sent the old one's state: it is sent the *inputs* of the old leader's last
+decisions (:class:`StepRecord`: each :class:`~._types.ScalingContext` without its arrival
+history, which the warm standby already carries as :class:`~._warm.Carried` load, only where
+that history ended) and feeds them through the same policy (:func:`replay`), which rebuilds
+the state the old leader held — its stabilisation windows, the fitted forecast and its
+models' states, the burst table and the arrival counts it keeps.
+
+Which decisions must be replayed: a :class:`~._predictive.PredictivePolicy`'s windows forget
+what is older than ``scale_down_window`` (and the other windows), but its fit is redone only
+every ``predictor.refit_interval``, counted from the last fit. A replay that starts from a
+fresh state at a decision where the old leader refitted fits on the same history there, and
+each later refit of the old leader (of the forecast or of the burst table, whose schedules may
+differ) is redone at the decision it was made (the policy's ``refit``), so from then on every
+fit, every update of the models' states and every window is the old leader's
+(:func:`replay_start`: the first such decision in the last ``span`` seconds of records; the
+policy's :attr:`~._predictive.PredictivePolicy.memory` is long enough for one
+refit and a full window after it). Decisions tell where they refitted through their
+``fitted_at`` and ``burst_fitted_at`` details.
+
+Not replayed: the users' sessions (a :class:`~._types.ScalingContext`'s ``sessions`` are the
+tracker's, not carried: a replayed decision sees none).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._types import LoadSeries, ScalingContext, ScalingDecision, ScalingPolicy, ScalingSignals
+
+#: the most records a leader serves and a standby holds
+MAX_RECORDS = 8192
+#: the order of :class:`ScalingSignals`' fields in a record
+SIGNALS = ("cpu", "memory", "latency", "queue_depth", "error_rate")
+
+
+class RecordError(ValueError):
+    """A step record that is refused; names its field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"steps[].{field}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One decision's inputs (a :class:`ScalingContext` less its ``load``, which was the
+    history's steps in ``[load_start, load_end)``, and less its ``sessions``), where its
+    forecast and burst table were fitted (``None``: not fitted) and the loop's pending
+    scale-up after it (``(asked at, target)``, for the start-up measurement)."""
+
+    now: float
+    ready: int
+    starting: int
+    target: int
+    in_flight: int
+    queued: int
+    mean_ongoing: float
+    mean_busy: float
+    interval: float
+    arrivals: int
+    concurrency: int
+    service_time: float | None
+    startup_time: float
+    load_start: float | None
+    load_end: float | None
+    signals: tuple[float | None, ...] | None = None
+    fitted_at: float | None = None
+    burst_fitted_at: float | None = None
+    pending_up: tuple[float, int] | None = None
+
+    @staticmethod
+    def of(
+        ctx: ScalingContext, decision: ScalingDecision, pending_up: tuple[float, int] | None
+    ) -> StepRecord:
+        load = ctx.load
+        sig = ctx.signals
+        details = decision.details
+        return StepRecord(  # plain numbers (a numpy one would not go through JSON)
+            float(ctx.now), int(ctx.ready_replicas), int(ctx.starting_replicas),
+            int(ctx.target_replicas), int(ctx.in_flight), int(ctx.queued),
+            float(ctx.mean_ongoing), float(ctx.mean_busy), float(ctx.interval),
+            int(ctx.arrivals), int(ctx.concurrency), _plain(ctx.service_time),
+            float(ctx.startup_time), _plain(load.start if load is not None else None),
+            _plain(load.end if load is not None else None),
+            tuple(_plain(getattr(sig, f)) for f in SIGNALS) if sig is not None else None,
+            _detail(details, "fitted_at"), _detail(details, "burst_fitted_at"),
+            (float(pending_up[0]), int(pending_up[1])) if pending_up is not None else None,
+        )  # fmt: skip
+
+    def context(self, load: LoadSeries | None) -> ScalingContext:
+        """The decision's snapshot again, its arrival history cut from ``load``."""
+        history = None
+        if load is not None and self.load_start is not None and self.load_end is not None:
+            history = load.window(self.load_start, self.load_end)
+        sig = self.signals
+        return ScalingContext(
+            now=self.now, ready_replicas=self.ready, starting_replicas=self.starting,
+            target_replicas=self.target, in_flight=self.in_flight, queued=self.queued,
+            mean_ongoing=self.mean_ongoing, mean_busy=self.mean_busy, interval=self.interval,
+            arrivals=self.arrivals, concurrency=self.concurrency, service_time=self.service_time,
+            startup_time=self.startup_time, load=history,
+            signals=ScalingSignals(*sig) if sig is not None else None,
+        )  # fmt: skip
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (floats exact through orjson)."""
+        return {name: getattr(self, name) for name in StepRecord.__slots__}
+
+
+def _plain(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _detail(details: Mapping[str, Any], name: str) -> float | None:
+    value = details.get(name)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _num(body: Mapping[str, Any], name: str, *, optional: bool = False) -> float | None:
+    value = body.get(name)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RecordError(name, f"must be a finite number, got {value!r}")
+    if value < 0 and name not in ("load_start", "load_end"):
+        raise RecordError(name, f"must be >= 0, got {value!r}")
+    return float(value)
+
+
+def _int(body: Mapping[str, Any], name: str) -> int:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RecordError(name, f"must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def parse_record(body: Any) -> StepRecord:
+    """A record from a leader's answer, every field checked (a :class:`RecordError`)."""
+    if not isinstance(body, dict):
+        raise RecordError("", "a step record is a JSON object")
+    signals = body.get("signals")
+    if signals is not None:
+        if not isinstance(signals, list) or len(signals) != len(SIGNALS):
+            raise RecordError("signals", f"must be null or {len(SIGNALS)} readings")
+        signals = tuple(_num(dict(zip(SIGNALS, signals, strict=True)), f, optional=True)
+                        for f in SIGNALS)  # fmt: skip
+    pending = body.get("pending_up")
+    if pending is not None:
+        if not isinstance(pending, list) or len(pending) != 2:
+            raise RecordError("pending_up", "must be null or [asked at, target]")
+        pending = (_num({"pending_up": pending[0]}, "pending_up") or 0.0,
+                   _int({"pending_up": pending[1]}, "pending_up"))  # fmt: skip
+    concurrency = _int(body, "concurrency")
+    if concurrency < 1:
+        raise RecordError("concurrency", f"must be >= 1, got {concurrency}")
+    return StepRecord(
+        _num(body, "now") or 0.0, _int(body, "ready"), _int(body, "starting"),
+        _int(body, "target"), _int(body, "in_flight"), _int(body, "queued"),
+        _num(body, "mean_ongoing") or 0.0, _num(body, "mean_busy") or 0.0,
+        _num(body, "interval") or 0.0, _int(body, "arrivals"), concurrency,
+        _num(body, "service_time", optional=True), _num(body, "startup_time") or 0.0,
+        _num(body, "load_start", optional=True), _num(body, "load_end", optional=True),
+        signals, _num(body, "fitted_at", optional=True),
+        _num(body, "burst_fitted_at", optional=True), pending,
+    )  # fmt: skip
+
+
+def merge_records(
+    held: Sequence[StepRecord], new: Sequence[StepRecord], keep: float
+) -> tuple[StepRecord, ...]:
+    """``held`` up to ``new``'s first decision, then ``new`` (a record may come twice: the
+    answers overlap), those of the last ``keep`` seconds before the newest, at most
+    :data:`MAX_RECORDS`."""
+    if new:
+        first = new[0].now
+        joined = [*(r for r in held if r.now < first), *new]
+    else:
+        joined = list(held)
+    if not joined:
+        return ()
+    oldest = joined[-1].now - keep
+    return tuple(r for r in joined[-MAX_RECORDS:] if r.now >= oldest)
+
+
+def _refitted(records: Sequence[StepRecord], i: int) -> tuple[bool, bool]:
+    """Whether the old leader refitted its forecast, its burst table, at ``records[i]``."""
+    before, r = records[i - 1], records[i]
+    forecast = r.fitted_at is not None and r.fitted_at != before.fitted_at
+    burst = r.burst_fitted_at is not None and r.burst_fitted_at != before.burst_fitted_at
+    return forecast, burst
+
+
+def replay_start(records: Sequence[StepRecord]) -> int:
+    """Where to start replaying ``records`` from a fresh state: the first decision at which
+    the old leader refitted its forecast or its burst table, whichever came first (the fresh
+    state fits both there; the other is refitted where the old leader refitted it,
+    :func:`replay`); 0 where it refitted neither (no fit yet: the fresh state fits, or fails
+    to, as the old one did)."""
+    for i in range(1, len(records)):
+        if any(_refitted(records, i)):
+            return i
+    return 0
+
+
+def replay(
+    policy: ScalingPolicy[Any],
+    records: Sequence[StepRecord],
+    load: LoadSeries | None,
+    state: Any,
+    before: StepRecord | None = None,
+) -> Any:
+    """``state`` after ``policy`` decided each of ``records`` in turn (``before``: the record
+    decided just before them), each refit the old leader made redone there (a policy's
+    ``refit(state, forecast=, burst=)``, where it has one); pure, a worker thread's work."""
+    refit = getattr(policy, "refit", None)
+    steps = [before, *records] if before is not None else list(records)
+    for i in range(1 if before is not None else 0, len(steps)):
+        if refit is not None and i > 0:
+            forecast, burst = _refitted(steps, i)
+            if forecast or burst:
+                state = refit(state, forecast=forecast, burst=burst)
+        _, state = policy.decide(steps[i].context(load), state)
+    return state

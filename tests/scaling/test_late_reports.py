@@ -1,0 +1,115 @@
+"""A load report a gateway process handed on after its serving parent stopped leading is sent
+on to the new leader (:class:`LateResender`, through the old parent's real receiver and the
+new leader's real receiver over an HTTP transport): played there when it comes in order; a
+repeat (superseded) when the reporter's later report got there first; counted and logged when
+no other candidate leads, when the leader cannot be reached, or when too many are under way."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from prsm.performance.clock import ManualClock
+from prsm.performance.scaling._pods import PodLoadReceiver, ScalingReportSettings
+from prsm.performance.scaling._tracker import LoadTracker
+from prsm.performance.serve._pod_resend import MAX_IN_FLIGHT, LateResender
+
+KEY = "admin-key-of-the-candidates-77e1"
+
+
+def _report(seq: int, *events: list[Any]) -> dict[str, Any]:
+    return {"pod": "p", "instance": "p/1", "node": "vllm", "seq": seq, "interval": 0.2,
+            "events": list(events), "dropped": 0, "retries": 0}  # fmt: skip
+
+
+def _pair(
+    handler: Any = None,
+) -> tuple[PodLoadReceiver, LoadTracker, PodLoadReceiver, LoadTracker, LateResender]:
+    """The old leader's receiver (no longer leading: the Lease names http://b:1) with its
+    resender, and the new leader's receiver, which the transport reaches."""
+    clock = ManualClock()
+    old_tracker, new_tracker = LoadTracker(clock=clock), LoadTracker(clock=clock)
+    old = PodLoadReceiver(old_tracker, ScalingReportSettings(), "vllm", clock=clock)
+    new = PodLoadReceiver(new_tracker, ScalingReportSettings(), "vllm", clock=clock)
+
+    def leader(request: httpx.Request) -> httpx.Response:
+        assert str(request.url) == "http://b:1/admin/scaling/load"
+        assert request.headers["authorization"] == f"Bearer {KEY}"
+        status, body = new.accept(request.content)
+        return httpx.Response(status, content=body)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler or leader))
+    resender = LateResender(KEY, "http://a:1/", timeout=1.0, client=client)
+    old.gate, old.resend = (lambda: "http://b:1"), resender
+    return old, old_tracker, new, new_tracker, resender
+
+
+async def test_a_late_report_is_played_by_the_new_leader(caplog: pytest.LogCaptureFixture) -> None:
+    old, old_tracker, new, new_tracker, resender = _pair()
+    caplog.set_level(logging.INFO, "prsm.performance.scaling")
+    started = _report(1, ["a", None], ["s", 0.0, "vllm"])
+    assert not old.forwarded(started)  # not played here
+    await resender.settle()
+    assert old.late == 1 and old_tracker.in_flight == 0 and old_tracker.queued == 0
+    assert resender.counts["played"] == 1 and new_tracker.in_flight == 1
+    assert new.accept(orjson.dumps(_report(2, ["f", 0.5, False, "vllm"])))[0] == 200
+    assert new_tracker.in_flight == 0 and new_tracker.service_time == 0.5  # it ends there
+    assert "sent on to the leader" in caplog.text and "was played by the leader" in caplog.text
+    assert KEY not in caplog.text
+    await resender.close()
+
+
+async def test_a_late_report_after_a_later_one_is_not_played_out_of_order(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    old, _, new, new_tracker, resender = _pair()
+    new.accept(orjson.dumps(_report(2, ["f", 0.5, False, "vllm"])))  # its end, first
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    old.forwarded(_report(1, ["a", None], ["s", 0.0, "vllm"]))
+    await resender.settle()
+    assert resender.counts == {"played": 0, "superseded": 1, "failed": 0, "no_leader": 0,
+                               "dropped": 0}  # fmt: skip
+    assert new_tracker.in_flight == 0  # never held in service for ever
+    assert "after a later one: not played" in caplog.text
+    await resender.close()
+
+
+async def test_a_late_report_that_cannot_be_sent_on_is_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    old, _, _, _, resender = _pair(down)
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    old.forwarded(_report(1, ["a", None]))
+    await resender.settle()
+    old.gate = lambda: "http://a:1"  # the Lease still names this pod: no other leads
+    old.forwarded(_report(2, ["a", None]))
+    old.gate = lambda: ""
+    old.forwarded(_report(3, ["a", None]))
+    assert resender.counts["failed"] == 1 and resender.counts["no_leader"] == 2
+    assert "ConnectError" in caplog.text and "no other candidate leads now" in caplog.text
+    await resender.close()
+
+
+async def test_re_sends_under_way_are_bounded() -> None:
+    release = asyncio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, content=b'{"played": true, "seq": 1}')
+
+    old, _, _, _, resender = _pair(slow)
+    for seq in range(MAX_IN_FLIGHT + 3):
+        old.forwarded(_report(seq + 1, ["a", None]))
+    assert resender.counts["dropped"] == 3
+    release.set()
+    await resender.settle()
+    assert resender.counts["played"] == MAX_IN_FLIGHT
+    await resender.close()
