@@ -26,8 +26,11 @@ _FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
 #: event). The line is taken whole at once (a possessive ``.*+``: any byte but a newline, as
 #: there is no DOTALL; no backtracking) and must end with ``}`` (the look-behind). ``.`` scans
 #: faster than the same set written ``[^\n]``: 2.6 µs for the simulator's 3.9 KB, 18-event
-#: block against 3.8 µs (and 2.7 µs with ``\{.*\}``, which scans each line twice)
-_PLAIN = re.compile(rb"(?:data: ?(?:\{.*+(?<=\})|\[DONE\])\n\n)+")
+#: block against 3.8 µs (and 2.7 µs with ``\{.*\}``, which scans each line twice). The events
+#: are possessive too (``++``: an event, once matched, is never given back; no event could
+#: match another way), which spares the engine its backtracking marks: 29.6k instructions for
+#: that block against 31.6k.
+_PLAIN = re.compile(rb"(?:data: ?(?:\{.*+(?<=\})|\[DONE\])\n\n)++")
 #: how the first event of a block taken whole on the fast path must begin (see ``_FIRST``)
 _OBJECT = (b"data: {", b"data:{")
 #: how an OpenAI-style stream's first event may begin (else it is passed on untouched)
