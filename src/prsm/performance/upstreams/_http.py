@@ -42,8 +42,9 @@ from ..errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from ..http._client import HttpPool, PoolStream, content
+from ..http._client import HttpPool, content
 from ..http._client_connection import ClientResponse
+from ..http._pool_stream import PoolStream
 from ..http._settings import HttpClientSettings
 from ..routing._node import NodeSpec
 from ..types import AIRequest, JSONBody, RequestKind, Response
