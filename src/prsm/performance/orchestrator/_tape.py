@@ -37,6 +37,9 @@ _OBJECT = (b"data: {", b"data:{")
 _FIRST = (b"data: {", b"data:{", b":", b"event:", b"id:", b"retry:")
 #: read once: an enum member's lookup on its class costs about 0.3 µs, and every stream asks
 _CHAT, _COMPLETION = RequestKind.CHAT, RequestKind.COMPLETION
+# _FIND: bytes are searched with ``find``, not ``in``: ``needle in data`` first tries the needle
+# as an integer (a byte's value), and the TypeError it makes and drops costs about 2,000
+# instructions (callgrind), more than the search; ``find`` searches at once.
 
 
 class Tape:
@@ -83,7 +86,7 @@ class Tape:
             self.tail = b""
             self.sent.append(data)
             return data
-        if b"\r" in data:
+        if data.find(b"\r") >= 0:  # (``find``, not ``in``: see _FIND)
             data = data.replace(b"\r\n", b"\n")
         cut = data.rfind(b"\n\n")
         if cut < 0:
@@ -110,7 +113,7 @@ class Tape:
                 break
             good.append(ev)
         if rewrite:
-            out = b"".join(self._rewrite(ev) for ev in good)
+            out = b"".join(map(self._rewrite, good))  # (no closure: ``self`` stays a local)
         elif len(good) == len(events):
             out = block
         else:
@@ -270,7 +273,7 @@ def resumable(request: AIRequest) -> bool:
         return False
     payload = request.payload
     if type(payload) is JSONBody:
-        return field in payload.raw
+        return payload.raw.find(field) >= 0  # (see _FIND)
     return payload.get(key) is not None
 
 

@@ -225,6 +225,11 @@ class HttpUpstream:
         target = self._targets.get(node.id)
         if target is not None and target.node is node:
             return target
+        return self._new_target(node)
+
+    def _new_target(self, node: NodeSpec) -> _Target:
+        """What a request to ``node`` needs, made once (a method of its own: its comprehension
+        would make :meth:`_target`'s names closure cells, made on every request)."""
         if not node.url:
             raise UpstreamError(node.id, "node has no url", retryable=True)
         parts = urlsplit(node.url)
