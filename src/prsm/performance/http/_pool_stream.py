@@ -32,7 +32,8 @@ class PoolStream:
     it), and is closed if the stream stops (an error, a cancellation, :meth:`aclose`) before it.
     An iterator object, not an async generator: no loop bookkeeping per stream (the loop keeps
     every async generator in a weak set). With ``errors``, failures are raised as it names them
-    (see :class:`StreamErrors`)."""
+    (see :class:`StreamErrors`). ``response`` gets the status and headers before the first
+    chunk (``None``: nobody reads them)."""
 
     __slots__ = ("_conn", "_data", "_ended", "_errors", "_pool", "_response")
 
@@ -40,7 +41,7 @@ class PoolStream:
         self,
         pool: HttpPool,
         data: bytes,
-        response: ClientResponse,
+        response: ClientResponse | None,
         errors: StreamErrors | None = None,
     ) -> None:
         self._pool = pool
@@ -71,8 +72,11 @@ class PoolStream:
                     # with no read timeout the future itself: no coroutine of its own
                     await (conn.waiting() if timeout is None else conn.wait(timeout))
                 response = self._response
-                response.status, response.headers = conn.status, conn.headers
+                if response is not None:
+                    response.status, response.headers = conn.status, conn.headers
                 if conn.status != 200:
+                    if response is None:  # (none was asked for: one for the errors)
+                        response = ClientResponse(conn.status, conn.headers)
                     while not conn.complete:
                         if conn.error is not None:
                             raise conn.error

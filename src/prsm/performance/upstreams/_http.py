@@ -299,7 +299,8 @@ class HttpUpstream:
             data = content(target.heads[request.kind], _body(request))
         except Exception as exc:  # raised by the first step, as a generator's would be
             return failing_stream(exc)
-        chunks = PoolStream(target.pool, data, ClientResponse(), target.errors)  # (pool.stream)
+        # (pool.stream; no response object: the node's errors read a non-200 answer's)
+        chunks = PoolStream(target.pool, data, None, target.errors)
         if not self.enforce_timeout:  # the caller bounds each wait (the orchestrator does)
             return chunks
         return _BoundedStream(target.errors, chunks)
