@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import httptools
 
 from ._exchange import ServerExchange
-from ._wire import CONTINUE, error_answer
+from ._wire import CONTINUE, EXPECT, LENGTH, NOTED, error_answer
 
 if TYPE_CHECKING:
     from ._server import HttpServer
@@ -69,8 +69,8 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
 
     __slots__ = ("_drain", "_lost", "begun", "body", "closed", "continue_pending", "eof",
                  "expect", "fail_after", "handler", "head", "head_bytes", "header_bytes",
-                 "header_count", "headers", "http10", "idle_since", "keep_all", "length", "loop",
-                 "max_header_bytes", "max_headers", "names", "parked", "parser",
+                 "header_count", "headers", "http10", "idle_since", "keep_all", "known", "length",
+                 "loop", "max_header_bytes", "max_headers", "names", "parked", "parser",
                  "paused_reading", "paused_since", "phase", "queue", "queued_bytes", "reading",
                  "refused", "server", "settings", "since", "size", "task", "transport", "url",
                  "worker", "write_paused")  # fmt: skip
@@ -81,6 +81,7 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         self.handler = server.handler
         self.names = server.header_names or frozenset()
         self.keep_all = server.header_names is None
+        self.known = server.header_table
         self.max_headers = server.settings.max_headers
         self.max_header_bytes = server.settings.max_header_bytes
         self.loop = server.loop
@@ -217,15 +218,22 @@ class ServerConnection(asyncio.Protocol, Generic[H]):
         if count > self.max_headers or size > self.max_header_bytes:
             raise _Reject(431, f"request headers over {self.max_headers} headers or "
                           f"{self.max_header_bytes} bytes")  # fmt: skip
-        n = name.lower()
-        if self.keep_all or n in self.names:
+        known = self.known.get(name)  # (a usual name as it is usually spelled: see header_table)
+        if known is None:
+            n = name.lower()
+            kept = self.keep_all or n in self.names
+            noted = NOTED.get(n, 0)
+        else:
+            n, kept, noted = known
+        if kept:
             self.headers.append((n, value))
-        if n == b"content-length":
-            self.length = value
-        elif n == b"connection":
-            self.http10 = True  # maybe: HTTP/1.0 keep-alive is asked for this way (checked later)
-        elif n == b"expect" and value.lower() == b"100-continue":
-            self.expect = True
+        if noted:
+            if noted == LENGTH:
+                self.length = value
+            elif noted != EXPECT:  # Connection: maybe an HTTP/1.0 keep-alive (checked later)
+                self.http10 = True
+            elif value.lower() == b"100-continue":
+                self.expect = True
 
     def on_headers_complete(self) -> None:
         if not self.reading:
