@@ -12,6 +12,7 @@ import pytest
 from prsm.performance.errors import ConnectionFailed
 from prsm.performance.http._client import HttpPool, content, request_head
 from prsm.performance.http._client_connection import ClientResponse
+from prsm.performance.http._pool_stream import PoolStream
 from prsm.performance.http._settings import HttpClientSettings
 
 pytestmark = pytest.mark.integration
@@ -471,9 +472,9 @@ async def test_a_stream_raises_its_failures_as_its_owner_names_them(
     pool, pool2 = HttpPool(origin), HttpPool(gone)
     try:
         with pytest.raises(LookupError) as answered:
-            await pool.stream(_req(origin), ClientResponse(), _Named()).__anext__()
+            await PoolStream(pool, _req(origin), ClientResponse(), _Named()).__anext__()
         assert answered.value.args == (503, b"busy")
-        stream = pool2.stream(_req(gone), ClientResponse(), _Named())
+        stream = PoolStream(pool2, _req(gone), ClientResponse(), _Named())
         assert await stream.__anext__() == b"partial"
         with pytest.raises(RuntimeError, match="named: ConnectionFailed") as named:
             await stream.__anext__()

@@ -5,6 +5,7 @@ socket, read back with httptools."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -25,6 +26,28 @@ async def test_keep_alive_serves_back_to_back_requests_on_one_connection() -> No
             assert answers[i].headers[b"x-request-id"] == b"k-%d" % i
             assert b"connection" not in answers[i].headers
         assert len(server.connections) == 1
+
+
+def _alternating(name: bytes) -> bytes:
+    return bytes(c ^ 32 if i % 2 and 97 <= c | 32 <= 122 else c for i, c in enumerate(name))
+
+
+@pytest.mark.parametrize("spell", [bytes.lower, bytes.title, bytes.upper, _alternating])
+async def test_header_names_are_read_however_they_are_spelled(
+    spell: Callable[[bytes], bytes],
+) -> None:
+    # the usual spellings are looked up in a table, any other is read the long way
+    host, ctype, length, rid = (spell(n) for n in (b"host", b"content-type", b"content-length",
+                                                   b"x-request-id"))  # fmt: skip
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\n%s: gw\r\n%s: application/json\r\n"
+        b"%s: %d\r\n%s: sp-1\r\n\r\n" % (host, ctype, length, len(CHAT), rid)
+    )
+    async with running() as (_, port, _), connect(port) as (reader, w):
+        w.write(head + CHAT)
+        answers = await reader.until(1)
+    assert answers[0].status == 200
+    assert answers[0].headers[b"x-request-id"] == b"sp-1"
 
 
 async def test_pipelined_requests_are_answered_in_order() -> None:

@@ -38,6 +38,12 @@ class Source:
         self.closed += 1
 
 
+class CacheSource(Source):
+    """A cache's stream: it says which tier answered."""
+
+    tier = "l1"
+
+
 def count(r: RequestRecorder, outcome: str) -> float | None:
     labels = {"operation": "chat", "model": "m", "outcome": outcome, "error_type": ""}
     if outcome == "error":
@@ -63,6 +69,19 @@ async def test_chunks_pass_through_and_the_stream_is_recorded_at_its_end() -> No
         "prsm_tokens_sum", {"operation": "chat", "model": "m", "node": "", "type": "output"}
     )
     assert tokens == 3.0  # the events before [DONE]
+    tpot = r.registry.registry.get_sample_value(
+        "prsm_time_per_output_token_seconds_count", {"operation": "chat", "model": "m"}
+    )
+    assert tpot == 1.0  # three output events: one time per output token
+
+
+async def test_a_stream_the_cache_answered_is_recorded_as_a_hit_of_its_tier() -> None:
+    r = RequestRecorder(MetricsRegistry())
+    source = CacheSource(EVENTS)
+    assert [c async for c in recorded_stream(r, AIRequest(model="m", stream=True), source)]
+    assert count(r, "cache_hit") == 1.0
+    assert count(r, "ok") is None
+    assert r.registry.registry.get_sample_value("prsm_cache_lookups_total", {"result": "l1"}) == 1
 
 
 async def test_a_pipeline_error_is_recorded_once_and_raised() -> None:

@@ -62,6 +62,7 @@ async def test_the_driver_records_the_stream_once_at_its_end() -> None:
     assert _sample(perf, "prsm_inter_chunk_seconds_count", **chat) == 2.0
     tokens = _sample(perf, "prsm_tokens_sum", **chat, node="", type="output")
     assert tokens == 3.0  # the events before [DONE]
+    assert _sample(perf, "prsm_time_per_output_token_seconds_count", **chat) == 1.0
 
 
 async def test_a_stream_that_fails_is_recorded_once_as_an_error() -> None:

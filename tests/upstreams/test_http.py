@@ -17,7 +17,7 @@ from prsm.performance.errors import (
     UpstreamUnavailableError,
 )
 from prsm.performance.fakes import SimSettings, UpstreamSimulator
-from prsm.performance.http._client import PoolStream
+from prsm.performance.http._pool_stream import PoolStream
 from prsm.performance.routing._node import NodeSpec
 from prsm.performance.types import AIRequest, JSONBody, RequestKind
 from prsm.performance.upstreams._http import HttpUpstream, check_nodes, retry_after

@@ -35,9 +35,11 @@ def cache_mode(value: bytes | None) -> str:
     if not value:
         return "default"
     v = value.lower()
-    if b"no-store" in v:
+    # ``find``, not ``in``: ``in`` first tries the needle as an integer (a byte's value), and
+    # the TypeError it makes and drops costs about 2,000 instructions, more than the search
+    if v.find(b"no-store") >= 0:
         return "no-store"
-    if b"no-cache" in v:
+    if v.find(b"no-cache") >= 0:
         return "no-cache"
     return "default"
 
@@ -47,7 +49,8 @@ class RequestHead:
     lower-case names and values)."""
 
     __slots__ = (
-        "api_key", "auth", "cache_control", "host", "length", "origin", "rid", "started", "t0",
+        "api_key", "auth", "cache_control", "content_length", "host", "origin", "rid", "started",
+        "t0",
     )  # fmt: skip
 
     def __init__(  # noqa: PLR0917 (positional: made once a request; by keyword costs more)
@@ -68,7 +71,8 @@ class RequestHead:
         self.auth = auth
         self.api_key = api_key
         self.cache_control = cache_control
-        self.length: int | None = int(length) if length is not None and length.isdigit() else None
+        # as sent: read only by an ASGI server's exchange (ours checks it as it reads the head)
+        self.content_length = length
         if rid is not None and not RID.fullmatch(rid):
             rid = None
         self.rid: bytes = rid or new_request_id().encode()

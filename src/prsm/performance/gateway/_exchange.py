@@ -54,7 +54,8 @@ class AsgiExchange:
     async def body(self, limit: int) -> bytes:
         """The whole request body; :class:`PayloadTooLargeError` past ``limit`` bytes,
         :class:`ConnectionResetError` if the client goes away while sending it."""
-        length = self.head.length
+        raw = self.head.content_length
+        length = int(raw) if raw is not None and raw.isdigit() else None
         if length is not None and length > limit:
             raise PayloadTooLargeError(length, limit)
         chunks: list[bytes] = []

@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 from ._connection import ServerConnection
 from ._exchange import ServerExchange
 from ._settings import HttpServerSettings
-from ._wire import error_answer
+from ._wire import error_answer, header_table
 
 H = TypeVar("H")
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class HttpServer(Generic[H]):
         self.max_body = max_body
         self.make_head = make_head
         self.header_names = frozenset(header_names) if header_names is not None else None
+        self.header_table = header_table(self.header_names)
         self.exchange = exchange
         self.access_log = access_log
         self.write_limit = self.settings.write_buffer_bytes

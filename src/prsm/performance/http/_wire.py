@@ -17,6 +17,30 @@ CHUNKED_LINE = b"transfer-encoding: chunked\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 
+#: what the server notes of a request header besides keeping it (``HeaderTable``'s last item)
+LENGTH, CONNECTION, EXPECT = 1, 2, 3
+NOTED = {b"content-length": LENGTH, b"connection": CONNECTION, b"expect": EXPECT}
+#: header names most requests carry (with those the server keeps and notes)
+COMMON_HEADERS = (b"host", b"user-agent", b"accept", b"accept-encoding", b"content-type",
+                  b"authorization", b"cache-control", b"x-request-id")  # fmt: skip
+#: a header name as sent -> (in lower case, whether it is kept, what is noted of it: 0 or
+#: one of ``NOTED``'s)
+HeaderTable = dict[bytes, tuple[bytes, bool, int]]
+
+
+def header_table(kept: frozenset[bytes] | None) -> HeaderTable:
+    """The common header names as clients spell them (lower case, ``Title-Case``, upper case),
+    the ones ``kept`` (``None``: all) marked, so that a request's usual headers are looked up
+    once as they come, with no lower-casing and no look-ups of their own; a name spelled
+    otherwise is read the long way (the same outcome)."""
+    table: HeaderTable = {}
+    for name in {*COMMON_HEADERS, *NOTED, *(kept or ())}:
+        entry = (name, kept is None or name in kept, NOTED.get(name, 0))
+        for spelling in (name, name.title(), name.upper()):
+            table[spelling] = entry
+    return table
+
+
 #: what the server answers on its own, by status: (error code, what the client sees)
 OWN_ERRORS = {
     400: "bad_request",

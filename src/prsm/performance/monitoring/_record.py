@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import PRSMError
-from ._recorder import RequestRecorder, classify_error
+from ._recorder import RequestRecorder, _StreamChildren, classify_error
 
 _now = time.perf_counter
 
@@ -70,6 +70,37 @@ def record_failure(
     )
 
 
+class StreamTally(Protocol):
+    """What a stream's recording has counted by its end: the recorder and request, the kind's
+    label, the kind's stream histograms (``s``), the clock at its start and its first chunk
+    (0: none came) and the ``data:`` events seen."""
+
+    recorder: RequestRecorder
+    request: Any
+    kind: str
+    s: _StreamChildren
+    start: float
+    first: float
+    events: int
+
+
+def record_stream_end(t: StreamTally, tier: str | None = None) -> None:
+    """Record the stream ``t`` that ended well: its time per output token (when it had two
+    tokens or more) and the request, its output the events less the final ``data: [DONE]``;
+    a cache ``tier`` that answered makes it a ``cache_hit``. Shared by :class:`RecordedStream`
+    and the streaming driver's meter (whose ``ok`` it is: no call of its own per stream)."""
+    end = _now()
+    request, recorder, events = t.request, t.recorder, t.events
+    output = events - 1 if events else 0  # the final data: [DONE]
+    first = t.first
+    if output > 1 and first:
+        recorder.observe(t.s.tpot, (end - first) / (output - 1))
+    recorder.request(
+        t.kind, request.model, request.tenant, None, "cache_hit" if tier else "ok", "",
+        end - t.start, 0.0, 0, output, tier,
+    )  # fmt: skip
+
+
 def recorded_stream(
     recorder: RequestRecorder, request: Any, chunks: AsyncIterator[bytes]
 ) -> RecordedStream:
@@ -83,20 +114,20 @@ class RecordedStream:
     generator frame to resume per chunk. ``chunks`` is closed (its ``aclose``) when it ends,
     fails, or this stream is closed; a stream closed before its end is not recorded."""
 
-    __slots__ = ("_chunks", "_ended", "_events", "_first", "_kind", "_last", "_next",
-                 "_recorder", "_request", "_s", "_start")  # fmt: skip
+    __slots__ = ("_chunks", "_ended", "_last", "_next", "events", "first", "kind", "recorder",
+                 "request", "s", "start")  # fmt: skip
 
     def __init__(
         self, recorder: RequestRecorder, request: Any, chunks: AsyncIterator[bytes]
     ) -> None:
-        self._recorder = recorder
-        self._request = request
+        self.recorder = recorder
+        self.request = request
         self._chunks = chunks
         self._next = chunks.__anext__
-        self._kind: str = request.kind.value
-        self._s = recorder.stream_children(self._kind, request.model)
-        self._start = self._first = self._last = 0.0
-        self._events = 0
+        self.kind: str = request.kind.value
+        self.s = recorder.stream_children(self.kind, request.model)
+        self.start = self.first = self._last = 0.0
+        self.events = 0
         self._ended = False
 
     def __aiter__(self) -> RecordedStream:
@@ -105,8 +136,8 @@ class RecordedStream:
     async def __anext__(self) -> bytes:
         if self._ended:
             raise StopAsyncIteration
-        if not self._start:
-            self._start = _now()
+        if not self.start:
+            self.start = _now()
         try:
             chunk = await self._next()
         except StopAsyncIteration:
@@ -116,7 +147,7 @@ class RecordedStream:
             raise
         except PRSMError as exc:
             self._ended = True
-            record_failure(self._recorder, self._request, exc, _now() - self._start)
+            record_failure(self.recorder, self.request, exc, _now() - self.start)
             await self._close_chunks()
             raise
         except BaseException:
@@ -124,13 +155,13 @@ class RecordedStream:
             await self._close_chunks()
             raise
         now = _now()
-        if not self._first:
-            self._first = now
-            self._recorder.observe(self._s.ttft, now - self._start)
+        if not self.first:
+            self.first = now
+            self.recorder.observe(self.s.ttft, now - self.start)
         else:
-            self._recorder.observe(self._s.itl, now - self._last)
+            self.recorder.observe(self.s.itl, now - self._last)
         self._last = now
-        self._events += chunk.count(b"data:")
+        self.events += chunk.count(b"data:")
         return chunk
 
     async def aclose(self) -> None:
@@ -145,14 +176,4 @@ class RecordedStream:
             await aclose()
 
     def _finish(self) -> None:
-        end = _now()
-        request, s = self._request, self._s
-        tier = getattr(self._chunks, "tier", None)
-        output = max(0, self._events - 1)  # the final data: [DONE]
-        first = self._first
-        if output > 1 and first:
-            self._recorder.observe(s.tpot, (end - first) / (output - 1))
-        self._recorder.request(
-            self._kind, request.model, request.tenant, None, "cache_hit" if tier else "ok", "",
-            end - self._start, 0.0, 0, output, tier,
-        )  # fmt: skip
+        record_stream_end(self, getattr(self._chunks, "tier", None))

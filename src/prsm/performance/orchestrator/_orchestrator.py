@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import AsyncIterator, Iterable
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -431,7 +432,9 @@ class PerformanceOrchestrator:
             return run_stream(p, upstream, request, self.recorder)
         from ..caching._response_cache import CachedStream
 
-        cached = CachedStream(self.cache, request, lambda: run_stream(p, upstream, request))
+        # (a partial, not a lambda: a lambda would make this method's names closure cells,
+        # made on every stream, cached or not)
+        cached = CachedStream(self.cache, request, partial(run_stream, p, upstream, request))
         return recorded_stream(self.recorder, request, cached)
 
     # -- inspection ------------------------------------------------------------------------

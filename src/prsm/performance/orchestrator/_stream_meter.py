@@ -1,19 +1,20 @@
 """Recording a stream from inside the streaming driver (:func:`~._stream.run_stream`).
 
 What :class:`~prsm.performance.monitoring._record.RecordedStream` records, measured the same
-way (its clock, its points in time), without a stream layer of its own: the driver calls
-:meth:`StreamMeter.chunk` as it hands each chunk on, and :meth:`~StreamMeter.ok` or
-:meth:`~StreamMeter.failed` when the stream ends. That saves a coroutine and an awaited call
-per chunk, and the wrapper's own end-of-stream exception. A stream the caller abandons (closed
-or cancelled before its end) is not recorded, as with the wrapper. Streams answered from the
-cache keep the wrapper (the cache's stream says which tier answered).
+way (its clock, its points in time; its end by the same function, ``record_stream_end``),
+without a stream layer of its own: the driver calls :meth:`StreamMeter.chunk` as it hands
+each chunk on, and :meth:`~StreamMeter.ok` or :meth:`~StreamMeter.failed` when the stream
+ends. That saves a coroutine and an awaited call per chunk, and the wrapper's own
+end-of-stream exception. A stream the caller abandons (closed or cancelled before its end) is
+not recorded, as with the wrapper. Streams answered from the cache keep the wrapper (the
+cache's stream says which tier answered).
 """
 
 from __future__ import annotations
 
 import time
 
-from ..monitoring._record import record_failure
+from ..monitoring._record import record_failure, record_stream_end
 from ..monitoring._recorder import RequestRecorder
 from ..types import AIRequest, RequestKind
 
@@ -48,18 +49,9 @@ class StreamMeter:
         self.last = now
         self.events += data.count(b"data:")
 
-    def ok(self) -> None:
-        """The stream ended well."""
-        end = _now()
-        request, recorder = self.request, self.recorder
-        output = self.events - 1 if self.events else 0  # the final data: [DONE]
-        first = self.first
-        if output > 1 and first:
-            recorder.observe(self.s.tpot, (end - first) / (output - 1))
-        recorder.request(
-            self.kind, request.model, request.tenant, None, "ok", "", end - self.start, 0.0, 0,
-            output,
-        )  # fmt: skip
+    #: the stream ended well (:func:`~prsm.performance.monitoring._record.record_stream_end`,
+    #: shared with the wrapper; the method itself, so no call of its own per stream)
+    ok = record_stream_end
 
     def failed(self, exc: BaseException) -> None:
         """The pipeline failed the stream with ``exc``."""

@@ -42,8 +42,9 @@ from ..errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from ..http._client import HttpPool, PoolStream, content
+from ..http._client import HttpPool, content
 from ..http._client_connection import ClientResponse
+from ..http._pool_stream import PoolStream
 from ..http._settings import HttpClientSettings
 from ..routing._node import NodeSpec
 from ..types import AIRequest, JSONBody, RequestKind, Response
@@ -224,6 +225,11 @@ class HttpUpstream:
         target = self._targets.get(node.id)
         if target is not None and target.node is node:
             return target
+        return self._new_target(node)
+
+    def _new_target(self, node: NodeSpec) -> _Target:
+        """What a request to ``node`` needs, made once (a method of its own: its comprehension
+        would make :meth:`_target`'s names closure cells, made on every request)."""
         if not node.url:
             raise UpstreamError(node.id, "node has no url", retryable=True)
         parts = urlsplit(node.url)
@@ -293,7 +299,8 @@ class HttpUpstream:
             data = content(target.heads[request.kind], _body(request))
         except Exception as exc:  # raised by the first step, as a generator's would be
             return failing_stream(exc)
-        chunks = PoolStream(target.pool, data, ClientResponse(), target.errors)  # (pool.stream)
+        # (pool.stream; no response object: the node's errors read a non-200 answer's)
+        chunks = PoolStream(target.pool, data, None, target.errors)
         if not self.enforce_timeout:  # the caller bounds each wait (the orchestrator does)
             return chunks
         return _BoundedStream(target.errors, chunks)
