@@ -123,6 +123,11 @@ class _Group:
         return -1
 
 
+def _excluded(g: _Group, keys: list[float], exclude: Collection[str]) -> list[float]:
+    """``keys`` with the key of each node in ``exclude`` made :data:`EXCLUDED`."""
+    return [EXCLUDED if nid in exclude else k for nid, k in zip(g.ids, keys, strict=True)]
+
+
 #: The key of a node whose breaker is due a probe: it is picked before any other by the next
 #: unary request, so the probe is sent as soon as the open interval ends, whatever the node's
 #: learned score (a node scored low by its failures would otherwise never be picked, and its
@@ -408,16 +413,15 @@ class AILoadBalancer:
         if g is None:
             g = self._group(key)
         keys = g.keys
+        # (the lists below are made by helpers: a comprehension here would make ``pick``'s
+        # names it reads closure cells, made on every call)
         if exclude:
-            keys = [EXCLUDED if nid in exclude else k for nid, k in zip(g.ids, keys, strict=True)]
+            keys = _excluded(g, keys, exclude)
         if request.stream and self._probe and PROBE in keys:
             # A stream is not made the probe: once its first chunk has gone out it cannot
             # move to another node, so a failed probe would cut it. It ranks the node by its
             # ordinary key; the next unary request (retried elsewhere if it fails) probes.
-            keys = [
-                self._keyfn(m, now) if k == PROBE and m is not None else k
-                for m, k in zip(g.members, keys, strict=True)
-            ]
+            keys = self._unprobed(g, keys, now)
         i = self._choose(g, keys)
         if i < 0:
             raise self._no_capable(request, g, exclude)
@@ -426,6 +430,13 @@ class AILoadBalancer:
         if keys[i] == PROBE:
             self._probing[entry.id] = None
         return entry.spec
+
+    def _unprobed(self, g: _Group, keys: list[float], now: float) -> list[float]:
+        """``keys`` with each probe's key replaced by the node's ordinary key."""
+        return [
+            self._keyfn(m, now) if k == PROBE and m is not None else k
+            for m, k in zip(g.members, keys, strict=True)
+        ]
 
     def end_probe(self, node_id: str, *, failed: bool = False) -> bool:
         """Whether ``node_id``'s last pick was a probe (forgotten once asked): the caller

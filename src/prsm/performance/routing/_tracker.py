@@ -8,17 +8,22 @@ performance score in [0, 1].
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass, replace
 
 from ._settings import BalancerSettings
 
 
-class NodeStats(NamedTuple):
+@dataclass(slots=True)
+class NodeStats:
     """One node's learned figures. ``latency`` is the EWMA of successful calls' seconds
     (0 until the first one); ``deviation`` the EWMA of their distance from it (TCP's
     RTTVAR: ``latency + 4 · deviation`` estimates a high quantile); ``success_rate`` the
-    EWMA of outcomes (1 = success). A named tuple: one is made per observed outcome, so it
-    must be cheap to build."""
+    EWMA of outcomes (1 = success). Treated as a value: every update makes a new one
+    (:func:`observe` is pure), and nobody changes one in place. One is made per observed
+    outcome and its fields are read about 13 times a request, so it is a slotted class, not
+    frozen (a frozen one's ``__init__`` sets each field through ``object.__setattr__``) and
+    not a named tuple (on Python 3.11 a named tuple's field read is not specialized: about
+    35 ns against 13, and building one 650 ns against 450)."""
 
     requests: int = 0
     failures: int = 0
@@ -58,11 +63,11 @@ def observe_slow(stats: NodeStats, elapsed: float, now: float, alpha: float) -> 
     success rate and counts stay (it did not fail)."""
     old = stats.latency
     if stats.requests == stats.failures:  # nothing learned yet: this is the first sample
-        return stats._replace(latency=elapsed, deviation=elapsed / 2, last_seen=now)
+        return replace(stats, latency=elapsed, deviation=elapsed / 2, last_seen=now)
     if elapsed <= old:
         return stats
     dev = stats.deviation + alpha * ((elapsed - old) - stats.deviation)
-    return stats._replace(latency=old + alpha * (elapsed - old), deviation=dev, last_seen=now)
+    return replace(stats, latency=old + alpha * (elapsed - old), deviation=dev, last_seen=now)
 
 
 class PerformanceTracker:
@@ -127,7 +132,7 @@ class PerformanceTracker:
         stats = self._stats.get(node_id)
         if stats is None or stats.success_rate == 1.0:
             return
-        self._stats[node_id] = stats._replace(success_rate=1.0)
+        self._stats[node_id] = replace(stats, success_rate=1.0)
         if self._on_change is not None:
             self._on_change(node_id)
 
