@@ -390,8 +390,14 @@ async def test_a_stream_answered_non_200_yields_the_body_once_and_frees_the_conn
         await pool.aclose()
 
 
+def _no_response() -> None:
+    """An upstream's stream: no response object for a 200 (one is made for a non-200 only)."""
+    return None
+
+
+@pytest.mark.parametrize("make", [_no_response, ClientResponse], ids=["upstream", "caller"])
 async def test_a_stream_whose_end_came_with_its_chunk_frees_the_connection_at_once(
-    server: Callable[..., object],
+    server: Callable[..., object], make: Callable[[], ClientResponse | None]
 ) -> None:
     gate = asyncio.Event()
 
@@ -405,7 +411,7 @@ async def test_a_stream_whose_end_came_with_its_chunk_frees_the_connection_at_on
     origin = await server(whole)  # type: ignore[misc]
     pool = HttpPool(origin)
     try:
-        stream = pool.stream(_req(origin), ClientResponse())
+        stream = PoolStream(pool, _req(origin), make())
         assert await stream.__anext__() == b"data: 1\n\ndata: 2\n\n"
         assert len(pool.idle) == 1  # back in the pool with the last chunk, not a step later
         with pytest.raises(StopAsyncIteration):
@@ -417,8 +423,9 @@ async def test_a_stream_whose_end_came_with_its_chunk_frees_the_connection_at_on
         await pool.aclose()
 
 
+@pytest.mark.parametrize("make", [_no_response, ClientResponse], ids=["upstream", "caller"])
 async def test_a_finished_stream_closed_late_leaves_the_next_request_its_connection(
-    server: Callable[..., object],
+    server: Callable[..., object], make: Callable[[], ClientResponse | None]
 ) -> None:
     """Stream A's end came with its last chunk (its connection back in the pool); B takes that
     connection; A is closed only then (a caller that stopped at ``[DONE]``): B is answered."""
@@ -439,9 +446,9 @@ async def test_a_finished_stream_closed_late_leaves_the_next_request_its_connect
     origin = await server(two)  # type: ignore[misc]
     pool = HttpPool(origin)
     try:
-        a = pool.stream(_req(origin), ClientResponse())
+        a = PoolStream(pool, _req(origin), make())
         assert await a.__anext__() == b"data: 1\n\n" and len(pool.idle) == 1
-        b = pool.stream(_req(origin), ClientResponse())
+        b = PoolStream(pool, _req(origin), make())
         first = asyncio.ensure_future(b.__anext__())  # B sends on A's old connection
         for _ in range(5):
             await asyncio.sleep(0)

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from prsm.performance.gateway._settings import GatewaySettings
+from prsm.performance.http import HttpServer
 from prsm.performance.http._settings import HttpServerSettings
 
 from .serving import CHAT, STREAM, connect, request, running
@@ -48,6 +49,70 @@ async def test_header_names_are_read_however_they_are_spelled(
         answers = await reader.until(1)
     assert answers[0].status == 200
     assert answers[0].headers[b"x-request-id"] == b"sp-1"
+
+
+SPELLINGS = [bytes.lower, bytes.title, bytes.upper, _alternating]
+
+
+@pytest.mark.parametrize("spell", SPELLINGS)
+async def test_a_content_length_over_the_limit_is_413_however_it_is_spelled(
+    spell: Callable[[bytes], bytes],
+) -> None:
+    # what the server notes of Content-Length (the body limit) holds for every spelling
+    body = CHAT + b" " * 100
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n%s: %d\r\n\r\n" % (
+        spell(b"content-length"),
+        len(body),
+    )
+    async with (
+        running(GatewaySettings(max_body_bytes=64)) as (_, port, _),
+        connect(port) as (reader, w),
+    ):
+        w.write(head + body)
+        answers = await reader.until(1)
+        assert answers[0].status == 413
+        await reader.until(2)
+        assert reader.eof
+
+
+@pytest.mark.parametrize("spell", SPELLINGS)
+async def test_connection_close_is_honoured_however_it_is_spelled(
+    spell: Callable[[bytes], bytes],
+) -> None:
+    async with running() as (_, port, _), connect(port) as (reader, w):
+        w.write(request(CHAT, extra=b"%s: close\r\n" % spell(b"connection")))
+        answers = await reader.until(1)
+        assert answers[0].status == 200
+        await reader.until(2)
+        assert reader.eof  # closed once its answer was done
+
+
+@pytest.mark.parametrize("spell", SPELLINGS)
+async def test_expect_100_continue_is_answered_however_it_is_spelled(
+    spell: Callable[[bytes], bytes],
+) -> None:
+    async with running() as (_, port, _), connect(port) as (reader, w):
+        head = request(CHAT, extra=b"%s: 100-continue\r\n" % spell(b"expect"))
+        w.write(head[: -len(CHAT)])
+        async with asyncio.timeout(10):
+            line = await reader.reader.readuntil(b"\r\n\r\n")
+        assert line.startswith(b"HTTP/1.1 100 Continue")
+        w.write(CHAT)
+        answers = await reader.until(1)
+    assert answers[0].status == 200
+
+
+def test_kept_header_names_are_compared_in_lower_case() -> None:
+    # a caller naming a kept header in another case keeps it under every spelling
+    server = HttpServer(_echo, header_names=(b"X-Api-Key",))
+    assert server.header_names == frozenset({b"x-api-key"})
+    assert {server.header_table[s][:2] for s in (b"x-api-key", b"X-Api-Key", b"X-API-KEY")} == {
+        (b"x-api-key", True)
+    }
+
+
+async def _echo(exchange: object) -> None:
+    raise AssertionError("never called: no request is sent")
 
 
 async def test_pipelined_requests_are_answered_in_order() -> None:

@@ -75,6 +75,19 @@ async def test_chunks_pass_through_and_the_stream_is_recorded_at_its_end() -> No
     assert tpot == 1.0  # three output events: one time per output token
 
 
+@pytest.mark.parametrize(("outputs", "samples"), [(1, 0.0), (2, 1.0)])
+async def test_time_per_output_token_needs_two_output_events(outputs: int, samples: float) -> None:
+    # one output event has no time between tokens; two give the first sample
+    r = RequestRecorder(MetricsRegistry())
+    chunks = [b'data: {"a": %d}\n\n' % i for i in range(outputs)] + [b"data: [DONE]\n\n"]
+    assert [c async for c in recorded_stream(r, AIRequest(model="m", stream=True), Source(chunks))]
+    tpot = r.registry.registry.get_sample_value(
+        "prsm_time_per_output_token_seconds_count", {"operation": "chat", "model": "m"}
+    )
+    assert (tpot or 0.0) == samples  # (the series may exist, empty, or not yet)
+    assert count(r, "ok") == 1.0
+
+
 async def test_a_stream_the_cache_answered_is_recorded_as_a_hit_of_its_tier() -> None:
     r = RequestRecorder(MetricsRegistry())
     source = CacheSource(EVENTS)

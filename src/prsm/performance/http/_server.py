@@ -77,7 +77,10 @@ class HttpServer(Generic[H]):
         self.settings = settings or HttpServerSettings()
         self.max_body = max_body
         self.make_head = make_head
-        self.header_names = frozenset(header_names) if header_names is not None else None
+        # kept header names are compared in lower case (as requests' names are read)
+        self.header_names = (
+            frozenset(n.lower() for n in header_names) if header_names is not None else None
+        )
         self.header_table = header_table(self.header_names)
         self.exchange = exchange
         self.access_log = access_log
