@@ -127,6 +127,15 @@ class PredictivePolicy:
         window = max(s.scale_up_window, s.scale_down_window, s.session_hold, s.burst.short)
         return s.predictor.refit_interval + s.predictor.step + window + 2 * s.interval
 
+    @property
+    def refit_gap(self) -> float:
+        """The least time between two refits (of the forecast, of the burst table) a leader's
+        decisions can show: ``refit_interval``, less two steps (a refit is due when the
+        history's end, which lags the decision by up to a step of each kind, has moved
+        ``refit_interval`` on). A replay honours no closer ones (:func:`~._replay.refits`)."""
+        p = self.settings.predictor
+        return max(0.0, p.refit_interval - 2 * p.step)
+
     def parameters(self) -> dict[str, Any]:
         s = asdict(self.settings)
         return {"policy": "PRSM predictive (forecast + Erlang C + reactive floor)", **s}

@@ -35,6 +35,9 @@ from ._types import LoadSeries, ScalingContext, ScalingDecision, ScalingPolicy, 
 
 #: the most records a leader serves and a standby holds
 MAX_RECORDS = 8192
+#: the most requests one replica serves at once that a record may claim (a loop refuses a
+#: record of another concurrency than its own: :mod:`._resume`)
+MAX_CONCURRENCY = 4096
 #: the order of :class:`ScalingSignals`' fields in a record
 SIGNALS = ("cpu", "memory", "latency", "queue_depth", "error_rate")
 
@@ -157,9 +160,9 @@ def parse_record(body: Any) -> StepRecord:
         pending = (_num({"pending_up": pending[0]}, "pending_up") or 0.0,
                    _int({"pending_up": pending[1]}, "pending_up"))  # fmt: skip
     concurrency = _int(body, "concurrency")
-    if concurrency < 1:
-        raise RecordError("concurrency", f"must be >= 1, got {concurrency}")
-    return StepRecord(
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise RecordError("concurrency", f"must be 1 to {MAX_CONCURRENCY}, got {concurrency}")
+    record = StepRecord(
         _num(body, "now") or 0.0, _int(body, "ready"), _int(body, "starting"),
         _int(body, "target"), _int(body, "in_flight"), _int(body, "queued"),
         _num(body, "mean_ongoing") or 0.0, _num(body, "mean_busy") or 0.0,
@@ -169,6 +172,25 @@ def parse_record(body: Any) -> StepRecord:
         signals, _num(body, "fitted_at", optional=True),
         _num(body, "burst_fitted_at", optional=True), pending,
     )  # fmt: skip
+    _check_times(record)
+    return record
+
+
+def _check_times(r: StepRecord) -> None:
+    """A record's times in the order a decision makes them: its history's steps end at or
+    before it was made, its fits at or before that end, its pending scale-up asked at or
+    before it was made."""
+    end = r.load_end if r.load_end is not None else r.now
+    if r.load_end is not None and r.load_end > r.now:
+        raise RecordError("load_end", f"{r.load_end!r} is after the decision ({r.now!r})")
+    if r.load_start is not None and r.load_start > end:
+        raise RecordError("load_start", f"{r.load_start!r} is after load_end ({end!r})")
+    for name, at in (("fitted_at", r.fitted_at), ("burst_fitted_at", r.burst_fitted_at)):
+        if at is not None and at > end:
+            raise RecordError(name, f"{at!r} is after the history it was fitted on ({end!r})")
+    if r.pending_up is not None and r.pending_up[0] > r.now:
+        raise RecordError("pending_up", f"asked at {r.pending_up[0]!r}, after the decision "
+                          f"({r.now!r})")  # fmt: skip
 
 
 def merge_records(
@@ -208,22 +230,45 @@ def replay_start(records: Sequence[StepRecord]) -> int:
     return 0
 
 
+def refits(
+    records: Sequence[StepRecord], start: int, gap: float
+) -> tuple[list[tuple[bool, bool]], int]:
+    """For each of ``records[start:]``: whether to refit the forecast, the burst table before
+    deciding it — where the old leader refitted, but at least ``gap`` seconds after the last
+    refit of the same kind honoured (a genuine leader refits each at most every
+    ``refit_interval``; a history claiming more would make a replay fit at every record) —
+    and how many claimed refits were refused."""
+    out: list[tuple[bool, bool]] = []
+    last: list[float | None] = [None, None]  # the last refit honoured, of each kind
+    refused = 0
+    for i in range(1, len(records)):
+        honoured = [False, False]
+        for k, wanted in enumerate(_refitted(records, i)):
+            at = last[k]
+            if wanted and (at is None or records[i].now - at >= gap):
+                honoured[k], last[k] = True, records[i].now
+            elif wanted and i >= start:
+                refused += 1
+        if i > start:  # at ``start`` a fresh state fits both
+            out.append((honoured[0], honoured[1]))
+    if start < len(records):
+        out.insert(0, (False, False))
+    return out, refused
+
+
 def replay(
     policy: ScalingPolicy[Any],
     records: Sequence[StepRecord],
     load: LoadSeries | None,
     state: Any,
-    before: StepRecord | None = None,
+    refit: Sequence[tuple[bool, bool]],
 ) -> Any:
-    """``state`` after ``policy`` decided each of ``records`` in turn (``before``: the record
-    decided just before them), each refit the old leader made redone there (a policy's
+    """``state`` after ``policy`` decided each of ``records`` in turn, the forecast, the burst
+    table refitted before a record where ``refit`` says (:func:`refits`; a policy's
     ``refit(state, forecast=, burst=)``, where it has one); pure, a worker thread's work."""
-    refit = getattr(policy, "refit", None)
-    steps = [before, *records] if before is not None else list(records)
-    for i in range(1 if before is not None else 0, len(steps)):
-        if refit is not None and i > 0:
-            forecast, burst = _refitted(steps, i)
-            if forecast or burst:
-                state = refit(state, forecast=forecast, burst=burst)
-        _, state = policy.decide(steps[i].context(load), state)
+    refit_state = getattr(policy, "refit", None)
+    for record, (forecast, burst) in zip(records, refit, strict=True):
+        if refit_state is not None and (forecast or burst):
+            state = refit_state(state, forecast=forecast, burst=burst)
+        _, state = policy.decide(record.context(load), state)
     return state

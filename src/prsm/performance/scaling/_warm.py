@@ -85,11 +85,23 @@ def _number(value: Any, name: str, *, positive: bool = False) -> float:
     return float(value)
 
 
-def parse_history(body: Any, step: float, *, now: float) -> Carried:
+def parse_history(
+    body: Any,
+    step: float,
+    *,
+    now: float,
+    interval: float = 0.0,
+    memory: float = math.inf,
+    max_replicas: int | None = None,
+) -> Carried:
     """A leader's answer (decoded JSON), every field checked (a :class:`HistoryError`): its
     steps must be ``step`` seconds starting at a multiple of ``step`` (as every tracker's),
     at most :data:`MAX_STEPS` of them, ending within the last :data:`MAX_STEPS` steps before
-    ``now`` (this pod's wall clock; :data:`MAX_SKEW` after it at most)."""
+    ``now`` (this pod's wall clock; :data:`MAX_SKEW` after it at most). Its decisions' records
+    (:func:`check_records`) at least ``interval / 2`` apart (the policy's interval), made in
+    the last ``memory`` seconds (the replay's span) and :data:`MAX_SKEW` before ``now`` at
+    most, or :data:`MAX_SKEW` after it; a pending scale-up asked in the ``memory`` seconds
+    before its record, for at most ``max_replicas``."""
     if not isinstance(body, dict):
         raise HistoryError("a history answer is a JSON object")
     start = _number(body.get("start"), "start")
@@ -115,9 +127,35 @@ def parse_history(body: Any, step: float, *, now: float) -> Carried:
         steps = tuple(parse_record(r) for r in records)
     except RecordError as exc:
         raise HistoryError(str(exc)) from None
-    if any(b.now <= a.now for a, b in itertools.pairwise(steps)):
-        raise HistoryError("steps: records must be in the order they were made")
+    check_records(steps, now=now, interval=interval, memory=memory, max_replicas=max_replicas)
     return Carried(LoadSeries(start, step, counts), service, startup, steps)
+
+
+def check_records(
+    steps: Sequence[StepRecord],
+    *,
+    now: float,
+    interval: float,
+    memory: float,
+    max_replicas: int | None,
+) -> None:
+    """See :func:`parse_history` (a :class:`HistoryError` naming the field)."""
+    if any(b.now - a.now < max(interval / 2, 1e-9) for a, b in itertools.pairwise(steps)):
+        raise HistoryError(f"steps: records must be in the order they were made, at least "
+                           f"{interval / 2:g} s apart")  # fmt: skip
+    oldest = now - memory - MAX_SKEW
+    for r in steps:
+        if not oldest <= r.now <= now + MAX_SKEW:
+            raise HistoryError(f"steps[].now: {r.now!r} is not within the last {memory:g} s "
+                               f"before this pod's clock ({now:.0f}), "
+                               f"{MAX_SKEW:g} s skew")  # fmt: skip
+        pending = r.pending_up
+        if pending is not None and pending[0] < r.now - memory:
+            raise HistoryError(f"steps[].pending_up: asked at {pending[0]!r}, more than "
+                               f"{memory:g} s before its record ({r.now!r})")  # fmt: skip
+        if pending is not None and max_replicas is not None and pending[1] > max_replicas:
+            raise HistoryError(f"steps[].pending_up: a target of {pending[1]}, over the "
+                               f"{max_replicas} replicas at most")  # fmt: skip
 
 
 def _window(parts: list[LoadSeries], step: float) -> tuple[float, int]:

@@ -235,7 +235,9 @@ def standby(config: PRSMConfig) -> Standby:
             leader.mirror = WarmMirror(leader.elector, key, step=scaler.tracker.step,
                                        interval=election.warm_interval, timeout=report.timeout,
                                        clock=clock, metrics=metrics,
-                                       keep=scaler.loop.replay_span)  # fmt: skip
+                                       keep=scaler.loop.replay_span,
+                                       decisions=scaler.policy.interval,
+                                       max_replicas=scaler.settings.max_replicas)  # fmt: skip
         return leader
 
     return make

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -71,9 +72,13 @@ class WarmMirror:
         client: httpx.AsyncClient | None = None,
         metrics: MetricsRegistry | None = None,
         keep: float = 0.0,
+        decisions: float = 0.0,
+        max_replicas: int | None = None,
     ) -> None:
         self.elector = elector
         self.keep = keep  # seconds of the leader's decision records held
+        self.decisions = decisions  # the policy's interval (records closer are refused)
+        self.max_replicas = max_replicas
         self.step = step
         self.interval = interval
         self.timeout = timeout
@@ -126,8 +131,8 @@ class WarmMirror:
             return self._failed(url, f"{type(exc).__name__}: {exc}")
         if answer.status_code != 200:
             return self._failed(url, f"HTTP {answer.status_code}: {body[:200]!r}")
-        try:
-            carried = parse_history(orjson.loads(body), self.step, now=self.clock.time())
+        try:  # off the event loop: the largest answer takes a third of a second
+            carried = await asyncio.to_thread(self._parse, body, self.clock.time())
         except (orjson.JSONDecodeError, HistoryError) as exc:
             return self._failed(url, f"a malformed history: {exc}")
         self.held = merge(self.held, carried, self.keep)
@@ -140,6 +145,11 @@ class WarmMirror:
                         "far)", url, self.failed)  # fmt: skip
         self.failures = 0
         return True
+
+    def _parse(self, body: bytes, now: float) -> Carried:
+        memory = self.keep if self.keep > 0 else math.inf
+        return parse_history(orjson.loads(body), self.step, now=now, interval=self.decisions,
+                             memory=memory, max_replicas=self.max_replicas)  # fmt: skip
 
     def _failed(self, url: str, why: str) -> bool:
         self.failed += 1

@@ -1,0 +1,198 @@
+"""A new leader's replay of a hostile (or broken) leader's decision records is bounded, on a
+manual clock: records of another concurrency, a refit claimed at every record, a replay past
+its time budget, a pending scale-up asked in the future — each refused where it is parsed
+(naming the field) and, handed to a loop directly, refused there, counted and logged; the
+leader's first step comes and its start-up time stays sane."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from prsm.performance.clock import ManualClock
+from prsm.performance.monitoring import MetricsRegistry
+from prsm.performance.scaling import PredictiveScaler, _predictive
+from prsm.performance.scaling._controller import InMemoryBackend
+from prsm.performance.scaling._replay import StepRecord, parse_record
+from prsm.performance.scaling._types import LoadSeries
+from prsm.performance.scaling._warm import Carried, HistoryError, history_body, parse_history
+
+from .test_takeover_replay import SETTINGS
+
+WALL = 1_700_000_000.0 - 1_700_000_000.0 % 3600
+HOURS = 8
+
+
+def _scaler(clock: ManualClock, **loop: Any) -> tuple[PredictiveScaler, MetricsRegistry]:
+    metrics = MetricsRegistry()
+    scaler = PredictiveScaler(InMemoryBackend(clock=clock, initial=2), SETTINGS, clock=clock,
+                              metrics=metrics)  # fmt: skip
+    for name, value in loop.items():
+        setattr(scaler.loop.replayer, name, value)
+    return scaler, metrics
+
+
+def _load(now: float) -> LoadSeries:
+    n = HOURS * 60
+    minutes = np.arange(n)
+    values = 20 + 10 * np.sin(minutes * 2 * np.pi / 60) + (minutes % 7)
+    return LoadSeries(now // 60 * 60 - n * 60.0, 60.0, values.astype(np.float64))
+
+
+def _record(now: float, load: LoadSeries, **changes: Any) -> StepRecord:
+    end = now // 60 * 60
+    base = StepRecord(now, 2, 0, 2, 1, 0, 1.0, 1.0, 15.0, 20, 1, 4.0, 45.0, load.start, end,
+                      None, None, None, None)  # fmt: skip
+    return dataclasses.replace(base, **changes)
+
+
+def _refused(metrics: MetricsRegistry, reason: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "prsm_scaling_replay_refused_records_total", {"deployment": "default", "reason": reason}
+    )
+    return value or 0.0
+
+
+def _replays(metrics: MetricsRegistry, outcome: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "prsm_scaling_replays_total", {"deployment": "default", "outcome": outcome}
+    )
+    return value or 0.0
+
+
+def _answer(load: LoadSeries, records: list[StepRecord]) -> dict[str, Any]:
+    body = history_body(load, 0.0, 4.0, 45.0)
+    return body | {"steps": [orjson.loads(orjson.dumps(r.as_dict())) for r in records]}
+
+
+def _parse(body: dict[str, Any], now: float) -> Carried:
+    return parse_history(body, 60.0, now=now, interval=SETTINGS.interval,
+                         memory=_predictive.PredictivePolicy(SETTINGS).memory,
+                         max_replicas=SETTINGS.max_replicas)  # fmt: skip
+
+
+# -- 1: concurrency ------------------------------------------------------------------------
+def test_a_record_of_a_huge_concurrency_is_refused_naming_it() -> None:
+    load = _load(WALL)
+    body = _record(WALL, load).as_dict() | {"concurrency": 2**40}
+    with pytest.raises(ValueError, match="concurrency"):
+        parse_record(body)
+
+
+async def test_records_of_another_concurrency_are_refused_by_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    scaler, metrics = _scaler(clock)
+    load = _load(now)
+    records = [_record(now - 60.0 + 15 * i, load, concurrency=8 if i == 1 else 1)
+               for i in range(4)]  # fmt: skip
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, tuple(records)), now)
+    await scaler.loop.step()
+    assert scaler.loop.replayed is not None and scaler.loop.replayed["held"] == 2
+    assert _refused(metrics, "concurrency") == 1 and "another concurrency" in caplog.text
+
+
+# -- 2: a refit storm ----------------------------------------------------------------------
+def test_records_too_close_or_out_of_time_or_of_fits_after_their_history_are_refused() -> None:
+    now = WALL
+    load = _load(now)
+    close = [_record(now - 10.0 + i * 0.001, load) for i in range(3)]
+    with pytest.raises(HistoryError, match=r"steps: .*apart"):
+        _parse(_answer(load, close), now)
+    stale = [_record(now - 3 * 86400.0, load, load_start=None, load_end=None)]
+    with pytest.raises(HistoryError, match=r"steps\[\]\.now"):
+        _parse(_answer(load, stale), now)
+    ahead = [_record(now + 3600.0, load, load_end=now)]
+    with pytest.raises(HistoryError, match=r"steps\[\]\.now"):
+        _parse(_answer(load, ahead), now)
+    late_fit = [_record(now, load, fitted_at=now + 60.0)]
+    with pytest.raises(HistoryError, match="fitted_at"):
+        _parse(_answer(load, late_fit), now)
+    with pytest.raises(HistoryError, match="load_end"):
+        _parse(_answer(load, [_record(now, load, load_end=now + 60.0)]), now)
+
+
+async def test_a_refit_claimed_at_every_record_is_honoured_once_per_refit_interval(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    scaler, metrics = _scaler(clock)
+    load = _load(now)
+    fits: list[float] = []
+    real = _predictive.fit_predictor
+
+    def counted(history: LoadSeries, settings: Any) -> Any:
+        fits.append(history.end)
+        return real(history, settings)
+
+    monkeypatch.setattr(_predictive, "fit_predictor", counted)
+    n = 280  # 70 minutes of decisions (within the replay's span), each claiming a new fit
+    records = [_record(now - 15.0 * (n - i), load, fitted_at=load.start + 3600.0 + i)
+               for i in range(n)]  # fmt: skip
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, tuple(records)), now)
+    await scaler.loop.step()
+    # the first (the fresh state's), one refit_gap (58 min) later, and the step's own
+    assert len(fits) <= 3, len(fits)
+    assert _refused(metrics, "refit") == n - 1 - 2 and "without refitting" in caplog.text
+    assert _replays(metrics, "ok") == 1
+
+
+async def test_a_replay_over_its_budget_is_abandoned_counted_and_the_leader_steps_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    scaler, metrics = _scaler(clock, budget=1e-9)
+    load = _load(now)
+    records = tuple(_record(now - 15.0 * (200 - i), load) for i in range(200))
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, records), now)
+    step = await scaler.loop.step()
+    assert step.decision.target >= 1 and scaler.loop.replayed is None
+    assert _replays(metrics, "failed") == 1 and _replays(metrics, "ok") == 0
+    assert "over its budget" in caplog.text
+
+
+# -- 3: a pending scale-up -----------------------------------------------------------------
+def test_a_pending_scale_up_out_of_time_or_over_the_bound_is_refused_naming_it() -> None:
+    now = WALL
+    load = _load(now)
+    for pending in ((1e12, 1), (now - 3 * 86400.0, 1), (now - 30.0, SETTINGS.max_replicas + 1)):
+        with pytest.raises(HistoryError, match="pending_up"):
+            _parse(_answer(load, [_record(now, load, pending_up=pending)]), now)
+
+
+async def test_a_pending_scale_up_asked_in_the_future_leaves_the_start_up_time_sane(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    scaler, metrics = _scaler(clock)
+    load = _load(now)
+    records = (_record(now - 15.0, load, pending_up=(1e12, 1)),)
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, records), now)
+    await scaler.loop.step()
+    clock.advance(15.0)
+    await scaler.loop.step()
+    assert 0 <= scaler.loop.startup_time <= 45.0 and _refused(metrics, "pending_up") == 1
+    before = scaler.loop.startup_time
+    scaler.loop._pending_up = (clock.time() + 100.0, 1)  # a scale-up "asked" ahead of now
+    clock.advance(15.0)
+    await scaler.loop.step()
+    assert scaler.loop.startup_time == before and "start-up measured as" in caplog.text
+    own = [r for r in scaler.loop.records if r.now >= now]  # its decisions (not the carried)
+    served = history_body(scaler.loop.load(), 0.0, scaler.loop.service_time(),
+                          scaler.loop.startup_time, own)  # fmt: skip
+    served = orjson.loads(orjson.dumps(served))
+    assert _parse(served, clock.time()).startup_time == before  # standbys take its answers
