@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -17,6 +18,7 @@ import pytest
 from prsm.performance.clock import ManualClock
 from prsm.performance.scaling._pods import PodLoadReceiver, ScalingReportSettings
 from prsm.performance.scaling._tracker import LoadTracker
+from prsm.performance.serve._pod_links import forward_pod_reports
 from prsm.performance.serve._pod_resend import MAX_IN_FLIGHT, LateResender
 
 KEY = "admin-key-of-the-candidates-77e1"
@@ -72,8 +74,8 @@ async def test_a_late_report_after_a_later_one_is_not_played_out_of_order(
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     old.forwarded(_report(1, ["a", None], ["s", 0.0, "vllm"]))
     await resender.settle()
-    assert resender.counts == {"played": 0, "superseded": 1, "failed": 0, "no_leader": 0,
-                               "dropped": 0}  # fmt: skip
+    assert resender.counts == {"played": 0, "accepted": 0, "superseded": 1, "failed": 0,
+                               "no_leader": 0, "dropped": 0}  # fmt: skip
     assert new_tracker.in_flight == 0  # never held in service for ever
     assert "after a later one: not played" in caplog.text
     await resender.close()
@@ -112,4 +114,39 @@ async def test_re_sends_under_way_are_bounded() -> None:
     release.set()
     await resender.settle()
     assert resender.counts["played"] == MAX_IN_FLIGHT
+    await resender.close()
+
+
+async def test_a_late_report_taken_by_a_workers_leaders_gateway_process_is_counted_accepted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The new leader runs ``serve --workers N``: its gateway process answers through the real
+    :func:`forward_pod_reports` ``accept`` (202 ``{"accepted": true}``), handing the report to
+    its serving parent."""
+    handed: list[dict[str, Any]] = []
+
+    class Parent:  # the serving parent's link
+        def send_now(self, message: dict[str, Any]) -> bool:
+            handed.append(message)
+            return True
+
+    kube = SimpleNamespace(enabled=True, node="vllm")
+    config = SimpleNamespace(orchestrator=SimpleNamespace(auto_scaling=True), kubernetes=kube,
+                             scaling_report=ScalingReportSettings())  # fmt: skip
+    app = SimpleNamespace(admin=SimpleNamespace(scaling_load=None))
+    forward_pod_reports(cast(Any, app), cast(Any, config), cast(Any, Parent()))
+    accept = app.admin.scaling_load
+    assert accept is not None
+
+    def leader(request: httpx.Request) -> httpx.Response:
+        status, body = accept(request.content)
+        return httpx.Response(status, content=body)
+
+    old, _, _, _, resender = _pair(leader)
+    caplog.set_level(logging.INFO, "prsm.performance.scaling")
+    old.forwarded(_report(1, ["a", None], ["s", 0.0, "vllm"]))
+    await resender.settle()
+    assert resender.counts["accepted"] == 1 and resender.counts["failed"] == 0
+    assert [m["report"]["seq"] for m in handed] == [1]
+    assert "events are lost" not in caplog.text and "was taken by the leader" in caplog.text
     await resender.close()

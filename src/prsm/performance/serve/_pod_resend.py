@@ -10,6 +10,8 @@ the same body), so its events are not lost. Every outcome is counted
 (``prsm_scaling_pod_resends_total{outcome}``) and logged:
 
 - ``played``: the leader played it;
+- ``accepted``: a gateway process of a leader that runs ``serve --workers N`` took it (202
+  ``{"accepted": true}``) and hands it to its serving parent, which plays it (or counts it);
 - ``superseded``: the leader had already played a later report of that reporter (which went
   to it directly): a report is never played out of order (its requests' ends were played
   without their starts: playing the starts now would hold them in service for ever), so it
@@ -36,7 +38,7 @@ log = logging.getLogger("prsm.performance.scaling")
 ROUTE = "/admin/scaling/load"
 #: the most re-sends under way at once (more are dropped, counted)
 MAX_IN_FLIGHT = 16
-OUTCOMES = ("played", "superseded", "failed", "no_leader", "dropped")
+OUTCOMES = ("played", "accepted", "superseded", "failed", "no_leader", "dropped")
 
 
 class LateResender:
@@ -93,14 +95,20 @@ class LateResender:
                 answer = await self._client.post(
                     url, content=body, headers=self._headers, timeout=self.timeout
                 )
-            played = answer.status_code == 200 and orjson.loads(answer.content).get("played")
+            said = orjson.loads(answer.content) if answer.status_code in (200, 202) else {}
+            played = answer.status_code == 200 and said.get("played")
+            accepted = answer.status_code == 202 and said.get("accepted") is True
         except (TimeoutError, httpx.HTTPError, orjson.JSONDecodeError, AttributeError) as exc:
             self._count("failed")
             log.warning("a late load report from %s could not be sent on to the leader at %s "
                         "(%s: %s): its events are lost", who, leader, type(exc).__name__,
                         exc)  # fmt: skip
             return
-        if answer.status_code != 200:
+        if accepted:
+            self._count("accepted")
+            log.info("a late load report from %s (seq %s) was taken by the leader at %s (for its "
+                     "serving process)", who, report.get("seq"), leader)  # fmt: skip
+        elif answer.status_code != 200:
             self._count("failed")
             log.warning("the leader at %s answered %d to a late load report from %s: its events "
                         "are lost", leader, answer.status_code, who)  # fmt: skip
