@@ -70,14 +70,15 @@ __all__ = ["PredictivePolicy", "PredictiveSettings", "PredictiveState"]
 
 @dataclass(frozen=True, slots=True)
 class PredictiveState:
-    """The fitted predictor, its models' states and how many forecast steps they have
-    seen, the recent targets ``(time, replicas)`` the stabilisation windows look at and
-    the recent session floors ``(time, replicas)`` and the session forecast's errors; the
-    burst table (refitted with the predictor)."""
+    """The fitted predictor, its models' states and the end (seconds) of the history they
+    have read (``seen``: a time, not a count of steps, so that a sliding history — the
+    tracker's full ring — still moves them on), the recent targets ``(time, replicas)``
+    the stabilisation windows look at and the recent session floors ``(time, replicas)``
+    and the session forecast's errors; the burst table (refitted with the predictor)."""
 
     fitted: FittedPredictor | None = None
     states: tuple[Any, ...] | None = None
-    seen: int = 0
+    seen: float = -math.inf
     recommendations: tuple[tuple[float, int], ...] = ()
     fit_error: str | None = None
     last: LoadForecast | None = None
@@ -111,7 +112,7 @@ class PredictivePolicy:
         so that the next decision fits it as a due refit would: a replay (:mod:`._replay`)
         refits where the old leader did."""
         if forecast:
-            state = replace(state, fitted=None, states=None, seen=0, fit_error=None)
+            state = replace(state, fitted=None, states=None, seen=-math.inf, fit_error=None)
         if burst:
             state = replace(state, burst=None, burst_error=None)
         return state
@@ -159,24 +160,25 @@ class PredictivePolicy:
         end = load.start + steps * p.step
         fitted, states, seen, error = state.fitted, state.states, state.seen, state.fit_error
         due = fitted is None or end - fitted.fitted_at >= p.refit_interval
-        if not due and steps == seen and state.last is not None:
+        if not due and end == seen and state.last is not None:
             return state.last, state
-        if due and (state.fit_error is None or steps > seen):
+        if due and (state.fit_error is None or end > seen):
             try:
                 fitted = fit_predictor(load, p)
-                states, seen, error = None, 0, None
+                states, seen, error = None, -math.inf, None
             except ConfigError as exc:  # history too short yet: reactive only until it grows
-                error, seen = str(exc), steps
+                error, seen = str(exc), end
         if fitted is None:
             return None, replace(state, seen=seen, fit_error=error)
         if states is None:
             states = fitted.filter(load.resample(p.step).values[-int(p.max_history // p.step) :])
-        elif steps > seen:
-            new = load.values[seen * k : steps * k].reshape(-1, k).sum(axis=1)
+        elif end > seen:  # the steps completed since (all the history holds, at most)
+            n = min(steps, round((end - seen) / p.step))
+            new = load.values[(steps - n) * k : steps * k].reshape(-1, k).sum(axis=1)
             states = fitted.update(states, new)
         fc = fitted.forecast(states, p.horizon_steps, end)
         return fc, replace(
-            state, fitted=fitted, states=states, seen=steps, fit_error=error, last=fc
+            state, fitted=fitted, states=states, seen=end, fit_error=error, last=fc
         )
 
     # -- the decision ----------------------------------------------------------------------
