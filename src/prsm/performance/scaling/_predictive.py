@@ -177,9 +177,7 @@ class PredictivePolicy:
             new = load.values[(steps - n) * k : steps * k].reshape(-1, k).sum(axis=1)
             states = fitted.update(states, new)
         fc = fitted.forecast(states, p.horizon_steps, end)
-        return fc, replace(
-            state, fitted=fitted, states=states, seen=end, fit_error=error, last=fc
-        )
+        return fc, replace(state, fitted=fitted, states=states, seen=end, fit_error=error, last=fc)
 
     # -- the decision ----------------------------------------------------------------------
     def decide(
