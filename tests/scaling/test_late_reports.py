@@ -21,6 +21,8 @@ from prsm.performance.scaling._tracker import LoadTracker
 from prsm.performance.serve._pod_links import forward_pod_reports
 from prsm.performance.serve._pod_resend import MAX_IN_FLIGHT, LateResender
 
+from .helpers import until
+
 KEY = "admin-key-of-the-candidates-77e1"
 
 
@@ -150,3 +152,60 @@ async def test_a_late_report_taken_by_a_workers_leaders_gateway_process_is_count
     assert [m["report"]["seq"] for m in handed] == [1]
     assert "events are lost" not in caplog.text and "was taken by the leader" in caplog.text
     await resender.close()
+
+
+async def test_the_re_sends_of_one_reporter_go_in_order() -> None:
+    """seq 1's connection is slow: seq 2 waits for it (sent at once, it would land first and
+    make seq 1 a repeat, its start lost)."""
+    release = asyncio.Event()
+    sent: list[int] = []
+    clock = ManualClock()
+    tracker = LoadTracker(clock=clock)
+    new = PodLoadReceiver(tracker, ScalingReportSettings(), "vllm", clock=clock)
+
+    async def leader(request: httpx.Request) -> httpx.Response:
+        sent.append(orjson.loads(request.content)["seq"])
+        if sent[-1] == 1:
+            await release.wait()
+        status, body = new.accept(request.content)
+        return httpx.Response(status, content=body)
+
+    old, _, _, _, resender = _pair(leader)
+    old.forwarded(_report(1, ["a", None], ["s", 0.0, "vllm"]))
+    old.forwarded(_report(2, ["a", None]))
+    await until(lambda: sent == [1])
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert sent == [1]  # seq 2 waits for seq 1
+    release.set()
+    await resender.settle()
+    assert sent == [1, 2] and resender.counts["played"] == 2
+    assert resender.counts["superseded"] == 0 and tracker.in_flight + tracker.queued == 2
+    await resender.close()
+
+
+async def test_every_re_send_is_counted_an_error_a_close_and_a_second_re_send(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bodies: list[dict[str, Any]] = []
+    stall = asyncio.Event()
+
+    async def leader(request: httpx.Request) -> httpx.Response:
+        bodies.append(orjson.loads(request.content))
+        await stall.wait()  # never set: under way at the close
+        return httpx.Response(200, content=b'{"played": true, "seq": 1}')
+
+    old, _, _, _, resender = _pair(leader)
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    old.forwarded(_report(1, ["a", None]))
+    old.forwarded(_report(2, ["a", None]))
+    old.forwarded(_report(3, ["a", None]) | {"resent": True})  # re-sent here by another pod
+    assert resender.counts["dropped"] == 1 and "never sent on twice" in caplog.text
+    await until(lambda: len(bodies) == 1)
+    assert bodies[0]["resent"] is True  # marked, so that it is never sent on again
+    await resender.close()  # one under way, one waiting
+    assert resender.counts["dropped"] == 3 and "2 late load report(s)" in caplog.text
+    old.forwarded(_report(4, ["a", None]))  # the client is closed: a RuntimeError
+    await resender.settle()
+    assert resender.counts["failed"] == 1 and "failed unexpectedly" in caplog.text
+    assert sum(resender.counts.values()) == 4

@@ -6,7 +6,10 @@ parent just after it stopped leading is not played there (``outcome="late"``,
 :meth:`~prsm.performance.scaling._pods.PodLoadReceiver.forwarded`), and the reporter, which
 was answered 202, does not send it again. :class:`LateResender` sends it to the leader the
 Lease now names, once (``POST {leader}/admin/scaling/load`` with the candidates' admin key,
-the same body), so its events are not lost. Every outcome is counted
+the same body marked ``"resent": true``: a leader that has stopped leading too does not send
+it on again), so its events are not lost. The re-sends of one reporter (its ``instance``) go
+one at a time, in the order they came (a later one landing first would make the earlier a
+repeat, its events lost). Every outcome is counted
 (``prsm_scaling_pod_resends_total{outcome}``) and logged:
 
 - ``played``: the leader played it;
@@ -16,15 +19,18 @@ the same body), so its events are not lost. Every outcome is counted
   to it directly): a report is never played out of order (its requests' ends were played
   without their starts: playing the starts now would hold them in service for ever), so it
   is acknowledged there as a repeat and its events are lost;
-- ``failed``: the leader could not be reached, answered an error or not as a leader;
+- ``failed``: the leader could not be reached, answered an error or not as a leader, or the
+  re-send failed otherwise (logged with its trace);
 - ``no_leader``: no other candidate leads now (the Lease names none, or still this pod);
-- ``dropped``: :data:`MAX_IN_FLIGHT` re-sends are under way already.
+- ``dropped``: :data:`MAX_IN_FLIGHT` re-sends are waiting or under way already, the report
+  was re-sent once already, or the re-send was still waiting or under way at :meth:`close`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any
 
 import httpx
@@ -36,7 +42,7 @@ log = logging.getLogger("prsm.performance.scaling")
 
 #: the leader's route for load reports
 ROUTE = "/admin/scaling/load"
-#: the most re-sends under way at once (more are dropped, counted)
+#: the most re-sends waiting or under way at once (more are dropped, counted)
 MAX_IN_FLIGHT = 16
 OUTCOMES = ("played", "accepted", "superseded", "failed", "no_leader", "dropped")
 
@@ -58,7 +64,10 @@ class LateResender:
         self.timeout = timeout
         self._headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
         self._client = client if client is not None else httpx.AsyncClient()
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: each reporter's re-sends, in order (the first under way), and the task sending them
+        self._queues: dict[str, deque[tuple[dict[str, Any], str]]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._waiting = 0  # re-sends waiting or under way, of every reporter
         self.counts = dict.fromkeys(OUTCOMES, 0)
         registry = metrics if metrics is not None else MetricsRegistry()
         family = registry.plain("counter", "scaling_pod_resends",
@@ -66,26 +75,46 @@ class LateResender:
                                 ["outcome"])  # fmt: skip
         self._m = {o: family.labels(o) for o in OUTCOMES}
 
-    def _count(self, outcome: str) -> None:
-        self.counts[outcome] += 1
-        self._m[outcome].inc()
+    def _count(self, outcome: str, n: int = 1) -> None:
+        self.counts[outcome] += n
+        self._m[outcome].inc(n)
 
     def __call__(self, report: dict[str, Any], leader: str) -> None:
-        """Send ``report`` (checked, not played here) to ``leader`` in the background."""
+        """Send ``report`` (checked, not played here) to ``leader`` in the background, after
+        the re-sends of its reporter already waiting."""
         leader = leader.rstrip("/")
-        who = report.get("instance")
+        who = str(report.get("instance"))
         if not leader or leader == self.own:
             self._count("no_leader")
             log.warning("a late load report from %s is lost: no other candidate leads now", who)
             return
-        if len(self._tasks) >= MAX_IN_FLIGHT:
+        if report.get("resent") is True:
             self._count("dropped")
-            log.warning("a late load report from %s is lost: %d re-sends are under way",
-                        who, len(self._tasks))  # fmt: skip
+            log.warning("a late load report from %s (seq %s) is lost: it was re-sent here from "
+                        "another candidate already (never sent on twice)", who,
+                        report.get("seq"))  # fmt: skip
             return
-        task = asyncio.create_task(self._send(report, leader), name="prsm-late-report")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self._waiting >= MAX_IN_FLIGHT:
+            self._count("dropped")
+            log.warning("a late load report from %s is lost: %d re-sends are waiting or under "
+                        "way", who, self._waiting)  # fmt: skip
+            return
+        self._queues.setdefault(who, deque()).append(({**report, "resent": True}, leader))
+        self._waiting += 1
+        if who not in self._tasks:
+            self._tasks[who] = asyncio.create_task(self._drain(who), name="prsm-late-report")
+
+    async def _drain(self, who: str) -> None:
+        queue = self._queues[who]
+        try:
+            while queue:
+                await self._send(*queue[0])
+                queue.popleft()
+                self._waiting -= 1
+        finally:
+            del self._tasks[who]
+            if not queue:
+                del self._queues[who]
 
     async def _send(self, report: dict[str, Any], leader: str) -> None:
         who, url = report.get("instance"), leader + ROUTE
@@ -103,6 +132,11 @@ class LateResender:
             log.warning("a late load report from %s could not be sent on to the leader at %s "
                         "(%s: %s): its events are lost", who, leader, type(exc).__name__,
                         exc)  # fmt: skip
+            return
+        except Exception:
+            self._count("failed")
+            log.exception("sending a late load report from %s on to the leader at %s failed "
+                          "unexpectedly: its events are lost", who, leader)  # fmt: skip
             return
         if accepted:
             self._count("accepted")
@@ -123,15 +157,24 @@ class LateResender:
                         report.get("seq"), leader)  # fmt: skip
 
     async def settle(self) -> None:
-        """Wait for the re-sends under way (each bounded by ``timeout``)."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks))
+        """Wait for the re-sends waiting or under way (each bounded by ``timeout``)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks.values()))
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        """Cancel the re-sends waiting or under way: counted ``dropped``, logged."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks))
+        if tasks:
+            await asyncio.wait(tasks)
+        self._tasks.clear()  # (a task cancelled before it ran never cleared its entry)
+        if self._waiting:
+            self._count("dropped", self._waiting)
+            log.warning("%d late load report(s) waiting to be sent on to the leader are lost: "
+                        "this pod stops", self._waiting)  # fmt: skip
+            self._waiting = 0
+            self._queues.clear()
         await self._client.aclose()
 
     def snapshot(self) -> dict[str, int]:
