@@ -196,3 +196,60 @@ async def test_a_pending_scale_up_asked_in_the_future_leaves_the_start_up_time_s
                           scaler.loop.startup_time, own)  # fmt: skip
     served = orjson.loads(orjson.dumps(served))
     assert _parse(served, clock.time()).startup_time == before  # standbys take its answers
+
+
+# -- 8: replays that cannot match ----------------------------------------------------------
+def _records(now: float, load: LoadSeries, n: int, **changes: Any) -> tuple[StepRecord, ...]:
+    return tuple(_record(now - 15.0 * (n - i), load, **changes) for i in range(n))
+
+
+async def test_a_replayed_decision_that_differs_from_the_record_is_counted_diverged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    scaler, metrics = _scaler(clock)
+    load = _load(now)
+    records = _records(now, load, 60)  # 15 minutes: past the policy's warm-up (10.5 min)
+    records = (*records[:-1], dataclasses.replace(records[-1], decided=SETTINGS.max_replicas))
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, records), now)
+    await scaler.loop.step()
+    assert _replays(metrics, "diverged") == 1 and _replays(metrics, "ok") == 0
+    assert scaler.loop.replayed is not None and scaler.loop.replayed["diverged"] == 1
+    assert f"it asked for {SETTINGS.max_replicas}" in caplog.text
+
+
+async def test_records_that_begin_after_the_last_fit_or_sessions_make_a_replay_partial(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    load = _load(now)
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    scaler, metrics = _scaler(clock)  # A's fit came before its first record carried
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, _records(now, load, 8, fitted_at=now - 900)),
+                           now)  # fmt: skip
+    await scaler.loop.step()
+    assert _replays(metrics, "partial") == 1 and _replays(metrics, "ok") == 0
+    assert "after its last fit" in caplog.text
+    sessions = dataclasses.replace(SETTINGS, session_wait_probability=0.2)
+    metrics = MetricsRegistry()
+    scaler = PredictiveScaler(InMemoryBackend(clock=clock, initial=2), sessions, clock=clock,
+                              metrics=metrics)  # fmt: skip
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, _records(now, load, 8)), now)
+    await scaler.loop.step()
+    assert _replays(metrics, "partial") == 1 and "sessions, which are not carried" in caplog.text
+
+
+async def test_records_made_after_the_take_over_are_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    scaler, metrics = _scaler(clock)
+    load = _load(now)
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, _records(now, load, 8)), now - 31.0)
+    assert _refused(metrics, "after_takeover") == 2 and "clock ahead" in caplog.text
+    assert len(scaler.loop.records) == 6

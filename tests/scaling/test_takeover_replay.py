@@ -152,7 +152,8 @@ async def test_the_new_leader_decides_as_an_uninterrupted_one_would(
     replayed = b.loop.replayed
     assert replayed is not None and replayed["decisions"] >= 600 / 15
     assert replayed["until"] == b.loop.history[0].context.now - 15.0
-    assert "replayed the last leader's" in caplog.text
+    assert replayed["diverged"] == 0 and replayed["partial"] == []  # it matched A's decisions
+    assert "replayed the last leader's" in caplog.text and "differ" not in caplog.text
 
 
 @pytest.mark.parametrize("settings", [SETTINGS, BURST], ids=["default", "burst"])

@@ -222,6 +222,8 @@ class ScalingLoop:
         if carried is not None and carried.startup_time is not None:
             self.startup_time = carried.startup_time
         steps = tuple(r for r in carried.steps if r.now < since) if carried is not None else ()
+        if carried is not None:
+            self.replayer.drop_late(len(carried.steps) - len(steps), since)
         self.records = deque(steps)
         self._to_replay = steps if self.replay_span > 0 else ()
         self._pending_up = None

@@ -124,9 +124,22 @@ class PredictivePolicy:
         after the last), then the longest window the state keeps, with two decisions' room.
         (The session forecast's errors, kept ``session_error_span``, are not among them: the
         sessions a decision sees are not carried.)"""
+        return self.settings.predictor.refit_interval + self.settings.predictor.step + self.warmup
+
+    @property
+    def warmup(self) -> float:
+        """How long after its first decision a fresh state's decisions may differ from those
+        of a state that decided before (its windows fill): the longest window, with two
+        decisions' room. A replay compares its decisions with the records' from then on."""
         s = self.settings
         window = max(s.scale_up_window, s.scale_down_window, s.session_hold, s.burst.short)
-        return s.predictor.refit_interval + s.predictor.step + window + 2 * s.interval
+        return window + 2 * s.interval
+
+    @property
+    def sessions_unreplayed(self) -> bool:
+        """Whether its decisions read the users' sessions (the session floor is on), which a
+        replay does not carry (:mod:`._replay`)."""
+        return self.settings.session_wait_probability is not None
 
     @property
     def refit_gap(self) -> float:

@@ -76,6 +76,9 @@ class StepRecord:
     fitted_at: float | None = None
     burst_fitted_at: float | None = None
     pending_up: tuple[float, int] | None = None
+    #: the replicas the decision asked for (``None``: not known, an older leader's record);
+    #: a replay's decision is compared with it (:func:`replay`)
+    decided: int | None = None
 
     @staticmethod
     def of(
@@ -94,6 +97,7 @@ class StepRecord:
             tuple(_plain(getattr(sig, f)) for f in SIGNALS) if sig is not None else None,
             _detail(details, "fitted_at"), _detail(details, "burst_fitted_at"),
             (float(pending_up[0]), int(pending_up[1])) if pending_up is not None else None,
+            int(decision.target),
         )  # fmt: skip
 
     def context(self, load: LoadSeries | None) -> ScalingContext:
@@ -171,6 +175,7 @@ def parse_record(body: Any) -> StepRecord:
         _num(body, "load_start", optional=True), _num(body, "load_end", optional=True),
         signals, _num(body, "fitted_at", optional=True),
         _num(body, "burst_fitted_at", optional=True), pending,
+        _int(body, "decided") if body.get("decided") is not None else None,
     )  # fmt: skip
     _check_times(record)
     return record
@@ -262,13 +267,21 @@ def replay(
     load: LoadSeries | None,
     state: Any,
     refit: Sequence[tuple[bool, bool]],
-) -> Any:
+    *,
+    compare_from: float = -math.inf,
+) -> tuple[Any, list[tuple[float, int, int]]]:
     """``state`` after ``policy`` decided each of ``records`` in turn, the forecast, the burst
     table refitted before a record where ``refit`` says (:func:`refits`; a policy's
-    ``refit(state, forecast=, burst=)``, where it has one); pure, a worker thread's work."""
+    ``refit(state, forecast=, burst=)``, where it has one), and the decisions made at or
+    after ``compare_from`` that differ from the record's (``(now, the record's, the
+    replay's)``); pure, a worker thread's work."""
     refit_state = getattr(policy, "refit", None)
+    diverged: list[tuple[float, int, int]] = []
     for record, (forecast, burst) in zip(records, refit, strict=True):
         if refit_state is not None and (forecast or burst):
             state = refit_state(state, forecast=forecast, burst=burst)
-        _, state = policy.decide(record.context(load), state)
-    return state
+        decision, state = policy.decide(record.context(load), state)
+        wanted = record.decided
+        if wanted is not None and record.now >= compare_from and decision.target != wanted:
+            diverged.append((record.now, wanted, decision.target))
+    return state, diverged

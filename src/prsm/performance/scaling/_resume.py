@@ -10,7 +10,17 @@ replay costs and what it restores is bounded here, each refusal counted
   kind honoured (:func:`~._replay.refits`; a genuine leader refits at most every
   ``refit_interval``): decided without refitting;
 - ``pending_up``: a pending scale-up asked outside the last ``span`` seconds or after the
-  last decision, or for more than ``max_replicas``: not restored.
+  last decision, or for more than ``max_replicas``: not restored;
+- ``after_takeover``: records made at or after the take-over (the old leader's clock ahead
+  of the new one's): not replayed (:meth:`Replayer.drop_late`).
+
+A replay is counted (``prsm_scaling_replays_total{outcome}``) ``ok``, or ``diverged`` when
+one of its decisions — after the policy's ``warmup`` from the first, its windows filled —
+asked for other replicas than the record says the old leader did (logged, the first named),
+or ``partial`` when it cannot match the old leader's: its records begin after the old
+leader's last fit (the fresh state fits on another history), the carried history begins
+after what that fit read, or the policy reads the users' sessions, which are not carried (the
+session floor: a replayed decision sees none).
 
 A replay that runs past ``budget`` seconds (real time, checked between chunks of
 :data:`REPLAY_CHUNK` decisions) is abandoned: ``prsm_scaling_replays_total{outcome="failed"}``,
@@ -20,6 +30,7 @@ and the leader goes on from its fresh state.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -36,7 +47,7 @@ log = logging.getLogger("prsm.performance.scaling")
 REPLAY_CHUNK = 128
 #: the longest a replay may take by default (real seconds)
 REPLAY_BUDGET = 60.0
-REFUSED = ("concurrency", "refit", "pending_up")
+REFUSED = ("concurrency", "refit", "pending_up", "after_takeover")
 
 
 class ReplayAbandoned(RuntimeError):
@@ -93,6 +104,29 @@ class Replayer:
     def _refuse(self, reason: str, count: int) -> None:
         self._m_refused.labels(self.deployment, reason).inc(count)
 
+    def drop_late(self, dropped: int, since: float) -> None:
+        """``dropped`` records made at or after the take-over at ``since``: counted, logged."""
+        if dropped:
+            self._refuse("after_takeover", dropped)
+            log.warning("%d of the last leader's decision record(s) were made at or after this "
+                        "pod took over (%.3f; its clock ahead of this one's): not replayed",
+                        dropped, since)  # fmt: skip
+
+    def _partial(
+        self, records: Sequence[StepRecord], start: int, load: LoadSeries | None
+    ) -> list[str]:
+        """Why the replay cannot match the old leader's decisions ([]: it can)."""
+        why = []
+        first = records[start]
+        if start == 0 and (first.fitted_at is not None or first.burst_fitted_at is not None):
+            why.append(f"its records begin ({first.now:.0f}) after its last fit")
+        if load is not None and first.load_start is not None and load.start > first.load_start:
+            why.append(f"the carried history starts at {load.start:.0f}, after the "
+                       f"{first.load_start:.0f} its fit read")  # fmt: skip
+        if getattr(self.policy, "sessions_unreplayed", False):
+            why.append("the session floor reads the users' sessions, which are not carried")
+        return why
+
     def _usable(self, records: Sequence[StepRecord]) -> tuple[StepRecord, ...]:
         oldest = records[-1].now - self.span
         kept = tuple(r for r in records if r.now >= oldest)
@@ -141,6 +175,9 @@ class Replayer:
                         "the last one of their kind: replayed without refitting", refused,
                         gap)  # fmt: skip
         began = time.perf_counter()  # real time: what the replay costs this process
+        warmup = float(getattr(self.policy, "warmup", 0.0))
+        compare_from = records[start].now + warmup
+        diverged: list[tuple[float, int, int]] = []
         try:
             state = self.policy.initial_state()
             for i in range(start, len(records), REPLAY_CHUNK):
@@ -149,23 +186,34 @@ class Replayer:
                                           f"{i - start} decision(s)")  # fmt: skip
                 j = min(i + REPLAY_CHUNK, len(records))
                 chunk, refit = records[i:j], plan[i - start : j - start]
-                state = await asyncio.to_thread(replay, self.policy, chunk, load, state, refit)
+                work = functools.partial(replay, compare_from=compare_from)
+                state, differ = await asyncio.to_thread(
+                    work, self.policy, chunk, load, state, refit
+                )
+                diverged += differ
         except Exception:
             self._outcome("failed")
             log.exception("replaying the last leader's %d decision(s) failed: the new leader "
                           "starts from a fresh state", len(records) - start)  # fmt: skip
             return None
         took = time.perf_counter() - began
-        first = records[start].load_start if start < len(records) else None
-        if load is not None and first is not None and load.start > first:
+        partial = self._partial(records, start, load)
+        if diverged:
+            self._outcome("diverged")
+            at, theirs, ours = diverged[0]
+            log.warning("%d replayed decision(s) differ from the last leader's (the first at "
+                        "%.0f: %d replicas, it asked for %d)%s", len(diverged), at, ours, theirs,
+                        f"; {'; '.join(partial)}" if partial else "")  # fmt: skip
+        elif partial:
             self._outcome("partial")
-            log.warning("the carried history starts at %.0f, after the %.0f the last leader's fit "
-                        "read: the replayed forecast differs from its own until the next refit",
-                        load.start, first)  # fmt: skip
+            log.warning("the replay cannot match the last leader's decisions until its next "
+                        "refit: %s", "; ".join(partial))  # fmt: skip
+        else:
+            self._outcome("ok")
         self.replayed = {"decisions": len(records) - start, "held": len(records),
                          "from": records[start].now, "until": records[-1].now,
+                         "diverged": len(diverged), "partial": partial,
                          "seconds": round(took, 4)}  # fmt: skip
-        self._outcome("ok")
         self._m_seconds.labels(self.deployment).set(took)
         log.info("the new leader replayed the last leader's %d decision(s) (%.0f s of them) in "
                  "%.3f s", len(records) - start, records[-1].now - records[start].now,
