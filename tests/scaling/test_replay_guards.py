@@ -253,3 +253,19 @@ async def test_records_made_after_the_take_over_are_counted_and_logged(
     scaler.loop.carry_over(Carried(load, 4.0, 45.0, _records(now, load, 8)), now - 31.0)
     assert _refused(metrics, "after_takeover") == 2 and "clock ahead" in caplog.text
     assert len(scaler.loop.records) == 6
+    await scaler.loop.step()  # its state lacks the old leader's last decisions: partial
+    assert _replays(metrics, "partial") == 1 and "made after the take-over" in caplog.text
+
+
+async def test_a_gap_in_the_records_makes_a_replay_partial(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    scaler, metrics = _scaler(clock)
+    load = _load(now)
+    records = _records(now, load, 8)
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, records[:3] + records[4:]), now)
+    await scaler.loop.step()
+    assert _replays(metrics, "partial") == 1 and "1 gap(s) in its records" in caplog.text

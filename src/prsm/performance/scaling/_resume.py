@@ -19,7 +19,9 @@ one of its decisions — after the policy's ``warmup`` from the first, its windo
 asked for other replicas than the record says the old leader did (logged, the first named),
 or ``partial`` when it cannot match the old leader's: its records begin after the old
 leader's last fit (the fresh state fits on another history), the carried history begins
-after what that fit read, or the policy reads the users' sessions, which are not carried (the
+after what that fit read, a decision is missing (a gap of more than 1.5 intervals: a step
+that failed there, or records lost), its last records were made after the take-over, or the
+policy reads the users' sessions, which are not carried (the
 session floor: a replayed decision sees none).
 
 A replay that runs past ``budget`` seconds (real time, checked between chunks of
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -84,6 +87,7 @@ class Replayer:
         self.budget = budget
         #: the last replay: decisions replayed, from when, seconds it took (``None``: none)
         self.replayed: dict[str, Any] | None = None
+        self._late = 0  # records of the carried ones made after the take-over (not replayed)
         labels = ["deployment"]
         self._m_replays = metrics.counter(
             "scaling_replays", "A new leader's replays of the last one's decisions",
@@ -106,6 +110,7 @@ class Replayer:
 
     def drop_late(self, dropped: int, since: float) -> None:
         """``dropped`` records made at or after the take-over at ``since``: counted, logged."""
+        self._late = dropped
         if dropped:
             self._refuse("after_takeover", dropped)
             log.warning("%d of the last leader's decision record(s) were made at or after this "
@@ -123,6 +128,12 @@ class Replayer:
         if load is not None and first.load_start is not None and load.start > first.load_start:
             why.append(f"the carried history starts at {load.start:.0f}, after the "
                        f"{first.load_start:.0f} its fit read")  # fmt: skip
+        step = self.policy.interval
+        gaps = [a.now for a, b in itertools.pairwise(records[start:]) if b.now - a.now > 1.5 * step]
+        if gaps:
+            why.append(f"{len(gaps)} gap(s) in its records (the first after {gaps[0]:.0f})")
+        if self._late:
+            why.append(f"its last {self._late} record(s) were made after the take-over")
         if getattr(self.policy, "sessions_unreplayed", False):
             why.append("the session floor reads the users' sessions, which are not carried")
         return why
