@@ -72,8 +72,7 @@ def _answer(load: LoadSeries, records: list[StepRecord]) -> dict[str, Any]:
 
 def _parse(body: dict[str, Any], now: float) -> Carried:
     return parse_history(body, 60.0, now=now, interval=SETTINGS.interval,
-                         memory=_predictive.PredictivePolicy(SETTINGS).memory,
-                         max_replicas=SETTINGS.max_replicas)  # fmt: skip
+                         memory=_predictive.PredictivePolicy(SETTINGS).memory)  # fmt: skip
 
 
 # -- 1: concurrency ------------------------------------------------------------------------
@@ -164,12 +163,29 @@ async def test_a_replay_over_its_budget_is_abandoned_counted_and_the_leader_step
 
 
 # -- 3: a pending scale-up -----------------------------------------------------------------
-def test_a_pending_scale_up_out_of_time_or_over_the_bound_is_refused_naming_it() -> None:
+def test_a_pending_scale_up_asked_after_its_record_is_refused_naming_it() -> None:
     now = WALL
     load = _load(now)
-    for pending in ((1e12, 1), (now - 3 * 86400.0, 1), (now - 30.0, SETTINGS.max_replicas + 1)):
-        with pytest.raises(HistoryError, match="pending_up"):
-            _parse(_answer(load, [_record(now, load, pending_up=pending)]), now)
+    with pytest.raises(HistoryError, match="pending_up"):
+        _parse(_answer(load, [_record(now, load, pending_up=(1e12, 1))]), now)
+
+
+@pytest.mark.parametrize("pending", [(-3 * 86400.0, 1), (-30.0, SETTINGS.max_replicas + 1)])
+async def test_a_pending_scale_up_out_of_the_span_or_over_the_bound_is_not_restored(
+    pending: tuple[float, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    scaler, metrics = _scaler(clock)
+    load = _load(now)
+    asked = (now + pending[0], pending[1])
+    records = (_record(now - 15.0, load, pending_up=asked),)
+    assert _parse(_answer(load, list(records)), now).steps == records  # a genuine one may be
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, records), now)
+    await scaler.loop.resume()
+    assert scaler.loop._pending_up is None and _refused(metrics, "pending_up") == 1
+    assert "pending scale-up" in caplog.text
 
 
 async def test_a_pending_scale_up_asked_in_the_future_leaves_the_start_up_time_sane(
@@ -269,3 +285,22 @@ async def test_a_gap_in_the_records_makes_a_replay_partial(
     scaler.loop.carry_over(Carried(load, 4.0, 45.0, records[:3] + records[4:]), now)
     await scaler.loop.step()
     assert _replays(metrics, "partial") == 1 and "1 gap(s) in its records" in caplog.text
+
+
+async def test_the_last_leaders_record_just_before_the_take_over_is_not_served_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A's last decision 3 s before B's first: B serves its records on without it, or every
+    standby would refuse B's answers (records at least half an interval apart)."""
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    scaler, metrics = _scaler(clock)
+    load = _load(now)
+    records = tuple(_record(now - 3.0 - 15.0 * (7 - i), load) for i in range(8))
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, records), now)
+    await scaler.loop.step()
+    assert [r.now for r in scaler.loop.records] == [*(r.now for r in records[:-1]), now]
+    assert _refused(metrics, "too_close") == 1 and "not served on" in caplog.text
+    served = history_body(scaler.loop.load(), 0.0, 4.0, 45.0, scaler.loop.records)
+    assert len(_parse(orjson.loads(orjson.dumps(served)), now).steps) == 8

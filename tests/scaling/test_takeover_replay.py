@@ -96,8 +96,8 @@ async def _run(
     client = httpx.AsyncClient(transport=httpx.MockTransport(leader))
     b.mirror = WarmMirror(b.elector, KEY, step=60.0, interval=10.0, timeout=1.0, clock=clock,
                           client=client, metrics=MetricsRegistry(),
-                          keep=b.scaler.loop.replay_span, decisions=settings.interval,
-                          max_replicas=settings.max_replicas)  # fmt: skip
+                          keep=b.scaler.loop.replay_span,
+                          decisions=settings.interval)  # fmt: skip
     await a.elector.round()
     await a.scaler.loop.close()  # A's steps are taken below, on the ticks U's are
     await b.elector.round()

@@ -12,7 +12,9 @@ replay costs and what it restores is bounded here, each refusal counted
 - ``pending_up``: a pending scale-up asked outside the last ``span`` seconds or after the
   last decision, or for more than ``max_replicas``: not restored;
 - ``after_takeover``: records made at or after the take-over (the old leader's clock ahead
-  of the new one's): not replayed (:meth:`Replayer.drop_late`).
+  of the new one's): not replayed (:meth:`Replayer.drop_late`);
+- ``too_close``: the old leader's last record, less than half an interval before the new
+  leader's first decision: not served on (a standby would refuse the answer).
 
 A replay is counted (``prsm_scaling_replays_total{outcome}``) ``ok``, or ``diverged`` when
 one of its decisions — after the policy's ``warmup`` from the first, its windows filled —
@@ -50,7 +52,7 @@ log = logging.getLogger("prsm.performance.scaling")
 REPLAY_CHUNK = 128
 #: the longest a replay may take by default (real seconds)
 REPLAY_BUDGET = 60.0
-REFUSED = ("concurrency", "refit", "pending_up", "after_takeover")
+REFUSED = ("concurrency", "refit", "pending_up", "after_takeover", "too_close")
 
 
 class ReplayAbandoned(RuntimeError):
@@ -105,14 +107,15 @@ class Replayer:
     def _outcome(self, outcome: str) -> None:
         self._m_replays.labels(self.deployment, outcome).inc()
 
-    def _refuse(self, reason: str, count: int) -> None:
+    def refuse(self, reason: str, count: int) -> None:
+        """Count ``count`` records (or parts) refused for ``reason`` (one of :data:`REFUSED`)."""
         self._m_refused.labels(self.deployment, reason).inc(count)
 
     def drop_late(self, dropped: int, since: float) -> None:
         """``dropped`` records made at or after the take-over at ``since``: counted, logged."""
         self._late = dropped
         if dropped:
-            self._refuse("after_takeover", dropped)
+            self.refuse("after_takeover", dropped)
             log.warning("%d of the last leader's decision record(s) were made at or after this "
                         "pod took over (%.3f; its clock ahead of this one's): not replayed",
                         dropped, since)  # fmt: skip
@@ -143,7 +146,7 @@ class Replayer:
         kept = tuple(r for r in records if r.now >= oldest)
         other = [i for i, r in enumerate(kept) if r.concurrency != self.concurrency]
         if other:
-            self._refuse("concurrency", len(other))
+            self.refuse("concurrency", len(other))
             log.warning("%d of the last leader's decision record(s) are of another concurrency "
                         "than this loop's (%d, e.g. %d): only the %d after the last of them are "
                         "replayed", len(other), self.concurrency, kept[other[-1]].concurrency,
@@ -158,7 +161,7 @@ class Replayer:
         asked, target = pending
         too_many = self.max_replicas is not None and target > self.max_replicas
         if not last.now - self.span <= asked <= last.now or too_many:
-            self._refuse("pending_up", 1)
+            self.refuse("pending_up", 1)
             log.warning("the last leader's pending scale-up (asked at %.0f for %d) is not "
                         "restored: not within its last %.0f s of decisions (until %.0f) or over "
                         "%s replicas", asked, target, self.span, last.now,
@@ -181,7 +184,7 @@ class Replayer:
         gap = float(getattr(self.policy, "refit_gap", 0.0))
         plan, refused = refits(records, start, gap)
         if refused:
-            self._refuse("refit", refused)
+            self.refuse("refit", refused)
             log.warning("%d refit(s) the last leader's records claim came less than %.0f s after "
                         "the last one of their kind: replayed without refitting", refused,
                         gap)  # fmt: skip

@@ -92,7 +92,6 @@ def parse_history(
     now: float,
     interval: float = 0.0,
     memory: float = math.inf,
-    max_replicas: int | None = None,
 ) -> Carried:
     """A leader's answer (decoded JSON), every field checked (a :class:`HistoryError`): its
     steps must be ``step`` seconds starting at a multiple of ``step`` (as every tracker's),
@@ -100,8 +99,8 @@ def parse_history(
     ``now`` (this pod's wall clock; :data:`MAX_SKEW` after it at most). Its decisions' records
     (:func:`check_records`) at least ``interval / 2`` apart (the policy's interval), made in
     the last ``memory`` seconds (the replay's span) and :data:`MAX_SKEW` before ``now`` at
-    most, or :data:`MAX_SKEW` after it; a pending scale-up asked in the ``memory`` seconds
-    before its record, for at most ``max_replicas``."""
+    most, or :data:`MAX_SKEW` after it. (A pending scale-up is bounded where it is restored,
+    :mod:`._resume`: a genuine one may be older, e.g. replicas that cannot be placed.)"""
     if not isinstance(body, dict):
         raise HistoryError("a history answer is a JSON object")
     start = _number(body.get("start"), "start")
@@ -127,7 +126,7 @@ def parse_history(
         steps = tuple(parse_record(r) for r in records)
     except RecordError as exc:
         raise HistoryError(str(exc)) from None
-    check_records(steps, now=now, interval=interval, memory=memory, max_replicas=max_replicas)
+    check_records(steps, now=now, interval=interval, memory=memory)
     return Carried(LoadSeries(start, step, counts), service, startup, steps)
 
 
@@ -137,7 +136,6 @@ def check_records(
     now: float,
     interval: float,
     memory: float,
-    max_replicas: int | None,
 ) -> None:
     """See :func:`parse_history` (a :class:`HistoryError` naming the field)."""
     if any(b.now - a.now < max(interval / 2, 1e-9) for a, b in itertools.pairwise(steps)):
@@ -149,13 +147,6 @@ def check_records(
             raise HistoryError(f"steps[].now: {r.now!r} is not within the last {memory:g} s "
                                f"before this pod's clock ({now:.0f}), "
                                f"{MAX_SKEW:g} s skew")  # fmt: skip
-        pending = r.pending_up
-        if pending is not None and pending[0] < r.now - memory:
-            raise HistoryError(f"steps[].pending_up: asked at {pending[0]!r}, more than "
-                               f"{memory:g} s before its record ({r.now!r})")  # fmt: skip
-        if pending is not None and max_replicas is not None and pending[1] > max_replicas:
-            raise HistoryError(f"steps[].pending_up: a target of {pending[1]}, over the "
-                               f"{max_replicas} replicas at most")  # fmt: skip
 
 
 def _window(parts: list[LoadSeries], step: float) -> tuple[float, int]:

@@ -255,8 +255,7 @@ def standby(config: PRSMConfig) -> Standby:
                                        interval=election.warm_interval, timeout=report.timeout,
                                        clock=clock, metrics=metrics,
                                        keep=scaler.loop.replay_span,
-                                       decisions=scaler.policy.interval,
-                                       max_replicas=scaler.settings.max_replicas)  # fmt: skip
+                                       decisions=scaler.policy.interval)  # fmt: skip
         return leader
 
     return make

@@ -73,12 +73,10 @@ class WarmMirror:
         metrics: MetricsRegistry | None = None,
         keep: float = 0.0,
         decisions: float = 0.0,
-        max_replicas: int | None = None,
     ) -> None:
         self.elector = elector
         self.keep = keep  # seconds of the leader's decision records held
         self.decisions = decisions  # the policy's interval (records closer are refused)
-        self.max_replicas = max_replicas
         self.step = step
         self.interval = interval
         self.timeout = timeout
@@ -149,7 +147,7 @@ class WarmMirror:
     def _parse(self, body: bytes, now: float) -> Carried:
         memory = self.keep if self.keep > 0 else math.inf
         return parse_history(orjson.loads(body), self.step, now=now, interval=self.decisions,
-                             memory=memory, max_replicas=self.max_replicas)  # fmt: skip
+                             memory=memory)  # fmt: skip
 
     def _failed(self, url: str, why: str) -> bool:
         self.failed += 1
