@@ -283,12 +283,12 @@ class ScalingLoop:
                             len(self.records))  # fmt: skip
                 self.records.clear()
             elif self.records and ctx.now - self.records[-1].now < self.policy.interval / 2:
-                # the last leader's, made just before this take-over: a standby refuses
-                # records closer than that (:func:`~._warm.parse_history`)
+                # the last leader's, made just before this take-over (or a step asked for out
+                # of turn): a standby refuses records closer than that (:mod:`._warm`)
                 self.replayer.refuse("too_close", 1)
-                log.warning("the last leader's decision record of %.3f is %.3f s before this "
-                            "one's first: it is not served on", self.records[-1].now,
-                            ctx.now - self.records[-1].now)  # fmt: skip
+                log.warning("the decision record of %.3f is %.3f s before this decision's: it "
+                            "is not served on (half an interval apart at least)",
+                            self.records[-1].now, ctx.now - self.records[-1].now)  # fmt: skip
                 self.records.pop()
             self.records.append(StepRecord.of(ctx, decision, self._pending_up))
             while self.records and self.records[0].now < ctx.now - self.replay_span:
