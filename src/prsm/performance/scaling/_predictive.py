@@ -169,6 +169,11 @@ class PredictivePolicy:
                 "predictor.step",
                 f"{p.step:g} s is not a whole multiple of the history's {load.step:g} s",
             )
+        # Align the history to the predictor-step grid, so a sliding window's end moves in
+        # whole predictor steps and the steps completed since ``seen`` are counted exactly.
+        off = (-round(load.start / load.step)) % k
+        if off:
+            load = LoadSeries(load.start + off * load.step, load.step, load.values[off:])
         steps = len(load) // k
         end = load.start + steps * p.step
         fitted, states, seen, error = state.fitted, state.states, state.seen, state.fit_error
