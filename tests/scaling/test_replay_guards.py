@@ -20,7 +20,13 @@ from prsm.performance.scaling import PredictiveScaler, _predictive
 from prsm.performance.scaling._controller import InMemoryBackend
 from prsm.performance.scaling._replay import StepRecord, parse_record
 from prsm.performance.scaling._types import LoadSeries
-from prsm.performance.scaling._warm import Carried, HistoryError, history_body, parse_history
+from prsm.performance.scaling._warm import (
+    Carried,
+    HistoryError,
+    history_body,
+    merge,
+    parse_history,
+)
 
 from .test_takeover_replay import SETTINGS
 
@@ -100,12 +106,14 @@ async def test_records_of_another_concurrency_are_refused_by_the_loop(
 
 
 # -- 2: a refit storm ----------------------------------------------------------------------
-def test_records_too_close_or_out_of_time_or_of_fits_after_their_history_are_refused() -> None:
+def test_records_out_of_order_or_time_or_of_fits_after_their_history_are_refused() -> None:
     now = WALL
     load = _load(now)
     close = [_record(now - 10.0 + i * 0.001, load) for i in range(3)]
-    with pytest.raises(HistoryError, match=r"steps: .*apart"):
-        _parse(_answer(load, close), now)
+    parsed = _parse(_answer(load, close), now)  # too close: dropped, the newest kept
+    assert [r.now for r in parsed.steps] == [close[-1].now] and parsed.too_close == 2
+    with pytest.raises(HistoryError, match=r"steps: .*order"):
+        _parse(_answer(load, close[::-1]), now)
     stale = [_record(now - 3 * 86400.0, load, load_start=None, load_end=None)]
     with pytest.raises(HistoryError, match=r"steps\[\]\.now"):
         _parse(_answer(load, stale), now)
@@ -304,3 +312,29 @@ async def test_the_last_leaders_record_just_before_the_take_over_is_not_served_o
     assert _refused(metrics, "too_close") == 1 and "not served on" in caplog.text
     served = history_body(scaler.loop.load(), 0.0, 4.0, 45.0, scaler.loop.records)
     assert len(_parse(orjson.loads(orjson.dumps(served)), now).steps) == 8
+
+
+async def test_a_too_close_pair_a_standby_merged_is_never_served_nor_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A decided at m+5, a standby C fetched it, B took over at m+8 (popping A's): C's merge
+    drops A's record (it held [..., 5, 8]); handed such a pair, a new leader drops it too
+    (counted too_close), and a fresh standby takes every record of its answer."""
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    load = _load(now)
+    m = now - 60.0
+    a = tuple(_record(m + 5.0 - 15.0 * (7 - i), load) for i in range(8))
+    b = (*a[:-1], _record(m + 8.0, load))
+    answer = _parse(orjson.loads(orjson.dumps(history_body(load, m, 4.0, 45.0, b))), now)
+    held = merge(Carried(load, 4.0, 45.0, a), answer, 8 * 3600.0, SETTINGS.interval)
+    assert [r.now for r in held.steps] == [r.now for r in b] and held.too_close == 1
+    scaler, metrics = _scaler(clock)
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, (*a, b[-1])), now)  # the pair kept
+    assert [r.now for r in scaler.loop.records] == [r.now for r in b]
+    assert _refused(metrics, "too_close") == 1 and "half an interval" in caplog.text
+    await scaler.loop.step()
+    served = history_body(scaler.loop.load(), 0.0, 4.0, 45.0, scaler.loop.records)
+    fresh = _parse(orjson.loads(orjson.dumps(served)), clock.time())
+    assert len(fresh.steps) == 9 and fresh.too_close == 0

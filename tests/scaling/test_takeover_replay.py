@@ -179,7 +179,7 @@ def test_a_replay_starts_where_the_old_leader_refitted() -> None:
     assert replay_start(both) == 1  # the first refit of either (the other is redone later)
     assert replay_start([_record(0, 60.0, 60.0), _record(15, 60.0, 75.0)]) == 1
     held = (_record(0, 1.0), _record(15, 1.0), _record(30, 1.0))
-    merged = merge_records(held, (_record(15, 2.0), _record(45, 2.0)), keep=30.0)
+    merged, _ = merge_records(held, (_record(15, 2.0), _record(45, 2.0)), keep=30.0)
     assert [(r.now, r.fitted_at) for r in merged] == [(15, 2.0), (45, 2.0)]
 
 

@@ -31,7 +31,7 @@ from ..clock import Clock, SystemClock
 from ..errors import ScalingError
 from ..monitoring._registry import MetricsRegistry
 from ._controller import DEFAULT_DEPLOYMENT, ActionReport, ReplicaStatus, ScalingController
-from ._replay import StepRecord
+from ._replay import StepRecord, spaced
 from ._resume import REPLAY_BUDGET, Replayer
 from ._score import ScoreSettings, score_signals, signal_readings
 from ._tracker import LoadTracker
@@ -224,6 +224,11 @@ class ScalingLoop:
         steps = tuple(r for r in carried.steps if r.now < since) if carried is not None else ()
         if carried is not None:
             self.replayer.drop_late(len(carried.steps) - len(steps), since)
+        steps, close = spaced(steps, self.policy.interval)  # as a standby would drop them
+        if close:
+            self.replayer.refuse("too_close", close)
+            log.warning("%d carried decision record(s) are less than half an interval before "
+                        "the next: not replayed nor served on", close)  # fmt: skip
         self.records = deque(steps)
         self._to_replay = steps if self.replay_span > 0 else ()
         self._pending_up = None

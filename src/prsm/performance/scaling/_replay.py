@@ -198,21 +198,36 @@ def _check_times(r: StepRecord) -> None:
                           f"({r.now!r})")  # fmt: skip
 
 
+def spaced(records: Sequence[StepRecord], interval: float) -> tuple[tuple[StepRecord, ...], int]:
+    """``records`` (oldest first) less each made less than ``interval / 2`` before the next one
+    kept — the older of a too-close pair goes, as a leader pops the last leader's record when
+    it decides just after it (a take-over, a step asked for out of turn) — and how many went.
+    A list a leader serves and one a standby holds so pass :func:`~._warm.check_records`."""
+    gap = max(interval / 2, 1e-9)
+    kept: list[StepRecord] = []
+    for r in reversed(records):
+        if not kept or kept[-1].now - r.now >= gap:
+            kept.append(r)
+    kept.reverse()
+    return tuple(kept), len(records) - len(kept)
+
+
 def merge_records(
-    held: Sequence[StepRecord], new: Sequence[StepRecord], keep: float
-) -> tuple[StepRecord, ...]:
+    held: Sequence[StepRecord], new: Sequence[StepRecord], keep: float, interval: float = 0.0
+) -> tuple[tuple[StepRecord, ...], int]:
     """``held`` up to ``new``'s first decision, then ``new`` (a record may come twice: the
     answers overlap), those of the last ``keep`` seconds before the newest, at most
-    :data:`MAX_RECORDS`."""
+    :data:`MAX_RECORDS`, less those :func:`spaced` drops (a held record just before ``new``'s
+    first, which the leader popped); and how many it dropped."""
     if new:
         first = new[0].now
         joined = [*(r for r in held if r.now < first), *new]
     else:
         joined = list(held)
     if not joined:
-        return ()
+        return (), 0
     oldest = joined[-1].now - keep
-    return tuple(r for r in joined[-MAX_RECORDS:] if r.now >= oldest)
+    return spaced([r for r in joined[-MAX_RECORDS:] if r.now >= oldest], interval)
 
 
 def _refitted(records: Sequence[StepRecord], i: int) -> tuple[bool, bool]:

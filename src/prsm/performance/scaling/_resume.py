@@ -13,9 +13,10 @@ replay costs and what it restores is bounded here, each refusal counted
   last decision, or for more than ``max_replicas``: not restored;
 - ``after_takeover``: records made at or after the take-over (the old leader's clock ahead
   of the new one's): not replayed (:meth:`Replayer.drop_late`);
-- ``too_close``: a record less than half an interval before the next decision's (the old
-  leader's last, just before the take-over, or a step asked for out of turn): not served on
-  (a standby would refuse the answer; counted by the loop).
+- ``too_close``: a record less than half an interval before the next (the old leader's
+  last, just before the take-over, or a step asked for out of turn; a carried pair a
+  standby merged): not replayed nor served on (a standby drops such records too,
+  :func:`~._replay.spaced`; counted by the loop).
 
 A replay is counted (``prsm_scaling_replays_total{outcome}``) ``ok``, or ``diverged`` when
 one of its decisions — after the policy's ``warmup`` from the first, its windows filled —
