@@ -23,7 +23,8 @@ repeat, its events lost). Every outcome is counted
   re-send failed otherwise (logged with its trace);
 - ``no_leader``: no other candidate leads now (the Lease names none, or still this pod);
 - ``dropped``: :data:`MAX_IN_FLIGHT` re-sends are waiting or under way already, the report
-  was re-sent once already, or the re-send was still waiting or under way at :meth:`close`.
+  was re-sent once already, the re-send was still waiting or under way at :meth:`close`, or
+  it came after :meth:`close`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class LateResender:
         self._queues: dict[str, deque[tuple[dict[str, Any], str]]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._waiting = 0  # re-sends waiting or under way, of every reporter
+        self._closed = False  # after :meth:`close`: every report is dropped
         self.counts = dict.fromkeys(OUTCOMES, 0)
         registry = metrics if metrics is not None else MetricsRegistry()
         family = registry.plain("counter", "scaling_pod_resends",
@@ -84,6 +86,11 @@ class LateResender:
         the re-sends of its reporter already waiting."""
         leader = leader.rstrip("/")
         who = str(report.get("instance"))
+        if self._closed:
+            self._count("dropped")
+            log.warning("a late load report from %s is lost: this pod stops (its re-sender "
+                        "is closed)", who)  # fmt: skip
+            return
         if not leader or leader == self.own:
             self._count("no_leader")
             log.warning("a late load report from %s is lost: no other candidate leads now", who)
@@ -162,7 +169,9 @@ class LateResender:
             await asyncio.wait(set(self._tasks.values()))
 
     async def close(self) -> None:
-        """Cancel the re-sends waiting or under way: counted ``dropped``, logged."""
+        """Cancel the re-sends waiting or under way: counted ``dropped``, logged; reports
+        handed on after it are dropped too."""
+        self._closed = True
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
