@@ -154,14 +154,16 @@ async def test_a_refit_claimed_at_every_record_is_honoured_once_per_refit_interv
     assert _replays(metrics, "ok") == 1
 
 
+@pytest.mark.parametrize("held", [100, 200])  # within one chunk of decisions, over two
 async def test_a_replay_over_its_budget_is_abandoned_counted_and_the_leader_steps_on(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, held: int
 ) -> None:
+    """The budget is checked at each decision, not only between chunks of them."""
     clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
     now = clock.time()
     scaler, metrics = _scaler(clock, budget=1e-9)
     load = _load(now)
-    records = tuple(_record(now - 15.0 * (200 - i), load) for i in range(200))
+    records = tuple(_record(now - 15.0 * (held - i), load) for i in range(held))
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     scaler.loop.carry_over(Carried(load, 4.0, 45.0, records), now)
     step = await scaler.loop.step()

@@ -27,6 +27,7 @@ tracker's, not carried: a replayed decision sees none).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -276,6 +277,10 @@ def refits(
     return out, refused
 
 
+class ReplayAbandoned(RuntimeError):
+    """A replay that ran past its time budget."""
+
+
 def replay(
     policy: ScalingPolicy[Any],
     records: Sequence[StepRecord],
@@ -284,15 +289,19 @@ def replay(
     refit: Sequence[tuple[bool, bool]],
     *,
     compare_from: float = -math.inf,
+    deadline: float = math.inf,
 ) -> tuple[Any, list[tuple[float, int, int]]]:
     """``state`` after ``policy`` decided each of ``records`` in turn, the forecast, the burst
     table refitted before a record where ``refit`` says (:func:`refits`; a policy's
     ``refit(state, forecast=, burst=)``, where it has one), and the decisions made at or
     after ``compare_from`` that differ from the record's (``(now, the record's, the
-    replay's)``); pure, a worker thread's work."""
+    replay's)``); a worker thread's work. :class:`ReplayAbandoned` where a decision is due
+    after ``deadline`` (:func:`time.perf_counter`: a replay's budget, checked at each)."""
     refit_state = getattr(policy, "refit", None)
     diverged: list[tuple[float, int, int]] = []
     for record, (forecast, burst) in zip(records, refit, strict=True):
+        if time.perf_counter() > deadline:
+            raise ReplayAbandoned(f"over its budget at the decision made at {record.now:.3f}")
         if refit_state is not None and (forecast or burst):
             state = refit_state(state, forecast=forecast, burst=burst)
         decision, state = policy.decide(record.context(load), state)
