@@ -10,6 +10,7 @@ import dataclasses
 import logging
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 import pytest
@@ -27,8 +28,11 @@ from prsm.performance.scaling._warm import (
     merge,
     parse_history,
 )
+from prsm.performance.serve._pod_warm import WarmMirror
 
+from .test_elector import _Hung
 from .test_takeover_replay import SETTINGS
+from .test_warm_standby import KEY, _candidate
 
 WALL = 1_700_000_000.0 - 1_700_000_000.0 % 3600
 HOURS = 8
@@ -106,7 +110,7 @@ async def test_records_of_another_concurrency_are_refused_by_the_loop(
 
 
 # -- 2: a refit storm ----------------------------------------------------------------------
-def test_records_out_of_order_or_time_or_of_fits_after_their_history_are_refused() -> None:
+def test_records_out_of_order_or_of_fits_after_their_history_are_refused_others_dropped() -> None:
     now = WALL
     load = _load(now)
     close = [_record(now - 10.0 + i * 0.001, load) for i in range(3)]
@@ -114,12 +118,11 @@ def test_records_out_of_order_or_time_or_of_fits_after_their_history_are_refused
     assert [r.now for r in parsed.steps] == [close[-1].now] and parsed.too_close == 2
     with pytest.raises(HistoryError, match=r"steps: .*order"):
         _parse(_answer(load, close[::-1]), now)
-    stale = [_record(now - 3 * 86400.0, load, load_start=None, load_end=None)]
-    with pytest.raises(HistoryError, match=r"steps\[\]\.now"):
-        _parse(_answer(load, stale), now)
-    ahead = [_record(now + 3600.0, load, load_end=now)]
-    with pytest.raises(HistoryError, match=r"steps\[\]\.now"):
-        _parse(_answer(load, ahead), now)
+    stale = _record(now - 3 * 86400.0, load, load_start=None, load_end=None)
+    ahead = _record(now + 3600.0, load, load_end=now)
+    kept = _record(now - 60.0, load)
+    parsed = _parse(_answer(load, [stale, kept, ahead]), now)  # dropped alone, counted
+    assert parsed.steps == (kept,) and parsed.outside == 2 and parsed.too_close == 0
     late_fit = [_record(now, load, fitted_at=now + 60.0)]
     with pytest.raises(HistoryError, match="fitted_at"):
         _parse(_answer(load, late_fit), now)
@@ -340,3 +343,31 @@ async def test_a_too_close_pair_a_standby_merged_is_never_served_nor_refused(
     served = history_body(scaler.loop.load(), 0.0, 4.0, 45.0, scaler.loop.records)
     fresh = _parse(orjson.loads(orjson.dumps(served)), clock.time())
     assert len(fresh.steps) == 9 and fresh.too_close == 0
+
+
+async def test_a_standby_counts_the_records_it_drops_by_reason() -> None:
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    load = _load(now)
+    m = now - 60.0
+    a = [_record(m + 5.0 - 15.0 * (7 - i), load) for i in range(8)]
+    stale = _record(now - 3 * 86400.0, load, load_start=None, load_end=None)
+    answers = [_answer(load, [stale, *a]), _answer(load, [_record(m + 8.0, load)])]
+    b = _candidate("b", clock, _Hung(), InMemoryBackend(clock=clock, initial=1))
+    other = _candidate("a", clock, b.store, InMemoryBackend(clock=clock, initial=1))
+    await other.elector.round()
+    await b.elector.round()
+    client = httpx.AsyncClient(transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, content=orjson.dumps(answers.pop(0)))))  # fmt: skip
+    metrics = MetricsRegistry()
+    mirror = WarmMirror(b.elector, KEY, step=60.0, interval=5.0, timeout=1.0, clock=clock,
+                        client=client, metrics=metrics, keep=8 * 3600.0,
+                        decisions=SETTINGS.interval)  # fmt: skip
+    assert await mirror.fetch_once() and await mirror.fetch_once() and mirror.held is not None
+    assert [r.now for r in mirror.held.steps] == [*(r.now for r in a[:-1]), m + 8.0]
+    assert mirror.dropped == {"too_close": 1, "outside": 1}
+    for reason in ("too_close", "outside"):
+        assert metrics.registry.get_sample_value(
+            "prsm_scaling_warm_records_dropped_total", {"reason": reason}) == 1  # fmt: skip
+    await mirror.close()
+    await other.close()

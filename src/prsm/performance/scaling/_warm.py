@@ -51,13 +51,15 @@ class Carried:
     time and the replica start-up time the leader had measured (``None``: not yet), and the
     inputs of its last decisions (:mod:`._replay`), oldest first; ``too_close``: how many
     records the answer (:func:`parse_history`) or the merge (:func:`merge`) that made it
-    dropped as less than half an interval before the next."""
+    dropped as less than half an interval before the next; ``outside``: how many records the
+    answer dropped as made outside the window :func:`parse_history` takes."""
 
     load: LoadSeries
     service_time: float | None = None
     startup_time: float | None = None
     steps: tuple[StepRecord, ...] = ()
     too_close: int = 0
+    outside: int = 0
 
 
 def _index(series: LoadSeries, at: float) -> int:
@@ -103,10 +105,10 @@ def parse_history(
     steps must be ``step`` seconds starting at a multiple of ``step`` (as every tracker's),
     at most :data:`MAX_STEPS` of them, ending within the last :data:`MAX_STEPS` steps before
     ``now`` (this pod's wall clock; :data:`MAX_SKEW` after it at most). Its decisions' records
-    (:func:`check_records`) in order (one less than ``interval / 2``, the policy's interval,
-    before the next is dropped, counted in ``too_close``), made in
-    the last ``memory`` seconds (the replay's span) and :data:`MAX_SKEW` before ``now`` at
-    most, or :data:`MAX_SKEW` after it. (A pending scale-up is bounded where it is restored,
+    (:func:`check_records`) in order; one less than ``interval / 2`` (the policy's interval)
+    before the next is dropped (counted in ``too_close``), and so is one made outside the last
+    ``memory`` seconds (the replay's span, :data:`MAX_SKEW` more) before ``now`` and the
+    :data:`MAX_SKEW` after it (``outside``). (A pending scale-up is bounded where it is restored,
     :mod:`._resume`: a genuine one may be older, e.g. replicas that cannot be placed.)"""
     if not isinstance(body, dict):
         raise HistoryError("a history answer is a JSON object")
@@ -133,8 +135,8 @@ def parse_history(
         steps = tuple(parse_record(r) for r in records)
     except RecordError as exc:
         raise HistoryError(str(exc)) from None
-    steps, dropped = check_records(steps, now=now, interval=interval, memory=memory)
-    return Carried(LoadSeries(start, step, counts), service, startup, steps, dropped)
+    steps, close, outside = check_records(steps, now=now, interval=interval, memory=memory)
+    return Carried(LoadSeries(start, step, counts), service, startup, steps, close, outside)
 
 
 def check_records(
@@ -143,24 +145,25 @@ def check_records(
     now: float,
     interval: float,
     memory: float,
-) -> tuple[tuple[StepRecord, ...], int]:
+) -> tuple[tuple[StepRecord, ...], int, int]:
     """See :func:`parse_history` (a :class:`HistoryError` naming the field): the records kept,
-    and how many were dropped (logged) as less than ``interval / 2`` before the next
-    (:func:`~._replay.spaced`; a leader's pop of the last leader's record, or an older
+    how many were dropped (logged) as less than ``interval / 2`` before the next, and how
+    many as made outside the window (a stale or a skewed record drops alone, not the answer)
+    (:func:`~._replay.spaced`: a leader's pop of the last leader's record, or an older
     leader's list, must not make every standby refuse the whole answer)."""
     if any(b.now < a.now for a, b in itertools.pairwise(steps)):
         raise HistoryError("steps: records must be in the order they were made")
     oldest = now - memory - MAX_SKEW
-    for r in steps:
-        if not oldest <= r.now <= now + MAX_SKEW:
-            raise HistoryError(f"steps[].now: {r.now!r} is not within the last {memory:g} s "
-                               f"before this pod's clock ({now:.0f}), "
-                               f"{MAX_SKEW:g} s skew")  # fmt: skip
-    kept, dropped = spaced(steps, interval)
+    within = [r for r in steps if oldest <= r.now <= now + MAX_SKEW]
+    if len(within) < len(steps):
+        log.warning("%d of the leader's decision record(s) are not within the last %g s before "
+                    "this pod's clock (%.0f), %g s skew: dropped", len(steps) - len(within),
+                    memory, now, MAX_SKEW)  # fmt: skip
+    kept, dropped = spaced(within, interval)
     if dropped:
         log.warning("%d of the leader's decision record(s) are less than %g s (half an "
                     "interval) before the next: dropped", dropped, interval / 2)  # fmt: skip
-    return kept, dropped
+    return kept, dropped, len(steps) - len(within)
 
 
 def _window(parts: list[LoadSeries], step: float) -> tuple[float, int]:
@@ -185,7 +188,8 @@ def merge(
     """``held`` with ``new``'s steps written over it (steps neither has read 0), the last
     :data:`MAX_STEPS` kept; ``new``'s times where it has them; the decisions' records joined
     (:func:`~._replay.merge_records`, those of the last ``keep`` seconds, none less than
-    ``interval / 2`` before the next: ``too_close`` counts ``new``'s and the merge's drops)."""
+    ``interval / 2`` before the next: ``too_close`` counts ``new``'s and the merge's drops,
+    ``outside`` ``new``'s)."""
     if held is None or len(held.load) == 0:
         load = new.load
     elif len(new.load) == 0:
@@ -208,6 +212,7 @@ def merge(
         new.startup_time if new.startup_time is not None else old.startup_time,
         steps,
         new.too_close + dropped,
+        new.outside,
     )
 
 

@@ -93,17 +93,20 @@ class WarmMirror:
         self.failed = 0  # fetches that failed, in all
         self.failures = 0  # in a row
         self.last_error: str | None = None
-        self.too_close = 0  # the leader's records dropped as less than half an interval apart
+        #: the leader's records dropped: less than half an interval before the next, made
+        #: outside the window a standby takes (:func:`~..scaling._warm.parse_history`)
+        self.dropped = {"too_close": 0, "outside": 0}
         self._warned_at: float | None = None
         registry = metrics if metrics is not None else MetricsRegistry()
         fetches = registry.plain("counter", "scaling_warm_fetches",
                                  "A standby's fetches of the leader's scaling history, by outcome.",
                                  ["outcome"])  # fmt: skip
         self._m_ok, self._m_failed = fetches.labels("ok"), fetches.labels("failed")
-        self._m_too_close = registry.counter(
-            "scaling_warm_records_too_close",
-            "The leader's decision records a standby dropped as less than half an interval "
-            "before the next (a take-over's, a step out of turn).",
+        self._m_dropped = registry.counter(
+            "scaling_warm_records_dropped",
+            "The leader's decision records a standby dropped, by reason: too_close (less than "
+            "half an interval before the next), outside (made outside its window).",
+            ["reason"],
         )
         self._m_steps = registry.gauge(
             "scaling_warm_steps", "Steps of the leader's history this standby holds."
@@ -140,9 +143,10 @@ class WarmMirror:
         except (orjson.JSONDecodeError, HistoryError) as exc:
             return self._failed(url, f"a malformed history: {exc}")
         self.held = merge(self.held, carried, self.keep, self.decisions)
-        if self.held.too_close:  # records a leader popped (its answer's logged where parsed)
-            self.too_close += self.held.too_close
-            self._m_too_close.inc(self.held.too_close)
+        for reason, n in (("too_close", self.held.too_close), ("outside", self.held.outside)):
+            if n:  # (logged where parsed; a merge's: records a leader popped)
+                self.dropped[reason] += n
+                self._m_dropped.labels(reason).inc(n)
         self._m_steps.set(len(self.held.load))
         self.fetches += 1
         self._m_ok.inc()
