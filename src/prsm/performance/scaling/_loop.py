@@ -289,7 +289,7 @@ class ScalingLoop:
                 self.records.clear()
             elif self.records and ctx.now - self.records[-1].now < self.policy.interval / 2:
                 # the last leader's, made just before this take-over (or a step asked for out
-                # of turn): a standby refuses records closer than that (:mod:`._warm`)
+                # of turn): a standby drops records closer than that (:mod:`._warm`)
                 self.replayer.refuse("too_close", 1)
                 log.warning("the decision record of %.3f is %.3f s before this decision's: it "
                             "is not served on (half an interval apart at least)",

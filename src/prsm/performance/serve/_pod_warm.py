@@ -76,7 +76,7 @@ class WarmMirror:
     ) -> None:
         self.elector = elector
         self.keep = keep  # seconds of the leader's decision records held
-        self.decisions = decisions  # the policy's interval (records closer are refused)
+        self.decisions = decisions  # the policy's interval (records closer are dropped)
         self.step = step
         self.interval = interval
         self.timeout = timeout
