@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -17,7 +18,10 @@ import pytest
 from prsm.performance.clock import ManualClock
 from prsm.performance.scaling._pods import PodLoadReceiver, ScalingReportSettings
 from prsm.performance.scaling._tracker import LoadTracker
+from prsm.performance.serve._pod_links import forward_pod_reports
 from prsm.performance.serve._pod_resend import MAX_IN_FLIGHT, LateResender
+
+from .helpers import until
 
 KEY = "admin-key-of-the-candidates-77e1"
 
@@ -72,8 +76,8 @@ async def test_a_late_report_after_a_later_one_is_not_played_out_of_order(
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     old.forwarded(_report(1, ["a", None], ["s", 0.0, "vllm"]))
     await resender.settle()
-    assert resender.counts == {"played": 0, "superseded": 1, "failed": 0, "no_leader": 0,
-                               "dropped": 0}  # fmt: skip
+    assert resender.counts == {"played": 0, "accepted": 0, "superseded": 1, "failed": 0,
+                               "no_leader": 0, "dropped": 0}  # fmt: skip
     assert new_tracker.in_flight == 0  # never held in service for ever
     assert "after a later one: not played" in caplog.text
     await resender.close()
@@ -89,11 +93,17 @@ async def test_a_late_report_that_cannot_be_sent_on_is_counted_and_logged(
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     old.forwarded(_report(1, ["a", None]))
     await resender.settle()
+    broken = resender._client
+    resender._client = cast(Any, SimpleNamespace(post=None))  # a defect: a TypeError
+    old.forwarded(_report(2, ["a", None]))
+    await resender.settle()
+    resender._client = broken
+    assert resender.counts["failed"] == 2 and "failed unexpectedly" in caplog.text
     old.gate = lambda: "http://a:1"  # the Lease still names this pod: no other leads
     old.forwarded(_report(2, ["a", None]))
     old.gate = lambda: ""
     old.forwarded(_report(3, ["a", None]))
-    assert resender.counts["failed"] == 1 and resender.counts["no_leader"] == 2
+    assert resender.counts["failed"] == 2 and resender.counts["no_leader"] == 2
     assert "ConnectError" in caplog.text and "no other candidate leads now" in caplog.text
     await resender.close()
 
@@ -113,3 +123,95 @@ async def test_re_sends_under_way_are_bounded() -> None:
     await resender.settle()
     assert resender.counts["played"] == MAX_IN_FLIGHT
     await resender.close()
+
+
+async def test_a_late_report_taken_by_a_workers_leaders_gateway_process_is_counted_accepted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The new leader runs ``serve --workers N``: its gateway process answers through the real
+    :func:`forward_pod_reports` ``accept`` (202 ``{"accepted": true}``), handing the report to
+    its serving parent."""
+    handed: list[dict[str, Any]] = []
+
+    class Parent:  # the serving parent's link
+        def send_now(self, message: dict[str, Any]) -> bool:
+            handed.append(message)
+            return True
+
+    kube = SimpleNamespace(enabled=True, node="vllm")
+    config = SimpleNamespace(orchestrator=SimpleNamespace(auto_scaling=True), kubernetes=kube,
+                             scaling_report=ScalingReportSettings())  # fmt: skip
+    app = SimpleNamespace(admin=SimpleNamespace(scaling_load=None))
+    forward_pod_reports(cast(Any, app), cast(Any, config), cast(Any, Parent()))
+    accept = app.admin.scaling_load
+    assert accept is not None
+
+    def leader(request: httpx.Request) -> httpx.Response:
+        status, body = accept(request.content)
+        return httpx.Response(status, content=body)
+
+    old, _, _, _, resender = _pair(leader)
+    caplog.set_level(logging.INFO, "prsm.performance.scaling")
+    old.forwarded(_report(1, ["a", None], ["s", 0.0, "vllm"]))
+    await resender.settle()
+    assert resender.counts["accepted"] == 1 and resender.counts["failed"] == 0
+    assert [m["report"]["seq"] for m in handed] == [1]
+    assert "events are lost" not in caplog.text and "was taken by the leader" in caplog.text
+    await resender.close()
+
+
+async def test_the_re_sends_of_one_reporter_go_in_order() -> None:
+    """seq 1's connection is slow: seq 2 waits for it (sent at once, it would land first and
+    make seq 1 a repeat, its start lost)."""
+    release = asyncio.Event()
+    sent: list[int] = []
+    clock = ManualClock()
+    tracker = LoadTracker(clock=clock)
+    new = PodLoadReceiver(tracker, ScalingReportSettings(), "vllm", clock=clock)
+
+    async def leader(request: httpx.Request) -> httpx.Response:
+        sent.append(orjson.loads(request.content)["seq"])
+        if sent[-1] == 1:
+            await release.wait()
+        status, body = new.accept(request.content)
+        return httpx.Response(status, content=body)
+
+    old, _, _, _, resender = _pair(leader)
+    old.forwarded(_report(1, ["a", None], ["s", 0.0, "vllm"]))
+    old.forwarded(_report(2, ["a", None]))
+    await until(lambda: sent == [1])
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert sent == [1]  # seq 2 waits for seq 1
+    release.set()
+    await resender.settle()
+    assert sent == [1, 2] and resender.counts["played"] == 2
+    assert resender.counts["superseded"] == 0 and tracker.in_flight + tracker.queued == 2
+    await resender.close()
+
+
+async def test_every_re_send_is_counted_a_close_a_report_after_it_and_a_second_re_send(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bodies: list[dict[str, Any]] = []
+    stall = asyncio.Event()
+
+    async def leader(request: httpx.Request) -> httpx.Response:
+        bodies.append(orjson.loads(request.content))
+        await stall.wait()  # never set: under way at the close
+        return httpx.Response(200, content=b'{"played": true, "seq": 1}')
+
+    old, _, _, _, resender = _pair(leader)
+    caplog.set_level(logging.WARNING, "prsm.performance.scaling")
+    old.forwarded(_report(1, ["a", None]))
+    old.forwarded(_report(2, ["a", None]))
+    old.forwarded(_report(3, ["a", None]) | {"resent": True})  # re-sent here by another pod
+    assert resender.counts["dropped"] == 1 and "never sent on twice" in caplog.text
+    await until(lambda: len(bodies) == 1)
+    assert bodies[0]["resent"] is True  # marked, so that it is never sent on again
+    await resender.close()  # one under way, one waiting
+    assert resender.counts["dropped"] == 3 and "2 late load report(s)" in caplog.text
+    old.forwarded(_report(4, ["a", None]))  # closed: not sent (its client is closed)
+    await resender.settle()
+    assert resender.counts["dropped"] == 4 and "re-sender is closed" in caplog.text
+    assert sum(resender.counts.values()) == 4 and len(bodies) == 1

@@ -67,6 +67,7 @@ def test_the_election_settings_name_the_bad_field(
         ({"scaling_report": REPORT, "kubernetes": {**KUBE, "leader_election": {
             **ELECTION, "url": "http://${PRSM_TEST_UNSET_IP}:8080"}}},
          "kubernetes.leader_election.url"),
+        ({"scaling_report": REPORT, "scaling": {"interval": 0.5}}, "scaling.interval"),
     ],
 )  # fmt: skip
 def test_a_candidate_that_cannot_report_is_refused(
@@ -94,7 +95,7 @@ def _candidate(tmp: Path, name: str, api: FakeKubernetesAPI, vllm: list[Any]) ->
         "nodes": vllm, "workers": {"enabled": False},
         "orchestrator": {"auto_scaling": True, "hedge": False},
         "scaling": {"min_replicas": 1, "max_replicas": 6, "interval": 0.5,
-                    "scale_down_window": 1.0},
+                    "scale_down_window": 1.0, "predictor": {"refit_interval": 1800.0}},
         "kubernetes": {**KUBE, "host": api.url, "token_env": TOKEN_ENV,
                        "leader_election": {**ELECTION, "url": own}},
         "scaling_report": {**REPORT, "url": own, "lease": 1.0},

@@ -40,7 +40,7 @@ def _candidate(tmp: Path, name: str, api: FakeKubernetesAPI, vllm: list[Any]) ->
         "nodes": vllm, "workers": {"enabled": False},
         "orchestrator": {"auto_scaling": True, "hedge": False},
         "scaling": {"min_replicas": 1, "max_replicas": 6, "interval": 0.5,
-                    "scale_down_window": 1.0},
+                    "scale_down_window": 1.0, "predictor": {"refit_interval": 1800.0}},
         "kubernetes": {**KUBE, "host": api.url, "token_env": TOKEN_ENV,
                        "leader_election": {**ELECTION, "url": own, "warm_interval": 0.25}},
         "scaling_report": {**REPORT, "url": own, "lease": 1.0},

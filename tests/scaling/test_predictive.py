@@ -150,3 +150,66 @@ def test_bad_settings_name_the_field(kwargs: dict[str, Any], field: str) -> None
     with pytest.raises(ConfigError) as err:
         PredictiveSettings(**kwargs)
     assert err.value.field == field
+
+
+def test_a_sliding_history_moves_the_models_on_as_a_growing_one_does() -> None:
+    """Once the tracker's ring is full the history the policy reads is a sliding window of
+    constant length: between refits each new step must still move the models on (a forecast
+    per step), as with the growing history the simulator hands it."""
+    settings = PredictiveSettings(
+        min_replicas=1, max_replicas=20, interval=15.0,
+        predictor=PredictorSettings(step=60.0, horizon=600.0, season=3600.0,
+                                    min_validation=3600.0, refit_interval=3600.0),
+    )  # fmt: skip
+    policy = PredictivePolicy(settings)
+    minutes = np.arange(700)
+    rng = np.random.default_rng(0)
+    counts = (30 + 20 * np.sin(minutes * 2 * np.pi / 60) + rng.poisson(3, 700)).astype(float)
+
+    def forecasts(width: int) -> list[Any]:
+        state, out = policy.initial_state(), []
+        for m in range(600, 640):  # a decision a minute, within one refit interval
+            lo = max(0, m - width)
+            ctx = ScalingContext(now=m * 60.0 + 1, ready_replicas=2, starting_replicas=0,
+                                 target_replicas=2, in_flight=0, queued=0, mean_ongoing=0.0,
+                                 mean_busy=0.0, interval=60.0, arrivals=0, concurrency=1,
+                                 service_time=4.0, startup_time=45.0,
+                                 load=LoadSeries(lo * 60.0, 60.0, counts[lo:m]))  # fmt: skip
+            decision, state = policy.decide(ctx, state)
+            out.append(decision.details["forecast_upper"])
+        return out
+
+    sliding = forecasts(600)
+    assert len(set(sliding)) == 40 and sliding == forecasts(10**6)
+
+
+def test_a_sliding_minute_history_moves_a_five_minute_predictor_on() -> None:
+    """The defaults: a 60 s ring read by a 300 s predictor. The ring's start moves a minute
+    a decision, so the history is aligned to the predictor's grid before its steps are
+    counted: each completed 300 s step moves the models on once, as a growing history does
+    (not an empty update that froze the forecast, nor a bucket fed twice)."""
+    settings = PredictiveSettings(
+        min_replicas=1, max_replicas=20, interval=60.0,
+        predictor=PredictorSettings(step=300.0, horizon=1800.0, season=3600.0,
+                                    min_validation=3 * 3600.0, refit_interval=6 * 3600.0),
+    )  # fmt: skip
+    policy = PredictivePolicy(settings)
+    minutes = np.arange(1300)
+    rng = np.random.default_rng(0)
+    counts = (30 + 20 * np.sin(minutes * 2 * np.pi / 60) + rng.poisson(3, 1300)).astype(float)
+
+    def forecasts(width: int) -> list[Any]:
+        state, out = policy.initial_state(), []
+        for m in range(1200, 1260):  # a decision a minute, within one refit interval
+            lo = max(0, m - width)
+            ctx = ScalingContext(now=m * 60.0 + 1, ready_replicas=2, starting_replicas=0,
+                                 target_replicas=2, in_flight=0, queued=0, mean_ongoing=0.0,
+                                 mean_busy=0.0, interval=60.0, arrivals=0, concurrency=1,
+                                 service_time=4.0, startup_time=45.0,
+                                 load=LoadSeries(lo * 60.0, 60.0, counts[lo:m]))  # fmt: skip
+            decision, state = policy.decide(ctx, state)
+            out.append(decision.details["forecast_upper"])
+        return out
+
+    sliding = forecasts(1200)
+    assert len(set(sliding)) >= 12 and sliding == forecasts(10**6)

@@ -96,7 +96,8 @@ async def _run(
     client = httpx.AsyncClient(transport=httpx.MockTransport(leader))
     b.mirror = WarmMirror(b.elector, KEY, step=60.0, interval=10.0, timeout=1.0, clock=clock,
                           client=client, metrics=MetricsRegistry(),
-                          keep=b.scaler.loop.replay_span)  # fmt: skip
+                          keep=b.scaler.loop.replay_span,
+                          decisions=settings.interval)  # fmt: skip
     await a.elector.round()
     await a.scaler.loop.close()  # A's steps are taken below, on the ticks U's are
     await b.elector.round()
@@ -151,7 +152,8 @@ async def test_the_new_leader_decides_as_an_uninterrupted_one_would(
     replayed = b.loop.replayed
     assert replayed is not None and replayed["decisions"] >= 600 / 15
     assert replayed["until"] == b.loop.history[0].context.now - 15.0
-    assert "replayed the last leader's" in caplog.text
+    assert replayed["diverged"] == 0 and replayed["partial"] == []  # it matched A's decisions
+    assert "replayed the last leader's" in caplog.text and "differ" not in caplog.text
 
 
 @pytest.mark.parametrize("settings", [SETTINGS, BURST], ids=["default", "burst"])
@@ -177,7 +179,7 @@ def test_a_replay_starts_where_the_old_leader_refitted() -> None:
     assert replay_start(both) == 1  # the first refit of either (the other is redone later)
     assert replay_start([_record(0, 60.0, 60.0), _record(15, 60.0, 75.0)]) == 1
     held = (_record(0, 1.0), _record(15, 1.0), _record(30, 1.0))
-    merged = merge_records(held, (_record(15, 2.0), _record(45, 2.0)), keep=30.0)
+    merged, _ = merge_records(held, (_record(15, 2.0), _record(45, 2.0)), keep=30.0)
     assert [(r.now, r.fitted_at) for r in merged] == [(15, 2.0), (45, 2.0)]
 
 

@@ -282,12 +282,11 @@ async def test_an_unexpected_error_in_a_fetch_is_counted_and_logged_and_fetching
     mirror.listeners += [lambda: told.append(1), lambda: 1 / 0]  # a failing listener too
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     mirror.start()
-    for _ in range(2):
+    for n in (1, 2):
         for _ in range(20):  # let the mirror reach its sleep
             await asyncio.sleep(0)
         clock.advance(5.0)
-    for _ in range(20):
-        await asyncio.sleep(0)
+        await until(lambda: len(told) == n)  # noqa: B023 (the answer is parsed in a thread)
     assert len(calls) == 2 and mirror.failed == 1 and mirror.fetches == 1
     assert mirror.held is not None and list(mirror.held.load.values) == [4, 4]
     assert "RuntimeError: a defect" in (mirror.last_error or "") and told == [1, 1]
@@ -345,3 +344,37 @@ async def test_the_history_route_takes_get_and_a_number_of_seconds() -> None:
         assert info.value.field == "since"
     with pytest.raises(RequestValidationError):
         await admin.monitoring("POST", route, b"")
+
+
+async def test_a_history_answer_is_parsed_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The largest answer takes a third of a second to decode and check: not on the loop."""
+    import threading
+
+    from prsm.performance.serve import _pod_warm
+
+    clock = ManualClock()
+    recent = _series(clock.time() // 60 * 60 - 120, [4, 4])
+    threads: list[threading.Thread] = []
+    real = _pod_warm.parse_history
+
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_pod_warm, "parse_history", parse)
+    b = _candidate("b", clock, _Hung(), InMemoryBackend(clock=clock, initial=1))
+    a = _candidate("a", clock, b.store, InMemoryBackend(clock=clock, initial=1))
+    await a.elector.round()
+    await b.elector.round()
+    answer = orjson.dumps(history_body(recent, 0, 1, 2))
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, content=answer))
+    )
+    mirror = WarmMirror(b.elector, KEY, step=60.0, interval=5.0, timeout=1.0, clock=clock,
+                        client=client)  # fmt: skip
+    assert await mirror.fetch_once()
+    assert threads and threads[0] is not threading.main_thread()
+    await mirror.close()
+    await a.close()

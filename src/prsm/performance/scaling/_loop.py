@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ from ..clock import Clock, SystemClock
 from ..errors import ScalingError
 from ..monitoring._registry import MetricsRegistry
 from ._controller import DEFAULT_DEPLOYMENT, ActionReport, ReplicaStatus, ScalingController
-from ._replay import StepRecord, replay, replay_start
+from ._replay import StepRecord, spaced
+from ._resume import REPLAY_BUDGET, Replayer
 from ._score import ScoreSettings, score_signals, signal_readings
 from ._tracker import LoadTracker
 from ._types import (
@@ -46,9 +46,6 @@ from ._types import (
 from ._warm import Carried, carry
 
 log = logging.getLogger("prsm.performance.scaling")
-
-#: decisions replayed per worker-thread call (the event loop runs between chunks)
-REPLAY_CHUNK = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +107,13 @@ class ScalingLoop:
         metrics: MetricsRegistry | None = None,
         history: int = 500,
         replay_span: float = 0.0,
+        max_replicas: int | None = None,
+        replay_budget: float = REPLAY_BUDGET,
     ) -> None:
         check_positive("startup_time", startup_time, allow_zero=True)
         check_positive("replay_span", replay_span, allow_zero=True)
         check_positive("concurrency", concurrency)
+        check_positive("replay_budget", replay_budget)
         self.policy = policy
         self.controller = controller
         self.tracker = tracker
@@ -133,8 +133,6 @@ class ScalingLoop:
         self.replay_span = replay_span
         self.records: deque[StepRecord] = deque()
         self._to_replay: tuple[StepRecord, ...] = ()
-        #: the last replay: decisions replayed, from when, seconds it took (``None``: none)
-        self.replayed: dict[str, Any] | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending_up: tuple[float, int] | None = None  # (asked at, target) of a scale-up
         #: called with each step once it is kept (e.g. to tell other processes)
@@ -149,13 +147,13 @@ class ScalingLoop:
         self._m_score = m.gauge("scaling_score", "Multi-signal score (0-1)", labels)
         self._m_startup = m.gauge("scaling_startup_seconds", "Measured replica start-up", labels)
         self._m_errors = m.counter("scaling_loop_errors", "Scaling steps that failed", labels)
-        self._m_replays = m.counter(
-            "scaling_replays", "A new leader's replays of the last one's decisions",
-            ["deployment", "outcome"],
-        )  # fmt: skip
-        self._m_replay_seconds = m.gauge(
-            "scaling_replay_seconds", "How long the last replay took (real time)", labels
-        )
+        self.replayer = Replayer(policy, deployment, m, span=replay_span, concurrency=concurrency,
+                                 max_replicas=max_replicas, budget=replay_budget)  # fmt: skip
+
+    @property
+    def replayed(self) -> dict[str, Any] | None:
+        """The last replay: decisions replayed, from when, seconds it took (``None``: none)."""
+        return self.replayer.replayed
 
     # -- one step --------------------------------------------------------------------------
     def _measure_startup(self, now: float, status: ReplicaStatus) -> None:
@@ -164,6 +162,10 @@ class ScalingLoop:
         asked, target = self._pending_up
         if status.ready >= target:
             took = now - asked
+            if took < 0:  # asked "after" now: a restored record's, or the clock went back
+                log.warning("a start-up measured as %.3f s is ignored", took)
+                self._pending_up = None
+                return
             self.startup_time = 0.7 * self.startup_time + 0.3 * took
             self._m_startup.labels(self.deployment).set(self.startup_time)
             self._pending_up = None
@@ -220,55 +222,27 @@ class ScalingLoop:
         if carried is not None and carried.startup_time is not None:
             self.startup_time = carried.startup_time
         steps = tuple(r for r in carried.steps if r.now < since) if carried is not None else ()
+        if carried is not None:
+            self.replayer.drop_late(len(carried.steps) - len(steps), since)
+        steps, close = spaced(steps, self.policy.interval)  # as a standby would drop them
+        if close:
+            self.replayer.refuse("too_close", close)
+            log.warning("%d carried decision record(s) are less than half an interval before "
+                        "the next: not replayed nor served on", close)  # fmt: skip
         self.records = deque(steps)
         self._to_replay = steps if self.replay_span > 0 else ()
         self._pending_up = None
 
     async def resume(self) -> None:
         """Replay the carried records through the policy from a fresh state, from the first
-        decision at which the old leader refitted (:func:`~._replay.replay_start`), so that
-        :attr:`state` is the one the old leader held; in chunks of :data:`REPLAY_CHUNK` in a
-        worker thread. A replay that fails is logged with its trace and counted, and the state
-        set before (:meth:`carry_over`'s caller's) is kept."""
+        decision at which the old leader refitted (:class:`~._resume.Replayer`), so that
+        :attr:`state` is the one the old leader held. A replay that fails or is refused is
+        logged and counted, and the state set before (:meth:`carry_over`'s caller's) is kept."""
         records, self._to_replay = self._to_replay, ()
-        if not records:
-            return
-        oldest = records[-1].now - self.replay_span
-        records = tuple(r for r in records if r.now >= oldest)
-        start = replay_start(records)
-        load = self.load()
-        began = time.perf_counter()  # real time: what the replay costs this process
-        try:
-            state = self.policy.initial_state()
-            for i in range(start, len(records), REPLAY_CHUNK):
-                chunk = records[i : i + REPLAY_CHUNK]
-                before = records[i - 1] if i > start else None
-                state = await asyncio.to_thread(replay, self.policy, chunk, load, state, before)
-        except Exception:
-            self._m_replays.labels(self.deployment, "failed").inc()
-            log.exception("replaying the last leader's %d decision(s) failed: the new leader "
-                          "starts from a fresh state", len(records) - start)  # fmt: skip
-            return
-        took = time.perf_counter() - began
-        first = records[start].load_start if start < len(records) else None
-        if load is not None and first is not None and load.start > first:
-            self._m_replays.labels(self.deployment, "partial").inc()
-            log.warning("the carried history starts at %.0f, after the %.0f the last leader's fit "
-                        "read: the replayed forecast differs from its own until the next refit",
-                        load.start, first)  # fmt: skip
-        self.state = state
-        self._pending_up = records[-1].pending_up
-        self.replayed = {"decisions": len(records) - start, "held": len(records),
-                         "from": records[start].now, "until": records[-1].now,
-                         "seconds": round(took, 4)}  # fmt: skip
-        self._m_replays.labels(self.deployment, "ok").inc()
-        self._m_replay_seconds.labels(self.deployment).set(took)
-        log.info(
-            "the new leader replayed the last leader's %d decision(s) (%.0f s of them) in %.3f s",
-            len(records) - start,
-            records[-1].now - records[start].now,
-            took,
-        )
+        resumed = await self.replayer.run(records, self.load())
+        if resumed is not None:
+            self.state = resumed.state
+            self._pending_up = resumed.pending_up
 
     def load(self) -> LoadSeries:
         """The arrivals per step the policy reads: the tracker's, after any carried ones."""
@@ -313,6 +287,14 @@ class ScalingLoop:
                             "new leader's replay are dropped", self.records[-1].now - ctx.now,
                             len(self.records))  # fmt: skip
                 self.records.clear()
+            elif self.records and ctx.now - self.records[-1].now < self.policy.interval / 2:
+                # the last leader's, made just before this take-over (or a step asked for out
+                # of turn): a standby drops records closer than that (:mod:`._warm`)
+                self.replayer.refuse("too_close", 1)
+                log.warning("the decision record of %.3f is %.3f s before this decision's: it "
+                            "is not served on (half an interval apart at least)",
+                            self.records[-1].now, ctx.now - self.records[-1].now)  # fmt: skip
+                self.records.pop()
             self.records.append(StepRecord.of(ctx, decision, self._pending_up))
             while self.records and self.records[0].now < ctx.now - self.replay_span:
                 self.records.popleft()

@@ -133,6 +133,8 @@ def parse_report(body: bytes, node: str, max_events: int) -> dict[str, Any]:
         raise ReportError(400, f"node: this gateway scales node {node!r}, not {report['node']!r}")
     if not report["interval"] > 0 or report["seq"] < 1:
         raise ReportError(400, "interval, seq: must be > 0")
+    if not isinstance(report.get("resent", False), bool):  # a candidate's re-send, marked
+        raise ReportError(400, "resent: must be true or false")
     if report["interval"] > MAX_INTERVAL:  # its lease is three intervals: never unbounded
         raise ReportError(400, f"interval: at most {MAX_INTERVAL:g} s")
     events = report.get("events")

@@ -70,14 +70,15 @@ __all__ = ["PredictivePolicy", "PredictiveSettings", "PredictiveState"]
 
 @dataclass(frozen=True, slots=True)
 class PredictiveState:
-    """The fitted predictor, its models' states and how many forecast steps they have
-    seen, the recent targets ``(time, replicas)`` the stabilisation windows look at and
-    the recent session floors ``(time, replicas)`` and the session forecast's errors; the
-    burst table (refitted with the predictor)."""
+    """The fitted predictor, its models' states and the end (seconds) of the history they
+    have read (``seen``: a time, not a count of steps, so that a sliding history — the
+    tracker's full ring — still moves them on), the recent targets ``(time, replicas)``
+    the stabilisation windows look at and the recent session floors ``(time, replicas)``
+    and the session forecast's errors; the burst table (refitted with the predictor)."""
 
     fitted: FittedPredictor | None = None
     states: tuple[Any, ...] | None = None
-    seen: int = 0
+    seen: float = -math.inf
     recommendations: tuple[tuple[float, int], ...] = ()
     fit_error: str | None = None
     last: LoadForecast | None = None
@@ -111,7 +112,7 @@ class PredictivePolicy:
         so that the next decision fits it as a due refit would: a replay (:mod:`._replay`)
         refits where the old leader did."""
         if forecast:
-            state = replace(state, fitted=None, states=None, seen=0, fit_error=None)
+            state = replace(state, fitted=None, states=None, seen=-math.inf, fit_error=None)
         if burst:
             state = replace(state, burst=None, burst_error=None)
         return state
@@ -123,9 +124,31 @@ class PredictivePolicy:
         after the last), then the longest window the state keeps, with two decisions' room.
         (The session forecast's errors, kept ``session_error_span``, are not among them: the
         sessions a decision sees are not carried.)"""
+        return self.settings.predictor.refit_interval + self.settings.predictor.step + self.warmup
+
+    @property
+    def warmup(self) -> float:
+        """How long after its first decision a fresh state's decisions may differ from those
+        of a state that decided before (its windows fill): the longest window, with two
+        decisions' room. A replay compares its decisions with the records' from then on."""
         s = self.settings
         window = max(s.scale_up_window, s.scale_down_window, s.session_hold, s.burst.short)
-        return s.predictor.refit_interval + s.predictor.step + window + 2 * s.interval
+        return window + 2 * s.interval
+
+    @property
+    def sessions_unreplayed(self) -> bool:
+        """Whether its decisions read the users' sessions (the session floor is on), which a
+        replay does not carry (:mod:`._replay`)."""
+        return self.settings.session_wait_probability is not None
+
+    @property
+    def refit_gap(self) -> float:
+        """The least time between two refits (of the forecast, of the burst table) a leader's
+        decisions can show: ``refit_interval``, less two steps (a refit is due when the
+        history's end, which lags the decision by up to a step of each kind, has moved
+        ``refit_interval`` on). A replay honours no closer ones (:func:`~._replay.refits`)."""
+        p = self.settings.predictor
+        return max(0.0, p.refit_interval - 2 * p.step)
 
     def parameters(self) -> dict[str, Any]:
         s = asdict(self.settings)
@@ -146,29 +169,33 @@ class PredictivePolicy:
                 "predictor.step",
                 f"{p.step:g} s is not a whole multiple of the history's {load.step:g} s",
             )
+        # Align the history to the predictor-step grid, so a sliding window's end moves in
+        # whole predictor steps and the steps completed since ``seen`` are counted exactly.
+        off = (-round(load.start / load.step)) % k
+        if off:
+            load = LoadSeries(load.start + off * load.step, load.step, load.values[off:])
         steps = len(load) // k
         end = load.start + steps * p.step
         fitted, states, seen, error = state.fitted, state.states, state.seen, state.fit_error
         due = fitted is None or end - fitted.fitted_at >= p.refit_interval
-        if not due and steps == seen and state.last is not None:
+        if not due and end == seen and state.last is not None:
             return state.last, state
-        if due and (state.fit_error is None or steps > seen):
+        if due and (state.fit_error is None or end > seen):
             try:
                 fitted = fit_predictor(load, p)
-                states, seen, error = None, 0, None
+                states, seen, error = None, -math.inf, None
             except ConfigError as exc:  # history too short yet: reactive only until it grows
-                error, seen = str(exc), steps
+                error, seen = str(exc), end
         if fitted is None:
             return None, replace(state, seen=seen, fit_error=error)
         if states is None:
             states = fitted.filter(load.resample(p.step).values[-int(p.max_history // p.step) :])
-        elif steps > seen:
-            new = load.values[seen * k : steps * k].reshape(-1, k).sum(axis=1)
+        elif end > seen:  # the steps completed since (all the history holds, at most)
+            n = min(steps, round((end - seen) / p.step))
+            new = load.values[(steps - n) * k : steps * k].reshape(-1, k).sum(axis=1)
             states = fitted.update(states, new)
         fc = fitted.forecast(states, p.horizon_steps, end)
-        return fc, replace(
-            state, fitted=fitted, states=states, seen=steps, fit_error=error, last=fc
-        )
+        return fc, replace(state, fitted=fitted, states=states, seen=end, fit_error=error, last=fc)
 
     # -- the decision ----------------------------------------------------------------------
     def decide(

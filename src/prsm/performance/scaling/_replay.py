@@ -27,6 +27,7 @@ tracker's, not carried: a replayed decision sees none).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,9 @@ from ._types import LoadSeries, ScalingContext, ScalingDecision, ScalingPolicy, 
 
 #: the most records a leader serves and a standby holds
 MAX_RECORDS = 8192
+#: the most requests one replica serves at once that a record may claim (a loop refuses a
+#: record of another concurrency than its own: :mod:`._resume`)
+MAX_CONCURRENCY = 4096
 #: the order of :class:`ScalingSignals`' fields in a record
 SIGNALS = ("cpu", "memory", "latency", "queue_depth", "error_rate")
 
@@ -73,6 +77,9 @@ class StepRecord:
     fitted_at: float | None = None
     burst_fitted_at: float | None = None
     pending_up: tuple[float, int] | None = None
+    #: the replicas the decision asked for (``None``: not known, an older leader's record);
+    #: a replay's decision is compared with it (:func:`replay`)
+    decided: int | None = None
 
     @staticmethod
     def of(
@@ -91,6 +98,7 @@ class StepRecord:
             tuple(_plain(getattr(sig, f)) for f in SIGNALS) if sig is not None else None,
             _detail(details, "fitted_at"), _detail(details, "burst_fitted_at"),
             (float(pending_up[0]), int(pending_up[1])) if pending_up is not None else None,
+            int(decision.target),
         )  # fmt: skip
 
     def context(self, load: LoadSeries | None) -> ScalingContext:
@@ -157,9 +165,9 @@ def parse_record(body: Any) -> StepRecord:
         pending = (_num({"pending_up": pending[0]}, "pending_up") or 0.0,
                    _int({"pending_up": pending[1]}, "pending_up"))  # fmt: skip
     concurrency = _int(body, "concurrency")
-    if concurrency < 1:
-        raise RecordError("concurrency", f"must be >= 1, got {concurrency}")
-    return StepRecord(
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise RecordError("concurrency", f"must be 1 to {MAX_CONCURRENCY}, got {concurrency}")
+    record = StepRecord(
         _num(body, "now") or 0.0, _int(body, "ready"), _int(body, "starting"),
         _int(body, "target"), _int(body, "in_flight"), _int(body, "queued"),
         _num(body, "mean_ongoing") or 0.0, _num(body, "mean_busy") or 0.0,
@@ -168,24 +176,59 @@ def parse_record(body: Any) -> StepRecord:
         _num(body, "load_start", optional=True), _num(body, "load_end", optional=True),
         signals, _num(body, "fitted_at", optional=True),
         _num(body, "burst_fitted_at", optional=True), pending,
+        _int(body, "decided") if body.get("decided") is not None else None,
     )  # fmt: skip
+    _check_times(record)
+    return record
+
+
+def _check_times(r: StepRecord) -> None:
+    """A record's times in the order a decision makes them: its history's steps end at or
+    before it was made, its fits at or before that end, its pending scale-up asked at or
+    before it was made."""
+    end = r.load_end if r.load_end is not None else r.now
+    if r.load_end is not None and r.load_end > r.now:
+        raise RecordError("load_end", f"{r.load_end!r} is after the decision ({r.now!r})")
+    if r.load_start is not None and r.load_start > end:
+        raise RecordError("load_start", f"{r.load_start!r} is after load_end ({end!r})")
+    for name, at in (("fitted_at", r.fitted_at), ("burst_fitted_at", r.burst_fitted_at)):
+        if at is not None and at > end:
+            raise RecordError(name, f"{at!r} is after the history it was fitted on ({end!r})")
+    if r.pending_up is not None and r.pending_up[0] > r.now:
+        raise RecordError("pending_up", f"asked at {r.pending_up[0]!r}, after the decision "
+                          f"({r.now!r})")  # fmt: skip
+
+
+def spaced(records: Sequence[StepRecord], interval: float) -> tuple[tuple[StepRecord, ...], int]:
+    """``records`` (oldest first) less each made less than ``interval / 2`` before the next one
+    kept — the older of a too-close pair goes, as a leader pops the last leader's record when
+    it decides just after it (a take-over, a step asked for out of turn) — and how many went.
+    A list a leader serves and one a standby holds so pass :func:`~._warm.check_records`."""
+    gap = max(interval / 2, 1e-9)
+    kept: list[StepRecord] = []
+    for r in reversed(records):
+        if not kept or kept[-1].now - r.now >= gap:
+            kept.append(r)
+    kept.reverse()
+    return tuple(kept), len(records) - len(kept)
 
 
 def merge_records(
-    held: Sequence[StepRecord], new: Sequence[StepRecord], keep: float
-) -> tuple[StepRecord, ...]:
+    held: Sequence[StepRecord], new: Sequence[StepRecord], keep: float, interval: float = 0.0
+) -> tuple[tuple[StepRecord, ...], int]:
     """``held`` up to ``new``'s first decision, then ``new`` (a record may come twice: the
     answers overlap), those of the last ``keep`` seconds before the newest, at most
-    :data:`MAX_RECORDS`."""
+    :data:`MAX_RECORDS`, less those :func:`spaced` drops (a held record just before ``new``'s
+    first, which the leader popped); and how many it dropped."""
     if new:
         first = new[0].now
         joined = [*(r for r in held if r.now < first), *new]
     else:
         joined = list(held)
     if not joined:
-        return ()
+        return (), 0
     oldest = joined[-1].now - keep
-    return tuple(r for r in joined[-MAX_RECORDS:] if r.now >= oldest)
+    return spaced([r for r in joined[-MAX_RECORDS:] if r.now >= oldest], interval)
 
 
 def _refitted(records: Sequence[StepRecord], i: int) -> tuple[bool, bool]:
@@ -208,22 +251,61 @@ def replay_start(records: Sequence[StepRecord]) -> int:
     return 0
 
 
+def refits(
+    records: Sequence[StepRecord], start: int, gap: float
+) -> tuple[list[tuple[bool, bool]], int]:
+    """For each of ``records[start:]``: whether to refit the forecast, the burst table before
+    deciding it — where the old leader refitted, but at least ``gap`` seconds after the last
+    refit of the same kind honoured (a genuine leader refits each at most every
+    ``refit_interval``; a history claiming more would make a replay fit at every record) —
+    and how many claimed refits were refused."""
+    out: list[tuple[bool, bool]] = []
+    last: list[float | None] = [None, None]  # the last refit honoured, of each kind
+    refused = 0
+    for i in range(1, len(records)):
+        honoured = [False, False]
+        for k, wanted in enumerate(_refitted(records, i)):
+            at = last[k]
+            if wanted and (at is None or records[i].now - at >= gap):
+                honoured[k], last[k] = True, records[i].now
+            elif wanted and i >= start:
+                refused += 1
+        if i > start:  # at ``start`` a fresh state fits both
+            out.append((honoured[0], honoured[1]))
+    if start < len(records):
+        out.insert(0, (False, False))
+    return out, refused
+
+
+class ReplayAbandoned(RuntimeError):
+    """A replay that ran past its time budget."""
+
+
 def replay(
     policy: ScalingPolicy[Any],
     records: Sequence[StepRecord],
     load: LoadSeries | None,
     state: Any,
-    before: StepRecord | None = None,
-) -> Any:
-    """``state`` after ``policy`` decided each of ``records`` in turn (``before``: the record
-    decided just before them), each refit the old leader made redone there (a policy's
-    ``refit(state, forecast=, burst=)``, where it has one); pure, a worker thread's work."""
-    refit = getattr(policy, "refit", None)
-    steps = [before, *records] if before is not None else list(records)
-    for i in range(1 if before is not None else 0, len(steps)):
-        if refit is not None and i > 0:
-            forecast, burst = _refitted(steps, i)
-            if forecast or burst:
-                state = refit(state, forecast=forecast, burst=burst)
-        _, state = policy.decide(steps[i].context(load), state)
-    return state
+    refit: Sequence[tuple[bool, bool]],
+    *,
+    compare_from: float = -math.inf,
+    deadline: float = math.inf,
+) -> tuple[Any, list[tuple[float, int, int]]]:
+    """``state`` after ``policy`` decided each of ``records`` in turn, the forecast, the burst
+    table refitted before a record where ``refit`` says (:func:`refits`; a policy's
+    ``refit(state, forecast=, burst=)``, where it has one), and the decisions made at or
+    after ``compare_from`` that differ from the record's (``(now, the record's, the
+    replay's)``); a worker thread's work. :class:`ReplayAbandoned` where a decision is due
+    after ``deadline`` (:func:`time.perf_counter`: a replay's budget, checked at each)."""
+    refit_state = getattr(policy, "refit", None)
+    diverged: list[tuple[float, int, int]] = []
+    for record, (forecast, burst) in zip(records, refit, strict=True):
+        if time.perf_counter() > deadline:
+            raise ReplayAbandoned(f"over its budget at the decision made at {record.now:.3f}")
+        if refit_state is not None and (forecast or burst):
+            state = refit_state(state, forecast=forecast, burst=burst)
+        decision, state = policy.decide(record.context(load), state)
+        wanted = record.decided
+        if wanted is not None and record.now >= compare_from and decision.target != wanted:
+            diverged.append((record.now, wanted, decision.target))
+    return state, diverged

@@ -75,6 +75,7 @@ class PredictiveScaler:
             clock=self.clock,
             metrics=self.metrics,
             replay_span=self.policy.memory,
+            max_replicas=s.max_replicas,
         )
 
     @property

@@ -19,6 +19,7 @@ none, unless reports reached it.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from ._replay import MAX_RECORDS, RecordError, StepRecord, merge_records, parse_record
+from ._replay import MAX_RECORDS, RecordError, StepRecord, merge_records, parse_record, spaced
 from ._types import LoadSeries
+
+log = logging.getLogger(__name__)
 
 #: the most steps a standby holds and a fetch may carry: 22 days of minutes, the 21 days a
 #: forecast is fitted on (the tracker's ring) and a day more, so that a new leader still has
@@ -46,12 +49,17 @@ class HistoryError(ValueError):
 class Carried:
     """What a standby holds of the leader's history: the arrivals per step, the mean service
     time and the replica start-up time the leader had measured (``None``: not yet), and the
-    inputs of its last decisions (:mod:`._replay`), oldest first."""
+    inputs of its last decisions (:mod:`._replay`), oldest first; ``too_close``: how many
+    records the answer (:func:`parse_history`) or the merge (:func:`merge`) that made it
+    dropped as less than half an interval before the next; ``outside``: how many records the
+    answer dropped as made outside the window :func:`parse_history` takes."""
 
     load: LoadSeries
     service_time: float | None = None
     startup_time: float | None = None
     steps: tuple[StepRecord, ...] = ()
+    too_close: int = 0
+    outside: int = 0
 
 
 def _index(series: LoadSeries, at: float) -> int:
@@ -85,11 +93,23 @@ def _number(value: Any, name: str, *, positive: bool = False) -> float:
     return float(value)
 
 
-def parse_history(body: Any, step: float, *, now: float) -> Carried:
+def parse_history(
+    body: Any,
+    step: float,
+    *,
+    now: float,
+    interval: float = 0.0,
+    memory: float = math.inf,
+) -> Carried:
     """A leader's answer (decoded JSON), every field checked (a :class:`HistoryError`): its
     steps must be ``step`` seconds starting at a multiple of ``step`` (as every tracker's),
     at most :data:`MAX_STEPS` of them, ending within the last :data:`MAX_STEPS` steps before
-    ``now`` (this pod's wall clock; :data:`MAX_SKEW` after it at most)."""
+    ``now`` (this pod's wall clock; :data:`MAX_SKEW` after it at most). Its decisions' records
+    (:func:`check_records`) in order; one less than ``interval / 2`` (the policy's interval)
+    before the next is dropped (counted in ``too_close``), and so is one made outside the last
+    ``memory`` seconds (the replay's span, :data:`MAX_SKEW` more) before ``now`` and the
+    :data:`MAX_SKEW` after it (``outside``). (A pending scale-up is bounded where it is restored,
+    :mod:`._resume`: a genuine one may be older, e.g. replicas that cannot be placed.)"""
     if not isinstance(body, dict):
         raise HistoryError("a history answer is a JSON object")
     start = _number(body.get("start"), "start")
@@ -115,9 +135,35 @@ def parse_history(body: Any, step: float, *, now: float) -> Carried:
         steps = tuple(parse_record(r) for r in records)
     except RecordError as exc:
         raise HistoryError(str(exc)) from None
-    if any(b.now <= a.now for a, b in itertools.pairwise(steps)):
+    steps, close, outside = check_records(steps, now=now, interval=interval, memory=memory)
+    return Carried(LoadSeries(start, step, counts), service, startup, steps, close, outside)
+
+
+def check_records(
+    steps: Sequence[StepRecord],
+    *,
+    now: float,
+    interval: float,
+    memory: float,
+) -> tuple[tuple[StepRecord, ...], int, int]:
+    """See :func:`parse_history` (a :class:`HistoryError` naming the field): the records kept,
+    how many were dropped (logged) as less than ``interval / 2`` before the next, and how
+    many as made outside the window (a stale or a skewed record drops alone, not the answer)
+    (:func:`~._replay.spaced`: a leader's pop of the last leader's record, or an older
+    leader's list, must not make every standby refuse the whole answer)."""
+    if any(b.now < a.now for a, b in itertools.pairwise(steps)):
         raise HistoryError("steps: records must be in the order they were made")
-    return Carried(LoadSeries(start, step, counts), service, startup, steps)
+    oldest = now - memory - MAX_SKEW
+    within = [r for r in steps if oldest <= r.now <= now + MAX_SKEW]
+    if len(within) < len(steps):
+        log.warning("%d of the leader's decision record(s) are not within the last %g s before "
+                    "this pod's clock (%.0f), %g s skew: dropped", len(steps) - len(within),
+                    memory, now, MAX_SKEW)  # fmt: skip
+    kept, dropped = spaced(within, interval)
+    if dropped:
+        log.warning("%d of the leader's decision record(s) are less than %g s (half an "
+                    "interval) before the next: dropped", dropped, interval / 2)  # fmt: skip
+    return kept, dropped, len(steps) - len(within)
 
 
 def _window(parts: list[LoadSeries], step: float) -> tuple[float, int]:
@@ -136,10 +182,14 @@ def _write(values: np.ndarray, start: float, step: float, part: LoadSeries) -> N
         values[i + lo : i + hi] = part.values[lo:hi]
 
 
-def merge(held: Carried | None, new: Carried, keep: float = math.inf) -> Carried:
+def merge(
+    held: Carried | None, new: Carried, keep: float = math.inf, interval: float = 0.0
+) -> Carried:
     """``held`` with ``new``'s steps written over it (steps neither has read 0), the last
     :data:`MAX_STEPS` kept; ``new``'s times where it has them; the decisions' records joined
-    (:func:`~._replay.merge_records`, those of the last ``keep`` seconds)."""
+    (:func:`~._replay.merge_records`, those of the last ``keep`` seconds, none less than
+    ``interval / 2`` before the next: ``too_close`` counts ``new``'s and the merge's drops,
+    ``outside`` ``new``'s)."""
     if held is None or len(held.load) == 0:
         load = new.load
     elif len(new.load) == 0:
@@ -154,11 +204,15 @@ def merge(held: Carried | None, new: Carried, keep: float = math.inf) -> Carried
     if len(load) > MAX_STEPS:
         load = LoadSeries(load.end - MAX_STEPS * load.step, load.step, load.values[-MAX_STEPS:])
     old = held if held is not None else new
+    steps, dropped = merge_records(held.steps if held is not None else (), new.steps, keep,
+                                   interval)  # fmt: skip
     return Carried(
         load,
         new.service_time if new.service_time is not None else old.service_time,
         new.startup_time if new.startup_time is not None else old.startup_time,
-        merge_records(held.steps if held is not None else (), new.steps, keep),
+        steps,
+        new.too_close + dropped,
+        new.outside,
     )
 
 

@@ -196,6 +196,25 @@ def check_candidate(config: PRSMConfig) -> None:
         raise ConfigError("scaling_report.node", f"must be kubernetes.node ({kube.node!r})")
     candidate(config)  # its URL's variables are set
     report_key(report)  # and its key
+    if kube.leader_election.warm_interval > 0:
+        check_replay(config)
+
+
+def check_replay(config: PRSMConfig) -> None:
+    """A :class:`ConfigError` naming ``scaling.interval`` if a new leader's replay
+    (:mod:`~prsm.performance.scaling._replay`) needs more decisions than the
+    :data:`~prsm.performance.scaling._replay.MAX_RECORDS` a leader serves."""
+    from ..scaling._predictive import PredictivePolicy
+    from ..scaling._replay import MAX_RECORDS
+
+    policy = PredictivePolicy(config.scaling)
+    if policy.memory / policy.interval + 1 > MAX_RECORDS:
+        raise ConfigError(
+            "scaling.interval",
+            f"{policy.interval:g} s decisions over the {policy.memory:g} s a new leader's replay "
+            f"reads (scaling.predictor.refit_interval and the longest window) are more than the "
+            f"{MAX_RECORDS} records a leader serves: lengthen interval or shorten refit_interval",
+        )
 
 
 def candidate(config: PRSMConfig) -> tuple[str, str]:
@@ -235,7 +254,8 @@ def standby(config: PRSMConfig) -> Standby:
             leader.mirror = WarmMirror(leader.elector, key, step=scaler.tracker.step,
                                        interval=election.warm_interval, timeout=report.timeout,
                                        clock=clock, metrics=metrics,
-                                       keep=scaler.loop.replay_span)  # fmt: skip
+                                       keep=scaler.loop.replay_span,
+                                       decisions=scaler.policy.interval)  # fmt: skip
         return leader
 
     return make

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -71,9 +72,11 @@ class WarmMirror:
         client: httpx.AsyncClient | None = None,
         metrics: MetricsRegistry | None = None,
         keep: float = 0.0,
+        decisions: float = 0.0,
     ) -> None:
         self.elector = elector
         self.keep = keep  # seconds of the leader's decision records held
+        self.decisions = decisions  # the policy's interval (records closer are dropped)
         self.step = step
         self.interval = interval
         self.timeout = timeout
@@ -90,12 +93,21 @@ class WarmMirror:
         self.failed = 0  # fetches that failed, in all
         self.failures = 0  # in a row
         self.last_error: str | None = None
+        #: the leader's records dropped: less than half an interval before the next, made
+        #: outside the window a standby takes (:func:`~..scaling._warm.parse_history`)
+        self.dropped = {"too_close": 0, "outside": 0}
         self._warned_at: float | None = None
         registry = metrics if metrics is not None else MetricsRegistry()
         fetches = registry.plain("counter", "scaling_warm_fetches",
                                  "A standby's fetches of the leader's scaling history, by outcome.",
                                  ["outcome"])  # fmt: skip
         self._m_ok, self._m_failed = fetches.labels("ok"), fetches.labels("failed")
+        self._m_dropped = registry.counter(
+            "scaling_warm_records_dropped",
+            "The leader's decision records a standby dropped, by reason: too_close (less than "
+            "half an interval before the next), outside (made outside its window).",
+            ["reason"],
+        )
         self._m_steps = registry.gauge(
             "scaling_warm_steps", "Steps of the leader's history this standby holds."
         )
@@ -126,11 +138,15 @@ class WarmMirror:
             return self._failed(url, f"{type(exc).__name__}: {exc}")
         if answer.status_code != 200:
             return self._failed(url, f"HTTP {answer.status_code}: {body[:200]!r}")
-        try:
-            carried = parse_history(orjson.loads(body), self.step, now=self.clock.time())
+        try:  # off the event loop: the largest answer takes a third of a second
+            carried = await asyncio.to_thread(self._parse, body, self.clock.time())
         except (orjson.JSONDecodeError, HistoryError) as exc:
             return self._failed(url, f"a malformed history: {exc}")
-        self.held = merge(self.held, carried, self.keep)
+        self.held = merge(self.held, carried, self.keep, self.decisions)
+        for reason, n in (("too_close", self.held.too_close), ("outside", self.held.outside)):
+            if n:  # (logged where parsed; a merge's: records a leader popped)
+                self.dropped[reason] += n
+                self._m_dropped.labels(reason).inc(n)
         self._m_steps.set(len(self.held.load))
         self.fetches += 1
         self._m_ok.inc()
@@ -140,6 +156,11 @@ class WarmMirror:
                         "far)", url, self.failed)  # fmt: skip
         self.failures = 0
         return True
+
+    def _parse(self, body: bytes, now: float) -> Carried:
+        memory = self.keep if self.keep > 0 else math.inf
+        return parse_history(orjson.loads(body), self.step, now=now, interval=self.decisions,
+                             memory=memory)  # fmt: skip
 
     def _failed(self, url: str, why: str) -> bool:
         self.failed += 1
