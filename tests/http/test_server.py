@@ -167,18 +167,6 @@ async def test_chunked_body_within_the_limit_is_read_whole() -> None:
     assert answers[0].status == 200
 
 
-async def test_expect_100_continue_gets_a_go_ahead() -> None:
-    async with running() as (_, port, _), connect(port) as (reader, w):
-        head = request(CHAT, extra=b"Expect: 100-continue\r\n")
-        w.write(head[: -len(CHAT)])
-        async with asyncio.timeout(10):
-            line = await reader.reader.readuntil(b"\r\n\r\n")
-        assert line.startswith(b"HTTP/1.1 100 Continue")
-        w.write(CHAT)
-        answers = await reader.until(1)
-    assert answers[0].status == 200
-
-
 @pytest.mark.parametrize(
     "data",
     [

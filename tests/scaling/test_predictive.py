@@ -152,6 +152,27 @@ def test_bad_settings_name_the_field(kwargs: dict[str, Any], field: str) -> None
     assert err.value.field == field
 
 
+def _forecasts(settings: PredictiveSettings, decisions: range, width: int) -> list[Any]:
+    """The upper forecast of a decision a minute over ``decisions`` (minutes), each reading
+    at most ``width`` minutes of a noisy hourly sine (the history a tracker's ring holds)."""
+    policy = PredictivePolicy(settings)
+    minutes = np.arange(decisions.stop + 40)
+    rng = np.random.default_rng(0)
+    wave = 30 + 20 * np.sin(minutes * 2 * np.pi / 60)
+    counts = (wave + rng.poisson(3, len(minutes))).astype(float)
+    state, out = policy.initial_state(), []
+    for m in decisions:
+        lo = max(0, m - width)
+        ctx = ScalingContext(now=m * 60.0 + 1, ready_replicas=2, starting_replicas=0,
+                             target_replicas=2, in_flight=0, queued=0, mean_ongoing=0.0,
+                             mean_busy=0.0, interval=60.0, arrivals=0, concurrency=1,
+                             service_time=4.0, startup_time=45.0,
+                             load=LoadSeries(lo * 60.0, 60.0, counts[lo:m]))  # fmt: skip
+        decision, state = policy.decide(ctx, state)
+        out.append(decision.details["forecast_upper"])
+    return out
+
+
 def test_a_sliding_history_moves_the_models_on_as_a_growing_one_does() -> None:
     """Once the tracker's ring is full the history the policy reads is a sliding window of
     constant length: between refits each new step must still move the models on (a forecast
@@ -161,26 +182,9 @@ def test_a_sliding_history_moves_the_models_on_as_a_growing_one_does() -> None:
         predictor=PredictorSettings(step=60.0, horizon=600.0, season=3600.0,
                                     min_validation=3600.0, refit_interval=3600.0),
     )  # fmt: skip
-    policy = PredictivePolicy(settings)
-    minutes = np.arange(700)
-    rng = np.random.default_rng(0)
-    counts = (30 + 20 * np.sin(minutes * 2 * np.pi / 60) + rng.poisson(3, 700)).astype(float)
-
-    def forecasts(width: int) -> list[Any]:
-        state, out = policy.initial_state(), []
-        for m in range(600, 640):  # a decision a minute, within one refit interval
-            lo = max(0, m - width)
-            ctx = ScalingContext(now=m * 60.0 + 1, ready_replicas=2, starting_replicas=0,
-                                 target_replicas=2, in_flight=0, queued=0, mean_ongoing=0.0,
-                                 mean_busy=0.0, interval=60.0, arrivals=0, concurrency=1,
-                                 service_time=4.0, startup_time=45.0,
-                                 load=LoadSeries(lo * 60.0, 60.0, counts[lo:m]))  # fmt: skip
-            decision, state = policy.decide(ctx, state)
-            out.append(decision.details["forecast_upper"])
-        return out
-
-    sliding = forecasts(600)
-    assert len(set(sliding)) == 40 and sliding == forecasts(10**6)
+    decisions = range(600, 640)  # a decision a minute, within one refit interval
+    sliding = _forecasts(settings, decisions, 600)
+    assert len(set(sliding)) == 40 and sliding == _forecasts(settings, decisions, 10**6)
 
 
 def test_a_sliding_minute_history_moves_a_five_minute_predictor_on() -> None:
@@ -193,23 +197,6 @@ def test_a_sliding_minute_history_moves_a_five_minute_predictor_on() -> None:
         predictor=PredictorSettings(step=300.0, horizon=1800.0, season=3600.0,
                                     min_validation=3 * 3600.0, refit_interval=6 * 3600.0),
     )  # fmt: skip
-    policy = PredictivePolicy(settings)
-    minutes = np.arange(1300)
-    rng = np.random.default_rng(0)
-    counts = (30 + 20 * np.sin(minutes * 2 * np.pi / 60) + rng.poisson(3, 1300)).astype(float)
-
-    def forecasts(width: int) -> list[Any]:
-        state, out = policy.initial_state(), []
-        for m in range(1200, 1260):  # a decision a minute, within one refit interval
-            lo = max(0, m - width)
-            ctx = ScalingContext(now=m * 60.0 + 1, ready_replicas=2, starting_replicas=0,
-                                 target_replicas=2, in_flight=0, queued=0, mean_ongoing=0.0,
-                                 mean_busy=0.0, interval=60.0, arrivals=0, concurrency=1,
-                                 service_time=4.0, startup_time=45.0,
-                                 load=LoadSeries(lo * 60.0, 60.0, counts[lo:m]))  # fmt: skip
-            decision, state = policy.decide(ctx, state)
-            out.append(decision.details["forecast_upper"])
-        return out
-
-    sliding = forecasts(1200)
-    assert len(set(sliding)) >= 12 and sliding == forecasts(10**6)
+    decisions = range(1200, 1260)  # a decision a minute, within one refit interval
+    sliding = _forecasts(settings, decisions, 1200)
+    assert len(set(sliding)) >= 12 and sliding == _forecasts(settings, decisions, 10**6)

@@ -47,6 +47,16 @@ def _scaler(clock: ManualClock, **loop: Any) -> tuple[PredictiveScaler, MetricsR
     return scaler, metrics
 
 
+def _leader(
+    **loop: Any,
+) -> tuple[ManualClock, float, PredictiveScaler, MetricsRegistry, LoadSeries]:
+    """A new leader HOURS into the day, its clock, its time, and the history it carried."""
+    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
+    now = clock.time()
+    scaler, metrics = _scaler(clock, **loop)
+    return clock, now, scaler, metrics, _load(now)
+
+
 def _load(now: float) -> LoadSeries:
     n = HOURS * 60
     minutes = np.arange(n)
@@ -96,10 +106,7 @@ def test_a_record_of_a_huge_concurrency_is_refused_naming_it() -> None:
 async def test_records_of_another_concurrency_are_refused_by_the_loop(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
-    now = clock.time()
-    scaler, metrics = _scaler(clock)
-    load = _load(now)
+    _, now, scaler, metrics, load = _leader()
     records = [_record(now - 60.0 + 15 * i, load, concurrency=8 if i == 1 else 1)
                for i in range(4)]  # fmt: skip
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
@@ -133,10 +140,7 @@ def test_records_out_of_order_or_of_fits_after_their_history_are_refused_others_
 async def test_a_refit_claimed_at_every_record_is_honoured_once_per_refit_interval(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
-    now = clock.time()
-    scaler, metrics = _scaler(clock)
-    load = _load(now)
+    _, now, scaler, metrics, load = _leader()
     fits: list[float] = []
     real = _predictive.fit_predictor
 
@@ -162,10 +166,7 @@ async def test_a_replay_over_its_budget_is_abandoned_counted_and_the_leader_step
     caplog: pytest.LogCaptureFixture, held: int
 ) -> None:
     """The budget is checked at each decision, not only between chunks of them."""
-    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
-    now = clock.time()
-    scaler, metrics = _scaler(clock, budget=1e-9)
-    load = _load(now)
+    _, now, scaler, metrics, load = _leader(budget=1e-9)
     records = tuple(_record(now - 15.0 * (held - i), load) for i in range(held))
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     scaler.loop.carry_over(Carried(load, 4.0, 45.0, records), now)
@@ -187,10 +188,7 @@ def test_a_pending_scale_up_asked_after_its_record_is_refused_naming_it() -> Non
 async def test_a_pending_scale_up_out_of_the_span_or_over_the_bound_is_not_restored(
     pending: tuple[float, int], caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
-    now = clock.time()
-    scaler, metrics = _scaler(clock)
-    load = _load(now)
+    _, now, scaler, metrics, load = _leader()
     asked = (now + pending[0], pending[1])
     records = (_record(now - 15.0, load, pending_up=asked),)
     assert _parse(_answer(load, list(records)), now).steps == records  # a genuine one may be
@@ -204,10 +202,7 @@ async def test_a_pending_scale_up_out_of_the_span_or_over_the_bound_is_not_resto
 async def test_a_pending_scale_up_asked_in_the_future_leaves_the_start_up_time_sane(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
-    now = clock.time()
-    scaler, metrics = _scaler(clock)
-    load = _load(now)
+    clock, now, scaler, metrics, load = _leader()
     records = (_record(now - 15.0, load, pending_up=(1e12, 1)),)
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     scaler.loop.carry_over(Carried(load, 4.0, 45.0, records), now)
@@ -235,10 +230,7 @@ def _records(now: float, load: LoadSeries, n: int, **changes: Any) -> tuple[Step
 async def test_a_replayed_decision_that_differs_from_the_record_is_counted_diverged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
-    now = clock.time()
-    scaler, metrics = _scaler(clock)
-    load = _load(now)
+    _, now, scaler, metrics, load = _leader()
     records = _records(now, load, 60)  # 15 minutes: past the policy's warm-up (10.5 min)
     records = (*records[:-1], dataclasses.replace(records[-1], decided=SETTINGS.max_replicas))
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
@@ -274,10 +266,7 @@ async def test_records_that_begin_after_the_last_fit_or_sessions_make_a_replay_p
 async def test_records_made_after_the_take_over_are_counted_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
-    now = clock.time()
-    scaler, metrics = _scaler(clock)
-    load = _load(now)
+    _, now, scaler, metrics, load = _leader()
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     scaler.loop.carry_over(Carried(load, 4.0, 45.0, _records(now, load, 8)), now - 31.0)
     assert _refused(metrics, "after_takeover") == 2 and "clock ahead" in caplog.text
@@ -289,10 +278,7 @@ async def test_records_made_after_the_take_over_are_counted_and_logged(
 async def test_a_gap_in_the_records_makes_a_replay_partial(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
-    now = clock.time()
-    scaler, metrics = _scaler(clock)
-    load = _load(now)
+    _, now, scaler, metrics, load = _leader()
     records = _records(now, load, 8)
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     scaler.loop.carry_over(Carried(load, 4.0, 45.0, records[:3] + records[4:]), now)
@@ -305,10 +291,7 @@ async def test_the_last_leaders_record_just_before_the_take_over_is_not_served_o
 ) -> None:
     """A's last decision 3 s before B's first: B serves its records on without it, or every
     standby would refuse B's answers (records at least half an interval apart)."""
-    clock = ManualClock(start=HOURS * 3600.0, wall_offset=WALL)
-    now = clock.time()
-    scaler, metrics = _scaler(clock)
-    load = _load(now)
+    _, now, scaler, metrics, load = _leader()
     records = tuple(_record(now - 3.0 - 15.0 * (7 - i), load) for i in range(8))
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     scaler.loop.carry_over(Carried(load, 4.0, 45.0, records), now)
