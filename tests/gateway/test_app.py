@@ -342,3 +342,28 @@ async def test_startup_and_shutdown_hooks_run_in_order() -> None:
     assert "emb" in app.perf.models()
     await app.shutdown()
     assert calls == ["start", "stop"] and app.shutting_down
+
+
+class TextWithData(FakeUpstream):
+    """Streams events whose text holds ``data:``."""
+
+    async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+        yield b'data: {"c": "data: x"}\n\ndata: {"c": "data:"}\n\n'
+        yield b"data: [DONE]\n\n"
+
+
+async def test_an_asgi_stream_charges_the_tenant_for_events_not_for_data_in_their_text() -> None:
+    tenant = TenantSettings("t", (hash_key("sk-t"),), tokens_per_minute=600)
+    perf = PerformanceOrchestrator(nodes=[NodeSpec(id="n0", models=["m"])], upstream=TextWithData())
+    app = GatewayApp(perf, GatewaySettings(tenants=(tenant,)))
+    charged: list[int] = []
+
+    async def charge(tenant: TenantSettings, tokens: int) -> None:
+        charged.append(tokens)
+
+    app.limiter.charge = charge  # type: ignore[method-assign]
+    async with _client(app) as c:
+        r = await c.post("/v1/chat/completions", json={**CHAT, "stream": True},
+                         headers={"authorization": "Bearer sk-t"})  # fmt: skip
+    assert r.status_code == 200
+    assert charged == [3]  # the three ``data:`` lines (``[DONE]`` too), not the text's

@@ -14,6 +14,7 @@ import orjson
 from prsm.performance.gateway._app import GatewayApp
 from prsm.performance.gateway._asgi import RequestHead
 from prsm.performance.gateway._exchange import NativeExchange
+from prsm.performance.gateway._settings import GatewaySettings, TenantSettings, hash_key
 from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
 from prsm.performance.routing._node import NodeSpec
 from prsm.performance.types import AIRequest, Response
@@ -95,13 +96,13 @@ class Conn:
         self.write_paused = False
 
 
-def _app(upstream: Upstream) -> GatewayApp:
+def _app(upstream: Upstream, settings: GatewaySettings | None = None) -> GatewayApp:
     nodes = [NodeSpec(id="n0", models=frozenset({"m"}))]
-    return GatewayApp(PerformanceOrchestrator(nodes=nodes, upstream=upstream))
+    return GatewayApp(PerformanceOrchestrator(nodes=nodes, upstream=upstream), settings)
 
 
-async def _serve(app: GatewayApp, conn: Conn) -> Any:
-    head = RequestHead.from_list(0.0, [(b"content-length", b"%d" % len(BODY))])
+async def _serve(app: GatewayApp, conn: Conn, headers: tuple[tuple[bytes, bytes], ...] = ()) -> Any:
+    head = RequestHead.from_list(0.0, [(b"content-length", b"%d" % len(BODY)), *headers])
     x = NativeExchange(conn, head, BODY, len(BODY), True)  # type: ignore[arg-type]
     await app.handle_exchange(x)
     return x
@@ -154,3 +155,19 @@ async def test_past_64_kb_held_a_stream_is_written_at_once() -> None:
     first, rest = conn.transport.writes
     assert first.endswith(b"%x\r\n%s\r\n" % (len(big), big))  # with the head, at once
     assert rest == b"%x\r\n%s\r\n0\r\n\r\n" % (len(EVENTS[-1]), EVENTS[-1])
+
+
+async def test_a_tenants_token_bucket_is_charged_for_events_not_for_data_in_their_text() -> None:
+    events = [b'data: {"c": "data: x"}\n\n', b'data: {"c": "da', b'ta:"}\n\n', EVENTS[-1]]
+    tenant = TenantSettings("t", (hash_key("sk-t"),), tokens_per_minute=600)
+    app = _app(Upstream(events=events), GatewaySettings(tenants=(tenant,)))
+    charged: list[int] = []
+
+    async def charge(tenant: TenantSettings, tokens: int) -> None:
+        charged.append(tokens)
+
+    app.limiter.charge = charge  # type: ignore[method-assign]
+    conn = Conn()
+    x = await _serve(app, conn, ((b"authorization", b"Bearer sk-t"),))
+    assert x.status == 200
+    assert charged == [3]  # the three ``data:`` lines (``[DONE]`` too), not the text's

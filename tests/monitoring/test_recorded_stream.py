@@ -123,3 +123,20 @@ async def test_closed_early_closes_its_source_and_records_nothing() -> None:
         await stream.aclose()
         assert source.closed == 1
     assert count(r, "ok") is None
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b'data: {"c": "data: x"}\n\ndata: {"c": "a\\ndata: y"}\n\n', b"data: [DONE]\n\n"],
+        # one event split mid-line, then the rest: only line starts count
+        [b'data: {"c": "da', b'ta: x"}\n\ndata: {"c": "data:"}\n\ndata: [DONE]\n\n'],
+    ],
+)
+async def test_data_in_the_answers_text_is_not_an_event(chunks: list[bytes]) -> None:
+    r = RequestRecorder(MetricsRegistry())
+    assert [c async for c in recorded_stream(r, AIRequest(model="m", stream=True), Source(chunks))]
+    tokens = r.registry.registry.get_sample_value(
+        "prsm_tokens_sum", {"operation": "chat", "model": "m", "node": "", "type": "output"}
+    )
+    assert tokens == 2.0  # two events before [DONE], whatever their text says

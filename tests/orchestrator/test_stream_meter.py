@@ -22,14 +22,15 @@ EVENTS = [b'data: {"a": 1}\n\n', b'data: {"a": 2}\n\ndata: {"a": 3}\n\n', b"data
 class Events:
     """A streaming upstream: ``EVENTS``, then (``fail``) the node's error."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, events: list[bytes] = EVENTS) -> None:
         self.fail = fail
+        self.events = events
 
     async def execute(self, node: NodeSpec, request: AIRequest) -> Response:
         return Response(content=node.id)
 
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
-        for chunk in EVENTS[: 1 if self.fail else None]:
+        for chunk in self.events[: 1 if self.fail else None]:
             yield chunk
         if self.fail:
             raise UpstreamError(node.id, "cut", retryable=False)
@@ -95,3 +96,11 @@ async def test_a_cached_pipeline_keeps_the_recording_layer() -> None:
     assert isinstance(stream, RecordedStream)  # the cache's stream says which tier answered
     assert [c async for c in stream] == EVENTS
     assert _count(perf, "ok") == 1.0
+
+
+async def test_data_in_the_answers_text_is_not_an_event() -> None:
+    events = [b'data: {"c": "data: x"}\n\n', b'data: {"c": "a\\ndata: y"}\n\n', b"data: [DONE]\n\n"]
+    perf = _perf(Events(events=events))
+    assert [c async for c in perf.handle_stream(AIRequest(model="m", stream=True))] == events
+    tokens = _sample(perf, "prsm_tokens_sum", operation="chat", model="m", node="", type="output")
+    assert tokens == 2.0  # two events before [DONE], whatever their text says

@@ -51,7 +51,8 @@ async def stream_answer(  # noqa: PLR0917 (positional: the hot path)
     t_call = time.perf_counter()
     added = t_call - x.head.t0
     chunks = app.perf.handle_stream(request)
-    events = 0
+    events = 0  # ``data:`` lines (the answer's text may hold ``data:``, never at a line start)
+    line = True  # the next chunk begins a line
     try:
         try:
             first = await chunks.__anext__()
@@ -82,7 +83,8 @@ async def stream_answer(  # noqa: PLR0917 (positional: the hot path)
                     if native.hold(chunk):  # the client reads slowly: wait for it first
                         await native.conn.drained()
                     if counted:
-                        events += chunk.count(b"data:")
+                        events += chunk.count(b"\ndata:") + (line and chunk.startswith(b"data:"))
+                        line = chunk.endswith(b"\n")
                     call: Any = chunks.__anext__()
                     if type(call) is not CoroutineType:
                         call = call.__await__()
@@ -101,14 +103,16 @@ async def stream_answer(  # noqa: PLR0917 (positional: the hot path)
             else:
                 await x.write(first)
                 if counted:
-                    events += first.count(b"data:")
+                    events += first.count(b"\ndata:") + first.startswith(b"data:")
+                    line = first.endswith(b"\n")
                 async for chunk in chunks:
                     if watcher is not None and watcher.done():
                         log.info("request %s: client went away mid-stream", request.id)
                         return
                     await x.write(chunk)
                     if counted:
-                        events += chunk.count(b"data:")
+                        events += chunk.count(b"\ndata:") + (line and chunk.startswith(b"data:"))
+                        line = chunk.endswith(b"\n")
         except ConnectionResetError:  # a write found the client gone (counted at start)
             log.info("request %s: client went away mid-stream", request.id)
             return

@@ -4,7 +4,10 @@ a stream. Used by the orchestrator, so library callers and the gateway are recor
 Streams: the time to the first chunk, each gap between chunks, and the output size, counted
 as the stream's ``data:`` events less the final ``[DONE]`` (an OpenAI-compatible server sends
 one event per generated token by default, so this is the output token count as vLLM reports
-it; a server that batches tokens into events makes it a lower bound). A stream the client
+it; a server that batches tokens into events makes it a lower bound). An event is a line that
+begins ``data:``: the answer's own text may hold ``data:``, never at a line's start (a newline
+in a JSON string is escaped); a ``\ndata:`` split between two chunks is missed (a lower bound
+again; whole events, as the streaming driver forwards them, are never split). A stream the client
 abandons is not recorded (it says nothing about the pipeline).
 """
 
@@ -114,8 +117,8 @@ class RecordedStream:
     generator frame to resume per chunk. ``chunks`` is closed (its ``aclose``) when it ends,
     fails, or this stream is closed; a stream closed before its end is not recorded."""
 
-    __slots__ = ("_chunks", "_ended", "_last", "_next", "events", "first", "kind", "recorder",
-                 "request", "s", "start")  # fmt: skip
+    __slots__ = ("_chunks", "_ended", "_last", "_line", "_next", "events", "first", "kind",
+                 "recorder", "request", "s", "start")  # fmt: skip
 
     def __init__(
         self, recorder: RequestRecorder, request: Any, chunks: AsyncIterator[bytes]
@@ -128,6 +131,7 @@ class RecordedStream:
         self.s = recorder.stream_children(self.kind, request.model)
         self.start = self.first = self._last = 0.0
         self.events = 0
+        self._line = True  # the next chunk begins a line
         self._ended = False
 
     def __aiter__(self) -> RecordedStream:
@@ -161,7 +165,9 @@ class RecordedStream:
         else:
             self.recorder.observe(self.s.itl, now - self._last)
         self._last = now
-        self.events += chunk.count(b"data:")
+        # ``data:`` at the start of a line only (the answer's text may hold it; see the module)
+        self.events += chunk.count(b"\ndata:") + (self._line and chunk.startswith(b"data:"))
+        self._line = chunk.endswith(b"\n")
         return chunk
 
     async def aclose(self) -> None:

@@ -27,7 +27,7 @@ class StreamMeter:
     """One stream's recording: time to the first chunk, each gap between chunks, and the
     output size (its ``data:`` events less the final ``[DONE]``), as the wrapper counts it."""
 
-    __slots__ = ("events", "first", "kind", "last", "recorder", "request", "s", "start")
+    __slots__ = ("events", "first", "kind", "last", "line", "recorder", "request", "s", "start")
 
     def __init__(self, recorder: RequestRecorder, request: AIRequest) -> None:
         self.recorder = recorder
@@ -37,6 +37,7 @@ class StreamMeter:
         self.start = _now()
         self.first = self.last = 0.0
         self.events = 0
+        self.line = True  # the next chunk begins a line
 
     def chunk(self, data: bytes) -> None:
         """``data`` goes to the caller now."""
@@ -47,7 +48,10 @@ class StreamMeter:
             self.first = now
             self.recorder.observe(self.s.ttft, now - self.start)
         self.last = now
-        self.events += data.count(b"data:")
+        # ``data:`` at the start of a line only: the answer's text may hold ``data:`` too
+        # (within its JSON string; a newline there is escaped, so ``\ndata:`` begins a line)
+        self.events += data.count(b"\ndata:") + (self.line and data.startswith(b"data:"))
+        self.line = data.endswith(b"\n")
 
     #: the stream ended well (:func:`~prsm.performance.monitoring._record.record_stream_end`,
     #: shared with the wrapper; the method itself, so no call of its own per stream)
