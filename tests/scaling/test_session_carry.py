@@ -23,6 +23,7 @@ from prsm.performance.scaling._session_carry import (
     MAX_NAME,
     MAX_PENDING,
     MAX_STARTS,
+    MAX_USER_TIMES,
     MAX_USERS,
     SessionCarry,
     SessionsError,
@@ -125,6 +126,29 @@ def test_the_largest_answer_fits_its_bound() -> None:
     assert len(carried.starts) == MAX_STARTS and carried.left_out[2] > 0
 
 
+def test_one_users_arrivals_are_bounded_and_its_older_requests_left_out() -> None:
+    leader = SessionTracker()
+    for k in range(MAX_USER_TIMES + 50):  # one busy user (an API key's tenant)
+        leader.arrived("tenant:busy", NOW - 1000.0 + k * 0.1)
+    leader.arrived("quiet", NOW - 1.0)
+    body = _wire(leader)
+    assert [len(u[3]) for u in body["users"]] == [MAX_USER_TIMES, 1]
+    assert body["left_out"] == [0, 50, 0] and len(body["pending"]) == MAX_USER_TIMES + 1
+    carried = parse_sessions(body, NOW)  # what is carried settles as the leader's does
+    new = SessionTracker()
+    new.restore(carried, NOW)
+    for tracker in (new, leader):
+        tracker.arrived("tenant:busy", NOW + 100.0)
+    later = NOW + 3000.0
+    left_out = leader._pending[49]  # the last of the 50 requests left out
+    for tracker in (new, leader):
+        tracker.settle(later)
+    assert new.settled == leader.settled - 50 and left_out[0] < body["pending"][0][0]
+    body["users"][0][3].append(body["users"][0][1])
+    with pytest.raises(SessionsError, match=r"users\[\]\.times"):
+        parse_sessions(body, NOW)
+
+
 def _bad(body: dict[str, Any], change: Any) -> dict[str, Any]:
     body = orjson.loads(orjson.dumps(body))
     change(body)
@@ -135,6 +159,7 @@ BAD = {
     "gap": lambda b: b.update(gap=0),
     "window": lambda b: b.update(window=[210.0, 90.0]),
     "num": lambda b: b["num"][0].__setitem__(0, float("nan")),
+    "num[][]": lambda b: b["num"][1].__setitem__(3, 1e300),
     "den": lambda b: b["den"].pop(),
     "num[]": lambda b: b.update(num=[[0.0] * (MAX_COLUMNS + 1)] * 4),
     "users": lambda b: b.update(users=[[None, 0.0, 1, []]] * (MAX_USERS + 1)),
@@ -204,7 +229,7 @@ async def test_a_reading_over_another_window_is_refused_and_the_replay_is_partia
     now = clock.time()
     records = tuple(dataclasses.replace(_record((0.5, 10, 60.0, 300.0)), now=now - 15.0 * k)
                     for k in range(4, 0, -1))  # fmt: skip
-    held = SessionTracker().export(10, 10, 10, MAX_NAME)
+    held = SessionTracker().export(10, 10, 10, MAX_NAME, 10)
     load = LoadSeries(now - 600.0, 60.0, np.ones(10))
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     scaler.loop.carry_over(Carried(load, 4.0, 45.0, records, sessions=held), now)

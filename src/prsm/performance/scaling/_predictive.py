@@ -137,15 +137,12 @@ class PredictivePolicy:
 
     @property
     def reads_sessions(self) -> bool:
-        """Whether its decisions read the users' sessions (the session floor is on): a new
-        leader's replay matches only with the last leader's sessions carried
-        (:mod:`._session_carry`)."""
+        """Whether it reads the users' sessions (a replay matches with them carried)."""
         return self.settings.session_wait_probability is not None
 
     @property
     def session_errors_unreplayed(self) -> bool:
-        """Whether the session floor's error headroom is on: its errors, kept
-        ``session_error_span``, are more than a replay of :attr:`memory` rebuilds."""
+        """Whether the floor's error headroom is on (its errors span more than :attr:`memory`)."""
         s = self.settings
         return s.session_wait_probability is not None and s.session_error_quantile is not None
 

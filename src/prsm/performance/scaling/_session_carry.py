@@ -12,16 +12,17 @@ new leader's session floor is the one the old leader's would be.
 
 Bounded: at most :data:`MAX_USERS` users (names of at most :data:`MAX_NAME` characters, as
 the pods' reports send them), :data:`MAX_PENDING` requests waiting to settle and unsettled
-arrivals in all, :data:`MAX_STARTS` session starts and :data:`MAX_COLUMNS` columns of the
-table are served and accepted (the leader serves the newest; what it left out is in the
-answer's ``left_out``); every value is checked (a :class:`SessionsError` names it: the whole
-answer is refused, as a malformed record refuses it). A tracker of other settings refuses
-the state at the take-over. What is dropped is counted
-(``prsm_scaling_sessions_dropped_total{deployment,reason}``: ``users``, ``pending``,
-``starts`` over the bounds, ``after_takeover`` made after the take-over) and logged; each
-take-over with a warm standby counts ``prsm_scaling_sessions_carried_total{deployment,
-outcome}``: ``carried``, ``absent`` (an older leader answered without its sessions: the
-floor is relearned) or ``refused``.
+arrivals in all, :data:`MAX_USER_TIMES` of one user, :data:`MAX_STARTS` session starts and
+:data:`MAX_COLUMNS` columns of the table (sums at most :data:`MAX_COUNT`) are served and
+accepted (the leader serves the newest; what it left out is in the answer's ``left_out``; a
+user's requests from before its newest arrivals carried are left out); every value is
+checked (a :class:`SessionsError` names it: the whole answer is refused, as a malformed
+record refuses it). A tracker of other settings refuses the state at the take-over. What is
+dropped is counted (``prsm_scaling_sessions_dropped_total{deployment,reason}``: ``users``,
+``pending``, ``starts`` over the bounds, ``after_takeover`` made after the take-over) and
+logged; each take-over with a warm standby counts
+``prsm_scaling_sessions_carried_total{deployment, outcome}``: ``carried``, ``absent`` (an
+older leader answered without its sessions: the floor is relearned) or ``refused``.
 """
 
 from __future__ import annotations
@@ -43,12 +44,17 @@ MAX_USERS = 10_000
 MAX_NAME = 64
 #: the most requests waiting to settle carried (the newest), and unsettled arrivals in all
 MAX_PENDING = 50_000
+#: the most unsettled arrivals carried of one user (the newest; each request settling reads
+#: its user's, so this bounds what settling the carried requests costs)
+MAX_USER_TIMES = 2_000
 #: the most session starts carried (the newest)
 MAX_STARTS = 50_000
 #: the most columns of the continuation table (``gap / tau_step + 1``; 121 by default)
 MAX_COLUMNS = 1024
 #: the most requests a session may have counted
 MAX_RANK = 2**31
+#: the largest sum in the continuation table (requests counted: a bound keeps its rates finite)
+MAX_COUNT = 2.0**53
 #: the most bytes the sessions add to an answer (names escaped at worst, numbers at 24)
 MAX_BYTES = (MAX_USERS * (6 * MAX_NAME + 80) + MAX_PENDING * 80 + MAX_STARTS * 25
              + 2 * len(RANK_EDGES) * MAX_COLUMNS * 25 + 1024)  # fmt: skip
@@ -67,7 +73,7 @@ class SessionsError(ValueError):
 
 def sessions_body(tracker: SessionTracker) -> dict[str, Any]:
     """The leader's tracker's state, JSON-ready, within the bounds above."""
-    c = tracker.export(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME)
+    c = tracker.export(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME, MAX_USER_TIMES)
     return {"gap": c.gap, "window": list(c.window), "tau_step": c.tau_step,
             "new_window": c.new_window, "num": c.num.tolist(), "den": c.den.tolist(),
             "settled": c.settled, "users": [[k, last, rank, list(times)]
@@ -108,8 +114,8 @@ def _times(value: Any, field: str, most: int, high: float) -> tuple[float, ...]:
 def _table(body: dict[str, Any], field: str) -> np.ndarray[Any, np.dtype[np.float64]]:
     rows = _list(body.get(field), field, len(RANK_EDGES), len(RANK_EDGES))
     cols = len(_list(rows[0], f"{field}[]", MAX_COLUMNS))
-    values = [[_num(v, f"{field}[][]", low=0.0) for v in _list(row, f"{field}[]", cols, cols)]
-              for row in rows]  # fmt: skip
+    values = [[_num(v, f"{field}[][]", low=0.0, high=MAX_COUNT)
+               for v in _list(row, f"{field}[]", cols, cols)] for row in rows]  # fmt: skip
     if cols == 0:
         raise SessionsError(field, "must have at least one column")
     return np.array(values, dtype=np.float64)
@@ -120,7 +126,7 @@ def _user(value: Any, high: float) -> CarriedUser:
     if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
         raise SessionsError("users[]", f"a name is null or at most {MAX_NAME} characters")
     last = _num(last, "users[].last", high=high)
-    seen = _times(times, "users[].times", MAX_PENDING, last)
+    seen = _times(times, "users[].times", MAX_USER_TIMES, last)
     return name, last, _whole(rank, "users[].rank", 1, MAX_RANK), seen
 
 

@@ -290,34 +290,37 @@ class SessionTracker:
         )
 
     def export(
-        self, max_users: int, max_pending: int, max_starts: int, max_name: int
+        self, max_users: int, max_pending: int, max_starts: int, max_name: int, max_times: int
     ) -> CarriedSessions:
-        """The state a standby carries: the newest ``max_users`` users named by a string (of at
-        most ``max_name`` characters)
-        (with those forgotten whose requests still wait, while there is room), the newest
-        ``max_pending`` requests waiting of those users, the newest ``max_starts`` starts."""
+        """The state a standby carries: the newest ``max_users`` users named by a string of at
+        most ``max_name`` characters (with those forgotten whose requests still wait, while
+        there is room), the newest ``max_pending`` requests waiting of those users, each
+        user's newest ``max_times`` unsettled arrivals (its requests waiting from before them
+        left out: they would settle on too few), the newest ``max_starts`` starts."""
         keyed = [(k, u) for k, u in self._users.items()
                  if isinstance(k, str) and len(k) <= max_name][-max_users:]  # fmt: skip
         index = {id(u): i for i, (_, u) in enumerate(keyed)}
         live = {id(u) for u in self._users.values()}
         users: list[tuple[str | None, _User]] = list(keyed)
-        pending: list[tuple[float, int, int]] = []
-        waiting = list(self._pending)[-max_pending:]
-        for t, u, rank in waiting:
+        found: list[tuple[float, int, int]] = []
+        for t, u, rank in list(self._pending)[-max_pending:]:
             i = index.get(id(u))
             if i is None and id(u) not in live and len(users) < max_users:
                 i = index[id(u)] = len(users)  # forgotten at max_users, still to settle
                 users.append((None, u))
             if i is not None:
-                pending.append((t, i, rank))
-        oldest = pending[0][0] if pending else math.inf  # earlier arrivals settle nothing
+                found.append((t, i, rank))
+        oldest = found[0][0] if found else math.inf  # earlier arrivals settle nothing
+        times = [tuple(t for t in u.times if t >= oldest) for _, u in users]
+        cut = [ts[-max_times] if len(ts) > max_times else -math.inf for ts in times]
+        pending = tuple(p for p in found if p[0] >= cut[p[1]])
         starts = tuple(self._starts)[-max_starts:]
         return CarriedSessions(
             self.gap, self.window, self.tau_step, self.new_window, self._num.copy(),
             self._den.copy(), self.settled,
-            tuple((k, u.last, u.rank, tuple(t for t in u.times if t >= oldest))
-                  for k, u in users),
-            tuple(pending), starts,
+            tuple((k, u.last, u.rank, ts[-max_times:])
+                  for (k, u), ts in zip(users, times, strict=True)),
+            pending, starts,
             (len(self._users) - len(keyed), len(self._pending) - len(pending),
              len(self._starts) - len(starts)),
         )  # fmt: skip
