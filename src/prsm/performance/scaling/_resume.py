@@ -166,7 +166,8 @@ class Replayer:
                         len(kept) - other[-1] - 1)  # fmt: skip
             kept = kept[other[-1] + 1 :]
         window = self.session_window
-        unread = [r.sessions is not None and r.sessions[2:] != window for r in kept]
+        unread = [window is not None and r.sessions is not None and r.sessions[2:] != window
+                  for r in kept]  # fmt: skip
         self._unread = sum(unread)
         if self._unread:
             self.refuse("sessions", self._unread)
