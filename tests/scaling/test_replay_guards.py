@@ -20,6 +20,7 @@ from prsm.performance.monitoring import MetricsRegistry
 from prsm.performance.scaling import PredictiveScaler, _predictive
 from prsm.performance.scaling._controller import InMemoryBackend
 from prsm.performance.scaling._replay import StepRecord, parse_record
+from prsm.performance.scaling._sessions import SessionTracker
 from prsm.performance.scaling._types import LoadSeries
 from prsm.performance.scaling._warm import (
     Carried,
@@ -258,9 +259,16 @@ async def test_records_that_begin_after_the_last_fit_or_sessions_make_a_replay_p
     metrics = MetricsRegistry()
     scaler = PredictiveScaler(InMemoryBackend(clock=clock, initial=2), sessions, clock=clock,
                               metrics=metrics)  # fmt: skip
-    scaler.loop.carry_over(Carried(load, 4.0, 45.0, _records(now, load, 8)), now)
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, _records(now, load, 8)), now)  # no sessions
     await scaler.loop.step()
-    assert _replays(metrics, "partial") == 1 and "sessions, which are not carried" in caplog.text
+    assert _replays(metrics, "partial") == 1 and "last leader's were not carried" in caplog.text
+    metrics = MetricsRegistry()  # an answer with the leader's sessions (none open): it matches
+    scaler = PredictiveScaler(InMemoryBackend(clock=clock, initial=2), sessions, clock=clock,
+                              metrics=metrics)  # fmt: skip
+    held = SessionTracker().export(10, 10, 10, 64, 10)
+    scaler.loop.carry_over(Carried(load, 4.0, 45.0, _records(now, load, 8), sessions=held), now)
+    await scaler.loop.step()
+    assert _replays(metrics, "ok") == 1 and _replays(metrics, "partial") == 0
 
 
 async def test_records_made_after_the_take_over_are_counted_and_logged(

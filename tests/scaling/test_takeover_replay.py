@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 
 from prsm.performance.clock import ManualClock
@@ -48,6 +49,8 @@ AFTER = 95 * 60  # how long B leads in the test: past the next refit
 
 #: with the burst table too (refitted with the forecast, its own arrival counts kept)
 BURST = dataclasses.replace(SETTINGS, burst_quantile=0.5)
+#: with the users' sessions floor (the requests name their users)
+SESSIONS = dataclasses.replace(SETTINGS, wait_probability=0.9, session_wait_probability=1e-6)
 
 
 def _scaler(
@@ -64,12 +67,14 @@ def _candidate(
                         f"http://{name}:8080", clock=clock, metrics=MetricsRegistry())  # fmt: skip
 
 
-def _traffic(minute: int, *trackers: LoadTracker) -> None:
-    """The minute's requests, each served at once in 4 s (nothing in flight at a step)."""
+def _traffic(minute: int, *trackers: LoadTracker, users: bool = False) -> None:
+    """The minute's requests, each served at once in 4 s (nothing in flight at a step); with
+    ``users``, each names one of 60 users, some quiet for a while in turn."""
     n = int(20 + 15 * np.sin(2 * np.pi * minute / 60) + 9 * (minute % 7) + 40 * (minute % 97 == 3))
     for tracker in trackers:
-        for _ in range(n):
-            tracker.arrived()
+        for i in range(n):
+            who = (minute * 7 + i * 13) % (60 - minute % 41)
+            tracker.arrived(f"user-{who}" if users else None)
             tracker.started(0.0)
             tracker.finished(4.0)
 
@@ -80,9 +85,10 @@ def _decision(step: LoopStep) -> tuple[Any, ...]:
 
 
 async def _run(
-    replay: bool, settings: PredictiveSettings = SETTINGS
+    replay: bool, settings: PredictiveSettings = SETTINGS, *, sessions: bool = True
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], LeaderScaler]:
-    """U's and B's decisions from the take-over on (and B)."""
+    """U's and B's decisions from the take-over on (and B); ``sessions``: A serves its users'
+    sessions (else it answers as an older leader, without them)."""
     clock = ManualClock(start=0.0, wall_offset=1_700_000_000.0 - 1_700_000_000.0 % 3600)
     u = _scaler(clock, InMemoryBackend(startup_time=STARTUP, clock=clock, initial=2), settings)
     # as A starts: holding the Deployment's replicas through the scale-down window
@@ -93,7 +99,9 @@ async def _run(
     if not replay:
         b.scaler.loop.replay_span = 0.0  # the loop keeps and replays no decisions
     leader = _Leader(a)
-    client = httpx.AsyncClient(transport=httpx.MockTransport(leader))
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(leader if sessions else _older(leader))
+    )
     b.mirror = WarmMirror(b.elector, KEY, step=60.0, interval=10.0, timeout=1.0, clock=clock,
                           client=client, metrics=MetricsRegistry(),
                           keep=b.scaler.loop.replay_span,
@@ -110,7 +118,8 @@ async def _run(
             await b.elector.round()
             assert b.elector.leading
         if t % 60 == 5:
-            _traffic(t // 60, u.tracker, (a if t < TAKEOVER else b).tracker)
+            _traffic(t // 60, u.tracker, (a if t < TAKEOVER else b).tracker,
+                     users=settings is SESSIONS)  # fmt: skip
         if t % 30 == 0 and t != TAKEOVER:
             for c in (a, b) if t < TAKEOVER else (b,):
                 await c.elector.round()
@@ -132,7 +141,20 @@ async def _run(
     return theirs, ours, b
 
 
-@pytest.mark.parametrize("settings", [SETTINGS, BURST], ids=["default", "burst"])
+def _older(leader: _Leader) -> Any:
+    """The leader's answers as an older version serves them: without its users' sessions."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        reply = leader(request)
+        body = orjson.loads(reply.content)
+        body.pop("sessions", None)
+        return httpx.Response(reply.status_code, content=orjson.dumps(body))
+
+    return answer
+
+
+@pytest.mark.parametrize("settings", [SETTINGS, BURST, SESSIONS], ids=["default", "burst",
+                                                                        "sessions"])  # fmt: skip
 async def test_the_new_leader_decides_as_an_uninterrupted_one_would(
     settings: PredictiveSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -144,6 +166,10 @@ async def test_the_new_leader_decides_as_an_uninterrupted_one_would(
         assert len({d[4]["burst_fitted_at"] for d in ours}) >= 2
         assert any(d[4]["burst_fitted_at"] != d[4]["fitted_at"] for d in ours)
         assert len({d[1] for d in ours}) > 1
+    elif settings is SESSIONS:  # the session floor held replicas, carried and replayed
+        floors = [d[4]["session_floor"] for d in ours]
+        assert min(floors) > 0 and len(set(floors)) > 1
+        assert any(d[1] == d[4]["session_floor"] > d[4]["recommendation"] for d in ours)
     else:
         assert {d[2] for d in ours} == set(ScalingAction)  # it scaled up and down meanwhile
     # through refits: the fit A made (replayed), then B's own at the same decisions as U's
@@ -154,6 +180,18 @@ async def test_the_new_leader_decides_as_an_uninterrupted_one_would(
     assert replayed["until"] == b.loop.history[0].context.now - 15.0
     assert replayed["diverged"] == 0 and replayed["partial"] == []  # it matched A's decisions
     assert "replayed the last leader's" in caplog.text and "differ" not in caplog.text
+
+
+async def test_without_the_carried_sessions_the_new_leader_decides_otherwise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "prsm.performance.scaling")
+    theirs, ours, b = await _run(True, SESSIONS, sessions=False)  # an older leader's answers
+    assert len(ours) == len(theirs) and ours != theirs
+    assert "session_floor" not in ours[0][4] and theirs[0][4]["session_floor"] > 0  # relearned
+    assert [d[1] for d in ours] != [d[1] for d in theirs]
+    assert b.loop.replayed is not None and b.loop.replayed["partial"]  # counted, logged
+    assert "served no users' sessions" in caplog.text
 
 
 @pytest.mark.parametrize("settings", [SETTINGS, BURST], ids=["default", "burst"])

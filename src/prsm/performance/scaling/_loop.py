@@ -34,6 +34,8 @@ from ._controller import DEFAULT_DEPLOYMENT, ActionReport, ReplicaStatus, Scalin
 from ._replay import StepRecord, spaced
 from ._resume import REPLAY_BUDGET, Replayer
 from ._score import ScoreSettings, score_signals, signal_readings
+from ._session_carry import SessionCarry
+from ._sessions import SessionSnapshot
 from ._tracker import LoadTracker
 from ._types import (
     LoadSeries,
@@ -77,7 +79,9 @@ class LoopStep:
             "mean_ongoing": round(ctx.mean_ongoing, 4),
             "service_time": ctx.service_time,
             "startup_time": ctx.startup_time,
-            "open_sessions": len(ctx.sessions.open) if ctx.sessions is not None else None,
+            "open_sessions": (
+                len(ctx.sessions.open) if isinstance(ctx.sessions, SessionSnapshot) else None
+            ),
             "target": self.decision.target,
             "action": self.decision.action.value,
             "reason": self.decision.reason,
@@ -148,7 +152,9 @@ class ScalingLoop:
         self._m_startup = m.gauge("scaling_startup_seconds", "Measured replica start-up", labels)
         self._m_errors = m.counter("scaling_loop_errors", "Scaling steps that failed", labels)
         self.replayer = Replayer(policy, deployment, m, span=replay_span, concurrency=concurrency,
-                                 max_replicas=max_replicas, budget=replay_budget)  # fmt: skip
+                                 max_replicas=max_replicas, budget=replay_budget,
+                                 session_window=tracker.sessions.window)  # fmt: skip
+        self.session_carry = SessionCarry(deployment, m)
 
     @property
     def replayed(self) -> dict[str, Any] | None:
@@ -215,8 +221,9 @@ class ScalingLoop:
 
     def carry_over(self, carried: Carried | None, since: float) -> None:
         """Read ``carried`` (the last leader's history, :mod:`._warm`) for the steps before
-        ``since`` from now on, and its start-up time; ``None``: only this tracker's. Its
-        decisions' records (those before ``since``) are replayed before the next step
+        ``since`` from now on, its start-up time and its users' sessions (the tracker takes
+        them over, :mod:`._session_carry`); ``None``: only this tracker's. Its decisions'
+        records (those before ``since``) are replayed before the next step
         (:meth:`resume`) and served on as this loop's (an earlier term's are dropped)."""
         self.carried = (carried, since) if carried is not None else None
         if carried is not None and carried.startup_time is not None:
@@ -224,6 +231,9 @@ class ScalingLoop:
         steps = tuple(r for r in carried.steps if r.now < since) if carried is not None else ()
         if carried is not None:
             self.replayer.drop_late(len(carried.steps) - len(steps), since)
+            self.replayer.sessions_carried = self.session_carry.restore(
+                self.tracker.sessions, carried.sessions, since
+            )
         steps, close = spaced(steps, self.policy.interval)  # as a standby would drop them
         if close:
             self.replayer.refuse("too_close", close)

@@ -122,8 +122,8 @@ class PredictivePolicy:
         """How many seconds of past decisions a replay from a fresh state needs
         (:mod:`._replay`): one refit of the forecast (at most ``refit_interval`` and a step
         after the last), then the longest window the state keeps, with two decisions' room.
-        (The session forecast's errors, kept ``session_error_span``, are not among them: the
-        sessions a decision sees are not carried.)"""
+        (The session forecast's errors, kept ``session_error_span``, are not among them:
+        :attr:`session_errors_unreplayed`.)"""
         return self.settings.predictor.refit_interval + self.settings.predictor.step + self.warmup
 
     @property
@@ -136,10 +136,15 @@ class PredictivePolicy:
         return window + 2 * s.interval
 
     @property
-    def sessions_unreplayed(self) -> bool:
-        """Whether its decisions read the users' sessions (the session floor is on), which a
-        replay does not carry (:mod:`._replay`)."""
+    def reads_sessions(self) -> bool:
+        """Whether it reads the users' sessions (a replay matches with them carried)."""
         return self.settings.session_wait_probability is not None
+
+    @property
+    def session_errors_unreplayed(self) -> bool:
+        """Whether the floor's error headroom is on (its errors span more than :attr:`memory`)."""
+        s = self.settings
+        return s.session_wait_probability is not None and s.session_error_quantile is not None
 
     @property
     def refit_gap(self) -> float:
@@ -240,7 +245,7 @@ class PredictivePolicy:
             if t > now - s.scale_down_window:
                 down_rec = max(down_rec, rec)
         desired = min(max(current, up_rec), down_rec)
-        session_rate, floor, headroom, state = self.session_floor(ctx, service, state)
+        read, session_rate, floor, headroom, state = self.session_floor(ctx, service, state)
         desired = max(desired, min(cap, max((f for _, f in state.session_floors), default=0)))
         burst_upper, burst_floor, state = self.burst_floor(ctx, service, state)
         if s.burst_hold_only:  # asymmetric: never scale up for it, only keep what runs
@@ -267,8 +272,9 @@ class PredictivePolicy:
             "service_time": round(service, 4),
             "expected_cost_per_hour": round(desired * s.cost_per_replica_hour, 4),
         }
-        if session_rate is not None:
-            details.update(session_rate=round(session_rate, 6), session_floor=floor)
+        if session_rate is not None:  # (session_expected: what it read, for a replay)
+            details.update(session_rate=round(session_rate, 6), session_floor=floor,
+                           session_expected=read)  # fmt: skip
         if headroom is not None:
             details.update(session_headroom=headroom)
         if burst_upper is not None:
@@ -324,15 +330,16 @@ class PredictivePolicy:
 
     def session_floor(
         self, ctx: ScalingContext, service: float, state: PredictiveState
-    ) -> tuple[float | None, int, float | None, PredictiveState]:
-        """The sessions' expected rate with its headroom (``None`` when not used), the floor
+    ) -> tuple[float | None, float | None, int, float | None, PredictiveState]:
+        """The sessions' expected rate as read, and with its headroom (``None`` when not
+        used), the floor
         it asks for now, the headroom added (``None`` without ``session_error_quantile``),
         and the state with the floors held (those of the last ``session_hold`` seconds, with
         this one) and the forecast's errors."""
         s = self.settings
         if s.session_wait_probability is None or ctx.sessions is None:
-            return None, 0, None, replace(state, session_floors=())
-        rate = ctx.sessions.expected_rate(s.session_new_window)
+            return None, None, 0, None, replace(state, session_floors=())
+        read = rate = ctx.sessions.expected_rate(s.session_new_window)
         errors = state.session_errors
         headroom = None
         if s.session_error_quantile is not None:
@@ -360,7 +367,8 @@ class PredictivePolicy:
             *(f for f in state.session_floors if f[0] > ctx.now - s.session_hold),
             (ctx.now, floor),
         )
-        return rate, floor, headroom, replace(state, session_floors=held, session_errors=errors)
+        state = replace(state, session_floors=held, session_errors=errors)
+        return read, rate, floor, headroom, state
 
     def burst_floor(
         self, ctx: ScalingContext, service: float, state: PredictiveState

@@ -20,8 +20,10 @@ policy's :attr:`~._predictive.PredictivePolicy.memory` is long enough for one
 refit and a full window after it). Decisions tell where they refitted through their
 ``fitted_at`` and ``burst_fitted_at`` details.
 
-Not replayed: the users' sessions (a :class:`~._types.ScalingContext`'s ``sessions`` are the
-tracker's, not carried: a replayed decision sees none).
+The users' sessions: a record keeps what its decision read of them (a
+:class:`~._sessions.SessionReading`: the expected rate, the requests settled, the window),
+which its replayed decision reads; the tracker's state itself is carried apart
+(:mod:`._session_carry`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._sessions import SessionReading
 from ._types import LoadSeries, ScalingContext, ScalingDecision, ScalingPolicy, ScalingSignals
 
 #: the most records a leader serves and a standby holds
@@ -39,6 +42,8 @@ MAX_RECORDS = 8192
 #: the most requests one replica serves at once that a record may claim (a loop refuses a
 #: record of another concurrency than its own: :mod:`._resume`)
 MAX_CONCURRENCY = 4096
+#: the highest expected request rate of the sessions a record may claim (requests/s)
+MAX_SESSION_RATE = 1e9
 #: the order of :class:`ScalingSignals`' fields in a record
 SIGNALS = ("cpu", "memory", "latency", "queue_depth", "error_rate")
 
@@ -54,9 +59,11 @@ class RecordError(ValueError):
 @dataclass(frozen=True, slots=True)
 class StepRecord:
     """One decision's inputs (a :class:`ScalingContext` less its ``load``, which was the
-    history's steps in ``[load_start, load_end)``, and less its ``sessions``), where its
-    forecast and burst table were fitted (``None``: not fitted) and the loop's pending
-    scale-up after it (``(asked at, target)``, for the start-up measurement)."""
+    history's steps in ``[load_start, load_end)``, its ``sessions`` as what the decision read
+    of them, ``(expected rate, settled, window start, window end)``, ``None`` where it read
+    none), where its forecast and burst table were fitted (``None``: not fitted) and the
+    loop's pending scale-up after it (``(asked at, target)``, for the start-up
+    measurement)."""
 
     now: float
     ready: int
@@ -80,6 +87,7 @@ class StepRecord:
     #: the replicas the decision asked for (``None``: not known, an older leader's record);
     #: a replay's decision is compared with it (:func:`replay`)
     decided: int | None = None
+    sessions: tuple[float, int, float, float] | None = None
 
     @staticmethod
     def of(
@@ -98,7 +106,7 @@ class StepRecord:
             tuple(_plain(getattr(sig, f)) for f in SIGNALS) if sig is not None else None,
             _detail(details, "fitted_at"), _detail(details, "burst_fitted_at"),
             (float(pending_up[0]), int(pending_up[1])) if pending_up is not None else None,
-            int(decision.target),
+            int(decision.target), _reading(ctx, details),
         )  # fmt: skip
 
     def context(self, load: LoadSeries | None) -> ScalingContext:
@@ -114,6 +122,8 @@ class StepRecord:
             arrivals=self.arrivals, concurrency=self.concurrency, service_time=self.service_time,
             startup_time=self.startup_time, load=history,
             signals=ScalingSignals(*sig) if sig is not None else None,
+            sessions=(SessionReading(read[0], read[1], (read[2], read[3]))
+                      if (read := self.sessions) is not None else None),
         )  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
@@ -123,6 +133,18 @@ class StepRecord:
 
 def _plain(value: float | None) -> float | None:
     return None if value is None else float(value)
+
+
+def _reading(
+    ctx: ScalingContext, details: Mapping[str, Any]
+) -> tuple[float, int, float, float] | None:
+    """What the decision read of the sessions: the rate the policy reports it read
+    (``session_expected``) with the snapshot's settled requests and window."""
+    rate, sessions = _detail(details, "session_expected"), ctx.sessions
+    if rate is None or sessions is None:
+        return None
+    start, end = sessions.window
+    return rate, int(sessions.settled), float(start), float(end)
 
 
 def _detail(details: Mapping[str, Any], name: str) -> float | None:
@@ -164,6 +186,20 @@ def parse_record(body: Any) -> StepRecord:
             raise RecordError("pending_up", "must be null or [asked at, target]")
         pending = (_num({"pending_up": pending[0]}, "pending_up") or 0.0,
                    _int({"pending_up": pending[1]}, "pending_up"))  # fmt: skip
+    sessions = body.get("sessions")
+    if sessions is not None:
+        if not isinstance(sessions, list) or len(sessions) != 4:
+            raise RecordError("sessions", "must be null or [rate, settled, start, end]")
+        fields = ("sessions", "sessions.settled", "sessions.start", "sessions.end")
+        named = dict(zip(fields, sessions, strict=True))
+        rate, settled = _num(named, "sessions") or 0.0, _int(named, "sessions.settled")
+        start, end = _num(named, "sessions.start") or 0.0, _num(named, "sessions.end") or 0.0
+        if rate > MAX_SESSION_RATE:
+            raise RecordError("sessions", f"a rate over {MAX_SESSION_RATE:g} req/s: {rate!r}")
+        if not start < end:
+            raise RecordError("sessions", f"its window must be (start, end), start < end: "
+                              f"{[start, end]}")  # fmt: skip
+        sessions = (rate, settled, start, end)
     concurrency = _int(body, "concurrency")
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise RecordError("concurrency", f"must be 1 to {MAX_CONCURRENCY}, got {concurrency}")
@@ -176,7 +212,7 @@ def parse_record(body: Any) -> StepRecord:
         _num(body, "load_start", optional=True), _num(body, "load_end", optional=True),
         signals, _num(body, "fitted_at", optional=True),
         _num(body, "burst_fitted_at", optional=True), pending,
-        _int(body, "decided") if body.get("decided") is not None else None,
+        _int(body, "decided") if body.get("decided") is not None else None, sessions,
     )  # fmt: skip
     _check_times(record)
     return record

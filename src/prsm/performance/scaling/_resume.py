@@ -16,7 +16,9 @@ replay costs and what it restores is bounded here, each refusal counted
 - ``too_close``: a record less than half an interval before the next (the old leader's
   last, just before the take-over, or a step asked for out of turn; a carried pair a
   standby merged): not replayed nor served on (a standby drops such records too,
-  :func:`~._replay.spaced`; counted by the loop).
+  :func:`~._replay.spaced`; counted by the loop);
+- ``sessions``: what a record's decision read of the sessions, over another window than
+  this loop's session tracker's: replayed as if it read none.
 
 A replay is counted (``prsm_scaling_replays_total{outcome}``) ``ok``, or ``diverged`` when
 one of its decisions — after the policy's ``warmup`` from the first, its windows filled —
@@ -24,9 +26,11 @@ asked for other replicas than the record says the old leader did (logged, the fi
 or ``partial`` when it cannot match the old leader's: its records begin after the old
 leader's last fit (the fresh state fits on another history), the carried history begins
 after what that fit read, a decision is missing (a gap of more than 1.5 intervals: a step
-that failed there, or records lost), its last records were made after the take-over, or the
-policy reads the users' sessions, which are not carried (the
-session floor: a replayed decision sees none).
+that failed there, or records lost), its last records were made after the take-over, a
+record's reading of the sessions was refused, the policy reads the users' sessions (the
+session floor) and the last leader's were not carried (:mod:`._session_carry`: its answers
+had none, or they were refused), or the floor's error headroom is on (its errors span more
+than is replayed).
 
 A replay that runs past ``budget`` seconds (real time, checked before each decision) is
 abandoned: ``prsm_scaling_replays_total{outcome="failed"}``,
@@ -36,6 +40,7 @@ and the leader goes on from its fresh state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
 import logging
@@ -54,7 +59,7 @@ log = logging.getLogger("prsm.performance.scaling")
 REPLAY_CHUNK = 128
 #: the longest a replay may take by default (real seconds)
 REPLAY_BUDGET = 60.0
-REFUSED = ("concurrency", "refit", "pending_up", "after_takeover", "too_close")
+REFUSED = ("concurrency", "refit", "pending_up", "after_takeover", "too_close", "sessions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,7 @@ class Replayer:
         concurrency: int,
         max_replicas: int | None,
         budget: float = REPLAY_BUDGET,
+        session_window: tuple[float, float] | None = None,
     ) -> None:
         self.policy = policy
         self.deployment = deployment
@@ -85,6 +91,10 @@ class Replayer:
         self.concurrency = concurrency
         self.max_replicas = max_replicas
         self.budget = budget
+        self.session_window = session_window  # the session tracker's
+        #: whether the last leader's users' sessions were carried (:mod:`._session_carry`)
+        self.sessions_carried = False
+        self._unread = 0  # records whose reading of the sessions was refused
         #: the last replay: decisions replayed, from when, seconds it took (``None``: none)
         self.replayed: dict[str, Any] | None = None
         self._late = 0  # records of the carried ones made after the take-over (not replayed)
@@ -135,8 +145,13 @@ class Replayer:
             why.append(f"{len(gaps)} gap(s) in its records (the first after {gaps[0]:.0f})")
         if self._late:
             why.append(f"its last {self._late} record(s) were made after the take-over")
-        if getattr(self.policy, "sessions_unreplayed", False):
-            why.append("the session floor reads the users' sessions, which are not carried")
+        if self._unread:
+            why.append(f"{self._unread} record(s)' reading of the sessions was refused")
+        if getattr(self.policy, "reads_sessions", False) and not self.sessions_carried:
+            why.append("the session floor reads the users' sessions, and the last leader's "
+                       "were not carried")  # fmt: skip
+        if getattr(self.policy, "session_errors_unreplayed", False):
+            why.append("the session floor's error headroom reads more decisions than a replay")
         return why
 
     def _usable(self, records: Sequence[StepRecord]) -> tuple[StepRecord, ...]:
@@ -150,6 +165,17 @@ class Replayer:
                         "replayed", len(other), self.concurrency, kept[other[-1]].concurrency,
                         len(kept) - other[-1] - 1)  # fmt: skip
             kept = kept[other[-1] + 1 :]
+        window = self.session_window
+        unread = [window is not None and r.sessions is not None and r.sessions[2:] != window
+                  for r in kept]  # fmt: skip
+        self._unread = sum(unread)
+        if self._unread:
+            self.refuse("sessions", self._unread)
+            log.warning("%d of the last leader's decision record(s) read the sessions over "
+                        "another window than this tracker's %s: replayed as if they read "
+                        "none", self._unread, window)  # fmt: skip
+            kept = tuple(dataclasses.replace(r, sessions=None) if u else r
+                         for r, u in zip(kept, unread, strict=True))  # fmt: skip
         return kept
 
     def _pending(self, last: StepRecord) -> tuple[float, int] | None:

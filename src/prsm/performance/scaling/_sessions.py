@@ -26,10 +26,15 @@ Memory is bounded whatever the clients send (the ``user`` field is theirs to cho
 ``max_users`` users are kept (the one quiet longest is forgotten first) and at most
 ``max_pending`` requests wait to be settled (past that, the oldest is dropped unsettled and
 counted in :attr:`SessionTracker.dropped`).
+
+A leader serves its tracker's state to the standbys (:meth:`SessionTracker.export`, a
+:class:`CarriedSessions`; on the wire :mod:`._session_carry`), and a new leader takes it over
+(:meth:`SessionTracker.restore`), so its session floor reads what the old leader's would.
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -121,6 +126,50 @@ class SessionSnapshot:
             return 0.0
         span = self.window[1] - self.window[0]
         return self.expected_requests() / span + self.new_session_rate(new_window)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReading:
+    """What a decision read of the sessions, as its record keeps it (:mod:`._replay`): the
+    expected rate (at the deciding policy's ``session_new_window``), the requests settled and
+    the window. A replayed decision reads it where the live one read a
+    :class:`SessionSnapshot`."""
+
+    rate: float
+    settled: int
+    window: tuple[float, float]
+
+    def expected_rate(self, new_window: float | None = None) -> float:
+        """The rate the decision read (``new_window``: the policy's, at which it was read)."""
+        del new_window
+        return self.rate
+
+
+#: a carried user: its name (``None``: forgotten at ``max_users``, its requests unsettled),
+#: its last request, its session's requests so far and its unsettled requests' arrivals
+CarriedUser = tuple[str | None, float, int, tuple[float, ...]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CarriedSessions:
+    """A :class:`SessionTracker`'s state as a leader serves it: its settings (a tracker of
+    other settings refuses it), the continuation table's sums (``num``, ``den``) and the
+    requests settled, its users (oldest last request first), the requests waiting to settle
+    (``(arrival, index in users, rank)``, in order) and the session starts of the last
+    ``new_window``; ``left_out``: the users, requests and starts the leader left out (over
+    the bounds it serves, :meth:`SessionTracker.export`)."""
+
+    gap: float
+    window: tuple[float, float]
+    tau_step: float
+    new_window: float
+    num: FloatArray = field(repr=False)
+    den: FloatArray = field(repr=False)
+    settled: int
+    users: tuple[CarriedUser, ...]
+    pending: tuple[tuple[float, int, int], ...]
+    starts: tuple[float, ...]
+    left_out: tuple[int, int, int] = (0, 0, 0)
 
 
 @dataclass(slots=True, eq=False)
@@ -239,3 +288,67 @@ class SessionTracker:
             self.settled,
             tuple(now - t for t in reversed(self._starts)),
         )
+
+    def export(
+        self, max_users: int, max_pending: int, max_starts: int, max_name: int, max_times: int
+    ) -> CarriedSessions:
+        """The state a standby carries: the newest ``max_users`` users named by a string of at
+        most ``max_name`` characters (with those forgotten whose requests still wait, while
+        there is room), the newest ``max_pending`` requests waiting of those users, each
+        user's newest ``max_times`` unsettled arrivals (its requests waiting from before them
+        left out: they would settle on too few), the newest ``max_starts`` starts."""
+        keyed = [(k, u) for k, u in self._users.items()
+                 if isinstance(k, str) and len(k) <= max_name][-max_users:]  # fmt: skip
+        index = {id(u): i for i, (_, u) in enumerate(keyed)}
+        live = {id(u) for u in self._users.values()}
+        users: list[tuple[str | None, _User]] = list(keyed)
+        found: list[tuple[float, int, int]] = []
+        for t, u, rank in list(self._pending)[-max_pending:]:
+            i = index.get(id(u))
+            if i is None and id(u) not in live and len(users) < max_users:
+                i = index[id(u)] = len(users)  # forgotten at max_users, still to settle
+                users.append((None, u))
+            if i is not None:
+                found.append((t, i, rank))
+        oldest = found[0][0] if found else math.inf  # earlier arrivals settle nothing
+        times = [tuple(t for t in u.times if t >= oldest) for _, u in users]
+        cut = [ts[-max_times] if len(ts) > max_times else -math.inf for ts in times]
+        pending = tuple(p for p in found if p[0] >= cut[p[1]])
+        starts = tuple(self._starts)[-max_starts:]
+        return CarriedSessions(
+            self.gap, self.window, self.tau_step, self.new_window, self._num.copy(),
+            self._den.copy(), self.settled,
+            tuple((k, u.last, u.rank, ts[-max_times:])
+                  for (k, u), ts in zip(users, times, strict=True)),
+            pending, starts,
+            (len(self._users) - len(keyed), len(self._pending) - len(pending),
+             len(self._starts) - len(starts)),
+        )  # fmt: skip
+
+    def restore(self, carried: CarriedSessions, since: float) -> dict[str, int]:
+        """Take ``carried``'s state (a :class:`ValueError` if its settings are not this
+        tracker's), less what was made after ``since`` (a take-over: the old leader's clock
+        ahead) and what is over this tracker's bounds; how many users, requests and starts
+        were dropped, by reason."""
+        mine = (self.gap, self.window, self.tau_step, self.new_window, self._num.shape)
+        theirs = (carried.gap, carried.window, carried.tau_step, carried.new_window,
+                  carried.num.shape)  # fmt: skip
+        if mine != theirs:
+            raise ValueError(f"the leader's session tracker has other settings (gap, window, "
+                             f"tau_step, new_window, table): {theirs} here {mine}")  # fmt: skip
+        made = [None if last > since else _User(last, rank, deque(t for t in times if t <= since))
+                for _, last, rank, times in carried.users]  # fmt: skip
+        named = [(k, u) for (k, *_), u in zip(carried.users, made, strict=True)
+                 if k is not None and u is not None]  # fmt: skip
+        self._users = OrderedDict(named[-self.max_users :])
+        on_time = [(t, u, rank) for t, i, rank in carried.pending
+                   if t <= since and (u := made[i]) is not None]  # fmt: skip
+        # (a user over max_users is forgotten as this tracker forgets one: its requests settle)
+        self._pending = deque(on_time[-self.max_pending :])
+        self._starts = deque(t for t in carried.starts if t <= since)
+        self._num, self._den = carried.num.copy(), carried.den.copy()
+        self.settled = carried.settled
+        late = sum(1 for u in made if u is None) + len(carried.pending) - len(on_time)
+        return {"after_takeover": late + len(carried.starts) - len(self._starts),
+                "users": len(named) - len(self._users),
+                "pending": len(on_time) - len(self._pending)}  # fmt: skip

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from ._sessions import SessionSnapshot
+    from ._sessions import SessionReading, SessionSnapshot
 
 S = TypeVar("S")
 
@@ -106,7 +106,8 @@ class ScalingContext:
     service time of recent requests (``None`` before any finished); ``startup_time`` the
     measured time from asking for a replica to its first request. ``load`` is the arrival
     history (completed steps), ``signals`` the multi-signal reading where there is one,
-    ``sessions`` the users' open sessions where requests carry a user.
+    ``sessions`` the users' open sessions where requests carry a user (a replayed decision's:
+    what the live one read of them, a :class:`~._sessions.SessionReading`).
     """
 
     now: float
@@ -124,7 +125,7 @@ class ScalingContext:
     startup_time: float = 0.0
     load: LoadSeries | None = None
     signals: ScalingSignals | None = None
-    sessions: SessionSnapshot | None = None
+    sessions: SessionSnapshot | SessionReading | None = None
 
     @property
     def ongoing(self) -> int:

@@ -14,6 +14,10 @@ steps since — so its first forecast is the one the old leader would make from 
 history, not a reactive start from nothing. Steps between the last fetch and the take-over
 (at most one fetch interval and the lease's expiry) read as the new leader counted them:
 none, unless reports reached it.
+
+With the history the leader serves its users' sessions (:mod:`._session_carry`: its session
+tracker's state, in full; an answer without them, an older leader's, carries none), which
+the standby keeps from its latest answer and the new leader's tracker takes over.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from ._replay import MAX_RECORDS, RecordError, StepRecord, merge_records, parse_record, spaced
+from ._session_carry import SessionsError, parse_sessions
+from ._sessions import CarriedSessions
 from ._types import LoadSeries
 
 log = logging.getLogger(__name__)
@@ -52,7 +58,8 @@ class Carried:
     inputs of its last decisions (:mod:`._replay`), oldest first; ``too_close``: how many
     records the answer (:func:`parse_history`) or the merge (:func:`merge`) that made it
     dropped as less than half an interval before the next; ``outside``: how many records the
-    answer dropped as made outside the window :func:`parse_history` takes."""
+    answer dropped as made outside the window :func:`parse_history` takes; ``sessions``: the
+    leader's users' sessions as its latest answer served them (``None``: it served none)."""
 
     load: LoadSeries
     service_time: float | None = None
@@ -60,6 +67,7 @@ class Carried:
     steps: tuple[StepRecord, ...] = ()
     too_close: int = 0
     outside: int = 0
+    sessions: CarriedSessions | None = None
 
 
 def _index(series: LoadSeries, at: float) -> int:
@@ -73,16 +81,20 @@ def history_body(
     service_time: float | None,
     startup_time: float | None,
     steps: Sequence[StepRecord] = (),
+    *,
+    sessions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The leader's answer: the completed steps of ``load`` that start at or after ``since``
-    (the last :data:`MAX_STEPS` of them), with its measured times, and its decisions' records
-    made at or after ``since`` (the last :data:`~._replay.MAX_RECORDS`)."""
+    (the last :data:`MAX_STEPS` of them), with its measured times, its decisions' records
+    made at or after ``since`` (the last :data:`~._replay.MAX_RECORDS`) and, where given, its
+    users' sessions (:func:`~._session_carry.sessions_body`)."""
     first = max(0, _index(load, since), len(load) - MAX_STEPS)
     values = load.values[first:]
     records = [r.as_dict() for r in steps if r.now >= since][-MAX_RECORDS:]
     return {"start": float(load.start + first * load.step), "step": float(load.step),
             "values": values.tolist(), "service_time": service_time,
-            "startup_time": startup_time, "steps": records}  # fmt: skip
+            "startup_time": startup_time, "steps": records,
+            **({"sessions": sessions} if sessions is not None else {})}  # fmt: skip
 
 
 def _number(value: Any, name: str, *, positive: bool = False) -> float:
@@ -108,7 +120,8 @@ def parse_history(
     (:func:`check_records`) in order; one less than ``interval / 2`` (the policy's interval)
     before the next is dropped (counted in ``too_close``), and so is one made outside the last
     ``memory`` seconds (the replay's span, :data:`MAX_SKEW` more) before ``now`` and the
-    :data:`MAX_SKEW` after it (``outside``). (A pending scale-up is bounded where it is restored,
+    :data:`MAX_SKEW` after it (``outside``). Its ``sessions``, where it has them, checked
+    (:func:`~._session_carry.parse_sessions`). (A pending scale-up is bounded where it is restored,
     :mod:`._resume`: a genuine one may be older, e.g. replicas that cannot be placed.)"""
     if not isinstance(body, dict):
         raise HistoryError("a history answer is a JSON object")
@@ -136,7 +149,12 @@ def parse_history(
     except RecordError as exc:
         raise HistoryError(str(exc)) from None
     steps, close, outside = check_records(steps, now=now, interval=interval, memory=memory)
-    return Carried(LoadSeries(start, step, counts), service, startup, steps, close, outside)
+    try:
+        sessions = parse_sessions(body["sessions"], now) if "sessions" in body else None
+    except SessionsError as exc:
+        raise HistoryError(str(exc)) from None
+    return Carried(LoadSeries(start, step, counts), service, startup, steps, close, outside,
+                   sessions)  # fmt: skip
 
 
 def check_records(
@@ -189,7 +207,7 @@ def merge(
     :data:`MAX_STEPS` kept; ``new``'s times where it has them; the decisions' records joined
     (:func:`~._replay.merge_records`, those of the last ``keep`` seconds, none less than
     ``interval / 2`` before the next: ``too_close`` counts ``new``'s and the merge's drops,
-    ``outside`` ``new``'s)."""
+    ``outside`` ``new``'s); the sessions of ``new``, the latest answer."""
     if held is None or len(held.load) == 0:
         load = new.load
     elif len(new.load) == 0:
@@ -213,6 +231,7 @@ def merge(
         steps,
         new.too_close + dropped,
         new.outside,
+        new.sessions,
     )
 
 

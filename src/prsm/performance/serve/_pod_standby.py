@@ -20,7 +20,8 @@ that shuts down hands the Lease back, so a standby takes over at its next round.
 **A warm standby** (``warm_interval``, :mod:`._pod_warm`): a candidate that stands by fetches
 the leader's scaling history from ``GET /admin/scaling/history`` (which only the leader
 answers, 503 with the leader's URL elsewhere); when it takes the Lease its loop reads that
-history for the steps before the take-over, so its first forecast is the old leader's.
+history for the steps before the take-over, so its first forecast is the old leader's; it
+also replays the old leader's decisions and takes over its users' sessions.
 
 **``serve --workers N``** on a candidate: the serving parent alone stands for the Lease (one
 elector per pod) and, while it leads, scales and takes the reports, which the gateway
@@ -42,6 +43,7 @@ import orjson
 from ..config import PRSMConfig
 from ..errors import ConfigError, ScalingError
 from ..scaling._elector import LeaderElector, LeaseStore
+from ..scaling._session_carry import sessions_body
 from ..scaling._warm import history_body
 from ._pod_report import report_key
 
@@ -134,15 +136,16 @@ class LeaderScaler:
 
     def history(self, since: float) -> tuple[int, bytes]:
         """``GET /admin/scaling/history?since=T`` (the admin key checked already): while this
-        pod leads, the steps its policy reads from ``since`` on (:func:`history_body`), else
-        503 with the leader's URL."""
+        pod leads, the steps its policy reads from ``since`` on (:func:`history_body`), with
+        its decisions' records and its users' sessions, else 503 with the leader's URL."""
         leader = self.gate()
         if leader is not None:
             error = {"message": "this pod does not lead the scaling", "type": "unavailable"}
             return 503, orjson.dumps({"error": error, "leader": leader})
         loop = self.loop
+        sessions = sessions_body(loop.tracker.sessions)
         body = history_body(loop.load(), since, loop.service_time(), loop.startup_time,
-                            loop.records)  # fmt: skip
+                            loop.records, sessions=sessions)  # fmt: skip
         return 200, orjson.dumps(body)
 
     def resend(self, report: dict[str, Any], leader: str) -> None:

@@ -31,14 +31,16 @@ from ..clock import Clock
 from ..monitoring._registry import MetricsRegistry
 from ..scaling._elector import LeaderElector
 from ..scaling._replay import MAX_RECORDS
+from ..scaling._session_carry import MAX_BYTES as MAX_SESSION_BYTES
 from ..scaling._warm import MAX_STEPS, Carried, HistoryError, merge, parse_history
 
 log = logging.getLogger("prsm.performance.scaling")
 
 #: the leader's route for its history
 ROUTE = "/admin/scaling/history"
-#: the most bytes one answer may have (a full history's counts and decisions, with room)
-MAX_BYTES = MAX_STEPS * 32 + MAX_RECORDS * 640 + 4096
+#: the most bytes one answer may have (a full history's counts, decisions and the users'
+#: sessions, with room)
+MAX_BYTES = MAX_STEPS * 32 + MAX_RECORDS * 720 + MAX_SESSION_BYTES + 4096
 #: at most one warning about failed fetches per this many seconds
 WARN_EVERY = 30.0
 
@@ -220,4 +222,5 @@ class WarmMirror:
                 "failed": self.failed, "failing": self.failures, "last_error": self.last_error,
                 "steps": len(held.load) if held is not None else 0,
                 "decisions": len(held.steps) if held is not None else 0,
+                "users": len(held.sessions.users) if held and held.sessions else None,
                 "until": held.load.end if held is not None else None}  # fmt: skip
