@@ -1,6 +1,6 @@
-"""Inside the orchestrator room, imports point one way (drivers → attempt → retry, hedge,
-metrics, settings) and no module reaches into another's private attributes or imports the class that
-composes them."""
+"""Inside the orchestrator room, imports point one way (the orchestrator → its wiring; drivers →
+attempt → retry, hedge, metrics, settings) and no module reaches into another's private
+attributes or imports the class that composes them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import prsm.performance.orchestrator as room
 
 #: module → the room's modules it may import (what is not listed, it may not)
 ALLOWED = {
-    "_orchestrator": {"_attempt", "_metrics", "_settings", "_stream", "_unary"},
+    "_orchestrator": {"_attempt", "_stream", "_unary", "_wiring"},
+    "_wiring": {"_attempt", "_metrics", "_settings"},
     "_unary": {"_attempt", "_hedge", "_retry"},
     "_stream": {"_attempt", "_resume", "_retry", "_stream_hedge", "_stream_meter", "_tape"},
     "_stream_meter": set(),
