@@ -147,9 +147,12 @@ def parse_sessions(body: Any, now: float) -> CarriedSessions:
     num, den = _table(body, "num"), _table(body, "den")
     if num.shape != den.shape:
         raise SessionsError("den", f"must have num's shape {num.shape}, got {den.shape}")
-    users = tuple(_user(u, high) for u in _list(body.get("users"), "users", MAX_USERS))
-    if sum(len(u[3]) for u in users) > MAX_PENDING:
-        raise SessionsError("users", f"more than {MAX_PENDING} unsettled arrivals in all")
+    users: list[CarriedUser] = []
+    arrivals = 0  # checked as they come: a refused answer is not read to its end
+    for entry in _list(body.get("users"), "users", MAX_USERS):
+        users.append(_user(entry, high))
+        if (arrivals := arrivals + len(users[-1][3])) > MAX_PENDING:
+            raise SessionsError("users", f"more than {MAX_PENDING} unsettled arrivals in all")
     named = [u for u in users if u[0] is not None]
     if len({u[0] for u in named}) < len(named):
         raise SessionsError("users", "a name comes twice")
@@ -167,7 +170,7 @@ def parse_sessions(body: Any, now: float) -> CarriedSessions:
     left = _list(body.get("left_out", [0, 0, 0]), "left_out", 3, 3)
     return CarriedSessions(
         gap, (start, end), tau, new_window, num, den,
-        _whole(body.get("settled"), "settled", 0, 2**62), users, tuple(pending), starts,
+        _whole(body.get("settled"), "settled", 0, 2**62), tuple(users), tuple(pending), starts,
         (_whole(left[0], "left_out", 0, 2**62), _whole(left[1], "left_out", 0, 2**62),
          _whole(left[2], "left_out", 0, 2**62)),
     )  # fmt: skip

@@ -310,8 +310,13 @@ class SessionTracker:
                 users.append((None, u))
             if i is not None:
                 found.append((t, i, rank))
-        oldest = found[0][0] if found else math.inf  # earlier arrivals settle nothing
-        times = [tuple(t for t in u.times if t >= oldest) for _, u in users]
+        carried = [0] * len(users)  # each user's requests carried: its newest waiting
+        for _, i, _ in found:
+            carried[i] += 1
+        # a request settles on its user's later arrivals: its newest ``carried`` are all those
+        # (counted, not by time: arrivals at equal times would carry more than ``found``)
+        times = [tuple(u.times)[max(0, len(u.times) - n) :] if n else ()
+                 for (_, u), n in zip(users, carried, strict=True)]  # fmt: skip
         cut = [ts[-max_times] if len(ts) > max_times else -math.inf for ts in times]
         pending = tuple(p for p in found if p[0] >= cut[p[1]])
         starts = tuple(self._starts)[-max_starts:]
