@@ -72,14 +72,13 @@ class SessionsError(ValueError):
 
 
 def sessions_body(tracker: SessionTracker) -> dict[str, Any]:
-    """The leader's tracker's state, JSON-ready, within the bounds above."""
+    """The leader's tracker's state, for ``orjson`` (its tuples written as arrays, not
+    copied: the leader serves it at each fetch), within the bounds above."""
     c = tracker.export(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME, MAX_USER_TIMES)
     return {"gap": c.gap, "window": list(c.window), "tau_step": c.tau_step,
             "new_window": c.new_window, "num": c.num.tolist(), "den": c.den.tolist(),
-            "settled": c.settled, "users": [[k, last, rank, list(times)]
-                                            for k, last, rank, times in c.users],
-            "pending": [list(p) for p in c.pending], "starts": list(c.starts),
-            "left_out": list(c.left_out)}  # fmt: skip
+            "settled": c.settled, "users": c.users, "pending": c.pending, "starts": c.starts,
+            "left_out": c.left_out}  # fmt: skip
 
 
 def _num(value: Any, field: str, *, low: float = -math.inf, high: float = math.inf) -> float:
