@@ -149,6 +149,25 @@ def test_one_users_arrivals_are_bounded_and_its_older_requests_left_out() -> Non
         parse_sessions(body, NOW)
 
 
+def test_arrivals_at_equal_times_carry_no_more_than_the_requests_carried() -> None:
+    leader = SessionTracker()  # a report's batch read at one time: ties at the cut
+    for k in range(MAX_PENDING + 10_000):
+        leader.arrived(f"u{k % 40}", NOW - 1000.0 + k // 30_000)
+    body = _wire(leader)
+    assert sum(len(u[3]) for u in body["users"]) <= len(body["pending"]) == MAX_PENDING
+    new = SessionTracker()  # the leader's own answer is taken, not refused
+    new.restore(parse_sessions(body, NOW), NOW)
+    assert len(new._pending) == MAX_PENDING and body["left_out"] == [0, 10_000, 0]
+
+
+def test_an_answer_over_the_arrivals_bound_is_refused_before_its_later_users() -> None:
+    body = _wire(SessionTracker())
+    busy = [None, 0.0, 1, [0.0] * MAX_USER_TIMES]
+    body["users"] = [busy] * (MAX_PENDING // MAX_USER_TIMES + 1) + [[1, 0.0, 1, []]]
+    with pytest.raises(SessionsError, match=r"sessions\.users: more than"):
+        parse_sessions(body, NOW)
+
+
 def _bad(body: dict[str, Any], change: Any) -> dict[str, Any]:
     body = orjson.loads(orjson.dumps(body))
     change(body)

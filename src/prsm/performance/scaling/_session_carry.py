@@ -72,14 +72,13 @@ class SessionsError(ValueError):
 
 
 def sessions_body(tracker: SessionTracker) -> dict[str, Any]:
-    """The leader's tracker's state, JSON-ready, within the bounds above."""
+    """The leader's tracker's state, for ``orjson`` (its tuples written as arrays, not
+    copied: the leader serves it at each fetch), within the bounds above."""
     c = tracker.export(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME, MAX_USER_TIMES)
     return {"gap": c.gap, "window": list(c.window), "tau_step": c.tau_step,
             "new_window": c.new_window, "num": c.num.tolist(), "den": c.den.tolist(),
-            "settled": c.settled, "users": [[k, last, rank, list(times)]
-                                            for k, last, rank, times in c.users],
-            "pending": [list(p) for p in c.pending], "starts": list(c.starts),
-            "left_out": list(c.left_out)}  # fmt: skip
+            "settled": c.settled, "users": c.users, "pending": c.pending, "starts": c.starts,
+            "left_out": c.left_out}  # fmt: skip
 
 
 def _num(value: Any, field: str, *, low: float = -math.inf, high: float = math.inf) -> float:
@@ -147,9 +146,12 @@ def parse_sessions(body: Any, now: float) -> CarriedSessions:
     num, den = _table(body, "num"), _table(body, "den")
     if num.shape != den.shape:
         raise SessionsError("den", f"must have num's shape {num.shape}, got {den.shape}")
-    users = tuple(_user(u, high) for u in _list(body.get("users"), "users", MAX_USERS))
-    if sum(len(u[3]) for u in users) > MAX_PENDING:
-        raise SessionsError("users", f"more than {MAX_PENDING} unsettled arrivals in all")
+    users: list[CarriedUser] = []
+    arrivals = 0  # checked as they come: a refused answer is not read to its end
+    for entry in _list(body.get("users"), "users", MAX_USERS):
+        users.append(_user(entry, high))
+        if (arrivals := arrivals + len(users[-1][3])) > MAX_PENDING:
+            raise SessionsError("users", f"more than {MAX_PENDING} unsettled arrivals in all")
     named = [u for u in users if u[0] is not None]
     if len({u[0] for u in named}) < len(named):
         raise SessionsError("users", "a name comes twice")
@@ -167,7 +169,7 @@ def parse_sessions(body: Any, now: float) -> CarriedSessions:
     left = _list(body.get("left_out", [0, 0, 0]), "left_out", 3, 3)
     return CarriedSessions(
         gap, (start, end), tau, new_window, num, den,
-        _whole(body.get("settled"), "settled", 0, 2**62), users, tuple(pending), starts,
+        _whole(body.get("settled"), "settled", 0, 2**62), tuple(users), tuple(pending), starts,
         (_whole(left[0], "left_out", 0, 2**62), _whole(left[1], "left_out", 0, 2**62),
          _whole(left[2], "left_out", 0, 2**62)),
     )  # fmt: skip

@@ -34,6 +34,7 @@ A leader serves its tracker's state to the standbys (:meth:`SessionTracker.expor
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import OrderedDict, deque
 from collections.abc import Hashable
@@ -174,6 +175,7 @@ class CarriedSessions:
 
 @dataclass(slots=True, eq=False)
 class _User:
+    key: Hashable  # its name in ``_users`` (``None``: forgotten there, restored so)
     last: float
     rank: int = 0
     times: deque[float] = field(default_factory=deque)  # its unsettled requests' arrivals
@@ -222,7 +224,7 @@ class SessionTracker:
             if u is None:
                 if len(self._users) >= self.max_users:
                     self._users.popitem(last=False)
-                u = self._users[user] = _User(now)
+                u = self._users[user] = _User(user, now)
             u.rank = 0
         u.rank += 1
         u.last = now
@@ -297,29 +299,38 @@ class SessionTracker:
         there is room), the newest ``max_pending`` requests waiting of those users, each
         user's newest ``max_times`` unsettled arrivals (its requests waiting from before them
         left out: they would settle on too few), the newest ``max_starts`` starts."""
-        keyed = [(k, u) for k, u in self._users.items()
-                 if isinstance(k, str) and len(k) <= max_name][-max_users:]  # fmt: skip
-        index = {id(u): i for i, (_, u) in enumerate(keyed)}
-        live = {id(u) for u in self._users.values()}
-        users: list[tuple[str | None, _User]] = list(keyed)
+        keyed: list[tuple[str | None, _User]] = []  # O(the bounds), not O(the tracker): a
+        for k, u in reversed(self._users.items()):  # leader serves this at every fetch
+            if len(keyed) == max_users:
+                break
+            if isinstance(k, str) and len(k) <= max_name:
+                keyed.append((k, u))
+        users = keyed[::-1]
+        index = {id(u): i for i, (_, u) in enumerate(users)}
         found: list[tuple[float, int, int]] = []
-        for t, u, rank in list(self._pending)[-max_pending:]:
+        first = max(0, len(self._pending) - max_pending)
+        for t, u, rank in itertools.islice(self._pending, first, None):
             i = index.get(id(u))
-            if i is None and id(u) not in live and len(users) < max_users:
+            if i is None and self._users.get(u.key) is not u and len(users) < max_users:
                 i = index[id(u)] = len(users)  # forgotten at max_users, still to settle
                 users.append((None, u))
             if i is not None:
                 found.append((t, i, rank))
-        oldest = found[0][0] if found else math.inf  # earlier arrivals settle nothing
-        times = [tuple(t for t in u.times if t >= oldest) for _, u in users]
-        cut = [ts[-max_times] if len(ts) > max_times else -math.inf for ts in times]
+        carried = [0] * len(users)  # each user's requests carried: its newest waiting
+        for _, i, _ in found:
+            carried[i] += 1
+        # a request settles on its user's later arrivals: its newest ``carried`` are all those
+        # (counted, not by time: arrivals at equal times would carry more than ``found``)
+        full = [min(n, len(u.times)) for (_, u), n in zip(users, carried, strict=True)]
+        times = [tuple(itertools.islice(u.times, len(u.times) - min(n, max_times), None))
+                 if n else () for (_, u), n in zip(users, full, strict=True)]  # fmt: skip
+        cut = [ts[0] if n > max_times else -math.inf for ts, n in zip(times, full, strict=True)]
         pending = tuple(p for p in found if p[0] >= cut[p[1]])
         starts = tuple(self._starts)[-max_starts:]
         return CarriedSessions(
             self.gap, self.window, self.tau_step, self.new_window, self._num.copy(),
             self._den.copy(), self.settled,
-            tuple((k, u.last, u.rank, ts[-max_times:])
-                  for (k, u), ts in zip(users, times, strict=True)),
+            tuple((k, u.last, u.rank, ts) for (k, u), ts in zip(users, times, strict=True)),
             pending, starts,
             (len(self._users) - len(keyed), len(self._pending) - len(pending),
              len(self._starts) - len(starts)),
@@ -336,8 +347,9 @@ class SessionTracker:
         if mine != theirs:
             raise ValueError(f"the leader's session tracker has other settings (gap, window, "
                              f"tau_step, new_window, table): {theirs} here {mine}")  # fmt: skip
-        made = [None if last > since else _User(last, rank, deque(t for t in times if t <= since))
-                for _, last, rank, times in carried.users]  # fmt: skip
+        made = [None if last > since else
+                _User(k, last, rank, deque(t for t in times if t <= since))
+                for k, last, rank, times in carried.users]  # fmt: skip
         named = [(k, u) for (k, *_), u in zip(carried.users, made, strict=True)
                  if k is not None and u is not None]  # fmt: skip
         self._users = OrderedDict(named[-self.max_users :])
