@@ -68,8 +68,9 @@ class Server:
         try:
             wait_http(port, health, timeout)
         except TimeoutError:
+            said = self.output()[-3000:]  # read before stop() closes the log
             self.stop()
-            raise RuntimeError(f"{args[:3]} did not start:\n{self.output()[-3000:]}") from None
+            raise RuntimeError(f"{args[:3]} did not start:\n{said}") from None
 
     def output(self) -> str:
         self.log.seek(0)

@@ -1,0 +1,254 @@
+"""Instructions per request of ``prsm-perf serve`` (callgrind), and its CPU time per request.
+
+A deterministic cost figure for the gateway's request path, for comparing two builds of the
+same code (e.g. pure Python against the mypyc-compiled modules) on a noisy shared machine:
+
+* ``instructions`` (the default): the upstream simulator runs as usual; one gateway process
+  (one worker, no local embedding model, the once-a-second loops off: ``monitoring.enabled:
+  false``, ``orchestrator.monitoring_interval`` an hour) runs under ``valgrind --tool=callgrind
+  --instr-atstart=no --separate-threads=yes``. One keep-alive connection sends ``--warmup``
+  requests, then ``callgrind_control -i on`` and ``--zero``, ``--requests`` requests, a dump,
+  ``-i off``. Reported: instructions per request of the event-loop (main) thread and of all
+  threads together. Non-streamed and streamed chat completions (16 tokens), each in its own
+  gateway process. Needs ``valgrind`` (Debian ``valgrind``).
+* ``--cpu``: the gateway alone on one CPU, the simulator and a closed-loop load generator
+  (``benchmarks._loadgen``, 32 connections) on another; CPU seconds of the gateway process
+  (``/proc/PID/stat``, all threads) per answered request over ``--duration`` seconds, median of
+  ``--rounds``. Noisy where other work shares the machine; shows only a large effect.
+
+``python -m benchmarks.instructions [--cpu] [--modes non-stream,stream] [--json FILE]``
+prints a table, and the figures as JSON with ``--json``. It is not a row of BENCHMARKS.md and
+writes nothing under ``benchmarks/results/`` unless told to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._gateway_peers import MODEL, Server, free_port, load, pin, start_sim, tree_cpu
+
+MODES = ("non-stream", "stream")
+QUIET = {  # no once-a-second loops in the gateway under test: only requests cost instructions
+    "monitoring": {"enabled": False},
+    "orchestrator": {"monitoring_interval": 3600.0},
+}
+
+
+def body(stream: bool) -> bytes:
+    """The gateway benchmark's request: a short chat completion of 16 tokens."""
+    request = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello. " * 8}],
+               "max_tokens": 16, "stream": stream}  # fmt: skip
+    return json.dumps(request).encode()
+
+
+def gateway_config(tmp: Path, sim_port: int, port: int) -> Path:
+    """A one-node gateway config in front of the simulator, with the background loops off."""
+    cfg = {
+        "nodes": [{"id": "sim", "url": f"http://127.0.0.1:{sim_port}/v1", "models": [MODEL]}],
+        "gateway": {"port": port},
+        "workers": {"enabled": False},
+        **QUIET,
+    }
+    path = tmp / "prsm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def serve_cmd(config: Path) -> list[str]:
+    return [sys.executable, "-m", "prsm.performance.cli", "serve", "--config", str(config),
+            "--workers", "1"]  # fmt: skip
+
+
+def send(conn: http.client.HTTPConnection, payload: bytes, count: int) -> None:
+    """``count`` POSTs of ``payload`` one after another on one keep-alive connection; each
+    answer read to its end and checked."""
+    for _ in range(count):
+        conn.request("POST", "/v1/chat/completions", body=payload,
+                     headers={"Content-Type": "application/json"})  # fmt: skip
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200 or not data:
+            raise RuntimeError(f"the gateway answered {resp.status}: {data[:300]!r}")
+
+
+def parse_totals(text: str) -> int:
+    """The instruction count of one callgrind dump (its ``summary:`` or ``totals:`` line)."""
+    for line in text.splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise ValueError("no summary: or totals: line in the callgrind dump")
+
+
+def thread_counts(out_dir: Path, pid: int, dump: int) -> dict[int, int]:
+    """Instructions of dump number ``dump`` of process ``pid``, per valgrind thread number
+    (1: the main thread, which runs the event loop)."""
+    counts: dict[int, int] = {}
+    for path in out_dir.glob(f"callgrind.out.{pid}.{dump}-*"):
+        tid = int(path.name.rsplit("-", 1)[1])
+        counts[tid] = parse_totals(path.read_text(errors="replace"))
+    if not counts:
+        raise RuntimeError(f"callgrind wrote no dump {dump} of process {pid} in {out_dir}")
+    return counts
+
+
+def callgrind_control(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True,
+                   timeout=120)  # fmt: skip
+
+
+def count_instructions(sim: Server, out_dir: Path, stream: bool, *, warmup: int,
+                       requests: int) -> dict[str, float]:  # fmt: skip
+    """One gateway under callgrind: instructions per request after ``warmup`` requests; its
+    dumps (``callgrind_annotate`` reads them) and config are left in ``out_dir``."""
+    tmp = out_dir
+    port = free_port()
+    config = gateway_config(tmp, sim.port, port)
+    cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
+           f"--callgrind-out-file={out_dir}/callgrind.out.%p", *serve_cmd(config)]  # fmt: skip
+    server = Server(cmd, port, "/readyz", timeout=300.0)
+    pid = server.proc.pid
+    payload = body(stream)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        send(conn, payload, warmup)
+        callgrind_control(pid, "-i", "on")
+        callgrind_control(pid, "--zero")
+        send(conn, payload, requests)
+        callgrind_control(pid, "--dump")
+        callgrind_control(pid, "-i", "off")
+        conn.close()
+    finally:
+        server.stop()
+    counts = thread_counts(out_dir, pid, 1)
+    return {
+        "loop_thread": counts.get(1, 0) / requests,
+        "all_threads": sum(counts.values()) / requests,
+        "threads": len(counts),
+    }
+
+
+def cpu_per_request(sim: Server, tmp: Path, stream: bool, *, duration: float,
+                    rounds: int) -> dict[str, Any]:  # fmt: skip
+    """The gateway on one CPU; CPU seconds per answered request at a closed-loop peak."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--cpu needs two CPUs (the gateway alone on one)")
+    port = free_port()
+    server = Server(serve_cmd(gateway_config(tmp, sim.port, port)), port, "/readyz")
+    path = tmp / ("stream.json" if stream else "plain.json")
+    path.write_bytes(body(stream))
+    per_request: list[float] = []
+    try:
+        pin(server.proc.pid, {cpus[0]})
+        pin(sim.proc.pid, {cpus[1]})
+        load(port, path, rate=0, duration=2.0, warmup=0, cpus={cpus[1]})  # warm up
+        for _ in range(rounds):
+            used = tree_cpu(server.proc.pid)
+            res = load(port, path, rate=0, duration=duration, warmup=0, cpus={cpus[1]})
+            after = tree_cpu(server.proc.pid)
+            if used is None or after is None:
+                raise RuntimeError(f"the gateway ended:\n{server.output()[-3000:]}")
+            if sum(res["errors"].values()) or not res["total_completed"]:
+                raise RuntimeError(f"the gateway failed requests: {res['errors']}")
+            per_request.append((after - used) / res["total_completed"])
+    finally:
+        server.stop()
+    return {"cpu_us": statistics.median(per_request) * 1e6,
+            "rounds_us": [round(x * 1e6, 1) for x in per_request]}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.instructions",
+                                description=(__doc__ or "").split("\n\n")[0])  # fmt: skip
+    p.add_argument("--modes", default="non-stream,stream",
+                   help="comma-separated, of non-stream,stream (default: both)")  # fmt: skip
+    p.add_argument("--requests", type=int, default=1000, help="counted requests (default 1000)")
+    p.add_argument("--warmup", type=int, default=100, help="requests before counting (100)")
+    p.add_argument(
+        "--cpu",
+        action="store_true",
+        help="measure CPU time per request at peak instead of instructions",
+    )
+    p.add_argument("--duration", type=float, default=5.0, help="--cpu: seconds a round (5)")
+    p.add_argument("--rounds", type=int, default=3, help="--cpu: rounds, median taken (3)")
+    p.add_argument("--label", default="", help="a name for this build in the output")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep callgrind's dumps here, a folder per mode (default: thrown away)",
+    )
+    args = p.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or set(modes) - set(MODES):
+        p.error(f"--modes: choose from {','.join(MODES)}, got {args.modes!r}")
+    if args.requests < 1 or args.warmup < 0:
+        p.error("--requests must be >= 1 and --warmup >= 0")
+    if not args.cpu and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        p.error("valgrind and callgrind_control are needed (Debian: apt-get install valgrind)")
+    started = time.time()
+    rows: dict[str, dict[str, Any]] = {}
+    sim = start_sim()
+    try:
+        with tempfile.TemporaryDirectory(prefix="prsm-instr-") as tmp:
+            for mode in modes:
+                where = (args.keep or Path(tmp)) / mode
+                where.mkdir(parents=True)
+                stream = mode == "stream"
+                if args.cpu:
+                    rows[mode] = cpu_per_request(
+                        sim, where, stream, duration=args.duration, rounds=args.rounds
+                    )
+                else:
+                    rows[mode] = count_instructions(
+                        sim, where, stream, warmup=args.warmup, requests=args.requests
+                    )
+    finally:
+        sim.stop()
+    compiled = compiled_modules()
+    report = {"label": args.label, "when": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
+              "what": "cpu" if args.cpu else "instructions", "compiled_modules": compiled,
+              "load_average": list(os.getloadavg()), "rows": rows}  # fmt: skip
+    print(table(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def compiled_modules() -> int:
+    """How many of the package's modules this interpreter imports as compiled extensions."""
+    import prsm.performance
+
+    root = Path(prsm.performance.__file__).parent
+    return sum(1 for _ in root.rglob("*.so"))
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [f"{report['label'] or 'this build'} ({report['when']} UTC; "
+             f"{report['compiled_modules']} compiled modules)"]  # fmt: skip
+    for mode, row in report["rows"].items():
+        if report["what"] == "cpu":
+            lines.append(f"  {mode:<11} {row['cpu_us']:8.1f} us CPU / request  "
+                         f"(rounds: {row['rounds_us']})")  # fmt: skip
+        else:
+            lines.append(f"  {mode:<11} {row['loop_thread'] / 1e3:8.1f}k instructions / request "
+                         f"(event-loop thread); {row['all_threads'] / 1e3:.1f}k all "
+                         f"{row['threads']} threads")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
