@@ -111,19 +111,66 @@ def test_what_a_leader_leaves_out_and_what_came_after_the_take_over_is_counted(
     assert count("prsm_scaling_sessions_carried_total", outcome="absent") == 1
 
 
-def test_the_largest_answer_fits_its_bound() -> None:
-    leader = SessionTracker()
+def _full(leader: SessionTracker) -> None:
+    """Users, requests waiting and session starts over the bounds carried."""
     per = MAX_PENDING // MAX_USERS
     for i in range(MAX_USERS + 5):
         for k in range(per):
             leader.arrived(f"{i:0{MAX_NAME}d}", NOW - 1000.0 + i * 0.01 + k * 1e-4)
     for i in range(MAX_STARTS + 5):  # session starts of forgotten users
         leader.arrived(f"gone-{i}", NOW - 900.0 + i * 1e-3)
+
+
+def test_the_largest_answer_fits_its_bound() -> None:
+    leader = SessionTracker()
+    _full(leader)
     body = orjson.dumps(sessions_body(leader))
     assert len(body) <= MAX_BYTES
     carried = parse_sessions(orjson.loads(body), NOW)
     assert len(carried.users) == MAX_USERS and len(carried.pending) <= MAX_PENDING
     assert len(carried.starts) == MAX_STARTS and carried.left_out[2] > 0
+
+
+async def test_a_leader_serves_the_sessions_only_to_a_standby_that_asks() -> None:
+    """An older standby never asks, and its bound on an answer (without room for the
+    sessions) holds; the standby of this version asks for them."""
+    import httpx
+
+    from prsm.performance.scaling._replay import MAX_RECORDS
+    from prsm.performance.scaling._warm import MAX_STEPS
+    from prsm.performance.serve._pod_warm import WarmMirror
+
+    from .test_elector import _Hung
+    from .test_warm_standby import KEY, _candidate
+
+    clock = ManualClock(start=NOW)
+    a = _candidate("a", clock, _Hung(), InMemoryBackend(clock=clock, initial=1))
+    b = _candidate("b", clock, a.store, InMemoryBackend(clock=clock, initial=1))
+    await a.elector.round()
+    await b.elector.round()
+    await a.scaler.loop.close()
+    _full(a.tracker.sessions)
+    status, old = a.history(0.0)
+    assert status == 200 and "sessions" not in orjson.loads(old)
+    assert len(old) <= MAX_STEPS * 32 + MAX_RECORDS * 640 + 4096  # an older standby's bound
+    status, new = a.history(0.0, True)
+    assert orjson.loads(new)["sessions"]["users"]
+    asked: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params.get("sessions"))
+        status, body = a.history(float(request.url.params["since"]), asked[-1] == "1")
+        return httpx.Response(status, content=body)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    mirror = WarmMirror(b.elector, KEY, step=60.0, interval=10.0, timeout=5.0, clock=clock,
+                        client=client)  # fmt: skip
+    assert await mirror.fetch_once()
+    assert asked == ["1"] and mirror.held is not None and mirror.held.sessions is not None
+    assert len(mirror.held.sessions.users) == MAX_USERS
+    await mirror.close()
+    await a.close()
+    await b.close()
 
 
 def test_one_users_arrivals_are_bounded_and_its_older_requests_left_out() -> None:

@@ -60,8 +60,8 @@ if TYPE_CHECKING:
     from ._pool_client import SharedPoolUpstream
     from ._shared_pool import RemoteScaler
 
-#: ``GET /admin/scaling/history?since=T``'s answer (status, JSON body)
-HistoryRoute = Callable[[float], Awaitable[tuple[int, bytes]]]
+#: ``GET /admin/scaling/history?since=T[&sessions=1]``'s answer (status, JSON body)
+HistoryRoute = Callable[[float, bool], Awaitable[tuple[int, bytes]]]
 
 log = logging.getLogger("prsm.performance.scaling")
 
@@ -134,18 +134,20 @@ class LeaderScaler:
         """For the report receiver: ``None`` while this pod leads, else the leader's URL."""
         return None if self.elector.leading else self.elector.leader_url
 
-    def history(self, since: float) -> tuple[int, bytes]:
-        """``GET /admin/scaling/history?since=T`` (the admin key checked already): while this
-        pod leads, the steps its policy reads from ``since`` on (:func:`history_body`), with
-        its decisions' records and its users' sessions, else 503 with the leader's URL."""
+    def history(self, since: float, sessions: bool = False) -> tuple[int, bytes]:
+        """``GET /admin/scaling/history?since=T[&sessions=1]`` (the admin key checked
+        already): while this pod leads, the steps its policy reads from ``since`` on
+        (:func:`history_body`), with its decisions' records and, where asked (``sessions``:
+        an older standby never asks, and its bound on an answer has no room for them), its
+        users' sessions, else 503 with the leader's URL."""
         leader = self.gate()
         if leader is not None:
             error = {"message": "this pod does not lead the scaling", "type": "unavailable"}
             return 503, orjson.dumps({"error": error, "leader": leader})
         loop = self.loop
-        sessions = sessions_body(loop.tracker.sessions)
+        users = sessions_body(loop.tracker.sessions) if sessions else None
         body = history_body(loop.load(), since, loop.service_time(), loop.startup_time,
-                            loop.records, sessions=sessions)  # fmt: skip
+                            loop.records, sessions=users)  # fmt: skip
         return 200, orjson.dumps(body)
 
     def resend(self, report: dict[str, Any], leader: str) -> None:
@@ -283,9 +285,9 @@ def attach_candidate(app: GatewayApp, config: PRSMConfig, make: RemoteScaler) ->
     app.on_startup.append(stand)
 
 
-def _answer(history: Callable[[float], tuple[int, bytes]]) -> HistoryRoute:
-    async def answer(since: float) -> tuple[int, bytes]:
-        return history(since)
+def _answer(history: Callable[[float, bool], tuple[int, bytes]]) -> HistoryRoute:
+    async def answer(since: float, sessions: bool) -> tuple[int, bytes]:
+        return history(since, sessions)
 
     return answer
 
@@ -315,9 +317,10 @@ def link_candidate(
         def gate() -> str | None:
             return parent_gate(getattr(view, "latest", None))
 
-        async def history(since: float) -> tuple[int, bytes]:
+        async def history(since: float, sessions: bool) -> tuple[int, bytes]:
             try:
-                reply = await link.call({"op": "history", "since": since}, timeout)
+                reply = await link.call({"op": "history", "since": since,
+                                         "sessions": sessions}, timeout)  # fmt: skip
             except (OSError, TimeoutError) as exc:
                 error = {"message": f"the serving parent cannot be reached now: {exc}",
                          "type": "unavailable"}  # fmt: skip
