@@ -150,16 +150,16 @@ async def test_a_leader_serves_the_sessions_only_to_a_standby_that_asks() -> Non
     await b.elector.round()
     await a.scaler.loop.close()
     _full(a.tracker.sessions)
-    status, old = a.history(0.0)
+    status, old = await a.history(0.0)
     assert status == 200 and "sessions" not in orjson.loads(old)
     assert len(old) <= MAX_STEPS * 32 + MAX_RECORDS * 640 + 4096  # an older standby's bound
-    status, new = a.history(0.0, True)
+    status, new = await a.history(0.0, True)
     assert orjson.loads(new)["sessions"]["users"]
     asked: list[str | None] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    async def answer(request: httpx.Request) -> httpx.Response:
         asked.append(request.url.params.get("sessions"))
-        status, body = a.history(float(request.url.params["since"]), asked[-1] == "1")
+        status, body = await a.history(float(request.url.params["since"]), asked[-1] == "1")
         return httpx.Response(status, content=body)
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
@@ -171,6 +171,45 @@ async def test_a_leader_serves_the_sessions_only_to_a_standby_that_asks() -> Non
     await mirror.close()
     await a.close()
     await b.close()
+
+
+async def test_the_leader_copies_the_sessions_on_the_loop_and_builds_its_answer_off_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a worker thread reads is a copy: the tracker going on after it was taken (new
+    users forgetting old ones, requests arriving and settling) changes nothing in it."""
+    import threading
+
+    from prsm.performance.serve import _pod_standby
+
+    from .test_elector import _Hung
+    from .test_warm_standby import _candidate
+
+    leader = SessionTracker(max_users=12)
+    _feed(leader, NOW - 3 * 3600, NOW, seed=3)
+    frozen = leader.freeze(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME)
+    before = orjson.dumps(sessions_body(leader))
+    _feed(leader, NOW, NOW + 3 * 3600, seed=4)
+    for i in range(20):
+        leader.arrived(f"later-{i}", NOW + 3 * 3600 + i)
+    assert orjson.dumps(sessions_body(frozen)) == before != orjson.dumps(sessions_body(leader))
+    clock = ManualClock(start=NOW)
+    a = _candidate("a", clock, _Hung(), InMemoryBackend(clock=clock, initial=1))
+    await a.elector.round()
+    await a.scaler.loop.close()
+    _feed(a.tracker.sessions, NOW - 3600, NOW, seed=5)
+    threads: list[threading.Thread] = []
+    real = _pod_standby.sessions_body
+
+    def body(frozen: Any) -> dict[str, Any]:
+        threads.append(threading.current_thread())
+        return real(frozen)
+
+    monkeypatch.setattr(_pod_standby, "sessions_body", body)
+    status, answer = await a.history(0.0, True)
+    assert status == 200 and orjson.loads(answer)["sessions"] == _wire(a.tracker.sessions)
+    assert threads and threads[0] is not threading.main_thread()
+    await a.close()
 
 
 def test_one_users_arrivals_are_bounded_and_its_older_requests_left_out() -> None:

@@ -66,7 +66,7 @@ class _Leader:
         self.asked: list[float] = []
         self.sessions: list[str | None] = []  # the sessions parameter of each fetch
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
         if self.dead:
             raise httpx.ConnectError("connection refused", request=request)
         assert request.url.host == "a" and request.url.path == "/admin/scaling/history"
@@ -75,7 +75,7 @@ class _Leader:
         since = float(request.url.params["since"])
         self.asked.append(since)
         self.sessions.append(request.url.params.get("sessions"))
-        status, body = self.leader.history(since, request.url.params.get("sessions") == "1")
+        status, body = await self.leader.history(since, request.url.params.get("sessions") == "1")
         return httpx.Response(status, content=body)
 
 

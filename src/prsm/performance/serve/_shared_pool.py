@@ -171,7 +171,7 @@ class PoolHost(PoolNodes):
                                            "status": 400}))  # fmt: skip
                         continue
                     asked = message.get("sessions") is True
-                    status, body = self.scaler.history(float(since), asked)
+                    status, body = await self.scaler.history(float(since), asked)
                     writer.write(pack({"id": message.get("id"), "ok": True, "status": status,
                                        "body": body}))  # fmt: skip
                 elif op == "execute":
