@@ -19,8 +19,10 @@ user's requests from before its newest arrivals carried are left out); every val
 checked (a :class:`SessionsError` names it: the whole answer is refused, as a malformed
 record refuses it). A tracker of other settings refuses the state at the take-over. What is
 dropped is counted (``prsm_scaling_sessions_dropped_total{deployment,reason}``: ``users``,
-``pending``, ``starts`` over the bounds, ``after_takeover`` made after the take-over) and
-logged; each take-over with a warm standby counts
+``pending``, ``starts`` over the bounds; ``after_takeover_users``, ``after_takeover_pending``,
+``after_takeover_starts``: users, requests waiting and session starts made after the
+take-over) and logged; each take-over where the standby holds a history fetched from the
+leader (none is counted where it fetched none) counts
 ``prsm_scaling_sessions_carried_total{deployment, outcome}``: ``carried``, ``absent`` (an
 older leader answered without its sessions: the floor is relearned) or ``refused``.
 """
@@ -66,7 +68,8 @@ MAX_BYTES = (MAX_USERS * (6 * MAX_NAME + 80) + MAX_PENDING * 80 + MAX_STARTS * 2
              + 2 * len(RANK_EDGES) * MAX_COLUMNS * 25 + 1024)  # fmt: skip
 #: how far (seconds) a leader's clock may be ahead of a standby's (as for its history)
 MAX_SKEW = 600.0
-DROPPED = ("users", "pending", "starts", "after_takeover")
+DROPPED = ("users", "pending", "starts", "after_takeover_users", "after_takeover_pending",
+           "after_takeover_starts")  # fmt: skip
 
 
 class SessionsError(ValueError):

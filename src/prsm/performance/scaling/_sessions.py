@@ -386,8 +386,8 @@ class SessionTracker:
     def restore(self, carried: CarriedSessions, since: float) -> dict[str, int]:
         """Take ``carried``'s state (a :class:`ValueError` if its settings are not this
         tracker's), less what was made after ``since`` (a take-over: the old leader's clock
-        ahead) and what is over this tracker's bounds; how many users, requests and starts
-        were dropped, by reason."""
+        ahead: ``after_takeover_users``, ``_pending``, ``_starts``) and what is over this
+        tracker's bounds (``users``, ``pending``); how many were dropped, by reason."""
         mine = (self.gap, self.window, self.tau_step, self.new_window, self._num.shape)
         theirs = (carried.gap, carried.window, carried.tau_step, carried.new_window,
                   carried.num.shape)  # fmt: skip
@@ -407,7 +407,8 @@ class SessionTracker:
         self._starts = deque(t for t in carried.starts if t <= since)
         self._num, self._den = carried.num.copy(), carried.den.copy()
         self.settled = carried.settled
-        late = sum(1 for u in made if u is None) + len(carried.pending) - len(on_time)
-        return {"after_takeover": late + len(carried.starts) - len(self._starts),
+        return {"after_takeover_users": sum(1 for u in made if u is None),
+                "after_takeover_pending": len(carried.pending) - len(on_time),
+                "after_takeover_starts": len(carried.starts) - len(self._starts),
                 "users": len(named) - len(self._users),
                 "pending": len(on_time) - len(self._pending)}  # fmt: skip
