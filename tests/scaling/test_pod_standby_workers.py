@@ -135,6 +135,10 @@ def test_candidates_of_several_processes_elect_one_parent_each(tmp_path: Path) -
             _wait(lambda: _admin(b.url)["warm"]["fetches"] >= 3)  # pushed to its processes
             history = httpx.get(f"{a.url}/admin/scaling/history?since=0", headers=KEY, timeout=10)
             assert history.status_code == 200 and history.json()["step"] == 60.0
+            assert "sessions" not in history.json()  # asked for only (an older standby never)
+            asked = httpx.get(f"{a.url}/admin/scaling/history?since=0&sessions=1", headers=KEY,
+                              timeout=10)  # fmt: skip
+            assert asked.status_code == 200 and "users" in asked.json()["sessions"]
             standby = httpx.get(f"{b.url}/admin/scaling/history", headers=KEY, timeout=10)
             assert standby.status_code == 503 and standby.json()["leader"] == a.url
             assert httpx.get(f"{a.url}/admin/scaling/history", timeout=10).status_code in (401, 403)

@@ -67,7 +67,8 @@ def test_a_restored_tracker_goes_on_as_the_leaders_would(max_users: int) -> None
     body = _wire(leader)
     assert any(u[0] is None for u in body["users"]) == (max_users == 12)  # forgotten, unsettled
     dropped = new.restore(parse_sessions(body, NOW), NOW)
-    assert dropped == {"after_takeover": 0, "users": 0, "pending": 0}
+    assert dropped == {"after_takeover_users": 0, "after_takeover_pending": 0,
+                       "after_takeover_starts": 0, "users": 0, "pending": 0}  # fmt: skip
     first = leader.snapshot(NOW)
     _same(new.snapshot(NOW), first)
     for i, at in enumerate(np.arange(NOW + 15, NOW + 2 * 3600, 15.0)):  # the same requests
@@ -100,7 +101,13 @@ def test_what_a_leader_leaves_out_and_what_came_after_the_take_over_is_counted(
         return value or 0.0
 
     assert count("prsm_scaling_sessions_dropped_total", reason="users") == 2
-    assert count("prsm_scaling_sessions_dropped_total", reason="after_takeover") >= len(late)
+    since = NOW - 30.0  # users, requests waiting and starts, each counted in its own reason
+    late_pending = [p for p in carried.pending if max(p[0], carried.users[p[1]][1]) > since]
+    late_starts = [t for t in carried.starts if t > since]
+    assert late_pending and late_starts
+    for reason, n in (("users", late), ("pending", late_pending), ("starts", late_starts)):
+        assert count("prsm_scaling_sessions_dropped_total",
+                     reason=f"after_takeover_{reason}") == len(n)  # fmt: skip
     assert count("prsm_scaling_sessions_carried_total", outcome="carried") == 1
     assert "not carried: 2 (users), 2 (pending)" in caplog.text
     other = SessionTracker(gap=600.0)  # a tracker of other settings refuses it
@@ -111,19 +118,105 @@ def test_what_a_leader_leaves_out_and_what_came_after_the_take_over_is_counted(
     assert count("prsm_scaling_sessions_carried_total", outcome="absent") == 1
 
 
-def test_the_largest_answer_fits_its_bound() -> None:
-    leader = SessionTracker()
+def _full(leader: SessionTracker) -> None:
+    """Users, requests waiting and session starts over the bounds carried."""
     per = MAX_PENDING // MAX_USERS
     for i in range(MAX_USERS + 5):
         for k in range(per):
             leader.arrived(f"{i:0{MAX_NAME}d}", NOW - 1000.0 + i * 0.01 + k * 1e-4)
     for i in range(MAX_STARTS + 5):  # session starts of forgotten users
         leader.arrived(f"gone-{i}", NOW - 900.0 + i * 1e-3)
+
+
+def test_the_largest_answer_fits_its_bound() -> None:
+    leader = SessionTracker()
+    _full(leader)
     body = orjson.dumps(sessions_body(leader))
     assert len(body) <= MAX_BYTES
     carried = parse_sessions(orjson.loads(body), NOW)
     assert len(carried.users) == MAX_USERS and len(carried.pending) <= MAX_PENDING
     assert len(carried.starts) == MAX_STARTS and carried.left_out[2] > 0
+
+
+async def test_a_leader_serves_the_sessions_only_to_a_standby_that_asks() -> None:
+    """An older standby never asks, and its bound on an answer (without room for the
+    sessions) holds; the standby of this version asks for them."""
+    import httpx
+
+    from prsm.performance.scaling._replay import MAX_RECORDS
+    from prsm.performance.scaling._warm import MAX_STEPS
+    from prsm.performance.serve._pod_warm import WarmMirror
+
+    from .test_elector import _Hung
+    from .test_warm_standby import KEY, _candidate
+
+    clock = ManualClock(start=NOW)
+    a = _candidate("a", clock, _Hung(), InMemoryBackend(clock=clock, initial=1))
+    b = _candidate("b", clock, a.store, InMemoryBackend(clock=clock, initial=1))
+    await a.elector.round()
+    await b.elector.round()
+    await a.scaler.loop.close()
+    _full(a.tracker.sessions)
+    status, old = await a.history(0.0)
+    assert status == 200 and "sessions" not in orjson.loads(old)
+    assert len(old) <= MAX_STEPS * 32 + MAX_RECORDS * 640 + 4096  # an older standby's bound
+    status, new = await a.history(0.0, True)
+    assert orjson.loads(new)["sessions"]["users"]
+    asked: list[str | None] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params.get("sessions"))
+        status, body = await a.history(float(request.url.params["since"]), asked[-1] == "1")
+        return httpx.Response(status, content=body)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    mirror = WarmMirror(b.elector, KEY, step=60.0, interval=10.0, timeout=5.0, clock=clock,
+                        client=client)  # fmt: skip
+    assert await mirror.fetch_once()
+    assert asked == ["1"] and mirror.held is not None and mirror.held.sessions is not None
+    assert len(mirror.held.sessions.users) == MAX_USERS
+    await mirror.close()
+    await a.close()
+    await b.close()
+
+
+async def test_the_leader_copies_the_sessions_on_the_loop_and_builds_its_answer_off_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a worker thread reads is a copy: the tracker going on after it was taken (new
+    users forgetting old ones, requests arriving and settling) changes nothing in it."""
+    import threading
+
+    from prsm.performance.serve import _pod_standby
+
+    from .test_elector import _Hung
+    from .test_warm_standby import _candidate
+
+    leader = SessionTracker(max_users=12)
+    _feed(leader, NOW - 3 * 3600, NOW, seed=3)
+    frozen = leader.freeze(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME)
+    before = orjson.dumps(sessions_body(leader))
+    _feed(leader, NOW, NOW + 3 * 3600, seed=4)
+    for i in range(20):
+        leader.arrived(f"later-{i}", NOW + 3 * 3600 + i)
+    assert orjson.dumps(sessions_body(frozen)) == before != orjson.dumps(sessions_body(leader))
+    clock = ManualClock(start=NOW)
+    a = _candidate("a", clock, _Hung(), InMemoryBackend(clock=clock, initial=1))
+    await a.elector.round()
+    await a.scaler.loop.close()
+    _feed(a.tracker.sessions, NOW - 3600, NOW, seed=5)
+    threads: list[threading.Thread] = []
+    real = _pod_standby.sessions_body
+
+    def body(frozen: Any) -> dict[str, Any]:
+        threads.append(threading.current_thread())
+        return real(frozen)
+
+    monkeypatch.setattr(_pod_standby, "sessions_body", body)
+    status, answer = await a.history(0.0, True)
+    assert status == 200 and orjson.loads(answer)["sessions"] == _wire(a.tracker.sessions)
+    assert threads and threads[0] is not threading.main_thread()
+    await a.close()
 
 
 def test_one_users_arrivals_are_bounded_and_its_older_requests_left_out() -> None:

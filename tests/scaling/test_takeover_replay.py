@@ -144,8 +144,8 @@ async def _run(
 def _older(leader: _Leader) -> Any:
     """The leader's answers as an older version serves them: without its users' sessions."""
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        reply = leader(request)
+    async def answer(request: httpx.Request) -> httpx.Response:
+        reply = await leader(request)
         body = orjson.loads(reply.content)
         body.pop("sessions", None)
         return httpx.Response(reply.status_code, content=orjson.dumps(body))
@@ -266,7 +266,7 @@ async def test_a_fetch_in_flight_at_the_take_over_is_carried(
     release = asyncio.Event()
 
     async def slow(request: httpx.Request) -> httpx.Response:
-        reply = answer(request)  # A answers while it leads; the answer arrives late
+        reply = await answer(request)  # A answers while it leads; the answer arrives late
         entered.set()
         await release.wait()  # only once B has begun to take over
         return reply

@@ -64,8 +64,9 @@ class _Leader:
         self.leader = leader
         self.dead = False
         self.asked: list[float] = []
+        self.sessions: list[str | None] = []  # the sessions parameter of each fetch
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
         if self.dead:
             raise httpx.ConnectError("connection refused", request=request)
         assert request.url.host == "a" and request.url.path == "/admin/scaling/history"
@@ -73,7 +74,8 @@ class _Leader:
             return httpx.Response(401)
         since = float(request.url.params["since"])
         self.asked.append(since)
-        status, body = self.leader.history(since)
+        self.sessions.append(request.url.params.get("sessions"))
+        status, body = await self.leader.history(since, request.url.params.get("sessions") == "1")
         return httpx.Response(status, content=body)
 
 
@@ -328,20 +330,22 @@ async def test_the_history_route_takes_get_and_a_number_of_seconds() -> None:
     route = "/admin/scaling/history"
     found = await admin.monitoring("GET", route, b"since=60")
     assert found is not None and found[0] == 404  # no candidate here
-    asked: list[float] = []
+    asked: list[tuple[float, bool]] = []
 
-    async def history(since: float) -> tuple[int, bytes]:
-        asked.append(since)
+    async def history(since: float, sessions: bool) -> tuple[int, bytes]:
+        asked.append((since, sessions))
         return 200, b"{}"
 
     admin.scaling_history = history
     assert await admin.monitoring("GET", route, b"since=120.5") == (200, b"{}")
     assert await admin.monitoring("GET", route, b"") == (200, b"{}")
-    assert asked == [120.5, 0.0]
-    for query in (b"since=soon", b"since=nan", b"since=inf"):
+    assert await admin.monitoring("GET", route, b"since=60&sessions=1") == (200, b"{}")
+    assert await admin.monitoring("GET", route, b"sessions=0") == (200, b"{}")
+    assert asked == [(120.5, False), (0.0, False), (60.0, True), (0.0, False)]
+    for query in (b"since=soon", b"since=nan", b"since=inf", b"sessions=yes"):
         with pytest.raises(RequestValidationError) as info:
             await admin.monitoring("GET", route, query)
-        assert info.value.field == "since"
+        assert info.value.field == query.split(b"=")[0].decode()
     with pytest.raises(RequestValidationError):
         await admin.monitoring("POST", route, b"")
 

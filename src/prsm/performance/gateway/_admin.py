@@ -4,7 +4,8 @@
 is updated), ``DELETE /admin/nodes/{id}``, ``POST /admin/nodes/{id}/drain``,
 ``GET /admin/breakers``, ``GET /admin/scaling`` (the scaler's policy, steps and actions),
 ``POST /admin/scaling/load`` (another gateway pod's load, for the Deployment's scaler),
-``GET /admin/scaling/history?since=T`` (a leading scaler candidate's history, for a standby),
+``GET /admin/scaling/history?since=T[&sessions=1]`` (a leading scaler candidate's history, for a
+standby; with its users' sessions where asked),
 ``GET /admin/analytics?since=24h`` (trends, anomalies, insights, recommendations);
 monitoring: ``GET /admin/metrics/current``,
 ``GET /admin/metrics/history?metric=&labels=&since=&until=&step=&agg=``, ``GET /admin/alerts``
@@ -187,9 +188,9 @@ class AdminApi:
         #: the gateway pods reporting to this one's scaler, and this pod's own reporting
         self.scaling_pods: Callable[[], list[dict[str, Any]]] | None = None
         self.scaling_report: Callable[[], dict[str, Any]] | None = None
-        #: ``GET /admin/scaling/history?since=T`` (a scaler candidate's, for a standby): the
-        #: status and JSON answer for ``T``
-        self.scaling_history: Callable[[float], Awaitable[tuple[int, bytes]]] | None = None
+        #: ``GET /admin/scaling/history?since=T[&sessions=1]`` (a scaler candidate's, for a
+        #: standby): the status and JSON answer for ``T``, with the sessions where asked
+        self.scaling_history: Callable[[float, bool], Awaitable[tuple[int, bytes]]] | None = None
 
     def routes(self) -> list[str]:
         """The upstream tags nodes may name (those of the pipeline's dispatching upstream)."""
@@ -256,22 +257,27 @@ class AdminApi:
         return await monitoring_route(monitor, method, path, query)
 
     async def _history(self, method: str, query: bytes) -> tuple[int, bytes]:
-        """``GET /admin/scaling/history?since=T``: the leading candidate's scaling history
-        from ``T`` (wall-clock seconds, default 0) on, for a standby (warm standby)."""
+        """``GET /admin/scaling/history?since=T[&sessions=1]``: the leading candidate's scaling
+        history from ``T`` (wall-clock seconds, default 0) on, for a standby (warm standby),
+        with its users' sessions where ``sessions=1`` (``0`` or absent: without)."""
         from urllib.parse import parse_qs
 
         if method != "GET":
             raise RequestValidationError("(method)", f"{HISTORY} takes GET")
         if self.scaling_history is None:
             return _not_found("no scaler candidate here (kubernetes.leader_election)")
-        given = parse_qs(query.decode("latin-1")).get("since") or ["0"]
+        params = parse_qs(query.decode("latin-1"))
+        asked = (params.get("sessions") or ["0"])[0]
+        if asked not in ("0", "1"):
+            raise RequestValidationError("sessions", f"must be 0 or 1, got {asked!r}")
+        given = params.get("since") or ["0"]
         try:
             since = float(given[0])
         except ValueError:
             since = math.nan
         if not math.isfinite(since):
             raise RequestValidationError("since", f"must be a number of seconds, got {given[0]!r}")
-        return await self.scaling_history(since)
+        return await self.scaling_history(since, asked == "1")
 
     async def _analytics(self, monitor: Any, method: str, query: bytes) -> tuple[int, bytes]:
         """``GET /admin/analytics?since=24h``: the post's ``analyze_performance_trends`` over

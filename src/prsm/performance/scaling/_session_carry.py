@@ -19,8 +19,10 @@ user's requests from before its newest arrivals carried are left out); every val
 checked (a :class:`SessionsError` names it: the whole answer is refused, as a malformed
 record refuses it). A tracker of other settings refuses the state at the take-over. What is
 dropped is counted (``prsm_scaling_sessions_dropped_total{deployment,reason}``: ``users``,
-``pending``, ``starts`` over the bounds, ``after_takeover`` made after the take-over) and
-logged; each take-over with a warm standby counts
+``pending``, ``starts`` over the bounds; ``after_takeover_users``, ``after_takeover_pending``,
+``after_takeover_starts``: users, requests waiting and session starts made after the
+take-over) and logged; each take-over where the standby holds a history fetched from the
+leader (none is counted where it fetched none) counts
 ``prsm_scaling_sessions_carried_total{deployment, outcome}``: ``carried``, ``absent`` (an
 older leader answered without its sessions: the floor is relearned) or ``refused``.
 """
@@ -35,7 +37,13 @@ from typing import Any
 import numpy as np
 
 from ..monitoring._registry import MetricsRegistry
-from ._sessions import RANK_EDGES, CarriedSessions, CarriedUser, SessionTracker
+from ._sessions import (
+    RANK_EDGES,
+    CarriedSessions,
+    CarriedUser,
+    FrozenSessions,
+    SessionTracker,
+)
 
 log = logging.getLogger("prsm.performance.scaling")
 
@@ -60,7 +68,8 @@ MAX_BYTES = (MAX_USERS * (6 * MAX_NAME + 80) + MAX_PENDING * 80 + MAX_STARTS * 2
              + 2 * len(RANK_EDGES) * MAX_COLUMNS * 25 + 1024)  # fmt: skip
 #: how far (seconds) a leader's clock may be ahead of a standby's (as for its history)
 MAX_SKEW = 600.0
-DROPPED = ("users", "pending", "starts", "after_takeover")
+DROPPED = ("users", "pending", "starts", "after_takeover_users", "after_takeover_pending",
+           "after_takeover_starts")  # fmt: skip
 
 
 class SessionsError(ValueError):
@@ -71,10 +80,17 @@ class SessionsError(ValueError):
         super().__init__(f"sessions.{field}: {problem}")
 
 
-def sessions_body(tracker: SessionTracker) -> dict[str, Any]:
-    """The leader's tracker's state, for ``orjson`` (its tuples written as arrays, not
-    copied: the leader serves it at each fetch), within the bounds above."""
-    c = tracker.export(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME, MAX_USER_TIMES)
+def freeze(tracker: SessionTracker) -> FrozenSessions:
+    """The leader's tracker's state within the bounds above, copied where the tracker changes
+    (the event loop), for :func:`sessions_body` in a worker thread."""
+    return tracker.freeze(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME)
+
+
+def sessions_body(tracker: SessionTracker | FrozenSessions) -> dict[str, Any]:
+    """The leader's tracker's state (:func:`freeze`), for ``orjson`` (its tuples written as
+    arrays, not copied: the leader serves it at each fetch that asks), within the bounds."""
+    frozen = tracker if isinstance(tracker, FrozenSessions) else freeze(tracker)
+    c = frozen.carry(MAX_USERS, MAX_USER_TIMES)
     return {"gap": c.gap, "window": list(c.window), "tau_step": c.tau_step,
             "new_window": c.new_window, "num": c.num.tolist(), "den": c.den.tolist(),
             "settled": c.settled, "users": c.users, "pending": c.pending, "starts": c.starts,

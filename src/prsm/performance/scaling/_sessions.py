@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -173,6 +174,61 @@ class CarriedSessions:
     left_out: tuple[int, int, int] = (0, 0, 0)
 
 
+#: a user as :meth:`SessionTracker.freeze` copies it: its name (``None``: forgotten), its
+#: last request, its session's requests so far, its unsettled requests' arrivals
+_Copied = tuple[str | None, float, int, tuple[float, ...]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FrozenSessions:
+    """A :class:`SessionTracker`'s state as :meth:`SessionTracker.freeze` copies it (nothing
+    here changes as the tracker goes on: its requests waiting name the tracker's users, read
+    only for who they are); :meth:`carry` makes the :class:`CarriedSessions` a leader serves."""
+
+    settings: tuple[float, tuple[float, float], float, float]  # gap, window, tau_step, new_window
+    num: FloatArray = field(repr=False)
+    den: FloatArray = field(repr=False)
+    settled: int
+    keyed: dict[_User, _Copied]  # the named users carried, oldest last request first
+    forgotten: dict[_User, _Copied]  # the users of requests waiting, forgotten at max_users
+    pending: list[tuple[float, _User, int]]  # the newest requests waiting, in order
+    starts: tuple[float, ...]
+    held: tuple[int, int, int]  # the users not carried, the requests and starts held
+
+    def carry(self, max_users: int, max_times: int) -> CarriedSessions:
+        """The newest users (with those forgotten whose requests still wait, while there is
+        room), their requests waiting, each user's newest ``max_times`` unsettled arrivals
+        (its requests waiting from before them left out: they would settle on too few)."""
+        users = list(self.keyed.values())
+        index = {u: i for i, u in enumerate(self.keyed)}
+        found: list[tuple[float, int, int]] = []
+        for t, u, rank in self.pending:
+            i = index.get(u)
+            if i is None and u in self.forgotten and len(users) < max_users:
+                i = index[u] = len(users)  # forgotten at max_users, still to settle
+                users.append(self.forgotten[u])
+            if i is not None:
+                found.append((t, i, rank))
+        carried = [0] * len(users)  # each user's requests carried: its newest waiting
+        for _, i, _ in found:
+            carried[i] += 1
+        # a request settles on its user's later arrivals: its newest ``carried`` are all those
+        # (counted, not by time: arrivals at equal times would carry more than ``found``)
+        full = [min(n, len(u[3])) for u, n in zip(users, carried, strict=True)]
+        times = [u[3][len(u[3]) - min(n, max_times):] if n else ()
+                 for u, n in zip(users, full, strict=True)]  # fmt: skip
+        cut = [ts[0] if n > max_times else -math.inf for ts, n in zip(times, full, strict=True)]
+        pending = tuple(p for p in found if p[0] >= cut[p[1]])
+        gap, window, tau_step, new_window = self.settings
+        return CarriedSessions(
+            gap, window, tau_step, new_window, self.num, self.den, self.settled,
+            tuple((k, last, rank, ts) for (k, last, rank, _), ts in zip(users, times,
+                                                                        strict=True)),
+            pending, self.starts,
+            (self.held[0], self.held[1] - len(pending), self.held[2] - len(self.starts)),
+        )  # fmt: skip
+
+
 @dataclass(slots=True, eq=False)
 class _User:
     key: Hashable  # its name in ``_users`` (``None``: forgotten there, restored so)
@@ -291,56 +347,47 @@ class SessionTracker:
             tuple(now - t for t in reversed(self._starts)),
         )
 
-    def export(
-        self, max_users: int, max_pending: int, max_starts: int, max_name: int, max_times: int
-    ) -> CarriedSessions:
-        """The state a standby carries: the newest ``max_users`` users named by a string of at
-        most ``max_name`` characters (with those forgotten whose requests still wait, while
-        there is room), the newest ``max_pending`` requests waiting of those users, each
-        user's newest ``max_times`` unsettled arrivals (its requests waiting from before them
-        left out: they would settle on too few), the newest ``max_starts`` starts."""
-        keyed: list[tuple[str | None, _User]] = []  # O(the bounds), not O(the tracker): a
-        for k, u in reversed(self._users.items()):  # leader serves this at every fetch
+    def freeze(
+        self, max_users: int, max_pending: int, max_starts: int, max_name: int
+    ) -> FrozenSessions:
+        """What :meth:`export` reads, copied (on the event loop that mutates the tracker, so
+        that a worker thread builds the answer from it, :meth:`FrozenSessions.carry`): the
+        newest ``max_users`` users named by a string of at most ``max_name`` characters, the
+        newest ``max_pending`` requests waiting and the users they name that were forgotten
+        (their fields and unsettled arrivals copied), the newest ``max_starts`` starts. Its
+        Python work is over the carried users and the forgotten ones; the requests, the starts
+        and who is forgotten are done in C."""
+        keyed: dict[_User, _Copied] = {}
+        for k, u in reversed(self._users.items()):  # O(the bounds), not O(the tracker)
             if len(keyed) == max_users:
                 break
             if isinstance(k, str) and len(k) <= max_name:
-                keyed.append((k, u))
-        users = keyed[::-1]
-        index = {id(u): i for i, (_, u) in enumerate(users)}
-        found: list[tuple[float, int, int]] = []
+                keyed[u] = (k, u.last, u.rank, tuple(u.times))
         first = max(0, len(self._pending) - max_pending)
-        for t, u, rank in itertools.islice(self._pending, first, None):
-            i = index.get(id(u))
-            if i is None and self._users.get(u.key) is not u and len(users) < max_users:
-                i = index[id(u)] = len(users)  # forgotten at max_users, still to settle
-                users.append((None, u))
-            if i is not None:
-                found.append((t, i, rank))
-        carried = [0] * len(users)  # each user's requests carried: its newest waiting
-        for _, i, _ in found:
-            carried[i] += 1
-        # a request settles on its user's later arrivals: its newest ``carried`` are all those
-        # (counted, not by time: arrivals at equal times would carry more than ``found``)
-        full = [min(n, len(u.times)) for (_, u), n in zip(users, carried, strict=True)]
-        times = [tuple(itertools.islice(u.times, len(u.times) - min(n, max_times), None))
-                 if n else () for (_, u), n in zip(users, full, strict=True)]  # fmt: skip
-        cut = [ts[0] if n > max_times else -math.inf for ts, n in zip(times, full, strict=True)]
-        pending = tuple(p for p in found if p[0] >= cut[p[1]])
+        pending = list(itertools.islice(self._pending, first, None))
+        named: set[_User] = set(map(operator.itemgetter(1), pending))  # (by identity)
+        gone = named.difference(keyed, self._users.values())
+        forgotten: dict[_User, _Copied] = {u: (None, u.last, u.rank, tuple(u.times))
+                                           for u in gone}  # fmt: skip
         starts = tuple(self._starts)[-max_starts:]
-        return CarriedSessions(
-            self.gap, self.window, self.tau_step, self.new_window, self._num.copy(),
-            self._den.copy(), self.settled,
-            tuple((k, u.last, u.rank, ts) for (k, u), ts in zip(users, times, strict=True)),
-            pending, starts,
-            (len(self._users) - len(keyed), len(self._pending) - len(pending),
-             len(self._starts) - len(starts)),
+        return FrozenSessions(
+            (self.gap, self.window, self.tau_step, self.new_window), self._num.copy(),
+            self._den.copy(), self.settled, dict(reversed(keyed.items())), forgotten, pending,
+            starts, (len(self._users) - len(keyed), len(self._pending), len(self._starts)),
         )  # fmt: skip
+
+    def export(
+        self, max_users: int, max_pending: int, max_starts: int, max_name: int, max_times: int
+    ) -> CarriedSessions:
+        """The state a standby carries (:meth:`freeze`, then :meth:`FrozenSessions.carry`)."""
+        frozen = self.freeze(max_users, max_pending, max_starts, max_name)
+        return frozen.carry(max_users, max_times)
 
     def restore(self, carried: CarriedSessions, since: float) -> dict[str, int]:
         """Take ``carried``'s state (a :class:`ValueError` if its settings are not this
         tracker's), less what was made after ``since`` (a take-over: the old leader's clock
-        ahead) and what is over this tracker's bounds; how many users, requests and starts
-        were dropped, by reason."""
+        ahead: ``after_takeover_users``, ``_pending``, ``_starts``) and what is over this
+        tracker's bounds (``users``, ``pending``); how many were dropped, by reason."""
         mine = (self.gap, self.window, self.tau_step, self.new_window, self._num.shape)
         theirs = (carried.gap, carried.window, carried.tau_step, carried.new_window,
                   carried.num.shape)  # fmt: skip
@@ -360,7 +407,8 @@ class SessionTracker:
         self._starts = deque(t for t in carried.starts if t <= since)
         self._num, self._den = carried.num.copy(), carried.den.copy()
         self.settled = carried.settled
-        late = sum(1 for u in made if u is None) + len(carried.pending) - len(on_time)
-        return {"after_takeover": late + len(carried.starts) - len(self._starts),
+        return {"after_takeover_users": sum(1 for u in made if u is None),
+                "after_takeover_pending": len(carried.pending) - len(on_time),
+                "after_takeover_starts": len(carried.starts) - len(self._starts),
                 "users": len(named) - len(self._users),
                 "pending": len(on_time) - len(self._pending)}  # fmt: skip

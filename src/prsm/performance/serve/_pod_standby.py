@@ -33,6 +33,7 @@ its ``scaling_report`` reporter, as a single-process candidate does.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,7 +44,7 @@ import orjson
 from ..config import PRSMConfig
 from ..errors import ConfigError, ScalingError
 from ..scaling._elector import LeaderElector, LeaseStore
-from ..scaling._session_carry import sessions_body
+from ..scaling._session_carry import freeze, sessions_body
 from ..scaling._warm import history_body
 from ._pod_report import report_key
 
@@ -53,17 +54,34 @@ if TYPE_CHECKING:
     from ..monitoring._registry import MetricsRegistry
     from ..scaling._election import LeaderElectionSettings
     from ..scaling._loop import ScalingLoop
+    from ..scaling._replay import StepRecord
     from ..scaling._scaler import PredictiveScaler
+    from ..scaling._sessions import FrozenSessions
     from ..scaling._tracker import LoadTracker
+    from ..scaling._types import LoadSeries
     from ._pod_resend import LateResender
     from ._pod_warm import WarmMirror
     from ._pool_client import SharedPoolUpstream
     from ._shared_pool import RemoteScaler
 
-#: ``GET /admin/scaling/history?since=T``'s answer (status, JSON body)
-HistoryRoute = Callable[[float], Awaitable[tuple[int, bytes]]]
+#: ``GET /admin/scaling/history?since=T[&sessions=1]``'s answer (status, JSON body)
+HistoryRoute = Callable[[float, bool], Awaitable[tuple[int, bytes]]]
 
 log = logging.getLogger("prsm.performance.scaling")
+
+
+def _history(
+    load: LoadSeries,
+    since: float,
+    service_time: float | None,
+    startup_time: float | None,
+    records: tuple[StepRecord, ...],
+    *,
+    users: FrozenSessions | None,
+) -> bytes:
+    sessions = sessions_body(users) if users is not None else None
+    return orjson.dumps(history_body(load, since, service_time, startup_time, records,
+                                     sessions=sessions))  # fmt: skip
 
 
 class LeaderScaler:
@@ -134,19 +152,23 @@ class LeaderScaler:
         """For the report receiver: ``None`` while this pod leads, else the leader's URL."""
         return None if self.elector.leading else self.elector.leader_url
 
-    def history(self, since: float) -> tuple[int, bytes]:
-        """``GET /admin/scaling/history?since=T`` (the admin key checked already): while this
-        pod leads, the steps its policy reads from ``since`` on (:func:`history_body`), with
-        its decisions' records and its users' sessions, else 503 with the leader's URL."""
+    async def history(self, since: float, sessions: bool = False) -> tuple[int, bytes]:
+        """``GET /admin/scaling/history?since=T[&sessions=1]`` (the admin key checked
+        already): while this pod leads, the steps its policy reads from ``since`` on
+        (:func:`history_body`), with its decisions' records and, where asked (``sessions``:
+        an older standby never asks, and its bound on an answer has no room for them), its
+        users' sessions, else 503 with the leader's URL. What changes on the event loop is
+        copied there (:func:`freeze`); the answer is built and written in a worker thread."""
         leader = self.gate()
         if leader is not None:
             error = {"message": "this pod does not lead the scaling", "type": "unavailable"}
             return 503, orjson.dumps({"error": error, "leader": leader})
         loop = self.loop
-        sessions = sessions_body(loop.tracker.sessions)
-        body = history_body(loop.load(), since, loop.service_time(), loop.startup_time,
-                            loop.records, sessions=sessions)  # fmt: skip
-        return 200, orjson.dumps(body)
+        users = freeze(loop.tracker.sessions) if sessions else None
+        load, records = loop.load(), tuple(loop.records)  # copies; the records are frozen
+        return 200, await asyncio.to_thread(_history, load, since, loop.service_time(),
+                                            loop.startup_time, records,
+                                            users=users)  # fmt: skip
 
     def resend(self, report: dict[str, Any], leader: str) -> None:
         """A report a gateway process handed on after this pod stopped leading: sent on to
@@ -277,17 +299,10 @@ def attach_candidate(app: GatewayApp, config: PRSMConfig, make: RemoteScaler) ->
         receiver = attach_pod_receiver(app, config, leader.tracker)
         if receiver is not None:
             receiver.gate = leader.gate
-        app.admin.scaling_history = _answer(leader.history)
+        app.admin.scaling_history = leader.history
         perf.attach_scaler(leader)  # the elector starts with the orchestrator
 
     app.on_startup.append(stand)
-
-
-def _answer(history: Callable[[float], tuple[int, bytes]]) -> HistoryRoute:
-    async def answer(since: float) -> tuple[int, bytes]:
-        return history(since)
-
-    return answer
 
 
 def parent_gate(latest: Mapping[str, Any] | None) -> str | None:
@@ -315,9 +330,10 @@ def link_candidate(
         def gate() -> str | None:
             return parent_gate(getattr(view, "latest", None))
 
-        async def history(since: float) -> tuple[int, bytes]:
+        async def history(since: float, sessions: bool) -> tuple[int, bytes]:
             try:
-                reply = await link.call({"op": "history", "since": since}, timeout)
+                reply = await link.call({"op": "history", "since": since,
+                                         "sessions": sessions}, timeout)  # fmt: skip
             except (OSError, TimeoutError) as exc:
                 error = {"message": f"the serving parent cannot be reached now: {exc}",
                          "type": "unavailable"}  # fmt: skip

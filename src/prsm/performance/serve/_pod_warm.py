@@ -3,11 +3,12 @@ fetches the leader's scaling history every ``kubernetes.leader_election.warm_int
 seconds, so that, should it take the Lease, its first forecast reads that history.
 
 :class:`WarmMirror` asks the leader the Lease names (never itself) ``GET
-{leader}/admin/scaling/history?since=T`` with ``Authorization: Bearer <the key in
+{leader}/admin/scaling/history?since=T&sessions=1`` with ``Authorization: Bearer <the key in
 $scaling_report.key_env>`` (the candidates' admin key, which its load reports already carry
 there), ``T`` the end of what it holds, so a fetch carries only the steps completed since the
-last one. Each fetch is bounded: ``scaling_report.timeout`` seconds, at most
-:data:`MAX_BYTES` read (more is refused), at most
+last one; ``sessions=1`` asks for the users' sessions too (a leader includes them only when
+asked: an older standby's bound on an answer has no room for them). Each fetch is bounded:
+``scaling_report.timeout`` seconds, at most :data:`MAX_BYTES` read (more is refused), at most
 :data:`~prsm.performance.scaling._warm.MAX_STEPS` steps held. A fetch that fails (unreachable,
 timed out, not 200, too large, malformed) changes nothing held; it is counted
 (``prsm_scaling_warm_fetches_total{outcome="failed"}``, and in the snapshot) and logged (at
@@ -130,7 +131,7 @@ class WarmMirror:
         try:
             async with asyncio.timeout(self.timeout):  # the whole fetch, not each read
                 async with self._client.stream(
-                    "GET", url + ROUTE, params={"since": repr(float(since))},
+                    "GET", url + ROUTE, params={"since": repr(float(since)), "sessions": "1"},
                     headers=self._headers, timeout=self.timeout,
                 ) as answer:  # fmt: skip
                     body = await _read(answer, MAX_BYTES)

@@ -29,7 +29,7 @@ a lost connection still held in service are finished as unfinished (an error). O
 reports (``{"op": "pods", "report"}``, checked already) go to its ``PodLoadReceiver``. On a
 candidate of a leader election (``standby``) the host alone stands for the Lease, scales while
 it leads, pushes its snapshot when who leads changes (the gateway processes answer reports
-by it) and answers ``{"op": "history", "since"}`` with ``"status"`` and ``"body"`` (the
+by it) and answers ``{"op": "history", "since", "sessions"}`` with ``"status"`` and ``"body"`` (the
 history a standby fetches, :mod:`._pod_warm`).
 """
 

@@ -170,7 +170,8 @@ class PoolHost(PoolNodes):
                         writer.write(pack({**error_reply(int(message.get("id", 0)), problem),
                                            "status": 400}))  # fmt: skip
                         continue
-                    status, body = self.scaler.history(float(since))
+                    asked = message.get("sessions") is True
+                    status, body = await self.scaler.history(float(since), asked)
                     writer.write(pack({"id": message.get("id"), "ok": True, "status": status,
                                        "body": body}))  # fmt: skip
                 elif op == "execute":
