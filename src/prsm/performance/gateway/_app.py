@@ -19,7 +19,7 @@ import orjson
 
 from ..clock import Clock
 from ..errors import NoCapableNodesError
-from ..monitoring._recorder import server_timing
+from ..monitoring._stages import server_timing
 from ..types import AIRequest, JSONBody, RequestKind
 from ._app_routes import AppRoutes
 from ._app_state import Hook
