@@ -22,7 +22,7 @@ from prsm.performance.dashboard._page import (
 )
 from prsm.performance.gateway._app import GatewayApp
 from prsm.performance.gateway._settings import GatewaySettings, TenantSettings, hash_key
-from prsm.performance.monitoring._recorder import STAGES
+from prsm.performance.monitoring._stages import STAGES
 from prsm.performance.orchestrator._orchestrator import PerformanceOrchestrator
 from prsm.performance.routing._node import NodeSpec
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from prsm.performance.clock import ManualClock
 from prsm.performance.errors import CircuitBreakerOpenError, ConfigError, UpstreamError
 from prsm.performance.resilience import BreakerSet, BreakerSettings, CircuitBreaker, CircuitState
-from prsm.performance.resilience._breaker import (
+from prsm.performance.resilience._machine import (
     CLOSED_STATE,
     BreakerState,
     Event,

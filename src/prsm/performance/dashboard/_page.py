@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import parse_qs
 
-from ..monitoring._recorder import STAGES
+from ..monitoring._stages import STAGES
 
 #: where the gateway serves the page (and, under it, ``/static/NAME``)
 PREFIX = "/dashboard"

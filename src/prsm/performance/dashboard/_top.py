@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import AdminApiError
-from ..monitoring._recorder import STAGES
+from ..monitoring._stages import STAGES
 from ._findings import FINDINGS_EVERY_S, FINDINGS_SINCE, shape_findings
 from ._fmt import to_fixed
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._awaiting import resume
 from ..errors import PRSMError
-from ..monitoring._recorder import server_timing
+from ..monitoring._stages import server_timing
 from ..types import AIRequest
 from ._exchange import Exchange, NativeExchange
 from ._responses import error_reply

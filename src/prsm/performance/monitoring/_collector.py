@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ._deltas import FamilyDeltas, HistDelta, Key, merge
-from ._recorder import STAGES, RequestRecorder
+from ._recorder import RequestRecorder
+from ._stages import STAGES
 
 
 class MonitoredPipeline(Protocol):

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DependencyMissingError
-from ._recorder import OPERATIONS, RESPOND, STAGES
+from ._labels import OPERATIONS
+from ._stages import RESPOND, STAGES
 
 
 class RequestTracer:
@@ -85,7 +86,7 @@ class RequestTracer:
         end_ns: int | None = None,
     ) -> None:
         """One finished request: ``duration`` seconds ending at ``end_ns`` (default: now),
-        ``stages`` the seconds of each of :data:`~._recorder.STAGES` (negative: not
+        ``stages`` the seconds of each of :data:`~._stages.STAGES` (negative: not
         measured)."""
         trace = self._trace
         end = time.time_ns() if end_ns is None else end_ns

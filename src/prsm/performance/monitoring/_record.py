@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from ..errors import PRSMError
-from ._recorder import RequestRecorder, _StreamChildren, classify_error
+from ._labels import classify_error
+from ._recorder import RequestRecorder, _StreamChildren
 
 _now = time.perf_counter
 

@@ -29,31 +29,18 @@ Families (labels in braces; every label set is bounded, see ``label_limit``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from operator import itemgetter
+from collections.abc import Callable
 from typing import Any
 
-from ..errors import (
-    CircuitBreakerOpenError,
-    DeadlineExceededError,
-    NoCapableNodesError,
-    OverloadedError,
-    PRSMError,
-    RateLimitedError,
-    RequestValidationError,
-    UnknownModelError,
-    UpstreamError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
+from ._labels import CACHE_RESULTS, OPERATIONS, OTHER, BoundedLabel, classify_error
 from ._plain import LATENCY_BUCKETS, HistogramView, PlainHistogram
 from ._registry import MetricsRegistry
+from ._stages import REQUEST_STAGES, STAGES, server_timing
 
-#: The stages of a request, in order (``prsm_request_stage_seconds{stage}``, ``Server-Timing``).
-STAGES: tuple[str, ...] = ("parse", "auth", "cache", "route", "queue", "upstream", "respond")
-#: The same, under its public name.
-REQUEST_STAGES = STAGES
-PARSE, AUTH, CACHE, ROUTE, QUEUE, UPSTREAM, RESPOND = range(len(STAGES))
+#: the package's names from this module (the stages and the error label are defined in
+#: :mod:`._stages` and :mod:`._labels`)
+__all__ = ["REQUEST_STAGES", "RequestRecorder", "classify_error", "server_timing"]
+
 
 #: OpenTelemetry GenAI semantic conventions' advised bucket boundaries.
 GENAI_DURATION_BUCKETS = (
@@ -69,44 +56,10 @@ GENAI_TOKEN_BUCKETS = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 )  # fmt: skip
 
-#: ``gen_ai.operation.name`` of each request kind (the gateway's ``RequestKind`` values).
-OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
-
-#: What a cache look-up can find (``prsm_cache_lookups_total{result}``): a tier or a miss.
-CACHE_RESULTS = frozenset({"miss", "l1", "l2", "l3", "memory", "disk", "redis", "semantic"})
-
-#: The label value that stands for every value past ``label_limit``.
-OTHER = "_OTHER"
-
 
 def union(*bounds: tuple[float, ...]) -> tuple[float, ...]:
     """Sorted distinct bounds of several bucket sets."""
     return tuple(sorted({float(b) for bs in bounds for b in bs}))
-
-
-def classify_error(exc: BaseException) -> str:
-    """A low-cardinality name of what a request failed with (OpenTelemetry's ``error.type``):
-    the upstream's HTTP status when it gave one, else the kind of failure."""
-    if isinstance(exc, UpstreamTimeoutError):
-        return "timeout"
-    if isinstance(exc, UpstreamUnavailableError):
-        return "unavailable"
-    if isinstance(exc, UpstreamError):
-        status = exc.status
-        return str(status) if isinstance(status, int) and 100 <= status <= 599 else "upstream"
-    kinds: tuple[tuple[type[PRSMError], str], ...] = (
-        (DeadlineExceededError, "deadline"),
-        (CircuitBreakerOpenError, "breaker_open"),
-        (UnknownModelError, "unknown_model"),
-        (NoCapableNodesError, "no_capable_nodes"),
-        (RateLimitedError, "rate_limited"),
-        (OverloadedError, "overloaded"),
-        (RequestValidationError, "invalid_request"),
-    )
-    for kind, name in kinds:
-        if isinstance(exc, kind):
-            return name
-    return OTHER
 
 
 class _Children:
@@ -134,25 +87,6 @@ class _StreamChildren:
         self.ttft = ttft
         self.tpot = tpot
         self.itl = itl
-
-
-class BoundedLabel:
-    """Admits at most ``limit`` distinct values of one label; later ones become ``_OTHER``."""
-
-    __slots__ = ("limit", "seen")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.seen: set[str] = set()
-
-    def __call__(self, value: str) -> str:
-        seen = self.seen
-        if value in seen:
-            return value
-        if len(seen) >= self.limit:
-            return OTHER
-        seen.add(value)
-        return value
 
 
 class RequestRecorder:
@@ -428,44 +362,3 @@ class RequestRecorder:
         """The tenants seen since the last call (the monitor calls it once per interval)."""
         seen, self.tenants = self.tenants, set()
         return seen
-
-
-def _timing_formats() -> list[tuple[bytes, Callable[[Sequence[float]], Any]]]:
-    """For each mask of measured stages (bit ``i``: ``STAGES[i]``): the header's format and
-    the getter that picks the measured values (and the total, last) out of all eight."""
-    out: list[tuple[bytes, Callable[[Sequence[float]], Any]]] = []
-    for mask in range(1 << len(STAGES)):
-        picked = [i for i in range(len(STAGES)) if mask >> i & 1]
-        names = [STAGES[i] for i in picked] + ["total"]
-        fmt = ", ".join(f"{n};dur=%.3f" for n in names).encode()
-        getter = itemgetter(*picked, len(STAGES))
-        # itemgetter of one index returns the item, not a 1-tuple
-        pick = getter if picked else (lambda values, _g=getter: (_g(values),))
-        out.append((fmt, pick))
-    return out
-
-
-_TIMING_FORMATS = _timing_formats()
-
-
-def server_timing(stages: Sequence[float], total: float) -> bytes:
-    """A ``Server-Timing`` header value: each measured stage (``stages`` aligned with
-    :data:`STAGES`, negative: not measured) and the ``total``, in milliseconds as the header
-    wants, e.g. ``parse;dur=0.041, auth;dur=0.002, …, total;dur=12.310``.
-
-    On every answer when the header is on, so unrolled: the mask of measured stages picks a
-    ready format and the values, with no loop (about 15 % cheaper than a loop over the
-    stages; the eight ``%.3f`` are most of what is left)."""
-    parse, auth, cache, route, queue, upstream, respond = stages
-    fmt, pick = _TIMING_FORMATS[
-        (parse >= 0)
-        | (auth >= 0) << 1
-        | (cache >= 0) << 2
-        | (route >= 0) << 3
-        | (queue >= 0) << 4
-        | (upstream >= 0) << 5
-        | (respond >= 0) << 6
-    ]
-    value: bytes = fmt % pick((parse * 1e3, auth * 1e3, cache * 1e3, route * 1e3, queue * 1e3,
-                               upstream * 1e3, respond * 1e3, total * 1e3))  # fmt: skip
-    return value

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from .._awaiting import stop_task
 from ..errors import ConfigError, PRSMError
 from ..monitoring._record import record_failure, record_result, recorded_stream
-from ..monitoring._recorder import QUEUE
+from ..monitoring._stages import QUEUE
 from ..routing._node import NodeSpec
 from ..types import AIRequest, ExecutionResult, RequestKind
 from ..upstreams._base import Upstream, can_stream
