@@ -319,7 +319,10 @@ def load(port: int, body: Path, *, rate: float, duration: float, warmup: float,
         if cpus is not None:
             os.sched_setaffinity(0, cpus)
 
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=root, timeout=120,
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=root, timeout=120,
                          preexec_fn=on_cpus)  # fmt: skip
+    if out.returncode:  # what the load generator said, not only its exit status
+        raise RuntimeError(f"load generator exited {out.returncode} against port {port}:\n"
+                           f"{out.stderr[-3000:]}")  # fmt: skip
     result: dict[str, Any] = json.loads(out.stdout)
     return result
