@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks._qqp import Protocol, build_protocol, cached_embeddings, load_pairs
-from prsm.performance.caching.semantic._features import FEATURE_NAMES, Parsed, pair_features, parse
+from prsm.performance.caching.semantic._features import FEATURE_NAMES, pair_features
 from prsm.performance.caching.semantic._lexicon import load_lexicon
+from prsm.performance.caching.semantic._parse import Parsed, parse
 from prsm.performance.caching.semantic._verifier import DEFAULT_PATH, export_sklearn
 
 TOP_K = 5

@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 
 from prsm.performance.caching.semantic import SemanticCache, SemanticSettings, Verifier
-from prsm.performance.caching.semantic._features import (
-    FEATURE_NAMES,
-    MAX_WORDS,
-    pair_features,
-    parse,
-)
+from prsm.performance.caching.semantic._features import FEATURE_NAMES, pair_features
 from prsm.performance.caching.semantic._lexicon import load_lexicon
+from prsm.performance.caching.semantic._parse import MAX_WORDS, parse
 from prsm.performance.caching.semantic._verifier import FORMAT, export_sklearn
 from prsm.performance.clock import ManualClock
 from prsm.performance.embeddings._embedder import HashingEmbedder

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError
-from ._features import Parsed
+from ._parse import Parsed
 from ._verifier import CROSS_PATH, Verifier, read_json
 
 CASCADE_PATH = Path(__file__).with_name("verifier-cascade.json")

@@ -30,8 +30,9 @@ import numpy as np
 
 from ...errors import ConfigError
 from ._cross import CrossEncoder
-from ._features import FEATURE_NAMES, Parsed, pair_features, parse
+from ._features import FEATURE_NAMES, pair_features
 from ._lexicon import Lexicon, load_lexicon
+from ._parse import Parsed, parse
 
 DEFAULT_PATH = Path(__file__).with_name("verifier.json")
 #: the verifier fitted with the cross-encoder's probability as one more feature
