@@ -21,9 +21,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def get(url: str) -> tuple[int, bytes]:
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
+        with urllib.request.urlopen(urllib.request.Request(url, None, headers or {}),
+                                    timeout=10) as answer:  # fmt: skip
             return answer.status, answer.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -39,12 +40,12 @@ def post(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def wait_ready(url: str, seconds: float) -> bool:
+def wait_ready(url: str, seconds: float, headers: dict[str, str] | None = None) -> bool:
     """Whether ``url`` answers 200 within ``seconds`` (polled every 0.25 s)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            if get(url)[0] == 200:
+            if get(url, headers)[0] == 200:
                 return True
         except OSError:  # not listening yet
             pass
