@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._helper_host import HelperHost
+from .._paths import cache_dir, data_dir
 from ..config import PRSMConfig, load_config
 from ..errors import ConfigError
 from ..gateway._admin import node_spec
@@ -158,6 +159,22 @@ def app_factory() -> GatewayApp:
     return app_from_config(load_config(path))
 
 
+def unusable_path(exc: OSError) -> ConfigError:
+    """A directory or file the gateway could not create or open at start-up, as an error
+    naming the path and the setting that chose it (``PRSM_DATA_DIR``, ``PRSM_CACHE_DIR``, or a
+    path in the config)."""
+    path = Path(exc.filename).expanduser()
+    field = "path"
+    for env, root in (("PRSM_DATA_DIR", data_dir()), ("PRSM_CACHE_DIR", cache_dir())):
+        if path == root or root in path.parents:
+            field = env
+            break
+    why = exc.strerror or type(exc).__name__
+    fix = f"set {field} to" if field != "path" else "choose in the config"
+    return ConfigError(field, f"cannot create or open {str(path)!r} ({why}); {fix} a "
+                       "directory this user can write")  # fmt: skip
+
+
 def serve(
     config_path: str | Path | None = None,
     *,
@@ -183,6 +200,10 @@ def serve(
         if exc.source is None and config_path is not None:
             raise ConfigError(exc.field, exc.problem, source=str(config_path)) from None
         raise
+    except OSError as exc:
+        if exc.filename is None:  # not a path (a socket, a process): not ours to name
+            raise
+        raise unusable_path(exc) from exc
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve()) if config_path is not None else ""
     where = f"http://{host}:{port}"
     local = config.workers.count if config.workers.enabled else 0
