@@ -120,11 +120,20 @@ class PredictivePolicy:
     @property
     def memory(self) -> float:
         """How many seconds of past decisions a replay from a fresh state needs
-        (:mod:`._replay`): one refit of the forecast (at most ``refit_interval`` and a step
-        after the last), then the longest window the state keeps, with two decisions' room.
-        (The session forecast's errors, kept ``session_error_span``, are not among them:
-        :attr:`session_errors_unreplayed`.)"""
+        (:mod:`._replay`) for the forecast: one refit (at most ``refit_interval`` and a step
+        after the last), then the longest window the state keeps, with two decisions' room
+        (the floor's error headroom may need more: :meth:`replay_memory`)."""
         return self.settings.predictor.refit_interval + self.settings.predictor.step + self.warmup
+
+    def replay_memory(self, window_end: float) -> float:
+        """:attr:`memory`, or with the floor's error headroom on, if longer, the decisions
+        that rebuild its errors (:meth:`prime`): ``session_error_span`` after those that
+        settle the forecasts made before the first (``window_end``: the end of the session
+        tracker's window, seconds after a decision), two decisions' room."""
+        span = self.session_errors_span
+        if span is None:
+            return self.memory
+        return max(self.memory, span + window_end + 2 * self.settings.interval)
 
     @property
     def warmup(self) -> float:
@@ -141,10 +150,21 @@ class PredictivePolicy:
         return self.settings.session_wait_probability is not None
 
     @property
-    def session_errors_unreplayed(self) -> bool:
-        """Whether the floor's error headroom is on (its errors span more than :attr:`memory`)."""
+    def session_errors_span(self) -> float | None:
+        """How long the floor's error headroom keeps its errors (``None``: not on); a replay
+        rebuilds them from the decisions before it starts (:meth:`prime`)."""
         s = self.settings
-        return s.session_wait_probability is not None and s.session_error_quantile is not None
+        on = s.session_wait_probability is not None and s.session_error_quantile is not None
+        return s.session_error_span if on else None
+
+    def prime(self, state: PredictiveState, ctx: ScalingContext) -> PredictiveState:
+        """``state`` with the floor's forecast errors moved on by the decision at ``ctx``, as
+        :meth:`decide` moves them (the rest as it was): a replay (:mod:`._replay`) rebuilds
+        the errors from decisions older than it replays."""
+        if self.session_errors_span is None or ctx.sessions is None:
+            return state
+        read = ctx.sessions.expected_rate(self.settings.session_new_window)
+        return replace(state, session_errors=self._observe(ctx, state.session_errors, read))
 
     @property
     def refit_gap(self) -> float:
@@ -343,14 +363,11 @@ class PredictivePolicy:
         errors = state.session_errors
         headroom = None
         if s.session_error_quantile is not None:
+            errors = self._observe(ctx, errors, read)
+            headroom = errors.headroom(s.session_error_quantile)
             if ctx.sessions.settled > 0:
                 start, end = ctx.sessions.window
-                errors = errors.observe(ctx.now, ctx.arrivals, s.session_error_span)
-                headroom = errors.headroom(s.session_error_quantile)
-                errors = errors.forecast(ctx.now + start, ctx.now + end, rate * (end - start))
                 rate += headroom / (end - start)
-            else:
-                headroom = errors.headroom(s.session_error_quantile)
         floor = (
             replicas_for(
                 rate,
@@ -369,6 +386,17 @@ class PredictivePolicy:
         )
         state = replace(state, session_floors=held, session_errors=errors)
         return read, rate, floor, headroom, state
+
+    def _observe(self, ctx: ScalingContext, errors: ForecastErrors, read: float) -> ForecastErrors:
+        """``errors`` after a decision at ``ctx`` that read the sessions' rate ``read``: once a
+        request has settled, the arrivals of its interval observed and its window's forecast
+        kept (the headroom reads the errors settled, which the forecast leaves as they are)."""
+        sessions = ctx.sessions
+        if sessions is None or sessions.settled == 0:
+            return errors
+        start, end = sessions.window
+        errors = errors.observe(ctx.now, ctx.arrivals, self.settings.session_error_span)
+        return errors.forecast(ctx.now + start, ctx.now + end, read * (end - start))
 
     def burst_floor(
         self, ctx: ScalingContext, service: float, state: PredictiveState

@@ -231,14 +231,17 @@ def check_replay(config: PRSMConfig) -> None:
     :data:`~prsm.performance.scaling._replay.MAX_RECORDS` a leader serves."""
     from ..scaling._predictive import PredictivePolicy
     from ..scaling._replay import MAX_RECORDS
+    from ..scaling._sessions import SessionTracker
 
     policy = PredictivePolicy(config.scaling)
-    if policy.memory / policy.interval + 1 > MAX_RECORDS:
+    memory = policy.replay_memory(SessionTracker().window[1])  # (a scaler's tracker's)
+    if memory / policy.interval + 1 > MAX_RECORDS:
         raise ConfigError(
             "scaling.interval",
-            f"{policy.interval:g} s decisions over the {policy.memory:g} s a new leader's replay "
-            f"reads (scaling.predictor.refit_interval and the longest window) are more than the "
-            f"{MAX_RECORDS} records a leader serves: lengthen interval or shorten refit_interval",
+            f"{policy.interval:g} s decisions over the {memory:g} s a new leader's replay "
+            f"reads (scaling.predictor.refit_interval and the longest window, or "
+            f"session_error_span) are more than the {MAX_RECORDS} records a leader serves: "
+            f"lengthen interval or shorten refit_interval (or session_error_span)",
         )
 
 
