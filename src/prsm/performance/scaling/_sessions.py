@@ -29,18 +29,20 @@ counted in :attr:`SessionTracker.dropped`).
 
 A leader serves its tracker's state to the standbys (:meth:`SessionTracker.export`, a
 :class:`CarriedSessions`; on the wire :mod:`._session_carry`), and a new leader takes it over
-(:meth:`SessionTracker.restore`), so its session floor reads what the old leader's would.
+(:meth:`SessionTracker.restore`), so its session floor reads what the old leader's would. The
+state is taken on the event loop without copying a user (:meth:`SessionTracker.freeze`: while
+it is held, the tracker saves a user's fields before it first changes them) and read in a
+worker thread as it was then.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import operator
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -174,40 +176,61 @@ class CarriedSessions:
     left_out: tuple[int, int, int] = (0, 0, 0)
 
 
-#: a user as :meth:`SessionTracker.freeze` copies it: its name (``None``: forgotten), its
-#: last request, its session's requests so far, its unsettled requests' arrivals
+#: a user's fields as a reading takes them: its last request, its session's requests so far,
+#: its unsettled requests' arrivals, whether it was forgotten (at ``max_users``)
+_Fields = tuple[float, int, tuple[float, ...], bool]
+#: a user as :meth:`FrozenSessions.carry` reads it: its name (``None``: forgotten), its last
+#: request, its session's requests so far, its unsettled requests' arrivals
 _Copied = tuple[str | None, float, int, tuple[float, ...]]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FrozenSessions:
-    """A :class:`SessionTracker`'s state as :meth:`SessionTracker.freeze` copies it (nothing
-    here changes as the tracker goes on: its requests waiting name the tracker's users, read
-    only for who they are); :meth:`carry` makes the :class:`CarriedSessions` a leader serves."""
+    """A :class:`SessionTracker`'s state at one moment, as :meth:`SessionTracker.freeze`
+    takes it on the event loop that changes the tracker: the table's sums copied, the users,
+    requests waiting and session starts it carries named (newest first), and ``saved``: each
+    of those users' fields as they were before the tracker first changed them after that
+    moment (the tracker saves them until :meth:`SessionTracker.thaw`). :meth:`carry` reads
+    the users (in a worker thread: a user's fields read as they are now count only where the
+    tracker had saved none for it once they were read, so what it reads is that moment's)."""
 
     settings: tuple[float, tuple[float, float], float, float]  # gap, window, tau_step, new_window
     num: FloatArray = field(repr=False)
     den: FloatArray = field(repr=False)
     settled: int
-    keyed: dict[_User, _Copied]  # the named users carried, oldest last request first
-    forgotten: dict[_User, _Copied]  # the users of requests waiting, forgotten at max_users
-    pending: list[tuple[float, _User, int]]  # the newest requests waiting, in order
-    starts: tuple[float, ...]
+    keyed: list[_User]  # the users carried (named by a string), newest last request first
+    pending: list[tuple[float, _User, int]]  # the newest requests waiting, newest first
+    starts: list[float]  # the newest session starts, newest first
     held: tuple[int, int, int]  # the users not carried, the requests and starts held
+    saved: dict[_User, _Fields] = field(default_factory=dict)
+
+    def _read(self, u: _User) -> _Fields:
+        fields = (u.last, u.rank, tuple(u.times), u.gone)  # (the tracker may change it now)
+        saved = self.saved.get(u)  # after: saved before it changed, if it changed meanwhile
+        return fields if saved is None else saved
 
     def carry(self, max_users: int, max_times: int) -> CarriedSessions:
         """The newest users (with those forgotten whose requests still wait, while there is
         room), their requests waiting, each user's newest ``max_times`` unsettled arrivals
         (its requests waiting from before them left out: they would settle on too few)."""
-        users = list(self.keyed.values())
-        index = {u: i for i, u in enumerate(self.keyed)}
+        keyed: dict[_User, _Copied] = {}
+        for u in reversed(self.keyed):  # oldest last request first
+            last, rank, arrivals, _ = self._read(u)
+            keyed[u] = (cast(str, u.key), last, rank, arrivals)
+        users = list(keyed.values())
+        index = {u: i for i, u in enumerate(keyed)}
+        waiting = self.pending[::-1]
         found: list[tuple[float, int, int]] = []
-        for t, u, rank in self.pending:
+        for t, u, rank in waiting:
             i = index.get(u)
-            if i is None and u in self.forgotten and len(users) < max_users:
-                i = index[u] = len(users)  # forgotten at max_users, still to settle
-                users.append(self.forgotten[u])
-            if i is not None:
+            if i is None and len(users) < max_users:
+                last, its_rank, arrivals, gone = self._read(u)
+                if gone:  # forgotten at max_users, still to settle
+                    i = index[u] = len(users)
+                    users.append((None, last, its_rank, arrivals))
+                else:
+                    index[u] = -1  # held, not carried (older, or not named by a string)
+            if i is not None and i >= 0:
                 found.append((t, i, rank))
         carried = [0] * len(users)  # each user's requests carried: its newest waiting
         for _, i, _ in found:
@@ -220,12 +243,13 @@ class FrozenSessions:
         cut = [ts[0] if n > max_times else -math.inf for ts, n in zip(times, full, strict=True)]
         pending = tuple(p for p in found if p[0] >= cut[p[1]])
         gap, window, tau_step, new_window = self.settings
+        starts = tuple(reversed(self.starts))
         return CarriedSessions(
             gap, window, tau_step, new_window, self.num, self.den, self.settled,
             tuple((k, last, rank, ts) for (k, last, rank, _), ts in zip(users, times,
                                                                         strict=True)),
-            pending, self.starts,
-            (self.held[0], self.held[1] - len(pending), self.held[2] - len(self.starts)),
+            pending, starts,
+            (self.held[0], self.held[1] - len(pending), self.held[2] - len(starts)),
         )  # fmt: skip
 
 
@@ -235,6 +259,7 @@ class _User:
     last: float
     rank: int = 0
     times: deque[float] = field(default_factory=deque)  # its unsettled requests' arrivals
+    gone: bool = False  # forgotten (at ``max_users``) while its requests wait to settle
 
 
 class SessionTracker:
@@ -269,17 +294,24 @@ class SessionTracker:
         self._users: OrderedDict[Hashable, _User] = OrderedDict()  # oldest last request first
         self._pending: deque[tuple[float, _User, int]] = deque()
         self._starts: deque[float] = deque()
+        #: what each :class:`FrozenSessions` held saves (:meth:`freeze` to :meth:`thaw`)
+        self._saving: tuple[dict[_User, _Fields], ...] = ()
         self.settled = 0
         self.dropped = 0  # requests dropped unsettled at ``max_pending``
 
     def arrived(self, user: Hashable, now: float) -> None:
         """A request of ``user`` came in at ``now``."""
         u = self._users.get(user)
+        if self._saving and u is not None:
+            self._save(u)
         if u is None or now - u.last > self.gap:
             self._starts.append(now)
             if u is None:
                 if len(self._users) >= self.max_users:
-                    self._users.popitem(last=False)
+                    _, old = self._users.popitem(last=False)
+                    if self._saving:
+                        self._save(old)
+                    old.gone = True
                 u = self._users[user] = _User(user, now)
             u.rank = 0
         u.rank += 1
@@ -288,6 +320,8 @@ class SessionTracker:
         self._users.move_to_end(user)
         if len(self._pending) >= self.max_pending:
             t, old, _ = self._pending.popleft()
+            if self._saving:
+                self._save(old)
             while old.times and old.times[0] <= t:
                 old.times.popleft()
             self.dropped += 1
@@ -303,6 +337,8 @@ class SessionTracker:
         b = rank_bucket(rank)
         self._num[b] += quiet * (hi - lo)
         self._den[b] += quiet
+        if self._saving:
+            self._save(u)
         while u.times and u.times[0] <= t:
             u.times.popleft()
         self.settled += 1
@@ -347,41 +383,54 @@ class SessionTracker:
             tuple(now - t for t in reversed(self._starts)),
         )
 
+    def _save(self, u: _User) -> None:
+        """``u``'s fields, before the tracker changes them, for each :class:`FrozenSessions`
+        held that has not saved them yet."""
+        for saved in self._saving:
+            if u not in saved:
+                saved[u] = (u.last, u.rank, tuple(u.times), u.gone)
+
     def freeze(
         self, max_users: int, max_pending: int, max_starts: int, max_name: int
     ) -> FrozenSessions:
-        """What :meth:`export` reads, copied (on the event loop that mutates the tracker, so
-        that a worker thread builds the answer from it, :meth:`FrozenSessions.carry`): the
-        newest ``max_users`` users named by a string of at most ``max_name`` characters, the
-        newest ``max_pending`` requests waiting and the users they name that were forgotten
-        (their fields and unsettled arrivals copied), the newest ``max_starts`` starts. Its
-        Python work is over the carried users and the forgotten ones; the requests, the starts
-        and who is forgotten are done in C."""
-        keyed: dict[_User, _Copied] = {}
-        for k, u in reversed(self._users.items()):  # O(the bounds), not O(the tracker)
+        """What :meth:`export` reads, now (on the event loop that changes the tracker, so that
+        a worker thread builds the answer from it, :meth:`FrozenSessions.carry`; held until
+        :meth:`thaw`): the newest ``max_users`` users named by a string of at most
+        ``max_name`` characters, the newest ``max_pending`` requests waiting, the newest
+        ``max_starts`` starts. Its Python work is a look at the users' names (the newest
+        first, until enough are carried); the requests and the starts are taken in C, and no
+        user is copied: the tracker saves a user's fields before it changes them."""
+        keyed: list[_User] = []
+        for u in reversed(self._users.values()):  # O(the bounds), not O(the tracker)
             if len(keyed) == max_users:
                 break
+            k = u.key
             if isinstance(k, str) and len(k) <= max_name:
-                keyed[u] = (k, u.last, u.rank, tuple(u.times))
-        first = max(0, len(self._pending) - max_pending)
-        pending = list(itertools.islice(self._pending, first, None))
-        named: set[_User] = set(map(operator.itemgetter(1), pending))  # (by identity)
-        gone = named.difference(keyed, self._users.values())
-        forgotten: dict[_User, _Copied] = {u: (None, u.last, u.rank, tuple(u.times))
-                                           for u in gone}  # fmt: skip
-        starts = tuple(self._starts)[-max_starts:]
-        return FrozenSessions(
+                keyed.append(u)
+        frozen = FrozenSessions(
             (self.gap, self.window, self.tau_step, self.new_window), self._num.copy(),
-            self._den.copy(), self.settled, dict(reversed(keyed.items())), forgotten, pending,
-            starts, (len(self._users) - len(keyed), len(self._pending), len(self._starts)),
+            self._den.copy(), self.settled, keyed,
+            list(itertools.islice(reversed(self._pending), max_pending)),
+            list(itertools.islice(reversed(self._starts), max_starts)),
+            (len(self._users) - len(keyed), len(self._pending), len(self._starts)),
         )  # fmt: skip
+        self._saving = (*self._saving, frozen.saved)
+        return frozen
+
+    def thaw(self, frozen: FrozenSessions) -> None:
+        """Stop saving users' fields for ``frozen`` (once :meth:`FrozenSessions.carry` has
+        read it; on the event loop that changes the tracker)."""
+        self._saving = tuple(s for s in self._saving if s is not frozen.saved)
 
     def export(
         self, max_users: int, max_pending: int, max_starts: int, max_name: int, max_times: int
     ) -> CarriedSessions:
         """The state a standby carries (:meth:`freeze`, then :meth:`FrozenSessions.carry`)."""
         frozen = self.freeze(max_users, max_pending, max_starts, max_name)
-        return frozen.carry(max_users, max_times)
+        try:
+            return frozen.carry(max_users, max_times)
+        finally:
+            self.thaw(frozen)
 
     def restore(self, carried: CarriedSessions, since: float) -> dict[str, int]:
         """Take ``carried``'s state (a :class:`ValueError` if its settings are not this
@@ -400,6 +449,9 @@ class SessionTracker:
         named = [(k, u) for (k, *_), u in zip(carried.users, made, strict=True)
                  if k is not None and u is not None]  # fmt: skip
         self._users = OrderedDict(named[-self.max_users :])
+        for u in made:  # (a forgotten user's requests settle; it is carried on as forgotten)
+            if u is not None and self._users.get(u.key) is not u:
+                u.gone = True
         on_time = [(t, u, rank) for t, i, rank in carried.pending
                    if t <= since and (u := made[i]) is not None]  # fmt: skip
         # (a user over max_users is forgotten as this tracker forgets one: its requests settle)

@@ -158,17 +158,23 @@ class LeaderScaler:
         (:func:`history_body`), with its decisions' records and, where asked (``sessions``:
         an older standby never asks, and its bound on an answer has no room for them), its
         users' sessions, else 503 with the leader's URL. What changes on the event loop is
-        copied there (:func:`freeze`); the answer is built and written in a worker thread."""
+        taken there (:func:`freeze`: the sessions' tracker saves what it changes of it until
+        the answer is built); the answer is built and written in a worker thread."""
         leader = self.gate()
         if leader is not None:
             error = {"message": "this pod does not lead the scaling", "type": "unavailable"}
             return 503, orjson.dumps({"error": error, "leader": leader})
         loop = self.loop
-        users = freeze(loop.tracker.sessions) if sessions else None
         load, records = loop.load(), tuple(loop.records)  # copies; the records are frozen
-        return 200, await asyncio.to_thread(_history, load, since, loop.service_time(),
-                                            loop.startup_time, records,
-                                            users=users)  # fmt: skip
+        tracker = loop.tracker.sessions
+        users = freeze(tracker) if sessions else None  # (thawed once the answer is built)
+        try:
+            return 200, await asyncio.to_thread(_history, load, since, loop.service_time(),
+                                                loop.startup_time, records,
+                                                users=users)  # fmt: skip
+        finally:
+            if users is not None:
+                tracker.thaw(users)
 
     def resend(self, report: dict[str, Any], leader: str) -> None:
         """A report a gateway process handed on after this pod stopped leading: sent on to
