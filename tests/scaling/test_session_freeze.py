@@ -20,7 +20,8 @@ from prsm.performance.clock import ManualClock
 from prsm.performance.scaling import _sessions
 from prsm.performance.scaling._controller import InMemoryBackend
 from prsm.performance.scaling._session_carry import MAX_NAME, MAX_USERS, freeze
-from prsm.performance.scaling._sessions import CarriedSessions, FrozenSessions, SessionTracker
+from prsm.performance.scaling._session_state import CarriedSessions, FrozenSessions
+from prsm.performance.scaling._sessions import SessionTracker
 
 from .test_session_carry import NOW, _full
 

@@ -37,13 +37,8 @@ from typing import Any
 import numpy as np
 
 from ..monitoring._registry import MetricsRegistry
-from ._sessions import (
-    RANK_EDGES,
-    CarriedSessions,
-    CarriedUser,
-    FrozenSessions,
-    SessionTracker,
-)
+from ._session_state import CarriedSessions, CarriedUser, FrozenSessions
+from ._sessions import RANK_EDGES, SessionTracker
 
 log = logging.getLogger("prsm.performance.scaling")
 

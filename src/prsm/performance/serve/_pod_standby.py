@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from ..scaling._loop import ScalingLoop
     from ..scaling._replay import StepRecord
     from ..scaling._scaler import PredictiveScaler
-    from ..scaling._sessions import FrozenSessions
+    from ..scaling._session_state import FrozenSessions
     from ..scaling._tracker import LoadTracker
     from ..scaling._types import LoadSeries
     from ._pod_resend import LateResender
