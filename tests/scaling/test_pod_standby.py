@@ -68,6 +68,9 @@ def test_the_election_settings_name_the_bad_field(
             **ELECTION, "url": "http://${PRSM_TEST_UNSET_IP}:8080"}}},
          "kubernetes.leader_election.url"),
         ({"scaling_report": REPORT, "scaling": {"interval": 0.5}}, "scaling.interval"),
+        ({"scaling_report": REPORT, "scaling": {  # a day of the floor's errors rebuilt
+            "interval": 5.0, "session_wait_probability": 0.1, "session_error_quantile": 0.9,
+            "session_error_span": 86400.0}}, "scaling.interval"),
     ],
 )  # fmt: skip
 def test_a_candidate_that_cannot_report_is_refused(

@@ -3,6 +3,7 @@ passed, size a headroom added to the next forecasts (on a manual clock)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from prsm.performance.scaling import (
     SessionSnapshot,
 )
 from prsm.performance.scaling._headroom import ForecastErrors
+from prsm.performance.scaling._replay import StepRecord, errors_exact_from, prime
 
 WINDOW = (90.0, 210.0)
 SPAN = WINDOW[1] - WINDOW[0]
@@ -102,6 +104,39 @@ def test_a_forecast_that_is_not_exceeded_adds_nothing() -> None:
     calm = _run(0.9, 0)  # none arrive: every error is -2
     assert calm[-1]["session_headroom"] == 0.0
     assert [d["session_floor"] for d in calm] == [d["session_floor"] for d in plain]
+
+
+def test_a_replay_rebuilds_the_errors_from_the_records_before_it() -> None:
+    """The records of a leader's decisions rebuild its forecast errors (:func:`prime`): exactly
+    once they reach back a window and ``session_error_span`` before the last."""
+    settings = PredictiveSettings(interval=10.0, session_wait_probability=0.05,
+                                  session_error_quantile=0.9, session_error_span=300.0)  # fmt: skip
+    policy = PredictivePolicy(settings)
+    state, records, rng = policy.initial_state(), [], np.random.default_rng(7)
+    for k in range(120):
+        table = np.full((4, 121), float(rng.uniform(0.5, 2.0)))
+        sessions = SessionSnapshot(((5.0, 1),) * int(rng.integers(1, 4)), 0, 3600.0, WINDOW,
+                                   15.0, table, 0 if k < 3 else 10)  # fmt: skip
+        ctx = ScalingContext(now=1000.0 + 10 * k, ready_replicas=1, target_replicas=1,
+                             arrivals=int(rng.integers(0, 9)), interval=10.0, service_time=20.0,
+                             startup_time=120.0, sessions=sessions)  # fmt: skip
+        decision, state = policy.decide(ctx, state)
+        records.append(StepRecord.of(ctx, decision, None))
+    assert state.session_errors.errors and state.session_errors.pending
+    assert policy.replay_memory(WINDOW[1]) == policy.memory  # (6 h 20 min: more than 300 s)
+    longer = PredictivePolicy(dataclasses.replace(settings, session_error_span=86400.0))
+    assert longer.replay_memory(WINDOW[1]) == 86400.0 + WINDOW[1] + 20.0
+    last = records[-1].now
+    for first in range(0, 120, 7):
+        rebuilt = prime(policy, records[first:], policy.initial_state())
+        exact_from, exact = errors_exact_from(records[first:], 300.0)
+        # from the first decision at or after the window's end past the first, span later
+        reach = next((r.now for r in records[first:] if r.now >= records[first].now + 210), np.inf)
+        assert exact_from == max(reach, records[3].now) + 300.0 and exact == (exact_from <= last)
+        assert (rebuilt.session_errors == state.session_errors) == exact, first
+    assert errors_exact_from(records[:3], 300.0) == (float("inf"), False)  # nothing settled
+    plain = PredictivePolicy(dataclasses.replace(settings, session_error_quantile=None))
+    assert plain.session_errors_span is None and plain.prime(state, ctx) is state
 
 
 @pytest.mark.parametrize(

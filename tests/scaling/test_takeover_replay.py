@@ -24,7 +24,7 @@ from prsm.performance.scaling import PredictiveScaler
 from prsm.performance.scaling._controller import InMemoryBackend
 from prsm.performance.scaling._election import LeaderElectionSettings
 from prsm.performance.scaling._loop import LoopStep
-from prsm.performance.scaling._predictive import PredictiveSettings
+from prsm.performance.scaling._predictive import PredictivePolicy, PredictiveSettings
 from prsm.performance.scaling._predictor import PredictorSettings
 from prsm.performance.scaling._replay import StepRecord, merge_records, parse_record, replay_start
 from prsm.performance.scaling._tracker import LoadTracker
@@ -51,6 +51,8 @@ AFTER = 95 * 60  # how long B leads in the test: past the next refit
 BURST = dataclasses.replace(SETTINGS, burst_quantile=0.5)
 #: with the users' sessions floor (the requests name their users)
 SESSIONS = dataclasses.replace(SETTINGS, wait_probability=0.9, session_wait_probability=1e-6)
+#: with the session floor's headroom from its forecast's errors of the last hour
+ERRORS = dataclasses.replace(SESSIONS, session_error_quantile=0.9, session_error_span=3600.0)
 
 
 def _scaler(
@@ -85,10 +87,16 @@ def _decision(step: LoopStep) -> tuple[Any, ...]:
 
 
 async def _run(
-    replay: bool, settings: PredictiveSettings = SETTINGS, *, sessions: bool = True
+    replay: bool,
+    settings: PredictiveSettings = SETTINGS,
+    *,
+    sessions: bool = True,
+    span: float | None = None,
+    fetch_from: int = 0,
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], LeaderScaler]:
     """U's and B's decisions from the take-over on (and B); ``sessions``: A serves its users'
-    sessions (else it answers as an older leader, without them)."""
+    sessions (else it answers as an older leader, without them); ``span``: A keeps the records
+    of that many seconds (else its loop's own span); B's mirror fetches from ``fetch_from``."""
     clock = ManualClock(start=0.0, wall_offset=1_700_000_000.0 - 1_700_000_000.0 % 3600)
     u = _scaler(clock, InMemoryBackend(startup_time=STARTUP, clock=clock, initial=2), settings)
     # as A starts: holding the Deployment's replicas through the scale-down window
@@ -98,6 +106,8 @@ async def _run(
     b = _candidate("b", clock, store, shared, settings)
     if not replay:
         b.scaler.loop.replay_span = 0.0  # the loop keeps and replays no decisions
+    if span is not None:
+        a.scaler.loop.replay_span = span
     leader = _Leader(a)
     client = httpx.AsyncClient(
         transport=httpx.MockTransport(leader if sessions else _older(leader))
@@ -119,11 +129,11 @@ async def _run(
             assert b.elector.leading
         if t % 60 == 5:
             _traffic(t // 60, u.tracker, (a if t < TAKEOVER else b).tracker,
-                     users=settings is SESSIONS)  # fmt: skip
+                     users=settings.session_wait_probability is not None)  # fmt: skip
         if t % 30 == 0 and t != TAKEOVER:
             for c in (a, b) if t < TAKEOVER else (b,):
                 await c.elector.round()
-        if t % 10 == 0 and t < TAKEOVER:
+        if t % 10 == 0 and fetch_from <= t < TAKEOVER:
             await b.mirror.fetch_once()
         if t % 15 == 0:
             step = await u.loop.step()
@@ -153,8 +163,8 @@ def _older(leader: _Leader) -> Any:
     return answer
 
 
-@pytest.mark.parametrize("settings", [SETTINGS, BURST, SESSIONS], ids=["default", "burst",
-                                                                        "sessions"])  # fmt: skip
+@pytest.mark.parametrize("settings", [SETTINGS, BURST, SESSIONS, ERRORS],
+                         ids=["default", "burst", "sessions", "errors"])  # fmt: skip
 async def test_the_new_leader_decides_as_an_uninterrupted_one_would(
     settings: PredictiveSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -166,10 +176,12 @@ async def test_the_new_leader_decides_as_an_uninterrupted_one_would(
         assert len({d[4]["burst_fitted_at"] for d in ours}) >= 2
         assert any(d[4]["burst_fitted_at"] != d[4]["fitted_at"] for d in ours)
         assert len({d[1] for d in ours}) > 1
-    elif settings is SESSIONS:  # the session floor held replicas, carried and replayed
+    elif settings.session_wait_probability is not None:  # the floor held replicas, carried
         floors = [d[4]["session_floor"] for d in ours]
         assert min(floors) > 0 and len(set(floors)) > 1
         assert any(d[1] == d[4]["session_floor"] > d[4]["recommendation"] for d in ours)
+        if settings is ERRORS:  # and the errors' headroom, rebuilt by the replay
+            assert len({d[4]["session_headroom"] for d in ours}) > 1
     else:
         assert {d[2] for d in ours} == set(ScalingAction)  # it scaled up and down meanwhile
     # through refits: the fit A made (replayed), then B's own at the same decisions as U's
@@ -192,6 +204,24 @@ async def test_without_the_carried_sessions_the_new_leader_decides_otherwise(
     assert [d[1] for d in ours] != [d[1] for d in theirs]
     assert b.loop.replayed is not None and b.loop.replayed["partial"]  # counted, logged
     assert "served no users' sessions" in caplog.text
+
+
+async def test_records_too_few_for_the_errors_headroom_relearn_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "prsm.performance.scaling")
+    six_hours = dataclasses.replace(ERRORS, session_error_span=6 * 3600.0)
+    # A serves the records of the forecast's memory alone (as a leader before the errors were
+    # rebuilt), B fetches them only 10 minutes before the take-over: the errors settled before
+    # them are not rebuilt, and the replay says so
+    span = PredictivePolicy(six_hours).memory
+    theirs, ours, b = await _run(True, six_hours, span=span, fetch_from=TAKEOVER - 600)
+    assert len(ours) == len(theirs) and ours != theirs
+    assert [d[4]["session_headroom"] for d in ours] != [d[4]["session_headroom"] for d in theirs]
+    replayed = b.loop.replayed
+    assert replayed is not None and replayed["diverged"] == 0
+    assert any("error headroom" in why for why in replayed["partial"]), replayed["partial"]
+    assert "replay cannot match" in caplog.text
 
 
 @pytest.mark.parametrize("settings", [SETTINGS, BURST], ids=["default", "burst"])

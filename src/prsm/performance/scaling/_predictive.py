@@ -55,13 +55,13 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError
-from ._burst import BurstQuantiles, fit_burst_quantiles
+from ._burst import BurstQuantiles
 from ._headroom import ForecastErrors
+from ._predictive_floors import PredictiveFloors
 from ._predictive_settings import PredictiveSettings
 from ._predictor import FittedPredictor, LoadForecast, fit_predictor
 from ._queueing import replicas_for
 from ._score import ScoreSettings, score_signals, signal_readings
-from ._seasonal import seasonal_burst, seasonal_replicas
 from ._types import LoadSeries, ScalingAction, ScalingContext, ScalingDecision, clamp
 
 #: ``PredictiveSettings`` lives in :mod:`._predictive_settings`; importable from here too
@@ -90,8 +90,8 @@ class PredictiveState:
 
 
 @dataclass(frozen=True, slots=True)
-class PredictivePolicy:
-    """See the module docstring."""
+class PredictivePolicy(PredictiveFloors):
+    """See the module docstring (its floors: :class:`~._predictive_floors.PredictiveFloors`)."""
 
     settings: PredictiveSettings = field(default_factory=PredictiveSettings)
     name: str = "predictive"
@@ -120,11 +120,20 @@ class PredictivePolicy:
     @property
     def memory(self) -> float:
         """How many seconds of past decisions a replay from a fresh state needs
-        (:mod:`._replay`): one refit of the forecast (at most ``refit_interval`` and a step
-        after the last), then the longest window the state keeps, with two decisions' room.
-        (The session forecast's errors, kept ``session_error_span``, are not among them:
-        :attr:`session_errors_unreplayed`.)"""
+        (:mod:`._replay`) for the forecast: one refit (at most ``refit_interval`` and a step
+        after the last), then the longest window the state keeps, with two decisions' room
+        (the floor's error headroom may need more: :meth:`replay_memory`)."""
         return self.settings.predictor.refit_interval + self.settings.predictor.step + self.warmup
+
+    def replay_memory(self, window_end: float) -> float:
+        """:attr:`memory`, or with the floor's error headroom on, if longer, the decisions
+        that rebuild its errors (:meth:`prime`): ``session_error_span`` after those that
+        settle the forecasts made before the first (``window_end``: the end of the session
+        tracker's window, seconds after a decision), two decisions' room."""
+        span = self.session_errors_span
+        if span is None:
+            return self.memory
+        return max(self.memory, span + window_end + 2 * self.settings.interval)
 
     @property
     def warmup(self) -> float:
@@ -141,10 +150,21 @@ class PredictivePolicy:
         return self.settings.session_wait_probability is not None
 
     @property
-    def session_errors_unreplayed(self) -> bool:
-        """Whether the floor's error headroom is on (its errors span more than :attr:`memory`)."""
+    def session_errors_span(self) -> float | None:
+        """How long the floor's error headroom keeps its errors (``None``: not on); a replay
+        rebuilds them from the decisions before it starts (:meth:`prime`)."""
         s = self.settings
-        return s.session_wait_probability is not None and s.session_error_quantile is not None
+        on = s.session_wait_probability is not None and s.session_error_quantile is not None
+        return s.session_error_span if on else None
+
+    def prime(self, state: PredictiveState, ctx: ScalingContext) -> PredictiveState:
+        """``state`` with the floor's forecast errors moved on by the decision at ``ctx``, as
+        :meth:`decide` moves them (the rest as it was): a replay (:mod:`._replay`) rebuilds
+        the errors from decisions older than it replays."""
+        if self.session_errors_span is None or ctx.sessions is None:
+            return state
+        read = ctx.sessions.expected_rate(self.settings.session_new_window)
+        return replace(state, session_errors=self._observe(ctx, state.session_errors, read))
 
     @property
     def refit_gap(self) -> float:
@@ -311,94 +331,3 @@ class PredictivePolicy:
         if peak is not None:
             reason += f", seasonal burst {peak:g} req → {peak_floor}"
         return ScalingDecision.relative(desired, current, reason, **details), new_state
-
-    def seasonal_floor(self, ctx: ScalingContext, service: float) -> tuple[float | None, int]:
-        """The burst this time of day brought on past days, around the time a replica asked
-        for now is ready (``None`` when not used or no past day is in the history), and the
-        floor its ``seasonal_share`` asks for."""
-        s = self.settings
-        if s.seasonal_share is None or ctx.load is None or len(ctx.load) == 0:
-            return None, 0
-        peak = seasonal_burst(ctx.load, ctx.now + ctx.startup_time, s.seasonal)
-        if peak is None:
-            return None, 0
-        conc = max(1, ctx.concurrency)
-        floor = seasonal_replicas(
-            ctx.ongoing, s.seasonal_share * peak, service, conc, slo=s.slo, span=s.seasonal.span
-        )
-        return peak, floor
-
-    def session_floor(
-        self, ctx: ScalingContext, service: float, state: PredictiveState
-    ) -> tuple[float | None, float | None, int, float | None, PredictiveState]:
-        """The sessions' expected rate as read, and with its headroom (``None`` when not
-        used), the floor
-        it asks for now, the headroom added (``None`` without ``session_error_quantile``),
-        and the state with the floors held (those of the last ``session_hold`` seconds, with
-        this one) and the forecast's errors."""
-        s = self.settings
-        if s.session_wait_probability is None or ctx.sessions is None:
-            return None, None, 0, None, replace(state, session_floors=())
-        read = rate = ctx.sessions.expected_rate(s.session_new_window)
-        errors = state.session_errors
-        headroom = None
-        if s.session_error_quantile is not None:
-            if ctx.sessions.settled > 0:
-                start, end = ctx.sessions.window
-                errors = errors.observe(ctx.now, ctx.arrivals, s.session_error_span)
-                headroom = errors.headroom(s.session_error_quantile)
-                errors = errors.forecast(ctx.now + start, ctx.now + end, rate * (end - start))
-                rate += headroom / (end - start)
-            else:
-                headroom = errors.headroom(s.session_error_quantile)
-        floor = (
-            replicas_for(
-                rate,
-                service,
-                max(1, ctx.concurrency),
-                wait=s.slo,
-                probability=s.session_wait_probability,
-                max_replicas=s.max_replicas,
-            )
-            if rate > 0
-            else 0
-        )
-        held = (
-            *(f for f in state.session_floors if f[0] > ctx.now - s.session_hold),
-            (ctx.now, floor),
-        )
-        state = replace(state, session_floors=held, session_errors=errors)
-        return read, rate, floor, headroom, state
-
-    def burst_floor(
-        self, ctx: ScalingContext, service: float, state: PredictiveState
-    ) -> tuple[float | None, int, PredictiveState]:
-        """The burst table's upper quantile of the window's arrivals (``None`` when not used
-        or not fitted yet), the floor it asks for, and the state with the table (refitted
-        every ``predictor.refit_interval``)."""
-        s = self.settings
-        q, load = s.burst_quantile, ctx.load
-        if q is None or load is None or len(load) == 0:
-            return None, 0, state
-        table, error = state.burst, state.burst_error
-        due = table is None or load.end - table.fitted_at >= s.predictor.refit_interval
-        if due:
-            try:
-                table = fit_burst_quantiles(load, q, s.burst, max_history=s.predictor.max_history)
-                error = None
-            except ConfigError as exc:  # history too short yet: retried as it grows (cheap)
-                error = str(exc)
-            state = replace(state, burst=table, burst_error=error)
-        if table is None:
-            return None, 0, state
-        # the short span from the decisions' own arrival counts (fresh: the history's last
-        # step may be a minute old; a decision's count is used when its window lies within
-        # the span), never less than the history says
-        latest = ((ctx.now, ctx.arrivals),) if 0 < ctx.interval <= s.burst.short else ()
-        keep = tuple(a for a in (*state.arrivals, *latest) if a[0] > ctx.now - s.burst.short)
-        state = replace(state, arrivals=keep)
-        short, long_ = table.recent(load)
-        fresh = float(sum(n for _, n in keep))
-        upper = table.upper(max(short, fresh), max(long_, fresh), ctx.now)
-        floor = table.replicas(ctx.ongoing + upper, service, max(1, ctx.concurrency), s.slo)
-        return upper, floor, state

@@ -23,7 +23,11 @@ refit and a full window after it). Decisions tell where they refitted through th
 The users' sessions: a record keeps what its decision read of them (a
 :class:`~._sessions.SessionReading`: the expected rate, the requests settled, the window),
 which its replayed decision reads; the tracker's state itself is carried apart
-(:mod:`._session_carry`).
+(:mod:`._session_carry`). The session floor's error headroom (:mod:`._headroom`) reads the
+errors of the last ``session_error_span`` seconds, longer than a refit ago: each is the
+arrivals the records counted less the rate a record read, so the records before the replay's
+start rebuild them (:func:`prime`, the policy's ``prime``), exactly from the decision
+:func:`errors_exact_from` names on.
 """
 
 from __future__ import annotations
@@ -311,6 +315,41 @@ def refits(
     if start < len(records):
         out.insert(0, (False, False))
     return out, refused
+
+
+def errors_exact_from(records: Sequence[StepRecord], span: float) -> tuple[float, bool]:
+    """From when the session forecast's errors that :func:`prime` rebuilds from ``records``
+    (from none at the first) equal the old leader's, kept ``span`` seconds, and whether they
+    do after the last record. A forecast made before the first record ends before the first
+    record's time plus the window's end, and is settled by the first decision after that which
+    observes (one that read the sessions with a request settled), to be forgotten ``span``
+    seconds later: ``(inf, False)`` where no record observes after that."""
+    observing = [r for r in records if r.sessions is not None and r.sessions[1] > 0]
+    if not observing:
+        return math.inf, False
+    reach = records[0].now + max(r.sessions[3] for r in observing if r.sessions is not None)
+    settled = next((r.now for r in observing if r.now >= reach), math.inf)
+    return settled + span, settled + span <= observing[-1].now
+
+
+def prime(
+    policy: ScalingPolicy[Any],
+    records: Sequence[StepRecord],
+    state: Any,
+    *,
+    deadline: float = math.inf,
+) -> Any:
+    """``state`` after the policy's ``prime(state, context)`` (where it has one) read each of
+    ``records`` in turn: the parts of its state that outlive the decisions replayed (a worker
+    thread's work; :class:`ReplayAbandoned` past ``deadline``, as :func:`replay`)."""
+    primer = getattr(policy, "prime", None)
+    if primer is None:
+        return state
+    for record in records:
+        if time.perf_counter() > deadline:
+            raise ReplayAbandoned(f"over its budget at the record made at {record.now:.3f}")
+        state = primer(state, record.context(None))
+    return state
 
 
 class ReplayAbandoned(RuntimeError):

@@ -29,8 +29,10 @@ after what that fit read, a decision is missing (a gap of more than 1.5 interval
 that failed there, or records lost), its last records were made after the take-over, a
 record's reading of the sessions was refused, the policy reads the users' sessions (the
 session floor) and the last leader's were not carried (:mod:`._session_carry`: its answers
-had none, or they were refused), or the floor's error headroom is on (its errors span more
-than is replayed).
+had none, or they were refused), or the floor's error headroom is on and the records do not
+reach back far enough to rebuild its errors (:func:`~._replay.errors_exact_from`: an older
+leader's, which kept only the forecast's :attr:`~._predictive.PredictivePolicy.memory`, or a
+younger leader's; its decisions are compared from where they are rebuilt).
 
 A replay that runs past ``budget`` seconds (real time, checked before each decision) is
 abandoned: ``prsm_scaling_replays_total{outcome="failed"}``,
@@ -50,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..monitoring._registry import MetricsRegistry
-from ._replay import StepRecord, refits, replay, replay_start
+from ._replay import StepRecord, errors_exact_from, prime, refits, replay, replay_start
 from ._types import LoadSeries, ScalingPolicy
 
 log = logging.getLogger("prsm.performance.scaling")
@@ -95,6 +97,7 @@ class Replayer:
         #: whether the last leader's users' sessions were carried (:mod:`._session_carry`)
         self.sessions_carried = False
         self._unread = 0  # records whose reading of the sessions was refused
+        self._errors: tuple[float, bool] | None = None  # (rebuilt from, exactly): the floor's
         #: the last replay: decisions replayed, from when, seconds it took (``None``: none)
         self.replayed: dict[str, Any] | None = None
         self._late = 0  # records of the carried ones made after the take-over (not replayed)
@@ -150,8 +153,10 @@ class Replayer:
         if getattr(self.policy, "reads_sessions", False) and not self.sessions_carried:
             why.append("the session floor reads the users' sessions, and the last leader's "
                        "were not carried")  # fmt: skip
-        if getattr(self.policy, "session_errors_unreplayed", False):
-            why.append("the session floor's error headroom reads more decisions than a replay")
+        if self._errors is not None and not self._errors[1]:
+            why.append(f"the session floor's error headroom reads forecasts made before its "
+                       f"records (they begin at {records[0].now:.0f}; its errors are rebuilt "
+                       f"from {self._errors[0]:.0f})")  # fmt: skip
         return why
 
     def _usable(self, records: Sequence[StepRecord]) -> tuple[StepRecord, ...]:
@@ -215,9 +220,17 @@ class Replayer:
         began = time.perf_counter()  # real time: what the replay costs this process
         warmup = float(getattr(self.policy, "warmup", 0.0))
         compare_from = records[start].now + warmup
+        span = getattr(self.policy, "session_errors_span", None)
+        self._errors = None if span is None else errors_exact_from(records, span)
+        if self._errors is not None:  # (decisions whose headroom is not rebuilt may differ)
+            compare_from = max(compare_from, self._errors[0])
         diverged: list[tuple[float, int, int]] = []
         try:
             state = self.policy.initial_state()
+            for i in range(0, start if span is not None else 0, REPLAY_CHUNK):  # the errors
+                work = functools.partial(prime, deadline=began + self.budget)
+                chunk = records[i : min(i + REPLAY_CHUNK, start)]
+                state = await asyncio.to_thread(work, self.policy, chunk, state)
             for i in range(start, len(records), REPLAY_CHUNK):
                 j = min(i + REPLAY_CHUNK, len(records))
                 chunk, refit = records[i:j], plan[i - start : j - start]

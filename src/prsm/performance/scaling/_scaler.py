@@ -74,7 +74,7 @@ class PredictiveScaler:
             score=s.score_settings(),
             clock=self.clock,
             metrics=self.metrics,
-            replay_span=self.policy.memory,
+            replay_span=self.policy.replay_memory(self.tracker.sessions.window[1]),
             max_replicas=s.max_replicas,
         )
 

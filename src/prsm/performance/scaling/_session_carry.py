@@ -37,13 +37,8 @@ from typing import Any
 import numpy as np
 
 from ..monitoring._registry import MetricsRegistry
-from ._sessions import (
-    RANK_EDGES,
-    CarriedSessions,
-    CarriedUser,
-    FrozenSessions,
-    SessionTracker,
-)
+from ._session_state import CarriedSessions, CarriedUser, FrozenSessions
+from ._sessions import RANK_EDGES, SessionTracker
 
 log = logging.getLogger("prsm.performance.scaling")
 
@@ -81,16 +76,19 @@ class SessionsError(ValueError):
 
 
 def freeze(tracker: SessionTracker) -> FrozenSessions:
-    """The leader's tracker's state within the bounds above, copied where the tracker changes
-    (the event loop), for :func:`sessions_body` in a worker thread."""
+    """The leader's tracker's state within the bounds above, taken where the tracker changes
+    (the event loop), for :func:`sessions_body` in a worker thread; held (the tracker saves
+    what it changes of it) until ``tracker.thaw`` it."""
     return tracker.freeze(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME)
 
 
 def sessions_body(tracker: SessionTracker | FrozenSessions) -> dict[str, Any]:
     """The leader's tracker's state (:func:`freeze`), for ``orjson`` (its tuples written as
     arrays, not copied: the leader serves it at each fetch that asks), within the bounds."""
-    frozen = tracker if isinstance(tracker, FrozenSessions) else freeze(tracker)
-    c = frozen.carry(MAX_USERS, MAX_USER_TIMES)
+    if isinstance(tracker, FrozenSessions):
+        c = tracker.carry(MAX_USERS, MAX_USER_TIMES)
+    else:
+        c = tracker.export(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME, MAX_USER_TIMES)
     return {"gap": c.gap, "window": list(c.window), "tau_step": c.tau_step,
             "new_window": c.new_window, "num": c.num.tolist(), "den": c.den.tolist(),
             "settled": c.settled, "users": c.users, "pending": c.pending, "starts": c.starts,

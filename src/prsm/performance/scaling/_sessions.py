@@ -29,25 +29,24 @@ counted in :attr:`SessionTracker.dropped`).
 
 A leader serves its tracker's state to the standbys (:meth:`SessionTracker.export`, a
 :class:`CarriedSessions`; on the wire :mod:`._session_carry`), and a new leader takes it over
-(:meth:`SessionTracker.restore`), so its session floor reads what the old leader's would.
+(:meth:`SessionTracker.restore`), so its session floor reads what the old leader's would. The
+state is taken on the event loop without copying a user (:meth:`SessionTracker.freeze`: while
+it is held, the tracker saves a user's fields before it first changes them) and read in a
+worker thread as it was then.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-import operator
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
+from ._session_state import CarriedSessions, FloatArray, FrozenSessions, _Fields, _User
 from ._types import check_positive, check_whole
-
-FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 #: the session's requests so far, bucketed: 1, 2–3, 4–9, 10 or more
 RANK_EDGES = (1, 2, 4, 10)
@@ -147,96 +146,6 @@ class SessionReading:
         return self.rate
 
 
-#: a carried user: its name (``None``: forgotten at ``max_users``, its requests unsettled),
-#: its last request, its session's requests so far and its unsettled requests' arrivals
-CarriedUser = tuple[str | None, float, int, tuple[float, ...]]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class CarriedSessions:
-    """A :class:`SessionTracker`'s state as a leader serves it: its settings (a tracker of
-    other settings refuses it), the continuation table's sums (``num``, ``den``) and the
-    requests settled, its users (oldest last request first), the requests waiting to settle
-    (``(arrival, index in users, rank)``, in order) and the session starts of the last
-    ``new_window``; ``left_out``: the users, requests and starts the leader left out (over
-    the bounds it serves, :meth:`SessionTracker.export`)."""
-
-    gap: float
-    window: tuple[float, float]
-    tau_step: float
-    new_window: float
-    num: FloatArray = field(repr=False)
-    den: FloatArray = field(repr=False)
-    settled: int
-    users: tuple[CarriedUser, ...]
-    pending: tuple[tuple[float, int, int], ...]
-    starts: tuple[float, ...]
-    left_out: tuple[int, int, int] = (0, 0, 0)
-
-
-#: a user as :meth:`SessionTracker.freeze` copies it: its name (``None``: forgotten), its
-#: last request, its session's requests so far, its unsettled requests' arrivals
-_Copied = tuple[str | None, float, int, tuple[float, ...]]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class FrozenSessions:
-    """A :class:`SessionTracker`'s state as :meth:`SessionTracker.freeze` copies it (nothing
-    here changes as the tracker goes on: its requests waiting name the tracker's users, read
-    only for who they are); :meth:`carry` makes the :class:`CarriedSessions` a leader serves."""
-
-    settings: tuple[float, tuple[float, float], float, float]  # gap, window, tau_step, new_window
-    num: FloatArray = field(repr=False)
-    den: FloatArray = field(repr=False)
-    settled: int
-    keyed: dict[_User, _Copied]  # the named users carried, oldest last request first
-    forgotten: dict[_User, _Copied]  # the users of requests waiting, forgotten at max_users
-    pending: list[tuple[float, _User, int]]  # the newest requests waiting, in order
-    starts: tuple[float, ...]
-    held: tuple[int, int, int]  # the users not carried, the requests and starts held
-
-    def carry(self, max_users: int, max_times: int) -> CarriedSessions:
-        """The newest users (with those forgotten whose requests still wait, while there is
-        room), their requests waiting, each user's newest ``max_times`` unsettled arrivals
-        (its requests waiting from before them left out: they would settle on too few)."""
-        users = list(self.keyed.values())
-        index = {u: i for i, u in enumerate(self.keyed)}
-        found: list[tuple[float, int, int]] = []
-        for t, u, rank in self.pending:
-            i = index.get(u)
-            if i is None and u in self.forgotten and len(users) < max_users:
-                i = index[u] = len(users)  # forgotten at max_users, still to settle
-                users.append(self.forgotten[u])
-            if i is not None:
-                found.append((t, i, rank))
-        carried = [0] * len(users)  # each user's requests carried: its newest waiting
-        for _, i, _ in found:
-            carried[i] += 1
-        # a request settles on its user's later arrivals: its newest ``carried`` are all those
-        # (counted, not by time: arrivals at equal times would carry more than ``found``)
-        full = [min(n, len(u[3])) for u, n in zip(users, carried, strict=True)]
-        times = [u[3][len(u[3]) - min(n, max_times):] if n else ()
-                 for u, n in zip(users, full, strict=True)]  # fmt: skip
-        cut = [ts[0] if n > max_times else -math.inf for ts, n in zip(times, full, strict=True)]
-        pending = tuple(p for p in found if p[0] >= cut[p[1]])
-        gap, window, tau_step, new_window = self.settings
-        return CarriedSessions(
-            gap, window, tau_step, new_window, self.num, self.den, self.settled,
-            tuple((k, last, rank, ts) for (k, last, rank, _), ts in zip(users, times,
-                                                                        strict=True)),
-            pending, self.starts,
-            (self.held[0], self.held[1] - len(pending), self.held[2] - len(self.starts)),
-        )  # fmt: skip
-
-
-@dataclass(slots=True, eq=False)
-class _User:
-    key: Hashable  # its name in ``_users`` (``None``: forgotten there, restored so)
-    last: float
-    rank: int = 0
-    times: deque[float] = field(default_factory=deque)  # its unsettled requests' arrivals
-
-
 class SessionTracker:
     """See the module docstring. Times are the caller's (seconds, non-decreasing)."""
 
@@ -269,17 +178,24 @@ class SessionTracker:
         self._users: OrderedDict[Hashable, _User] = OrderedDict()  # oldest last request first
         self._pending: deque[tuple[float, _User, int]] = deque()
         self._starts: deque[float] = deque()
+        #: what each :class:`FrozenSessions` held saves (:meth:`freeze` to :meth:`thaw`)
+        self._saving: tuple[dict[_User, _Fields], ...] = ()
         self.settled = 0
         self.dropped = 0  # requests dropped unsettled at ``max_pending``
 
     def arrived(self, user: Hashable, now: float) -> None:
         """A request of ``user`` came in at ``now``."""
         u = self._users.get(user)
+        if self._saving and u is not None:
+            self._save(u)
         if u is None or now - u.last > self.gap:
             self._starts.append(now)
             if u is None:
                 if len(self._users) >= self.max_users:
-                    self._users.popitem(last=False)
+                    _, old = self._users.popitem(last=False)
+                    if self._saving:
+                        self._save(old)
+                    old.gone = True
                 u = self._users[user] = _User(user, now)
             u.rank = 0
         u.rank += 1
@@ -288,6 +204,8 @@ class SessionTracker:
         self._users.move_to_end(user)
         if len(self._pending) >= self.max_pending:
             t, old, _ = self._pending.popleft()
+            if self._saving:
+                self._save(old)
             while old.times and old.times[0] <= t:
                 old.times.popleft()
             self.dropped += 1
@@ -303,6 +221,8 @@ class SessionTracker:
         b = rank_bucket(rank)
         self._num[b] += quiet * (hi - lo)
         self._den[b] += quiet
+        if self._saving:
+            self._save(u)
         while u.times and u.times[0] <= t:
             u.times.popleft()
         self.settled += 1
@@ -347,41 +267,54 @@ class SessionTracker:
             tuple(now - t for t in reversed(self._starts)),
         )
 
+    def _save(self, u: _User) -> None:
+        """``u``'s fields, before the tracker changes them, for each :class:`FrozenSessions`
+        held that has not saved them yet."""
+        for saved in self._saving:
+            if u not in saved:
+                saved[u] = (u.last, u.rank, tuple(u.times), u.gone)
+
     def freeze(
         self, max_users: int, max_pending: int, max_starts: int, max_name: int
     ) -> FrozenSessions:
-        """What :meth:`export` reads, copied (on the event loop that mutates the tracker, so
-        that a worker thread builds the answer from it, :meth:`FrozenSessions.carry`): the
-        newest ``max_users`` users named by a string of at most ``max_name`` characters, the
-        newest ``max_pending`` requests waiting and the users they name that were forgotten
-        (their fields and unsettled arrivals copied), the newest ``max_starts`` starts. Its
-        Python work is over the carried users and the forgotten ones; the requests, the starts
-        and who is forgotten are done in C."""
-        keyed: dict[_User, _Copied] = {}
-        for k, u in reversed(self._users.items()):  # O(the bounds), not O(the tracker)
+        """What :meth:`export` reads, now (on the event loop that changes the tracker, so that
+        a worker thread builds the answer from it, :meth:`FrozenSessions.carry`; held until
+        :meth:`thaw`): the newest ``max_users`` users named by a string of at most
+        ``max_name`` characters, the newest ``max_pending`` requests waiting, the newest
+        ``max_starts`` starts. Its Python work is a look at the users' names (the newest
+        first, until enough are carried); the requests and the starts are taken in C, and no
+        user is copied: the tracker saves a user's fields before it changes them."""
+        keyed: list[_User] = []
+        for u in reversed(self._users.values()):  # O(the bounds), not O(the tracker)
             if len(keyed) == max_users:
                 break
+            k = u.key
             if isinstance(k, str) and len(k) <= max_name:
-                keyed[u] = (k, u.last, u.rank, tuple(u.times))
-        first = max(0, len(self._pending) - max_pending)
-        pending = list(itertools.islice(self._pending, first, None))
-        named: set[_User] = set(map(operator.itemgetter(1), pending))  # (by identity)
-        gone = named.difference(keyed, self._users.values())
-        forgotten: dict[_User, _Copied] = {u: (None, u.last, u.rank, tuple(u.times))
-                                           for u in gone}  # fmt: skip
-        starts = tuple(self._starts)[-max_starts:]
-        return FrozenSessions(
+                keyed.append(u)
+        frozen = FrozenSessions(
             (self.gap, self.window, self.tau_step, self.new_window), self._num.copy(),
-            self._den.copy(), self.settled, dict(reversed(keyed.items())), forgotten, pending,
-            starts, (len(self._users) - len(keyed), len(self._pending), len(self._starts)),
+            self._den.copy(), self.settled, keyed,
+            list(itertools.islice(reversed(self._pending), max_pending)),
+            list(itertools.islice(reversed(self._starts), max_starts)),
+            (len(self._users) - len(keyed), len(self._pending), len(self._starts)),
         )  # fmt: skip
+        self._saving = (*self._saving, frozen.saved)
+        return frozen
+
+    def thaw(self, frozen: FrozenSessions) -> None:
+        """Stop saving users' fields for ``frozen`` (once :meth:`FrozenSessions.carry` has
+        read it; on the event loop that changes the tracker)."""
+        self._saving = tuple(s for s in self._saving if s is not frozen.saved)
 
     def export(
         self, max_users: int, max_pending: int, max_starts: int, max_name: int, max_times: int
     ) -> CarriedSessions:
         """The state a standby carries (:meth:`freeze`, then :meth:`FrozenSessions.carry`)."""
         frozen = self.freeze(max_users, max_pending, max_starts, max_name)
-        return frozen.carry(max_users, max_times)
+        try:
+            return frozen.carry(max_users, max_times)
+        finally:
+            self.thaw(frozen)
 
     def restore(self, carried: CarriedSessions, since: float) -> dict[str, int]:
         """Take ``carried``'s state (a :class:`ValueError` if its settings are not this
@@ -400,6 +333,9 @@ class SessionTracker:
         named = [(k, u) for (k, *_), u in zip(carried.users, made, strict=True)
                  if k is not None and u is not None]  # fmt: skip
         self._users = OrderedDict(named[-self.max_users :])
+        for u in made:  # (a forgotten user's requests settle; it is carried on as forgotten)
+            if u is not None and self._users.get(u.key) is not u:
+                u.gone = True
         on_time = [(t, u, rank) for t, i, rank in carried.pending
                    if t <= since and (u := made[i]) is not None]  # fmt: skip
         # (a user over max_users is forgotten as this tracker forgets one: its requests settle)

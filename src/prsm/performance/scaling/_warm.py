@@ -33,7 +33,7 @@ import numpy as np
 
 from ._replay import MAX_RECORDS, RecordError, StepRecord, merge_records, parse_record, spaced
 from ._session_carry import SessionsError, parse_sessions
-from ._sessions import CarriedSessions
+from ._session_state import CarriedSessions
 from ._types import LoadSeries
 
 log = logging.getLogger(__name__)

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from ..scaling._loop import ScalingLoop
     from ..scaling._replay import StepRecord
     from ..scaling._scaler import PredictiveScaler
-    from ..scaling._sessions import FrozenSessions
+    from ..scaling._session_state import FrozenSessions
     from ..scaling._tracker import LoadTracker
     from ..scaling._types import LoadSeries
     from ._pod_resend import LateResender
@@ -158,17 +158,23 @@ class LeaderScaler:
         (:func:`history_body`), with its decisions' records and, where asked (``sessions``:
         an older standby never asks, and its bound on an answer has no room for them), its
         users' sessions, else 503 with the leader's URL. What changes on the event loop is
-        copied there (:func:`freeze`); the answer is built and written in a worker thread."""
+        taken there (:func:`freeze`: the sessions' tracker saves what it changes of it until
+        the answer is built); the answer is built and written in a worker thread."""
         leader = self.gate()
         if leader is not None:
             error = {"message": "this pod does not lead the scaling", "type": "unavailable"}
             return 503, orjson.dumps({"error": error, "leader": leader})
         loop = self.loop
-        users = freeze(loop.tracker.sessions) if sessions else None
         load, records = loop.load(), tuple(loop.records)  # copies; the records are frozen
-        return 200, await asyncio.to_thread(_history, load, since, loop.service_time(),
-                                            loop.startup_time, records,
-                                            users=users)  # fmt: skip
+        tracker = loop.tracker.sessions
+        users = freeze(tracker) if sessions else None  # (thawed once the answer is built)
+        try:
+            return 200, await asyncio.to_thread(_history, load, since, loop.service_time(),
+                                                loop.startup_time, records,
+                                                users=users)  # fmt: skip
+        finally:
+            if users is not None:
+                tracker.thaw(users)
 
     def resend(self, report: dict[str, Any], leader: str) -> None:
         """A report a gateway process handed on after this pod stopped leading: sent on to
@@ -231,14 +237,17 @@ def check_replay(config: PRSMConfig) -> None:
     :data:`~prsm.performance.scaling._replay.MAX_RECORDS` a leader serves."""
     from ..scaling._predictive import PredictivePolicy
     from ..scaling._replay import MAX_RECORDS
+    from ..scaling._sessions import SessionTracker
 
     policy = PredictivePolicy(config.scaling)
-    if policy.memory / policy.interval + 1 > MAX_RECORDS:
+    memory = policy.replay_memory(SessionTracker().window[1])  # (a scaler's tracker's)
+    if memory / policy.interval + 1 > MAX_RECORDS:
         raise ConfigError(
             "scaling.interval",
-            f"{policy.interval:g} s decisions over the {policy.memory:g} s a new leader's replay "
-            f"reads (scaling.predictor.refit_interval and the longest window) are more than the "
-            f"{MAX_RECORDS} records a leader serves: lengthen interval or shorten refit_interval",
+            f"{policy.interval:g} s decisions over the {memory:g} s a new leader's replay "
+            f"reads (scaling.predictor.refit_interval and the longest window, or "
+            f"session_error_span) are more than the {MAX_RECORDS} records a leader serves: "
+            f"lengthen interval or shorten refit_interval (or session_error_span)",
         )
 
 
