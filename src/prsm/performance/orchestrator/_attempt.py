@@ -111,7 +111,7 @@ class Pipeline:
     def learn(self, node_id: str, latency: float, ok: bool, err: BaseException | None) -> None:
         """Teach the router one outcome of ``node_id``, unless it says nothing about the node
         (a refused breaker, an error the breaker does not count, a removed node)."""
-        if node_id not in self.registry:
+        if node_id not in self.registry.by_id:
             return
         if err is not None and (
             isinstance(err, CircuitBreakerOpenError) or not self.breakers.get(node_id).counts(err)
@@ -154,7 +154,7 @@ class Attempt(msgspec.Struct, eq=False):
         self.breaker.record_success(end)
         if p.balancer.end_probe(node_id):
             p.tracker.restore(node_id)  # a probe succeeded: the node is trusted again
-        if self.learn and node_id in p.registry:  # not if it was removed meanwhile
+        if self.learn and node_id in p.registry.by_id:  # not if it was removed meanwhile
             p.tracker.record(node_id, latency, True, end)
 
     def fail(self, err: UpstreamError, end: float) -> None:
@@ -174,7 +174,7 @@ class Attempt(msgspec.Struct, eq=False):
         breaker.record_failure(end)
         p.balancer.end_probe(node_id, failed=True)
         self.children.failures.inc()
-        if self.learn and node_id in p.registry:
+        if self.learn and node_id in p.registry.by_id:
             p.tracker.record(node_id, latency, False, end)
 
     def abandon(self) -> None:
