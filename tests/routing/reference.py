@@ -14,8 +14,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from prsm.performance.routing._balancer import AILoadBalancer
+from prsm.performance.routing._entry import NodeEntry
 from prsm.performance.routing._node import NodeState
-from prsm.performance.routing._registry import GroupKey, NodeEntry, NodeRegistry
+from prsm.performance.routing._registry import GroupKey, NodeRegistry
 from prsm.performance.routing._scoring import entry_load, intelligent_score, wrr_schedule
 from prsm.performance.types import AIRequest
 

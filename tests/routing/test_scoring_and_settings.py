@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from prsm.performance.errors import ConfigError
+from prsm.performance.routing._entry import NodeEntry
 from prsm.performance.routing._node import NodeMetrics, NodeSpec
-from prsm.performance.routing._registry import NodeEntry
 from prsm.performance.routing._scoring import (
     entry_load,
     intelligent_score,

@@ -30,22 +30,24 @@ from collections.abc import Awaitable, Coroutine, Generator
 from types import CoroutineType
 from typing import Any, TypeVar
 
+import msgspec
+
 from ._ticks import TickTimers
 
 R = TypeVar("R")
 
 
-class Armed:
-    """A deadline armed for one task (:func:`arm`)."""
+class Armed(msgspec.Struct, eq=False):
+    """A deadline armed for one task (:func:`arm`): filed at ``tick`` in ``timers``;
+    ``cancelling`` is the task's count of cancellations asked when it was armed, ``fired``
+    whether it has fired. A struct (made in C, at half the cost of a class with an
+    ``__init__``); compared by identity, as an object (it is a key in ``timers``)."""
 
-    __slots__ = ("cancelling", "fired", "task", "tick", "timers")
-
-    def __init__(self, timers: TickTimers[Armed, None], task: asyncio.Task[object]) -> None:
-        self.timers = timers
-        self.task = task
-        self.tick = 0
-        self.cancelling = task.cancelling()
-        self.fired = False
+    timers: TickTimers[Armed, None]
+    task: asyncio.Task[Any]
+    tick: int
+    cancelling: int
+    fired: bool
 
     def fire(self) -> None:
         """The deadline passed: cancel the task (:func:`expired` then tells it so)."""
@@ -90,7 +92,7 @@ def arm_in(loop: asyncio.AbstractEventLoop, seconds: float) -> Armed | None:
     if task is None:
         return None
     timers = loop_timers(loop)
-    armed = Armed(timers, task)
+    armed = Armed(timers, task, 0, task.cancelling(), False)
     armed.tick = timers.add(loop, armed, None, seconds)
     return armed
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import msgspec
 import orjson
 
 from .errors import RequestValidationError
@@ -207,13 +208,13 @@ class Response:
         )
 
 
-@dataclass(slots=True)
-class ExecutionResult:
+class ExecutionResult(msgspec.Struct):
     """The outcome of running one request on one node (what ``update_performance_model`` reads).
 
     ``latency`` is in seconds; ``error`` is set when ``ok`` is false; ``attempts`` counts
     the nodes tried (``handle`` retries on the next node); ``cache`` names the tier that
-    answered, when one did.
+    answered, when one did. A struct (made in C, at less than half the cost of a dataclass's
+    ``__init__``: one a request); made, compared and shown as a dataclass would be.
     """
 
     request_id: str
@@ -225,7 +226,7 @@ class ExecutionResult:
     attempts: int = 1
     cache: str | None = None
     similarity: float | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = {}  # (a new dict for each result made without)
 
     @property
     def content(self) -> Any:

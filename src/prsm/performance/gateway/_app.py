@@ -115,7 +115,7 @@ class GatewayApp(AppRoutes):
             t0 = head.t0
             tenant = self.auth.tenant(head.auth, head.api_key)
             t_auth = time.perf_counter()
-            if not len(self.perf.registry):
+            if not self.perf.registry.by_id:  # (no ``__len__`` call)
                 raise NoCapableNodesError(
                     (),
                     {},

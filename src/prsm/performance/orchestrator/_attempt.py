@@ -21,6 +21,8 @@ import random
 import time
 from collections.abc import Callable, Collection
 
+import msgspec
+
 from ..clock import Clock, SystemClock
 from ..errors import CircuitBreakerOpenError, RoutingError, UpstreamError
 from ..resilience._breaker import BreakerSet, CircuitBreaker
@@ -30,7 +32,7 @@ from ..routing._registry import NodeRegistry
 from ..routing._tracker import PerformanceTracker
 from ..types import AIRequest
 from ._hedge import HedgePolicy, NoHedge
-from ._metrics import OrchestratorMetrics
+from ._metrics import NodeChildren, OrchestratorMetrics
 from ._retry import RetryPolicy, RetryState, Sleep, Stop, TryNode
 from ._settings import OrchestratorSettings
 
@@ -104,12 +106,12 @@ class Pipeline:
         if not breaker.try_acquire(now):
             return breaker.open_error(now)
         self.registry.acquire(node_id)
-        return Attempt(self, node_id, breaker, now, learn)
+        return Attempt(self, node_id, breaker, now, learn, self.metrics.node(node_id))
 
     def learn(self, node_id: str, latency: float, ok: bool, err: BaseException | None) -> None:
         """Teach the router one outcome of ``node_id``, unless it says nothing about the node
         (a refused breaker, an error the breaker does not count, a removed node)."""
-        if node_id not in self.registry:
+        if node_id not in self.registry.by_id:
             return
         if err is not None and (
             isinstance(err, CircuitBreakerOpenError) or not self.breakers.get(node_id).counts(err)
@@ -118,22 +120,20 @@ class Pipeline:
         self.tracker.record(node_id, latency, ok, self.monotonic())
 
 
-class Attempt:
-    """One attempt in flight on one node (see the module's docstring)."""
+class Attempt(msgspec.Struct, eq=False):
+    """One attempt in flight on one node (see the module's docstring): ``children`` are the
+    node's metric children; ``latency`` is negative until the node answers. A struct (made
+    in C: one a request, at half the cost of a class with an ``__init__``); compared by
+    identity, as an object."""
 
-    __slots__ = ("breaker", "children", "done", "latency", "learn", "node_id", "p", "start")
-
-    def __init__(
-        self, p: Pipeline, node_id: str, breaker: CircuitBreaker, start: float, learn: bool
-    ) -> None:
-        self.p = p
-        self.node_id = node_id
-        self.breaker = breaker
-        self.start = start
-        self.learn = learn
-        self.children = p.metrics.node(node_id)
-        self.latency = -1.0  # until the node answers
-        self.done = False
+    p: Pipeline
+    node_id: str
+    breaker: CircuitBreaker
+    start: float
+    learn: bool
+    children: NodeChildren
+    latency: float = -1.0
+    done: bool = False
 
     def answered(self, now: float) -> float:
         """The node answered at ``now`` (a stream: its first chunk); returns its latency."""
@@ -154,7 +154,7 @@ class Attempt:
         self.breaker.record_success(end)
         if p.balancer.end_probe(node_id):
             p.tracker.restore(node_id)  # a probe succeeded: the node is trusted again
-        if self.learn and node_id in p.registry:  # not if it was removed meanwhile
+        if self.learn and node_id in p.registry.by_id:  # not if it was removed meanwhile
             p.tracker.record(node_id, latency, True, end)
 
     def fail(self, err: UpstreamError, end: float) -> None:
@@ -174,7 +174,7 @@ class Attempt:
         breaker.record_failure(end)
         p.balancer.end_probe(node_id, failed=True)
         self.children.failures.inc()
-        if self.learn and node_id in p.registry:
+        if self.learn and node_id in p.registry.by_id:
             p.tracker.record(node_id, latency, False, end)
 
     def abandon(self) -> None:

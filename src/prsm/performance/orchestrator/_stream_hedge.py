@@ -24,7 +24,6 @@ from types import CoroutineType
 from typing import Any, NamedTuple
 
 from .._awaiting import Armed, await_with_timeout, disarm, expired, loop_timers, resume
-from .._ticks import TickTimers
 from ..errors import StreamTimeoutError, UpstreamError
 from ..routing._node import NodeSpec
 from ..types import AIRequest
@@ -72,20 +71,10 @@ class _Watch(Armed):
     race starts, and the entry is filed again at the first-token limit), then at that limit
     (the caller's await is cancelled: a timeout)."""
 
-    __slots__ = ("limit_at", "p", "race", "waiting")
-
-    def __init__(
-        self, timers: TickTimers[Armed, None], task: asyncio.Task[Any], p: Pipeline, w: Waiting
-    ) -> None:
-        self.timers = timers
-        self.task = task
-        self.tick = 0
-        self.cancelling = task.cancelling()
-        self.fired = False
-        self.p = p
-        self.waiting = w
-        self.limit_at = 0.0  # on the system clock: the limit's loop time, once the delay fires
-        self.race: _Race | None = None
+    p: Pipeline
+    waiting: Waiting
+    limit_at: float = 0.0  # on the system clock: the limit's loop time, once the delay fires
+    race: _Race | None = None
 
     def fire(self) -> None:
         at = self.limit_at
@@ -214,17 +203,20 @@ async def first_chunk_hedged(  # noqa: PLR0917
         raise RuntimeError("a stream's first chunk that waits must be awaited in an asyncio task")
     hedger = p.hedger
     assert hedger is not None
-    watch = _Watch(loop_timers(loop), task, p, (upstream, node, request, now, wait))
     delay = hedger.delay(p.tracker.stats(node.id))
     sleeper: asyncio.Task[None] | None = None
+    limit_at = 0.0  # (given when the watch is made: a struct's field set later costs more)
     if delay >= wait:  # the limit comes first: no race
         delay = wait
     elif p.system_clock:
-        watch.limit_at = loop.time() + wait
-    else:  # a hedge timer on this clock; the limit in the ticks
+        limit_at = loop.time() + wait
+    timers = loop_timers(loop)
+    watch = _Watch(timers, task, 0, task.cancelling(), False, p,
+                   (upstream, node, request, now, wait), limit_at)  # fmt: skip
+    if delay < wait and limit_at == 0.0:  # a hedge timer on this clock; the limit in the ticks
         sleeper = loop.create_task(_sleep_then(p, delay, watch))
         delay = wait
-    watch.tick = watch.timers.add(loop, watch, None, delay)
+    watch.tick = timers.add(loop, watch, None, delay)
     failure: BaseException | None = None
     timed_out = False
     try:

@@ -32,7 +32,6 @@ from types import CoroutineType
 from typing import Any
 
 from .._awaiting import Armed, disarm, expired, loop_timers, resume
-from .._ticks import TickTimers
 from ..errors import CircuitBreakerOpenError, UpstreamError, UpstreamTimeoutError
 from ..routing._node import NodeSpec
 from ..types import AIRequest, ExecutionResult, Response
@@ -114,9 +113,9 @@ async def attempt_first(
         att.abandon()
         raise RuntimeError("an upstream call that waits must run in an asyncio task")
     timers = loop_timers(loop)
-    watch = _Watch(timers, task, p, (upstream, node, request, now, deadline))
     sleeper: asyncio.Task[None] | None = None
     delay = timeout
+    deadline_at = 0.0  # (given when the watch is made: a struct's field set later costs more)
     if hedge:
         hedger = p.hedger
         assert hedger is not None
@@ -124,10 +123,12 @@ async def attempt_first(
         if delay >= timeout:  # the deadline comes first: no race
             delay = timeout
         elif p.system_clock:
-            watch.deadline_at = loop.time() + timeout
-        else:  # a hedge timer on this clock; the deadline in the ticks
-            sleeper = loop.create_task(_sleep_then(p, delay, watch))
-            delay = timeout
+            deadline_at = loop.time() + timeout
+    watch = _Watch(timers, task, 0, task.cancelling(), False, p,
+                   (upstream, node, request, now, deadline), deadline_at)  # fmt: skip
+    if delay < timeout and deadline_at == 0.0:  # a hedge timer on this clock; the deadline
+        sleeper = loop.create_task(_sleep_then(p, delay, watch))  # in the ticks
+        delay = timeout
     watch.tick = timers.add(loop, watch, None, delay)
     try:
         response = await resume(call, waits_on)
@@ -171,20 +172,10 @@ class _Watch(Armed):
     A hedged first attempt's entry fires first at its hedge delay (``deadline_at`` set: the
     deadline's loop time), starts the race there and is filed again at the deadline."""
 
-    __slots__ = ("deadline_at", "p", "race", "waiting")
-
-    def __init__(
-        self, timers: TickTimers[Armed, None], task: asyncio.Task[Any], p: Pipeline, w: Waiting
-    ) -> None:
-        self.timers = timers
-        self.task = task
-        self.tick = 0
-        self.cancelling = task.cancelling()
-        self.fired = False
-        self.p = p
-        self.waiting = w
-        self.deadline_at = 0.0
-        self.race: _Race | None = None
+    p: Pipeline
+    waiting: Waiting
+    deadline_at: float = 0.0
+    race: _Race | None = None
 
     def fire(self) -> None:
         at = self.deadline_at

@@ -19,10 +19,10 @@ from typing import Any
 
 from ..errors import NoCapableNodesError, UnknownModelError
 from ..types import AIRequest
+from ._entry import NodeEntry
 from ._group import Group, excluded_keys
 from ._keys import PROBE, BalancerKeys
 from ._node import NodeSpec, NodeState
-from ._registry import NodeEntry
 from ._scoring import (
     ARGMAX_STRATEGIES,
     EXCLUDED,

@@ -14,7 +14,8 @@ import heapq
 import math
 from collections.abc import Collection
 
-from ._registry import GroupKey, NodeEntry
+from ._entry import NodeEntry
+from ._registry import GroupKey
 from ._scoring import EXCLUDED
 
 _POS_INF = math.inf

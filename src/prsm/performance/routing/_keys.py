@@ -17,9 +17,10 @@ import math
 import random
 
 from ..clock import Clock, SystemClock
+from ._entry import NodeEntry
 from ._group import Group
 from ._node import NodeState
-from ._registry import GroupKey, NodeEntry, NodeRegistry
+from ._registry import GroupKey, NodeRegistry
 from ._scoring import (
     ARGMAX_STRATEGIES,
     EXCLUDED,

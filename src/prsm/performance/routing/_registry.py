@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
 
 from ..clock import Clock, SystemClock
 from ..errors import ConfigError
+from ._entry import NodeEntry
 from ._node import NodeMetrics, NodeSpec, NodeState
 
 #: What changed: a node was "added", "updated" (its spec), "removed", or its "state" or
@@ -38,73 +38,17 @@ LoadWatcher = Callable[[str], None]
 #: Group key: (model, required capabilities, context threshold).
 GroupKey = tuple[str, frozenset[str], int]
 
-_NO_READING = NodeMetrics()
-
 #: Cached candidate lists kept at most (distinct request shapes); beyond, the cache restarts.
 MAX_CACHED_KEYS = 4096
-
-
-class NodeEntry:
-    """One registered node: its spec, admin state, reported load and in-flight count.
-
-    ``metrics`` is the last good reading, taken at ``reported_at`` (monotonic seconds;
-    ``None``: never) from ``source`` (``"reported"`` for readings pushed by callers,
-    ``"worker"``, ``"vllm"``, ``"tgi"``…). ``poll_error`` and ``poll_failures`` describe the
-    last failed polls since the last good one; ``polled_at`` is the last poll's time.
-    ``seq`` orders nodes by registration.
-    """
-
-    __slots__ = (
-        "capacity",
-        "caps",
-        "concurrency",
-        "id",
-        "in_flight",
-        "metrics",
-        "poll_error",
-        "poll_failures",
-        "polled_at",
-        "reported_at",
-        "seq",
-        "source",
-        "spec",
-        "state",
-    )
-
-    def __init__(self, spec: NodeSpec, seq: int = 0) -> None:
-        self.id = spec.id
-        self.seq = seq
-        self.state = NodeState.ACTIVE
-        self.metrics = _NO_READING
-        self.reported_at: float | None = None
-        self.source = "none"
-        self.poll_error: str | None = None
-        self.poll_failures = 0
-        self.polled_at: float | None = None
-        self.in_flight = 0
-        self.set_spec(spec)
-
-    def set_spec(self, spec: NodeSpec) -> None:
-        self.spec = spec
-        self.caps = spec.all_capabilities
-        self.capacity = spec.capacity
-        self.concurrency = spec.max_concurrency
-
-    @property
-    def full(self) -> bool:
-        """True when it holds as many requests as it can run and queue."""
-        return self.in_flight >= self.capacity
-
-    def live_metrics(self) -> NodeMetrics:
-        """Its last reported metrics with this process's in-flight count."""
-        return replace(self.metrics, in_flight=self.in_flight)
 
 
 class NodeRegistry:
     """Every node this process may route to."""
 
     def __init__(self, nodes: Iterable[NodeSpec] = (), *, clock: Clock | None = None) -> None:
-        self._entries: dict[str, NodeEntry] = {}
+        #: every node's entry by its id: read it freely (``node_id in registry.by_id`` is the
+        #: hot path's membership test: no ``__contains__`` call), change it only here
+        self.by_id: dict[str, NodeEntry] = {}
         self._by_cap: dict[str, set[str]] = {}
         self._context_count: dict[int, int] = {}
         self._contexts: list[int] = []
@@ -155,11 +99,11 @@ class NodeRegistry:
         """Register a new node (its id must be new)."""
         if not isinstance(spec, NodeSpec):
             raise TypeError(f"spec: expected a NodeSpec, got {type(spec).__name__}")
-        if spec.id in self._entries:
+        if spec.id in self.by_id:
             raise ConfigError(f"node[{spec.id}]", "a node with this id is already registered")
         entry = NodeEntry(spec, self._seq)
         self._seq += 1
-        self._entries[spec.id] = entry
+        self.by_id[spec.id] = entry
         self._index(entry)
         if self._count_context(spec.max_context, +1):
             self._reset()
@@ -183,7 +127,7 @@ class NodeRegistry:
 
     def upsert(self, spec: NodeSpec) -> None:
         """Add the node, or update it if its id is registered."""
-        if spec.id in self._entries:
+        if spec.id in self.by_id:
             self.update(spec)
         else:
             self.add(spec)
@@ -191,7 +135,7 @@ class NodeRegistry:
     def remove(self, node_id: str) -> NodeSpec:
         """Unregister a node at once (requests it holds finish; nothing new is sent)."""
         entry = self.entry(node_id)
-        del self._entries[node_id]
+        del self.by_id[node_id]
         self._unindex(entry)
         if self._count_context(entry.spec.max_context, -1):
             self._reset()
@@ -277,7 +221,7 @@ class NodeRegistry:
     def poll_failed(self, node_id: str, error: str, now: float) -> None:
         """Record that reading the node's load failed at ``now`` (its last good reading, if
         any, keeps ageing)."""
-        entry = self._entries.get(node_id)
+        entry = self.by_id.get(node_id)
         if entry is not None:
             entry.poll_error = error
             entry.poll_failures += 1
@@ -285,7 +229,7 @@ class NodeRegistry:
 
     def acquire(self, node_id: str) -> None:
         """Count one more request sent to the node."""
-        entry = self._entries.get(node_id)
+        entry = self.by_id.get(node_id)
         if entry is not None:
             entry.in_flight += 1
             for watcher in self._watchers:
@@ -293,7 +237,7 @@ class NodeRegistry:
 
     def release(self, node_id: str) -> None:
         """Count one request the node finished (a removed node is ignored)."""
-        entry = self._entries.get(node_id)
+        entry = self.by_id.get(node_id)
         if entry is not None and entry.in_flight > 0:
             entry.in_flight -= 1
             for watcher in self._watchers:
@@ -304,9 +248,9 @@ class NodeRegistry:
     def entry(self, node_id: str) -> NodeEntry:
         """The registry's entry for ``node_id`` (``KeyError`` naming the known ids if none)."""
         try:
-            return self._entries[node_id]
+            return self.by_id[node_id]
         except KeyError:
-            known = ", ".join(sorted(self._entries)[:20]) or "none"
+            known = ", ".join(sorted(self.by_id)[:20]) or "none"
             raise KeyError(f"unknown node {node_id!r}; registered: {known}") from None
 
     def get(self, node_id: str) -> NodeSpec:
@@ -322,30 +266,30 @@ class NodeRegistry:
 
     def nodes(self) -> list[NodeSpec]:
         """Every registered node's spec, in registration order."""
-        return [e.spec for e in self._entries.values()]
+        return [e.spec for e in self.by_id.values()]
 
     def entries(self) -> list[NodeEntry]:
-        return list(self._entries.values())
+        return list(self.by_id.values())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.by_id)
 
     def __contains__(self, node_id: object) -> bool:
-        return node_id in self._entries
+        return node_id in self.by_id
 
     def __iter__(self) -> Iterator[NodeSpec]:
         return iter(self.nodes())
 
     def models(self) -> list[str]:
         """Every model some registered node serves, sorted."""
-        return sorted({m for e in self._entries.values() for m in e.spec.models})
+        return sorted({m for e in self.by_id.values() for m in e.spec.models})
 
     def serves_model(self, model: str) -> bool:
         return f"model:{model}" in self._by_cap
 
     def offered(self) -> dict[str, frozenset[str]]:
         """Each node's capabilities (``model:<name>`` included), for error messages."""
-        return {e.id: e.caps for e in self._entries.values()}
+        return {e.id: e.caps for e in self.by_id.values()}
 
     def context_threshold(self, context_tokens: int) -> int:
         """The smallest registered ``max_context`` that fits ``context_tokens`` (0 for no
@@ -395,7 +339,5 @@ class NodeRegistry:
             if not ids:
                 return ()
         return tuple(
-            e
-            for e in self._entries.values()
-            if (ids is None or e.id in ids) and self.matches(key, e)
+            e for e in self.by_id.values() if (ids is None or e.id in ids) and self.matches(key, e)
         )

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from ._settings import BalancerSettings
 
 if TYPE_CHECKING:
-    from ._registry import NodeEntry
+    from ._entry import NodeEntry
     from ._tracker import PerformanceTracker
 
 #: Strategies that pick the eligible candidate with the largest key.
