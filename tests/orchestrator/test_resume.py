@@ -159,28 +159,32 @@ async def test_a_completion_stream_cut_midway_goes_on_elsewhere_from_its_prompt_
     assert resumes(perf) == {"resumed": 1.0}
 
 
+TOOL = b'"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}],'
+
+
 @pytest.mark.parametrize(
-    ("extra", "why"),
-    [({"echo": True}, "echo"), ({"prompt": ["say", "hello"]}, "not one string"),
-     ({"n": 2}, "several choices")],
+    ("ask", "change", "why"),
+    [(completion(prompt=[[1, 2], [3]]), None, "neither a string nor a list"),
+     (chat(), (b'"delta":{', TOOL), "tool calls"),
+     (completion(), (b'"index":0', b'"index":1'), "a choice index the request did not")],
 )  # fmt: skip
-async def test_a_completion_that_cannot_be_continued_ends_with_the_error(
-    clock: ManualClock, extra: dict[str, Any], why: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_stream_that_cannot_be_continued_ends_with_the_error(
+    clock: ManualClock, ask: AIRequest, change: tuple[bytes, bytes] | None, why: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     up = SimStreams()
     up.cut["a"] = 3
     perf = orchestrator(clock, up, {"a": True, "b": True})
-    request = completion(**extra)
-    if "n" in extra:  # the simulator answers one choice: make the tape see a second one
+    if change is not None:  # what the simulator does not send: a tool call, an extra choice
         original = up.stream
 
-        async def two_choices(node: NodeSpec, req: AIRequest) -> AsyncIterator[bytes]:
+        async def changed(node: NodeSpec, req: AIRequest) -> AsyncIterator[bytes]:
             async for chunk in original(node, req):
-                yield chunk.replace(b'"index":0', b'"index":1')
+                yield chunk.replace(*change)
 
-        up.stream = two_choices  # type: ignore[method-assign]
+        up.stream = changed  # type: ignore[method-assign]
     with pytest.raises(UpstreamError):
-        await collect(perf, request)
+        await collect(perf, ask)
     assert resumes(perf) == {"unsupported": 1.0} and len(up.bodies) == 1
     assert any(why in m for m in caplog.messages)
 

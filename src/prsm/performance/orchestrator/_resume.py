@@ -48,11 +48,14 @@ from ..routing._node import NodeSpec
 from ..types import AIRequest, RequestKind
 from ..upstreams._base import StreamingUpstream
 from ._attempt import Attempt, Pipeline, as_upstream_error, is_cancel
+from ._continue import choice_count, continuation, several, unfinished, unsupported
+from ._merge import Part, merged
 from ._tape import Tape
 
 log = logging.getLogger("prsm.performance.orchestrator")
 
-Resumed = tuple[NodeSpec, Attempt, AsyncIterator[bytes], bytes | None]
+#: the node, its attempt, its stream, its first chunk, whether the tape rewrites its events
+Resumed = tuple[NodeSpec, Attempt, AsyncIterator[bytes], bytes | None, bool]
 
 
 class Resumer:
@@ -96,7 +99,7 @@ class Resumer:
         cleanly; counted and logged)."""
         tape = self.tape
         tape.read()
-        if not (tape.finished or tape.done):
+        if not tape.ended(choice_count(self.request) or 1):
             return False
         self._count("finished")
         log.warning(
@@ -112,13 +115,20 @@ class Resumer:
         s = p.settings
         self.tried.add(node_id)
         tape.begin_segment()
-        why = tape.unsupported(request)
+        why = unsupported(tape, request)
         if why is not None:
             self._stop("unsupported", node_id, err, why)
             return None
-        cont = tape.continuation(request)
+        # several choices: one continuation each of those unfinished, on one node, merged
+        asks = unfinished(tape, request) if several(request) else None
+        if asks is None:
+            cont = continuation(tape, request)
+            continues = cont is not request
+        else:
+            cont = asks[0][1]
+            continues = any(tape.choices[i].text for i, _ in asks if i in tape.choices)
         # a chat continues on nodes that declare the extension; any node continues a prompt
-        needs_resume = cont is not request and request.kind is RequestKind.CHAT
+        needs_resume = continues and request.kind is RequestKind.CHAT
         while True:
             if self.used >= s.stream_max_resumes:
                 self._stop("exhausted", node_id, err, f"{self.used} resume(s) spent")
@@ -145,7 +155,13 @@ class Resumer:
                 self._count("failed")
                 continue
             att = begun
-            agen = self.upstream.stream(node, cont)
+            if asks is None:
+                agen = self.upstream.stream(node, cont)
+            else:
+                n = (choice_count(request) or 1) // _prompts(request)  # choices per prompt
+                parts = [Part(tape, i, i // n, self.upstream.stream(node, ask))
+                         for i, ask in asks]  # fmt: skip
+                agen = merged(tape, node.id, parts)
             try:
                 first: bytes | None = await await_with_timeout(agen.__anext__(), wait)
             except StopAsyncIteration:
@@ -173,4 +189,10 @@ class Resumer:
                 request.id, node_id, tape.content_events, err, node.id, self.used,
                 s.stream_max_resumes,
             )  # fmt: skip
-            return node, att, agen, first
+            return node, att, agen, first, asks is None
+
+
+def _prompts(request: AIRequest) -> int:
+    """How many prompts ``request`` sends (a chat: one)."""
+    prompts = request.payload.get("prompt") if request.kind is RequestKind.COMPLETION else None
+    return len(prompts) if isinstance(prompts, list) else 1
