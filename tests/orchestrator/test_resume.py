@@ -48,22 +48,27 @@ class SimStreams(CallableUpstream):
         self.garble: dict[str, int] = {}
         self.stall: dict[str, int] = {}
         self.bodies: list[tuple[str, dict[str, Any]]] = []
+        self.open = 0  # streams begun and not yet ended or closed
 
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
         body = dict(request.payload)
         self.bodies.append((node.id, body))
         frames = _frames(request.kind.value, SimSettings(name="sim"), body,
                          request_no=len(self.bodies), now=7)  # fmt: skip
-        for i, frame in enumerate(frames):
-            if i == self.stall.get(node.id):
-                await asyncio.Event().wait()  # stalls: never another chunk
-            if i == self.garble.get(node.id):
-                yield b"data: <html>bad gateway</html>\n\n"
-                return
-            if i == self.cut.get(node.id):
-                yield frame[: len(frame) // 2]  # half an event, then the connection drops
-                raise UpstreamUnavailableError(node.id, "connection reset mid-stream")
-            yield frame
+        self.open += 1
+        try:
+            for i, frame in enumerate(frames):
+                if i == self.stall.get(node.id):
+                    await asyncio.Event().wait()  # stalls: never another chunk
+                if i == self.garble.get(node.id):
+                    yield b"data: <html>bad gateway</html>\n\n"
+                    return
+                if i == self.cut.get(node.id):
+                    yield frame[: len(frame) // 2]  # half an event, then the connection drops
+                    raise UpstreamUnavailableError(node.id, "connection reset mid-stream")
+                yield frame
+        finally:
+            self.open -= 1
 
 
 def orchestrator(

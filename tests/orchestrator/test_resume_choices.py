@@ -5,6 +5,7 @@ double of ``test_resume``)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -152,3 +153,22 @@ async def test_several_choices_past_the_resume_limit_end_with_the_error(
     with pytest.raises(UpstreamError):
         await collect(perf, chat(n=2))
     assert resumes(perf) == {"resumed": 1.0, "exhausted": 1.0}
+
+
+async def test_a_client_that_goes_away_mid_way_closes_every_continuation(
+    clock: ManualClock,
+) -> None:
+    up = SimStreams()
+    up.cut["a"] = 7
+    perf = orchestrator(clock, up, {"a": True, "b": True})
+    agen = perf.handle_stream(chat(n=2))
+    seen = 0
+    async for _ in agen:  # until the merged continuations have sent something
+        seen += 1
+        if len(up.bodies) == 3:
+            break
+    await agen.aclose()
+    for _ in range(3):  # the continuations' steps, cancelled, end on the loop's next turns
+        await asyncio.sleep(0)
+    assert up.open == 0  # every continuation closed (its connection too)
+    assert all(e.in_flight == 0 for e in perf.registry.entries())

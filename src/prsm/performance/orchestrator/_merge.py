@@ -189,16 +189,13 @@ async def _stop(running: dict[asyncio.Future[bytes], Part]) -> None:
 
 
 def _settled(part: Part, fut: asyncio.Future[bytes]) -> Any:
-    """A continuation given up: its ``aclose`` if it was left open at a chunk (``None`` when
-    it ended); logged if it had failed."""
-    if fut.cancelled():
-        return None
-    exc = fut.exception()
-    if exc is None:
-        return getattr(part.agen, "aclose", None)
-    if not isinstance(exc, StopAsyncIteration):
-        log.warning("a continuation of choice %d given up had failed too: %s", part.index, exc)
-    return None
+    """A continuation given up (its step done or cancelled): logged if it had failed; its
+    ``aclose`` (its connection too; nothing to do for one that ended)."""
+    if not fut.cancelled():
+        exc = fut.exception()
+        if exc is not None and not isinstance(exc, StopAsyncIteration):
+            log.warning("a continuation of choice %d given up had failed too: %s", part.index, exc)
+    return getattr(part.agen, "aclose", None)
 
 
 def _abandon(part: Part, fut: asyncio.Future[bytes]) -> None:

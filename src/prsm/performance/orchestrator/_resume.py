@@ -16,10 +16,11 @@ streams only the new text; its events are rewritten so the client sees one strea
   which is how vLLM streams by default);
 * ``max_tokens`` / ``max_completion_tokens`` lowered by what was already streamed.
 
-A completion stream (``/v1/completions``, one string ``prompt``, no ``echo``) is continued the
-way every completions server continues text: the text streamed so far is appended to the
-prompt, on any other node that serves the model (no extension needed), with the same
-rewriting of its events.
+A completion stream (``/v1/completions``) is continued the way every completions server
+continues text: the text streamed so far is appended to the prompt (its echo left out, with
+``echo`` off), on any other node that serves the model (no extension needed), with the same
+rewriting of its events. A stream of several choices (``n > 1``, a list of prompts) goes on
+as one request per unfinished choice, merged (:mod:`._continue`, :mod:`._merge`).
 
 To make that possible, :class:`~._tape.Tape` forwards only whole server-sent events (a partial event
 is held back until its end arrives, so a cut never leaves half an event at the client) and
@@ -33,8 +34,8 @@ Every resume is counted in ``prsm_orchestrator_stream_resumes_total{outcome}`` a
 ``finished`` (the answer had ended: the stream is closed cleanly with ``[DONE]``),
 ``no_node`` (no other node declares ``resume``), ``no_budget`` (past the request's deadline or
 the stream's total limit), ``exhausted`` (``stream_max_resumes`` spent), ``unsupported``
-(several choices, tool calls, ``echo``, a prompt that is not one string). Where no resume
-happens the caller raises the node's error as before.
+(tool calls, token-id prompts, a choice index not asked for, an echo not repeating the
+prompt). Where no resume happens the caller raises the node's error as before.
 """
 
 from __future__ import annotations
