@@ -6,12 +6,15 @@ double of ``test_resume``)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
 from prsm.performance.clock import ManualClock
 from prsm.performance.errors import UpstreamError
+from prsm.performance.routing import NodeSpec
 from prsm.performance.types import AIRequest
 from tests.orchestrator.test_resume import (
     ASK,
@@ -172,3 +175,56 @@ async def test_a_client_that_goes_away_mid_way_closes_every_continuation(
         await asyncio.sleep(0)
     assert up.open == 0  # every continuation closed (its connection too)
     assert all(e.in_flight == 0 for e in perf.registry.entries())
+
+
+@pytest.mark.parametrize("bad", [b"data: <html>bad gateway</html>\n\n", b"data: {oops}\n\n"])
+async def test_a_continuation_that_sends_a_bad_event_is_taken_over_again(
+    clock: ManualClock, bad: bytes
+) -> None:
+    request = chat(n=2)
+    reference = events(await collect(orchestrator(clock, SimStreams(), {"x": True}), request))
+    up = SimStreams()
+    up.cut["a"] = 7
+    original = up.stream
+
+    async def garbling(node: NodeSpec, req: AIRequest) -> AsyncIterator[bytes]:
+        sent = 0
+        async for chunk in original(node, req):
+            if node.id == "b" and sent == 2:
+                yield bad  # (a chunk of its own: the events before it go out)
+            yield chunk
+            sent += 1
+
+    up.stream = garbling  # type: ignore[method-assign]
+    perf = orchestrator(clock, up, {"a": True, "b": True, "c": True})
+    raw = await collect(perf, request)
+    assert b"html" not in raw and b"oops" not in raw
+    assert by_index(events(raw)) == by_index(reference)
+    assert [n for n, _ in up.bodies] == ["a", "b", "b", "c", "c"]
+    assert resumes(perf) == {"resumed": 2.0} and up.open == 0
+
+
+async def test_an_echo_sent_alone_is_not_counted_as_a_token(clock: ManualClock) -> None:
+    request = completion(echo=True, **USAGE)
+    reference = events(await collect(orchestrator(clock, SimStreams(), {"x": True}), request))
+    up = SimStreams()
+    up.cut["a"] = 5
+    original = up.stream
+
+    async def echo_apart(node: NodeSpec, req: AIRequest) -> AsyncIterator[bytes]:
+        async for chunk in original(node, req):
+            if node.id == "a" and b'"text":"say hello tok0"' in chunk:
+                obj = orjson.loads(chunk[6:])
+                obj["choices"][0]["text"] = "say hello "  # the echo in an event of its own
+                yield b"data: " + orjson.dumps(obj) + b"\n\n"
+                obj["choices"][0]["text"] = "tok0"
+                yield b"data: " + orjson.dumps(obj) + b"\n\n"
+            else:
+                yield chunk
+
+    up.stream = echo_apart  # type: ignore[method-assign]
+    perf = orchestrator(clock, up, {"a": True, "b": True})
+    got = events(await collect(perf, request))
+    assert by_index(got) == by_index(reference)
+    assert got[-2]["usage"] == reference[-2]["usage"]
+    assert up.bodies[1][1]["max_tokens"] == 12 - 5

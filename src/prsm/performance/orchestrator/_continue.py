@@ -89,12 +89,29 @@ def continuation(tape: Tape, request: AIRequest, index: int = 0, count: int = 1)
     if "n" in data:
         data["n"] = 1
     data["stream"] = True
-    done = seen.events if seen is not None else 0
+    done = produced(tape, request, index, count)
     for key in ("max_tokens", "max_completion_tokens"):
         limit = data.get(key)
         if isinstance(limit, int) and not isinstance(limit, bool):
             data[key] = max(1, limit - done)
     return dataclasses.replace(request, payload=data)
+
+
+def produced(tape: Tape, request: AIRequest, index: int, count: int) -> int:
+    """The tokens choice ``index`` streamed: one per content event (as vLLM streams by
+    default), less an event that only echoed the prompt (vLLM sends the echo with the first
+    token; a server may send it alone)."""
+    seen = tape.choices.get(index)
+    if seen is None:
+        return 0
+    if (
+        seen.text
+        and request.kind is RequestKind.COMPLETION
+        and request.payload.get("echo")
+        and seen.text[0] == prompt_of(request, index, count)
+    ):
+        return seen.events - 1
+    return seen.events
 
 
 def _continue_chat(data: dict[str, Any], text: str) -> None:

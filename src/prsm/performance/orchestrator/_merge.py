@@ -30,12 +30,14 @@ class Part:
     __slots__ = ("agen", "done", "events", "framer", "index", "prefix", "prompt", "role",
                  "template", "usage")  # fmt: skip
 
-    def __init__(self, tape: Tape, index: int, prompt: int, agen: AsyncIterator[bytes]) -> None:
+    def __init__(
+        self, tape: Tape, index: int, prompt: int, prefix: int, agen: AsyncIterator[bytes]
+    ) -> None:
         seen = tape.choices.get(index)
         self.agen = agen
         self.index = index  # the choice's index in the first stream
         self.prompt = prompt  # which of the request's prompts it answers (a chat's: 0)
-        self.prefix = seen.events if seen is not None else 0  # its content events so far
+        self.prefix = prefix  # the tokens it streamed before (its continuation's prompt has)
         self.role = seen is not None and seen.role  # its role was sent
         self.framer = Tape()  # (for its framing only)
         self.events = 0
@@ -114,10 +116,15 @@ async def merged(tape: Tape, node_id: str, parts: list[Part]) -> AsyncIterator[b
                 except StopAsyncIteration:
                     out.append(part.end(tape, node_id))
                     continue
-                except Exception:
+                except Exception:  # (its stream ended with the error)
                     await _stop(running)
                     raise
-                out.append(part.take(tape, node_id, chunk))
+                try:
+                    out.append(part.take(tape, node_id, chunk))
+                except Exception:  # an event that is not JSON, a stream not OpenAI-style
+                    running[fut] = part  # (its stream is closed with the others)
+                    await _stop(running)
+                    raise
                 if part.framer.bad is not None:
                     bad = part.framer.bad
                     running[fut] = part  # (its stream is closed with the others)

@@ -49,7 +49,14 @@ from ..routing._node import NodeSpec
 from ..types import AIRequest, RequestKind
 from ..upstreams._base import StreamingUpstream
 from ._attempt import Attempt, Pipeline, as_upstream_error, is_cancel
-from ._continue import choice_count, continuation, several, unfinished, unsupported
+from ._continue import (
+    choice_count,
+    continuation,
+    produced,
+    several,
+    unfinished,
+    unsupported,
+)
 from ._merge import Part, merged
 from ._tape import Tape
 
@@ -125,6 +132,7 @@ class Resumer:
         if asks is None:
             cont = continuation(tape, request)
             continues = cont is not request
+            tape.segment_base = produced(tape, request, 0, 1)  # (its usage merged from there)
         else:
             cont = asks[0][1]
             continues = any(tape.choices[i].text for i, _ in asks if i in tape.choices)
@@ -156,13 +164,7 @@ class Resumer:
                 self._count("failed")
                 continue
             att = begun
-            if asks is None:
-                agen = self.upstream.stream(node, cont)
-            else:
-                n = (choice_count(request) or 1) // _prompts(request)  # choices per prompt
-                parts = [Part(tape, i, i // n, self.upstream.stream(node, ask))
-                         for i, ask in asks]  # fmt: skip
-                agen = merged(tape, node.id, parts)
+            agen = self.upstream.stream(node, cont) if asks is None else self._merged(node, asks)
             try:
                 first: bytes | None = await await_with_timeout(agen.__anext__(), wait)
             except StopAsyncIteration:
@@ -191,6 +193,15 @@ class Resumer:
                 s.stream_max_resumes,
             )  # fmt: skip
             return node, att, agen, first, asks is None
+
+    def _merged(self, node: NodeSpec, asks: list[tuple[int, AIRequest]]) -> AsyncIterator[bytes]:
+        """The continuations of several choices on ``node``, merged into one stream."""
+        request, tape = self.request, self.tape
+        count = choice_count(request) or 1
+        per = count // _prompts(request)  # choices per prompt
+        parts = [Part(tape, i, i // per, produced(tape, request, i, count),
+                      self.upstream.stream(node, ask)) for i, ask in asks]  # fmt: skip
+        return merged(tape, node.id, parts)
 
 
 def _prompts(request: AIRequest) -> int:

@@ -74,7 +74,7 @@ class Tape:
         self.choices: dict[int, Choice] = {}  # by index
         self.done = False  # [DONE] was sent
         self.tools = False  # tool calls were streamed
-        self.segment_base = 0  # content events before the current node's segment
+        self.segment_base = 0  # tokens streamed before the current node's segment
 
     def take(self, chunk: bytes, rewrite: bool) -> bytes:
         """The whole events ending in ``chunk`` (rewritten when ``rewrite``: a continuation's);
@@ -235,7 +235,6 @@ class Tape:
         self.read()
         self.tail = b""
         self.bad = None
-        self.segment_base = self.content_events
 
 
 def resumable(request: AIRequest) -> bool:
