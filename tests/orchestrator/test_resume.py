@@ -48,22 +48,27 @@ class SimStreams(CallableUpstream):
         self.garble: dict[str, int] = {}
         self.stall: dict[str, int] = {}
         self.bodies: list[tuple[str, dict[str, Any]]] = []
+        self.open = 0  # streams begun and not yet ended or closed
 
     async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
         body = dict(request.payload)
         self.bodies.append((node.id, body))
         frames = _frames(request.kind.value, SimSettings(name="sim"), body,
                          request_no=len(self.bodies), now=7)  # fmt: skip
-        for i, frame in enumerate(frames):
-            if i == self.stall.get(node.id):
-                await asyncio.Event().wait()  # stalls: never another chunk
-            if i == self.garble.get(node.id):
-                yield b"data: <html>bad gateway</html>\n\n"
-                return
-            if i == self.cut.get(node.id):
-                yield frame[: len(frame) // 2]  # half an event, then the connection drops
-                raise UpstreamUnavailableError(node.id, "connection reset mid-stream")
-            yield frame
+        self.open += 1
+        try:
+            for i, frame in enumerate(frames):
+                if i == self.stall.get(node.id):
+                    await asyncio.Event().wait()  # stalls: never another chunk
+                if i == self.garble.get(node.id):
+                    yield b"data: <html>bad gateway</html>\n\n"
+                    return
+                if i == self.cut.get(node.id):
+                    yield frame[: len(frame) // 2]  # half an event, then the connection drops
+                    raise UpstreamUnavailableError(node.id, "connection reset mid-stream")
+                yield frame
+        finally:
+            self.open -= 1
 
 
 def orchestrator(
@@ -159,28 +164,32 @@ async def test_a_completion_stream_cut_midway_goes_on_elsewhere_from_its_prompt_
     assert resumes(perf) == {"resumed": 1.0}
 
 
+TOOL = b'"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}],'
+
+
 @pytest.mark.parametrize(
-    ("extra", "why"),
-    [({"echo": True}, "echo"), ({"prompt": ["say", "hello"]}, "not one string"),
-     ({"n": 2}, "several choices")],
+    ("ask", "change", "why"),
+    [(completion(prompt=[[1, 2], [3]]), None, "neither a string nor a list"),
+     (chat(), (b'"delta":{', TOOL), "tool calls"),
+     (completion(), (b'"index":0', b'"index":1'), "a choice index the request did not")],
 )  # fmt: skip
-async def test_a_completion_that_cannot_be_continued_ends_with_the_error(
-    clock: ManualClock, extra: dict[str, Any], why: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_stream_that_cannot_be_continued_ends_with_the_error(
+    clock: ManualClock, ask: AIRequest, change: tuple[bytes, bytes] | None, why: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     up = SimStreams()
     up.cut["a"] = 3
     perf = orchestrator(clock, up, {"a": True, "b": True})
-    request = completion(**extra)
-    if "n" in extra:  # the simulator answers one choice: make the tape see a second one
+    if change is not None:  # what the simulator does not send: a tool call, an extra choice
         original = up.stream
 
-        async def two_choices(node: NodeSpec, req: AIRequest) -> AsyncIterator[bytes]:
+        async def changed(node: NodeSpec, req: AIRequest) -> AsyncIterator[bytes]:
             async for chunk in original(node, req):
-                yield chunk.replace(b'"index":0', b'"index":1')
+                yield chunk.replace(*change)
 
-        up.stream = two_choices  # type: ignore[method-assign]
+        up.stream = changed  # type: ignore[method-assign]
     with pytest.raises(UpstreamError):
-        await collect(perf, request)
+        await collect(perf, ask)
     assert resumes(perf) == {"unsupported": 1.0} and len(up.bodies) == 1
     assert any(why in m for m in caplog.messages)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -71,18 +72,51 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     return max(1, len(text.split()))
 
 
-def _word(i: int) -> str:
-    return f" tok{i}" if i else "tok0"
+def _word(i: int, choice: int = 0) -> str:
+    """Token ``i`` of choice ``choice``'s answer: ``tok0 tok1 …`` for the first choice,
+    ``c1.tok0 c1.tok1 …`` for the second, and so on (each choice says something else)."""
+    word = f"c{choice}.tok{i}" if choice else f"tok{i}"
+    return f" {word}" if i else word
+
+
+_CHOICE = re.compile(r"c(\d+)\.")
+
+
+def choices(body: dict[str, Any]) -> int:
+    """How many choices the answer has: ``n`` (1 by default) for each prompt (a completion may
+    send a list of prompts; choice ``i * n + j`` answers prompt ``i``, as OpenAI numbers them).
+    Raises :class:`ValueError` for an ``n`` that is not a positive integer, as vLLM does."""
+    n = body.get("n", 1)
+    if n is None:
+        n = 1
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    return n * len(prompts(body))
+
+
+def prompts(body: dict[str, Any]) -> list[str]:
+    """A completion's prompts as text: one string, a list of strings, or token ids (their
+    numbers, spaced); a chat has one (empty: its messages are not echoed)."""
+    if "messages" in body:
+        return [""]
+    prompt = body.get("prompt", "")
+    if isinstance(prompt, str):
+        return [prompt]
+    if isinstance(prompt, list) and prompt and all(isinstance(p, (str, list)) for p in prompt):
+        return [p if isinstance(p, str) else " ".join(map(str, p)) for p in prompt]
+    return [" ".join(map(str, prompt)) if isinstance(prompt, list) else str(prompt)]
 
 
 def completion_body(
     kind: str, settings: SimSettings, body: dict[str, Any], request_no: int, now: int
 ) -> bytes:
-    """A full (non-streamed) answer to a chat (``kind="chat"``) or completion request."""
+    """A full (non-streamed) answer to a chat (``kind="chat"``) or completion request: every
+    choice (see :func:`choices`), a completion's with its prompt first when ``echo`` is set."""
     n = answer_tokens(settings, body, stream=False)
-    text = "".join(_word(i) for i in range(n))
+    count = choices(body)
+    texts = ["".join(_word(i, c) for i in range(n)) for c in range(count)]
     p = prompt_tokens(body)
-    usage = {"prompt_tokens": p, "completion_tokens": n, "total_tokens": p + n}
+    usage = {"prompt_tokens": p, "completion_tokens": n * count, "total_tokens": p + n * count}
     model = body.get("model") or settings.models[0]
     if kind == "chat":
         return orjson.dumps(
@@ -94,15 +128,20 @@ def completion_body(
                 "system_fingerprint": settings.name,
                 "choices": [
                     {
-                        "index": 0,
+                        "index": c,
                         "message": {"role": "assistant", "content": text},
                         "logprobs": None,
                         "finish_reason": "stop",
                     }
+                    for c, text in enumerate(texts)
                 ],
                 "usage": usage,
             }
         )
+    if body.get("echo"):
+        heads = prompts(body)
+        per = count // len(heads)
+        texts = [heads[c // per] + text for c, text in enumerate(texts)]
     return orjson.dumps(
         {
             "id": f"cmpl-{settings.name}-{request_no}",
@@ -110,30 +149,37 @@ def completion_body(
             "created": now,
             "model": model,
             "system_fingerprint": settings.name,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+            "choices": [
+                {"index": c, "text": text, "logprobs": None, "finish_reason": "stop"}
+                for c, text in enumerate(texts)
+            ],
             "usage": usage,
         }
     )
 
 
-def continuation(body: dict[str, Any]) -> tuple[int, str] | None:
-    """Where a request that continues the simulator's own answer picks up: the index of the
-    next token and the rest of a token the text ends inside (``""``: none); ``None`` for an
-    ordinary request. The simulator's answer is always ``tok0 tok1 …``, so given a prefix of
-    it, the continuation is exactly the rest.
+def continuation(body: dict[str, Any]) -> tuple[int, int, str] | None:
+    """Where a request that continues the simulator's own answer picks up: the choice whose
+    answer it continues, the index of its next token and the rest of a token the text ends
+    inside (``""``: none); ``None`` for an ordinary request. The simulator's answers are always
+    ``tok0 tok1 …`` (``c1.tok0 c1.tok1 …`` for the second choice, …), so given a prefix of one,
+    the continuation is exactly the rest.
 
     A chat request continues with ``continue_final_message`` (vLLM's extension: the final
     assistant message is continued, not answered); it raises :class:`ValueError` as vLLM does
     (with ``add_generation_prompt``, or without a final assistant message). A completion
-    request continues, as a model would, when its prompt ends with a prefix of the answer
-    (from its last ``tok0`` on: ``tok0 tok1 …``)."""
+    request continues, as a model would, when its prompt ends with a prefix of an answer
+    (from its last ``tok0`` on, or ``c1.tok0``: ``tok0 tok1 …``)."""
     if "messages" not in body:
         prompt = body.get("prompt")
         start = prompt.rfind(_word(0)) if isinstance(prompt, str) else -1
         if start < 0:
             return None
-        point, rest = _after(str(prompt)[start:])
-        return point if not rest else None
+        head = _CHOICE_BEFORE.search(str(prompt), 0, start)
+        if head is not None:
+            start = head.start()
+        found = _after(str(prompt)[start:])
+        return found[0] if not found[1] else None
     if not body.get("continue_final_message"):
         return None
     if body.get("add_generation_prompt", True):
@@ -150,41 +196,48 @@ def continuation(body: dict[str, Any]) -> tuple[int, str] | None:
     return _after(prefix)[0]
 
 
-def _after(prefix: str) -> tuple[tuple[int, str], str]:
+#: a choice's mark just before a completion prompt's last ``tok0`` (``c1.``)
+_CHOICE_BEFORE = re.compile(r"c(\d+)\.\Z")
+
+
+def _after(prefix: str) -> tuple[tuple[int, int, str], str]:
     """Where the answer goes on after ``prefix`` (as :func:`continuation` returns it), and what
     of ``prefix`` is not the answer's (``""``: all of it is)."""
+    mark = _CHOICE.match(prefix)
+    c = int(mark.group(1)) if mark is not None else 0
     i = pos = 0
-    while prefix.startswith(_word(i), pos):
-        pos += len(_word(i))
+    while prefix.startswith(_word(i, c), pos):
+        pos += len(_word(i, c))
         i += 1
     rest = prefix[pos:]
-    word = _word(i)
+    word = _word(i, c)
     if rest and word.startswith(rest):  # it ends inside token i: its remainder comes first
-        return (i + 1, word[len(rest) :]), ""
-    return (i, ""), rest
+        return (c, i + 1, word[len(rest) :]), ""
+    return (c, i, ""), rest
 
 
-def stream_words(settings: SimSettings, body: dict[str, Any]) -> list[str]:
-    """The token texts a streamed answer sends: ``tok0 …`` (``answer_tokens`` of them), or for
-    a continuation the next ones (``max_tokens`` more, else up to the natural end)."""
+def stream_words(settings: SimSettings, body: dict[str, Any], choice: int = 0) -> list[str]:
+    """The token texts a streamed answer's choice ``choice`` sends: ``tok0 …``
+    (``answer_tokens`` of them), or for a continuation the next ones of the answer it continues
+    (``max_tokens`` more, else up to the natural end)."""
     start = continuation(body)
     n = answer_tokens(settings, body, stream=True)
     if start is None:
-        return [_word(i) for i in range(n)]
-    i, head = start
+        return [_word(i, choice) for i in range(n)]
+    c, i, head = start
     wanted = body.get("max_tokens") or body.get("max_completion_tokens")
     count = n if isinstance(wanted, int) and wanted > 0 else max(0, n - i)
     words = [head] if head else []
-    words.extend(_word(j) for j in range(i, i + count))
+    words.extend(_word(j, c) for j in range(i, i + count))
     return words
 
 
 def stream_chunk(
     kind: str, settings: SimSettings, *, model: str, request_no: int, now: int, i: int, last: bool,
-    word: str | None = None,
+    word: str | None = None, index: int = 0,
 ) -> bytes:  # fmt: skip
-    """One server-sent event of a streamed answer (token ``i``, or the text ``word``; ``last``
-    adds finish_reason)."""
+    """One server-sent event of a streamed answer (token ``i``, or the text ``word``, of choice
+    ``index``; ``last`` adds finish_reason)."""
     finish = "stop" if last else None
     text = _word(i) if word is None else word
     if kind == "chat":
@@ -197,7 +250,9 @@ def stream_chunk(
             "created": now,
             "model": model,
             "system_fingerprint": settings.name,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            "choices": [
+                {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+            ],
         }
     else:
         data = {
@@ -206,7 +261,7 @@ def stream_chunk(
             "created": now,
             "model": model,
             "system_fingerprint": settings.name,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
+            "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": finish}],
         }
     return b"data: " + orjson.dumps(data) + b"\n\n"
 

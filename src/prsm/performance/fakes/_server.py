@@ -34,12 +34,14 @@ from ..http._exchange import ServerExchange
 from ..http._server import HttpServer
 from ._policy import (
     STREAM_DONE,
+    choices,
     completion_body,
     continuation,
     decide,
     embeddings_body,
     error_body,
     models_body,
+    prompts,
     stream_chunk,
     stream_words,
     usage_chunk,
@@ -203,10 +205,12 @@ class UpstreamSimulator:
             _reply(x, 404, error_body(message, "invalid_request_error", "model_not_found", "model"))
             return None
         stream = bool(body.get("stream")) and kind != "embedding"
-        if stream:
+        if kind != "embedding":
             try:
-                continuation(body)
-            except ValueError as exc:  # as vLLM answers a continuation it cannot make
+                choices(body)
+                if stream:
+                    continuation(body)
+            except ValueError as exc:  # as vLLM answers a request or continuation it cannot make
                 stats.errors["400"] += 1
                 _reply(x, 400, error_body(str(exc), "invalid_request_error"))
                 return None
@@ -344,30 +348,27 @@ async def _stream(x: Exchange, frames: list[bytes], *, ttft: float, gap: float) 
 def _frames(
     kind: str, settings: SimSettings, body: dict[str, Any], *, request_no: int, now: int
 ) -> list[bytes]:
-    """A streamed answer's events: one per token (a continuation's: the tokens after the final
-    message's), the usage when asked for, then ``[DONE]``."""
+    """A streamed answer's events: one per token and choice (token by token, each choice's in
+    index order, as vLLM sends them; a continuation's: the tokens after its final message's or
+    prompt's), a completion's first with its prompt before it when ``echo`` is set, the usage
+    when asked for, then ``[DONE]``."""
     model = str(body.get("model"))
-    words = stream_words(settings, body)
-    n = len(words)
-    out = [
-        stream_chunk(
-            kind,
-            settings,
-            model=model,
-            request_no=request_no,
-            now=now,
-            i=i,
-            last=i == n - 1,
-            word=word,
-        )
-        for i, word in enumerate(words)
-    ]
-    if not words:  # a continuation with nothing left to say: it just stops
-        out.append(stream_chunk(kind, settings, model=model, request_no=request_no, now=now,
-                                i=0, last=True, word=""))  # fmt: skip
+    count = choices(body)
+    answers = [stream_words(settings, body, c) for c in range(count)]
+    heads = prompts(body) if kind == "completion" and body.get("echo") else None
+    per = count // len(prompts(body))
+    steps = max(1, len(answers[0]))  # (a continuation with nothing left to say just stops)
+    out: list[bytes] = []
+    for i in range(steps):
+        for c, words in enumerate(answers):
+            word = words[i] if words else ""
+            if heads is not None and i == 0:
+                word = heads[c // per] + word
+            out.append(stream_chunk(kind, settings, model=model, request_no=request_no, now=now,
+                                    i=i, last=i == steps - 1, word=word, index=c))  # fmt: skip
     if wants_usage(body):
         out.append(usage_chunk(kind, settings, model=model, request_no=request_no, now=now,
-                               body=body, completion=n))  # fmt: skip
+                               body=body, completion=sum(map(len, answers))))  # fmt: skip
     out.append(STREAM_DONE)
     return out
 

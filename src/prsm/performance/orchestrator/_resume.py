@@ -16,10 +16,11 @@ streams only the new text; its events are rewritten so the client sees one strea
   which is how vLLM streams by default);
 * ``max_tokens`` / ``max_completion_tokens`` lowered by what was already streamed.
 
-A completion stream (``/v1/completions``, one string ``prompt``, no ``echo``) is continued the
-way every completions server continues text: the text streamed so far is appended to the
-prompt, on any other node that serves the model (no extension needed), with the same
-rewriting of its events.
+A completion stream (``/v1/completions``) is continued the way every completions server
+continues text: the text streamed so far is appended to the prompt (its echo left out, with
+``echo`` off), on any other node that serves the model (no extension needed), with the same
+rewriting of its events. A stream of several choices (``n > 1``, a list of prompts) goes on
+as one request per unfinished choice, merged (:mod:`._continue`, :mod:`._merge`).
 
 To make that possible, :class:`~._tape.Tape` forwards only whole server-sent events (a partial event
 is held back until its end arrives, so a cut never leaves half an event at the client) and
@@ -33,8 +34,8 @@ Every resume is counted in ``prsm_orchestrator_stream_resumes_total{outcome}`` a
 ``finished`` (the answer had ended: the stream is closed cleanly with ``[DONE]``),
 ``no_node`` (no other node declares ``resume``), ``no_budget`` (past the request's deadline or
 the stream's total limit), ``exhausted`` (``stream_max_resumes`` spent), ``unsupported``
-(several choices, tool calls, ``echo``, a prompt that is not one string). Where no resume
-happens the caller raises the node's error as before.
+(tool calls, token-id prompts, a choice index not asked for, an echo not repeating the
+prompt). Where no resume happens the caller raises the node's error as before.
 """
 
 from __future__ import annotations
@@ -48,11 +49,21 @@ from ..routing._node import NodeSpec
 from ..types import AIRequest, RequestKind
 from ..upstreams._base import StreamingUpstream
 from ._attempt import Attempt, Pipeline, as_upstream_error, is_cancel
+from ._continue import (
+    choice_count,
+    continuation,
+    produced,
+    several,
+    unfinished,
+    unsupported,
+)
+from ._merge import Part, merged
 from ._tape import Tape
 
 log = logging.getLogger("prsm.performance.orchestrator")
 
-Resumed = tuple[NodeSpec, Attempt, AsyncIterator[bytes], bytes | None]
+#: the node, its attempt, its stream, its first chunk, whether the tape rewrites its events
+Resumed = tuple[NodeSpec, Attempt, AsyncIterator[bytes], bytes | None, bool]
 
 
 class Resumer:
@@ -96,7 +107,7 @@ class Resumer:
         cleanly; counted and logged)."""
         tape = self.tape
         tape.read()
-        if not (tape.finished or tape.done):
+        if not tape.ended(choice_count(self.request) or 1):
             return False
         self._count("finished")
         log.warning(
@@ -112,13 +123,21 @@ class Resumer:
         s = p.settings
         self.tried.add(node_id)
         tape.begin_segment()
-        why = tape.unsupported(request)
+        why = unsupported(tape, request)
         if why is not None:
             self._stop("unsupported", node_id, err, why)
             return None
-        cont = tape.continuation(request)
+        # several choices: one continuation each of those unfinished, on one node, merged
+        asks = unfinished(tape, request) if several(request) else None
+        if asks is None:
+            cont = continuation(tape, request)
+            continues = cont is not request
+            tape.segment_base = produced(tape, request, 0, 1)  # (its usage merged from there)
+        else:
+            cont = asks[0][1]
+            continues = any(tape.choices[i].text for i, _ in asks if i in tape.choices)
         # a chat continues on nodes that declare the extension; any node continues a prompt
-        needs_resume = cont is not request and request.kind is RequestKind.CHAT
+        needs_resume = continues and request.kind is RequestKind.CHAT
         while True:
             if self.used >= s.stream_max_resumes:
                 self._stop("exhausted", node_id, err, f"{self.used} resume(s) spent")
@@ -145,7 +164,7 @@ class Resumer:
                 self._count("failed")
                 continue
             att = begun
-            agen = self.upstream.stream(node, cont)
+            agen = self.upstream.stream(node, cont) if asks is None else self._merged(node, asks)
             try:
                 first: bytes | None = await await_with_timeout(agen.__anext__(), wait)
             except StopAsyncIteration:
@@ -173,4 +192,19 @@ class Resumer:
                 request.id, node_id, tape.content_events, err, node.id, self.used,
                 s.stream_max_resumes,
             )  # fmt: skip
-            return node, att, agen, first
+            return node, att, agen, first, asks is None
+
+    def _merged(self, node: NodeSpec, asks: list[tuple[int, AIRequest]]) -> AsyncIterator[bytes]:
+        """The continuations of several choices on ``node``, merged into one stream."""
+        request, tape = self.request, self.tape
+        count = choice_count(request) or 1
+        per = count // _prompts(request)  # choices per prompt
+        parts = [Part(tape, i, i // per, produced(tape, request, i, count),
+                      self.upstream.stream(node, ask)) for i, ask in asks]  # fmt: skip
+        return merged(tape, node.id, parts)
+
+
+def _prompts(request: AIRequest) -> int:
+    """How many prompts ``request`` sends (a chat: one)."""
+    prompts = request.payload.get("prompt") if request.kind is RequestKind.COMPLETION else None
+    return len(prompts) if isinstance(prompts, list) else 1

@@ -243,9 +243,8 @@ async def run_stream(
                             break
                         taken = await resumer.take_over(node.id, err)
                         if taken is not None:
-                            node, att, agen, pending = taken
+                            node, att, agen, pending, rewrite = taken
                             closed = False
-                            rewrite = True
                             continue
                     m.error.inc()
                     if err is exc:

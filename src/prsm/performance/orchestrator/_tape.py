@@ -8,7 +8,6 @@ rewritten as the first stream's.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from typing import Any
@@ -43,10 +42,22 @@ _CHAT, _COMPLETION = RequestKind.CHAT, RequestKind.COMPLETION
 # instructions (callgrind), more than the search; ``find`` searches at once.
 
 
+class Choice:
+    """What of one choice (its ``index``) has gone to the client (read when a stream breaks)."""
+
+    __slots__ = ("events", "finished", "role", "text")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.events = 0  # content events (one token each, as vLLM streams by default)
+        self.role = False  # its role was sent
+        self.finished = False  # its finish_reason was sent
+
+
 class Tape(msgspec.Struct, eq=False):
     """What of one stream has gone to the client: whole events only (see the module). A
-    struct (made in C, its lists new for each: one a stream, at a fraction of the cost of a
-    class with an ``__init__``); compared by identity, as an object."""
+    struct (made in C, its list and dict new for each: one a stream, at a fraction of the cost
+    of a class with an ``__init__``); compared by identity, as an object."""
 
     tail: bytes = b""  # the start of an event whose end has not arrived
     sent: list[bytes] = []  # blocks of whole events, as forwarded
@@ -56,14 +67,11 @@ class Tape(msgspec.Struct, eq=False):
     parsed: int = 0  # blocks of ``sent`` read into the fields below
     id: Any = None
     created: Any = None
-    role_sent: bool = False
-    text: list[str] = []
-    content_events: int = 0
-    finished: bool = False  # a finish_reason was sent
+    model: Any = None
+    choices: dict[int, Choice] = {}  # by index
     done: bool = False  # [DONE] was sent
-    choices_ok: bool = True  # only choice 0 so far
     tools: bool = False  # tool calls were streamed
-    segment_base: int = 0  # content events before the current node's segment
+    segment_base: int = 0  # tokens streamed before the current node's segment
 
     def take(self, chunk: bytes, rewrite: bool) -> bytes:
         """The whole events ending in ``chunk`` (rewritten when ``rewrite``: a continuation's);
@@ -147,27 +155,45 @@ class Tape(msgspec.Struct, eq=False):
         if self.id is None:
             self.id = obj.get("id")
             self.created = obj.get("created")
+            self.model = obj.get("model")
         for choice in obj.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
-            if choice.get("index", 0) != 0:
-                self.choices_ok = False
+            index = choice.get("index", 0)
+            if not isinstance(index, int):
+                continue
+            seen = self.choices.get(index)
+            if seen is None:
+                seen = self.choices[index] = Choice()
             text = choice.get("text")  # a completion's chunk
             if isinstance(text, str) and text:
-                self.text.append(text)
-                self.content_events += 1
+                seen.text.append(text)
+                seen.events += 1
             delta = choice.get("delta")
             if isinstance(delta, dict):
                 if delta.get("role"):
-                    self.role_sent = True
+                    seen.role = True
                 if delta.get("tool_calls") or delta.get("function_call"):
                     self.tools = True
                 content = delta.get("content")
                 if isinstance(content, str) and content:
-                    self.text.append(content)
-                    self.content_events += 1
+                    seen.text.append(content)
+                    seen.events += 1
             if choice.get("finish_reason"):
-                self.finished = True
+                seen.finished = True
+
+    @property
+    def content_events(self) -> int:
+        """Content events sent, all choices together."""
+        return sum(c.events for c in self.choices.values())
+
+    def ended(self, count: int) -> bool:
+        """Whether the answer had ended: ``[DONE]`` sent, or each of its ``count`` choices'
+        finish_reason."""
+        if self.done:
+            return True
+        choices = self.choices
+        return all((c := choices.get(i)) is not None and c.finished for i in range(count))
 
     def _rewrite(self, ev: bytes) -> bytes:
         """One continuation event as the first stream's: its id, no second role, usage merged."""
@@ -182,13 +208,11 @@ class Tape(msgspec.Struct, eq=False):
                 continue
             obj = orjson.loads(raw)
             if isinstance(obj, dict):
-                if self.id is not None and "id" in obj:
-                    obj["id"] = self.id
-                if self.created is not None and "created" in obj:
-                    obj["created"] = self.created
+                self.stamp(obj)
+                first = self.choices.get(0)
                 for choice in obj.get("choices") or ():
                     delta = choice.get("delta") if isinstance(choice, dict) else None
-                    if isinstance(delta, dict) and self.role_sent:
+                    if isinstance(delta, dict) and first is not None and first.role:
                         delta.pop("role", None)
                 usage = obj.get("usage")
                 if isinstance(usage, dict):
@@ -196,68 +220,20 @@ class Tape(msgspec.Struct, eq=False):
             out.append(b"data: " + orjson.dumps(obj))
         return b"\n".join(out) + b"\n\n"
 
+    def stamp(self, obj: dict[str, Any]) -> None:
+        """A continuation's event with the first stream's ``id``, ``created`` and ``model``."""
+        if self.id is not None and "id" in obj:
+            obj["id"] = self.id
+        if self.created is not None and "created" in obj:
+            obj["created"] = self.created
+        if self.model is not None and "model" in obj:
+            obj["model"] = self.model
+
     def begin_segment(self) -> None:
         """A new node takes the stream over: the broken one's partial event is dropped."""
         self.read()
         self.tail = b""
         self.bad = None
-        self.segment_base = self.content_events
-
-    def unsupported(self, request: AIRequest) -> str | None:
-        """Why this stream cannot be continued elsewhere (``None``: it can)."""
-        if not self.choices_ok:
-            return "several choices"
-        payload = request.payload
-        if request.kind is RequestKind.COMPLETION:
-            if not isinstance(payload.get("prompt"), str):
-                return "a prompt that is not one string"
-            if payload.get("echo"):
-                return "echo"
-            return None
-        if request.kind is not RequestKind.CHAT:
-            return f"a {request.kind.value} request"
-        if self.tools:
-            return "tool calls"
-        if not isinstance(payload.get("messages"), list):
-            return "no messages list"
-        return None
-
-    def continuation(self, request: AIRequest) -> AIRequest:
-        """``request`` asking a node to continue the text sent so far (the request itself while
-        no text was sent): a chat's text as a final assistant message to continue, a
-        completion's appended to its prompt."""
-        if not self.text:
-            return request
-        payload = request.payload
-        data = dict(payload.data if type(payload) is JSONBody else payload)
-        text = "".join(self.text)
-        if request.kind is RequestKind.COMPLETION:
-            data["prompt"] = data["prompt"] + text
-        else:
-            self._continue_chat(data, text)
-        data["stream"] = True
-        for key in ("max_tokens", "max_completion_tokens"):
-            limit = data.get(key)
-            if isinstance(limit, int) and not isinstance(limit, bool):
-                data[key] = max(1, limit - self.content_events)
-        return dataclasses.replace(request, payload=data)
-
-    @staticmethod
-    def _continue_chat(data: dict[str, Any], text: str) -> None:
-        messages = list(data["messages"])
-        last = messages[-1] if messages else None
-        if (
-            data.get("continue_final_message")
-            and isinstance(last, dict)
-            and last.get("role") == "assistant"
-            and isinstance(last.get("content"), str)
-        ):  # the client prefilled the answer itself: extend its prefill
-            messages[-1] = {**last, "content": last["content"] + text}
-        else:
-            messages.append({"role": "assistant", "content": text})
-        data["messages"] = messages
-        data["continue_final_message"] = True
-        data["add_generation_prompt"] = False
 
 
 def resumable(request: AIRequest) -> bool:

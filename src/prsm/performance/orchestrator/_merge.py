@@ -1,0 +1,220 @@
+"""Several choices' continuations merged into the one stream the client reads (see
+:mod:`._continue`): each continuation's events framed whole on their own, rewritten as the
+first stream's (its ``id``, ``created`` and ``model``; the choice's own ``index``; no second
+``role``), interleaved as they arrive; their usages held back and sent as one, for the whole
+answer, before one ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from ..errors import MalformedStreamError
+from ._tape import DONE, Tape
+
+log = logging.getLogger("prsm.performance.orchestrator")
+
+#: closings of continuations left behind (held so that they are not collected mid-way)
+_CLOSING: set[asyncio.Future[None]] = set()
+
+
+class Part:
+    """One choice's continuation: its stream, framing, and what it sent of its own."""
+
+    __slots__ = ("agen", "done", "events", "framer", "index", "prefix", "prompt", "role",
+                 "template", "usage")  # fmt: skip
+
+    def __init__(
+        self, tape: Tape, index: int, prompt: int, prefix: int, agen: AsyncIterator[bytes]
+    ) -> None:
+        seen = tape.choices.get(index)
+        self.agen = agen
+        self.index = index  # the choice's index in the first stream
+        self.prompt = prompt  # which of the request's prompts it answers (a chat's: 0)
+        self.prefix = prefix  # the tokens it streamed before (its continuation's prompt has)
+        self.role = seen is not None and seen.role  # its role was sent
+        self.framer = Tape()  # (for its framing only)
+        self.events = 0
+        self.done = False  # it sent [DONE]
+        self.usage: dict[str, Any] | None = None
+        self.template: dict[str, Any] | None = None  # its usage event, less the usage
+
+    def take(self, tape: Tape, node_id: str, chunk: bytes) -> bytes:
+        """The whole events ending in ``chunk``, rewritten (see the module)."""
+        framer = self.framer
+        block = framer.take(chunk, False)
+        if framer.off:  # its first event carries no JSON object: it cannot be merged
+            raise MalformedStreamError(node_id, self.events, chunk)
+        framer.sent.clear()
+        evs = block.split(b"\n\n")
+        evs.pop()
+        return b"".join([self._rewrite(tape, ev) for ev in evs])
+
+    def end(self, tape: Tape, node_id: str) -> bytes:
+        """What was held back when the continuation ended cleanly (an event left open)."""
+        return self.take(tape, node_id, b"\n\n") if self.framer.tail.strip() else b""
+
+    def _rewrite(self, tape: Tape, ev: bytes) -> bytes:
+        out: list[bytes] = []
+        data = kept = 0
+        for line in ev.split(b"\n"):
+            if not line.startswith(b"data:"):
+                out.append(line)
+                continue
+            data += 1
+            raw = line[5:].strip()
+            if raw == b"[DONE]":
+                self.done = True
+                continue
+            obj = orjson.loads(raw)
+            tape.stamp(obj)
+            usage = obj.pop("usage", None)
+            if isinstance(usage, dict):
+                self.usage = usage
+                if not obj.get("choices"):  # the usage event: held back (see ``closing``)
+                    self.template = obj
+                    continue
+            for choice in obj.get("choices") or ():
+                if not isinstance(choice, dict):
+                    continue
+                choice["index"] = self.index
+                delta = choice.get("delta")
+                if isinstance(delta, dict):
+                    if self.role:
+                        delta.pop("role", None)
+                    elif delta.get("role"):
+                        self.role = True
+            out.append(b"data: " + orjson.dumps(obj))
+            kept += 1
+        self.events += 1
+        if data and not kept:
+            return b""
+        return b"\n".join(out) + b"\n\n"
+
+
+async def merged(tape: Tape, node_id: str, parts: list[Part]) -> AsyncIterator[bytes]:
+    """The continuations' events as one stream (see the module); the first to fail fails it
+    (the others closed), and the stream goes on from what was sent, as any broken one."""
+    running: dict[asyncio.Future[bytes], Part] = {}
+    try:
+        for part in parts:
+            running[asyncio.ensure_future(part.agen.__anext__())] = part
+        while running:
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            out: list[bytes] = []
+            bad: bytes | None = None
+            for fut in sorted(done, key=lambda f: running[f].index):
+                part = running.pop(fut)
+                try:
+                    chunk = fut.result()
+                except StopAsyncIteration:
+                    out.append(part.end(tape, node_id))
+                    continue
+                except Exception:  # (its stream ended with the error)
+                    await _stop(running)
+                    raise
+                try:
+                    out.append(part.take(tape, node_id, chunk))
+                except Exception:  # an event that is not JSON, a stream not OpenAI-style
+                    running[fut] = part  # (its stream is closed with the others)
+                    await _stop(running)
+                    raise
+                if part.framer.bad is not None:
+                    bad = part.framer.bad
+                    running[fut] = part  # (its stream is closed with the others)
+                    break
+                running[asyncio.ensure_future(part.agen.__anext__())] = part
+            block = b"".join(out)
+            if block:
+                yield block
+            if bad is not None:
+                await _stop(running)
+                raise MalformedStreamError(node_id, sum(p.events for p in parts), bad)
+        yield closing(tape, parts)
+    finally:
+        for fut, part in running.items():  # closed or cancelled mid-way: end them unawaited
+            fut.cancel()
+            fut.add_done_callback(functools.partial(_abandon, part))
+
+
+def closing(tape: Tape, parts: list[Part]) -> bytes:
+    """The events after the last continuation ended: one usage for the whole answer (when
+    each continuation sent its own) and ``[DONE]`` (when each sent it)."""
+    out = b""
+    template = next((p.template for p in parts if p.template is not None), None)
+    usage = merged_usage(tape, parts)
+    if template is not None and usage is not None:
+        out = b"data: " + orjson.dumps({**template, "choices": [], "usage": usage}) + b"\n\n"
+    if all(p.done for p in parts):
+        out += DONE
+    return out
+
+
+def merged_usage(tape: Tape, parts: list[Part]) -> dict[str, Any] | None:
+    """The whole answer's usage from each continuation's: a prompt's tokens once (a
+    continuation's less the text it was given, one token per content event, as for one
+    choice), the completion every choice's tokens, those of the choices that had ended before
+    the break counted from their content events. ``None`` if a continuation sent none."""
+    prompt = completion = 0
+    prompts: set[int] = set()
+    for part in parts:
+        usage = part.usage
+        if usage is None:
+            return None
+        p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if not isinstance(p, int) or not isinstance(c, int):
+            return None
+        if part.prompt not in prompts:
+            prompts.add(part.prompt)
+            prompt += max(0, p - part.prefix)
+        completion += c + part.prefix
+    asked = {part.index for part in parts}
+    completion += sum(c.events for i, c in tape.choices.items() if i not in asked)
+    first = parts[0].usage
+    assert first is not None
+    return {**first, "prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}  # fmt: skip
+
+
+async def _stop(running: dict[asyncio.Future[bytes], Part]) -> None:
+    """Cancel the continuations still waiting for a chunk and close every one left."""
+    for fut in running:
+        fut.cancel()
+    if running:
+        await asyncio.wait(running)
+    for fut, part in running.items():
+        aclose = _settled(part, fut)
+        if aclose is not None:
+            await aclose()
+    running.clear()
+
+
+def _settled(part: Part, fut: asyncio.Future[bytes]) -> Any:
+    """A continuation given up (its step done or cancelled): logged if it had failed; its
+    ``aclose`` (its connection too; nothing to do for one that ended)."""
+    if not fut.cancelled():
+        exc = fut.exception()
+        if exc is not None and not isinstance(exc, StopAsyncIteration):
+            log.warning("a continuation of choice %d given up had failed too: %s", part.index, exc)
+    return getattr(part.agen, "aclose", None)
+
+
+def _abandon(part: Part, fut: asyncio.Future[bytes]) -> None:
+    """``_settled``, its closing left to run on its own (the stream was closed mid-way)."""
+    aclose = _settled(part, fut)
+    if aclose is not None:
+        task = asyncio.ensure_future(aclose())
+        _CLOSING.add(task)
+        task.add_done_callback(_closed)
+
+
+def _closed(task: asyncio.Future[None]) -> None:
+    _CLOSING.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("closing a continuation given up failed: %s", task.exception())
