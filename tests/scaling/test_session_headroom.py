@@ -196,3 +196,33 @@ def test_the_settings_from_file_and_environment(tmp_path: Any) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(environ={"PRSM_SCALING__SESSION_ERROR_QUANTILE": "2"})
     assert err.value.field == "scaling.session_error_quantile"
+
+
+def test_a_record_the_leader_did_not_keep_rebuilds_the_errors_only_from_after_it() -> None:
+    """A decision asked for out of turn, less than half an interval after the last: the leader
+    keeps its record in place of the last one (:mod:`._loop`), whose arrivals and forecast the
+    rebuild then lacks: exact only from a window and ``session_error_span`` after it."""
+    policy = PredictivePolicy(PredictiveSettings(interval=10.0, session_wait_probability=0.05,
+                                                 session_error_quantile=0.9,
+                                                 session_error_span=900.0))  # fmt: skip
+    times = [1000.0 + 10 * k for k in range(120)] + [2193.0 + 10 * k for k in range(100)]
+    state, records, live, rng = policy.initial_state(), [], {}, np.random.default_rng(7)
+    for k, now in enumerate(times):
+        table = np.full((4, 121), float(rng.uniform(0.5, 2.0)))
+        sessions = SessionSnapshot(((5.0, 1),) * int(rng.integers(1, 4)), 0, 3600.0, WINDOW,
+                                   15.0, table, 0 if k < 3 else 10)  # fmt: skip
+        ctx = ScalingContext(now=now, ready_replicas=1, target_replicas=1,
+                             arrivals=int(rng.integers(0, 9)), service_time=20.0,
+                             interval=now - times[k - 1] if k else 10.0,
+                             startup_time=120.0, sessions=sessions)  # fmt: skip
+        decision, state = policy.decide(ctx, state)
+        live[now] = state.session_errors
+        if records and now - records[-1].now < 5.0:  # (as the loop keeps them)
+            records.pop()
+        records.append(StepRecord.of(ctx, decision, None))
+    assert len(records) == len(times) - 1
+    exact_from, exact = errors_exact_from(records, 900.0, 10.0)
+    assert exact_from >= 2193.0 + WINDOW[1] + 900.0 and not exact  # (3183: the last)
+    for i, r in enumerate(records):
+        rebuilt = prime(policy, records[: i + 1], policy.initial_state()).session_errors
+        assert (rebuilt == live[r.now]) or r.now < exact_from, r.now
