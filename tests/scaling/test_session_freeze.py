@@ -157,3 +157,27 @@ async def test_a_leader_stops_saving_once_its_answer_is_built() -> None:
     status, _ = await a.history(0.0, True)
     assert status == 200 and a.tracker.sessions._saving == ()
     await a.close()
+
+
+def test_users_made_after_the_moment_are_not_saved() -> None:
+    """What a held moment saves is bounded by the tracker's users at that moment: users that
+    came after it (a burst of new users during one slow fetch) are not in it, nor saved."""
+    tracker = SessionTracker(gap=600.0, max_users=10, max_pending=60)
+    _feed(tracker, NOW - 7200.0, NOW, seed=1)
+    moment = _export(tracker)
+    there = {*tracker._users.values(), *(u for _, u, _ in tracker._pending)}  # (by identity)
+    frozen = tracker.freeze(*BOUNDS)
+    for i in range(500):  # new users, each twice: each forgets an older one at max_users
+        tracker.arrived(f"new-{i}", NOW + 1.0 + i)
+        tracker.arrived(f"new-{i}", NOW + 1.5 + i)
+    assert frozen.saved and set(frozen.saved) <= there
+    assert len(frozen.saved) <= len(there) < 100
+    now = {*tracker._users.values(), *(u for _, u, _ in tracker._pending)}
+    later = tracker.freeze(*BOUNDS)  # (one taken meanwhile saves the users it holds)
+    tracker.arrived("new-499", NOW + 600.0)
+    tracker.arrived("newest", NOW + 601.0)
+    tracker.arrived("newest", NOW + 602.0)
+    assert "new-499" in {u.key for u in later.saved} and set(later.saved) <= now
+    assert _plain(frozen.carry(BOUNDS[0], 5)) == moment
+    tracker.thaw(later)
+    tracker.thaw(frozen)

@@ -106,13 +106,11 @@ def test_a_forecast_that_is_not_exceeded_adds_nothing() -> None:
     assert [d["session_floor"] for d in calm] == [d["session_floor"] for d in plain]
 
 
-def test_a_replay_rebuilds_the_errors_from_the_records_before_it() -> None:
-    """The records of a leader's decisions rebuild its forecast errors (:func:`prime`): exactly
-    once they reach back a window and ``session_error_span`` before the last."""
-    settings = PredictiveSettings(interval=10.0, session_wait_probability=0.05,
-                                  session_error_quantile=0.9, session_error_span=300.0)  # fmt: skip
-    policy = PredictivePolicy(settings)
-    state, records, rng = policy.initial_state(), [], np.random.default_rng(7)
+def _decisions(policy: PredictivePolicy) -> tuple[list[StepRecord], list[ForecastErrors]]:
+    """120 decisions of a leader, 10 s apart, reading the sessions (a request settled from the
+    fourth on): their records, and the forecast's errors after each."""
+    state, records, errors = policy.initial_state(), [], []
+    rng = np.random.default_rng(7)
     for k in range(120):
         table = np.full((4, 121), float(rng.uniform(0.5, 2.0)))
         sessions = SessionSnapshot(((5.0, 1),) * int(rng.integers(1, 4)), 0, 3600.0, WINDOW,
@@ -122,6 +120,19 @@ def test_a_replay_rebuilds_the_errors_from_the_records_before_it() -> None:
                              startup_time=120.0, sessions=sessions)  # fmt: skip
         decision, state = policy.decide(ctx, state)
         records.append(StepRecord.of(ctx, decision, None))
+        errors.append(state.session_errors)
+    return records, errors
+
+
+def test_a_replay_rebuilds_the_errors_from_the_records_before_it() -> None:
+    """The records of a leader's decisions rebuild its forecast errors (:func:`prime`): exactly
+    once they reach back a window and ``session_error_span`` before the last."""
+    settings = PredictiveSettings(interval=10.0, session_wait_probability=0.05,
+                                  session_error_quantile=0.9, session_error_span=300.0)  # fmt: skip
+    policy = PredictivePolicy(settings)
+    records, errors = _decisions(policy)
+    state, ctx = policy.initial_state(), records[-1].context(None)
+    state = dataclasses.replace(state, session_errors=errors[-1])
     assert state.session_errors.errors and state.session_errors.pending
     assert policy.replay_memory(WINDOW[1]) == policy.memory  # (6 h 20 min: more than 300 s)
     longer = PredictivePolicy(dataclasses.replace(settings, session_error_span=86400.0))
@@ -129,14 +140,34 @@ def test_a_replay_rebuilds_the_errors_from_the_records_before_it() -> None:
     last = records[-1].now
     for first in range(0, 120, 7):
         rebuilt = prime(policy, records[first:], policy.initial_state())
-        exact_from, exact = errors_exact_from(records[first:], 300.0)
+        exact_from, exact = errors_exact_from(records[first:], 300.0, 10.0)
         # from the first decision at or after the window's end past the first, span later
         reach = next((r.now for r in records[first:] if r.now >= records[first].now + 210), np.inf)
         assert exact_from == max(reach, records[3].now) + 300.0 and exact == (exact_from <= last)
         assert (rebuilt.session_errors == state.session_errors) == exact, first
-    assert errors_exact_from(records[:3], 300.0) == (float("inf"), False)  # nothing settled
+    assert errors_exact_from(records[:3], 300.0, 10.0) == (float("inf"), False)  # nothing settled
     plain = PredictivePolicy(dataclasses.replace(settings, session_error_quantile=None))
     assert plain.session_errors_span is None and plain.prime(state, ctx) is state
+
+
+@pytest.mark.parametrize(("lost", "to"), [(40, 44), (50, 60), (80, 82), (100, 101), (118, 119)])
+def test_records_with_a_gap_rebuild_the_errors_exactly_only_from_after_it(
+    lost: int, to: int
+) -> None:
+    """Decisions missing from the records (a standby that missed answers, a leader down for a
+    while): the forecasts and arrivals of the gap are not in them, so the errors are exact only
+    from a window and ``session_error_span`` after the gap, as after the first record."""
+    policy = PredictivePolicy(PredictiveSettings(interval=10.0, session_wait_probability=0.05,
+                                                 session_error_quantile=0.9,
+                                                 session_error_span=300.0))  # fmt: skip
+    records, errors = _decisions(policy)
+    held = records[:lost] + records[to:]
+    exact_from, exact = errors_exact_from(held, 300.0, 10.0)
+    assert (exact_from, exact) == errors_exact_from(records[to:], 300.0, 10.0)
+    for i, r in enumerate(held):
+        rebuilt = prime(policy, held[: i + 1], policy.initial_state()).session_errors
+        if r.now >= exact_from:  # (claimed exact: it is the leader's)
+            assert rebuilt == errors[records.index(r)], r.now
 
 
 @pytest.mark.parametrize(
@@ -165,3 +196,33 @@ def test_the_settings_from_file_and_environment(tmp_path: Any) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(environ={"PRSM_SCALING__SESSION_ERROR_QUANTILE": "2"})
     assert err.value.field == "scaling.session_error_quantile"
+
+
+def test_a_record_the_leader_did_not_keep_rebuilds_the_errors_only_from_after_it() -> None:
+    """A decision asked for out of turn, less than half an interval after the last: the leader
+    keeps its record in place of the last one (:mod:`._loop`), whose arrivals and forecast the
+    rebuild then lacks: exact only from a window and ``session_error_span`` after it."""
+    policy = PredictivePolicy(PredictiveSettings(interval=10.0, session_wait_probability=0.05,
+                                                 session_error_quantile=0.9,
+                                                 session_error_span=900.0))  # fmt: skip
+    times = [1000.0 + 10 * k for k in range(120)] + [2193.0 + 10 * k for k in range(100)]
+    state, records, live, rng = policy.initial_state(), [], {}, np.random.default_rng(7)
+    for k, now in enumerate(times):
+        table = np.full((4, 121), float(rng.uniform(0.5, 2.0)))
+        sessions = SessionSnapshot(((5.0, 1),) * int(rng.integers(1, 4)), 0, 3600.0, WINDOW,
+                                   15.0, table, 0 if k < 3 else 10)  # fmt: skip
+        ctx = ScalingContext(now=now, ready_replicas=1, target_replicas=1,
+                             arrivals=int(rng.integers(0, 9)), service_time=20.0,
+                             interval=now - times[k - 1] if k else 10.0,
+                             startup_time=120.0, sessions=sessions)  # fmt: skip
+        decision, state = policy.decide(ctx, state)
+        live[now] = state.session_errors
+        if records and now - records[-1].now < 5.0:  # (as the loop keeps them)
+            records.pop()
+        records.append(StepRecord.of(ctx, decision, None))
+    assert len(records) == len(times) - 1
+    exact_from, exact = errors_exact_from(records, 900.0, 10.0)
+    assert exact_from >= 2193.0 + WINDOW[1] + 900.0 and not exact  # (3183: the last)
+    for i, r in enumerate(records):
+        rebuilt = prime(policy, records[: i + 1], policy.initial_state()).session_errors
+        assert (rebuilt == live[r.now]) or r.now < exact_from, r.now

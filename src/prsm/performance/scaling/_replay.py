@@ -317,13 +317,24 @@ def refits(
     return out, refused
 
 
-def errors_exact_from(records: Sequence[StepRecord], span: float) -> tuple[float, bool]:
+def errors_exact_from(
+    records: Sequence[StepRecord], span: float, interval: float
+) -> tuple[float, bool]:
     """From when the session forecast's errors that :func:`prime` rebuilds from ``records``
     (from none at the first) equal the old leader's, kept ``span`` seconds, and whether they
     do after the last record. A forecast made before the first record ends before the first
     record's time plus the window's end, and is settled by the first decision after that which
     observes (one that read the sessions with a request settled), to be forgotten ``span``
-    seconds later: ``(inf, False)`` where no record observes after that."""
+    seconds later: ``(inf, False)`` where no record observes after that. Records missing (a
+    gap of more than 1.5 ``interval``: a standby that missed answers, a leader down a while;
+    or a record whose arrivals were counted from more than half an interval after the one
+    before it: a decision between, not kept, made less than half an interval before it) hold
+    forecasts and arrivals that are not rebuilt: the record after the last gap counts as the
+    first."""
+    gaps = [i for i in range(1, len(records))
+            if (b := records[i]).now - (a := records[i - 1]).now > 1.5 * interval
+            or (b.interval > 0 and b.now - b.interval > a.now + interval / 2)]  # fmt: skip
+    records = records[gaps[-1] :] if gaps else records
     observing = [r for r in records if r.sessions is not None and r.sessions[1] > 0]
     if not observing:
         return math.inf, False

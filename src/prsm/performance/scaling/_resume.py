@@ -221,7 +221,8 @@ class Replayer:
         warmup = float(getattr(self.policy, "warmup", 0.0))
         compare_from = records[start].now + warmup
         span = getattr(self.policy, "session_errors_span", None)
-        self._errors = None if span is None else errors_exact_from(records, span)
+        step = self.policy.interval
+        self._errors = None if span is None else errors_exact_from(records, span, step)
         if self._errors is not None:  # (decisions whose headroom is not rebuilt may differ)
             compare_from = max(compare_from, self._errors[0])
         diverged: list[tuple[float, int, int]] = []

@@ -126,3 +126,4 @@ class _User:
     rank: int = 0
     times: deque[float] = field(default_factory=deque)  # its unsettled requests' arrivals
     gone: bool = False  # forgotten (at ``max_users``) while its requests wait to settle
+    born: int = 0  # the tracker's freezes before it was made (one made later is in none)

@@ -178,8 +178,10 @@ class SessionTracker:
         self._users: OrderedDict[Hashable, _User] = OrderedDict()  # oldest last request first
         self._pending: deque[tuple[float, _User, int]] = deque()
         self._starts: deque[float] = deque()
-        #: what each :class:`FrozenSessions` held saves (:meth:`freeze` to :meth:`thaw`)
-        self._saving: tuple[dict[_User, _Fields], ...] = ()
+        #: what each :class:`FrozenSessions` held saves (:meth:`freeze` to :meth:`thaw`), and
+        #: the freezes before it (the users made before it, ``_User.born``, are the ones it holds)
+        self._saving: tuple[tuple[dict[_User, _Fields], int], ...] = ()
+        self._freezes = 0
         self.settled = 0
         self.dropped = 0  # requests dropped unsettled at ``max_pending``
 
@@ -196,7 +198,7 @@ class SessionTracker:
                     if self._saving:
                         self._save(old)
                     old.gone = True
-                u = self._users[user] = _User(user, now)
+                u = self._users[user] = _User(user, now, born=self._freezes)
             u.rank = 0
         u.rank += 1
         u.last = now
@@ -269,9 +271,9 @@ class SessionTracker:
 
     def _save(self, u: _User) -> None:
         """``u``'s fields, before the tracker changes them, for each :class:`FrozenSessions`
-        held that has not saved them yet."""
-        for saved in self._saving:
-            if u not in saved:
+        held that holds it (it was made before) and has not saved them yet."""
+        for saved, freezes in self._saving:
+            if u.born <= freezes and u not in saved:
                 saved[u] = (u.last, u.rank, tuple(u.times), u.gone)
 
     def freeze(
@@ -298,13 +300,14 @@ class SessionTracker:
             list(itertools.islice(reversed(self._starts), max_starts)),
             (len(self._users) - len(keyed), len(self._pending), len(self._starts)),
         )  # fmt: skip
-        self._saving = (*self._saving, frozen.saved)
+        self._saving = (*self._saving, (frozen.saved, self._freezes))
+        self._freezes += 1
         return frozen
 
     def thaw(self, frozen: FrozenSessions) -> None:
         """Stop saving users' fields for ``frozen`` (once :meth:`FrozenSessions.carry` has
         read it; on the event loop that changes the tracker)."""
-        self._saving = tuple(s for s in self._saving if s is not frozen.saved)
+        self._saving = tuple(s for s in self._saving if s[0] is not frozen.saved)
 
     def export(
         self, max_users: int, max_pending: int, max_starts: int, max_name: int, max_times: int
@@ -328,7 +331,7 @@ class SessionTracker:
             raise ValueError(f"the leader's session tracker has other settings (gap, window, "
                              f"tau_step, new_window, table): {theirs} here {mine}")  # fmt: skip
         made = [None if last > since else
-                _User(k, last, rank, deque(t for t in times if t <= since))
+                _User(k, last, rank, deque(t for t in times if t <= since), born=self._freezes)
                 for k, last, rank, times in carried.users]  # fmt: skip
         named = [(k, u) for (k, *_), u in zip(carried.users, made, strict=True)
                  if k is not None and u is not None]  # fmt: skip
