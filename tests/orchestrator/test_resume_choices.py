@@ -228,3 +228,19 @@ async def test_an_echo_sent_alone_is_not_counted_as_a_token(clock: ManualClock) 
     assert by_index(got) == by_index(reference)
     assert got[-2]["usage"] == reference[-2]["usage"]
     assert up.bodies[1][1]["max_tokens"] == 12 - 5
+
+
+async def test_no_usage_when_a_prompt_had_every_choice_ended_before_the_break(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = completion(prompt=["say hello ", "say bye "], **USAGE)
+    # 23 events: every token of both but choice 1's last; choice 0 (prompt 0) had ended
+    reference, got, up, perf = await run(clock, request, 23)
+    assert by_index(got) == by_index(reference)
+    one_stream(got, reference)
+    assert [b["prompt"] for _, b in up.bodies[1:]] == ["say bye " + answer(1, 11)]
+    # prompt 0's tokens are known nowhere: no usage rather than a wrong one (it was 2 of 4)
+    assert reference[-2]["usage"]["prompt_tokens"] == 4
+    assert not any(e and e.get("usage") for e in got)
+    assert "1 of its 2 prompts had every choice ended" in caplog.text
+    assert resumes(perf) == {"resumed": 1.0}

@@ -198,10 +198,11 @@ class Resumer:
         """The continuations of several choices on ``node``, merged into one stream."""
         request, tape = self.request, self.tape
         count = choice_count(request) or 1
-        per = count // _prompts(request)  # choices per prompt
+        prompts = _prompts(request)
+        per = count // prompts  # choices per prompt
         parts = [Part(tape, i, i // per, produced(tape, request, i, count),
                       self.upstream.stream(node, ask)) for i, ask in asks]  # fmt: skip
-        return merged(tape, node.id, parts)
+        return merged(tape, node.id, parts, prompts)
 
 
 def _prompts(request: AIRequest) -> int:
