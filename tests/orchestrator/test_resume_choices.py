@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 from prsm.performance.clock import ManualClock
-from prsm.performance.errors import UpstreamError
+from prsm.performance.errors import ConfigError, UpstreamError
+from prsm.performance.orchestrator import OrchestratorSettings
 from prsm.performance.routing import NodeSpec
 from prsm.performance.types import AIRequest
 from tests.orchestrator.test_resume import (
@@ -244,3 +245,17 @@ async def test_no_usage_when_a_prompt_had_every_choice_ended_before_the_break(
     assert not any(e and e.get("usage") for e in got)
     assert "1 of its 2 prompts had every choice ended" in caplog.text
     assert resumes(perf) == {"resumed": 1.0}
+
+
+async def test_more_unfinished_choices_than_the_limit_are_not_resumed(clock: ManualClock) -> None:
+    up = SimStreams()
+    up.cut["a"] = 5
+    perf = orchestrator(clock, up, {"a": True, "b": True}, stream_max_continuations=2)
+    request = completion(prompt=["say hello ", "say bye "], n=2)  # 4 choices: 4 requests
+    with pytest.raises(UpstreamError):
+        await collect(perf, request)
+    assert [n for n, _ in up.bodies] == ["a"]  # none opened on b
+    assert resumes(perf) == {"unsupported": 1.0}
+    with pytest.raises(ConfigError) as err:
+        OrchestratorSettings(stream_max_continuations=0)
+    assert err.value.field == "stream_max_continuations"
