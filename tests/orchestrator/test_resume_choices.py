@@ -259,3 +259,19 @@ async def test_more_unfinished_choices_than_the_limit_are_not_resumed(clock: Man
     with pytest.raises(ConfigError) as err:
         OrchestratorSettings(stream_max_continuations=0)
     assert err.value.field == "stream_max_continuations"
+
+
+async def test_an_echoed_choice_that_sent_nothing_before_the_break_is_echoed_once(
+    clock: ManualClock,
+) -> None:
+    request = completion(prompt=["say hello ", "say bye "], echo=True, **USAGE)
+    # 1 event: choice 0's echo and first token; choice 1 (prompt 1) had sent nothing
+    reference, got, up, perf = await run(clock, request, 1, b=4)  # and b breaks again
+    texts = by_index(got)
+    assert texts[0] == by_index(reference)[0] == "say hello " + answer(0)
+    # asked afresh (the simulator's first choice of a one-choice request): its echo once
+    assert texts[1] == "say bye " + answer(0)
+    one_stream(got, reference)
+    first = {b["prompt"]: b["echo"] for _, b in up.bodies[1:3]}
+    assert first == {"say hello " + answer(0, 1): False, "say bye ": True}
+    assert resumes(perf) == {"resumed": 2.0}
