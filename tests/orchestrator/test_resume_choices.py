@@ -275,3 +275,30 @@ async def test_an_echoed_choice_that_sent_nothing_before_the_break_is_echoed_onc
     first = {b["prompt"]: b["echo"] for _, b in up.bodies[1:3]}
     assert first == {"say hello " + answer(0, 1): False, "say bye ": True}
     assert resumes(perf) == {"resumed": 2.0}
+
+
+async def test_a_choice_ended_before_the_break_with_its_echo_alone_counts_its_tokens_only(
+    clock: ManualClock,
+) -> None:
+    request = completion(n=2, echo=True, **USAGE)
+    reference = events(await collect(orchestrator(clock, SimStreams(), {"x": True}), request))
+    up = SimStreams()
+    up.cut["a"] = 23  # choice 0 had ended; choice 1 had 11 tokens
+    original = up.stream
+
+    async def echo_apart(node: NodeSpec, req: AIRequest) -> AsyncIterator[bytes]:
+        async for chunk in original(node, req):
+            if node.id == "a" and b'"text":"say hello ' in chunk:  # each choice's echo alone
+                obj = orjson.loads(chunk[6:])
+                token = obj["choices"][0]["text"][len("say hello ") :]
+                obj["choices"][0]["text"] = "say hello "
+                echo = b"data: " + orjson.dumps(obj) + b"\n\n"
+                obj["choices"][0]["text"] = token
+                yield echo + b"data: " + orjson.dumps(obj) + b"\n\n"
+            else:
+                yield chunk
+
+    up.stream = echo_apart  # type: ignore[method-assign]
+    got = events(await collect(orchestrator(clock, up, {"a": True, "b": True}), request))
+    assert by_index(got) == by_index(reference)
+    assert [e["usage"] for e in got if e and e.get("usage")] == [reference[-2]["usage"]]

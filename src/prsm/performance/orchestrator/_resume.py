@@ -207,7 +207,9 @@ class Resumer:
         per = count // prompts  # choices per prompt
         parts = [Part(tape, i, i // per, produced(tape, request, i, count),
                       self.upstream.stream(node, ask)) for i, ask in asks]  # fmt: skip
-        return merged(tape, node.id, parts, prompts)
+        asked = {i for i, _ in asks}  # the others had ended: their tokens, an echo apart
+        ended = sum(produced(tape, request, i, count) for i in tape.choices if i not in asked)
+        return merged(tape, node.id, parts, prompts, ended)
 
 
 def _prompts(request: AIRequest) -> int:
