@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 from prsm.performance.clock import ManualClock
-from prsm.performance.errors import UpstreamError
+from prsm.performance.errors import ConfigError, UpstreamError
+from prsm.performance.orchestrator import OrchestratorSettings
 from prsm.performance.routing import NodeSpec
 from prsm.performance.types import AIRequest
 from tests.orchestrator.test_resume import (
@@ -228,3 +229,76 @@ async def test_an_echo_sent_alone_is_not_counted_as_a_token(clock: ManualClock) 
     assert by_index(got) == by_index(reference)
     assert got[-2]["usage"] == reference[-2]["usage"]
     assert up.bodies[1][1]["max_tokens"] == 12 - 5
+
+
+async def test_no_usage_when_a_prompt_had_every_choice_ended_before_the_break(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = completion(prompt=["say hello ", "say bye "], **USAGE)
+    # 23 events: every token of both but choice 1's last; choice 0 (prompt 0) had ended
+    reference, got, up, perf = await run(clock, request, 23)
+    assert by_index(got) == by_index(reference)
+    one_stream(got, reference)
+    assert [b["prompt"] for _, b in up.bodies[1:]] == ["say bye " + answer(1, 11)]
+    # prompt 0's tokens are known nowhere: no usage rather than a wrong one (it was 2 of 4)
+    assert reference[-2]["usage"]["prompt_tokens"] == 4
+    assert not any(e and e.get("usage") for e in got)
+    assert "1 of its 2 prompts had every choice ended" in caplog.text
+    assert resumes(perf) == {"resumed": 1.0}
+
+
+async def test_more_unfinished_choices_than_the_limit_are_not_resumed(clock: ManualClock) -> None:
+    up = SimStreams()
+    up.cut["a"] = 5
+    perf = orchestrator(clock, up, {"a": True, "b": True}, stream_max_continuations=2)
+    request = completion(prompt=["say hello ", "say bye "], n=2)  # 4 choices: 4 requests
+    with pytest.raises(UpstreamError):
+        await collect(perf, request)
+    assert [n for n, _ in up.bodies] == ["a"]  # none opened on b
+    assert resumes(perf) == {"unsupported": 1.0}
+    with pytest.raises(ConfigError) as err:
+        OrchestratorSettings(stream_max_continuations=0)
+    assert err.value.field == "stream_max_continuations"
+
+
+async def test_an_echoed_choice_that_sent_nothing_before_the_break_is_echoed_once(
+    clock: ManualClock,
+) -> None:
+    request = completion(prompt=["say hello ", "say bye "], echo=True, **USAGE)
+    # 1 event: choice 0's echo and first token; choice 1 (prompt 1) had sent nothing
+    reference, got, up, perf = await run(clock, request, 1, b=4)  # and b breaks again
+    texts = by_index(got)
+    assert texts[0] == by_index(reference)[0] == "say hello " + answer(0)
+    # asked afresh (the simulator's first choice of a one-choice request): its echo once
+    assert texts[1] == "say bye " + answer(0)
+    one_stream(got, reference)
+    first = {b["prompt"]: b["echo"] for _, b in up.bodies[1:3]}
+    assert first == {"say hello " + answer(0, 1): False, "say bye ": True}
+    assert resumes(perf) == {"resumed": 2.0}
+
+
+async def test_a_choice_ended_before_the_break_with_its_echo_alone_counts_its_tokens_only(
+    clock: ManualClock,
+) -> None:
+    request = completion(n=2, echo=True, **USAGE)
+    reference = events(await collect(orchestrator(clock, SimStreams(), {"x": True}), request))
+    up = SimStreams()
+    up.cut["a"] = 23  # choice 0 had ended; choice 1 had 11 tokens
+    original = up.stream
+
+    async def echo_apart(node: NodeSpec, req: AIRequest) -> AsyncIterator[bytes]:
+        async for chunk in original(node, req):
+            if node.id == "a" and b'"text":"say hello ' in chunk:  # each choice's echo alone
+                obj = orjson.loads(chunk[6:])
+                token = obj["choices"][0]["text"][len("say hello ") :]
+                obj["choices"][0]["text"] = "say hello "
+                echo = b"data: " + orjson.dumps(obj) + b"\n\n"
+                obj["choices"][0]["text"] = token
+                yield echo + b"data: " + orjson.dumps(obj) + b"\n\n"
+            else:
+                yield chunk
+
+    up.stream = echo_apart  # type: ignore[method-assign]
+    got = events(await collect(orchestrator(clock, up, {"a": True, "b": True}), request))
+    assert by_index(got) == by_index(reference)
+    assert [e["usage"] for e in got if e and e.get("usage")] == [reference[-2]["usage"]]

@@ -69,7 +69,8 @@ def unfinished(tape: Tape, request: AIRequest) -> list[tuple[int, AIRequest]]:
 def continuation(tape: Tape, request: AIRequest, index: int = 0, count: int = 1) -> AIRequest:
     """``request`` asking a node to continue choice ``index`` (of ``count``) from the text
     sent so far: a chat's text as a final assistant message to continue, a completion's
-    appended to its prompt (its echo left out, and ``echo`` off), one choice (``n`` 1), the
+    appended to its prompt (its echo left out, and ``echo`` off; kept on for a choice that
+    sent nothing, whose echo the client has yet to see), one choice (``n`` 1), the
     token limits lowered by what the choice already streamed. The request itself while a
     single choice sent no text."""
     seen = tape.choices.get(index)
@@ -80,7 +81,7 @@ def continuation(tape: Tape, request: AIRequest, index: int = 0, count: int = 1)
     data = dict(payload.data if type(payload) is JSONBody else payload)
     if request.kind is RequestKind.COMPLETION:
         prompt = prompt_of(request, index, count)
-        if data.get("echo"):
+        if data.get("echo") and text:  # its echo reached the client: not sent again
             text = text[len(prompt) :]  # (``unsupported`` checked it starts with it)
             data["echo"] = False
         data["prompt"] = prompt + text

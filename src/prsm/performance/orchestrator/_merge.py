@@ -98,8 +98,11 @@ class Part:
         return b"\n".join(out) + b"\n\n"
 
 
-async def merged(tape: Tape, node_id: str, parts: list[Part]) -> AsyncIterator[bytes]:
-    """The continuations' events as one stream (see the module); the first to fail fails it
+async def merged(
+    tape: Tape, node_id: str, parts: list[Part], prompts: int, ended: int
+) -> AsyncIterator[bytes]:
+    """The continuations' events as one stream (see the module) of an answer to ``prompts``
+    prompts whose choices that had ended streamed ``ended`` tokens; the first to fail fails it
     (the others closed), and the stream goes on from what was sent, as any broken one."""
     running: dict[asyncio.Future[bytes], Part] = {}
     try:
@@ -136,19 +139,20 @@ async def merged(tape: Tape, node_id: str, parts: list[Part]) -> AsyncIterator[b
             if bad is not None:
                 await _stop(running)
                 raise MalformedStreamError(node_id, sum(p.events for p in parts), bad)
-        yield closing(tape, parts)
+        yield closing(parts, prompts, ended)
     finally:
         for fut, part in running.items():  # closed or cancelled mid-way: end them unawaited
             fut.cancel()
             fut.add_done_callback(functools.partial(_abandon, part))
 
 
-def closing(tape: Tape, parts: list[Part]) -> bytes:
+def closing(parts: list[Part], prompts: int, ended: int) -> bytes:
     """The events after the last continuation ended: one usage for the whole answer (when
-    each continuation sent its own) and ``[DONE]`` (when each sent it)."""
+    each continuation sent its own, and each of the ``prompts`` prompts has one) and
+    ``[DONE]`` (when each sent it)."""
     out = b""
     template = next((p.template for p in parts if p.template is not None), None)
-    usage = merged_usage(tape, parts)
+    usage = merged_usage(parts, prompts, ended)
     if template is not None and usage is not None:
         out = b"data: " + orjson.dumps({**template, "choices": [], "usage": usage}) + b"\n\n"
     if all(p.done for p in parts):
@@ -156,13 +160,16 @@ def closing(tape: Tape, parts: list[Part]) -> bytes:
     return out
 
 
-def merged_usage(tape: Tape, parts: list[Part]) -> dict[str, Any] | None:
+def merged_usage(parts: list[Part], prompts: int, ended: int) -> dict[str, Any] | None:
     """The whole answer's usage from each continuation's: a prompt's tokens once (a
     continuation's less the text it was given, one token per content event, as for one
     choice), the completion every choice's tokens, those of the choices that had ended before
-    the break counted from their content events. ``None`` if a continuation sent none."""
+    the break (``ended``) counted from their content events. ``None`` if a continuation sent
+    none, or if one of the ``prompts`` prompts has no continuation (all its choices had ended
+    before the break: its prompt tokens are known nowhere, and a usage without them would be
+    wrong)."""
     prompt = completion = 0
-    prompts: set[int] = set()
+    asked_prompts: set[int] = set()
     for part in parts:
         usage = part.usage
         if usage is None:
@@ -170,12 +177,18 @@ def merged_usage(tape: Tape, parts: list[Part]) -> dict[str, Any] | None:
         p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
         if not isinstance(p, int) or not isinstance(c, int):
             return None
-        if part.prompt not in prompts:
-            prompts.add(part.prompt)
+        if part.prompt not in asked_prompts:
+            asked_prompts.add(part.prompt)
             prompt += max(0, p - part.prefix)
         completion += c + part.prefix
-    asked = {part.index for part in parts}
-    completion += sum(c.events for i, c in tape.choices.items() if i not in asked)
+    if len(asked_prompts) < prompts:
+        log.warning(
+            "usage of a resumed stream not sent: %d of its %d prompts had every choice ended "
+            "before the break, their prompt tokens unknown", prompts - len(asked_prompts),
+            prompts,
+        )  # fmt: skip
+        return None
+    completion += ended
     first = parts[0].usage
     assert first is not None
     return {**first, "prompt_tokens": prompt, "completion_tokens": completion,

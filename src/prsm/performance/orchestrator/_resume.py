@@ -35,7 +35,8 @@ Every resume is counted in ``prsm_orchestrator_stream_resumes_total{outcome}`` a
 ``no_node`` (no other node declares ``resume``), ``no_budget`` (past the request's deadline or
 the stream's total limit), ``exhausted`` (``stream_max_resumes`` spent), ``unsupported``
 (tool calls, token-id prompts, a choice index not asked for, an echo not repeating the
-prompt). Where no resume happens the caller raises the node's error as before.
+prompt, more unfinished choices than ``stream_max_continuations``). Where no resume happens
+the caller raises the node's error as before.
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ class Resumer:
             return None
         # several choices: one continuation each of those unfinished, on one node, merged
         asks = unfinished(tape, request) if several(request) else None
+        if asks is not None and len(asks) > s.stream_max_continuations:
+            why = f"{len(asks)} unfinished choices, over stream_max_continuations"
+            self._stop("unsupported", node_id, err, why)
+            return None
         if asks is None:
             cont = continuation(tape, request)
             continues = cont is not request
@@ -198,10 +203,13 @@ class Resumer:
         """The continuations of several choices on ``node``, merged into one stream."""
         request, tape = self.request, self.tape
         count = choice_count(request) or 1
-        per = count // _prompts(request)  # choices per prompt
+        prompts = _prompts(request)
+        per = count // prompts  # choices per prompt
         parts = [Part(tape, i, i // per, produced(tape, request, i, count),
                       self.upstream.stream(node, ask)) for i, ask in asks]  # fmt: skip
-        return merged(tape, node.id, parts)
+        asked = {i for i, _ in asks}  # the others had ended: their tokens, an echo apart
+        ended = sum(produced(tape, request, i, count) for i in tape.choices if i not in asked)
+        return merged(tape, node.id, parts, prompts, ended)
 
 
 def _prompts(request: AIRequest) -> int:

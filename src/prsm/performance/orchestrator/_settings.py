@@ -75,7 +75,9 @@ class OrchestratorSettings:
     ``stream_max_resumes`` bounds how many times one stream that broke mid-way (cut,
     stalled, a malformed event) is continued on another node (a chat's on one that declares
     ``resume``; 0: never; see :mod:`._resume`); each resume must start within the request's
-    deadline.
+    deadline. ``stream_max_continuations`` bounds the requests one resume of a stream of
+    several choices opens at once on the node that takes it over (one per unfinished choice;
+    a stream with more is not resumed, ``unsupported``).
 
     Hedging: when the first attempt has not answered (a stream: sent its first chunk) within
     its hedge delay, one more attempt goes to the best other capable node; the first good
@@ -106,6 +108,7 @@ class OrchestratorSettings:
     stream_idle_timeout: float = 30.0
     stream_total_timeout: float | None = None
     stream_max_resumes: int = 2
+    stream_max_continuations: int = 16
     hedge: bool = True
     hedge_factor: float = 1.5
     hedge_min_delay: float = 0.05
@@ -129,6 +132,11 @@ class OrchestratorSettings:
         if not isinstance(resumes, int) or isinstance(resumes, bool) or not 0 <= resumes <= 100:
             raise ConfigError(
                 "stream_max_resumes", f"must be an integer within [0, 100], got {resumes!r}"
+            )
+        conts = self.stream_max_continuations
+        if not isinstance(conts, int) or isinstance(conts, bool) or not 1 <= conts <= 1000:
+            raise ConfigError(
+                "stream_max_continuations", f"must be an integer within [1, 1000], got {conts!r}"
             )
         attempts = self.max_attempts
         if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
