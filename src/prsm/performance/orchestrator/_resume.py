@@ -169,7 +169,10 @@ class Resumer:
                 self._count("failed")
                 continue
             att = begun
-            agen = self.upstream.stream(node, cont) if asks is None else self._merged(node, asks)
+            if asks is None:
+                agen = self.upstream.stream(node, cont)
+            else:
+                agen = self._merged(node, asks, wait)
             try:
                 first: bytes | None = await await_with_timeout(agen.__anext__(), wait)
             except StopAsyncIteration:
@@ -199,8 +202,11 @@ class Resumer:
             )  # fmt: skip
             return node, att, agen, first, asks is None
 
-    def _merged(self, node: NodeSpec, asks: list[tuple[int, AIRequest]]) -> AsyncIterator[bytes]:
-        """The continuations of several choices on ``node``, merged into one stream."""
+    def _merged(
+        self, node: NodeSpec, asks: list[tuple[int, AIRequest]], first: float
+    ) -> AsyncIterator[bytes]:
+        """The continuations of several choices on ``node``, merged into one stream, each
+        given ``first`` seconds for its first chunk and the idle timeout between two."""
         request, tape = self.request, self.tape
         count = choice_count(request) or 1
         prompts = _prompts(request)
@@ -209,7 +215,8 @@ class Resumer:
                       self.upstream.stream(node, ask)) for i, ask in asks]  # fmt: skip
         asked = {i for i, _ in asks}  # the others had ended: their tokens, an echo apart
         ended = sum(produced(tape, request, i, count) for i in tape.choices if i not in asked)
-        return merged(tape, node.id, parts, prompts, ended)
+        idle = self.p.settings.stream_idle_timeout
+        return merged(tape, node.id, parts, prompts, ended, first=first, idle=idle)
 
 
 def _prompts(request: AIRequest) -> int:

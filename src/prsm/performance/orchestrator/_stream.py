@@ -223,7 +223,7 @@ async def run_stream(
                     end = monotonic()
                     limit = idle if phase == "idle" else ends_at - answered
                     err = stream_error(node.id, exc, phase, limit, chunks)
-                    if phase == "total" and isinstance(err, StreamTimeoutError):
+                    if isinstance(err, StreamTimeoutError) and err.phase == "total":
                         att.succeed(end)  # the node was healthy: only our limit cut it
                     else:
                         att.fail(err, end)

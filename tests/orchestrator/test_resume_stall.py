@@ -1,0 +1,137 @@
+"""A continuation of a resumed stream of several choices that stalls while the others stream
+is held to a single stream's limits: cut at its own first-token or idle limit (a small real
+bound), the merged stream then taken over again (or ended with the error), never left to hang
+while the others go on (the in-process double of ``test_resume``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from typing import Any
+
+import pytest
+
+from prsm.performance.clock import ManualClock
+from prsm.performance.errors import StreamTimeoutError
+from prsm.performance.routing import NodeSpec
+from prsm.performance.types import AIRequest
+from tests.orchestrator.test_resume import (
+    SimStreams,
+    chat,
+    collect,
+    completion,
+    events,
+    orchestrator,
+    resumes,
+)
+from tests.orchestrator.test_resume_choices import USAGE, by_index, one_stream
+
+#: the limits (small, real): a healthy continuation never waits this long for a chunk here
+LIMIT = 0.2
+#: a hang's bound: a continuation left stalled while the others stream runs into it
+GUARD = 10.0
+PING = b": ping\n\n"
+
+
+def _chat_choice_1(body: dict[str, Any]) -> bool:
+    return bool(body["messages"][-1]["content"].startswith("c1."))
+
+
+def _bye_prompt(body: dict[str, Any]) -> bool:
+    return bool(body["prompt"].startswith("say bye "))
+
+
+#: (the request, where node a cuts it, which continuation stalls)
+CASES = {
+    "chat n=2": (chat(n=2, **USAGE), 7, _chat_choice_1),
+    "completion of 2 prompts": (completion(prompt=["say hello ", "say bye "], **USAGE), 5,
+                                _bye_prompt),
+}  # fmt: skip
+
+
+class Stall:
+    """On node b, the continuation ``stalls`` picks sends ``at`` frames and then nothing; the
+    other continuations send two frames, then keep-alive comments for as long as it stays open
+    (a stream that never falls idle), then the rest."""
+
+    def __init__(self, up: SimStreams, stalls: Callable[[dict[str, Any]], bool], at: int):
+        self.original = up.stream
+        self.stalls = stalls
+        self.at = at
+        self.stalled_open = False
+        self.stalled_closed = False
+        up.stream = self.stream  # type: ignore[method-assign]
+
+    async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+        stalls = node.id == "b" and self.stalls(dict(request.payload))
+        async with aclosing(self.original(node, request)) as frames:
+            i = 0
+            async for frame in frames:
+                if stalls and i == self.at:
+                    self.stalled_open = True
+                    try:
+                        await asyncio.Event().wait()
+                    finally:
+                        self.stalled_closed = True
+                if node.id == "b" and not stalls and i == 2:
+                    while not self.stalled_closed:
+                        yield PING
+                        await asyncio.sleep(0)
+                yield frame
+                i += 1
+
+
+def _events(raw: bytes) -> list[Any]:
+    return events(raw.replace(PING, b""))
+
+
+@pytest.mark.parametrize("at", [0, 2], ids=["before its first chunk", "mid-way"])
+@pytest.mark.parametrize("case", CASES)
+async def test_a_stalled_continuation_is_cut_and_the_stream_taken_over_again(
+    clock: ManualClock, case: str, at: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    request, cut, stalls = CASES[case]
+    reference = _events(await collect(orchestrator(clock, SimStreams(), {"x": True}), request))
+    up = SimStreams()
+    up.cut["a"] = cut
+    stall = Stall(up, stalls, at)
+    perf = orchestrator(clock, up, {"a": True, "b": True, "c": True},
+                        stream_first_token_timeout=LIMIT, stream_idle_timeout=LIMIT)  # fmt: skip
+    async with asyncio.timeout(GUARD):  # (before the fix: the others ping on, it hangs)
+        got = _events(await collect(perf, request))
+    assert by_index(got) == by_index(reference)  # nothing lost, nothing doubled
+    one_stream(got, reference)
+    assert got[-2]["usage"] == reference[-2]["usage"]
+    assert [n for n, _ in up.bodies] == ["a", "b", "b", "c", "c"]
+    assert stall.stalled_open and stall.stalled_closed and up.open == 0
+    assert resumes(perf) == {"resumed": 2.0}  # counted, and logged as a stream's stall
+    assert perf.tracker.stats("b").failures == 1
+    phase = "first_token" if at == 0 else "idle"
+    logged = [m for m in caplog.messages if "stream broke on b" in m and "resumed on c" in m]
+    assert len(logged) == 1 and f"orchestrator.stream_{phase}_timeout" in logged[0]
+    assert all(e.in_flight == 0 for e in perf.registry.entries())
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_a_stalled_continuation_with_no_node_left_ends_the_stream_with_its_timeout(
+    clock: ManualClock, case: str
+) -> None:
+    request, cut, stalls = CASES[case]
+    reference = _events(await collect(orchestrator(clock, SimStreams(), {"x": True}), request))
+    up = SimStreams()
+    up.cut["a"] = cut
+    stall = Stall(up, stalls, 2)
+    perf = orchestrator(clock, up, {"a": True, "b": True}, stream_idle_timeout=LIMIT)
+    got: list[bytes] = []
+    async with asyncio.timeout(GUARD):
+        with pytest.raises(StreamTimeoutError) as err:
+            async for chunk in perf.handle_stream(request):
+                got.append(chunk)
+    assert err.value.phase == "idle" and err.value.node_id == "b"
+    sent = by_index(_events(b"".join(got)))  # whole events, each choice's text a prefix
+    whole = by_index(reference)
+    assert all(whole[i].startswith(text) for i, text in sent.items())
+    assert stall.stalled_closed and up.open == 0
+    assert resumes(perf) == {"resumed": 1.0, "no_node": 1.0}
+    assert all(e.in_flight == 0 for e in perf.registry.entries())
