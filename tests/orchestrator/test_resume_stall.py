@@ -28,7 +28,7 @@ from tests.orchestrator.test_resume import (
 from tests.orchestrator.test_resume_choices import USAGE, by_index, one_stream
 
 #: the limits (small, real): a healthy continuation never waits this long for a chunk here
-LIMIT = 0.2
+LIMIT = 0.5
 #: a hang's bound: a continuation left stalled while the others stream runs into it
 GUARD = 10.0
 PING = b": ping\n\n"
@@ -55,10 +55,17 @@ class Stall:
     other continuations send two frames, then keep-alive comments for as long as it stays open
     (a stream that never falls idle), then the rest."""
 
-    def __init__(self, up: SimStreams, stalls: Callable[[dict[str, Any]], bool], at: int):
+    def __init__(
+        self,
+        up: SimStreams,
+        stalls: Callable[[dict[str, Any]], bool],
+        at: int,
+        on_stall: Callable[[], None] = lambda: None,
+    ) -> None:
         self.original = up.stream
         self.stalls = stalls
         self.at = at
+        self.on_stall = on_stall
         self.stalled_open = False
         self.stalled_closed = False
         up.stream = self.stream  # type: ignore[method-assign]
@@ -70,6 +77,7 @@ class Stall:
             async for frame in frames:
                 if stalls and i == self.at:
                     self.stalled_open = True
+                    self.on_stall()
                     try:
                         await asyncio.Event().wait()
                     finally:
@@ -135,3 +143,23 @@ async def test_a_stalled_continuation_with_no_node_left_ends_the_stream_with_its
     assert stall.stalled_closed and up.open == 0
     assert resumes(perf) == {"resumed": 1.0, "no_node": 1.0}
     assert all(e.in_flight == 0 for e in perf.registry.entries())
+
+
+async def test_a_continuation_stalled_near_the_total_limit_counts_against_its_node(
+    clock: ManualClock,
+) -> None:
+    request = chat(timeout=5000.0, n=2, **USAGE)
+    reference = _events(await collect(orchestrator(clock, SimStreams(), {"x": True}), request))
+    up = SimStreams()
+    up.cut["a"] = 7
+    # it stalls with less than the idle timeout left of the total limit: the driver then
+    # waits for the total limit, yet the continuation missed its own idle limit
+    stall = Stall(up, _chat_choice_1, 2, lambda: clock.advance(1000.0 - LIMIT / 2))
+    perf = orchestrator(clock, up, {"a": True, "b": True, "c": True}, stream_idle_timeout=LIMIT,
+                        stream_total_timeout=1000.0)  # fmt: skip
+    async with asyncio.timeout(GUARD):
+        got = _events(await collect(perf, request))
+    assert by_index(got) == by_index(reference)
+    assert stall.stalled_closed and up.open == 0
+    assert resumes(perf) == {"resumed": 2.0}
+    assert perf.tracker.stats("b").failures == 1  # a stall, not the total limit's cut
