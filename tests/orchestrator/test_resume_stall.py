@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from prsm.performance import OrchestratorSettings, PerformanceOrchestrator
 from prsm.performance.clock import ManualClock
 from prsm.performance.errors import StreamTimeoutError
 from prsm.performance.routing import NodeSpec
@@ -163,3 +164,98 @@ async def test_a_continuation_stalled_near_the_total_limit_counts_against_its_no
     assert stall.stalled_closed and up.open == 0
     assert resumes(perf) == {"resumed": 2.0}
     assert perf.tracker.stats("b").failures == 1  # a stall, not the total limit's cut
+
+
+class Late:
+    """On node b, the continuation ``late`` picks holds its first chunk back for ``delay``
+    real seconds (a long prefill: slow to start, yet healthy), then streams; the others
+    stream at once and end. Node a calls ``at_cut`` just before it breaks (at ``cut``)."""
+
+    def __init__(
+        self,
+        up: SimStreams,
+        late: Callable[[dict[str, Any]], bool],
+        delay: float,
+        cut: int,
+        at_cut: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.original = up.stream
+        self.late = late
+        self.delay = delay
+        self.cut = cut
+        self.at_cut = at_cut
+        self.started = False
+        up.cut["a"] = cut
+        up.stream = self.stream  # type: ignore[method-assign]
+
+    async def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
+        late = node.id == "b" and self.late(dict(request.payload))
+        async with aclosing(self.original(node, request)) as frames:
+            i = 0
+            async for frame in frames:
+                if late and i == 0:  # (the upstream's own latency: real time, as its limits)
+                    await asyncio.sleep(self.delay)
+                    self.started = True
+                if node.id == "a" and i == self.cut:
+                    self.at_cut()
+                yield frame
+                i += 1
+
+
+async def test_a_continuation_slow_to_start_is_not_cut_by_the_request_deadline(
+    clock: ManualClock,
+) -> None:
+    # a breaks with LIMIT seconds left of the request's deadline: the merged stream starts
+    # within them (its first chunk reaches the client), so it is the client's from then on; a
+    # continuation that takes longer for its first chunk, within the first-token timeout, is
+    # healthy: neither cut by the deadline nor counted against its node
+    request = chat(timeout=100.0, n=2, **USAGE)
+    reference = _events(await collect(orchestrator(clock, SimStreams(), {"x": True}), request))
+    up = SimStreams()
+    late = Late(up, _chat_choice_1, 2 * LIMIT, 7, lambda: clock.advance(100.0 - LIMIT))
+    perf = orchestrator(clock, up, {"a": True, "b": True})
+    async with asyncio.timeout(GUARD):
+        got = _events(await collect(perf, request))
+    assert late.started and by_index(got) == by_index(reference)
+    one_stream(got, reference)
+    assert resumes(perf) == {"resumed": 1.0}
+    assert perf.tracker.stats("b").failures == 0 and up.open == 0
+
+
+async def test_a_continuation_slow_to_start_has_the_first_token_timeout_once_the_others_ended(
+    clock: ManualClock,
+) -> None:
+    # the first-token timeout is longer than the idle timeout (a long prompt's prefill): a
+    # continuation still before its first chunk when the others have ended is held to the
+    # first, not cut when the merged stream has been idle for the second
+    request = chat(n=2, **USAGE)
+    reference = _events(await collect(orchestrator(clock, SimStreams(), {"x": True}), request))
+    up = SimStreams()
+    late = Late(up, _chat_choice_1, 2 * LIMIT, 7)
+    perf = orchestrator(clock, up, {"a": True, "b": True}, stream_idle_timeout=LIMIT,
+                        stream_first_token_timeout=GUARD)  # fmt: skip
+    async with asyncio.timeout(GUARD):
+        got = _events(await collect(perf, request))
+    assert late.started and by_index(got) == by_index(reference)
+    one_stream(got, reference)
+    assert resumes(perf) == {"resumed": 1.0}
+    assert perf.tracker.stats("b").failures == 0 and up.open == 0
+
+
+async def test_a_continuation_waits_for_its_first_chunk_at_most_its_node_s_timeout(
+    clock: ManualClock,
+) -> None:
+    request = chat(n=2, **USAGE)
+    up = SimStreams()
+    up.cut["a"] = 7
+    Stall(up, _chat_choice_1, 0)
+    nodes = [NodeSpec(n, models={"m"}, resume="continue_final_message",
+                      timeout=LIMIT if n == "b" else None) for n in "abc"]  # fmt: skip
+    perf = PerformanceOrchestrator(
+        load_balancing="round_robin", nodes=nodes, upstream=up, clock=clock,
+        settings=OrchestratorSettings(hedge=False, stream_first_token_timeout=GUARD),
+    )  # fmt: skip
+    async with asyncio.timeout(GUARD):  # (cut at b's timeout, not the first-token timeout)
+        await collect(perf, request)
+    assert resumes(perf) == {"resumed": 2.0}
+    assert perf.tracker.stats("b").failures == 1 and up.open == 0

@@ -169,10 +169,7 @@ class Resumer:
                 self._count("failed")
                 continue
             att = begun
-            if asks is None:
-                agen = self.upstream.stream(node, cont)
-            else:
-                agen = self._merged(node, asks, wait)
+            agen = self.upstream.stream(node, cont) if asks is None else self._merged(node, asks)
             try:
                 first: bytes | None = await await_with_timeout(agen.__anext__(), wait)
             except StopAsyncIteration:
@@ -202,12 +199,13 @@ class Resumer:
             )  # fmt: skip
             return node, att, agen, first, asks is None
 
-    def _merged(
-        self, node: NodeSpec, asks: list[tuple[int, AIRequest]], first: float
-    ) -> AsyncIterator[bytes]:
+    def _merged(self, node: NodeSpec, asks: list[tuple[int, AIRequest]]) -> AsyncIterator[bytes]:
         """The continuations of several choices on ``node``, merged into one stream, each
-        given ``first`` seconds for its first chunk and the idle timeout between two."""
-        request, tape = self.request, self.tape
+        given the first-token timeout (or the node's ``timeout``, if less) for its first chunk
+        and the idle timeout between two. Not the deadline nor the total limit: the merged
+        stream's first chunk is awaited within them (``take_over``), and after it the stream
+        is the client's, cut only by the driver's total limit (the node not charged)."""
+        request, tape, s = self.request, self.tape, self.p.settings
         count = choice_count(request) or 1
         prompts = _prompts(request)
         per = count // prompts  # choices per prompt
@@ -215,8 +213,11 @@ class Resumer:
                       self.upstream.stream(node, ask)) for i, ask in asks]  # fmt: skip
         asked = {i for i, _ in asks}  # the others had ended: their tokens, an echo apart
         ended = sum(produced(tape, request, i, count) for i in tape.choices if i not in asked)
-        idle = self.p.settings.stream_idle_timeout
-        return merged(tape, node.id, parts, prompts, ended, first=first, idle=idle)
+        first = s.stream_first_token_timeout
+        if node.timeout is not None and node.timeout < first:
+            first = node.timeout
+        return merged(tape, node.id, parts, prompts, ended, first=first,
+                      idle=s.stream_idle_timeout)  # fmt: skip
 
 
 def _prompts(request: AIRequest) -> int:

@@ -245,6 +245,8 @@ async def run_stream(
                         if taken is not None:
                             node, att, agen, pending, rewrite = taken
                             closed = False
+                            if not rewrite:  # continuations merged, each held to its own limits
+                                idle = max(idle, s.stream_first_token_timeout)  # (_merge)
                             continue
                     m.error.inc()
                     if err is exc:
