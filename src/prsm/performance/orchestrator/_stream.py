@@ -16,7 +16,9 @@ that node, and a later failure is raised instead of retried.
 * After it, each wait between chunks is bounded by the idle timeout (a stall: the node's
   failure, raised), and the whole stream by the optional total limit (cut and raised, but
   the node is recorded as healthy). The request's deadline no longer applies: a long,
-  healthy stream is never cut by it and never counts against its node.
+  healthy stream is never cut by it and never counts against its node. (A resumed stream of
+  several choices holds each continuation to these limits itself, :mod:`._merge`: the idle
+  wait here is then a backstop, never shorter than the first-token timeout.)
 
 It stays an async generator: an iterator object (as ``RecordedStream``) was measured slower
 per chunk here, since each ``async def __anext__`` call makes a coroutine where a generator
