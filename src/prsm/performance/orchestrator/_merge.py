@@ -2,7 +2,9 @@
 :mod:`._continue`): each continuation's events framed whole on their own, rewritten as the
 first stream's (its ``id``, ``created`` and ``model``; the choice's own ``index``; no second
 ``role``), interleaved as they arrive; their usages held back and sent as one, for the whole
-answer, before one ``[DONE]``.
+answer, before one ``[DONE]``. Each continuation is held to a single stream's first-token and
+idle limits on its own (one that stalls while the others stream fails the merged stream at
+its limit, as a stalled stream would); the driver keeps the total limit on the whole.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 
 import orjson
 
-from ..errors import MalformedStreamError
-from ._tape import DONE, Tape
+from .._awaiting import await_with_timeout
+from ..errors import MalformedStreamError, StreamTimeoutError
+from ._tape import DONE, Tape, rewrite_event
 
 log = logging.getLogger("prsm.performance.orchestrator")
 
@@ -27,8 +30,8 @@ _CLOSING: set[asyncio.Future[None]] = set()
 class Part:
     """One choice's continuation: its stream, framing, and what it sent of its own."""
 
-    __slots__ = ("agen", "done", "events", "framer", "index", "prefix", "prompt", "role",
-                 "template", "usage")  # fmt: skip
+    __slots__ = ("agen", "chunks", "done", "events", "framer", "index", "prefix", "prompt",
+                 "role", "template", "usage")  # fmt: skip
 
     def __init__(
         self, tape: Tape, index: int, prompt: int, prefix: int, agen: AsyncIterator[bytes]
@@ -41,6 +44,7 @@ class Part:
         self.role = seen is not None and seen.role  # its role was sent
         self.framer = Tape()  # (for its framing only)
         self.events = 0
+        self.chunks = 0  # chunks it sent
         self.done = False  # it sent [DONE]
         self.usage: dict[str, Any] | None = None
         self.template: dict[str, Any] | None = None  # its usage event, less the usage
@@ -61,53 +65,48 @@ class Part:
         return self.take(tape, node_id, b"\n\n") if self.framer.tail.strip() else b""
 
     def _rewrite(self, tape: Tape, ev: bytes) -> bytes:
-        out: list[bytes] = []
-        data = kept = 0
-        for line in ev.split(b"\n"):
-            if not line.startswith(b"data:"):
-                out.append(line)
-                continue
-            data += 1
-            raw = line[5:].strip()
-            if raw == b"[DONE]":
-                self.done = True
-                continue
-            obj = orjson.loads(raw)
-            tape.stamp(obj)
-            usage = obj.pop("usage", None)
-            if isinstance(usage, dict):
-                self.usage = usage
-                if not obj.get("choices"):  # the usage event: held back (see ``closing``)
-                    self.template = obj
-                    continue
-            for choice in obj.get("choices") or ():
-                if not isinstance(choice, dict):
-                    continue
-                choice["index"] = self.index
-                delta = choice.get("delta")
-                if isinstance(delta, dict):
-                    if self.role:
-                        delta.pop("role", None)
-                    elif delta.get("role"):
-                        self.role = True
-            out.append(b"data: " + orjson.dumps(obj))
-            kept += 1
+        out, self.role = rewrite_event(ev, tape, self.role, self._step)
         self.events += 1
-        if data and not kept:
-            return b""
-        return b"\n".join(out) + b"\n\n"
+        return out
+
+    def _step(self, obj: dict[str, Any] | None) -> bool:
+        """(``_rewrite``'s own step: ``[DONE]`` and the usage event held back, the usage
+        kept, the choice's own index.)"""
+        if obj is None:
+            self.done = True
+            return False
+        usage = obj.pop("usage", None)
+        if isinstance(usage, dict):
+            self.usage = usage
+            if not obj.get("choices"):  # the usage event: held back (see ``closing``)
+                self.template = obj
+                return False
+        for choice in obj.get("choices") or ():
+            if isinstance(choice, dict):
+                choice["index"] = self.index
+        return True
 
 
 async def merged(
-    tape: Tape, node_id: str, parts: list[Part], prompts: int, ended: int
+    tape: Tape,
+    node_id: str,
+    parts: list[Part],
+    prompts: int,
+    ended: int,
+    *,
+    first: float,
+    idle: float,
 ) -> AsyncIterator[bytes]:
     """The continuations' events as one stream (see the module) of an answer to ``prompts``
     prompts whose choices that had ended streamed ``ended`` tokens; the first to fail fails it
-    (the others closed), and the stream goes on from what was sent, as any broken one."""
+    (the others closed), and the stream goes on from what was sent, as any broken one. Each
+    continuation is held to a single stream's limits: ``first`` seconds for its first chunk,
+    ``idle`` between two; one that misses its limit fails as a stream that stalls does (a
+    :class:`~prsm.performance.errors.StreamTimeoutError`), whatever the others send."""
     running: dict[asyncio.Future[bytes], Part] = {}
     try:
         for part in parts:
-            running[asyncio.ensure_future(part.agen.__anext__())] = part
+            running[_step(part, first)] = part
         while running:
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             out: list[bytes] = []
@@ -119,9 +118,15 @@ async def merged(
                 except StopAsyncIteration:
                     out.append(part.end(tape, node_id))
                     continue
-                except Exception:  # (its stream ended with the error)
+                except Exception as exc:  # (its stream ended with the error)
                     await _stop(running)
+                    aclose = getattr(part.agen, "aclose", None)
+                    if aclose is not None:  # (one cut at its limit may be left open)
+                        await aclose()
+                    if isinstance(exc, TimeoutError):
+                        raise _stalled(node_id, part, first, idle) from exc
                     raise
+                part.chunks += 1
                 try:
                     out.append(part.take(tape, node_id, chunk))
                 except Exception:  # an event that is not JSON, a stream not OpenAI-style
@@ -132,7 +137,7 @@ async def merged(
                     bad = part.framer.bad
                     running[fut] = part  # (its stream is closed with the others)
                     break
-                running[asyncio.ensure_future(part.agen.__anext__())] = part
+                running[_step(part, idle)] = part
             block = b"".join(out)
             if block:
                 yield block
@@ -193,6 +198,19 @@ def merged_usage(parts: list[Part], prompts: int, ended: int) -> dict[str, Any] 
     assert first is not None
     return {**first, "prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}  # fmt: skip
+
+
+def _step(part: Part, limit: float) -> asyncio.Future[bytes]:
+    """``part``'s next chunk, awaited at most ``limit`` seconds (else ``TimeoutError``)."""
+    return asyncio.ensure_future(await_with_timeout(part.agen.__anext__(), limit))
+
+
+def _stalled(node_id: str, part: Part, first: float, idle: float) -> StreamTimeoutError:
+    """The error of ``part`` past its limit: a stream's that sent no first chunk in time, or
+    that stalled between two."""
+    phase, limit = ("idle", idle) if part.chunks else ("first_token", first)
+    return StreamTimeoutError(node_id, phase, limit, part.chunks,
+                              f"orchestrator.stream_{phase}_timeout")  # fmt: skip
 
 
 async def _stop(running: dict[asyncio.Future[bytes], Part]) -> None:

@@ -200,8 +200,12 @@ class Resumer:
             return node, att, agen, first, asks is None
 
     def _merged(self, node: NodeSpec, asks: list[tuple[int, AIRequest]]) -> AsyncIterator[bytes]:
-        """The continuations of several choices on ``node``, merged into one stream."""
-        request, tape = self.request, self.tape
+        """The continuations of several choices on ``node``, merged into one stream, each
+        given the first-token timeout (or the node's ``timeout``, if less) for its first chunk
+        and the idle timeout between two. Not the deadline nor the total limit: the merged
+        stream's first chunk is awaited within them (``take_over``), and after it the stream
+        is the client's, cut only by the driver's total limit (the node not charged)."""
+        request, tape, s = self.request, self.tape, self.p.settings
         count = choice_count(request) or 1
         prompts = _prompts(request)
         per = count // prompts  # choices per prompt
@@ -209,7 +213,11 @@ class Resumer:
                       self.upstream.stream(node, ask)) for i, ask in asks]  # fmt: skip
         asked = {i for i, _ in asks}  # the others had ended: their tokens, an echo apart
         ended = sum(produced(tape, request, i, count) for i in tape.choices if i not in asked)
-        return merged(tape, node.id, parts, prompts, ended)
+        first = s.stream_first_token_timeout
+        if node.timeout is not None and node.timeout < first:
+            first = node.timeout
+        return merged(tape, node.id, parts, prompts, ended, first=first,
+                      idle=s.stream_idle_timeout)  # fmt: skip
 
 
 def _prompts(request: AIRequest) -> int:

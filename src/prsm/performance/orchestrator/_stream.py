@@ -16,7 +16,9 @@ that node, and a later failure is raised instead of retried.
 * After it, each wait between chunks is bounded by the idle timeout (a stall: the node's
   failure, raised), and the whole stream by the optional total limit (cut and raised, but
   the node is recorded as healthy). The request's deadline no longer applies: a long,
-  healthy stream is never cut by it and never counts against its node.
+  healthy stream is never cut by it and never counts against its node. (A resumed stream of
+  several choices holds each continuation to these limits itself, :mod:`._merge`: the idle
+  wait here is then a backstop, never shorter than the first-token timeout.)
 
 It stays an async generator: an iterator object (as ``RecordedStream``) was measured slower
 per chunk here, since each ``async def __anext__`` call makes a coroutine where a generator
@@ -223,7 +225,7 @@ async def run_stream(
                     end = monotonic()
                     limit = idle if phase == "idle" else ends_at - answered
                     err = stream_error(node.id, exc, phase, limit, chunks)
-                    if phase == "total" and isinstance(err, StreamTimeoutError):
+                    if isinstance(err, StreamTimeoutError) and err.phase == "total":
                         att.succeed(end)  # the node was healthy: only our limit cut it
                     else:
                         att.fail(err, end)
@@ -245,6 +247,8 @@ async def run_stream(
                         if taken is not None:
                             node, att, agen, pending, rewrite = taken
                             closed = False
+                            if not rewrite:  # continuations merged, each held to its own limits
+                                idle = max(idle, s.stream_first_token_timeout)  # (_merge)
                             continue
                     m.error.inc()
                     if err is exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -197,28 +198,16 @@ class Tape(msgspec.Struct, eq=False):
 
     def _rewrite(self, ev: bytes) -> bytes:
         """One continuation event as the first stream's: its id, no second role, usage merged."""
-        out: list[bytes] = []
-        for line in ev.split(b"\n"):
-            if not line.startswith(b"data:"):
-                out.append(line)
-                continue
-            raw = line[5:].strip()
-            if raw == b"[DONE]":
-                out.append(b"data: [DONE]")
-                continue
-            obj = orjson.loads(raw)
-            if isinstance(obj, dict):
-                self.stamp(obj)
-                first = self.choices.get(0)
-                for choice in obj.get("choices") or ():
-                    delta = choice.get("delta") if isinstance(choice, dict) else None
-                    if isinstance(delta, dict) and first is not None and first.role:
-                        delta.pop("role", None)
-                usage = obj.get("usage")
-                if isinstance(usage, dict):
-                    obj["usage"] = merge_usage(usage, self.segment_base)
-            out.append(b"data: " + orjson.dumps(obj))
-        return b"\n".join(out) + b"\n\n"
+        first = self.choices.get(0)
+        return rewrite_event(ev, self, first is not None and first.role, self._step)[0]
+
+    def _step(self, obj: dict[str, Any] | None) -> bool:
+        """(``_rewrite``'s own step: ``[DONE]`` and every object kept, a usage merged.)"""
+        if obj is not None:
+            usage = obj.get("usage")
+            if isinstance(usage, dict):
+                obj["usage"] = merge_usage(usage, self.segment_base)
+        return True
 
     def stamp(self, obj: dict[str, Any]) -> None:
         """A continuation's event with the first stream's ``id``, ``created`` and ``model``."""
@@ -250,6 +239,46 @@ def resumable(request: AIRequest) -> bool:
     if type(payload) is JSONBody:
         return payload.raw.find(field) >= 0  # (see _FIND)
     return payload.get(key) is not None
+
+
+def rewrite_event(
+    ev: bytes, tape: Tape, role: bool, step: Callable[[dict[str, Any] | None], bool]
+) -> tuple[bytes, bool]:
+    """A continuation's event ``ev`` (well formed) as the first stream's, and whether a role
+    has been sent now: lines other than ``data:`` kept; each ``data:`` object stamped with
+    the first stream's fields (:meth:`Tape.stamp`), given to ``step`` (``None`` for
+    ``[DONE]``), which may change it and says whether it is kept, then a ``role`` dropped
+    from its deltas once one was sent (``role``). An event whose ``data:`` lines were all
+    dropped is dropped whole (``b""``)."""
+    out: list[bytes] = []
+    data = kept = 0
+    for line in ev.split(b"\n"):
+        if not line.startswith(b"data:"):
+            out.append(line)
+            continue
+        data += 1
+        raw = line[5:].strip()
+        if raw == b"[DONE]":
+            if step(None):
+                out.append(b"data: [DONE]")
+                kept += 1
+            continue
+        obj = orjson.loads(raw)  # (an object: ``_wellformed`` checked it)
+        tape.stamp(obj)
+        if not step(obj):
+            continue
+        for choice in obj.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict):
+                if role:
+                    delta.pop("role", None)
+                elif delta.get("role"):
+                    role = True
+        out.append(b"data: " + orjson.dumps(obj))
+        kept += 1
+    if data and not kept:
+        return b"", role
+    return b"\n".join(out) + b"\n\n", role
 
 
 def _wellformed(ev: bytes) -> bool:
