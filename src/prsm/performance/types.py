@@ -208,6 +208,26 @@ class Response:
         )
 
 
+def passed_on(raw: bytes, tokens: int, input_tokens: int, output_tokens: int) -> Response:
+    """A node's 200 answer passed on as the bytes it sent (its content decoded when first
+    read): what ``Response(status=200, tokens=tokens, raw=raw, input_tokens=...,
+    output_tokens=...)`` makes, without a call by keyword through the class (one a request on
+    the hot path: a class call with keywords passes them as a dict to ``__init__``)."""
+    r = _new_response(Response)
+    r._content = _UNREAD
+    r.status = 200
+    r.tokens = tokens
+    r.raw = raw
+    r.headers = {}
+    r.input_tokens = input_tokens
+    r.output_tokens = output_tokens
+    r.queue_seconds = -1.0
+    return r
+
+
+_new_response = object.__new__
+
+
 class ExecutionResult(msgspec.Struct):
     """The outcome of running one request on one node (what ``update_performance_model`` reads).
 
