@@ -37,6 +37,8 @@ _OK_HEAD = (
     b"content-type: application/json\r\ncontent-length: %d\r\nx-request-id: %s\r\n"
     b"x-prsm-added-time: %.3f\r\n%s"
 )
+#: the same head with its status line and the body: a whole 200 answer on a kept connection
+_OK_WHOLE = b"HTTP/1.1 200 OK\r\n" + _OK_HEAD + b"\r\n%s"
 _NO_CAPABILITIES: frozenset[str] = frozenset()
 
 
@@ -167,11 +169,11 @@ class GatewayApp(AppRoutes):
                 ]  # fmt: skip
                 lines += b"server-timing: %s\r\n" % server_timing(stages, time.perf_counter() - t0)
             added += time.perf_counter() - t_back
-            answer = _OK_HEAD % (len(raw), head.rid, added * 1e3, lines)
-            if native is not None:
-                native.respond(200, answer, raw)
+            values = (len(raw), head.rid, added * 1e3, lines, raw)
+            if native is not None:  # (the head and body formatted at once: see respond_ok)
+                native.respond_ok(_OK_WHOLE, _OK_HEAD, values)
             else:
-                await x.reply(200, answer, raw)
+                await x.reply(200, _OK_HEAD % values[:-1], raw)
             t_end = time.perf_counter()
             self._count(route, 200, added)
             self.recorder.gateway_stages(parse_s, auth_s, t_end - t_back)
