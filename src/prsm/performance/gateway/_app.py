@@ -20,7 +20,7 @@ import orjson
 from ..clock import Clock
 from ..errors import NoCapableNodesError
 from ..monitoring._stages import server_timing
-from ..types import AIRequest, JSONBody, RequestKind
+from ..types import AIRequest, JSONBody, RequestKind, checked_request
 from ._app_routes import AppRoutes
 from ._app_state import Hook
 from ._asgi import KINDS, Receive, Scope, Send, cache_mode
@@ -39,7 +39,6 @@ _OK_HEAD = (
 )
 #: the same head with its status line and the body: a whole 200 answer on a kept connection
 _OK_WHOLE = b"HTTP/1.1 200 OK\r\n" + _OK_HEAD + b"\r\n%s"
-_NO_CAPABILITIES: frozenset[str] = frozenset()
 
 
 class GatewayApp(AppRoutes):
@@ -135,13 +134,12 @@ class GatewayApp(AppRoutes):
             if tenant.token_bucket is not None or tenant.request_bucket is not None:
                 await self.limiter.check(tenant)  # (no coroutine for a tenant with no limits)
             stream = bool(getattr(typed, "stream", False))
-            # by position (a call by keyword costs more): model, payload, required
-            # capabilities, kind, tenant, priority, timeout, context tokens, stream, cache
-            # mode, id
-            request = AIRequest(
-                typed.model, JSONBody(body), _NO_CAPABILITIES, kind, tenant.name, 0,
-                self.settings.request_timeout, 0, stream, cache_mode(head.cache_control),
-                head.rid.decode(),
+            # (its values checked already: the kind from KINDS, the settings' timeout, a
+            # cache mode from cache_mode; by position: model, payload, kind, tenant, timeout,
+            # stream, cache mode, id)
+            request = checked_request(
+                typed.model, JSONBody(body), kind, tenant.name, self.settings.request_timeout,
+                stream, cache_mode(head.cache_control), head.rid.decode(),
             )  # fmt: skip
             t_call = time.perf_counter()
             parse_s = t_parsed - t_auth
