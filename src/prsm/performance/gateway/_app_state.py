@@ -109,7 +109,7 @@ class AppState:
         child = self._children.get((route, status))
         if child is None:
             child = self._children[route, status] = self._requests.labels(route, str(status))
-        child.inc()
+        child.value += 1.0  # (the plain counter's inc(), inline: one call less a request)
         if added is not None:
             h = self._added_children.get(route)
             if h is None:
