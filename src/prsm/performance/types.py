@@ -151,7 +151,8 @@ def checked_request(  # noqa: PLR0917 (positional: the hot path)
     """An :class:`AIRequest` of values already checked by the caller (the gateway's: a
     :class:`RequestKind`, a timeout > 0 or ``None``, one of :data:`CACHE_MODES`), with no
     required capabilities, priority 0 and no context tokens: what ``AIRequest(...)`` makes,
-    without ``__post_init__``'s checks and its call (one a request on the hot path)."""
+    without ``__post_init__``'s checks and its call (one a request on the hot path). It sets
+    every field: tests/gateway/test_hot_path_values.py holds it to the class call."""
     r = _new_object(AIRequest)
     r.model = model
     r.payload = payload

@@ -2,7 +2,9 @@
 ages, the key each strategy ranks nodes by, and the weighted round-robin schedule.
 
 The balancer (:class:`~prsm.performance.routing.AILoadBalancer`) is the only implementation
-of the strategies; it calls these functions whenever a node's key must be recomputed, and the
+of the strategies; it calls these functions whenever a node's key must be recomputed (the
+``intelligent`` key has :func:`entry_load`'s and :func:`intelligent_score`'s arithmetic inline,
+in one function, held to them bit for bit by tests/routing/test_intelligent_key.py), and the
 snapshot and gauges call them to show the same figures.
 
 **Load and staleness.** A node's load is the post's ``cpu·0.4 + memory·0.3 + queue·0.3``
