@@ -14,6 +14,7 @@ from prsm.performance.routing._node import NodeMetrics, NodeSpec
 from prsm.performance.routing._scoring import (
     entry_load,
     intelligent_score,
+    make_key,
     node_load,
     signal_next_change,
     signal_state,
@@ -21,6 +22,7 @@ from prsm.performance.routing._scoring import (
     wrr_schedule,
 )
 from prsm.performance.routing._settings import ROUTING_STRATEGIES, BalancerSettings
+from prsm.performance.routing._tracker import PerformanceTracker
 
 
 def test_defaults_are_the_posts() -> None:
@@ -107,6 +109,30 @@ def test_entry_load_blends_fresh_readings_with_what_we_see() -> None:
     # a reading without memory: memory stays what we see
     e.metrics = NodeMetrics(cpu=0.0)
     assert entry_load(e, 1.0, s) == pytest.approx(0.3 * 0.5 + 0.3 * 2 / 8)
+
+
+@pytest.mark.parametrize("in_flight", [0, 3, 9])
+@pytest.mark.parametrize(
+    "metrics",
+    [None, NodeMetrics(cpu=0.7, memory=0.2, queue_depth=3), NodeMetrics(cpu=0.1), NodeMetrics()],
+)
+def test_intelligent_key_is_the_score_of_the_load_exactly(
+    in_flight: int, metrics: NodeMetrics | None
+) -> None:
+    """The balancer's ``intelligent`` key (one function, inline) is bit for bit the score of
+    the performance and the load as the public functions compute them, at every age of a
+    reading (fresh, fading, stale) and with learned outcomes."""
+    s = BalancerSettings(signal_ttl=5.0, signal_decay=10.0)
+    tracker = PerformanceTracker(s)
+    key = make_key("intelligent", s, tracker)
+    e = _entry(in_flight=in_flight, max_concurrency=4, queue_size=4)
+    if metrics is not None:
+        e.metrics, e.reported_at = metrics, 1.0
+    for step, now in enumerate([0.0, 2.0, 6.5, 9.0, 13.3, 16.0, 30.0]):
+        if step:
+            tracker.record("n", 0.05 * step, step % 3 != 0, now)
+        perf = tracker.stats("n").performance(s.latency_scale)
+        assert key(e, now) == intelligent_score(perf, entry_load(e, now, s), s)
 
 
 def test_weighted_schedule_gives_each_its_share_spread_out() -> None:

@@ -138,6 +138,37 @@ class AIRequest:
         return self.required_capabilities
 
 
+def checked_request(  # noqa: PLR0917 (positional: the hot path)
+    model: str,
+    payload: Mapping[str, Any],
+    kind: RequestKind,
+    tenant: str,
+    timeout: float | None,
+    stream: bool,
+    cache_mode: str,
+    request_id: str,
+) -> AIRequest:
+    """An :class:`AIRequest` of values already checked by the caller (the gateway's: a
+    :class:`RequestKind`, a timeout > 0 or ``None``, one of :data:`CACHE_MODES`), with no
+    required capabilities, priority 0 and no context tokens: what ``AIRequest(...)`` makes,
+    without ``__post_init__``'s checks and its call (one a request on the hot path). It sets
+    every field: tests/gateway/test_hot_path_values.py holds it to the class call."""
+    r = _new_object(AIRequest)
+    r.model = model
+    r.payload = payload
+    r.required_capabilities = _NO_CAPABILITIES
+    r.kind = kind
+    r.tenant = tenant
+    r.priority = 0
+    r.timeout = timeout
+    r.context_tokens = 0
+    r.stream = stream
+    r.cache_mode = cache_mode
+    r.id = request_id
+    return r
+
+
+_NO_CAPABILITIES: frozenset[str] = frozenset()
 _UNREAD: Any = object()
 
 
@@ -206,6 +237,26 @@ class Response:
             f"Response(content={content}, status={self.status}, tokens={self.tokens}, "
             f"raw={'None' if self.raw is None else f'<{len(self.raw)} bytes>'})"
         )
+
+
+def passed_on(raw: bytes, tokens: int, input_tokens: int, output_tokens: int) -> Response:
+    """A node's 200 answer passed on as the bytes it sent (its content decoded when first
+    read): what ``Response(status=200, tokens=tokens, raw=raw, input_tokens=...,
+    output_tokens=...)`` makes, without a call by keyword through the class (one a request on
+    the hot path: a class call with keywords passes them as a dict to ``__init__``)."""
+    r = _new_object(Response)
+    r._content = _UNREAD
+    r.status = 200
+    r.tokens = tokens
+    r.raw = raw
+    r.headers = {}
+    r.input_tokens = input_tokens
+    r.output_tokens = output_tokens
+    r.queue_seconds = -1.0
+    return r
+
+
+_new_object = object.__new__
 
 
 class ExecutionResult(msgspec.Struct):

@@ -20,7 +20,7 @@ import orjson
 from ..clock import Clock
 from ..errors import NoCapableNodesError
 from ..monitoring._stages import server_timing
-from ..types import AIRequest, JSONBody, RequestKind
+from ..types import AIRequest, JSONBody, RequestKind, checked_request
 from ._app_routes import AppRoutes
 from ._app_state import Hook
 from ._asgi import KINDS, Receive, Scope, Send, cache_mode
@@ -37,7 +37,8 @@ _OK_HEAD = (
     b"content-type: application/json\r\ncontent-length: %d\r\nx-request-id: %s\r\n"
     b"x-prsm-added-time: %.3f\r\n%s"
 )
-_NO_CAPABILITIES: frozenset[str] = frozenset()
+#: the same head with its status line and the body: a whole 200 answer on a kept connection
+_OK_WHOLE = b"HTTP/1.1 200 OK\r\n" + _OK_HEAD + b"\r\n%s"
 
 
 class GatewayApp(AppRoutes):
@@ -133,13 +134,12 @@ class GatewayApp(AppRoutes):
             if tenant.token_bucket is not None or tenant.request_bucket is not None:
                 await self.limiter.check(tenant)  # (no coroutine for a tenant with no limits)
             stream = bool(getattr(typed, "stream", False))
-            # by position (a call by keyword costs more): model, payload, required
-            # capabilities, kind, tenant, priority, timeout, context tokens, stream, cache
-            # mode, id
-            request = AIRequest(
-                typed.model, JSONBody(body), _NO_CAPABILITIES, kind, tenant.name, 0,
-                self.settings.request_timeout, 0, stream, cache_mode(head.cache_control),
-                head.rid.decode(),
+            # (its values checked already: the kind from KINDS, the settings' timeout, a
+            # cache mode from cache_mode; by position: model, payload, kind, tenant, timeout,
+            # stream, cache mode, id)
+            request = checked_request(
+                typed.model, JSONBody(body), kind, tenant.name, self.settings.request_timeout,
+                stream, cache_mode(head.cache_control), head.rid.decode(),
             )  # fmt: skip
             t_call = time.perf_counter()
             parse_s = t_parsed - t_auth
@@ -167,11 +167,11 @@ class GatewayApp(AppRoutes):
                 ]  # fmt: skip
                 lines += b"server-timing: %s\r\n" % server_timing(stages, time.perf_counter() - t0)
             added += time.perf_counter() - t_back
-            answer = _OK_HEAD % (len(raw), head.rid, added * 1e3, lines)
-            if native is not None:
-                native.respond(200, answer, raw)
+            values = (len(raw), head.rid, added * 1e3, lines, raw)
+            if native is not None:  # (the head and body formatted at once: see respond_ok)
+                native.respond_ok(_OK_WHOLE, _OK_HEAD, values)
             else:
-                await x.reply(200, answer, raw)
+                await x.reply(200, _OK_HEAD % values[:-1], raw)
             t_end = time.perf_counter()
             self._count(route, 200, added)
             self.recorder.gateway_stages(parse_s, auth_s, t_end - t_back)

@@ -126,6 +126,28 @@ class ServerExchange(Generic[H]):
         self.status = status
         self.done = True
 
+    def respond_ok(self, whole: bytes, lines: bytes, values: tuple[object, ...]) -> None:
+        """Answer 200 whole, formatted once: ``values`` are the head lines' values, then the
+        body (last); ``lines % values[:-1]`` are the head lines (with the content type and
+        length), and ``whole % values`` the same answer on a kept HTTP/1.1 connection
+        (``HTTP/1.1 200 OK``, the lines, a blank line, the body): the common case, one
+        formatting and one write. Otherwise as :meth:`respond`."""
+        conn = self.conn
+        body: bytes = values[-1]  # type: ignore[assignment]
+        if (
+            self.keep_alive
+            and not conn.closed
+            and not self.http10
+            and not conn.server.closing
+            and len(body) < 65536
+            and self.method != "HEAD"
+        ):
+            conn.transport.write(whole % values)
+            self.status = 200
+            self.done = True
+            return
+        self.respond(200, lines % values[:-1], body)
+
     def begin(self, status: int, headers: Headers | bytes) -> None:
         """Start a streamed answer (``headers`` as pairs, or as header lines already made);
         its head leaves with the first chunk."""

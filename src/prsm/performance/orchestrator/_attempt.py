@@ -92,7 +92,7 @@ class Pipeline:
     def pick(self, request: AIRequest, now: float, exclude: Collection[str] | None) -> NodeSpec:
         """The balancer's node for ``request`` (its pick counted); raises its routing error."""
         node = self.balancer.pick(request, now, exclude)
-        self.metrics.node(node.id).picks.inc()
+        self.metrics.node(node.id).picks.value += 1.0  # (the plain counter's inc(), inline)
         return node
 
     def begin(
@@ -252,7 +252,7 @@ def first_node(p: Pipeline, request: AIRequest, now: float) -> NodeSpec:
         p.metrics.error.inc()
         p.metrics.gave_up.labels("no_node").inc()
         raise
-    p.metrics.node(node.id).picks.inc()
+    p.metrics.node(node.id).picks.value += 1.0  # (the plain counter's inc(), inline)
     return node
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..monitoring._plain import PlainCounter
 from ..monitoring._registry import MetricsRegistry, plain_family
 from ..resilience._breaker import BreakerSet
 from ..routing._balancer import AILoadBalancer
@@ -42,11 +43,12 @@ BREAKER_STATE_VALUE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
 
 class NodeChildren:
-    """One node's labelled children."""
+    """One node's labelled children (``picks`` a plain counter: the hot path adds to its
+    ``value`` inline)."""
 
     __slots__ = ("failures", "latency", "picks")
 
-    def __init__(self, picks: Any, latency: Any, failures: Any) -> None:
+    def __init__(self, picks: PlainCounter, latency: Any, failures: Any) -> None:
         self.picks = picks
         self.latency = latency
         self.failures = failures
@@ -61,7 +63,7 @@ class OrchestratorMetrics:
             registry, "counter", "orchestrator_requests", "Requests handled, by outcome.",
             ["outcome"],
         )  # fmt: skip
-        self.ok = requests.labels("ok")
+        self.ok: PlainCounter = requests.labels("ok")  # (the hot path adds to its value)
         self.error = requests.labels("error")
         self.cache_hit = requests.labels("cache_hit")
         self.latency = plain_family(

@@ -193,7 +193,7 @@ class PerformanceOrchestrator(Wiring):
         if cache_s >= 0.0:
             timings["cache"] = cache_s
         result.latency = total
-        m.ok.inc()
+        m.ok.value += 1.0  # (the plain counter's inc(), inline: one call less a request)
         m.latency.observe(total)
         if response is None:
             tokens_in = tokens_out = 0

@@ -256,7 +256,7 @@ async def run_stream(
                     raise err from exc
             if not att.done:  # (a stream that broke after its answer ended was failed already)
                 att.succeed(monotonic())
-            m.ok.inc()
+            m.ok.value += 1.0  # (the plain counter's inc(), inline: one call less a stream)
         finally:
             att.abandon()  # cancelled, or the caller went away (no-op once an outcome is recorded)
             if not closed:

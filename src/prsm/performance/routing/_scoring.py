@@ -2,7 +2,9 @@
 ages, the key each strategy ranks nodes by, and the weighted round-robin schedule.
 
 The balancer (:class:`~prsm.performance.routing.AILoadBalancer`) is the only implementation
-of the strategies; it calls these functions whenever a node's key must be recomputed, and the
+of the strategies; it calls these functions whenever a node's key must be recomputed (the
+``intelligent`` key has :func:`entry_load`'s and :func:`intelligent_score`'s arithmetic inline,
+in one function, held to them bit for bit by tests/routing/test_intelligent_key.py), and the
 snapshot and gauges call them to show the same figures.
 
 **Load and staleness.** A node's load is the post's ``cpu·0.4 + memory·0.3 + queue·0.3``
@@ -140,18 +142,49 @@ def make_key(
     """``key(entry, now)``: what ``strategy`` ranks an eligible node by (larger is better)."""
     s = settings
     if strategy == "intelligent":
-        scale = s.latency_scale
-
-        def intelligent(e: NodeEntry, now: float) -> float:
-            perf = tracker.stats(e.id).performance(scale)
-            return intelligent_score(perf, entry_load(e, now, s), s)
-
-        return intelligent
+        return _intelligent_key(settings, tracker)
     if strategy in ("least_loaded", "power_of_two"):
         return lambda e, now: 1.0 - entry_load(e, now, s)
     if strategy == "latency":
         return lambda e, now: -tracker.latency(e.id)
     return lambda e, now: 0.0
+
+
+def _intelligent_key(
+    s: BalancerSettings, tracker: PerformanceTracker
+) -> Callable[[NodeEntry, float], float]:
+    """The ``intelligent`` key: :func:`intelligent_score` of the node's performance and
+    :func:`entry_load`, the same arithmetic in the same order, in one function (it runs
+    about once a request: four calls fewer)."""
+    scale = s.latency_scale
+
+    def intelligent(e: NodeEntry, now: float) -> float:
+        learned = tracker.stats(e.id)
+        perf = learned.success_rate * scale / (scale + learned.latency)
+        # entry_load(e, now, s), inline
+        in_flight = e.in_flight
+        busy = in_flight / e.concurrency if in_flight < e.concurrency else 1.0
+        at = e.reported_at
+        w = 0.0 if at is None else 1.0 if now < at + s.signal_ttl else signal_weight(at, now, s)
+        if w == 0.0:
+            cpu = memory = busy
+            waiting = 0.0
+        else:
+            m = e.metrics
+            rest = 1.0 - w
+            cpu = busy if m.cpu is None else w * m.cpu + rest * busy
+            memory = busy if m.memory is None else w * m.memory + rest * busy
+            waiting = 0.0 if m.queue_depth is None else w * m.queue_depth
+        queue = (waiting + in_flight) / e.capacity
+        # node_load(cpu, memory, min(queue, 1)), then intelligent_score(perf, load), inline
+        load = (
+            s.cpu_weight * cpu
+            + s.memory_weight * memory
+            + s.queue_weight * (queue if queue < 1.0 else 1.0)
+        )
+        return s.performance_weight * perf + s.load_weight * (1.0 - load)
+
+    return intelligent
 
 
 def wrr_schedule(weights: Sequence[float]) -> tuple[int, ...]:

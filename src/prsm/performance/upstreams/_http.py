@@ -47,7 +47,7 @@ from ..http._client_connection import ClientResponse
 from ..http._pool_stream import PoolStream
 from ..http._settings import HttpClientSettings
 from ..routing._node import NodeSpec
-from ..types import AIRequest, JSONBody, RequestKind, Response
+from ..types import AIRequest, JSONBody, RequestKind, Response, passed_on
 from ._base import failing_stream, node_detail, node_fault
 
 PATHS = {
@@ -287,11 +287,8 @@ class HttpUpstream:
             ) from exc
         usage = answer.usage
         if usage is None:
-            return Response(status=status, raw=raw)
-        return Response(
-            status=status, tokens=usage.total_tokens, raw=raw,
-            input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
-        )  # fmt: skip
+            return passed_on(raw, 0, 0, 0)
+        return passed_on(raw, usage.total_tokens, usage.prompt_tokens, usage.completion_tokens)
 
     def stream(self, node: NodeSpec, request: AIRequest) -> AsyncIterator[bytes]:
         try:
