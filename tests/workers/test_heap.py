@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prsm.performance.workers import _heap
 from prsm.performance.workers._heap import HeapTrimmer, libc_malloc_trim, resident_bytes
 from prsm.performance.workers._process import WorkerProcess
 
@@ -35,7 +36,7 @@ class Heap:
 
 def test_trims_only_past_the_limit_above_the_last_trim() -> None:
     heap = Heap(rss=400 * MB, live=400 * MB)
-    trimmer = HeapTrimmer(16 * MB, resident=heap.resident, trim=heap.trim)
+    trimmer = HeapTrimmer(16 * MB, resident=heap.resident, trim=heap.trim, log=pytest.fail)
     heap.rss = 416 * MB  # exactly the limit: kept
     assert not trimmer.after_batch()
     heap.rss = 417 * MB
@@ -49,21 +50,36 @@ def test_trims_only_past_the_limit_above_the_last_trim() -> None:
     assert heap.calls == [0, 0]
 
 
-def test_does_nothing_without_malloc_trim_or_a_resident_size() -> None:
+def test_does_nothing_without_malloc_trim_or_a_resident_size_and_says_so() -> None:
     heap = Heap(rss=400 * MB, live=400 * MB)
-    no_trim = HeapTrimmer(16 * MB, resident=heap.resident, trim=None)  # not glibc
+    lines: list[str] = []
+    no_trim = HeapTrimmer(16 * MB, resident=heap.resident, trim=None, log=lines.append)
     heap.rss = 900 * MB
     assert not no_trim.active
     assert not no_trim.after_batch()
-    no_rss = HeapTrimmer(16 * MB, resident=lambda: None, trim=heap.trim)  # no /proc
+    no_rss = HeapTrimmer(16 * MB, resident=lambda: None, trim=heap.trim, log=lines.append)
     assert not no_rss.active
     assert not no_rss.after_batch()
     assert heap.calls == []
+    assert lines == [
+        "heap trim off: the C library has no malloc_trim (not glibc)",
+        "heap trim off: no /proc/self/statm to read the resident size from",
+    ]
+
+
+def test_a_missing_statm_is_none_and_other_read_errors_are_raised(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(_heap, "STATM", tmp_path / "absent")
+    assert resident_bytes() is None
+    monkeypatch.setattr(_heap, "STATM", tmp_path)  # a directory: IsADirectoryError
+    with pytest.raises(IsADirectoryError):
+        resident_bytes()
 
 
 def test_a_negative_limit_is_refused() -> None:
     with pytest.raises(ValueError, match="limit: must be >= 0 bytes, got -1"):
-        HeapTrimmer(-1, resident=resident_bytes, trim=None)
+        HeapTrimmer(-1, resident=resident_bytes, trim=None, log=pytest.fail)
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads /proc")
@@ -72,7 +88,7 @@ def test_this_platform_provides_both() -> None:
         pytest.skip("a C library without malloc_trim (not glibc)")
     rss = resident_bytes()
     assert rss is not None and rss > MB
-    assert HeapTrimmer.for_this_process().active
+    assert HeapTrimmer.for_this_process(pytest.fail).active
 
 
 #: the soak benchmark's words (its embedding inputs are 1-200 of them)

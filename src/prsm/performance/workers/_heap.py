@@ -12,7 +12,10 @@ was free memory, not live objects. :class:`HeapTrimmer` calls ``malloc_trim`` af
 whenever the resident size has grown by more than :data:`TRIM_ABOVE` since the last trim:
 the worker stays within that much of what it really holds, and a run of batches of shapes
 it has seen (reusing the same free blocks) trims rarely. Where there is no glibc
-``malloc_trim`` or ``/proc/self/statm`` (macOS, musl), it does nothing.
+``malloc_trim`` (macOS, musl) or no ``/proc/self/statm`` (macOS), it does nothing and says so
+once, through ``log``, when it starts. The embedding worker and the helper process
+(:mod:`prsm.performance._helper_process`: the semantic cache's verifier and cross-encoder)
+both run it.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ STATM = Path("/proc/self/statm")
 
 
 def resident_bytes() -> int | None:
-    """This process's resident size (``/proc/self/statm``), or None where there is none."""
+    """This process's resident size (``/proc/self/statm``), or None where the system has no
+    such file; any other error reading it is raised."""
     try:
-        return int(STATM.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
+        text = STATM.read_text()
+    except FileNotFoundError:
         return None
+    return int(text.split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def libc_malloc_trim() -> Callable[[int], int] | None:
@@ -60,6 +65,7 @@ class HeapTrimmer:
         *,
         resident: Callable[[], int | None],
         trim: Callable[[int], int] | None,
+        log: Callable[[str], None],
     ) -> None:
         if limit < 0:
             raise ValueError(f"limit: must be >= 0 bytes, got {limit!r}")
@@ -68,11 +74,15 @@ class HeapTrimmer:
         self._trim = trim
         self.floor = resident()
         self.trims = 0
+        if trim is None:
+            log("heap trim off: the C library has no malloc_trim (not glibc)")
+        elif self.floor is None:
+            log(f"heap trim off: no {STATM} to read the resident size from")
 
     @classmethod
-    def for_this_process(cls) -> HeapTrimmer:
+    def for_this_process(cls, log: Callable[[str], None]) -> HeapTrimmer:
         """:data:`TRIM_ABOVE`, this process's resident size and the C library's trim."""
-        return cls(TRIM_ABOVE, resident=resident_bytes, trim=libc_malloc_trim())
+        return cls(TRIM_ABOVE, resident=resident_bytes, trim=libc_malloc_trim(), log=log)
 
     @property
     def active(self) -> bool:

@@ -139,7 +139,7 @@ def serve(
     if note:
         _log(note)
     embedder = Embedder(actual, model_dir, encode_batch)
-    heap = HeapTrimmer.for_this_process()
+    heap = HeapTrimmer.for_this_process(_log)
     send_message(
         sock,
         {"op": "ready", "pid": os.getpid(), "device": actual, "dim": embedder.dim, "note": note},
