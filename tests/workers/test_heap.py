@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmarks.soak import WORDS  # its embedding inputs are 1-200 of them
 
 from prsm.performance.workers import _heap
 from prsm.performance.workers._heap import HeapTrimmer, libc_malloc_trim, resident_bytes
@@ -91,27 +92,6 @@ def test_this_platform_provides_both() -> None:
     assert HeapTrimmer.for_this_process(pytest.fail).active
 
 
-#: the soak benchmark's words (its embedding inputs are 1-200 of them)
-WORDS = [
-    "alpha",
-    "bravo",
-    "charlie",
-    "delta",
-    "echo",
-    "foxtrot",
-    "golf",
-    "hotel",
-    "india",
-    "juliet",
-    "kilo",
-    "lima",
-    "mike",
-    "november",
-    "oscar",
-    "papa",
-    "quebec",
-    "romeo",
-]
 PROBE = ["How do vaccines work?", " ".join(WORDS * 8)]
 
 
