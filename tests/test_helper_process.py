@@ -14,6 +14,9 @@ import pytest
 
 from prsm.performance._helper_process import HelperProcess
 from prsm.performance.errors import HelperProcessError
+from prsm.performance.workers._heap import libc_malloc_trim, resident_bytes
+
+MB = 2**20
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +121,30 @@ async def test_a_cancelled_async_caller_leaves_the_answer_to_its_call(
 async def test_concurrent_async_calls_take_turns(helper: HelperProcess) -> None:
     got = await asyncio.gather(*(helper.acall(operator.mul, (i, i), 30.0) for i in range(8)))
     assert got == [i * i for i in range(8)] and helper.starts == 1
+
+
+#: a block allocated after the freed ones, kept alive in the helper: it pins the heap's top
+_PINNED: list[bytes] = []
+
+
+def leave_freed_heap(mb: int, block: int = 4000) -> int:
+    """In the helper: allocate ``mb`` MB in blocks of ``block`` bytes (malloc's heap, under
+    its mmap threshold), pin the heap's top with one more, free the rest; the resident size
+    then."""
+    blocks = [b"x" * block for _ in range(mb * 2**20 // block)]
+    _PINNED.append(b"y" * block)
+    del blocks
+    size = resident_bytes()
+    assert size is not None
+    return size
+
+
+@pytest.mark.skipif(libc_malloc_trim() is None or resident_bytes() is None, reason="glibc only")
+def test_the_helper_gives_freed_heap_back_after_a_call(helper: HelperProcess) -> None:
+    """What a call freed but glibc kept (as a cross-encoder's varied forward passes leave) is
+    trimmed after the answer, as in an embedding worker (``workers/_heap.py``)."""
+    start = helper.call(resident_bytes, (), 30.0)
+    held = helper.call(leave_freed_heap, (96,), 30.0)
+    assert held - start > 64 * MB  # kept by malloc after the free
+    after = helper.call(resident_bytes, (), 30.0)
+    assert after - start < 32 * MB, f"{(after - start) / MB:.0f} MB still resident"

@@ -35,6 +35,7 @@ from typing import Any
 
 from ._helper_async import acquire, frame, readable, shielded, write
 from .errors import HelperProcessError
+from .workers._heap import HeapTrimmer
 
 #: seconds a helper may take to start and load a model (an interpreter, torch, the weights)
 LOAD_TIMEOUT = 120.0
@@ -42,12 +43,18 @@ LOAD_TIMEOUT = 120.0
 Prepare = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
+def _log(line: str) -> None:  # pragma: no cover - the child's
+    print(f"prsm helper {os.getpid()}: {line}", file=sys.stderr, flush=True)
+
+
 def _main(requests_fd: int, events_fd: int) -> None:  # pragma: no cover - the child's entry
     _serve(Connection(requests_fd, writable=False), Connection(events_fd, readable=False))
 
 
 def _serve(requests: Connection, events: Connection) -> None:  # pragma: no cover - child
-    """The helper's loop: one request at a time, until the parent closes the pipe."""
+    """The helper's loop: one request at a time, until the parent closes the pipe; after each
+    answer, the heap its forward passes freed goes back to the OS past a limit (as in a worker)."""
+    heap = HeapTrimmer.for_this_process(_log)
     while True:
         try:
             msg = requests.recv()
@@ -60,6 +67,7 @@ def _serve(requests: Connection, events: Connection) -> None:  # pragma: no cove
             events.send(("done", out))
         except Exception as exc:  # sent back and re-raised in the parent with its traceback
             events.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+        heap.after_batch()  # after the answer: the trim does not delay it
 
 
 class HelperProcess:
