@@ -5,9 +5,10 @@ Starts one real worker process as the pool does (:class:`WorkerProcess`, CPU), s
 benchmark's words (seeded), and after every ``--every`` batches (and a ping, so that any heap
 trim after the last batch is done) prints the worker's VmRSS and RssAnon in MB from
 ``/proc/PID/status``. Run it at ``nice -n 19``; the shapes, not the pace, make the curve.
+Run it from the repository's root as a module (it takes the words from ``benchmarks.soak``).
 To compare two versions, run it with each one's ``src`` first on ``PYTHONPATH``:
 
-    PYTHONPATH=src nice -n 19 python scripts/worker_rss.py --batches 400 --every 25 \\
+    PYTHONPATH=src nice -n 19 python -m scripts.worker_rss --batches 400 --every 25 \\
         [--threads 2] [--out curve.json]
 """
 
@@ -19,29 +20,9 @@ import json
 import random
 from pathlib import Path
 
-from prsm.performance.workers._process import WorkerProcess
+from benchmarks.soak import WORDS  # the soak's embedding inputs are 1-200 of them
 
-#: the soak benchmark's words (its embedding inputs are 1-200 of them)
-WORDS = [
-    "alpha",
-    "bravo",
-    "charlie",
-    "delta",
-    "echo",
-    "foxtrot",
-    "golf",
-    "hotel",
-    "india",
-    "juliet",
-    "kilo",
-    "lima",
-    "mike",
-    "november",
-    "oscar",
-    "papa",
-    "quebec",
-    "romeo",
-]
+from prsm.performance.workers._process import WorkerProcess
 
 
 def memory_mb(pid: int) -> dict[str, int]:

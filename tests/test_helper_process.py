@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from prsm.performance._heap import libc_malloc_trim, resident_bytes
 from prsm.performance._helper_process import HelperProcess
 from prsm.performance.errors import HelperProcessError
-from prsm.performance.workers._heap import libc_malloc_trim, resident_bytes
 
 MB = 2**20
 
@@ -142,7 +142,7 @@ def leave_freed_heap(mb: int, block: int = 4000) -> int:
 @pytest.mark.skipif(libc_malloc_trim() is None or resident_bytes() is None, reason="glibc only")
 def test_the_helper_gives_freed_heap_back_after_a_call(helper: HelperProcess) -> None:
     """What a call freed but glibc kept (as a cross-encoder's varied forward passes leave) is
-    trimmed after the answer, as in an embedding worker (``workers/_heap.py``)."""
+    trimmed after the answer, as in an embedding worker (``_heap.py``)."""
     start = helper.call(resident_bytes, (), 30.0)
     held = helper.call(leave_freed_heap, (96,), 30.0)
     assert held - start > 64 * MB  # kept by malloc after the free

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from benchmarks.soak import WORDS  # its embedding inputs are 1-200 of them
 
-from prsm.performance.workers import _heap
-from prsm.performance.workers._heap import HeapTrimmer, libc_malloc_trim, resident_bytes
+from prsm.performance import _heap
+from prsm.performance._heap import HeapTrimmer, libc_malloc_trim, resident_bytes
 from prsm.performance.workers._process import WorkerProcess
 
 MB = 2**20

@@ -33,9 +33,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ._heap import HeapTrimmer
 from ._helper_async import acquire, frame, readable, shielded, write
 from .errors import HelperProcessError
-from .workers._heap import HeapTrimmer
 
 #: seconds a helper may take to start and load a model (an interpreter, torch, the weights)
 LOAD_TIMEOUT = 120.0

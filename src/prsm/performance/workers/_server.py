@@ -13,7 +13,7 @@ batch of 32 embeds 130 texts/s in chunks of 8 against 87/s in one pass, and a ba
 varies less (its p99 1.35 × its mean against 1.46 ×). A GPU wants the whole batch in one
 pass. If that call raises, each item is encoded alone so that only the items that fail
 report an error. After answering a batch it gives the heap its tensors freed back to the OS
-once that has grown past a limit (:mod:`._heap`).
+once that has grown past a limit (:mod:`.._heap`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ._heap import HeapTrimmer
+from .._heap import HeapTrimmer
 from ._protocol import recv_message, send_message
 
 #: texts per forward pass on a CPU (``--encode-batch-size`` 0: this on a CPU, all on a GPU)
