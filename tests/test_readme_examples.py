@@ -252,3 +252,31 @@ async def test_example_runs(name: str, tmp_path: Path, monkeypatch: pytest.Monke
         example.check(ns)
     finally:
         await _close_all(ns)
+
+
+YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.M | re.S)
+#: a key hash the README elides (``[3b8e...c1]``, ``[4c1f…9e]``, ``[...]``)
+ELIDED_HASH = re.compile(r"\[(?:[0-9a-f]{4}(?:\.\.\.|…)[0-9a-f]{2}|\.\.\.)\]")
+
+
+def test_yaml_blocks_load(tmp_path: Path) -> None:
+    """Every YAML block is a config ``prsm-perf serve`` loads (its elided key hashes filled
+    in) or, with ``workloads:``, a file ``prsm-perf optimize`` reads."""
+    from prsm.performance.config import load_config
+    from prsm.performance.optimize import load_allocation_file
+    from prsm.performance.routing._node import node_from_mapping
+
+    blocks = YAML_BLOCK.findall(README.read_text(encoding="utf-8"))
+    assert len(blocks) >= 9
+    for i, block in enumerate(blocks):
+        pieces = ELIDED_HASH.split(block)  # each elided hash becomes a distinct valid one
+        text = "".join(f"{piece}['{k:064x}']" for k, piece in enumerate(pieces[:-1], 1))
+        text += pieces[-1]
+        path = tmp_path / f"block{i}.yaml"
+        path.write_text(text, encoding="utf-8")
+        if "\nworkloads:" in "\n" + text:
+            load_allocation_file(path)
+            continue
+        config = load_config(path, environ={})
+        for node in config.nodes:
+            node_from_mapping(node)
