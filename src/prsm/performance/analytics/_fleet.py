@@ -1,6 +1,9 @@
 """The fleet's capacity and its bottleneck, from the analysed history.
 
-Per node, the USL fitted on ``node.in_flight`` / ``node.request_rate`` (or the observed peak);
+Per node, the USL fitted on ``node.in_flight`` / ``node.request_rate``; where none can be fitted
+(too few distinct concurrencies, or no contention seen) the node's capacity is unknown
+(``None``, ``basis`` ``"unknown"``; ``capacity_at_least`` the busiest rate seen) and nothing
+is judged against it;
 for the gateway, the CPU a request costs, fitted on each gateway process's CPU use
 (``system.process_cpu_usage``, percent of one core) against its request rate
 (``application.request_rate``, the same labels: ``instance`` with several processes), pooled
@@ -103,7 +106,7 @@ def _usl_for(rate: SeriesData, in_flight: SeriesData | None) -> UslFit | None:
     try:
         return fit_usl(n, x)
     except ConfigError:
-        return None  # too few distinct concurrencies to fit: capacity falls back to the peak
+        return None  # too few distinct concurrencies to fit: the capacity is unknown
 
 
 def gateway_cpu(
@@ -178,7 +181,9 @@ def fleet_capacity(
         if fit is not None and math.isfinite(fit.peak_throughput):
             info.update(usl=fit.as_dict(), capacity=fit.peak_throughput, basis="usl")
         else:
-            info.update(capacity=float(np.max(sd.values)), basis="observed peak")
+            # no USL to read a capacity from: the busiest rate seen is only a lower bound, and
+            # a utilisation against it would call any steady load saturated
+            info.update(capacity=None, capacity_at_least=float(np.max(sd.values)), basis="unknown")
         if fit is not None or cost is not None:
             info["model"] = CapacityModel(fit, cost, cores).as_dict()
         if node in p50:
@@ -195,7 +200,7 @@ def fleet_capacity(
         out["gateway"] = gw[2]
     if rate is None or not nodes:
         return out
-    caps = [n["capacity"] for n in nodes.values() if n["capacity"] > 0]
+    caps = [n["capacity"] for n in nodes.values() if n["capacity"]]
     lat = [n["latency_p50"] for n in nodes.values() if "latency_p50" in n]
     if not caps:
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import sys
 from typing import Any
 
 
@@ -24,7 +25,12 @@ def register(sub: Any) -> None:
         "hash-key",
         help="print the SHA-256 hash of an API key, for a tenant's key_sha256 in the config",
     )
-    h.add_argument("key", nargs="?", default=None, help="the key (asked for when omitted)")
+    h.add_argument(
+        "key",
+        nargs="?",
+        default=None,
+        help="the key (when omitted: asked for at a terminal, else the first line of stdin)",
+    )
     h.set_defaults(func=run_hash_key)
 
 
@@ -36,8 +42,18 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_hash_key(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
     from ..gateway._settings import hash_key
 
-    key = args.key if args.key is not None else getpass.getpass("API key: ")
+    if args.key is not None:
+        key = args.key
+    elif sys.stdin is not None and sys.stdin.isatty():
+        key = getpass.getpass("API key: ")
+    else:  # piped (``printf %s "$KEY" | prsm-perf hash-key``: not in the shell's history)
+        key = sys.stdin.readline().rstrip("\r\n") if sys.stdin is not None else ""
+    if not key:
+        raise ConfigError(
+            "key", "no key given: pass it as an argument, type it at the prompt or pipe it in"
+        )
     print(hash_key(key))
     return 0
