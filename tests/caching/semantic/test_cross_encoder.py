@@ -229,3 +229,29 @@ async def test_a_cache_awaits_its_helper_verifier_on_the_loop_without_a_thread(
     assert "_score_in_helper" in fake.calls
     assert not cache._verify_pool._threads  # type: ignore[attr-defined]  # no worker thread ran
     await cache.aclose()
+
+
+def test_loading_it_prints_no_load_report_and_keeps_the_verbosity() -> None:
+    """The checkpoint's unused pooler weights made transformers print a warning table on
+    every load ("BertModel LOAD REPORT ... UNEXPECTED"); held back for this known load, the
+    verbosity restored after (a fresh process: loads are cached per process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import transformers.utils.logging as l\n"
+        "from prsm.performance.caching.semantic._cross import CrossEncoder\n"
+        "from pathlib import Path\n"
+        "from prsm.performance.caching.semantic import _cross\n"
+        "before = l.get_verbosity()\n"
+        "adapter = Path(_cross.__file__).with_name('cross_encoder.safetensors')\n"
+        "p = CrossEncoder(adapter).score('how old are you', ['what is your age'])\n"
+        "print(float(p[0]), l.get_verbosity() == before)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    prob, kept = done.stdout.split()
+    assert 0.0 <= float(prob) <= 1.0 and kept == "True"
+    assert "LOAD REPORT" not in done.stderr and "UNEXPECTED" not in done.stderr, done.stderr

@@ -18,6 +18,7 @@ GIL for milliseconds at a time, and the loop waited for it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,7 +74,17 @@ class CrossEncoder:
         from ...embeddings._model import model_path
 
         base = model_path()
-        model = BertModel.from_pretrained(str(base), add_pooling_layer=False)
+        # without the pooling layer the checkpoint's ``pooler.dense.*`` are unused, which
+        # transformers reports on every load as a warning table ("LOAD REPORT ... UNEXPECTED");
+        # expected here, so this load's warnings are held back (errors still raise)
+        from transformers.utils import logging as hf_logging
+
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity(logging.ERROR)
+        try:
+            model = BertModel.from_pretrained(str(base), add_pooling_layer=False)
+        finally:
+            hf_logging.set_verbosity(level)
         model.eval()  # type: ignore[no-untyped-call]
         state = load_file(str(self.adapter))
         meta = _metadata(self.adapter)
