@@ -25,7 +25,7 @@ from prsm.performance.serve._pod_warm import WarmMirror
 
 from .helpers import until
 from .test_elector import _Hung
-from .test_takeover_replay import ERRORS, STARTUP, _candidate, _traffic
+from .test_takeover_replay import ERRORS, SETTINGS as PLAIN, STARTUP, _candidate, _traffic
 from .test_warm_standby import KEY, _Leader
 
 SPAN = 600.0  # the errors kept: exact from ~45 minutes in (the first settled + SPAN)
@@ -96,3 +96,37 @@ async def test_a_take_over_under_half_an_interval_serves_records_that_rebuild_it
     # the old leader's last record kept: the new leader's first decision waited for half an
     # interval after it (the first tick after, on this clock)
     assert records[mine[0] - 1].now == start + LAST and min(live) == start + LAST + 10.0
+
+
+async def test_a_re_elected_pod_counts_no_requests_of_its_last_term_at_its_first_decision() -> None:
+    """A leads, decides, takes 7 requests after its last decision and hands the Lease over;
+    B leads a while and hands it back: A's first decision of its new term counts the requests
+    since (none: a standby takes no reports), not those 7 of its earlier term, which it would
+    count a term late in the arrivals its session errors read and its record serves."""
+    clock = ManualClock(start=0.0, wall_offset=1_700_000_000.0 - 1_700_000_000.0 % 3600)
+    store, shared = _Hung(), InMemoryBackend(clock=clock, initial=2)
+    a, b = (_candidate(n, clock, store, shared, PLAIN) for n in "ab")
+    await a.elector.round()
+    await b.elector.round()
+    assert a.elector.leading and not b.elector.leading
+    await until(lambda: len(a.loop.history) == 1)  # A's first decision
+    _traffic(1, a.tracker)  # reported to A
+    await until(lambda: clock.sleepers >= 1)
+    clock.advance(PLAIN.interval)
+    await until(lambda: len(a.loop.history) == 2)
+    for _ in range(7):  # after A's last decision of this term
+        a.tracker.arrived()
+    await a.elector.close(release=True)  # A stands by; B takes the Lease
+    await b.elector.round()
+    assert b.elector.leading and not a.elector.leading
+    await until(lambda: len(b.loop.history) == 1)
+    await until(lambda: clock.sleepers >= 1)
+    clock.advance(600.0)
+    await b.elector.close(release=True)  # and hands it back
+    await a.elector.round()
+    assert a.elector.leading
+    await until(lambda: len(a.loop.history) == 3)
+    first = a.loop.history[-1].context
+    assert first.now == clock.time() and first.arrivals == 0
+    await a.close()
+    await b.close()
