@@ -265,7 +265,7 @@ async def test_records_that_begin_after_the_last_fit_or_sessions_make_a_replay_p
     metrics = MetricsRegistry()  # an answer with the leader's sessions (none open): it matches
     scaler = PredictiveScaler(InMemoryBackend(clock=clock, initial=2), sessions, clock=clock,
                               metrics=metrics)  # fmt: skip
-    held = SessionTracker().export(10, 10, 10, 64, 10)
+    held = SessionTracker().export(10, 10, 10, 10)
     scaler.loop.carry_over(Carried(load, 4.0, 45.0, _records(now, load, 8), sessions=held), now)
     await scaler.loop.step()
     assert _replays(metrics, "ok") == 1 and _replays(metrics, "partial") == 0

@@ -20,7 +20,6 @@ from prsm.performance.scaling._replay import StepRecord, parse_record
 from prsm.performance.scaling._session_carry import (
     MAX_BYTES,
     MAX_COLUMNS,
-    MAX_NAME,
     MAX_PENDING,
     MAX_STARTS,
     MAX_USER_TIMES,
@@ -30,7 +29,7 @@ from prsm.performance.scaling._session_carry import (
     parse_sessions,
     sessions_body,
 )
-from prsm.performance.scaling._sessions import SessionSnapshot, SessionTracker
+from prsm.performance.scaling._sessions import MAX_NAME, SessionSnapshot, SessionTracker
 from prsm.performance.scaling._types import LoadSeries
 from prsm.performance.scaling._warm import Carried, HistoryError, history_body, parse_history
 
@@ -194,7 +193,7 @@ async def test_the_leader_copies_the_sessions_on_the_loop_and_builds_its_answer_
 
     leader = SessionTracker(max_users=12)
     _feed(leader, NOW - 3 * 3600, NOW, seed=3)
-    frozen = leader.freeze(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME)
+    frozen = leader.freeze(MAX_USERS, MAX_PENDING, MAX_STARTS)
     before = orjson.dumps(sessions_body(leader))
     _feed(leader, NOW, NOW + 3 * 3600, seed=4)
     for i in range(20):
@@ -341,7 +340,7 @@ async def test_a_reading_over_another_window_is_refused_and_the_replay_is_partia
     now = clock.time()
     records = tuple(dataclasses.replace(_record((0.5, 10, 60.0, 300.0)), now=now - 15.0 * k)
                     for k in range(4, 0, -1))  # fmt: skip
-    held = SessionTracker().export(10, 10, 10, MAX_NAME, 10)
+    held = SessionTracker().export(10, 10, 10, 10)
     load = LoadSeries(now - 600.0, 60.0, np.ones(10))
     caplog.set_level(logging.WARNING, "prsm.performance.scaling")
     scaler.loop.carry_over(Carried(load, 4.0, 45.0, records, sessions=held), now)

@@ -19,13 +19,13 @@ import pytest
 from prsm.performance.clock import ManualClock
 from prsm.performance.scaling import _sessions
 from prsm.performance.scaling._controller import InMemoryBackend
-from prsm.performance.scaling._session_carry import MAX_NAME, MAX_USERS, freeze
+from prsm.performance.scaling._session_carry import MAX_USERS, freeze
 from prsm.performance.scaling._session_state import CarriedSessions, FrozenSessions
-from prsm.performance.scaling._sessions import SessionTracker
+from prsm.performance.scaling._sessions import MAX_NAME, SessionTracker
 
 from .test_session_carry import NOW, _full
 
-BOUNDS = (6, 40, 25, 12)  # users, requests waiting, starts carried; the longest name
+BOUNDS = (6, 40, 25)  # users, requests waiting, starts carried
 
 
 def _feed(tracker: SessionTracker, start: float, end: float, seed: int) -> None:
@@ -34,7 +34,7 @@ def _feed(tracker: SessionTracker, start: float, end: float, seed: int) -> None:
     t = start
     while (t := t + float(rng.exponential(20.0))) < end:
         k = int(rng.integers(0, 40)) ** 2 % 41
-        user: Any = ("tenant", k) if k == 8 else f"{'x' * 13}{k}" if k == 9 else f"user-{k}"
+        user: Any = ("tenant", k) if k == 8 else f"{'x' * MAX_NAME}{k}" if k == 9 else f"user-{k}"
         tracker.arrived(user, t)
         if rng.random() < 0.1:
             tracker.snapshot(t)

@@ -328,7 +328,15 @@ class ScalingLoop:
     # -- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
         """Step every ``policy.interval`` seconds until cancelled; a failed step is logged,
-        counted and the loop goes on."""
+        counted and the loop goes on. The first step comes no sooner than half an interval
+        after the last decision record kept (a new leader's: the last leader's last): one
+        closer would replace that record, whose arrivals and forecast the replay read, and a
+        later leader's rebuild of the session floor's errors would lack them."""
+        if self.records:  # (at most half an interval: the wall clock may have gone back)
+            half = self.policy.interval / 2
+            wait = min(half, self.records[-1].now + half - self.clock.time())
+            if wait > 0:
+                await self.clock.sleep(wait)
         while True:
             try:
                 await self.step()

@@ -38,13 +38,12 @@ import numpy as np
 
 from ..monitoring._registry import MetricsRegistry
 from ._session_state import CarriedSessions, CarriedUser, FrozenSessions
-from ._sessions import RANK_EDGES, SessionTracker
+from ._sessions import MAX_NAME, RANK_EDGES, SessionTracker
 
 log = logging.getLogger("prsm.performance.scaling")
 
-#: the most users carried (the newest), and the longest name (the pods' reports' bound)
+#: the most users carried (the newest; the longest name: :data:`~._sessions.MAX_NAME`)
 MAX_USERS = 10_000
-MAX_NAME = 64
 #: the most requests waiting to settle carried (the newest), and unsettled arrivals in all
 MAX_PENDING = 50_000
 #: the most unsettled arrivals carried of one user (the newest; each request settling reads
@@ -79,7 +78,7 @@ def freeze(tracker: SessionTracker) -> FrozenSessions:
     """The leader's tracker's state within the bounds above, taken where the tracker changes
     (the event loop), for :func:`sessions_body` in a worker thread; held (the tracker saves
     what it changes of it) until ``tracker.thaw`` it."""
-    return tracker.freeze(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME)
+    return tracker.freeze(MAX_USERS, MAX_PENDING, MAX_STARTS)
 
 
 def sessions_body(tracker: SessionTracker | FrozenSessions) -> dict[str, Any]:
@@ -88,7 +87,7 @@ def sessions_body(tracker: SessionTracker | FrozenSessions) -> dict[str, Any]:
     if isinstance(tracker, FrozenSessions):
         c = tracker.carry(MAX_USERS, MAX_USER_TIMES)
     else:
-        c = tracker.export(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_NAME, MAX_USER_TIMES)
+        c = tracker.export(MAX_USERS, MAX_PENDING, MAX_STARTS, MAX_USER_TIMES)
     return {"gap": c.gap, "window": list(c.window), "tau_step": c.tau_step,
             "new_window": c.new_window, "num": c.num.tolist(), "den": c.den.tolist(),
             "settled": c.settled, "users": c.users, "pending": c.pending, "starts": c.starts,

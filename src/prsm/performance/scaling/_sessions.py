@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +50,14 @@ from ._types import check_positive, check_whole
 
 #: the session's requests so far, bucketed: 1, 2–3, 4–9, 10 or more
 RANK_EDGES = (1, 2, 4, 10)
+#: the longest user name a leader serves its standbys (the pods' reports send none longer):
+#: a user not named by a string of at most this many characters is not carried
+MAX_NAME = 64
+
+
+def _carried(user: Hashable) -> bool:
+    """Whether a user of this name is carried to the standbys (see :data:`MAX_NAME`)."""
+    return isinstance(user, str) and len(user) <= MAX_NAME
 
 
 def session_window(startup_time: float, slo: float, lead: float = 60.0) -> tuple[float, float]:
@@ -176,6 +184,9 @@ class SessionTracker:
         self._num = np.zeros((len(RANK_EDGES), len(self._taus)))
         self._den = np.zeros_like(self._num)
         self._users: OrderedDict[Hashable, _User] = OrderedDict()  # oldest last request first
+        #: those of ``_users`` not carried (:func:`_carried`), kept as users come and go so
+        #: that :meth:`freeze` reads no name
+        self._uncarried: set[_User] = set()
         self._pending: deque[tuple[float, _User, int]] = deque()
         self._starts: deque[float] = deque()
         #: what each :class:`FrozenSessions` held saves (:meth:`freeze` to :meth:`thaw`), and
@@ -195,10 +206,13 @@ class SessionTracker:
             if u is None:
                 if len(self._users) >= self.max_users:
                     _, old = self._users.popitem(last=False)
+                    self._uncarried.discard(old)
                     if self._saving:
                         self._save(old)
                     old.gone = True
                 u = self._users[user] = _User(user, now, born=self._freezes)
+                if not _carried(user):
+                    self._uncarried.add(u)
             u.rank = 0
         u.rank += 1
         u.last = now
@@ -242,6 +256,7 @@ class SessionTracker:
             if u.last + horizon > now:
                 break
             del users[key]
+            self._uncarried.discard(u)
         while self._starts and self._starts[0] <= now - self.new_window:
             self._starts.popleft()
 
@@ -276,23 +291,19 @@ class SessionTracker:
             if u.born <= freezes and u not in saved:
                 saved[u] = (u.last, u.rank, tuple(u.times), u.gone)
 
-    def freeze(
-        self, max_users: int, max_pending: int, max_starts: int, max_name: int
-    ) -> FrozenSessions:
+    def freeze(self, max_users: int, max_pending: int, max_starts: int) -> FrozenSessions:
         """What :meth:`export` reads, now (on the event loop that changes the tracker, so that
         a worker thread builds the answer from it, :meth:`FrozenSessions.carry`; held until
-        :meth:`thaw`): the newest ``max_users`` users named by a string of at most
-        ``max_name`` characters, the newest ``max_pending`` requests waiting, the newest
-        ``max_starts`` starts. Its Python work is a look at the users' names (the newest
-        first, until enough are carried); the requests and the starts are taken in C, and no
-        user is copied: the tracker saves a user's fields before it changes them."""
-        keyed: list[_User] = []
-        for u in reversed(self._users.values()):  # O(the bounds), not O(the tracker)
-            if len(keyed) == max_users:
-                break
-            k = u.key
-            if isinstance(k, str) and len(k) <= max_name:
-                keyed.append(u)
+        :meth:`thaw`): the newest ``max_users`` users carried (named by a string of at most
+        :data:`MAX_NAME` characters), the newest ``max_pending`` requests waiting, the newest
+        ``max_starts`` starts. All are taken in C, reading no user's name (the users not
+        carried are kept apart as they come; those newer than the last carried are each
+        skipped by a set lookup), and no user is copied: the tracker saves a user's fields
+        before it changes them."""
+        newest: Iterator[_User] = reversed(self._users.values())
+        if self._uncarried:
+            newest = itertools.filterfalse(self._uncarried.__contains__, newest)
+        keyed = list(itertools.islice(newest, max_users))
         frozen = FrozenSessions(
             (self.gap, self.window, self.tau_step, self.new_window), self._num.copy(),
             self._den.copy(), self.settled, keyed,
@@ -310,10 +321,10 @@ class SessionTracker:
         self._saving = tuple(s for s in self._saving if s[0] is not frozen.saved)
 
     def export(
-        self, max_users: int, max_pending: int, max_starts: int, max_name: int, max_times: int
+        self, max_users: int, max_pending: int, max_starts: int, max_times: int
     ) -> CarriedSessions:
         """The state a standby carries (:meth:`freeze`, then :meth:`FrozenSessions.carry`)."""
-        frozen = self.freeze(max_users, max_pending, max_starts, max_name)
+        frozen = self.freeze(max_users, max_pending, max_starts)
         try:
             return frozen.carry(max_users, max_times)
         finally:
@@ -336,6 +347,7 @@ class SessionTracker:
         named = [(k, u) for (k, *_), u in zip(carried.users, made, strict=True)
                  if k is not None and u is not None]  # fmt: skip
         self._users = OrderedDict(named[-self.max_users :])
+        self._uncarried = {u for u in self._users.values() if not _carried(u.key)}
         for u in made:  # (a forgotten user's requests settle; it is carried on as forgotten)
             if u is not None and self._users.get(u.key) is not u:
                 u.gone = True

@@ -122,6 +122,9 @@ class LeaderScaler:
         loop = self.scaler.loop
         if not leading:
             await loop.close()
+            # the requests this term took after its last decision are no later term's: a new
+            # term's first decision counts from here (a standby takes no reports)
+            self.tracker.take_window()
             return
         # what an earlier term decided is stale: start afresh, but as if the last leader had
         # just asked for the replicas the Deployment has, so that none is removed before the
