@@ -140,3 +140,78 @@ def analyse(
         "periodicity": periodicity(times, start, end, epoch),
         "episodes": {name: episodes(r, start, end) for name, r in results.items()},
     }
+
+
+def session_features(
+    times: np.ndarray[Any, Any],
+    service: np.ndarray[Any, Any],
+    users: np.ndarray[Any, Any],
+    fit: tuple[float, float],
+    test: tuple[float, float],
+    *,
+    gap: float = 1800.0,
+    window: tuple[float, float] = (90.0, 210.0),
+    tau_step: float = 15.0,
+    grid: float = 10.0,
+) -> dict[str, Any]:
+    """Would the session floor forecast better knowing more of each open session? Every
+    ``grid`` seconds, for every user whose last request is under ``gap`` seconds old, the
+    target is that user's arrivals in ``[t + window[0], t + window[1])`` (what the floor
+    forecasts); a table of its mean per feature cell is fitted on ``fit`` and scored on
+    ``test`` (mean squared error per session and of the sum over sessions at each ``t``).
+    Features: the library's (the session's rank bucket and the quiet time since its last
+    request, in ``tau_step`` steps); the same with whether that request is still in service
+    and, if not, the time since it ended (service from the trace, waits taken as 0: users
+    mostly send their next request after the last one's answer); the library's with the
+    user's previous gap between requests (its cadence)."""
+    edges = np.array([1, 2, 4, 10])
+    cells: dict[str, list[np.ndarray[Any, Any]]] = {"rank+quiet": [], "+in service/ended": [],
+                                                    "+previous gap": []}  # fmt: skip
+    targets: list[np.ndarray[Any, Any]] = []
+    at: list[np.ndarray[Any, Any]] = []
+    grid_t = np.arange(fit[0], test[1] - window[1], grid)
+    for u in np.unique(users):
+        ts, ex = times[users == u], service[users == u]
+        last = np.searchsorted(ts, grid_t, side="right") - 1
+        live = last >= 0
+        t, i = grid_t[live], last[live]
+        quiet = t - ts[i]
+        keep = quiet < gap
+        t, i, quiet = t[keep], i[keep], quiet[keep]
+        if len(t) == 0:
+            continue
+        starts = np.flatnonzero(np.r_[True, np.diff(ts) >= gap])
+        rank = i - starts[np.searchsorted(starts, i, side="right") - 1] + 1
+        bucket = np.searchsorted(edges, rank, side="right") - 1
+        steps = np.minimum(quiet // tau_step, gap // tau_step).astype(np.int64)
+        ended = ts[i] + ex[i]
+        since = np.where(ended > t, -1 - steps, np.minimum((t - ended) // tau_step, 999))
+        prev = np.where(rank > 1, ts[i] - ts[np.maximum(i - 1, 0)], -1.0)
+        cadence = np.searchsorted([0.0, 45.0, 90.0, 180.0], prev, side="right")
+        cells["rank+quiet"].append(bucket * 10_000 + steps)
+        cells["+in service/ended"].append(bucket * 10_000 + 5_000 + since.astype(np.int64))
+        cells["+previous gap"].append((bucket * 10_000 + steps) * 10 + cadence)
+        targets.append(
+            np.searchsorted(ts, t + window[1], side="left")
+            - np.searchsorted(ts, t + window[0], side="left")
+        )
+        at.append(t)
+    y = np.concatenate(targets).astype(np.float64)
+    when = np.concatenate(at)
+    train, held = when < fit[1], when >= test[0]
+    out: dict[str, Any] = {"window": list(window), "gap": gap, "sessions_x_times": len(y)}
+    for name, parts in cells.items():
+        key = np.concatenate(parts)
+        codes, inverse = np.unique(key, return_inverse=True)
+        sums = np.bincount(inverse[train], weights=y[train], minlength=len(codes))
+        counts = np.bincount(inverse[train], minlength=len(codes))
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), y[train].mean())
+        pred = mean[inverse[held]]
+        slots, back = np.unique(when[held], return_inverse=True)
+        total = np.bincount(back, weights=y[held], minlength=len(slots))
+        total_pred = np.bincount(back, weights=pred, minlength=len(slots))
+        out[name] = {
+            "mse_per_session": round(float(np.mean((y[held] - pred) ** 2)), 4),
+            "mse_of_the_sum": round(float(np.mean((total - total_pred) ** 2)), 3),
+        }
+    return out

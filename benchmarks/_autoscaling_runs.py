@@ -124,7 +124,7 @@ def report_frontier(
 def analyse_fit(fit: Scenario, ours: dict[str, Any], quick: bool) -> dict[str, Any]:
     """``--analyse``: the HPA and ours (as chosen) on the fitting period, then
     :func:`benchmarks._autoscaling_analysis.analyse` of their violation minutes."""
-    from benchmarks._autoscaling_analysis import analyse, burst_predictability
+    from benchmarks._autoscaling_analysis import analyse, burst_predictability, session_features
 
     res = run_policies(
         fit, ["hpa", "predictive"], params={"predictive": predictive_params(ours, quick)}
@@ -137,6 +137,10 @@ def analyse_fit(fit: Scenario, ours: dict[str, Any], quick: bool) -> dict[str, A
         out["burst_predictability"] = burst_predictability(
             fit.trace.times, service, (fit.report_start, split), (split, end)
         )
+        if fit.trace.users is not None:
+            out["session_features"] = session_features(
+                fit.trace.times, service, fit.trace.users, (fit.report_start, split), (split, end)
+            )
     print(f"analysis (fitting period): {out}", flush=True)
     return out
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from benchmarks._autoscaling_analysis import burst_predictability, episodes, periodicity
+from benchmarks._autoscaling_analysis import (
+    burst_predictability,
+    episodes,
+    periodicity,
+    session_features,
+)
 
 from prsm.performance.scaling import ScalingContext, ScalingDecision
 from prsm.performance.sim import SimulationSettings, Trace, simulate
@@ -72,3 +77,20 @@ def test_burst_predictability_finds_a_daily_burst_and_not_a_random_one() -> None
         got = burst_predictability(times, np.full(len(times), 60.0), fit, test)
         assert 0 < got["base_rate_test"] < 0.1
         assert low <= got["roc_auc_test"] <= high, got
+
+
+def test_session_features_score_each_feature_set_on_the_held_out_span() -> None:
+    """A user sending every 60 s (10 s each) brings exactly 2 requests into every
+    ``[t + 90, t + 210)``: each feature set's table, fitted on the first half, forecasts the
+    second without error; a user who comes only after the span adds no session."""
+    steady = np.arange(0.0, 36_000.0, 60.0)
+    times = np.concatenate([steady, [50_000.0]])
+    users = np.concatenate([np.zeros(len(steady), dtype=np.int64), [1]])
+    order = np.argsort(times, kind="stable")
+    out = session_features(
+        times[order], np.full(len(times), 10.0), users[order], (0.0, 18_000.0), (18_000.0, 36_000.0)
+    )
+    for name in ("rank+quiet", "+in service/ended", "+previous gap"):
+        assert out[name] == {"mse_per_session": 0.0, "mse_of_the_sum": 0.0}, name
+    # user 0's grid points up to the end of the held-out span less the window
+    assert out["sessions_x_times"] == len(np.arange(0.0, 36_000.0 - 210.0, 10.0))
