@@ -196,10 +196,31 @@ def session_features(
             - np.searchsorted(ts, t + window[0], side="left")
         )
         at.append(t)
+    # users' cadence: consecutive requests of a user under ``gap`` apart, both in the span
+    span = (times >= fit[0]) & (times < test[1])
+    gaps, prev_gaps, before_end, after_answer = [], [], [], []
+    for u in np.unique(users[span]):
+        ts, ex = times[span & (users == u)], service[span & (users == u)]
+        g = np.diff(ts)
+        ok = g < gap
+        gaps.append(g[ok])
+        before_end.append(g[ok] < ex[:-1][ok])
+        after_answer.append((g - ex[:-1])[ok])
+        both = ok[1:] & ok[:-1]
+        prev_gaps.append(np.column_stack([g[:-1][both], g[1:][both]]))
+    pairs = np.concatenate(prev_gaps)
+    cadence = {
+        "gaps": int(sum(len(g) for g in gaps)),
+        "median_gap_s": float(np.median(np.concatenate(gaps))),
+        "share_before_the_last_ended": round(float(np.mean(np.concatenate(before_end))), 4),
+        "median_answer_to_next_s": float(np.median(np.concatenate(after_answer))),
+        "log_gap_correlation": round(float(np.corrcoef(np.log1p(pairs.T))[0, 1]), 3),
+    }
     y = np.concatenate(targets).astype(np.float64)
     when = np.concatenate(at)
     train, held = when < fit[1], when >= test[0]
-    out: dict[str, Any] = {"window": list(window), "gap": gap, "sessions_x_times": len(y)}
+    out: dict[str, Any] = {"window": list(window), "gap": gap, "sessions_x_times": len(y),
+                           "cadence": cadence}  # fmt: skip
     for name, parts in cells.items():
         key = np.concatenate(parts)
         codes, inverse = np.unique(key, return_inverse=True)
