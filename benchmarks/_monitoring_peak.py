@@ -34,11 +34,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # -- peak -----------------------------------------------------------------------------------
 
 
-def start_gateway(sim: Server, tmp: Path, *, on: bool, server_timing: bool = False) -> Server:
-    port = free_port()
+def peak_config(sim_port: int, port: int, tmp: Path, *, on: bool,
+                server_timing: bool = False) -> dict[str, Any]:  # fmt: skip
+    """The peak part's gateway config: one node (the simulator at ``sim_port``), and with
+    ``on`` monitoring, history (SQLite in ``tmp``) and alerts as
+    ``deploy/prsm-monitoring.example.yaml`` has them; without, all three off."""
     example = yaml.safe_load((ROOT / "deploy" / "prsm-monitoring.example.yaml").read_text())
     cfg: dict[str, Any] = {
-        "nodes": [{"id": "sim", "url": f"http://127.0.0.1:{sim.port}/v1", "models": [MODEL],
+        "nodes": [{"id": "sim", "url": f"http://127.0.0.1:{sim_port}/v1", "models": [MODEL],
                    "cost_per_1k_tokens": 0.5}],
         "gateway": {"port": port},
         "workers": {"enabled": False},
@@ -50,6 +53,12 @@ def start_gateway(sim: Server, tmp: Path, *, on: bool, server_timing: bool = Fal
     else:
         cfg["monitoring"] = {"enabled": False, "server_timing": False}
         cfg["history"] = {"enabled": False}
+    return cfg
+
+
+def start_gateway(sim: Server, tmp: Path, *, on: bool, server_timing: bool = False) -> Server:
+    port = free_port()
+    cfg = peak_config(sim.port, port, tmp, on=on, server_timing=server_timing)
     path = tmp / f"gw-{'on' if on else 'off'}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "prsm.performance.cli", "serve", "--config", str(path),
