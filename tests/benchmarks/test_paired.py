@@ -1,0 +1,56 @@
+"""``benchmarks._paired``: the Hodges–Lehmann estimate and its exact intervals."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from benchmarks._paired import (
+    hodges_lehmann,
+    hodges_lehmann_interval,
+    median_interval,
+    signed_rank_counts,
+    signed_rank_critical,
+    walsh_averages,
+)
+
+
+def test_walsh_averages_and_the_estimate() -> None:
+    assert walsh_averages([3.0, 1.0]) == [1.0, 2.0, 3.0]
+    assert hodges_lehmann([0.01, 0.02, 0.03]) == pytest.approx(0.02)
+    # one wild round moves the estimate little (the mean would move by 5)
+    assert hodges_lehmann([1.0, 2.0, 3.0, 4.0, 40.0]) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="at least one"):
+        hodges_lehmann([])
+
+
+def test_the_signed_rank_distribution_and_its_critical_values() -> None:
+    counts = signed_rank_counts(4)
+    assert counts == [1, 1, 1, 2, 2, 2, 2, 2, 1, 1, 1]
+    assert sum(signed_rank_counts(12)) == 2**12
+    # Wilcoxon's table, two-sided 5 %: reject when T <= 3 (n 8), 13 (n 12), 29 (n 16)
+    assert [signed_rank_critical(n, 0.95) for n in (5, 6, 8, 12, 16)] == [0, 1, 4, 14, 30]
+
+
+def test_intervals_cover_the_estimate_and_say_when_too_few() -> None:
+    drops = [0.121, 0.031, 0.075, 0.023, -0.353, 0.152, 0.083, -0.083]
+    lo, hi = hodges_lehmann_interval(drops)
+    walsh = walsh_averages(drops)
+    assert (lo, hi) == (walsh[3], walsh[-4])
+    assert lo <= hodges_lehmann(drops) <= hi
+    assert median_interval(drops) == (-0.353, 0.152)  # n 8: the sign test's is min to max
+    assert median_interval(list(range(12))) == (2, 9)  # n 12: 3rd to 10th (96.1 %)
+    assert hodges_lehmann_interval([1.0, 2.0, 3.0]) == (-math.inf, math.inf)
+    assert median_interval([1.0, 2.0, 3.0]) == (-math.inf, math.inf)
+    with pytest.raises(ValueError, match="level"):
+        median_interval(drops, 1.5)
+
+
+def test_a_rounds_drop_is_of_its_two_measurements_of_each_mode() -> None:
+    from benchmarks._monitoring_peak import ABBA, round_drops
+
+    assert ABBA == (("on", "off", "off", "on"), ("off", "on", "on", "off"))
+    peaks = {"on": [90.0, 110.0, 97.0, 97.0], "off": [100.0, 100.0, 100.0, 100.0]}
+    assert round_drops(peaks) == pytest.approx([0.0, 0.03])
+    with pytest.raises(ValueError, match="two measurements of each mode"):
+        round_drops({"on": [1.0, 2.0, 3.0], "off": [1.0, 2.0, 3.0]})
