@@ -336,8 +336,9 @@ def bench_peak(report: Report, *, rounds: int, duration: float, pin_cpus: bool,
     if lo <= GOAL < hi:
         report.notes.append(f"peak: the judged drop's 95 % CI ({pct(lo)} to {pct(hi)} %) "
                             "holds the goal's 3 %: this run cannot tell if it is met")  # fmt: skip
-    return {"peak_on": on, "peak_off": off, "drop": judged, "drop_ci95": [lo, hi],
-            "drop_median": median(drops), "drop_median_ci95": [m_lo, m_hi],
+    bounds = [[x if math.isfinite(x) else None for x in ci] for ci in ((lo, hi), (m_lo, m_hi))]
+    return {"peak_on": on, "peak_off": off, "drop": judged, "drop_ci95": bounds[0],
+            "drop_median": median(drops), "drop_median_ci95": bounds[1],
             "round_drops": drops, "order": "ABBA", "drop_of_medians": 1 - on / off,
             "drop_from_cpu": 1 - c_off / c_on, "drop_from_parts": added, "rounds": peaks,
             "cpu_per_request": cpu_per, "idle_cpu_per_s": idle, "findings_cpu_s": findings_cpu,
