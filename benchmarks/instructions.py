@@ -22,10 +22,13 @@ same code (e.g. pure Python against the mypyc-compiled modules) on a noisy share
   ``--interval`` seconds (default 3600: they run once, at start, and the count is the
   requests' alone; ``--interval 1``: as deployed). ``--idle S`` then counts ``S`` seconds
   without requests too: the loops' instructions a second, and the requests' count less that
-  rate over the counted window's wall time.
+  rate over the counted window's wall time. With ``on`` the findings of the open dashboard
+  are asked for once before the warm-up, as in the peak part (they load scipy).
+  ``--cache-sim`` also simulates the caches: the event-loop thread's I1, D1 and last-level
+  misses a request (a model of a cache, not this CPU's).
 
 ``python -m benchmarks.instructions [--cpu] [--modes non-stream,stream] [--config-monitoring
-quiet|off|on] [--interval S] [--idle S] [--json FILE]``
+quiet|off|on] [--interval S] [--idle S] [--cache-sim] [--json FILE]``
 prints a table, and the figures as JSON with ``--json``. It is not a row of BENCHMARKS.md and
 writes nothing under ``benchmarks/results/`` unless told to.
 """
@@ -46,6 +49,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from prsm.performance.dashboard._findings import FINDINGS_SINCE
+from prsm.performance.dashboard._page import FINDINGS_ROUTE
 
 from ._gateway_peers import MODEL, Server, free_port, load, pin, start_sim, tree_cpu
 from ._monitoring_peak import peak_config
@@ -109,12 +115,32 @@ def send(conn: http.client.HTTPConnection, payload: bytes, count: int) -> None:
             raise RuntimeError(f"the gateway answered {resp.status}: {data[:300]!r}")
 
 
-def parse_totals(text: str) -> int:
-    """The instruction count of one callgrind dump (its ``summary:`` or ``totals:`` line)."""
+def parse_events(text: str) -> dict[str, int]:
+    """Each event's total in one callgrind dump (named by its ``events:`` line, counted on its
+    ``summary:`` or ``totals:`` line, trailing zeros left out): ``Ir``, and with
+    ``--cache-sim=yes`` the data reads and writes and the simulated caches' misses."""
+    names: list[str] = []
     for line in text.splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
+        if line.startswith("events:"):
+            names = line.split()[1:]
+        elif line.startswith(("summary:", "totals:")):
+            values = [int(v) for v in line.split()[1:]]
+            if not names or len(values) > len(names):
+                raise ValueError(f"the callgrind dump's events {names} do not match {line!r}")
+            return dict(zip(names, values + [0] * (len(names) - len(values)), strict=True))
     raise ValueError("no summary: or totals: line in the callgrind dump")
+
+
+def parse_totals(text: str) -> int:
+    """The instruction count of one callgrind dump."""
+    return parse_events(text)["Ir"]
+
+
+def misses(events: dict[str, int]) -> dict[str, int]:
+    """The simulated first-level (instruction and data) and last-level cache misses of a dump
+    counted with ``--cache-sim=yes``."""
+    return {"I1": events["I1mr"], "D1": events["D1mr"] + events["D1mw"],
+            "LL": events["ILmr"] + events["DLmr"] + events["DLmw"]}  # fmt: skip
 
 
 def thread_counts(out_dir: Path, pid: int, dump: int) -> dict[int, int]:
@@ -136,21 +162,31 @@ def callgrind_control(pid: int, *args: str) -> None:
 
 def count_instructions(sim: Server, out_dir: Path, stream: bool, *, warmup: int, requests: int,
                        monitoring: str = "quiet", interval: float = QUIET_INTERVAL,
-                       idle: float = 0.0) -> dict[str, float]:  # fmt: skip
+                       idle: float = 0.0, cache_sim: bool = False) -> dict[str, Any]:  # fmt: skip
     """One gateway under callgrind: instructions per request after ``warmup`` requests; its
     dumps (``callgrind_annotate`` reads them) and config are left in ``out_dir``. With
     ``idle`` seconds, then a second count over that long without requests: the background
     loops' instructions a second, and the requests' count less that background over the
-    counted window's wall time (``net``)."""
+    counted window's wall time (``net``). With ``monitoring`` ``on`` the dashboard's findings
+    are asked for once before the warm-up, as the peak part's open page does (they load scipy
+    into the gateway). With ``cache_sim``: the event-loop thread's simulated cache misses a
+    request too."""
     port = free_port()
     config = gateway_config(out_dir, sim.port, port, monitoring, interval)
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
+           f"--cache-sim={'yes' if cache_sim else 'no'}",
            f"--callgrind-out-file={out_dir}/callgrind.out.%p", *serve_cmd(config)]  # fmt: skip
     server = Server(cmd, port, "/readyz", timeout=300.0)
     pid = server.proc.pid
     payload = body(stream)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        if monitoring == "on":
+            conn.request("GET", f"{FINDINGS_ROUTE}?since={FINDINGS_SINCE}")
+            answer = conn.getresponse()
+            if answer.status != 200:
+                raise RuntimeError(f"the findings answered {answer.status}: {answer.read()!r}")
+            answer.read()
         send(conn, payload, warmup)
         callgrind_control(pid, "-i", "on")
         callgrind_control(pid, "--zero")
@@ -169,12 +205,15 @@ def count_instructions(sim: Server, out_dir: Path, stream: bool, *, warmup: int,
     finally:
         server.stop()
     counts = thread_counts(out_dir, pid, 1)
-    row = {
+    row: dict[str, Any] = {
         "loop_thread": counts.get(1, 0) / requests,
         "all_threads": sum(counts.values()) / requests,
         "threads": len(counts),
         "wall_s": wall,
     }
+    if cache_sim:
+        loop = parse_events(Path(f"{out_dir}/callgrind.out.{pid}.1-01").read_text())
+        row["loop_misses"] = {k: v / requests for k, v in misses(loop).items()}
     if idle > 0:
         quiet = thread_counts(out_dir, pid, 2)
         row["idle_s"] = idle
@@ -241,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--idle", type=float, default=0.0,
                    help="then count this many seconds without requests: the loops' "
                    "instructions a second, and the requests' count net of them")  # fmt: skip
+    p.add_argument("--cache-sim", action="store_true",
+                   help="also simulate the caches: the loop thread's misses a request")  # fmt: skip
     p.add_argument("--label", default="", help="a name for this build in the output")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument(
@@ -279,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     rows[mode] = count_instructions(
                         sim, where, stream, warmup=args.warmup, requests=args.requests,
-                        idle=args.idle, **loops,
+                        idle=args.idle, cache_sim=args.cache_sim, **loops,
                     )  # fmt: skip
     finally:
         sim.stop()
@@ -313,6 +354,11 @@ def table(report: dict[str, Any]) -> str:
             lines.append(f"  {mode:<11} {row['loop_thread'] / 1e3:8.1f}k instructions / request "
                          f"(event-loop thread); {row['all_threads'] / 1e3:.1f}k all "
                          f"{row['threads']} threads; {row['wall_s']:.1f} s")  # fmt: skip
+            if "loop_misses" in row:
+                lines.append(
+                    f"  {'':<11} simulated cache misses / request (event-loop thread): "
+                    + ", ".join(f"{k} {v:.0f}" for k, v in row["loop_misses"].items())
+                )
             if "idle_s" in row:
                 lines.append(f"  {'':<11} idle {row['idle_loop_per_s'] / 1e3:8.1f}k instructions "
                              f"/ s (event-loop thread), {row['idle_all_per_s'] / 1e3:.1f}k all; "

@@ -48,3 +48,15 @@ def test_the_configs_are_the_monitoring_benchmarks_off_and_on(tmp_path: Path) ->
     assert on["nodes"][0]["url"] == "http://127.0.0.1:9001/v1"
     with pytest.raises(ValueError, match="choose from quiet, off, on"):
         gateway_config(tmp_path, 9001, 9002, "full")
+
+
+def test_a_dump_counted_with_the_cache_simulated_gives_every_event() -> None:
+    from benchmarks.instructions import misses, parse_events
+
+    text = ("events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\nfn=(1) main\n"
+            "summary: 1000 300 200 7 20 10 3 4\n")  # fmt: skip
+    events = parse_events(text)
+    assert events["Ir"] == 1000 and events["DLmw"] == 0  # a trailing zero left out
+    assert misses(events) == {"I1": 7, "D1": 30, "LL": 7}
+    with pytest.raises(ValueError, match="do not match"):
+        parse_events("events: Ir\nsummary: 1 2\n")

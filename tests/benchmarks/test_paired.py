@@ -50,7 +50,11 @@ def test_a_rounds_drop_is_of_its_two_measurements_of_each_mode() -> None:
     from benchmarks._monitoring_peak import ABBA, round_drops
 
     assert ABBA == (("on", "off", "off", "on"), ("off", "on", "on", "off"))
-    peaks = {"on": [90.0, 110.0, 97.0, 97.0], "off": [100.0, 100.0, 100.0, 100.0]}
-    assert round_drops(peaks) == pytest.approx([0.0, 0.03])
+    on, off = [90.0, 110.0, 97.0, 97.0], [100.0, 100.0, 100.0, 100.0]
+    assert round_drops(on, off) == pytest.approx([0.0, 0.03])  # the peaks': 1 - on / off
+    # the CPU per request's: 1 - off / on (the cost's rise as a peak's drop)
+    assert round_drops([80e-6, 80e-6], [80e-6, 84e-6]) == pytest.approx([1 - 160 / 164])
     with pytest.raises(ValueError, match="two measurements of each mode"):
-        round_drops({"on": [1.0, 2.0, 3.0], "off": [1.0, 2.0, 3.0]})
+        round_drops([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="not a positive number"):
+        round_drops([1.0, float("nan")], [1.0, 2.0])
