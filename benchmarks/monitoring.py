@@ -28,10 +28,11 @@ off, and the history store (SQLite, ours, vs DuckDB) at a week of 1 s samples fo
   requests at the peak), which the shared machine's noise does not move.
   The gateway under test has one core and is saturated (its CPU a second of a round, shown,
   is that core when nothing else runs there), so its CPU per request is that core's time over
-  the round's requests: the inverse of the peak it reaches with the whole core. Also shown: the CPU a second of the
-  gateway's threads other than the event loop's while saturated (the monitor's worker thread:
-  it competes for that core and for the GIL), and how many collections a second the on
-  gateway's monitor made while saturated (its history's 1 s points: 1 when it keeps up).
+  the round's requests: the inverse of the peak it reaches with the whole core. Also shown:
+  the CPU a second of the gateway's threads other than the event loop's while saturated (the
+  monitor's worker thread: it competes for that core and for the GIL), and how many
+  collections a second the on gateway's monitor made while saturated (its history's 1 s
+  points: 1 when it keeps up).
   Request recording itself is always on (it is what ``/metrics`` shows); its cost is the
   *record* figure.
 * **store**: each store written as the monitor writes (50 samples a flush), in bulk (an hour
