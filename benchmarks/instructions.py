@@ -52,6 +52,7 @@ import yaml
 
 from prsm.performance.dashboard._findings import FINDINGS_SINCE
 from prsm.performance.dashboard._page import FINDINGS_ROUTE
+from prsm.performance.routing._settings import BalancerSettings
 
 from ._gateway_peers import MODEL, Server, free_port, load, pin, start_sim, tree_cpu
 from ._monitoring_peak import peak_config
@@ -62,6 +63,8 @@ QUIET_INTERVAL = 3600.0
 QUIET = {  # no once-a-second loops in the gateway under test: only requests cost instructions
     "monitoring": {"enabled": False},
     "orchestrator": {"monitoring_interval": QUIET_INTERVAL},
+    # the node's load, polled once at start, counts as fresh as long (see ``fresh_reading``)
+    "routing": {"signal_ttl": QUIET_INTERVAL},
 }
 #: the gateway configs ``--config-monitoring`` chooses from
 CONFIGS = ("quiet", "off", "on")
@@ -79,7 +82,8 @@ def gateway_config(tmp: Path, sim_port: int, port: int, monitoring: str = "quiet
     """A one-node gateway config in front of the simulator: ``quiet`` with the background
     loops off; ``off`` and ``on`` the monitoring benchmark's peak configs
     (:func:`benchmarks._monitoring_peak.peak_config`: monitoring, history and alerts all off,
-    or as ``deploy/prsm-monitoring.example.yaml``), the loops every ``interval`` seconds."""
+    or as ``deploy/prsm-monitoring.example.yaml``), the loops every ``interval`` seconds.
+    Either way the node's polled load stays fresh between polls (:func:`fresh_reading`)."""
     if monitoring not in CONFIGS:
         raise ValueError(f"monitoring: choose from {', '.join(CONFIGS)}, got {monitoring!r}")
     cfg: dict[str, Any]
@@ -93,9 +97,18 @@ def gateway_config(tmp: Path, sim_port: int, port: int, monitoring: str = "quiet
     else:
         cfg = peak_config(sim_port, port, tmp, on=monitoring == "on")
         cfg["orchestrator"] = {"monitoring_interval": interval}
+        cfg["routing"] = fresh_reading(interval)
     path = tmp / "prsm.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def fresh_reading(interval: float) -> dict[str, float]:
+    """The routing settings that keep the node's polled load a fresh reading between polls
+    ``interval`` seconds apart, as it is when polled every second: otherwise, with the loops
+    once an hour, it ages past ``signal_ttl`` during a count and each request's routing
+    weighs its age (about 3 % more instructions a request, by how long the run took)."""
+    return {"signal_ttl": max(interval, BalancerSettings().signal_ttl)}
 
 
 def serve_cmd(config: Path) -> list[str]:

@@ -36,15 +36,18 @@ def test_the_configs_are_the_monitoring_benchmarks_off_and_on(tmp_path: Path) ->
     quiet = yaml.safe_load(gateway_config(tmp_path, 9001, 9002).read_text())
     assert quiet["monitoring"] == {"enabled": False}
     assert quiet["orchestrator"]["monitoring_interval"] == QUIET_INTERVAL
+    assert quiet["routing"] == {"signal_ttl": QUIET_INTERVAL}  # the reading stays fresh
     off = yaml.safe_load(gateway_config(tmp_path, 9001, 9002, "off", 1.0).read_text())
     assert off["monitoring"]["enabled"] is False and off["history"] == {"enabled": False}
     assert off["orchestrator"] == {"monitoring_interval": 1.0}
+    assert off["routing"] == {"signal_ttl": 5.0}  # polled every second: fresh at the default
     on = yaml.safe_load(gateway_config(tmp_path, 9001, 9002, "on").read_text())
     example = yaml.safe_load((ROOT / "deploy" / "prsm-monitoring.example.yaml").read_text())
     assert on["monitoring"] == example["monitoring"]  # server_timing: false, as there
     assert on["alerts"] == example["alerts"]
     assert on["history"] == {**example["history"], "path": str(tmp_path / "history-9002.sqlite3")}
     assert on["orchestrator"] == {"monitoring_interval": QUIET_INTERVAL}
+    assert on["routing"] == {"signal_ttl": QUIET_INTERVAL}
     assert on["nodes"][0]["url"] == "http://127.0.0.1:9001/v1"
     with pytest.raises(ValueError, match="choose from quiet, off, on"):
         gateway_config(tmp_path, 9001, 9002, "full")
