@@ -18,8 +18,9 @@ off, and the history store (SQLite, ours, vs DuckDB) at a week of 1 s samples fo
   measurements of ``--duration`` seconds (default 2) back to back, on off off on, then off on
   on off (ABBA). The goal is judged on the Hodges–Lehmann estimate (the median of the
   pairwise averages) of the rounds' drops of the CPU per request (``1 - off / on``: the
-  gateway under test has its core to itself at a saturated peak, and the CPU per request
-  is unmoved by how much of that core other processes take, which moves req/s 1:1),
+  gateway under test is CPU-bound on its own core at a saturated peak, and the CPU per
+  request is hardly moved by how much of that core other processes take, which moves req/s
+  1:1; a cost paid off the CPU would show in req/s only),
   printed with its exact 95 % interval (and a note when that interval holds 3 %: the run
   cannot tell); the same estimate of the req/s drops, their median, the drop of the medians
   and the one the median rounds' CPU per request gives are shown next to it, and the drop added
