@@ -16,7 +16,19 @@ same code (e.g. pure Python against the mypyc-compiled modules) on a noisy share
   (``/proc/PID/stat``, all threads) per answered request over ``--duration`` seconds, median of
   ``--rounds``. Noisy where other work shares the machine; shows only a large effect.
 
-``python -m benchmarks.instructions [--cpu] [--modes non-stream,stream] [--json FILE]``
+* ``--config-monitoring off|on``: instead of that quiet config, the monitoring benchmark's
+  peak configs (``benchmarks._monitoring_peak.peak_config``: monitoring, history and alert
+  rules all off, or fully on as ``deploy/prsm-monitoring.example.yaml``), the loops every
+  ``--interval`` seconds (default 3600: they run once, at start, and the count is the
+  requests' alone; ``--interval 1``: as deployed). ``--idle S`` then counts ``S`` seconds
+  without requests too: the loops' instructions a second, and the requests' count less that
+  rate over the counted window's wall time. With ``on`` the findings of the open dashboard
+  are asked for once before the warm-up, as in the peak part (they load scipy).
+  ``--cache-sim`` also simulates the caches: the event-loop thread's I1, D1 and last-level
+  misses a request (a model of a cache, not this CPU's).
+
+``python -m benchmarks.instructions [--cpu] [--modes non-stream,stream] [--config-monitoring
+quiet|off|on] [--interval S] [--idle S] [--cache-sim] [--json FILE]``
 prints a table, and the figures as JSON with ``--json``. It is not a row of BENCHMARKS.md and
 writes nothing under ``benchmarks/results/`` unless told to.
 """
@@ -38,13 +50,24 @@ from typing import Any
 
 import yaml
 
+from prsm.performance.dashboard._findings import FINDINGS_SINCE
+from prsm.performance.dashboard._page import FINDINGS_ROUTE
+from prsm.performance.routing._settings import BalancerSettings
+
 from ._gateway_peers import MODEL, Server, free_port, load, pin, start_sim, tree_cpu
+from ._monitoring_peak import peak_config
 
 MODES = ("non-stream", "stream")
+#: the background loops' period that keeps them out of a count (they run once, at start)
+QUIET_INTERVAL = 3600.0
 QUIET = {  # no once-a-second loops in the gateway under test: only requests cost instructions
     "monitoring": {"enabled": False},
-    "orchestrator": {"monitoring_interval": 3600.0},
+    "orchestrator": {"monitoring_interval": QUIET_INTERVAL},
+    # the node's load, polled once at start, counts as fresh as long (see ``fresh_reading``)
+    "routing": {"signal_ttl": QUIET_INTERVAL},
 }
+#: the gateway configs ``--config-monitoring`` chooses from
+CONFIGS = ("quiet", "off", "on")
 
 
 def body(stream: bool) -> bytes:
@@ -54,17 +77,38 @@ def body(stream: bool) -> bytes:
     return json.dumps(request).encode()
 
 
-def gateway_config(tmp: Path, sim_port: int, port: int) -> Path:
-    """A one-node gateway config in front of the simulator, with the background loops off."""
-    cfg = {
-        "nodes": [{"id": "sim", "url": f"http://127.0.0.1:{sim_port}/v1", "models": [MODEL]}],
-        "gateway": {"port": port},
-        "workers": {"enabled": False},
-        **QUIET,
-    }
+def gateway_config(tmp: Path, sim_port: int, port: int, monitoring: str = "quiet",
+                   interval: float = QUIET_INTERVAL) -> Path:  # fmt: skip
+    """A one-node gateway config in front of the simulator: ``quiet`` with the background
+    loops off; ``off`` and ``on`` the monitoring benchmark's peak configs
+    (:func:`benchmarks._monitoring_peak.peak_config`: monitoring, history and alerts all off,
+    or as ``deploy/prsm-monitoring.example.yaml``), the loops every ``interval`` seconds.
+    Either way the node's polled load stays fresh between polls (:func:`fresh_reading`)."""
+    if monitoring not in CONFIGS:
+        raise ValueError(f"monitoring: choose from {', '.join(CONFIGS)}, got {monitoring!r}")
+    cfg: dict[str, Any]
+    if monitoring == "quiet":
+        cfg = {
+            "nodes": [{"id": "sim", "url": f"http://127.0.0.1:{sim_port}/v1", "models": [MODEL]}],
+            "gateway": {"port": port},
+            "workers": {"enabled": False},
+            **QUIET,
+        }
+    else:
+        cfg = peak_config(sim_port, port, tmp, on=monitoring == "on")
+        cfg["orchestrator"] = {"monitoring_interval": interval}
+        cfg["routing"] = fresh_reading(interval)
     path = tmp / "prsm.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def fresh_reading(interval: float) -> dict[str, float]:
+    """The routing settings that keep the node's polled load a fresh reading between polls
+    ``interval`` seconds apart, as it is when polled every second: otherwise, with the loops
+    once an hour, it ages past ``signal_ttl`` during a count and each request's routing
+    weighs its age (about 3 % more instructions a request, by how long the run took)."""
+    return {"signal_ttl": max(interval, BalancerSettings().signal_ttl)}
 
 
 def serve_cmd(config: Path) -> list[str]:
@@ -84,12 +128,32 @@ def send(conn: http.client.HTTPConnection, payload: bytes, count: int) -> None:
             raise RuntimeError(f"the gateway answered {resp.status}: {data[:300]!r}")
 
 
-def parse_totals(text: str) -> int:
-    """The instruction count of one callgrind dump (its ``summary:`` or ``totals:`` line)."""
+def parse_events(text: str) -> dict[str, int]:
+    """Each event's total in one callgrind dump (named by its ``events:`` line, counted on its
+    ``summary:`` or ``totals:`` line, trailing zeros left out): ``Ir``, and with
+    ``--cache-sim=yes`` the data reads and writes and the simulated caches' misses."""
+    names: list[str] = []
     for line in text.splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
+        if line.startswith("events:"):
+            names = line.split()[1:]
+        elif line.startswith(("summary:", "totals:")):
+            values = [int(v) for v in line.split()[1:]]
+            if not names or len(values) > len(names):
+                raise ValueError(f"the callgrind dump's events {names} do not match {line!r}")
+            return dict(zip(names, values + [0] * (len(names) - len(values)), strict=True))
     raise ValueError("no summary: or totals: line in the callgrind dump")
+
+
+def parse_totals(text: str) -> int:
+    """The instruction count of one callgrind dump."""
+    return parse_events(text)["Ir"]
+
+
+def misses(events: dict[str, int]) -> dict[str, int]:
+    """The simulated first-level (instruction and data) and last-level cache misses of a dump
+    counted with ``--cache-sim=yes``."""
+    return {"I1": events["I1mr"], "D1": events["D1mr"] + events["D1mw"],
+            "LL": events["ILmr"] + events["DLmr"] + events["DLmw"]}  # fmt: skip
 
 
 def thread_counts(out_dir: Path, pid: int, dump: int) -> dict[int, int]:
@@ -109,45 +173,80 @@ def callgrind_control(pid: int, *args: str) -> None:
                    timeout=120)  # fmt: skip
 
 
-def count_instructions(sim: Server, out_dir: Path, stream: bool, *, warmup: int,
-                       requests: int) -> dict[str, float]:  # fmt: skip
+def count_instructions(sim: Server, out_dir: Path, stream: bool, *, warmup: int, requests: int,
+                       monitoring: str = "quiet", interval: float = QUIET_INTERVAL,
+                       idle: float = 0.0, cache_sim: bool = False) -> dict[str, Any]:  # fmt: skip
     """One gateway under callgrind: instructions per request after ``warmup`` requests; its
-    dumps (``callgrind_annotate`` reads them) and config are left in ``out_dir``."""
-    tmp = out_dir
+    dumps (``callgrind_annotate`` reads them) and config are left in ``out_dir``. With
+    ``idle`` seconds, then a second count over that long without requests: the background
+    loops' instructions a second, and the requests' count less that background over the
+    counted window's wall time (``net``). With ``monitoring`` ``on`` the dashboard's findings
+    are asked for once before the warm-up, as the peak part's open page does (they load scipy
+    into the gateway). With ``cache_sim``: the event-loop thread's simulated cache misses a
+    request too."""
     port = free_port()
-    config = gateway_config(tmp, sim.port, port)
+    config = gateway_config(out_dir, sim.port, port, monitoring, interval)
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
+           f"--cache-sim={'yes' if cache_sim else 'no'}",
            f"--callgrind-out-file={out_dir}/callgrind.out.%p", *serve_cmd(config)]  # fmt: skip
     server = Server(cmd, port, "/readyz", timeout=300.0)
     pid = server.proc.pid
     payload = body(stream)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        if monitoring == "on":
+            conn.request("GET", f"{FINDINGS_ROUTE}?since={FINDINGS_SINCE}")
+            answer = conn.getresponse()
+            if answer.status != 200:
+                raise RuntimeError(f"the findings answered {answer.status}: {answer.read()!r}")
+            answer.read()
         send(conn, payload, warmup)
         callgrind_control(pid, "-i", "on")
         callgrind_control(pid, "--zero")
+        t0 = time.monotonic()
         send(conn, payload, requests)
         callgrind_control(pid, "--dump")
+        wall = time.monotonic() - t0
+        if idle > 0:
+            callgrind_control(pid, "--zero")
+            t0 = time.monotonic()
+            time.sleep(idle)
+            callgrind_control(pid, "--dump")
+            idle = time.monotonic() - t0
         callgrind_control(pid, "-i", "off")
         conn.close()
     finally:
         server.stop()
     counts = thread_counts(out_dir, pid, 1)
-    return {
+    row: dict[str, Any] = {
         "loop_thread": counts.get(1, 0) / requests,
         "all_threads": sum(counts.values()) / requests,
         "threads": len(counts),
+        "wall_s": wall,
     }
+    if cache_sim:
+        loop = parse_events(Path(f"{out_dir}/callgrind.out.{pid}.1-01").read_text())
+        row["loop_misses"] = {k: v / requests for k, v in misses(loop).items()}
+    if idle > 0:
+        quiet = thread_counts(out_dir, pid, 2)
+        row["idle_s"] = idle
+        row["idle_loop_per_s"] = quiet.get(1, 0) / idle
+        row["idle_all_per_s"] = sum(quiet.values()) / idle
+        row["net_loop_thread"] = row["loop_thread"] - row["idle_loop_per_s"] * wall / requests
+        row["net_all_threads"] = row["all_threads"] - row["idle_all_per_s"] * wall / requests
+    return row
 
 
-def cpu_per_request(sim: Server, tmp: Path, stream: bool, *, duration: float,
-                    rounds: int) -> dict[str, Any]:  # fmt: skip
+def cpu_per_request(sim: Server, tmp: Path, stream: bool, *, duration: float, rounds: int,
+                    monitoring: str = "quiet",
+                    interval: float = QUIET_INTERVAL) -> dict[str, Any]:  # fmt: skip
     """The gateway on one CPU; CPU seconds per answered request at a closed-loop peak."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise SystemExit("--cpu needs two CPUs (the gateway alone on one)")
     port = free_port()
-    server = Server(serve_cmd(gateway_config(tmp, sim.port, port)), port, "/readyz")
+    config = gateway_config(tmp, sim.port, port, monitoring, interval)
+    server = Server(serve_cmd(config), port, "/readyz")
     path = tmp / ("stream.json" if stream else "plain.json")
     path.write_bytes(body(stream))
     per_request: list[float] = []
@@ -184,6 +283,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--duration", type=float, default=5.0, help="--cpu: seconds a round (5)")
     p.add_argument("--rounds", type=int, default=3, help="--cpu: rounds, median taken (3)")
+    p.add_argument("--config-monitoring", choices=CONFIGS, default="quiet",
+                   help="the gateway's config: quiet (the default: monitoring off, the loops "
+                   "out of the count), or the monitoring benchmark's peak config with "
+                   "monitoring off or fully on (history, alert rules)")  # fmt: skip
+    p.add_argument("--interval", type=float, default=QUIET_INTERVAL,
+                   help="off/on: seconds between the background loops' runs (default 3600: "
+                   "they run once, at start; 1: as deployed)")  # fmt: skip
+    p.add_argument("--idle", type=float, default=0.0,
+                   help="then count this many seconds without requests: the loops' "
+                   "instructions a second, and the requests' count net of them")  # fmt: skip
+    p.add_argument("--cache-sim", action="store_true",
+                   help="also simulate the caches: the loop thread's misses a request")  # fmt: skip
     p.add_argument("--label", default="", help="a name for this build in the output")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument(
@@ -198,6 +309,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--modes: choose from {','.join(MODES)}, got {args.modes!r}")
     if args.requests < 1 or args.warmup < 0:
         p.error("--requests must be >= 1 and --warmup >= 0")
+    if not args.interval > 0 or args.idle < 0:
+        p.error("--interval must be > 0 seconds and --idle >= 0")
+    if args.config_monitoring == "quiet" and args.interval != QUIET_INTERVAL:
+        p.error("--interval applies to --config-monitoring off or on")
     if not args.cpu and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         p.error("valgrind and callgrind_control are needed (Debian: apt-get install valgrind)")
     started = time.time()
@@ -205,23 +320,27 @@ def main(argv: list[str] | None = None) -> None:
     sim = start_sim()
     try:
         with tempfile.TemporaryDirectory(prefix="prsm-instr-") as tmp:
+            loops: dict[str, Any] = {"monitoring": args.config_monitoring,
+                                     "interval": args.interval}  # fmt: skip
             for mode in modes:
                 where = (args.keep or Path(tmp)) / mode
                 where.mkdir(parents=True)
                 stream = mode == "stream"
                 if args.cpu:
                     rows[mode] = cpu_per_request(
-                        sim, where, stream, duration=args.duration, rounds=args.rounds
+                        sim, where, stream, duration=args.duration, rounds=args.rounds, **loops
                     )
                 else:
                     rows[mode] = count_instructions(
-                        sim, where, stream, warmup=args.warmup, requests=args.requests
-                    )
+                        sim, where, stream, warmup=args.warmup, requests=args.requests,
+                        idle=args.idle, cache_sim=args.cache_sim, **loops,
+                    )  # fmt: skip
     finally:
         sim.stop()
     compiled = compiled_modules()
     report = {"label": args.label, "when": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
               "what": "cpu" if args.cpu else "instructions", "compiled_modules": compiled,
+              "config_monitoring": args.config_monitoring, "interval_s": args.interval,
               "load_average": list(os.getloadavg()), "rows": rows}  # fmt: skip
     print(table(report))
     if args.json is not None:
@@ -238,7 +357,8 @@ def compiled_modules() -> int:
 
 def table(report: dict[str, Any]) -> str:
     lines = [f"{report['label'] or 'this build'} ({report['when']} UTC; "
-             f"{report['compiled_modules']} compiled modules)"]  # fmt: skip
+             f"{report['compiled_modules']} compiled modules; config "
+             f"{report['config_monitoring']}, loops every {report['interval_s']:g} s)"]  # fmt: skip
     for mode, row in report["rows"].items():
         if report["what"] == "cpu":
             lines.append(f"  {mode:<11} {row['cpu_us']:8.1f} us CPU / request  "
@@ -246,7 +366,18 @@ def table(report: dict[str, Any]) -> str:
         else:
             lines.append(f"  {mode:<11} {row['loop_thread'] / 1e3:8.1f}k instructions / request "
                          f"(event-loop thread); {row['all_threads'] / 1e3:.1f}k all "
-                         f"{row['threads']} threads")  # fmt: skip
+                         f"{row['threads']} threads; {row['wall_s']:.1f} s")  # fmt: skip
+            if "loop_misses" in row:
+                lines.append(
+                    f"  {'':<11} simulated cache misses / request (event-loop thread): "
+                    + ", ".join(f"{k} {v:.0f}" for k, v in row["loop_misses"].items())
+                )
+            if "idle_s" in row:
+                lines.append(f"  {'':<11} idle {row['idle_loop_per_s'] / 1e3:8.1f}k instructions "
+                             f"/ s (event-loop thread), {row['idle_all_per_s'] / 1e3:.1f}k all; "
+                             f"net of it {row['net_loop_thread'] / 1e3:.1f}k / request "
+                             f"(event-loop thread), {row['net_all_threads'] / 1e3:.1f}k all"
+                             )  # fmt: skip
     return "\n".join(lines)
 
 

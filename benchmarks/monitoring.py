@@ -14,18 +14,26 @@ off, and the history store (SQLite, ours, vs DuckDB) at a week of 1 s samples fo
   its files, its charts' history and the findings once, then the current metrics, alerts,
   nodes and scaling every second and the findings every minute) vs off (no collection, no
   history, no rules), with ``--server-timing`` also the opt-in ``Server-Timing`` header on
-  the on gateway, in ``--rounds`` rounds (default 8) of the same run, each
-  measuring both back to back, the order swapped every round. The drop is the median of the
-  rounds' own drops; the drop of the medians and the one the CPU per request gives are shown
-  next to it, and the drop added up from its parts (the header's cost a request if sent, plus the
-  background CPU each second, measured with both gateways idle and the dashboard open, spread
-  over a second's requests at the peak), which the shared machine's noise does not move.
+  the on gateway, in ``--rounds`` rounds (default 12) of the same run, each four
+  measurements of ``--duration`` seconds (default 2) back to back, on off off on, then off on
+  on off (ABBA). The goal is judged on the Hodges–Lehmann estimate (the median of the
+  pairwise averages) of the rounds' drops of the CPU per request (``1 - off / on``: the
+  gateway under test is CPU-bound on its own core at a saturated peak, and the CPU per
+  request is hardly moved by how much of that core other processes take, which moves req/s
+  1:1; a cost paid off the CPU would show in req/s only),
+  printed with its exact 95 % interval (and a note when that interval holds 3 %: the run
+  cannot tell); the same estimate of the req/s drops, their median, the drop of the medians
+  and the one the median rounds' CPU per request gives are shown next to it, and the drop added
+  up from its parts (the header's cost a request if sent, plus the background CPU each
+  second, measured with both gateways idle and the dashboard open, spread over a second's
+  requests at the peak), which the shared machine's noise does not move.
   The gateway under test has one core and is saturated (its CPU a second of a round, shown,
-  is that core), so its CPU per request is that core's time over the round's requests: the
-  inverse of the peak, not a second measurement of it. Also shown: the CPU a second of the
-  gateway's threads other than the event loop's while saturated (the monitor's worker thread:
-  it competes for that core and for the GIL), and how many collections a second the on
-  gateway's monitor made while saturated (its history's 1 s points: 1 when it keeps up).
+  is that core when nothing else runs there), so its CPU per request is that core's time over
+  the round's requests: the inverse of the peak it reaches with the whole core. Also shown:
+  the CPU a second of the gateway's threads other than the event loop's while saturated (the
+  monitor's worker thread: it competes for that core and for the GIL), and how many
+  collections a second the on gateway's monitor made while saturated (its history's 1 s
+  points: 1 when it keeps up).
   Request recording itself is always on (it is what ``/metrics`` shows); its cost is the
   *record* figure.
 * **store**: each store written as the monitor writes (50 samples a flush), in bulk (an hour
@@ -214,8 +222,8 @@ def main() -> None:
 
     peak: dict[str, Any] = {}
     if not args.no_peak:
-        peak = bench_peak(report, rounds=args.rounds or (1 if quick else 8),
-                          duration=args.duration or (1.0 if quick else 4.0),
+        peak = bench_peak(report, rounds=args.rounds or (1 if quick else 12),
+                          duration=args.duration or (1.0 if quick else 2.0),
                           pin_cpus=len(os.sched_getaffinity(0)) >= 2,
                           header_us=rec["header_us"],
                           server_timing=args.server_timing)  # fmt: skip

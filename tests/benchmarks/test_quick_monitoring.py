@@ -25,7 +25,13 @@ def test_quick_monitoring(tmp_path: Path) -> None:
     assert data["peak"]["dashboard_opening_requests"] > 20
     # ... and the findings, as the page does when it opens (and every minute after)
     assert data["peak"]["dashboard_analyses"] >= 1
-    # the drop three ways: paired rounds, CPU per request, added up from its parts
-    for key in ("drop", "drop_of_medians", "drop_from_cpu", "drop_from_parts"):
+    # the drop several ways: the rounds' (CPU per request, judged; req/s), of the medians,
+    # added up from its parts
+    keys = ("drop", "drop_req_s", "drop_median", "drop_of_medians", "drop_from_cpu")
+    for key in (*keys, "drop_from_parts"):
         assert key in data["peak"]
+    # rounds of four measurements (ABBA): two of each mode a round; the judged drop's interval
+    assert data["peak"]["order"] == "ABBA"
+    assert len(data["peak"]["rounds"]["on"]) == 2 * len(data["peak"]["round_drops"]["cpu"])
+    assert len(data["peak"]["drop_ci95"]) == 2
     assert data["peak"]["idle_cpu_per_s"]["on"] > 0
