@@ -20,7 +20,8 @@ last report, shown in ``/admin/scaling`` under ``pods``; ``prsm_scaling_pod_repo
 
 With leader election (``kubernetes.leader_election``) every candidate pod has a receiver, and
 its ``gate`` says whether it leads: one that does not answers 503 with the leader's URL
-(``{"leader": url}``, "" if none is known), and the reporter sends its report there. Under
+(``{"leader": url}``, "" if none is known), and the reporter sends its report there; when it
+stops leading it forgets its reporters (:meth:`PodLoadReceiver.end_term`). Under
 ``serve --workers N`` a report a gateway process handed on after the serving parent stopped
 leading is not played but counted (``outcome="late"``) and logged.
 """
@@ -294,6 +295,20 @@ class PodLoadReceiver:
         if lost and self.on_change is not None:
             self.on_change()
         return lost
+
+    def end_term(self) -> None:
+        """This pod stopped leading: its reporters report to the next leader now. Each is
+        forgotten with the requests it held in service, not ended (they go on at the next
+        leader; ended here, as unfinished once its lease passed, they would count as failures
+        in this pod's next term)."""
+        held = sum(sum(r.held.values()) for r in self.reporters.values())
+        dropped = bool(self.reporters)
+        self.reporters.clear()
+        self._reporting.set(0)
+        if held:
+            log.info("%d request(s) in service the pods reported go on at the next leader", held)
+        if dropped and self.on_change is not None:
+            self.on_change()
 
     def _forget_lost(self) -> None:
         lost = [r for r in self.reporters.values() if r.lost]

@@ -148,6 +148,15 @@ class LoadTracker:
         snap = sessions.snapshot(now)
         return snap if snap.settled or snap.open else None
 
+    def end_term(self) -> None:
+        """This pod stopped leading the scaling (a leader election's term ended): the window
+        is closed (its requests are the ended term's) and nothing is in flight or queued any
+        more (those requests go on at the next leader, which counts them as they start and
+        end). Kept: the arrivals per step, the service times and the users' sessions, the
+        load as observed."""
+        self.take_window()
+        self.in_flight = self.queued = 0
+
     def take_window(self) -> LoadWindow:
         """The window since the previous call (and start a new one)."""
         self._advance()

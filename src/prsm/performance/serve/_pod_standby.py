@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from ..monitoring._registry import MetricsRegistry
     from ..scaling._election import LeaderElectionSettings
     from ..scaling._loop import ScalingLoop
+    from ..scaling._pods import PodLoadReceiver
     from ..scaling._replay import StepRecord
     from ..scaling._scaler import PredictiveScaler
     from ..scaling._session_state import FrozenSessions
@@ -107,6 +108,8 @@ class LeaderScaler:
         self.elector = LeaderElector(store, settings, identity, url, clock=clock,
                                      on_change=self._changed, metrics=metrics)  # fmt: skip
         self.mirror: WarmMirror | None = None
+        #: this pod's report receiver (:meth:`take_reports`)
+        self.receiver: PodLoadReceiver | None = None
         #: sends a report handed on after this pod stopped leading to the leader
         self.late: LateResender | None = None
 
@@ -122,9 +125,7 @@ class LeaderScaler:
         loop = self.scaler.loop
         if not leading:
             await loop.close()
-            # the requests this term took after its last decision are no later term's: a new
-            # term's first decision counts from here (a standby takes no reports)
-            self.tracker.take_window()
+            self._end_term()
             return
         # what an earlier term decided is stale: start afresh, but as if the last leader had
         # just asked for the replicas the Deployment has, so that none is removed before the
@@ -150,6 +151,24 @@ class LeaderScaler:
                      "and replays its last %d decision(s)", len(held.load),
                      len(loop.records))  # fmt: skip
         self.scaler.start()
+
+    def _end_term(self) -> None:
+        """What this pod holds of a term once it ends (its loop stopped; a standby takes no
+        reports, :meth:`gate`): the arrivals per step, the service times and the users'
+        sessions, as observed. Not the window since its last decision (a new term's first
+        decision counts from here), nor the requests in flight or queued, nor the reporters
+        with those they held in service: those requests go on at the next leader, which
+        counts them; a re-elected pod starts with nothing in flight it does not see and no
+        failure it did not observe (ended here, held requests would count as failures)."""
+        if self.receiver is not None:
+            self.receiver.end_term()
+        self.tracker.end_term()
+
+    def take_reports(self, receiver: PodLoadReceiver) -> None:
+        """``receiver`` (this pod's, over :attr:`tracker`) plays reports only while this pod
+        leads, and forgets its reporters when a term ends."""
+        receiver.gate = self.gate
+        self.receiver = receiver
 
     def gate(self) -> str | None:
         """For the report receiver: ``None`` while this pod leads, else the leader's URL."""
@@ -310,7 +329,7 @@ def attach_candidate(app: GatewayApp, config: PRSMConfig, make: RemoteScaler) ->
         leader = wrap(make(perf.registry, perf.clock, perf.metrics), perf.clock, perf.metrics)
         receiver = attach_pod_receiver(app, config, leader.tracker)
         if receiver is not None:
-            receiver.gate = leader.gate
+            leader.take_reports(receiver)
         app.admin.scaling_history = leader.history
         perf.attach_scaler(leader)  # the elector starts with the orchestrator
 

@@ -128,7 +128,8 @@ class PoolNodes:
                 self.receiver = PodLoadReceiver(self.scaler.tracker, *self.pods, clock=clock,
                                                 metrics=self.metrics)  # fmt: skip
                 self.receiver.on_change = lambda: self._scaled(None)  # pods joined, lost
-                self.receiver.gate = getattr(self.scaler, "gate", None)
+                if self.standby is not None:  # gated while it does not lead, reset at a term's end
+                    self.scaler.take_reports(self.receiver)
                 self.receiver.resend = getattr(self.scaler, "resend", None)  # late reports
 
     def serving(self) -> list[NodeSpec]:
