@@ -6,15 +6,20 @@ node to the scaler (:class:`~prsm.performance.serve._pod_report.PodLoadReporter`
 process sends them to its serving parent: ``POST /admin/scaling/load`` with an admin key and
 the JSON body ``{"pod", "instance", "node", "seq", "interval", "events", "dropped",
 "retries"}`` (``events`` as :class:`~prsm.performance.serve._pool_client.LoadReporter`'s,
-played by the same :func:`~prsm.performance.scaling._tracked.play_load`).
+played by the same :func:`~prsm.performance.scaling._tracked.play_load`) and, from a newer
+reporter, ``in_service``: ``[node, count]`` pairs, the requests its earlier reports started
+and did not end.
 
 :class:`PodLoadReceiver` is the scaler's side: each reporter (one gateway process of a pod:
-its ``instance``) has its requests in service held; a report whose ``seq`` is not newer than
-the last one played (a retry whose answer was lost) is acknowledged and not played again; a
-reporter that has not reported for its lease (``lease`` seconds, at least three of its
-intervals) is *lost*: what it held in service ends as unfinished, as for a gateway process
-whose connection is lost. :meth:`PodLoadReceiver.snapshot` is each reporter's identity and
-last report, shown in ``/admin/scaling`` under ``pods``; ``prsm_scaling_pod_reports_total
+its ``instance``) has its requests in service held, from its first report in a term with
+those its ``in_service`` names (in flight at once, without a wait sample: they started under
+an earlier leader, or before this pod started, and their ends follow); a report whose
+``seq`` is not newer than the last one played (a retry whose answer was lost) is
+acknowledged and not played again; a reporter that has not reported for its lease (``lease``
+seconds, at least three of its intervals) is *lost*: what it held in service ends as
+unfinished, as for a gateway process whose connection is lost.
+:meth:`PodLoadReceiver.snapshot` is each reporter's identity and last report, shown in
+``/admin/scaling`` under ``pods``; ``prsm_scaling_pod_reports_total
 {outcome="played"|"repeated"|"refused"|"redirected"}`` counts the reports and
 ``prsm_scaling_pods_reporting`` the reporters within their lease.
 
@@ -39,7 +44,8 @@ import orjson
 from ..clock import Clock
 from ..errors import ConfigError
 from ..monitoring._registry import MetricsRegistry
-from ._tracked import Held, LoadHooks, check_load_events, end_held, play_load
+from ._tracked import Held, check_load_events, end_held, play_load
+from ._tracker import LoadTracker
 from ._types import check_positive, check_whole
 
 log = logging.getLogger(__name__)
@@ -138,6 +144,7 @@ def parse_report(body: bytes, node: str, max_events: int) -> dict[str, Any]:
         raise ReportError(400, "resent: must be true or false")
     if report["interval"] > MAX_INTERVAL:  # its lease is three intervals: never unbounded
         raise ReportError(400, f"interval: at most {MAX_INTERVAL:g} s")
+    _check_in_service(report.get("in_service", []), max_events)
     events = report.get("events")
     if isinstance(events, list) and len(events) > max_events:
         raise ReportError(413, f"events: {len(events)} in one report; at most {max_events}")
@@ -146,6 +153,23 @@ def parse_report(body: bytes, node: str, max_events: int) -> dict[str, Any]:
     except ValueError as exc:
         raise ReportError(400, str(exc)) from None
     return report
+
+
+def _check_in_service(pairs: object, max_events: int) -> None:
+    """A report's optional ``in_service``: ``[node, count]`` pairs (``node`` a string or
+    ``None``, each once; ``count`` a whole number ≥ 0), at most ``max_events`` in all."""
+    if not isinstance(pairs, list) or len(pairs) > max_events:
+        raise ReportError(400, f"in_service: a list of [node, count] pairs, at most {max_events}")
+    nodes: set[str | None] = set()
+    for pair in pairs:
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not isinstance(pair[0], (str, type(None))) or len(pair[0] or "") > 200
+                or not isinstance(pair[1], int) or isinstance(pair[1], bool) or pair[1] < 0
+                or pair[0] in nodes):  # fmt: skip
+            raise ReportError(400, f"in_service: a bad [node, count] pair: {pair!r:.80}")
+        nodes.add(pair[0])
+    if sum(pair[1] for pair in pairs) > max_events:
+        raise ReportError(400, f"in_service: more than {max_events} requests in all")
 
 
 @dataclass(slots=True)
@@ -165,6 +189,7 @@ class _Reporter:
     retries: int = 0
     lost: bool = False
     ended: int = 0  # requests in service ended unfinished when it was lost
+    resumed: int = 0  # requests in service it held before its first report here (this term)
 
 
 class PodLoadReceiver:
@@ -172,7 +197,7 @@ class PodLoadReceiver:
 
     def __init__(
         self,
-        tracker: LoadHooks,
+        tracker: LoadTracker,
         settings: ScalingReportSettings,
         node: str,
         *,
@@ -251,14 +276,21 @@ class PodLoadReceiver:
         reporter = self.reporters.get(instance)
         joined = False
         if reporter is None or reporter.lost:
-            if reporter is None:
+            first = reporter is None  # its first report this term (a lost one's were ended)
+            if first:
                 self._forget_lost()
             reporter = _Reporter(str(report["pod"]), instance, str(report["node"]),
                                  float(report["interval"]), now, self.clock.time())  # fmt: skip
             self.reporters[instance] = reporter
             self._reporting.inc()
             joined = True
-            log.info("gateway pod %s (%s) reports its load", reporter.pod, instance)
+            if first:  # what it holds in service already (started before this term)
+                for node, count in report.get("in_service", []):
+                    reporter.held[node] = reporter.held.get(node, 0) + count
+                reporter.resumed = sum(reporter.held.values())
+                self.tracker.resumed(reporter.resumed)
+            log.info("gateway pod %s (%s) reports its load, %d request(s) in service already",
+                     reporter.pod, instance, reporter.resumed)  # fmt: skip
         reporter.last, reporter.last_wall = now, self.clock.time()
         reporter.interval = float(report["interval"])
         reporter.dropped, reporter.retries = int(report["dropped"]), int(report["retries"])
@@ -330,6 +362,7 @@ class PodLoadReceiver:
              "seconds_since": round(now - r.last, 3), "interval": r.interval,
              "lease": self.lease(r), "seq": r.seq, "reports": r.reports, "events": r.events,
              "duplicates": r.duplicates, "in_service": sum(r.held.values()),
+             "resumed": r.resumed,
              "ended_unfinished": r.ended, "dropped": r.dropped, "retries": r.retries}
             for r in self.reporters.values()
         ]  # fmt: skip

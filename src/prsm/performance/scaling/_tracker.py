@@ -128,6 +128,13 @@ class LoadTracker:
         self._services.append(service_time)
         self._service_sum += service_time
 
+    def resumed(self, count: int) -> None:
+        """``count`` requests already in service that this tracker did not see start (those a
+        gateway pod reports holding when it first reports to a new leader): in flight from
+        now on, with no arrival and no wait sample (their :meth:`finished` follows)."""
+        self._advance()
+        self.in_flight += count
+
     # -- readings --------------------------------------------------------------------------
     @property
     def service_time(self) -> float | None:

@@ -32,6 +32,7 @@ from ._process_metrics import process_name
 if TYPE_CHECKING:
     from ..gateway._app import GatewayApp
     from ..scaling._tracked import LoadHooks
+    from ..scaling._tracker import LoadTracker
     from ._pool_client import SharedPoolUpstream
 
 #: the route the reported node is moved onto (tracked)
@@ -99,7 +100,7 @@ def attach_pod_reporter(app: GatewayApp, config: PRSMConfig) -> None:
 
 
 def attach_pod_receiver(
-    app: GatewayApp, config: PRSMConfig, tracker: LoadHooks
+    app: GatewayApp, config: PRSMConfig, tracker: LoadTracker
 ) -> PodLoadReceiver | None:
     """On the scaler pod (one gateway process): take the other pods' reports into
     ``tracker`` (the scaler's), expiring silent ones, until the app shuts down."""

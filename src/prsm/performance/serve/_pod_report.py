@@ -18,7 +18,9 @@ each report, and in :meth:`~PodLoadReporter.snapshot`) and logged (at once, then
 every 30 s with the totals, and when reports get through again), and counted in
 ``prsm_scaling_report_events_total{outcome="sent"|"dropped"}`` and
 ``prsm_scaling_report_retries_total``. The key is read once, never logged, and appears in no
-snapshot.
+snapshot. Each report names, per node, the requests its reporter's earlier reports started
+and did not end (``in_service``): a scaler it first reports to (a new leader, a restarted
+scaler) holds those in service until their ends come.
 
 With leader election among the scaler pods, ``url`` is where a report goes first (the
 candidates' Service, or the pod itself on a candidate); a candidate that does not lead
@@ -47,6 +49,7 @@ from ..clock import Clock
 from ..errors import ConfigError
 from ..monitoring._registry import MetricsRegistry
 from ..scaling._pods import ScalingReportSettings
+from ..scaling._tracked import Held
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,10 @@ class PodLoadReporter:
         self._client = client if client is not None else httpx.AsyncClient()
         self._backlog: deque[list[Any]] = deque()
         self._batch: list[list[Any]] | None = None  # being sent (again) as ``seq``
+        #: per node, the requests the batches so far started and did not end; and as it was
+        #: before the batch being sent (that report's ``in_service``)
+        self._held: Held = {}
+        self._held_before: list[list[Any]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.seq = 0
@@ -194,10 +201,13 @@ class PodLoadReporter:
         if self._batch is None:
             size = min(len(self._backlog), self.settings.max_batch)
             self._batch = [self._backlog.popleft() for _ in range(size)]
+            self._held_before = _capped(self._held, self.settings.max_events)
+            _hold(self._held, self._batch)
             self.seq += 1
         return {"pod": self.pod, "instance": self.instance, "node": self.settings.node,
                 "seq": self.seq, "interval": self.settings.interval, "events": self._batch,
-                "dropped": self.dropped, "retries": self.retries}  # fmt: skip
+                "dropped": self.dropped, "retries": self.retries,
+                "in_service": self._held_before}  # fmt: skip
 
     async def send_once(self) -> bool:
         """Send one report; whether the scaler acknowledged it."""
@@ -288,6 +298,28 @@ class PodLoadReporter:
                 "waiting": self.waiting, "dropped": self.dropped, "retries": self.retries,
                 "failing": self.failures, "last_error": self.last_error,
                 "target": self.target, "redirects": self.redirects}  # fmt: skip
+
+
+def _hold(held: Held, events: list[list[Any]]) -> None:
+    """Count ``events``' starts and ends into ``held`` as a scaler plays them (an end with
+    nothing held on its node is not counted)."""
+    for event in events:
+        if event[0] == "s":
+            held[event[2]] = held.get(event[2], 0) + 1
+        elif event[0] == "f" and held.get(event[3], 0) > 0:
+            held[event[3]] -= 1
+
+
+def _capped(held: Held, limit: int) -> list[list[Any]]:
+    """``held`` as ``[node, count]`` pairs, at most ``limit`` in all (the most a scaler takes:
+    beyond it, a report would be refused; the excess is not counted, as before the field)."""
+    pairs: list[list[Any]] = []
+    for node, count in held.items():
+        sent = min(count, limit)
+        if sent:
+            pairs.append([node, sent])
+            limit -= sent
+    return pairs
 
 
 def _leader(answer: httpx.Response) -> str:
