@@ -7,7 +7,8 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -15,6 +16,8 @@ import yaml
 
 from prsm.performance.config import load_config
 from prsm.performance.errors import ConfigError
+from prsm.performance.scaling._pods import ScalingReportSettings
+from prsm.performance.serve._pod_links import forward_pod_reports
 
 
 async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:
@@ -51,3 +54,17 @@ def six_at_once(url: str, timeout: float = 30.0) -> set[int]:
 
     with ThreadPoolExecutor(6) as pool:
         return set(pool.map(one, range(12)))
+
+
+def forwarding(parent: object) -> Callable[[bytes], Any]:
+    """What a gateway process of ``serve --workers N`` on a scaler pod does with a report
+    (:func:`forward_pod_reports`' ``accept``): checked, then handed to ``parent`` (its serving
+    parent's link: ``send_now(message)``)."""
+    kube = SimpleNamespace(enabled=True, node="vllm")
+    config = SimpleNamespace(orchestrator=SimpleNamespace(auto_scaling=True), kubernetes=kube,
+                             scaling_report=ScalingReportSettings())  # fmt: skip
+    app = SimpleNamespace(admin=SimpleNamespace(scaling_load=None))
+    forward_pod_reports(cast(Any, app), cast(Any, config), cast(Any, parent))
+    accept = app.admin.scaling_load
+    assert accept is not None
+    return cast("Callable[[bytes], Any]", accept)

@@ -9,8 +9,7 @@ parent's frames, and a late report keeps it when sent on to the new leader."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import orjson
@@ -19,10 +18,10 @@ import pytest
 from prsm.performance.clock import ManualClock
 from prsm.performance.scaling._pods import PodLoadReceiver, ScalingReportSettings
 from prsm.performance.scaling._tracker import LoadTracker
-from prsm.performance.serve._pod_links import forward_pod_reports
 from prsm.performance.serve._pod_report import PodLoadReporter
 from prsm.performance.workers._protocol import pack, unpack
 
+from .helpers import forwarding
 from .test_late_reports import _pair
 
 START, END = ["s", 0.0, "vllm"], ["f", 2.0, False, "vllm"]
@@ -151,13 +150,7 @@ async def test_under_workers_it_reaches_the_parent_and_a_late_report_keeps_it() 
             handed.append(pack(message)[4:])
             return True
 
-    kube = SimpleNamespace(enabled=True, node="vllm")
-    config = SimpleNamespace(orchestrator=SimpleNamespace(auto_scaling=True), kubernetes=kube,
-                             scaling_report=ScalingReportSettings())  # fmt: skip
-    app = SimpleNamespace(admin=SimpleNamespace(scaling_load=None))
-    forward_pod_reports(cast(Any, app), cast(Any, config), cast(Any, Parent()))
-    accept = app.admin.scaling_load
-    assert accept is not None
+    accept = forwarding(Parent())
     bad = orjson.dumps(_report(1, in_service=[["vllm", -2]]))
     assert accept(bad)[0] == 400 and handed == []
     assert accept(orjson.dumps(_report(1, END, in_service=[["vllm", 2], [None, 1]])))[0] == 202

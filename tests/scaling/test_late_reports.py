@@ -18,10 +18,9 @@ import pytest
 from prsm.performance.clock import ManualClock
 from prsm.performance.scaling._pods import PodLoadReceiver, ScalingReportSettings
 from prsm.performance.scaling._tracker import LoadTracker
-from prsm.performance.serve._pod_links import forward_pod_reports
 from prsm.performance.serve._pod_resend import MAX_IN_FLIGHT, LateResender
 
-from .helpers import until
+from .helpers import forwarding, until
 
 KEY = "admin-key-of-the-candidates-77e1"
 
@@ -138,13 +137,7 @@ async def test_a_late_report_taken_by_a_workers_leaders_gateway_process_is_count
             handed.append(message)
             return True
 
-    kube = SimpleNamespace(enabled=True, node="vllm")
-    config = SimpleNamespace(orchestrator=SimpleNamespace(auto_scaling=True), kubernetes=kube,
-                             scaling_report=ScalingReportSettings())  # fmt: skip
-    app = SimpleNamespace(admin=SimpleNamespace(scaling_load=None))
-    forward_pod_reports(cast(Any, app), cast(Any, config), cast(Any, Parent()))
-    accept = app.admin.scaling_load
-    assert accept is not None
+    accept = forwarding(Parent())
 
     def leader(request: httpx.Request) -> httpx.Response:
         status, body = accept(request.content)
