@@ -170,8 +170,10 @@ def session_features(
     targets: list[np.ndarray[Any, Any]] = []
     at: list[np.ndarray[Any, Any]] = []
     grid_t = np.arange(fit[0], test[1] - window[1], grid)
-    for u in np.unique(users):
-        ts, ex = times[users == u], service[users == u]
+    order = np.argsort(users, kind="stable")  # each user's requests, in time, users in order
+    per_user = np.split(order, np.flatnonzero(np.diff(users[order])) + 1)
+    for idx in per_user:
+        ts, ex = times[idx], service[idx]
         last = np.searchsorted(ts, grid_t, side="right") - 1
         live = last >= 0
         t, i = grid_t[live], last[live]
@@ -197,10 +199,10 @@ def session_features(
         )
         at.append(t)
     # users' cadence: consecutive requests of a user under ``gap`` apart, both in the span
-    span = (times >= fit[0]) & (times < test[1])
     gaps, prev_gaps, before_end, after_answer = [], [], [], []
-    for u in np.unique(users[span]):
-        ts, ex = times[span & (users == u)], service[span & (users == u)]
+    for every in per_user:
+        idx = every[(times[every] >= fit[0]) & (times[every] < test[1])]
+        ts, ex = times[idx], service[idx]
         g = np.diff(ts)
         ok = g < gap
         gaps.append(g[ok])
